@@ -1,0 +1,20 @@
+using Analytics.FastIngest.Transport;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Analytics.FastIngest;
+
+public static class IngestEndpoints
+{
+    /// <summary>Maps /v1/ws and /v1/events; /v1/echo too when <paramref name="enableEcho"/>.</summary>
+    public static IEndpointRouteBuilder MapFastIngest(this IEndpointRouteBuilder app, bool enableEcho)
+    {
+        app.Map("/v1/ws", (HttpContext c, IngestProcessor p, IngestMetrics m) => WebSocketIngest.HandleAsync(c, p, m));
+        app.MapPost("/v1/events", (HttpContext c, IngestProcessor p, IngestMetrics m) => HttpIngest.HandleAsync(c, p, m));
+        app.MapMethods("/v1/events", ["OPTIONS"], (HttpContext c) => HttpIngest.Preflight(c));
+        if (enableEcho) app.Map("/v1/echo", WebSocketIngest.EchoAsync);
+        return app;
+    }
+}

@@ -1,0 +1,54 @@
+using System.Text;
+using Analytics.Contracts.V1;
+
+namespace Analytics.FastIngest;
+
+/// <summary>
+/// Ingest counters, exported in Prometheus text format at GET /metrics. Plain Interlocked
+/// counters: the hot path pays one atomic add per batch and per rejection, nothing per event.
+/// </summary>
+public sealed class IngestMetrics
+{
+    private static readonly RejectionReason[] Reasons = Enum.GetValues<RejectionReason>();
+    private readonly long[] _rejectedByReason = new long[Reasons.Max(r => (int)r) + 1];
+    private long _batches, _accepted, _retryBatches, _malformedBatches, _unknownSiteBatches, _oversizeMessages, _connections, _openConnections;
+
+    public long AcceptedEvents => Interlocked.Read(ref _accepted);
+    public long RejectedEvents => _rejectedByReason.Sum();
+
+    internal void Batch(int accepted) { Interlocked.Increment(ref _batches); Interlocked.Add(ref _accepted, accepted); }
+    internal void Rejected(RejectionReason reason) => Interlocked.Increment(ref _rejectedByReason[(int)reason]);
+    internal void Retry() => Interlocked.Increment(ref _retryBatches);
+    internal void Malformed() => Interlocked.Increment(ref _malformedBatches);
+    internal void UnknownSite() => Interlocked.Increment(ref _unknownSiteBatches);
+    internal void Oversize() => Interlocked.Increment(ref _oversizeMessages);
+    internal void ConnectionOpened() { Interlocked.Increment(ref _connections); Interlocked.Increment(ref _openConnections); }
+    internal void ConnectionClosed() => Interlocked.Decrement(ref _openConnections);
+
+    public string ToPrometheusText()
+    {
+        var sb = new StringBuilder();
+        void Counter(string name, string help, long value, string labels = "")
+        {
+            sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
+            sb.Append("# TYPE ").Append(name).Append(name.EndsWith("_total", StringComparison.Ordinal) ? " counter\n" : " gauge\n");
+            sb.Append(name).Append(labels).Append(' ').Append(value).Append('\n');
+        }
+        Counter("analytics_ingest_batches_total", "Batches processed (acked OK).", Interlocked.Read(ref _batches));
+        Counter("analytics_ingest_events_accepted_total", "Events made durable and acknowledged.", AcceptedEvents);
+        sb.Append("# HELP analytics_ingest_events_rejected_total Events rejected by validation, by reason.\n# TYPE analytics_ingest_events_rejected_total counter\n");
+        foreach (var reason in Reasons)
+        {
+            if (reason == RejectionReason.Unspecified) continue;
+            sb.Append("analytics_ingest_events_rejected_total{reason=\"").Append(reason).Append("\"} ").Append(Interlocked.Read(ref _rejectedByReason[(int)reason])).Append('\n');
+        }
+        Counter("analytics_ingest_batches_retry_total", "Batches answered with RETRY (event log unavailable).", Interlocked.Read(ref _retryBatches));
+        Counter("analytics_ingest_batches_malformed_total", "Batches that did not decode.", Interlocked.Read(ref _malformedBatches));
+        Counter("analytics_ingest_batches_unknown_site_total", "Batches with an unknown site key.", Interlocked.Read(ref _unknownSiteBatches));
+        Counter("analytics_ingest_messages_oversize_total", "Messages over the size limit.", Interlocked.Read(ref _oversizeMessages));
+        Counter("analytics_ingest_connections_total", "WebSocket connections accepted.", Interlocked.Read(ref _connections));
+        Counter("analytics_ingest_connections_open", "WebSocket connections open now.", Interlocked.Read(ref _openConnections));
+        Counter("dotnet_gc_allocated_bytes_total", "Bytes allocated by the process (GC.GetTotalAllocatedBytes).", GC.GetTotalAllocatedBytes(false));
+        return sb.ToString();
+    }
+}

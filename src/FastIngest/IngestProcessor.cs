@@ -1,0 +1,177 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using Analytics.Contracts.V1;
+using Analytics.EventLog;
+using Analytics.FastIngest.Enrichment;
+using Analytics.FastIngest.Protocol;
+using Analytics.FastIngest.Sites;
+using Analytics.FastIngest.Validation;
+
+namespace Analytics.FastIngest;
+
+/// <summary>
+/// One batch, transport-independent: parse (zero-copy), resolve the site, validate each event,
+/// enrich, encode log records, append to the event log, and build the Ack. The Ack says OK only
+/// after the log reported the records durable; if the log refuses, the Ack says RETRY and
+/// nothing of the batch counts as accepted (a resend is safe: events are deduplicated by id).
+/// The synchronous part runs on spans; only the log append is awaited.
+/// </summary>
+public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLimits limits, IngestMetrics metrics, TimeProvider clock)
+{
+    private readonly VisitorIdHasher _visitorIds = new(sites);
+
+    /// <summary>How long a client should wait before resending after the log refused writes.</summary>
+    public const uint RetryAfterMs = 1000;
+
+    public IngestLimits Limits => limits;
+
+    public ValueTask<IngestResult> ProcessAsync(ReadOnlyMemory<byte> message, ClientInfo client, IngestScratch scratch, CancellationToken cancellationToken)
+    {
+        var prepared = Prepare(message.Span, client, scratch);
+        if (prepared.Status != AckStatus.Ok || prepared.RecordCount == 0)
+        {
+            return ValueTask.FromResult(Finish(prepared, scratch));
+        }
+        return AppendAsync(prepared, scratch, cancellationToken);
+    }
+
+    private async ValueTask<IngestResult> AppendAsync(Prepared prepared, IngestScratch scratch, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await log.AppendAsync(prepared.MerchantId, scratch.Records.AsMemory(0, scratch.RecordsLength), prepared.RecordCount, cancellationToken).ConfigureAwait(false);
+        }
+        catch (EventLogUnavailableException)
+        {
+            metrics.Retry();
+            return Finish(prepared with { Status = AckStatus.Retry }, scratch);
+        }
+        return Finish(prepared, scratch);
+    }
+
+    private readonly record struct Prepared(AckStatus Status, ulong Seq, ulong MerchantId, int RecordCount);
+
+    private Prepared Prepare(ReadOnlySpan<byte> message, ClientInfo client, IngestScratch scratch)
+    {
+        scratch.Reset();
+        if (!BatchView.TryParse(message, out var batch))
+        {
+            metrics.Malformed();
+            return new Prepared(AckStatus.Malformed, 0, 0, 0);
+        }
+        Site? site = EventValidator.IsSiteKeyFormat(batch.SiteKey, limits) ? sites.Resolve(batch.SiteKey) : null;
+        if (site is null)
+        {
+            metrics.UnknownSite();
+            return new Prepared(AckStatus.UnknownSite, batch.Seq, 0, 0);
+        }
+
+        var receivedAt = clock.GetUtcNow();
+        var enrichment = new StoredEventWriter.Enrichment(
+            (ulong)site.MerchantId, (ulong)site.SiteId, receivedAt.ToUnixTimeMilliseconds(),
+            _visitorIds.Compute(client, site.SiteId, receivedAt), client);
+
+        int index = 0;
+        int records = 0;
+        foreach (var raw in batch.GetEvents())
+        {
+            RejectionReason reason;
+            if (index >= limits.MaxEventsPerBatch) reason = RejectionReason.TooManyEvents;
+            else if (!EventView.TryParse(raw, out var evt)) reason = RejectionReason.MalformedEvent;
+            else
+            {
+                reason = EventValidator.Validate(evt, limits);
+                if (reason == RejectionReason.Unspecified)
+                {
+                    var destination = scratch.ReserveRecord(StoredEventWriter.MaxEncodedSize(raw.Length, client));
+                    int written = StoredEventWriter.Write(destination[4..], evt, enrichment);
+                    BinaryPrimitives.WriteInt32LittleEndian(destination, written);
+                    scratch.CommitRecord(4 + written);
+                    records++;
+                }
+            }
+            if (reason != RejectionReason.Unspecified)
+            {
+                scratch.AddRejection(new Rejected(index, reason));
+                metrics.Rejected(reason);
+            }
+            index++;
+        }
+        return new Prepared(AckStatus.Ok, batch.Seq, (ulong)site.MerchantId, records);
+    }
+
+    private IngestResult Finish(Prepared prepared, IngestScratch scratch)
+    {
+        bool ok = prepared.Status == AckStatus.Ok;
+        if (ok) metrics.Batch(prepared.RecordCount);
+        var rejections = ok ? scratch.Rejections : default;
+        int accepted = ok ? prepared.RecordCount : 0;
+        uint retryAfter = prepared.Status == AckStatus.Retry ? RetryAfterMs : 0;
+        var ackBuffer = scratch.AckBuffer(AckWriter.MaxEncodedSize(rejections.Length));
+        int length = AckWriter.Write(ackBuffer, prepared.Seq, prepared.Status, accepted, rejections, retryAfter);
+        return new IngestResult(prepared.Status, prepared.Seq, accepted, rejections.Length, scratch.AckMemory(length));
+    }
+}
+
+public readonly record struct IngestResult(AckStatus Status, ulong Seq, int Accepted, int Rejected, ReadOnlyMemory<byte> Ack);
+
+/// <summary>
+/// Buffers reused across the batches of one connection (or request): encoded records,
+/// rejections and the Ack. Rented from the shared pool so idle connections hold little.
+/// </summary>
+public sealed class IngestScratch : IDisposable
+{
+    private byte[] _records = [];
+    private Rejected[] _rejections = [];
+    private int _rejectionCount;
+    private byte[] _ack = [];
+
+    internal byte[] Records => _records;
+    internal int RecordsLength { get; private set; }
+    internal ReadOnlySpan<Rejected> Rejections => _rejections.AsSpan(0, _rejectionCount);
+
+    internal void Reset()
+    {
+        RecordsLength = 0;
+        _rejectionCount = 0;
+    }
+
+    internal Span<byte> ReserveRecord(int maxBytes)
+    {
+        int needed = RecordsLength + 4 + maxBytes;
+        if (needed > _records.Length) Grow(ref _records, needed, RecordsLength);
+        return _records.AsSpan(RecordsLength, 4 + maxBytes);
+    }
+
+    internal void CommitRecord(int bytes) => RecordsLength += bytes;
+
+    internal void AddRejection(Rejected rejection)
+    {
+        if (_rejectionCount == _rejections.Length) Array.Resize(ref _rejections, Math.Max(16, _rejections.Length * 2));
+        _rejections[_rejectionCount++] = rejection;
+    }
+
+    internal Span<byte> AckBuffer(int maxBytes)
+    {
+        if (_ack.Length < maxBytes) Grow(ref _ack, maxBytes, 0);
+        return _ack;
+    }
+
+    internal ReadOnlyMemory<byte> AckMemory(int length) => _ack.AsMemory(0, length);
+
+    private static void Grow(ref byte[] buffer, int needed, int keep)
+    {
+        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, Math.Max(4096, buffer.Length * 2)));
+        buffer.AsSpan(0, keep).CopyTo(bigger);
+        if (buffer.Length > 0) ArrayPool<byte>.Shared.Return(buffer);
+        buffer = bigger;
+    }
+
+    public void Dispose()
+    {
+        if (_records.Length > 0) ArrayPool<byte>.Shared.Return(_records);
+        if (_ack.Length > 0) ArrayPool<byte>.Shared.Return(_ack);
+        _records = [];
+        _ack = [];
+    }
+}

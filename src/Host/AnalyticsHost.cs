@@ -1,0 +1,100 @@
+using System.Security.Cryptography;
+using Analytics.EventLog;
+using Analytics.FastIngest;
+using Analytics.FastIngest.Sites;
+using Analytics.FastIngest.Validation;
+using Analytics.QueryService;
+using Analytics.Rollup;
+using Analytics.Store;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace Analytics.Host;
+
+public sealed class HostSettings
+{
+    /// <summary>Registry, event log and Rollup checkpoints live here.</summary>
+    public required string DataDirectory { get; init; }
+    /// <summary>chDB's data directory; one per process (a chDB limitation), shared by databases.</summary>
+    public string? ChDbPath { get; init; }
+    public string Database { get; init; } = "analytics";
+    public string Urls { get; init; } = "http://127.0.0.1:5080";
+    public bool EnableEcho { get; init; }
+    public bool Quiet { get; init; }
+    public IngestLimits Limits { get; init; } = IngestLimits.Default;
+    public FsyncMode Fsync { get; init; } = FsyncMode.Always;
+}
+
+/// <summary>
+/// The embedded deployment: FastIngest, Rollup and QueryService in one process, with the local
+/// durable log and the in-process ClickHouse engine. The same components run separately in the
+/// scale-out deployment; only this composition differs.
+/// </summary>
+public static class AnalyticsHost
+{
+    public static async Task<WebApplication> BuildAsync(HostSettings settings, CancellationToken ct = default)
+    {
+        string data = Path.GetFullPath(settings.DataDirectory);
+        Directory.CreateDirectory(data);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.WebHost.UseUrls(settings.Urls);
+        if (settings.Quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);
+
+        var registry = new SiteRegistry(Path.Combine(data, "registry.db"));
+        var log = LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { Fsync = settings.Fsync });
+        var engine = ChDbEngine.Open(settings.ChDbPath ?? Path.Combine(data, "chdb"));
+        var store = new EmbeddedColumnStore(engine);
+        string db = ClickHouseSql.RequirePlainIdentifier(settings.Database);
+        await store.ExecuteAsync($"CREATE DATABASE IF NOT EXISTS {db}", ct);
+        await new SchemaMigrator(store).MigrateAsync(Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse"), db, ct);
+
+        var services = builder.Services;
+        services.AddSingleton(registry);
+        services.AddSingleton<IEventLog>(log);
+        services.AddSingleton<IColumnStore>(store);
+        services.AddSingleton(settings.Limits);
+        services.AddSingleton<IngestMetrics>();
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<IngestProcessor>();
+        services.AddSingleton(new MetricsReader(store, db));
+        services.AddSingleton(new RollupOptions { Database = db, CheckpointDirectory = Path.Combine(data, "rollup") });
+        services.AddSingleton<RollupStatus>();
+        services.AddHostedService<RollupWorker>();
+
+        var app = builder.Build();
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) });
+        app.UseDefaultFiles();
+        app.UseStaticFiles();
+        app.MapFastIngest(settings.EnableEcho);
+        app.MapQueryService();
+        app.MapAdmin(AdminToken(data));
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(
+            ingest.ToPrometheusText() +
+            "# HELP analytics_rollup_events_stored_total Events stored by Rollup.\n# TYPE analytics_rollup_events_stored_total counter\n" +
+            $"analytics_rollup_events_stored_total {rollup.EventsStored}\n" +
+            "# HELP analytics_rollup_duplicates_skipped_total Resent events skipped by id.\n# TYPE analytics_rollup_duplicates_skipped_total counter\n" +
+            $"analytics_rollup_duplicates_skipped_total {rollup.DuplicatesSkipped}\n" +
+            "# HELP analytics_rollup_lag_records Records in the log not yet stored.\n# TYPE analytics_rollup_lag_records gauge\n" +
+            $"analytics_rollup_lag_records {rollup.Lag}\n",
+            "text/plain; version=0.0.4"));
+        // The host owns the log; dispose it after the server and Rollup have stopped.
+        app.Lifetime.ApplicationStopped.Register(() => log.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        return app;
+    }
+
+    /// <summary>The base address Kestrel bound (useful with port 0).</summary>
+    public static string BoundAddress(this WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+
+    /// <summary>Admin bearer token: random on first start, kept (0600) in the data directory.</summary>
+    public static string AdminToken(string dataDirectory)
+    {
+        string path = Path.Combine(dataDirectory, "admin-token");
+        if (File.Exists(path)) return File.ReadAllText(path).Trim();
+        string token = Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant();
+        File.WriteAllText(path, token);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return token;
+    }
+}

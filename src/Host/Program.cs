@@ -1,0 +1,98 @@
+using System.Text.Json;
+using Analytics.FastIngest.Sites;
+using Analytics.Host;
+
+var cli = new CommandLine(args);
+string command = cli.Positional.Count > 0 ? cli.Positional[0] : "serve";
+string data = Path.GetFullPath(cli.Get("data", ".data"));
+var json = new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+switch (command)
+{
+    case "serve":
+    {
+        var app = await AnalyticsHost.BuildAsync(new HostSettings
+        {
+            DataDirectory = data,
+            Urls = cli.Get("urls", "http://127.0.0.1:5080"),
+            Database = cli.Get("database", "analytics"),
+            EnableEcho = cli.Flag("echo"),
+            Quiet = cli.Flag("quiet"),
+        });
+        var demo = cli.Flag("demo") ? EnsureDemoSite(app.Services.GetRequiredService<SiteRegistry>()) : null;
+        await app.StartAsync();
+        PrintBanner(app.BoundAddress(), data, demo);
+        await app.WaitForShutdownAsync();
+        return 0;
+    }
+    case "sites" when cli.Positional.Count > 1 && cli.Positional[1] == "create":
+    {
+        string? domain = cli.Get("domain");
+        if (domain is null || (cli.Get("merchant") is null && cli.Get("merchant-id") is null))
+        {
+            Console.Error.WriteLine("usage: analytics sites create --domain example.com (--merchant \"Name\" | --merchant-id N) [--site-key KEY] [--data DIR]");
+            return 2;
+        }
+        using var registry = new SiteRegistry(EnsureDirectory(data, "registry.db"));
+        long merchantId = long.TryParse(cli.Get("merchant-id"), out long m) ? m : registry.CreateMerchant(cli.Get("merchant")!);
+        Console.WriteLine(JsonSerializer.Serialize(registry.CreateSite(merchantId, domain, cli.Get("site-key")), json));
+        return 0;
+    }
+    case "sites" when cli.Positional.Count > 1 && cli.Positional[1] == "list":
+    {
+        using var registry = new SiteRegistry(EnsureDirectory(data, "registry.db"));
+        Console.WriteLine(JsonSerializer.Serialize(registry.ListSites(), json));
+        return 0;
+    }
+    case "demo-traffic":
+        return await DemoTraffic.RunAsync(
+            cli.Get("url", "ws://127.0.0.1:5080/v1/ws"), cli.Get("site-key", DemoSite.Key),
+            cli.GetInt("visitors", 20), TimeSpan.FromSeconds(cli.GetInt("seconds", 60)));
+    default:
+        Console.Error.WriteLine("""
+            usage: analytics [command] [--data DIR]
+              serve [--urls http://127.0.0.1:5080] [--demo] [--echo] [--quiet]   run ingest + rollup + query
+              sites create --domain D (--merchant NAME | --merchant-id N) [--site-key K]
+              sites list
+              demo-traffic [--url ws://127.0.0.1:5080/v1/ws] [--site-key K] [--visitors 20] [--seconds 60]
+            """);
+        return 2;
+}
+
+static string EnsureDirectory(string data, string file)
+{
+    Directory.CreateDirectory(data);
+    return Path.Combine(data, file);
+}
+
+static Site EnsureDemoSite(SiteRegistry registry) =>
+    registry.Resolve(DemoSite.Key) ?? registry.CreateSite(registry.CreateMerchant("Demo Merchant"), "demo.localhost", DemoSite.Key);
+
+static void PrintBanner(string address, string data, Site? demo)
+{
+    string ws = address.Replace("http://", "ws://", StringComparison.Ordinal);
+    Console.WriteLine($$"""
+
+        Analytics is running (embedded: local event log + in-process ClickHouse)
+          dashboard      {{address}}/
+          ingest         {{ws}}/v1/ws   (WebSocket, protobuf EventBatch)   and   POST {{address}}/v1/events
+          query API      {{address}}/v1/sites/{site}/timeseries?metrics=pageviews,visitors&interval=minute
+                         {{address}}/v1/sites/{site}/aggregate?metrics=pageviews,visitors,visits,events
+          admin          POST {{address}}/admin/sites  (Authorization: Bearer $(cat {{data}}/admin-token))
+          metrics        {{address}}/metrics
+          data           {{data}}
+        """);
+    if (demo is not null)
+    {
+        Console.WriteLine($"""
+              demo site      id {demo.SiteId}, key {demo.SiteKey} (merchant {demo.MerchantId})
+              send traffic   ./run.sh demo-traffic     (simulated visitors for 60 s)
+              see numbers    curl '{address}/v1/sites/{demo.SiteId}/aggregate?metrics=pageviews,visitors,visits,events'
+            """);
+    }
+}
+
+static class DemoSite
+{
+    public const string Key = "demo-site-key";
+}

@@ -1,0 +1,152 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Analytics.Store;
+
+namespace Analytics.QueryService;
+
+/// <summary>
+/// Answers metrics queries from the rollups. Tenant safety: the merchant and site ids come from
+/// the registry, never from request parameters, and every statement filters on both; there is
+/// no code path that builds SQL without them.
+/// Which rollup: day buckets for UTC days, hour buckets for zones with whole-hour offsets,
+/// minute buckets otherwise; aggregates use the coarsest rollup aligned with both ends.
+/// Unique visitors merge uniq states (uniqMerge), so they are right over any range.
+/// </summary>
+public sealed class MetricsReader(IColumnStore store, string database)
+{
+    public sealed record Bucket(DateTimeOffset Time, IReadOnlyDictionary<string, long> Values);
+
+    public async Task<IReadOnlyList<Bucket>> TimeseriesAsync(MetricsQuery q, CancellationToken ct)
+    {
+        // Whole buckets only: widen [From, To) to the bucket edges so the first and last
+        // buckets are complete.
+        var starts = BucketStarts(q).ToList();
+        if (starts.Count == 0) return [];
+        q = q with { From = starts[0], To = NextBucket(starts[^1], q) };
+        var (table, bucketExpr) = ChooseTimeseriesSource(q);
+        string sql = $"""
+            SELECT toUnixTimestamp({bucketExpr}) AS t, {MetricColumns(q)}
+            FROM {database}.{table}
+            WHERE {Scope(q, table)}
+            GROUP BY t ORDER BY t
+            """;
+        var rows = await store.QueryRowsAsync(sql, ct);
+        var byTime = new Dictionary<long, Dictionary<string, long>>();
+        foreach (var row in rows)
+        {
+            var values = new Dictionary<string, long>();
+            for (int i = 0; i < q.Metrics.Count; i++) values[q.Metrics[i]] = ReadLong(row[i + 1]);
+            byTime[ReadLong(row[0])] = values;
+        }
+        var result = new List<Bucket>(starts.Count);
+        foreach (var start in starts)
+        {
+            var values = byTime.TryGetValue(start.ToUnixTimeSeconds(), out var v) ? v : q.Metrics.ToDictionary(m => m, _ => 0L);
+            result.Add(new Bucket(TimeZoneInfo.ConvertTime(start, q.TimeZone), values));
+        }
+        return result;
+    }
+
+    public async Task<IReadOnlyDictionary<string, long>> AggregateAsync(MetricsQuery q, CancellationToken ct)
+    {
+        string table = q.From.Ticks % TimeSpan.TicksPerDay == 0 && q.To.Ticks % TimeSpan.TicksPerDay == 0 ? "rollup_day"
+            : q.From.Ticks % TimeSpan.TicksPerHour == 0 && q.To.Ticks % TimeSpan.TicksPerHour == 0 ? "rollup_hour"
+            : "rollup_minute";
+        string sql = $"SELECT 0, {MetricColumns(q)} FROM {database}.{table} WHERE {Scope(q, table)}";
+        var rows = await store.QueryRowsAsync(sql, ct);
+        var values = new Dictionary<string, long>();
+        for (int i = 0; i < q.Metrics.Count; i++) values[q.Metrics[i]] = rows.Count == 0 ? 0 : ReadLong(rows[0][i + 1]);
+        return values;
+    }
+
+    /// <summary>Bucket starts (UTC) covering [From, To), aligned in the query's time zone.</summary>
+    public static IEnumerable<DateTimeOffset> BucketStarts(MetricsQuery q)
+    {
+        var t = AlignDown(q.From, q.Interval, q.TimeZone);
+        while (t < q.To)
+        {
+            yield return t;
+            t = NextBucket(t, q);
+        }
+    }
+
+    private static DateTimeOffset NextBucket(DateTimeOffset start, MetricsQuery q) => q.Interval switch
+    {
+        Interval.Minute => start.AddMinutes(1),
+        Interval.Hour => start.AddHours(1),
+        _ => QueryParameters.StartOfLocalDay(DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(start, q.TimeZone).DateTime).AddDays(1), q.TimeZone),
+    };
+
+    public static DateTimeOffset AlignDown(DateTimeOffset instant, Interval interval, TimeZoneInfo tz)
+    {
+        var utc = instant.ToUniversalTime();
+        return interval switch
+        {
+            Interval.Minute => new DateTimeOffset(utc.Ticks - utc.Ticks % TimeSpan.TicksPerMinute, TimeSpan.Zero),
+            Interval.Hour => AlignHourInZone(utc, tz),
+            _ => QueryParameters.StartOfLocalDay(DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(utc, tz).DateTime), tz),
+        };
+    }
+
+    private static DateTimeOffset AlignHourInZone(DateTimeOffset utc, TimeZoneInfo tz)
+    {
+        var local = TimeZoneInfo.ConvertTime(utc, tz);
+        var localHour = new DateTimeOffset(local.Ticks - local.Ticks % TimeSpan.TicksPerHour, local.Offset);
+        return localHour.ToUniversalTime();
+    }
+
+    private static (string Table, string BucketExpr) ChooseTimeseriesSource(MetricsQuery q)
+    {
+        string tz = Literal(q.TimeZone.Id);
+        bool utc = q.TimeZone.BaseUtcOffset == TimeSpan.Zero && !q.TimeZone.SupportsDaylightSavingTime;
+        bool wholeHours = QueryParameters.HasWholeHourOffsets(q.TimeZone);
+        return q.Interval switch
+        {
+            Interval.Minute => ("rollup_minute", "bucket"),
+            Interval.Hour when wholeHours => ("rollup_hour", $"toStartOfHour(bucket, {tz})"),
+            Interval.Hour => ("rollup_minute", $"toStartOfHour(bucket, {tz})"),
+            Interval.Day when utc => ("rollup_day", "toDateTime(bucket, 'UTC')"),
+            Interval.Day when wholeHours => ("rollup_hour", $"toStartOfDay(bucket, {tz})"),
+            _ => ("rollup_minute", $"toStartOfDay(bucket, {tz})"),
+        };
+    }
+
+    private static string MetricColumns(MetricsQuery q) => string.Join(", ", q.Metrics.Select(m => m switch
+    {
+        "pageviews" => "sumIf(events, name = 'pageview')",
+        "events" => "sum(events)",
+        "visitors" => "uniqMerge(visitors)",
+        "visits" => "sum(visit_starts)",
+        _ => throw new InvalidOperationException($"unknown metric {m}"),
+    }));
+
+    private static string Scope(MetricsQuery q, string table)
+    {
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture, $"merchant_id = {q.MerchantId} AND site_id = {q.SiteId}");
+        if (table == "rollup_day")
+        {
+            sb.Append(CultureInfo.InvariantCulture, $" AND bucket >= toDate('{q.From.UtcDateTime:yyyy-MM-dd}') AND bucket < toDate('{CeilDay(q.To):yyyy-MM-dd}')");
+        }
+        else
+        {
+            sb.Append(CultureInfo.InvariantCulture, $" AND bucket >= toDateTime({q.From.ToUnixTimeSeconds()}, 'UTC') AND bucket < toDateTime({q.To.ToUnixTimeSeconds()}, 'UTC')");
+        }
+        if (q.EventName is not null) sb.Append(" AND name = ").Append(Literal(q.EventName));
+        return sb.ToString();
+    }
+
+    private static DateTime CeilDay(DateTimeOffset t)
+    {
+        var d = t.UtcDateTime.Date;
+        return d == t.UtcDateTime ? d : d.AddDays(1);
+    }
+
+    /// <summary>A ClickHouse string literal: backslash and quote escaped.</summary>
+    public static string Literal(string value) => "'" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
+
+    private static long ReadLong(JsonElement e) => e.ValueKind == JsonValueKind.String
+        ? long.Parse(e.GetString()!, CultureInfo.InvariantCulture)
+        : e.GetInt64();
+}

@@ -1,0 +1,99 @@
+using Analytics.FastIngest.Sites;
+using Analytics.FastIngest.Transport;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using static Analytics.QueryService.QueryParameters;
+
+namespace Analytics.QueryService;
+
+/// <summary>
+/// GET /v1/sites/{site}/timeseries and /aggregate. Parameters: metrics (required), from, to
+/// (dates or ISO instants; default the last 24 hours), interval (minute|hour|day, timeseries
+/// only), tz (IANA name, default UTC), event (restrict to one event name).
+/// </summary>
+public static class QueryEndpoints
+{
+    public static IEndpointRouteBuilder MapQueryService(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/v1/sites/{site}/timeseries", async (HttpContext context, string site, SiteRegistry sites, MetricsReader reader, TimeProvider clock) =>
+        {
+            if (!TryBuild(context, site, sites, clock, out var query, out var error)) return error!;
+            if (MetricsReader.BucketStarts(query!).Skip(MaxBuckets).Any())
+                return Problem(StatusCodes.Status400BadRequest, "Too many buckets", $"from/to/interval give more than {MaxBuckets} buckets; use a coarser interval or a shorter range.");
+            var buckets = await reader.TimeseriesAsync(query!, context.RequestAborted);
+            SetCaching(context, query!, clock);
+            return Results.Json(new
+            {
+                site_id = query!.SiteId,
+                interval = query.Interval.ToString().ToLowerInvariant(),
+                tz = query.TimeZone.Id,
+                from = query.From,
+                to = query.To,
+                metrics = query.Metrics,
+                results = buckets.Select(b => new Dictionary<string, object>(b.Values.Select(kv => new KeyValuePair<string, object>(kv.Key, kv.Value))) { ["time"] = b.Time }),
+            });
+        });
+
+        app.MapGet("/v1/sites/{site}/aggregate", async (HttpContext context, string site, SiteRegistry sites, MetricsReader reader, TimeProvider clock) =>
+        {
+            if (!TryBuild(context, site, sites, clock, out var query, out var error)) return error!;
+            var values = await reader.AggregateAsync(query!, context.RequestAborted);
+            SetCaching(context, query!, clock);
+            return Results.Json(new { site_id = query!.SiteId, tz = query.TimeZone.Id, from = query.From, to = query.To, results = values });
+        });
+        return app;
+    }
+
+    private static bool TryBuild(HttpContext context, string site, SiteRegistry sites, TimeProvider clock, out MetricsQuery? query, out IResult? error)
+    {
+        query = null;
+        error = null;
+        var p = context.Request.Query;
+        try
+        {
+            if (!long.TryParse(site, out long siteId) || siteId <= 0) throw new InvalidQueryException($"site: '{site}' is not a site id (a positive number).");
+            var found = sites.FindById(siteId);
+            if (found is null)
+            {
+                error = Problem(StatusCodes.Status404NotFound, "Unknown site", $"There is no site {siteId}.");
+                return false;
+            }
+            foreach (var key in p.Keys)
+            {
+                if (key is not ("metrics" or "from" or "to" or "interval" or "tz" or "event"))
+                    throw new InvalidQueryException($"{key}: unknown parameter; accepted are metrics, from, to, interval, tz, event.");
+            }
+            var metrics = ParseMetrics(p["metrics"]);
+            var interval = ParseInterval(p["interval"]);
+            var tz = ParseTimeZone(p["tz"]);
+            var now = clock.GetUtcNow();
+            var to = ParseBound("to", p["to"], tz, isEnd: true, now);
+            var from = ParseBound("from", p["from"], tz, isEnd: false, to.AddHours(-24));
+            if (from >= to) throw new InvalidQueryException($"from ({from:O}) must be before to ({to:O}).");
+            string? eventName = p["event"];
+            if (eventName is { Length: 0 or > 128 }) throw new InvalidQueryException("event: an event name of 1-128 characters.");
+            query = new MetricsQuery(found.MerchantId, found.SiteId, metrics, from, to, interval, tz, eventName);
+            return true;
+        }
+        catch (InvalidQueryException e)
+        {
+            error = Problem(StatusCodes.Status400BadRequest, "Invalid query", e.Message);
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Ranges that ended more than an hour ago no longer change (apart from reprocessing):
+    /// caches may keep them. Live ranges are cacheable for a few seconds, which keeps a CDN
+    /// useful under dashboard refresh storms while numbers stay seconds fresh.
+    /// </summary>
+    private static void SetCaching(HttpContext context, MetricsQuery query, TimeProvider clock)
+    {
+        bool settled = query.To < clock.GetUtcNow().AddHours(-1);
+        context.Response.Headers.CacheControl = settled ? "private, max-age=300" : "private, max-age=5";
+    }
+
+    private static IResult Problem(int status, string title, string detail) =>
+        Results.Problem(statusCode: status, title: title, detail: detail);
+}

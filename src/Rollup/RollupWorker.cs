@@ -1,0 +1,360 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Analytics.Contracts.Internal;
+using Analytics.EventLog;
+using Analytics.Store;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Analytics.Rollup;
+
+public sealed class RollupOptions
+{
+    public required string Database { get; init; }
+    /// <summary>Where the in-flight range is remembered (local disk of the Rollup node).</summary>
+    public required string CheckpointDirectory { get; init; }
+    public string ConsumerGroup { get; init; } = "rollup";
+    /// <summary>Records per round: large enough to amortise the ~6 statements a round costs,
+    /// small enough that each insert is one block (atomic) and a round takes well under a second.</summary>
+    public int MaxBatchRecords { get; init; } = 10_000;
+    /// <summary>How long a round waits for records: the floor of freshness when traffic is low.</summary>
+    public TimeSpan MaxWait { get; init; } = TimeSpan.FromMilliseconds(200);
+}
+
+/// <summary>Counters for /metrics and tests.</summary>
+public sealed class RollupStatus
+{
+    private long _events, _duplicates, _rounds, _quarantined;
+    public long QuarantinedRecords => Interlocked.Read(ref _quarantined);
+    internal void Quarantined() => Interlocked.Increment(ref _quarantined);
+    public long EventsStored => Interlocked.Read(ref _events);
+    public long DuplicatesSkipped => Interlocked.Read(ref _duplicates);
+    public long Rounds => Interlocked.Read(ref _rounds);
+    public long Lag { get; internal set; }
+    public string? LastError { get; internal set; }
+    internal void Round(long events, long duplicates)
+    {
+        Interlocked.Add(ref _events, events);
+        Interlocked.Add(ref _duplicates, duplicates);
+        Interlocked.Increment(ref _rounds);
+    }
+}
+
+/// <summary>
+/// Consumes the event log and stores raw events, enriched events and the minute/hour/day
+/// rollups. Exactly once, by construction:
+///  1. A round takes a range of the log and records it as in flight (durably) first.
+///  2. Events whose id the site already has (client resends) are dropped: checked against
+///     event_ids, which is written last in a round.
+///  3. For each day partition the round writes raw, enriched, the three rollups (computed by
+///     the store from the enriched rows of this range) and event_ids, each insert with a
+///     deduplication token made of table, log range and day.
+///  4. The consumer offset is committed and the in-flight mark cleared.
+/// A crash anywhere replays the same range with the same tokens: stored blocks are skipped by
+/// the store, missing ones are written, and step 2 answers as it did the first time because
+/// event_ids is written last. Store errors are retried with backoff, never skipped.
+/// </summary>
+public sealed partial class RollupWorker(IEventLog log, IColumnStore store, RollupOptions options, RollupStatus status, ILogger<RollupWorker> logger) : BackgroundService
+{
+    private const string EventColumns =
+        "merchant_id UInt64, site_id UInt64, event_id FixedString(16), received_at DateTime64(3, 'UTC'), client_time DateTime64(3, 'UTC'), " +
+        "name String, url String, referrer String, props Map(String, String), revenue_micros Int64, currency String, screen_width UInt32, " +
+        "engagement_ms UInt32, visitor_id UInt64, ip_prefix String, user_agent String, country String, log_source String, log_offset UInt64";
+
+    private const string EnrichedColumns =
+        "merchant_id UInt64, site_id UInt64, event_id FixedString(16), received_at DateTime64(3, 'UTC'), name String, hostname String, " +
+        "pathname String, referrer String, referrer_source String, utm_source String, utm_medium String, utm_campaign String, " +
+        "utm_content String, utm_term String, country String, device String, browser String, os String, is_bot UInt8, " +
+        "props Map(String, String), revenue_micros Int64, currency String, engagement_ms UInt32, visitor_id UInt64, visit_id UInt64, " +
+        "visit_start UInt8, logic_version UInt16, log_source String, log_offset UInt64";
+
+    private readonly Sessionizer _sessions = new();
+    private readonly string _db = ClickHouseSql.RequirePlainIdentifier(options.Database);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await using var consumer = log.OpenConsumer(options.ConsumerGroup);
+        RollupCheckpoint? checkpoint = null;
+        bool restored = false;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            LogBatch batch;
+            try
+            {
+                batch = await consumer.ReadAsync(options.MaxBatchRecords, options.MaxWait, stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            status.Lag = consumer.Lag;
+            if (batch.IsEmpty && restored) continue;
+
+            checkpoint ??= new RollupCheckpoint(options.CheckpointDirectory, batch.Source);
+            if (!restored)
+            {
+                batch = await ResumeAsync(consumer, checkpoint, batch, stoppingToken);
+                restored = true;
+                if (batch.IsEmpty) continue;
+            }
+
+            checkpoint.WriteInflight(batch.FirstOffset, batch.NextOffset);
+            var round = await PrepareAsync(batch);
+            await WithRetries(() => StoreAsync(round, stoppingToken), stoppingToken);
+            await consumer.CommitAsync(batch, stoppingToken);
+            checkpoint.Clear();
+            status.Lag = consumer.Lag;
+            status.Round(round.Stored, round.Duplicates);
+        }
+    }
+
+    /// <summary>
+    /// First round after start: if a range was in flight when the process died, redo exactly it.
+    /// Rebuilds the open visits from what is stored (excluding the replayed range).
+    /// </summary>
+    private async Task<LogBatch> ResumeAsync(IEventLogConsumer consumer, RollupCheckpoint checkpoint, LogBatch first, CancellationToken ct)
+    {
+        var inflight = checkpoint.ReadInflight();
+        await WithRetries(() => RestoreSessionsAsync(first.Source, inflight?.From, ct), ct);
+        if (inflight is not { } range || first.IsEmpty) return first;
+        if (first.FirstOffset != range.From || first.NextOffset < range.Next)
+        {
+            // The consumer is not where the checkpoint says (e.g. the commit made it but the
+            // mark was not cleared): the range was finished; drop the mark.
+            if (first.FirstOffset >= range.Next) { checkpoint.Clear(); return first; }
+            throw new InvalidOperationException($"In-flight range {range.From}-{range.Next} does not match the log position {first.FirstOffset}-{first.NextOffset}.");
+        }
+        LogReplay(range.From, range.Next);
+        int count = (int)(range.Next - range.From);
+        if (first.Records.Count == count) return first;
+        // The first read returned more than the crashed round had: take exactly that range now,
+        // and let the rest come in the next round.
+        var records = first.Records.Take(count).ToList();
+        return new LogBatch(records, range.From, range.Next, first.Source);
+    }
+
+    private sealed record Round(string Source, long From, long Next, List<DayPart> Days, int Stored, int Duplicates);
+
+    private sealed class DayPart(DateOnly day) : IDisposable
+    {
+        public DateOnly Day { get; } = day;
+        public RowBinaryWriter Raw { get; } = new();
+        public RowBinaryWriter Enriched { get; } = new();
+        public int Rows { get; set; }
+        public void Dispose() { Raw.Dispose(); Enriched.Dispose(); }
+    }
+
+    private async Task<Round> PrepareAsync(LogBatch batch)
+    {
+        var events = new List<(StoredEvent Event, long Offset)>(batch.Records.Count);
+        for (int i = 0; i < batch.Records.Count; i++)
+        {
+            try
+            {
+                events.Add((StoredEvent.Parser.ParseFrom(batch.Records[i].Span), batch.FirstOffset + i));
+            }
+            catch (Google.Protobuf.InvalidProtocolBufferException e)
+            {
+                // Only our own ingest writes the log, so this is a bug, not client input: keep the
+                // bytes for investigation and go on rather than stop every merchant's numbers.
+                Quarantine(batch.Source, batch.FirstOffset + i, batch.Records[i].Span, e);
+            }
+        }
+        var seen = await LoadSeenIds(events);
+        var days = new Dictionary<DateOnly, DayPart>();
+        int duplicates = 0, stored = 0;
+        foreach (var (e, offset) in events)
+        {
+            var key = (e.MerchantId, e.SiteId, Convert.ToHexString(e.Id.Span));
+            if (!seen.Add(key)) { duplicates++; continue; }
+            var day = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(e.ReceivedMs).UtcDateTime);
+            if (!days.TryGetValue(day, out var part)) days[day] = part = new DayPart(day);
+            WriteRaw(part.Raw, e, batch.Source, offset);
+            WriteEnriched(part.Enriched, e, batch.Source, offset);
+            part.Rows++;
+            stored++;
+        }
+        return new Round(batch.Source, batch.FirstOffset, batch.NextOffset, days.Values.OrderBy(d => d.Day).ToList(), stored, duplicates);
+    }
+
+    /// <summary>Ids of this round that the store already has (client resends), plus in-round repeats.</summary>
+    private async Task<HashSet<(ulong, ulong, string)>> LoadSeenIds(List<(StoredEvent Event, long Offset)> events)
+    {
+        var seen = new HashSet<(ulong, ulong, string)>();
+        // Group by site so the primary index (merchant, site, id) narrows each lookup; chunks keep
+        // the statement under ClickHouse's 256 KiB max_query_size.
+        foreach (var site in events.GroupBy(e => (e.Event.MerchantId, e.Event.SiteId)))
+        {
+            foreach (var chunk in site.Select(e => Convert.ToHexString(e.Event.Id.Span)).Distinct().Chunk(4000))
+            {
+                string sql = string.Create(CultureInfo.InvariantCulture,
+                    $"SELECT hex(event_id) FROM {_db}.event_ids WHERE merchant_id = {site.Key.MerchantId} AND site_id = {site.Key.SiteId} AND event_id IN ({string.Join(',', chunk.Select(h => $"unhex('{h}')"))})");
+                var rows = await WithRetriesResult(() => store.QueryRowsAsync(sql), CancellationToken.None);
+                foreach (var row in rows) seen.Add((site.Key.MerchantId, site.Key.SiteId, row[0].GetString()!));
+            }
+        }
+        return seen;
+    }
+
+    private void Quarantine(string source, long offset, ReadOnlySpan<byte> record, Exception error)
+    {
+        string directory = Path.Combine(options.CheckpointDirectory, "quarantine");
+        Directory.CreateDirectory(directory);
+        File.WriteAllBytes(Path.Combine(directory, $"{source.Replace('/', '_')}-{offset}.bin"), record.ToArray());
+        status.Quarantined();
+        LogQuarantined(error, source, offset);
+    }
+
+    private static void WriteRaw(RowBinaryWriter w, StoredEvent e, string source, long offset)
+    {
+        w.WriteUInt64(e.MerchantId);
+        w.WriteUInt64(e.SiteId);
+        w.WriteFixedString(e.Id.Span, 16);
+        w.WriteDateTime64Milliseconds(e.ReceivedMs);
+        w.WriteDateTime64Milliseconds(e.ClientTimeMs);
+        w.WriteString(e.Name);
+        w.WriteString(e.Url);
+        w.WriteString(e.Referrer);
+        WriteProps(w, e);
+        w.WriteInt64(e.RevenueMicros);
+        w.WriteString(e.Currency);
+        w.WriteUInt32(e.ScreenWidth);
+        w.WriteUInt32(e.EngagementMs);
+        w.WriteUInt64(e.VisitorId);
+        w.WriteString(e.IpPrefix);
+        w.WriteString(e.UserAgent);
+        w.WriteString(e.Country);
+        w.WriteString(source);
+        w.WriteUInt64((ulong)offset);
+    }
+
+    private void WriteEnriched(RowBinaryWriter w, StoredEvent e, string source, long offset)
+    {
+        var d = ProcessingLogic.Derive(e.Url, e.Referrer, e.UserAgent, e.ScreenWidth);
+        (ulong visitId, bool starts) = d.IsBot ? (0UL, false) : _sessions.Next(e.SiteId, e.VisitorId, e.ReceivedMs);
+        w.WriteUInt64(e.MerchantId);
+        w.WriteUInt64(e.SiteId);
+        w.WriteFixedString(e.Id.Span, 16);
+        w.WriteDateTime64Milliseconds(e.ReceivedMs);
+        w.WriteString(e.Name);
+        w.WriteString(d.Hostname);
+        w.WriteString(d.Pathname);
+        w.WriteString(e.Referrer);
+        w.WriteString(d.ReferrerSource);
+        w.WriteString(d.UtmSource);
+        w.WriteString(d.UtmMedium);
+        w.WriteString(d.UtmCampaign);
+        w.WriteString(d.UtmContent);
+        w.WriteString(d.UtmTerm);
+        w.WriteString(e.Country);
+        w.WriteString(d.Device);
+        w.WriteString(d.Browser);
+        w.WriteString(d.Os);
+        w.WriteBool(d.IsBot);
+        WriteProps(w, e);
+        w.WriteInt64(e.RevenueMicros);
+        w.WriteString(e.Currency);
+        w.WriteUInt32(e.EngagementMs);
+        w.WriteUInt64(e.VisitorId);
+        w.WriteUInt64(visitId);
+        w.WriteBool(starts);
+        w.WriteUInt16(ProcessingLogic.Version);
+        w.WriteString(source);
+        w.WriteUInt64((ulong)offset);
+    }
+
+    private static void WriteProps(RowBinaryWriter w, StoredEvent e)
+    {
+        w.WriteMapHeader(e.Props.Count);
+        foreach (var p in e.Props)
+        {
+            w.WriteString(p.Key);
+            w.WriteString(p.Value);
+        }
+    }
+
+    private async Task StoreAsync(Round round, CancellationToken ct)
+    {
+        var sw = Stopwatch.StartNew();
+        foreach (var part in round.Days)
+        {
+            string range = string.Create(CultureInfo.InvariantCulture, $"{round.Source}:{round.From}-{round.Next}:{part.Day:yyyyMMdd}");
+            string scope = string.Create(CultureInfo.InvariantCulture,
+                $"toDate(received_at) = '{part.Day:yyyy-MM-dd}' AND log_source = {ClickHouseSql.StringLiteral(round.Source)} AND log_offset >= {round.From} AND log_offset < {round.Next}");
+            await Insert($"{_db}.events_raw", EventColumns, part.Raw, $"raw:{range}", part.Rows, ct);
+            await Insert($"{_db}.events_enriched", EnrichedColumns, part.Enriched, $"enriched:{range}", part.Rows, ct);
+            await RollUp("rollup_minute", "toStartOfMinute(received_at)", scope, range, ct);
+            await RollUp("rollup_hour", "toStartOfHour(received_at)", scope, range, ct);
+            await RollUp("rollup_day", "toDate(received_at)", scope, range, ct);
+            await store.ExecuteAsync(
+                $"INSERT INTO {_db}.event_ids SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral("ids:" + range)}, max_threads = 1 " +
+                $"SELECT merchant_id, site_id, event_id, received_at FROM {_db}.events_raw WHERE {scope}", ct);
+        }
+        LogRound(round.From, round.Next, round.Stored, round.Duplicates, sw.ElapsedMilliseconds);
+        foreach (var part in round.Days) part.Dispose();
+    }
+
+    private async Task Insert(string table, string columns, RowBinaryWriter rows, string token, int expectedRows, CancellationToken ct)
+    {
+        long written = await store.InsertRowBinaryAsync(table, columns, rows.WrittenMemory, token, ct);
+        // 0 means the store recognised the token: this block was stored before a crash.
+        if (written != expectedRows && written != 0)
+            throw new InvalidOperationException($"{table}: sent {expectedRows} rows, the store wrote {written}.");
+    }
+
+    private Task RollUp(string table, string bucket, string scope, string range, CancellationToken ct) =>
+        store.ExecuteAsync(
+            $"INSERT INTO {_db}.{table} SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral(table + ":" + range)}, max_threads = 1 " +
+            $"SELECT merchant_id, site_id, {bucket} AS bucket, name, count() AS events, sum(visit_start) AS visit_starts, " +
+            $"sum(revenue_micros) AS revenue_micros, uniqState(visitor_id) AS visitors " +
+            $"FROM {_db}.events_enriched WHERE {scope} AND is_bot = 0 GROUP BY merchant_id, site_id, bucket, name", ct);
+
+    private async Task RestoreSessionsAsync(string source, long? excludeFrom, CancellationToken ct)
+    {
+        string exclude = excludeFrom is { } from
+            ? string.Create(CultureInfo.InvariantCulture, $" AND NOT (log_source = {ClickHouseSql.StringLiteral(source)} AND log_offset >= {from})")
+            : "";
+        var rows = await store.QueryRowsAsync(
+            $"SELECT site_id, visitor_id, toUnixTimestamp64Milli(max(received_at)), argMax(visit_id, received_at) FROM {_db}.events_enriched " +
+            $"WHERE received_at >= now64(3) - INTERVAL 30 MINUTE AND is_bot = 0{exclude} GROUP BY site_id, visitor_id", ct);
+        foreach (var row in rows) _sessions.Restore(row[0].GetUInt64(), row[1].GetUInt64(), row[2].GetInt64(), row[3].GetUInt64());
+    }
+
+    private Task WithRetries(Func<Task> action, CancellationToken ct) =>
+        WithRetriesResult(async () => { await action(); return true; }, ct);
+
+    /// <summary>Store errors stop the pipeline, never skip data: retry with capped backoff.</summary>
+    private async Task<T> WithRetriesResult<T>(Func<Task<T>> action, CancellationToken ct)
+    {
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            try
+            {
+                var result = await action();
+                status.LastError = null;
+                return result;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                status.LastError = e.Message;
+                LogStoreError(e, delay.TotalMilliseconds);
+                await Task.Delay(delay, ct);
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 10_000));
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Stored log range {From}-{Next}: {Stored} events, {Duplicates} duplicates skipped, {Ms} ms")]
+    private partial void LogRound(long from, long next, int stored, int duplicates, long ms);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Replaying in-flight log range {From}-{Next} after a restart")]
+    private partial void LogReplay(long from, long next);
+
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Log record {Source}/{Offset} does not decode; quarantined")]
+    private partial void LogQuarantined(Exception error, string source, long offset);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Error, Message = "Store error; retrying in {DelayMs} ms")]
+    private partial void LogStoreError(Exception error, double delayMs);
+}

@@ -1,0 +1,322 @@
+// The embedded ClickHouse engine (libchdb) behind a process-wide singleton.
+//
+// Contract:
+// - One engine per process, on one data directory. chDB allows one connection per process, so
+//   Open(path) returns the shared instance (reference counted) and throws when a different path
+//   is asked for while it is open. Each Open is paired with exactly one Dispose; the connection
+//   closes when the last one is disposed. Reopening later works but boots the engine again
+//   (~0.5 s), and chdb.h warns that repeated shutdown/boot cycles in one process are unsafe:
+//   hosts open it once at start and dispose it at exit.
+// - Statements run one at a time. Measured with chDB 26.5.3 on this machine: two concurrent
+//   `SELECT sleep(1)` from two threads took 2.0 s, two concurrent CPU-bound scans took twice one
+//   scan, and 400 mixed INSERT/SELECT calls from 8 threads with no lock of ours all returned
+//   correct results. So chDB already serialises statements internally and concurrent calls are
+//   safe; we still put a SemaphoreSlim around the native call because (a) waiting async callers
+//   then hold no thread (without it every waiter blocks a pool thread inside chdb_query), and
+//   (b) it costs no parallelism the engine would otherwise give. One statement uses many cores
+//   itself (max_threads). Consequence for callers: a long scan delays inserts; keep dashboard
+//   queries on rollup tables.
+// - Results are read outside the lock: a chdb_result is an independent buffer.
+// - JSON output formats print 64-bit integers as bare numbers (the engine is started with
+//   output_format_json_quote_64bit_integers=0); System.Text.Json reads them exactly with
+//   GetUInt64/GetInt64. Denormal floats (nan, inf) come as null.
+// - chdb_connect replaces the process's signal handlers; SignalStateGuard puts the .NET
+//   runtime's back (see that file for why).
+using System.Buffers;
+using System.Runtime.InteropServices;
+using System.Text;
+using Analytics.Store.Native;
+
+namespace Analytics.Store;
+
+/// <summary>The output of one statement. <see cref="Data"/> points into the engine's buffer and is
+/// valid only during the callback it is passed to.</summary>
+public readonly ref struct ChDbOutput
+{
+    internal ChDbOutput(ReadOnlySpan<byte> data, ulong resultRows, ulong rowsWritten)
+    {
+        Data = data;
+        ResultRows = resultRows;
+        RowsWritten = rowsWritten;
+    }
+
+    public ReadOnlySpan<byte> Data { get; }
+
+    /// <summary>Rows in the output. (chdb_result_rows_read: despite the name, chDB 26.5 counts the
+    /// result's rows, not the rows scanned; checked: sum() over 1,000 rows reports 1.)</summary>
+    public ulong ResultRows { get; }
+
+    /// <summary>Rows the statement wrote, as the engine counts them. Checked with chDB 26.5: an
+    /// INSERT … SELECT reports the rows it inserted, and a block skipped by
+    /// insert_deduplication_token still counts as written (the table does not get it twice).</summary>
+    public ulong RowsWritten { get; }
+}
+
+public sealed class ChDbEngine : IDisposable
+{
+    public const string DefaultFormat = "TabSeparated";
+
+    // Settings passed as command-line arguments apply to the engine's session, exactly like SET.
+    private static readonly string[] EngineSettings = ["--output_format_json_quote_64bit_integers=0"];
+
+    private static readonly Lock s_openLock = new();
+    private static ChDbEngine? s_current;
+
+    // Statements above this size are encoded into a pooled array instead of the stack.
+    private const int StackallocLimit = 1024;
+    // The engine quotes the whole statement in some errors; a multi-megabyte statement must not
+    // become a multi-megabyte exception message in the logs.
+    private const int MaxErrorMessageChars = 4096;
+    private const int MaxFormatLength = 64; // format names are short ("JSONCompact"); bounds the stackalloc
+
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly nint _connectionPointer; // chdb_connection*, what chdb_close_conn wants
+    private readonly nint _connection;        // chdb_connection, what chdb_query_n wants
+    private int _references;                  // guarded by s_openLock
+    private volatile bool _closed;
+
+    private ChDbEngine(string path, nint connectionPointer)
+    {
+        DataPath = path;
+        _connectionPointer = connectionPointer;
+        _connection = Marshal.ReadIntPtr(connectionPointer);
+    }
+
+    /// <summary>Absolute data directory of the engine (MergeTree parts, metadata).</summary>
+    public string DataPath { get; }
+
+    /// <summary>Opens the process's engine on <paramref name="path"/>, creating the directory, or
+    /// returns the already open engine when it uses the same directory.</summary>
+    /// <exception cref="InvalidOperationException">The engine is open on a different directory.</exception>
+    /// <exception cref="ChDbException">The engine failed to start.</exception>
+    /// <exception cref="DllNotFoundException">libchdb.so was not found (run scripts/fetch-chdb.sh).</exception>
+    public static ChDbEngine Open(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        var fullPath = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+
+        lock (s_openLock)
+        {
+            if (s_current is { } current)
+            {
+                if (!string.Equals(current.DataPath, fullPath, StringComparison.Ordinal))
+                {
+                    throw new InvalidOperationException(
+                        $"The chDB engine is already open on '{current.DataPath}'; it cannot also open '{fullPath}'. " +
+                        "chDB allows one engine per process: share the open engine (give each tenant its own database), " +
+                        "or dispose every handle of it before opening another directory.");
+                }
+                current._references++;
+                return current;
+            }
+
+            Directory.CreateDirectory(fullPath);
+            var engine = new ChDbEngine(fullPath, Connect(fullPath)) { _references = 1 };
+            s_current = engine;
+            return engine;
+        }
+    }
+
+    private static unsafe nint Connect(string fullPath)
+    {
+        string[] args = ["clickhouse", "--path=" + fullPath, .. EngineSettings];
+        var argv = stackalloc byte*[args.Length];
+        try
+        {
+            for (var i = 0; i < args.Length; i++)
+                argv[i] = (byte*)Marshal.StringToCoTaskMemUTF8(args[i]);
+
+            nint connectionPointer;
+            using (var signals = SignalStateGuard.Capture())
+            {
+                try
+                {
+                    connectionPointer = ChDbNative.Connect(args.Length, argv);
+                }
+                finally
+                {
+                    if (Environment.GetEnvironmentVariable("NO_RESTORE") != "1") signals.Restore();
+                }
+            }
+
+            if (connectionPointer == 0 || Marshal.ReadIntPtr(connectionPointer) == 0)
+            {
+                throw new ChDbException(
+                    $"chdb_connect failed for data directory '{fullPath}' (the engine logs the reason to stderr). " +
+                    "Check that the directory is writable and not used by another process.");
+            }
+            return connectionPointer;
+        }
+        finally
+        {
+            // chdb copies its arguments while parsing them (boost::program_options).
+            for (var i = 0; i < args.Length; i++)
+                Marshal.FreeCoTaskMem((nint)argv[i]);
+        }
+    }
+
+    /// <summary>Runs <paramref name="sql"/> and returns its output decoded as UTF-8.</summary>
+    public string Query(string sql, string format = DefaultFormat) =>
+        Query(sql, format, static output => Encoding.UTF8.GetString(output.Data));
+
+    /// <summary>Runs <paramref name="sql"/> and returns a copy of its raw output.</summary>
+    public byte[] QueryBytes(string sql, string format = DefaultFormat) =>
+        Query(sql, format, static output => output.Data.ToArray());
+
+    /// <summary>Runs a statement whose output is not needed (DDL, INSERT).</summary>
+    public void Execute(string sql) => Query(sql, DefaultFormat, static _ => true);
+
+    /// <summary>Runs <paramref name="sql"/> and hands its output to <paramref name="read"/> without
+    /// copying it; the span is valid only inside <paramref name="read"/>.</summary>
+    public TResult Query<TResult>(string sql, string format, Func<ChDbOutput, TResult> read)
+    {
+        ArgumentNullException.ThrowIfNull(sql);
+        ArgumentNullException.ThrowIfNull(format);
+        ArgumentNullException.ThrowIfNull(read);
+        ObjectDisposedException.ThrowIf(_closed, this);
+
+        nint result;
+        _gate.Wait();
+        try
+        {
+            result = Invoke(sql, format);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        return ReadAndDestroy(result, sql, read);
+    }
+
+    /// <summary>Async form of <see cref="Query{TResult}(string, string, Func{ChDbOutput, TResult})"/>:
+    /// waits for the engine without holding a thread and runs the blocking native call on the
+    /// thread pool. <paramref name="cancellationToken"/> is honoured until the statement starts;
+    /// a started statement runs to completion (chDB cannot cancel a non-streaming query).</summary>
+    public async Task<TResult> QueryAsync<TResult>(string sql, string format, Func<ChDbOutput, TResult> read,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sql);
+        ArgumentNullException.ThrowIfNull(format);
+        ArgumentNullException.ThrowIfNull(read);
+        ObjectDisposedException.ThrowIf(_closed, this);
+
+        nint result;
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            result = await Task.Run(() => Invoke(sql, format), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        return ReadAndDestroy(result, sql, read);
+    }
+
+    public Task<string> QueryAsync(string sql, string format = DefaultFormat, CancellationToken cancellationToken = default) =>
+        QueryAsync(sql, format, static output => Encoding.UTF8.GetString(output.Data), cancellationToken);
+
+    public Task ExecuteAsync(string sql, CancellationToken cancellationToken = default) =>
+        QueryAsync(sql, DefaultFormat, static _ => true, cancellationToken);
+
+    // Caller holds _gate. Returns a non-null chdb_result* that the caller must destroy.
+    private unsafe nint Invoke(string sql, string format)
+    {
+        // Checked again under the gate: Dispose closes the connection while holding it.
+        ObjectDisposedException.ThrowIf(_closed, this);
+
+        if (format.Length > MaxFormatLength)
+            throw new ArgumentException($"Format name longer than {MaxFormatLength} characters.", nameof(format));
+
+        byte[]? rented = null;
+        // UTF-8 needs at most 3 bytes per UTF-16 char (+3 for a trailing lone surrogate).
+        Span<byte> sqlBytes = sql.Length <= StackallocLimit / 3 - 1
+            ? stackalloc byte[StackallocLimit]
+            : (rented = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetByteCount(sql)));
+        Span<byte> formatBytes = stackalloc byte[3 * MaxFormatLength + 3];
+        try
+        {
+            var sqlWritten = Encoding.UTF8.GetBytes(sql, sqlBytes);
+            var formatWritten = Encoding.UTF8.GetBytes(format, formatBytes);
+            nint result;
+            fixed (byte* sqlPtr = sqlBytes)
+            fixed (byte* formatPtr = formatBytes)
+            {
+                result = ChDbNative.QueryN(_connection, sqlPtr, (nuint)sqlWritten, formatPtr, (nuint)formatWritten);
+            }
+            if (result == 0)
+                throw new ChDbException("chdb_query_n returned no result (is the connection closed?)") { Statement = Abbreviate(sql) };
+            return result;
+        }
+        finally
+        {
+            if (rented is not null)
+                ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private static unsafe TResult ReadAndDestroy<TResult>(nint result, string sql, Func<ChDbOutput, TResult> read)
+    {
+        try
+        {
+            var error = ChDbNative.ResultError(result);
+            if (error is not null)
+            {
+                // rows_read/rows_written hold garbage on error results (observed), so they are not read.
+                var message = Marshal.PtrToStringUTF8((nint)error)?.Trim();
+                if (string.IsNullOrEmpty(message))
+                    message = "chDB reported an empty error";
+                else if (message.Length > MaxErrorMessageChars)
+                    message = string.Concat(message.AsSpan(0, MaxErrorMessageChars), " … (engine message truncated)");
+                throw new ChDbException(message)
+                {
+                    Statement = Abbreviate(sql),
+                };
+            }
+
+            var length = ChDbNative.ResultLength(result);
+            if (length > int.MaxValue)
+                throw new ChDbException($"Statement output is {length} bytes; results over 2 GiB are not supported, page the query.");
+            var buffer = ChDbNative.ResultBuffer(result);
+            var data = buffer is null ? ReadOnlySpan<byte>.Empty : new ReadOnlySpan<byte>(buffer, (int)length);
+            return read(new ChDbOutput(data, ChDbNative.ResultRowsRead(result), ChDbNative.ResultRowsWritten(result)));
+        }
+        finally
+        {
+            ChDbNative.DestroyQueryResult(result);
+        }
+    }
+
+    private static string Abbreviate(string sql) => sql.Length <= 300 ? sql : sql[..300];
+
+    /// <summary>Releases this handle; the last release waits for the running statement and closes
+    /// the engine. See the file header: hosts do this once, at exit.</summary>
+    public void Dispose()
+    {
+        lock (s_openLock)
+        {
+            if (_closed || --_references > 0)
+                return;
+
+            _gate.Wait();
+            try
+            {
+                _closed = true;
+                using var signals = SignalStateGuard.Capture();
+                try
+                {
+                    ChDbNative.CloseConnection(_connectionPointer);
+                }
+                finally
+                {
+                    signals.Restore();
+                }
+            }
+            finally
+            {
+                _gate.Release();
+            }
+            s_current = null;
+        }
+    }
+}

@@ -1,0 +1,131 @@
+// Quoting helpers for building ClickHouse SQL text. Values that come from outside should be
+// passed as literals produced here; identifiers (database, table, column names) are validated or
+// back-quoted, never pasted in raw.
+using System.Text;
+
+namespace Analytics.Store;
+
+public static class ClickHouseSql
+{
+    /// <summary>A single-quoted string literal; backslash and quote are escaped, as ClickHouse's
+    /// lexer requires, and control characters are escaped so the literal stays on one line.</summary>
+    public static string StringLiteral(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        var sb = new StringBuilder(value.Length + 2);
+        sb.Append('\'');
+        foreach (var c in value)
+        {
+            switch (c)
+            {
+                case '\\': sb.Append(@"\\"); break;
+                case '\'': sb.Append(@"\'"); break;
+                case '\n': sb.Append(@"\n"); break;
+                case '\r': sb.Append(@"\r"); break;
+                case '\t': sb.Append(@"\t"); break;
+                case '\0': sb.Append(@"\0"); break;
+                default: sb.Append(c); break;
+            }
+        }
+        return sb.Append('\'').ToString();
+    }
+
+    /// <summary>A back-quoted identifier (`name`), for names that are not plain identifiers.</summary>
+    public static string QuoteIdentifier(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        return "`" + name.Replace("\\", @"\\", StringComparison.Ordinal).Replace("`", @"\`", StringComparison.Ordinal) + "`";
+    }
+
+    /// <summary>True for [A-Za-z_][A-Za-z0-9_]* up to 128 characters: safe to paste unquoted.</summary>
+    public static bool IsPlainIdentifier(ReadOnlySpan<char> name)
+    {
+        if (name.IsEmpty || name.Length > 128 || char.IsAsciiDigit(name[0]))
+            return false;
+        foreach (var c in name)
+        {
+            if (!char.IsAsciiLetterOrDigit(c) && c != '_')
+                return false;
+        }
+        return true;
+    }
+
+    /// <summary>Throws unless <paramref name="name"/> is a plain identifier.</summary>
+    public static string RequirePlainIdentifier(string name, string? paramName = null)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (!IsPlainIdentifier(name))
+            throw new ArgumentException($"'{name}' is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 128 characters).", paramName ?? nameof(name));
+        return name;
+    }
+
+    /// <summary>A table reference "table" or "db.table" with each part a plain identifier.</summary>
+    public static string RequireTableName(string table, string? paramName = null)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        var dot = table.IndexOf('.', StringComparison.Ordinal);
+        var ok = dot < 0
+            ? IsPlainIdentifier(table)
+            : IsPlainIdentifier(table.AsSpan(0, dot)) && IsPlainIdentifier(table.AsSpan(dot + 1));
+        if (!ok)
+            throw new ArgumentException($"'{table}' is not a table name of the form table or database.table with plain identifiers.", paramName ?? nameof(table));
+        return table;
+    }
+
+    /// <summary>Column names of a structure string such as "id UInt64, tags Map(String, String)":
+    /// splits at top-level commas (not inside parentheses or quotes) and takes each part's first
+    /// token, which may be back-quoted. Returns them ready to paste (plain or back-quoted).</summary>
+    public static IReadOnlyList<string> ColumnNames(string columnsWithTypes)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(columnsWithTypes);
+        var names = new List<string>();
+        var depth = 0;
+        char quote = '\0';
+        var start = 0;
+        for (var i = 0; i <= columnsWithTypes.Length; i++)
+        {
+            var c = i < columnsWithTypes.Length ? columnsWithTypes[i] : ',';
+            if (quote != '\0')
+            {
+                if (c == '\\') i++;
+                else if (c == quote) quote = '\0';
+                continue;
+            }
+            switch (c)
+            {
+                case '\'' or '`' or '"': quote = c; break;
+                case '(': depth++; break;
+                case ')': depth--; break;
+                case ',' when depth == 0:
+                    names.Add(FirstToken(columnsWithTypes.AsSpan(start, i - start), columnsWithTypes));
+                    start = i + 1;
+                    break;
+            }
+        }
+        if (depth != 0 || quote != '\0')
+            throw new ArgumentException($"Unbalanced parentheses or quotes in '{columnsWithTypes}'.", nameof(columnsWithTypes));
+        return names;
+    }
+
+    private static string FirstToken(ReadOnlySpan<char> part, string whole)
+    {
+        part = part.Trim();
+        if (part.Length > 0 && part[0] == '`')
+        {
+            for (var i = 1; i < part.Length; i++)
+            {
+                if (part[i] == '\\') { i++; continue; }
+                if (part[i] == '`')
+                    return part[..(i + 1)].ToString();
+            }
+        }
+        else
+        {
+            var end = part.IndexOfAny(' ', '\t', '\n');
+            var name = end < 0 ? part : part[..end];
+            if (end > 0 && IsPlainIdentifier(name))
+                return name.ToString();
+        }
+        throw new ArgumentException($"Cannot read a column name and type from '{part}' in '{whole}'.", nameof(whole));
+    }
+}

@@ -1,0 +1,43 @@
+// The columnar store as the rest of the platform sees it: ClickHouse SQL in, rows out.
+//
+// Contract: implementations run ClickHouse SQL against one ClickHouse engine, embedded
+// (EmbeddedColumnStore over chDB) or a server (to come, over ClickHouse.Driver); the SQL and the
+// RowBinary encoding are the same for both, so callers never branch on the deployment.
+// - QueryRowsAsync returns each row as an array of JSON values in column order (ClickHouse
+//   JSONCompact). 64-bit integers are JSON numbers, not strings: read them with
+//   GetUInt64()/GetInt64(), which are exact. A server implementation must pass
+//   output_format_json_quote_64bit_integers=0 with each query to keep this. nan/inf come as null.
+//   The SQL must not carry its own FORMAT clause.
+// - InsertRowBinaryAsync stores rows encoded with RowBinaryWriter. columnsWithTypes names the
+//   columns present in the data, in order, with their ClickHouse types ("id UInt64, url String");
+//   the table may have more columns, which take their defaults. It returns the row count the
+//   engine reports as written, so callers can compare it with what they sent (a partial insert
+//   must never pass silently). Rows go in as one INSERT; ClickHouse makes each block of up to
+//   max_insert_block_size (~1M) rows atomic, not the statement as a whole, so retries must be
+//   idempotent (event ids, ReplacingMergeTree), which the platform requires anyway.
+using System.Text.Json;
+
+namespace Analytics.Store;
+
+public interface IColumnStore
+{
+    /// <summary>Runs a statement that returns no rows (DDL, INSERT … SELECT, ALTER).</summary>
+    Task ExecuteAsync(string sql, CancellationToken cancellationToken = default);
+
+    /// <summary>Runs a query and returns its rows; each row holds one JSON value per column.</summary>
+    Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, CancellationToken cancellationToken = default);
+
+    /// <summary>Inserts RowBinary-encoded rows into <paramref name="table"/> (optionally "db.table").
+    /// With <paramref name="deduplicationToken"/>, a repeat of an insert with the same token is
+    /// skipped by the store (tables need non_replicated_deduplication_window or replication).</summary>
+    /// <returns>Rows written, as reported by the engine. The embedded engine (chDB 26.5) reports a
+    /// block skipped by its token as written too, so the count never reveals a replay; compare
+    /// it with the rows sent to catch partial inserts.</returns>
+    Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
+        string? deduplicationToken, CancellationToken cancellationToken = default);
+
+    /// <summary>Inserts without a deduplication token.</summary>
+    Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
+        CancellationToken cancellationToken = default) =>
+        InsertRowBinaryAsync(table, columnsWithTypes, rowBinary, null, cancellationToken);
+}
