@@ -1,0 +1,115 @@
+using System.Globalization;
+
+namespace Analytics.LoadTool;
+
+/// <summary>Command-line options, hand-parsed as <c>--name value</c> pairs and bare flags.</summary>
+internal sealed class LoadOptions
+{
+    public const string Usage = """
+        usage: LoadTool [options]
+          --server PATH      analytics.dll to start (default: src/Host/bin/Release, else Debug, under the repo root)
+          --url URL          use an already running server (http://host:port, started with --demo --echo)
+          --connections N    WebSocket connections per phase (default 32)
+          --batch N          events per batch, 1-500 (default 50)
+          --seconds S        measured seconds per phase (default 10)
+          --warmup S         unmeasured seconds per phase before it (default 2)
+          --pipeline N       batches in flight per connection (default 1: send, wait for ack, send)
+          --site-key KEY     site key for /v1/ws (default demo-site-key)
+          --json FILE        also write the results as JSON
+          --smoke            CI check: 2 connections, batch 10, 2 s, 0.5 s warm-up
+        """;
+
+    public string? Server { get; private set; }
+    public Uri? Url { get; private set; }
+    public int Connections { get; private set; } = 32;
+    public int Batch { get; private set; } = 50;
+    public double Seconds { get; private set; } = 10;
+    public double Warmup { get; private set; } = 2;
+    public int Pipeline { get; private set; } = 1;
+    public string SiteKey { get; private set; } = "demo-site-key";
+    public string? Json { get; private set; }
+    public bool Smoke { get; private set; }
+
+    /// <summary>Parses <paramref name="args"/>; null with <paramref name="error"/> set when they are wrong.</summary>
+    public static LoadOptions? Parse(string[] args, out string? error)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var options = new LoadOptions();
+        error = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string arg = args[i];
+            if (arg is "--smoke")
+            {
+                options.Smoke = true;
+                continue;
+            }
+            if (arg is "-h" or "--help")
+            {
+                error = "";
+                return null;
+            }
+            if (!arg.StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
+            {
+                error = $"unexpected argument '{arg}'";
+                return null;
+            }
+            values[arg[2..]] = args[++i];
+        }
+
+        // --smoke sets small defaults; explicit options still win.
+        if (options.Smoke)
+        {
+            options.Connections = 2;
+            options.Batch = 10;
+            options.Seconds = 2;
+            options.Warmup = 0.5;
+        }
+        try
+        {
+            foreach (var (name, value) in values)
+            {
+                switch (name)
+                {
+                    case "server": options.Server = Path.GetFullPath(value); break;
+                    case "url": options.Url = new Uri(value, UriKind.Absolute); break;
+                    case "connections": options.Connections = Int(value, 1, 10_000); break;
+                    case "batch": options.Batch = Int(value, 1, 500); break;
+                    case "seconds": options.Seconds = Double(value, 0.1, 3600); break;
+                    case "warmup": options.Warmup = Double(value, 0, 3600); break;
+                    case "pipeline": options.Pipeline = Int(value, 1, 1024); break;
+                    case "site-key": options.SiteKey = value; break;
+                    case "json": options.Json = Path.GetFullPath(value); break;
+                    default: error = $"unknown option --{name}"; return null;
+                }
+            }
+        }
+        catch (FormatException e)
+        {
+            error = e.Message;
+            return null;
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            error = e.Message;
+            return null;
+        }
+        return options;
+    }
+
+    private static int Int(string value, int min, int max)
+    {
+        int n = int.Parse(value, NumberStyles.Integer, CultureInfo.InvariantCulture);
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, min, value);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(n, max, value);
+        return n;
+    }
+
+    private static double Double(string value, double min, double max)
+    {
+        double n = double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture);
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, min, value);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(n, max, value);
+        return n;
+    }
+}

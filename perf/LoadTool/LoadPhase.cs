@@ -1,0 +1,281 @@
+using System.Diagnostics;
+using System.Net.WebSockets;
+using Analytics.Contracts.V1;
+using Google.Protobuf;
+
+namespace Analytics.LoadTool;
+
+/// <summary>What a phase expects back for every frame it sends.</summary>
+internal enum ReplyKind
+{
+    /// <summary>/v1/echo: the same bytes (checked by length and seq).</summary>
+    Echo,
+    /// <summary>/v1/ws: one Ack, OK, same seq, every event accepted.</summary>
+    Ack,
+}
+
+internal sealed record PhaseSpec(string Name, Uri Endpoint, ReplyKind Reply, int Connections, int Pipeline, TimeSpan Duration);
+
+internal sealed class PhaseResult
+{
+    public required string Name { get; init; }
+    public required string Endpoint { get; init; }
+    public required double Seconds { get; init; }
+    public required long BatchesSent { get; init; }
+    public required long EventsSent { get; init; }
+    /// <summary>Replies that passed every check.</summary>
+    public required long BatchesOk { get; init; }
+    /// <summary>Echo: events in correct echoes. Ingest: sum of Ack.accepted over OK acks.</summary>
+    public required long EventsAcked { get; init; }
+    public required long BadReplies { get; init; }
+    public required long MissingReplies { get; init; }
+    public required double EventsPerSecond { get; init; }
+    public required double BatchesPerSecond { get; init; }
+    public required double P50Ms { get; init; }
+    public required double P99Ms { get; init; }
+    public required double P999Ms { get; init; }
+    public required double MaxMs { get; init; }
+    public required long ServerAllocatedBytes { get; init; }
+    public required double ServerBytesPerEvent { get; init; }
+    /// <summary>Delta of analytics_ingest_events_accepted_total (0 expected for the baseline).</summary>
+    public required long ServerEventsAccepted { get; init; }
+    public required List<string> Errors { get; init; }
+}
+
+/// <summary>
+/// One phase: open every connection, read the server's counters, release all connections at
+/// once, send for the duration (each connection keeps up to <c>pipeline</c> batches in flight),
+/// wait for every outstanding reply, read the counters again, close. Latency is per batch, from
+/// just before SendAsync to the end of its reply. Connections are opened before and closed
+/// after the measured window, so handshakes count neither in throughput nor in allocations.
+/// </summary>
+internal static class LoadPhase
+{
+    /// <summary>How long to wait for outstanding replies after the send window; then they count as missing.</summary>
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
+
+    private static readonly string[] Browsers =
+    [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",
+    ];
+
+    public static async Task<PhaseResult> RunAsync(PhaseSpec spec, BatchTemplate[] pool, ServerMetrics metrics, CancellationToken cancellationToken)
+    {
+        int receiveBytes = Math.Max(ConnectionFrames.MaxFrameBytes(pool), 64 * 1024) + 1;
+        var connections = new Connection[spec.Connections];
+        for (int i = 0; i < connections.Length; i++)
+        {
+            connections[i] = new Connection(spec.Reply, new ConnectionFrames(pool, i), spec.Pipeline, receiveBytes);
+        }
+        try
+        {
+            await Task.WhenAll(connections.Select((c, i) => c.ConnectAsync(spec.Endpoint, Browsers[i % Browsers.Length], cancellationToken)));
+            var before = await metrics.ScrapeAsync(cancellationToken);
+
+            using var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            drain.CancelAfter(spec.Duration + DrainTimeout);
+            long start = Stopwatch.GetTimestamp();
+            long stopAt = start + (long)(spec.Duration.TotalSeconds * Stopwatch.Frequency);
+            await Task.WhenAll(connections.Select(c => Task.Run(() => c.RunAsync(stopAt, drain.Token), CancellationToken.None)));
+            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            cancellationToken.ThrowIfCancellationRequested();
+
+            var after = await metrics.ScrapeAsync(cancellationToken);
+            return Summarize(spec, connections, seconds, before, after);
+        }
+        finally
+        {
+            await Task.WhenAll(connections.Select(c => c.CloseAsync()));
+        }
+    }
+
+    private static PhaseResult Summarize(PhaseSpec spec, Connection[] connections, double seconds, ServerCounters before, ServerCounters after)
+    {
+        long samples = connections.Sum(c => (long)c.LatencyCount);
+        var all = new long[samples];
+        int at = 0;
+        foreach (var c in connections)
+        {
+            c.Latencies.AsSpan(0, c.LatencyCount).CopyTo(all.AsSpan(at));
+            at += c.LatencyCount;
+        }
+        Array.Sort(all);
+        long eventsAcked = connections.Sum(c => c.EventsAcked);
+        long batchesOk = connections.Sum(c => c.BatchesOk);
+        long allocated = after.AllocatedBytes - before.AllocatedBytes;
+        return new PhaseResult
+        {
+            Name = spec.Name,
+            Endpoint = spec.Endpoint.AbsolutePath,
+            Seconds = seconds,
+            BatchesSent = connections.Sum(c => c.BatchesSent),
+            EventsSent = connections.Sum(c => c.EventsSent),
+            BatchesOk = batchesOk,
+            EventsAcked = eventsAcked,
+            BadReplies = connections.Sum(c => c.BadReplies),
+            MissingReplies = connections.Sum(c => c.BatchesSent - c.Replies),
+            EventsPerSecond = eventsAcked / seconds,
+            BatchesPerSecond = batchesOk / seconds,
+            P50Ms = PercentileMs(all, 0.50),
+            P99Ms = PercentileMs(all, 0.99),
+            P999Ms = PercentileMs(all, 0.999),
+            MaxMs = all.Length == 0 ? double.NaN : TicksToMs(all[^1]),
+            ServerAllocatedBytes = allocated,
+            ServerBytesPerEvent = eventsAcked == 0 ? double.NaN : (double)allocated / eventsAcked,
+            ServerEventsAccepted = after.EventsAccepted - before.EventsAccepted,
+            Errors = connections.SelectMany(c => c.Errors).Distinct().Take(10).ToList(),
+        };
+    }
+
+    /// <summary>Nearest-rank percentile of sorted samples.</summary>
+    private static double PercentileMs(long[] sorted, double p)
+    {
+        if (sorted.Length == 0) return double.NaN;
+        int rank = (int)Math.Ceiling(p * sorted.Length);
+        return TicksToMs(sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)]);
+    }
+
+    private static double TicksToMs(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+
+    /// <summary>
+    /// One WebSocket and its counters. A single task alternates: fill the window with sends, then
+    /// read one reply. Sends and receives never overlap on the socket, so no locks, and with
+    /// pipeline 1 it is the plain send-wait-send loop of a browser tab.
+    /// </summary>
+    private sealed class Connection(ReplyKind reply, ConnectionFrames frames, int pipeline, int receiveBytes)
+    {
+        private readonly ClientWebSocket _socket = new();
+        private readonly byte[] _receive = new byte[receiveBytes];
+        private readonly InFlight[] _window = new InFlight[pipeline];
+
+        public long BatchesSent, EventsSent, Replies, BatchesOk, EventsAcked, BadReplies;
+        public long[] Latencies = new long[4096];
+        public int LatencyCount;
+        public List<string> Errors { get; } = [];
+
+        private readonly record struct InFlight(long SentAt, ulong Seq, int SeqOffset, int Length, int Events);
+
+        public async Task ConnectAsync(Uri endpoint, string userAgent, CancellationToken cancellationToken)
+        {
+            _socket.Options.SetRequestHeader("User-Agent", userAgent);
+            // No pings inside a measured phase.
+            _socket.Options.KeepAliveInterval = TimeSpan.Zero;
+            await _socket.ConnectAsync(endpoint, cancellationToken);
+        }
+
+        public async Task RunAsync(long stopAt, CancellationToken drain)
+        {
+            int head = 0, inFlight = 0;
+            try
+            {
+                while (true)
+                {
+                    while (inFlight < _window.Length && Stopwatch.GetTimestamp() < stopAt)
+                    {
+                        var (frame, seq, seqOffset, events) = frames.Next();
+                        _window[(head + inFlight) % _window.Length] = new InFlight(Stopwatch.GetTimestamp(), seq, seqOffset, frame.Length, events);
+                        await _socket.SendAsync(frame, WebSocketMessageType.Binary, endOfMessage: true, drain);
+                        inFlight++;
+                        BatchesSent++;
+                        EventsSent += events;
+                    }
+                    if (inFlight == 0) return;
+
+                    int length = await ReceiveMessageAsync(drain);
+                    long receivedAt = Stopwatch.GetTimestamp();
+                    var sent = _window[head];
+                    head = (head + 1) % _window.Length;
+                    inFlight--;
+                    Replies++;
+                    RecordLatency(receivedAt - sent.SentAt);
+                    Check(sent, _receive.AsSpan(0, length));
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                Errors.Add($"{inFlight} replies not received within {DrainTimeout.TotalSeconds:0} s after the send window");
+            }
+            catch (Exception e) when (e is WebSocketException or InvalidDataException or InvalidProtocolBufferException)
+            {
+                Errors.Add(e.Message);
+            }
+        }
+
+        private void Check(in InFlight sent, ReadOnlySpan<byte> message)
+        {
+            if (reply == ReplyKind.Echo)
+            {
+                if (message.Length == sent.Length && BatchTemplate.ReadSeq(message, sent.SeqOffset) == sent.Seq)
+                {
+                    BatchesOk++;
+                    EventsAcked += sent.Events;
+                    return;
+                }
+                Bad($"echo of seq {sent.Seq}: {message.Length} bytes, expected {sent.Length}");
+                return;
+            }
+
+            // Acks are a few bytes; the generated parser is the reference and costs ~100 ns here.
+            var ack = Ack.Parser.ParseFrom(message);
+            if (ack.Status == AckStatus.Ok && ack.Seq == sent.Seq) EventsAcked += ack.Accepted;
+            if (ack.Status == AckStatus.Ok && ack.Seq == sent.Seq && ack.Accepted == sent.Events && ack.Rejected == 0)
+            {
+                BatchesOk++;
+                return;
+            }
+            Bad($"ack for seq {sent.Seq}: {ack}");
+        }
+
+        private void Bad(string description)
+        {
+            BadReplies++;
+            // The first few tell the story; a broken run would otherwise print millions.
+            if (Errors.Count < 3) Errors.Add(description);
+        }
+
+        private void RecordLatency(long ticks)
+        {
+            if (LatencyCount == Latencies.Length) Array.Resize(ref Latencies, Latencies.Length * 2);
+            Latencies[LatencyCount++] = ticks;
+        }
+
+        private async ValueTask<int> ReceiveMessageAsync(CancellationToken cancellationToken)
+        {
+            int length = 0;
+            while (true)
+            {
+                if (length == _receive.Length) throw new InvalidDataException($"reply larger than {_receive.Length - 1} bytes");
+                var result = await _socket.ReceiveAsync(_receive.AsMemory(length), cancellationToken);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    throw new InvalidDataException($"server closed the connection: {_socket.CloseStatus} {_socket.CloseStatusDescription}");
+                }
+                length += result.Count;
+                if (result.EndOfMessage) return length;
+            }
+        }
+
+        public async Task CloseAsync()
+        {
+            try
+            {
+                if (_socket.State == WebSocketState.Open)
+                {
+                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                    await _socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", timeout.Token);
+                }
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+            {
+                // Closing is best effort; the phase's numbers are already taken.
+            }
+            finally
+            {
+                _socket.Dispose();
+            }
+        }
+    }
+}

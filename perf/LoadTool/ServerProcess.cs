@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Analytics.LoadTool;
+
+/// <summary>
+/// The server under test as a child process: <c>dotnet analytics.dll serve --demo --echo --quiet</c>
+/// on a free loopback port with a fresh temporary data directory. Disposing kills the process
+/// tree and deletes the directory; a ProcessExit hook does the same if the tool is stopped by a
+/// signal before the normal path runs.
+/// </summary>
+internal sealed class ServerProcess : IAsyncDisposable
+{
+    // Enough output to explain a failed start without keeping a chatty server's log in memory.
+    private const int KeptOutputLines = 40;
+
+    private readonly Process _process;
+    private readonly string _dataDirectory;
+    private readonly Queue<string> _output = new();
+    private int _disposed;
+
+    private ServerProcess(Process process, string dataDirectory, Uri baseAddress)
+    {
+        _process = process;
+        _dataDirectory = dataDirectory;
+        BaseAddress = baseAddress;
+        AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
+    }
+
+    public Uri BaseAddress { get; }
+
+    public static async Task<ServerProcess> StartAsync(string serverDll, HttpClient http, CancellationToken cancellationToken)
+    {
+        int port = FreeLoopbackPort();
+        var baseAddress = new Uri($"http://127.0.0.1:{port}");
+        string data = Path.Combine(Path.GetTempPath(), $"analytics-load-{Guid.NewGuid():N}");
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string arg in (string[])[serverDll, "serve", "--data", data, "--urls", baseAddress.ToString().TrimEnd('/'), "--demo", "--echo", "--quiet"])
+        {
+            info.ArgumentList.Add(arg);
+        }
+        var process = new Process { StartInfo = info };
+        var server = new ServerProcess(process, data, baseAddress);
+        process.OutputDataReceived += (_, e) => server.Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => server.Keep(e.Data);
+        try
+        {
+            process.Start();
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            await server.WaitHealthyAsync(http, TimeSpan.FromSeconds(60), cancellationToken);
+            return server;
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task WaitHealthyAsync(HttpClient http, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        var healthz = new Uri(BaseAddress, "/healthz");
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"server exited with code {_process.ExitCode} before it was healthy:\n{RecentOutput()}");
+            }
+            try
+            {
+                using var response = await http.GetAsync(healthz, cancellationToken);
+                if (response.IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                throw new TimeoutException($"server not healthy at {healthz} after {timeout.TotalSeconds:0} s:\n{RecentOutput()}");
+            }
+            await Task.Delay(100, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Asks the OS for a free port, then releases it for the server. A small race (another process
+    /// could take it in between) is acceptable for a benchmark; the start fails loudly if it happens.
+    /// </summary>
+    private static int FreeLoopbackPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is null) return;
+        lock (_output)
+        {
+            if (_output.Count == KeptOutputLines) _output.Dequeue();
+            _output.Enqueue(line);
+        }
+    }
+
+    public string RecentOutput()
+    {
+        lock (_output) return string.Join('\n', _output);
+    }
+
+    private void OnProcessExit(object? sender, EventArgs e) => Stop();
+
+    private void Stop()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        try
+        {
+            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(10_000);
+        }
+        catch (InvalidOperationException)
+        {
+            // Never started.
+        }
+        for (int attempt = 0; attempt < 5 && Directory.Exists(_dataDirectory); attempt++)
+        {
+            try
+            {
+                Directory.Delete(_dataDirectory, recursive: true);
+            }
+            catch (IOException)
+            {
+                Thread.Sleep(200);
+            }
+            catch (UnauthorizedAccessException)
+            {
+                Thread.Sleep(200);
+            }
+        }
+        _process.Dispose();
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
+        Stop();
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,145 @@
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text.Json;
+using Analytics.Contracts.V1;
+using Analytics.FastIngest.Sites;
+using Analytics.Host;
+using Analytics.Store;
+using Google.Protobuf;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+
+[assembly: AssemblyFixture(typeof(Analytics.EndToEnd.Tests.EngineFixture))]
+
+namespace Analytics.EndToEnd.Tests;
+
+/// <summary>chDB allows one engine per process: every in-process host of this assembly shares
+/// one engine directory, and each test gets its own database and data directory.</summary>
+public sealed class EngineFixture : IDisposable
+{
+    public string ChDbPath { get; } = Path.Combine(Path.GetTempPath(), "analytics-e2e-chdb-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        ChDbEngine.Open(ChDbPath).Dispose();
+        try { Directory.Delete(ChDbPath, recursive: true); } catch (IOException) { }
+    }
+}
+
+/// <summary>One running embedded host (ingest + rollup + query) on a free loopback port.</summary>
+public sealed class TestHost : IAsyncDisposable
+{
+    public const string BrowserUserAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+    private TestHost(WebApplication app, string dataDirectory, Site site)
+    {
+        App = app;
+        DataDirectory = dataDirectory;
+        Site = site;
+        BaseAddress = app.BoundAddress();
+        Http = new HttpClient { BaseAddress = new Uri(BaseAddress) };
+    }
+
+    public WebApplication App { get; }
+    public string DataDirectory { get; }
+    public Site Site { get; }
+    public string BaseAddress { get; }
+    public HttpClient Http { get; }
+    public Uri WebSocketUri => new(BaseAddress.Replace("http://", "ws://", StringComparison.Ordinal) + "/v1/ws");
+
+    public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null)
+    {
+        string id = Guid.NewGuid().ToString("N");
+        string data = Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
+        var app = await AnalyticsHost.BuildAsync(new HostSettings
+        {
+            DataDirectory = data,
+            ChDbPath = engine.ChDbPath,
+            Database = "e2e_" + id,
+            Urls = "http://127.0.0.1:0",
+            Quiet = true,
+            Limits = limits ?? Analytics.FastIngest.Validation.IngestLimits.Default,
+        });
+        var registry = app.Services.GetRequiredService<SiteRegistry>();
+        var site = registry.CreateSite(registry.CreateMerchant("Test Merchant " + id), "shop.example", "key-" + id);
+        await app.StartAsync();
+        return new TestHost(app, data, site);
+    }
+
+    public async Task<ClientWebSocket> ConnectAsync(string userAgent = BrowserUserAgent)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.SetRequestHeader("User-Agent", userAgent);
+        await socket.ConnectAsync(WebSocketUri, TestContext.Current.CancellationToken);
+        return socket;
+    }
+
+    /// <summary>Polls the aggregate endpoint until <paramref name="done"/> holds or 30 s pass.</summary>
+    public async Task<Dictionary<string, long>> WaitForAggregateAsync(Func<Dictionary<string, long>, bool> done, string metrics = "pageviews,events,visitors,visits")
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        Dictionary<string, long> last;
+        do
+        {
+            last = await AggregateAsync(metrics);
+            if (done(last)) return last;
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+        }
+        while (DateTime.UtcNow < deadline);
+        return last;
+    }
+
+    public async Task<Dictionary<string, long>> AggregateAsync(string metrics = "pageviews,events,visitors,visits")
+    {
+        string from = DateTime.UtcNow.AddDays(-1).ToString("yyyy-MM-dd");
+        string to = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd");
+        var json = await Http.GetFromJsonAsync<JsonElement>($"/v1/sites/{Site.SiteId}/aggregate?metrics={metrics}&from={from}&to={to}", TestContext.Current.CancellationToken);
+        return json.GetProperty("results").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+        try { Directory.Delete(DataDirectory, recursive: true); } catch (IOException) { }
+    }
+}
+
+public static class Wire
+{
+    public static Event Pageview(string path = "/", string? referrer = null) => new()
+    {
+        Id = ByteString.CopyFrom(Guid.NewGuid().ToByteArray()),
+        Name = "pageview",
+        Url = "https://shop.example" + path,
+        Referrer = referrer ?? "",
+        ScreenWidth = 1280,
+    };
+
+    public static Event Custom(string name) => new()
+    {
+        Id = ByteString.CopyFrom(Guid.NewGuid().ToByteArray()),
+        Name = name,
+        Url = "https://shop.example/checkout",
+    };
+
+    public static async Task<Ack> SendAsync(ClientWebSocket socket, EventBatch batch)
+    {
+        await socket.SendAsync(batch.ToByteArray(), WebSocketMessageType.Binary, true, TestContext.Current.CancellationToken);
+        return await ReceiveAckAsync(socket);
+    }
+
+    public static async Task<Ack> ReceiveAckAsync(ClientWebSocket socket)
+    {
+        var buffer = new byte[64 * 1024];
+        int length = 0;
+        while (true)
+        {
+            var result = await socket.ReceiveAsync(buffer.AsMemory(length), TestContext.Current.CancellationToken);
+            if (result.MessageType == WebSocketMessageType.Close) throw new WebSocketException($"closed: {socket.CloseStatus} {socket.CloseStatusDescription}");
+            length += result.Count;
+            if (result.EndOfMessage) return Ack.Parser.ParseFrom(buffer, 0, length);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+using System.Text.Json;
+using Analytics.Contracts.V1;
+
+namespace Analytics.EndToEnd.Tests;
+
+public class QueryApiTests(EngineFixture engine)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Timeseries_buckets_sum_to_the_aggregate_at_every_interval_and_in_other_time_zones()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        for (int visitor = 0; visitor < 5; visitor++)
+        {
+            using var socket = await host.ConnectAsync(TestHost.BrowserUserAgent + " v" + visitor);
+            var batch = new EventBatch { SiteKey = host.Site.SiteKey };
+            for (int i = 0; i <= visitor; i++) batch.Events.Add(Wire.Pageview("/" + i));
+            Assert.Equal((uint)visitor + 1, (await Wire.SendAsync(socket, batch)).Accepted);
+        }
+        await host.WaitForAggregateAsync(t => t["pageviews"] == 15);
+
+        string today = DateTime.UtcNow.ToString("yyyy-MM-dd");
+        foreach (var (interval, tz) in new[] { ("minute", "UTC"), ("hour", "UTC"), ("day", "UTC"), ("hour", "Europe/Berlin"), ("day", "America/New_York"), ("hour", "Asia/Kolkata"), ("day", "Asia/Kolkata") })
+        {
+            string from = DateTime.UtcNow.AddDays(-1).ToString("yyyy-MM-dd");
+            string to = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd");
+            var json = JsonDocument.Parse(await host.Http.GetStringAsync(
+                $"/v1/sites/{host.Site.SiteId}/timeseries?metrics=pageviews,visitors&interval={interval}&tz={tz}&from={from}&to={to}", Ct)).RootElement;
+            var results = json.GetProperty("results").EnumerateArray().ToList();
+            Assert.Equal(15, results.Sum(r => r.GetProperty("pageviews").GetInt64()));
+            // Visitors per bucket are unique within the bucket: all 5 came in one bucket here.
+            Assert.Equal(5, results.Max(r => r.GetProperty("visitors").GetInt64()));
+            // Buckets are contiguous, zero-filled.
+            var times = results.Select(r => r.GetProperty("time").GetDateTimeOffset()).ToList();
+            Assert.True(times.Count >= 2, $"{interval} {tz}: {times.Count} buckets");
+            Assert.Equal(times.OrderBy(t => t), times);
+        }
+        var aggregate = await host.AggregateAsync("pageviews,visitors,visits");
+        Assert.Equal(15, aggregate["pageviews"]);
+        Assert.Equal(5, aggregate["visitors"]);
+        Assert.Equal(5, aggregate["visits"]);
+        Assert.NotNull(today);
+    }
+
+    [Fact]
+    public async Task A_query_for_another_merchants_site_never_sees_this_merchants_events()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        var registry = (Analytics.FastIngest.Sites.SiteRegistry)host.App.Services.GetService(typeof(Analytics.FastIngest.Sites.SiteRegistry))!;
+        var other = registry.CreateSite(registry.CreateMerchant("Other"), "other.example");
+        using var socket = await host.ConnectAsync();
+        var batch = new EventBatch { SiteKey = host.Site.SiteKey };
+        batch.Events.Add(Wire.Pageview());
+        await Wire.SendAsync(socket, batch);
+        await host.WaitForAggregateAsync(t => t["pageviews"] == 1);
+        var json = JsonDocument.Parse(await host.Http.GetStringAsync($"/v1/sites/{other.SiteId}/aggregate?metrics=pageviews,events&from=2020-01-01&to=2030-01-01", Ct)).RootElement;
+        Assert.Equal(0, json.GetProperty("results").GetProperty("pageviews").GetInt64());
+        Assert.Equal(0, json.GetProperty("results").GetProperty("events").GetInt64());
+    }
+}
