@@ -39,6 +39,8 @@ internal sealed class PhaseResult
     public required double ServerBytesPerEvent { get; init; }
     /// <summary>Delta of analytics_ingest_events_accepted_total (0 expected for the baseline).</summary>
     public required long ServerEventsAccepted { get; init; }
+    /// <summary>Delta of analytics_rollup_events_stored_total: Rollup work inside the allocation figure.</summary>
+    public required long? ServerRollupStored { get; init; }
     public required List<string> Errors { get; init; }
 }
 
@@ -126,6 +128,7 @@ internal static class LoadPhase
             ServerAllocatedBytes = allocated,
             ServerBytesPerEvent = eventsAcked == 0 ? double.NaN : (double)allocated / eventsAcked,
             ServerEventsAccepted = after.EventsAccepted - before.EventsAccepted,
+            ServerRollupStored = after.RollupStored - before.RollupStored,
             Errors = connections.SelectMany(c => c.Errors).Distinct().Take(10).ToList(),
         };
     }

@@ -2,7 +2,8 @@ using System.Globalization;
 
 namespace Analytics.LoadTool;
 
-internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted);
+/// <summary><paramref name="RollupStored"/> is null when the server does not run Rollup.</summary>
+internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored);
 
 /// <summary>
 /// Reads the two counters the tool needs from GET /metrics (Prometheus text). The scrape itself
@@ -12,13 +13,15 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress)
 {
     private const string Allocated = "dotnet_gc_allocated_bytes_total";
     private const string Accepted = "analytics_ingest_events_accepted_total";
+    // Optional: tells how much Rollup work (decode, insert into chDB) the allocation figure includes.
+    private const string RollupStored = "analytics_rollup_events_stored_total";
 
     private readonly Uri _metrics = new(baseAddress, "/metrics");
 
     public async Task<ServerCounters> ScrapeAsync(CancellationToken cancellationToken)
     {
         string text = await http.GetStringAsync(_metrics, cancellationToken);
-        long? allocated = null, accepted = null;
+        long? allocated = null, accepted = null, rollup = null;
         foreach (var line in text.AsSpan().EnumerateLines())
         {
             if (line.IsEmpty || line[0] == '#') continue;
@@ -27,12 +30,13 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress)
             var name = line[..space].Trim();
             if (name.SequenceEqual(Allocated)) allocated = ParseValue(line[(space + 1)..]);
             else if (name.SequenceEqual(Accepted)) accepted = ParseValue(line[(space + 1)..]);
+            else if (name.SequenceEqual(RollupStored)) rollup = ParseValue(line[(space + 1)..]);
         }
         if (allocated is null || accepted is null)
         {
             throw new InvalidDataException($"{_metrics} lacks {(allocated is null ? Allocated : Accepted)}");
         }
-        return new ServerCounters(allocated.Value, accepted.Value);
+        return new ServerCounters(allocated.Value, accepted.Value, rollup);
     }
 
     // Prometheus values are floats; these counters are integers, possibly written as 1.5e+09.

@@ -1,0 +1,119 @@
+// Load tool: WebSocket ingest (/v1/ws, durable acks) against the /v1/echo baseline (Kestrel's
+// WebSocket path alone), same frames, same connections, same run. See perf/README.md.
+using Analytics.LoadTool;
+
+var options = LoadOptions.Parse(args, out string? error);
+if (options is null)
+{
+    if (!string.IsNullOrEmpty(error)) Console.Error.WriteLine($"error: {error}");
+    Console.Error.WriteLine(LoadOptions.Usage);
+    return 2;
+}
+
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    // First Ctrl+C: stop cleanly (the server is killed and its directory deleted in finally).
+    if (cancel.IsCancellationRequested) return;
+    e.Cancel = true;
+    cancel.Cancel();
+};
+
+using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+ServerProcess? server = null;
+try
+{
+    Uri baseAddress;
+    string serverLabel;
+    if (options.Url is not null)
+    {
+        baseAddress = options.Url;
+        serverLabel = $"already running at {baseAddress}";
+    }
+    else
+    {
+        string dll = options.Server ?? FindServer();
+        Console.Error.WriteLine($"starting {dll}");
+        server = await ServerProcess.StartAsync(dll, http, cancel.Token);
+        baseAddress = server.BaseAddress;
+        serverLabel = $"{Path.GetRelativePath(Environment.CurrentDirectory, dll)} ({BuildConfiguration(dll)}), fsync per group commit, embedded (Rollup + chDB in the same process)";
+    }
+
+    var pool = BatchTemplate.Build(options.SiteKey, options.Batch, count: 16);
+    var metrics = new ServerMetrics(http, baseAddress);
+    var ws = new UriBuilder(baseAddress) { Scheme = baseAddress.Scheme == "https" ? "wss" : "ws" };
+    var failures = new List<string>();
+    var phases = new List<PhaseResult>();
+    foreach (var (name, path, reply) in ((string, string, ReplyKind)[])[("baseline", "/v1/echo", ReplyKind.Echo), ("ingest", "/v1/ws", ReplyKind.Ack)])
+    {
+        ws.Path = path;
+        if (options.Warmup > 0)
+        {
+            Console.Error.WriteLine($"{name}: warm-up {options.Warmup:0.#} s");
+            var warm = await LoadPhase.RunAsync(new PhaseSpec(name + " warm-up", ws.Uri, reply, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Warmup)), pool, metrics, cancel.Token);
+            failures.AddRange(RunReport.Check(warm, isIngest: reply == ReplyKind.Ack));
+        }
+        Console.Error.WriteLine($"{name}: {options.Seconds:0.#} s against {ws.Uri}");
+        var result = await LoadPhase.RunAsync(new PhaseSpec(name, ws.Uri, reply, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Seconds)), pool, metrics, cancel.Token);
+        failures.AddRange(RunReport.Check(result, isIngest: reply == ReplyKind.Ack));
+        phases.Add(result);
+    }
+
+    var report = new RunReport
+    {
+        Command = "LoadTool " + string.Join(' ', args.Select(a => a.Contains(' ', StringComparison.Ordinal) ? $"\"{a}\"" : a)),
+        Machine = MachineInfo.Current(),
+        Settings = new RunSettings(options.Connections, options.Batch, options.Pipeline, options.Seconds, options.Warmup,
+            (int)pool.Average(t => t.Frame.Length), serverLabel),
+        Phases = phases,
+        IngestToBaselineRatio = phases[1].EventsPerSecond / phases[0].EventsPerSecond,
+        Failures = failures,
+    };
+    Console.WriteLine(report.ToMarkdown());
+    if (options.Json is not null)
+    {
+        await File.WriteAllTextAsync(options.Json, report.ToJson(), CancellationToken.None);
+        Console.Error.WriteLine($"wrote {options.Json}");
+    }
+    return report.Ok ? 0 : 1;
+}
+catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+{
+    Console.Error.WriteLine("interrupted");
+    return 130;
+}
+catch (Exception e)
+{
+    Console.Error.WriteLine($"load tool failed: {e}");
+    if (server is not null) Console.Error.WriteLine($"server output (last lines):\n{server.RecentOutput()}");
+    return 1;
+}
+finally
+{
+    if (server is not null) await server.DisposeAsync();
+}
+
+// The repo root is the first directory upwards (from here, then from the tool's binary) that
+// holds Analytics.sln; Release is preferred because that is what the numbers should come from.
+static string FindServer()
+{
+    foreach (string start in (string[])[Environment.CurrentDirectory, AppContext.BaseDirectory])
+    {
+        for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+        {
+            if (!File.Exists(Path.Combine(dir.FullName, "Analytics.sln"))) continue;
+            foreach (string configuration in (string[])["Release", "Debug"])
+            {
+                string dll = Path.Combine(dir.FullName, "src", "Host", "bin", configuration, "net10.0", "analytics.dll");
+                if (File.Exists(dll)) return dll;
+            }
+            throw new FileNotFoundException($"no server build under {dir.FullName}/src/Host/bin; run `dotnet build src/Host -c Release` or pass --server");
+        }
+    }
+    throw new FileNotFoundException("repository root (Analytics.sln) not found; pass --server PATH/analytics.dll or --url");
+}
+
+static string BuildConfiguration(string dll) =>
+    dll.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release"
+    : dll.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug"
+    : "unknown configuration";
