@@ -1,5 +1,6 @@
 // Load tool: WebSocket ingest (/v1/ws, durable acks) against the /v1/echo baseline (Kestrel's
 // WebSocket path alone), same frames, same connections, same run. See perf/README.md.
+using System.Runtime.InteropServices;
 using Analytics.LoadTool;
 
 var options = LoadOptions.Parse(args, out string? error);
@@ -11,13 +12,20 @@ if (options is null)
 }
 
 using var cancel = new CancellationTokenSource();
+// First Ctrl+C or SIGTERM: stop cleanly (the server is killed and its directory deleted in
+// finally). A second Ctrl+C ends the process the default way. SIGTERM needs its own hook:
+// without one the runtime exits without running ProcessExit, orphaning the server.
 Console.CancelKeyPress += (_, e) =>
 {
-    // First Ctrl+C: stop cleanly (the server is killed and its directory deleted in finally).
     if (cancel.IsCancellationRequested) return;
     e.Cancel = true;
     cancel.Cancel();
 };
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+{
+    context.Cancel = true;
+    cancel.Cancel();
+});
 
 using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 ServerProcess? server = null;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Starts the whole system on the embedded default: ingest + rollup + query in one process on
+# 127.0.0.1:5080, with a demo merchant and site. Fetches the ClickHouse engine library on first
+# use. Any arguments are passed to the `analytics` command instead, for example:
+#   ./run.sh                      # serve, with the demo site
+#   ./run.sh demo-traffic         # simulated visitors against the running server (60 s)
+#   ./run.sh sites create --domain shop.example --merchant "Shop Ltd"
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+export CHDB_LIB_PATH="$(scripts/fetch-chdb.sh | tail -n1)"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet build src/Host -c Release -nologo -v quiet -clp:ErrorsOnly >&2
+if [[ $# -eq 0 ]]; then
+    set -- serve --demo
+fi
+exec dotnet src/Host/bin/Release/net10.0/analytics.dll "$@" --data "${ANALYTICS_DATA:-$PWD/.data}"

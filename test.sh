@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs every test suite of the repository and ends with one line: "N passed, N failed".
+#
+# Installs what the tests need first (the ClickHouse engine library, via npm), builds the
+# solution once in Release, then runs each test project and the benchmark smoke runs.
+# Exit status: 0 only when every suite ran and nothing failed.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+REPO="$(pwd)"
+RESULTS="$REPO/.cache/test-results"
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS"
+
+export CHDB_LIB_PATH="$(scripts/fetch-chdb.sh | tail -n1)" || { echo "could not fetch the ClickHouse engine"; echo "0 passed, 1 failed"; exit 1; }
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+echo "== build (Release)"
+if ! dotnet build Analytics.sln -c Release -nologo -v quiet -clp:ErrorsOnly; then
+    echo "build failed"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+passed=0
+failed=0
+suites_failed=()
+
+run_suite() {
+    local project="$1" name
+    name="$(basename "$project" .csproj)"
+    echo "== $name"
+    dotnet test "$project" -c Release --no-build --nologo \
+        --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
+        --results-directory "$RESULTS"
+    local status=$?
+    local trx="$RESULTS/$name.trx"
+    local p=0 f=0
+    if [[ -f "$trx" ]]; then
+        local counters
+        counters="$(grep -o '<Counters [^>]*>' "$trx" | head -n1)"
+        p="$(sed -E 's/.* passed="([0-9]+)".*/\1/' <<<"$counters")"
+        f="$(sed -E 's/.* failed="([0-9]+)".*/\1/' <<<"$counters")"
+        local e
+        e="$(sed -E 's/.* error="([0-9]+)".*/\1/' <<<"$counters")"
+        f=$((f + e))
+    fi
+    # A crashed or aborted run may report nothing: count it as a failure, never as a pass.
+    if [[ $status -ne 0 && $f -eq 0 ]]; then f=1; fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+    [[ $f -ne 0 ]] && suites_failed+=("$name")
+}
+
+for project in tests/*/*.csproj; do
+    run_suite "$project"
+done
+
+# Benchmarks are not timed tests: CI runs them briefly to prove they work (no timings asserted).
+if [[ -f perf/LoadTool/LoadTool.csproj ]]; then
+    echo "== perf smoke: LoadTool"
+    if dotnet perf/LoadTool/bin/Release/net10.0/LoadTool.dll --smoke --server "$REPO/src/Host/bin/Release/net10.0/analytics.dll"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        suites_failed+=("perf smoke")
+    fi
+fi
+
+if [[ ${#suites_failed[@]} -gt 0 ]]; then
+    echo "failing: ${suites_failed[*]}"
+fi
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
