@@ -41,6 +41,9 @@ internal sealed class PhaseResult
     public required long ServerEventsAccepted { get; init; }
     /// <summary>Delta of analytics_rollup_events_stored_total: Rollup work inside the allocation figure.</summary>
     public required long? ServerRollupStored { get; init; }
+    /// <summary>CPU seconds per wall second (1.0 = one core busy) over the measured window.</summary>
+    public required double ClientCpuCores { get; init; }
+    public required double? ServerCpuCores { get; init; }
     public required List<string> Errors { get; init; }
 }
 
@@ -129,6 +132,8 @@ internal static class LoadPhase
             ServerBytesPerEvent = eventsAcked == 0 ? double.NaN : (double)allocated / eventsAcked,
             ServerEventsAccepted = after.EventsAccepted - before.EventsAccepted,
             ServerRollupStored = after.RollupStored - before.RollupStored,
+            ClientCpuCores = (after.ClientCpu - before.ClientCpu).TotalSeconds / seconds,
+            ServerCpuCores = (after.ServerCpu - before.ServerCpu)?.TotalSeconds / seconds,
             Errors = connections.SelectMany(c => c.Errors).Distinct().Take(10).ToList(),
         };
     }

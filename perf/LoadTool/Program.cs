@@ -48,7 +48,7 @@ try
     }
 
     var pool = BatchTemplate.Build(options.SiteKey, options.Batch, count: 16);
-    var metrics = new ServerMetrics(http, baseAddress);
+    var metrics = new ServerMetrics(http, baseAddress, () => server?.CpuTime);
     var ws = new UriBuilder(baseAddress) { Scheme = baseAddress.Scheme == "https" ? "wss" : "ws" };
     var failures = new List<string>();
     var phases = new List<PhaseResult>();

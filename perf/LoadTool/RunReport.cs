@@ -66,12 +66,13 @@ internal sealed class RunReport
     {
         var ci = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.AppendLine("| phase | endpoint | events/s | batches/s | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | events sent | events acked |");
-        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| phase | endpoint | events/s | batches/s | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | CPU client / server (cores) | events sent | events acked |");
+        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in Phases)
         {
             sb.Append(ci, $"| {r.Name} | {r.Endpoint} | {r.EventsPerSecond:N0} | {r.BatchesPerSecond:N0} | {r.P50Ms:0.00} | {r.P99Ms:0.00} | {r.P999Ms:0.00} | ")
-              .AppendLine(ci, $"{r.ServerBytesPerEvent:0} | {r.EventsSent:N0} | {r.EventsAcked:N0} |");
+              .Append(ci, $"{r.ServerBytesPerEvent:0} | {r.ClientCpuCores:0.00} / {(r.ServerCpuCores is double cpu ? cpu.ToString("0.00", ci) : "?")} | ")
+              .AppendLine(ci, $"{r.EventsSent:N0} | {r.EventsAcked:N0} |");
         }
         sb.AppendLine();
         sb.AppendLine(ci, $"ingest/baseline events/s: **{IngestToBaselineRatio:0.00}**");

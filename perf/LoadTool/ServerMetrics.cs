@@ -2,14 +2,19 @@ using System.Globalization;
 
 namespace Analytics.LoadTool;
 
-/// <summary><paramref name="RollupStored"/> is null when the server does not run Rollup.</summary>
-internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored);
+/// <summary>
+/// Counters at one moment. <paramref name="RollupStored"/> is null when the server does not run
+/// Rollup, <paramref name="ServerCpu"/> when the server is not our child process.
+/// </summary>
+internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored, TimeSpan? ServerCpu, TimeSpan ClientCpu);
 
 /// <summary>
 /// Reads the two counters the tool needs from GET /metrics (Prometheus text). The scrape itself
-/// allocates a few KiB on the server, twice per phase: noise next to the phase's total.
+/// allocates a few KiB on the server, twice per phase: noise next to the phase's total. Also
+/// samples CPU time of both processes: on a shared machine, the client's share is the first
+/// thing to check before trusting a throughput figure.
 /// </summary>
-internal sealed class ServerMetrics(HttpClient http, Uri baseAddress)
+internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, Func<TimeSpan?> serverCpu)
 {
     private const string Allocated = "dotnet_gc_allocated_bytes_total";
     private const string Accepted = "analytics_ingest_events_accepted_total";
@@ -36,7 +41,7 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress)
         {
             throw new InvalidDataException($"{_metrics} lacks {(allocated is null ? Allocated : Accepted)}");
         }
-        return new ServerCounters(allocated.Value, accepted.Value, rollup);
+        return new ServerCounters(allocated.Value, accepted.Value, rollup, serverCpu(), Environment.CpuUsage.TotalTime);
     }
 
     // Prometheus values are floats; these counters are integers, possibly written as 1.5e+09.

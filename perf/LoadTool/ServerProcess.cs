@@ -30,6 +30,9 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>CPU time the server has used (user + system); `dotnet x.dll` runs the app in-process.</summary>
+    public TimeSpan CpuTime => _process.TotalProcessorTime;
+
     public static async Task<ServerProcess> StartAsync(string serverDll, HttpClient http, CancellationToken cancellationToken)
     {
         int port = FreeLoopbackPort();

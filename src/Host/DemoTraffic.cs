@@ -27,7 +27,7 @@ public static class DemoTraffic
                 try
                 {
                     using var socket = new ClientWebSocket();
-                    socket.Options.SetRequestHeader("User-Agent", $"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.{v}.{random.Next(1000)} Safari/537.36");
+                    socket.Options.SetRequestHeader("User-Agent", $"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.{v}.0 Safari/537.36");
                     await socket.ConnectAsync(new Uri(url), stop.Token);
                     ulong seq = 0;
                     int pages = random.Next(1, 6);

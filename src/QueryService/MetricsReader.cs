@@ -19,11 +19,8 @@ public sealed class MetricsReader(IColumnStore store, string database)
 
     public async Task<IReadOnlyList<Bucket>> TimeseriesAsync(MetricsQuery q, CancellationToken ct)
     {
-        // Whole buckets only: widen [From, To) to the bucket edges so the first and last
-        // buckets are complete.
+        q = AlignToBuckets(q);
         var starts = BucketStarts(q).ToList();
-        if (starts.Count == 0) return [];
-        q = q with { From = starts[0], To = NextBucket(starts[^1], q) };
         var (table, bucketExpr) = ChooseTimeseriesSource(q);
         string sql = $"""
             SELECT toUnixTimestamp({bucketExpr}) AS t, {MetricColumns(q)}
@@ -58,6 +55,17 @@ public sealed class MetricsReader(IColumnStore store, string database)
         var values = new Dictionary<string, long>();
         for (int i = 0; i < q.Metrics.Count; i++) values[q.Metrics[i]] = rows.Count == 0 ? 0 : ReadLong(rows[0][i + 1]);
         return values;
+    }
+
+    /// <summary>
+    /// Whole buckets only: widens [From, To) to the bucket edges in the query's time zone, so the
+    /// first and last buckets are complete rather than partial counts.
+    /// </summary>
+    public static MetricsQuery AlignToBuckets(MetricsQuery q)
+    {
+        var first = AlignDown(q.From, q.Interval, q.TimeZone);
+        var last = AlignDown(q.To.AddTicks(-1), q.Interval, q.TimeZone);
+        return q with { From = first, To = NextBucket(last, q) };
     }
 
     /// <summary>Bucket starts (UTC) covering [From, To), aligned in the query's time zone.</summary>

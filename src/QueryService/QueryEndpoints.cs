@@ -19,17 +19,18 @@ public static class QueryEndpoints
         app.MapGet("/v1/sites/{site}/timeseries", async (HttpContext context, string site, SiteRegistry sites, MetricsReader reader, TimeProvider clock) =>
         {
             if (!TryBuild(context, site, sites, clock, out var query, out var error)) return error!;
-            if (MetricsReader.BucketStarts(query!).Skip(MaxBuckets).Any())
+            query = MetricsReader.AlignToBuckets(query!);
+            if (MetricsReader.BucketStarts(query).Skip(MaxBuckets).Any())
                 return Problem(StatusCodes.Status400BadRequest, "Too many buckets", $"from/to/interval give more than {MaxBuckets} buckets; use a coarser interval or a shorter range.");
-            var buckets = await reader.TimeseriesAsync(query!, context.RequestAborted);
-            SetCaching(context, query!, clock);
+            var buckets = await reader.TimeseriesAsync(query, context.RequestAborted);
+            SetCaching(context, query, clock);
             return Results.Json(new
             {
-                site_id = query!.SiteId,
+                site_id = query.SiteId,
                 interval = query.Interval.ToString().ToLowerInvariant(),
                 tz = query.TimeZone.Id,
-                from = query.From,
-                to = query.To,
+                from = TimeZoneInfo.ConvertTime(query.From, query.TimeZone),
+                to = TimeZoneInfo.ConvertTime(query.To, query.TimeZone),
                 metrics = query.Metrics,
                 results = buckets.Select(b => new Dictionary<string, object>(b.Values.Select(kv => new KeyValuePair<string, object>(kv.Key, kv.Value))) { ["time"] = b.Time }),
             });
