@@ -75,63 +75,67 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await using var consumer = log.OpenConsumer(options.ConsumerGroup);
-        RollupCheckpoint? checkpoint = null;
-        bool restored = false;
-        while (!stoppingToken.IsCancellationRequested)
+        var checkpoint = new RollupCheckpoint(options.CheckpointDirectory, options.ConsumerGroup);
+        try
         {
-            LogBatch batch;
-            try
+            var inflight = checkpoint.ReadInflight();
+            await WithRetries(() => RestoreSessionsAsync(inflight, stoppingToken), stoppingToken);
+            if (inflight is { } range)
             {
-                batch = await consumer.ReadAsync(options.MaxBatchRecords, options.MaxWait, stoppingToken);
+                var replay = await ReadRangeAsync(consumer, range, stoppingToken);
+                if (replay is not null)
+                {
+                    LogReplay(range.From, range.Next);
+                    await ProcessAsync(consumer, checkpoint, replay, stoppingToken);
+                }
+                else
+                {
+                    checkpoint.Clear(); // that range was committed before the crash
+                }
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            while (!stoppingToken.IsCancellationRequested)
             {
-                return;
+                var batch = await consumer.ReadAsync(options.MaxBatchRecords, options.MaxWait, stoppingToken);
+                status.Lag = consumer.Lag;
+                if (!batch.IsEmpty) await ProcessAsync(consumer, checkpoint, batch, stoppingToken);
             }
-            status.Lag = consumer.Lag;
-            if (batch.IsEmpty && restored) continue;
-
-            checkpoint ??= new RollupCheckpoint(options.CheckpointDirectory, batch.Source);
-            if (!restored)
-            {
-                batch = await ResumeAsync(consumer, checkpoint, batch, stoppingToken);
-                restored = true;
-                if (batch.IsEmpty) continue;
-            }
-
-            checkpoint.WriteInflight(batch.FirstOffset, batch.NextOffset);
-            var round = await PrepareAsync(batch);
-            await WithRetries(() => StoreAsync(round, stoppingToken), stoppingToken);
-            await consumer.CommitAsync(batch, stoppingToken);
-            checkpoint.Clear();
-            status.Lag = consumer.Lag;
-            status.Round(round.Stored, round.Duplicates);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
         }
     }
 
-    /// <summary>
-    /// First round after start: if a range was in flight when the process died, redo exactly it.
-    /// Rebuilds the open visits from what is stored (excluding the replayed range).
-    /// </summary>
-    private async Task<LogBatch> ResumeAsync(IEventLogConsumer consumer, RollupCheckpoint checkpoint, LogBatch first, CancellationToken ct)
+    private async Task ProcessAsync(IEventLogConsumer consumer, RollupCheckpoint checkpoint, LogBatch batch, CancellationToken ct)
     {
-        var inflight = checkpoint.ReadInflight();
-        await WithRetries(() => RestoreSessionsAsync(first.Source, inflight?.From, ct), ct);
-        if (inflight is not { } range || first.IsEmpty) return first;
-        if (first.FirstOffset != range.From || first.NextOffset < range.Next)
+        checkpoint.WriteInflight(batch.Source, batch.FirstOffset, batch.NextOffset);
+        var round = await PrepareAsync(batch);
+        await WithRetries(() => StoreAsync(round, ct), ct);
+        await consumer.CommitAsync(batch, ct);
+        checkpoint.Clear();
+        status.Lag = consumer.Lag;
+        status.Round(round.Stored, round.Duplicates);
+    }
+
+    /// <summary>
+    /// After a crash: reads exactly the range that was in flight (never more, so the consumer's
+    /// position ends at the range's end), or null when the consumer is already past it.
+    /// </summary>
+    private async Task<LogBatch?> ReadRangeAsync(IEventLogConsumer consumer, RollupCheckpoint.Range range, CancellationToken ct)
+    {
+        var records = new List<ReadOnlyMemory<byte>>();
+        long next = range.From;
+        while (next < range.Next)
         {
-            // The consumer is not where the checkpoint says (e.g. the commit made it but the
-            // mark was not cleared): the range was finished; drop the mark.
-            if (first.FirstOffset >= range.Next) { checkpoint.Clear(); return first; }
-            throw new InvalidOperationException($"In-flight range {range.From}-{range.Next} does not match the log position {first.FirstOffset}-{first.NextOffset}.");
+            var batch = await consumer.ReadAsync((int)(range.Next - next), options.MaxWait, ct);
+            if (batch.IsEmpty) continue;
+            if (records.Count == 0 && batch.FirstOffset >= range.Next) return null;
+            if (batch.FirstOffset != next || batch.Source != range.Source)
+                throw new InvalidOperationException($"In-flight range {range.Source}:{range.From}-{range.Next} does not match the log position {batch.Source}:{batch.FirstOffset}.");
+            // Batch memory is only valid until the next read: copy.
+            foreach (var record in batch.Records) records.Add(record.ToArray());
+            next = batch.NextOffset;
         }
-        LogReplay(range.From, range.Next);
-        int count = (int)(range.Next - range.From);
-        if (first.Records.Count == count) return first;
-        // The first read returned more than the crashed round had: take exactly that range now,
-        // and let the rest come in the next round.
-        var records = first.Records.Take(count).ToList();
-        return new LogBatch(records, range.From, range.Next, first.Source);
+        return new LogBatch(records, range.From, range.Next, range.Source);
     }
 
     private sealed record Round(string Source, long From, long Next, List<DayPart> Days, int Stored, int Duplicates);
@@ -311,10 +315,12 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             $"sum(revenue_micros) AS revenue_micros, uniqState(visitor_id) AS visitors " +
             $"FROM {_db}.events_enriched WHERE {scope} AND is_bot = 0 GROUP BY merchant_id, site_id, bucket, name", ct);
 
-    private async Task RestoreSessionsAsync(string source, long? excludeFrom, CancellationToken ct)
+    /// <summary>Open visits from the store, without the range about to be replayed (so the replay
+    /// computes visit starts exactly as the crashed round did).</summary>
+    private async Task RestoreSessionsAsync(RollupCheckpoint.Range? replay, CancellationToken ct)
     {
-        string exclude = excludeFrom is { } from
-            ? string.Create(CultureInfo.InvariantCulture, $" AND NOT (log_source = {ClickHouseSql.StringLiteral(source)} AND log_offset >= {from})")
+        string exclude = replay is { } r
+            ? string.Create(CultureInfo.InvariantCulture, $" AND NOT (log_source = {ClickHouseSql.StringLiteral(r.Source)} AND log_offset >= {r.From})")
             : "";
         var rows = await store.QueryRowsAsync(
             $"SELECT site_id, visitor_id, toUnixTimestamp64Milli(max(received_at)), argMax(visit_id, received_at) FROM {_db}.events_enriched " +

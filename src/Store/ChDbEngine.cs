@@ -135,7 +135,7 @@ public sealed class ChDbEngine : IDisposable
                 }
                 finally
                 {
-                    if (Environment.GetEnvironmentVariable("NO_RESTORE") != "1") signals.Restore();
+                    signals.Restore();
                 }
             }
 

@@ -31,10 +31,11 @@ public sealed class TestHost : IAsyncDisposable
 {
     public const string BrowserUserAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
-    private TestHost(WebApplication app, string dataDirectory, Site site)
+    private TestHost(WebApplication app, string dataDirectory, string database, Site site)
     {
         App = app;
         DataDirectory = dataDirectory;
+        Database = database;
         Site = site;
         BaseAddress = app.BoundAddress();
         Http = new HttpClient { BaseAddress = new Uri(BaseAddress) };
@@ -42,28 +43,33 @@ public sealed class TestHost : IAsyncDisposable
 
     public WebApplication App { get; }
     public string DataDirectory { get; }
+    public string Database { get; }
     public Site Site { get; }
+    /// <summary>Set to keep the data directory on dispose (for a restart on the same data).</summary>
+    public bool KeepData { get; set; }
     public string BaseAddress { get; }
     public HttpClient Http { get; }
     public Uri WebSocketUri => new(BaseAddress.Replace("http://", "ws://", StringComparison.Ordinal) + "/v1/ws");
 
-    public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null)
+    /// <summary>A new host; or, given <paramref name="restartOf"/>, the same data and database again.</summary>
+    public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null)
     {
         string id = Guid.NewGuid().ToString("N");
-        string data = Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
+        string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
+        string database = restartOf?.Database ?? "e2e_" + id;
         var app = await AnalyticsHost.BuildAsync(new HostSettings
         {
             DataDirectory = data,
             ChDbPath = engine.ChDbPath,
-            Database = "e2e_" + id,
+            Database = database,
             Urls = "http://127.0.0.1:0",
             Quiet = true,
             Limits = limits ?? Analytics.FastIngest.Validation.IngestLimits.Default,
         });
         var registry = app.Services.GetRequiredService<SiteRegistry>();
-        var site = registry.CreateSite(registry.CreateMerchant("Test Merchant " + id), "shop.example", "key-" + id);
+        var site = restartOf?.Site ?? registry.CreateSite(registry.CreateMerchant("Test Merchant " + id), "shop.example", "key-" + id);
         await app.StartAsync();
-        return new TestHost(app, data, site);
+        return new TestHost(app, data, database, site);
     }
 
     public async Task<ClientWebSocket> ConnectAsync(string userAgent = BrowserUserAgent)
@@ -102,6 +108,7 @@ public sealed class TestHost : IAsyncDisposable
         Http.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
+        if (KeepData) return;
         try { Directory.Delete(DataDirectory, recursive: true); } catch (IOException) { }
     }
 }
