@@ -23,6 +23,18 @@ public sealed class HostSettings
     public bool Quiet { get; init; }
     public IngestLimits Limits { get; init; } = IngestLimits.Default;
     public FsyncMode Fsync { get; init; } = FsyncMode.Always;
+    /// <summary>Which services run in this process (all by default). The same binary runs one
+    /// role per process in a scale-out deployment, and benchmarks measure ingest alone.</summary>
+    public Roles Roles { get; init; } = Roles.All;
+}
+
+[Flags]
+public enum Roles
+{
+    Ingest = 1,
+    Rollup = 2,
+    Query = 4,
+    All = Ingest | Rollup | Query,
 }
 
 /// <summary>
@@ -59,14 +71,14 @@ public static class AnalyticsHost
         services.AddSingleton(new MetricsReader(store, db));
         services.AddSingleton(new RollupOptions { Database = db, CheckpointDirectory = Path.Combine(data, "rollup") });
         services.AddSingleton<RollupStatus>();
-        services.AddHostedService<RollupWorker>();
+        if (settings.Roles.HasFlag(Roles.Rollup)) services.AddHostedService<RollupWorker>();
 
         var app = builder.Build();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) });
         app.UseDefaultFiles();
         app.UseStaticFiles();
-        app.MapFastIngest(settings.EnableEcho);
-        app.MapQueryService();
+        if (settings.Roles.HasFlag(Roles.Ingest)) app.MapFastIngest(settings.EnableEcho);
+        if (settings.Roles.HasFlag(Roles.Query)) app.MapQueryService();
         app.MapAdmin(AdminToken(data));
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(

@@ -18,6 +18,7 @@ switch (command)
             Database = cli.Get("database", "analytics"),
             EnableEcho = cli.Flag("echo"),
             Quiet = cli.Flag("quiet"),
+            Roles = ParseRoles(cli.Get("roles", "ingest,rollup,query")),
         });
         var demo = cli.Flag("demo") ? EnsureDemoSite(app.Services.GetRequiredService<SiteRegistry>()) : null;
         await app.StartAsync();
@@ -51,13 +52,17 @@ switch (command)
     default:
         Console.Error.WriteLine("""
             usage: analytics [command] [--data DIR]
-              serve [--urls http://127.0.0.1:5080] [--demo] [--echo] [--quiet]   run ingest + rollup + query
+              serve [--urls http://127.0.0.1:5080] [--demo] [--echo] [--quiet] [--roles ingest,rollup,query]
               sites create --domain D (--merchant NAME | --merchant-id N) [--site-key K]
               sites list
               demo-traffic [--url ws://127.0.0.1:5080/v1/ws] [--site-key K] [--visitors 20] [--seconds 60]
             """);
         return 2;
 }
+
+static Roles ParseRoles(string value) =>
+    value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+        .Aggregate((Roles)0, (roles, name) => roles | Enum.Parse<Roles>(name, ignoreCase: true));
 
 static string EnsureDirectory(string data, string file)
 {
