@@ -44,6 +44,8 @@ internal sealed class PhaseResult
     /// <summary>CPU seconds per wall second (1.0 = one core busy) over the measured window.</summary>
     public required double ClientCpuCores { get; init; }
     public required double? ServerCpuCores { get; init; }
+    /// <summary>All processes on the machine, same unit; null off Linux.</summary>
+    public required double? MachineBusyCores { get; init; }
     public required List<string> Errors { get; init; }
 }
 
@@ -134,6 +136,7 @@ internal static class LoadPhase
             ServerRollupStored = after.RollupStored - before.RollupStored,
             ClientCpuCores = (after.ClientCpu - before.ClientCpu).TotalSeconds / seconds,
             ServerCpuCores = (after.ServerCpu - before.ServerCpu)?.TotalSeconds / seconds,
+            MachineBusyCores = (after.MachineBusy - before.MachineBusy)?.TotalSeconds / seconds,
             Errors = connections.SelectMany(c => c.Errors).Distinct().Take(10).ToList(),
         };
     }

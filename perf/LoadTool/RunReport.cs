@@ -82,7 +82,14 @@ internal sealed class RunReport
         sb.AppendLine(ci, $"- server: {s.Server}");
         foreach (var r in Phases)
         {
-            if (r.ServerRollupStored is long stored) sb.AppendLine(ci, $"- {r.Name}: Rollup stored {stored:N0} events during the phase (its allocations are in server B/event)");
+            sb.Append(ci, $"- {r.Name}: ");
+            if (r.MachineBusyCores is double busy)
+            {
+                double other = busy - r.ClientCpuCores - (r.ServerCpuCores ?? 0);
+                sb.Append(ci, $"machine busy {busy:0.00} of {Machine.Cores} cores (other processes {Math.Max(0, other):0.00})");
+            }
+            if (r.ServerRollupStored is long stored) sb.Append(ci, $"; Rollup stored {stored:N0} events (its allocations are in server B/event)");
+            sb.AppendLine();
         }
         var m = Machine;
         sb.AppendLine(ci, $"- machine: {m.Cores} cores ({m.Cpu}), {m.Os}, {m.Runtime}, {m.DateUtc}; client and server on the same machine");

@@ -6,7 +6,7 @@ namespace Analytics.LoadTool;
 /// Counters at one moment. <paramref name="RollupStored"/> is null when the server does not run
 /// Rollup, <paramref name="ServerCpu"/> when the server is not our child process.
 /// </summary>
-internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored, TimeSpan? ServerCpu, TimeSpan ClientCpu);
+internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored, TimeSpan? ServerCpu, TimeSpan ClientCpu, TimeSpan? MachineBusy);
 
 /// <summary>
 /// Reads the two counters the tool needs from GET /metrics (Prometheus text). The scrape itself
@@ -41,7 +41,7 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, Func<TimeS
         {
             throw new InvalidDataException($"{_metrics} lacks {(allocated is null ? Allocated : Accepted)}");
         }
-        return new ServerCounters(allocated.Value, accepted.Value, rollup, serverCpu(), Environment.CpuUsage.TotalTime);
+        return new ServerCounters(allocated.Value, accepted.Value, rollup, serverCpu(), Environment.CpuUsage.TotalTime, MachineBusy());
     }
 
     // Prometheus values are floats; these counters are integers, possibly written as 1.5e+09.
@@ -49,4 +49,33 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, Func<TimeS
         long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long n)
             ? n
             : (long)double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Busy CPU time of the whole machine (Linux /proc/stat, all cores): busy minus client minus
+    /// server is what other processes took from the run, which makes a noisy neighbour visible.
+    /// </summary>
+    private static TimeSpan? MachineBusy()
+    {
+        // /proc/stat counts in USER_HZ, 100 on every mainstream Linux build.
+        const double TicksPerSecond = 100;
+        try
+        {
+            if (!OperatingSystem.IsLinux()) return null;
+            string? cpu = File.ReadLines("/proc/stat").FirstOrDefault(l => l.StartsWith("cpu ", StringComparison.Ordinal));
+            if (cpu is null) return null;
+            var f = cpu.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            // cpu user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait.
+            long busy = 0;
+            for (int i = 1; i <= 8 && i < f.Length; i++)
+            {
+                if (i is 4 or 5) continue;
+                busy += long.Parse(f[i], CultureInfo.InvariantCulture);
+            }
+            return TimeSpan.FromSeconds(busy / TicksPerSecond);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 }

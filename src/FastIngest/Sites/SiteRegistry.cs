@@ -22,6 +22,11 @@ public sealed class SiteRegistry : IDisposable
 {
     public static readonly TimeSpan NegativeCacheTtl = TimeSpan.FromSeconds(10);
 
+    /// <summary>Unknown keys remembered at most: a client inventing keys must not grow memory
+    /// without bound. Past this, misses go to the store (rate limiting is the defence there).</summary>
+    public const int MaxNegativeEntries = 100_000;
+    private int _negativeEntries;
+
     private readonly string _connectionString;
     private readonly ConcurrentDictionary<string, CacheEntry> _byKey = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, CacheEntry>.AlternateLookup<ReadOnlySpan<char>> _byKeySpan;
@@ -72,13 +77,23 @@ public sealed class SiteRegistry : IDisposable
     private Site? ResolveSlow(string siteKey)
     {
         var site = Query("s.site_key = $p", siteKey).FirstOrDefault();
-        _byKey[siteKey] = new CacheEntry(site, Environment.TickCount64 + (long)NegativeCacheTtl.TotalMilliseconds);
+        if (site is not null)
+        {
+            _byKey[siteKey] = new CacheEntry(site, long.MaxValue);
+        }
+        else if (Volatile.Read(ref _negativeEntries) < MaxNegativeEntries)
+        {
+            if (_byKey.TryAdd(siteKey, new CacheEntry(null, Environment.TickCount64 + (long)NegativeCacheTtl.TotalMilliseconds)))
+                Interlocked.Increment(ref _negativeEntries);
+            else
+                _byKey[siteKey] = new CacheEntry(null, Environment.TickCount64 + (long)NegativeCacheTtl.TotalMilliseconds);
+        }
         return site;
     }
 
     public Site? FindById(long siteId) => Query("s.id = $p", siteId).FirstOrDefault();
 
-    public IReadOnlyList<Site> ListSites() => Query("1 = 1 OR $p IS NULL", DBNull.Value);
+    public IReadOnlyList<Site> ListSites() => Query("$p IS NULL", DBNull.Value);
 
     public long CreateMerchant(string name)
     {
@@ -102,7 +117,7 @@ public sealed class SiteRegistry : IDisposable
         cmd.Parameters.AddWithValue("$d", domain);
         cmd.Parameters.AddWithValue("$t", DateTime.UtcNow.ToString("O"));
         cmd.ExecuteScalar();
-        _byKey.TryRemove(siteKey, out _);
+        if (_byKey.TryRemove(siteKey, out var stale) && stale.Site is null) Interlocked.Decrement(ref _negativeEntries);
         return Resolve(siteKey) ?? throw new InvalidOperationException("site vanished after insert");
     }
 
