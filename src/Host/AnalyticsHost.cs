@@ -90,8 +90,14 @@ public static class AnalyticsHost
             "# HELP analytics_rollup_lag_records Records in the log not yet stored.\n# TYPE analytics_rollup_lag_records gauge\n" +
             $"analytics_rollup_lag_records {rollup.Lag}\n",
             "text/plain; version=0.0.4"));
-        // The host owns the log; dispose it after the server and Rollup have stopped.
-        app.Lifetime.ApplicationStopped.Register(() => log.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        // The host owns the log and its reference to the engine: release both after the server
+        // and Rollup have stopped (the engine closes when its last holder lets go).
+        app.Lifetime.ApplicationStopped.Register(() =>
+        {
+            log.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            engine.Dispose();
+            registry.Dispose();
+        });
         return app;
     }
 
