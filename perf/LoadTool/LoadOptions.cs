@@ -14,6 +14,8 @@ internal sealed class LoadOptions
           --seconds S        measured seconds per phase (default 10)
           --warmup S         unmeasured seconds per phase before it (default 2)
           --pipeline N       batches in flight per connection (default 1: send, wait for ack, send)
+          --server-roles R   pass --roles R to the server it starts (default: the server's, all roles);
+                             e.g. "ingest" measures ingest without Rollup working in the same process
           --site-key KEY     site key for /v1/ws (default demo-site-key)
           --json FILE        also write the results as JSON
           --smoke            CI check: 2 connections, batch 10, 2 s, 0.5 s warm-up
@@ -27,6 +29,7 @@ internal sealed class LoadOptions
     public double Warmup { get; private set; } = 2;
     public int Pipeline { get; private set; } = 1;
     public string SiteKey { get; private set; } = "demo-site-key";
+    public string? ServerRoles { get; private set; }
     public string? Json { get; private set; }
     public bool Smoke { get; private set; }
 
@@ -73,12 +76,13 @@ internal sealed class LoadOptions
                 {
                     case "server": options.Server = Path.GetFullPath(value); break;
                     case "url": options.Url = new Uri(value, UriKind.Absolute); break;
-                    case "connections": options.Connections = Int(value, 1, 10_000); break;
-                    case "batch": options.Batch = Int(value, 1, 500); break;
-                    case "seconds": options.Seconds = Double(value, 0.1, 3600); break;
-                    case "warmup": options.Warmup = Double(value, 0, 3600); break;
-                    case "pipeline": options.Pipeline = Int(value, 1, 1024); break;
+                    case "connections": options.Connections = Int(name, value, 1, 10_000); break;
+                    case "batch": options.Batch = Int(name, value, 1, 500); break;
+                    case "seconds": options.Seconds = Double(name, value, 0.1, 3600); break;
+                    case "warmup": options.Warmup = Double(name, value, 0, 3600); break;
+                    case "pipeline": options.Pipeline = Int(name, value, 1, 1024); break;
                     case "site-key": options.SiteKey = value; break;
+                    case "server-roles": options.ServerRoles = value; break;
                     case "json": options.Json = Path.GetFullPath(value); break;
                     default: error = $"unknown option --{name}"; return null;
                 }
@@ -89,27 +93,16 @@ internal sealed class LoadOptions
             error = e.Message;
             return null;
         }
-        catch (ArgumentOutOfRangeException e)
-        {
-            error = e.Message;
-            return null;
-        }
         return options;
     }
 
-    private static int Int(string value, int min, int max)
-    {
-        int n = int.Parse(value, NumberStyles.Integer, CultureInfo.InvariantCulture);
-        ArgumentOutOfRangeException.ThrowIfLessThan(n, min, value);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(n, max, value);
-        return n;
-    }
+    private static int Int(string name, string value, int min, int max) =>
+        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) && n >= min && n <= max
+            ? n
+            : throw new FormatException($"--{name} must be an integer from {min} to {max}, not '{value}'");
 
-    private static double Double(string value, double min, double max)
-    {
-        double n = double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture);
-        ArgumentOutOfRangeException.ThrowIfLessThan(n, min, value);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(n, max, value);
-        return n;
-    }
+    private static double Double(string name, string value, double min, double max) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double n) && n >= min && n <= max
+            ? n
+            : throw new FormatException($"--{name} must be a number from {min} to {max}, not '{value}'");
 }

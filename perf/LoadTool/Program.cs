@@ -1,5 +1,7 @@
 // Load tool: WebSocket ingest (/v1/ws, durable acks) against the /v1/echo baseline (Kestrel's
 // WebSocket path alone), same frames, same connections, same run. See perf/README.md.
+using System.Reflection.Metadata;
+using System.Reflection.PortableExecutable;
 using System.Runtime.InteropServices;
 using Analytics.LoadTool;
 
@@ -14,7 +16,7 @@ if (options is null)
 using var cancel = new CancellationTokenSource();
 // First Ctrl+C or SIGTERM: stop cleanly (the server is killed and its directory deleted in
 // finally). A second Ctrl+C ends the process the default way. SIGTERM needs its own hook:
-// without one the runtime exits without running ProcessExit, orphaning the server.
+// without one, a SIGTERM ended the tool here and left the server running.
 Console.CancelKeyPress += (_, e) =>
 {
     if (cancel.IsCancellationRequested) return;
@@ -42,9 +44,10 @@ try
     {
         string dll = options.Server ?? FindServer();
         Console.Error.WriteLine($"starting {dll}");
-        server = await ServerProcess.StartAsync(dll, http, cancel.Token);
+        server = await ServerProcess.StartAsync(dll, options.ServerRoles, http, cancel.Token);
         baseAddress = server.BaseAddress;
-        serverLabel = $"{Path.GetRelativePath(Environment.CurrentDirectory, dll)} ({BuildConfiguration(dll)}), fsync per group commit, embedded (Rollup + chDB in the same process)";
+        serverLabel = $"{DisplayPath(dll)} ({BuildConfiguration(dll)}), fsync per group commit, " +
+            (options.ServerRoles is null ? "all roles (Rollup + chDB in the same process)" : $"roles {options.ServerRoles}");
     }
 
     var pool = BatchTemplate.Build(options.SiteKey, options.Batch, count: 16);
@@ -121,7 +124,33 @@ static string FindServer()
     throw new FileNotFoundException("repository root (Analytics.sln) not found; pass --server PATH/analytics.dll or --url");
 }
 
-static string BuildConfiguration(string dll) =>
-    dll.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release"
-    : dll.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug"
-    : "unknown configuration";
+// The server's [AssemblyConfiguration] ("Release"/"Debug"), read from its metadata without
+// loading it: numbers from a Debug server must not pass for Release ones.
+static string BuildConfiguration(string dll)
+{
+    try
+    {
+        using var pe = new PEReader(File.OpenRead(dll));
+        var md = pe.GetMetadataReader();
+        foreach (var handle in md.GetAssemblyDefinition().GetCustomAttributes())
+        {
+            var attribute = md.GetCustomAttribute(handle);
+            if (attribute.Constructor.Kind != HandleKind.MemberReference) continue;
+            var type = md.GetMemberReference((MemberReferenceHandle)attribute.Constructor).Parent;
+            if (type.Kind != HandleKind.TypeReference || !md.StringComparer.Equals(md.GetTypeReference((TypeReferenceHandle)type).Name, "AssemblyConfigurationAttribute")) continue;
+            // Blob: prolog 0x0001, then the one string argument (SerString).
+            var blob = md.GetBlobReader(attribute.Value);
+            if (blob.ReadUInt16() == 1 && blob.ReadSerializedString() is { Length: > 0 } configuration) return configuration;
+        }
+    }
+    catch (BadImageFormatException)
+    {
+    }
+    return "unknown configuration";
+}
+
+static string DisplayPath(string path)
+{
+    string relative = Path.GetRelativePath(Environment.CurrentDirectory, path);
+    return relative.StartsWith("..", StringComparison.Ordinal) ? path : relative;
+}

@@ -71,7 +71,7 @@ internal sealed class RunReport
         foreach (var r in Phases)
         {
             sb.Append(ci, $"| {r.Name} | {r.Endpoint} | {r.EventsPerSecond:N0} | {r.BatchesPerSecond:N0} | {r.P50Ms:0.00} | {r.P99Ms:0.00} | {r.P999Ms:0.00} | ")
-              .Append(ci, $"{r.ServerBytesPerEvent:0} | {r.ClientCpuCores:0.00} / {(r.ServerCpuCores is double cpu ? cpu.ToString("0.00", ci) : "?")} | ")
+              .Append(ci, $"{r.ServerBytesPerEvent:0.0} | {r.ClientCpuCores:0.00} / {(r.ServerCpuCores is double cpu ? cpu.ToString("0.00", ci) : "?")} | ")
               .AppendLine(ci, $"{r.EventsSent:N0} | {r.EventsAcked:N0} |");
         }
         sb.AppendLine();

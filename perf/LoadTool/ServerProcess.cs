@@ -6,9 +6,9 @@ namespace Analytics.LoadTool;
 
 /// <summary>
 /// The server under test as a child process: <c>dotnet analytics.dll serve --demo --echo --quiet</c>
-/// on a free loopback port with a fresh temporary data directory. Disposing kills the process
-/// tree and deletes the directory; a ProcessExit hook does the same if the tool is stopped by a
-/// signal before the normal path runs.
+/// (plus <c>--roles</c> when asked) on a free loopback port with a fresh temporary data
+/// directory. Disposing kills the process tree and deletes the directory; a ProcessExit hook
+/// does the same as a last resort if the tool exits before the normal path runs.
 /// </summary>
 internal sealed class ServerProcess : IAsyncDisposable
 {
@@ -33,7 +33,7 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>CPU time the server has used (user + system); `dotnet x.dll` runs the app in-process.</summary>
     public TimeSpan CpuTime => _process.TotalProcessorTime;
 
-    public static async Task<ServerProcess> StartAsync(string serverDll, HttpClient http, CancellationToken cancellationToken)
+    public static async Task<ServerProcess> StartAsync(string serverDll, string? roles, HttpClient http, CancellationToken cancellationToken)
     {
         int port = FreeLoopbackPort();
         var baseAddress = new Uri($"http://127.0.0.1:{port}");
@@ -47,6 +47,11 @@ internal sealed class ServerProcess : IAsyncDisposable
         foreach (string arg in (string[])[serverDll, "serve", "--data", data, "--urls", baseAddress.ToString().TrimEnd('/'), "--demo", "--echo", "--quiet"])
         {
             info.ArgumentList.Add(arg);
+        }
+        if (roles is not null)
+        {
+            info.ArgumentList.Add("--roles");
+            info.ArgumentList.Add(roles);
         }
         var process = new Process { StartInfo = info };
         var server = new ServerProcess(process, data, baseAddress);
