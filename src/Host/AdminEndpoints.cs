@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
 using Analytics.FastIngest.Sites;
+using Analytics.Rollup;
+using Analytics.Rollup.Reprocessing;
 
 namespace Analytics.Host;
 
@@ -11,6 +13,8 @@ namespace Analytics.Host;
 public static class AdminEndpoints
 {
     public sealed record CreateSiteRequest(string? Merchant, long? MerchantId, string Domain, string? SiteKey);
+
+    public sealed record ExportRequest(long MerchantId, long? SiteId, DateOnly From, DateOnly To, string? Kind, string? Format, string Out);
 
     public static void MapAdmin(this WebApplication app, string adminToken)
     {
@@ -31,5 +35,33 @@ public static class AdminEndpoints
             return Results.Json(site, statusCode: 201);
         });
         admin.MapGet("/sites", (SiteRegistry registry) => Results.Json(registry.ListSites()));
+
+        // Reprocessing: rebuild derived data from raw events with the current (or a given)
+        // processing logic. Runs inside Rollup, one site-day at a time; poll the job for progress.
+        admin.MapPost("/reprocess", (ReprocessRequest request, ReprocessQueue queue, RollupOptions options) =>
+        {
+            if (request.From > request.To) return Results.Problem(statusCode: 400, title: "Invalid range", detail: "from must not be after to.");
+            if (request.To.DayNumber - request.From.DayNumber > 3660) return Results.Problem(statusCode: 400, title: "Invalid range", detail: "At most ten years per job.");
+            ushort version = request.LogicVersion ?? options.LogicVersion;
+            if (!ProcessingLogic.IsKnown(version))
+                return Results.Problem(statusCode: 400, title: "Unknown logic version", detail: $"Known versions: {string.Join(", ", ProcessingLogic.Versions)}.");
+            var job = queue.Enqueue(request, version);
+            return Results.Text(queue.Describe(job), "application/json", statusCode: 202);
+        });
+        admin.MapGet("/reprocess/{id}", (string id, ReprocessQueue queue) =>
+            queue.Get(id) is { } job ? Results.Text(queue.Describe(job), "application/json") : Results.Problem(statusCode: 404, title: "Unknown job", detail: $"No job {id}."));
+        admin.MapGet("/partitions", async (long merchantId, long? siteId, PartitionAdmin partitions, RollupOptions options, CancellationToken ct) =>
+            Results.Json(await partitions.StatusAsync(merchantId, siteId, options.LogicVersion, ct)));
+        admin.MapPost("/export", async (ExportRequest request, PartitionAdmin partitions, CancellationToken ct) =>
+        {
+            if ((request.Format ?? "parquet") != "parquet") return Results.Problem(statusCode: 400, title: "Unsupported format", detail: "format: parquet.");
+            string kind = request.Kind ?? "raw";
+            if (kind is not ("raw" or "enriched")) return Results.Problem(statusCode: 400, title: "Unsupported kind", detail: "kind: raw or enriched.");
+            if (request.From > request.To) return Results.Problem(statusCode: 400, title: "Invalid range", detail: "from must not be after to.");
+            if (string.IsNullOrWhiteSpace(request.Out) || !Path.IsPathFullyQualified(request.Out))
+                return Results.Problem(statusCode: 400, title: "Invalid output", detail: "out must be an absolute directory path on the server.");
+            var files = await partitions.ExportParquetAsync(request.MerchantId, request.SiteId, request.From, request.To, kind, request.Out, ct);
+            return Results.Json(new { files, rows = files.Sum(f => f.Rows) });
+        });
     }
 }

@@ -5,6 +5,7 @@ using Analytics.FastIngest.Sites;
 using Analytics.FastIngest.Validation;
 using Analytics.QueryService;
 using Analytics.Rollup;
+using Analytics.Rollup.Reprocessing;
 using Analytics.Store;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -26,6 +27,10 @@ public sealed class HostSettings
     /// <summary>Which services run in this process (all by default). The same binary runs one
     /// role per process in a scale-out deployment, and benchmarks measure ingest alone.</summary>
     public Roles Roles { get; init; } = Roles.All;
+    /// <summary>Processing-logic version live Rollup applies (ProcessingLogic.Versions).</summary>
+    public ushort LogicVersion { get; init; } = ProcessingLogic.Current;
+    /// <summary>Clock for receive times; tests replace it to place events at chosen times.</summary>
+    public TimeProvider Clock { get; init; } = TimeProvider.System;
 }
 
 [Flags]
@@ -66,10 +71,14 @@ public static class AnalyticsHost
         services.AddSingleton<IColumnStore>(store);
         services.AddSingleton(settings.Limits);
         services.AddSingleton<IngestMetrics>();
-        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(settings.Clock);
         services.AddSingleton<IngestProcessor>();
         services.AddSingleton(new MetricsReader(store, db));
-        services.AddSingleton(new RollupOptions { Database = db, CheckpointDirectory = Path.Combine(data, "rollup") });
+        if (!ProcessingLogic.IsKnown(settings.LogicVersion))
+            throw new ArgumentException($"Unknown processing-logic version {settings.LogicVersion}; known: {string.Join(", ", ProcessingLogic.Versions)}.");
+        services.AddSingleton(new RollupOptions { Database = db, CheckpointDirectory = Path.Combine(data, "rollup"), LogicVersion = settings.LogicVersion });
+        services.AddSingleton(new ReprocessQueue(Path.Combine(data, "rollup", "jobs")));
+        services.AddSingleton(new PartitionAdmin(store, db));
         services.AddSingleton<RollupStatus>();
         if (settings.Roles.HasFlag(Roles.Rollup)) services.AddHostedService<RollupWorker>();
 

@@ -19,6 +19,7 @@ switch (command)
             EnableEcho = cli.Flag("echo"),
             Quiet = cli.Flag("quiet"),
             Roles = ParseRoles(cli.Get("roles", "ingest,rollup,query")),
+            LogicVersion = ushort.Parse(cli.Get("logic-version", Analytics.Rollup.ProcessingLogic.Current.ToString(System.Globalization.CultureInfo.InvariantCulture)), System.Globalization.CultureInfo.InvariantCulture),
         });
         var demo = cli.Flag("demo") ? EnsureDemoSite(app.Services.GetRequiredService<SiteRegistry>()) : null;
         await app.StartAsync();
@@ -45,6 +46,10 @@ switch (command)
         Console.WriteLine(JsonSerializer.Serialize(registry.ListSites(), json));
         return 0;
     }
+    case "reprocess":
+    case "partitions" when cli.Positional.Count > 1 && cli.Positional[1] == "status":
+    case "export":
+        return await AdminCommands.RunAsync(command, cli, data);
     case "demo-traffic":
         return await DemoTraffic.RunAsync(
             cli.Get("url", "ws://127.0.0.1:5080/v1/ws"), cli.Get("site-key", DemoSite.Key),
@@ -56,6 +61,10 @@ switch (command)
               sites create --domain D (--merchant NAME | --merchant-id N) [--site-key K]
               sites list
               demo-traffic [--url ws://127.0.0.1:5080/v1/ws] [--site-key K] [--visitors 20] [--seconds 60]
+              reprocess --merchant M [--site S] --from 2026-01-01 --to 2026-03-31 [--dry-run] [--logic-version N]
+              partitions status --merchant M [--site S]
+              export --merchant M [--site S] --from D --to D [--kind raw|enriched] --format parquet --out DIR
+              (reprocess, partitions and export talk to a running server: --url http://127.0.0.1:5080)
             """);
         return 2;
 }

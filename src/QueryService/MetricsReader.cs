@@ -24,7 +24,7 @@ public sealed class MetricsReader(IColumnStore store, string database)
         var (table, bucketExpr) = ChooseTimeseriesSource(q);
         string sql = $"""
             SELECT toUnixTimestamp({bucketExpr}) AS t, {MetricColumns(q)}
-            FROM {database}.{table}
+            FROM {database}.{table} {ActiveGeneration(q)}
             WHERE {Scope(q, table)}
             GROUP BY t ORDER BY t
             """;
@@ -50,7 +50,7 @@ public sealed class MetricsReader(IColumnStore store, string database)
         string table = q.From.Ticks % TimeSpan.TicksPerDay == 0 && q.To.Ticks % TimeSpan.TicksPerDay == 0 ? "rollup_day"
             : q.From.Ticks % TimeSpan.TicksPerHour == 0 && q.To.Ticks % TimeSpan.TicksPerHour == 0 ? "rollup_hour"
             : "rollup_minute";
-        string sql = $"SELECT 0, {MetricColumns(q)} FROM {database}.{table} WHERE {Scope(q, table)}";
+        string sql = $"SELECT 0, {MetricColumns(q)} FROM {database}.{table} {ActiveGeneration(q)} WHERE {Scope(q, table)}";
         var rows = await store.QueryRowsAsync(sql, ct);
         var values = new Dictionary<string, long>();
         for (int i = 0; i < q.Metrics.Count; i++) values[q.Metrics[i]] = rows.Count == 0 ? 0 : ReadLong(rows[0][i + 1]);
@@ -129,10 +129,19 @@ public sealed class MetricsReader(IColumnStore store, string database)
         _ => throw new InvalidOperationException($"unknown metric {m}"),
     }));
 
+    /// <summary>
+    /// Reprocessing writes a new generation of rollup rows beside the old one and then activates
+    /// it (schemas/clickhouse/003_generations.sql): count only each day's active generation, so
+    /// a query sees the old numbers or the new ones, never both.
+    /// </summary>
+    private string ActiveGeneration(MetricsQuery q) => string.Create(CultureInfo.InvariantCulture,
+        $"LEFT JOIN (SELECT day, argMax(generation, activated_at) AS active_generation FROM {database}.generations " +
+        $"WHERE merchant_id = {q.MerchantId} AND site_id = {q.SiteId} GROUP BY day) AS active ON toDate(bucket) = active.day");
+
     private static string Scope(MetricsQuery q, string table)
     {
         var sb = new StringBuilder();
-        sb.Append(CultureInfo.InvariantCulture, $"merchant_id = {q.MerchantId} AND site_id = {q.SiteId}");
+        sb.Append(CultureInfo.InvariantCulture, $"merchant_id = {q.MerchantId} AND site_id = {q.SiteId} AND generation = active.active_generation");
         if (table == "rollup_day")
         {
             sb.Append(CultureInfo.InvariantCulture, $" AND bucket >= toDate('{q.From.UtcDateTime:yyyy-MM-dd}') AND bucket < toDate('{CeilDay(q.To):yyyy-MM-dd}')");

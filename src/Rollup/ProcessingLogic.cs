@@ -10,16 +10,24 @@ public readonly record struct Derived(
 
 /// <summary>
 /// The processing logic: how a raw event becomes an enriched one (hostname, path, referrer
-/// source, UTM fields, device, browser, OS, bot flag). Every enriched row records
-/// <see cref="Version"/>; when a rule here changes, bump the version so reprocessing can find
-/// and rebuild what older logic produced. Pure functions of the raw event: the same raw event
-/// always gives the same result, which is what makes replays and reprocessing exact.
+/// source, UTM fields, device, browser, OS, bot flag). Every enriched row records the version
+/// that built it; when a rule here changes, add a version so `reprocess` can rebuild what older
+/// logic produced and `partitions status` can find it. Pure functions of the raw event: the same
+/// raw event always gives the same result, which is what makes replays and reprocessing exact.
+///
+/// Versions (older ones stay so that a deployment can pin one and tests can reproduce history):
+///   1  first rules.
+///   2  fix: automation that identifies itself only as a headless browser ("HeadlessChrome",
+///      "Headless" builds) was counted as visitors; it is a bot.
 /// </summary>
 public static partial class ProcessingLogic
 {
-    public const ushort Version = 1;
+    public const ushort Current = 2;
+    public static readonly ushort[] Versions = [1, 2];
 
-    public static Derived Derive(string url, string referrer, string userAgent, uint screenWidth)
+    public static bool IsKnown(ushort version) => Versions.Contains(version);
+
+    public static Derived Derive(string url, string referrer, string userAgent, uint screenWidth, ushort version = Current)
     {
         Uri.TryCreate(url, UriKind.Absolute, out var page);
         string hostname = page is null ? "" : StripWww(page.Host);
@@ -38,14 +46,18 @@ public static partial class ProcessingLogic
             Device(screenWidth),
             Browser(userAgent),
             OperatingSystem(userAgent),
-            IsBot(userAgent));
+            IsBot(userAgent, version));
     }
 
     /// <summary>Missing user agents and automation are bots: browsers always send one.</summary>
-    public static bool IsBot(string userAgent) => userAgent.Length == 0 || BotPattern().IsMatch(userAgent);
+    public static bool IsBot(string userAgent, ushort version = Current) =>
+        userAgent.Length == 0 || BotPattern().IsMatch(userAgent) || (version >= 2 && HeadlessPattern().IsMatch(userAgent));
 
-    [GeneratedRegex(@"bot|crawl|spider|slurp|headless|lighthouse|pingdom|phantomjs|selenium|puppeteer|playwright|curl/|wget/|python-requests|go-http-client|java/|okhttp|scrapy", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"bot|crawl|spider|slurp|lighthouse|pingdom|phantomjs|selenium|puppeteer|playwright|curl/|wget/|python-requests|go-http-client|java/|okhttp|scrapy", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex BotPattern();
+
+    [GeneratedRegex(@"headless", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex HeadlessPattern();
 
     /// <summary>Screen-width classes (CSS px), the breakpoints most sites design for.</summary>
     public static string Device(uint screenWidth) => screenWidth switch

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Analytics.Contracts.Internal;
 using Analytics.EventLog;
+using Analytics.Rollup.Reprocessing;
 using Analytics.Store;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -20,6 +21,8 @@ public sealed class RollupOptions
     public int MaxBatchRecords { get; init; } = 10_000;
     /// <summary>How long a round waits for records: the floor of freshness when traffic is low.</summary>
     public TimeSpan MaxWait { get; init; } = TimeSpan.FromMilliseconds(200);
+    /// <summary>The processing-logic version live Rollup applies (see ProcessingLogic).</summary>
+    public ushort LogicVersion { get; init; } = ProcessingLogic.Current;
 }
 
 /// <summary>Counters for /metrics and tests.</summary>
@@ -55,27 +58,19 @@ public sealed class RollupStatus
 /// the store, missing ones are written, and step 2 answers as it did the first time because
 /// event_ids is written last. Store errors are retried with backoff, never skipped.
 /// </summary>
-public sealed partial class RollupWorker(IEventLog log, IColumnStore store, RollupOptions options, RollupStatus status, ILogger<RollupWorker> logger) : BackgroundService
+public sealed partial class RollupWorker(IEventLog log, IColumnStore store, RollupOptions options, RollupStatus status, ReprocessQueue jobs, ILogger<RollupWorker> logger) : BackgroundService
 {
-    private const string EventColumns =
-        "merchant_id UInt64, site_id UInt64, event_id FixedString(16), received_at DateTime64(3, 'UTC'), client_time DateTime64(3, 'UTC'), " +
-        "name String, url String, referrer String, props Map(String, String), revenue_micros Int64, currency String, screen_width UInt32, " +
-        "engagement_ms UInt32, visitor_id UInt64, ip_prefix String, user_agent String, country String, log_source String, log_offset UInt64";
-
-    private const string EnrichedColumns =
-        "merchant_id UInt64, site_id UInt64, event_id FixedString(16), received_at DateTime64(3, 'UTC'), name String, hostname String, " +
-        "pathname String, referrer String, referrer_source String, utm_source String, utm_medium String, utm_campaign String, " +
-        "utm_content String, utm_term String, country String, device String, browser String, os String, is_bot UInt8, " +
-        "props Map(String, String), revenue_micros Int64, currency String, engagement_ms UInt32, visitor_id UInt64, visit_id UInt64, " +
-        "visit_start UInt8, logic_version UInt16, log_source String, log_offset UInt64";
-
     private readonly Sessionizer _sessions = new();
     private readonly string _db = ClickHouseSql.RequirePlainIdentifier(options.Database);
+    private Generations? _generations;
+    private SiteDayRebuilder? _rebuilder;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await using var consumer = log.OpenConsumer(options.ConsumerGroup);
         var checkpoint = new RollupCheckpoint(options.CheckpointDirectory, options.ConsumerGroup);
+        _generations = new Generations(store, _db);
+        _rebuilder = new SiteDayRebuilder(store, _db, _generations);
         try
         {
             var inflight = checkpoint.ReadInflight();
@@ -95,9 +90,15 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             }
             while (!stoppingToken.IsCancellationRequested)
             {
-                var batch = await consumer.ReadAsync(options.MaxBatchRecords, options.MaxWait, stoppingToken);
+                // Reprocessing runs here, one site-day between two live rounds: the two never
+                // interleave, so live events are neither lost nor counted twice by a rebuild,
+                // and live freshness waits at most one site-day's rebuild.
+                var job = jobs.NextPending();
+                var wait = job is null ? options.MaxWait : TimeSpan.Zero;
+                var batch = await consumer.ReadAsync(options.MaxBatchRecords, wait, stoppingToken);
                 status.Lag = consumer.Lag;
                 if (!batch.IsEmpty) await ProcessAsync(consumer, checkpoint, batch, stoppingToken);
+                if (job is not null) await ReprocessStepAsync(job, stoppingToken);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -151,12 +152,12 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
 
     private async Task<Round> PrepareAsync(LogBatch batch)
     {
-        var events = new List<(StoredEvent Event, long Offset)>(batch.Records.Count);
+        var events = new List<RawEvent>(batch.Records.Count);
         for (int i = 0; i < batch.Records.Count; i++)
         {
             try
             {
-                events.Add((StoredEvent.Parser.ParseFrom(batch.Records[i].Span), batch.FirstOffset + i));
+                events.Add(RawEvent.From(StoredEvent.Parser.ParseFrom(batch.Records[i].Span), batch.Source, batch.FirstOffset + i));
             }
             catch (Google.Protobuf.InvalidProtocolBufferException e)
             {
@@ -166,16 +167,15 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             }
         }
         var seen = await LoadSeenIds(events);
+        await WithRetries(() => _generations!.LoadAsync(events.Select(e => (e.MerchantId, e.SiteId, e.Day)), CancellationToken.None), CancellationToken.None);
         var days = new Dictionary<DateOnly, DayPart>();
         int duplicates = 0, stored = 0;
-        foreach (var (e, offset) in events)
+        foreach (var e in events)
         {
-            var key = (e.MerchantId, e.SiteId, Convert.ToHexString(e.Id.Span));
-            if (!seen.Add(key)) { duplicates++; continue; }
-            var day = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(e.ReceivedMs).UtcDateTime);
-            if (!days.TryGetValue(day, out var part)) days[day] = part = new DayPart(day);
-            WriteRaw(part.Raw, e, batch.Source, offset);
-            WriteEnriched(part.Enriched, e, batch.Source, offset);
+            if (!seen.Add((e.MerchantId, e.SiteId, Convert.ToHexString(e.Id)))) { duplicates++; continue; }
+            if (!days.TryGetValue(e.Day, out var part)) days[e.Day] = part = new DayPart(e.Day);
+            DerivedRows.WriteRaw(part.Raw, e);
+            DerivedRows.WriteEnriched(part.Enriched, e, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day));
             part.Rows++;
             stored++;
         }
@@ -183,14 +183,14 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     }
 
     /// <summary>Ids of this round that the store already has (client resends), plus in-round repeats.</summary>
-    private async Task<HashSet<(ulong, ulong, string)>> LoadSeenIds(List<(StoredEvent Event, long Offset)> events)
+    private async Task<HashSet<(ulong, ulong, string)>> LoadSeenIds(List<RawEvent> events)
     {
         var seen = new HashSet<(ulong, ulong, string)>();
         // Group by site so the primary index (merchant, site, id) narrows each lookup; chunks keep
         // the statement under ClickHouse's 256 KiB max_query_size.
-        foreach (var site in events.GroupBy(e => (e.Event.MerchantId, e.Event.SiteId)))
+        foreach (var site in events.GroupBy(e => (e.MerchantId, e.SiteId)))
         {
-            foreach (var chunk in site.Select(e => Convert.ToHexString(e.Event.Id.Span)).Distinct().Chunk(4000))
+            foreach (var chunk in site.Select(e => Convert.ToHexString(e.Id)).Distinct().Chunk(4000))
             {
                 string sql = string.Create(CultureInfo.InvariantCulture,
                     $"SELECT hex(event_id) FROM {_db}.event_ids WHERE merchant_id = {site.Key.MerchantId} AND site_id = {site.Key.SiteId} AND event_id IN ({string.Join(',', chunk.Select(h => $"unhex('{h}')"))})");
@@ -210,74 +210,6 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         LogQuarantined(error, source, offset);
     }
 
-    private static void WriteRaw(RowBinaryWriter w, StoredEvent e, string source, long offset)
-    {
-        w.WriteUInt64(e.MerchantId);
-        w.WriteUInt64(e.SiteId);
-        w.WriteFixedString(e.Id.Span, 16);
-        w.WriteDateTime64Milliseconds(e.ReceivedMs);
-        w.WriteDateTime64Milliseconds(e.ClientTimeMs);
-        w.WriteString(e.Name);
-        w.WriteString(e.Url);
-        w.WriteString(e.Referrer);
-        WriteProps(w, e);
-        w.WriteInt64(e.RevenueMicros);
-        w.WriteString(e.Currency);
-        w.WriteUInt32(e.ScreenWidth);
-        w.WriteUInt32(e.EngagementMs);
-        w.WriteUInt64(e.VisitorId);
-        w.WriteString(e.IpPrefix);
-        w.WriteString(e.UserAgent);
-        w.WriteString(e.Country);
-        w.WriteString(source);
-        w.WriteUInt64((ulong)offset);
-    }
-
-    private void WriteEnriched(RowBinaryWriter w, StoredEvent e, string source, long offset)
-    {
-        var d = ProcessingLogic.Derive(e.Url, e.Referrer, e.UserAgent, e.ScreenWidth);
-        (ulong visitId, bool starts) = d.IsBot ? (0UL, false) : _sessions.Next(e.SiteId, e.VisitorId, e.ReceivedMs);
-        w.WriteUInt64(e.MerchantId);
-        w.WriteUInt64(e.SiteId);
-        w.WriteFixedString(e.Id.Span, 16);
-        w.WriteDateTime64Milliseconds(e.ReceivedMs);
-        w.WriteString(e.Name);
-        w.WriteString(d.Hostname);
-        w.WriteString(d.Pathname);
-        w.WriteString(e.Referrer);
-        w.WriteString(d.ReferrerSource);
-        w.WriteString(d.UtmSource);
-        w.WriteString(d.UtmMedium);
-        w.WriteString(d.UtmCampaign);
-        w.WriteString(d.UtmContent);
-        w.WriteString(d.UtmTerm);
-        w.WriteString(e.Country);
-        w.WriteString(d.Device);
-        w.WriteString(d.Browser);
-        w.WriteString(d.Os);
-        w.WriteBool(d.IsBot);
-        WriteProps(w, e);
-        w.WriteInt64(e.RevenueMicros);
-        w.WriteString(e.Currency);
-        w.WriteUInt32(e.EngagementMs);
-        w.WriteUInt64(e.VisitorId);
-        w.WriteUInt64(visitId);
-        w.WriteBool(starts);
-        w.WriteUInt16(ProcessingLogic.Version);
-        w.WriteString(source);
-        w.WriteUInt64((ulong)offset);
-    }
-
-    private static void WriteProps(RowBinaryWriter w, StoredEvent e)
-    {
-        w.WriteMapHeader(e.Props.Count);
-        foreach (var p in e.Props)
-        {
-            w.WriteString(p.Key);
-            w.WriteString(p.Value);
-        }
-    }
-
     private async Task StoreAsync(Round round, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
@@ -286,11 +218,12 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             string range = string.Create(CultureInfo.InvariantCulture, $"{round.Source}:{round.From}-{round.Next}:{part.Day:yyyyMMdd}");
             string scope = string.Create(CultureInfo.InvariantCulture,
                 $"toDate(received_at) = '{part.Day:yyyy-MM-dd}' AND log_source = {ClickHouseSql.StringLiteral(round.Source)} AND log_offset >= {round.From} AND log_offset < {round.Next}");
-            await Insert($"{_db}.events_raw", EventColumns, part.Raw, $"raw:{range}", part.Rows, ct);
-            await Insert($"{_db}.events_enriched", EnrichedColumns, part.Enriched, $"enriched:{range}", part.Rows, ct);
-            await RollUp("rollup_minute", "toStartOfMinute(received_at)", scope, range, ct);
-            await RollUp("rollup_hour", "toStartOfHour(received_at)", scope, range, ct);
-            await RollUp("rollup_day", "toDate(received_at)", scope, range, ct);
+            await Insert($"{_db}.events_raw", DerivedRows.RawColumns, part.Raw, $"raw:{range}", part.Rows, ct);
+            await Insert($"{_db}.events_enriched", DerivedRows.EnrichedColumns, part.Enriched, $"enriched:{range}", part.Rows, ct);
+            foreach (var (table, bucket) in DerivedRows.Rollups)
+            {
+                await store.ExecuteAsync(DerivedRows.RollUpStatement(_db, table, bucket, scope, $"{table}:{range}"), ct);
+            }
             await store.ExecuteAsync(
                 $"INSERT INTO {_db}.event_ids SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral("ids:" + range)}, max_threads = 1 " +
                 $"SELECT merchant_id, site_id, event_id, received_at FROM {_db}.events_raw WHERE {scope}", ct);
@@ -308,12 +241,78 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             throw new InvalidOperationException($"{table}: sent {expectedRows} rows, the store wrote {written}.");
     }
 
-    private Task RollUp(string table, string bucket, string scope, string range, CancellationToken ct) =>
-        store.ExecuteAsync(
-            $"INSERT INTO {_db}.{table} SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral(table + ":" + range)}, max_threads = 1 " +
-            $"SELECT merchant_id, site_id, {bucket} AS bucket, name, count() AS events, sum(visit_start) AS visit_starts, " +
-            $"sum(revenue_micros) AS revenue_micros, uniqState(visitor_id) AS visitors " +
-            $"FROM {_db}.events_enriched WHERE {scope} AND is_bot = 0 GROUP BY merchant_id, site_id, bucket, name", ct);
+    /// <summary>
+    /// One step of a reprocessing job: plan it (which site-days have raw events), or rebuild
+    /// its next site-day, or mark it done. Progress is saved after every step.
+    /// </summary>
+    private async Task ReprocessStepAsync(ReprocessJob job, CancellationToken ct)
+    {
+        var request = job.Request;
+        try
+        {
+            if (job.Units is null)
+            {
+                string siteFilter = request.SiteId is { } site ? string.Create(CultureInfo.InvariantCulture, $" AND site_id = {site}") : "";
+                var units = await store.QueryRowsAsync(
+                    $"SELECT site_id, toString(toDate(received_at)) AS day, count() FROM {_db}.events_raw " +
+                    $"WHERE merchant_id = {request.MerchantId}{siteFilter} " +
+                    $"AND received_at >= toDateTime64('{DerivedRows.Day(request.From)} 00:00:00', 3, 'UTC') " +
+                    $"AND received_at < toDateTime64('{DerivedRows.Day(request.To.AddDays(1))} 00:00:00', 3, 'UTC') " +
+                    "GROUP BY site_id, day ORDER BY day, site_id", ct);
+                job.Units = units.Select(r => new ReprocessUnit
+                {
+                    SiteId = r[0].GetInt64(),
+                    Day = DateOnly.Parse(r[1].GetString()!, CultureInfo.InvariantCulture),
+                    RawEvents = r[2].GetInt64(),
+                }).ToList();
+                job.EventsTotal = job.Units.Sum(u => u.RawEvents);
+                job.State = "running";
+                job.StartedAt = DateTimeOffset.UtcNow;
+                jobs.Save(job);
+                LogJobPlanned(job.Id, job.Units.Count, job.EventsTotal, job.LogicVersion, request.DryRun);
+                return;
+            }
+            var unit = job.Units.FirstOrDefault(u => !u.Done);
+            if (unit is null)
+            {
+                job.State = "done";
+                job.FinishedAt = DateTimeOffset.UtcNow;
+                jobs.Save(job);
+                LogJobDone(job.Id, job.EventsDone, job.EventsPerSecond);
+                return;
+            }
+            // A unit interrupted by a crash is rebuilt from the start: count only finished ones.
+            job.EventsDone = job.Units.Where(u => u.Done).Sum(u => u.RawEvents);
+            var result = await _rebuilder!.RebuildAsync((ulong)request.MerchantId, (ulong)unit.SiteId, unit.Day, job.LogicVersion, request.DryRun,
+                n => job.EventsDone += n, ct);
+            unit.Done = true;
+            unit.Delta = result.Delta;
+            var elapsed = DateTimeOffset.UtcNow - (job.StartedAt ?? DateTimeOffset.UtcNow);
+            job.EventsPerSecond = elapsed.TotalSeconds > 0 ? job.EventsDone / elapsed.TotalSeconds : 0;
+            jobs.Save(job);
+            LogUnitDone(job.Id, unit.SiteId, unit.Day, result.Events, job.EventsDone, job.EventsTotal);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            job.State = "failed";
+            job.Error = e.Message;
+            job.FinishedAt = DateTimeOffset.UtcNow;
+            jobs.Save(job);
+            LogJobFailed(e, job.Id);
+        }
+    }
+
+    [LoggerMessage(EventId = 2101, Level = LogLevel.Information, Message = "Reprocess {JobId}: {Units} site-days, {Events} raw events, logic version {Version}, dry run {DryRun}")]
+    private partial void LogJobPlanned(string jobId, int units, long events, ushort version, bool dryRun);
+
+    [LoggerMessage(EventId = 2102, Level = LogLevel.Information, Message = "Reprocess {JobId}: site {SiteId} day {Day} rebuilt ({Events} events); progress {Done}/{Total}")]
+    private partial void LogUnitDone(string jobId, long siteId, DateOnly day, long events, long done, long total);
+
+    [LoggerMessage(EventId = 2103, Level = LogLevel.Information, Message = "Reprocess {JobId} done: {Events} events at {Rate:0} events/s")]
+    private partial void LogJobDone(string jobId, long events, double rate);
+
+    [LoggerMessage(EventId = 2104, Level = LogLevel.Error, Message = "Reprocess {JobId} failed")]
+    private partial void LogJobFailed(Exception error, string jobId);
 
     /// <summary>Open visits from the store, without the range about to be replayed (so the replay
     /// computes visit starts exactly as the crashed round did).</summary>

@@ -1,0 +1,326 @@
+// The browser agent.
+//
+// Delivery contract: an event is kept (as encoded bytes) until the server acknowledges the batch
+// that carried it. Batches go over one WebSocket per page, one batch at a time: the next is sent
+// when the previous one's Ack (same seq, sent by the server once the events are durable) arrives.
+// Stop-and-wait keeps the agent small and is fast enough, because a batch may hold up to 500
+// events and the server acks within milliseconds. When the socket closes, the unacknowledged batch
+// goes back to the front of the queue and is sent again after the reconnect; the server
+// deduplicates by the event's random 128-bit id, so a resend never counts twice. On pagehide (or
+// when the page is hidden, the last moment mobile browsers guarantee) everything unacknowledged is
+// handed to navigator.sendBeacon, which outlives the page. Trade-offs: memory is bounded (maxQueue
+// events plus one batch), so a page offline for very long drops its oldest events first; and a
+// beacon has no answer, so an event lost after a beacon is not retried.
+//
+// The host page comes first: every entry point (API, listeners, the history patch) runs inside
+// `safe`, so nothing here ever throws into the page, and nothing blocks it (no sync XHR, no
+// storage, no cookies). Bots, headless browsers and, when configured, Do Not Track / Global
+// Privacy Control get an agent that does nothing.
+
+import { decodeAck, encodeBatch, encodeEvent } from "./proto";
+
+/** One encoded event. */
+type Bytes = ReturnType<typeof encodeEvent>;
+
+export interface AgentOptions {
+  /** The site's public key, as shown in the dashboard. */
+  siteKey: string;
+  /** Base URL of the analytics server, e.g. "https://analytics.example.com". */
+  endpoint: string;
+  /** Pageviews on load and on pushState / replaceState / popstate path changes. Default true. */
+  autoPageviews?: boolean;
+  /** Treat the hash as part of the page (hash routers): "#/cart" and "#/" are different pages. */
+  hashRouting?: boolean;
+  /** Track clicks on links to other hosts as "Outbound Link" events. Default true. */
+  outboundLinks?: boolean;
+  /** Track clicks on file links (known extensions or `download` attribute) as "File Download". Default true. */
+  fileDownloads?: boolean;
+  /** Do nothing when the browser sends Do Not Track or Global Privacy Control. Default false. */
+  respectDnt?: boolean;
+  /** Send nothing until optIn() is called. Default false. */
+  requireConsent?: boolean;
+  /** Track even headless / automated / bot-like user agents (tests). Default false. */
+  trackBots?: boolean;
+  /** Send a batch once this many events are waiting. Default 10. */
+  batchSize?: number;
+  /** ...or this many milliseconds after the first one arrived. Default 1000. */
+  flushInterval?: number;
+  /** At most this many events wait for a connection; the oldest are dropped first. Default 1000. */
+  maxQueue?: number;
+}
+
+/** Custom properties: at most 30, key 1-128 bytes, value at most 512 bytes (server limits). */
+export type Props = Record<string, string | number | boolean>;
+
+export interface Revenue {
+  /** In currency units: 12.34 means 12.34 EUR. */
+  amount: number;
+  /** ISO 4217 code, e.g. "EUR". */
+  currency: string;
+}
+
+export interface Agent {
+  /** Records a pageview. Without a URL: the current page, unless it is the page already
+   *  recorded (so routers and the automatic tracking never count one navigation twice).
+   *  With a URL: always recorded. */
+  pageview(url?: string): void;
+  /** Records a custom event, with optional properties and revenue. */
+  track(name: string, props?: Props, revenue?: Revenue): void;
+  /** Consent given: tracking starts now (and records the current page if it was not yet). */
+  optIn(): void;
+  /** Consent withdrawn: nothing more is sent, and what was waiting is discarded. */
+  optOut(): void;
+  /** Sends what is waiting now instead of at the end of the batching interval. */
+  flush(): void;
+}
+
+/** A batch is closed once it holds this many bytes. An event is at least 28 bytes (16-byte id,
+ *  name, time), so a batch stays under the server's 500 events (13,000 / 28 + 1 < 500); and an
+ *  event is at most ~20 KB, so a batch stays under the 64 KiB a beacon may carry. */
+const BATCH_BYTES = 13e3;
+/** Reconnect backoff: 500 ms doubling to at most 30 s, each delay randomised to 50-100 %
+ *  ("equal jitter") so that a server restart is not met by every page at the same instant. */
+const BACKOFF_MS = 500;
+const BACKOFF_MAX_MS = 3e4;
+
+// Browser user agents never say these; crawlers and automation do.
+// (Automation frameworks set navigator.webdriver, which is checked separately.)
+const BOT = /bot|crawl|spider|headless|lighthouse/i;
+// Links with a `download` attribute count too, whatever their extension.
+const DOWNLOAD = /\.(pdf|zip|gz|7z|rar|dmg|exe|msi|apk|csv|xlsx?|docx?|pptx?|txt|mp[34])$/i;
+
+/** Runs f, swallowing anything it throws: the agent must never break the host page. */
+const safe =
+  <A extends unknown[]>(f: (...a: A) => unknown) =>
+  (...a: A): void => {
+    try {
+      f(...a);
+    } catch {}
+  };
+
+/** Creates an agent. Most pages want `init`, which keeps one per page. */
+export function createAgent(o: AgentOptions): Agent {
+  const w = window, d = document, nav = navigator, loc = location;
+  const now = Date.now;
+  const key = o.siteKey;
+  const http = o.endpoint.replace(/\/$/, "");
+  const max = o.maxQueue || 1e3;
+  const auto = o.autoPageviews != false;
+  let queue: Bytes[] = [];
+  /** The events of batch `seq`, sent and not yet acknowledged. */
+  let sent: Bytes[] = [];
+  let seq = 0;
+  let ws: WebSocket | 0 = 0;
+  let attempt = 0;
+  let batchTimer: any = 0;
+  let retryTimer: any = 0;
+  /** The page last recorded by pageview(): path (and hash with hashRouting). */
+  let last: string | 0 = 0;
+  let consent = !o.requireConsent;
+  // Millisecond instant the page became visible (0 while hidden), and visible time not yet reported.
+  let shown = d.hidden ? 0 : now();
+  let engaged = 0;
+  let off: unknown =
+    (!o.trackBots && (nav.webdriver || BOT.test(nav.userAgent))) ||
+    (o.respectDnt && (nav.doNotTrack == "1" || (nav as any).globalPrivacyControl));
+
+  const on = (t: EventTarget, type: string, f: (e: any) => void) => t.addEventListener(type, safe(f), true);
+  const pageKey = () => loc.pathname + (o.hashRouting ? loc.hash : "");
+
+  /** Visible time since the previous event (protobuf field engagement_ms; at most one day). */
+  const engagement = () => {
+    const ms = engaged + (shown && now() - shown);
+    engaged = 0;
+    if (shown) shown = now();
+    return Math.min(864e5, ms);
+  };
+
+  const record = (name: string, props?: Props, revenue?: Revenue, url = loc.href) => {
+    if (off || !consent) return;
+    queue.push(
+      encodeEvent(
+        crypto.getRandomValues(new Uint8Array(16)),
+        name,
+        now(),
+        // href and referrer are ASCII (the URL serializer percent-encodes), so 2,048 characters
+        // are 2,048 bytes: the server's limit, cut here rather than lose the event.
+        url.slice(0, 2048),
+        d.referrer.slice(0, 2048),
+        props,
+        revenue && Math.round(revenue.amount * 1e6),
+        revenue && revenue.currency,
+        screen.width,
+        engagement(),
+      ),
+    );
+    if (queue.length > max) queue.shift();
+    if (queue.length >= (o.batchSize || 10)) flush();
+    else batchTimer ||= setTimeout(flush, o.flushInterval || 1e3);
+  };
+
+  /** Takes the next batch's events off the front of `from`. */
+  const take = (from: Bytes[]) => {
+    let i = 0, size = 0;
+    while (i < from.length && size < BATCH_BYTES) size += from[i++].length;
+    return from.splice(0, i);
+  };
+
+  /** Sends the next batch if the socket is ready and idle; (re)connects, with backoff, if there
+   *  is none. The first connection attempt after a success is immediate. */
+  const flush = safe(() => {
+    clearTimeout(batchTimer);
+    batchTimer = 0;
+    if (queue.length && !off && consent) {
+      if (!ws)
+        retryTimer ||= setTimeout(
+          connect,
+          attempt && Math.min(BACKOFF_MAX_MS, BACKOFF_MS * 2 ** attempt) * (0.5 + Math.random() / 2),
+        );
+      else if (ws.readyState == 1 && !sent.length) ws.send(encodeBatch(key, ++seq, (sent = take(queue))));
+    }
+  });
+
+  const connect = () => {
+    retryTimer = 0;
+    attempt++;
+    if (ws || !consent) return;
+    const s = (ws = new WebSocket(http.replace(/^http/, "ws") + "/v1/ws"));
+    s.binaryType = "arraybuffer";
+    s.onopen = flush;
+    s.onmessage = safe((m: MessageEvent) => {
+      const ack = decodeAck(new Uint8Array(m.data));
+      if (ack[1] != seq) return;
+      attempt = 0;
+      if (ack[2] == 2) {
+        // RETRY: nothing of the batch was kept; send it again first, after the server's delay.
+        queue = sent.concat(queue);
+        sent = [];
+        clearTimeout(batchTimer);
+        batchTimer = setTimeout(flush, ack[6] || 1e3);
+      } else if (ack[2] == 3) {
+        // UNKNOWN_SITE: a configuration error that no retry fixes.
+        off = 1;
+        s.close();
+      } else {
+        sent = [];
+        flush();
+      }
+    });
+    s.onclose = safe((e: CloseEvent) => {
+      if (s != ws) return;
+      ws = 0;
+      // 1003 / 1007 / 1009: the server refused the batch itself (not binary, undecodable, too
+      // big). Resending it would fail forever; any other close sends it again.
+      queue = (/^100[379]$/.test(e.code as any) ? [] : sent).concat(queue);
+      sent = [];
+      flush();
+    });
+  };
+
+  /** Hands everything unacknowledged to the browser, which sends it even after the page is gone. */
+  const beacon = () => {
+    const all = sent.concat(queue);
+    sent = [];
+    queue = [];
+    // text/plain: the only body type sendBeacon may send cross-origin without a preflight. (fetch
+    // keepalive shares sendBeacon's 64 KiB budget, so it would not rescue a refused beacon.)
+    while (all.length)
+      nav.sendBeacon(http + "/v1/events", new Blob([encodeBatch(key, ++seq, take(all))], { type: "text/plain" }));
+  };
+
+  /** The page is hidden or going away: report its visible time, then send what is left. */
+  const hide = () => {
+    if (shown) engaged += now() - shown;
+    shown = 0;
+    if (engaged >= 1e3 && last) record("engagement");
+    beacon();
+  };
+
+  const pageview = (url?: string) => {
+    const k = pageKey();
+    if (url || k != last) {
+      last = k;
+      record("pageview", undefined, undefined, url);
+    }
+  };
+
+  const click = (e: MouseEvent) => {
+    const a = (e.target as Element).closest("a[href]") as HTMLAnchorElement;
+    const href = a && a.href;
+    // button: 0 for a click, 1 for a middle click (auxclick); not the context menu's 2.
+    if (!/^https?:/.test(href) || e.button > 1) return;
+    if (o.fileDownloads != false && (a.hasAttribute("download") || DOWNLOAD.test(a.pathname)))
+      record("File Download", { url: href });
+    else if (o.outboundLinks != false && a.host != loc.host) record("Outbound Link", { url: href });
+  };
+
+  const agent: Agent = {
+    pageview: safe(pageview),
+    track: safe(record),
+    optIn: safe(() => {
+      consent = true;
+      if (auto) pageview();
+    }),
+    optOut: safe(() => {
+      consent = false;
+      // The socket may stay open: with consent false nothing is written to it.
+      sent = [];
+      queue = [];
+    }),
+    flush,
+  };
+
+  if (!off) {
+    if (auto) {
+      const page = safe(() => pageview());
+      for (const m of ["pushState", "replaceState"] as const) {
+        const original = history[m];
+        history[m] = function (this: History, ...a: Parameters<History["pushState"]>) {
+          const r = original.apply(this, a);
+          page();
+          return r;
+        };
+      }
+      // Without hashRouting a hash change keeps the page key, so pageview() records nothing.
+      on(w, "popstate", page);
+      on(w, "hashchange", page);
+      page();
+    }
+    on(d, "click", click);
+    on(d, "auxclick", click);
+    on(d, "visibilitychange", () => (d.hidden ? hide() : (shown = now())));
+    on(w, "pagehide", hide);
+    // Back from the back/forward cache: a new view of the page. (visibilitychange restarts the
+    // engagement clock.)
+    on(w, "pageshow", (e: PageTransitionEvent) => e.persisted && auto && ((last = 0), pageview()));
+    on(w, "online", () => {
+      attempt = 0;
+      clearTimeout(retryTimer);
+      retryTimer = 0;
+      flush();
+    });
+  }
+  return agent;
+}
+
+const nothing = () => {};
+
+/** An agent that does nothing: what `init` gives where there is no browser (server-side
+ *  rendering) or when the options are unusable. */
+export const noopAgent: Agent = { pageview: nothing, track: nothing, optIn: nothing, optOut: nothing, flush: nothing };
+
+let instance: Agent | undefined;
+
+/** The page's agent: created on the first call, returned by every later one (options of later
+ *  calls are ignored), so a page never holds more than one WebSocket. Never throws: without a
+ *  browser (server-side rendering) or with unusable options it returns `noopAgent`. */
+export const init = (options: AgentOptions): Agent => {
+  if (!instance) {
+    try {
+      instance = createAgent(options);
+    } catch {
+      instance = noopAgent;
+    }
+  }
+  return instance;
+};

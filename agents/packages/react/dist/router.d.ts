@@ -1,0 +1,2 @@
+export declare function useRouterPageviews(): void;
+export declare function RouterPageviews(): null;

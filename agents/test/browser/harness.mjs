@@ -1,0 +1,233 @@
+// Real-browser test harness: the real Analytics server (src/Host, built in Release), a static
+// server for the test pages and example apps, and Debian's Chromium driven by playwright-core.
+//
+// Every test owns its data: each creates its own site through the admin API, so counts never mix
+// between tests even though one server serves a whole test file. Ports are picked free at run
+// time; everything listens on 127.0.0.1 only.
+import { spawn, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import { createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const agentsDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const repoDir = join(agentsDir, "..");
+const dll = process.env.ANALYTICS_DLL || join(repoDir, "src", "Host", "bin", "Release", "net10.0", "analytics.dll");
+
+/** A desktop Chrome user agent: the server classifies "HeadlessChrome" as a bot and counts nothing. */
+export const DESKTOP_UA =
+  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.unref();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function ensureServerBuilt() {
+  if (existsSync(dll)) return;
+  // Standalone `npm test`: build the host once (test.sh has built it already).
+  execFileSync("dotnet", ["build", join(repoDir, "src", "Host"), "-c", "Release", "-nologo", "-v", "quiet", "-clp:ErrorsOnly"], {
+    stdio: "inherit",
+  });
+}
+
+/** Starts `analytics serve --demo` on a fresh data directory and a free port. */
+export async function startAnalytics() {
+  ensureServerBuilt();
+  const dataDir = mkdtempSync(join(tmpdir(), "agents-test-"));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  let child;
+  let log = "";
+
+  async function start() {
+    child = spawn("dotnet", [dll, "serve", "--data", dataDir, "--urls", base, "--demo", "--quiet"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, DOTNET_NOLOGO: "1", DOTNET_CLI_TELEMETRY_OPTOUT: "1" },
+    });
+    child.stdout.on("data", (d) => (log += d));
+    child.stderr.on("data", (d) => (log += d));
+    const exited = new Promise((r) => child.once("exit", r));
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`analytics exited with ${child.exitCode}:\n${log}`);
+      try {
+        if ((await fetch(`${base}/healthz`)).ok) return exited;
+      } catch {}
+      await sleep(100);
+    }
+    throw new Error(`analytics did not become healthy:\n${log}`);
+  }
+
+  let exited = await start();
+  const server = {
+    base,
+    ws: base.replace("http", "ws"),
+    dataDir,
+    get log() {
+      return log;
+    },
+    /** Kills the server (SIGKILL: no graceful shutdown, like a crash). */
+    async kill() {
+      child.kill("SIGKILL");
+      await exited;
+    },
+    async restart() {
+      exited = await start();
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        await exited;
+        clearTimeout(t);
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+    /** A new site (and merchant) that only this test uses. */
+    async createSite() {
+      const token = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
+      const r = await fetch(`${base}/admin/sites`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ merchant: "agents test", domain: "agents.test" }),
+      });
+      if (r.status !== 201) throw new Error(`create site: ${r.status} ${await r.text()}`);
+      return await r.json(); // { siteId, siteKey, ... }
+    },
+    /** Counts from the query API, over yesterday..tomorrow (UTC) so midnight cannot split a test. */
+    async aggregate(siteId, event) {
+      const day = (d) => new Date(Date.now() + d * 864e5).toISOString().slice(0, 10);
+      const q = `metrics=pageviews,events,visitors,visits&from=${day(-1)}&to=${day(1)}${event ? `&event=${encodeURIComponent(event)}` : ""}`;
+      const r = await fetch(`${base}/v1/sites/${siteId}/aggregate?${q}`);
+      if (!r.ok) throw new Error(`aggregate: ${r.status} ${await r.text()}`);
+      return (await r.json()).results;
+    },
+    /**
+     * Waits until every expectation holds, then checks again after `settleMs` so that a late
+     * double count would be seen: "exactly N", not "at least N". Expectations are
+     * { event?: name, metric: "pageviews" | "events" | ..., value: N }.
+     */
+    async expectCounts(siteId, expectations, { timeoutMs = 15_000, settleMs = 1_500 } = {}) {
+      const read = async () =>
+        Promise.all(expectations.map(async (e) => ({ ...e, actual: (await server.aggregate(siteId, e.event))[e.metric] })));
+      const deadline = Date.now() + timeoutMs;
+      let got;
+      while (true) {
+        got = await read();
+        if (got.every((e) => e.actual === e.value)) break;
+        if (Date.now() > deadline) break;
+        await sleep(200);
+      }
+      if (got.every((e) => e.actual === e.value)) {
+        await sleep(settleMs);
+        got = await read();
+      }
+      return got.map((e) => `${e.event ?? "*"}.${e.metric}=${e.actual}`);
+    },
+  };
+  return server;
+}
+
+/** Formats expectations the way expectCounts reports them, for deepStrictEqual. */
+export const want = (expectations) => expectations.map((e) => `${e.event ?? "*"}.${e.metric}=${e.value}`);
+
+const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".pdf": "application/pdf", ".map": "application/json" };
+
+/**
+ * Static server for test pages. `routes` maps a URL path to { body, type } or a file path; a
+ * prefix ending in "/*" serves its value for every path below it (single-page-app fallback).
+ */
+export async function startStatic(routes) {
+  const port = await freePort();
+  const server = createServer((req, res) => {
+    const path = new URL(req.url, "http://x").pathname;
+    let hit = routes[path];
+    if (hit === undefined) {
+      const prefix = Object.keys(routes).find((k) => k.endsWith("/*") && path.startsWith(k.slice(0, -1)));
+      if (prefix) hit = routes[prefix];
+    }
+    if (hit === undefined) {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found");
+      return;
+    }
+    const page = typeof hit === "string" ? { body: readFileSync(normalize(hit)), type: types[extname(hit)] } : hit;
+    res.writeHead(200, { "content-type": page.type || types[extname(path)] || "text/html", "cache-control": "no-store" });
+    res.end(page.body);
+  });
+  await new Promise((r) => server.listen(port, "127.0.0.1", r));
+  return {
+    base: `http://127.0.0.1:${port}`,
+    /** The same server under another host name: links there are "outbound". */
+    otherHost: `http://localhost:${port}`,
+    /** Routes may be added or replaced while the server runs. */
+    routes,
+    close: () => new Promise((r) => server.close(r)),
+  };
+}
+
+/**
+ * Debian's Chromium through playwright-core, with a fresh profile. A normal desktop user agent
+ * unless told otherwise (the server does not count HeadlessChrome); navigator.webdriver is still
+ * true, so pages that should be tracked pass the agent's trackBots option.
+ */
+export async function launchBrowser({ userAgent = DESKTOP_UA } = {}) {
+  const profile = mkdtempSync(join(tmpdir(), "agents-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+    headless: true,
+    userAgent,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  return {
+    context,
+    async newPage() {
+      const page = await context.newPage();
+      page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
+      return page;
+    },
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The agent's script-tag build, as served to test pages. */
+export const agentScript = () => ({
+  body: readFileSync(join(agentsDir, "packages", "agent", "dist", "agent.min.js")),
+  type: "text/javascript",
+});
+
+/** A test page that loads the script-tag build with the given data- attributes. */
+export function scriptPage(attrs, body = "") {
+  const a = Object.entries(attrs)
+    .map(([k, v]) => (v === true ? ` data-${k}` : ` data-${k}="${v}"`))
+    .join("");
+  return {
+    type: "text/html",
+    body: `<!doctype html><html><head><meta charset="utf-8"><title>test</title>
+<script defer src="/agent.js"${a}></script></head><body>${body}</body></html>`,
+  };
+}

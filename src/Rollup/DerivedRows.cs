@@ -1,0 +1,127 @@
+using System.Globalization;
+using Analytics.Contracts.Internal;
+using Analytics.Store;
+
+namespace Analytics.Rollup;
+
+/// <summary>A raw event as Rollup works with it: from a log record (live) or from events_raw (rebuild).</summary>
+public sealed record RawEvent(
+    ulong MerchantId, ulong SiteId, byte[] Id, long ReceivedMs, long ClientTimeMs, string Name, string Url, string Referrer,
+    IReadOnlyList<KeyValuePair<string, string>> Props, long RevenueMicros, string Currency, uint ScreenWidth, uint EngagementMs,
+    ulong VisitorId, string IpPrefix, string UserAgent, string Country, string LogSource, long LogOffset)
+{
+    public static RawEvent From(StoredEvent e, string source, long offset) => new(
+        e.MerchantId, e.SiteId, e.Id.ToByteArray(), e.ReceivedMs, e.ClientTimeMs, e.Name, e.Url, e.Referrer,
+        e.Props.Select(p => KeyValuePair.Create(p.Key, p.Value)).ToList(), e.RevenueMicros, e.Currency, e.ScreenWidth, e.EngagementMs,
+        e.VisitorId, e.IpPrefix, e.UserAgent, e.Country, source, offset);
+
+    public DateOnly Day => DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(ReceivedMs).UtcDateTime);
+}
+
+/// <summary>
+/// The derived tables' rows and statements, shared by live Rollup and by reprocessing so that
+/// both build exactly the same thing from the same raw events.
+/// </summary>
+public static class DerivedRows
+{
+    public const string RawColumns =
+        "merchant_id UInt64, site_id UInt64, event_id FixedString(16), received_at DateTime64(3, 'UTC'), client_time DateTime64(3, 'UTC'), " +
+        "name String, url String, referrer String, props Map(String, String), revenue_micros Int64, currency String, screen_width UInt32, " +
+        "engagement_ms UInt32, visitor_id UInt64, ip_prefix String, user_agent String, country String, log_source String, log_offset UInt64";
+
+    public const string EnrichedColumns =
+        "merchant_id UInt64, site_id UInt64, event_id FixedString(16), received_at DateTime64(3, 'UTC'), name String, hostname String, " +
+        "pathname String, referrer String, referrer_source String, utm_source String, utm_medium String, utm_campaign String, " +
+        "utm_content String, utm_term String, country String, device String, browser String, os String, is_bot UInt8, " +
+        "props Map(String, String), revenue_micros Int64, currency String, engagement_ms UInt32, visitor_id UInt64, visit_id UInt64, " +
+        "visit_start UInt8, logic_version UInt16, log_source String, log_offset UInt64, generation UInt64";
+
+    public static readonly (string Table, string Bucket)[] Rollups =
+    [
+        ("rollup_minute", "toStartOfMinute(received_at)"),
+        ("rollup_hour", "toStartOfHour(received_at)"),
+        ("rollup_day", "toDate(received_at)"),
+    ];
+
+    public static void WriteRaw(RowBinaryWriter w, RawEvent e)
+    {
+        w.WriteUInt64(e.MerchantId);
+        w.WriteUInt64(e.SiteId);
+        w.WriteFixedString(e.Id, 16);
+        w.WriteDateTime64Milliseconds(e.ReceivedMs);
+        w.WriteDateTime64Milliseconds(e.ClientTimeMs);
+        w.WriteString(e.Name);
+        w.WriteString(e.Url);
+        w.WriteString(e.Referrer);
+        WriteProps(w, e);
+        w.WriteInt64(e.RevenueMicros);
+        w.WriteString(e.Currency);
+        w.WriteUInt32(e.ScreenWidth);
+        w.WriteUInt32(e.EngagementMs);
+        w.WriteUInt64(e.VisitorId);
+        w.WriteString(e.IpPrefix);
+        w.WriteString(e.UserAgent);
+        w.WriteString(e.Country);
+        w.WriteString(e.LogSource);
+        w.WriteUInt64((ulong)e.LogOffset);
+    }
+
+    /// <summary>Enriches one event with the given logic version and writes its row.</summary>
+    public static void WriteEnriched(RowBinaryWriter w, RawEvent e, Sessionizer sessions, ushort logicVersion, ulong generation)
+    {
+        var d = ProcessingLogic.Derive(e.Url, e.Referrer, e.UserAgent, e.ScreenWidth, logicVersion);
+        (ulong visitId, bool starts) = d.IsBot ? (0UL, false) : sessions.Next(e.SiteId, e.VisitorId, e.ReceivedMs);
+        w.WriteUInt64(e.MerchantId);
+        w.WriteUInt64(e.SiteId);
+        w.WriteFixedString(e.Id, 16);
+        w.WriteDateTime64Milliseconds(e.ReceivedMs);
+        w.WriteString(e.Name);
+        w.WriteString(d.Hostname);
+        w.WriteString(d.Pathname);
+        w.WriteString(e.Referrer);
+        w.WriteString(d.ReferrerSource);
+        w.WriteString(d.UtmSource);
+        w.WriteString(d.UtmMedium);
+        w.WriteString(d.UtmCampaign);
+        w.WriteString(d.UtmContent);
+        w.WriteString(d.UtmTerm);
+        w.WriteString(e.Country);
+        w.WriteString(d.Device);
+        w.WriteString(d.Browser);
+        w.WriteString(d.Os);
+        w.WriteBool(d.IsBot);
+        WriteProps(w, e);
+        w.WriteInt64(e.RevenueMicros);
+        w.WriteString(e.Currency);
+        w.WriteUInt32(e.EngagementMs);
+        w.WriteUInt64(e.VisitorId);
+        w.WriteUInt64(visitId);
+        w.WriteBool(starts);
+        w.WriteUInt16(logicVersion);
+        w.WriteString(e.LogSource);
+        w.WriteUInt64((ulong)e.LogOffset);
+        w.WriteUInt64(generation);
+    }
+
+    private static void WriteProps(RowBinaryWriter w, RawEvent e)
+    {
+        w.WriteMapHeader(e.Props.Count);
+        foreach (var (key, value) in e.Props)
+        {
+            w.WriteString(key);
+            w.WriteString(value);
+        }
+    }
+
+    /// <summary>
+    /// Rolls up the enriched rows selected by <paramref name="where"/> (bots excluded) into one
+    /// rollup table, as one insert carrying a deduplication token.
+    /// </summary>
+    public static string RollUpStatement(string db, string table, string bucket, string where, string token) =>
+        $"INSERT INTO {db}.{table} SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral(token)}, max_threads = 1 " +
+        $"SELECT merchant_id, site_id, {bucket} AS bucket, name, count() AS events, sum(visit_start) AS visit_starts, " +
+        "sum(revenue_micros) AS revenue_micros, uniqState(visitor_id) AS visitors, generation " +
+        $"FROM {db}.events_enriched WHERE ({where}) AND is_bot = 0 GROUP BY merchant_id, site_id, bucket, name, generation";
+
+    public static string Day(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+}
