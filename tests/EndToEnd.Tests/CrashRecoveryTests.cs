@@ -21,7 +21,7 @@ public class CrashRecoveryTests
     public async Task Acknowledged_events_survive_sigkill_during_load_exactly_once()
     {
         string data = Path.Combine(Path.GetTempPath(), "analytics-crash-" + Guid.NewGuid().ToString("N"));
-        int port = FreePort();
+        int port = Ports.Free();
         var server = new ServerProcess(data, port);
         try
         {
@@ -80,60 +80,6 @@ public class CrashRecoveryTests
         string from = DateTime.UtcNow.AddDays(-1).ToString("yyyy-MM-dd"), to = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd");
         var json = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port}/v1/sites/1/aggregate?metrics=events&from={from}&to={to}", Ct));
         return json.RootElement.GetProperty("results").GetProperty("events").GetInt64();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    /// <summary>The real host binary in a child process, so SIGKILL kills everything in it.</summary>
-    private sealed class ServerProcess(string data, int port)
-    {
-        private Process? _process;
-
-        public async Task StartAsync()
-        {
-            string dll = Path.Combine(AppContext.BaseDirectory, "analytics.dll");
-            var start = new ProcessStartInfo("dotnet")
-            {
-                ArgumentList = { dll, "serve", "--data", data, "--urls", $"http://127.0.0.1:{port}", "--demo", "--quiet" },
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            _process = Process.Start(start)!;
-            _process.OutputDataReceived += (_, _) => { };
-            _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) TestContext.Current.TestOutputHelper?.WriteLine("server: " + e.Data); };
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-            using var http = new HttpClient();
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (DateTime.UtcNow < deadline)
-            {
-                if (_process.HasExited) throw new InvalidOperationException($"server exited with {_process.ExitCode}");
-                try
-                {
-                    if ((await http.GetAsync($"http://127.0.0.1:{port}/healthz", Ct)).IsSuccessStatusCode) return;
-                }
-                catch (HttpRequestException)
-                {
-                }
-                await Task.Delay(100, Ct);
-            }
-            throw new TimeoutException("server did not start");
-        }
-
-        /// <summary>Process.Kill sends SIGKILL on Unix: no shutdown code runs.</summary>
-        public void Kill()
-        {
-            if (_process is { HasExited: false })
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit();
-            }
-        }
     }
 
     /// <summary>

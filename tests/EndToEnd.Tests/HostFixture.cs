@@ -26,6 +26,13 @@ public sealed class EngineFixture : IDisposable
     }
 }
 
+/// <summary>A clock the test moves: events are received at the times it says.</summary>
+public sealed class ManualClock(DateTimeOffset start) : TimeProvider
+{
+    public DateTimeOffset Now { get; set; } = start;
+    public override DateTimeOffset GetUtcNow() => Now;
+}
+
 /// <summary>One running embedded host (ingest + rollup + query) on a free loopback port.</summary>
 public sealed class TestHost : IAsyncDisposable
 {
@@ -52,7 +59,8 @@ public sealed class TestHost : IAsyncDisposable
     public Uri WebSocketUri => new(BaseAddress.Replace("http://", "ws://", StringComparison.Ordinal) + "/v1/ws");
 
     /// <summary>A new host; or, given <paramref name="restartOf"/>, the same data and database again.</summary>
-    public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null)
+    public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null,
+        ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
@@ -65,6 +73,8 @@ public sealed class TestHost : IAsyncDisposable
             Urls = "http://127.0.0.1:0",
             Quiet = true,
             Limits = limits ?? Analytics.FastIngest.Validation.IngestLimits.Default,
+            LogicVersion = logicVersion,
+            Clock = clock ?? TimeProvider.System,
         });
         var registry = app.Services.GetRequiredService<SiteRegistry>();
         var site = restartOf?.Site ?? registry.CreateSite(registry.CreateMerchant("Test Merchant " + id), "shop.example", "key-" + id);
@@ -101,6 +111,35 @@ public sealed class TestHost : IAsyncDisposable
         string to = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd");
         var json = await Http.GetFromJsonAsync<JsonElement>($"/v1/sites/{Site.SiteId}/aggregate?metrics={metrics}&from={from}&to={to}", TestContext.Current.CancellationToken);
         return json.GetProperty("results").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());
+    }
+
+    /// <summary>An HttpClient request with the admin bearer token.</summary>
+    public HttpRequestMessage AdminRequest(HttpMethod method, string path, object? body = null)
+    {
+        var request = new HttpRequestMessage(method, path);
+        request.Headers.Authorization = new("Bearer", AnalyticsHost.AdminToken(DataDirectory));
+        if (body is not null) request.Content = JsonContent.Create(body);
+        return request;
+    }
+
+    /// <summary>Starts a reprocessing job and waits until it is done; returns the job JSON.</summary>
+    public async Task<JsonElement> ReprocessAsync(object request)
+    {
+        var response = await Http.SendAsync(AdminRequest(HttpMethod.Post, "/admin/reprocess", request), TestContext.Current.CancellationToken);
+        string body = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.True(response.StatusCode == System.Net.HttpStatusCode.Accepted, body);
+        string id = JsonDocument.Parse(body).RootElement.GetProperty("id").GetString()!;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            using var poll = await Http.SendAsync(AdminRequest(HttpMethod.Get, $"/admin/reprocess/{id}"), TestContext.Current.CancellationToken);
+            var job = JsonDocument.Parse(await poll.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)).RootElement;
+            string state = job.GetProperty("state").GetString()!;
+            if (state == "done") return job;
+            Assert.True(state != "failed", job.GetProperty("error").ToString());
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        }
+        throw new TimeoutException("reprocess job did not finish");
     }
 
     public async ValueTask DisposeAsync()

@@ -28,6 +28,7 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
 
     public async Task<Result> RebuildAsync(ulong merchantId, ulong siteId, DateOnly day, ushort logicVersion, bool dryRun, Action<long> progress, CancellationToken ct)
     {
+        await generations.LoadAsync([(merchantId, siteId, day)], ct);
         ulong generation = NewGeneration();
         string scope = string.Create(CultureInfo.InvariantCulture, $"merchant_id = {merchantId} AND site_id = {siteId} AND toDate(received_at) = '{DerivedRows.Day(day)}'");
         var sessions = new Sessionizer();
