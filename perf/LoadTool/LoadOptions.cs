@@ -19,6 +19,8 @@ internal sealed class LoadOptions
           --site-key KEY     site key for /v1/ws (default demo-site-key)
           --json FILE        also write the results as JSON
           --smoke            CI check: 2 connections, batch 10, 2 s, 0.5 s warm-up
+          --reprocess        afterwards, wait for Rollup to store everything, then reprocess it all
+                             (POST /admin/reprocess) and report raw events reprocessed per second
         """;
 
     public string? Server { get; private set; }
@@ -32,6 +34,8 @@ internal sealed class LoadOptions
     public string? ServerRoles { get; private set; }
     public string? Json { get; private set; }
     public bool Smoke { get; private set; }
+    /// <summary>After the phases: reprocess everything ingested and measure raw events/s.</summary>
+    public bool Reprocess { get; private set; }
 
     /// <summary>Parses <paramref name="args"/>; null with <paramref name="error"/> set when they are wrong.</summary>
     public static LoadOptions? Parse(string[] args, out string? error)
@@ -45,6 +49,11 @@ internal sealed class LoadOptions
             if (arg is "--smoke")
             {
                 options.Smoke = true;
+                continue;
+            }
+            if (arg is "--reprocess")
+            {
+                options.Reprocess = true;
                 continue;
             }
             if (arg is "-h" or "--help")

@@ -30,6 +30,9 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>The server's data directory (its admin token lives there).</summary>
+    public string DataDirectory => _dataDirectory;
+
     /// <summary>CPU time the server has used (user + system); `dotnet x.dll` runs the app in-process.</summary>
     public TimeSpan CpuTime => _process.TotalProcessorTime;
 
