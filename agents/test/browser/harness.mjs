@@ -64,14 +64,15 @@ export async function startAnalytics() {
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`analytics exited with ${child.exitCode}:\n${log}`);
       try {
-        if ((await fetch(`${base}/healthz`)).ok) return exited;
+        // Wrapped: returning the promise itself would make start() wait for the exit.
+        if ((await fetch(`${base}/healthz`)).ok) return { exited };
       } catch {}
       await sleep(100);
     }
     throw new Error(`analytics did not become healthy:\n${log}`);
   }
 
-  let exited = await start();
+  let { exited } = await start();
   const server = {
     base,
     ws: base.replace("http", "ws"),
@@ -85,7 +86,7 @@ export async function startAnalytics() {
       await exited;
     },
     async restart() {
-      exited = await start();
+      ({ exited } = await start());
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
