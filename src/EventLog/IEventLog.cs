@@ -35,7 +35,8 @@ public interface IEventLogConsumer : IAsyncDisposable
     /// <summary>
     /// Waits up to <paramref name="maxWait"/> for records after the current position and
     /// returns at most <paramref name="maxRecords"/> of them (an empty batch when none came).
-    /// The batch's memory is valid until the next call to ReadAsync.
+    /// The batch's memory is valid until the next call to ReadAsync. An empty batch has
+    /// FirstOffset = NextOffset = the consumer's current position.
     /// </summary>
     ValueTask<LogBatch> ReadAsync(int maxRecords, TimeSpan maxWait, CancellationToken cancellationToken = default);
 

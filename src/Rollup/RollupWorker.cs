@@ -134,8 +134,10 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         while (next < range.Next)
         {
             var batch = await consumer.ReadAsync((int)(range.Next - next), options.MaxWait, ct);
-            if (batch.IsEmpty) continue;
+            // Already past the range (the commit made it, clearing the mark did not). An empty
+            // batch reports the consumer's position as its FirstOffset.
             if (records.Count == 0 && batch.FirstOffset >= range.Next) return null;
+            if (batch.IsEmpty) continue;
             if (batch.FirstOffset != next || batch.Source != range.Source)
                 throw new InvalidOperationException($"In-flight range {range.Source}:{range.From}-{range.Next} does not match the log position {batch.Source}:{batch.FirstOffset}.");
             // Batch memory is only valid until the next read: copy.

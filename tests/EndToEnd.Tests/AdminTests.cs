@@ -50,6 +50,42 @@ public class AdminTests(EngineFixture engine)
         }
     }
 
+    [Fact]
+    public async Task The_reprocess_command_reports_progress_as_json_lines_when_not_on_a_terminal()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        using (var socket = await host.ConnectAsync())
+        {
+            var batch = new Analytics.Contracts.V1.EventBatch { SiteKey = host.Site.SiteKey };
+            for (int i = 0; i < 20; i++) batch.Events.Add(Wire.Pageview("/" + i));
+            await Wire.SendAsync(socket, batch);
+        }
+        await host.WaitForAggregateAsync(t => t["pageviews"] == 20);
+        string today = DateTime.UtcNow.ToString("yyyy-MM-dd");
+        string output = await RunAsync("reprocess", "--merchant", host.Site.MerchantId.ToString(), "--from", today, "--to", today,
+            "--url", host.BaseAddress, "--data", host.DataDirectory);
+        var progress = output.Split('\n').Where(l => l.StartsWith("{\"job\"", StringComparison.Ordinal)).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.NotEmpty(progress);
+        Assert.Equal("done", progress[^1].GetProperty("state").GetString());
+        Assert.Equal(20, progress[^1].GetProperty("eventsDone").GetInt64());
+        Assert.Equal(20, (await host.AggregateAsync())["pageviews"]);
+
+        string status = await RunAsync("partitions", "status", "--merchant", host.Site.MerchantId.ToString(), "--url", host.BaseAddress, "--data", host.DataDirectory);
+        var partition = JsonDocument.Parse(status).RootElement[0];
+        Assert.False(partition.GetProperty("outdated").GetBoolean());
+        Assert.Equal(20, partition.GetProperty("events").GetInt64());
+    }
+
+    [Fact]
+    public void The_progress_bar_shows_rate_and_eta()
+    {
+        string line = AdminCommands.ProgressLine("running", 2_500, 10_000, 1_000);
+        Assert.Contains("[#######.......................]  25.0%", line);
+        Assert.Contains("2,500/10,000 events", line);
+        Assert.Contains("1,000 events/s", line);
+        Assert.Contains("ETA 0:00:07", line);
+    }
+
     private static async Task<string> RunAsync(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };

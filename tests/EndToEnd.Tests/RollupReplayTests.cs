@@ -57,4 +57,29 @@ public class RollupReplayTests(EngineFixture engine)
         var ids = await store.QueryRowsAsync($"SELECT count() FROM {first.Database}.event_ids", Ct);
         Assert.Equal(events, ids[0][0].GetInt64());
     }
+
+    [Fact]
+    public async Task A_stale_in_flight_mark_for_a_committed_round_is_dropped_without_waiting_for_new_events()
+    {
+        var first = await TestHost.StartAsync(engine);
+        first.KeepData = true;
+        using (var socket = await first.ConnectAsync())
+        {
+            var batch = new EventBatch { SiteKey = first.Site.SiteKey };
+            for (int i = 0; i < 10; i++) batch.Events.Add(Wire.Pageview("/" + i));
+            await Wire.SendAsync(socket, batch);
+        }
+        await first.WaitForAggregateAsync(t => t["pageviews"] == 10);
+        await first.DisposeAsync();
+
+        // Crash after the offset commit, before the mark was cleared.
+        string mark = Path.Combine(first.DataDirectory, "rollup", "inflight-rollup.txt");
+        await File.WriteAllTextAsync(mark, "local,0,10", Ct);
+
+        await using var second = await TestHost.StartAsync(engine, restartOf: first);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < deadline && File.Exists(mark)) await Task.Delay(50, Ct);
+        Assert.False(File.Exists(mark));
+        Assert.Equal(10, (await second.AggregateAsync())["pageviews"]);
+    }
 }

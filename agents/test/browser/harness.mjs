@@ -199,6 +199,9 @@ export async function launchBrowser({ userAgent = DESKTOP_UA } = {}) {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      // As a flag too, not only Playwright's per-page override: beacons sent while a page
+      // unloads go out with the browser's own user agent, which would be HeadlessChrome.
+      `--user-agent=${userAgent}`,
     ],
   });
   return {
