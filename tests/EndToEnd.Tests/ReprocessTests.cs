@@ -91,7 +91,22 @@ public class ReprocessTests(EngineFixture engine)
         Assert.NotEmpty(delta.GetProperty("sampleBuckets").EnumerateArray());
         Assert.Equal(v1Minutes, await SeriesAsync(fixedHost, "minute")); // a dry run changes nothing
 
+        // Readers during the run see the old numbers or the new ones, never anything else.
+        var observed = new List<long>();
+        using var stopReading = new CancellationTokenSource();
+        var reader = Task.Run(async () =>
+        {
+            while (!stopReading.IsCancellationRequested)
+            {
+                observed.Add((await DayTotalsAsync(fixedHost))["visitors"]);
+            }
+        }, Ct);
         var job = await fixedHost.ReprocessAsync(new { merchantId = fixedHost.Site.MerchantId, from = "2026-01-15", to = "2026-01-15" });
+        await Task.Delay(200, Ct);
+        await stopReading.CancelAsync();
+        await reader;
+        long after = (await DayTotalsAsync(fixedHost))["visitors"];
+        Assert.All(observed, v => Assert.True(v == v1["visitors"] || v == after, $"observed {v} visitors; before {v1["visitors"]}, after {after}"));
         Assert.Equal(total, job.GetProperty("eventsDone").GetInt64());
         Assert.False((await PartitionsAsync(fixedHost)).EnumerateArray().Single().GetProperty("outdated").GetBoolean());
 
