@@ -301,6 +301,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
                 n => job.EventsDone += n, ct);
             unit.Done = true;
             unit.Delta = result.Delta;
+            unit.RowsWritten = result.RowsWritten;
             var elapsed = DateTimeOffset.UtcNow - (job.StartedAt ?? DateTimeOffset.UtcNow);
             job.EventsPerSecond = elapsed.TotalSeconds > 0 ? job.EventsDone / elapsed.TotalSeconds : 0;
             jobs.Save(job);

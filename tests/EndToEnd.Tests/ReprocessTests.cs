@@ -87,6 +87,9 @@ public class ReprocessTests(EngineFixture engine)
 
         var dry = await fixedHost.ReprocessAsync(new { merchantId = fixedHost.Site.MerchantId, from = "2026-01-15", to = "2026-01-15", dryRun = true });
         var delta = dry.GetProperty("units")[0].GetProperty("delta");
+        var rows = dry.GetProperty("units")[0].GetProperty("rowsWritten");
+        Assert.Equal(total, rows.GetProperty("events_enriched").GetInt64());
+        Assert.True(rows.GetProperty("rollup_minute").GetInt64() > rows.GetProperty("rollup_day").GetInt64());
         Assert.True(delta.GetProperty("after").GetProperty("visitors").GetInt64() < delta.GetProperty("before").GetProperty("visitors").GetInt64());
         Assert.NotEmpty(delta.GetProperty("sampleBuckets").EnumerateArray());
         Assert.Equal(v1Minutes, await SeriesAsync(fixedHost, "minute")); // a dry run changes nothing

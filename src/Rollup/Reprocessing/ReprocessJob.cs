@@ -15,6 +15,8 @@ public sealed class ReprocessUnit
     public bool Done { get; set; }
     /// <summary>Dry runs: the day's numbers now and with the requested logic.</summary>
     public MetricDelta? Delta { get; set; }
+    /// <summary>Rows the rebuild writes (a dry run: would write), per table.</summary>
+    public Dictionary<string, long>? RowsWritten { get; set; }
 }
 
 public sealed record MetricValues(long Events, long Pageviews, long Visitors, long Visits);

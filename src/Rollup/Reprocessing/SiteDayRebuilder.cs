@@ -24,7 +24,7 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
 
     private static long s_lastGeneration;
 
-    public sealed record Result(long Events, MetricDelta? Delta);
+    public sealed record Result(long Events, MetricDelta? Delta, Dictionary<string, long> RowsWritten);
 
     public async Task<Result> RebuildAsync(ulong merchantId, ulong siteId, DateOnly day, ushort logicVersion, bool dryRun, Action<long> progress, CancellationToken ct)
     {
@@ -64,17 +64,25 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
             await store.ExecuteAsync(DerivedRows.RollUpStatement(db, table, bucket, generationScope, $"rebuild:{generation}:{table}"), ct);
         }
 
+        var written = new Dictionary<string, long> { ["events_enriched"] = events };
+        foreach (var (table, _) in DerivedRows.Rollups)
+        {
+            var count = await store.QueryRowsAsync(string.Create(CultureInfo.InvariantCulture,
+                $"SELECT count() FROM {db}.{table} WHERE merchant_id = {merchantId} AND site_id = {siteId} AND toDate(bucket) = '{DerivedRows.Day(day)}' AND generation = {generation}"), ct);
+            written[table] = count[0][0].GetInt64();
+        }
+
         ulong previous = generations.Active(merchantId, siteId, day);
         if (dryRun)
         {
             var delta = await DeltaAsync(merchantId, siteId, day, previous, generation, ct);
             await DeleteGenerationAsync(merchantId, siteId, day, $"generation = {generation}", ct);
-            return new Result(events, delta);
+            return new Result(events, delta, written);
         }
         await generations.ActivateAsync(merchantId, siteId, day, generation, logicVersion, events, ct);
         // Old rows are invisible now; removing them only frees space.
         await DeleteGenerationAsync(merchantId, siteId, day, $"generation != {generation}", ct);
-        return new Result(events, null);
+        return new Result(events, null, written);
     }
 
     private static ulong NewGeneration()
