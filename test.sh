@@ -66,6 +66,18 @@ if [[ -f perf/LoadTool/LoadTool.csproj ]]; then
     fi
 fi
 
+if [[ -f perf/Benchmarks/Benchmarks.csproj ]]; then
+    echo "== perf smoke: Benchmarks (Dry job: each benchmark once, in process)"
+    if dotnet perf/Benchmarks/bin/Release/net10.0/Benchmarks.dll --filter '*' --job Dry --inProcess --artifacts "$RESULTS/benchmarks" > "$RESULTS/benchmarks.log" 2>&1 \
+        && grep -q "executed benchmarks: [1-9]" "$RESULTS/benchmarks.log"; then
+        passed=$((passed + 1))
+    else
+        tail -n 40 "$RESULTS/benchmarks.log"
+        failed=$((failed + 1))
+        suites_failed+=("benchmarks smoke")
+    fi
+fi
+
 if [[ ${#suites_failed[@]} -gt 0 ]]; then
     echo "failing: ${suites_failed[*]}"
 fi
