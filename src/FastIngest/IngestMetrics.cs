@@ -11,7 +11,7 @@ public sealed class IngestMetrics
 {
     private static readonly RejectionReason[] Reasons = Enum.GetValues<RejectionReason>();
     private readonly long[] _rejectedByReason = new long[Reasons.Max(r => (int)r) + 1];
-    private long _batches, _accepted, _retryBatches, _malformedBatches, _unknownSiteBatches, _oversizeMessages, _connections, _openConnections;
+    private long _batches, _accepted, _retryBatches, _malformedBatches, _unknownSiteBatches, _oversizeMessages, _connections, _openConnections, _rateLimitedBatches;
 
     public long AcceptedEvents => Interlocked.Read(ref _accepted);
     public long RejectedEvents => _rejectedByReason.Sum();
@@ -19,6 +19,7 @@ public sealed class IngestMetrics
     internal void Batch(int accepted) { Interlocked.Increment(ref _batches); Interlocked.Add(ref _accepted, accepted); }
     internal void Rejected(RejectionReason reason) => Interlocked.Increment(ref _rejectedByReason[(int)reason]);
     internal void Retry() => Interlocked.Increment(ref _retryBatches);
+    internal void RateLimited() => Interlocked.Increment(ref _rateLimitedBatches);
     internal void Malformed() => Interlocked.Increment(ref _malformedBatches);
     internal void UnknownSite() => Interlocked.Increment(ref _unknownSiteBatches);
     internal void Oversize() => Interlocked.Increment(ref _oversizeMessages);
@@ -43,6 +44,7 @@ public sealed class IngestMetrics
             sb.Append("analytics_ingest_events_rejected_total{reason=\"").Append(reason).Append("\"} ").Append(Interlocked.Read(ref _rejectedByReason[(int)reason])).Append('\n');
         }
         Counter("analytics_ingest_batches_retry_total", "Batches answered with RETRY (event log unavailable).", Interlocked.Read(ref _retryBatches));
+        Counter("analytics_ingest_batches_rate_limited_total", "Batches answered with RETRY because the connection sent faster than its limit.", Interlocked.Read(ref _rateLimitedBatches));
         Counter("analytics_ingest_batches_malformed_total", "Batches that did not decode.", Interlocked.Read(ref _malformedBatches));
         Counter("analytics_ingest_batches_unknown_site_total", "Batches with an unknown site key.", Interlocked.Read(ref _unknownSiteBatches));
         Counter("analytics_ingest_messages_oversize_total", "Messages over the size limit.", Interlocked.Read(ref _oversizeMessages));

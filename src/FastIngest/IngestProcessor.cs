@@ -28,6 +28,10 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
     public ValueTask<IngestResult> ProcessAsync(ReadOnlyMemory<byte> message, ClientInfo client, IngestScratch scratch, CancellationToken cancellationToken)
     {
         var prepared = Prepare(message.Span, client, scratch);
+        if (prepared.Status == AckStatus.Retry)
+        {
+            return ValueTask.FromResult(Finish(prepared, scratch));
+        }
         if (prepared.Status != AckStatus.Ok || prepared.RecordCount == 0)
         {
             return ValueTask.FromResult(Finish(prepared, scratch));
@@ -49,7 +53,7 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
         return Finish(prepared, scratch);
     }
 
-    private readonly record struct Prepared(AckStatus Status, ulong Seq, ulong MerchantId, int RecordCount);
+    private readonly record struct Prepared(AckStatus Status, ulong Seq, ulong MerchantId, int RecordCount, uint RetryAfterMs = RetryAfterMs);
 
     private Prepared Prepare(ReadOnlySpan<byte> message, ClientInfo client, IngestScratch scratch)
     {
@@ -64,6 +68,11 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
         {
             metrics.UnknownSite();
             return new Prepared(AckStatus.UnknownSite, batch.Seq, 0, 0);
+        }
+        if (scratch.RateLimiter is { } limiter && !limiter.TryAcquire(batch.EventCount, out var wait))
+        {
+            metrics.RateLimited();
+            return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, (uint)Math.Ceiling(wait.TotalMilliseconds));
         }
 
         var receivedAt = clock.GetUtcNow();
@@ -106,7 +115,7 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
         if (ok) metrics.Batch(prepared.RecordCount);
         var rejections = ok ? scratch.Rejections : default;
         int accepted = ok ? prepared.RecordCount : 0;
-        uint retryAfter = prepared.Status == AckStatus.Retry ? RetryAfterMs : 0;
+        uint retryAfter = prepared.Status == AckStatus.Retry ? prepared.RetryAfterMs : 0;
         var ackBuffer = scratch.AckBuffer(AckWriter.MaxEncodedSize(rejections.Length));
         int length = AckWriter.Write(ackBuffer, prepared.Seq, prepared.Status, accepted, rejections, retryAfter);
         return new IngestResult(prepared.Status, prepared.Seq, accepted, rejections.Length, scratch.AckMemory(length));
@@ -123,6 +132,9 @@ public sealed class IngestScratch : IDisposable
 {
     private byte[] _records = [];
     private Rejected[] _rejections = [];
+
+    /// <summary>Set for WebSocket connections: their event rate limit.</summary>
+    public EventRateLimiter? RateLimiter { get; init; }
     private int _rejectionCount;
     private byte[] _ack = [];
 

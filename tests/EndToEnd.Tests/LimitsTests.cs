@@ -157,3 +157,30 @@ public class LimitsTests(EngineFixture engine)
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
     }
 }
+
+public class RateLimitTests(EngineFixture engine)
+{
+    [Fact]
+    public async Task A_connection_over_its_event_rate_gets_retry_with_a_wait_and_nothing_is_kept()
+    {
+        var limits = new IngestLimits { MaxEventsPerSecondPerConnection = 100, EventBurstPerConnection = 100 };
+        await using var host = await TestHost.StartAsync(engine, limits);
+        using var socket = await host.ConnectAsync();
+        var batch = new EventBatch { SiteKey = host.Site.SiteKey, Seq = 1 };
+        for (int i = 0; i < 80; i++) batch.Events.Add(Wire.Pageview("/" + i));
+        Assert.Equal(80u, (await Wire.SendAsync(socket, batch)).Accepted);
+
+        var second = new EventBatch { SiteKey = host.Site.SiteKey, Seq = 2 };
+        for (int i = 0; i < 80; i++) second.Events.Add(Wire.Pageview("/" + i));
+        var refused = await Wire.SendAsync(socket, second);
+        Assert.Equal(AckStatus.Retry, refused.Status);
+        Assert.Equal(0u, refused.Accepted);
+        Assert.InRange(refused.RetryAfterMs, 1u, 600u); // at most 60 missing events at 100/s
+
+        await Task.Delay((int)refused.RetryAfterMs + 50, TestContext.Current.CancellationToken);
+        Assert.Equal(80u, (await Wire.SendAsync(socket, second)).Accepted);
+        var totals = await host.WaitForAggregateAsync(t => t["pageviews"] >= 160);
+        Assert.Equal(160, totals["pageviews"]);
+        Assert.Contains("analytics_ingest_batches_rate_limited_total 1", await host.Http.GetStringAsync("/metrics", TestContext.Current.CancellationToken));
+    }
+}

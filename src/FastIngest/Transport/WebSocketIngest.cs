@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.WebSockets;
 using Analytics.Contracts.V1;
 using Analytics.FastIngest.Enrichment;
+using Analytics.FastIngest.Validation;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http;
 
@@ -29,7 +30,10 @@ internal static class WebSocketIngest
         }
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
         var client = new ClientInfo(context.Connection.RemoteIpAddress, context.Request.Headers.UserAgent, processor.Limits.MaxUserAgentBytes);
-        using var scratch = new IngestScratch();
+        using var scratch = new IngestScratch
+        {
+            RateLimiter = new EventRateLimiter(processor.Limits.MaxEventsPerSecondPerConnection, processor.Limits.EventBurstPerConnection),
+        };
         int maxMessage = processor.Limits.MaxMessageBytes;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(InitialBufferBytes);
         var aborted = context.RequestAborted;

@@ -21,6 +21,13 @@ public sealed class IngestLimits
     public uint MaxEngagementMs { get; init; } = 86_400_000;
     /// <summary>User-Agent bytes kept with the raw event; longer ones are cut (never rejected: the client does not choose it).</summary>
     public int MaxUserAgentBytes { get; init; } = 512;
+    /// <summary>
+    /// Events per second one WebSocket may send (refill) and at once (burst). A browser sends a
+    /// few per minute; 20,000/s leaves room for server-side clients and load tests while one
+    /// runaway socket cannot take more than a small share of a node (~0.5-1M events/s).
+    /// </summary>
+    public double MaxEventsPerSecondPerConnection { get; init; } = 20_000;
+    public double EventBurstPerConnection { get; init; } = 100_000;
 
     public static IngestLimits Default { get; } = new();
 }

@@ -1,0 +1,37 @@
+using System.Diagnostics;
+
+namespace Analytics.FastIngest.Validation;
+
+/// <summary>
+/// Token bucket of events for one WebSocket connection: <see cref="IngestLimits.MaxEventsPerSecondPerConnection"/>
+/// refill, <see cref="IngestLimits.EventBurstPerConnection"/> capacity. A batch that does not fit
+/// is refused whole with RETRY and the wait until it would fit, so one socket cannot take the
+/// server for itself. Hand-written rather than System.Threading.RateLimiting's token bucket:
+/// that one replenishes on a timer per limiter, which 10k idle connections should not pay for;
+/// this one is two fields computed on demand. Not thread-safe: one per connection, used by its
+/// receive loop only.
+/// </summary>
+public sealed class EventRateLimiter(double eventsPerSecond, double burst)
+{
+    private readonly double _burst = burst;
+    private double _tokens = burst;
+    private long _last = Stopwatch.GetTimestamp();
+
+    /// <summary>Takes <paramref name="events"/> tokens, or returns how long until they would be there.</summary>
+    public bool TryAcquire(int events, out TimeSpan retryAfter)
+    {
+        long now = Stopwatch.GetTimestamp();
+        _tokens = Math.Min(_burst, _tokens + Stopwatch.GetElapsedTime(_last, now).TotalSeconds * eventsPerSecond);
+        _last = now;
+        if (events <= _tokens)
+        {
+            _tokens -= events;
+            retryAfter = TimeSpan.Zero;
+            return true;
+        }
+        // A batch larger than the burst can never fit: answer with the time to fill the bucket.
+        double missing = Math.Min(events, _burst) - _tokens;
+        retryAfter = TimeSpan.FromSeconds(Math.Max(missing, 1) / eventsPerSecond);
+        return false;
+    }
+}
