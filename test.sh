@@ -58,7 +58,7 @@ done
 # Benchmarks are not timed tests: CI runs them briefly to prove they work (no timings asserted).
 if [[ -f perf/LoadTool/LoadTool.csproj ]]; then
     echo "== perf smoke: LoadTool"
-    if dotnet perf/LoadTool/bin/Release/net10.0/LoadTool.dll --smoke --reprocess --server "$REPO/src/Host/bin/Release/net10.0/analytics.dll"; then
+    if dotnet perf/LoadTool/bin/Release/net10.0/LoadTool.dll --smoke --reprocess --freshness --idle-connections 200 --server "$REPO/src/Host/bin/Release/net10.0/analytics.dll"; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))

@@ -19,6 +19,8 @@ internal sealed class LoadOptions
           --site-key KEY     site key for /v1/ws (default demo-site-key)
           --json FILE        also write the results as JSON
           --smoke            CI check: 2 connections, batch 10, 2 s, 0.5 s warm-up
+          --freshness        during the ingest phase, probe send-to-visible time in the query API
+          --idle-connections N   afterwards, hold N idle WebSockets; report server RSS growth per connection
           --reprocess        afterwards, wait for Rollup to store everything, then reprocess it all
                              (POST /admin/reprocess) and report raw events reprocessed per second
         """;
@@ -36,6 +38,10 @@ internal sealed class LoadOptions
     public bool Smoke { get; private set; }
     /// <summary>After the phases: reprocess everything ingested and measure raw events/s.</summary>
     public bool Reprocess { get; private set; }
+    /// <summary>During the ingest phase: how long until an acknowledged event shows in the query API.</summary>
+    public bool Freshness { get; private set; }
+    /// <summary>After the phases: open this many idle WebSockets and measure server memory per connection.</summary>
+    public int IdleConnections { get; private set; }
 
     /// <summary>Parses <paramref name="args"/>; null with <paramref name="error"/> set when they are wrong.</summary>
     public static LoadOptions? Parse(string[] args, out string? error)
@@ -54,6 +60,11 @@ internal sealed class LoadOptions
             if (arg is "--reprocess")
             {
                 options.Reprocess = true;
+                continue;
+            }
+            if (arg is "--freshness")
+            {
+                options.Freshness = true;
                 continue;
             }
             if (arg is "-h" or "--help")
@@ -93,6 +104,7 @@ internal sealed class LoadOptions
                     case "site-key": options.SiteKey = value; break;
                     case "server-roles": options.ServerRoles = value; break;
                     case "json": options.Json = Path.GetFullPath(value); break;
+                    case "idle-connections": options.IdleConnections = int.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
                     default: error = $"unknown option --{name}"; return null;
                 }
             }

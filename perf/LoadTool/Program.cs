@@ -55,6 +55,7 @@ try
     var ws = new UriBuilder(baseAddress) { Scheme = baseAddress.Scheme == "https" ? "wss" : "ws" };
     var failures = new List<string>();
     var phases = new List<PhaseResult>();
+    FreshnessProbe.Result? freshness = null;
     foreach (var (name, path, reply) in ((string, string, ReplyKind)[])[("baseline", "/v1/echo", ReplyKind.Echo), ("ingest", "/v1/ws", ReplyKind.Ack)])
     {
         ws.Path = path;
@@ -65,8 +66,17 @@ try
             failures.AddRange(RunReport.Check(warm, isIngest: reply == ReplyKind.Ack));
         }
         Console.Error.WriteLine($"{name}: {options.Seconds:0.#} s against {ws.Uri}");
+        using var probeStop = CancellationTokenSource.CreateLinkedTokenSource(cancel.Token);
+        var probe = options.Freshness && reply == ReplyKind.Ack && server is not null
+            ? FreshnessProbe.RunAsync(http, baseAddress, server.DataDirectory, probeStop.Token)
+            : null;
         var result = await LoadPhase.RunAsync(new PhaseSpec(name, ws.Uri, reply, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Seconds)), pool, metrics, cancel.Token);
-        failures.AddRange(RunReport.Check(result, isIngest: reply == ReplyKind.Ack));
+        if (probe is not null)
+        {
+            await probeStop.CancelAsync();
+            freshness = await probe;
+        }
+        failures.AddRange(RunReport.Check(result, isIngest: reply == ReplyKind.Ack, freshness?.EventsSent ?? 0));
         phases.Add(result);
     }
 
@@ -81,6 +91,28 @@ try
         Failures = failures,
     };
     Console.WriteLine(report.ToMarkdown());
+    if (freshness is not null)
+    {
+        Console.WriteLine($"""
+
+            | freshness under the ingest load | samples | ack → visible p50 ms | p99 ms | max ms |
+            |---|---:|---:|---:|---:|
+            | one pageview at a time to a probe site, polled every 20 ms | {freshness.Samples} | {freshness.P50Ms:0} | {freshness.P99Ms:0} | {freshness.MaxMs:0} |
+            """);
+        if (freshness.Samples == 0) failures.Add("freshness: no sample completed during the ingest phase");
+    }
+    if (options.IdleConnections > 0)
+    {
+        if (server is null) throw new InvalidOperationException("--idle-connections needs a server the tool starts (it reads the server's RSS)");
+        Console.Error.WriteLine($"idle: opening {options.IdleConnections} WebSockets");
+        var idle = await IdleConnections.RunAsync(baseAddress, server.ResidentBytes, options.IdleConnections, cancel.Token);
+        Console.WriteLine($"""
+
+            | idle connections | server RSS before | after | per connection |
+            |---:|---:|---:|---:|
+            | {idle.Connections:N0} | {idle.RssBeforeBytes / 1048576.0:0.0} MiB | {idle.RssAfterBytes / 1048576.0:0.0} MiB | {idle.BytesPerConnection / 1024:0.0} KiB |
+            """);
+    }
     if (options.Reprocess)
     {
         if (server is null) throw new InvalidOperationException("--reprocess needs a server the tool starts (it reads the admin token from its data directory)");

@@ -36,6 +36,17 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>CPU time the server has used (user + system); `dotnet x.dll` runs the app in-process.</summary>
     public TimeSpan CpuTime => _process.TotalProcessorTime;
 
+    /// <summary>Resident set size now, from /proc (Linux): what the OS really holds for the server.</summary>
+    public long ResidentBytes()
+    {
+        foreach (var line in File.ReadLines($"/proc/{_process.Id}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return long.Parse(line[6..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+        }
+        throw new InvalidOperationException("VmRSS not found");
+    }
+
     public static async Task<ServerProcess> StartAsync(string serverDll, string? roles, HttpClient http, CancellationToken cancellationToken)
     {
         int port = FreeLoopbackPort();

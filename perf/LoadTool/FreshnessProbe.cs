@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text.Json;
+using Analytics.Contracts.V1;
+using Google.Protobuf;
+
+namespace Analytics.LoadTool;
+
+/// <summary>
+/// Freshness: while the ingest phase loads the server, a probe sends one pageview at a time to a
+/// site of its own and measures from the ack until the query API counts it. That is the delay a
+/// merchant sees on a dashboard (the requirement is at most one hour; we aim for seconds).
+/// </summary>
+public static class FreshnessProbe
+{
+    public sealed record Result(int Samples, double P50Ms, double P99Ms, double MaxMs, long EventsSent);
+
+    public static async Task<Result> RunAsync(HttpClient http, Uri baseAddress, string dataDirectory, CancellationToken stop)
+    {
+        string token = (await File.ReadAllTextAsync(Path.Combine(dataDirectory, "admin-token"), stop)).Trim();
+        using var create = new HttpRequestMessage(HttpMethod.Post, new Uri(baseAddress, "/admin/sites"))
+        {
+            Content = JsonContent.Create(new { merchant = "Freshness probe", domain = "probe.example" }),
+        };
+        create.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        var site = JsonDocument.Parse(await (await http.SendAsync(create, stop)).Content.ReadAsStringAsync(stop)).RootElement;
+        long siteId = site.GetProperty("siteId").GetInt64();
+        string siteKey = site.GetProperty("siteKey").GetString()!;
+
+        var ws = new UriBuilder(baseAddress) { Scheme = "ws", Path = "/v1/ws" }.Uri;
+        using var socket = new ClientWebSocket();
+        socket.Options.SetRequestHeader("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36 freshness-probe");
+        await socket.ConnectAsync(ws, stop);
+        var samples = new List<double>();
+        var buffer = new byte[4096];
+        string day = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        long sent = 0;
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var batch = new EventBatch { SiteKey = siteKey, Seq = (ulong)++sent };
+                batch.Events.Add(new Event { Id = ByteString.CopyFrom(Guid.NewGuid().ToByteArray()), Name = "pageview", Url = "https://probe.example/" });
+                await socket.SendAsync(batch.ToByteArray(), WebSocketMessageType.Binary, true, stop);
+                await socket.ReceiveAsync(buffer, stop);
+                var acked = Stopwatch.StartNew();
+                while (!stop.IsCancellationRequested)
+                {
+                    var json = JsonDocument.Parse(await http.GetStringAsync(new Uri(baseAddress, $"/v1/sites/{siteId}/aggregate?metrics=pageviews&from={day}&to={day}"), stop)).RootElement;
+                    if (json.GetProperty("results").GetProperty("pageviews").GetInt64() >= sent)
+                    {
+                        samples.Add(acked.Elapsed.TotalMilliseconds);
+                        break;
+                    }
+                    await Task.Delay(20, stop);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // The phase ended; an unfinished sample is dropped.
+        }
+        samples.Sort();
+        if (samples.Count == 0) return new Result(0, double.NaN, double.NaN, double.NaN, sent);
+        double Percentile(double p) => samples[Math.Min(samples.Count - 1, (int)Math.Ceiling(p * samples.Count) - 1)];
+        return new Result(samples.Count, Percentile(0.50), Percentile(0.99), samples[^1], sent);
+    }
+}
