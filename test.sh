@@ -78,6 +78,20 @@ if [[ -f perf/Benchmarks/Benchmarks.csproj ]]; then
     fi
 fi
 
+# Browser agents (agents/): unit tests and headless-Chromium tests against the Release host built
+# above; node's test runner ends with "# pass N" / "# fail N" (TAP), which are added here.
+if [[ -f agents/package.json ]]; then
+    echo "== agents (npm test)"
+    (cd agents && npm ci --no-audit --no-fund --loglevel=error && npm test) 2>&1 | tee "$RESULTS/agents.log"
+    status=${PIPESTATUS[0]}
+    p="$(grep -E '^# pass [0-9]+$' "$RESULTS/agents.log" | tail -n1 | cut -d' ' -f3)"
+    f="$(grep -E '^# fail [0-9]+$' "$RESULTS/agents.log" | tail -n1 | cut -d' ' -f3)"
+    p=${p:-0}; f=${f:-0}
+    if [[ $status -ne 0 && $f -eq 0 ]]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+    [[ $f -ne 0 ]] && suites_failed+=("agents")
+fi
+
 if [[ ${#suites_failed[@]} -gt 0 ]]; then
     echo "failing: ${suites_failed[*]}"
 fi

@@ -175,7 +175,8 @@ export async function startStatic(routes) {
     otherHost: `http://localhost:${port}`,
     /** Routes may be added or replaced while the server runs. */
     routes,
-    close: () => new Promise((r) => server.close(r)),
+    // Browsers keep connections alive; close() alone would wait for them to time out.
+    close: () => new Promise((r) => (server.close(r), server.closeAllConnections())),
   };
 }
 

@@ -166,7 +166,8 @@ export function createAgent(o: AgentOptions): Agent {
   };
 
   /** Sends the next batch if the socket is ready and idle; (re)connects, with backoff, if there
-   *  is none. The first connection attempt after a success is immediate. */
+   *  is none. Only the page's first connection (and the first after an `online` event) is
+   *  immediate. */
   const flush = safe(() => {
     clearTimeout(batchTimer);
     batchTimer = 0;
@@ -180,7 +181,9 @@ export function createAgent(o: AgentOptions): Agent {
     }
   });
 
-  const connect = () => {
+  // safe: it runs from a timer, where a throw (a WebSocket blocked by CSP, say) would reach
+  // the page's error handlers.
+  const connect = safe(() => {
     retryTimer = 0;
     attempt++;
     if (ws || !consent) return;
@@ -190,7 +193,9 @@ export function createAgent(o: AgentOptions): Agent {
     s.onmessage = safe((m: MessageEvent) => {
       const ack = decodeAck(new Uint8Array(m.data));
       if (ack[1] != seq) return;
-      attempt = 0;
+      // Not 0: after a drop, even the first reconnect waits (with jitter), so that a server
+      // restart is not met by every page at the same instant.
+      attempt = 1;
       if (ack[2] == 2) {
         // RETRY: nothing of the batch was kept; send it again first, after the server's delay.
         queue = sent.concat(queue);
@@ -215,7 +220,7 @@ export function createAgent(o: AgentOptions): Agent {
       sent = [];
       flush();
     });
-  };
+  });
 
   /** Hands everything unacknowledged to the browser, which sends it even after the page is gone. */
   const beacon = () => {
@@ -238,7 +243,8 @@ export function createAgent(o: AgentOptions): Agent {
 
   const pageview = (url?: string) => {
     const k = pageKey();
-    if (url || k != last) {
+    // Without consent the page is not recorded, so optIn() can still record it.
+    if (consent && (url || k != last)) {
       last = k;
       record("pageview", undefined, undefined, url);
     }

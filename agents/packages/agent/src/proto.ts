@@ -96,7 +96,8 @@ export const decodeAck = (b: Uint8Array): number[] => {
   };
   while (i < b.length) {
     const tag = read();
-    if ((tag & 7) == 2) i += read();
+    // Not `i += read()`: that would add the length to i as it was before the length was read.
+    if ((tag & 7) == 2) i = read() + i;
     else r[tag >> 3] = read();
   }
   return r;

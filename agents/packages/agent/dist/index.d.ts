@@ -1,2 +1,0 @@
-export { init, createAgent, noopAgent } from "./agent";
-export type { Agent, AgentOptions, Props, Revenue } from "./agent";

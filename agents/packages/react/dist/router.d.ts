@@ -1,2 +1,0 @@
-export declare function useRouterPageviews(): void;
-export declare function RouterPageviews(): null;

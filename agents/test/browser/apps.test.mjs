@@ -1,0 +1,64 @@
+// The React, Vue and Angular example apps in headless Chromium against the real server: each
+// reports its route changes (router integration only: the agent's own history tracking is
+// off) and a custom event from its hook / service, counted exactly.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { bundleExample, exampleHtml, exampleNames } from "../../scripts/examples.mjs";
+import { launchBrowser, startAnalytics, startStatic, want } from "./harness.mjs";
+
+let analytics, browser;
+const bundles = {};
+before(async () => {
+  [analytics, browser] = await Promise.all([startAnalytics(), launchBrowser()]);
+  for (const name of exampleNames) bundles[name] = await bundleExample(name);
+});
+after(async () => {
+  await browser?.close();
+  await analytics?.stop();
+});
+
+/** Home -> Products -> Product 7 (buy) -> back to Products: four pages and one purchase. */
+async function visitShop(name, options) {
+  const site = await analytics.createSite();
+  const config = { siteKey: site.siteKey, endpoint: analytics.base, trackBots: true, ...options };
+  const web = await startStatic({
+    "/app.js": { type: "text/javascript", body: bundles[name] },
+    "/*": { type: "text/html", body: exampleHtml(name, config) },
+  });
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(`${web.base}/`);
+    await page.waitForSelector("#nav-products");
+    await page.click("#nav-products");
+    await page.waitForURL(`${web.base}/products`);
+    await page.click("#product-7");
+    await page.waitForURL(`${web.base}/products/7`);
+    await page.click("#buy");
+    await page.goBack();
+    await page.waitForSelector("#product-8");
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 50)));
+    const expected = [
+      { metric: "pageviews", value: 4 },
+      { event: "purchase", metric: "events", value: 1 },
+      { metric: "visits", value: 1 },
+    ];
+    const got = await analytics.expectCounts(site.siteId, expected);
+    await page.close();
+    assert.deepEqual(errors, []);
+    assert.deepEqual(got, want(expected));
+  } finally {
+    await web.close();
+  }
+}
+
+for (const name of exampleNames) {
+  test(`${name} example app: route changes are pageviews through the router integration`, () =>
+    visitShop(name, { autoPageviews: false }));
+}
+
+for (const name of exampleNames) {
+  test(`${name} example app with the agent's own history tracking left on as well: no navigation counted twice`, () =>
+    visitShop(name, {}));
+}

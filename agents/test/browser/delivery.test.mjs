@@ -1,0 +1,148 @@
+// Delivery under faults, in headless Chromium against the real server: a server killed and
+// restarted mid-session, acknowledgements lost (so acknowledged events are resent), and a
+// browser that goes offline and comes back. The numbers checked: events lost = 0 and events
+// counted twice = 0, read back from the query API.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { decodeBatch } from "../unit/load.mjs";
+import { agentScript, launchBrowser, scriptPage, sleep, startAnalytics, startStatic, want } from "./harness.mjs";
+
+let analytics, browser;
+before(async () => {
+  analytics = await startAnalytics();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await analytics?.stop();
+});
+
+async function page(site, attrs = {}) {
+  const web = await startStatic({
+    "/agent.js": agentScript(),
+    // A short batching interval so that batches are in flight when the faults hit.
+    "/app/*": scriptPage({ "site-key": site.siteKey, endpoint: analytics.base, "track-bots": true, "flush-interval": 100, ...attrs }),
+  });
+  const p = await browser.newPage();
+  await p.goto(`${web.base}/app/`);
+  await p.waitForFunction(() => window.analyticsAgent);
+  return { web, page: p };
+}
+
+/** Starts tracking one "tick" event every `ms` in the page; returns a function that stops it
+ *  and answers how many were tracked. */
+async function ticking(p, ms) {
+  await p.evaluate((ms) => {
+    window.ticks = 0;
+    window.ticker = setInterval(() => {
+      analyticsAgent.track("tick", { n: ++window.ticks });
+    }, ms);
+  }, ms);
+  return () => p.evaluate(() => (clearInterval(window.ticker), window.ticks));
+}
+
+test("server killed (SIGKILL) and restarted mid-session: nothing lost, nothing counted twice", async () => {
+  const site = await analytics.createSite();
+  const { web, page: p } = await page(site);
+  try {
+    const sockets = [];
+    p.on("websocket", (ws) => sockets.push(ws.url()));
+    const stop = await ticking(p, 50);
+    await sleep(1000);
+    await analytics.kill(); // batches in flight and queued events are the agent's to resend
+    await sleep(1500); // the agent keeps tracking while the server is down, and retries with backoff
+    await analytics.restart();
+    await sleep(1000);
+    const ticks = await stop();
+    await p.evaluate(() => analyticsAgent.flush());
+    assert.ok(ticks > 40, `ticks: ${ticks}`);
+    const expected = [
+      { event: "tick", metric: "events", value: ticks },
+      { metric: "pageviews", value: 1 },
+    ];
+    assert.deepEqual(await analytics.expectCounts(site.siteId, expected, { timeoutMs: 40_000 }), want(expected));
+    assert.ok(sockets.length >= 2, `the agent reconnected (${sockets.length} sockets)`);
+    await p.close();
+  } finally {
+    await web.close();
+  }
+});
+
+test("acknowledgements lost, then the socket dropped: the resent events are counted once", async () => {
+  const site = await analytics.createSite();
+  const web = await startStatic({
+    "/agent.js": agentScript(),
+    // One batch for the pageview and the 25 events below: all of them take the resend path.
+    "/app/*": scriptPage({ "site-key": site.siteKey, endpoint: analytics.base, "track-bots": true, "flush-interval": 500, "batch-size": 100 }),
+  });
+  try {
+    const p = await browser.newPage();
+    // A man in the middle on the page's WebSocket: the first connection forwards every batch to
+    // the real server but swallows its Acks, then drops the connection. So the server has
+    // stored events the agent believes unacknowledged, and the agent resends them.
+    let connections = 0, swallowed = 0, forwardedOnSecond = 0, eventsInFirst = 0;
+    await p.routeWebSocket(/\/v1\/ws$/, (ws) => {
+      const n = ++connections;
+      const server = ws.connectToServer();
+      server.onMessage((m) => {
+        if (n === 1) swallowed++;
+        else (forwardedOnSecond++, ws.send(m));
+      });
+      ws.onMessage((m) => {
+        server.send(m);
+        if (n === 1) {
+          eventsInFirst += decodeBatch(m).events.length;
+          setTimeout(() => ws.close({ code: 1011 }), 1000);
+        }
+      });
+    });
+    await p.goto(`${web.base}/app/`);
+    await p.waitForFunction(() => window.analyticsAgent);
+    await p.evaluate(() => {
+      for (let i = 0; i < 25; i++) analyticsAgent.track("once", { i });
+    });
+    const deadline = Date.now() + 15_000;
+    while (forwardedOnSecond < 1 && Date.now() < deadline) await sleep(100);
+    assert.equal(swallowed, 1, "the first batch's Ack was swallowed");
+    assert.equal(eventsInFirst, 26, "the first batch held the pageview and the 25 events");
+    assert.ok(forwardedOnSecond >= 1, "the batch was resent on a second connection and acknowledged");
+    const expected = [
+      { event: "once", metric: "events", value: 25 },
+      { metric: "pageviews", value: 1 },
+      { metric: "events", value: 26 },
+    ];
+    assert.deepEqual(await analytics.expectCounts(site.siteId, expected), want(expected));
+    await p.close();
+  } finally {
+    await web.close();
+  }
+});
+
+test("offline, then online: what was tracked offline is sent, once", async () => {
+  const site = await analytics.createSite();
+  const { web, page: p } = await page(site);
+  try {
+    await p.evaluate(() => analyticsAgent.track("online-1"));
+    await sleep(500);
+    await browser.context.setOffline(true);
+    await p.evaluate(() => {
+      for (let i = 0; i < 5; i++) analyticsAgent.track("offline", { i });
+      history.pushState({}, "", "/app/offline-page");
+    });
+    await sleep(1500);
+    const during = await analytics.aggregate(site.siteId, "offline");
+    await browser.context.setOffline(false);
+    await p.evaluate(() => analyticsAgent.track("online-2"));
+    const expected = [
+      { event: "online-1", metric: "events", value: 1 },
+      { event: "offline", metric: "events", value: 5 },
+      { event: "online-2", metric: "events", value: 1 },
+      { metric: "pageviews", value: 2 },
+    ];
+    assert.deepEqual(await analytics.expectCounts(site.siteId, expected, { timeoutMs: 20_000 }), want(expected));
+    assert.equal(during.events, 0, "nothing arrived while offline");
+    await p.close();
+  } finally {
+    await web.close();
+  }
+});

@@ -1,0 +1,368 @@
+// The agent's logic, step by step, in a fake browser with fake timers: batching, one batch in
+// flight, acks, reconnects with backoff and jitter, resends with the same event ids, RETRY and
+// UNKNOWN_SITE, poison batches, the bounded queue, pagehide beacons, engagement time, SPA
+// pageviews, outbound links and downloads, consent, Do Not Track / GPC, bots, and never throwing.
+import assert from "node:assert/strict";
+import { afterEach, beforeEach, mock, test } from "node:test";
+import { installBrowser, names } from "./fake-browser.mjs";
+import { loadSource } from "./load.mjs";
+
+const { createAgent, init, noopAgent } = await loadSource("agent");
+
+const T0 = 1_800_000_000_000;
+let b;
+const tick = (ms) => mock.timers.tick(ms);
+const ids = (batch) => batch.events.map((e) => Buffer.from(e.id).toString("hex"));
+const options = (o = {}) => ({ siteKey: "site-1", endpoint: "https://analytics.example/", ...o });
+
+/** An agent whose socket is open, with the initial pageview sent and acknowledged. */
+function connected(o = {}, browserOptions = {}) {
+  b = installBrowser(browserOptions);
+  const agent = createAgent(options(o));
+  tick(1000); // batching interval
+  tick(0); // first connection: no backoff
+  b.socket.open();
+  b.socket.ackLast();
+  return agent;
+}
+
+beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "Date"], now: T0 }));
+afterEach(() => {
+  mock.timers.reset();
+  mock.restoreAll();
+  b?.uninstall();
+  b = undefined;
+});
+
+test("the initial pageview goes over one WebSocket to endpoint/v1/ws, with the page's fields", () => {
+  b = installBrowser({ url: "https://shop.example/p/1?x=2" });
+  createAgent(options());
+  assert.equal(b.sockets.length, 0, "nothing before the batching interval");
+  tick(1000);
+  tick(0);
+  assert.equal(b.socket.url, "wss://analytics.example/v1/ws");
+  b.socket.open();
+  const [batch] = b.socket.sent;
+  assert.equal(batch.siteKey, "site-1");
+  assert.equal(batch.seq, "1");
+  const [e] = batch.events;
+  assert.equal(e.name, "pageview");
+  assert.equal(e.url, "https://shop.example/p/1?x=2");
+  assert.equal(e.referrer, "https://www.google.com/");
+  assert.equal(e.clientTimeMs, String(T0)); // recorded when the agent started
+  assert.equal(e.screenWidth, 1440);
+  assert.equal(e.id.length, 16);
+});
+
+test("batches by count: the 10th waiting event sends a batch at once", () => {
+  const agent = connected();
+  for (let i = 0; i < 9; i++) agent.track("e", { i });
+  assert.equal(b.socket.sent.length, 1);
+  agent.track("e", { i: 9 });
+  assert.equal(b.socket.sent.length, 2);
+  assert.equal(b.socket.sent[1].events.length, 10);
+});
+
+test("batches by time: a lone event goes after flushInterval", () => {
+  const agent = connected({ flushInterval: 250 });
+  agent.track("lone");
+  tick(249);
+  assert.equal(b.socket.sent.length, 1);
+  tick(1);
+  assert.deepEqual(names([b.socket.sent[1]]), ["lone"]);
+});
+
+test("one batch in flight: the next waits for the Ack carrying its seq; a stale Ack changes nothing", () => {
+  const agent = connected();
+  agent.track("a");
+  agent.flush();
+  agent.track("b");
+  agent.flush();
+  assert.equal(b.socket.sent.length, 2, "b waits");
+  b.socket.ack(1); // stale (already acknowledged)
+  assert.equal(b.socket.sent.length, 2);
+  b.socket.ack(2);
+  assert.equal(b.socket.sent.length, 3);
+  assert.deepEqual(names([b.socket.sent[2]]), ["b"]);
+  assert.equal(b.socket.sent[2].seq, "3");
+});
+
+test("a dropped socket: the unacknowledged batch is resent first, with the same event ids, after a reconnect", () => {
+  const agent = connected();
+  agent.track("a");
+  agent.flush();
+  const inFlight = b.socket.sent[1];
+  agent.track("b");
+  b.socket.drop(1006);
+  tick(1000); // backoff (at most 1 s for the first retry after a success)
+  assert.equal(b.sockets.length, 2);
+  b.socket.open();
+  const resent = b.socket.sent[0];
+  assert.deepEqual(ids(resent).slice(0, 1), ids(inFlight));
+  assert.deepEqual(names([resent]), ["a", "b"]);
+});
+
+test("reconnects back off exponentially with jitter, capped at 30 s; the online event retries at once", () => {
+  const delays = [];
+  for (const r of [0, 0.999999]) {
+    mock.method(Math, "random", () => r);
+    const agent = connected();
+    agent.track("x");
+    agent.flush();
+    const seen = [];
+    let last = b.sockets.length;
+    let t = 0;
+    b.socket.drop();
+    while (seen.length < 8) {
+      tick(50);
+      t += 50;
+      if (b.sockets.length > last) {
+        seen.push(t);
+        t = 0;
+        last = b.sockets.length;
+        b.socket.drop(); // the server is still down
+      }
+    }
+    delays.push(seen);
+    b.window.dispatchEvent(new Event("online"));
+    tick(0);
+    assert.equal(b.sockets.length, last + 1, "online: immediate attempt");
+    b.uninstall();
+    mock.restoreAll();
+  }
+  // Math.random() = 0: half of 500 ms * 2^n; = 1: all of it; both capped at 30 s.
+  assert.deepEqual(delays[0], [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
+  assert.deepEqual(delays[1], [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+});
+
+test("Ack RETRY: nothing was kept, so the batch is sent again after retry_after_ms", () => {
+  const agent = connected();
+  agent.track("a");
+  agent.flush();
+  b.socket.ack(2, 2, { retryAfterMs: 700 });
+  tick(699);
+  assert.equal(b.socket.sent.length, 2);
+  tick(1);
+  assert.deepEqual(ids(b.socket.sent[2]), ids(b.socket.sent[1]));
+});
+
+test("Ack UNKNOWN_SITE: the agent stops for good", () => {
+  const agent = connected();
+  agent.track("a");
+  agent.flush();
+  b.socket.ack(2, 3);
+  agent.track("b");
+  agent.flush();
+  tick(60_000);
+  assert.equal(b.batches.length, 2);
+  assert.equal(b.sockets.length, 1);
+});
+
+test("close 1007 (undecodable) drops the refused batch; later events still go", () => {
+  const agent = connected();
+  agent.track("poison");
+  agent.flush();
+  agent.track("next");
+  b.socket.drop(1007);
+  tick(1000);
+  b.socket.open();
+  assert.deepEqual(names(b.socket.sent), ["next"]);
+});
+
+test("the queue is bounded: while disconnected only the newest maxQueue events are kept", () => {
+  b = installBrowser();
+  const agent = createAgent(options({ maxQueue: 5, autoPageviews: false, batchSize: 100 }));
+  mock.method(Math, "random", () => 0);
+  for (let i = 0; i < 12; i++) agent.track(`e${i}`);
+  tick(1000);
+  tick(0);
+  b.socket.drop(); // the server is down for a while
+  tick(500);
+  b.socket.open();
+  assert.deepEqual(names(b.socket.sent), ["e7", "e8", "e9", "e10", "e11"]);
+});
+
+test("pagehide: the unacknowledged batch and the queue go to sendBeacon as text/plain EventBatches", async () => {
+  const agent = connected();
+  agent.track("in-flight");
+  agent.flush();
+  agent.track("queued", { k: "v" });
+  b.window.dispatchEvent(new Event("pagehide"));
+  const beacons = await b.beaconBatches();
+  assert.equal(beacons.length, 1);
+  assert.equal(beacons[0].url, "https://analytics.example/v1/events");
+  assert.equal(beacons[0].type, "text/plain");
+  assert.deepEqual(names([beacons[0].batch]), ["in-flight", "queued"]);
+  assert.deepEqual(ids(beacons[0].batch)[0], ids(b.socket.sent[1])[0]);
+  // Nothing is sent twice by the page itself afterwards.
+  tick(5000);
+  assert.equal(b.socket.sent.length, 2);
+});
+
+test("a large backlog is split into beacons under 64 KiB each", async () => {
+  b = installBrowser();
+  const agent = createAgent(options({ autoPageviews: false, batchSize: 1e6, maxQueue: 1e6 }));
+  for (let i = 0; i < 2000; i++) agent.track("bulk", { i, pad: "x".repeat(40) });
+  b.window.dispatchEvent(new Event("pagehide"));
+  const beacons = await b.beaconBatches();
+  assert.ok(beacons.length > 1);
+  assert.ok(b.beacons.every((x) => x.blob.size < 65536));
+  assert.ok(beacons.every((x) => x.batch.events.length <= 500));
+  assert.equal(beacons.reduce((n, x) => n + x.batch.events.length, 0), 2000);
+});
+
+test("engagement: visible time since the previous event rides on the next event, the rest on pagehide", async () => {
+  const agent = connected(); // the pageview at T0: nothing before it
+  assert.equal(b.socket.sent[0].events[0].engagementMs, 0);
+  tick(3000);
+  b.setHidden(true); // 4 s visible since the pageview: an "engagement" event goes out by beacon
+  let beacons = await b.beaconBatches();
+  assert.deepEqual(names(beacons.map((x) => x.batch)), ["engagement"]);
+  assert.equal(beacons[0].batch.events[0].engagementMs, 4000);
+  tick(60_000); // hidden: not engaged
+  b.setHidden(false);
+  tick(500);
+  agent.track("click");
+  agent.flush();
+  assert.equal(b.socket.sent.at(-1).events[0].engagementMs, 500);
+  b.socket.ackLast();
+  tick(200);
+  b.window.dispatchEvent(new Event("pagehide")); // under a second: no engagement event
+  beacons = await b.beaconBatches();
+  assert.equal(beacons.length, 1);
+});
+
+test("SPA pageviews: pushState and popstate to a new path count, replaceState on the same path and hash changes do not", () => {
+  const agent = connected();
+  b.history.pushState({}, "", "/cart");
+  b.history.replaceState({}, "", "/cart?step=2");
+  b.history.pushState({}, "", "/cart#top");
+  b.history.pushState({}, "", "/checkout");
+  b.setUrl("/cart");
+  b.window.dispatchEvent(new Event("popstate"));
+  b.setUrl("/cart#x");
+  b.window.dispatchEvent(new Event("hashchange"));
+  agent.flush();
+  const pv = b.socket.sent[1].events.filter((e) => e.name === "pageview").map((e) => new URL(e.url).pathname);
+  assert.deepEqual(pv, ["/cart", "/checkout", "/cart"]);
+});
+
+test("hash routing: hash changes are pages; pageview(url) always records", () => {
+  const agent = connected({ hashRouting: true });
+  b.setUrl("/#/a");
+  b.window.dispatchEvent(new Event("hashchange"));
+  b.window.dispatchEvent(new Event("hashchange")); // same page: once
+  b.setUrl("/#/b");
+  b.window.dispatchEvent(new Event("hashchange"));
+  agent.pageview(); // already recorded
+  agent.pageview("https://shop.example/virtual");
+  agent.flush();
+  assert.deepEqual(
+    b.socket.sent[1].events.map((e) => e.url),
+    ["https://shop.example/#/a", "https://shop.example/#/b", "https://shop.example/virtual"],
+  );
+});
+
+test("outbound links and file downloads are events with the link's URL; same-host links and right clicks are not", () => {
+  const agent = connected();
+  b.click("https://partner.example/offer");
+  b.click("/docs/guide.pdf");
+  b.click("/export", { download: true });
+  b.click("https://partner.example/middle", { button: 1 });
+  b.click("https://partner.example/context-menu", { button: 2 });
+  b.click("/about");
+  b.click("mailto:x@shop.example");
+  agent.flush();
+  assert.deepEqual(
+    b.socket.sent[1].events.map((e) => [e.name, e.props[0].value]),
+    [
+      ["Outbound Link", "https://partner.example/offer"],
+      ["File Download", "https://shop.example/docs/guide.pdf"],
+      ["File Download", "https://shop.example/export"],
+      ["Outbound Link", "https://partner.example/middle"],
+    ],
+  );
+});
+
+test("custom events carry properties and revenue in micros with the currency", () => {
+  const agent = connected();
+  agent.track("purchase", { sku: "A-1", qty: 2, gift: true }, { amount: 12.34, currency: "EUR" });
+  agent.flush();
+  const e = b.socket.sent[1].events[0];
+  assert.deepEqual(Object.fromEntries(e.props.map((p) => [p.key, p.value])), { sku: "A-1", qty: "2", gift: "true" });
+  assert.equal(e.revenueMicros, "12340000");
+  assert.equal(e.currency, "EUR");
+});
+
+test("consent required: nothing at all before optIn (not even a connection); optOut discards what waits and stops", () => {
+  b = installBrowser();
+  const agent = createAgent(options({ requireConsent: true }));
+  agent.track("before");
+  tick(5000);
+  assert.equal(b.sockets.length, 0);
+  agent.optIn(); // records the current page
+  agent.track("after");
+  tick(1000);
+  tick(0);
+  b.socket.open();
+  assert.deepEqual(names(b.socket.sent), ["pageview", "after"]);
+  b.socket.ackLast();
+  agent.track("queued-then-opted-out");
+  agent.optOut();
+  agent.track("after-opt-out");
+  tick(5000);
+  b.window.dispatchEvent(new Event("pagehide"));
+  assert.equal(b.socket.sent.length, 1);
+  assert.equal(b.beacons.length, 0);
+});
+
+for (const [label, browserOptions, agentOptions, tracked] of [
+  ["navigator.webdriver", { webdriver: true }, {}, false],
+  ["a HeadlessChrome user agent", { userAgent: "Mozilla/5.0 HeadlessChrome/156.0" }, {}, false],
+  ["a crawler", { userAgent: "Googlebot/2.1 (+http://www.google.com/bot.html)" }, {}, false],
+  ["navigator.webdriver with trackBots", { webdriver: true }, { trackBots: true }, true],
+  ["Do Not Track with respectDnt", { doNotTrack: "1" }, { respectDnt: true }, false],
+  ["Global Privacy Control with respectDnt", { gpc: true }, { respectDnt: true }, false],
+  ["Do Not Track without respectDnt", { doNotTrack: "1" }, {}, true],
+]) {
+  test(`${label}: ${tracked ? "tracked" : "nothing is sent, no listener or history patch installed"}`, () => {
+    b = installBrowser(browserOptions);
+    const pushState = b.history.pushState;
+    const agent = createAgent(options(agentOptions));
+    agent.track("x");
+    tick(1000);
+    tick(0);
+    assert.equal(b.sockets.length, tracked ? 1 : 0);
+    if (!tracked) assert.equal(b.history.pushState, pushState);
+  });
+}
+
+test("never throws into the page: a broken WebSocket, misuse of the API, a failing beacon", () => {
+  b = installBrowser();
+  globalThis.WebSocket = class {
+    constructor() {
+      throw new Error("blocked by CSP");
+    }
+  };
+  b.navigator.sendBeacon = () => {
+    throw new TypeError("beacon refused");
+  };
+  const agent = createAgent(options());
+  assert.doesNotThrow(() => {
+    agent.track(undefined);
+    agent.track("x", { toString: null });
+    agent.pageview(42);
+    agent.track("r", {}, { amount: NaN, currency: "EUR" });
+    agent.flush();
+    tick(60_000);
+    b.history.pushState({}, "", "/next");
+    b.window.dispatchEvent(new Event("pagehide"));
+  });
+  assert.equal(new URL(location.href).pathname, "/next", "the page's own pushState still works");
+});
+
+test("init keeps one agent per page and returns a no-op agent where there is no browser", () => {
+  assert.equal(init({ siteKey: "k", endpoint: "https://a.example" }), noopAgent, "no window in Node");
+  assert.equal(init({ siteKey: "other", endpoint: "https://b.example" }), noopAgent, "the same agent");
+  assert.doesNotThrow(() => noopAgent.track("x"));
+});
