@@ -120,12 +120,18 @@ public sealed class MetricsReader(IColumnStore store, string database)
         };
     }
 
+    /// <summary>
+    /// The agent's "engagement" events (time on page, sent when a page is hidden) are not
+    /// interactions: `events` leaves them out unless the query asks for them by name.
+    /// Revenue is summed in micros of the site's currency (one currency per site assumed).
+    /// </summary>
     private static string MetricColumns(MetricsQuery q) => string.Join(", ", q.Metrics.Select(m => m switch
     {
         "pageviews" => "sumIf(events, name = 'pageview')",
-        "events" => "sum(events)",
+        "events" => q.EventName is null ? "sumIf(events, name != 'engagement')" : "sum(events)",
         "visitors" => "uniqMerge(visitors)",
         "visits" => "sum(visit_starts)",
+        "revenue_micros" => "sum(revenue_micros)",
         _ => throw new InvalidOperationException($"unknown metric {m}"),
     }));
 

@@ -59,3 +59,31 @@ public class QueryApiTests(EngineFixture engine)
         Assert.Equal(0, json.GetProperty("results").GetProperty("events").GetInt64());
     }
 }
+
+public class MetricDefinitionTests(EngineFixture engine)
+{
+    [Fact]
+    public async Task Revenue_is_summed_and_engagement_pings_are_not_counted_as_events()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        using var socket = await host.ConnectAsync();
+        var batch = new EventBatch { SiteKey = host.Site.SiteKey };
+        batch.Events.Add(Wire.Pageview());
+        var engagement = Wire.Custom("engagement");
+        engagement.EngagementMs = 15_000;
+        batch.Events.Add(engagement);
+        var purchase = Wire.Custom("purchase");
+        purchase.RevenueMicros = 12_340_000;
+        purchase.Currency = "EUR";
+        batch.Events.Add(purchase);
+        Assert.Equal(3u, (await Wire.SendAsync(socket, batch)).Accepted);
+
+        var totals = await host.WaitForAggregateAsync(t => t["events"] == 2, "pageviews,events,revenue_micros");
+        Assert.Equal(2, totals["events"]);
+        Assert.Equal(12_340_000, totals["revenue_micros"]);
+        string day = DateTime.UtcNow.ToString("yyyy-MM-dd");
+        var pings = System.Text.Json.JsonDocument.Parse(await host.Http.GetStringAsync(
+            $"/v1/sites/{host.Site.SiteId}/aggregate?metrics=events&event=engagement&from={day}&to={day}", TestContext.Current.CancellationToken)).RootElement;
+        Assert.Equal(1, pings.GetProperty("results").GetProperty("events").GetInt64());
+    }
+}
