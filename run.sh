@@ -10,6 +10,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 export CHDB_LIB_PATH="$(scripts/fetch-chdb.sh | tail -n1)"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build src/Host -c Release -nologo -v quiet -clp:ErrorsOnly >&2
+# The browser agent served at /agent.js (and used by the demo shop at /demo/).
+if [[ ! -f agents/packages/agent/dist/agent.min.js ]]; then
+    (cd agents && npm ci --no-audit --no-fund --loglevel=error && npm run build) >&2 \
+        || echo "run.sh: could not build the browser agent; /agent.js and /demo/ will not work" >&2
+fi
 if [[ $# -eq 0 ]]; then
     set -- serve --demo
 fi

@@ -66,6 +66,16 @@ if [[ -f perf/LoadTool/LoadTool.csproj ]]; then
     fi
 fi
 
+if [[ -f perf/StoreInsert/StoreInsert.csproj ]]; then
+    echo "== perf smoke: StoreInsert (embedded vs ClickHouse.Driver path)"
+    if dotnet perf/StoreInsert/bin/Release/net10.0/StoreInsert.dll --smoke; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        suites_failed+=("store insert smoke")
+    fi
+fi
+
 if [[ -f perf/Benchmarks/Benchmarks.csproj ]]; then
     echo "== perf smoke: Benchmarks (Dry job: each benchmark once, in process)"
     if dotnet perf/Benchmarks/bin/Release/net10.0/Benchmarks.dll --filter '*' --job Dry --inProcess --artifacts "$RESULTS/benchmarks" > "$RESULTS/benchmarks.log" 2>&1 \

@@ -7,6 +7,7 @@ using Analytics.QueryService;
 using Analytics.Rollup;
 using Analytics.Rollup.Reprocessing;
 using Analytics.Store;
+using Analytics.Store.ClickHouse;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 
@@ -18,6 +19,9 @@ public sealed class HostSettings
     public required string DataDirectory { get; init; }
     /// <summary>chDB's data directory; one per process (a chDB limitation), shared by databases.</summary>
     public string? ChDbPath { get; init; }
+    /// <summary>A ClickHouse server or cluster to store in instead of the in-process engine
+    /// (`--store clickhouse`); null keeps the embedded default.</summary>
+    public ClickHouseServerOptions? ClickHouseServer { get; init; }
     public string Database { get; init; } = "analytics";
     public string Urls { get; init; } = "http://127.0.0.1:5080";
     public bool EnableEcho { get; init; }
@@ -60,11 +64,24 @@ public static class AnalyticsHost
         var registry = new SiteRegistry(Path.Combine(data, "registry.db"));
         // 8 MiB reads: a Rollup round takes up to ~50k records in one read (about 170 bytes each).
         var log = LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { Fsync = settings.Fsync, ConsumerBufferBytes = 8 * 1024 * 1024 });
-        var engine = ChDbEngine.Open(settings.ChDbPath ?? Path.Combine(data, "chdb"));
-        var store = new EmbeddedColumnStore(engine);
         string db = ClickHouseSql.RequirePlainIdentifier(settings.Database);
-        await store.ExecuteAsync($"CREATE DATABASE IF NOT EXISTS {db}", ct);
-        await new SchemaMigrator(store).MigrateAsync(Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse"), db, ct);
+        string schemas = Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse");
+        ChDbEngine? engine = null;
+        ClickHouseServerStore? server = null;
+        IColumnStore store;
+        if (settings.ClickHouseServer is { } clickHouse)
+        {
+            store = server = new ClickHouseServerStore(clickHouse);
+            if (clickHouse.Cluster is { } cluster) await new ClusterSchemaMigrator(store, cluster).MigrateAsync(schemas, db, ct);
+            else await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);
+        }
+        else
+        {
+            engine = ChDbEngine.Open(settings.ChDbPath ?? Path.Combine(data, "chdb"));
+            store = new EmbeddedColumnStore(engine);
+            await store.ExecuteAsync($"CREATE DATABASE IF NOT EXISTS {db}", ct);
+            await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);
+        }
 
         var services = builder.Services;
         services.AddSingleton(registry);
@@ -90,6 +107,7 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Ingest)) app.MapFastIngest(settings.EnableEcho);
         if (settings.Roles.HasFlag(Roles.Query)) app.MapQueryService();
         app.MapAdmin(AdminToken(data));
+        app.MapAgentScript();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(
             ingest.ToPrometheusText() +
@@ -107,7 +125,8 @@ public static class AnalyticsHost
         app.Lifetime.ApplicationStopped.Register(() =>
         {
             log.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            engine.Dispose();
+            engine?.Dispose();
+            server?.Dispose();
             registry.Dispose();
         });
         return app;

@@ -11,11 +11,13 @@ switch (command)
 {
     case "serve":
     {
+        var server = ClickHouseServerOptions(cli);
         var app = await AnalyticsHost.BuildAsync(new HostSettings
         {
             DataDirectory = data,
             Urls = cli.Get("urls", "http://127.0.0.1:5080"),
-            Database = cli.Get("database", "analytics"),
+            Database = cli.Get("clickhouse-database") ?? cli.Get("database", "analytics"),
+            ClickHouseServer = server,
             EnableEcho = cli.Flag("echo"),
             Quiet = cli.Flag("quiet"),
             Roles = ParseRoles(cli.Get("roles", "ingest,rollup,query")),
@@ -23,7 +25,8 @@ switch (command)
         });
         var demo = cli.Flag("demo") ? EnsureDemoSite(app.Services.GetRequiredService<SiteRegistry>()) : null;
         await app.StartAsync();
-        PrintBanner(app.BoundAddress(), data, demo);
+        PrintBanner(app.BoundAddress(), data, demo, server is null ? "in-process ClickHouse"
+            : $"ClickHouse at {server.Endpoint.GetLeftPart(UriPartial.Authority)}{(server.Cluster is null ? "" : ", cluster " + server.Cluster)}");
         await app.WaitForShutdownAsync();
         return 0;
     }
@@ -58,6 +61,8 @@ switch (command)
         Console.Error.WriteLine("""
             usage: analytics [command] [--data DIR]
               serve [--urls http://127.0.0.1:5080] [--demo] [--echo] [--quiet] [--roles ingest,rollup,query]
+                    [--store embedded|clickhouse --clickhouse-url http://host:8123 [--clickhouse-user U]
+                     [--clickhouse-password P] [--clickhouse-database analytics] [--clickhouse-cluster NAME]]
               sites create --domain D (--merchant NAME | --merchant-id N) [--site-key K]
               sites list
               demo-traffic [--url ws://127.0.0.1:5080/v1/ws] [--site-key K] [--visitors 20] [--seconds 60]
@@ -68,6 +73,21 @@ switch (command)
             """);
         return 2;
 }
+
+// --store embedded (default: chDB in-process) or --store clickhouse (a server or cluster over HTTP,
+// docs/clickhouse-server.md). Every option also reads ANALYTICS_<NAME>, e.g. ANALYTICS_CLICKHOUSE_PASSWORD.
+static Analytics.Store.ClickHouse.ClickHouseServerOptions? ClickHouseServerOptions(CommandLine cli) => cli.Get("store", "embedded") switch
+{
+    "embedded" => null,
+    "clickhouse" => new Analytics.Store.ClickHouse.ClickHouseServerOptions
+    {
+        Endpoint = new Uri(cli.Get("clickhouse-url") ?? throw new ArgumentException("--store clickhouse needs --clickhouse-url, e.g. http://127.0.0.1:8123")),
+        User = cli.Get("clickhouse-user", "default"),
+        Password = cli.Get("clickhouse-password", ""),
+        Cluster = cli.Get("clickhouse-cluster"),
+    },
+    var other => throw new ArgumentException($"--store {other}: use embedded or clickhouse"),
+};
 
 static Roles ParseRoles(string value) =>
     value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
@@ -82,12 +102,12 @@ static string EnsureDirectory(string data, string file)
 static Site EnsureDemoSite(SiteRegistry registry) =>
     registry.Resolve(DemoSite.Key) ?? registry.CreateSite(registry.CreateMerchant("Demo Merchant"), "demo.localhost", DemoSite.Key);
 
-static void PrintBanner(string address, string data, Site? demo)
+static void PrintBanner(string address, string data, Site? demo, string store)
 {
     string ws = address.Replace("http://", "ws://", StringComparison.Ordinal);
     Console.WriteLine($$"""
 
-        Analytics is running (embedded: local event log + in-process ClickHouse)
+        Analytics is running (local event log + {{store}})
           dashboard      {{address}}/
           ingest         {{ws}}/v1/ws   (WebSocket, protobuf EventBatch)   and   POST {{address}}/v1/events
           query API      {{address}}/v1/sites/{site}/timeseries?metrics=pageviews,visitors&interval=minute
@@ -100,6 +120,7 @@ static void PrintBanner(string address, string data, Site? demo)
     {
         Console.WriteLine($"""
               demo site      id {demo.SiteId}, key {demo.SiteKey} (merchant {demo.MerchantId})
+              demo shop      {address}/demo/   (a page with the real agent: click around, then watch the dashboard)
               send traffic   ./run.sh demo-traffic     (simulated visitors for 60 s)
               see numbers    curl '{address}/v1/sites/{demo.SiteId}/aggregate?metrics=pageviews,visitors,visits,events'
             """);

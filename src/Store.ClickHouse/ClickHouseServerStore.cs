@@ -2,6 +2,7 @@
 //
 // Contract: the IColumnStore contract, with the same SQL and the same RowBinary bytes as the
 // embedded store; callers never branch on the deployment. On the wire:
+// - ExecuteAsync sends the statement unchanged with wait_end_of_query=1.
 // - QueryRowsAsync sends the statement unchanged with default_format=JSONCompact,
 //   output_format_json_quote_64bit_integers=0 (64-bit integers as JSON numbers, as the embedded
 //   engine prints them) and wait_end_of_query=1, so an error half way through a result becomes an
@@ -26,7 +27,6 @@
 //     distributed_foreground_insert=1       an insert is acknowledged after the shard stored it,
 //                                           so its deduplication token is checked on that shard.
 //   These can only be exercised against a real cluster; docs/clickhouse-server.md says so.
-using System.Buffers;
 using System.Globalization;
 using System.Net;
 using System.Runtime.InteropServices;
@@ -54,6 +54,9 @@ public sealed class ClickHouseServerStore : IColumnStore, IDisposable
     };
 
     private const string SummaryHeader = "X-ClickHouse-Summary";
+
+    // An error after the server started answering would otherwise hide in a 200 body.
+    private static readonly KeyValuePair<string, object>[] StatementSettings = [new("wait_end_of_query", 1)];
 
     private static readonly KeyValuePair<string, object>[] QuerySettings =
     [
@@ -101,14 +104,12 @@ public sealed class ClickHouseServerStore : IColumnStore, IDisposable
             ];
     }
 
-    public ClickHouseServerOptions Options => _options;
-
     public Task ExecuteAsync(string sql, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(sql);
         return WithRetriesAsync(sql, async ct =>
         {
-            using var result = await _client.ExecuteRawResultAsync(sql, NewOptions(null), ct).ConfigureAwait(false);
+            using var result = await _client.ExecuteRawResultAsync(sql, NewOptions(null, StatementSettings), ct).ConfigureAwait(false);
             // Drain the body so the connection goes back to the pool.
             await using var stream = await result.ReadAsStreamAsync().ConfigureAwait(false);
             await stream.CopyToAsync(Stream.Null, ct).ConfigureAwait(false);

@@ -1,8 +1,9 @@
 // The columnar store as the rest of the platform sees it: ClickHouse SQL in, rows out.
 //
 // Contract: implementations run ClickHouse SQL against one ClickHouse engine, embedded
-// (EmbeddedColumnStore over chDB) or a server (to come, over ClickHouse.Driver); the SQL and the
-// RowBinary encoding are the same for both, so callers never branch on the deployment.
+// (EmbeddedColumnStore over chDB) or a server (ClickHouseServerStore in src/Store.ClickHouse, over
+// ClickHouse.Driver); the SQL and the RowBinary encoding are the same for both, so callers never
+// branch on the deployment.
 // - QueryRowsAsync returns each row as an array of JSON values in column order (ClickHouse
 //   JSONCompact). 64-bit integers are JSON numbers, not strings: read them with
 //   GetUInt64()/GetInt64(), which are exact. A server implementation must pass

@@ -7,7 +7,7 @@
 // the engine. What it does itself, and why:
 // - HTTP framing as a ClickHouse server does it: query from the `query` URL parameter and/or the
 //   body; for INSERT … FORMAT X the body after the URL query is the data; gzip request bodies;
-//   200 with X-ClickHouse-Summary (read/written/result rows from chDB's own counters),
+//   200 with X-ClickHouse-Summary (written and result rows from chDB's own counters),
 //   X-ClickHouse-Format, X-ClickHouse-Query-Id; errors as 4xx/5xx with the engine's message as
 //   body and X-ClickHouse-Exception-Code. Basic authentication against one configured user.
 // - INSERT … FORMAT X with data: chDB stores only part of inline binary data (DESIGN.md), so the
@@ -55,8 +55,7 @@ public sealed partial class ChDbHttpEndpoint : IAsyncDisposable
     private readonly string _spoolDirectory;
     private readonly WebApplication _app;
     private readonly Lock _faultLock = new();
-    private int _failNext;
-    private bool _failAfterRunning;
+    private readonly Dictionary<string, (int Count, bool AfterRunning)> _faults = new(StringComparer.Ordinal); // by marker
     private long _requests;
 
     private ChDbHttpEndpoint(ChDbEngine engine, string user, string password, WebApplication app)
@@ -91,17 +90,22 @@ public sealed partial class ChDbHttpEndpoint : IAsyncDisposable
         return endpoint;
     }
 
-    /// <summary>The next <paramref name="count"/> statements fail with <paramref name="code"/>
-    /// (as an HTTP 500 carrying a ClickHouse error); with <paramref name="afterRunning"/> the
-    /// statement runs first and only its answer is lost, like a connection cut after the server
-    /// committed an insert.</summary>
-    public void FailNext(int count, bool afterRunning)
+    /// <summary>The next <paramref name="count"/> statements whose text contains
+    /// <paramref name="marker"/> (tests run in parallel: each names its own database) fail with
+    /// UNKNOWN_STATUS_OF_INSERT as an HTTP 500; with <paramref name="afterRunning"/> the statement
+    /// runs first and only its answer is lost, like a connection cut after the server committed.</summary>
+    public void FailNext(int count, bool afterRunning, string marker)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(marker);
+        lock (_faultLock)
+            _faults[marker] = (count, afterRunning);
+    }
+
+    /// <summary>Faults of <paramref name="marker"/> not yet injected (0 once all have fired).</summary>
+    public int FaultsLeft(string marker)
     {
         lock (_faultLock)
-        {
-            _failNext = count;
-            _failAfterRunning = afterRunning;
-        }
+            return _faults.TryGetValue(marker, out var fault) ? fault.Count : 0;
     }
 
     private async Task HandleAsync(HttpContext context)
@@ -133,7 +137,7 @@ public sealed partial class ChDbHttpEndpoint : IAsyncDisposable
                 .Select(p => KeyValuePair.Create(p.Key, p.Value.ToString()))
                 .ToList();
 
-            var fault = TakeFault();
+            var fault = TakeFault(urlQuery ?? Encoding.UTF8.GetString(body));
             if (fault is { AfterRunning: false })
             {
                 await ErrorAsync(context, 319, "Code: 319. DB::Exception: Injected by the test endpoint before running the statement. (UNKNOWN_STATUS_OF_INSERT)");
@@ -164,8 +168,9 @@ public sealed partial class ChDbHttpEndpoint : IAsyncDisposable
             response.StatusCode = 200;
             response.Headers["X-ClickHouse-Format"] = answer.Format;
             response.Headers["X-ClickHouse-Timezone"] = "UTC";
+            // chDB reports rows written and rows in the result; it does not report rows read (0 here).
             response.Headers["X-ClickHouse-Summary"] = string.Create(CultureInfo.InvariantCulture,
-                $"{{\"read_rows\":\"{answer.ResultRows}\",\"read_bytes\":\"0\",\"written_rows\":\"{answer.WrittenRows}\",\"written_bytes\":\"0\",\"total_rows_to_read\":\"0\",\"result_rows\":\"{answer.ResultRows}\",\"result_bytes\":\"{answer.Body.Length}\",\"elapsed_ns\":\"0\"}}");
+                $"{{\"read_rows\":\"0\",\"read_bytes\":\"0\",\"written_rows\":\"{answer.WrittenRows}\",\"written_bytes\":\"0\",\"total_rows_to_read\":\"0\",\"result_rows\":\"{answer.ResultRows}\",\"result_bytes\":\"{answer.Body.Length}\",\"elapsed_ns\":\"0\"}}");
             response.ContentType = answer.Format.StartsWith("JSON", StringComparison.Ordinal) ? "application/json; charset=UTF-8"
                 : answer.Format.StartsWith("RowBinary", StringComparison.Ordinal) || answer.Format == "Native" ? "application/octet-stream"
                 : "text/plain; charset=UTF-8";
@@ -278,14 +283,18 @@ public sealed partial class ChDbHttpEndpoint : IAsyncDisposable
         }
     }
 
-    private (bool AfterRunning, int Left)? TakeFault()
+    private (bool AfterRunning, int Left)? TakeFault(string sql)
     {
         lock (_faultLock)
         {
-            if (_failNext <= 0)
-                return null;
-            _failNext--;
-            return (_failAfterRunning, _failNext);
+            foreach (var (marker, fault) in _faults)
+            {
+                if (fault.Count <= 0 || !sql.Contains(marker, StringComparison.Ordinal))
+                    continue;
+                _faults[marker] = (fault.Count - 1, fault.AfterRunning);
+                return (fault.AfterRunning, fault.Count - 1);
+            }
+            return null;
         }
     }
 

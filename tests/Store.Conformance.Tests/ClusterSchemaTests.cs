@@ -1,0 +1,72 @@
+using Analytics.Store.ClickHouse;
+
+namespace Analytics.Store.Conformance.Tests;
+
+/// <summary>
+/// The cluster DDL can only be generated and parsed here: running ON CLUSTER statements,
+/// ReplicatedMergeTree and Distributed tables needs a real cluster with Keeper
+/// (docs/clickhouse-server.md). ClickHouse's own parser (formatQuery) checks every statement.
+/// </summary>
+public sealed class ClusterSchemaTests(BackendsFixture fixture)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static IReadOnlyList<string> AllStatements(string db, string cluster)
+    {
+        return
+        [
+            $"CREATE DATABASE IF NOT EXISTS {db} ON CLUSTER {cluster}",
+            ClusterSchema.HistoryTable(db, cluster),
+            .. SchemaMigrator.Discover(BackendsFixture.SchemaDirectory).SelectMany(m => ClusterSchemaMigrator.Statements(m, db, cluster)),
+        ];
+    }
+
+    [Fact]
+    public async Task Every_cluster_statement_of_the_product_schema_parses_in_ClickHouse()
+    {
+        var statements = AllStatements("analytics", "web");
+        Assert.True(statements.Count >= 16, $"expected the whole schema, got {statements.Count} statements");
+        foreach (var statement in statements)
+        {
+            var formatted = await fixture.Embedded.QueryRowsAsync($"SELECT formatQuery({ClickHouseSql.StringLiteral(statement)})", Ct);
+            Assert.Contains("ON CLUSTER web", formatted[0][0].GetString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Every_table_is_replicated_and_read_through_a_distributed_table_sharded_by_merchant()
+    {
+        var statements = AllStatements("analytics", "web");
+        string[] tables = ["events_raw", "events_enriched", "event_ids", "rollup_minute", "rollup_hour", "rollup_day", "generations"];
+        foreach (var table in tables)
+        {
+            var local = Assert.Single(statements, s => s.StartsWith($"CREATE TABLE IF NOT EXISTS analytics.{table}_local ON CLUSTER web", StringComparison.Ordinal));
+            Assert.Matches(@"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/\{shard\}/analytics/" + table + @"_local', '\{replica\}'", local);
+            Assert.DoesNotContain("non_replicated_deduplication_window", local, StringComparison.Ordinal);
+            Assert.Contains(
+                $"CREATE TABLE IF NOT EXISTS analytics.{table} ON CLUSTER web AS analytics.{table}_local ENGINE = Distributed(web, analytics, {table}_local, cityHash64(merchant_id))",
+                statements);
+        }
+        Assert.Contains(statements, s => s.Contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/analytics/generations_local', '{replica}', activated_at)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Column_changes_reach_the_distributed_table_and_sort_key_changes_only_the_replicated_one()
+    {
+        var statements = ClusterSchema.Translate(
+            "ALTER TABLE analytics.rollup_day ADD COLUMN IF NOT EXISTS generation UInt64, MODIFY ORDER BY (merchant_id, site_id, bucket, name, generation)", "web");
+
+        Assert.Equal(
+        [
+            "ALTER TABLE analytics.rollup_day_local ON CLUSTER web ADD COLUMN IF NOT EXISTS generation UInt64, MODIFY ORDER BY (merchant_id, site_id, bucket, name, generation)",
+            "ALTER TABLE analytics.rollup_day ON CLUSTER web ADD COLUMN IF NOT EXISTS generation UInt64",
+        ], statements);
+    }
+
+    [Fact]
+    public void A_statement_without_a_cluster_form_is_refused()
+    {
+        Assert.Throws<NotSupportedException>(() => ClusterSchema.Translate("CREATE VIEW analytics.v AS SELECT 1", "web"));
+        Assert.Throws<NotSupportedException>(() => ClusterSchema.Translate("CREATE TABLE IF NOT EXISTS analytics.m (a UInt8) ENGINE = Memory", "web"));
+    }
+}
