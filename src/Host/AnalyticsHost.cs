@@ -65,23 +65,7 @@ public static class AnalyticsHost
         // 8 MiB reads: a Rollup round takes up to ~50k records in one read (about 170 bytes each).
         var log = LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { Fsync = settings.Fsync, ConsumerBufferBytes = 8 * 1024 * 1024 });
         string db = ClickHouseSql.RequirePlainIdentifier(settings.Database);
-        string schemas = Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse");
-        ChDbEngine? engine = null;
-        ClickHouseServerStore? server = null;
-        IColumnStore store;
-        if (settings.ClickHouseServer is { } clickHouse)
-        {
-            store = server = new ClickHouseServerStore(clickHouse);
-            if (clickHouse.Cluster is { } cluster) await new ClusterSchemaMigrator(store, cluster).MigrateAsync(schemas, db, ct);
-            else await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);
-        }
-        else
-        {
-            engine = ChDbEngine.Open(settings.ChDbPath ?? Path.Combine(data, "chdb"));
-            store = new EmbeddedColumnStore(engine);
-            await store.ExecuteAsync($"CREATE DATABASE IF NOT EXISTS {db}", ct);
-            await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);
-        }
+        var (store, engine, server, _) = await OpenStoreAsync(settings, data, db, ct);
 
         var services = builder.Services;
         services.AddSingleton(registry);
@@ -130,6 +114,29 @@ public static class AnalyticsHost
             registry.Dispose();
         });
         return app;
+    }
+
+    /// <summary>
+    /// Opens the configured store (embedded chDB or a ClickHouse server/cluster) and applies the
+    /// schema migrations (idempotent: applied versions are skipped). `analytics migrate` runs
+    /// just this; `serve` runs it at start.
+    /// </summary>
+    public static async Task<(IColumnStore Store, ChDbEngine? Engine, ClickHouseServerStore? Server, IReadOnlyList<SchemaMigration> Applied)> OpenStoreAsync(
+        HostSettings settings, string data, string db, CancellationToken ct = default)
+    {
+        string schemas = Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse");
+        if (settings.ClickHouseServer is { } clickHouse)
+        {
+            var server = new ClickHouseServerStore(clickHouse);
+            var applied = clickHouse.Cluster is { } cluster
+                ? await new ClusterSchemaMigrator(server, cluster).MigrateAsync(schemas, db, ct)
+                : await new SchemaMigrator(server).MigrateAsync(schemas, db, ct);
+            return (server, null, server, applied);
+        }
+        var engine = ChDbEngine.Open(settings.ChDbPath ?? Path.Combine(data, "chdb"));
+        var store = new EmbeddedColumnStore(engine);
+        await store.ExecuteAsync($"CREATE DATABASE IF NOT EXISTS {db}", ct);
+        return (store, engine, null, await new SchemaMigrator(store).MigrateAsync(schemas, db, ct));
     }
 
     /// <summary>The base address Kestrel bound (useful with port 0).</summary>

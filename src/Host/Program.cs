@@ -30,6 +30,24 @@ switch (command)
         await app.WaitForShutdownAsync();
         return 0;
     }
+    case "migrate":
+    {
+        // Creates or updates the schema (ON CLUSTER with --clickhouse-cluster) and exits.
+        var server = ClickHouseServerOptions(cli);
+        string database = cli.Get("clickhouse-database") ?? cli.Get("database", "analytics");
+        var (_, engine, store, applied) = await AnalyticsHost.OpenStoreAsync(
+            new HostSettings { DataDirectory = data, Database = database, ClickHouseServer = server }, data, database);
+        Console.WriteLine(JsonSerializer.Serialize(new
+        {
+            store = server is null ? "embedded" : server.Endpoint.GetLeftPart(UriPartial.Authority),
+            cluster = server?.Cluster,
+            database,
+            applied = applied.Select(m => new { m.Version, m.Name }),
+        }, json));
+        engine?.Dispose();
+        store?.Dispose();
+        return 0;
+    }
     case "sites" when cli.Positional.Count > 1 && cli.Positional[1] == "create":
     {
         string? domain = cli.Get("domain");
@@ -65,6 +83,7 @@ switch (command)
                      [--clickhouse-password P] [--clickhouse-database analytics] [--clickhouse-cluster NAME]]
               sites create --domain D (--merchant NAME | --merchant-id N) [--site-key K]
               sites list
+              migrate [--store clickhouse --clickhouse-url URL [--clickhouse-cluster NAME] ...]   apply the schema and exit
               demo-traffic [--url ws://127.0.0.1:5080/v1/ws] [--site-key K] [--visitors 20] [--seconds 60]
               reprocess --merchant M [--site S] --from 2026-01-01 --to 2026-03-31 [--dry-run] [--logic-version N]
               partitions status --merchant M [--site S]

@@ -77,6 +77,23 @@ public class AdminTests(EngineFixture engine)
     }
 
     [Fact]
+    public async Task The_migrate_command_applies_the_schema_once_and_is_safe_to_rerun()
+    {
+        string data = Path.Combine(Path.GetTempPath(), "analytics-migrate-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var first = JsonDocument.Parse(await RunAsync("migrate", "--data", data)).RootElement;
+            Assert.Equal(new uint[] { 1, 2, 3 }, first.GetProperty("applied").EnumerateArray().Select(m => m.GetProperty("version").GetUInt32()));
+            var second = JsonDocument.Parse(await RunAsync("migrate", "--data", data)).RootElement;
+            Assert.Equal(0, second.GetProperty("applied").GetArrayLength());
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
+    [Fact]
     public void The_progress_bar_shows_rate_and_eta()
     {
         string line = AdminCommands.ProgressLine("running", 2_500, 10_000, 1_000);
