@@ -129,7 +129,7 @@ public static class AnalyticsHost
         {
             var server = new ClickHouseServerStore(clickHouse);
             var applied = clickHouse.Cluster is { } cluster
-                ? await new ClusterSchemaMigrator(server, cluster).MigrateAsync(schemas, db, ct)
+                ? await ClusterSchemaMigrator.For(server, cluster).MigrateAsync(schemas, db, ct)
                 : await new SchemaMigrator(server).MigrateAsync(schemas, db, ct);
             return (server, null, server, applied);
         }

@@ -23,12 +23,22 @@ namespace Analytics.Store;
 /// <summary>One migration file.</summary>
 public sealed record SchemaMigration(uint Version, string Name, string FilePath);
 
-public sealed class SchemaMigrator(IColumnStore store)
+public sealed class SchemaMigrator(IColumnStore store, SchemaTarget? target = null)
 {
     public const string DatabasePlaceholder = "{db}";
     public const string HistoryTable = "schema_migrations";
 
     private readonly IColumnStore _store = store ?? throw new ArgumentNullException(nameof(store));
+    private readonly SchemaTarget _target = target ?? SchemaTarget.SingleServer;
+
+    /// <summary>The statements a migration file becomes on this target, in order.</summary>
+    public static IReadOnlyList<string> Statements(SchemaMigration migration, string database, SchemaTarget target)
+    {
+        ArgumentNullException.ThrowIfNull(migration);
+        ClickHouseSql.RequirePlainIdentifier(database, nameof(database));
+        var script = File.ReadAllText(migration.FilePath).Replace(DatabasePlaceholder, database, StringComparison.Ordinal);
+        return [.. SplitStatements(script).SelectMany(target.Translate)];
+    }
 
     /// <summary>Creates the database if needed and applies every migration in
     /// <paramref name="directory"/> not yet recorded there.</summary>
@@ -37,19 +47,18 @@ public sealed class SchemaMigrator(IColumnStore store)
         CancellationToken cancellationToken = default)
     {
         ClickHouseSql.RequirePlainIdentifier(database, nameof(database));
-        var migrations = Discover(directory);
+        // Translate everything first: a statement the target cannot take fails before any DDL runs.
+        var plans = Discover(directory).Select(m => (Migration: m, Statements: Statements(m, database, _target))).ToList();
 
-        await _store.ExecuteAsync($"CREATE DATABASE IF NOT EXISTS {database}", cancellationToken).ConfigureAwait(false);
-        await _store.ExecuteAsync(
-            $"CREATE TABLE IF NOT EXISTS {database}.{HistoryTable} (version UInt32, name String, applied_at DateTime) " +
-            "ENGINE = MergeTree ORDER BY version", cancellationToken).ConfigureAwait(false);
+        await _store.ExecuteAsync(_target.CreateDatabase(database), cancellationToken).ConfigureAwait(false);
+        await _store.ExecuteAsync(_target.CreateHistoryTable(database), cancellationToken).ConfigureAwait(false);
 
         var applied = new Dictionary<uint, string>();
         foreach (var row in await _store.QueryRowsAsync($"SELECT version, name FROM {database}.{HistoryTable}", cancellationToken).ConfigureAwait(false))
             applied[row[0].GetUInt32()] = row[1].GetString() ?? "";
 
         var done = new List<SchemaMigration>();
-        foreach (var migration in migrations)
+        foreach (var (migration, statements) in plans)
         {
             if (applied.TryGetValue(migration.Version, out var appliedName))
             {
@@ -62,8 +71,7 @@ public sealed class SchemaMigrator(IColumnStore store)
                 continue;
             }
 
-            var script = await File.ReadAllTextAsync(migration.FilePath, cancellationToken).ConfigureAwait(false);
-            foreach (var statement in SplitStatements(script.Replace(DatabasePlaceholder, database, StringComparison.Ordinal)))
+            foreach (var statement in statements)
             {
                 try
                 {
@@ -142,4 +150,19 @@ public sealed class SchemaMigrator(IColumnStore store)
             current.Clear();
         }
     }
+}
+
+/// <summary>
+/// Where migrations run: one server (the files as they are) or a cluster (each statement
+/// translated, ON CLUSTER, history in a replicated table). The version bookkeeping is the same.
+/// </summary>
+public sealed record SchemaTarget(
+    Func<string, string> CreateDatabase,
+    Func<string, string> CreateHistoryTable,
+    Func<string, IEnumerable<string>> Translate)
+{
+    public static SchemaTarget SingleServer { get; } = new(
+        db => $"CREATE DATABASE IF NOT EXISTS {db}",
+        db => $"CREATE TABLE IF NOT EXISTS {db}.{SchemaMigrator.HistoryTable} (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree ORDER BY version",
+        statement => [statement]);
 }
