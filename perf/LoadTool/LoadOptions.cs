@@ -19,6 +19,8 @@ internal sealed class LoadOptions
           --site-key KEY     site key for /v1/ws (default demo-site-key)
           --json FILE        also write the results as JSON
           --smoke            CI check: 2 connections, batch 10, 2 s, 0.5 s warm-up
+          --rate N           offer N events/s in total, paced per connection (e.g. half of peak);
+                             latency then counts from each batch's scheduled send time
           --freshness        during the ingest phase, probe send-to-visible time in the query API
           --idle-connections N   afterwards, hold N idle WebSockets; report server RSS growth per connection
           --reprocess        afterwards, wait for Rollup to store everything, then reprocess it all
@@ -42,6 +44,8 @@ internal sealed class LoadOptions
     public bool Freshness { get; private set; }
     /// <summary>After the phases: open this many idle WebSockets and measure server memory per connection.</summary>
     public int IdleConnections { get; private set; }
+    /// <summary>Total events/s to offer (paced, latency from the schedule); null = as fast as possible.</summary>
+    public double? Rate { get; private set; }
 
     /// <summary>Parses <paramref name="args"/>; null with <paramref name="error"/> set when they are wrong.</summary>
     public static LoadOptions? Parse(string[] args, out string? error)
@@ -104,6 +108,7 @@ internal sealed class LoadOptions
                     case "site-key": options.SiteKey = value; break;
                     case "server-roles": options.ServerRoles = value; break;
                     case "json": options.Json = Path.GetFullPath(value); break;
+                    case "rate": options.Rate = double.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
                     case "idle-connections": options.IdleConnections = int.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
                     default: error = $"unknown option --{name}"; return null;
                 }

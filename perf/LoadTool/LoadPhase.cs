@@ -14,7 +14,10 @@ internal enum ReplyKind
     Ack,
 }
 
-internal sealed record PhaseSpec(string Name, Uri Endpoint, ReplyKind Reply, int Connections, int Pipeline, TimeSpan Duration);
+/// <param name="BatchesPerSecondPerConnection">Null: send as fast as replies allow. Otherwise each
+/// connection sends on a fixed schedule, and latency counts from the scheduled time, so a slow
+/// server cannot hide its delays by slowing the sender down (coordinated omission).</param>
+internal sealed record PhaseSpec(string Name, Uri Endpoint, ReplyKind Reply, int Connections, int Pipeline, TimeSpan Duration, double? BatchesPerSecondPerConnection = null);
 
 internal sealed class PhaseResult
 {
@@ -75,7 +78,7 @@ internal static class LoadPhase
         var connections = new Connection[spec.Connections];
         for (int i = 0; i < connections.Length; i++)
         {
-            connections[i] = new Connection(spec.Reply, new ConnectionFrames(pool, i), spec.Pipeline, receiveBytes);
+            connections[i] = new Connection(spec.Reply, new ConnectionFrames(pool, i), spec.Pipeline, receiveBytes, spec.BatchesPerSecondPerConnection);
         }
         try
         {
@@ -156,7 +159,7 @@ internal static class LoadPhase
     /// read one reply. Sends and receives never overlap on the socket, so no locks, and with
     /// pipeline 1 it is the plain send-wait-send loop of a browser tab.
     /// </summary>
-    private sealed class Connection(ReplyKind reply, ConnectionFrames frames, int pipeline, int receiveBytes)
+    private sealed class Connection(ReplyKind reply, ConnectionFrames frames, int pipeline, int receiveBytes, double? batchesPerSecond)
     {
         private readonly ClientWebSocket _socket = new();
         private readonly byte[] _receive = new byte[receiveBytes];
@@ -180,14 +183,25 @@ internal static class LoadPhase
         public async Task RunAsync(long stopAt, CancellationToken drain)
         {
             int head = 0, inFlight = 0;
+            long interval = batchesPerSecond is { } rate ? (long)(Stopwatch.Frequency / rate) : 0;
+            // Connections start spread over one interval so a paced phase has no thundering herd.
+            long nextSend = Stopwatch.GetTimestamp() + (interval == 0 ? 0 : Random.Shared.NextInt64(interval));
             try
             {
                 while (true)
                 {
                     while (inFlight < _window.Length && Stopwatch.GetTimestamp() < stopAt)
                     {
+                        long sentAt = Stopwatch.GetTimestamp();
+                        if (interval != 0)
+                        {
+                            if (nextSend >= stopAt) break;
+                            if (nextSend > sentAt) await Task.Delay(Stopwatch.GetElapsedTime(sentAt, nextSend), drain);
+                            sentAt = nextSend; // latency from the schedule, not from when we got round to it
+                            nextSend += interval;
+                        }
                         var (frame, seq, seqOffset, events) = frames.Next();
-                        _window[(head + inFlight) % _window.Length] = new InFlight(Stopwatch.GetTimestamp(), seq, seqOffset, frame.Length, events);
+                        _window[(head + inFlight) % _window.Length] = new InFlight(sentAt, seq, seqOffset, frame.Length, events);
                         await _socket.SendAsync(frame, WebSocketMessageType.Binary, endOfMessage: true, drain);
                         inFlight++;
                         BatchesSent++;

@@ -62,7 +62,9 @@ try
         if (options.Warmup > 0)
         {
             Console.Error.WriteLine($"{name}: warm-up {options.Warmup:0.#} s");
-            var warm = await LoadPhase.RunAsync(new PhaseSpec(name + " warm-up", ws.Uri, reply, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Warmup)), pool, metrics, cancel.Token);
+            // Paced like the phase: an unpaced warm-up would leave a Rollup backlog behind it.
+            double? warmPaced = options.Rate is { } warmRate ? warmRate / options.Batch / options.Connections : null;
+            var warm = await LoadPhase.RunAsync(new PhaseSpec(name + " warm-up", ws.Uri, reply, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Warmup), warmPaced), pool, metrics, cancel.Token);
             failures.AddRange(RunReport.Check(warm, isIngest: reply == ReplyKind.Ack));
         }
         Console.Error.WriteLine($"{name}: {options.Seconds:0.#} s against {ws.Uri}");
@@ -70,7 +72,8 @@ try
         var probe = options.Freshness && reply == ReplyKind.Ack && server is not null
             ? FreshnessProbe.RunAsync(http, baseAddress, server.DataDirectory, probeStop.Token)
             : null;
-        var result = await LoadPhase.RunAsync(new PhaseSpec(name, ws.Uri, reply, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Seconds)), pool, metrics, cancel.Token);
+        double? paced = options.Rate is { } rate ? rate / options.Batch / options.Connections : null;
+        var result = await LoadPhase.RunAsync(new PhaseSpec(name, ws.Uri, reply, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Seconds), paced), pool, metrics, cancel.Token);
         if (probe is not null)
         {
             await probeStop.CancelAsync();
