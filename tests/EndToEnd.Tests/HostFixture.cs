@@ -17,11 +17,23 @@ namespace Analytics.EndToEnd.Tests;
 /// one engine directory, and each test gets its own database and data directory.</summary>
 public sealed class EngineFixture : IDisposable
 {
-    public string ChDbPath { get; } = Path.Combine(Path.GetTempPath(), "analytics-e2e-chdb-" + Guid.NewGuid().ToString("N"));
+    public EngineFixture()
+    {
+        ChDbPath = Path.Combine(Path.GetTempPath(), "analytics-e2e-chdb-" + Guid.NewGuid().ToString("N"));
+        // Held for the whole run: hosts come and go, the engine connects once (as in production).
+        Engine = ChDbEngine.Open(ChDbPath);
+        Store = new EmbeddedColumnStore(Engine);
+    }
+
+    public string ChDbPath { get; }
+    public ChDbEngine Engine { get; }
+
+    /// <summary>Direct access to the engine, for tests that inspect or prepare stored state.</summary>
+    public EmbeddedColumnStore Store { get; }
 
     public void Dispose()
     {
-        ChDbEngine.Open(ChDbPath).Dispose();
+        Engine.Dispose();
         try { Directory.Delete(ChDbPath, recursive: true); } catch (IOException) { }
     }
 }

@@ -184,7 +184,7 @@ public class ReprocessTests(EngineFixture engine)
         await host.WaitForAggregateAsync(t => t["events"] == 51);
         string today = DateTime.UtcNow.ToString("yyyy-MM-dd");
         string outDir = Path.Combine(host.DataDirectory, "export");
-        var store = new EmbeddedColumnStore(ChDbEngine.Open(engine.ChDbPath));
+        var store = engine.Store;
         foreach (var kind in new[] { "raw", "enriched" })
         {
             var response = await host.Http.SendAsync(host.AdminRequest(HttpMethod.Post, "/admin/export",

@@ -35,7 +35,7 @@ public class RollupReplayTests(EngineFixture engine)
         await File.WriteAllTextAsync(Path.Combine(first.DataDirectory, "log", "consumers", "rollup.offset"), "0", Ct);
         Directory.CreateDirectory(Path.Combine(first.DataDirectory, "rollup"));
         await File.WriteAllTextAsync(Path.Combine(first.DataDirectory, "rollup", "inflight-rollup.txt"), $"local,0,{events}", Ct);
-        var store = new EmbeddedColumnStore(ChDbEngine.Open(engine.ChDbPath));
+        var store = engine.Store;
         await store.ExecuteAsync($"TRUNCATE TABLE {first.Database}.event_ids", Ct);
 
         await using var second = await TestHost.StartAsync(engine, restartOf: first);

@@ -19,5 +19,11 @@ internal static unsafe partial class Libc
     [LibraryImport(LibraryName, EntryPoint = "sigaltstack", SetLastError = true)]
     internal static partial int SigAltStack(void* stack, void* oldStack);
 
+    /// <summary><c>kill(pid_t, int)</c>; 0 on success.</summary>
+    [LibraryImport(LibraryName, EntryPoint = "kill", SetLastError = true)]
+    internal static partial int Kill(int pid, int signal);
+
+    internal const int SIGCHLD = 17; // Linux x86_64
+
     internal const int SIG_SETMASK = 2; // Linux value (asm-generic); SIG_BLOCK = 0, SIG_UNBLOCK = 1.
 }
