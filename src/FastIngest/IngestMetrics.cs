@@ -14,7 +14,6 @@ public sealed class IngestMetrics
     private long _batches, _accepted, _retryBatches, _malformedBatches, _unknownSiteBatches, _oversizeMessages, _connections, _openConnections, _rateLimitedBatches;
 
     public long AcceptedEvents => Interlocked.Read(ref _accepted);
-    public long RejectedEvents => _rejectedByReason.Sum();
 
     internal void Batch(int accepted) { Interlocked.Increment(ref _batches); Interlocked.Add(ref _accepted, accepted); }
     internal void Rejected(RejectionReason reason) => Interlocked.Increment(ref _rejectedByReason[(int)reason]);

@@ -28,10 +28,8 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
     public ValueTask<IngestResult> ProcessAsync(ReadOnlyMemory<byte> message, ClientInfo client, IngestScratch scratch, CancellationToken cancellationToken)
     {
         var prepared = Prepare(message.Span, client, scratch);
-        if (prepared.Status == AckStatus.Retry)
-        {
-            return ValueTask.FromResult(Finish(prepared, scratch));
-        }
+        // Synchronous answer without touching the log: refused batches (malformed, unknown site,
+        // rate limited) and batches whose every event was rejected.
         if (prepared.Status != AckStatus.Ok || prepared.RecordCount == 0)
         {
             return ValueTask.FromResult(Finish(prepared, scratch));

@@ -27,7 +27,6 @@ public sealed class HostSettings
     public bool EnableEcho { get; init; }
     public bool Quiet { get; init; }
     public IngestLimits Limits { get; init; } = IngestLimits.Default;
-    public FsyncMode Fsync { get; init; } = FsyncMode.Always;
     /// <summary>Which services run in this process (all by default). The same binary runs one
     /// role per process in a scale-out deployment, and benchmarks measure ingest alone.</summary>
     public Roles Roles { get; init; } = Roles.All;
@@ -63,7 +62,7 @@ public static class AnalyticsHost
 
         var registry = new SiteRegistry(Path.Combine(data, "registry.db"));
         // 8 MiB reads: a Rollup round takes up to ~50k records in one read (about 170 bytes each).
-        var log = LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { Fsync = settings.Fsync, ConsumerBufferBytes = 8 * 1024 * 1024 });
+        var log = LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { ConsumerBufferBytes = 8 * 1024 * 1024 });
         string db = ClickHouseSql.RequirePlainIdentifier(settings.Database);
         var (store, engine, server, _) = await OpenStoreAsync(settings, data, db, ct);
 
@@ -101,6 +100,8 @@ public static class AnalyticsHost
             $"analytics_rollup_duplicates_skipped_total {rollup.DuplicatesSkipped}\n" +
             "# HELP analytics_rollup_lag_records Records in the log not yet stored.\n# TYPE analytics_rollup_lag_records gauge\n" +
             $"analytics_rollup_lag_records {rollup.Lag}\n" +
+            "# HELP analytics_rollup_quarantined_records_total Log records that did not decode (kept under rollup/quarantine).\n# TYPE analytics_rollup_quarantined_records_total counter\n" +
+            $"analytics_rollup_quarantined_records_total {rollup.QuarantinedRecords}\n" +
             "# HELP analytics_rollup_last_round_ms Last Rollup round: prepare (decode, dedup, enrich), dedup query, store inserts.\n# TYPE analytics_rollup_last_round_ms gauge\n" +
             $"analytics_rollup_last_round_ms{{step=\"prepare\"}} {rollup.PrepareMs}\nanalytics_rollup_last_round_ms{{step=\"dedup\"}} {rollup.DedupMs}\nanalytics_rollup_last_round_ms{{step=\"store\"}} {rollup.StoreMs}\n",
             "text/plain; version=0.0.4"));

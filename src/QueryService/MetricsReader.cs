@@ -106,7 +106,7 @@ public sealed class MetricsReader(IColumnStore store, string database)
 
     private static (string Table, string BucketExpr) ChooseTimeseriesSource(MetricsQuery q)
     {
-        string tz = Literal(q.TimeZone.Id);
+        string tz = ClickHouseSql.StringLiteral(q.TimeZone.Id);
         bool utc = q.TimeZone.BaseUtcOffset == TimeSpan.Zero && !q.TimeZone.SupportsDaylightSavingTime;
         bool wholeHours = QueryParameters.HasWholeHourOffsets(q.TimeZone);
         return q.Interval switch
@@ -156,7 +156,7 @@ public sealed class MetricsReader(IColumnStore store, string database)
         {
             sb.Append(CultureInfo.InvariantCulture, $" AND bucket >= toDateTime({q.From.ToUnixTimeSeconds()}, 'UTC') AND bucket < toDateTime({q.To.ToUnixTimeSeconds()}, 'UTC')");
         }
-        if (q.EventName is not null) sb.Append(" AND name = ").Append(Literal(q.EventName));
+        if (q.EventName is not null) sb.Append(" AND name = ").Append(ClickHouseSql.StringLiteral(q.EventName));
         return sb.ToString();
     }
 
@@ -166,8 +166,6 @@ public sealed class MetricsReader(IColumnStore store, string database)
         return d == t.UtcDateTime ? d : d.AddDays(1);
     }
 
-    /// <summary>A ClickHouse string literal: backslash and quote escaped.</summary>
-    public static string Literal(string value) => "'" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
 
     private static long ReadLong(JsonElement e) => e.ValueKind == JsonValueKind.String
         ? long.Parse(e.GetString()!, CultureInfo.InvariantCulture)

@@ -249,8 +249,9 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     private async Task Insert(string table, string columns, RowBinaryWriter rows, string token, int expectedRows, CancellationToken ct)
     {
         long written = await store.InsertRowBinaryAsync(table, columns, rows.WrittenMemory, token, ct);
-        // A repeat whose token the store recognises reports the same count (checked in
-        // StoreDeduplicationTests), so any other number is a partial insert: fail loudly.
+        // A repeat whose token the store recognises reports the same count (pinned by
+        // Store.Tests' and Store.Conformance.Tests' dedup tests), so any other number is a
+        // partial insert: fail loudly.
         if (written != expectedRows)
             throw new InvalidOperationException($"{table}: sent {expectedRows} rows, the store wrote {written}.");
     }

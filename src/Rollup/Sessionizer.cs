@@ -16,8 +16,6 @@ public sealed class Sessionizer
     private long _newestMs;
     private long _lastPruneMs;
 
-    public int OpenVisits => _open.Count;
-
     /// <summary>Seeds the state with a visit seen before a restart.</summary>
     public void Restore(ulong siteId, ulong visitorId, long lastMs, ulong visitId)
     {

@@ -129,12 +129,8 @@ public sealed class ClickHouseServerStore : IColumnStore, IDisposable
         }, cancellationToken);
     }
 
-    public Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
-        CancellationToken cancellationToken = default) =>
-        InsertRowBinaryAsync(table, columnsWithTypes, rowBinary, null, cancellationToken);
-
     public async Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
-        string? deduplicationToken, CancellationToken cancellationToken = default)
+        string? deduplicationToken = null, CancellationToken cancellationToken = default)
     {
         ClickHouseSql.RequireTableName(table);
         var columns = ClickHouseSql.ColumnNames(columnsWithTypes);

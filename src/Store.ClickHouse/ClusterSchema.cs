@@ -62,7 +62,7 @@ public static partial class ClusterSchema
         {
             var (db, table, commands) = (alter.Groups["db"].Value, alter.Groups["table"].Value, alter.Groups["commands"].Value);
             var statements = new List<string> { $"ALTER TABLE {db}.{table}{LocalSuffix} ON CLUSTER {cluster} {commands}" };
-            var columnCommands = SplitTopLevel(commands).Where(c => ColumnCommand().IsMatch(c)).ToList();
+            var columnCommands = ClickHouseSql.SplitTopLevel(commands).Where(c => ColumnCommand().IsMatch(c)).ToList();
             if (columnCommands.Count > 0)
                 statements.Add($"ALTER TABLE {db}.{table} ON CLUSTER {cluster} {string.Join(", ", columnCommands)}");
             return statements;
@@ -78,40 +78,6 @@ public static partial class ClusterSchema
         $"CREATE TABLE IF NOT EXISTS {database}.{SchemaMigrator.HistoryTable} ON CLUSTER {cluster} " +
         "(version UInt32, name String, applied_at DateTime) " +
         $"ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/{SchemaMigrator.HistoryTable}', '{{replica}}') ORDER BY version";
-
-    // Splits "a, b(c, d), e" at commas outside parentheses and quotes.
-    private static List<string> SplitTopLevel(string text)
-    {
-        var parts = new List<string>();
-        var depth = 0;
-        var quote = '\0';
-        var current = new StringBuilder();
-        for (var i = 0; i < text.Length; i++)
-        {
-            var c = text[i];
-            if (quote != '\0')
-            {
-                current.Append(c);
-                if (c == '\\' && i + 1 < text.Length) current.Append(text[++i]);
-                else if (c == quote) quote = '\0';
-                continue;
-            }
-            switch (c)
-            {
-                case '\'' or '`' or '"': quote = c; break;
-                case '(': depth++; break;
-                case ')': depth--; break;
-                case ',' when depth == 0:
-                    parts.Add(current.ToString().Trim());
-                    current.Clear();
-                    continue;
-            }
-            current.Append(c);
-        }
-        if (current.ToString().Trim() is { Length: > 0 } last)
-            parts.Add(last);
-        return parts;
-    }
 
     [GeneratedRegex(@"^CREATE\s+DATABASE\s+IF\s+NOT\s+EXISTS\s+(?<db>[A-Za-z_][A-Za-z0-9_]*)$", RegexOptions.IgnoreCase)]
     private static partial Regex CreateDatabase();

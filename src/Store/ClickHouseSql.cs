@@ -78,13 +78,20 @@ public static class ClickHouseSql
     public static IReadOnlyList<string> ColumnNames(string columnsWithTypes)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(columnsWithTypes);
-        var names = new List<string>();
+        return [.. SplitTopLevel(columnsWithTypes).Select(part => FirstToken(part, columnsWithTypes))];
+    }
+
+    /// <summary>Splits "a, b(c, d), e" at commas outside parentheses and quotes; parts are trimmed
+    /// (an empty part stays, as ""). Throws on unbalanced parentheses or quotes.</summary>
+    public static IReadOnlyList<string> SplitTopLevel(string text)
+    {
+        var parts = new List<string>();
         var depth = 0;
         char quote = '\0';
         var start = 0;
-        for (var i = 0; i <= columnsWithTypes.Length; i++)
+        for (var i = 0; i <= text.Length; i++)
         {
-            var c = i < columnsWithTypes.Length ? columnsWithTypes[i] : ',';
+            var c = i < text.Length ? text[i] : ',';
             if (quote != '\0')
             {
                 if (c == '\\') i++;
@@ -97,14 +104,14 @@ public static class ClickHouseSql
                 case '(': depth++; break;
                 case ')': depth--; break;
                 case ',' when depth == 0:
-                    names.Add(FirstToken(columnsWithTypes.AsSpan(start, i - start), columnsWithTypes));
+                    parts.Add(text.AsSpan(start, i - start).Trim().ToString());
                     start = i + 1;
                     break;
             }
         }
         if (depth != 0 || quote != '\0')
-            throw new ArgumentException($"Unbalanced parentheses or quotes in '{columnsWithTypes}'.", nameof(columnsWithTypes));
-        return names;
+            throw new ArgumentException($"Unbalanced parentheses or quotes in '{text}'.", nameof(text));
+        return parts;
     }
 
     private static string FirstToken(ReadOnlySpan<char> part, string whole)

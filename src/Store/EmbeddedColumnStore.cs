@@ -46,12 +46,8 @@ public sealed class EmbeddedColumnStore : IColumnStore
     public Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, CancellationToken cancellationToken = default) =>
         _engine.QueryAsync(sql, "JSONCompact", static output => ParseJsonCompact(output.Data), cancellationToken);
 
-    public Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
-        CancellationToken cancellationToken = default) =>
-        InsertRowBinaryAsync(table, columnsWithTypes, rowBinary, null, cancellationToken);
-
     public async Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
-        string? deduplicationToken, CancellationToken cancellationToken = default)
+        string? deduplicationToken = null, CancellationToken cancellationToken = default)
     {
         ClickHouseSql.RequireTableName(table);
         var columns = ClickHouseSql.ColumnNames(columnsWithTypes);

@@ -35,10 +35,5 @@ public interface IColumnStore
     /// block skipped by its token as written too, so the count never reveals a replay; compare
     /// it with the rows sent to catch partial inserts.</returns>
     Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
-        string? deduplicationToken, CancellationToken cancellationToken = default);
-
-    /// <summary>Inserts without a deduplication token.</summary>
-    Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
-        CancellationToken cancellationToken = default) =>
-        InsertRowBinaryAsync(table, columnsWithTypes, rowBinary, null, cancellationToken);
+        string? deduplicationToken = null, CancellationToken cancellationToken = default);
 }

@@ -20,7 +20,6 @@ public class QueryApiTests(EngineFixture engine)
         }
         await host.WaitForAggregateAsync(t => t["pageviews"] == 15);
 
-        string today = DateTime.UtcNow.ToString("yyyy-MM-dd");
         foreach (var (interval, tz) in new[] { ("minute", "UTC"), ("hour", "UTC"), ("day", "UTC"), ("hour", "Europe/Berlin"), ("day", "America/New_York"), ("hour", "Asia/Kolkata"), ("day", "Asia/Kolkata") })
         {
             string from = DateTime.UtcNow.AddDays(-1).ToString("yyyy-MM-dd");
@@ -40,7 +39,6 @@ public class QueryApiTests(EngineFixture engine)
         Assert.Equal(15, aggregate["pageviews"]);
         Assert.Equal(5, aggregate["visitors"]);
         Assert.Equal(5, aggregate["visits"]);
-        Assert.NotNull(today);
     }
 
     [Fact]

@@ -49,7 +49,7 @@ public abstract class ColumnStoreConformanceTests(BackendsFixture fixture)
         var scenario = new ProductScenario(100_000);
         using var raw = scenario.RawRows();
 
-        var written = await Store.InsertRowBinaryAsync($"{db}.events_raw", DerivedRows.RawColumns, raw.WrittenMemory, Ct);
+        var written = await Store.InsertRowBinaryAsync($"{db}.events_raw", DerivedRows.RawColumns, raw.WrittenMemory, cancellationToken: Ct);
 
         Assert.Equal(100_000, written);
         Assert.Equal(100_000, ProductScenario.Count(await Store.QueryRowsAsync($"SELECT count() FROM {db}.events_raw", Ct)));
@@ -140,7 +140,7 @@ public abstract class ColumnStoreConformanceTests(BackendsFixture fixture)
         using var bad = new RowBinaryWriter();
         bad.WriteUInt8(1); // one byte where a UInt64 is due: the engine must refuse, not store garbage
         await Store.ExecuteAsync($"CREATE TABLE {db}.t (a UInt64) ENGINE = MergeTree ORDER BY a", Ct);
-        var truncated = await Assert.ThrowsAnyAsync<Exception>(() => Store.InsertRowBinaryAsync($"{db}.t", "a UInt64", bad.WrittenMemory, Ct));
+        var truncated = await Assert.ThrowsAnyAsync<Exception>(() => Store.InsertRowBinaryAsync($"{db}.t", "a UInt64", bad.WrittenMemory, cancellationToken: Ct));
         Assert.NotNull(ErrorCode(truncated));
         Assert.Equal(0, ProductScenario.Count(await Store.QueryRowsAsync($"SELECT count() FROM {db}.t", Ct)));
     }

@@ -71,7 +71,7 @@ public class EmbeddedColumnStoreTests(ChDbFixture fixture, ITestOutputHelper out
 
         var insert = Stopwatch.StartNew();
         var written = await fixture.Store.InsertRowBinaryAsync($"{db}.events", "id UInt64, site UInt32, ts DateTime64(3), url String",
-            writer.WrittenMemory, Ct);
+            writer.WrittenMemory, cancellationToken: Ct);
         insert.Stop();
 
         Assert.Equal(Rows, written);
@@ -96,7 +96,7 @@ public class EmbeddedColumnStoreTests(ChDbFixture fixture, ITestOutputHelper out
         writer.WriteUInt64(42);
 
         // Columns in the data are listed in data order, which differs from table order.
-        var written = await fixture.Store.InsertRowBinaryAsync($"{db}.t", "s String, `id` UInt64", writer.WrittenMemory, Ct);
+        var written = await fixture.Store.InsertRowBinaryAsync($"{db}.t", "s String, `id` UInt64", writer.WrittenMemory, cancellationToken: Ct);
 
         Assert.Equal(1, written);
         var row = Assert.Single(await fixture.Store.QueryRowsAsync($"SELECT id, note, s, n FROM {db}.t", Ct));
@@ -117,7 +117,7 @@ public class EmbeddedColumnStoreTests(ChDbFixture fixture, ITestOutputHelper out
         using var writer = new RowBinaryWriter();
         writer.WriteUInt64(1);
         writer.WriteString("ok");
-        Assert.Equal(1, await store.InsertRowBinaryAsync($"{db}.t", "a UInt64, s String", writer.WrittenMemory, Ct));
+        Assert.Equal(1, await store.InsertRowBinaryAsync($"{db}.t", "a UInt64, s String", writer.WrittenMemory, cancellationToken: Ct));
         Assert.Empty(Directory.EnumerateFileSystemEntries(spool));
 
         // A truncated row: the string claims 10 bytes but only 2 follow.
@@ -125,7 +125,7 @@ public class EmbeddedColumnStoreTests(ChDbFixture fixture, ITestOutputHelper out
         writer.WriteUInt64(2);
         writer.WriteVarUInt(10);
         writer.WriteUInt16(0x6161);
-        var e = await Assert.ThrowsAsync<ChDbException>(() => store.InsertRowBinaryAsync($"{db}.t", "a UInt64, s String", writer.WrittenMemory, Ct));
+        var e = await Assert.ThrowsAsync<ChDbException>(() => store.InsertRowBinaryAsync($"{db}.t", "a UInt64, s String", writer.WrittenMemory, cancellationToken: Ct));
         output.WriteLine(e.Message);
         Assert.Empty(Directory.EnumerateFileSystemEntries(spool));
         Assert.Equal(1UL, (await store.QueryRowsAsync($"SELECT count() FROM {db}.t", Ct))[0][0].GetUInt64());
@@ -134,7 +134,7 @@ public class EmbeddedColumnStoreTests(ChDbFixture fixture, ITestOutputHelper out
     [Fact]
     public async Task InsertRowBinaryAsync_with_no_bytes_writes_nothing_and_runs_nothing()
     {
-        Assert.Equal(0, await fixture.Store.InsertRowBinaryAsync("db_that_does_not_exist.t", "a UInt64", ReadOnlyMemory<byte>.Empty, Ct));
+        Assert.Equal(0, await fixture.Store.InsertRowBinaryAsync("db_that_does_not_exist.t", "a UInt64", ReadOnlyMemory<byte>.Empty, cancellationToken: Ct));
     }
 
     [Theory]
@@ -144,7 +144,7 @@ public class EmbeddedColumnStoreTests(ChDbFixture fixture, ITestOutputHelper out
     [InlineData("")]
     public async Task InsertRowBinaryAsync_rejects_table_names_that_are_not_plain(string table)
     {
-        await Assert.ThrowsAnyAsync<ArgumentException>(() => fixture.Store.InsertRowBinaryAsync(table, "a UInt64", new byte[8], Ct));
+        await Assert.ThrowsAnyAsync<ArgumentException>(() => fixture.Store.InsertRowBinaryAsync(table, "a UInt64", new byte[8], cancellationToken: Ct));
     }
 
     [Fact]
@@ -200,7 +200,7 @@ public class EmbeddedColumnStoreDeduplicationTests(ChDbFixture fixture)
         // change one row).
         writer.WriteUInt64(5000);
         writer.WriteString("y");
-        Assert.Equal(1001, await fixture.Store.InsertRowBinaryAsync($"{db}.t", "a UInt64, s String", writer.WrittenMemory, Ct));
+        Assert.Equal(1001, await fixture.Store.InsertRowBinaryAsync($"{db}.t", "a UInt64, s String", writer.WrittenMemory, cancellationToken: Ct));
 
         Assert.Equal(3001UL, (await fixture.Store.QueryRowsAsync($"SELECT count() FROM {db}.t", Ct))[0][0].GetUInt64());
     }

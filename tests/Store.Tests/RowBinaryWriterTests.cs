@@ -193,7 +193,7 @@ public class RowBinaryWriterTests(ChDbFixture fixture)
         foreach (var row in rows)
             Write(writer, row, mapAsDictionary);
 
-        Assert.Equal(rows.Length, await fixture.Store.InsertRowBinaryAsync($"{db}.t", Structure, writer.WrittenMemory, Ct));
+        Assert.Equal(rows.Length, await fixture.Store.InsertRowBinaryAsync($"{db}.t", Structure, writer.WrittenMemory, cancellationToken: Ct));
 
         var back = await fixture.Store.QueryRowsAsync(
             "SELECT seq, u8, u16, u32, u64, i32, i64, reinterpretAsUInt64(f64), b, hex(s), hex(sb), hex(fs), hex(fss), " +
@@ -245,7 +245,7 @@ public class RowBinaryWriterTests(ChDbFixture fixture)
         writer.WriteString("b");
         writer.WriteUInt32(20);
 
-        Assert.Equal(1, await fixture.Store.InsertRowBinaryAsync($"{db}.t", structure, writer.WrittenMemory, Ct));
+        Assert.Equal(1, await fixture.Store.InsertRowBinaryAsync($"{db}.t", structure, writer.WrittenMemory, cancellationToken: Ct));
         var row = Assert.Single(await fixture.Store.QueryRowsAsync($"SELECT nums, attrs FROM {db}.t", Ct));
         Assert.Equal([1UL, 2UL, ulong.MaxValue], row[0].EnumerateArray().Select(e => e.GetUInt64()));
         Assert.Equal(10, row[1].GetProperty("a").GetInt32());

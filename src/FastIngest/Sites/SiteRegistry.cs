@@ -121,8 +121,6 @@ public sealed class SiteRegistry : IDisposable
         return Resolve(siteKey) ?? throw new InvalidOperationException("site vanished after insert");
     }
 
-    public Site? FindBySiteKey(string siteKey) => Resolve(siteKey);
-
     /// <summary>The secret salt for a UTC day; created on first use, shared through the store.</summary>
     public byte[] GetSalt(DateOnly utcDay)
     {

@@ -25,14 +25,14 @@ internal static class HttpIngest
         string? contentType = request.ContentType;
         if (contentType is null || !(contentType.StartsWith("application/x-protobuf", StringComparison.OrdinalIgnoreCase) || contentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase)))
         {
-            await Problems.Write(context, StatusCodes.Status415UnsupportedMediaType, "Unsupported content type", "Send an EventBatch as application/x-protobuf (or text/plain from sendBeacon).");
+            await Results.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported content type", detail: "Send an EventBatch as application/x-protobuf (or text/plain from sendBeacon).").ExecuteAsync(context);
             return;
         }
         int max = processor.Limits.MaxMessageBytes;
         if (request.ContentLength > max)
         {
             metrics.Oversize();
-            await Problems.Write(context, StatusCodes.Status413PayloadTooLarge, "Batch too large", $"A batch may have at most {max} bytes.");
+            await TooLarge(context, max);
             return;
         }
 
@@ -45,7 +45,7 @@ internal static class HttpIngest
             {
                 metrics.Oversize();
                 reader.AdvanceTo(read.Buffer.End);
-                await Problems.Write(context, StatusCodes.Status413PayloadTooLarge, "Batch too large", $"A batch may have at most {max} bytes.");
+                await TooLarge(context, max);
                 return;
             }
             if (read.IsCompleted || read.IsCanceled) break;
@@ -74,7 +74,7 @@ internal static class HttpIngest
             switch (result.Status)
             {
                 case AckStatus.Malformed:
-                    await Problems.Write(context, StatusCodes.Status400BadRequest, "Malformed batch", "The body is not a valid analytics.v1.EventBatch.");
+                    await Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Malformed batch", detail: "The body is not a valid analytics.v1.EventBatch.").ExecuteAsync(context);
                     return;
                 case AckStatus.UnknownSite:
                     response.StatusCode = StatusCodes.Status403Forbidden;
@@ -97,6 +97,9 @@ internal static class HttpIngest
             if (copy is not null) ArrayPool<byte>.Shared.Return(copy);
         }
     }
+
+    private static Task TooLarge(HttpContext context, int max) =>
+        Results.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "Batch too large", detail: $"A batch may have at most {max} bytes.").ExecuteAsync(context);
 
     /// <summary>CORS preflight for browsers posting application/x-protobuf from merchants' pages.</summary>
     public static void Preflight(HttpContext context)

@@ -25,7 +25,7 @@ internal static class WebSocketIngest
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
-            await Problems.Write(context, StatusCodes.Status400BadRequest, "WebSocket upgrade required", "GET /v1/ws must be a WebSocket upgrade request.");
+            await Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "WebSocket upgrade required", detail: "GET /v1/ws must be a WebSocket upgrade request.").ExecuteAsync(context);
             return;
         }
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
