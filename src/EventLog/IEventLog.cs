@@ -21,7 +21,10 @@ public interface IEventLog : IAsyncDisposable
     /// </summary>
     ValueTask AppendAsync(ulong partitionKey, ReadOnlyMemory<byte> records, int recordCount, CancellationToken cancellationToken = default);
 
-    /// <summary>Opens a consumer that resumes from the group's last committed position.</summary>
+    /// <summary>
+    /// Opens a consumer that resumes from the group's last committed position. In Kafka, every
+    /// consumer of a group reads a share of the partitions and shares move on rebalances.
+    /// </summary>
     IEventLogConsumer OpenConsumer(string group);
 }
 
@@ -43,19 +46,23 @@ public interface IEventLogConsumer : IAsyncDisposable
     /// <summary>Durably records that everything up to and including the batch is processed.</summary>
     ValueTask CommitAsync(LogBatch batch, CancellationToken cancellationToken = default);
 
-    /// <summary>Records appended but not yet committed by this group (consumer lag).</summary>
+    /// <summary>Records appended but not yet committed by this group (consumer lag), over the sources this consumer reads.</summary>
     long Lag { get; }
+
+    /// <summary>Consumer lag per source this consumer reads now (one entry for the local log, one per assigned Kafka partition).</summary>
+    IReadOnlyList<KeyValuePair<string, long>> LagBySource { get; }
 }
 
 /// <summary>A run of consecutive records. Offsets are per log (per partition in Kafka).</summary>
 public sealed class LogBatch
 {
-    public LogBatch(IReadOnlyList<ReadOnlyMemory<byte>> records, long firstOffset, long nextOffset, string source = "local")
+    public LogBatch(IReadOnlyList<ReadOnlyMemory<byte>> records, long firstOffset, long nextOffset, string source = "local", bool resumed = false)
     {
         Records = records;
         FirstOffset = firstOffset;
         NextOffset = nextOffset;
         Source = source;
+        Resumed = resumed;
     }
 
     public IReadOnlyList<ReadOnlyMemory<byte>> Records { get; }
@@ -70,6 +77,24 @@ public sealed class LogBatch
     public string Source { get; }
 
     public bool IsEmpty => Records.Count == 0;
+
+    /// <summary>
+    /// True for the first batch of a source after this consumer started reading it (opened, or
+    /// was assigned the partition in a rebalance). It starts at the group's committed position,
+    /// so another reader (or this one before a crash) may have been part-way through a range
+    /// from there: the reader must look for work it left in flight before going on.
+    /// </summary>
+    public bool Resumed { get; }
+
+    /// <summary>Records [start, start + count) of this batch as a batch of their own (same memory).</summary>
+    public LogBatch Slice(int start, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(start);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(start + count, Records.Count);
+        var records = new ReadOnlyMemory<byte>[count];
+        for (int i = 0; i < count; i++) records[i] = Records[start + i];
+        return new LogBatch(records, FirstOffset + start, FirstOffset + start + count, Source, Resumed && start == 0);
+    }
 }
 
 public sealed class EventLogUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

@@ -28,6 +28,7 @@ internal sealed class LocalLogConsumer : IEventLogConsumer
     private long _segmentEndOffset = -1; // base of the next segment, once _segment is sealed
     private long _position;              // offset of the next record to return
     private long _committed;
+    private bool _resumed = true; // until the first non-empty batch
     private bool _disposed;
 
     public LocalLogConsumer(LocalLog log, string group)
@@ -51,6 +52,9 @@ internal sealed class LocalLogConsumer : IEventLogConsumer
 
     /// <inheritdoc />
     public long Lag => Math.Max(0, _log.NextOffset - Volatile.Read(ref _committed));
+
+    /// <inheritdoc />
+    public IReadOnlyList<KeyValuePair<string, long>> LagBySource => [new(LocalLog.SourceName, Lag)];
 
     /// <inheritdoc />
     /// <remarks>
@@ -136,7 +140,9 @@ internal sealed class LocalLogConsumer : IEventLogConsumer
                 throw Corrupt(status);
             }
         }
-        return new LogBatch(records, first, _position, LocalLog.SourceName);
+        var batch = new LogBatch(records, first, _position, LocalLog.SourceName, _resumed && records.Count > 0);
+        if (records.Count > 0) _resumed = false;
+        return batch;
     }
 
     /// <summary>Durable bytes of the current segment: the mark's length if active, else all of it.</summary>

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Analytics.EventLog;
+using Analytics.EventLog.Kafka;
 using Analytics.FastIngest;
 using Analytics.FastIngest.Sites;
 using Analytics.FastIngest.Validation;
@@ -22,6 +23,12 @@ public sealed class HostSettings
     /// <summary>A ClickHouse server or cluster to store in instead of the in-process engine
     /// (`--store clickhouse`); null keeps the embedded default.</summary>
     public ClickHouseServerOptions? ClickHouseServer { get; init; }
+    /// <summary>Kafka as the event log (`--log kafka`); null keeps the local durable log.</summary>
+    public KafkaLogOptions? Kafka { get; init; }
+    /// <summary>Rollup's consumer group: every Rollup process of a deployment shares it.</summary>
+    public string ConsumerGroup { get; init; } = "rollup";
+    /// <summary>Most records per Rollup round (RollupOptions.MaxBatchRecords).</summary>
+    public int RollupBatchRecords { get; init; } = 50_000;
     public string Database { get; init; } = "analytics";
     public string Urls { get; init; } = "http://127.0.0.1:5080";
     public bool EnableEcho { get; init; }
@@ -61,8 +68,10 @@ public static class AnalyticsHost
         if (settings.Quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);
 
         var registry = new SiteRegistry(Path.Combine(data, "registry.db"));
-        // 8 MiB reads: a Rollup round takes up to ~50k records in one read (about 170 bytes each).
-        var log = LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { ConsumerBufferBytes = 8 * 1024 * 1024 });
+        IEventLog log = settings.Kafka is { } kafka
+            ? await KafkaEventLog.OpenAsync(kafka, settings.Clock, ct)
+            // 8 MiB reads: a Rollup round takes up to ~50k records in one read (about 170 bytes each).
+            : LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { ConsumerBufferBytes = 8 * 1024 * 1024 });
         string db = ClickHouseSql.RequirePlainIdentifier(settings.Database);
         var (store, engine, server, _) = await OpenStoreAsync(settings, data, db, ct);
 
@@ -77,7 +86,7 @@ public static class AnalyticsHost
         services.AddSingleton(new MetricsReader(store, db));
         if (!ProcessingLogic.IsKnown(settings.LogicVersion))
             throw new ArgumentException($"Unknown processing-logic version {settings.LogicVersion}; known: {string.Join(", ", ProcessingLogic.Versions)}.");
-        services.AddSingleton(new RollupOptions { Database = db, CheckpointDirectory = Path.Combine(data, "rollup"), LogicVersion = settings.LogicVersion });
+        services.AddSingleton(new RollupOptions { Database = db, QuarantineDirectory = Path.Combine(data, "rollup", "quarantine"), ConsumerGroup = settings.ConsumerGroup, MaxBatchRecords = settings.RollupBatchRecords, LogicVersion = settings.LogicVersion });
         services.AddSingleton(new ReprocessQueue(Path.Combine(data, "rollup", "jobs")));
         services.AddSingleton(new PartitionAdmin(store, db));
         services.AddSingleton<RollupStatus>();
@@ -100,6 +109,9 @@ public static class AnalyticsHost
             $"analytics_rollup_duplicates_skipped_total {rollup.DuplicatesSkipped}\n" +
             "# HELP analytics_rollup_lag_records Records in the log not yet stored.\n# TYPE analytics_rollup_lag_records gauge\n" +
             $"analytics_rollup_lag_records {rollup.Lag}\n" +
+            "# HELP analytics_rollup_source_lag_records Records not yet stored, per log source this Rollup reads (Kafka: per partition).\n# TYPE analytics_rollup_source_lag_records gauge\n" +
+            string.Concat(rollup.LagBySource.Select(l => $"analytics_rollup_source_lag_records{{source=\"{l.Key}\"}} {l.Value}\n")) +
+            KafkaMetrics(log) +
             "# HELP analytics_rollup_quarantined_records_total Log records that did not decode (kept under rollup/quarantine).\n# TYPE analytics_rollup_quarantined_records_total counter\n" +
             $"analytics_rollup_quarantined_records_total {rollup.QuarantinedRecords}\n" +
             "# HELP analytics_rollup_last_round_ms Last Rollup round: prepare (decode, dedup, enrich), dedup query, store inserts.\n# TYPE analytics_rollup_last_round_ms gauge\n" +
@@ -139,6 +151,12 @@ public static class AnalyticsHost
         await store.ExecuteAsync($"CREATE DATABASE IF NOT EXISTS {db}", ct);
         return (store, engine, null, await new SchemaMigrator(store).MigrateAsync(schemas, db, ct));
     }
+
+    private static string KafkaMetrics(IEventLog log) => log is not KafkaEventLog kafka ? "" :
+        "# HELP analytics_kafka_inflight_bytes Records handed to the Kafka producer and not yet acknowledged.\n# TYPE analytics_kafka_inflight_bytes gauge\n" +
+        $"analytics_kafka_inflight_bytes {kafka.InflightBytes}\n" +
+        "# HELP analytics_kafka_refused_batches_total Batches answered with a retry because Kafka refused, timed out or was too far behind.\n# TYPE analytics_kafka_refused_batches_total counter\n" +
+        $"analytics_kafka_refused_batches_total {kafka.RefusedBatches}\n";
 
     /// <summary>The base address Kestrel bound (useful with port 0).</summary>
     public static string BoundAddress(this WebApplication app) =>

@@ -18,6 +18,8 @@ switch (command)
             Urls = cli.Get("urls", "http://127.0.0.1:5080"),
             Database = cli.Get("clickhouse-database") ?? cli.Get("database", "analytics"),
             ClickHouseServer = server,
+            Kafka = KafkaOptions(cli),
+            ConsumerGroup = cli.Get("consumer-group", "rollup"),
             EnableEcho = cli.Flag("echo"),
             Quiet = cli.Flag("quiet"),
             Roles = ParseRoles(cli.Get("roles", "ingest,rollup,query")),
@@ -25,7 +27,8 @@ switch (command)
         });
         var demo = cli.Flag("demo") ? EnsureDemoSite(app.Services.GetRequiredService<SiteRegistry>()) : null;
         await app.StartAsync();
-        PrintBanner(app.BoundAddress(), data, demo, server is null ? "in-process ClickHouse"
+        var kafka = app.Services.GetRequiredService<Analytics.EventLog.IEventLog>() is Analytics.EventLog.Kafka.KafkaEventLog ? KafkaOptions(cli) : null;
+        PrintBanner(app.BoundAddress(), data, demo, kafka is null ? "local event log" : $"Kafka at {kafka.BootstrapServers}, topic {kafka.Topic}", server is null ? "in-process ClickHouse"
             : $"ClickHouse at {server.Endpoint.GetLeftPart(UriPartial.Authority)}{(server.Cluster is null ? "" : ", cluster " + server.Cluster)}");
         await app.WaitForShutdownAsync();
         return 0;
@@ -71,6 +74,24 @@ switch (command)
     case "partitions" when cli.Positional.Count > 1 && cli.Positional[1] == "status":
     case "export":
         return await AdminCommands.RunAsync(command, cli, data);
+    case "kafka-mock":
+    {
+        // A local Kafka-protocol cluster for development (librdkafka's mock brokers, in this
+        // process, nothing on disk): start it, then `serve --log kafka --kafka-bootstrap ...`.
+        using var cluster = Analytics.EventLog.Kafka.MockKafkaCluster.Start(cli.GetInt("brokers", 3));
+        string topic = cli.Get("kafka-topic", "analytics.events");
+        cluster.CreateTopic(topic, cli.GetInt("partitions", 6), Math.Min(3, cli.GetInt("brokers", 3)));
+        Console.WriteLine(cluster.BootstrapServers);
+        Console.Error.WriteLine($"""
+            Kafka mock cluster: {cli.GetInt("brokers", 3)} brokers, topic {topic} with {cli.GetInt("partitions", 6)} partitions. Ctrl+C stops it (its data is in memory).
+              ./run.sh --log kafka --kafka-bootstrap {cluster.BootstrapServers}
+            """);
+        var stop = new TaskCompletionSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.TrySetResult(); };
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.TrySetResult();
+        await stop.Task;
+        return 0;
+    }
     case "demo-traffic":
         return await DemoTraffic.RunAsync(
             cli.Get("url", "ws://127.0.0.1:5080/v1/ws"), cli.Get("site-key", DemoSite.Key),
@@ -81,6 +102,9 @@ switch (command)
               serve [--urls http://127.0.0.1:5080] [--demo] [--echo] [--quiet] [--roles ingest,rollup,query]
                     [--store embedded|clickhouse --clickhouse-url http://host:8123 [--clickhouse-user U]
                      [--clickhouse-password P] [--clickhouse-database analytics] [--clickhouse-cluster NAME]]
+                    [--log local|kafka --kafka-bootstrap HOST:PORT [--kafka-topic analytics.events]
+                     [--schema-registry URL] [--consumer-group rollup]]
+              kafka-mock [--brokers 3] [--partitions 6] [--kafka-topic T]   local Kafka-protocol cluster; prints bootstrap servers
               sites create --domain D (--merchant NAME | --merchant-id N) [--site-key K]
               sites list
               migrate [--store clickhouse --clickhouse-url URL [--clickhouse-cluster NAME] ...]   apply the schema and exit
@@ -92,6 +116,19 @@ switch (command)
             """);
         return 2;
 }
+
+// --log local (default: the durable log under --data) or --log kafka (docs/kafka.md).
+static Analytics.EventLog.Kafka.KafkaLogOptions? KafkaOptions(CommandLine cli) => cli.Get("log", "local") switch
+{
+    "local" => null,
+    "kafka" => new Analytics.EventLog.Kafka.KafkaLogOptions
+    {
+        BootstrapServers = cli.Get("kafka-bootstrap") ?? throw new ArgumentException("--log kafka needs --kafka-bootstrap HOST:PORT (try: analytics kafka-mock)"),
+        Topic = cli.Get("kafka-topic", "analytics.events"),
+        SchemaRegistryUrl = cli.Get("schema-registry"),
+    },
+    var other => throw new ArgumentException($"--log {other}: use local or kafka"),
+};
 
 // --store embedded (default: chDB in-process) or --store clickhouse (a server or cluster over HTTP,
 // docs/clickhouse-server.md). Every option also reads ANALYTICS_<NAME>, e.g. ANALYTICS_CLICKHOUSE_PASSWORD.
@@ -121,12 +158,12 @@ static string EnsureDirectory(string data, string file)
 static Site EnsureDemoSite(SiteRegistry registry) =>
     registry.Resolve(DemoSite.Key) ?? registry.CreateSite(registry.CreateMerchant("Demo Merchant"), "demo.localhost", DemoSite.Key);
 
-static void PrintBanner(string address, string data, Site? demo, string store)
+static void PrintBanner(string address, string data, Site? demo, string log, string store)
 {
     string ws = address.Replace("http://", "ws://", StringComparison.Ordinal);
     Console.WriteLine($$"""
 
-        Analytics is running (local event log + {{store}})
+        Analytics is running ({{log}} + {{store}})
           dashboard      {{address}}/
           ingest         {{ws}}/v1/ws   (WebSocket, protobuf EventBatch)   and   POST {{address}}/v1/events
           query API      {{address}}/v1/sites/{site}/timeseries?metrics=pageviews,visitors&interval=minute

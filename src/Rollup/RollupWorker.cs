@@ -13,8 +13,8 @@ namespace Analytics.Rollup;
 public sealed class RollupOptions
 {
     public required string Database { get; init; }
-    /// <summary>Where the in-flight range is remembered (local disk of the Rollup node).</summary>
-    public required string CheckpointDirectory { get; init; }
+    /// <summary>Where log records that do not decode are kept for investigation (local disk).</summary>
+    public required string QuarantineDirectory { get; init; }
     public string ConsumerGroup { get; init; } = "rollup";
     /// <summary>Records per round: large enough to amortise the ~6 statements a round costs,
     /// small enough that each insert is one block (atomic) and a round takes well under a second.</summary>
@@ -35,6 +35,7 @@ public sealed class RollupStatus
     public long DuplicatesSkipped => Interlocked.Read(ref _duplicates);
     public long Rounds => Interlocked.Read(ref _rounds);
     public long Lag { get; internal set; }
+    public IReadOnlyList<KeyValuePair<string, long>> LagBySource { get; internal set; } = [];
     public string? LastError { get; internal set; }
     /// <summary>Last round's timings, for profiling: decode + dedup + enrich, the dedup query alone, store inserts.</summary>
     public long PrepareMs { get; internal set; }
@@ -51,16 +52,19 @@ public sealed class RollupStatus
 /// <summary>
 /// Consumes the event log and stores raw events, enriched events and the minute/hour/day
 /// rollups. Exactly once, by construction:
-///  1. A round takes a range of the log and records it as in flight (durably) first.
+///  1. A round takes a range of one log source (the local log, or one Kafka partition) and
+///     records it as in flight in the store (rollup_inflight) first.
 ///  2. Events whose id the site already has (client resends) are dropped: checked against
 ///     event_ids, which is written last in a round.
 ///  3. For each day partition the round writes raw, enriched, the three rollups (computed by
 ///     the store from the enriched rows of this range) and event_ids, each insert with a
 ///     deduplication token made of table, log range and day.
-///  4. The consumer offset is committed and the in-flight mark cleared.
-/// A crash anywhere replays the same range with the same tokens: stored blocks are skipped by
-/// the store, missing ones are written, and step 2 answers as it did the first time because
-/// event_ids is written last. Store errors are retried with backoff, never skipped.
+///  4. The consumer offset is committed.
+/// A crash anywhere, or a Kafka rebalance that hands the source to another consumer mid-round,
+/// leaves the committed offset at the range's start: the next reader finds the mark and stores
+/// the same range with the same tokens. Stored blocks are skipped by the store, missing ones are
+/// written, and step 2 answers as it did the first time because event_ids is written last.
+/// Store errors are retried with backoff, never skipped.
 /// </summary>
 public sealed partial class RollupWorker(IEventLog log, IColumnStore store, RollupOptions options, RollupStatus status, ReprocessQueue jobs, ILogger<RollupWorker> logger) : BackgroundService
 {
@@ -72,26 +76,11 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await using var consumer = log.OpenConsumer(options.ConsumerGroup);
-        var checkpoint = new RollupCheckpoint(options.CheckpointDirectory, options.ConsumerGroup);
+        var inflight = new InflightRanges(store, _db, options.ConsumerGroup);
         _generations = new Generations(store, _db);
         _rebuilder = new SiteDayRebuilder(store, _db, _generations);
         try
         {
-            var inflight = checkpoint.ReadInflight();
-            await WithRetries(() => RestoreSessionsAsync(inflight, stoppingToken), stoppingToken);
-            if (inflight is { } range)
-            {
-                var replay = await ReadRangeAsync(consumer, range, stoppingToken);
-                if (replay is not null)
-                {
-                    LogReplay(range.From, range.Next);
-                    await ProcessAsync(consumer, checkpoint, replay, stoppingToken);
-                }
-                else
-                {
-                    checkpoint.Clear(); // that range was committed before the crash
-                }
-            }
             while (!stoppingToken.IsCancellationRequested)
             {
                 // Reprocessing runs here, one site-day between two live rounds: the two never
@@ -100,8 +89,9 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
                 var job = jobs.NextPending();
                 var wait = job is null ? options.MaxWait : TimeSpan.Zero;
                 var batch = await consumer.ReadAsync(options.MaxBatchRecords, wait, stoppingToken);
+                if (!batch.IsEmpty) await HandleAsync(consumer, inflight, batch, stoppingToken);
                 status.Lag = consumer.Lag;
-                if (!batch.IsEmpty) await ProcessAsync(consumer, checkpoint, batch, stoppingToken);
+                status.LagBySource = consumer.LagBySource;
                 if (job is not null) await ReprocessStepAsync(job, stoppingToken);
             }
         }
@@ -110,41 +100,71 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         }
     }
 
-    private async Task ProcessAsync(IEventLogConsumer consumer, RollupCheckpoint checkpoint, LogBatch batch, CancellationToken ct)
+    /// <summary>A range left in flight by the previous reader of a source, being read again.</summary>
+    private sealed class Replay(long from, long next)
     {
-        checkpoint.WriteInflight(batch.Source, batch.FirstOffset, batch.NextOffset);
+        public long From { get; } = from;
+        public long Next { get; } = next;
+        public List<ReadOnlyMemory<byte>> Records { get; } = [];
+        public long Position => From + Records.Count;
+    }
+
+    private readonly Dictionary<string, Replay> _replays = [];
+
+    /// <summary>
+    /// Cuts batches into rounds. Normally a batch is a round; but when the previous reader of a
+    /// source left a range in flight (a crash, or a Kafka rebalance mid-round), that range is
+    /// stored again first, with exactly its boundaries, so its insert tokens match.
+    /// </summary>
+    private async Task HandleAsync(IEventLogConsumer consumer, InflightRanges inflight, LogBatch batch, CancellationToken ct)
+    {
+        if (batch.Resumed)
+        {
+            _replays.Remove(batch.Source);
+            var mark = await WithRetriesResult(() => inflight.LatestAsync(batch.Source, ct), ct);
+            bool replay = mark is { } m && m.From == batch.FirstOffset && m.Next > m.From;
+            // Visits continue across the hand-over: seed them from what the store has of this
+            // source, minus the range about to be replayed (so it computes visit starts as the
+            // interrupted round did).
+            await WithRetries(() => RestoreSessionsAsync(batch.Source, replay ? batch.FirstOffset : null, ct), ct);
+            if (replay)
+            {
+                LogReplay(batch.Source, mark!.Value.From, mark.Value.Next);
+                _replays[batch.Source] = new Replay(mark.Value.From, mark.Value.Next);
+            }
+        }
+        if (!_replays.TryGetValue(batch.Source, out var pending))
+        {
+            await ProcessAsync(consumer, inflight, batch, ct);
+            return;
+        }
+        if (batch.FirstOffset != pending.Position)
+            throw new InvalidOperationException($"Replaying {batch.Source}:{pending.From}-{pending.Next}: expected offset {pending.Position}, the log gave {batch.FirstOffset}.");
+        int take = (int)Math.Min(batch.Records.Count, pending.Next - pending.Position);
+        if (pending.Records.Count == 0 && take == pending.Next - pending.From)
+        {
+            await ProcessAsync(consumer, inflight, batch.Slice(0, take), ct); // the whole range at once: no copy
+        }
+        else
+        {
+            // Batch memory is only valid until the next read: keep a copy until the range is whole.
+            for (int i = 0; i < take; i++) pending.Records.Add(batch.Records[i].ToArray());
+            if (pending.Position < pending.Next) return;
+            await ProcessAsync(consumer, inflight, new LogBatch(pending.Records, pending.From, pending.Next, batch.Source), ct);
+        }
+        _replays.Remove(batch.Source);
+        if (take < batch.Records.Count) await ProcessAsync(consumer, inflight, batch.Slice(take, batch.Records.Count - take), ct);
+    }
+
+    private async Task ProcessAsync(IEventLogConsumer consumer, InflightRanges inflight, LogBatch batch, CancellationToken ct)
+    {
+        await WithRetries(() => inflight.MarkAsync(batch.Source, batch.FirstOffset, batch.NextOffset, ct), ct);
         var prepare = Stopwatch.StartNew();
         var round = await PrepareAsync(batch);
         status.PrepareMs = prepare.ElapsedMilliseconds;
         await WithRetries(() => StoreAsync(round, ct), ct);
         await consumer.CommitAsync(batch, ct);
-        checkpoint.Clear();
-        status.Lag = consumer.Lag;
         status.Round(round.Stored, round.Duplicates);
-    }
-
-    /// <summary>
-    /// After a crash: reads exactly the range that was in flight (never more, so the consumer's
-    /// position ends at the range's end), or null when the consumer is already past it.
-    /// </summary>
-    private async Task<LogBatch?> ReadRangeAsync(IEventLogConsumer consumer, RollupCheckpoint.Range range, CancellationToken ct)
-    {
-        var records = new List<ReadOnlyMemory<byte>>();
-        long next = range.From;
-        while (next < range.Next)
-        {
-            var batch = await consumer.ReadAsync((int)(range.Next - next), options.MaxWait, ct);
-            // Already past the range (the commit made it, clearing the mark did not). An empty
-            // batch reports the consumer's position as its FirstOffset.
-            if (records.Count == 0 && batch.FirstOffset >= range.Next) return null;
-            if (batch.IsEmpty) continue;
-            if (batch.FirstOffset != next || batch.Source != range.Source)
-                throw new InvalidOperationException($"In-flight range {range.Source}:{range.From}-{range.Next} does not match the log position {batch.Source}:{batch.FirstOffset}.");
-            // Batch memory is only valid until the next read: copy.
-            foreach (var record in batch.Records) records.Add(record.ToArray());
-            next = batch.NextOffset;
-        }
-        return new LogBatch(records, range.From, range.Next, range.Source);
     }
 
     private sealed record Round(string Source, long From, long Next, List<DayPart> Days, int Stored, int Duplicates);
@@ -216,7 +236,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
 
     private void Quarantine(string source, long offset, ReadOnlySpan<byte> record, Exception error)
     {
-        string directory = Path.Combine(options.CheckpointDirectory, "quarantine");
+        string directory = options.QuarantineDirectory;
         Directory.CreateDirectory(directory);
         File.WriteAllBytes(Path.Combine(directory, $"{source.Replace('/', '_')}-{offset}.bin"), record.ToArray());
         status.Quarantined();
@@ -330,16 +350,14 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     [LoggerMessage(EventId = 2104, Level = LogLevel.Error, Message = "Reprocess {JobId} failed")]
     private partial void LogJobFailed(Exception error, string jobId);
 
-    /// <summary>Open visits from the store, without the range about to be replayed (so the replay
-    /// computes visit starts exactly as the crashed round did).</summary>
-    private async Task RestoreSessionsAsync(RollupCheckpoint.Range? replay, CancellationToken ct)
+    /// <summary>Open visits of one log source from the store, without offsets from <paramref name="excludeFrom"/> on.</summary>
+    private async Task RestoreSessionsAsync(string source, long? excludeFrom, CancellationToken ct)
     {
-        string exclude = replay is { } r
-            ? string.Create(CultureInfo.InvariantCulture, $" AND NOT (log_source = {ClickHouseSql.StringLiteral(r.Source)} AND log_offset >= {r.From})")
-            : "";
+        string exclude = excludeFrom is { } from ? string.Create(CultureInfo.InvariantCulture, $" AND log_offset < {from}") : "";
         var rows = await store.QueryRowsAsync(
             $"SELECT site_id, visitor_id, toUnixTimestamp64Milli(max(received_at)), argMax(visit_id, received_at) FROM {_db}.events_enriched " +
-            $"WHERE received_at >= now64(3) - INTERVAL 30 MINUTE AND is_bot = 0{exclude} GROUP BY site_id, visitor_id", ct);
+            $"WHERE received_at >= now64(3) - INTERVAL 30 MINUTE AND is_bot = 0 AND log_source = {ClickHouseSql.StringLiteral(source)}{exclude} " +
+            "GROUP BY site_id, visitor_id", ct);
         foreach (var row in rows) _sessions.Restore(row[0].GetUInt64(), row[1].GetUInt64(), row[2].GetInt64(), row[3].GetUInt64());
     }
 
@@ -371,8 +389,8 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Stored log range {From}-{Next}: {Stored} events, {Duplicates} duplicates skipped, {Ms} ms")]
     private partial void LogRound(long from, long next, int stored, int duplicates, long ms);
 
-    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Replaying in-flight log range {From}-{Next} after a restart")]
-    private partial void LogReplay(long from, long next);
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Storing {Source} range {From}-{Next} again: its previous reader stopped before committing it")]
+    private partial void LogReplay(string source, long from, long next);
 
     [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Log record {Source}/{Offset} does not decode; quarantined")]
     private partial void LogQuarantined(Exception error, string source, long offset);

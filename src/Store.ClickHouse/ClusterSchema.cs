@@ -13,6 +13,9 @@
 //   t_local, cityHash64(merchant_id)). Sharding by merchant puts one merchant's rows on one
 //   shard, so a dashboard query touches one shard (optimize_skip_unused_shards) and the JOIN with
 //   `generations` stays shard-local (distributed_product_mode = local).
+//   A table without a merchant_id column (small control state such as rollup_inflight) has
+//   nothing to shard by: it becomes one ReplicatedXMergeTree table, ON CLUSTER, with a path
+//   shared by every node ('/clickhouse/tables/all/…'), so every node reads the same rows.
 // - ALTER TABLE db.t cmds → ALTER TABLE db.t_local ON CLUSTER cmds; column changes (ADD, DROP,
 //   MODIFY, RENAME COLUMN) also go to the Distributed table, whose columns must match.
 // Anything else throws: a new kind of statement needs a deliberate cluster form, not a guess.
@@ -49,6 +52,14 @@ public static partial class ClusterSchema
                 ? ", " + create.Groups["args"].Value.Trim()
                 : "";
             var rest = create.Groups["rest"].Value.Replace("non_replicated_deduplication_window", "replicated_deduplication_window", StringComparison.Ordinal);
+            if (!MerchantColumn().IsMatch(create.Groups["columns"].Value))
+            {
+                return
+                [
+                    $"CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER {cluster}\n{create.Groups["columns"].Value}\n" +
+                    $"ENGINE = Replicated{engine}('/clickhouse/tables/all/{db}/{table}', '{{replica}}'{args}){rest}",
+                ];
+            }
             return
             [
                 $"CREATE TABLE IF NOT EXISTS {db}.{local} ON CLUSTER {cluster}\n{create.Groups["columns"].Value}\n" +
@@ -87,6 +98,9 @@ public static partial class ClusterSchema
 
     [GeneratedRegex(@"^ALTER\s+TABLE\s+(?<db>[A-Za-z_][A-Za-z0-9_]*)\.(?<table>[A-Za-z_][A-Za-z0-9_]*)\s+(?<commands>.+)$", RegexOptions.IgnoreCase | RegexOptions.Singleline)]
     private static partial Regex AlterTable();
+
+    [GeneratedRegex(@"^\s*merchant_id\s", RegexOptions.Multiline)]
+    private static partial Regex MerchantColumn();
 
     [GeneratedRegex(@"^(ADD|DROP|MODIFY|RENAME)\s+COLUMN\b", RegexOptions.IgnoreCase)]
     private static partial Regex ColumnCommand();

@@ -71,12 +71,16 @@ public sealed class TestHost : IAsyncDisposable
     public Uri WebSocketUri => new(BaseAddress.Replace("http://", "ws://", StringComparison.Ordinal) + "/v1/ws");
 
     /// <summary>A new host; or, given <paramref name="restartOf"/>, the same data and database again.</summary>
+    /// <param name="kafka">Kafka as the event log instead of the local log.</param>
+    /// <param name="storeOf">Another host whose database (and site) this one shares, with a data
+    /// directory of its own: a second replica of a service in a scale-out deployment.</param>
     public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null,
-        ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null)
+        ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null,
+        Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
-        string database = restartOf?.Database ?? "e2e_" + id;
+        string database = restartOf?.Database ?? storeOf?.Database ?? "e2e_" + id;
         var app = await AnalyticsHost.BuildAsync(new HostSettings
         {
             DataDirectory = data,
@@ -87,9 +91,12 @@ public sealed class TestHost : IAsyncDisposable
             Limits = limits ?? Analytics.FastIngest.Validation.IngestLimits.Default,
             LogicVersion = logicVersion,
             Clock = clock ?? TimeProvider.System,
+            Kafka = kafka,
+            Roles = roles,
+            RollupBatchRecords = rollupBatchRecords,
         });
         var registry = app.Services.GetRequiredService<SiteRegistry>();
-        var site = restartOf?.Site ?? registry.CreateSite(registry.CreateMerchant("Test Merchant " + id), "shop.example", "key-" + id);
+        var site = restartOf?.Site ?? storeOf?.Site ?? registry.CreateSite(registry.CreateMerchant("Test Merchant " + id), "shop.example", "key-" + id);
         await app.StartAsync();
         return new TestHost(app, data, database, site);
     }

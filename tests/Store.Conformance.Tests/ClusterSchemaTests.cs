@@ -51,6 +51,16 @@ public sealed class ClusterSchemaTests(BackendsFixture fixture)
     }
 
     [Fact]
+    public void A_table_without_merchant_id_is_one_replicated_table_shared_by_every_node()
+    {
+        var statements = AllStatements("analytics", "web");
+        var inflight = Assert.Single(statements, s => s.Contains("analytics.rollup_inflight", StringComparison.Ordinal));
+        Assert.StartsWith("CREATE TABLE IF NOT EXISTS analytics.rollup_inflight ON CLUSTER web", inflight, StringComparison.Ordinal);
+        Assert.Contains("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/analytics/rollup_inflight', '{replica}', from_offset)", inflight, StringComparison.Ordinal);
+        Assert.DoesNotContain("Distributed", inflight, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Column_changes_reach_the_distributed_table_and_sort_key_changes_only_the_replicated_one()
     {
         var statements = ClusterSchema.Translate(

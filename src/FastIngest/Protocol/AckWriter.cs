@@ -1,3 +1,4 @@
+using Analytics.Contracts;
 using Analytics.Contracts.V1;
 
 namespace Analytics.FastIngest.Protocol;

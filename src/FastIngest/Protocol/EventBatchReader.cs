@@ -1,3 +1,5 @@
+using Analytics.Contracts;
+
 namespace Analytics.FastIngest.Protocol;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Analytics.Contracts;
 using Analytics.FastIngest.Enrichment;
 
 namespace Analytics.FastIngest.Protocol;

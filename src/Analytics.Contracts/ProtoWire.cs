@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 
-namespace Analytics.FastIngest.Protocol;
+namespace Analytics.Contracts;
 
 /// <summary>
 /// Protocol-buffer wire primitives over a span. Written by hand because the hot path must read
@@ -9,8 +9,10 @@ namespace Analytics.FastIngest.Protocol;
 /// against: truncated input, varints over 10 bytes, field number 0, wire types 6 and 7,
 /// negative or overlong lengths and unbalanced groups are malformed; fields whose number or wire
 /// type we do not know are skipped, as proto3 requires for forward compatibility.
+/// Shared by every hand-written codec (FastIngest's readers and writers, the Kafka log's Avro
+/// transcoder) so there is one wire reader to test and fuzz.
 /// </summary>
-internal static class ProtoWire
+public static class ProtoWire
 {
     public const int WireVarint = 0;
     public const int WireFixed64 = 1;

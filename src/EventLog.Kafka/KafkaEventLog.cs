@@ -1,0 +1,242 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using Analytics.Contracts;
+using Analytics.EventLog.Kafka.Avro;
+using Confluent.Kafka;
+using Confluent.SchemaRegistry;
+
+namespace Analytics.EventLog.Kafka;
+
+/// <summary>
+/// The event log on Apache Kafka. One record per event: key = merchant id (8 bytes, big endian;
+/// merchant id + visitor id for a hot merchant), value = the event in Avro, Confluent wire format
+/// (magic byte, schema id, Avro binary), so Connect, Spark and ksqlDB read the topic as it is.
+/// <see cref="AppendAsync"/> completes when every record's delivery report succeeded: with
+/// acks=all and an idempotent producer that means written to all in-sync replicas, exactly once
+/// per produce. Anything else (timeout, refusal, full queue, too much in flight) fails the whole
+/// call with <see cref="EventLogUnavailableException"/>, which the client sees as a retry.
+/// </summary>
+public sealed class KafkaEventLog : IEventLog
+{
+    private readonly KafkaLogOptions _options;
+    private readonly IProducer<byte[], byte[]> _producer;
+    private readonly HotMerchants _hot;
+    private readonly int _schemaId;
+    private long _inflightBytes;
+    private long _refusedBatches;
+    private volatile string? _lastError;
+
+    private KafkaEventLog(KafkaLogOptions options, int schemaId, TimeProvider clock)
+    {
+        _options = options;
+        _schemaId = schemaId;
+        _hot = new HotMerchants(options.HotMerchantEventsPerSecond, clock);
+        _producer = new ProducerBuilder<byte[], byte[]>(ProducerConfig(options))
+            // Broker errors also surface per record in delivery reports; this keeps the latest
+            // for /metrics. librdkafka recovers from non-fatal ones by itself.
+            .SetErrorHandler((_, error) => _lastError = error.ToString())
+            .SetLogHandler((_, _) => { })
+            .Build();
+    }
+
+    /// <summary>Opens the log; registers the Avro schema first when a registry is configured.</summary>
+    public static async Task<KafkaEventLog> OpenAsync(KafkaLogOptions options, TimeProvider? clock = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        int schemaId = options.SchemaId;
+        if (options.SchemaRegistryUrl is { } url)
+        {
+            using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = url });
+            schemaId = await registry.RegisterSchemaAsync($"{options.Topic}-value", new Schema(StoredEventAvro.Schema, SchemaType.Avro))
+                .WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        return new KafkaEventLog(options, schemaId, clock ?? TimeProvider.System);
+    }
+
+    /// <summary>The schema id every record's header carries.</summary>
+    public int SchemaId => _schemaId;
+
+    /// <summary>Bytes handed to the producer and not yet acknowledged.</summary>
+    public long InflightBytes => Interlocked.Read(ref _inflightBytes);
+
+    /// <summary>Batches answered with a retry because Kafka refused, timed out or was too far behind.</summary>
+    public long RefusedBatches => Interlocked.Read(ref _refusedBatches);
+
+    /// <summary>The last error librdkafka reported (null until one happens).</summary>
+    public string? LastError => _lastError;
+
+    internal static ProducerConfig ProducerConfig(KafkaLogOptions options)
+    {
+        var config = new ProducerConfig(new Dictionary<string, string>(options.Extra))
+        {
+            BootstrapServers = options.BootstrapServers,
+            // Exactly one copy per produce, in order per partition, even across internal retries.
+            EnableIdempotence = true,
+            Acks = Acks.All,
+            CompressionType = CompressionType.Snappy,
+            LingerMs = options.Linger.TotalMilliseconds,
+            BatchSize = options.BatchBytes,
+            MessageTimeoutMs = (int)options.DeliveryTimeout.TotalMilliseconds,
+            // Java's default partitioner (murmur2 of the key), so Java producers and Kafka Streams
+            // place a merchant's records on the same partition as we do.
+            Partitioner = Partitioner.Murmur2Random,
+            // The local queue is bounded by MaxInFlightBytes before it; this is a second fence.
+            QueueBufferingMaxKbytes = (int)Math.Max(1024, options.MaxInFlightBytes / 1024 * 2),
+            QueueBufferingMaxMessages = 2_000_000,
+        };
+        // Delivery reports only need the status: skip copying keys and values back to .NET.
+        config.Set(ConfigPropertyNames.Producer.DeliveryReportFields, "status");
+        return config;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask AppendAsync(ulong partitionKey, ReadOnlyMemory<byte> records, int recordCount, CancellationToken cancellationToken = default)
+    {
+        if (recordCount == 0) return;
+        long bytes = records.Length;
+        if (Interlocked.Add(ref _inflightBytes, bytes) > _options.MaxInFlightBytes)
+        {
+            Interlocked.Add(ref _inflightBytes, -bytes);
+            Interlocked.Increment(ref _refusedBatches);
+            throw new EventLogUnavailableException($"Kafka is not keeping up: over {_options.MaxInFlightBytes} bytes waiting for acknowledgement.");
+        }
+        var pending = new PendingAppend(recordCount);
+        try
+        {
+            Produce(partitionKey, records.Span, recordCount, pending);
+            // Not cancellable once handed over: the records may still be written, and the client
+            // resends on its own timeout (the copies are deduplicated by event id).
+            await pending.Task.ConfigureAwait(false);
+        }
+        catch (KafkaException e)
+        {
+            Interlocked.Increment(ref _refusedBatches);
+            _lastError = e.Error.ToString();
+            throw new EventLogUnavailableException($"Kafka refused the batch: {e.Error.Reason} ({e.Error.Code}).", e);
+        }
+        finally
+        {
+            Interlocked.Add(ref _inflightBytes, -bytes);
+        }
+    }
+
+    private void Produce(ulong merchantId, ReadOnlySpan<byte> records, int recordCount, PendingAppend pending)
+    {
+        bool hot = _hot.IsHot(merchantId, recordCount);
+        byte[]? merchantKey = hot ? null : MerchantKey(merchantId);
+        byte[] scratch = ArrayPool<byte>.Shared.Rent(4096);
+        try
+        {
+            int pos = 0;
+            for (int i = 0; i < recordCount; i++)
+            {
+                int length = BinaryPrimitives.ReadInt32LittleEndian(records[pos..]);
+                var record = records.Slice(pos + 4, length);
+                pos += 4 + length;
+
+                int max = ConfluentWireFormat.HeaderSize + StoredEventAvro.MaxEncodedSize(record.Length);
+                if (scratch.Length < max)
+                {
+                    ArrayPool<byte>.Shared.Return(scratch);
+                    scratch = ArrayPool<byte>.Shared.Rent(max);
+                }
+                ConfluentWireFormat.WriteHeader(scratch, _schemaId);
+                int written = ConfluentWireFormat.HeaderSize + StoredEventAvro.Transcode(record, scratch.AsSpan(ConfluentWireFormat.HeaderSize));
+                // Confluent.Kafka takes a byte[] per record (librdkafka copies it again): the one
+                // allocation per event that its API leaves no way around.
+                var message = new Message<byte[], byte[]>
+                {
+                    Key = merchantKey ?? HotKey(merchantId, record),
+                    Value = scratch.AsSpan(0, written).ToArray(),
+                };
+                try
+                {
+                    _producer.Produce(_options.Topic, message, pending.OnDelivery);
+                }
+                catch (ProduceException<byte[], byte[]> e)
+                {
+                    // Queue full or the producer is failing: the records already handed over
+                    // still report; the rest never will, so count them as failed now.
+                    pending.FailRemaining(recordCount - i, e.Error);
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    private static byte[] MerchantKey(ulong merchantId)
+    {
+        var key = new byte[8];
+        BinaryPrimitives.WriteUInt64BigEndian(key, merchantId);
+        return key;
+    }
+
+    /// <summary>Merchant id + visitor id: a hot merchant spreads over partitions, each visitor stays on one.</summary>
+    private static byte[] HotKey(ulong merchantId, ReadOnlySpan<byte> storedEvent)
+    {
+        var key = new byte[16];
+        BinaryPrimitives.WriteUInt64BigEndian(key, merchantId);
+        BinaryPrimitives.WriteUInt64BigEndian(key.AsSpan(8), VisitorId(storedEvent));
+        return key;
+    }
+
+    /// <summary>StoredEvent.visitor_id (field 14, fixed64), or 0.</summary>
+    internal static ulong VisitorId(ReadOnlySpan<byte> storedEvent)
+    {
+        int pos = 0;
+        while (pos < storedEvent.Length && ProtoWire.TryReadTag(storedEvent, ref pos, out int field, out int wireType))
+        {
+            if (field == 14 && wireType == ProtoWire.WireFixed64 && pos + 8 <= storedEvent.Length)
+                return BinaryPrimitives.ReadUInt64LittleEndian(storedEvent[pos..]);
+            if (!ProtoWire.TrySkipField(storedEvent, ref pos, field, wireType)) break;
+        }
+        return 0;
+    }
+
+    /// <inheritdoc />
+    public IEventLogConsumer OpenConsumer(string group) => new KafkaLogConsumer(_options, group);
+
+    /// <summary>Waits for records handed over to be delivered (or fail), then closes the producer.</summary>
+    public ValueTask DisposeAsync()
+    {
+        _producer.Flush(_options.DeliveryTimeout);
+        _producer.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// One AppendAsync call: completes when all its records reported, failed if any failed. The
+    /// delivery handler is one delegate per call, not per record.
+    /// </summary>
+    private sealed class PendingAppend(int records)
+    {
+        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _remaining = records;
+        private Error? _firstError;
+
+        public Task Task => _done.Task;
+
+        public void OnDelivery(DeliveryReport<byte[], byte[]> report)
+        {
+            if (report.Error.IsError) Interlocked.CompareExchange(ref _firstError, report.Error, null);
+            Complete(1);
+        }
+
+        public void FailRemaining(int count, Error error)
+        {
+            Interlocked.CompareExchange(ref _firstError, error, null);
+            Complete(count);
+        }
+
+        private void Complete(int count)
+        {
+            if (Interlocked.Add(ref _remaining, -count) != 0) return;
+            if (_firstError is { } error) _done.TrySetException(new KafkaException(error));
+            else _done.TrySetResult();
+        }
+    }
+}

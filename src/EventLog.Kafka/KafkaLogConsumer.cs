@@ -1,0 +1,254 @@
+using System.Diagnostics;
+using System.Globalization;
+using Analytics.EventLog.Kafka.Avro;
+using Confluent.Kafka;
+
+namespace Analytics.EventLog.Kafka;
+
+/// <summary>
+/// One member of a consumer group on the events topic. Kafka interleaves partitions; this
+/// consumer buffers records per partition and returns batches of one partition each (offsets in
+/// a batch are consecutive, so a batch names a range "topic/partition:[first, next)"). Offsets are
+/// committed only by <see cref="CommitAsync"/>, never automatically.
+/// Rebalances: partitions use the cooperative-sticky assignor (only moved partitions stop). A
+/// revoked partition's buffer is dropped; a newly assigned one starts at the group's committed
+/// offset and its first batch says <see cref="LogBatch.Resumed"/>.
+/// Records are decoded from Avro back to the StoredEvent protobuf the rest of the pipeline reads.
+/// Not thread-safe: one reader loop.
+/// </summary>
+internal sealed class KafkaLogConsumer : IEventLogConsumer
+{
+    /// <summary>
+    /// Prefix for a record whose value is not a StoredEvent in Avro: byte 0x07 is a protobuf tag
+    /// with wire type 7, which no parser accepts, so Rollup quarantines the record (with the
+    /// original value after this byte) instead of guessing.
+    /// </summary>
+    internal const byte UndecodableRecordPrefix = 0x07;
+
+    private readonly IConsumer<Ignore, byte[]> _consumer;
+    private readonly string _topic;
+    private readonly Dictionary<int, PartitionBuffer> _partitions = [];
+    private PartitionBuffer? _returned; // the buffer the last batch came from
+    private int _returnedCount;
+    private bool _disposed;
+
+    public KafkaLogConsumer(KafkaLogOptions options, string group)
+    {
+        _topic = options.Topic;
+        var config = new ConsumerConfig(new Dictionary<string, string>(options.Extra))
+        {
+            BootstrapServers = options.BootstrapServers,
+            GroupId = group,
+            EnableAutoCommit = false,
+            EnableAutoOffsetStore = false,
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
+            SessionTimeoutMs = (int)options.SessionTimeout.TotalMilliseconds,
+            HeartbeatIntervalMs = (int)Math.Max(100, options.SessionTimeout.TotalMilliseconds / 5),
+        };
+        // Rollup reads only the value and offset: skip marshalling headers, timestamps, topic names.
+        config.Set(ConfigPropertyNames.Consumer.ConsumeResultFields, "none");
+        _consumer = new ConsumerBuilder<Ignore, byte[]>(config)
+            .SetPartitionsAssignedHandler((_, assigned) =>
+            {
+                foreach (var tp in assigned) _partitions[tp.Partition.Value] = new PartitionBuffer(tp);
+            })
+            .SetPartitionsRevokedHandler((_, revoked) => Drop(revoked.Select(p => p.TopicPartition)))
+            .SetPartitionsLostHandler((_, lost) => Drop(lost.Select(p => p.TopicPartition)))
+            .SetLogHandler((_, _) => { })
+            .SetErrorHandler((_, _) => { })
+            .Build();
+        _consumer.Subscribe(_topic);
+    }
+
+    /// <inheritdoc />
+    public long Lag => LagBySource.Sum(p => p.Value);
+
+    /// <inheritdoc />
+    /// <remarks>Read it from the reader loop (rebalance callbacks change the partitions there).</remarks>
+    public IReadOnlyList<KeyValuePair<string, long>> LagBySource
+    {
+        get
+        {
+            var lags = new List<KeyValuePair<string, long>>();
+            foreach (var buffer in _partitions.Values.ToList())
+            {
+                // High watermark as of the last fetch response (no network round trip); unknown
+                // (negative) until the first fetch.
+                long high = Math.Max(0, _consumer.GetWatermarkOffsets(buffer.Partition).High.Value);
+                long done = buffer.Committed ?? buffer.NextToRead ?? high;
+                lags.Add(new(buffer.Source, Math.Max(0, high - done)));
+            }
+            return lags;
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<LogBatch> ReadAsync(int maxRecords, TimeSpan maxWait, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxRecords, 1);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ReleaseReturned();
+        long start = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var full = _partitions.Values.FirstOrDefault(p => p.Ready(maxRecords));
+            if (full is not null) return ValueTask.FromResult(Take(full, maxRecords));
+            var remaining = maxWait - Stopwatch.GetElapsedTime(start);
+            bool haveRecords = _partitions.Values.Any(p => p.Count > 0);
+            // Poll in short slices so cancellation is noticed; once records are buffered, only
+            // drain what has already arrived.
+            var timeout = haveRecords || remaining <= TimeSpan.Zero ? TimeSpan.Zero : Min(remaining, TimeSpan.FromMilliseconds(100));
+            var result = _consumer.Consume(timeout);
+            if (result is null)
+            {
+                if (haveRecords) return ValueTask.FromResult(Take(_partitions.Values.Where(p => p.Count > 0).MaxBy(p => p.Count)!, maxRecords));
+                if (remaining <= TimeSpan.Zero) return ValueTask.FromResult(new LogBatch([], 0, 0, _topic));
+                continue;
+            }
+            if (result.IsPartitionEOF || !_partitions.TryGetValue(result.Partition.Value, out var buffer)) continue;
+            buffer.Add(result.Offset.Value, Decode(result.Message.Value));
+        }
+    }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    private static ReadOnlyMemory<byte> Decode(byte[] value)
+    {
+        try
+        {
+            if (ConfluentWireFormat.TryReadHeader(value, out _, out var avro)) return StoredEventAvro.ToProtobuf(avro);
+        }
+        catch (FormatException)
+        {
+        }
+        var undecodable = new byte[value.Length + 1];
+        undecodable[0] = UndecodableRecordPrefix;
+        value.CopyTo(undecodable, 1);
+        return undecodable;
+    }
+
+    private LogBatch Take(PartitionBuffer buffer, int maxRecords)
+    {
+        var batch = buffer.Peek(maxRecords);
+        _returned = buffer;
+        _returnedCount = batch.Records.Count;
+        return batch;
+    }
+
+    /// <summary>The previous batch is processed (the interface's "valid until the next call").</summary>
+    private void ReleaseReturned()
+    {
+        if (_returned is { } buffer && _partitions.TryGetValue(buffer.Partition.Partition.Value, out var current) && ReferenceEquals(current, buffer))
+            buffer.Remove(_returnedCount);
+        _returned = null;
+    }
+
+    private void Drop(IEnumerable<TopicPartition> partitions)
+    {
+        foreach (var tp in partitions) _partitions.Remove(tp.Partition.Value);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// A partition this consumer no longer owns (a rebalance took it while the batch was being
+    /// stored) is not committed: its new owner starts at the previous commit and finds the
+    /// range this consumer left in flight, so nothing is lost or counted twice.
+    /// </remarks>
+    public ValueTask CommitAsync(LogBatch batch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (batch.IsEmpty) return ValueTask.CompletedTask;
+        int partition = PartitionOf(batch.Source);
+        if (!_partitions.TryGetValue(partition, out var buffer)) return ValueTask.CompletedTask;
+        try
+        {
+            _consumer.Commit([new TopicPartitionOffset(_topic, partition, batch.NextOffset)]);
+            buffer.Committed = batch.NextOffset;
+        }
+        catch (KafkaException e) when (e.Error.Code is ErrorCode.RebalanceInProgress or ErrorCode.IllegalGeneration or ErrorCode.UnknownMemberId)
+        {
+            // The group moved on under us; same as a revoked partition (see remarks).
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    private int PartitionOf(string source)
+    {
+        int slash = source.LastIndexOf('/');
+        if (slash < 0 || source[..slash] != _topic)
+            throw new ArgumentException($"The batch comes from '{source}', not from topic '{_topic}'.", nameof(source));
+        return int.Parse(source.AsSpan(slash + 1), CultureInfo.InvariantCulture);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            // Leaves the group at once so the partitions move now, not after the session timeout.
+            _consumer.Close();
+            _consumer.Dispose();
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Records of one partition read but not yet returned and committed.</summary>
+    private sealed class PartitionBuffer(TopicPartition partition)
+    {
+        private readonly List<ReadOnlyMemory<byte>> _records = [];
+        private long _firstOffset = -1;
+        private bool _resumed = true;
+
+        public TopicPartition Partition { get; } = partition;
+        public string Source { get; } = string.Create(CultureInfo.InvariantCulture, $"{partition.Topic}/{partition.Partition.Value}");
+        public long? Committed { get; set; }
+        public long? NextToRead => _firstOffset < 0 ? null : _firstOffset + _records.Count;
+        public int Count => _records.Count;
+
+        /// <summary>A batch can go out now: a full one, or the records before a gap in offsets.</summary>
+        public bool Ready(int maxRecords) => _records.Count >= maxRecords || _gapAfter >= 0;
+        private int _gapAfter = -1;
+
+        public void Add(long offset, ReadOnlyMemory<byte> record)
+        {
+            if (_records.Count == 0) _firstOffset = offset;
+            else if (offset != _firstOffset + _records.Count)
+            {
+                // Offsets skip (transaction markers, compaction): batches stay consecutive, so
+                // the records before the gap go out alone.
+                if (_gapAfter < 0) _gapAfter = _records.Count;
+                _pendingAfterGap.Add((offset, record));
+                return;
+            }
+            if (_gapAfter >= 0) { _pendingAfterGap.Add((offset, record)); return; }
+            _records.Add(record);
+        }
+
+        private readonly List<(long Offset, ReadOnlyMemory<byte> Record)> _pendingAfterGap = [];
+
+        public LogBatch Peek(int maxRecords)
+        {
+            int count = Math.Min(maxRecords, _records.Count);
+            var records = _records.GetRange(0, count);
+            var batch = new LogBatch(records, _firstOffset, _firstOffset + count, Source, _resumed);
+            _resumed = false;
+            return batch;
+        }
+
+        public void Remove(int count)
+        {
+            _records.RemoveRange(0, count);
+            _firstOffset += count;
+            if (_records.Count == 0 && _gapAfter >= 0)
+            {
+                _gapAfter = -1;
+                var pending = _pendingAfterGap.ToList();
+                _pendingAfterGap.Clear();
+                foreach (var (offset, record) in pending) Add(offset, record);
+            }
+        }
+    }
+}
