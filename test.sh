@@ -55,37 +55,23 @@ for project in tests/*/*.csproj; do
     run_suite "$project"
 done
 
-# Benchmarks are not timed tests: CI runs them briefly to prove they work (no timings asserted).
-if [[ -f perf/LoadTool/LoadTool.csproj ]]; then
-    echo "== perf smoke: LoadTool"
-    if dotnet perf/LoadTool/bin/Release/net10.0/LoadTool.dll --smoke --reprocess --freshness --idle-connections 200 --server "$REPO/src/Host/bin/Release/net10.0/analytics.dll"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
+# Benchmarks are not timed tests: CI runs every part of perf/run-all.sh at smoke size (LoadTool
+# over WebSocket and HTTP, paced, freshness, reprocess, idle connections; StoreInsert; every
+# micro-benchmark once) to prove they work, against the Release build above. No timings asserted.
+if [[ -x perf/run-all.sh ]]; then
+    echo "== perf smoke (perf/run-all.sh --smoke)"
+    perf/run-all.sh --smoke --no-build --out "$RESULTS/perf" > "$RESULTS/perf-smoke.log" 2>&1
+    status=$?
+    grep -E '^== perf' "$RESULTS/perf-smoke.log"
+    # One count per part of the runner: "== perf: NAME: done in N s" or "...: FAILED ...".
+    p="$(grep -cE '^== perf: .*: done in' "$RESULTS/perf-smoke.log")"
+    f="$(grep -cE '^== perf: .*: FAILED' "$RESULTS/perf-smoke.log")"
+    if [[ $status -ne 0 && $f -eq 0 ]]; then f=1; fi
+    if [[ $f -ne 0 ]]; then
+        tail -n 60 "$RESULTS/perf-smoke.log"
         suites_failed+=("perf smoke")
     fi
-fi
-
-if [[ -f perf/StoreInsert/StoreInsert.csproj ]]; then
-    echo "== perf smoke: StoreInsert (embedded vs ClickHouse.Driver path)"
-    if dotnet perf/StoreInsert/bin/Release/net10.0/StoreInsert.dll --smoke; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        suites_failed+=("store insert smoke")
-    fi
-fi
-
-if [[ -f perf/Benchmarks/Benchmarks.csproj ]]; then
-    echo "== perf smoke: Benchmarks (Dry job: each benchmark once, in process)"
-    if dotnet perf/Benchmarks/bin/Release/net10.0/Benchmarks.dll --filter '*' --job Dry --inProcess --artifacts "$RESULTS/benchmarks" > "$RESULTS/benchmarks.log" 2>&1 \
-        && grep -q "executed benchmarks: [1-9]" "$RESULTS/benchmarks.log"; then
-        passed=$((passed + 1))
-    else
-        tail -n 40 "$RESULTS/benchmarks.log"
-        failed=$((failed + 1))
-        suites_failed+=("benchmarks smoke")
-    fi
+    passed=$((passed + p)); failed=$((failed + f))
 fi
 
 # Browser agents (agents/): unit tests and headless-Chromium tests against the Release host built

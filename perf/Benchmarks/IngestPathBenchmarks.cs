@@ -1,4 +1,3 @@
-using System.Net;
 using Analytics.EventLog;
 using Analytics.FastIngest;
 using Analytics.FastIngest.Enrichment;
@@ -17,12 +16,12 @@ namespace Analytics.Benchmarks;
 [MemoryDiagnoser]
 public class IngestPathBenchmarks
 {
-    private string _dir = "";
+    private BenchDirectory _dir = null!;
     private SiteRegistry _sites = null!;
     private LocalLog _log = null!;
     private IngestProcessor _processor = null!;
     private readonly IngestScratch _scratch = new();
-    private readonly ClientInfo _client = new(IPAddress.Parse("203.0.113.9"), "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36", 512);
+    private readonly ClientInfo _client = StoredRecords.Client;
     private byte[] _batch = [];
 
     [Params(FsyncMode.Never, FsyncMode.Always)]
@@ -31,11 +30,10 @@ public class IngestPathBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _dir = Path.Combine(Path.GetTempPath(), "bench-ingest-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(_dir);
-        _sites = new SiteRegistry(Path.Combine(_dir, "registry.db"));
+        _dir = new BenchDirectory("bench-ingest");
+        _sites = new SiteRegistry(_dir.File("registry.db"));
         _sites.CreateSite(_sites.CreateMerchant("Bench"), "shop.example", "demo-site-key");
-        _log = LocalLog.Open(Path.Combine(_dir, "log"), new LocalLogOptions { Fsync = Fsync });
+        _log = LocalLog.Open(_dir.File("log"), new LocalLogOptions { Fsync = Fsync });
         _processor = new IngestProcessor(_sites, _log, IngestLimits.Default, new IngestMetrics(), TimeProvider.System);
         _batch = Batches.Realistic(50).ToByteArray();
     }
@@ -46,7 +44,7 @@ public class IngestPathBenchmarks
         _log.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _sites.Dispose();
         _scratch.Dispose();
-        Directory.Delete(_dir, recursive: true);
+        _dir.Dispose();
     }
 
     [Benchmark]

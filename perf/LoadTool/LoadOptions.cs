@@ -2,6 +2,15 @@ using System.Globalization;
 
 namespace Analytics.LoadTool;
 
+/// <summary>How the ingest phase sends its batches.</summary>
+internal enum Transport
+{
+    /// <summary>GET /v1/ws: one WebSocket per connection, one Ack message per batch.</summary>
+    WebSocket,
+    /// <summary>POST /v1/events: one request per batch over keep-alive HTTP/1.1 connections.</summary>
+    Http,
+}
+
 /// <summary>Command-line options, hand-parsed as <c>--name value</c> pairs and bare flags.</summary>
 internal sealed class LoadOptions
 {
@@ -16,15 +25,26 @@ internal sealed class LoadOptions
           --pipeline N       batches in flight per connection (default 1: send, wait for ack, send)
           --server-roles R   pass --roles R to the server it starts (default: the server's, all roles);
                              e.g. "ingest" measures ingest without Rollup working in the same process
+          --server-args "A B"  more arguments for the server it starts, appended to its command line
+                             (split at spaces; double quotes keep one argument together)
+          --transport T      ws (default): batches over WebSockets to /v1/ws; http: the same batches
+                             POSTed to /v1/events over keep-alive connections (one per --connections)
+          --label TEXT       what this run measures, for the table and RESULTS.md (default: from the options)
           --site-key KEY     site key for /v1/ws (default demo-site-key)
           --json FILE        also write the results as JSON
           --smoke            CI check: 2 connections, batch 10, 2 s, 0.5 s warm-up
           --rate N           offer N events/s in total, paced per connection (e.g. half of peak);
                              latency then counts from each batch's scheduled send time
+          --rate-from FILE   --rate = a fraction (--rate-fraction, default 0.5) of the ingest events/s
+                             measured in an earlier run's --json FILE
           --freshness        during the ingest phase, probe send-to-visible time in the query API
           --idle-connections N   afterwards, hold N idle WebSockets; report server RSS growth per connection
           --reprocess        afterwards, wait for Rollup to store everything, then reprocess it all
                              (POST /admin/reprocess) and report raw events reprocessed per second
+
+        usage: LoadTool --write-results FILE.md --results DIR [--command TEXT]
+          writes FILE.md (e.g. perf/RESULTS.md) from the JSON files in DIR: every LoadTool --json,
+          StoreInsert --json and BenchmarkDotNet JSON report (under DIR, any depth)
         """;
 
     public string? Server { get; private set; }
@@ -36,6 +56,10 @@ internal sealed class LoadOptions
     public int Pipeline { get; private set; } = 1;
     public string SiteKey { get; private set; } = "demo-site-key";
     public string? ServerRoles { get; private set; }
+    /// <summary>Extra server arguments, already split.</summary>
+    public IReadOnlyList<string> ServerArgs { get; private set; } = [];
+    public Transport Transport { get; private set; } = Transport.WebSocket;
+    public string? Label { get; private set; }
     public string? Json { get; private set; }
     public bool Smoke { get; private set; }
     /// <summary>After the phases: reprocess everything ingested and measure raw events/s.</summary>
@@ -46,6 +70,15 @@ internal sealed class LoadOptions
     public int IdleConnections { get; private set; }
     /// <summary>Total events/s to offer (paced, latency from the schedule); null = as fast as possible.</summary>
     public double? Rate { get; private set; }
+    /// <summary>Take <see cref="Rate"/> from this earlier report: <see cref="RateFraction"/> of its ingest events/s.</summary>
+    public string? RateFrom { get; private set; }
+    public double RateFraction { get; private set; } = 0.5;
+
+    /// <summary>Results mode: write this Markdown file from the JSON files in <see cref="ResultsDirectory"/>.</summary>
+    public string? WriteResults { get; private set; }
+    public string? ResultsDirectory { get; private set; }
+    /// <summary>The command that produced the results, quoted in the Markdown file.</summary>
+    public string? ResultsCommand { get; private set; }
 
     /// <summary>Parses <paramref name="args"/>; null with <paramref name="error"/> set when they are wrong.</summary>
     public static LoadOptions? Parse(string[] args, out string? error)
@@ -108,8 +141,23 @@ internal sealed class LoadOptions
                     case "site-key": options.SiteKey = value; break;
                     case "server-roles": options.ServerRoles = value; break;
                     case "json": options.Json = Path.GetFullPath(value); break;
-                    case "rate": options.Rate = double.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
-                    case "idle-connections": options.IdleConnections = int.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
+                    case "rate": options.Rate = Double(name, value, 1, 1e9); break;
+                    case "rate-from": options.RateFrom = Path.GetFullPath(value); break;
+                    case "rate-fraction": options.RateFraction = Double(name, value, 0.001, 10); break;
+                    case "idle-connections": options.IdleConnections = Int(name, value, 0, 1_000_000); break;
+                    case "server-args": options.ServerArgs = SplitArguments(value); break;
+                    case "label": options.Label = value; break;
+                    case "transport":
+                        options.Transport = value switch
+                        {
+                            "ws" => Transport.WebSocket,
+                            "http" => Transport.Http,
+                            _ => throw new FormatException($"--transport must be ws or http, not '{value}'"),
+                        };
+                        break;
+                    case "write-results": options.WriteResults = Path.GetFullPath(value); break;
+                    case "results": options.ResultsDirectory = Path.GetFullPath(value); break;
+                    case "command": options.ResultsCommand = value; break;
                     default: error = $"unknown option --{name}"; return null;
                 }
             }
@@ -119,7 +167,48 @@ internal sealed class LoadOptions
             error = e.Message;
             return null;
         }
-        return options;
+        error = options.Conflicts();
+        return error is null ? options : null;
+    }
+
+    private string? Conflicts()
+    {
+        if (WriteResults is not null) return ResultsDirectory is null ? "--write-results needs --results DIR" : null;
+        if (Rate is not null && RateFrom is not null) return "give --rate or --rate-from, not both";
+        // HTTP/1.1 has no pipelining in HttpClient: a second request on the connection would
+        // only queue in the client, and the frame it carries would be patched while queued.
+        if (Transport == Transport.Http && Pipeline != 1) return "--pipeline applies to --transport ws only";
+        return null;
+    }
+
+    /// <summary>Splits at spaces; double quotes group (<c>--name "two words"</c>). No escapes: server options need none.</summary>
+    internal static string[] SplitArguments(string text)
+    {
+        var result = new List<string>();
+        var current = new System.Text.StringBuilder();
+        bool quoted = false, any = false;
+        foreach (char c in text)
+        {
+            if (c == '"')
+            {
+                quoted = !quoted;
+                any = true;
+            }
+            else if (c == ' ' && !quoted)
+            {
+                if (any) result.Add(current.ToString());
+                current.Clear();
+                any = false;
+            }
+            else
+            {
+                current.Append(c);
+                any = true;
+            }
+        }
+        if (quoted) throw new FormatException("--server-args has an unclosed double quote");
+        if (any) result.Add(current.ToString());
+        return [.. result];
     }
 
     private static int Int(string name, string value, int min, int max) =>

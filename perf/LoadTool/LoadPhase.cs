@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using System.Net.WebSockets;
 using Analytics.Contracts.V1;
 using Google.Protobuf;
@@ -17,12 +18,14 @@ internal enum ReplyKind
 /// <param name="BatchesPerSecondPerConnection">Null: send as fast as replies allow. Otherwise each
 /// connection sends on a fixed schedule, and latency counts from the scheduled time, so a slow
 /// server cannot hide its delays by slowing the sender down (coordinated omission).</param>
-internal sealed record PhaseSpec(string Name, Uri Endpoint, ReplyKind Reply, int Connections, int Pipeline, TimeSpan Duration, double? BatchesPerSecondPerConnection = null);
+internal sealed record PhaseSpec(string Name, Uri Endpoint, ReplyKind Reply, Transport Transport, int Connections, int Pipeline, TimeSpan Duration, double? BatchesPerSecondPerConnection = null);
 
 internal sealed class PhaseResult
 {
     public required string Name { get; init; }
     public required string Endpoint { get; init; }
+    /// <summary>"ws" or "http".</summary>
+    public required string Transport { get; init; }
     public required double Seconds { get; init; }
     public required long BatchesSent { get; init; }
     public required long EventsSent { get; init; }
@@ -47,6 +50,10 @@ internal sealed class PhaseResult
     /// <summary>CPU seconds per wall second (1.0 = one core busy) over the measured window.</summary>
     public required double ClientCpuCores { get; init; }
     public required double? ServerCpuCores { get; init; }
+    /// <summary>Server CPU time (user + system) over the window per event acknowledged; null with --url.</summary>
+    public required double? ServerCpuMicrosecondsPerEvent { get; init; }
+    /// <summary>Server RSS high-water mark (VmHWM) at the end of the phase, since the server started; null with --url.</summary>
+    public required long? ServerPeakRssBytes { get; init; }
     /// <summary>All processes on the machine, same unit; null off Linux.</summary>
     public required double? MachineBusyCores { get; init; }
     public required List<string> Errors { get; init; }
@@ -56,7 +63,7 @@ internal sealed class PhaseResult
 /// One phase: open every connection, read the server's counters, release all connections at
 /// once, send for the duration (each connection keeps up to <c>pipeline</c> batches in flight),
 /// wait for every outstanding reply, read the counters again, close. Latency is per batch, from
-/// just before SendAsync to the end of its reply. Connections are opened before and closed
+/// just before the send to the end of its reply. Connections are opened before and closed
 /// after the measured window, so handshakes count neither in throughput nor in allocations.
 /// </summary>
 internal static class LoadPhase
@@ -78,7 +85,10 @@ internal static class LoadPhase
         var connections = new Connection[spec.Connections];
         for (int i = 0; i < connections.Length; i++)
         {
-            connections[i] = new Connection(spec.Reply, new ConnectionFrames(pool, i), spec.Pipeline, receiveBytes, spec.BatchesPerSecondPerConnection);
+            var frames = new ConnectionFrames(pool, i);
+            connections[i] = spec.Transport == Transport.Http
+                ? new HttpConnection(frames, receiveBytes, spec.BatchesPerSecondPerConnection)
+                : new WebSocketConnection(spec.Reply, frames, spec.Pipeline, receiveBytes, spec.BatchesPerSecondPerConnection);
         }
         try
         {
@@ -120,6 +130,7 @@ internal static class LoadPhase
         {
             Name = spec.Name,
             Endpoint = spec.Endpoint.AbsolutePath,
+            Transport = spec.Transport == Transport.Http ? "http" : "ws",
             Seconds = seconds,
             BatchesSent = connections.Sum(c => c.BatchesSent),
             EventsSent = connections.Sum(c => c.EventsSent),
@@ -139,6 +150,8 @@ internal static class LoadPhase
             ServerRollupStored = after.RollupStored - before.RollupStored,
             ClientCpuCores = (after.ClientCpu - before.ClientCpu).TotalSeconds / seconds,
             ServerCpuCores = (after.ServerCpu - before.ServerCpu)?.TotalSeconds / seconds,
+            ServerCpuMicrosecondsPerEvent = eventsAcked == 0 ? null : (after.ServerCpu - before.ServerCpu)?.TotalMicroseconds / eventsAcked,
+            ServerPeakRssBytes = after.ServerPeakRss,
             MachineBusyCores = (after.MachineBusy - before.MachineBusy)?.TotalSeconds / seconds,
             Errors = connections.SelectMany(c => c.Errors).Distinct().Take(10).ToList(),
         };
@@ -155,15 +168,16 @@ internal static class LoadPhase
     private static double TicksToMs(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 
     /// <summary>
-    /// One WebSocket and its counters. A single task alternates: fill the window with sends, then
-    /// read one reply. Sends and receives never overlap on the socket, so no locks, and with
-    /// pipeline 1 it is the plain send-wait-send loop of a browser tab.
+    /// One connection and its counters. A single task alternates: fill the window with sends, then
+    /// read one reply. Sends and receives never overlap on the connection, so no locks, and with
+    /// pipeline 1 it is the plain send-wait-send loop of a browser tab. Subclasses move the bytes.
     /// </summary>
-    private sealed class Connection(ReplyKind reply, ConnectionFrames frames, int pipeline, int receiveBytes, double? batchesPerSecond)
+    private abstract class Connection(ReplyKind reply, ConnectionFrames frames, int pipeline, int receiveBytes, double? batchesPerSecond)
     {
-        private readonly ClientWebSocket _socket = new();
-        private readonly byte[] _receive = new byte[receiveBytes];
         private readonly InFlight[] _window = new InFlight[pipeline];
+
+        /// <summary>Where a reply is read to; a reply that does not fit is an error.</summary>
+        protected byte[] Receive { get; } = new byte[receiveBytes];
 
         public long BatchesSent, EventsSent, Replies, BatchesOk, EventsAcked, BadReplies;
         public long[] Latencies = new long[4096];
@@ -172,13 +186,15 @@ internal static class LoadPhase
 
         private readonly record struct InFlight(long SentAt, ulong Seq, int SeqOffset, int Length, int Events);
 
-        public async Task ConnectAsync(Uri endpoint, string userAgent, CancellationToken cancellationToken)
-        {
-            _socket.Options.SetRequestHeader("User-Agent", userAgent);
-            // No pings inside a measured phase.
-            _socket.Options.KeepAliveInterval = TimeSpan.Zero;
-            await _socket.ConnectAsync(endpoint, cancellationToken);
-        }
+        /// <summary>Opens the connection (handshake outside the measured window).</summary>
+        public abstract Task ConnectAsync(Uri endpoint, string userAgent, CancellationToken cancellationToken);
+
+        protected abstract ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken);
+
+        /// <summary>Reads the reply to the oldest batch in flight into <see cref="Receive"/>; returns its length.</summary>
+        protected abstract ValueTask<int> ReceiveAsync(CancellationToken cancellationToken);
+
+        public abstract Task CloseAsync();
 
         public async Task RunAsync(long stopAt, CancellationToken drain)
         {
@@ -202,28 +218,28 @@ internal static class LoadPhase
                         }
                         var (frame, seq, seqOffset, events) = frames.Next();
                         _window[(head + inFlight) % _window.Length] = new InFlight(sentAt, seq, seqOffset, frame.Length, events);
-                        await _socket.SendAsync(frame, WebSocketMessageType.Binary, endOfMessage: true, drain);
+                        await SendAsync(frame, drain);
                         inFlight++;
                         BatchesSent++;
                         EventsSent += events;
                     }
                     if (inFlight == 0) return;
 
-                    int length = await ReceiveMessageAsync(drain);
+                    int length = await ReceiveAsync(drain);
                     long receivedAt = Stopwatch.GetTimestamp();
                     var sent = _window[head];
                     head = (head + 1) % _window.Length;
                     inFlight--;
                     Replies++;
                     RecordLatency(receivedAt - sent.SentAt);
-                    Check(sent, _receive.AsSpan(0, length));
+                    Check(sent, Receive.AsSpan(0, length));
                 }
             }
             catch (OperationCanceledException)
             {
                 Errors.Add($"{inFlight} replies not received within {DrainTimeout.TotalSeconds:0} s after the send window");
             }
-            catch (Exception e) when (e is WebSocketException or InvalidDataException or InvalidProtocolBufferException)
+            catch (Exception e) when (e is WebSocketException or HttpRequestException or InvalidDataException or InvalidProtocolBufferException)
             {
                 Errors.Add(e.Message);
             }
@@ -267,13 +283,33 @@ internal static class LoadPhase
             Latencies[LatencyCount++] = ticks;
         }
 
-        private async ValueTask<int> ReceiveMessageAsync(CancellationToken cancellationToken)
+        protected InvalidDataException TooLarge() => new($"reply larger than {Receive.Length - 1} bytes");
+    }
+
+    /// <summary>A WebSocket (/v1/ws or /v1/echo): one binary message per batch, one message back.</summary>
+    private sealed class WebSocketConnection(ReplyKind reply, ConnectionFrames frames, int pipeline, int receiveBytes, double? batchesPerSecond)
+        : Connection(reply, frames, pipeline, receiveBytes, batchesPerSecond)
+    {
+        private readonly ClientWebSocket _socket = new();
+
+        public override async Task ConnectAsync(Uri endpoint, string userAgent, CancellationToken cancellationToken)
+        {
+            _socket.Options.SetRequestHeader("User-Agent", userAgent);
+            // No pings inside a measured phase.
+            _socket.Options.KeepAliveInterval = TimeSpan.Zero;
+            await _socket.ConnectAsync(endpoint, cancellationToken);
+        }
+
+        protected override ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken) =>
+            _socket.SendAsync(frame, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken);
+
+        protected override async ValueTask<int> ReceiveAsync(CancellationToken cancellationToken)
         {
             int length = 0;
             while (true)
             {
-                if (length == _receive.Length) throw new InvalidDataException($"reply larger than {_receive.Length - 1} bytes");
-                var result = await _socket.ReceiveAsync(_receive.AsMemory(length), cancellationToken);
+                if (length == Receive.Length) throw TooLarge();
+                var result = await _socket.ReceiveAsync(Receive.AsMemory(length), cancellationToken);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     throw new InvalidDataException($"server closed the connection: {_socket.CloseStatus} {_socket.CloseStatusDescription}");
@@ -283,7 +319,7 @@ internal static class LoadPhase
             }
         }
 
-        public async Task CloseAsync()
+        public override async Task CloseAsync()
         {
             try
             {
@@ -301,6 +337,74 @@ internal static class LoadPhase
             {
                 _socket.Dispose();
             }
+        }
+    }
+
+    /// <summary>
+    /// POST /v1/events over one keep-alive HTTP/1.1 connection of its own (a handler per
+    /// connection with MaxConnectionsPerServer 1), like a browser tab beaconing batches. The
+    /// connection is opened before the window with a GET /healthz, so no handshake is measured.
+    /// </summary>
+    private sealed class HttpConnection(ConnectionFrames frames, int receiveBytes, double? batchesPerSecond)
+        : Connection(ReplyKind.Ack, frames, pipeline: 1, receiveBytes, batchesPerSecond)
+    {
+        private readonly HttpClient _client = new(new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = 1,
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(10),
+            UseCookies = false,
+        })
+        {
+            Timeout = Timeout.InfiniteTimeSpan, // the phase's drain token bounds every request
+        };
+        private Uri _endpoint = null!;
+        private Task<HttpResponseMessage>? _pending;
+
+        public override async Task ConnectAsync(Uri endpoint, string userAgent, CancellationToken cancellationToken)
+        {
+            _endpoint = endpoint;
+            _client.DefaultRequestHeaders.TryAddWithoutValidation("User-Agent", userAgent);
+            using var response = await _client.GetAsync(new Uri(endpoint, "/healthz"), cancellationToken);
+            response.EnsureSuccessStatusCode();
+        }
+
+        protected override ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
+        {
+            var content = new ReadOnlyMemoryContent(frame);
+            content.Headers.TryAddWithoutValidation("Content-Type", "application/x-protobuf");
+            var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = content };
+            // Completes when the answer's headers are in; the body (the Ack) is read in ReceiveAsync.
+            _pending = _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            return ValueTask.CompletedTask;
+        }
+
+        protected override async ValueTask<int> ReceiveAsync(CancellationToken cancellationToken)
+        {
+            using var response = await _pending!;
+            _pending = null;
+            // 200 OK, 403 unknown site and 503 retry all carry an Ack (checked by the caller);
+            // anything else is problem+json and ends this connection's run.
+            if (response.StatusCode is not (HttpStatusCode.OK or HttpStatusCode.Forbidden or HttpStatusCode.ServiceUnavailable))
+            {
+                string body = await response.Content.ReadAsStringAsync(cancellationToken);
+                throw new InvalidDataException($"POST {_endpoint.AbsolutePath}: HTTP {(int)response.StatusCode} {body[..Math.Min(body.Length, 200)]}");
+            }
+            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+            int length = 0;
+            while (true)
+            {
+                if (length == Receive.Length) throw TooLarge();
+                int n = await stream.ReadAsync(Receive.AsMemory(length), cancellationToken);
+                if (n == 0) return length;
+                length += n;
+            }
+        }
+
+        public override Task CloseAsync()
+        {
+            _client.Dispose();
+            return Task.CompletedTask;
         }
     }
 }

@@ -1,5 +1,7 @@
-// Load tool: WebSocket ingest (/v1/ws, durable acks) against the /v1/echo baseline (Kestrel's
-// WebSocket path alone), same frames, same connections, same run. See perf/README.md.
+// Load tool: WebSocket ingest (/v1/ws, durable acks) or HTTP POST ingest (/v1/events) against the
+// /v1/echo baseline (Kestrel's WebSocket path alone), same frames, same connections, same run.
+// With --write-results it instead writes perf/RESULTS.md from a directory of results.
+// See perf/README.md.
 using System.Reflection.Metadata;
 using System.Reflection.PortableExecutable;
 using System.Runtime.InteropServices;
@@ -11,6 +13,11 @@ if (options is null)
     if (!string.IsNullOrEmpty(error)) Console.Error.WriteLine($"error: {error}");
     Console.Error.WriteLine(LoadOptions.Usage);
     return 2;
+}
+
+if (options.WriteResults is not null)
+{
+    return ResultsWriter.Write(options.WriteResults, options.ResultsDirectory!, options.ResultsCommand);
 }
 
 using var cancel = new CancellationTokenSource();
@@ -33,6 +40,17 @@ using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 ServerProcess? server = null;
 try
 {
+    double? rate = options.Rate;
+    if (options.RateFrom is not null)
+    {
+        var earlier = RunReport.FromJson(await File.ReadAllTextAsync(options.RateFrom, cancel.Token))
+            ?? throw new InvalidDataException($"{options.RateFrom} is not a LoadTool --json report");
+        if (!earlier.Ok || !double.IsFinite(earlier.Ingest.EventsPerSecond) || earlier.Ingest.EventsPerSecond <= 0)
+            throw new InvalidDataException($"{options.RateFrom}: its run failed its checks, so it has no peak to take a rate from");
+        rate = earlier.Ingest.EventsPerSecond * options.RateFraction;
+        Console.Error.WriteLine($"rate: {options.RateFraction:0.##} × {earlier.Ingest.EventsPerSecond:N0} events/s from {options.RateFrom} = {rate:N0} events/s");
+    }
+
     Uri baseAddress;
     string serverLabel;
     if (options.Url is not null)
@@ -44,91 +62,85 @@ try
     {
         string dll = options.Server ?? FindServer();
         Console.Error.WriteLine($"starting {dll}");
-        server = await ServerProcess.StartAsync(dll, options.ServerRoles, http, cancel.Token);
+        server = await ServerProcess.StartAsync(dll, options.ServerRoles, options.ServerArgs, http, cancel.Token);
         baseAddress = server.BaseAddress;
         serverLabel = $"{DisplayPath(dll)} ({BuildConfiguration(dll)}), fsync per group commit, " +
-            (options.ServerRoles is null ? "all roles (Rollup + chDB in the same process)" : $"roles {options.ServerRoles}");
+            (options.ServerRoles is null ? "all roles (Rollup + chDB in the same process)" : $"roles {options.ServerRoles}") +
+            (options.ServerArgs.Count == 0 ? "" : $", extra arguments `{string.Join(' ', options.ServerArgs)}`");
     }
 
     var pool = BatchTemplate.Build(options.SiteKey, options.Batch, count: 16);
-    var metrics = new ServerMetrics(http, baseAddress, () => server?.CpuTime);
-    var ws = new UriBuilder(baseAddress) { Scheme = baseAddress.Scheme == "https" ? "wss" : "ws" };
+    var metrics = new ServerMetrics(http, baseAddress, server);
     var failures = new List<string>();
     var phases = new List<PhaseResult>();
     FreshnessProbe.Result? freshness = null;
-    foreach (var (name, path, reply) in ((string, string, ReplyKind)[])[("baseline", "/v1/echo", ReplyKind.Echo), ("ingest", "/v1/ws", ReplyKind.Ack)])
+    // The baseline is always the WebSocket echo: the server has no HTTP echo endpoint (see RunReport.BaselineNoteForHttp).
+    string ingestPath = options.Transport == Transport.Http ? "/v1/events" : "/v1/ws";
+    foreach (var (name, path, reply, transport) in ((string, string, ReplyKind, Transport)[])[("baseline", "/v1/echo", ReplyKind.Echo, Transport.WebSocket), ("ingest", ingestPath, ReplyKind.Ack, options.Transport)])
     {
-        ws.Path = path;
+        var endpoint = new UriBuilder(baseAddress) { Path = path };
+        if (transport == Transport.WebSocket) endpoint.Scheme = baseAddress.Scheme == "https" ? "wss" : "ws";
+        // Paced like the phase, warm-up included: an unpaced warm-up would leave a Rollup backlog behind it.
+        double? paced = rate is { } r ? r / options.Batch / options.Connections : null;
         if (options.Warmup > 0)
         {
             Console.Error.WriteLine($"{name}: warm-up {options.Warmup:0.#} s");
-            // Paced like the phase: an unpaced warm-up would leave a Rollup backlog behind it.
-            double? warmPaced = options.Rate is { } warmRate ? warmRate / options.Batch / options.Connections : null;
-            var warm = await LoadPhase.RunAsync(new PhaseSpec(name + " warm-up", ws.Uri, reply, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Warmup), warmPaced), pool, metrics, cancel.Token);
+            var warm = await LoadPhase.RunAsync(new PhaseSpec(name + " warm-up", endpoint.Uri, reply, transport, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Warmup), paced), pool, metrics, cancel.Token);
             failures.AddRange(RunReport.Check(warm, isIngest: reply == ReplyKind.Ack));
         }
-        Console.Error.WriteLine($"{name}: {options.Seconds:0.#} s against {ws.Uri}");
+        Console.Error.WriteLine($"{name}: {options.Seconds:0.#} s against {endpoint.Uri}");
         using var probeStop = CancellationTokenSource.CreateLinkedTokenSource(cancel.Token);
         var probe = options.Freshness && reply == ReplyKind.Ack && server is not null
             ? FreshnessProbe.RunAsync(http, baseAddress, server.DataDirectory, probeStop.Token)
             : null;
-        double? paced = options.Rate is { } rate ? rate / options.Batch / options.Connections : null;
-        var result = await LoadPhase.RunAsync(new PhaseSpec(name, ws.Uri, reply, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Seconds), paced), pool, metrics, cancel.Token);
+        var result = await LoadPhase.RunAsync(new PhaseSpec(name, endpoint.Uri, reply, transport, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Seconds), paced), pool, metrics, cancel.Token);
         if (probe is not null)
         {
             await probeStop.CancelAsync();
             freshness = await probe;
+            if (freshness.Samples == 0) failures.Add("freshness: no sample completed during the ingest phase");
         }
         failures.AddRange(RunReport.Check(result, isIngest: reply == ReplyKind.Ack, freshness?.EventsSent ?? 0));
         phases.Add(result);
     }
 
+    // The parts after the phases fail on their own: their failure is reported, the phases' numbers are kept.
+    // Reprocess first: it waits until Rollup has stored the backlog, so the idle measurement after
+    // it sees a server at rest rather than RSS moving with Rollup's work.
+    ReprocessPhase.Result? reprocess = null;
+    if (options.Reprocess)
+    {
+        if (server is null) throw new InvalidOperationException("--reprocess needs a server the tool starts (it reads the admin token from its data directory)");
+        Console.Error.WriteLine("reprocess: waiting for Rollup to store everything, then rebuilding it");
+        long ingested = phases[1].EventsAcked; // warm-up events come on top; lag 0 covers them
+        reprocess = await AfterPhase("reprocess", failures, () => ReprocessPhase.RunAsync(http, baseAddress, server.DataDirectory, ingested, cancel.Token));
+    }
+    IdleConnections.Result? idle = null;
+    if (options.IdleConnections > 0)
+    {
+        if (server is null) throw new InvalidOperationException("--idle-connections needs a server the tool starts (it reads the server's RSS)");
+        Console.Error.WriteLine($"idle: opening {options.IdleConnections} WebSockets");
+        idle = await AfterPhase("idle connections", failures, () => IdleConnections.RunAsync(baseAddress, server.ResidentBytes, options.IdleConnections, cancel.Token));
+    }
+
     var report = new RunReport
     {
+        Label = options.Label ?? DefaultLabel(options, rate),
+        Transport = options.Transport == Transport.Http ? "http" : "ws",
+        OfferedEventsPerSecond = rate,
+        ServerArgs = options.ServerArgs,
         Command = "LoadTool " + string.Join(' ', args.Select(a => a.Contains(' ', StringComparison.Ordinal) ? $"\"{a}\"" : a)),
         Machine = MachineInfo.Current(),
         Settings = new RunSettings(options.Connections, options.Batch, options.Pipeline, options.Seconds, options.Warmup,
             (int)pool.Average(t => t.Frame.Length), serverLabel),
         Phases = phases,
         IngestToBaselineRatio = phases[1].EventsPerSecond / phases[0].EventsPerSecond,
+        Freshness = freshness,
+        Idle = idle,
+        Reprocess = reprocess,
         Failures = failures,
     };
     Console.WriteLine(report.ToMarkdown());
-    if (freshness is not null)
-    {
-        Console.WriteLine($"""
-
-            | freshness under the ingest load | samples | ack → visible p50 ms | p99 ms | max ms |
-            |---|---:|---:|---:|---:|
-            | one pageview at a time to a probe site, polled every 20 ms | {freshness.Samples} | {freshness.P50Ms:0} | {freshness.P99Ms:0} | {freshness.MaxMs:0} |
-            """);
-        if (freshness.Samples == 0) failures.Add("freshness: no sample completed during the ingest phase");
-    }
-    if (options.IdleConnections > 0)
-    {
-        if (server is null) throw new InvalidOperationException("--idle-connections needs a server the tool starts (it reads the server's RSS)");
-        Console.Error.WriteLine($"idle: opening {options.IdleConnections} WebSockets");
-        var idle = await IdleConnections.RunAsync(baseAddress, server.ResidentBytes, options.IdleConnections, cancel.Token);
-        Console.WriteLine($"""
-
-            | idle connections | server RSS before | after | per connection |
-            |---:|---:|---:|---:|
-            | {idle.Connections:N0} | {idle.RssBeforeBytes / 1048576.0:0.0} MiB | {idle.RssAfterBytes / 1048576.0:0.0} MiB | {idle.BytesPerConnection / 1024:0.0} KiB |
-            """);
-    }
-    if (options.Reprocess)
-    {
-        if (server is null) throw new InvalidOperationException("--reprocess needs a server the tool starts (it reads the admin token from its data directory)");
-        Console.Error.WriteLine("reprocess: waiting for Rollup to store everything, then rebuilding it");
-        long ingested = phases[1].EventsAcked; // warm-up events come on top; lag 0 covers them
-        var r = await ReprocessPhase.RunAsync(http, baseAddress, server.DataDirectory, ingested, cancel.Token);
-        Console.WriteLine($"""
-
-            | reprocess | raw events | site-days | seconds | raw events/s | Rollup catch-up before it (s) |
-            |---|---:|---:|---:|---:|---:|
-            | demo merchant, all of it | {r.RawEvents:N0} | {r.SiteDays} | {r.Seconds:0.0} | {r.EventsPerSecond:N0} | {r.StoreWaitSeconds:0.0} |
-            """);
-    }
     if (options.Json is not null)
     {
         await File.WriteAllTextAsync(options.Json, report.ToJson(), CancellationToken.None);
@@ -150,6 +162,30 @@ catch (Exception e)
 finally
 {
     if (server is not null) await server.DisposeAsync();
+}
+
+async Task<T?> AfterPhase<T>(string name, List<string> failures, Func<Task<T>> run) where T : class
+{
+    try
+    {
+        return await run();
+    }
+    catch (Exception e) when (e is not OperationCanceledException || !cancel.IsCancellationRequested)
+    {
+        failures.Add($"{name}: {e.Message}");
+        if (server is not null) Console.Error.WriteLine($"{name} failed: {e}\nserver output (last lines):\n{server.RecentOutput()}");
+        return null;
+    }
+}
+
+static string DefaultLabel(LoadOptions options, double? rate)
+{
+    var label = new System.Text.StringBuilder(options.Transport == Transport.Http ? "HTTP POST /v1/events" : "WebSocket /v1/ws");
+    label.Append(System.Globalization.CultureInfo.InvariantCulture, $", {options.Connections} connections × {options.Batch} events");
+    if (rate is double r) label.Append(System.Globalization.CultureInfo.InvariantCulture, $", paced at {r:N0} events/s");
+    if (options.ServerRoles is not null) label.Append(", server roles ").Append(options.ServerRoles);
+    if (options.ServerArgs.Count > 0) label.Append(", server `").AppendJoin(' ', options.ServerArgs).Append('`');
+    return label.ToString();
 }
 
 // The repo root is the first directory upwards (from here, then from the tool's binary) that

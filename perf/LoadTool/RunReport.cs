@@ -7,44 +7,82 @@ using System.Text.Json.Serialization;
 
 namespace Analytics.LoadTool;
 
-internal sealed record MachineInfo(int Cores, string Cpu, string Os, string Runtime, string DateUtc)
+internal sealed record MachineInfo(int Cores, string Cpu, long MemoryBytes, string Os, string Runtime, string DateUtc)
 {
     public static MachineInfo Current() => new(
         Environment.ProcessorCount,
         CpuModel(),
-        RuntimeInformation.OSDescription,
+        MemTotal(),
+        OsName(),
         RuntimeInformation.FrameworkDescription,
         DateTimeOffset.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture));
 
-    private static string CpuModel()
+    /// <summary>One line: "2 cores (AMD EPYC), 23.5 GiB RAM, Debian GNU/Linux 12 (bookworm) (kernel 6.1.0), .NET 10.0.12".</summary>
+    public string Describe() => string.Create(CultureInfo.InvariantCulture,
+        $"{Cores} cores ({Cpu}), {MemoryBytes / 1073741824.0:0.0} GiB RAM, {Os}, {Runtime}");
+
+    private static string CpuModel() =>
+        ProcLine("/proc/cpuinfo", "model name") is { } line
+            ? line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim()
+            : RuntimeInformation.ProcessArchitecture.ToString();
+
+    // "MemTotal:       24608432 kB"
+    private static long MemTotal() =>
+        ProcLine("/proc/meminfo", "MemTotal:") is { } line
+            ? long.Parse(line["MemTotal:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024
+            : 0;
+
+    // PRETTY_NAME="Debian GNU/Linux 12 (bookworm)" plus the kernel: the distribution alone hides the VM's kernel.
+    private static string OsName() =>
+        ProcLine("/etc/os-release", "PRETTY_NAME=") is { } line
+            ? $"{line["PRETTY_NAME=".Length..].Trim('"')} (kernel {Environment.OSVersion.Version})"
+            : RuntimeInformation.OSDescription;
+
+    private static string? ProcLine(string file, string prefix)
     {
         try
         {
-            const string prefix = "model name";
-            string? line = File.Exists("/proc/cpuinfo")
-                ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal))
-                : null;
-            return line is null ? RuntimeInformation.ProcessArchitecture.ToString() : line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
+            return File.Exists(file) ? File.ReadLines(file).FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal)) : null;
         }
         catch (IOException)
         {
-            return RuntimeInformation.ProcessArchitecture.ToString();
+            return null;
         }
     }
 }
 
 internal sealed record RunSettings(int Connections, int Batch, int Pipeline, double Seconds, double Warmup, int AverageFrameBytes, string Server);
 
-/// <summary>The run's results, checks and context, as a Markdown table and as JSON.</summary>
+/// <summary>
+/// The run's results, checks and context, as a Markdown table and as JSON. The JSON reads back
+/// (<see cref="FromJson"/>): perf/run-all.sh takes a rate from one run and RESULTS.md from all.
+/// </summary>
 internal sealed class RunReport
 {
+    /// <summary>Tells a LoadTool report from the other JSON files in a results directory.</summary>
+    public const string KindName = "load";
+
+    public string Kind => KindName;
+    /// <summary>What the run measures, e.g. "WebSocket /v1/ws" or the --label given.</summary>
+    public required string Label { get; init; }
+    /// <summary>Of the ingest phase: "ws" or "http" (the baseline is always the WebSocket echo).</summary>
+    public required string Transport { get; init; }
+    /// <summary>Events/s offered with --rate or --rate-from; null = as fast as possible.</summary>
+    public double? OfferedEventsPerSecond { get; init; }
+    public IReadOnlyList<string> ServerArgs { get; init; } = [];
     public required string Command { get; init; }
     public required MachineInfo Machine { get; init; }
     public required RunSettings Settings { get; init; }
     public required IReadOnlyList<PhaseResult> Phases { get; init; }
     public double IngestToBaselineRatio { get; init; }
+    public FreshnessProbe.Result? Freshness { get; init; }
+    public IdleConnections.Result? Idle { get; init; }
+    public ReprocessPhase.Result? Reprocess { get; init; }
     public required IReadOnlyList<string> Failures { get; init; }
     public bool Ok => Failures.Count == 0;
+
+    [JsonIgnore] public PhaseResult Baseline => Phases[0];
+    [JsonIgnore] public PhaseResult Ingest => Phases[^1];
 
     /// <param name="otherEvents">At most this many events came from other clients (the freshness probe,
     /// which runs alongside the phase and is not synchronised with its counter readings).</param>
@@ -69,12 +107,15 @@ internal sealed class RunReport
     {
         var ci = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.AppendLine("| phase | endpoint | events/s | batches/s | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | CPU client / server (cores) | events sent | events acked |");
-        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine(Label);
+        sb.AppendLine();
+        sb.AppendLine("| phase | endpoint | events/s | batches/s | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | server CPU µs/event | server peak RSS MiB | CPU client / server (cores) | events sent | events acked |");
+        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in Phases)
         {
-            sb.Append(ci, $"| {r.Name} | {r.Endpoint} | {r.EventsPerSecond:N0} | {r.BatchesPerSecond:N0} | {r.P50Ms:0.00} | {r.P99Ms:0.00} | {r.P999Ms:0.00} | ")
-              .Append(ci, $"{r.ServerBytesPerEvent:0.0} | {r.ClientCpuCores:0.00} / {(r.ServerCpuCores is double cpu ? cpu.ToString("0.00", ci) : "?")} | ")
+            sb.Append(ci, $"| {r.Name} | {r.Endpoint} ({r.Transport}) | {r.EventsPerSecond:N0} | {r.BatchesPerSecond:N0} | {r.P50Ms:0.00} | {r.P99Ms:0.00} | {r.P999Ms:0.00} | ")
+              .Append(ci, $"{r.ServerBytesPerEvent:0.0} | {Format.OrNa(r.ServerCpuMicrosecondsPerEvent, "0.00")} | {Format.OrNa(r.ServerPeakRssBytes / 1048576.0, "0.0")} | ")
+              .Append(ci, $"{r.ClientCpuCores:0.00} / {Format.OrNa(r.ServerCpuCores, "0.00")} | ")
               .AppendLine(ci, $"{r.EventsSent:N0} | {r.EventsAcked:N0} |");
         }
         sb.AppendLine();
@@ -82,6 +123,8 @@ internal sealed class RunReport
         sb.AppendLine();
         var s = Settings;
         sb.AppendLine(ci, $"- load: {s.Connections} connections, {s.Batch} events/batch (~{s.AverageFrameBytes:N0} B/frame), pipeline {s.Pipeline}, {s.Seconds:0.#} s measured per phase after {s.Warmup:0.#} s warm-up");
+        if (OfferedEventsPerSecond is double offered) sb.AppendLine(ci, $"- paced: {offered:N0} events/s offered in total; latency counts from each batch's scheduled send time");
+        if (Transport == "http") sb.AppendLine(BaselineNoteForHttp);
         sb.AppendLine(ci, $"- server: {s.Server}");
         foreach (var r in Phases)
         {
@@ -95,12 +138,38 @@ internal sealed class RunReport
             sb.AppendLine();
         }
         var m = Machine;
-        sb.AppendLine(ci, $"- machine: {m.Cores} cores ({m.Cpu}), {m.Os}, {m.Runtime}, {m.DateUtc}; client and server on the same machine");
+        sb.AppendLine(ci, $"- machine: {m.Describe()}, {m.DateUtc}; client and server on the same machine");
         sb.AppendLine(ci, $"- command: `{Command}`");
         sb.AppendLine(Ok ? "- checks: OK (every batch answered, every event acknowledged, server counter matches)" : "- checks: FAILED");
         foreach (var f in Failures) sb.AppendLine(ci, $"  - {f}");
+        if (Freshness is { } fresh)
+        {
+            sb.AppendLine();
+            sb.AppendLine("| freshness under the ingest load | samples | send → visible p50 ms | p99 ms | max ms |");
+            sb.AppendLine("|---|---:|---:|---:|---:|");
+            sb.AppendLine(ci, $"| one pageview at a time to a probe site, polled every 20 ms | {fresh.Samples} | {fresh.P50Ms:0} | {fresh.P99Ms:0} | {fresh.MaxMs:0} |");
+        }
+        if (Idle is { } idle)
+        {
+            sb.AppendLine();
+            sb.AppendLine("| idle connections | server RSS before | after | per connection |");
+            sb.AppendLine("|---:|---:|---:|---:|");
+            sb.AppendLine(ci, $"| {idle.Connections:N0} | {idle.RssBeforeBytes / 1048576.0:0.0} MiB | {idle.RssAfterBytes / 1048576.0:0.0} MiB | {idle.BytesPerConnection / 1024:0.0} KiB |");
+        }
+        if (Reprocess is { } r2)
+        {
+            sb.AppendLine();
+            sb.AppendLine("| reprocess | raw events | site-days | seconds | raw events/s | Rollup catch-up before it (s) |");
+            sb.AppendLine("|---|---:|---:|---:|---:|---:|");
+            sb.AppendLine(ci, $"| demo merchant, all of it | {r2.RawEvents:N0} | {r2.SiteDays} | {r2.Seconds:0.0} | {r2.EventsPerSecond:N0} | {r2.StoreWaitSeconds:0.0} |");
+        }
         return sb.ToString();
     }
+
+    /// <summary>Why an HTTP run's baseline is a WebSocket echo: said wherever its ratio is shown.</summary>
+    public const string BaselineNoteForHttp =
+        "- baseline: the WebSocket echo (/v1/echo), same frames and Kestrel; the server has no HTTP echo endpoint, " +
+        "so ingest/baseline for HTTP also contains the cost of HTTP requests over WebSocket messages";
 
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
@@ -112,14 +181,21 @@ internal sealed class RunReport
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
-    public string ToJson() => JsonSerializer.Serialize(new
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>Reads a report written by <see cref="ToJson"/>; null when the JSON is another kind of file.</summary>
+    public static RunReport? FromJson(string json)
     {
-        Command,
-        Machine,
-        Settings,
-        Phases,
-        IngestToBaselineRatio,
-        Ok,
-        Failures,
-    }, JsonOptions);
+        using var document = JsonDocument.Parse(json);
+        if (!document.RootElement.TryGetProperty("kind", out var kind) || kind.GetString() != KindName) return null;
+        return document.RootElement.Deserialize<RunReport>(JsonOptions);
+    }
+}
+
+/// <summary>Number formatting shared by the report and RESULTS.md.</summary>
+internal static class Format
+{
+    /// <summary>"n/a" where a figure cannot be measured (the server is not our child process) or was not.</summary>
+    public static string OrNa(double? value, string format) =>
+        value is double v && double.IsFinite(v) ? v.ToString(format, CultureInfo.InvariantCulture) : "n/a";
 }

@@ -4,9 +4,10 @@ namespace Analytics.LoadTool;
 
 /// <summary>
 /// Counters at one moment. <paramref name="RollupStored"/> is null when the server does not run
-/// Rollup, <paramref name="ServerCpu"/> when the server is not our child process.
+/// Rollup; <paramref name="ServerCpu"/> and <paramref name="ServerPeakRss"/> when the server is not
+/// our child process (--url), because only then do we know its PID.
 /// </summary>
-internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored, TimeSpan? ServerCpu, TimeSpan ClientCpu, TimeSpan? MachineBusy);
+internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored, TimeSpan? ServerCpu, long? ServerPeakRss, TimeSpan ClientCpu, TimeSpan? MachineBusy);
 
 /// <summary>
 /// Reads the two counters the tool needs from GET /metrics (Prometheus text). The scrape itself
@@ -14,7 +15,7 @@ internal readonly record struct ServerCounters(long AllocatedBytes, long EventsA
 /// samples CPU time of both processes: on a shared machine, the client's share is the first
 /// thing to check before trusting a throughput figure.
 /// </summary>
-internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, Func<TimeSpan?> serverCpu)
+internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, ServerProcess? server)
 {
     private const string Allocated = "dotnet_gc_allocated_bytes_total";
     private const string Accepted = "analytics_ingest_events_accepted_total";
@@ -41,7 +42,8 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, Func<TimeS
         {
             throw new InvalidDataException($"{_metrics} lacks {(allocated is null ? Allocated : Accepted)}");
         }
-        return new ServerCounters(allocated.Value, accepted.Value, rollup, serverCpu(), Environment.CpuUsage.TotalTime, MachineBusy());
+        return new ServerCounters(allocated.Value, accepted.Value, rollup, server?.CpuTime, server?.PeakResidentBytes(),
+            Environment.CpuUsage.TotalTime, MachineBusy());
     }
 
     // Prometheus values are floats; these counters are integers, possibly written as 1.5e+09.

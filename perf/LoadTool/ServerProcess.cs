@@ -6,7 +6,7 @@ namespace Analytics.LoadTool;
 
 /// <summary>
 /// The server under test as a child process: <c>dotnet analytics.dll serve --demo --echo --quiet</c>
-/// (plus <c>--roles</c> when asked) on a free loopback port with a fresh temporary data
+/// (plus <c>--roles</c> and any <c>--server-args</c>) on a free loopback port with a fresh temporary data
 /// directory. Disposing kills the process tree and deletes the directory; a ProcessExit hook
 /// does the same as a last resort if the tool exits before the normal path runs.
 /// </summary>
@@ -33,21 +33,31 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>The server's data directory (its admin token lives there).</summary>
     public string DataDirectory => _dataDirectory;
 
-    /// <summary>CPU time the server has used (user + system); `dotnet x.dll` runs the app in-process.</summary>
+    /// <summary>
+    /// CPU time the server has used, user + system, all threads: on Linux .NET reads utime + stime
+    /// from /proc/PID/stat on every call (nothing cached). `dotnet x.dll` runs the app in-process,
+    /// so the child's PID is the server's.
+    /// </summary>
     public TimeSpan CpuTime => _process.TotalProcessorTime;
 
     /// <summary>Resident set size now, from /proc (Linux): what the OS really holds for the server.</summary>
-    public long ResidentBytes()
+    public long ResidentBytes() => StatusBytes("VmRSS:");
+
+    /// <summary>Peak resident set size since the server started (VmHWM, the RSS high-water mark).</summary>
+    public long PeakResidentBytes() => StatusBytes("VmHWM:");
+
+    // /proc/PID/status lines look like "VmRSS:\t  123456 kB".
+    private long StatusBytes(string field)
     {
         foreach (var line in File.ReadLines($"/proc/{_process.Id}/status"))
         {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                return long.Parse(line[6..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+            if (line.StartsWith(field, StringComparison.Ordinal))
+                return long.Parse(line[field.Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
         }
-        throw new InvalidOperationException("VmRSS not found");
+        throw new InvalidOperationException($"{field} not found in /proc/{_process.Id}/status");
     }
 
-    public static async Task<ServerProcess> StartAsync(string serverDll, string? roles, HttpClient http, CancellationToken cancellationToken)
+    public static async Task<ServerProcess> StartAsync(string serverDll, string? roles, IReadOnlyList<string> extraArgs, HttpClient http, CancellationToken cancellationToken)
     {
         int port = FreeLoopbackPort();
         var baseAddress = new Uri($"http://127.0.0.1:{port}");
@@ -67,6 +77,7 @@ internal sealed class ServerProcess : IAsyncDisposable
             info.ArgumentList.Add("--roles");
             info.ArgumentList.Add(roles);
         }
+        foreach (string arg in extraArgs) info.ArgumentList.Add(arg);
         var process = new Process { StartInfo = info };
         var server = new ServerProcess(process, data, baseAddress);
         process.OutputDataReceived += (_, e) => server.Keep(e.Data);

@@ -7,15 +7,18 @@
 // Every path must store exactly the rows sent (count() checked); otherwise the exit code is 1.
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using Analytics.Rollup;
 using Analytics.Store;
 using Analytics.Store.ClickHouse;
+using Analytics.Perf.StoreInsert;
 using Analytics.Store.Conformance.Tests;
 
 var smoke = args.Contains("--smoke");
 var rows = Option("--rows", smoke ? 20_000 : 1_000_000);
 var batch = Option("--batch", smoke ? 5_000 : 50_000);
 var url = OptionText("--clickhouse-url");
+var json = OptionText("--json"); // for perf/run-all.sh's RESULTS.md (LoadTool --write-results reads it)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 
 var dataPath = Path.Combine(Path.GetTempPath(), "analytics-store-insert-" + Guid.NewGuid().ToString("N"));
@@ -24,7 +27,7 @@ var password = Guid.NewGuid().ToString("N");
 ChDbHttpEndpoint? endpoint = url is null ? await ChDbHttpEndpoint.StartAsync(engine, "perf", password) : null;
 try
 {
-    var batches = Encode(rows, batch);
+    var batches = RawEventRows.EncodeBatches(rows, batch);
     var bytes = batches.Sum(b => (long)b.Length);
     Console.WriteLine($"{rows:N0} raw events in batches of {batch:N0} ({bytes / (double)rows:F0} bytes/row RowBinary), " +
                       $"{Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
@@ -50,6 +53,17 @@ try
     Console.WriteLine("|---|---:|---:|---:|");
     foreach (var (path, seconds) in results)
         Console.WriteLine($"| {path} | {rows / seconds:N0} | {seconds:F2} | {results[0].Seconds / seconds:P0} |");
+    if (json is not null)
+    {
+        await File.WriteAllTextAsync(json, JsonSerializer.Serialize(new
+        {
+            kind = "store-insert",
+            rows,
+            batch,
+            rowBinaryBytesPerRow = bytes / (double)rows,
+            paths = results.Select(r => new { path = r.Path, rowsPerSecond = rows / r.Seconds, seconds = r.Seconds, vsEmbedded = results[0].Seconds / r.Seconds }),
+        }, new JsonSerializerOptions { WriteIndented = true }));
+    }
     return 0;
 }
 catch (InvalidDataException e)
@@ -84,37 +98,6 @@ static async Task<double> MeasureAsync(IColumnStore store, List<byte[]> batches,
         throw new InvalidDataException($"{store.GetType().Name}: sent {rows} rows, written {written}, stored {stored}.");
     await store.ExecuteAsync($"DROP DATABASE {db}");
     return seconds;
-}
-
-// Realistic raw events (pageviews with UTM'd URLs, a signup in ten with two properties), encoded
-// once with the product's writer so every path sends the same bytes.
-static List<byte[]> Encode(int rows, int batchSize)
-{
-    var random = new Random(42);
-    var start = new DateTimeOffset(2026, 11, 24, 0, 0, 0, TimeSpan.Zero).ToUnixTimeMilliseconds();
-    var batches = new List<byte[]>();
-    using var writer = new RowBinaryWriter(batchSize * 400);
-    for (var i = 0; i < rows; i++)
-    {
-        var id = new byte[16];
-        random.NextBytes(id);
-        var signup = i % 10 == 0;
-        var received = start + (long)i * 17;
-        DerivedRows.WriteRaw(writer, new RawEvent(
-            (ulong)(i % 50) + 1, (ulong)(i % 50) * 10 + 1, id, received, received - 120, signup ? "signup" : "pageview",
-            $"https://shop{i % 50}.example/products/{random.Next(5000)}?utm_source=newsletter&utm_campaign=w{i % 7}",
-            i % 3 == 0 ? "https://www.google.com/" : "",
-            signup ? [KeyValuePair.Create("plan", "pro"), KeyValuePair.Create("trial", "14d")] : [],
-            signup ? 19_990_000 : 0, signup ? "EUR" : "", 1440, (uint)random.Next(60_000), (ulong)random.NextInt64(),
-            "203.0.113.0", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-            "DE", "perf", i));
-        if ((i + 1) % batchSize == 0 || i + 1 == rows)
-        {
-            batches.Add(writer.WrittenSpan.ToArray());
-            writer.Reset();
-        }
-    }
-    return batches;
 }
 
 int Option(string name, int fallback) =>

@@ -1,0 +1,249 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Analytics.LoadTool;
+
+/// <summary>
+/// Writes perf/RESULTS.md from a directory of results (perf/run-all.sh fills it): machine, date,
+/// command, a summary of the targets with the measured value beside each, then one table per part.
+/// Reads every *.json below the directory and tells them apart by content: LoadTool reports
+/// (kind "load"), StoreInsert (kind "store-insert") and BenchmarkDotNet's JSON reports. A part
+/// with no file is left out; a target nothing measured says so. Nothing is asserted: a missed
+/// target is written down, not failed.
+/// </summary>
+internal static class ResultsWriter
+{
+    // The targets of issue #7, in the units the tables use.
+    private const double TargetEventsPerSecond = 1_000_000;
+    private const double TargetEchoRatio = 0.6;
+    private const double TargetBytesPerEvent = 16;
+    private const double TargetAckP99AtHalfPeakMs = 10;
+    private const double TargetFreshnessP99Ms = 5_000;
+    private const double TargetBytesPerIdleConnection = 30_000; // "30 KB", read strictly as 30,000 bytes
+
+    private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
+
+    public static int Write(string markdownPath, string resultsDirectory, string? command)
+    {
+        if (!Directory.Exists(resultsDirectory))
+        {
+            Console.Error.WriteLine($"error: no results directory {resultsDirectory}");
+            return 1;
+        }
+        var loads = new List<(string File, RunReport Report)>();
+        var storeInserts = new List<JsonElement>();
+        var benchmarks = new List<JsonElement>();
+        var unreadable = new List<string>();
+        foreach (string file in Directory.EnumerateFiles(resultsDirectory, "*.json", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            string relative = Path.GetRelativePath(resultsDirectory, file);
+            try
+            {
+                string json = File.ReadAllText(file);
+                using var document = JsonDocument.Parse(json);
+                var root = document.RootElement;
+                string? kind = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("kind", out var k) ? k.GetString() : null;
+                if (kind == RunReport.KindName) loads.Add((relative, RunReport.FromJson(json)!));
+                else if (kind == "store-insert") storeInserts.Add(root.Clone());
+                else if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("Benchmarks", out var list) && list.ValueKind == JsonValueKind.Array) benchmarks.Add(root.Clone());
+            }
+            catch (JsonException e)
+            {
+                unreadable.Add($"{relative}: {e.Message}");
+            }
+        }
+
+        var md = new StringBuilder();
+        var machine = loads.Count > 0 ? loads[0].Report.Machine : MachineInfo.Current();
+        bool smoke = command?.Contains("--smoke", StringComparison.Ordinal) == true;
+        md.AppendLine("# Performance results");
+        md.AppendLine();
+        md.AppendLine("Written by `perf/run-all.sh` (LoadTool `--write-results`); rerun it rather than editing this file.");
+        md.AppendLine("What each number means, and older measurements with their notes: perf/README.md.");
+        md.AppendLine();
+        md.AppendLine(Ci, $"- date: {DateTimeOffset.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", Ci)}");
+        md.AppendLine(Ci, $"- machine: {machine.Describe()}; load generator and server on the same machine");
+        md.AppendLine(Ci, $"- command: `{command ?? "(not given)"}`");
+        if (smoke) md.AppendLine("- **smoke run**: every part at smoke size, to prove the tools work; the numbers mean nothing");
+        var failed = loads.Where(l => !l.Report.Ok).ToList();
+        md.AppendLine(failed.Count == 0 && unreadable.Count == 0 ? "- checks: every LoadTool run passed its checks" : "- checks: FAILED");
+        foreach (var (file, report) in failed)
+        {
+            foreach (string f in report.Failures) md.AppendLine(Ci, $"  - {file}: {f}");
+        }
+        foreach (string u in unreadable) md.AppendLine(Ci, $"  - unreadable: {u}");
+
+        var peak = loads.Select(l => l.Report).FirstOrDefault(r => r.OfferedEventsPerSecond is null && r.Transport == "ws" && r.ServerArgs.Count == 0);
+        var half = loads.Select(l => l.Report).FirstOrDefault(r => r.OfferedEventsPerSecond is not null && r.Transport == "ws" && r.ServerArgs.Count == 0);
+        Targets(md, peak, half, loads.Select(l => l.Report).ToList());
+        PeakTable(md, loads.Select(l => l.Report).Where(r => r.OfferedEventsPerSecond is null).ToList());
+        PacedTable(md, loads.Select(l => l.Report).Where(r => r.OfferedEventsPerSecond is not null).ToList());
+        FreshnessTable(md, loads.Select(l => l.Report).Where(r => r.Freshness is not null).ToList());
+        IdleTable(md, loads.Select(l => l.Report).Where(r => r.Idle is not null).ToList());
+        ReprocessTable(md, loads.Select(l => l.Report).Where(r => r.Reprocess is not null).ToList());
+        StoreInsertTables(md, storeInserts);
+        BenchmarkTable(md, benchmarks);
+
+        Directory.CreateDirectory(Path.GetDirectoryName(markdownPath)!);
+        File.WriteAllText(markdownPath, md.ToString());
+        Console.Error.WriteLine($"wrote {markdownPath} from {loads.Count} LoadTool, {storeInserts.Count} StoreInsert and {benchmarks.Count} BenchmarkDotNet result files in {resultsDirectory}");
+        return unreadable.Count == 0 ? 0 : 1;
+    }
+
+    private static void Targets(StringBuilder md, RunReport? peak, RunReport? half, List<RunReport> all)
+    {
+        var fresh = half?.Freshness is not null ? half : all.FirstOrDefault(r => r.Freshness is not null);
+        var idle = all.FirstOrDefault(r => r.Idle is not null);
+        Table(md, "Targets", "| target | measured | met |", "|---|---:|---|",
+        [
+            Row("ingest to the local log over WebSocket, as fast as possible: ≥ 1,000,000 events/s",
+                peak?.Ingest.EventsPerSecond, "N0", v => v >= TargetEventsPerSecond),
+            Row("the same against the echo baseline of the same run: ≥ 0.6 × echo",
+                peak?.IngestToBaselineRatio, "0.00", v => v >= TargetEchoRatio),
+            Row("server bytes allocated per event (whole process): ≤ 16 B",
+                peak?.Ingest.ServerBytesPerEvent, "0.0", v => v <= TargetBytesPerEvent),
+            Row($"ack p99 at half of peak{(half is null ? "" : $" ({half.OfferedEventsPerSecond!.Value.ToString("N0", Ci)} events/s offered)")}: ≤ 10 ms",
+                half?.Ingest.P99Ms, "0.00", v => v <= TargetAckP99AtHalfPeakMs),
+            Row($"freshness under load{(fresh is null ? "" : $" ({LoadOf(fresh)})")}, send → visible in the query API, p99: ≤ 5,000 ms",
+                fresh?.Freshness!.P99Ms, "N0", v => v <= TargetFreshnessP99Ms),
+            Row($"server memory per idle WebSocket{(idle is null ? "" : $" ({idle.Idle!.Connections:N0} open)")}, bytes: ≤ 30 KB",
+                idle?.Idle!.BytesPerConnection, "N0", v => v <= TargetBytesPerIdleConnection),
+        ]);
+    }
+
+    private static string Row(string target, double? measured, string format, Func<double, bool> met)
+    {
+        string verdict = measured is double v && double.IsFinite(v) ? (met(v) ? "yes" : "**no**") : "not measured";
+        return $"| {target} | {Format.OrNa(measured, format)} | {verdict} |";
+    }
+
+    private static string LoadOf(RunReport r) =>
+        r.OfferedEventsPerSecond is double rate ? $"{rate.ToString("N0", Ci)} events/s offered" : "as fast as possible";
+
+    /// <summary>A section: heading, header, alignment row, rows; nothing at all when there are no rows.</summary>
+    private static void Table(StringBuilder md, string title, string header, string alignment, IEnumerable<string> rows, string? firstRow = null)
+    {
+        var lines = rows.ToList();
+        if (lines.Count == 0) return;
+        md.AppendLine().AppendLine("## " + title).AppendLine().AppendLine(header).AppendLine(alignment);
+        if (firstRow is not null) md.AppendLine(firstRow);
+        foreach (string line in lines) md.AppendLine(line);
+    }
+
+    private static string Checks(RunReport r) => r.Ok ? "OK" : "FAILED";
+
+    private static void PeakTable(StringBuilder md, List<RunReport> runs)
+    {
+        Table(md, "Ingest as fast as possible, against the echo baseline of the same run",
+            "| variant | events/s | echo events/s | ingest / echo | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | server CPU µs/event | server peak RSS MiB | checks |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            runs.Select(r => string.Create(Ci, $"| {r.Label} | {r.Ingest.EventsPerSecond:N0} | {r.Baseline.EventsPerSecond:N0} | {r.IngestToBaselineRatio:0.00} | {Latencies(r.Ingest)} | {r.Ingest.ServerBytesPerEvent:0.0} | {Format.OrNa(r.Ingest.ServerCpuMicrosecondsPerEvent, "0.00")} | {Format.OrNa(r.Ingest.ServerPeakRssBytes / 1048576.0, "0.0")} | {Checks(r)} |")),
+            firstRow: "| *target (WebSocket → local log)* | *≥ 1,000,000* | | *≥ 0.6* | | | | *≤ 16* | | | |");
+        if (runs.Count == 0) return;
+        var s = runs[0].Settings;
+        md.AppendLine();
+        md.AppendLine(Ci, $"- load: {s.Connections} connections, {s.Batch}-event batches (~{s.AverageFrameBytes:N0} B), pipeline {s.Pipeline}, {s.Seconds:0.#} s measured per phase after {s.Warmup:0.#} s warm-up; server: {s.Server}");
+        if (runs.Any(r => r.Transport == "http")) md.AppendLine(RunReport.BaselineNoteForHttp);
+        md.AppendLine("- server B/event: the server's `dotnet_gc_allocated_bytes_total` over the window / events acknowledged; server CPU: utime + stime from /proc/PID/stat over the window / events; peak RSS: VmHWM since the server started");
+        Commands(md, runs);
+    }
+
+    private static void PacedTable(StringBuilder md, List<RunReport> runs)
+    {
+        Table(md, "Paced load (latency counted from each batch's scheduled send time)",
+            "| variant | offered events/s | events/s | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | server CPU µs/event | checks |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+            runs.Select(r => string.Create(Ci, $"| {r.Label} | {r.OfferedEventsPerSecond:N0} | {r.Ingest.EventsPerSecond:N0} | {Latencies(r.Ingest)} | {r.Ingest.ServerBytesPerEvent:0.0} | {Format.OrNa(r.Ingest.ServerCpuMicrosecondsPerEvent, "0.00")} | {Checks(r)} |")),
+            firstRow: "| *target at half of peak* | | | | *≤ 10* | | | | |");
+        if (runs.Count > 0) md.AppendLine();
+        Commands(md, runs);
+    }
+
+    private static string Latencies(PhaseResult p) => string.Create(Ci, $"{p.P50Ms:0.00} | {p.P99Ms:0.00} | {p.P999Ms:0.00}");
+
+    private static void Commands(StringBuilder md, List<RunReport> runs)
+    {
+        foreach (var r in runs) md.AppendLine(Ci, $"- {r.Label}: `{r.Command}`");
+    }
+
+    private static void FreshnessTable(StringBuilder md, List<RunReport> runs) =>
+        Table(md, "Freshness under load: one pageview at a time, send → counted by /v1/sites/{id}/aggregate (polled every 20 ms)",
+            "| load during the probe | samples | p50 ms | p99 ms | max ms | target p99 |",
+            "|---|---:|---:|---:|---:|---:|",
+            runs.Select(r => (Run: r, Probe: r.Freshness!)).Select(x => string.Create(Ci,
+                $"| {x.Run.Label} ({x.Run.Ingest.EventsPerSecond:N0} events/s achieved) | {x.Probe.Samples} | {Format.OrNa(x.Probe.P50Ms, "N0")} | {Format.OrNa(x.Probe.P99Ms, "N0")} | {Format.OrNa(x.Probe.MaxMs, "N0")} | ≤ 5,000 |")));
+
+    private static void IdleTable(StringBuilder md, List<RunReport> runs) =>
+        Table(md, "Idle WebSockets: server RSS growth from none to N open, / N",
+            "| connections | server RSS before | after | per connection | target |",
+            "|---:|---:|---:|---:|---:|",
+            runs.Select(r => r.Idle!).Select(i => string.Create(Ci,
+                $"| {i.Connections:N0} | {i.RssBeforeBytes / 1048576.0:0.0} MiB | {i.RssAfterBytes / 1048576.0:0.0} MiB | {i.BytesPerConnection:N0} B ({i.BytesPerConnection / 1024:0.0} KiB) | ≤ 30,000 B |")));
+
+    private static void ReprocessTable(StringBuilder md, List<RunReport> runs) =>
+        Table(md, "Reprocessing: everything the demo merchant has, after Rollup stored the backlog",
+            "| raw events | site-days | seconds | raw events/s | Rollup catch-up before it (s) |",
+            "|---:|---:|---:|---:|---:|",
+            runs.Select(r => r.Reprocess!).Select(p => string.Create(Ci,
+                $"| {p.RawEvents:N0} | {p.SiteDays} | {p.Seconds:0.0} | {p.EventsPerSecond:N0} | {p.StoreWaitSeconds:0.0} |")));
+
+    private static void StoreInsertTables(StringBuilder md, List<JsonElement> runs)
+    {
+        foreach (var run in runs)
+        {
+            Table(md, string.Create(Ci, $"Store insert into events_raw: {run.GetProperty("rows").GetInt64():N0} rows in batches of {run.GetProperty("batch").GetInt64():N0} (StoreInsert)"),
+                "| path | rows/s | seconds | vs embedded |",
+                "|---|---:|---:|---:|",
+                run.GetProperty("paths").EnumerateArray().Select(path => string.Create(Ci,
+                    $"| {path.GetProperty("path").GetString()} | {path.GetProperty("rowsPerSecond").GetDouble():N0} | {path.GetProperty("seconds").GetDouble():0.00} | {path.GetProperty("vsEmbedded").GetDouble():P0} |")));
+        }
+    }
+
+    private static void BenchmarkTable(StringBuilder md, List<JsonElement> reports)
+    {
+        Table(md, $"Micro-benchmarks (BenchmarkDotNet, [MemoryDiagnoser], job {Job(reports)})",
+            "| benchmark | parameters | mean | ± (99.9 % CI) | allocated per operation |",
+            "|---|---|---:|---:|---:|",
+            reports.SelectMany(r => r.GetProperty("Benchmarks").EnumerateArray()).Select(BenchmarkRow));
+        if (reports.Count == 0) return;
+        md.AppendLine();
+        md.AppendLine("Per event: divide by the events per operation in the benchmark's name (50 per batch; rows for the store insert). Job, runtime and the full statistics: the BenchmarkDotNet reports next to the JSON files.");
+    }
+
+    private static string BenchmarkRow(JsonElement b)
+    {
+        bool measured = b.TryGetProperty("Statistics", out var stats) && stats.ValueKind == JsonValueKind.Object;
+        string mean = measured && stats.TryGetProperty("Mean", out var m) ? Duration(m.GetDouble()) : "failed";
+        string margin = measured && stats.TryGetProperty("ConfidenceInterval", out var ci) && ci.TryGetProperty("Margin", out var e)
+            && e.ValueKind == JsonValueKind.Number && double.IsFinite(e.GetDouble())
+            ? Duration(e.GetDouble())
+            : "n/a";
+        string allocated = b.TryGetProperty("Memory", out var memory) && memory.TryGetProperty("BytesAllocatedPerOperation", out var a) && a.ValueKind == JsonValueKind.Number
+            ? string.Create(Ci, $"{a.GetDouble():N0} B")
+            : "n/a";
+        return $"| {Text(b, "Type")}.{Text(b, "Method")} | {Text(b, "Parameters").Replace("&", ", ", StringComparison.Ordinal)} | {mean} | {margin} | {allocated} |";
+    }
+
+    // "LocalLogAppendBenchmarks.AppendBatchOf50: ShortRun(IterationCount=3, ...) [Fsync=Always]" → "ShortRun".
+    private static string Job(List<JsonElement> reports)
+    {
+        var jobs = reports.SelectMany(r => r.GetProperty("Benchmarks").EnumerateArray())
+            .Select(b => Text(b, "DisplayInfo"))
+            .Select(d => d.IndexOf(": ", StringComparison.Ordinal) is int at and >= 0 ? d[(at + 2)..] : "")
+            .Select(d => d.IndexOf('(', StringComparison.Ordinal) is int open and >= 0 ? d[..open] : d)
+            .Where(j => j.Length > 0)
+            .Distinct();
+        return string.Join(", ", jobs) is { Length: > 0 } text ? text : "unknown";
+    }
+
+    private static string Text(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
+
+    private static string Duration(double nanoseconds) => nanoseconds switch
+    {
+        < 1_000 => $"{nanoseconds.ToString("0.0", Ci)} ns",
+        < 1_000_000 => $"{(nanoseconds / 1_000).ToString("0.00", Ci)} µs",
+        _ => $"{(nanoseconds / 1_000_000).ToString("0.00", Ci)} ms",
+    };
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# One command for every performance claim (issue #7). Builds Release, then runs:
+#   1. LoadTool, WebSocket → local log, 64 connections × 50-event batches, as fast as possible,
+#      with the echo baseline in the same run, freshness under that load, then reprocessing of
+#      everything ingested, then 10,000 idle WebSockets (memory per connection)
+#   2. LoadTool, the same batches POSTed to /v1/events (HTTP variant)
+#   3. LoadTool paced at half of the peak measured in 1 (ack latency target), with freshness
+#   4. StoreInsert: embedded chDB vs the ClickHouse.Driver path
+#   5. every BenchmarkDotNet micro-benchmark (job "short": 3 warm-ups, 3 iterations)
+# Each part writes JSON into the results directory; LoadTool --write-results turns them into
+# RESULTS.md: machine, date, this command, the targets beside the measured values, one table per part.
+#
+#   perf/run-all.sh            full run, an estimated 10-15 minutes on 2 cores; run it on a quiet machine.
+#                              Results: perf/results/ (its *.json are replaced; git-ignored) and perf/RESULTS.md
+#   perf/run-all.sh --smoke    every part at smoke size (seconds each) to prove it works; results and
+#                              RESULTS.md go to a temporary directory, never to perf/RESULTS.md
+#   --out DIR                  results directory instead (its *.json are replaced; RESULTS.md goes there too)
+#   --no-build                 use the Release builds already there (test.sh has just built them)
+#
+# Exit status 0 when every part ran and passed its own checks (every batch answered, every event
+# acknowledged, rows stored = rows sent, every benchmark ran). Timings are never asserted: a
+# missed target is written down in RESULTS.md, not failed. RESULTS.md is written either way.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO="$(pwd)"
+
+smoke=0
+build=1
+out=""
+args=("$@")
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --smoke) smoke=1 ;;
+        --no-build) build=0 ;;
+        --out) out="$(mkdir -p "$2" && cd "$2" && pwd)"; shift ;;
+        -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) echo "run-all.sh: unknown option $1 (--help lists them)" >&2; exit 2 ;;
+    esac
+    shift
+done
+COMMAND="perf/run-all.sh${args[*]:+ ${args[*]}}"
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+# The embedded engine for the server, StoreInsert and the store insert benchmark.
+CHDB_LIB_PATH="${CHDB_LIB_PATH:-$(scripts/fetch-chdb.sh | tail -n1)}"
+export CHDB_LIB_PATH
+
+if [[ -n "$out" ]]; then
+    RESULTS_MD="$out/RESULTS.md"
+elif [[ $smoke -eq 1 ]]; then
+    out="$(mktemp -d "${TMPDIR:-/tmp}/perf-smoke.XXXXXX")"
+    RESULTS_MD="$out/RESULTS.md"
+else
+    out="$REPO/perf/results"
+    RESULTS_MD="$REPO/perf/RESULTS.md"
+fi
+mkdir -p "$out"
+# A run owns its directory: results of an earlier run must not mix into this RESULTS.md.
+# BenchmarkDotNet writes below BenchmarkDotNet.Artifacts/, a name .gitignore covers anywhere.
+rm -rf "$out"/*.json "$out/BenchmarkDotNet.Artifacts"
+
+if [[ $build -eq 1 ]]; then
+    for project in src/Host perf/LoadTool perf/StoreInsert perf/Benchmarks; do
+        echo "== build $project (Release)"
+        dotnet build "$project" -c Release -nologo -v quiet -clp:ErrorsOnly
+    done
+fi
+
+failed=()
+part() {
+    local name="$1"
+    shift
+    echo "== perf: $name"
+    local started=$SECONDS
+    if "$@"; then
+        echo "== perf: $name: done in $((SECONDS - started)) s"
+    else
+        echo "== perf: $name: FAILED (exit $?) after $((SECONDS - started)) s"
+        failed+=("$name")
+    fi
+}
+
+load_tool=(dotnet perf/LoadTool/bin/Release/net10.0/LoadTool.dll --server "$REPO/src/Host/bin/Release/net10.0/analytics.dll")
+if [[ $smoke -eq 1 ]]; then
+    load=(--smoke)          # 2 connections × 10 events, 2 s per phase after 0.5 s warm-up
+    idle=200
+    store_insert=(--smoke)  # 20,000 rows in batches of 5,000
+    benchmarks=(--job Dry --inProcess)
+else
+    load=(--connections 64 --batch 50 --seconds 10)
+    idle=10000
+    store_insert=()         # 1,000,000 rows in batches of 50,000
+    benchmarks=(--job short)
+fi
+
+part "ingest: WebSocket → local log, echo baseline, freshness, reprocess, idle connections" \
+    "${load_tool[@]}" "${load[@]}" --freshness --reprocess --idle-connections "$idle" \
+    --label "WebSocket /v1/ws → local log" --json "$out/load-1-websocket.json"
+part "ingest: HTTP POST → local log" \
+    "${load_tool[@]}" "${load[@]}" --transport http \
+    --label "HTTP POST /v1/events → local log" --json "$out/load-2-http.json"
+part "ingest: WebSocket paced at half of the peak, freshness" \
+    "${load_tool[@]}" "${load[@]}" --rate-from "$out/load-1-websocket.json" --rate-fraction 0.5 --freshness \
+    --label "WebSocket /v1/ws → local log, half of peak" --json "$out/load-3-half-peak.json"
+part "store insert: embedded vs ClickHouse.Driver" \
+    dotnet perf/StoreInsert/bin/Release/net10.0/StoreInsert.dll "${store_insert[@]}" --json "$out/store-insert.json"
+part "micro-benchmarks (BenchmarkDotNet)" \
+    dotnet perf/Benchmarks/bin/Release/net10.0/Benchmarks.dll --filter '*' "${benchmarks[@]}" \
+    --exporters json --artifacts "$out/BenchmarkDotNet.Artifacts"
+
+part "write $RESULTS_MD" \
+    "${load_tool[@]:0:2}" --write-results "$RESULTS_MD" --results "$out" --command "$COMMAND"
+
+echo
+echo "results: $out"
+echo "summary: $RESULTS_MD"
+if [[ ${#failed[@]} -gt 0 ]]; then
+    printf 'failed: %s\n' "${failed[@]}"
+    exit 1
+fi
+echo "every part passed its checks"
