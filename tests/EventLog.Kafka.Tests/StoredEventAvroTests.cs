@@ -371,7 +371,7 @@ public sealed class StoredEventAvroTests
         return destination[..written];
     }
 
-    private static void AssertSameFields(StoredEvent expected, GenericRecord actual)
+    internal static void AssertSameFields(StoredEvent expected, GenericRecord actual)
     {
         Assert.Equal(expected.Id.IsEmpty ? new byte[16] : expected.Id.ToByteArray(), ((GenericFixed)actual["id"]).Value);
         Assert.Equal(expected.MerchantId, (ulong)(long)actual["merchant_id"]);
@@ -494,7 +494,7 @@ public sealed class StoredEventAvroTests
     /// through a double (<c>(long)TimeSpan.TotalMilliseconds</c>), which is exact only while the
     /// ticks fit 57 bits (about ±456 years around 1970) and loses a millisecond beyond.
     /// </summary>
-    private readonly record struct TimestampRange(long Min, long Max)
+    internal readonly record struct TimestampRange(long Min, long Max)
     {
         public static readonly TimestampRange Full = new(long.MinValue, long.MaxValue);
         public static readonly TimestampRange ApacheReader = new(-62_135_596_800_000, 253_402_300_799_999);
@@ -513,7 +513,7 @@ public sealed class StoredEventAvroTests
     };
 
     /// <summary>Event 0 has every field missing, event 1 every number at its maximum; the rest are random.</summary>
-    private static StoredEvent RandomEvent(Random rng, int index, TimestampRange timestamps)
+    internal static StoredEvent RandomEvent(Random rng, int index, TimestampRange timestamps)
     {
         if (index == 0) return new StoredEvent();
         if (index == 1)

@@ -1,0 +1,251 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Analytics.Contracts.Internal;
+using Avro;
+using Avro.Generic;
+using Avro.IO;
+using Confluent.Kafka;
+using Google.Protobuf;
+
+namespace Analytics.EventLog.Kafka.Tests;
+
+/// <summary>
+/// The Kafka event log against librdkafka's mock cluster (3 brokers, real protocol over TCP):
+/// what lands on the topic, what the consumer returns, and what happens when Kafka cannot keep up.
+/// </summary>
+public sealed class KafkaEventLogTests : IDisposable
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+    private readonly MockKafkaCluster _cluster = MockKafkaCluster.Start(brokers: 3);
+    private readonly string _topic = "t-" + Guid.NewGuid().ToString("N")[..8];
+
+    public KafkaEventLogTests() => _cluster.CreateTopic(_topic, partitions: 6, replicationFactor: 3);
+
+    public void Dispose() => _cluster.Dispose();
+
+    private KafkaLogOptions Options(long maxInFlightBytes = 64L * 1024 * 1024, string? registry = null) => new()
+    {
+        BootstrapServers = _cluster.BootstrapServers,
+        Topic = _topic,
+        MaxInFlightBytes = maxInFlightBytes,
+        DeliveryTimeout = TimeSpan.FromSeconds(2),
+        SessionTimeout = TimeSpan.FromSeconds(6),
+        SchemaRegistryUrl = registry,
+    };
+
+    /// <summary>Records as FastIngest hands them to the log: 4-byte little-endian length, then the protobuf.</summary>
+    private static byte[] Records(IEnumerable<StoredEvent> events)
+    {
+        var buffer = new MemoryStream();
+        foreach (var e in events)
+        {
+            var bytes = e.ToByteArray();
+            var length = new byte[4];
+            BinaryPrimitives.WriteInt32LittleEndian(length, bytes.Length);
+            buffer.Write(length);
+            buffer.Write(bytes);
+        }
+        return buffer.ToArray();
+    }
+
+    private static List<StoredEvent> Events(int count, ulong merchant, int seed)
+    {
+        var rng = new Random(seed);
+        return Enumerable.Range(0, count).Select(i =>
+        {
+            var e = StoredEventAvroTests.RandomEvent(rng, i, StoredEventAvroTests.TimestampRange.ApacheReader);
+            e.MerchantId = merchant;
+            e.Id = ByteString.CopyFrom(Guid.NewGuid().ToByteArray());
+            return e;
+        }).ToList();
+    }
+
+    [Fact]
+    public async Task Records_on_the_topic_are_avro_in_the_confluent_wire_format_keyed_by_merchant()
+    {
+        var events = Events(300, merchant: 42, seed: 1);
+        await using (var log = await KafkaEventLog.OpenAsync(Options(), cancellationToken: Ct))
+        {
+            await log.AppendAsync(42, Records(events), events.Count, Ct);
+        }
+
+        // Read back with a plain Kafka consumer and Apache.Avro's generic reader, as Kafka
+        // Connect or Spark would.
+        var schema = (RecordSchema)Schema.Parse(Avro.StoredEventAvro.Schema);
+        var reader = new GenericDatumReader<GenericRecord>(schema, schema);
+        using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = _cluster.BootstrapServers, GroupId = "reader", AutoOffsetReset = AutoOffsetReset.Earliest,
+        }).Build();
+        consumer.Subscribe(_topic);
+        var received = new List<ConsumeResult<byte[], byte[]>>();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (received.Count < events.Count && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { } result) received.Add(result);
+        }
+        Assert.Equal(events.Count, received.Count);
+        Assert.Single(received.Select(r => r.Partition.Value).Distinct()); // one merchant, one partition, in order
+        for (int i = 0; i < events.Count; i++)
+        {
+            Assert.Equal(42UL, BinaryPrimitives.ReadUInt64BigEndian(received[i].Message.Key));
+            byte[] value = received[i].Message.Value;
+            Assert.Equal(0, value[0]); // magic byte
+            Assert.Equal(1, BinaryPrimitives.ReadInt32BigEndian(value.AsSpan(1))); // schema id without a registry
+            using var stream = new MemoryStream(value, 5, value.Length - 5);
+            var record = reader.Read(null!, new BinaryDecoder(stream));
+            Assert.Equal(value.Length - 5, stream.Position);
+            StoredEventAvroTests.AssertSameFields(events[i], record);
+        }
+    }
+
+    [Fact]
+    public async Task With_a_schema_registry_the_schema_is_registered_and_its_id_goes_into_every_record()
+    {
+        // A minimal Confluent schema-registry endpoint (POST /subjects/{subject}/versions → {"id": N}):
+        // the real registry client library talks to it over HTTP.
+        using var registry = new HttpListener();
+        int port = FreePort();
+        registry.Prefixes.Add($"http://127.0.0.1:{port}/");
+        registry.Start();
+        string? subject = null, registered = null;
+        var serving = Task.Run(async () =>
+        {
+            while (registry.IsListening)
+            {
+                HttpListenerContext context;
+                try { context = await registry.GetContextAsync(); } catch (HttpListenerException) { return; } catch (ObjectDisposedException) { return; }
+                subject = context.Request.Url!.AbsolutePath;
+                using (var body = new StreamReader(context.Request.InputStream)) registered = await body.ReadToEndAsync();
+                context.Response.ContentType = "application/vnd.schemaregistry.v1+json";
+                var answer = Encoding.UTF8.GetBytes("{\"id\": 4711}");
+                await context.Response.OutputStream.WriteAsync(answer);
+                context.Response.Close();
+            }
+        }, Ct);
+
+        var events = Events(5, merchant: 7, seed: 2);
+        await using (var log = await KafkaEventLog.OpenAsync(Options(registry: $"http://127.0.0.1:{port}"), cancellationToken: Ct))
+        {
+            Assert.Equal(4711, log.SchemaId);
+            await log.AppendAsync(7, Records(events), events.Count, Ct);
+        }
+        registry.Stop();
+        Assert.Equal($"/subjects/{_topic}-value/versions", subject);
+        var schemaText = JsonDocument.Parse(registered!).RootElement.GetProperty("schema").GetString()!;
+        Assert.Equal(Schema.Parse(Avro.StoredEventAvro.Schema).ToString(), Schema.Parse(schemaText).ToString());
+
+        await using var plain = await KafkaEventLog.OpenAsync(Options(), cancellationToken: Ct);
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = _cluster.BootstrapServers, GroupId = "reader", AutoOffsetReset = AutoOffsetReset.Earliest,
+        }).Build();
+        consumer.Subscribe(_topic);
+        var first = consumer.Consume(TimeSpan.FromSeconds(20));
+        Assert.NotNull(first);
+        Assert.Equal(4711, BinaryPrimitives.ReadInt32BigEndian(first.Message.Value.AsSpan(1)));
+    }
+
+    [Fact]
+    public async Task The_consumer_returns_consecutive_ranges_per_partition_and_resumes_after_its_commit()
+    {
+        await using var log = await KafkaEventLog.OpenAsync(Options(), cancellationToken: Ct);
+        var all = new List<StoredEvent>();
+        for (ulong merchant = 1; merchant <= 8; merchant++)
+        {
+            var events = Events(40, merchant, seed: (int)merchant);
+            all.AddRange(events);
+            await log.AppendAsync(merchant, Records(events), events.Count, Ct);
+        }
+
+        var seen = new HashSet<string>();
+        await using (var consumer = log.OpenConsumer("g"))
+        {
+            var resumed = new HashSet<string>();
+            var next = new Dictionary<string, long>();
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (seen.Count < all.Count && DateTime.UtcNow < deadline)
+            {
+                var batch = await consumer.ReadAsync(25, TimeSpan.FromMilliseconds(200), Ct);
+                if (batch.IsEmpty) continue;
+                Assert.True(batch.Records.Count <= 25);
+                Assert.StartsWith(_topic + "/", batch.Source, StringComparison.Ordinal);
+                // The first batch of each partition is marked resumed, later ones are not, and
+                // ranges follow each other without gaps.
+                Assert.Equal(resumed.Add(batch.Source), batch.Resumed);
+                if (next.TryGetValue(batch.Source, out long expected)) Assert.Equal(expected, batch.FirstOffset);
+                Assert.Equal(batch.FirstOffset + batch.Records.Count, batch.NextOffset);
+                next[batch.Source] = batch.NextOffset;
+                foreach (var record in batch.Records)
+                {
+                    var e = StoredEvent.Parser.ParseFrom(record.Span);
+                    Assert.True(seen.Add(Convert.ToHexString(e.Id.Span)), "no record twice");
+                }
+                Assert.True(consumer.LagBySource.Count > 0);
+                await consumer.CommitAsync(batch, Ct);
+            }
+            Assert.Equal(all.Count, seen.Count);
+            Assert.Equal(0, consumer.Lag);
+        }
+
+        // A new member of the group starts after the commits: nothing is delivered again.
+        var more = Events(10, merchant: 3, seed: 99);
+        await log.AppendAsync(3, Records(more), more.Count, Ct);
+        await using (var consumer = log.OpenConsumer("g"))
+        {
+            var later = new List<StoredEvent>();
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (later.Count < more.Count && DateTime.UtcNow < deadline)
+            {
+                var batch = await consumer.ReadAsync(100, TimeSpan.FromMilliseconds(200), Ct);
+                later.AddRange(batch.Records.Select(r => StoredEvent.Parser.ParseFrom(r.Span)));
+                await consumer.CommitAsync(batch, Ct);
+            }
+            Assert.Equal(more.Select(e => e.Id), later.Select(e => e.Id));
+        }
+    }
+
+    [Fact]
+    public async Task When_kafka_is_down_in_flight_bytes_stay_bounded_and_callers_get_a_retryable_error()
+    {
+        var events = Events(50, merchant: 5, seed: 3);
+        byte[] records = Records(events);
+        await using var log = await KafkaEventLog.OpenAsync(Options(maxInFlightBytes: records.Length * 2L), cancellationToken: Ct);
+        await log.AppendAsync(5, records, events.Count, Ct); // healthy first
+
+        for (int broker = 1; broker <= 3; broker++) _cluster.SetBrokerDown(broker);
+        var waiting = new[] { log.AppendAsync(5, records, events.Count, Ct).AsTask(), log.AppendAsync(5, records, events.Count, Ct).AsTask() };
+        // Two batches are in flight and fill the budget: the third is refused at once.
+        var refused = await Assert.ThrowsAsync<EventLogUnavailableException>(async () => await log.AppendAsync(5, records, events.Count, Ct));
+        Assert.Contains("not keeping up", refused.Message, StringComparison.Ordinal);
+        Assert.True(log.InflightBytes <= records.Length * 2L);
+        // The two waiting ones fail after the delivery timeout (2 s), not hang.
+        foreach (var task in waiting) await Assert.ThrowsAsync<EventLogUnavailableException>(() => task);
+        Assert.Equal(0, log.InflightBytes);
+        Assert.Equal(3, log.RefusedBatches);
+
+        for (int broker = 1; broker <= 3; broker++) _cluster.SetBrokerUp(broker);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            try
+            {
+                await log.AppendAsync(5, records, events.Count, Ct);
+                break;
+            }
+            catch (EventLogUnavailableException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200, Ct);
+            }
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var socket = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        socket.Start();
+        return ((IPEndPoint)socket.LocalEndpoint).Port;
+    }
+}
