@@ -84,7 +84,7 @@ switch (command)
         Console.WriteLine(cluster.BootstrapServers);
         Console.Error.WriteLine($"""
             Kafka mock cluster: {cli.GetInt("brokers", 3)} brokers, topic {topic} with {cli.GetInt("partitions", 6)} partitions. Ctrl+C stops it (its data is in memory).
-              ./run.sh --log kafka --kafka-bootstrap {cluster.BootstrapServers}
+              ./run.sh serve --demo --log kafka --kafka-bootstrap {cluster.BootstrapServers}
             """);
         var stop = new TaskCompletionSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.TrySetResult(); };
