@@ -3,10 +3,12 @@
 #   1. LoadTool, WebSocket → local log, 64 connections × 50-event batches, as fast as possible,
 #      with the echo baseline in the same run, freshness under that load, then reprocessing of
 #      everything ingested, then 10,000 idle WebSockets (memory per connection)
-#   2. LoadTool, the same batches POSTed to /v1/events (HTTP variant)
-#   3. LoadTool paced at half of the peak measured in 1 (ack latency target), with freshness
-#   4. StoreInsert: embedded chDB vs the ClickHouse.Driver path
-#   5. every BenchmarkDotNet micro-benchmark (job "short": 3 warm-ups, 3 iterations)
+#   2. LoadTool, the same WebSocket load into Kafka (--sink kafka: a 3-broker librdkafka mock
+#      cluster in the load tool's process, server --log kafka); RESULTS.md compares it with 1
+#   3. LoadTool, the same batches POSTed to /v1/events (HTTP variant)
+#   4. LoadTool paced at half of the peak measured in 1 (ack latency target), with freshness
+#   5. StoreInsert: embedded chDB vs the ClickHouse.Driver path
+#   6. every BenchmarkDotNet micro-benchmark (job "short": 3 warm-ups, 3 iterations)
 # Each part writes JSON into the results directory; LoadTool --write-results turns them into
 # RESULTS.md: machine, date, this command, the targets beside the measured values, one table per part.
 #
@@ -18,8 +20,9 @@
 #   --no-build                 use the Release builds already there (test.sh has just built them)
 #
 # Exit status 0 when every part ran and passed its own checks (every batch answered, every event
-# acknowledged, rows stored = rows sent, every benchmark ran). Timings are never asserted: a
-# missed target is written down in RESULTS.md, not failed. RESULTS.md is written either way.
+# acknowledged and, for Kafka, in the topic; rows stored = rows sent; every benchmark ran). Timings
+# are never asserted: a missed target is written down in RESULTS.md, not failed. RESULTS.md is
+# written either way.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO="$(pwd)"
@@ -33,7 +36,7 @@ while [[ $# -gt 0 ]]; do
         --smoke) smoke=1 ;;
         --no-build) build=0 ;;
         --out) out="$(mkdir -p "$2" && cd "$2" && pwd)"; shift ;;
-        -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "run-all.sh: unknown option $1 (--help lists them)" >&2; exit 2 ;;
     esac
     shift
@@ -96,12 +99,16 @@ fi
 part "ingest: WebSocket → local log, echo baseline, freshness, reprocess, idle connections" \
     "${load_tool[@]}" "${load[@]}" --freshness --reprocess --idle-connections "$idle" \
     --label "WebSocket /v1/ws → local log" --json "$out/load-1-websocket.json"
+# The same load as part 1 (without its extras) into Kafka; RESULTS.md sets the two side by side.
+part "ingest: WebSocket → Kafka (mock cluster), echo baseline" \
+    "${load_tool[@]}" "${load[@]}" --sink kafka \
+    --label "WebSocket /v1/ws → Kafka (mock cluster, 3 brokers)" --json "$out/load-2-kafka.json"
 part "ingest: HTTP POST → local log" \
     "${load_tool[@]}" "${load[@]}" --transport http \
-    --label "HTTP POST /v1/events → local log" --json "$out/load-2-http.json"
+    --label "HTTP POST /v1/events → local log" --json "$out/load-3-http.json"
 part "ingest: WebSocket paced at half of the peak, freshness" \
     "${load_tool[@]}" "${load[@]}" --rate-from "$out/load-1-websocket.json" --rate-fraction 0.5 --freshness \
-    --label "WebSocket /v1/ws → local log, half of peak" --json "$out/load-3-half-peak.json"
+    --label "WebSocket /v1/ws → local log, half of peak" --json "$out/load-4-half-peak.json"
 part "store insert: embedded vs ClickHouse.Driver" \
     dotnet perf/StoreInsert/bin/Release/net10.0/StoreInsert.dll "${store_insert[@]}" --json "$out/store-insert.json"
 part "micro-benchmarks (BenchmarkDotNet)" \

@@ -11,6 +11,15 @@ internal enum Transport
     Http,
 }
 
+/// <summary>Where the server under test writes what it acknowledges.</summary>
+internal enum Sink
+{
+    /// <summary>The server's durable local log under its data directory (the default).</summary>
+    Local,
+    /// <summary>Kafka: a librdkafka mock cluster in the load tool's process (<see cref="KafkaSink"/>).</summary>
+    Kafka,
+}
+
 /// <summary>Command-line options, hand-parsed as <c>--name value</c> pairs and bare flags.</summary>
 internal sealed class LoadOptions
 {
@@ -29,6 +38,9 @@ internal sealed class LoadOptions
                              (split at spaces; double quotes keep one argument together)
           --transport T      ws (default): batches over WebSockets to /v1/ws; http: the same batches
                              POSTed to /v1/events over keep-alive connections (one per --connections)
+          --sink S           local (default): the server's local log; kafka: start a 3-broker Kafka mock
+                             cluster in this process (topic with 6 partitions, replication factor 3) and
+                             the server with --log kafka --kafka-bootstrap pointing at it (not with --url)
           --label TEXT       what this run measures, for the table and RESULTS.md (default: from the options)
           --site-key KEY     site key for /v1/ws (default demo-site-key)
           --json FILE        also write the results as JSON
@@ -59,6 +71,7 @@ internal sealed class LoadOptions
     /// <summary>Extra server arguments, already split.</summary>
     public IReadOnlyList<string> ServerArgs { get; private set; } = [];
     public Transport Transport { get; private set; } = Transport.WebSocket;
+    public Sink Sink { get; private set; } = Sink.Local;
     public string? Label { get; private set; }
     public string? Json { get; private set; }
     public bool Smoke { get; private set; }
@@ -147,14 +160,8 @@ internal sealed class LoadOptions
                     case "idle-connections": options.IdleConnections = Int(name, value, 0, 1_000_000); break;
                     case "server-args": options.ServerArgs = SplitArguments(value); break;
                     case "label": options.Label = value; break;
-                    case "transport":
-                        options.Transport = value switch
-                        {
-                            "ws" => Transport.WebSocket,
-                            "http" => Transport.Http,
-                            _ => throw new FormatException($"--transport must be ws or http, not '{value}'"),
-                        };
-                        break;
+                    case "transport": options.Transport = Choice(name, value, ("ws", Transport.WebSocket), ("http", Transport.Http)); break;
+                    case "sink": options.Sink = Choice(name, value, ("local", Sink.Local), ("kafka", Sink.Kafka)); break;
                     case "write-results": options.WriteResults = Path.GetFullPath(value); break;
                     case "results": options.ResultsDirectory = Path.GetFullPath(value); break;
                     case "command": options.ResultsCommand = value; break;
@@ -178,6 +185,10 @@ internal sealed class LoadOptions
         // HTTP/1.1 has no pipelining in HttpClient: a second request on the connection would
         // only queue in the client, and the frame it carries would be patched while queued.
         if (Transport == Transport.Http && Pipeline != 1) return "--pipeline applies to --transport ws only";
+        // The tool owns the cluster and the server's --log options; an external server has its own log.
+        if (Sink == Sink.Kafka && Url is not null) return "--sink kafka starts its own server and mock cluster; it cannot be used with --url";
+        if (Sink == Sink.Kafka && ServerArgs.Any(a => a.StartsWith("--log", StringComparison.Ordinal) || a.StartsWith("--kafka-", StringComparison.Ordinal)))
+            return "--sink kafka sets the server's --log and --kafka-* options itself; leave them out of --server-args";
         return null;
     }
 
@@ -210,6 +221,11 @@ internal sealed class LoadOptions
         if (any) result.Add(current.ToString());
         return [.. result];
     }
+
+    private static T Choice<T>(string name, string value, params (string Name, T Value)[] choices) =>
+        choices.FirstOrDefault(c => c.Name == value) is { Name: not null } match
+            ? match.Value
+            : throw new FormatException($"--{name} must be {string.Join(" or ", choices.Select(c => c.Name))}, not '{value}'");
 
     private static int Int(string name, string value, int min, int max) =>
         int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) && n >= min && n <= max

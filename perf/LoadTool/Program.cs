@@ -5,6 +5,7 @@
 using System.Reflection.Metadata;
 using System.Reflection.PortableExecutable;
 using System.Runtime.InteropServices;
+using Analytics.EventLog.Kafka;
 using Analytics.LoadTool;
 
 var options = LoadOptions.Parse(args, out string? error);
@@ -38,6 +39,7 @@ using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context 
 
 using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 ServerProcess? server = null;
+MockKafkaCluster? cluster = null; // --sink kafka
 try
 {
     double? rate = options.Rate;
@@ -61,10 +63,18 @@ try
     else
     {
         string dll = options.Server ?? FindServer();
+        IReadOnlyList<string> serverArgs = options.ServerArgs;
+        if (options.Sink == Sink.Kafka)
+        {
+            cluster = KafkaSink.StartCluster();
+            Console.Error.WriteLine($"kafka: mock cluster at {cluster.BootstrapServers}, topic {KafkaSink.Topic} ({KafkaSink.Partitions} partitions, replication factor {KafkaSink.ReplicationFactor})");
+            serverArgs = [.. serverArgs, .. KafkaSink.ServerArgs(cluster)];
+        }
         Console.Error.WriteLine($"starting {dll}");
-        server = await ServerProcess.StartAsync(dll, options.ServerRoles, options.ServerArgs, http, cancel.Token);
+        server = await ServerProcess.StartAsync(dll, options.ServerRoles, serverArgs, http, cancel.Token);
         baseAddress = server.BaseAddress;
-        serverLabel = $"{DisplayPath(dll)} ({BuildConfiguration(dll)}), fsync per group commit, " +
+        serverLabel = $"{DisplayPath(dll)} ({BuildConfiguration(dll)}), " +
+            (options.Sink == Sink.Kafka ? KafkaSink.Description : "local log, fsync per group commit") + ", " +
             (options.ServerRoles is null ? "all roles (Rollup + chDB in the same process)" : $"roles {options.ServerRoles}") +
             (options.ServerArgs.Count == 0 ? "" : $", extra arguments `{string.Join(' ', options.ServerArgs)}`");
     }
@@ -73,6 +83,7 @@ try
     var metrics = new ServerMetrics(http, baseAddress, server);
     var failures = new List<string>();
     var phases = new List<PhaseResult>();
+    long ingestAcked = 0; // warm-up included: what the Kafka topic must hold at least
     FreshnessProbe.Result? freshness = null;
     // The baseline is always the WebSocket echo: the server has no HTTP echo endpoint (see RunReport.BaselineNoteForHttp).
     string ingestPath = options.Transport == Transport.Http ? "/v1/events" : "/v1/ws";
@@ -87,6 +98,7 @@ try
             Console.Error.WriteLine($"{name}: warm-up {options.Warmup:0.#} s");
             var warm = await LoadPhase.RunAsync(new PhaseSpec(name + " warm-up", endpoint.Uri, reply, transport, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Warmup), paced), pool, metrics, cancel.Token);
             failures.AddRange(RunReport.Check(warm, isIngest: reply == ReplyKind.Ack));
+            if (reply == ReplyKind.Ack) ingestAcked += warm.EventsAcked;
         }
         Console.Error.WriteLine($"{name}: {options.Seconds:0.#} s against {endpoint.Uri}");
         using var probeStop = CancellationTokenSource.CreateLinkedTokenSource(cancel.Token);
@@ -101,11 +113,19 @@ try
             if (freshness.Samples == 0) failures.Add("freshness: no sample completed during the ingest phase");
         }
         failures.AddRange(RunReport.Check(result, isIngest: reply == ReplyKind.Ack, freshness?.EventsSent ?? 0));
+        if (reply == ReplyKind.Ack) ingestAcked += result.EventsAcked;
         phases.Add(result);
     }
 
     // The parts after the phases fail on their own: their failure is reported, the phases' numbers are kept.
-    // Reprocess first: it waits until Rollup has stored the backlog, so the idle measurement after
+    // The Kafka topic first, while nothing else writes to it: it must hold every event acknowledged.
+    KafkaSink.Result? kafka = null;
+    if (cluster is not null)
+    {
+        kafka = await AfterPhase("kafka", failures, () => KafkaSink.CountAsync(cluster, ingestAcked, cancel.Token));
+        if (kafka is not null) failures.AddRange(kafka.Check());
+    }
+    // Then reprocess, before idle: it waits until Rollup has stored the backlog, so the idle measurement after
     // it sees a server at rest rather than RSS moving with Rollup's work.
     ReprocessPhase.Result? reprocess = null;
     if (options.Reprocess)
@@ -127,6 +147,8 @@ try
     {
         Label = options.Label ?? DefaultLabel(options, rate),
         Transport = options.Transport == Transport.Http ? "http" : "ws",
+        Sink = options.Sink == Sink.Kafka ? "kafka" : "local",
+        Kafka = kafka,
         OfferedEventsPerSecond = rate,
         ServerArgs = options.ServerArgs,
         Command = "LoadTool " + string.Join(' ', args.Select(a => a.Contains(' ', StringComparison.Ordinal) ? $"\"{a}\"" : a)),
@@ -141,6 +163,8 @@ try
         Failures = failures,
     };
     Console.WriteLine(report.ToMarkdown());
+    // Also on stderr, where a caller that keeps only the last lines of the log still sees them.
+    foreach (string failure in failures) Console.Error.WriteLine($"FAILED: {failure}");
     if (options.Json is not null)
     {
         await File.WriteAllTextAsync(options.Json, report.ToJson(), CancellationToken.None);
@@ -162,6 +186,7 @@ catch (Exception e)
 finally
 {
     if (server is not null) await server.DisposeAsync();
+    cluster?.Dispose(); // after the server: its producer and Rollup consumer talk to it until killed
 }
 
 async Task<T?> AfterPhase<T>(string name, List<string> failures, Func<Task<T>> run) where T : class
@@ -181,6 +206,7 @@ async Task<T?> AfterPhase<T>(string name, List<string> failures, Func<Task<T>> r
 static string DefaultLabel(LoadOptions options, double? rate)
 {
     var label = new System.Text.StringBuilder(options.Transport == Transport.Http ? "HTTP POST /v1/events" : "WebSocket /v1/ws");
+    if (options.Sink == Sink.Kafka) label.Append(" → Kafka (mock cluster)");
     label.Append(System.Globalization.CultureInfo.InvariantCulture, $", {options.Connections} connections × {options.Batch} events");
     if (rate is double r) label.Append(System.Globalization.CultureInfo.InvariantCulture, $", paced at {r:N0} events/s");
     if (options.ServerRoles is not null) label.Append(", server roles ").Append(options.ServerRoles);

@@ -74,10 +74,12 @@ internal static class ResultsWriter
         }
         foreach (string u in unreadable) md.AppendLine(Ci, $"  - unreadable: {u}");
 
-        var peak = loads.Select(l => l.Report).FirstOrDefault(r => r.OfferedEventsPerSecond is null && r.Transport == "ws" && r.ServerArgs.Count == 0);
-        var half = loads.Select(l => l.Report).FirstOrDefault(r => r.OfferedEventsPerSecond is not null && r.Transport == "ws" && r.ServerArgs.Count == 0);
+        // The targets are about the local log over WebSocket with the server's defaults.
+        var peak = loads.Select(l => l.Report).FirstOrDefault(r => r.OfferedEventsPerSecond is null && r.Transport == "ws" && r.Sink == "local" && r.ServerArgs.Count == 0);
+        var half = loads.Select(l => l.Report).FirstOrDefault(r => r.OfferedEventsPerSecond is not null && r.Transport == "ws" && r.Sink == "local" && r.ServerArgs.Count == 0);
         Targets(md, peak, half, loads.Select(l => l.Report).ToList());
         PeakTable(md, loads.Select(l => l.Report).Where(r => r.OfferedEventsPerSecond is null).ToList());
+        SinkTable(md, peak, loads.Select(l => l.Report).Where(r => r.OfferedEventsPerSecond is null && r.Sink == "kafka").ToList());
         PacedTable(md, loads.Select(l => l.Report).Where(r => r.OfferedEventsPerSecond is not null).ToList());
         FreshnessTable(md, loads.Select(l => l.Report).Where(r => r.Freshness is not null).ToList());
         IdleTable(md, loads.Select(l => l.Report).Where(r => r.Idle is not null).ToList());
@@ -136,17 +138,43 @@ internal static class ResultsWriter
     private static void PeakTable(StringBuilder md, List<RunReport> runs)
     {
         Table(md, "Ingest as fast as possible, against the echo baseline of the same run",
-            "| variant | events/s | echo events/s | ingest / echo | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | server CPU µs/event | server peak RSS MiB | checks |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-            runs.Select(r => string.Create(Ci, $"| {r.Label} | {r.Ingest.EventsPerSecond:N0} | {r.Baseline.EventsPerSecond:N0} | {r.IngestToBaselineRatio:0.00} | {Latencies(r.Ingest)} | {r.Ingest.ServerBytesPerEvent:0.0} | {Format.OrNa(r.Ingest.ServerCpuMicrosecondsPerEvent, "0.00")} | {Format.OrNa(r.Ingest.ServerPeakRssBytes / 1048576.0, "0.0")} | {Checks(r)} |")),
-            firstRow: "| *target (WebSocket → local log)* | *≥ 1,000,000* | | *≥ 0.6* | | | | *≤ 16* | | | |");
+            "| variant | sink | events/s | echo events/s | ingest / echo | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | server CPU µs/event | server peak RSS MiB | checks |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            runs.Select(r => string.Create(Ci, $"| {r.Label} | {r.SinkName} | {r.Ingest.EventsPerSecond:N0} | {r.Baseline.EventsPerSecond:N0} | {r.IngestToBaselineRatio:0.00} | {Latencies(r.Ingest)} | {r.Ingest.ServerBytesPerEvent:0.0} | {Format.OrNa(r.Ingest.ServerCpuMicrosecondsPerEvent, "0.00")} | {Format.OrNa(r.Ingest.ServerPeakRssBytes / 1048576.0, "0.0")} | {Checks(r)} |")),
+            firstRow: "| *target (WebSocket → local log)* | | *≥ 1,000,000* | | *≥ 0.6* | | | | *≤ 16* | | | |");
         if (runs.Count == 0) return;
         var s = runs[0].Settings;
         md.AppendLine();
         md.AppendLine(Ci, $"- load: {s.Connections} connections, {s.Batch}-event batches (~{s.AverageFrameBytes:N0} B), pipeline {s.Pipeline}, {s.Seconds:0.#} s measured per phase after {s.Warmup:0.#} s warm-up; server: {s.Server}");
+        foreach (var r in runs.Where(r => r.Settings.Server != s.Server)) md.AppendLine(Ci, $"- {r.Label}: server: {r.Settings.Server}");
         if (runs.Any(r => r.Transport == "http")) md.AppendLine(RunReport.BaselineNoteForHttp);
         md.AppendLine("- server B/event: the server's `dotnet_gc_allocated_bytes_total` over the window / events acknowledged; server CPU: utime + stime from /proc/PID/stat over the window / events; peak RSS: VmHWM since the server started");
         Commands(md, runs);
+    }
+
+    /// <summary>
+    /// The same WebSocket load into the local log and into Kafka, both from this results directory
+    /// (one run-all.sh run). Nothing without a Kafka run; a local row "not measured" without one.
+    /// </summary>
+    private static void SinkTable(StringBuilder md, RunReport? local, List<RunReport> kafka)
+    {
+        if (kafka.Count == 0) return;
+        var runs = local is null ? kafka : [local, .. kafka];
+        Table(md, "Event log: local log vs Kafka (mock cluster), same load, same run",
+            "| sink | variant | events/s | vs local log | ack p50 ms | ack p99 ms | ack p99.9 ms | server CPU µs/event | server B/event | checks |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+            runs.Select(r => string.Create(Ci, $"| {r.SinkName} | {r.Label} | {r.Ingest.EventsPerSecond:N0} | {Format.OrNa(r.Ingest.EventsPerSecond / local?.Ingest.EventsPerSecond, "0.00")} | {Latencies(r.Ingest)} | {Format.OrNa(r.Ingest.ServerCpuMicrosecondsPerEvent, "0.00")} | {r.Ingest.ServerBytesPerEvent:0.0} | {Checks(r)} |")));
+        md.AppendLine();
+        if (local is null) md.AppendLine("- local log: no WebSocket run to the local log in these results, so no comparison");
+        foreach (var r in runs)
+        {
+            var s = r.Settings;
+            md.AppendLine(Ci, $"- {r.SinkName}: {s.Connections} connections, {s.Batch}-event batches, pipeline {s.Pipeline}, {s.Seconds:0.#} s after {s.Warmup:0.#} s warm-up{(r.Freshness is null ? "" : ", freshness probe running alongside")}");
+            if (local is not null && (s.Connections, s.Batch, s.Pipeline, s.Seconds) != (local.Settings.Connections, local.Settings.Batch, local.Settings.Pipeline, local.Settings.Seconds))
+                md.AppendLine("  - **not the same load as the local log run**: compare with care");
+            if (r.Kafka is { } k) md.AppendLine(Ci, $"- {r.SinkName}: topic {k.Topic} held {k.Records:N0} records for {k.EventsAcked:N0} events acknowledged (warm-up included)");
+        }
+        md.AppendLine("- the mock brokers run inside the load tool, on the same cores: their work is not in server CPU µs/event, and it takes CPU from client and server alike; a real cluster on its own machines adds network round trips instead");
     }
 
     private static void PacedTable(StringBuilder md, List<RunReport> runs)

@@ -67,6 +67,11 @@ internal sealed class RunReport
     public required string Label { get; init; }
     /// <summary>Of the ingest phase: "ws" or "http" (the baseline is always the WebSocket echo).</summary>
     public required string Transport { get; init; }
+    /// <summary>Where the server writes what it acknowledges: "local" (its local log) or "kafka" (--sink kafka).
+    /// Reports written before the option read as "local".</summary>
+    public string Sink { get; init; } = "local";
+    /// <summary>--sink kafka: the mock cluster and what its topic held after the phases.</summary>
+    public KafkaSink.Result? Kafka { get; init; }
     /// <summary>Events/s offered with --rate or --rate-from; null = as fast as possible.</summary>
     public double? OfferedEventsPerSecond { get; init; }
     public IReadOnlyList<string> ServerArgs { get; init; } = [];
@@ -83,6 +88,7 @@ internal sealed class RunReport
 
     [JsonIgnore] public PhaseResult Baseline => Phases[0];
     [JsonIgnore] public PhaseResult Ingest => Phases[^1];
+    [JsonIgnore] public string SinkName => Sink == "kafka" ? "Kafka (mock cluster)" : "local log";
 
     /// <param name="otherEvents">At most this many events came from other clients (the freshness probe,
     /// which runs alongside the phase and is not synchronised with its counter readings).</param>
@@ -93,7 +99,8 @@ internal sealed class RunReport
         if (phase.BatchesSent == 0) failures.Add($"{p}: nothing was sent");
         if (phase.MissingReplies != 0) failures.Add($"{p}: {phase.MissingReplies} of {phase.BatchesSent} batches got no reply");
         if (phase.BadReplies != 0) failures.Add($"{p}: {phase.BadReplies} replies not OK");
-        if (phase.EventsAcked != phase.EventsSent) failures.Add($"{p}: {phase.EventsAcked} events acknowledged of {phase.EventsSent} sent");
+        if (phase.EventsSent > 0 && phase.EventsAcked == 0) failures.Add($"{p}: no event was acknowledged");
+        else if (phase.EventsAcked != phase.EventsSent) failures.Add($"{p}: {phase.EventsAcked} events acknowledged of {phase.EventsSent} sent");
         if (isIngest && (phase.ServerEventsAccepted < phase.EventsSent || phase.ServerEventsAccepted > phase.EventsSent + otherEvents))
         {
             string others = otherEvents == 0 ? "" : $" (+ up to {otherEvents} from the freshness probe)";
@@ -109,11 +116,11 @@ internal sealed class RunReport
         var sb = new StringBuilder();
         sb.AppendLine(Label);
         sb.AppendLine();
-        sb.AppendLine("| phase | endpoint | events/s | batches/s | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | server CPU µs/event | server peak RSS MiB | CPU client / server (cores) | events sent | events acked |");
-        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| phase | endpoint | sink | events/s | batches/s | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | server CPU µs/event | server peak RSS MiB | CPU client / server (cores) | events sent | events acked |");
+        sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in Phases)
         {
-            sb.Append(ci, $"| {r.Name} | {r.Endpoint} ({r.Transport}) | {r.EventsPerSecond:N0} | {r.BatchesPerSecond:N0} | {r.P50Ms:0.00} | {r.P99Ms:0.00} | {r.P999Ms:0.00} | ")
+            sb.Append(ci, $"| {r.Name} | {r.Endpoint} ({r.Transport}) | {(r == Baseline ? "none (echo)" : SinkName)} | {r.EventsPerSecond:N0} | {r.BatchesPerSecond:N0} | {r.P50Ms:0.00} | {r.P99Ms:0.00} | {r.P999Ms:0.00} | ")
               .Append(ci, $"{r.ServerBytesPerEvent:0.0} | {Format.OrNa(r.ServerCpuMicrosecondsPerEvent, "0.00")} | {Format.OrNa(r.ServerPeakRssBytes / 1048576.0, "0.0")} | ")
               .Append(ci, $"{r.ClientCpuCores:0.00} / {Format.OrNa(r.ServerCpuCores, "0.00")} | ")
               .AppendLine(ci, $"{r.EventsSent:N0} | {r.EventsAcked:N0} |");
@@ -126,6 +133,7 @@ internal sealed class RunReport
         if (OfferedEventsPerSecond is double offered) sb.AppendLine(ci, $"- paced: {offered:N0} events/s offered in total; latency counts from each batch's scheduled send time");
         if (Transport == "http") sb.AppendLine(BaselineNoteForHttp);
         sb.AppendLine(ci, $"- server: {s.Server}");
+        if (Kafka is { } kafka) sb.AppendLine(ci, $"- kafka: topic {kafka.Topic} held {kafka.Records:N0} records after the phases, for {kafka.EventsAcked:N0} events acknowledged by the ingest phase and its warm-up");
         foreach (var r in Phases)
         {
             sb.Append(ci, $"- {r.Name}: ");

@@ -1,0 +1,73 @@
+using Analytics.EventLog.Kafka;
+using Confluent.Kafka;
+
+namespace Analytics.LoadTool;
+
+/// <summary>
+/// <c>--sink kafka</c>: a librdkafka mock cluster (real Kafka protocol over TCP on 127.0.0.1) in
+/// the load tool's process, with the topic created up front, and the server started with
+/// <c>--log kafka</c> against it. After the phases the topic's records are counted, so a server
+/// that acknowledged events without writing them to Kafka fails the run.
+/// </summary>
+internal static class KafkaSink
+{
+    public const int Brokers = 3;
+    public const int Partitions = 6;
+    public const int ReplicationFactor = 3;
+    public const string Topic = "analytics.events";
+
+    /// <summary>For the report's server line: what the server writes to and where the brokers run.</summary>
+    public static string Description { get; } =
+        $"Kafka log: librdkafka mock cluster of {Brokers} brokers in the load tool's process (their CPU counts as client CPU), " +
+        $"topic {Topic} with {Partitions} partitions, replication factor {ReplicationFactor}; the server acks a batch once the producer (acks=all, idempotent) has it acknowledged";
+
+    /// <summary>Starts the cluster and creates the topic; the caller disposes the cluster.</summary>
+    public static MockKafkaCluster StartCluster()
+    {
+        var cluster = MockKafkaCluster.Start(Brokers);
+        try
+        {
+            cluster.CreateTopic(Topic, Partitions, ReplicationFactor);
+            return cluster;
+        }
+        catch
+        {
+            cluster.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Appended to the server's command line (after any --server-args).</summary>
+    public static string[] ServerArgs(MockKafkaCluster cluster) =>
+        ["--log", "kafka", "--kafka-bootstrap", cluster.BootstrapServers, "--kafka-topic", Topic];
+
+    /// <summary>What the topic holds after the phases.</summary>
+    /// <param name="Records">Records in the topic (high - low watermark over its partitions): one per event.</param>
+    /// <param name="EventsAcked">Events the ingest phases (warm-up included) had acknowledged.</param>
+    internal sealed record Result(int Brokers, int Partitions, int ReplicationFactor, string Topic, long Records, long EventsAcked)
+    {
+        public IEnumerable<string> Check()
+        {
+            if (Records == 0) yield return $"kafka: topic {Topic} is empty: nothing reached Kafka";
+            else if (Records < EventsAcked) yield return $"kafka: topic {Topic} holds {Records} records, {EventsAcked} events were acknowledged";
+        }
+    }
+
+    /// <summary>Counts the topic's records; <paramref name="eventsAcked"/> is what they are checked against.</summary>
+    public static Task<Result> CountAsync(MockKafkaCluster cluster, long eventsAcked, CancellationToken cancellationToken) => Task.Run(() =>
+    {
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig
+        {
+            BootstrapServers = cluster.BootstrapServers,
+            GroupId = "loadtool-count", // required by the client; nothing is subscribed or committed
+        }).Build();
+        long records = 0;
+        for (int partition = 0; partition < Partitions; partition++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var offsets = consumer.QueryWatermarkOffsets(new TopicPartition(Topic, partition), TimeSpan.FromSeconds(10));
+            records += Math.Max(0, offsets.High.Value) - Math.Max(0, offsets.Low.Value);
+        }
+        return new Result(Brokers, Partitions, ReplicationFactor, Topic, records, eventsAcked);
+    }, cancellationToken);
+}
