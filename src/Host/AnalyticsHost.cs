@@ -93,7 +93,9 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Rollup)) services.AddHostedService<RollupWorker>();
 
         var app = builder.Build();
-        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) });
+        // Recognises upgrade requests (context.WebSockets.IsWebSocketRequest); the ingest and echo
+        // endpoints then frame WebSocket messages themselves on the connection pipes.
+        app.UseWebSockets();
         app.UseDefaultFiles();
         app.UseStaticFiles();
         if (settings.Roles.HasFlag(Roles.Ingest)) app.MapFastIngest(settings.EnableEcho);
