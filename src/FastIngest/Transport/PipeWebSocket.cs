@@ -148,6 +148,8 @@ internal sealed class PipeWebSocket : IDisposable
     /// <summary>
     /// Sends a close frame and waits (briefly) for the peer's, as RFC 6455 §7.1.1 asks, so the
     /// client sees a clean close with the code. After a peer's close frame, only answers it.
+    /// After a protocol error or an oversized message the offending frame is still unread, so
+    /// the wait ends at once: the connection fails right after the close frame (§7.1.7).
     /// </summary>
     public async Task CloseAsync(ushort code, string reason, bool peerClosedFirst, CancellationToken cancellationToken)
     {
