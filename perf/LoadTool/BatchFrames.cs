@@ -124,11 +124,15 @@ internal sealed class BatchTemplate
         return value;
     }
 
-    /// <summary>Overwrites an id with a random UUIDv4 (version and variant bits set).</summary>
-    public static void WriteRandomId(Span<byte> id, Random random)
+    /// <summary>
+    /// Overwrites an id with a UUIDv7 (RFC 9562: 48-bit Unix milliseconds, then random; version
+    /// and variant bits set), as the browser agent generates them: time-ordered ids keep Rollup's
+    /// duplicate lookup on the recent end of event_ids' primary index.
+    /// </summary>
+    public static void WriteTimeOrderedId(Span<byte> id, long unixMs, Random random)
     {
-        random.NextBytes(id);
-        id[6] = (byte)((id[6] & 0x0F) | 0x40);
+        random.NextBytes(id[6..]);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(id, unixMs << 16 | (long)(id[6] & 0x0F | 0x70) << 8 | id[7]);
         id[8] = (byte)((id[8] & 0x3F) | 0x80);
     }
 }
@@ -169,9 +173,10 @@ internal sealed class ConnectionFrames
         _next = (_next + 1) % _frames.Length;
         ulong seq = BatchTemplate.SeqBase + ++_seq;
         BatchTemplate.WriteSeq(frame.AsSpan(template.SeqOffset, BatchTemplate.SeqBytes), seq);
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         foreach (int offset in template.IdOffsets)
         {
-            BatchTemplate.WriteRandomId(frame.AsSpan(offset, 16), _random);
+            BatchTemplate.WriteTimeOrderedId(frame.AsSpan(offset, 16), now, _random);
         }
         return (frame, seq, template.SeqOffset, template.EventCount);
     }

@@ -216,22 +216,33 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     private async Task<HashSet<(ulong, ulong, string)>> LoadSeenIds(List<RawEvent> events)
     {
         var seen = new HashSet<(ulong, ulong, string)>();
-        // Group by site so the primary index (merchant, site, id) narrows each lookup. The ids go
-        // in as one string literal split by the engine: thousands of unhex() calls in the SQL
-        // cost ~10 ms per 1,000 ids just to parse. Chunks keep the statement under ClickHouse's
-        // 256 KiB max_query_size (33 bytes per id).
+        // One query per site (the primary index is merchant, site, id), the ids passed as data
+        // rather than in the SQL text: as a literal they cost ~2 µs each to parse, about a third
+        // of a whole round.
         foreach (var site in events.GroupBy(e => (e.MerchantId, e.SiteId)))
         {
-            foreach (var chunk in site.Select(e => Convert.ToHexString(e.Id)).Distinct().Chunk(7000))
-            {
-                string sql = string.Create(CultureInfo.InvariantCulture,
-                    $"SELECT hex(event_id) FROM {_db}.event_ids WHERE merchant_id = {site.Key.MerchantId} AND site_id = {site.Key.SiteId} " +
-                    $"AND event_id IN (SELECT toFixedString(unhex(arrayJoin(splitByChar(',', '{string.Join(',', chunk)}'))), 16))");
-                var rows = await WithRetriesResult(() => store.QueryRowsAsync(sql), CancellationToken.None);
-                foreach (var row in rows) seen.Add((site.Key.MerchantId, site.Key.SiteId, row[0].GetString()!));
-            }
+            var ids = site.Select(e => e.Id).Distinct(ByteArrayComparer.Instance).ToList();
+            var rows = new byte[ids.Count * 16];
+            for (int i = 0; i < ids.Count; i++) ids[i].CopyTo(rows, i * 16);
+            string sql = string.Create(CultureInfo.InvariantCulture,
+                $"SELECT hex(event_id) FROM {_db}.event_ids WHERE merchant_id = {site.Key.MerchantId} AND site_id = {site.Key.SiteId} " +
+                $"AND event_id IN (SELECT event_id FROM {KeyRows.Placeholder})");
+            var found = await WithRetriesResult(() => store.QueryRowsAsync(sql, new KeyRows("event_id FixedString(16)", 16, rows)), CancellationToken.None);
+            foreach (var row in found) seen.Add((site.Key.MerchantId, site.Key.SiteId, row[0].GetString()!));
         }
         return seen;
+    }
+
+    private sealed class ByteArrayComparer : IEqualityComparer<byte[]>
+    {
+        public static readonly ByteArrayComparer Instance = new();
+        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
+        public int GetHashCode(byte[] obj)
+        {
+            var hash = new HashCode();
+            hash.AddBytes(obj);
+            return hash.ToHashCode();
+        }
     }
 
     private void Quarantine(string source, long offset, ReadOnlySpan<byte> record, Exception error)

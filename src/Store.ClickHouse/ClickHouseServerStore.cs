@@ -129,6 +129,28 @@ public sealed class ClickHouseServerStore : IColumnStore, IDisposable
         }, cancellationToken);
     }
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// The keys travel in the query text as format('RowBinary', …) with a byte-escaped literal,
+    /// in slices that keep each statement under ClickHouse's default max_query_size (256 KiB),
+    /// so no server setting has to change. (HTTP external data would avoid the text; the driver
+    /// does not expose it.)
+    /// </remarks>
+    public async Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        const int MaxLiteralChars = 200 * 1024;
+        int perSlice = Math.Max(1, MaxLiteralChars / (4 * Math.Max(1, keys.RowBytes)));
+        var rows = new List<JsonElement[]>();
+        for (int start = 0; start < keys.Count; start += perSlice)
+        {
+            var slice = keys.Rows.Slice(start * keys.RowBytes, Math.Min(perSlice, keys.Count - start) * keys.RowBytes);
+            string table = $"format('RowBinary', {ClickHouseSql.StringLiteral(keys.Structure)}, {ClickHouseSql.BytesLiteral(slice.Span)})";
+            rows.AddRange(await QueryRowsAsync(sql.Replace(KeyRows.Placeholder, table, StringComparison.Ordinal), cancellationToken).ConfigureAwait(false));
+        }
+        return rows;
+    }
+
     public async Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
         string? deduplicationToken = null, CancellationToken cancellationToken = default)
     {

@@ -9,6 +9,15 @@ public static class ClickHouseSql
 {
     /// <summary>A single-quoted string literal; backslash and quote are escaped, as ClickHouse's
     /// lexer requires, and control characters are escaped so the literal stays on one line.</summary>
+    /// <summary>Arbitrary bytes as a ClickHouse string literal: '\xNN' for every byte.</summary>
+    public static string BytesLiteral(ReadOnlySpan<byte> bytes)
+    {
+        var sb = new StringBuilder(bytes.Length * 4 + 2);
+        sb.Append('\'');
+        foreach (byte b in bytes) sb.Append(@"\x").Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+        return sb.Append('\'').ToString();
+    }
+
     public static string StringLiteral(string value)
     {
         ArgumentNullException.ThrowIfNull(value);

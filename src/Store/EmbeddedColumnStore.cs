@@ -46,6 +46,27 @@ public sealed class EmbeddedColumnStore : IColumnStore
     public Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, CancellationToken cancellationToken = default) =>
         _engine.QueryAsync(sql, "JSONCompact", static output => ParseJsonCompact(output.Data), cancellationToken);
 
+    /// <inheritdoc />
+    /// <remarks>The keys go through a spool file read by file(), like inserts: one query, no literal.</remarks>
+    public async Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        var path = Path.Combine(_spoolDirectory, Guid.NewGuid().ToString("N") + SpoolExtension);
+        try
+        {
+            using (var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.Asynchronous, preallocationSize: keys.Rows.Length))
+            {
+                await RandomAccess.WriteAsync(handle, keys.Rows, 0, cancellationToken).ConfigureAwait(false);
+            }
+            string table = $"file({ClickHouseSql.StringLiteral(path)}, 'RowBinary', {ClickHouseSql.StringLiteral(keys.Structure)})";
+            return await QueryRowsAsync(sql.Replace(KeyRows.Placeholder, table, StringComparison.Ordinal), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     public async Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
         string? deduplicationToken = null, CancellationToken cancellationToken = default)
     {

@@ -27,6 +27,33 @@ public abstract class ColumnStoreConformanceTests(BackendsFixture fixture)
     }
 
     [Fact]
+    public async Task A_query_over_20000_keys_passed_as_data_finds_exactly_the_stored_ones()
+    {
+        var db = await NewDatabaseAsync();
+        await Store.ExecuteAsync($"CREATE TABLE {db}.ids (site UInt64, id FixedString(16)) ENGINE = MergeTree ORDER BY (site, id)", Ct);
+        var rng = new Random(5);
+        var ids = Enumerable.Range(0, 20_000).Select(_ => { var b = new byte[16]; rng.NextBytes(b); return b; }).ToList();
+        ids[7] = new byte[16]; // all zero
+        ids[8] = Enumerable.Repeat((byte)'\'', 16).ToArray(); // quote bytes must survive any encoding
+        using (var rows = new RowBinaryWriter())
+        {
+            foreach (var id in ids.Where((_, i) => i % 2 == 0))
+            {
+                rows.WriteUInt64(1);
+                rows.WriteFixedString(id, 16);
+            }
+            await Store.InsertRowBinaryAsync($"{db}.ids", "site UInt64, id FixedString(16)", rows.WrittenMemory, cancellationToken: Ct);
+        }
+
+        var keys = new KeyRows("id FixedString(16)", 16, ids.SelectMany(b => b).ToArray());
+        var found = await Store.QueryRowsAsync($"SELECT hex(id) FROM {db}.ids WHERE site = 1 AND id IN (SELECT id FROM {KeyRows.Placeholder})", keys, Ct);
+
+        Assert.Equal(
+            ids.Where((_, i) => i % 2 == 0).Select(Convert.ToHexString).Order(StringComparer.Ordinal),
+            found.Select(r => r[0].GetString()!).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task The_product_migrations_apply_once_and_a_rerun_is_a_no_op()
     {
         var db = "c_" + Guid.NewGuid().ToString("N");
