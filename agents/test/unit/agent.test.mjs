@@ -54,6 +54,20 @@ test("the initial pageview goes over one WebSocket to endpoint/v1/ws, with the p
   assert.equal(e.id.length, 16);
 });
 
+test("event ids are time-ordered: 48-bit big-endian Unix ms, then 80 random bits", () => {
+  const agent = connected();
+  agent.track("first");
+  tick(5);
+  agent.track("second");
+  tick(1000);
+  const [batch] = b.socket.sent.slice(-1);
+  const [a, c] = batch.events.map((e) => Buffer.from(e.id));
+  assert.equal(c.readUIntBE(0, 6) - a.readUIntBE(0, 6), 5);
+  assert.ok(Math.abs(a.readUIntBE(0, 6) - T0) < 5000, "the prefix is the clock in ms");
+  assert.ok(Buffer.compare(a, c) < 0, "later ids sort after earlier ones");
+  assert.notDeepEqual(a.subarray(6), c.subarray(6));
+});
+
 test("batches by count: the 10th waiting event sends a batch at once", () => {
   const agent = connected();
   for (let i = 0; i < 9; i++) agent.track("e", { i });
