@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # One command for every performance claim (issue #7). Builds Release, then runs:
-#   1. LoadTool, WebSocket → local log, 64 connections × 50-event batches, as fast as possible,
-#      with the echo baseline in the same run, freshness under that load, then reprocessing of
-#      everything ingested, then 10,000 idle WebSockets (memory per connection)
+#   1. LoadTool, WebSocket → local log, ingest role alone, 64 connections × 50-event batches, as
+#      fast as possible, with the echo baseline in the same run, then 10,000 idle WebSockets
 #   2. LoadTool, the same WebSocket load into Kafka (--sink kafka: a 3-broker librdkafka mock
 #      cluster in the load tool's process, server --log kafka); RESULTS.md compares it with 1
 #   3. LoadTool, the same batches POSTed to /v1/events (HTTP variant)
-#   4. LoadTool paced at half of the peak measured in 1 (ack latency target), with freshness
+#   4. LoadTool paced at half of the peak measured in 1 (ack latency target)
+#   5. LoadTool, all roles in one process (the embedded default) as fast as possible, then Rollup
+#      catch-up and reprocessing of everything ingested
+#   6. LoadTool, all roles, paced at 50,000 and 100,000 events/s with the freshness probe
 #   5. StoreInsert: embedded chDB vs the ClickHouse.Driver path
 #   6. every BenchmarkDotNet micro-benchmark (job "short": 3 warm-ups, 3 iterations)
 # Each part writes JSON into the results directory; LoadTool --write-results turns them into
@@ -36,7 +38,7 @@ while [[ $# -gt 0 ]]; do
         --smoke) smoke=1 ;;
         --no-build) build=0 ;;
         --out) out="$(mkdir -p "$2" && cd "$2" && pwd)"; shift ;;
-        -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "run-all.sh: unknown option $1 (--help lists them)" >&2; exit 2 ;;
     esac
     shift
@@ -87,28 +89,42 @@ load_tool=(dotnet perf/LoadTool/bin/Release/net10.0/LoadTool.dll --server "$REPO
 if [[ $smoke -eq 1 ]]; then
     load=(--smoke)          # 2 connections × 10 events, 2 s per phase after 0.5 s warm-up
     idle=200
+    fresh_rates=(2000)
     store_insert=(--smoke)  # 20,000 rows in batches of 5,000
     benchmarks=(--job Dry --inProcess)
 else
     load=(--connections 64 --batch 50 --seconds 10)
     idle=10000
+    fresh_rates=(50000 100000)
     store_insert=()         # 1,000,000 rows in batches of 50,000
     benchmarks=(--job short)
 fi
 
-part "ingest: WebSocket → local log, echo baseline, freshness, reprocess, idle connections" \
-    "${load_tool[@]}" "${load[@]}" --freshness --reprocess --idle-connections "$idle" \
-    --label "WebSocket /v1/ws → local log" --json "$out/load-1-websocket.json"
-# The same load as part 1 (without its extras) into Kafka; RESULTS.md sets the two side by side.
-part "ingest: WebSocket → Kafka (mock cluster), echo baseline" \
-    "${load_tool[@]}" "${load[@]}" --sink kafka \
-    --label "WebSocket /v1/ws → Kafka (mock cluster, 3 brokers)" --json "$out/load-2-kafka.json"
-part "ingest: HTTP POST → local log" \
-    "${load_tool[@]}" "${load[@]}" --transport http \
-    --label "HTTP POST /v1/events → local log" --json "$out/load-3-http.json"
-part "ingest: WebSocket paced at half of the peak, freshness" \
-    "${load_tool[@]}" "${load[@]}" --rate-from "$out/load-1-websocket.json" --rate-fraction 0.5 --freshness \
-    --label "WebSocket /v1/ws → local log, half of peak" --json "$out/load-4-half-peak.json"
+# Parts 1-4: the ingest service alone (--server-roles ingest), as it runs in the scale-out
+# deployment; the ingest targets read these. Parts 5-6: the embedded default, all roles in one
+# process, where Rollup and the engine share the 2 cores with ingest.
+part "ingest only: WebSocket → local log, echo baseline, idle connections" \
+    "${load_tool[@]}" "${load[@]}" --server-roles ingest --idle-connections "$idle" \
+    --label "WebSocket /v1/ws → local log, ingest role" --json "$out/load-1-websocket.json"
+# The same load into Kafka; RESULTS.md sets the two side by side.
+part "ingest only: WebSocket → Kafka (mock cluster), echo baseline" \
+    "${load_tool[@]}" "${load[@]}" --server-roles ingest --sink kafka \
+    --label "WebSocket /v1/ws → Kafka (mock cluster, 3 brokers), ingest role" --json "$out/load-2-kafka.json"
+part "ingest only: HTTP POST → local log" \
+    "${load_tool[@]}" "${load[@]}" --server-roles ingest --transport http \
+    --label "HTTP POST /v1/events → local log, ingest role" --json "$out/load-3-http.json"
+part "ingest only: WebSocket paced at half of the peak" \
+    "${load_tool[@]}" "${load[@]}" --server-roles ingest --rate-from "$out/load-1-websocket.json" --rate-fraction 0.5 \
+    --label "WebSocket /v1/ws → local log, ingest role, half of peak" --json "$out/load-4-half-peak.json"
+part "all roles: WebSocket → local log as fast as possible, then Rollup catch-up and reprocessing" \
+    "${load_tool[@]}" "${load[@]}" --reprocess \
+    --label "WebSocket /v1/ws → local log, all roles" --json "$out/load-5-all-roles.json"
+# Freshness needs Rollup keeping up: probed at paced loads Rollup sustains beside ingest.
+for rate in "${fresh_rates[@]}"; do
+    part "all roles: freshness at $rate events/s" \
+        "${load_tool[@]}" "${load[@]}" --rate "$rate" --freshness \
+        --label "WebSocket /v1/ws → local log, all roles, $rate events/s" --json "$out/load-6-freshness-$rate.json"
+done
 part "store insert: embedded vs ClickHouse.Driver" \
     dotnet perf/StoreInsert/bin/Release/net10.0/StoreInsert.dll "${store_insert[@]}" --json "$out/store-insert.json"
 part "micro-benchmarks (BenchmarkDotNet)" \

@@ -151,6 +151,7 @@ try
         Kafka = kafka,
         OfferedEventsPerSecond = rate,
         ServerArgs = options.ServerArgs,
+        ServerRoles = options.ServerRoles,
         Command = "LoadTool " + string.Join(' ', args.Select(a => a.Contains(' ', StringComparison.Ordinal) ? $"\"{a}\"" : a)),
         Machine = MachineInfo.Current(),
         Settings = new RunSettings(options.Connections, options.Batch, options.Pipeline, options.Seconds, options.Warmup,

@@ -74,9 +74,14 @@ internal static class ResultsWriter
         }
         foreach (string u in unreadable) md.AppendLine(Ci, $"  - unreadable: {u}");
 
-        // The targets are about the local log over WebSocket with the server's defaults.
-        var peak = loads.Select(l => l.Report).FirstOrDefault(r => r.OfferedEventsPerSecond is null && r.Transport == "ws" && r.Sink == "local" && r.ServerArgs.Count == 0);
-        var half = loads.Select(l => l.Report).FirstOrDefault(r => r.OfferedEventsPerSecond is not null && r.Transport == "ws" && r.Sink == "local" && r.ServerArgs.Count == 0);
+        // The ingest targets are about ingest to the local log over WebSocket: measured with the
+        // ingest role alone when such a run exists (Rollup is a separate service in the scale-out
+        // deployment and competes for the same 2 cores in the embedded one; both are tabled).
+        var ingestRuns = loads.Select(l => l.Report).Where(r => r.Transport == "ws" && r.Sink == "local" && r.ServerArgs.Count == 0).ToList();
+        RunReport? Preferred(Func<RunReport, bool> which) =>
+            ingestRuns.Where(which).OrderBy(r => r.ServerRoles == "ingest" ? 0 : 1).FirstOrDefault();
+        var peak = Preferred(r => r.OfferedEventsPerSecond is null);
+        var half = Preferred(r => r.OfferedEventsPerSecond is not null && r.Freshness is null);
         Targets(md, peak, half, loads.Select(l => l.Report).ToList());
         PeakTable(md, loads.Select(l => l.Report).Where(r => r.OfferedEventsPerSecond is null).ToList());
         SinkTable(md, peak, loads.Select(l => l.Report).Where(r => r.OfferedEventsPerSecond is null && r.Sink == "kafka").ToList());
@@ -95,17 +100,18 @@ internal static class ResultsWriter
 
     private static void Targets(StringBuilder md, RunReport? peak, RunReport? half, List<RunReport> all)
     {
-        var fresh = half?.Freshness is not null ? half : all.FirstOrDefault(r => r.Freshness is not null);
+        // Freshness needs Rollup: the all-roles run at the highest offered rate that probed it.
+        var fresh = all.Where(r => r.Freshness is not null).OrderByDescending(r => r.OfferedEventsPerSecond ?? double.MaxValue).FirstOrDefault();
         var idle = all.FirstOrDefault(r => r.Idle is not null);
         Table(md, "Targets", "| target | measured | met |", "|---|---:|---|",
         [
-            Row("ingest to the local log over WebSocket, as fast as possible: ≥ 1,000,000 events/s",
+            Row($"ingest to the local log over WebSocket{(peak is null ? "" : $" ({LoadOf(peak)})")}: ≥ 1,000,000 events/s",
                 peak?.Ingest.EventsPerSecond, "N0", v => v >= TargetEventsPerSecond),
             Row("the same against the echo baseline of the same run: ≥ 0.6 × echo",
                 peak?.IngestToBaselineRatio, "0.00", v => v >= TargetEchoRatio),
             Row("server bytes allocated per event (whole process): ≤ 16 B",
                 peak?.Ingest.ServerBytesPerEvent, "0.0", v => v <= TargetBytesPerEvent),
-            Row($"ack p99 at half of peak{(half is null ? "" : $" ({half.OfferedEventsPerSecond!.Value.ToString("N0", Ci)} events/s offered)")}: ≤ 10 ms",
+            Row($"ack p99 at half of peak{(half is null ? "" : $" ({LoadOf(half)})")}: ≤ 10 ms",
                 half?.Ingest.P99Ms, "0.00", v => v <= TargetAckP99AtHalfPeakMs),
             Row($"freshness under load{(fresh is null ? "" : $" ({LoadOf(fresh)})")}, send → visible in the query API, p99: ≤ 5,000 ms",
                 fresh?.Freshness!.P99Ms, "N0", v => v <= TargetFreshnessP99Ms),
@@ -121,7 +127,8 @@ internal static class ResultsWriter
     }
 
     private static string LoadOf(RunReport r) =>
-        r.OfferedEventsPerSecond is double rate ? $"{rate.ToString("N0", Ci)} events/s offered" : "as fast as possible";
+        (r.OfferedEventsPerSecond is double rate ? $"{rate.ToString("N0", Ci)} events/s offered" : "as fast as possible") +
+        (r.ServerRoles is null ? ", all roles in one process" : $", server roles {r.ServerRoles}");
 
     /// <summary>A section: heading, header, alignment row, rows; nothing at all when there are no rows.</summary>
     private static void Table(StringBuilder md, string title, string header, string alignment, IEnumerable<string> rows, string? firstRow = null)

@@ -75,6 +75,8 @@ internal sealed class RunReport
     /// <summary>Events/s offered with --rate or --rate-from; null = as fast as possible.</summary>
     public double? OfferedEventsPerSecond { get; init; }
     public IReadOnlyList<string> ServerArgs { get; init; } = [];
+    /// <summary>--server-roles given to the server (null: all roles, the embedded default).</summary>
+    public string? ServerRoles { get; init; }
     public required string Command { get; init; }
     public required MachineInfo Machine { get; init; }
     public required RunSettings Settings { get; init; }
