@@ -16,6 +16,7 @@ public sealed class KafkaLogOptions
     /// A merchant above this many events per second (seen by this ingest node) is hot: its
     /// records are keyed by merchant and visitor instead of merchant alone, so they spread over
     /// all partitions. One visitor's events stay ordered; the merchant's as a whole no longer are.
+    /// 0 spreads every merchant by visitor from its first event (docs/kafka.md explains when).
     /// </summary>
     public int HotMerchantEventsPerSecond { get; init; } = 20_000;
 
