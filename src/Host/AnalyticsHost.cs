@@ -16,7 +16,7 @@ namespace Analytics.Host;
 
 public sealed class HostSettings
 {
-    /// <summary>Registry, event log and Rollup checkpoints live here.</summary>
+    /// <summary>Registry, local event log, admin token, reprocessing jobs and quarantined records live here.</summary>
     public required string DataDirectory { get; init; }
     /// <summary>chDB's data directory; one per process (a chDB limitation), shared by databases.</summary>
     public string? ChDbPath { get; init; }
