@@ -9,8 +9,8 @@
 #   5. LoadTool, all roles in one process (the embedded default) as fast as possible, then Rollup
 #      catch-up and reprocessing of everything ingested
 #   6. LoadTool, all roles, paced at 50,000 and 100,000 events/s with the freshness probe
-#   5. StoreInsert: embedded chDB vs the ClickHouse.Driver path
-#   6. every BenchmarkDotNet micro-benchmark (job "short": 3 warm-ups, 3 iterations)
+#   7. StoreInsert: embedded chDB vs the ClickHouse.Driver path
+#   8. every BenchmarkDotNet micro-benchmark (job "short": 3 warm-ups, 3 iterations)
 # Each part writes JSON into the results directory; LoadTool --write-results turns them into
 # RESULTS.md: machine, date, this command, the targets beside the measured values, one table per part.
 #

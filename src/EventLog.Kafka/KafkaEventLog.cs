@@ -24,7 +24,6 @@ public sealed class KafkaEventLog : IEventLog
     private readonly int _schemaId;
     private long _inflightBytes;
     private long _refusedBatches;
-    private volatile string? _lastError;
 
     private KafkaEventLog(KafkaLogOptions options, int schemaId, TimeProvider clock)
     {
@@ -32,9 +31,9 @@ public sealed class KafkaEventLog : IEventLog
         _schemaId = schemaId;
         _hot = new HotMerchants(options.HotMerchantEventsPerSecond, clock);
         _producer = new ProducerBuilder<byte[], byte[]>(ProducerConfig(options))
-            // Broker errors also surface per record in delivery reports; this keeps the latest
-            // for /metrics. librdkafka recovers from non-fatal ones by itself.
-            .SetErrorHandler((_, error) => _lastError = error.ToString())
+            // Broker errors surface per record in delivery reports (and so as RETRY answers);
+            // librdkafka recovers from non-fatal ones by itself.
+            .SetErrorHandler((_, _) => { })
             .SetLogHandler((_, _) => { })
             .Build();
     }
@@ -61,9 +60,6 @@ public sealed class KafkaEventLog : IEventLog
 
     /// <summary>Batches answered with a retry because Kafka refused, timed out or was too far behind.</summary>
     public long RefusedBatches => Interlocked.Read(ref _refusedBatches);
-
-    /// <summary>The last error librdkafka reported (null until one happens).</summary>
-    public string? LastError => _lastError;
 
     internal static ProducerConfig ProducerConfig(KafkaLogOptions options)
     {
@@ -111,7 +107,6 @@ public sealed class KafkaEventLog : IEventLog
         catch (KafkaException e)
         {
             Interlocked.Increment(ref _refusedBatches);
-            _lastError = e.Error.ToString();
             throw new EventLogUnavailableException($"Kafka refused the batch: {e.Error.Reason} ({e.Error.Code}).", e);
         }
         finally
@@ -130,27 +125,27 @@ public sealed class KafkaEventLog : IEventLog
             int pos = 0;
             for (int i = 0; i < recordCount; i++)
             {
-                int length = BinaryPrimitives.ReadInt32LittleEndian(records[pos..]);
-                var record = records.Slice(pos + 4, length);
-                pos += 4 + length;
-
-                int max = ConfluentWireFormat.HeaderSize + StoredEventAvro.MaxEncodedSize(record.Length);
-                if (scratch.Length < max)
-                {
-                    ArrayPool<byte>.Shared.Return(scratch);
-                    scratch = ArrayPool<byte>.Shared.Rent(max);
-                }
-                ConfluentWireFormat.WriteHeader(scratch, _schemaId);
-                int written = ConfluentWireFormat.HeaderSize + StoredEventAvro.Transcode(record, scratch.AsSpan(ConfluentWireFormat.HeaderSize));
-                // Confluent.Kafka takes a byte[] per record (librdkafka copies it again): the one
-                // allocation per event that its API leaves no way around.
-                var message = new Message<byte[], byte[]>
-                {
-                    Key = merchantKey ?? HotKey(merchantId, record),
-                    Value = scratch.AsSpan(0, written).ToArray(),
-                };
                 try
                 {
+                    int length = BinaryPrimitives.ReadInt32LittleEndian(records[pos..]);
+                    var record = records.Slice(pos + 4, length);
+                    pos += 4 + length;
+
+                    int max = ConfluentWireFormat.HeaderSize + StoredEventAvro.MaxEncodedSize(record.Length);
+                    if (scratch.Length < max)
+                    {
+                        ArrayPool<byte>.Shared.Return(scratch);
+                        scratch = ArrayPool<byte>.Shared.Rent(max);
+                    }
+                    ConfluentWireFormat.WriteHeader(scratch, _schemaId);
+                    int written = ConfluentWireFormat.HeaderSize + StoredEventAvro.Transcode(record, scratch.AsSpan(ConfluentWireFormat.HeaderSize));
+                    // Confluent.Kafka takes a byte[] per record (librdkafka copies it again): the
+                    // one allocation per event that its API leaves no way around.
+                    var message = new Message<byte[], byte[]>
+                    {
+                        Key = merchantKey ?? HotKey(merchantId, record),
+                        Value = scratch.AsSpan(0, written).ToArray(),
+                    };
                     _producer.Produce(_options.Topic, message, pending.OnDelivery);
                 }
                 catch (ProduceException<byte[], byte[]> e)
@@ -158,6 +153,14 @@ public sealed class KafkaEventLog : IEventLog
                     // Queue full or the producer is failing: the records already handed over
                     // still report; the rest never will, so count them as failed now.
                     pending.FailRemaining(recordCount - i, e.Error);
+                    return;
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    // Anything else (a disposed producer, a record that does not transcode): the
+                    // batch fails as a whole, once the records already handed over reported, so
+                    // the in-flight bytes stay counted until then.
+                    pending.FailRemaining(recordCount - i, new Error(ErrorCode.Local_Fail, e.Message));
                     return;
                 }
             }
@@ -198,7 +201,7 @@ public sealed class KafkaEventLog : IEventLog
     }
 
     /// <inheritdoc />
-    public IEventLogConsumer OpenConsumer(string group) => new KafkaLogConsumer(_options, group);
+    public IEventLogConsumer OpenConsumer(string group) => new KafkaLogConsumer(_options, group, _schemaId);
 
     /// <summary>Waits for records handed over to be delivered (or fail), then closes the producer.</summary>
     public ValueTask DisposeAsync()

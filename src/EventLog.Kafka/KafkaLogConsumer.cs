@@ -27,14 +27,16 @@ internal sealed class KafkaLogConsumer : IEventLogConsumer
 
     private readonly IConsumer<Ignore, byte[]> _consumer;
     private readonly string _topic;
+    private readonly int _schemaId;
     private readonly Dictionary<int, PartitionBuffer> _partitions = [];
     private PartitionBuffer? _returned; // the buffer the last batch came from
     private int _returnedCount;
     private bool _disposed;
 
-    public KafkaLogConsumer(KafkaLogOptions options, string group)
+    public KafkaLogConsumer(KafkaLogOptions options, string group, int schemaId)
     {
         _topic = options.Topic;
+        _schemaId = schemaId;
         var config = new ConsumerConfig(new Dictionary<string, string>(options.Extra))
         {
             BootstrapServers = options.BootstrapServers,
@@ -100,7 +102,18 @@ internal sealed class KafkaLogConsumer : IEventLogConsumer
             // Poll in short slices so cancellation is noticed; once records are buffered, only
             // drain what has already arrived.
             var timeout = haveRecords || remaining <= TimeSpan.Zero ? TimeSpan.Zero : Min(remaining, TimeSpan.FromMilliseconds(100));
-            var result = _consumer.Consume(timeout);
+            ConsumeResult<Ignore, byte[]>? result;
+            try
+            {
+                result = _consumer.Consume(timeout);
+            }
+            catch (ConsumeException e) when (!e.Error.IsFatal)
+            {
+                // Transient (a topic not yet in metadata, a poll interval exceeded, which also
+                // revokes our partitions): report nothing this time; the group sorts itself out.
+                LastError = e.Error.ToString();
+                return ValueTask.FromResult(Take(_partitions.Values.Where(p => p.Count > 0).MaxBy(p => p.Count), maxRecords));
+            }
             if (result is null)
             {
                 if (haveRecords) return ValueTask.FromResult(Take(_partitions.Values.Where(p => p.Count > 0).MaxBy(p => p.Count)!, maxRecords));
@@ -108,29 +121,59 @@ internal sealed class KafkaLogConsumer : IEventLogConsumer
                 continue;
             }
             if (result.IsPartitionEOF || !_partitions.TryGetValue(result.Partition.Value, out var buffer)) continue;
-            buffer.Add(result.Offset.Value, Decode(result.Message.Value));
+            buffer.Add(result.Offset.Value, Decode(result));
         }
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
-    private static ReadOnlyMemory<byte> Decode(byte[] value)
+    /// <summary>
+    /// Avro → the StoredEvent protobuf. A record written with another schema id than ours (a
+    /// newer writer during a rolling upgrade, another producer) is not guessed at: the partition
+    /// stops at it (<see cref="EventLogRecordException"/>; the worker retries) until a reader
+    /// that knows the schema runs, so nothing acknowledged is skipped. A record with our id that
+    /// does not decode, or a null value, is a bug or garbage: it goes to quarantine as
+    /// undecodable (Rollup keeps its bytes).
+    /// </summary>
+    private ReadOnlyMemory<byte> Decode(ConsumeResult<Ignore, byte[]> result)
     {
-        try
+        byte[]? value = result.Message.Value;
+        if (value is not null && ConfluentWireFormat.TryReadHeader(value, out int schemaId, out var avro))
         {
-            if (ConfluentWireFormat.TryReadHeader(value, out _, out var avro)) return StoredEventAvro.ToProtobuf(avro);
+            if (schemaId != _schemaId)
+            {
+                // Rewind the partition to what this consumer has not returned yet (its buffer, then
+                // this record) and start it afresh: its next batch says Resumed again.
+                var tp = new TopicPartition(_topic, result.Partition);
+                long rewindTo = _partitions.TryGetValue(tp.Partition.Value, out var buffer) && buffer.NextToRead is { } next && buffer.Count > 0
+                    ? next - buffer.Count
+                    : result.Offset.Value;
+                _consumer.Seek(new TopicPartitionOffset(tp, rewindTo));
+                _partitions[tp.Partition.Value] = new PartitionBuffer(tp);
+                throw new EventLogRecordException(_partitions[tp.Partition.Value].Source,
+                    $"{_topic}/{result.Partition.Value} offset {result.Offset.Value} was written with schema id {schemaId}; this reader knows {_schemaId}. Upgrade this Rollup.");
+            }
+            try
+            {
+                return StoredEventAvro.ToProtobuf(avro);
+            }
+            catch (FormatException)
+            {
+            }
         }
-        catch (FormatException)
-        {
-        }
+        value ??= [];
         var undecodable = new byte[value.Length + 1];
         undecodable[0] = UndecodableRecordPrefix;
         value.CopyTo(undecodable, 1);
         return undecodable;
     }
 
-    private LogBatch Take(PartitionBuffer buffer, int maxRecords)
+    /// <summary>The last transient consumer error (null until one happens).</summary>
+    public string? LastError { get; private set; }
+
+    private LogBatch Take(PartitionBuffer? buffer, int maxRecords)
     {
+        if (buffer is null) return new LogBatch([], 0, 0, _topic);
         var batch = buffer.Peek(maxRecords);
         _returned = buffer;
         _returnedCount = batch.Records.Count;
@@ -152,9 +195,9 @@ internal sealed class KafkaLogConsumer : IEventLogConsumer
 
     /// <inheritdoc />
     /// <remarks>
-    /// A partition this consumer no longer owns (a rebalance took it while the batch was being
-    /// stored) is not committed: its new owner starts at the previous commit and finds the
-    /// range this consumer left in flight, so nothing is lost or counted twice.
+    /// A partition this consumer no longer owns is not committed (rebalance callbacks run inside
+    /// Consume, so this only happens to a member the group fenced, e.g. after a long stall): its
+    /// new owner starts at the previous commit and finds the range this consumer left in flight.
     /// </remarks>
     public ValueTask CommitAsync(LogBatch batch, CancellationToken cancellationToken = default)
     {
@@ -168,9 +211,13 @@ internal sealed class KafkaLogConsumer : IEventLogConsumer
             _consumer.Commit([new TopicPartitionOffset(_topic, partition, batch.NextOffset)]);
             buffer.Committed = batch.NextOffset;
         }
-        catch (KafkaException e) when (e.Error.Code is ErrorCode.RebalanceInProgress or ErrorCode.IllegalGeneration or ErrorCode.UnknownMemberId)
+        catch (KafkaException e) when (!e.Error.IsFatal)
         {
-            // The group moved on under us; same as a revoked partition (see remarks).
+            // Not committed (a rebalance in progress, a moved coordinator, a timeout). Safe: the
+            // next commit of this partition is absolute, and a reader that starts from the older
+            // offset finds this round's rows in event_ids and the next range's mark in the store
+            // (RollupWorker treats a mark at or after the committed offset as in flight).
+            LastError = e.Error.ToString();
         }
         return ValueTask.CompletedTask;
     }

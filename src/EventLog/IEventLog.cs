@@ -98,3 +98,13 @@ public sealed class LogBatch
 }
 
 public sealed class EventLogUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// A record this reader cannot take yet (e.g. written with a newer schema). The consumer stays at
+/// it: the reader must retry later, never skip it.
+/// </summary>
+public sealed class EventLogRecordException(string source, string message) : Exception(message)
+{
+    /// <summary>The source (partition) that stopped; its next batch is marked Resumed.</summary>
+    public string LogSource { get; } = source;
+}

@@ -7,8 +7,6 @@ namespace Analytics.Store;
 
 public static class ClickHouseSql
 {
-    /// <summary>A single-quoted string literal; backslash and quote are escaped, as ClickHouse's
-    /// lexer requires, and control characters are escaped so the literal stays on one line.</summary>
     /// <summary>Arbitrary bytes as a ClickHouse string literal: '\xNN' for every byte.</summary>
     public static string BytesLiteral(ReadOnlySpan<byte> bytes)
     {
@@ -18,6 +16,8 @@ public static class ClickHouseSql
         return sb.Append('\'').ToString();
     }
 
+    /// <summary>A single-quoted string literal; backslash and quote are escaped, as ClickHouse's
+    /// lexer requires, and control characters are escaped so the literal stays on one line.</summary>
     public static string StringLiteral(string value)
     {
         ArgumentNullException.ThrowIfNull(value);

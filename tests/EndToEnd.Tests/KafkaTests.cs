@@ -130,6 +130,9 @@ public sealed class KafkaTests(EngineFixture engine) : IDisposable
             await first.WaitForAggregateAsync(t => t["pageviews"] == 100);
         }
         string source = Assert.Single(await SourcesAsync(first));
+        // The crash below is staged for one stored round 0-100: check that is what happened.
+        var marks = await engine.Store.QueryRowsAsync($"SELECT from_offset, next_offset FROM {first.Database}.rollup_inflight ORDER BY from_offset", Ct);
+        Assert.Equal([(0L, 100L)], marks.Select(r => (r[0].GetInt64(), r[1].GetInt64())));
         await first.DisposeAsync();
         // 50 more records reach the topic while Rollup is down.
         var ingestOnly = await TestHost.StartAsync(engine, restartOf: first, kafka: Options(), roles: Roles.Ingest);

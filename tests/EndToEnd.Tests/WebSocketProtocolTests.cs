@@ -239,6 +239,24 @@ public class WebSocketProtocolTests(EngineFixture engine)
     }
 
     [Fact]
+    public async Task A_silent_connection_is_closed_with_1001_after_the_idle_timeout_and_a_busy_one_is_not()
+    {
+        await using var host = await TestHost.StartAsync(engine, limits: new Analytics.FastIngest.Validation.IngestLimits { WebSocketIdleTimeout = TimeSpan.FromMilliseconds(800) });
+        using var busy = await RawWebSocket.ConnectAsync(host);
+        using var silent = await RawWebSocket.ConnectAsync(host);
+        // The busy socket sends every 300 ms for 2 s: each frame restarts its idle timer.
+        for (ulong seq = 1; seq <= 7; seq++)
+        {
+            await busy.SendFrameAsync(RawWebSocket.Binary, OneEventBatch(host, seq));
+            Assert.Equal(1u, (await ReceiveAckAsync(busy)).Accepted);
+            await Task.Delay(300, Ct);
+        }
+        Assert.Equal(1001, await silent.ReceiveCloseAsync());
+        await busy.SendFrameAsync(RawWebSocket.Binary, OneEventBatch(host, 8));
+        Assert.Equal(1u, (await ReceiveAckAsync(busy)).Accepted);
+    }
+
+    [Fact]
     public async Task A_client_close_is_answered_with_a_close_and_the_server_hangs_up()
     {
         await using var host = await TestHost.StartAsync(engine);

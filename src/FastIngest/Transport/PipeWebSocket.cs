@@ -19,12 +19,11 @@ namespace Analytics.FastIngest.Transport;
 /// </code>
 /// A completed data message stays in <see cref="Message"/> until <see cref="MessageDone"/>.
 /// Pings are answered (pongs are written during Parse and flushed by <see cref="FlushAsync"/>).
-/// The message buffer is rented from the shared pool when a message starts, so an idle
-/// connection holds none.
+/// The message buffer is rented from the shared pool for each message and returned after it,
+/// so an idle connection holds none.
 /// </summary>
 internal sealed class PipeWebSocket : IDisposable
 {
-    private const int KeepBufferBytes = 16 * 1024;
     private readonly int _maxMessageBytes;
     private byte[] _message = [];
     private int _messageLength;
@@ -45,7 +44,7 @@ internal sealed class PipeWebSocket : IDisposable
     {
         NeedMore,
         Message,
-        /// <summary>The peer sent a close frame (<see cref="PeerCloseCode"/>); answer with <see cref="CloseAsync"/>.</summary>
+        /// <summary>The peer sent a close frame; answer with <see cref="CloseAsync"/>.</summary>
         PeerClosed,
         /// <summary>A protocol violation (1002) or an oversized message (1009): <see cref="ErrorCode"/>.</summary>
         Error,
@@ -53,7 +52,6 @@ internal sealed class PipeWebSocket : IDisposable
 
     public ReadOnlyMemory<byte> Message => _message.AsMemory(0, _messageLength);
     public bool MessageIsText { get; private set; }
-    public ushort PeerCloseCode { get; private set; }
     public ushort ErrorCode { get; private set; }
     public bool HasPendingWrites { get; private set; }
 
@@ -96,7 +94,6 @@ internal sealed class PipeWebSocket : IDisposable
             {
                 case WebSocketFrames.OpClose:
                     if (frame.PayloadLength == 1) return Fail(WebSocketFrames.CloseProtocolError);
-                    PeerCloseCode = frame.PayloadLength >= 2 ? BinaryPrimitives.ReadUInt16BigEndian(control) : WebSocketFrames.CloseNormal;
                     return Step.PeerClosed;
                 case WebSocketFrames.OpPing:
                     WriteFrame(WebSocketFrames.OpPong, control[..frame.PayloadLength]);
@@ -123,12 +120,13 @@ internal sealed class PipeWebSocket : IDisposable
         return Step.Error;
     }
 
-    /// <summary>The current message is handled: the next Parse starts a new one.</summary>
+    /// <summary>The current message is handled: the next Parse starts a new one. The buffer goes
+    /// back to the pool (renting is cheap), so a connection holds none between messages.</summary>
     public void MessageDone()
     {
         _messageLength = 0;
         _messageOpcode = 0;
-        if (_message.Length > KeepBufferBytes) ReleaseBuffer();
+        ReleaseBuffer();
     }
 
     /// <summary>Writes one unmasked, unfragmented frame into the output (sent by the next flush).</summary>

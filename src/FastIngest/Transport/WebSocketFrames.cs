@@ -29,6 +29,7 @@ internal static class WebSocketFrames
 
     /// <summary>Close codes (RFC 6455 §7.4.1).</summary>
     public const ushort CloseNormal = 1000;
+    public const ushort CloseGoingAway = 1001;
     public const ushort CloseProtocolError = 1002;
     public const ushort CloseUnsupportedData = 1003;
     public const ushort CloseInvalidPayload = 1007;

@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using Analytics.Contracts.V1;
 using Analytics.FastIngest.Enrichment;
 using Analytics.FastIngest.Validation;
@@ -19,6 +20,7 @@ namespace Analytics.FastIngest.Transport;
 /// </summary>
 internal static class WebSocketIngest
 {
+
     public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics)
     {
         using var socket = await PipeWebSocket.AcceptAsync(context, processor.Limits.MaxMessageBytes);
@@ -33,12 +35,23 @@ internal static class WebSocketIngest
             RateLimiter = new EventRateLimiter(processor.Limits.MaxEventsPerSecondPerConnection, processor.Limits.EventBurstPerConnection),
         };
         var aborted = context.RequestAborted;
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         metrics.ConnectionOpened();
         try
         {
             while (true)
             {
-                var read = await socket.Input.ReadAsync(aborted);
+                idle.CancelAfter(processor.Limits.WebSocketIdleTimeout); // restarts the one timer; no allocation per read
+                ReadResult read;
+                try
+                {
+                    read = await socket.Input.ReadAsync(idle.Token);
+                }
+                catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+                {
+                    await socket.CloseAsync(WebSocketFrames.CloseGoingAway, "idle", peerClosedFirst: false, aborted);
+                    return;
+                }
                 var buffer = read.Buffer;
                 var step = socket.Parse(ref buffer);
                 socket.Input.AdvanceTo(buffer.Start, step == PipeWebSocket.Step.NeedMore ? buffer.End : buffer.Start);

@@ -28,6 +28,12 @@ public sealed class IngestLimits
     /// </summary>
     public double MaxEventsPerSecondPerConnection { get; init; } = 20_000;
     public double EventBurstPerConnection { get; init; } = 100_000;
+    /// <summary>
+    /// A WebSocket that sends nothing for this long is closed with 1001. The server sends no
+    /// pings, so this is what frees half-open connections (a phone that left the network); the
+    /// agent reconnects on its next event.
+    /// </summary>
+    public TimeSpan WebSocketIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
     public static IngestLimits Default { get; } = new();
 }
