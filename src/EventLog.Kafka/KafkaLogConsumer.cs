@@ -145,8 +145,8 @@ internal sealed class KafkaLogConsumer : IEventLogConsumer
                 // Rewind the partition to what this consumer has not returned yet (its buffer, then
                 // this record) and start it afresh: its next batch says Resumed again.
                 var tp = new TopicPartition(_topic, result.Partition);
-                long rewindTo = _partitions.TryGetValue(tp.Partition.Value, out var buffer) && buffer.NextToRead is { } next && buffer.Count > 0
-                    ? next - buffer.Count
+                long rewindTo = _partitions.TryGetValue(tp.Partition.Value, out var buffer) && buffer.FirstOffset is { } first
+                    ? first
                     : result.Offset.Value;
                 _consumer.Seek(new TopicPartitionOffset(tp, rewindTo));
                 _partitions[tp.Partition.Value] = new PartitionBuffer(tp);
@@ -242,45 +242,41 @@ internal sealed class KafkaLogConsumer : IEventLogConsumer
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Records of one partition read but not yet returned and committed.</summary>
-    private sealed class PartitionBuffer(TopicPartition partition)
+    /// <summary>
+    /// Records of one partition read but not yet returned and committed. A batch is the
+    /// consecutive run at the front: where offsets skip (transaction markers, compaction) the
+    /// records before the gap go out alone, so a batch's offsets are always FirstOffset + i.
+    /// </summary>
+    internal sealed class PartitionBuffer(TopicPartition partition)
     {
-        private readonly List<ReadOnlyMemory<byte>> _records = [];
-        private long _firstOffset = -1;
+        private readonly List<(long Offset, ReadOnlyMemory<byte> Record)> _records = [];
+        private int _consecutive; // records at the front with consecutive offsets
+        private long? _next;      // offset after the last record read
         private bool _resumed = true;
 
         public TopicPartition Partition { get; } = partition;
         public string Source { get; } = string.Create(CultureInfo.InvariantCulture, $"{partition.Topic}/{partition.Partition.Value}");
         public long? Committed { get; set; }
-        public long? NextToRead => _firstOffset < 0 ? null : _firstOffset + _records.Count;
+        public long? NextToRead => _next;
         public int Count => _records.Count;
+        public long? FirstOffset => _records.Count == 0 ? null : _records[0].Offset;
 
-        /// <summary>A batch can go out now: a full one, or the records before a gap in offsets.</summary>
-        public bool Ready(int maxRecords) => _records.Count >= maxRecords || _gapAfter >= 0;
-        private int _gapAfter = -1;
+        /// <summary>A batch can go out now: a full one, or the records before a gap.</summary>
+        public bool Ready(int maxRecords) => _consecutive >= maxRecords || _consecutive < _records.Count;
 
         public void Add(long offset, ReadOnlyMemory<byte> record)
         {
-            if (_records.Count == 0) _firstOffset = offset;
-            else if (offset != _firstOffset + _records.Count)
-            {
-                // Offsets skip (transaction markers, compaction): batches stay consecutive, so
-                // the records before the gap go out alone.
-                if (_gapAfter < 0) _gapAfter = _records.Count;
-                _pendingAfterGap.Add((offset, record));
-                return;
-            }
-            if (_gapAfter >= 0) { _pendingAfterGap.Add((offset, record)); return; }
-            _records.Add(record);
+            if (_consecutive == _records.Count && (_records.Count == 0 || offset == _records[^1].Offset + 1)) _consecutive++;
+            _records.Add((offset, record));
+            _next = offset + 1;
         }
-
-        private readonly List<(long Offset, ReadOnlyMemory<byte> Record)> _pendingAfterGap = [];
 
         public LogBatch Peek(int maxRecords)
         {
-            int count = Math.Min(maxRecords, _records.Count);
-            var records = _records.GetRange(0, count);
-            var batch = new LogBatch(records, _firstOffset, _firstOffset + count, Source, _resumed);
+            int count = Math.Min(maxRecords, _consecutive);
+            var records = new List<ReadOnlyMemory<byte>>(count);
+            for (int i = 0; i < count; i++) records.Add(_records[i].Record);
+            var batch = new LogBatch(records, _records[0].Offset, _records[0].Offset + count, Source, _resumed);
             _resumed = false;
             return batch;
         }
@@ -288,14 +284,8 @@ internal sealed class KafkaLogConsumer : IEventLogConsumer
         public void Remove(int count)
         {
             _records.RemoveRange(0, count);
-            _firstOffset += count;
-            if (_records.Count == 0 && _gapAfter >= 0)
-            {
-                _gapAfter = -1;
-                var pending = _pendingAfterGap.ToList();
-                _pendingAfterGap.Clear();
-                foreach (var (offset, record) in pending) Add(offset, record);
-            }
+            _consecutive = Math.Min(1, _records.Count);
+            while (_consecutive < _records.Count && _records[_consecutive].Offset == _records[_consecutive - 1].Offset + 1) _consecutive++;
         }
     }
 }

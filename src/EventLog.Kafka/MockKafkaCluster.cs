@@ -96,17 +96,13 @@ public sealed partial class MockKafkaCluster : IDisposable
     public enum ApiKey : short
     {
         Produce = 0,
-        Fetch = 1,
-        OffsetCommit = 8,
     }
 
     /// <summary>Kafka protocol error codes used by tests.</summary>
     public static class Errors
     {
-        public const int NotLeaderForPartition = 6;
         public const int RequestTimedOut = 7;
         public const int NotEnoughReplicas = 19;
-        public const int NotEnoughReplicasAfterAppend = 20;
     }
 
     private static void Check(int result, StringBuilder error)

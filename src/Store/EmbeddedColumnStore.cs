@@ -48,23 +48,11 @@ public sealed class EmbeddedColumnStore : IColumnStore
 
     /// <inheritdoc />
     /// <remarks>The keys go through a spool file read by file(), like inserts: one query, no literal.</remarks>
-    public async Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(keys);
-        var path = Path.Combine(_spoolDirectory, Guid.NewGuid().ToString("N") + SpoolExtension);
-        try
-        {
-            using (var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.Asynchronous, preallocationSize: keys.Rows.Length))
-            {
-                await RandomAccess.WriteAsync(handle, keys.Rows, 0, cancellationToken).ConfigureAwait(false);
-            }
-            string table = $"file({ClickHouseSql.StringLiteral(path)}, 'RowBinary', {ClickHouseSql.StringLiteral(keys.Structure)})";
-            return await QueryRowsAsync(sql.Replace(KeyRows.Placeholder, table, StringComparison.Ordinal), cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        return WithSpoolFileAsync(keys.Rows, keys.Structure, table =>
+            QueryRowsAsync(sql.Replace(KeyRows.Placeholder, table, StringComparison.Ordinal), cancellationToken), cancellationToken);
     }
 
     public async Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
@@ -75,26 +63,35 @@ public sealed class EmbeddedColumnStore : IColumnStore
         if (rowBinary.IsEmpty)
             return 0;
 
-        var path = Path.Combine(_spoolDirectory, Guid.NewGuid().ToString("N") + SpoolExtension);
-        try
+        return await WithSpoolFileAsync(rowBinary, columnsWithTypes, source =>
         {
-            // No fsync: the engine reads the file back through the page cache right away, and
-            // the file is worthless after a crash (the caller retries the batch).
-            using (var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None,
-                       FileOptions.Asynchronous, preallocationSize: rowBinary.Length))
-            {
-                await RandomAccess.WriteAsync(handle, rowBinary, 0, cancellationToken).ConfigureAwait(false);
-            }
-
-            var sql = new StringBuilder(128 + columnsWithTypes.Length + path.Length)
+            var sql = new StringBuilder(128 + columnsWithTypes.Length + source.Length)
                 .Append("INSERT INTO ").Append(table).Append(" (").AppendJoin(", ", columns)
                 .Append(") ")
                 .Append(deduplicationToken is null ? "" : "SETTINGS insert_deduplication_token = " + ClickHouseSql.StringLiteral(deduplicationToken) + ", max_threads = 1 ")
-                .Append("SELECT * FROM file(").Append(ClickHouseSql.StringLiteral(path))
-                .Append(", 'RowBinary', ").Append(ClickHouseSql.StringLiteral(columnsWithTypes)).Append(')')
+                .Append("SELECT * FROM ").Append(source)
                 .ToString();
-            return await _engine.QueryAsync(sql, ChDbEngine.DefaultFormat, static output => (long)output.RowsWritten,
-                cancellationToken).ConfigureAwait(false);
+            return _engine.QueryAsync(sql, ChDbEngine.DefaultFormat, static output => (long)output.RowsWritten, cancellationToken);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Writes RowBinary rows to a spool file, runs <paramref name="run"/> with the table
+    /// expression that reads them (file('…', 'RowBinary', structure)), then deletes the file.
+    /// No fsync: the engine reads the file back through the page cache right away, and the file
+    /// is worthless after a crash (the caller retries).
+    /// </summary>
+    private async Task<T> WithSpoolFileAsync<T>(ReadOnlyMemory<byte> rows, string structure, Func<string, Task<T>> run, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(_spoolDirectory, Guid.NewGuid().ToString("N") + SpoolExtension);
+        try
+        {
+            using (var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None,
+                       FileOptions.Asynchronous, preallocationSize: rows.Length))
+            {
+                await RandomAccess.WriteAsync(handle, rows, 0, cancellationToken).ConfigureAwait(false);
+            }
+            return await run($"file({ClickHouseSql.StringLiteral(path)}, 'RowBinary', {ClickHouseSql.StringLiteral(structure)})").ConfigureAwait(false);
         }
         finally
         {
