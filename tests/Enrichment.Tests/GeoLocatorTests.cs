@@ -11,7 +11,7 @@ namespace Analytics.Enrichment.Tests;
 /// </summary>
 public class GeoLocatorTests
 {
-    private static readonly string CityTestDb = TestDataPaths.Fixture("maxmind", "GeoIP2-City-Test.mmdb");
+    private static readonly string CityTestDb = GeoReferrerData.Fixture("maxmind", "GeoIP2-City-Test.mmdb");
     private static readonly Lazy<IReadOnlyList<SourceNetwork>> Source = new(LoadSource);
 
     [Fact]
@@ -79,7 +79,7 @@ public class GeoLocatorTests
     [Fact]
     public void A_country_database_answers_the_country_and_leaves_region_and_city_empty()
     {
-        using var geo = GeoLocator.Open(TestDataPaths.Fixture("maxmind", "GeoLite2-Country-Test.mmdb"));
+        using var geo = GeoLocator.Open(GeoReferrerData.Fixture("maxmind", "GeoLite2-Country-Test.mmdb"));
         Assert.Equal("GeoLite2-Country", geo.DatabaseType);
         // Country networks the City source also lists; the Country test database is built from
         // the same MaxMind test networks, so where it answers it must name the same country.
@@ -99,7 +99,7 @@ public class GeoLocatorTests
     [Fact]
     public void The_real_GeoLite2_database_from_the_install_step_locates_well_known_public_networks()
     {
-        using var geo = GeoLocator.Open(TestDataPaths.EnrichmentData("geolite2", "GeoLite2-City.mmdb"));
+        using var geo = GeoLocator.Open(GeoReferrerData.EnrichmentData("geolite2", "GeoLite2-City.mmdb"));
         Assert.Equal("GeoLite2-City", geo.DatabaseType);
         Assert.Equal("US", geo.Locate("8.8.8.0/24").Country);          // Google Public DNS
         Assert.Equal("US", geo.Locate("2001:4860:4860::/48").Country); // its IPv6 anycast block
@@ -163,8 +163,7 @@ public class GeoLocatorTests
     [Fact]
     public void Opening_a_missing_file_a_non_database_or_a_database_of_another_type_fails_with_one_clear_line()
     {
-        string dir = Directory.CreateTempSubdirectory("geo-open-").FullName;
-        try
+        GeoReferrerData.InTempDirectory("geo-open-", dir =>
         {
             var missing = Assert.Throws<GeoDatabaseException>(() => GeoLocator.Open(Path.Combine(dir, "none.mmdb")));
             Assert.Contains("not found", missing.Message);
@@ -174,14 +173,10 @@ public class GeoLocatorTests
             var notDb = Assert.Throws<GeoDatabaseException>(() => GeoLocator.Open(junk));
             Assert.Contains("Not a MaxMind database", notDb.Message);
 
-            var asn = Assert.Throws<GeoDatabaseException>(() => GeoLocator.Open(TestDataPaths.Fixture("maxmind", "GeoLite2-ASN-Test.mmdb")));
+            var asn = Assert.Throws<GeoDatabaseException>(() => GeoLocator.Open(GeoReferrerData.Fixture("maxmind", "GeoLite2-ASN-Test.mmdb")));
             Assert.Contains("GeoLite2-ASN", asn.Message);
             Assert.DoesNotContain('\n', asn.Message);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        });
     }
 
     // ---- the oracle: MaxMind's source JSON, read with System.Text.Json ----
@@ -190,7 +185,7 @@ public class GeoLocatorTests
 
     private static IReadOnlyList<SourceNetwork> LoadSource()
     {
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(TestDataPaths.Fixture("maxmind", "GeoIP2-City-Test.source.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(GeoReferrerData.Fixture("maxmind", "GeoIP2-City-Test.source.json")));
         var list = new List<SourceNetwork>();
         foreach (var entry in doc.RootElement.EnumerateArray())
             foreach (var property in entry.EnumerateObject())

@@ -5,7 +5,7 @@ namespace Analytics.Enrichment.Tests;
 /// data sets that scripts/fetch-enrichment-data.sh installs (test.sh runs it first). A missing
 /// data set fails the test with the command to run: these tests never skip.
 /// </summary>
-internal static class TestDataPaths
+internal static class GeoReferrerData
 {
     public static string Fixture(params string[] parts) =>
         Path.Combine([AppContext.BaseDirectory, "TestData", .. parts]);
@@ -21,7 +21,15 @@ internal static class TestDataPaths
         return path;
     }
 
-    private static string RepositoryRoot()
+    /// <summary>Runs a test in a directory of its own, removed afterwards whatever happens.</summary>
+    public static void InTempDirectory(string prefix, Action<string> test)
+    {
+        string dir = Directory.CreateTempSubdirectory(prefix).FullName;
+        try { test(dir); }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    public static string RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "Analytics.sln"))) return dir.FullName;
