@@ -3,6 +3,7 @@ using Analytics.EventLog;
 using Analytics.EventLog.Kafka;
 using Analytics.FastIngest;
 using Analytics.FastIngest.Sites;
+using Analytics.FastIngest.Transport;
 using Analytics.FastIngest.Validation;
 using Analytics.QueryService;
 using Analytics.Rollup;
@@ -41,6 +42,10 @@ public sealed class HostSettings
     public ushort LogicVersion { get; init; } = ProcessingLogic.Current;
     /// <summary>Clock for receive times; tests replace it to place events at chosen times.</summary>
     public TimeProvider Clock { get; init; } = TimeProvider.System;
+    /// <summary>Addresses and networks ("10.0.0.0/8", "127.0.0.1") of the load balancers and
+    /// reverse proxies in front of this server, whose X-Forwarded-For / Forwarded headers name the
+    /// client (`--trusted-proxies`, ANALYTICS_TRUSTED_PROXIES). Empty: no header is believed.</summary>
+    public IReadOnlyList<string> TrustedProxies { get; init; } = [];
 }
 
 [Flags]
@@ -93,6 +98,8 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Rollup)) services.AddHostedService<RollupWorker>();
 
         var app = builder.Build();
+        // First: everything after it (ingest's ClientInfo above all) sees the client's address.
+        app.UseTrustedProxies(settings.TrustedProxies);
         // Recognises upgrade requests (context.WebSockets.IsWebSocketRequest); the ingest and echo
         // endpoints then frame WebSocket messages themselves on the connection pipes.
         app.UseWebSockets();

@@ -11,6 +11,14 @@ switch (command)
 {
     case "serve":
     {
+        // --trusted-proxies 10.0.0.0/8,127.0.0.1 (or ANALYTICS_TRUSTED_PROXIES): whose
+        // X-Forwarded-For / Forwarded headers to believe.
+        string[] trustedProxies = [cli.Get("trusted-proxies", "")];
+        if (!Analytics.FastIngest.Transport.TrustedProxies.TryParse(trustedProxies, out _, out _, out string? proxyError))
+        {
+            Console.Error.WriteLine("analytics: " + proxyError);
+            return 2;
+        }
         var server = ClickHouseServerOptions(cli);
         var app = await AnalyticsHost.BuildAsync(new HostSettings
         {
@@ -24,6 +32,7 @@ switch (command)
             Quiet = cli.Flag("quiet"),
             Roles = ParseRoles(cli.Get("roles", "ingest,rollup,query")),
             LogicVersion = ushort.Parse(cli.Get("logic-version", Analytics.Rollup.ProcessingLogic.Current.ToString(System.Globalization.CultureInfo.InvariantCulture)), System.Globalization.CultureInfo.InvariantCulture),
+            TrustedProxies = trustedProxies,
         });
         var demo = cli.Flag("demo") ? EnsureDemoSite(app.Services.GetRequiredService<SiteRegistry>()) : null;
         await app.StartAsync();
@@ -100,6 +109,7 @@ switch (command)
         Console.Error.WriteLine("""
             usage: analytics [command] [--data DIR]
               serve [--urls http://127.0.0.1:5080] [--demo] [--echo] [--quiet] [--roles ingest,rollup,query]
+                    [--trusted-proxies 10.0.0.0/8,127.0.0.1]   proxies whose X-Forwarded-For/Forwarded to believe
                     [--store embedded|clickhouse --clickhouse-url http://host:8123 [--clickhouse-user U]
                      [--clickhouse-password P] [--clickhouse-database analytics] [--clickhouse-cluster NAME]]
                     [--log local|kafka --kafka-bootstrap HOST:PORT [--kafka-topic analytics.events]

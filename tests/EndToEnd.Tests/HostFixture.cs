@@ -75,9 +75,11 @@ public sealed class TestHost : IAsyncDisposable
     /// <param name="storeOf">Another host whose database (and site) this one shares, with a data
     /// directory of its own: a second replica of a service in a scale-out deployment.</param>
     /// <param name="echo">Also map the /v1/echo WebSocket endpoint (the benchmark baseline).</param>
+    /// <param name="trustedProxies">Proxies whose X-Forwarded-For / Forwarded the host believes.</param>
     public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null,
         ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null,
-        Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false)
+        Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false,
+        IReadOnlyList<string>? trustedProxies = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
@@ -96,6 +98,7 @@ public sealed class TestHost : IAsyncDisposable
             Roles = roles,
             RollupBatchRecords = rollupBatchRecords,
             EnableEcho = echo,
+            TrustedProxies = trustedProxies ?? [],
         });
         var registry = app.Services.GetRequiredService<SiteRegistry>();
         var site = restartOf?.Site ?? storeOf?.Site ?? registry.CreateSite(registry.CreateMerchant("Test Merchant " + id), "shop.example", "key-" + id);
@@ -103,10 +106,11 @@ public sealed class TestHost : IAsyncDisposable
         return new TestHost(app, data, database, site);
     }
 
-    public async Task<ClientWebSocket> ConnectAsync(string userAgent = BrowserUserAgent)
+    public async Task<ClientWebSocket> ConnectAsync(string userAgent = BrowserUserAgent, params (string Name, string Value)[] headers)
     {
         var socket = new ClientWebSocket();
         socket.Options.SetRequestHeader("User-Agent", userAgent);
+        foreach (var (name, value) in headers) socket.Options.SetRequestHeader(name, value);
         await socket.ConnectAsync(WebSocketUri, TestContext.Current.CancellationToken);
         return socket;
     }
