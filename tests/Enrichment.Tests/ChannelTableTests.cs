@@ -27,6 +27,8 @@ public class ChannelTableTests
         { "https://", Page, "", "Direct / None", "Direct", "(none)" },
         { "https://example.com:port/", Page, "", "Direct / None", "Direct", "(none)" },
         { "https://a..b.com/", Page, "", "Direct / None", "Direct", "(none)" },
+        { "https://[" + new string('a', 300) + "]/", Page, "", "Direct / None", "Direct", "(none)" },
+        { "https://" + new string('a', 254) + ".com/", Page, "", "Direct / None", "Direct", "(none)" },
         { "file:///C:/page.html", Page, "", "Direct / None", "Direct", "(none)" },
         { "https://shop.example/", Page, "?utm_campaign=spring", "Direct / None", "Direct", "(none)" },
         // Rule 2, Cross-network, before the paid rules.

@@ -101,6 +101,8 @@ public class GeoLocatorTests
     {
         using var geo = GeoLocator.Open(GeoReferrerData.EnrichmentData("geolite2", "GeoLite2-City.mmdb"));
         Assert.Equal("GeoLite2-City", geo.DatabaseType);
+        // A current build, not the 2019 one some npm packages still ship.
+        Assert.True(geo.BuildDate >= new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), $"built {geo.BuildDate:yyyy-MM-dd}");
         Assert.Equal("US", geo.Locate("8.8.8.0/24").Country);          // Google Public DNS
         Assert.Equal("US", geo.Locate("2001:4860:4860::/48").Country); // its IPv6 anycast block
         Assert.Equal(GeoLocation.Unknown, geo.Locate("10.1.2.0/24"));

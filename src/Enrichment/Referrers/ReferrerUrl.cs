@@ -35,7 +35,8 @@ internal static class ReferrerUrl
         {
             // IPv6 literal: kept whole as the host, brackets included, as browsers show it.
             int close = authority.IndexOf(']');
-            if (close < 0 || !IsPort(authority[(close + 1)..])) return Scheme.None;
+            // 45 characters is the longest IPv6 text form (with an embedded IPv4 address).
+            if (close < 0 || close > 46 || !IsPort(authority[(close + 1)..])) return Scheme.None;
             host = authority[..(close + 1)];
         }
         else
