@@ -135,7 +135,10 @@ public class ChannelTableTests
         Assert.Equal(documented.Order(), channels.Order());
         // The docs' table names the same channels, in the same order as the rules.
         string doc = File.ReadAllText(Path.Combine(GeoReferrerData.RepositoryRoot(), "docs", "enrichment.md"));
-        var rows = doc.Split('\n').Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\| \d+ \| ")).Select(l => l.Split('|')[2].Trim()).ToArray();
+        string section = doc[doc.IndexOf("\n## Channels", StringComparison.Ordinal)..];
+        int next = section.IndexOf("\n## ", 1, StringComparison.Ordinal);
+        if (next > 0) section = section[..next];
+        var rows = section.Split('\n').Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\| \d+ \| ")).Select(l => l.Split('|')[2].Trim()).ToArray();
         Assert.Equal(documented, rows);
     }
 
