@@ -2,7 +2,7 @@ using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text.Json;
 using Analytics.Contracts.V1;
-using Analytics.FastIngest.Sites;
+using Analytics.ControlPlane;
 using Analytics.Host;
 using Analytics.Store;
 using Google.Protobuf;
@@ -130,7 +130,7 @@ public sealed class TestHost : IAsyncDisposable
     {
         string from = DateTime.UtcNow.AddDays(-1).ToString("yyyy-MM-dd");
         string to = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd");
-        var json = await Http.GetFromJsonAsync<JsonElement>($"/v1/sites/{Site.SiteId}/aggregate?metrics={metrics}&from={from}&to={to}", TestContext.Current.CancellationToken);
+        var json = await Http.GetFromJsonAsync<JsonElement>($"/v1/sites/{Site.PublicId}/aggregate?metrics={metrics}&from={from}&to={to}", TestContext.Current.CancellationToken);
         return json.GetProperty("results").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());
     }
 

@@ -2,7 +2,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Analytics.Contracts.V1;
-using Analytics.FastIngest.Sites;
+using Analytics.ControlPlane;
 using Analytics.Host;
 using Analytics.Store.ClickHouse;
 using Google.Protobuf;
@@ -136,12 +136,12 @@ public sealed class HostOnClickHouseServerTests(BackendsFixture fixture, ITestOu
     private static async Task<string> AggregateAsync(HttpClient http, Site site)
     {
         var json = await http.GetFromJsonAsync<JsonElement>(
-            $"/v1/sites/{site.SiteId}/aggregate?metrics=pageviews,events,visitors,visits&from=2026-11-20&to=2026-11-20", Ct);
+            $"/v1/sites/{site.PublicId}/aggregate?metrics=pageviews,events,visitors,visits&from=2026-11-20&to=2026-11-20", Ct);
         return string.Join(',', json.GetProperty("results").EnumerateObject().OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => $"{p.Name}={p.Value}"));
     }
 
     private static async Task<string> HoursAsync(HttpClient http, Site site) =>
-        (await http.GetStringAsync($"/v1/sites/{site.SiteId}/timeseries?metrics=pageviews,events,visitors,visits&interval=hour&from=2026-11-20T08:00:00Z&to=2026-11-20T12:00:00Z", Ct));
+        (await http.GetStringAsync($"/v1/sites/{site.PublicId}/timeseries?metrics=pageviews,events,visitors,visits&interval=hour&from=2026-11-20T08:00:00Z&to=2026-11-20T12:00:00Z", Ct));
 
     // Site-day, event count, logic version and whether outdated; not generation ids or times.
     private static string Partitions(JsonElement status) => string.Join(';', status.EnumerateArray().Select(p =>
