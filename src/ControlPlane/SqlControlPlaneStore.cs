@@ -113,7 +113,7 @@ public abstract class SqlControlPlaneStore : IControlPlaneStore
         email = NormalizeEmail(email);
         passwordHash = Required(passwordHash, "password hash");
         role = ValidRole(role);
-        return Write($"user {email}", (db, tx) =>
+        return Write($"user {email} (merchant {merchantId})", (db, tx) =>
         {
             var user = new User(NextId(db, tx, "users"), merchantId, email, passwordHash, role, DateTimeOffset.FromUnixTimeMilliseconds(Now));
             Sql.Execute(db, tx, "INSERT INTO users (id, merchant_id, email, password_hash, role, created_at) VALUES (@i, @m, @e, @p, @r, @t)",
@@ -147,7 +147,7 @@ public abstract class SqlControlPlaneStore : IControlPlaneStore
         domain = Required(domain, "domain");
         timeZone = ValidTimeZone(timeZone);
         siteKey ??= Identifiers.NewSiteKey();
-        return Write($"site key '{siteKey}'", (db, tx) =>
+        return Write($"site (key '{siteKey}', merchant {merchantId})", (db, tx) =>
         {
             long id = NextId(db, tx, "sites");
             Sql.Execute(db, tx, "INSERT INTO sites (id, public_id, merchant_id, site_key, domain, time_zone, created_at) VALUES (@i, @p, @m, @k, @d, @z, @t)",

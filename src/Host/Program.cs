@@ -2,6 +2,7 @@ using System.Text.Json;
 using Analytics.ControlPlane;
 using Analytics.Host;
 
+StartupErrors.Install();
 var cli = new CommandLine(args);
 string command = cli.Positional.Count > 0 ? cli.Positional[0] : "serve";
 string data = Path.GetFullPath(cli.Get("data", ".data"));

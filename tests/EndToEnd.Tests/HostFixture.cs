@@ -74,10 +74,12 @@ public sealed class TestHost : IAsyncDisposable
     /// <param name="kafka">Kafka as the event log instead of the local log.</param>
     /// <param name="storeOf">Another host whose database (and site) this one shares, with a data
     /// directory of its own: a second replica of a service in a scale-out deployment.</param>
+    /// <param name="controlPlane">The control plane (--control-plane); null: SQLite in the data directory.</param>
     /// <param name="echo">Also map the /v1/echo WebSocket endpoint (the benchmark baseline).</param>
     public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null,
         ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null,
-        Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false)
+        Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false,
+        string? controlPlane = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
@@ -96,6 +98,7 @@ public sealed class TestHost : IAsyncDisposable
             Roles = roles,
             RollupBatchRecords = rollupBatchRecords,
             EnableEcho = echo,
+            ControlPlane = controlPlane,
         });
         var registry = app.Services.GetRequiredService<SiteRegistry>();
         var site = restartOf?.Site ?? storeOf?.Site ?? registry.CreateSite(registry.CreateMerchant("Test Merchant " + id), "shop.example", "key-" + id);
