@@ -67,8 +67,13 @@ public static class AdminEndpoints
         admin.MapGet("/reprocess/{id}", (string id, ReprocessQueue queue) =>
             queue.Get(id) is { } job ? Results.Text(queue.Describe(job), "application/json") : Results.Problem(statusCode: 404, title: "Unknown job", detail: $"No job {id}."));
         admin.MapGet("/partitions", async (long merchantId, string? site, SiteRegistry registry, PartitionAdmin partitions, RollupOptions options, CancellationToken ct) =>
-            TryResolveSite(registry, merchantId, site, out long? siteId, out var unknown)
-                ? Results.Json(await partitions.StatusAsync(merchantId, siteId, options.LogicVersion, ct)) : unknown!);
+        {
+            if (!TryResolveSite(registry, merchantId, site, out long? siteId, out var unknown)) return unknown!;
+            var status = await partitions.StatusAsync(merchantId, siteId, options.LogicVersion, ct);
+            // Sites by public id here too: the store's rows carry the internal one.
+            var publicIds = registry.ListSites(merchantId).ToDictionary(s => s.SiteId, s => s.PublicId);
+            return Results.Json(status.Select(p => new { site = publicIds.GetValueOrDefault(p.SiteId), p.Day, p.Generation, p.MinLogicVersion, p.MaxLogicVersion, p.Events, p.Outdated }));
+        });
         admin.MapPost("/export", async (ExportRequest request, SiteRegistry registry, PartitionAdmin partitions, CancellationToken ct) =>
         {
             if (!TryResolveSite(registry, request.MerchantId, request.Site, out long? siteId, out var unknown)) return unknown!;

@@ -94,6 +94,8 @@ public class AdminTests(EngineFixture engine)
         var partition = JsonDocument.Parse(status).RootElement[0];
         Assert.False(partition.GetProperty("outdated").GetBoolean());
         Assert.Equal(20, partition.GetProperty("events").GetInt64());
+        Assert.Equal(host.Site.PublicId, partition.GetProperty("site").GetString());
+        Assert.False(partition.TryGetProperty("siteId", out _));
     }
 
     [Fact]
