@@ -63,7 +63,7 @@ switch (command)
         }
         using var registry = new SiteRegistry(ControlPlaneStore.Open(cli.Get("control-plane") ?? ControlPlaneStore.DefaultSpec(data)));
         long merchantId = long.TryParse(cli.Get("merchant-id"), out long m) ? m : registry.CreateMerchant(cli.Get("merchant")!);
-        Console.WriteLine(JsonSerializer.Serialize(registry.CreateSite(merchantId, domain, cli.Get("site-key")), json));
+        Console.WriteLine(JsonSerializer.Serialize(registry.CreateSite(merchantId, domain, cli.Get("site-key"), cli.Get("time-zone", "UTC")), json));
         return 0;
     }
     case "sites" when cli.Positional.Count > 1 && cli.Positional[1] == "list":
@@ -107,7 +107,7 @@ switch (command)
                     [--log local|kafka --kafka-bootstrap HOST:PORT [--kafka-topic analytics.events]
                      [--schema-registry URL] [--consumer-group rollup]]
               kafka-mock [--brokers 3] [--partitions 6] [--kafka-topic T]   local Kafka-protocol cluster; prints bootstrap servers
-              sites create --domain D (--merchant NAME | --merchant-id N) [--site-key K]
+              sites create --domain D (--merchant NAME | --merchant-id N) [--site-key K] [--time-zone Europe/Berlin]
               (serve and sites: [--control-plane sqlite:PATH | postgres:CONNECTION-STRING], default sqlite:DATA/control-plane.db)
               sites list
               migrate [--store clickhouse --clickhouse-url URL [--clickhouse-cluster NAME] ...]   apply the schema and exit

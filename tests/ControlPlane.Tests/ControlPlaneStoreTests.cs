@@ -295,6 +295,18 @@ public abstract class ControlPlaneStoreTests : IDisposable
     }
 
     [Fact]
+    public void Resolving_a_known_key_from_utf8_bytes_allocates_nothing()
+    {
+        using var registry = new SiteRegistry(_backend.Open());
+        var site = registry.CreateSite(registry.CreateMerchant("M"), "m.example");
+        byte[] key = Encoding.ASCII.GetBytes(site.SiteKey);
+        Assert.Equal(site, registry.Resolve(key));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10_000; i++) registry.Resolve(key);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void The_registry_finds_sites_created_by_another_node_by_key_and_public_id()
     {
         using var registry = new SiteRegistry(_backend.Open());
