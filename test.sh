@@ -24,6 +24,10 @@ if ! dotnet build Analytics.sln -c Release -nologo -v quiet -clp:ErrorsOnly; the
     exit 1
 fi
 
+# The control-plane suites start a throwaway PostgreSQL cluster of their own (initdb + pg_ctl,
+# tests/Shared/PostgresServer.cs): they need the server binaries, not a running service.
+command -v /usr/lib/postgresql/*/bin/initdb >/dev/null || apt-get install -y postgresql
+
 passed=0
 failed=0
 suites_failed=()

@@ -3,7 +3,7 @@ using System.Net;
 using Analytics.Contracts.V1;
 using Analytics.FastIngest.Enrichment;
 using Analytics.FastIngest.Protocol;
-using Analytics.FastIngest.Sites;
+using Analytics.ControlPlane;
 using Analytics.FastIngest.Validation;
 using BenchmarkDotNet.Attributes;
 using Google.Protobuf;
@@ -31,7 +31,7 @@ public class EventStepBenchmarks
     public void Setup()
     {
         _dir = new BenchDirectory("bench-steps");
-        _sites = new SiteRegistry(_dir.File("registry.db"));
+        _sites = new SiteRegistry(new SqliteControlPlaneStore(_dir.File("control-plane.db")));
         _sites.CreateSite(_sites.CreateMerchant("Bench"), "shop.example", "demo-site-key");
         _site = _sites.Resolve("demo-site-key")!;
         _visitorIds = new VisitorIdHasher(_sites);

@@ -1,7 +1,7 @@
 using Analytics.EventLog;
 using Analytics.FastIngest;
 using Analytics.FastIngest.Enrichment;
-using Analytics.FastIngest.Sites;
+using Analytics.ControlPlane;
 using Analytics.FastIngest.Validation;
 using BenchmarkDotNet.Attributes;
 using Google.Protobuf;
@@ -31,7 +31,7 @@ public class IngestPathBenchmarks
     public void Setup()
     {
         _dir = new BenchDirectory("bench-ingest");
-        _sites = new SiteRegistry(_dir.File("registry.db"));
+        _sites = new SiteRegistry(new SqliteControlPlaneStore(_dir.File("control-plane.db")));
         _sites.CreateSite(_sites.CreateMerchant("Bench"), "shop.example", "demo-site-key");
         _log = LocalLog.Open(_dir.File("log"), new LocalLogOptions { Fsync = Fsync });
         _processor = new IngestProcessor(_sites, _log, IngestLimits.Default, new IngestMetrics(), TimeProvider.System);

@@ -29,7 +29,7 @@ public static class FreshnessProbe
         };
         create.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
         var site = JsonDocument.Parse(await (await http.SendAsync(create, stop)).Content.ReadAsStringAsync(stop)).RootElement;
-        long siteId = site.GetProperty("siteId").GetInt64();
+        string siteId = site.GetProperty("id").GetString()!;
         string siteKey = site.GetProperty("siteKey").GetString()!;
 
         var ws = new UriBuilder(baseAddress) { Scheme = "ws", Path = "/v1/ws" }.Uri;

@@ -4,7 +4,7 @@ using Analytics.Contracts.V1;
 using Analytics.EventLog;
 using Analytics.FastIngest.Enrichment;
 using Analytics.FastIngest.Protocol;
-using Analytics.FastIngest.Sites;
+using Analytics.ControlPlane;
 using Analytics.FastIngest.Validation;
 
 namespace Analytics.FastIngest;

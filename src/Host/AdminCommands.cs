@@ -17,10 +17,10 @@ public static class AdminCommands
         using var http = new HttpClient { BaseAddress = new Uri(cli.Get("url", "http://127.0.0.1:5080")) };
         string token = cli.Get("token") ?? (File.Exists(Path.Combine(data, "admin-token")) ? AnalyticsHost.AdminToken(data) : "");
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        long? site = long.TryParse(cli.Get("site"), out long s) ? s : null;
+        string? site = cli.Get("site");
         if (!long.TryParse(cli.Get("merchant"), out long merchant))
         {
-            Console.Error.WriteLine($"usage: analytics {command} --merchant ID [--site ID] ... [--url {http.BaseAddress}]");
+            Console.Error.WriteLine($"usage: analytics {command} --merchant ID [--site PUBLIC-ID] ... [--url {http.BaseAddress}]");
             return 2;
         }
         try
@@ -28,11 +28,11 @@ public static class AdminCommands
             return command switch
             {
                 "reprocess" => await ReprocessAsync(http, cli, merchant, site),
-                "partitions" => await PrintAsync(await http.GetAsync($"/admin/partitions?merchantId={merchant}{(site is null ? "" : $"&siteId={site}")}")),
+                "partitions" => await PrintAsync(await http.GetAsync($"/admin/partitions?merchantId={merchant}{(site is null ? "" : $"&site={Uri.EscapeDataString(site)}")}")),
                 "export" => await PrintAsync(await http.PostAsJsonAsync("/admin/export", new
                 {
                     merchantId = merchant,
-                    siteId = site,
+                    site,
                     from = cli.Get("from"),
                     to = cli.Get("to"),
                     kind = cli.Get("kind", "raw"),
@@ -61,13 +61,13 @@ public static class AdminCommands
         return 0;
     }
 
-    private static async Task<int> ReprocessAsync(HttpClient http, CommandLine cli, long merchant, long? site)
+    private static async Task<int> ReprocessAsync(HttpClient http, CommandLine cli, long merchant, string? site)
     {
         ushort? version = ushort.TryParse(cli.Get("logic-version"), out ushort v) ? v : null;
         var response = await http.PostAsJsonAsync("/admin/reprocess", new
         {
             merchantId = merchant,
-            siteId = site,
+            site,
             from = cli.Get("from"),
             to = cli.Get("to"),
             dryRun = cli.Flag("dry-run"),

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using Analytics.FastIngest.Sites;
+using Analytics.ControlPlane;
 using Analytics.Rollup;
 using Analytics.Rollup.Reprocessing;
 
@@ -8,13 +8,16 @@ namespace Analytics.Host;
 
 /// <summary>
 /// Admin API (bearer token from the data directory): create merchants and sites, list sites.
-/// The same operations exist as CLI commands (`analytics sites create|list`).
+/// The same operations exist as CLI commands (`analytics sites create|list`). Sites are named by
+/// their public id (`site`), never by the internal id.
 /// </summary>
 public static class AdminEndpoints
 {
-    public sealed record CreateSiteRequest(string? Merchant, long? MerchantId, string Domain, string? SiteKey);
+    public sealed record CreateSiteRequest(string? Merchant, long? MerchantId, string Domain, string? SiteKey, string? TimeZone);
 
-    public sealed record ExportRequest(long MerchantId, long? SiteId, DateOnly From, DateOnly To, string? Kind, string? Format, string Out);
+    public sealed record AdminReprocessRequest(long MerchantId, string? Site, DateOnly From, DateOnly To, bool DryRun, ushort? LogicVersion);
+
+    public sealed record ExportRequest(long MerchantId, string? Site, DateOnly From, DateOnly To, string? Kind, string? Format, string Out);
 
     public static void MapAdmin(this WebApplication app, string adminToken)
     {
@@ -30,16 +33,29 @@ public static class AdminEndpoints
             if (string.IsNullOrWhiteSpace(request.Domain)) return Results.Problem(statusCode: 400, title: "Invalid site", detail: "domain is required.");
             if (request.MerchantId is null && string.IsNullOrWhiteSpace(request.Merchant))
                 return Results.Problem(statusCode: 400, title: "Invalid site", detail: "Give merchant (a name, to create one) or merchantId.");
-            long merchantId = request.MerchantId ?? registry.CreateMerchant(request.Merchant!);
-            var site = registry.CreateSite(merchantId, request.Domain, request.SiteKey);
-            return Results.Json(site, statusCode: 201);
+            try
+            {
+                long merchantId = request.MerchantId ?? registry.CreateMerchant(request.Merchant!);
+                var site = registry.CreateSite(merchantId, request.Domain, request.SiteKey, request.TimeZone ?? "UTC");
+                return Results.Json(site, statusCode: 201);
+            }
+            catch (ControlPlaneConflictException e)
+            {
+                return Results.Problem(statusCode: 409, title: "Conflict", detail: e.Message);
+            }
+            catch (ArgumentException e)
+            {
+                return Results.Problem(statusCode: 400, title: "Invalid site", detail: e.Message);
+            }
         });
         admin.MapGet("/sites", (SiteRegistry registry) => Results.Json(registry.ListSites()));
 
         // Reprocessing: rebuild derived data from raw events with the current (or a given)
         // processing logic. Runs inside Rollup, one site-day at a time; poll the job for progress.
-        admin.MapPost("/reprocess", (ReprocessRequest request, ReprocessQueue queue, RollupOptions options) =>
+        admin.MapPost("/reprocess", (AdminReprocessRequest body, SiteRegistry registry, ReprocessQueue queue, RollupOptions options) =>
         {
+            if (!TryResolveSite(registry, body.MerchantId, body.Site, out long? siteId, out var unknown)) return unknown!;
+            var request = new ReprocessRequest(body.MerchantId, siteId, body.From, body.To, body.DryRun, body.LogicVersion);
             if (request.From > request.To) return Results.Problem(statusCode: 400, title: "Invalid range", detail: "from must not be after to.");
             if (request.To.DayNumber - request.From.DayNumber > 3660) return Results.Problem(statusCode: 400, title: "Invalid range", detail: "At most ten years per job.");
             ushort version = request.LogicVersion ?? options.LogicVersion;
@@ -50,18 +66,40 @@ public static class AdminEndpoints
         });
         admin.MapGet("/reprocess/{id}", (string id, ReprocessQueue queue) =>
             queue.Get(id) is { } job ? Results.Text(queue.Describe(job), "application/json") : Results.Problem(statusCode: 404, title: "Unknown job", detail: $"No job {id}."));
-        admin.MapGet("/partitions", async (long merchantId, long? siteId, PartitionAdmin partitions, RollupOptions options, CancellationToken ct) =>
-            Results.Json(await partitions.StatusAsync(merchantId, siteId, options.LogicVersion, ct)));
-        admin.MapPost("/export", async (ExportRequest request, PartitionAdmin partitions, CancellationToken ct) =>
+        admin.MapGet("/partitions", async (long merchantId, string? site, SiteRegistry registry, PartitionAdmin partitions, RollupOptions options, CancellationToken ct) =>
         {
+            if (!TryResolveSite(registry, merchantId, site, out long? siteId, out var unknown)) return unknown!;
+            var status = await partitions.StatusAsync(merchantId, siteId, options.LogicVersion, ct);
+            // Sites by public id here too: the store's rows carry the internal one.
+            var publicIds = registry.ListSites(merchantId).ToDictionary(s => s.SiteId, s => s.PublicId);
+            return Results.Json(status.Select(p => new { site = publicIds.GetValueOrDefault(p.SiteId), p.Day, p.Generation, p.MinLogicVersion, p.MaxLogicVersion, p.Events, p.Outdated }));
+        });
+        admin.MapPost("/export", async (ExportRequest request, SiteRegistry registry, PartitionAdmin partitions, CancellationToken ct) =>
+        {
+            if (!TryResolveSite(registry, request.MerchantId, request.Site, out long? siteId, out var unknown)) return unknown!;
             if ((request.Format ?? "parquet") != "parquet") return Results.Problem(statusCode: 400, title: "Unsupported format", detail: "format: parquet.");
             string kind = request.Kind ?? "raw";
             if (kind is not ("raw" or "enriched")) return Results.Problem(statusCode: 400, title: "Unsupported kind", detail: "kind: raw or enriched.");
             if (request.From > request.To) return Results.Problem(statusCode: 400, title: "Invalid range", detail: "from must not be after to.");
             if (string.IsNullOrWhiteSpace(request.Out) || !Path.IsPathFullyQualified(request.Out))
                 return Results.Problem(statusCode: 400, title: "Invalid output", detail: "out must be an absolute directory path on the server.");
-            var files = await partitions.ExportParquetAsync(request.MerchantId, request.SiteId, request.From, request.To, kind, request.Out, ct);
+            var files = await partitions.ExportParquetAsync(request.MerchantId, siteId, request.From, request.To, kind, request.Out, ct);
             return Results.Json(new { files, rows = files.Sum(f => f.Rows) });
         });
+    }
+
+    /// <summary>A public site id of the given merchant, as the internal id the store uses; no site given is no filter.</summary>
+    private static bool TryResolveSite(SiteRegistry registry, long merchantId, string? publicId, out long? siteId, out IResult? error)
+    {
+        siteId = null;
+        error = null;
+        if (string.IsNullOrEmpty(publicId)) return true;
+        if (registry.FindByPublicId(publicId) is { } site && site.MerchantId == merchantId)
+        {
+            siteId = site.SiteId;
+            return true;
+        }
+        error = Results.Problem(statusCode: 404, title: "Unknown site", detail: $"Merchant {merchantId} has no site '{publicId}'.");
+        return false;
     }
 }

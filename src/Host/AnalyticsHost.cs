@@ -1,8 +1,8 @@
 using System.Security.Cryptography;
+using Analytics.ControlPlane;
 using Analytics.EventLog;
 using Analytics.EventLog.Kafka;
 using Analytics.FastIngest;
-using Analytics.FastIngest.Sites;
 using Analytics.FastIngest.Transport;
 using Analytics.FastIngest.Validation;
 using Analytics.QueryService;
@@ -17,8 +17,12 @@ namespace Analytics.Host;
 
 public sealed class HostSettings
 {
-    /// <summary>Registry, local event log, admin token, reprocessing jobs and quarantined records live here.</summary>
+    /// <summary>Control plane (embedded default), local event log, admin token, reprocessing jobs and quarantined records live here.</summary>
     public required string DataDirectory { get; init; }
+    /// <summary>The control plane (`--control-plane`): sqlite:PATH or postgres:CONNECTION-STRING;
+    /// null means SQLite in the data directory (control-plane.db). Nodes that must agree on
+    /// sites and visitor salts share one PostgreSQL database.</summary>
+    public string? ControlPlane { get; init; }
     /// <summary>chDB's data directory; one per process (a chDB limitation), shared by databases.</summary>
     public string? ChDbPath { get; init; }
     /// <summary>A ClickHouse server or cluster to store in instead of the in-process engine
@@ -72,7 +76,7 @@ public static class AnalyticsHost
         builder.WebHost.UseUrls(settings.Urls);
         if (settings.Quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);
 
-        var registry = new SiteRegistry(Path.Combine(data, "registry.db"));
+        var registry = new SiteRegistry(ControlPlaneStore.Open(settings.ControlPlane ?? ControlPlaneStore.DefaultSpec(data)));
         IEventLog log = settings.Kafka is { } kafka
             ? await KafkaEventLog.OpenAsync(kafka, settings.Clock, ct)
             // 8 MiB reads: a Rollup round takes up to ~50k records in one read (about 170 bytes each).

@@ -1,7 +1,8 @@
 using System.Text.Json;
-using Analytics.FastIngest.Sites;
+using Analytics.ControlPlane;
 using Analytics.Host;
 
+StartupErrors.Install();
 var cli = new CommandLine(args);
 string command = cli.Positional.Count > 0 ? cli.Positional[0] : "serve";
 string data = Path.GetFullPath(cli.Get("data", ".data"));
@@ -23,6 +24,7 @@ switch (command)
         var app = await AnalyticsHost.BuildAsync(new HostSettings
         {
             DataDirectory = data,
+            ControlPlane = cli.Get("control-plane"),
             Urls = cli.Get("urls", "http://127.0.0.1:5080"),
             Database = cli.Get("clickhouse-database") ?? cli.Get("database", "analytics"),
             ClickHouseServer = server,
@@ -68,14 +70,14 @@ switch (command)
             Console.Error.WriteLine("usage: analytics sites create --domain example.com (--merchant \"Name\" | --merchant-id N) [--site-key KEY] [--data DIR]");
             return 2;
         }
-        using var registry = new SiteRegistry(EnsureDirectory(data, "registry.db"));
+        using var registry = new SiteRegistry(ControlPlaneStore.Open(cli.Get("control-plane") ?? ControlPlaneStore.DefaultSpec(data)));
         long merchantId = long.TryParse(cli.Get("merchant-id"), out long m) ? m : registry.CreateMerchant(cli.Get("merchant")!);
-        Console.WriteLine(JsonSerializer.Serialize(registry.CreateSite(merchantId, domain, cli.Get("site-key")), json));
+        Console.WriteLine(JsonSerializer.Serialize(registry.CreateSite(merchantId, domain, cli.Get("site-key"), cli.Get("time-zone", "UTC")), json));
         return 0;
     }
     case "sites" when cli.Positional.Count > 1 && cli.Positional[1] == "list":
     {
-        using var registry = new SiteRegistry(EnsureDirectory(data, "registry.db"));
+        using var registry = new SiteRegistry(ControlPlaneStore.Open(cli.Get("control-plane") ?? ControlPlaneStore.DefaultSpec(data)));
         Console.WriteLine(JsonSerializer.Serialize(registry.ListSites(), json));
         return 0;
     }
@@ -115,13 +117,14 @@ switch (command)
                     [--log local|kafka --kafka-bootstrap HOST:PORT [--kafka-topic analytics.events]
                      [--schema-registry URL] [--consumer-group rollup]]
               kafka-mock [--brokers 3] [--partitions 6] [--kafka-topic T]   local Kafka-protocol cluster; prints bootstrap servers
-              sites create --domain D (--merchant NAME | --merchant-id N) [--site-key K]
+              sites create --domain D (--merchant NAME | --merchant-id N) [--site-key K] [--time-zone Europe/Berlin]
+              (serve and sites: [--control-plane sqlite:PATH | postgres:CONNECTION-STRING], default sqlite:DATA/control-plane.db)
               sites list
               migrate [--store clickhouse --clickhouse-url URL [--clickhouse-cluster NAME] ...]   apply the schema and exit
               demo-traffic [--url ws://127.0.0.1:5080/v1/ws] [--site-key K] [--visitors 20] [--seconds 60]
-              reprocess --merchant M [--site S] --from 2026-01-01 --to 2026-03-31 [--dry-run] [--logic-version N]
-              partitions status --merchant M [--site S]
-              export --merchant M [--site S] --from D --to D [--kind raw|enriched] --format parquet --out DIR
+              reprocess --merchant M [--site PUBLIC-ID] --from 2026-01-01 --to 2026-03-31 [--dry-run] [--logic-version N]
+              partitions status --merchant M [--site PUBLIC-ID]
+              export --merchant M [--site PUBLIC-ID] --from D --to D [--kind raw|enriched] --format parquet --out DIR
               (reprocess, partitions and export talk to a running server: --url http://127.0.0.1:5080)
             """);
         return 2;
@@ -159,12 +162,6 @@ static Roles ParseRoles(string value) =>
     value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
         .Aggregate((Roles)0, (roles, name) => roles | Enum.Parse<Roles>(name, ignoreCase: true));
 
-static string EnsureDirectory(string data, string file)
-{
-    Directory.CreateDirectory(data);
-    return Path.Combine(data, file);
-}
-
 static Site EnsureDemoSite(SiteRegistry registry) =>
     registry.Resolve(DemoSite.Key) ?? registry.CreateSite(registry.CreateMerchant("Demo Merchant"), "demo.localhost", DemoSite.Key);
 
@@ -174,7 +171,7 @@ static void PrintBanner(string address, string data, Site? demo, string log, str
     Console.WriteLine($$"""
 
         Analytics is running ({{log}} + {{store}})
-          dashboard      {{address}}/
+          dashboard      {{address}}/{{(demo is null ? "" : "?site=" + demo.PublicId)}}
           ingest         {{ws}}/v1/ws   (WebSocket, protobuf EventBatch)   and   POST {{address}}/v1/events
           query API      {{address}}/v1/sites/{site}/timeseries?metrics=pageviews,visitors&interval=minute
                          {{address}}/v1/sites/{site}/aggregate?metrics=pageviews,visitors,visits,events
@@ -185,10 +182,10 @@ static void PrintBanner(string address, string data, Site? demo, string log, str
     if (demo is not null)
     {
         Console.WriteLine($"""
-              demo site      id {demo.SiteId}, key {demo.SiteKey} (merchant {demo.MerchantId})
+              demo site      id {demo.PublicId}, key {demo.SiteKey} (merchant {demo.MerchantId})
               demo shop      {address}/demo/   (a page with the real agent: click around, then watch the dashboard)
               send traffic   ./run.sh demo-traffic     (simulated visitors for 60 s)
-              see numbers    curl '{address}/v1/sites/{demo.SiteId}/aggregate?metrics=pageviews,visitors,visits,events'
+              see numbers    curl '{address}/v1/sites/{demo.PublicId}/aggregate?metrics=pageviews,visitors,visits,events'
             """);
     }
 }

@@ -1,5 +1,4 @@
-using Analytics.FastIngest.Sites;
-using Analytics.FastIngest.Transport;
+using Analytics.ControlPlane;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -8,7 +7,8 @@ using static Analytics.QueryService.QueryParameters;
 namespace Analytics.QueryService;
 
 /// <summary>
-/// GET /v1/sites/{site}/timeseries and /aggregate. Parameters: metrics (required), from, to
+/// GET /v1/sites/{site}/timeseries and /aggregate, {site} being the site's public id (random;
+/// the sequential internal id never appears in a URL or an answer). Parameters: metrics (required), from, to
 /// (dates or ISO instants; default the last 24 hours), interval (minute|hour|day, timeseries
 /// only), tz (IANA name, default UTC), event (restrict to one event name).
 /// </summary>
@@ -26,7 +26,7 @@ public static class QueryEndpoints
             SetCaching(context, query, clock);
             return Results.Json(new
             {
-                site_id = query.SiteId,
+                site_id = site,
                 interval = query.Interval.ToString().ToLowerInvariant(),
                 tz = query.TimeZone.Id,
                 from = TimeZoneInfo.ConvertTime(query.From, query.TimeZone),
@@ -41,7 +41,7 @@ public static class QueryEndpoints
             if (!TryBuild(context, site, sites, clock, out var query, out var error)) return error!;
             var values = await reader.AggregateAsync(query!, context.RequestAborted);
             SetCaching(context, query!, clock);
-            return Results.Json(new { site_id = query!.SiteId, tz = query.TimeZone.Id, from = query.From, to = query.To, results = values });
+            return Results.Json(new { site_id = site, tz = query!.TimeZone.Id, from = query.From, to = query.To, results = values });
         });
         return app;
     }
@@ -53,11 +53,11 @@ public static class QueryEndpoints
         var p = context.Request.Query;
         try
         {
-            if (!long.TryParse(site, out long siteId) || siteId <= 0) throw new InvalidQueryException($"site: '{site}' is not a site id (a positive number).");
-            var found = sites.FindById(siteId);
+            // Unknown and malformed ids answer alike: 404 says nothing about which ids exist.
+            var found = sites.FindByPublicId(site);
             if (found is null)
             {
-                error = Problem(StatusCodes.Status404NotFound, "Unknown site", $"There is no site {siteId}.");
+                error = Problem(StatusCodes.Status404NotFound, "Unknown site", $"There is no site '{site}'.");
                 return false;
             }
             foreach (var key in p.Keys)
@@ -67,7 +67,8 @@ public static class QueryEndpoints
             }
             var metrics = ParseMetrics(p["metrics"]);
             var interval = ParseInterval(p["interval"]);
-            var tz = ParseTimeZone(p["tz"]);
+            // Without tz, the site's own time zone (UTC unless the merchant set one).
+            var tz = p["tz"].Count == 0 ? TimeZoneInfo.FindSystemTimeZoneById(found.TimeZone) : ParseTimeZone(p["tz"]);
             var now = clock.GetUtcNow();
             var to = ParseBound("to", p["to"], tz, isEnd: true, now);
             var from = ParseBound("from", p["from"], tz, isEnd: false, to.AddHours(-24));

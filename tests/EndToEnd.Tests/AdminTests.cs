@@ -24,12 +24,32 @@ public class AdminTests(EngineFixture engine)
         var site = JsonDocument.Parse(await created.Content.ReadAsStringAsync(Ct)).RootElement;
         string key = site.GetProperty("siteKey").GetString()!;
         Assert.Equal(20, key.Length);
+        // Sites are named by a random public id; the sequential internal id is not shown.
+        Assert.Matches("^[a-z2-7]{16}$", site.GetProperty("id").GetString());
+        Assert.False(site.TryGetProperty("siteId", out _));
 
         // The new key works for ingest at once.
         using var socket = await host.ConnectAsync();
         var batch = new Analytics.Contracts.V1.EventBatch { SiteKey = key };
         batch.Events.Add(Wire.Pageview());
         Assert.Equal(1u, (await Wire.SendAsync(socket, batch)).Accepted);
+    }
+
+    [Fact]
+    public async Task Creating_a_site_with_a_taken_key_is_409_and_a_bad_time_zone_or_merchant_is_400()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        async Task<HttpStatusCode> CreateAsync(object body) =>
+            (await host.Http.SendAsync(host.AdminRequest(HttpMethod.Post, "/admin/sites", body), Ct)).StatusCode;
+        Assert.Equal(HttpStatusCode.Conflict, await CreateAsync(new { merchantId = host.Site.MerchantId, domain = "x.example", siteKey = host.Site.SiteKey }));
+        Assert.Equal(HttpStatusCode.BadRequest, await CreateAsync(new { merchantId = host.Site.MerchantId, domain = "x.example", timeZone = "Mars/Olympus" }));
+        Assert.Equal(HttpStatusCode.BadRequest, await CreateAsync(new { merchantId = 987654, domain = "x.example" }));
+        Assert.Equal(HttpStatusCode.Created, await CreateAsync(new { merchantId = host.Site.MerchantId, domain = "x.example", timeZone = "Europe/Berlin" }));
+        // Admin calls name sites by public id too, and only within the merchant.
+        var partitions = await host.Http.SendAsync(host.AdminRequest(HttpMethod.Get, $"/admin/partitions?merchantId={host.Site.MerchantId}&site={host.Site.PublicId}"), Ct);
+        Assert.Equal(HttpStatusCode.OK, partitions.StatusCode);
+        var wrongMerchant = await host.Http.SendAsync(host.AdminRequest(HttpMethod.Get, $"/admin/partitions?merchantId={host.Site.MerchantId + 1}&site={host.Site.PublicId}"), Ct);
+        Assert.Equal(HttpStatusCode.NotFound, wrongMerchant.StatusCode);
     }
 
     [Fact]
@@ -74,6 +94,8 @@ public class AdminTests(EngineFixture engine)
         var partition = JsonDocument.Parse(status).RootElement[0];
         Assert.False(partition.GetProperty("outdated").GetBoolean());
         Assert.Equal(20, partition.GetProperty("events").GetInt64());
+        Assert.Equal(host.Site.PublicId, partition.GetProperty("site").GetString());
+        Assert.False(partition.TryGetProperty("siteId", out _));
     }
 
     [Fact]

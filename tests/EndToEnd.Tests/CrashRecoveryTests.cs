@@ -46,9 +46,10 @@ public class CrashRecoveryTests
             long acked = load.AckedEvents;
             long distinctSent = load.DistinctEventsSent;
             Assert.Equal(distinctSent, acked); // every batch was eventually acknowledged after resends
-            long stored = await WaitForEventsAsync(port, acked);
+            string site = await server.DemoSitePublicIdAsync();
+            long stored = await WaitForEventsAsync(port, site, acked);
             await Task.Delay(1000, Ct); // a double count would show up now
-            stored = await EventsAsync(port);
+            stored = await EventsAsync(port, site);
             TestContext.Current.TestOutputHelper?.WriteLine($"acknowledged {acked}, stored {stored}, difference {stored - acked}, resent batches {load.ResentBatches}");
             Assert.Equal(0, stored - acked);
             // The kills interrupted batches in flight, so the resend path really ran.
@@ -61,13 +62,13 @@ public class CrashRecoveryTests
         }
     }
 
-    private static async Task<long> WaitForEventsAsync(int port, long expected)
+    private static async Task<long> WaitForEventsAsync(int port, string site, long expected)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         long last;
         do
         {
-            last = await EventsAsync(port);
+            last = await EventsAsync(port, site);
             if (last >= expected) return last;
             await Task.Delay(200, Ct);
         }
@@ -75,11 +76,11 @@ public class CrashRecoveryTests
         return last;
     }
 
-    private static async Task<long> EventsAsync(int port)
+    private static async Task<long> EventsAsync(int port, string site)
     {
         using var http = new HttpClient();
         string from = DateTime.UtcNow.AddDays(-1).ToString("yyyy-MM-dd"), to = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd");
-        var json = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port}/v1/sites/1/aggregate?metrics=events&from={from}&to={to}", Ct));
+        var json = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port}/v1/sites/{site}/aggregate?metrics=events&from={from}&to={to}", Ct));
         return json.RootElement.GetProperty("results").GetProperty("events").GetInt64();
     }
 

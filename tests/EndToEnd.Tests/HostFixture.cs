@@ -2,7 +2,7 @@ using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text.Json;
 using Analytics.Contracts.V1;
-using Analytics.FastIngest.Sites;
+using Analytics.ControlPlane;
 using Analytics.Host;
 using Analytics.Store;
 using Google.Protobuf;
@@ -74,12 +74,13 @@ public sealed class TestHost : IAsyncDisposable
     /// <param name="kafka">Kafka as the event log instead of the local log.</param>
     /// <param name="storeOf">Another host whose database (and site) this one shares, with a data
     /// directory of its own: a second replica of a service in a scale-out deployment.</param>
+    /// <param name="controlPlane">The control plane (--control-plane); null: SQLite in the data directory.</param>
     /// <param name="echo">Also map the /v1/echo WebSocket endpoint (the benchmark baseline).</param>
     /// <param name="trustedProxies">Proxies whose X-Forwarded-For / Forwarded the host believes.</param>
     public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null,
         ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null,
         Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false,
-        IReadOnlyList<string>? trustedProxies = null)
+        IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
@@ -99,6 +100,7 @@ public sealed class TestHost : IAsyncDisposable
             RollupBatchRecords = rollupBatchRecords,
             EnableEcho = echo,
             TrustedProxies = trustedProxies ?? [],
+            ControlPlane = controlPlane,
         });
         var registry = app.Services.GetRequiredService<SiteRegistry>();
         var site = restartOf?.Site ?? storeOf?.Site ?? registry.CreateSite(registry.CreateMerchant("Test Merchant " + id), "shop.example", "key-" + id);
@@ -134,7 +136,7 @@ public sealed class TestHost : IAsyncDisposable
     {
         string from = DateTime.UtcNow.AddDays(-1).ToString("yyyy-MM-dd");
         string to = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd");
-        var json = await Http.GetFromJsonAsync<JsonElement>($"/v1/sites/{Site.SiteId}/aggregate?metrics={metrics}&from={from}&to={to}", TestContext.Current.CancellationToken);
+        var json = await Http.GetFromJsonAsync<JsonElement>($"/v1/sites/{Site.PublicId}/aggregate?metrics={metrics}&from={from}&to={to}", TestContext.Current.CancellationToken);
         return json.GetProperty("results").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());
     }
 

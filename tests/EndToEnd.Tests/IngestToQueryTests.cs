@@ -68,7 +68,7 @@ public class IngestToQueryTests(EngineFixture engine)
 
         var signups = await host.AggregateAsync("events");
         Assert.Equal(accepted, signups["events"]);
-        var onlySignups = await host.Http.GetStringAsync($"/v1/sites/{host.Site.SiteId}/aggregate?metrics=events,visitors&event=signup&from={DateTime.UtcNow:yyyy-MM-dd}&to={DateTime.UtcNow:yyyy-MM-dd}", Ct);
+        var onlySignups = await host.Http.GetStringAsync($"/v1/sites/{host.Site.PublicId}/aggregate?metrics=events,visitors&event=signup&from={DateTime.UtcNow:yyyy-MM-dd}&to={DateTime.UtcNow:yyyy-MM-dd}", Ct);
         Assert.Contains($"\"events\":{acceptedCustom}", onlySignups);
     }
 

@@ -142,7 +142,7 @@ public class LimitsTests(EngineFixture engine)
     public async Task Wrong_query_parameters_get_a_400_saying_what_is_wrong(string query, string message)
     {
         await using var host = await TestHost.StartAsync(engine);
-        var response = await host.Http.GetAsync($"/v1/sites/{host.Site.SiteId}/timeseries?{query}", Ct);
+        var response = await host.Http.GetAsync($"/v1/sites/{host.Site.PublicId}/timeseries?{query}", Ct);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
@@ -153,8 +153,12 @@ public class LimitsTests(EngineFixture engine)
     public async Task Unknown_sites_are_404()
     {
         await using var host = await TestHost.StartAsync(engine);
-        var response = await host.Http.GetAsync("/v1/sites/999999/aggregate?metrics=pageviews", Ct);
-        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        // Neither a well-formed id nobody holds nor an internal (sequential) id names a site.
+        foreach (var site in new[] { "aaaaaaaaaaaaaaaa", "999999", host.Site.SiteId.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+        {
+            var response = await host.Http.GetAsync($"/v1/sites/{site}/aggregate?metrics=pageviews", Ct);
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        }
     }
 }
 

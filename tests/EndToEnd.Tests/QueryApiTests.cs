@@ -25,7 +25,7 @@ public class QueryApiTests(EngineFixture engine)
             string from = DateTime.UtcNow.AddDays(-1).ToString("yyyy-MM-dd");
             string to = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd");
             var json = JsonDocument.Parse(await host.Http.GetStringAsync(
-                $"/v1/sites/{host.Site.SiteId}/timeseries?metrics=pageviews,visitors&interval={interval}&tz={tz}&from={from}&to={to}", Ct)).RootElement;
+                $"/v1/sites/{host.Site.PublicId}/timeseries?metrics=pageviews,visitors&interval={interval}&tz={tz}&from={from}&to={to}", Ct)).RootElement;
             var results = json.GetProperty("results").EnumerateArray().ToList();
             Assert.Equal(15, results.Sum(r => r.GetProperty("pageviews").GetInt64()));
             // Visitors per bucket are unique within the bucket: all 5 came in one bucket here.
@@ -45,14 +45,14 @@ public class QueryApiTests(EngineFixture engine)
     public async Task A_query_for_another_merchants_site_never_sees_this_merchants_events()
     {
         await using var host = await TestHost.StartAsync(engine);
-        var registry = (Analytics.FastIngest.Sites.SiteRegistry)host.App.Services.GetService(typeof(Analytics.FastIngest.Sites.SiteRegistry))!;
+        var registry = (Analytics.ControlPlane.SiteRegistry)host.App.Services.GetService(typeof(Analytics.ControlPlane.SiteRegistry))!;
         var other = registry.CreateSite(registry.CreateMerchant("Other"), "other.example");
         using var socket = await host.ConnectAsync();
         var batch = new EventBatch { SiteKey = host.Site.SiteKey };
         batch.Events.Add(Wire.Pageview());
         await Wire.SendAsync(socket, batch);
         await host.WaitForAggregateAsync(t => t["pageviews"] == 1);
-        var json = JsonDocument.Parse(await host.Http.GetStringAsync($"/v1/sites/{other.SiteId}/aggregate?metrics=pageviews,events&from=2020-01-01&to=2030-01-01", Ct)).RootElement;
+        var json = JsonDocument.Parse(await host.Http.GetStringAsync($"/v1/sites/{other.PublicId}/aggregate?metrics=pageviews,events&from=2020-01-01&to=2030-01-01", Ct)).RootElement;
         Assert.Equal(0, json.GetProperty("results").GetProperty("pageviews").GetInt64());
         Assert.Equal(0, json.GetProperty("results").GetProperty("events").GetInt64());
     }
@@ -81,7 +81,7 @@ public class MetricDefinitionTests(EngineFixture engine)
         Assert.Equal(12_340_000, totals["revenue_micros"]);
         string day = DateTime.UtcNow.ToString("yyyy-MM-dd");
         var pings = System.Text.Json.JsonDocument.Parse(await host.Http.GetStringAsync(
-            $"/v1/sites/{host.Site.SiteId}/aggregate?metrics=events&event=engagement&from={day}&to={day}", TestContext.Current.CancellationToken)).RootElement;
+            $"/v1/sites/{host.Site.PublicId}/aggregate?metrics=events&event=engagement&from={day}&to={day}", TestContext.Current.CancellationToken)).RootElement;
         Assert.Equal(1, pings.GetProperty("results").GetProperty("events").GetInt64());
     }
 }

@@ -28,12 +28,12 @@ public class ReprocessCrashTests
             await server.StartAsync("--logic-version", "1");
             http.DefaultRequestHeaders.Authorization = new("Bearer", AnalyticsHost.AdminToken(data));
             const int sites = 30, humans = 60, headless = 20;
-            var siteIds = new List<long>();
+            var siteIds = new List<string>();
             for (int i = 0; i < sites; i++)
             {
                 var created = await http.PostAsJsonAsync("/admin/sites", new { merchantId = 1, domain = $"s{i}.example" }, Ct);
                 var site = JsonDocument.Parse(await created.Content.ReadAsStringAsync(Ct)).RootElement;
-                siteIds.Add(site.GetProperty("siteId").GetInt64());
+                siteIds.Add(site.GetProperty("id").GetString()!);
                 await SendAsync(port, site.GetProperty("siteKey").GetString()!, TestHost.BrowserUserAgent, humans);
                 await SendAsync(port, site.GetProperty("siteKey").GetString()!, Headless, headless);
             }
@@ -94,9 +94,9 @@ public class ReprocessCrashTests
     private static async Task<JsonElement> JobAsync(HttpClient http, string id) =>
         JsonDocument.Parse(await http.GetStringAsync($"/admin/reprocess/{id}", Ct)).RootElement;
 
-    private static async Task<long> EventsAsync(HttpClient http, long siteId) => (await TotalsAsync(http, siteId))["events"];
+    private static async Task<long> EventsAsync(HttpClient http, string siteId) => (await TotalsAsync(http, siteId))["events"];
 
-    private static async Task<Dictionary<string, long>> TotalsAsync(HttpClient http, long siteId)
+    private static async Task<Dictionary<string, long>> TotalsAsync(HttpClient http, string siteId)
     {
         var json = JsonDocument.Parse(await http.GetStringAsync($"/v1/sites/{siteId}/aggregate?metrics=events,visitors,visits&from={Today()}&to={Today()}", Ct)).RootElement;
         return json.GetProperty("results").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());

@@ -54,7 +54,7 @@ public class ReprocessTests(EngineFixture engine)
     private static async Task<string> SeriesAsync(TestHost host, string interval, string tz = "UTC")
     {
         var json = JsonDocument.Parse(await host.Http.GetStringAsync(
-            $"/v1/sites/{host.Site.SiteId}/timeseries?metrics=pageviews,events,visitors,visits&interval={interval}&tz={tz}&from=2026-01-15&to=2026-01-15", Ct)).RootElement;
+            $"/v1/sites/{host.Site.PublicId}/timeseries?metrics=pageviews,events,visitors,visits&interval={interval}&tz={tz}&from=2026-01-15&to=2026-01-15", Ct)).RootElement;
         // Compare the numbers bucket by bucket (times are identical by construction).
         return string.Join("\n", json.GetProperty("results").EnumerateArray().Select(r =>
             $"{r.GetProperty("time")} {r.GetProperty("pageviews")} {r.GetProperty("events")} {r.GetProperty("visitors")} {r.GetProperty("visits")}"));
@@ -63,7 +63,7 @@ public class ReprocessTests(EngineFixture engine)
     private static async Task<Dictionary<string, long>> DayTotalsAsync(TestHost host)
     {
         var json = JsonDocument.Parse(await host.Http.GetStringAsync(
-            $"/v1/sites/{host.Site.SiteId}/aggregate?metrics=pageviews,events,visitors,visits&from=2026-01-15&to=2026-01-15", Ct)).RootElement;
+            $"/v1/sites/{host.Site.PublicId}/aggregate?metrics=pageviews,events,visitors,visits&from=2026-01-15&to=2026-01-15", Ct)).RootElement;
         return json.GetProperty("results").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());
     }
 

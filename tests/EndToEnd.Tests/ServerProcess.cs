@@ -41,6 +41,17 @@ public sealed class ServerProcess(string data, int port)
         throw new TimeoutException("server did not start");
     }
 
+    /// <summary>The public id of the demo site (--demo), read through the admin API.</summary>
+    public async Task<string> DemoSitePublicIdAsync()
+    {
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{port}/admin/sites");
+        request.Headers.Authorization = new("Bearer", Analytics.Host.AnalyticsHost.AdminToken(data));
+        using var response = await http.SendAsync(request, TestContext.Current.CancellationToken);
+        var sites = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)).RootElement;
+        return sites.EnumerateArray().Single(s => s.GetProperty("siteKey").GetString() == "demo-site-key").GetProperty("id").GetString()!;
+    }
+
     /// <summary>Process.Kill sends SIGKILL on Unix: no shutdown code runs.</summary>
     public void Kill()
     {

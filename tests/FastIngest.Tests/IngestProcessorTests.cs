@@ -3,7 +3,7 @@ using Analytics.Contracts.Internal;
 using Analytics.Contracts.V1;
 using Analytics.EventLog;
 using Analytics.FastIngest.Enrichment;
-using Analytics.FastIngest.Sites;
+using Analytics.ControlPlane;
 using Analytics.FastIngest.Validation;
 using Google.Protobuf;
 
@@ -22,7 +22,7 @@ public sealed class IngestProcessorTests : IAsyncLifetime
     public ValueTask InitializeAsync()
     {
         Directory.CreateDirectory(_dir);
-        _sites = new SiteRegistry(Path.Combine(_dir, "registry.db"));
+        _sites = new SiteRegistry(new SqliteControlPlaneStore(Path.Combine(_dir, "control-plane.db")));
         _site = _sites.CreateSite(_sites.CreateMerchant("Shop"), "shop.example", "shop-key");
         _log = LocalLog.Open(Path.Combine(_dir, "log"), new LocalLogOptions { Fsync = FsyncMode.Never });
         return ValueTask.CompletedTask;

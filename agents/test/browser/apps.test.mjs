@@ -44,7 +44,7 @@ async function visitShop(name, options) {
       { event: "purchase", metric: "events", value: 1 },
       { metric: "visits", value: 1 },
     ];
-    const got = await analytics.expectCounts(site.siteId, expected);
+    const got = await analytics.expectCounts(site.id, expected);
     await page.close();
     assert.deepEqual(errors, []);
     assert.deepEqual(got, want(expected));

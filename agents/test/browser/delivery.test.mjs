@@ -60,7 +60,7 @@ test("server killed (SIGKILL) and restarted mid-session: nothing lost, nothing c
       { event: "tick", metric: "events", value: ticks },
       { metric: "pageviews", value: 1 },
     ];
-    assert.deepEqual(await analytics.expectCounts(site.siteId, expected, { timeoutMs: 40_000 }), want(expected));
+    assert.deepEqual(await analytics.expectCounts(site.id, expected, { timeoutMs: 40_000 }), want(expected));
     assert.ok(sockets.length >= 2, `the agent reconnected (${sockets.length} sockets)`);
     await p.close();
   } finally {
@@ -111,7 +111,7 @@ test("acknowledgements lost, then the socket dropped: the resent events are coun
       { metric: "pageviews", value: 1 },
       { metric: "events", value: 26 },
     ];
-    assert.deepEqual(await analytics.expectCounts(site.siteId, expected), want(expected));
+    assert.deepEqual(await analytics.expectCounts(site.id, expected), want(expected));
     await p.close();
   } finally {
     await web.close();
@@ -130,7 +130,7 @@ test("offline, then online: what was tracked offline is sent, once", async () =>
       history.pushState({}, "", "/app/offline-page");
     });
     await sleep(1500);
-    const during = await analytics.aggregate(site.siteId, "offline");
+    const during = await analytics.aggregate(site.id, "offline");
     await browser.context.setOffline(false);
     await p.evaluate(() => analyticsAgent.track("online-2"));
     const expected = [
@@ -139,7 +139,7 @@ test("offline, then online: what was tracked offline is sent, once", async () =>
       { event: "online-2", metric: "events", value: 1 },
       { metric: "pageviews", value: 2 },
     ];
-    assert.deepEqual(await analytics.expectCounts(site.siteId, expected, { timeoutMs: 20_000 }), want(expected));
+    assert.deepEqual(await analytics.expectCounts(site.id, expected, { timeoutMs: 20_000 }), want(expected));
     assert.equal(during.events, 0, "nothing arrived while offline");
     await p.close();
   } finally {

@@ -106,7 +106,7 @@ export async function startAnalytics() {
         body: JSON.stringify({ merchant: "agents test", domain: "agents.test" }),
       });
       if (r.status !== 201) throw new Error(`create site: ${r.status} ${await r.text()}`);
-      return await r.json(); // { siteId, siteKey, ... }
+      return await r.json(); // { id (the public site id), siteKey, ... }
     },
     /** Counts from the query API, over yesterday..tomorrow (UTC) so midnight cannot split a test. */
     async aggregate(siteId, event) {

@@ -58,12 +58,12 @@ test("page load, SPA navigations, custom events, revenue, outbound link and down
       { metric: "visitors", value: 1 },
       { metric: "visits", value: 1 },
     ];
-    assert.deepEqual(await analytics.expectCounts(site.siteId, expected), want(expected));
+    assert.deepEqual(await analytics.expectCounts(site.id, expected), want(expected));
     // All events: the above plus at most one "engagement" event (sent on pagehide when the page
     // was visible for a second or more).
-    const engagement = (await analytics.aggregate(site.siteId, "engagement")).events;
+    const engagement = (await analytics.aggregate(site.id, "engagement")).events;
     assert.ok(engagement <= 1, `engagement events: ${engagement}`);
-    assert.equal((await analytics.aggregate(site.siteId)).events, 9 + engagement);
+    assert.equal((await analytics.aggregate(site.id)).events, 9 + engagement);
     await page.close();
   } finally {
     await web.close();
@@ -86,7 +86,7 @@ test("hash routing: every hash route is a page", async () => {
       analyticsAgent.flush();
     });
     const expected = [{ metric: "pageviews", value: 4 }];
-    assert.deepEqual(await analytics.expectCounts(site.siteId, expected), want(expected));
+    assert.deepEqual(await analytics.expectCounts(site.id, expected), want(expected));
     await page.close();
   } finally {
     await web.close();
@@ -137,7 +137,7 @@ test("headless and automated browsers are not tracked unless told to; nor are Do
       { metric: "pageviews", value: 1 },
       { event: "should-not-count", metric: "events", value: 0 },
     ];
-    assert.deepEqual(await analytics.expectCounts(site.siteId, expected), want(expected));
+    assert.deepEqual(await analytics.expectCounts(site.id, expected), want(expected));
     await tracked.close();
     assert.deepEqual(sockets, [], "no WebSocket was opened by the untracked pages");
   } finally {
@@ -180,7 +180,7 @@ test("consent: nothing before optIn, the current page on optIn, nothing after op
       { event: "after-opt-out", metric: "events", value: 0 },
       { metric: "events", value: 2 },
     ];
-    assert.deepEqual(await analytics.expectCounts(site.siteId, expected), want(expected));
+    assert.deepEqual(await analytics.expectCounts(site.id, expected), want(expected));
   } finally {
     await web.close();
   }

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using Analytics.FastIngest.Sites;
+using Analytics.ControlPlane;
 
 namespace Analytics.FastIngest.Enrichment;
 
