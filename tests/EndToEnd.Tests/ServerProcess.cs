@@ -13,6 +13,8 @@ public sealed class ServerProcess(string data, int port)
 {
     private Process? _process;
 
+    public bool IsRunning => _process is { HasExited: false };
+
     public async Task StartAsync(params string[] extraArguments)
     {
         try
