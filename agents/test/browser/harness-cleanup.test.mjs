@@ -43,9 +43,14 @@ function leftovers(marker) {
   return { pids, files };
 }
 
-/** Kills whatever a failed assertion left behind, so this test never leaks either. */
+/** Kills whatever a failed assertion left behind (by pid: only processes naming this run's
+ *  unique directory), so this test never leaks either. */
 function cleanUp(marker) {
-  spawnSync("pkill", ["-KILL", "-f", marker]);
+  for (const pid of leftovers(marker).pids.split("\n").filter(Boolean)) {
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {}
+  }
   rmSync(marker, { recursive: true, force: true });
 }
 
