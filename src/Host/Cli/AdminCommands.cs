@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.Options;
 
 namespace Analytics.Host.Cli;
 
@@ -30,8 +31,8 @@ public sealed class AdminCommands : ICommandGroup
         var token = new Option<string>("--token") { Description = "Admin token [default: the one in --data]", HelpName = "TOKEN" };
         var merchant = Settings.Id("--merchant", "Merchant id", required: true);
         var site = Settings.Id("--site", "Only this site", required: false);
-        var from = new Option<DateOnly>("--from") { Description = "First day (UTC), e.g. 2026-01-01", HelpName = "YYYY-MM-DD", Required = true };
-        var to = new Option<DateOnly>("--to") { Description = "Last day (UTC), inclusive", HelpName = "YYYY-MM-DD", Required = true };
+        var from = Settings.Day("--from", "First day (UTC), e.g. 2026-01-01");
+        var to = Settings.Day("--to", "Last day (UTC), inclusive");
 
         var dryRun = new Option<bool>("--dry-run") { Description = "Only list what would change" };
         var logicVersion = Settings.Integer<ushort>("--logic-version", "Rebuild with this processing-logic version [default: the server's]", 1, ushort.MaxValue);
@@ -87,7 +88,8 @@ public sealed class AdminCommands : ICommandGroup
 
     private static async Task<int> RunAsync(ParseResult parse, Func<HttpClient, Task<int>> call)
     {
-        var settings = Settings.Bind<AdminSettings>(parse);
+        var settings = Settings.Bind<AdminSettings>(parse, s => s.AddSingleton<IValidateOptions<AdminSettings>>(new ValidateOptions<AdminSettings>(
+            null, a => a.Url is { IsAbsoluteUri: true, Scheme: "http" or "https" }, "--url: use the server's http:// address, e.g. http://127.0.0.1:5080")));
         using var http = new HttpClient { BaseAddress = settings.Url };
         string token = settings.Token ?? (File.Exists(Path.Combine(settings.DataDirectory(), "admin-token")) ? AnalyticsHost.AdminToken(settings.DataDirectory()) : "");
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);

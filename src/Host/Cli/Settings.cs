@@ -139,6 +139,22 @@ public static class Settings
         return option;
     }
 
+    /// <summary>A day as YYYY-MM-DD (UTC days, as the admin API takes them).</summary>
+    public static Option<DateOnly> Day(string name, string description) =>
+        new(name)
+        {
+            Description = description,
+            HelpName = "YYYY-MM-DD",
+            Required = true,
+            CustomParser = result =>
+            {
+                string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+                if (DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day)) return day;
+                result.AddError($"{name}: '{text}' is not a day as YYYY-MM-DD");
+                return default;
+            },
+        };
+
     /// <summary>A string option limited to a few words, listed in help and in the error.</summary>
     public static Option<string> OneOf(string name, string description, params string[] values)
     {
