@@ -2,8 +2,8 @@
 # Installs the Debian packages the test suites need (test.sh calls this first).
 #
 # Contract: idempotent and quiet when nothing is missing. Each entry of TEST_DEPS below is
-# "command:package": when the command is not on PATH, the package is installed. `apt-get update`
-# runs at most once, and only when something is missing. As root it installs; otherwise it prints
+# "command:package": when the command is not on PATH (an absolute path: not executable there),
+# the package is installed. `apt-get update` runs at most once, and only when something is missing. As root it installs; otherwise it prints
 # one line naming what to install and exits non-zero (tests would fail later with a worse message).
 # A suite that needs another program adds one line to TEST_DEPS; nothing else changes.
 set -euo pipefail
