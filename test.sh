@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test suite of the repository and ends with one line: "N passed, N failed".
 #
-# Installs what the tests need first (the ClickHouse engine library, via npm), builds the
-# solution once in Release, then runs each test project and the benchmark smoke runs.
+# Installs what the tests need first (Debian packages via scripts/install-test-deps.sh, then the
+# ClickHouse engine library via npm), builds the solution once in Release, then runs each test
+# project, the benchmark smoke runs and the browser agents' tests.
 # Exit status: 0 only when every suite ran and nothing failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -11,6 +12,7 @@ RESULTS="$REPO/.cache/test-results"
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 
+scripts/install-test-deps.sh || { echo "could not install the test dependencies"; echo "0 passed, 1 failed"; exit 1; }
 export CHDB_LIB_PATH="$(scripts/fetch-chdb.sh | tail -n1)" || { echo "could not fetch the ClickHouse engine"; echo "0 passed, 1 failed"; exit 1; }
 # GeoLite2 and referer-parser data for the enrichment rules (npm, Debian), into .cache/enrichment.
 ENRICHMENT_DATA="$(scripts/fetch-enrichment-data.sh | tail -n1)" || { echo "could not fetch the enrichment data"; echo "0 passed, 1 failed"; exit 1; }
@@ -23,10 +25,6 @@ if ! dotnet build Analytics.sln -c Release -nologo -v quiet -clp:ErrorsOnly; the
     echo "0 passed, 1 failed"
     exit 1
 fi
-
-# The control-plane suites start a throwaway PostgreSQL cluster of their own (initdb + pg_ctl,
-# tests/Shared/PostgresServer.cs): they need the server binaries, not a running service.
-command -v /usr/lib/postgresql/*/bin/initdb >/dev/null || apt-get install -y postgresql
 
 passed=0
 failed=0

@@ -3,14 +3,13 @@ namespace Analytics.Host;
 /// <summary>
 /// GET /agent.js: the script-tag build of the browser agent (agents/packages/agent/dist), so a
 /// site can load it from the analytics server itself (the agent then sends to the same origin).
-/// The file is built by npm (`cd agents && npm ci && npm run build`; ./run.sh does it); set
-/// ANALYTICS_AGENT_JS to serve another build.
+/// The file is built by npm (`cd agents && npm ci && npm run build`; ./run.sh does it);
+/// `serve --agent-js FILE` (or ANALYTICS_AGENT_JS) serves another build.
 /// </summary>
 public static class AgentScript
 {
-    public static string? Find()
+    public static string? Find(string? configured = null)
     {
-        string? configured = Environment.GetEnvironmentVariable("ANALYTICS_AGENT_JS");
         if (!string.IsNullOrEmpty(configured)) return File.Exists(configured) ? configured : null;
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
@@ -20,11 +19,11 @@ public static class AgentScript
         return null;
     }
 
-    public static void MapAgentScript(this WebApplication app)
+    public static void MapAgentScript(this WebApplication app, string? configured = null)
     {
         app.MapGet("/agent.js", (HttpContext context) =>
         {
-            string? path = Find();
+            string? path = Find(configured);
             if (path is null)
             {
                 return Results.Problem(statusCode: 404, title: "Agent not built",

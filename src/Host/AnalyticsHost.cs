@@ -44,6 +44,9 @@ public sealed class HostSettings
     public Roles Roles { get; init; } = Roles.All;
     /// <summary>Processing-logic version live Rollup applies (ProcessingLogic.Versions).</summary>
     public ushort LogicVersion { get; init; } = ProcessingLogic.Current;
+    /// <summary>Another build of the browser agent to serve at /agent.js (`--agent-js`); null finds
+    /// agents/packages/agent/dist/agent.min.js above the binary.</summary>
+    public string? AgentScriptPath { get; init; }
     /// <summary>Clock for receive times; tests replace it to place events at chosen times.</summary>
     public TimeProvider Clock { get; init; } = TimeProvider.System;
     /// <summary>Addresses and networks ("10.0.0.0/8", "127.0.0.1") of the load balancers and
@@ -75,14 +78,42 @@ public static class AnalyticsHost
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls(settings.Urls);
         if (settings.Quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // The generic host logs a failed start ("Hosting failed to start": a taken port, say) with
+        // its whole stack trace before the caller can report it in one line. Critical stays on: a
+        // background service that stops the host is logged there, with its exception.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
+        if (!ProcessingLogic.IsKnown(settings.LogicVersion))
+            throw new ArgumentException($"Unknown processing-logic version {settings.LogicVersion}; known: {string.Join(", ", ProcessingLogic.Versions)}.");
+        string db = ClickHouseSql.RequirePlainIdentifier(settings.Database);
 
         var registry = new SiteRegistry(ControlPlaneStore.Open(settings.ControlPlane ?? ControlPlaneStore.DefaultSpec(data)));
-        IEventLog log = settings.Kafka is { } kafka
-            ? await KafkaEventLog.OpenAsync(kafka, settings.Clock, ct)
-            // 8 MiB reads: a Rollup round takes up to ~50k records in one read (about 170 bytes each).
-            : LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { ConsumerBufferBytes = 8 * 1024 * 1024 });
-        string db = ClickHouseSql.RequirePlainIdentifier(settings.Database);
-        var (store, engine, server, _) = await OpenStoreAsync(settings, data, db, ct);
+        IEventLog? log = null;
+        ChDbEngine? engine = null;
+        ClickHouseServerStore? server = null;
+        try
+        {
+            log = settings.Kafka is { } kafka
+                ? await KafkaEventLog.OpenAsync(kafka, settings.Clock, ct)
+                // 8 MiB reads: a Rollup round takes up to ~50k records in one read (about 170 bytes each).
+                : LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { ConsumerBufferBytes = 8 * 1024 * 1024 });
+            (var store, engine, server, _) = await OpenStoreAsync(settings, data, db, ct);
+            return Compose(builder, settings, data, db, registry, log, store, engine, server);
+        }
+        catch
+        {
+            // Nothing half-open stays behind a failed build: an engine left open when the process
+            // exits crashes it in the engine's own shutdown code.
+            if (log is not null) await log.DisposeAsync();
+            engine?.Dispose();
+            server?.Dispose();
+            registry.Dispose();
+            throw;
+        }
+    }
+
+    private static WebApplication Compose(WebApplicationBuilder builder, HostSettings settings, string data, string db,
+        SiteRegistry registry, IEventLog log, IColumnStore store, ChDbEngine? engine, ClickHouseServerStore? server)
+    {
 
         var services = builder.Services;
         services.AddSingleton(registry);
@@ -93,8 +124,6 @@ public static class AnalyticsHost
         services.AddSingleton(settings.Clock);
         services.AddSingleton<IngestProcessor>();
         services.AddSingleton(new MetricsReader(store, db));
-        if (!ProcessingLogic.IsKnown(settings.LogicVersion))
-            throw new ArgumentException($"Unknown processing-logic version {settings.LogicVersion}; known: {string.Join(", ", ProcessingLogic.Versions)}.");
         services.AddSingleton(new RollupOptions { Database = db, QuarantineDirectory = Path.Combine(data, "rollup", "quarantine"), ConsumerGroup = settings.ConsumerGroup, MaxBatchRecords = settings.RollupBatchRecords, LogicVersion = settings.LogicVersion });
         services.AddSingleton(new ReprocessQueue(Path.Combine(data, "rollup", "jobs")));
         services.AddSingleton(new PartitionAdmin(store, db));
@@ -112,7 +141,7 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Ingest)) app.MapFastIngest(settings.EnableEcho);
         if (settings.Roles.HasFlag(Roles.Query)) app.MapQueryService();
         app.MapAdmin(AdminToken(data));
-        app.MapAgentScript();
+        app.MapAgentScript(settings.AgentScriptPath);
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(
             ingest.ToPrometheusText() +

@@ -2,7 +2,7 @@
 //
 // Contract: see IColumnStore. Bulk inserts go through a spool file, not through the query text:
 // chDB 26.5 accepts `INSERT … FORMAT RowBinary` with the rows appended to the statement
-// (chdb_query_n) and reports success, but stored only 2,570 of 100,000 rows (docs DESIGN.md).
+// (chdb_query_n) and reports success, but stored only 2,570 of 100,000 rows (docs/chdb.md).
 // So InsertRowBinaryAsync writes the bytes to <data path>/rowbinary-spool/<guid>.bin and runs
 //   INSERT INTO t (cols) SELECT * FROM file('<absolute path>', 'RowBinary', '<cols with types>')
 // then deletes the file, success or not. Checked for chDB 26.5.3 (clickhouse-local rules):

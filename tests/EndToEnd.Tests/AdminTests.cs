@@ -1,8 +1,8 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Analytics.Host;
+using Analytics.Host.Cli;
 
 namespace Analytics.EndToEnd.Tests;
 
@@ -127,13 +127,8 @@ public class AdminTests(EngineFixture engine)
 
     private static async Task<string> RunAsync(params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "analytics.dll"));
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        string output = await process.StandardOutput.ReadToEndAsync(Ct);
-        await process.WaitForExitAsync(Ct);
-        Assert.True(process.ExitCode == 0, await process.StandardError.ReadToEndAsync(Ct));
-        return output;
+        var result = await HostCommand.RunAsync(args);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        return result.Stdout;
     }
 }

@@ -102,10 +102,20 @@ public sealed class TestHost : IAsyncDisposable
             TrustedProxies = trustedProxies ?? [],
             ControlPlane = controlPlane,
         });
-        var registry = app.Services.GetRequiredService<SiteRegistry>();
-        var site = restartOf?.Site ?? storeOf?.Site ?? registry.CreateSite(registry.CreateMerchant("Test Merchant " + id), "shop.example", "key-" + id);
-        await app.StartAsync();
-        return new TestHost(app, data, database, site);
+        try
+        {
+            var registry = app.Services.GetRequiredService<SiteRegistry>();
+            var site = restartOf?.Site ?? storeOf?.Site ?? registry.CreateSite(registry.CreateMerchant("Test Merchant " + id), "shop.example", "key-" + id);
+            await app.StartAsync();
+            return new TestHost(app, data, database, site);
+        }
+        catch
+        {
+            // A host that failed to start still holds the log, the registry and an engine reference.
+            await app.StopAsync(CancellationToken.None);
+            await app.DisposeAsync();
+            throw;
+        }
     }
 
     public async Task<ClientWebSocket> ConnectAsync(string userAgent = BrowserUserAgent, params (string Name, string Value)[] headers)

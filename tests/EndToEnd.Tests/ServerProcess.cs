@@ -4,12 +4,31 @@ using System.Net.Sockets;
 
 namespace Analytics.EndToEnd.Tests;
 
-/// <summary>The real host binary in a child process, so SIGKILL kills everything in it.</summary>
+/// <summary>
+/// The real host binary in a child process, so SIGKILL kills everything in it. A start that fails
+/// (exit, timeout, cancelled test) kills the child before it throws, and a ProcessExit hook kills
+/// it if the test run itself ends first: no server outlives its test.
+/// </summary>
 public sealed class ServerProcess(string data, int port)
 {
     private Process? _process;
 
+    public bool IsRunning => _process is { HasExited: false };
+
     public async Task StartAsync(params string[] extraArguments)
+    {
+        try
+        {
+            await StartOnceAsync(extraArguments);
+        }
+        catch
+        {
+            Kill();
+            throw;
+        }
+    }
+
+    private async Task StartOnceAsync(string[] extraArguments)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "analytics.dll");
         var start = new ProcessStartInfo("dotnet")
@@ -20,6 +39,8 @@ public sealed class ServerProcess(string data, int port)
         };
         foreach (var argument in extraArguments) start.ArgumentList.Add(argument);
         _process = Process.Start(start)!;
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
+        AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
         _process.OutputDataReceived += (_, _) => { };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) TestContext.Current.TestOutputHelper?.WriteLine("server: " + e.Data); };
         _process.BeginOutputReadLine();
@@ -55,12 +76,15 @@ public sealed class ServerProcess(string data, int port)
     /// <summary>Process.Kill sends SIGKILL on Unix: no shutdown code runs.</summary>
     public void Kill()
     {
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
         if (_process is { HasExited: false })
         {
             _process.Kill(entireProcessTree: true);
             _process.WaitForExit();
         }
     }
+
+    private void OnProcessExit(object? sender, EventArgs e) => Kill();
 }
 
 public static class Ports

@@ -10,7 +10,7 @@
 //   200 with X-ClickHouse-Summary (written and result rows from chDB's own counters),
 //   X-ClickHouse-Format, X-ClickHouse-Query-Id; errors as 4xx/5xx with the engine's message as
 //   body and X-ClickHouse-Exception-Code. Basic authentication against one configured user.
-// - INSERT … FORMAT X with data: chDB stores only part of inline binary data (DESIGN.md), so the
+// - INSERT … FORMAT X with data: chDB stores only part of inline binary data (docs/chdb.md), so the
 //   data goes to a temp file and runs as INSERT INTO t (cols) SETTINGS … SELECT * FROM
 //   file(path, X, structure); the structure comes from the engine (DESCRIBE TABLE).
 // - Settings in URL parameters: on such an INSERT they go into its SETTINGS clause (that is how

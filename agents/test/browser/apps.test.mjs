@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { bundleExample, exampleHtml, exampleNames } from "../../scripts/examples.mjs";
-import { launchBrowser, startAnalytics, startStatic, want } from "./harness.mjs";
+import { launchBrowser, startAnalytics, startStatic, stopAll, want } from "./harness.mjs";
 
 let analytics, browser;
 const bundles = {};
@@ -12,10 +12,8 @@ before(async () => {
   [analytics, browser] = await Promise.all([startAnalytics(), launchBrowser()]);
   for (const name of exampleNames) bundles[name] = await bundleExample(name);
 });
-after(async () => {
-  await browser?.close();
-  await analytics?.stop();
-});
+// Stops the server and browser even when before() failed halfway or a test threw.
+after(stopAll);
 
 /** Home -> Products -> Product 7 (buy) -> back to Products: four pages and one purchase. */
 async function visitShop(name, options) {

@@ -5,17 +5,15 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { decodeBatch } from "../unit/load.mjs";
-import { agentScript, launchBrowser, scriptPage, sleep, startAnalytics, startStatic, want } from "./harness.mjs";
+import { agentScript, launchBrowser, scriptPage, sleep, startAnalytics, startStatic, stopAll, want } from "./harness.mjs";
 
 let analytics, browser;
 before(async () => {
   analytics = await startAnalytics();
   browser = await launchBrowser();
 });
-after(async () => {
-  await browser?.close();
-  await analytics?.stop();
-});
+// Stops the server and browser even when before() failed halfway or a test threw.
+after(stopAll);
 
 async function page(site, attrs = {}) {
   const web = await startStatic({

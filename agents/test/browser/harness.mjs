@@ -4,11 +4,18 @@
 // Every test owns its data: each creates its own site through the admin API, so counts never mix
 // between tests even though one server serves a whole test file. Ports are picked free at run
 // time; everything listens on 127.0.0.1 only.
+//
+// Everything a harness function starts (the server child, static servers, browsers) is tracked
+// from the moment it starts, so one `after(stopAll)` in a test file stops all of it on every path:
+// a before() hook that failed halfway (say the server started but Chromium did not), a test that
+// threw, or a start that was still in flight when another failed. A signal stops everything too,
+// and at process exit any child still alive is SIGKILLed, so a failing run never leaves a server
+// behind or hangs on one (a live child's pipes would keep node's event loop alive forever).
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
-import { tmpdir } from "node:os";
+import { constants, tmpdir } from "node:os";
 import { dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -22,6 +29,50 @@ export const DESKTOP_UA =
   "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** What is running: each entry has stop() (graceful, async) and kill() (synchronous, at exit). */
+const running = new Set();
+
+function track(stop, kill = () => {}) {
+  const entry = { stop, kill };
+  running.add(entry);
+  return entry;
+}
+
+/** Starts still in flight: stopAll() waits for them, so what they start is stopped too. */
+const starting = new Set();
+
+/** Runs a start function as one tracked start (see stopAll). */
+async function starts(fn) {
+  const p = fn();
+  starting.add(p);
+  try {
+    return await p;
+  } finally {
+    starting.delete(p);
+  }
+}
+
+/** Stops everything the harness started and has not stopped yet; for `after(stopAll)`. */
+export async function stopAll() {
+  while (running.size > 0 || starting.size > 0) {
+    // Tracked things first: a server still starting is tracked already, and killing it ends
+    // its start at once instead of after its health-check deadline.
+    const entries = [...running];
+    running.clear();
+    await Promise.allSettled(entries.map((e) => e.stop()));
+    await Promise.allSettled([...starting]);
+  }
+}
+
+process.once("exit", () => {
+  for (const e of running) e.kill();
+});
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.once(signal, () => {
+    stopAll().finally(() => process.exit(128 + constants.signals[signal]));
+  });
+}
 
 export async function freePort() {
   return new Promise((resolve, reject) => {
@@ -44,7 +95,9 @@ function ensureServerBuilt() {
 }
 
 /** Starts `analytics serve --demo` on a fresh data directory and a free port. */
-export async function startAnalytics() {
+export const startAnalytics = () => starts(startAnalyticsNow);
+
+async function startAnalyticsNow() {
   ensureServerBuilt();
   const dataDir = mkdtempSync(join(tmpdir(), "agents-test-"));
   const port = await freePort();
@@ -62,7 +115,10 @@ export async function startAnalytics() {
     const exited = new Promise((r) => child.once("exit", r));
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`analytics exited with ${child.exitCode}:\n${log}`);
+      // A signal counts too: stopAll() may have killed a server that was still starting.
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`analytics exited with ${child.exitCode ?? child.signalCode}:\n${log}`);
+      }
       try {
         // Wrapped: returning the promise itself would make start() wait for the exit.
         if ((await fetch(`${base}/healthz`)).ok) return { exited };
@@ -72,7 +128,14 @@ export async function startAnalytics() {
     throw new Error(`analytics did not become healthy:\n${log}`);
   }
 
-  let { exited } = await start();
+  const entry = track(
+    () => server.stop(),
+    () => {
+      child?.kill("SIGKILL");
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  );
+  let exited;
   const server = {
     base,
     ws: base.replace("http", "ws"),
@@ -89,10 +152,12 @@ export async function startAnalytics() {
       ({ exited } = await start());
     },
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
+      running.delete(entry);
+      if (child && child.exitCode === null && child.signalCode === null) {
+        const gone = new Promise((r) => child.once("exit", r));
         child.kill("SIGTERM");
         const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
-        await exited;
+        await gone;
         clearTimeout(t);
       }
       rmSync(dataDir, { recursive: true, force: true });
@@ -139,6 +204,12 @@ export async function startAnalytics() {
       return got.map((e) => `${e.event ?? "*"}.${e.metric}=${e.actual}`);
     },
   };
+  try {
+    ({ exited } = await start());
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
   return server;
 }
 
@@ -151,7 +222,9 @@ const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/cs
  * Static server for test pages. `routes` maps a URL path to { body, type } or a file path; a
  * prefix ending in "/*" serves its value for every path below it (single-page-app fallback).
  */
-export async function startStatic(routes) {
+export const startStatic = (routes) => starts(() => startStaticNow(routes));
+
+async function startStaticNow(routes) {
   const port = await freePort();
   const server = createServer((req, res) => {
     const path = new URL(req.url, "http://x").pathname;
@@ -169,14 +242,19 @@ export async function startStatic(routes) {
     res.end(page.body);
   });
   await new Promise((r) => server.listen(port, "127.0.0.1", r));
+  // Browsers keep connections alive; close() alone would wait for them to time out.
+  const close = () => {
+    running.delete(entry);
+    return new Promise((r) => (server.close(r), server.closeAllConnections()));
+  };
+  const entry = track(close, () => server.closeAllConnections());
   return {
     base: `http://127.0.0.1:${port}`,
     /** The same server under another host name: links there are "outbound". */
     otherHost: `http://localhost:${port}`,
     /** Routes may be added or replaced while the server runs. */
     routes,
-    // Browsers keep connections alive; close() alone would wait for them to time out.
-    close: () => new Promise((r) => (server.close(r), server.closeAllConnections())),
+    close,
   };
 }
 
@@ -185,26 +263,48 @@ export async function startStatic(routes) {
  * unless told otherwise (the server does not count HeadlessChrome); navigator.webdriver is still
  * true, so pages that should be tracked pass the agent's trackBots option.
  */
-export async function launchBrowser({ userAgent = DESKTOP_UA } = {}) {
+export const launchBrowser = (options) => starts(() => launchBrowserNow(options));
+
+async function launchBrowserNow({ userAgent = DESKTOP_UA } = {}) {
+  const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+  if (!existsSync(executablePath)) {
+    throw new Error(`no Chromium at ${executablePath} (scripts/install-test-deps.sh installs it; CHROMIUM_PATH overrides the path)`);
+  }
   const profile = mkdtempSync(join(tmpdir(), "agents-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-    headless: true,
-    userAgent,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      // As a flag too, not only Playwright's per-page override: beacons sent while a page
-      // unloads go out with the browser's own user agent, which would be HeadlessChrome.
-      `--user-agent=${userAgent}`,
-    ],
-  });
+  const removeProfile = () => rmSync(profile, { recursive: true, force: true });
+  let context;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath,
+      // A browser that starts but never answers fails the run in seconds, not after 3 minutes.
+      timeout: 20_000,
+      headless: true,
+      userAgent,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        // As a flag too, not only Playwright's per-page override: beacons sent while a page
+        // unloads go out with the browser's own user agent, which would be HeadlessChrome.
+        `--user-agent=${userAgent}`,
+      ],
+    });
+  } catch (e) {
+    removeProfile();
+    throw e;
+  }
+  // playwright-core kills its browsers at process exit itself; kill() only removes the profile.
+  const close = async () => {
+    running.delete(entry);
+    await context.close();
+    removeProfile();
+  };
+  const entry = track(close, removeProfile);
   return {
     context,
     async newPage() {
@@ -212,10 +312,7 @@ export async function launchBrowser({ userAgent = DESKTOP_UA } = {}) {
       page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
       return page;
     },
-    async close() {
-      await context.close();
-      rmSync(profile, { recursive: true, force: true });
-    },
+    close,
   };
 }
 

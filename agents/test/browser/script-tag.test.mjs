@@ -2,17 +2,15 @@
 // from the query API and must be exact.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { agentScript, launchBrowser, scriptPage, sleep, startAnalytics, startStatic, want } from "./harness.mjs";
+import { agentScript, launchBrowser, scriptPage, sleep, startAnalytics, startStatic, stopAll, want } from "./harness.mjs";
 
 let analytics, browser;
 before(async () => {
   analytics = await startAnalytics();
   browser = await launchBrowser();
 });
-after(async () => {
-  await browser?.close();
-  await analytics?.stop();
-});
+// Stops the server and browser even when before() failed halfway or a test threw.
+after(stopAll);
 
 /** A static server with the agent and one page under /shop/* (any path: SPA fallback). `body`
  *  may be a function of the server, for links to its other host name. */

@@ -6,7 +6,7 @@
 // signals among them). The .NET runtime turns SIGSEGV on a null dereference into a
 // NullReferenceException, and suspends threads for GC with a real-time signal; with ClickHouse's
 // handlers in place an NRE hangs or kills the process. chdb_set_signal_handlers_enabled(0) and
-// chdb_reset_signal_handlers() do not fix it (docs DESIGN.md); restoring every disposition does,
+// chdb_reset_signal_handlers() do not fix it (docs/chdb.md); restoring every disposition does,
 // guarded by SignalHandlingTests. Trade-off: a crash inside the engine no longer gets
 // ClickHouse's stack-trace handler, it gets the .NET runtime's.
 using System.Runtime.InteropServices;

@@ -1,0 +1,185 @@
+// `analytics serve`: ingest, rollup and query in one process (or the roles chosen), the default
+// command. Settings are checked before anything opens; the data directory is locked for the
+// life of the process (one server per directory).
+using System.CommandLine;
+using System.ComponentModel.DataAnnotations;
+using System.Text.RegularExpressions;
+using Analytics.EventLog.Kafka;
+using Analytics.ControlPlane;
+using Analytics.Rollup;
+using Microsoft.Extensions.Options;
+
+namespace Analytics.Host.Cli;
+
+public sealed class ServeSettings : StoreSettings
+{
+    [Required]
+    public string Urls { get; set; } = "http://127.0.0.1:5080";
+    public bool Demo { get; set; }
+    public bool Echo { get; set; }
+    public bool Quiet { get; set; }
+    public string Roles { get; set; } = "ingest,rollup,query";
+    public string Log { get; set; } = "local";
+    public string? KafkaBootstrap { get; set; }
+    public string KafkaTopic { get; set; } = "analytics.events";
+    public Uri? SchemaRegistry { get; set; }
+    [Required]
+    public string ConsumerGroup { get; set; } = "rollup";
+    public ushort LogicVersion { get; set; } = ProcessingLogic.Current;
+    /// <summary>Another build of the browser agent to serve at /agent.js.</summary>
+    public string? AgentJs { get; set; }
+    /// <summary>Load balancers and proxies whose X-Forwarded-For / Forwarded name the client:
+    /// addresses and networks, comma-separated ("10.0.0.0/8,127.0.0.1"); empty believes none.</summary>
+    public string TrustedProxies { get; set; } = "";
+
+    public string[] TrustedProxyList() => TrustedProxies.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+
+    public Roles ParseRoles() => Roles.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+        .Aggregate((Host.Roles)0, (roles, name) => roles | Enum.Parse<Host.Roles>(name, ignoreCase: true));
+
+    /// <summary>Kafka as the event log (--log kafka); null for the local log.</summary>
+    public KafkaLogOptions? KafkaOptions() => Log == "kafka"
+        ? new KafkaLogOptions { BootstrapServers = KafkaBootstrap!, Topic = KafkaTopic, SchemaRegistryUrl = SchemaRegistry?.ToString() }
+        : null;
+}
+
+public sealed partial class ServeSettingsValidator : IValidateOptions<ServeSettings>
+{
+    private static readonly string[] RoleNames = ["ingest", "rollup", "query"];
+
+    public ValidateOptionsResult Validate(string? name, ServeSettings settings)
+    {
+        var failures = new List<string>();
+        var roles = settings.Roles.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (roles.Length == 0 || roles.Any(r => !RoleNames.Contains(r, StringComparer.OrdinalIgnoreCase)))
+            failures.Add($"roles '{settings.Roles}': use one or more of {string.Join(',', RoleNames)}");
+        if (settings.Log is not ("local" or "kafka"))
+            failures.Add($"log '{settings.Log}': use local or kafka");
+        if (settings.Log == "kafka" && string.IsNullOrWhiteSpace(settings.KafkaBootstrap))
+            failures.Add("--log kafka needs --kafka-bootstrap HOST:PORT (try: analytics kafka-mock)");
+        if (!ProcessingLogic.IsKnown(settings.LogicVersion))
+            failures.Add($"logic version {settings.LogicVersion} is unknown; known: {string.Join(", ", ProcessingLogic.Versions)}");
+        foreach (string url in settings.Urls.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            // Kestrel reads a host name it cannot parse as "every interface" and a missing port as
+            // 80: both would expose the server where nobody asked for it.
+            if (!ListenUrl().IsMatch(url))
+                failures.Add($"urls '{url}': use http://ADDRESS:PORT with an IP address, localhost, * or +, e.g. http://127.0.0.1:5080");
+        }
+        if (!Analytics.FastIngest.Transport.TrustedProxies.TryParse(settings.TrustedProxyList(), out _, out _, out string? proxyError))
+            failures.Add(proxyError!);
+        if (settings.AgentJs is { Length: > 0 } agent && !File.Exists(agent))
+            failures.Add($"agent-js '{agent}': no such file");
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    [GeneratedRegex(@"^https?://(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]|localhost|\*|\+):\d{1,5}/?$")]
+    private static partial Regex ListenUrl();
+}
+
+public sealed class ServeCommand : ICommandGroup
+{
+    public int Order => 0;
+
+    public IEnumerable<Command> Commands()
+    {
+        var defaults = new ServeSettings();
+        var serve = new Command(AnalyticsCli.DefaultCommand, "Run ingest, rollup and the query API (the default command)")
+        {
+            new Option<string>("--urls") { Description = $"Addresses to listen on, ';'-separated [default: {defaults.Urls}]", HelpName = "URLS" },
+            new Option<bool>("--demo") { Description = "Create the demo merchant and site (key demo-site-key) if missing" },
+            new Option<bool>("--echo") { Description = "Also map the /v1/echo WebSocket endpoint (benchmark baseline)" },
+            new Option<bool>("--quiet") { Description = "Log warnings and errors only" },
+            new Option<string>("--roles") { Description = $"Which services run in this process [default: {defaults.Roles}]", HelpName = "ingest,rollup,query" },
+            Settings.OneOf("--log", "The event log: the local durable log under --data, or Kafka", "local", "kafka"),
+            new Option<string>("--kafka-bootstrap") { Description = "Kafka bootstrap servers (with --log kafka)", HelpName = "HOST:PORT,..." },
+            new Option<string>("--kafka-topic") { Description = $"Kafka topic [default: {defaults.KafkaTopic}]", HelpName = "TOPIC" },
+            new Option<string>("--schema-registry") { Description = "Schema registry URL (registers the Avro schema)", HelpName = "URL" },
+            new Option<string>("--consumer-group") { Description = $"Rollup's Kafka consumer group [default: {defaults.ConsumerGroup}]", HelpName = "GROUP" },
+            Settings.Integer<ushort>("--logic-version", $"Processing-logic version live Rollup applies ({string.Join(", ", ProcessingLogic.Versions)}) [default: {ProcessingLogic.Current}]", 1, ushort.MaxValue),
+            new Option<string>("--agent-js") { Description = "Serve this build of the browser agent at /agent.js", HelpName = "FILE" },
+            new Option<string>("--trusted-proxies") { Description = "Proxies whose X-Forwarded-For/Forwarded to believe, e.g. 10.0.0.0/8,127.0.0.1 [default: none]", HelpName = "ADDRESSES" },
+            ControlPlaneSettings.Option(),
+        };
+        foreach (var option in StoreSettings.Options()) serve.Options.Add(option);
+        serve.SetAction((parse, ct) => RunAsync(Settings.Bind<ServeSettings>(parse, s => s
+            .AddSingleton<IValidateOptions<ServeSettings>, ServeSettingsValidator>()
+            .AddSingleton<IValidateOptions<ServeSettings>, StoreSettingsValidator<ServeSettings>>()), ct));
+        yield return serve;
+    }
+
+    private static async Task<int> RunAsync(ServeSettings settings, CancellationToken ct)
+    {
+        string data = settings.DataDirectory();
+        using var dataLock = DataDirectoryLock.Acquire(data);
+        var server = settings.ClickHouseServerOptions();
+        var app = await AnalyticsHost.BuildAsync(new HostSettings
+        {
+            DataDirectory = data,
+            Urls = settings.Urls,
+            Database = settings.DatabaseName(),
+            ClickHouseServer = server,
+            Kafka = settings.KafkaOptions(),
+            ConsumerGroup = settings.ConsumerGroup,
+            EnableEcho = settings.Echo,
+            Quiet = settings.Quiet,
+            Roles = settings.ParseRoles(),
+            LogicVersion = settings.LogicVersion,
+            AgentScriptPath = settings.AgentJs,
+            TrustedProxies = settings.TrustedProxyList(),
+            ControlPlane = settings.ControlPlane,
+        }, ct);
+        var demo = settings.Demo ? EnsureDemoSite(app.Services.GetRequiredService<SiteRegistry>()) : null;
+        try
+        {
+            await app.StartAsync(ct);
+        }
+        catch
+        {
+            // Stopping fires ApplicationStopped, which closes the log and the engine (see AnalyticsHost).
+            await app.StopAsync(CancellationToken.None);
+            await app.DisposeAsync();
+            throw;
+        }
+        string log = settings.KafkaOptions() is { } kafka ? $"Kafka at {kafka.BootstrapServers}, topic {kafka.Topic}" : "local event log";
+        string store = server is null ? "in-process ClickHouse"
+            : $"ClickHouse at {server.Endpoint.GetLeftPart(UriPartial.Authority)}{(server.Cluster is null ? "" : ", cluster " + server.Cluster)}";
+        PrintBanner(app.BoundAddress(), data, demo, log, store);
+        await app.WaitForShutdownAsync(CancellationToken.None);
+        return 0;
+    }
+
+    private static Site EnsureDemoSite(SiteRegistry registry) =>
+        registry.Resolve(DemoSite.Key) ?? registry.CreateSite(registry.CreateMerchant("Demo Merchant"), "demo.localhost", DemoSite.Key);
+
+    private static void PrintBanner(string address, string data, Site? demo, string log, string store)
+    {
+        string ws = address.Replace("http://", "ws://", StringComparison.Ordinal);
+        Console.WriteLine($$"""
+
+            Analytics is running ({{log}} + {{store}})
+              dashboard      {{address}}/{{(demo is null ? "" : "?site=" + demo.PublicId)}}
+              ingest         {{ws}}/v1/ws   (WebSocket, protobuf EventBatch)   and   POST {{address}}/v1/events
+              query API      {{address}}/v1/sites/{site}/timeseries?metrics=pageviews,visitors&interval=minute
+                             {{address}}/v1/sites/{site}/aggregate?metrics=pageviews,visitors,visits,events
+              admin          POST {{address}}/admin/sites  (Authorization: Bearer $(cat {{data}}/admin-token))
+              metrics        {{address}}/metrics
+              data           {{data}}
+            """);
+        if (demo is not null)
+        {
+            Console.WriteLine($"""
+                  demo site      id {demo.PublicId}, key {demo.SiteKey} (merchant {demo.MerchantId})
+                  demo shop      {address}/demo/   (a page with the real agent: click around, then watch the dashboard)
+                  send traffic   ./run.sh demo-traffic     (simulated visitors for 60 s)
+                  see numbers    curl '{address}/v1/sites/{demo.PublicId}/aggregate?metrics=pageviews,visitors,visits,events'
+                """);
+        }
+    }
+}
+
+/// <summary>The demo site `serve --demo` creates and `demo-traffic` sends to.</summary>
+public static class DemoSite
+{
+    public const string Key = "demo-site-key";
+}
