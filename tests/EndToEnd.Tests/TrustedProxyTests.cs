@@ -115,7 +115,7 @@ public class TrustedProxyTests(EngineFixture engine)
             finally { if (!process.HasExited) process.Kill(entireProcessTree: true); }
             Assert.Equal(2, process.ExitCode);
             string[] lines = (await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal($"analytics: {error}", Assert.Single(lines));
+            Assert.Equal($"analytics serve: {error}", Assert.Single(lines));
             Assert.Equal("", await stdout);
         }
         finally
