@@ -15,7 +15,8 @@ public static class AdminCommands
     public static async Task<int> RunAsync(string command, CommandLine cli, string data)
     {
         using var http = new HttpClient { BaseAddress = new Uri(cli.Get("url", "http://127.0.0.1:5080")) };
-        string token = cli.Get("token") ?? (File.Exists(Path.Combine(data, "admin-token")) ? AnalyticsHost.AdminToken(data) : "");
+        string? token = cli.Get("token") ?? await AdminClientTokenAsync(http, data);
+        if (token is null) return 1;
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         string? site = cli.Get("site");
         if (!long.TryParse(cli.Get("merchant"), out long merchant))
@@ -47,6 +48,40 @@ public static class AdminCommands
             Console.Error.WriteLine($"cannot reach the server at {http.BaseAddress}: {e.Message} (is ./run.sh running?)");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// The CLI's credential for the admin API: `--token` or `ANALYTICS_TOKEN` (an access token or
+    /// an API key with the admin scope) if given; otherwise an access token obtained with client
+    /// credentials from the admin client that `analytics bootstrap` saved in DATA/admin-client.json.
+    /// </summary>
+    private static async Task<string?> AdminClientTokenAsync(HttpClient http, string data)
+    {
+        string file = Path.Combine(data, TenancyCommands.AdminClientFile);
+        if (!File.Exists(file))
+        {
+            Console.Error.WriteLine($"no credentials: run `analytics bootstrap` (writes {file}) or pass --token / ANALYTICS_TOKEN.");
+            return null;
+        }
+        var client = JsonDocument.Parse(await File.ReadAllTextAsync(file)).RootElement;
+        try
+        {
+            using var response = await http.PostAsync("/connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "client_credentials",
+                ["client_id"] = client.GetProperty("clientId").GetString()!,
+                ["client_secret"] = client.GetProperty("clientSecret").GetString()!,
+                ["scope"] = "admin",
+            }));
+            string body = await response.Content.ReadAsStringAsync();
+            if (response.IsSuccessStatusCode) return JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString();
+            Console.Error.WriteLine($"the server refused the admin client of {file}: {(int)response.StatusCode} {body}");
+        }
+        catch (HttpRequestException e)
+        {
+            Console.Error.WriteLine($"cannot reach the server at {http.BaseAddress}: {e.Message} (is ./run.sh running?)");
+        }
+        return null;
     }
 
     private static async Task<int> PrintAsync(HttpResponseMessage response)

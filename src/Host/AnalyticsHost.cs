@@ -1,12 +1,13 @@
-using System.Security.Cryptography;
 using Analytics.ControlPlane;
 using Analytics.EventLog;
 using Analytics.EventLog.Kafka;
 using Analytics.FastIngest;
 using Analytics.FastIngest.Validation;
+using Analytics.Identity;
 using Analytics.QueryService;
 using Analytics.Rollup;
 using Analytics.Rollup.Reprocessing;
+using Analytics.Security;
 using Analytics.Store;
 using Analytics.Store.ClickHouse;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -43,8 +44,26 @@ public sealed class HostSettings
     public Roles Roles { get; init; } = Roles.All;
     /// <summary>Processing-logic version live Rollup applies (ProcessingLogic.Versions).</summary>
     public ushort LogicVersion { get; init; } = ProcessingLogic.Current;
+    /// <summary>Who may call the APIs (access tokens, API keys); see <see cref="AuthSettings"/>.</summary>
+    public AuthSettings Auth { get; init; } = new();
     /// <summary>Clock for receive times; tests replace it to place events at chosen times.</summary>
     public TimeProvider Clock { get; init; } = TimeProvider.System;
+}
+
+/// <summary>
+/// The APIs' token validation and the embedded authorization server. By default this host is its
+/// own issuer (<c>Issuer</c>, default: the first listen URL) and validates its tokens with the
+/// keys in <c>DATA/identity/</c>. With <c>Authority</c> set, the APIs accept tokens of that
+/// standard issuer instead (keys from its discovery document) and the embedded server is not
+/// started.
+/// </summary>
+public sealed class AuthSettings
+{
+    public string? Issuer { get; init; }
+    public string? Authority { get; init; }
+    public string Audience { get; init; } = ApiAuthenticationOptions.DefaultAudience;
+    public TimeSpan RevocationCacheTime { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan AccessTokenLifetime { get; init; } = TimeSpan.FromMinutes(15);
 }
 
 [Flags]
@@ -70,6 +89,8 @@ public static class AnalyticsHost
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls(settings.Urls);
         if (settings.Quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // EF Core (OpenIddict's stores) logs every SQL command at Information.
+        builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
 
         var registry = new SiteRegistry(ControlPlaneStore.Open(settings.ControlPlane ?? ControlPlaneStore.DefaultSpec(data)));
         IEventLog log = settings.Kafka is { } kafka
@@ -81,6 +102,8 @@ public static class AnalyticsHost
 
         var services = builder.Services;
         services.AddSingleton(registry);
+        services.AddSingleton(registry.Store);
+        AddAuth(services, settings, data);
         services.AddSingleton<IEventLog>(log);
         services.AddSingleton<IColumnStore>(store);
         services.AddSingleton(settings.Limits);
@@ -102,9 +125,12 @@ public static class AnalyticsHost
         app.UseWebSockets();
         app.UseDefaultFiles();
         app.UseStaticFiles();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        if (settings.Auth.Authority is null) app.MapAnalyticsIdentity();
         if (settings.Roles.HasFlag(Roles.Ingest)) app.MapFastIngest(settings.EnableEcho);
         if (settings.Roles.HasFlag(Roles.Query)) app.MapQueryService();
-        app.MapAdmin(AdminToken(data));
+        app.MapAdmin();
         app.MapAgentScript();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(
@@ -132,6 +158,7 @@ public static class AnalyticsHost
             server?.Dispose();
             registry.Dispose();
         });
+        if (settings.Auth.Authority is null) await app.Services.InitializeIdentityAsync(ct);
         return app;
     }
 
@@ -168,14 +195,38 @@ public static class AnalyticsHost
     public static string BoundAddress(this WebApplication app) =>
         app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
 
-    /// <summary>Admin bearer token: random on first start, kept (0600) in the data directory.</summary>
-    public static string AdminToken(string dataDirectory)
+    /// <summary>The issuer this host names in its tokens: the configured one, else the first listen URL.</summary>
+    public static string IssuerOf(HostSettings settings) =>
+        new Uri(settings.Auth.Issuer ?? settings.Urls.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)[0]).GetLeftPart(UriPartial.Authority) + "/";
+
+    private static void AddAuth(IServiceCollection services, HostSettings settings, string data)
     {
-        string path = Path.Combine(dataDirectory, "admin-token");
-        if (File.Exists(path)) return File.ReadAllText(path).Trim();
-        string token = Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant();
-        File.WriteAllText(path, token);
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        return token;
+        var auth = settings.Auth;
+        string issuer = auth.Authority is null ? IssuerOf(settings) : auth.Issuer ?? auth.Authority;
+        IReadOnlyList<Microsoft.IdentityModel.Tokens.SecurityKey> keys = [];
+        if (auth.Authority is null)
+        {
+            string keyDirectory = Path.Combine(data, "identity");
+            var issuerKeys = IssuerKeys.LoadOrCreate(keyDirectory);
+            keys = [issuerKeys.Signing];
+            services.AddAnalyticsIdentity(new IdentityServerOptions
+            {
+                Issuer = new Uri(issuer),
+                ControlPlane = settings.ControlPlane ?? ControlPlaneStore.DefaultSpec(data),
+                KeyDirectory = keyDirectory,
+                Audience = auth.Audience,
+                AccessTokenLifetime = auth.AccessTokenLifetime,
+            }, issuerKeys);
+        }
+        services.AddAnalyticsApiAuthentication(new ApiAuthenticationOptions
+        {
+            Issuer = issuer,
+            Audience = auth.Audience,
+            Authority = auth.Authority,
+            SigningKeys = keys,
+            RevocationCacheTime = auth.RevocationCacheTime,
+            // Loopback development against a local issuer may be plain HTTP; anything else needs TLS.
+            RequireHttpsMetadata = auth.Authority is not null && !new Uri(auth.Authority).IsLoopback,
+        });
     }
 }

@@ -28,9 +28,12 @@ switch (command)
             LogicVersion = ushort.Parse(cli.Get("logic-version", Analytics.Rollup.ProcessingLogic.Current.ToString(System.Globalization.CultureInfo.InvariantCulture)), System.Globalization.CultureInfo.InvariantCulture),
         });
         var demo = cli.Flag("demo") ? EnsureDemoSite(app.Services.GetRequiredService<SiteRegistry>()) : null;
+        var access = demo is null ? null : await DemoAccess.EnsureAsync(app.Services, data, demo);
         await app.StartAsync();
+        // The dashboard signs in with a redirect back to itself: allow the address really bound.
+        await Analytics.Identity.AnalyticsIdentity.EnsureDashboardClientAsync(app.Services, new Uri(app.BoundAddress() + "/"));
         var kafka = app.Services.GetRequiredService<Analytics.EventLog.IEventLog>() is Analytics.EventLog.Kafka.KafkaEventLog ? KafkaOptions(cli) : null;
-        PrintBanner(app.BoundAddress(), data, demo, kafka is null ? "local event log" : $"Kafka at {kafka.BootstrapServers}, topic {kafka.Topic}", server is null ? "in-process ClickHouse"
+        PrintBanner(app.BoundAddress(), data, demo, access, kafka is null ? "local event log" : $"Kafka at {kafka.BootstrapServers}, topic {kafka.Topic}", server is null ? "in-process ClickHouse"
             : $"ClickHouse at {server.Endpoint.GetLeftPart(UriPartial.Authority)}{(server.Cluster is null ? "" : ", cluster " + server.Cluster)}");
         await app.WaitForShutdownAsync();
         return 0;
@@ -72,6 +75,10 @@ switch (command)
         Console.WriteLine(JsonSerializer.Serialize(registry.ListSites(), json));
         return 0;
     }
+    case "bootstrap":
+        return await TenancyCommands.RunAsync(command, cli, data, Console.In);
+    case "clients" or "users" or "keys" when cli.Positional.Count > 1:
+        return await TenancyCommands.RunAsync($"{command} {cli.Positional[1]}", cli, data, Console.In);
     case "reprocess":
     case "partitions" when cli.Positional.Count > 1 && cli.Positional[1] == "status":
     case "export":
@@ -155,7 +162,7 @@ static Roles ParseRoles(string value) =>
 static Site EnsureDemoSite(SiteRegistry registry) =>
     registry.Resolve(DemoSite.Key) ?? registry.CreateSite(registry.CreateMerchant("Demo Merchant"), "demo.localhost", DemoSite.Key);
 
-static void PrintBanner(string address, string data, Site? demo, string log, string store)
+static void PrintBanner(string address, string data, Site? demo, DemoAccess.Credentials? access, string log, string store)
 {
     string ws = address.Replace("http://", "ws://", StringComparison.Ordinal);
     Console.WriteLine($$"""
@@ -165,7 +172,8 @@ static void PrintBanner(string address, string data, Site? demo, string log, str
           ingest         {{ws}}/v1/ws   (WebSocket, protobuf EventBatch)   and   POST {{address}}/v1/events
           query API      {{address}}/v1/sites/{site}/timeseries?metrics=pageviews,visitors&interval=minute
                          {{address}}/v1/sites/{site}/aggregate?metrics=pageviews,visitors,visits,events
-          admin          POST {{address}}/admin/sites  (Authorization: Bearer $(cat {{data}}/admin-token))
+          sign-in        {{address}}/account/login   tokens: POST {{address}}/connect/token (OAuth2)
+          admin          ./run.sh bootstrap   (once: the first admin client, saved in {{data}}/admin-client.json)
           metrics        {{address}}/metrics
           data           {{data}}
         """);
@@ -175,7 +183,15 @@ static void PrintBanner(string address, string data, Site? demo, string log, str
               demo site      id {demo.PublicId}, key {demo.SiteKey} (merchant {demo.MerchantId})
               demo shop      {address}/demo/   (a page with the real agent: click around, then watch the dashboard)
               send traffic   ./run.sh demo-traffic     (simulated visitors for 60 s)
-              see numbers    curl '{address}/v1/sites/{demo.PublicId}/aggregate?metrics=pageviews,visitors,visits,events'
+            """);
+    }
+    if (demo is not null && access is not null)
+    {
+        Console.WriteLine($"""
+              dashboard user {access.Email}   password {access.Password}   (open {address}/?site={demo.PublicId} and sign in)
+              API token      TOKEN=$(curl -s {address}/connect/token -d grant_type=client_credentials \
+                                  -d client_id={access.ClientId} -d client_secret={access.ClientSecret} | sed -n 's/.*"access_token": *"\([^"]*\)".*/\1/p')
+              see numbers    curl -H "Authorization: Bearer $TOKEN" '{address}/v1/sites/{demo.PublicId}/aggregate?metrics=pageviews,visitors,visits,events'
             """);
     }
 }
