@@ -17,6 +17,8 @@ switch (command)
         {
             DataDirectory = data,
             ControlPlane = cli.Get("control-plane"),
+            // Tokens: this host's own issuer by default; --authority/--audience accept another's.
+            Auth = new AuthSettings { Issuer = cli.Get("issuer"), Authority = cli.Get("authority"), Audience = cli.Get("audience", Analytics.Security.ApiAuthenticationOptions.DefaultAudience) },
             Urls = cli.Get("urls", "http://127.0.0.1:5080"),
             Database = cli.Get("clickhouse-database") ?? cli.Get("database", "analytics"),
             ClickHouseServer = server,
@@ -113,6 +115,8 @@ switch (command)
                      [--clickhouse-password P] [--clickhouse-database analytics] [--clickhouse-cluster NAME]]
                     [--log local|kafka --kafka-bootstrap HOST:PORT [--kafka-topic analytics.events]
                      [--schema-registry URL] [--consumer-group rollup]]
+                    [--issuer URL (default: the first --urls)] [--authority URL --audience NAME (tokens of another issuer)]
+              bootstrap | clients create|revoke | users create | keys create|revoke   (see `analytics clients`)
               kafka-mock [--brokers 3] [--partitions 6] [--kafka-topic T]   local Kafka-protocol cluster; prints bootstrap servers
               sites create --domain D (--merchant NAME | --merchant-id N) [--site-key K] [--time-zone Europe/Berlin]
               (serve and sites: [--control-plane sqlite:PATH | postgres:CONNECTION-STRING], default sqlite:DATA/control-plane.db)

@@ -8,7 +8,7 @@ using static Analytics.QueryService.QueryParameters;
 namespace Analytics.QueryService;
 
 /// <summary>
-/// GET /v1/sites/{site}/timeseries and /aggregate, {site} being the site's public id (random;
+/// GET /v1/sites (the caller's sites), /v1/sites/{site}/timeseries and /aggregate, {site} being the site's public id (random;
 /// the sequential internal id never appears in a URL or an answer). Parameters: metrics (required), from, to
 /// (dates or ISO instants; default the last 24 hours), interval (minute|hour|day, timeseries
 /// only), tz (IANA name, default UTC), event (restrict to one event name).
@@ -40,6 +40,10 @@ public static class QueryEndpoints
                 results = buckets.Select(b => new Dictionary<string, object>(b.Values.Select(kv => new KeyValuePair<string, object>(kv.Key, kv.Value))) { ["time"] = b.Time }),
             });
         });
+
+        // The caller's own sites (the dashboard's site picker; scripts find their public ids).
+        app.MapGet("/v1/sites", (HttpContext context, SiteRegistry sites) =>
+            Results.Json(sites.ListSites(context.User.RequireMerchantId()).Select(s => new { id = s.PublicId, domain = s.Domain, time_zone = s.TimeZone })));
 
         app.MapGet("/v1/sites/{site}/aggregate", async (HttpContext context, string site, SiteRegistry sites, MetricsReader reader, TimeProvider clock) =>
         {
