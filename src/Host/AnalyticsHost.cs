@@ -202,7 +202,7 @@ public static class AnalyticsHost
     private static void AddAuth(IServiceCollection services, HostSettings settings, string data)
     {
         var auth = settings.Auth;
-        string issuer = auth.Authority is null ? IssuerOf(settings) : auth.Issuer ?? auth.Authority;
+        string? issuer = auth.Authority is null ? IssuerOf(settings) : auth.Issuer;
         IReadOnlyList<Microsoft.IdentityModel.Tokens.SecurityKey> keys = [];
         if (auth.Authority is null)
         {
@@ -211,7 +211,7 @@ public static class AnalyticsHost
             keys = [issuerKeys.Signing];
             services.AddAnalyticsIdentity(new IdentityServerOptions
             {
-                Issuer = new Uri(issuer),
+                Issuer = new Uri(issuer!),
                 ControlPlane = settings.ControlPlane ?? ControlPlaneStore.DefaultSpec(data),
                 KeyDirectory = keyDirectory,
                 Audience = auth.Audience,

@@ -9,8 +9,9 @@ namespace Analytics.Security;
 /// <summary>Where access tokens come from and who they are for.</summary>
 public sealed class ApiAuthenticationOptions
 {
-    /// <summary>The issuer whose tokens the APIs accept (the token's <c>iss</c>, exactly).</summary>
-    public required string Issuer { get; init; }
+    /// <summary>The issuer whose tokens the APIs accept (the token's <c>iss</c>, exactly). With an
+    /// <see cref="Authority"/> it may stay null: the issuer its discovery document names.</summary>
+    public string? Issuer { get; init; }
 
     /// <summary>The audience tokens must name (<c>aud</c>): this API's resource name at the issuer.</summary>
     public string Audience { get; init; } = DefaultAudience;

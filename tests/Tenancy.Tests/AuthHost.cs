@@ -62,10 +62,15 @@ public sealed class AuthHost : IAsyncDisposable
     public HttpClient Http { get; }
     public bool KeepData { get; set; }
     public IControlPlaneStore Store => App.Services.GetRequiredService<IControlPlaneStore>();
-    public string Issuer => AnalyticsHost.IssuerOf(new HostSettings { DataDirectory = DataDirectory, Urls = "http://127.0.0.1:0" });
+    public string Issuer => AnalyticsHost.IssuerOf(new HostSettings { DataDirectory = DataDirectory, Urls = Urls });
+    public string Urls { get; private init; } = "http://127.0.0.1:0";
     public string RedirectUri => BaseAddress + "/";
 
-    public static async Task<AuthHost> StartAsync(EngineFixture engine, AuthHost? restartOf = null)
+    /// <param name="urls">Where to listen (port 0 unless a test needs the address before start).</param>
+    /// <param name="auth">Token settings; default: own issuer, revocation cache <see cref="RevocationCache"/>.</param>
+    /// <param name="controlPlane">Another host's control plane to share (sqlite:PATH).</param>
+    public static async Task<AuthHost> StartAsync(EngineFixture engine, AuthHost? restartOf = null, string urls = "http://127.0.0.1:0",
+        AuthSettings? auth = null, string? controlPlane = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-tenancy-" + id);
@@ -75,15 +80,16 @@ public sealed class AuthHost : IAsyncDisposable
             DataDirectory = data,
             ChDbPath = engine.ChDbPath,
             Database = database,
-            Urls = "http://127.0.0.1:0",
+            Urls = urls,
             Quiet = true,
-            Auth = new AuthSettings { RevocationCacheTime = RevocationCache },
+            Auth = auth ?? new AuthSettings { RevocationCacheTime = RevocationCache },
+            ControlPlane = controlPlane,
         });
         try
         {
             await app.StartAsync();
-            await AnalyticsIdentity.EnsureDashboardClientAsync(app.Services, new Uri(app.BoundAddress() + "/"));
-            return new AuthHost(app, data, database);
+            if (auth?.Authority is null) await AnalyticsIdentity.EnsureDashboardClientAsync(app.Services, new Uri(app.BoundAddress() + "/"));
+            return new AuthHost(app, data, database) { Urls = urls };
         }
         catch
         {

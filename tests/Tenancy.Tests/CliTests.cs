@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+
+namespace Analytics.Tenancy.Tests;
+
+/// <summary>The `analytics` CLI's credential commands, run as a child process on a running host's
+/// data directory; what they create is then used over HTTP like any client would.</summary>
+public class CliTests(EngineFixture engine)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task The_cli_creates_and_revokes_clients_users_and_keys_that_the_server_honours()
+    {
+        await using var host = await AuthHost.StartAsync(engine);
+        var (merchant, site) = host.NewMerchant("Cli Shop");
+        string m = merchant.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        var client = JsonDocument.Parse((await RunAsync(host, null, "clients", "create", "--merchant", m, "--scopes", "stats:read")).Output).RootElement;
+        string clientId = client.GetProperty("clientId").GetString()!, secret = client.GetProperty("clientSecret").GetString()!;
+        string token = await Analytics.Tests.Shared.TestTokens.ClientCredentialsAsync(host.Http, clientId, secret);
+        Assert.Equal(HttpStatusCode.OK, (await host.GetAsync(AuthHost.AggregatePath(site), token)).StatusCode);
+
+        await RunAsync(host, "a long passphrase\n", "users", "create", "--merchant", m, "--email", "ann@cli.example", "--password-stdin");
+        Assert.True((await host.SignInAsync("ann@cli.example", "a long passphrase")).TryGetProperty("access_token", out _));
+
+        var key = JsonDocument.Parse((await RunAsync(host, null, "keys", "create", "--merchant", m, "--user", "ann@cli.example", "--scopes", "stats:read")).Output).RootElement;
+        string secretKey = key.GetProperty("key").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, (await host.GetAsync(AuthHost.AggregatePath(site), secretKey)).StatusCode);
+        await RunAsync(host, null, "keys", "revoke", "--prefix", key.GetProperty("prefix").GetString()!);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await host.GetAsync(AuthHost.AggregatePath(site), secretKey)).StatusCode);
+
+        await RunAsync(host, null, "clients", "revoke", "--client-id", clientId);
+        await Assert.ThrowsAsync<HttpRequestException>(() => Analytics.Tests.Shared.TestTokens.ClientCredentialsAsync(host.Http, clientId, secret));
+
+        // Mistakes end with one clear line and a non-zero exit.
+        var badScope = await RunAsync(host, null, expectSuccess: false, "clients", "create", "--merchant", m, "--scopes", "stats:write");
+        Assert.Equal("analytics clients create: unknown scopes: stats:write.", badScope.Error.Trim());
+        var noStdin = await RunAsync(host, null, expectSuccess: false, "users", "create", "--merchant", m, "--email", "bob@cli.example", "--password", "x");
+        Assert.Contains("--password-stdin is required", noStdin.Error);
+        var shortPassword = await RunAsync(host, "short\n", expectSuccess: false, "users", "create", "--merchant", m, "--email", "bob@cli.example", "--password-stdin");
+        Assert.Single(shortPassword.Error.Trim().Split('\n'));
+    }
+
+    private static Task<(string Output, string Error)> RunAsync(AuthHost host, string? stdin, params string[] args) => RunAsync(host, stdin, true, args);
+
+    private static async Task<(string Output, string Error)> RunAsync(AuthHost host, string? stdin, bool expectSuccess, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "analytics.dll"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        start.ArgumentList.Add("--data");
+        start.ArgumentList.Add(host.DataDirectory);
+        using var process = Process.Start(start)!;
+        if (stdin is not null) await process.StandardInput.WriteAsync(stdin);
+        process.StandardInput.Close();
+        var output = process.StandardOutput.ReadToEndAsync(Ct);
+        var error = process.StandardError.ReadToEndAsync(Ct);
+        await process.WaitForExitAsync(Ct);
+        Assert.True((process.ExitCode == 0) == expectSuccess, $"exit {process.ExitCode}: {await error}");
+        return (await output, await error);
+    }
+}
