@@ -131,6 +131,7 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Ingest)) app.MapFastIngest(settings.EnableEcho);
         if (settings.Roles.HasFlag(Roles.Query)) app.MapQueryService();
         app.MapAdmin();
+        if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteManagement();
         app.MapAgentScript();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(

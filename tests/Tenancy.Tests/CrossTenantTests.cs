@@ -48,6 +48,8 @@ public class CrossTenantTests(EngineFixture engine)
     private static readonly Dictionary<string, Case> Cases = new()
     {
         ["GET /v1/sites"] = new("/v1/sites", null, HttpStatusCode.OK, ListsOwn: true),
+        // Creates a site for the caller's own merchant: A gets its own new site, never one of B's.
+        ["POST /v1/sites/"] = new("/v1/sites", _ => new { domain = "new.example" }, HttpStatusCode.Created, ListsOwn: true),
         ["GET /v1/sites/{site}/timeseries"] = new("/v1/sites/{site}/timeseries?metrics=pageviews&interval=hour", null, HttpStatusCode.OK),
         ["GET /v1/sites/{site}/aggregate"] = new("/v1/sites/{site}/aggregate?metrics=pageviews,visitors", null, HttpStatusCode.OK),
         ["POST /admin/sites"] = new("/admin/sites", t => new { merchantId = t.Merchant.Id, domain = "second.b-secret.example" }, HttpStatusCode.Created),

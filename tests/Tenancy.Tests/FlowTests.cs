@@ -38,9 +38,21 @@ public class FlowTests(EngineFixture engine)
         using var ok = await host.GetAsync(AuthHost.AggregatePath(site), token);
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
         Assert.Equal(site.PublicId, (await ok.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("site_id").GetString());
-        // stats:read does not open the admin API.
+        // stats:read does not open the admin API, nor site management.
         using var admin = await host.GetAsync("/admin/sites", token);
         Assert.Equal(HttpStatusCode.Forbidden, admin.StatusCode);
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/v1/sites") { Content = JsonContent.Create(new { domain = "more.example" }) };
+        create.Headers.Authorization = new("Bearer", token);
+        Assert.Equal(HttpStatusCode.Forbidden, (await host.Http.SendAsync(create, Ct)).StatusCode);
+
+        // sites:write creates a site for the token's merchant, whatever the body says.
+        string writer = await host.ClientTokenAsync(merchant.Id, "stats:read sites:write");
+        using var own = new HttpRequestMessage(HttpMethod.Post, "/v1/sites") { Content = JsonContent.Create(new { domain = "more.example", merchantId = merchant.Id + 1 }) };
+        own.Headers.Authorization = new("Bearer", writer);
+        using var created = await host.Http.SendAsync(own, Ct);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        string newSite = (await created.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString()!;
+        Assert.Equal(merchant.Id, host.Store.FindSiteByPublicId(newSite)!.MerchantId);
     }
 
     [Fact]
