@@ -70,10 +70,10 @@ public sealed class AuthHost : IAsyncDisposable
     /// <param name="auth">Token settings; default: own issuer, revocation cache <see cref="RevocationCache"/>.</param>
     /// <param name="controlPlane">Another host's control plane to share (sqlite:PATH).</param>
     public static async Task<AuthHost> StartAsync(EngineFixture engine, AuthHost? restartOf = null, string urls = "http://127.0.0.1:0",
-        AuthSettings? auth = null, string? controlPlane = null)
+        AuthSettings? auth = null, string? controlPlane = null, string? dataDirectory = null)
     {
         string id = Guid.NewGuid().ToString("N");
-        string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-tenancy-" + id);
+        string data = restartOf?.DataDirectory ?? dataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-tenancy-" + id);
         string database = restartOf?.Database ?? "tenancy_" + id;
         var app = await AnalyticsHost.BuildAsync(new HostSettings
         {
