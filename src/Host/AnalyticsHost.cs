@@ -17,7 +17,7 @@ namespace Analytics.Host;
 
 public sealed class HostSettings
 {
-    /// <summary>Control plane (embedded default), local event log, admin token, reprocessing jobs and quarantined records live here.</summary>
+    /// <summary>Control plane (embedded default), issuer keys (identity/), local event log, reprocessing jobs and quarantined records live here.</summary>
     public required string DataDirectory { get; init; }
     /// <summary>The control plane (`--control-plane`): sqlite:PATH or postgres:CONNECTION-STRING;
     /// null means SQLite in the data directory (control-plane.db). Nodes that must agree on
