@@ -30,10 +30,11 @@ switch (command)
             LogicVersion = ushort.Parse(cli.Get("logic-version", Analytics.Rollup.ProcessingLogic.Current.ToString(System.Globalization.CultureInfo.InvariantCulture)), System.Globalization.CultureInfo.InvariantCulture),
         });
         var demo = cli.Flag("demo") ? EnsureDemoSite(app.Services.GetRequiredService<SiteRegistry>()) : null;
-        var access = demo is null ? null : await DemoAccess.EnsureAsync(app.Services, data, demo);
+        bool ownIssuer = cli.Get("authority") is null;
+        var access = demo is not null && ownIssuer ? await DemoAccess.EnsureAsync(app.Services, data, demo) : null;
         await app.StartAsync();
         // The dashboard signs in with a redirect back to itself: allow the address really bound.
-        await Analytics.Identity.AnalyticsIdentity.EnsureDashboardClientAsync(app.Services, new Uri(app.BoundAddress() + "/"));
+        if (ownIssuer) await Analytics.Identity.AnalyticsIdentity.EnsureDashboardClientAsync(app.Services, new Uri(app.BoundAddress() + "/"));
         var kafka = app.Services.GetRequiredService<Analytics.EventLog.IEventLog>() is Analytics.EventLog.Kafka.KafkaEventLog ? KafkaOptions(cli) : null;
         PrintBanner(app.BoundAddress(), data, demo, access, kafka is null ? "local event log" : $"Kafka at {kafka.BootstrapServers}, topic {kafka.Topic}", server is null ? "in-process ClickHouse"
             : $"ClickHouse at {server.Endpoint.GetLeftPart(UriPartial.Authority)}{(server.Cluster is null ? "" : ", cluster " + server.Cluster)}");

@@ -60,8 +60,15 @@ public sealed class IssuerKeys
             }
         }
         if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(path) & (UnixFileMode.GroupRead | UnixFileMode.OtherRead | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
-            throw new InvalidOperationException($"{path} is readable or writable by group or others; run: chmod 600 {path}");
-        rsa.ImportFromPem(File.ReadAllText(path));
+            throw new IssuerKeysException($"{path} is readable or writable by group or others; run: chmod 600 {path}");
+        try
+        {
+            rsa.ImportFromPem(File.ReadAllText(path));
+        }
+        catch (Exception e) when (e is ArgumentException or CryptographicException or UnauthorizedAccessException)
+        {
+            throw new IssuerKeysException($"{path} is not a usable RSA private key (PEM): {e.Message}", e);
+        }
         // The key id is the public key's thumbprint: stable across restarts and nodes, so a
         // validator that cached our keys by id keeps matching.
         var key = new RsaSecurityKey(rsa);
@@ -69,3 +76,6 @@ public sealed class IssuerKeys
         return key;
     }
 }
+
+/// <summary>The issuer's key files are unsafe or unreadable: the server refuses to start.</summary>
+public sealed class IssuerKeysException(string message, Exception? inner = null) : Exception(message, inner);

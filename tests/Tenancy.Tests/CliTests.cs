@@ -43,6 +43,47 @@ public class CliTests(EngineFixture engine)
         Assert.Single(shortPassword.Error.Trim().Split('\n'));
     }
 
+    [Fact]
+    public async Task A_signing_key_file_others_can_read_stops_the_server_with_one_line()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Assert.Skip("Unix file modes");
+            return;
+        }
+        string data = Path.Combine(Path.GetTempPath(), "analytics-tenancy-keys-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(data, "identity"));
+            string key = Path.Combine(data, "identity", Analytics.Identity.IssuerKeys.SigningFile);
+            await File.WriteAllTextAsync(key, System.Security.Cryptography.RSA.Create(2048).ExportPkcs8PrivateKeyPem(), Ct);
+            File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (string a in (string[])[Path.Combine(AppContext.BaseDirectory, "analytics.dll"), "serve", "--data", data, "--urls", "http://127.0.0.1:0", "--quiet"])
+                start.ArgumentList.Add(a);
+            using var process = Process.Start(start)!;
+            var error = process.StandardError.ReadToEndAsync(Ct);
+            var output = process.StandardOutput.ReadToEndAsync(Ct);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(60));
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token);
+            }
+            finally
+            {
+                if (!process.HasExited) process.Kill(entireProcessTree: true);
+            }
+            await output;
+            Assert.Equal(1, process.ExitCode);
+            Assert.Equal($"analytics: {key} is readable or writable by group or others; run: chmod 600 {key}", (await error).Trim());
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
     private static Task<(string Output, string Error)> RunAsync(AuthHost host, string? stdin, params string[] args) => RunAsync(host, stdin, true, args);
 
     private static async Task<(string Output, string Error)> RunAsync(AuthHost host, string? stdin, bool expectSuccess, params string[] args)
