@@ -22,10 +22,11 @@ public static class FreshnessProbe
 
     public static async Task<Result> RunAsync(HttpClient http, Uri baseAddress, string dataDirectory, CancellationToken stop)
     {
-        string token = (await File.ReadAllTextAsync(Path.Combine(dataDirectory, "admin-token"), stop)).Trim();
+        // The probe's site belongs to the admin client's own merchant: a token reads only its merchant's sites.
+        var (token, merchantId) = await AdminClient.TokenAsync(http, baseAddress, dataDirectory, stop);
         using var create = new HttpRequestMessage(HttpMethod.Post, new Uri(baseAddress, "/admin/sites"))
         {
-            Content = JsonContent.Create(new { merchant = "Freshness probe", domain = "probe.example" }),
+            Content = JsonContent.Create(new { merchantId, domain = "probe.example" }),
         };
         create.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
         var site = JsonDocument.Parse(await (await http.SendAsync(create, stop)).Content.ReadAsStringAsync(stop)).RootElement;
@@ -51,7 +52,10 @@ public static class FreshnessProbe
                 await socket.ReceiveAsync(buffer, stop);
                 while (!stop.IsCancellationRequested)
                 {
-                    var json = JsonDocument.Parse(await http.GetStringAsync(new Uri(baseAddress, $"/v1/sites/{siteId}/aggregate?metrics=pageviews&from={day}&to={day}"), stop)).RootElement;
+                    using var query = new HttpRequestMessage(HttpMethod.Get, new Uri(baseAddress, $"/v1/sites/{siteId}/aggregate?metrics=pageviews&from={day}&to={day}"));
+                    query.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+                    using var answer = await http.SendAsync(query, stop);
+                    var json = JsonDocument.Parse(await answer.Content.ReadAsStringAsync(stop)).RootElement;
                     if (json.GetProperty("results").GetProperty("pageviews").GetInt64() >= sent)
                     {
                         samples.Add(sentAt.Elapsed.TotalMilliseconds);

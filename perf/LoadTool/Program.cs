@@ -130,7 +130,7 @@ try
     ReprocessPhase.Result? reprocess = null;
     if (options.Reprocess)
     {
-        if (server is null) throw new InvalidOperationException("--reprocess needs a server the tool starts (it reads the admin token from its data directory)");
+        if (server is null) throw new InvalidOperationException("--reprocess needs a server the tool starts (it bootstraps an admin client in its data directory)");
         Console.Error.WriteLine("reprocess: waiting for Rollup to store everything, then rebuilding it");
         long ingested = phases[1].EventsAcked; // warm-up events come on top; lag 0 covers them
         reprocess = await AfterPhase("reprocess", failures, () => ReprocessPhase.RunAsync(http, baseAddress, server.DataDirectory, ingested, cancel.Token));

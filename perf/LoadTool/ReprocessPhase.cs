@@ -28,7 +28,7 @@ public static class ReprocessPhase
         }
         double storeWait = wait.Elapsed.TotalSeconds;
 
-        string token = (await File.ReadAllTextAsync(Path.Combine(dataDirectory, "admin-token"), ct)).Trim();
+        var (token, _) = await AdminClient.TokenAsync(http, baseAddress, dataDirectory, ct);
         string today = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         using var start = new HttpRequestMessage(HttpMethod.Post, new Uri(baseAddress, "/admin/reprocess"))
         {

@@ -30,7 +30,7 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
-    /// <summary>The server's data directory (its admin token lives there).</summary>
+    /// <summary>The server's data directory (the bootstrap admin client is saved there).</summary>
     public string DataDirectory => _dataDirectory;
 
     /// <summary>
@@ -88,6 +88,8 @@ internal sealed class ServerProcess : IAsyncDisposable
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
             await server.WaitHealthyAsync(http, TimeSpan.FromSeconds(60), cancellationToken);
+            // After the server has created the demo merchant (id 1): the admin client's merchant comes next.
+            await AdminClient.BootstrapAsync(serverDll, data, cancellationToken);
             return server;
         }
         catch

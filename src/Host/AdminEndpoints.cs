@@ -1,13 +1,13 @@
-using System.Security.Cryptography;
-using System.Text;
 using Analytics.ControlPlane;
 using Analytics.Rollup;
 using Analytics.Rollup.Reprocessing;
+using Analytics.Security;
 
 namespace Analytics.Host;
 
 /// <summary>
-/// Admin API (bearer token from the data directory): create merchants and sites, list sites.
+/// Admin API, for operators across merchants (access token or key with the `admin` scope; see
+/// docs/security.md): create merchants and sites, list sites, reprocess, partitions, export.
 /// The same operations exist as CLI commands (`analytics sites create|list`). Sites are named by
 /// their public id (`site`), never by the internal id.
 /// </summary>
@@ -19,15 +19,9 @@ public static class AdminEndpoints
 
     public sealed record ExportRequest(long MerchantId, string? Site, DateOnly From, DateOnly To, string? Kind, string? Format, string Out);
 
-    public static void MapAdmin(this WebApplication app, string adminToken)
+    public static void MapAdmin(this WebApplication app)
     {
-        var admin = app.MapGroup("/admin").AddEndpointFilter(async (ctx, next) =>
-        {
-            string header = ctx.HttpContext.Request.Headers.Authorization.ToString();
-            bool ok = header.StartsWith("Bearer ", StringComparison.Ordinal) &&
-                      CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header[7..]), Encoding.UTF8.GetBytes(adminToken));
-            return ok ? await next(ctx) : Results.Problem(statusCode: 401, title: "Unauthorized", detail: "Send Authorization: Bearer <admin token> (see <data>/admin-token).");
-        });
+        var admin = app.MapGroup("/admin").RequireAuthorization(Scopes.Admin);
         admin.MapPost("/sites", (CreateSiteRequest request, SiteRegistry registry) =>
         {
             if (string.IsNullOrWhiteSpace(request.Domain)) return Results.Problem(statusCode: 400, title: "Invalid site", detail: "domain is required.");

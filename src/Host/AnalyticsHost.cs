@@ -1,13 +1,14 @@
-using System.Security.Cryptography;
 using Analytics.ControlPlane;
 using Analytics.EventLog;
 using Analytics.EventLog.Kafka;
 using Analytics.FastIngest;
 using Analytics.FastIngest.Transport;
 using Analytics.FastIngest.Validation;
+using Analytics.Identity;
 using Analytics.QueryService;
 using Analytics.Rollup;
 using Analytics.Rollup.Reprocessing;
+using Analytics.Security;
 using Analytics.Store;
 using Analytics.Store.ClickHouse;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -17,7 +18,7 @@ namespace Analytics.Host;
 
 public sealed class HostSettings
 {
-    /// <summary>Control plane (embedded default), local event log, admin token, reprocessing jobs and quarantined records live here.</summary>
+    /// <summary>Control plane (embedded default), issuer keys (identity/), local event log, reprocessing jobs and quarantined records live here.</summary>
     public required string DataDirectory { get; init; }
     /// <summary>The control plane (`--control-plane`): sqlite:PATH or postgres:CONNECTION-STRING;
     /// null means SQLite in the data directory (control-plane.db). Nodes that must agree on
@@ -47,12 +48,30 @@ public sealed class HostSettings
     /// <summary>Another build of the browser agent to serve at /agent.js (`--agent-js`); null finds
     /// agents/packages/agent/dist/agent.min.js above the binary.</summary>
     public string? AgentScriptPath { get; init; }
+    /// <summary>Who may call the APIs (access tokens, API keys); see <see cref="AuthSettings"/>.</summary>
+    public AuthSettings Auth { get; init; } = new();
     /// <summary>Clock for receive times; tests replace it to place events at chosen times.</summary>
     public TimeProvider Clock { get; init; } = TimeProvider.System;
     /// <summary>Addresses and networks ("10.0.0.0/8", "127.0.0.1") of the load balancers and
     /// reverse proxies in front of this server, whose X-Forwarded-For / Forwarded headers name the
     /// client (`--trusted-proxies`, ANALYTICS_TRUSTED_PROXIES). Empty: no header is believed.</summary>
     public IReadOnlyList<string> TrustedProxies { get; init; } = [];
+}
+
+/// <summary>
+/// The APIs' token validation and the embedded authorization server. By default this host is its
+/// own issuer (<c>Issuer</c>, default: the first listen URL) and validates its tokens with the
+/// keys in <c>DATA/identity/</c>. With <c>Authority</c> set, the APIs accept tokens of that
+/// standard issuer instead (keys from its discovery document) and the embedded server is not
+/// started.
+/// </summary>
+public sealed class AuthSettings
+{
+    public string? Issuer { get; init; }
+    public string? Authority { get; init; }
+    public string Audience { get; init; } = ApiAuthenticationOptions.DefaultAudience;
+    public TimeSpan RevocationCacheTime { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan AccessTokenLifetime { get; init; } = TimeSpan.FromMinutes(15);
 }
 
 [Flags]
@@ -85,6 +104,8 @@ public static class AnalyticsHost
         if (!ProcessingLogic.IsKnown(settings.LogicVersion))
             throw new ArgumentException($"Unknown processing-logic version {settings.LogicVersion}; known: {string.Join(", ", ProcessingLogic.Versions)}.");
         string db = ClickHouseSql.RequirePlainIdentifier(settings.Database);
+        // EF Core (OpenIddict's stores) logs every SQL command at Information.
+        builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
 
         var registry = new SiteRegistry(ControlPlaneStore.Open(settings.ControlPlane ?? ControlPlaneStore.DefaultSpec(data)));
         IEventLog? log = null;
@@ -97,7 +118,9 @@ public static class AnalyticsHost
                 // 8 MiB reads: a Rollup round takes up to ~50k records in one read (about 170 bytes each).
                 : LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { ConsumerBufferBytes = 8 * 1024 * 1024 });
             (var store, engine, server, _) = await OpenStoreAsync(settings, data, db, ct);
-            return Compose(builder, settings, data, db, registry, log, store, engine, server);
+            var app = Compose(builder, settings, data, db, registry, log, store, engine, server);
+            if (settings.Auth.Authority is null) await app.Services.InitializeIdentityAsync(ct);
+            return app;
         }
         catch
         {
@@ -114,9 +137,10 @@ public static class AnalyticsHost
     private static WebApplication Compose(WebApplicationBuilder builder, HostSettings settings, string data, string db,
         SiteRegistry registry, IEventLog log, IColumnStore store, ChDbEngine? engine, ClickHouseServerStore? server)
     {
-
         var services = builder.Services;
         services.AddSingleton(registry);
+        services.AddSingleton(registry.Store);
+        AddAuth(services, settings, data);
         services.AddSingleton<IEventLog>(log);
         services.AddSingleton<IColumnStore>(store);
         services.AddSingleton(settings.Limits);
@@ -138,9 +162,13 @@ public static class AnalyticsHost
         app.UseWebSockets();
         app.UseDefaultFiles();
         app.UseStaticFiles();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        if (settings.Auth.Authority is null) app.MapAnalyticsIdentity();
         if (settings.Roles.HasFlag(Roles.Ingest)) app.MapFastIngest(settings.EnableEcho);
         if (settings.Roles.HasFlag(Roles.Query)) app.MapQueryService();
-        app.MapAdmin(AdminToken(data));
+        app.MapAdmin();
+        if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteManagement();
         app.MapAgentScript(settings.AgentScriptPath);
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(
@@ -204,14 +232,38 @@ public static class AnalyticsHost
     public static string BoundAddress(this WebApplication app) =>
         app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
 
-    /// <summary>Admin bearer token: random on first start, kept (0600) in the data directory.</summary>
-    public static string AdminToken(string dataDirectory)
+    /// <summary>The issuer this host names in its tokens: the configured one, else the first listen URL.</summary>
+    public static string IssuerOf(HostSettings settings) =>
+        new Uri(settings.Auth.Issuer ?? settings.Urls.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)[0]).GetLeftPart(UriPartial.Authority) + "/";
+
+    private static void AddAuth(IServiceCollection services, HostSettings settings, string data)
     {
-        string path = Path.Combine(dataDirectory, "admin-token");
-        if (File.Exists(path)) return File.ReadAllText(path).Trim();
-        string token = Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant();
-        File.WriteAllText(path, token);
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        return token;
+        var auth = settings.Auth;
+        string? issuer = auth.Authority is null ? IssuerOf(settings) : auth.Issuer;
+        IReadOnlyList<Microsoft.IdentityModel.Tokens.SecurityKey> keys = [];
+        if (auth.Authority is null)
+        {
+            string keyDirectory = Path.Combine(data, "identity");
+            var issuerKeys = IssuerKeys.LoadOrCreate(keyDirectory);
+            keys = [issuerKeys.Signing];
+            services.AddAnalyticsIdentity(new IdentityServerOptions
+            {
+                Issuer = new Uri(issuer!),
+                ControlPlane = settings.ControlPlane ?? ControlPlaneStore.DefaultSpec(data),
+                KeyDirectory = keyDirectory,
+                Audience = auth.Audience,
+                AccessTokenLifetime = auth.AccessTokenLifetime,
+            }, issuerKeys);
+        }
+        services.AddAnalyticsApiAuthentication(new ApiAuthenticationOptions
+        {
+            Issuer = issuer,
+            Audience = auth.Audience,
+            Authority = auth.Authority,
+            SigningKeys = keys,
+            RevocationCacheTime = auth.RevocationCacheTime,
+            // Loopback development against a local issuer may be plain HTTP; anything else needs TLS.
+            RequireHttpsMetadata = auth.Authority is not null && !new Uri(auth.Authority).IsLoopback,
+        });
     }
 }

@@ -1,4 +1,5 @@
 using Analytics.ControlPlane;
+using Analytics.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -7,15 +8,19 @@ using static Analytics.QueryService.QueryParameters;
 namespace Analytics.QueryService;
 
 /// <summary>
-/// GET /v1/sites/{site}/timeseries and /aggregate, {site} being the site's public id (random;
+/// GET /v1/sites (the caller's sites), /v1/sites/{site}/timeseries and /aggregate, {site} being the site's public id (random;
 /// the sequential internal id never appears in a URL or an answer). Parameters: metrics (required), from, to
 /// (dates or ISO instants; default the last 24 hours), interval (minute|hour|day, timeseries
 /// only), tz (IANA name, default UTC), event (restrict to one event name).
+/// Every request needs the <c>stats:read</c> scope (declared once, on the group), and only sites
+/// of the caller's merchant (the token's merchant claim) exist for it: another merchant's site
+/// answers 404 exactly like a site that does not exist.
 /// </summary>
 public static class QueryEndpoints
 {
-    public static IEndpointRouteBuilder MapQueryService(this IEndpointRouteBuilder app)
+    public static IEndpointRouteBuilder MapQueryService(this IEndpointRouteBuilder routes)
     {
+        var app = routes.MapGroup("").RequireAuthorization(Scopes.StatsRead);
         app.MapGet("/v1/sites/{site}/timeseries", async (HttpContext context, string site, SiteRegistry sites, MetricsReader reader, TimeProvider clock) =>
         {
             if (!TryBuild(context, site, sites, clock, out var query, out var error)) return error!;
@@ -36,6 +41,10 @@ public static class QueryEndpoints
             });
         });
 
+        // The caller's own sites (the dashboard's site picker; scripts find their public ids).
+        app.MapGet("/v1/sites", (HttpContext context, SiteRegistry sites) =>
+            Results.Json(sites.ListSites(context.User.RequireMerchantId()).Select(s => new { id = s.PublicId, domain = s.Domain, time_zone = s.TimeZone })));
+
         app.MapGet("/v1/sites/{site}/aggregate", async (HttpContext context, string site, SiteRegistry sites, MetricsReader reader, TimeProvider clock) =>
         {
             if (!TryBuild(context, site, sites, clock, out var query, out var error)) return error!;
@@ -43,7 +52,7 @@ public static class QueryEndpoints
             SetCaching(context, query!, clock);
             return Results.Json(new { site_id = site, tz = query!.TimeZone.Id, from = query.From, to = query.To, results = values });
         });
-        return app;
+        return routes;
     }
 
     private static bool TryBuild(HttpContext context, string site, SiteRegistry sites, TimeProvider clock, out MetricsQuery? query, out IResult? error)
@@ -53,9 +62,10 @@ public static class QueryEndpoints
         var p = context.Request.Query;
         try
         {
-            // Unknown and malformed ids answer alike: 404 says nothing about which ids exist.
+            // Unknown, malformed and other merchants' ids answer alike: 404 says nothing about
+            // which ids exist. The merchant comes from the validated token, never the request.
             var found = sites.FindByPublicId(site);
-            if (found is null)
+            if (found is null || found.MerchantId != context.User.RequireMerchantId())
             {
                 error = Problem(StatusCodes.Status404NotFound, "Unknown site", $"There is no site '{site}'.");
                 return false;

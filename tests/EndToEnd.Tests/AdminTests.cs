@@ -15,10 +15,11 @@ public class AdminTests(EngineFixture engine)
     {
         await using var host = await TestHost.StartAsync(engine);
         var body = new { merchant = "Shop Ltd", domain = "shop.example" };
-        Assert.Equal(HttpStatusCode.Unauthorized, (await host.Http.PostAsJsonAsync("/admin/sites", body, Ct)).StatusCode);
+        using var anonymous = new HttpClient { BaseAddress = new Uri(host.BaseAddress) };
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.PostAsJsonAsync("/admin/sites", body, Ct)).StatusCode);
 
         using var request = new HttpRequestMessage(HttpMethod.Post, "/admin/sites") { Content = JsonContent.Create(body) };
-        request.Headers.Authorization = new("Bearer", AnalyticsHost.AdminToken(host.DataDirectory));
+        request.Headers.Authorization = new("Bearer", host.Token);
         var created = await host.Http.SendAsync(request, Ct);
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var site = JsonDocument.Parse(await created.Content.ReadAsStringAsync(Ct)).RootElement;
@@ -82,6 +83,10 @@ public class AdminTests(EngineFixture engine)
         }
         await host.WaitForAggregateAsync(t => t["pageviews"] == 20);
         string today = DateTime.UtcNow.ToString("yyyy-MM-dd");
+        // The CLI authenticates with the admin client that bootstrap saved (client credentials).
+        var bootstrap = JsonDocument.Parse(await RunAsync("bootstrap", "--data", host.DataDirectory)).RootElement;
+        Assert.StartsWith("cl_", bootstrap.GetProperty("clientId").GetString());
+        if (!OperatingSystem.IsWindows()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(host.DataDirectory, "admin-client.json")));
         string output = await RunAsync("reprocess", "--merchant", host.Site.MerchantId.ToString(), "--from", today, "--to", today,
             "--url", host.BaseAddress, "--data", host.DataDirectory);
         var progress = output.Split('\n').Where(l => l.StartsWith("{\"job\"", StringComparison.Ordinal)).Select(l => JsonDocument.Parse(l).RootElement).ToList();

@@ -47,9 +47,10 @@ public class CrashRecoveryTests
             long distinctSent = load.DistinctEventsSent;
             Assert.Equal(distinctSent, acked); // every batch was eventually acknowledged after resends
             string site = await server.DemoSitePublicIdAsync();
-            long stored = await WaitForEventsAsync(port, site, acked);
+            string token = await server.DemoTokenAsync();
+            long stored = await WaitForEventsAsync(port, site, token, acked);
             await Task.Delay(1000, Ct); // a double count would show up now
-            stored = await EventsAsync(port, site);
+            stored = await EventsAsync(port, site, token);
             TestContext.Current.TestOutputHelper?.WriteLine($"acknowledged {acked}, stored {stored}, difference {stored - acked}, resent batches {load.ResentBatches}");
             Assert.Equal(0, stored - acked);
             // The kills interrupted batches in flight, so the resend path really ran.
@@ -62,13 +63,13 @@ public class CrashRecoveryTests
         }
     }
 
-    private static async Task<long> WaitForEventsAsync(int port, string site, long expected)
+    private static async Task<long> WaitForEventsAsync(int port, string site, string token, long expected)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         long last;
         do
         {
-            last = await EventsAsync(port, site);
+            last = await EventsAsync(port, site, token);
             if (last >= expected) return last;
             await Task.Delay(200, Ct);
         }
@@ -76,9 +77,10 @@ public class CrashRecoveryTests
         return last;
     }
 
-    private static async Task<long> EventsAsync(int port, string site)
+    private static async Task<long> EventsAsync(int port, string site, string token)
     {
         using var http = new HttpClient();
+        http.DefaultRequestHeaders.Authorization = new("Bearer", token);
         string from = DateTime.UtcNow.AddDays(-1).ToString("yyyy-MM-dd"), to = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd");
         var json = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port}/v1/sites/{site}/aggregate?metrics=events&from={from}&to={to}", Ct));
         return json.RootElement.GetProperty("results").GetProperty("events").GetInt64();

@@ -50,15 +50,21 @@ public sealed class TestHost : IAsyncDisposable
 {
     public const string BrowserUserAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
-    private TestHost(WebApplication app, string dataDirectory, string database, Site site)
+    private TestHost(WebApplication app, string dataDirectory, string database, Site site, string token)
     {
+        Token = token;
         App = app;
         DataDirectory = dataDirectory;
         Database = database;
         Site = site;
         BaseAddress = app.BoundAddress();
         Http = new HttpClient { BaseAddress = new Uri(BaseAddress) };
+        if (token.Length > 0) Http.DefaultRequestHeaders.Authorization = new("Bearer", token);
     }
+
+    /// <summary>An access token of the test site's merchant with every scope (admin included);
+    /// <see cref="Http"/> sends it.</summary>
+    public string Token { get; }
 
     public WebApplication App { get; }
     public string DataDirectory { get; }
@@ -107,7 +113,12 @@ public sealed class TestHost : IAsyncDisposable
             var registry = app.Services.GetRequiredService<SiteRegistry>();
             var site = restartOf?.Site ?? storeOf?.Site ?? registry.CreateSite(registry.CreateMerchant("Test Merchant " + id), "shop.example", "key-" + id);
             await app.StartAsync();
-            return new TestHost(app, data, database, site);
+            using var tokenHttp = new HttpClient { BaseAddress = new Uri(app.BoundAddress()) };
+            // A replica with a control plane of its own (storeOf, no shared control plane) does not
+            // know the merchant: it serves no API calls in those tests, so it gets no token.
+            string token = registry.Store.GetMerchant(site.MerchantId) is null ? ""
+                : await Analytics.Tests.Shared.TestTokens.ClientTokenAsync(app.Services, tokenHttp, site.MerchantId);
+            return new TestHost(app, data, database, site, token);
         }
         catch
         {
@@ -150,11 +161,11 @@ public sealed class TestHost : IAsyncDisposable
         return json.GetProperty("results").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());
     }
 
-    /// <summary>An HttpClient request with the admin bearer token.</summary>
+    /// <summary>An HttpClient request with the test's access token (admin scope).</summary>
     public HttpRequestMessage AdminRequest(HttpMethod method, string path, object? body = null)
     {
         var request = new HttpRequestMessage(method, path);
-        request.Headers.Authorization = new("Bearer", AnalyticsHost.AdminToken(DataDirectory));
+        request.Headers.Authorization = new("Bearer", Token);
         if (body is not null) request.Content = JsonContent.Create(body);
         return request;
     }

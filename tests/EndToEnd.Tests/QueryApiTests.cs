@@ -52,7 +52,13 @@ public class QueryApiTests(EngineFixture engine)
         batch.Events.Add(Wire.Pageview());
         await Wire.SendAsync(socket, batch);
         await host.WaitForAggregateAsync(t => t["pageviews"] == 1);
-        var json = JsonDocument.Parse(await host.Http.GetStringAsync($"/v1/sites/{other.PublicId}/aggregate?metrics=pageviews,events&from=2020-01-01&to=2030-01-01", Ct)).RootElement;
+        string url = $"/v1/sites/{other.PublicId}/aggregate?metrics=pageviews,events&from=2020-01-01&to=2030-01-01";
+        // This merchant's token does not see the other site at all; the other merchant's sees none of these events.
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await host.Http.GetAsync(url, Ct)).StatusCode);
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        request.Headers.Authorization = new("Bearer", await Analytics.Tests.Shared.TestTokens.ClientTokenAsync(host.App.Services, host.Http, other.MerchantId, "stats:read"));
+        using var response = await host.Http.SendAsync(request, Ct);
+        var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
         Assert.Equal(0, json.GetProperty("results").GetProperty("pageviews").GetInt64());
         Assert.Equal(0, json.GetProperty("results").GetProperty("events").GetInt64());
     }

@@ -25,8 +25,9 @@ public class ReprocessCrashTests
         try
         {
             // History built by the defective logic: 30 sites, each with human and headless traffic.
+            var admin = await Analytics.Tests.Shared.TestTokens.OfflineAdminClientAsync(data);
             await server.StartAsync("--logic-version", "1");
-            http.DefaultRequestHeaders.Authorization = new("Bearer", AnalyticsHost.AdminToken(data));
+            http.DefaultRequestHeaders.Authorization = new("Bearer", await Analytics.Tests.Shared.TestTokens.ClientCredentialsAsync(http, admin.ClientId, admin.Secret));
             const int sites = 30, humans = 60, headless = 20;
             var siteIds = new List<string>();
             for (int i = 0; i < sites; i++)

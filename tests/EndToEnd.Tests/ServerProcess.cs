@@ -62,15 +62,24 @@ public sealed class ServerProcess(string data, int port)
         throw new TimeoutException("server did not start");
     }
 
-    /// <summary>The public id of the demo site (--demo), read through the admin API.</summary>
+    /// <summary>An access token of the demo merchant: client credentials of the demo client that
+    /// `serve --demo` saved in the data directory (as its banner tells a user to do).</summary>
+    public async Task<string> DemoTokenAsync()
+    {
+        var saved = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(data, "demo-client.json"), TestContext.Current.CancellationToken)).RootElement;
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        return await Analytics.Tests.Shared.TestTokens.ClientCredentialsAsync(http, saved.GetProperty("clientId").GetString()!, saved.GetProperty("clientSecret").GetString()!);
+    }
+
+    /// <summary>The public id of the demo site (--demo): the demo merchant's site list.</summary>
     public async Task<string> DemoSitePublicIdAsync()
     {
         using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{port}/admin/sites");
-        request.Headers.Authorization = new("Bearer", Analytics.Host.AnalyticsHost.AdminToken(data));
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{port}/v1/sites");
+        request.Headers.Authorization = new("Bearer", await DemoTokenAsync());
         using var response = await http.SendAsync(request, TestContext.Current.CancellationToken);
         var sites = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)).RootElement;
-        return sites.EnumerateArray().Single(s => s.GetProperty("siteKey").GetString() == "demo-site-key").GetProperty("id").GetString()!;
+        return sites.EnumerateArray().Single().GetProperty("id").GetString()!;
     }
 
     /// <summary>Process.Kill sends SIGKILL on Unix: no shutdown code runs.</summary>

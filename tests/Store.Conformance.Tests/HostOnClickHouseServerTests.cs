@@ -65,7 +65,8 @@ public sealed class HostOnClickHouseServerTests(BackendsFixture fixture, ITestOu
             var site = registry.CreateSite(registry.CreateMerchant("Merchant " + id), "shop.example", "key-" + id);
             await app.StartAsync(Ct);
             using var http = new HttpClient { BaseAddress = new Uri(app.BoundAddress()) };
-            var token = AnalyticsHost.AdminToken(data);
+            var token = await Analytics.Tests.Shared.TestTokens.ClientTokenAsync(app.Services, http, site.MerchantId);
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
             var lines = new List<string>();
 
             var batches = new[] { Chrome, Firefox, Headless }.Select(ua => (ua, Batch(site.SiteKey))).ToList();

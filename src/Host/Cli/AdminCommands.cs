@@ -28,7 +28,7 @@ public sealed class AdminCommands : ICommandGroup
     {
         // Options are shared by the three commands (an option may have several parents).
         var url = new Option<string>("--url") { Description = $"The running server [default: {new AdminSettings().Url}]", HelpName = "URL" };
-        var token = new Option<string>("--token") { Description = "Admin token [default: the one in --data]", HelpName = "TOKEN" };
+        var token = new Option<string>("--token") { Description = "An access token or API key with the admin scope [default: a token for the admin client `bootstrap` saved in --data]", HelpName = "TOKEN" };
         var merchant = Settings.Id("--merchant", "Merchant id", required: true);
         var site = new Option<string>("--site") { Description = "Only this site (its public id)", HelpName = "SITE-ID" };
         var from = Settings.Day("--from", "First day (UTC), e.g. 2026-01-01");
@@ -89,10 +89,11 @@ public sealed class AdminCommands : ICommandGroup
         var settings = Settings.Bind<AdminSettings>(parse, s => s.AddSingleton<IValidateOptions<AdminSettings>>(new ValidateOptions<AdminSettings>(
             null, a => a.Url is { IsAbsoluteUri: true, Scheme: "http" or "https" }, "--url: use the server's http:// address, e.g. http://127.0.0.1:5080")));
         using var http = new HttpClient { BaseAddress = settings.Url };
-        string token = settings.Token ?? (File.Exists(Path.Combine(settings.DataDirectory(), "admin-token")) ? AnalyticsHost.AdminToken(settings.DataDirectory()) : "");
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         try
         {
+            string? token = settings.Token ?? await AdminClientTokenAsync(http, settings.DataDirectory());
+            if (token is null) return 1;
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
             return await call(http);
         }
         catch (HttpRequestException e)
@@ -100,6 +101,33 @@ public sealed class AdminCommands : ICommandGroup
             Console.Error.WriteLine($"cannot reach the server at {http.BaseAddress}: {e.Message} (is ./run.sh running?)");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// The CLI's credential when neither --token nor ANALYTICS_TOKEN is given (an access token or an
+    /// API key with the admin scope): an access token obtained with client credentials from the
+    /// admin client that `analytics bootstrap` saved in DATA/admin-client.json.
+    /// </summary>
+    private static async Task<string?> AdminClientTokenAsync(HttpClient http, string data)
+    {
+        string file = Path.Combine(data, TenancyCommands.AdminClientFile);
+        if (!File.Exists(file))
+        {
+            Console.Error.WriteLine($"no credentials: run `analytics bootstrap` (writes {file}) or pass --token / ANALYTICS_TOKEN.");
+            return null;
+        }
+        var client = JsonDocument.Parse(await File.ReadAllTextAsync(file)).RootElement;
+        using var response = await http.PostAsync("/connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_id"] = client.GetProperty("clientId").GetString()!,
+            ["client_secret"] = client.GetProperty("clientSecret").GetString()!,
+            ["scope"] = "admin",
+        }));
+        string body = await response.Content.ReadAsStringAsync();
+        if (response.IsSuccessStatusCode) return JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString();
+        Console.Error.WriteLine($"the server refused the admin client of {file}: {(int)response.StatusCode} {body}");
+        return null;
     }
 
     private static async Task<int> PrintAsync(HttpResponseMessage response)

@@ -32,6 +32,13 @@ public sealed class ServeSettings : StoreSettings
     /// addresses and networks, comma-separated ("10.0.0.0/8,127.0.0.1"); empty believes none.</summary>
     public string TrustedProxies { get; set; } = "";
 
+    /// <summary>This server's issuer name for the tokens it signs [default: the first --urls].</summary>
+    public Uri? Issuer { get; set; }
+    /// <summary>Accept tokens of another standard issuer (its discovery document) instead of running
+    /// the embedded authorization server.</summary>
+    public Uri? Authority { get; set; }
+    public string Audience { get; set; } = Analytics.Security.ApiAuthenticationOptions.DefaultAudience;
+
     public string[] TrustedProxyList() => TrustedProxies.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
     public Roles ParseRoles() => Roles.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
@@ -68,6 +75,10 @@ public sealed partial class ServeSettingsValidator : IValidateOptions<ServeSetti
         }
         if (!Analytics.FastIngest.Transport.TrustedProxies.TryParse(settings.TrustedProxyList(), out _, out _, out string? proxyError))
             failures.Add(proxyError!);
+        if (settings.Authority is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
+            failures.Add($"--authority '{settings.Authority}': use the issuer's https:// URL");
+        if (settings.Issuer is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
+            failures.Add($"--issuer '{settings.Issuer}': use an absolute http(s):// URL");
         if (settings.AgentJs is { Length: > 0 } agent && !File.Exists(agent))
             failures.Add($"agent-js '{agent}': no such file");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
@@ -100,6 +111,9 @@ public sealed class ServeCommand : ICommandGroup
             new Option<string>("--agent-js") { Description = "Serve this build of the browser agent at /agent.js", HelpName = "FILE" },
             new Option<string>("--trusted-proxies") { Description = "Proxies whose X-Forwarded-For/Forwarded to believe, e.g. 10.0.0.0/8,127.0.0.1 [default: none]", HelpName = "ADDRESSES" },
             ControlPlaneSettings.Option(),
+            new Option<string>("--issuer") { Description = "Issuer name of the tokens this server signs [default: the first --urls]", HelpName = "URL" },
+            new Option<string>("--authority") { Description = "Accept tokens of this standard issuer instead of running the embedded authorization server", HelpName = "URL" },
+            new Option<string>("--audience") { Description = $"The audience tokens must name [default: {defaults.Audience}]", HelpName = "NAME" },
         };
         foreach (var option in StoreSettings.Options()) serve.Options.Add(option);
         serve.SetAction((parse, ct) => RunAsync(Settings.Bind<ServeSettings>(parse, s => s
@@ -128,11 +142,19 @@ public sealed class ServeCommand : ICommandGroup
             AgentScriptPath = settings.AgentJs,
             TrustedProxies = settings.TrustedProxyList(),
             ControlPlane = settings.ControlPlane,
+            // Tokens: this host's own issuer by default; --authority/--audience accept another's.
+            Auth = new AuthSettings { Issuer = settings.Issuer?.ToString(), Authority = settings.Authority?.ToString(), Audience = settings.Audience },
         }, ct);
-        var demo = settings.Demo ? EnsureDemoSite(app.Services.GetRequiredService<SiteRegistry>()) : null;
+        bool ownIssuer = settings.Authority is null;
+        DemoAccess.Credentials? access = null;
+        Site? demo = null;
         try
         {
+            demo = settings.Demo ? EnsureDemoSite(app.Services.GetRequiredService<SiteRegistry>()) : null;
+            access = demo is not null && ownIssuer ? await DemoAccess.EnsureAsync(app.Services, data, demo) : null;
             await app.StartAsync(ct);
+            // The dashboard signs in with a redirect back to itself: allow the address really bound.
+            if (ownIssuer) await Analytics.Identity.AnalyticsIdentity.EnsureDashboardClientAsync(app.Services, new Uri(app.BoundAddress() + "/"));
         }
         catch
         {
@@ -144,7 +166,7 @@ public sealed class ServeCommand : ICommandGroup
         string log = settings.KafkaOptions() is { } kafka ? $"Kafka at {kafka.BootstrapServers}, topic {kafka.Topic}" : "local event log";
         string store = server is null ? "in-process ClickHouse"
             : $"ClickHouse at {server.Endpoint.GetLeftPart(UriPartial.Authority)}{(server.Cluster is null ? "" : ", cluster " + server.Cluster)}";
-        PrintBanner(app.BoundAddress(), data, demo, log, store);
+        PrintBanner(app.BoundAddress(), data, demo, access, log, store);
         await app.WaitForShutdownAsync(CancellationToken.None);
         return 0;
     }
@@ -152,7 +174,7 @@ public sealed class ServeCommand : ICommandGroup
     private static Site EnsureDemoSite(SiteRegistry registry) =>
         registry.Resolve(DemoSite.Key) ?? registry.CreateSite(registry.CreateMerchant("Demo Merchant"), "demo.localhost", DemoSite.Key);
 
-    private static void PrintBanner(string address, string data, Site? demo, string log, string store)
+    private static void PrintBanner(string address, string data, Site? demo, DemoAccess.Credentials? access, string log, string store)
     {
         string ws = address.Replace("http://", "ws://", StringComparison.Ordinal);
         Console.WriteLine($$"""
@@ -162,7 +184,8 @@ public sealed class ServeCommand : ICommandGroup
               ingest         {{ws}}/v1/ws   (WebSocket, protobuf EventBatch)   and   POST {{address}}/v1/events
               query API      {{address}}/v1/sites/{site}/timeseries?metrics=pageviews,visitors&interval=minute
                              {{address}}/v1/sites/{site}/aggregate?metrics=pageviews,visitors,visits,events
-              admin          POST {{address}}/admin/sites  (Authorization: Bearer $(cat {{data}}/admin-token))
+              sign-in        {{address}}/account/login   tokens: POST {{address}}/connect/token (OAuth2)
+              admin          ./run.sh bootstrap   (once: the first admin client, saved in {{data}}/admin-client.json)
               metrics        {{address}}/metrics
               data           {{data}}
             """);
@@ -172,7 +195,15 @@ public sealed class ServeCommand : ICommandGroup
                   demo site      id {demo.PublicId}, key {demo.SiteKey} (merchant {demo.MerchantId})
                   demo shop      {address}/demo/   (a page with the real agent: click around, then watch the dashboard)
                   send traffic   ./run.sh demo-traffic     (simulated visitors for 60 s)
-                  see numbers    curl '{address}/v1/sites/{demo.PublicId}/aggregate?metrics=pageviews,visitors,visits,events'
+                """);
+        }
+        if (demo is not null && access is not null)
+        {
+            Console.WriteLine($"""
+                  dashboard user {access.Email}   password {access.Password}   (open {address}/?site={demo.PublicId} and sign in)
+                  API token      TOKEN=$(curl -s {address}/connect/token -d grant_type=client_credentials \
+                                      -d client_id={access.ClientId} -d client_secret={access.ClientSecret} | sed -n 's/.*"access_token": *"\([^"]*\)".*/\1/p')
+                  see numbers    curl -H "Authorization: Bearer $TOKEN" '{address}/v1/sites/{demo.PublicId}/aggregate?metrics=pageviews,visitors,visits,events'
                 """);
         }
     }

@@ -1,0 +1,51 @@
+using System.Globalization;
+using System.Security.Claims;
+using Analytics.ControlPlane;
+using Analytics.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Analytics.Identity;
+
+/// <summary>
+/// Personal API keys over HTTP, for the caller's own merchant: <c>POST /v1/keys</c> (a signed-in
+/// user creates a key for themself, with at most their own scopes; the key is in the answer
+/// once), <c>GET /v1/keys</c> (the merchant's keys, never a secret), <c>DELETE /v1/keys/{prefix}</c>
+/// (revoke; another merchant's key answers 404 like an unknown one). A key cannot create keys:
+/// creating one needs a user's access token.
+/// </summary>
+public static class ApiKeyEndpoints
+{
+    public sealed record CreateKeyRequest(string? Name, string? Scopes);
+
+    public static void MapApiKeys(this IEndpointRouteBuilder app)
+    {
+        var keys = app.MapGroup("/v1/keys").RequireAuthorization(Security.Scopes.StatsRead);
+        keys.MapPost("", (CreateKeyRequest request, ClaimsPrincipal caller, IControlPlaneStore store) =>
+        {
+            if (caller.FindFirst(ApiKeyAuthenticationHandler.KeyPrefixClaim) is not null ||
+                !long.TryParse(caller.FindFirst(UserClaims.UserId)?.Value, NumberStyles.None, CultureInfo.InvariantCulture, out long userId))
+                return Results.Problem(statusCode: 403, title: "User token required", detail: "API keys are created by a signed-in user (authorization code flow), not by a client or another key.");
+            string requested = request.Scopes ?? Security.Scopes.StatsRead;
+            if (Security.Scopes.Unknown(requested) is { Count: > 0 } unknown)
+                return Results.Problem(statusCode: 400, title: "Unknown scopes", detail: string.Join(", ", unknown));
+            var scopes = Security.Scopes.Parse(requested);
+            if (scopes.Count == 0 || scopes.Any(s => !caller.HasScope(s)))
+                return Results.Problem(statusCode: 403, title: "Scope not held", detail: "A key gets at most the scopes of the token that creates it.");
+            string name = string.IsNullOrWhiteSpace(request.Name) ? "script" : request.Name.Trim();
+            if (name.Length > 100) return Results.Problem(statusCode: 400, title: "Invalid name", detail: "At most 100 characters.");
+            var (key, secret) = ApiKeys.Create(store, caller.RequireMerchantId(), userId, name, string.Join(' ', scopes));
+            return Results.Json(new { key.Prefix, key = secret, key.Name, key.Scopes, key.CreatedAt }, statusCode: 201);
+        });
+        keys.MapGet("", (ClaimsPrincipal caller, IControlPlaneStore store) =>
+            Results.Json(store.ListApiKeys(caller.RequireMerchantId()).Select(k => new { k.Prefix, k.Name, k.Scopes, k.CreatedAt, k.LastUsedAt, k.RevokedAt })));
+        keys.MapDelete("/{prefix}", (string prefix, ClaimsPrincipal caller, IControlPlaneStore store) =>
+        {
+            if (store.FindApiKey(prefix) is not var (key, _) || key.MerchantId != caller.RequireMerchantId())
+                return Results.Problem(statusCode: 404, title: "Unknown key", detail: $"No key {prefix}.");
+            store.RevokeApiKey(key.Id);
+            return Results.NoContent();
+        });
+    }
+}

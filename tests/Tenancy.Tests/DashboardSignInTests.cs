@@ -1,0 +1,49 @@
+using Microsoft.Playwright;
+
+namespace Analytics.Tenancy.Tests;
+
+/// <summary>
+/// The dashboard page signs a user in the way a browser does: the page starts the authorization
+/// code flow with PKCE, the server's login form takes the password, the page redeems the code
+/// and reads the query API with the token. Debian's chromium, driven by Playwright (no browser
+/// download); skipped with a message when chromium is not installed.
+/// </summary>
+public class DashboardSignInTests(EngineFixture engine)
+{
+    private const string Chromium = "/usr/bin/chromium";
+
+    [Fact]
+    public async Task The_dashboard_signs_in_with_code_and_pkce_and_shows_the_merchants_numbers()
+    {
+        Assert.SkipUnless(File.Exists(Chromium), "needs Debian's chromium (apt-get install chromium)");
+        await using var host = await AuthHost.StartAsync(engine);
+        var (merchant, site) = host.NewMerchant("Dashboard Shop");
+        host.NewUser(merchant.Id, "owner@dashboard.example", "correct horse battery");
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = Chromium, Headless = true, Args = ["--no-sandbox"] });
+        var page = await browser.NewPageAsync();
+        page.SetDefaultTimeout(20_000);
+        await page.GotoAsync($"{host.BaseAddress}/?site={site.PublicId}");
+        // Signed out: no numbers, a sign-in button.
+        await Assertions.Expect(page.Locator("#signin")).ToBeVisibleAsync();
+        Assert.Equal("–", await page.Locator("#pageviews").TextContentAsync());
+
+        await page.ClickAsync("#signin");
+        await page.WaitForURLAsync("**/account/login**");
+        await page.FillAsync("#email", "owner@dashboard.example");
+        await page.FillAsync("#password", "correct horse battery");
+        await page.ClickAsync("button[type=submit]");
+
+        // Back on the dashboard with the site kept, numbers from the query API, no code left in the URL.
+        await page.WaitForURLAsync($"{host.BaseAddress}/?site={site.PublicId}");
+        await Assertions.Expect(page.Locator("#pageviews")).ToHaveTextAsync("0");
+        await Assertions.Expect(page.Locator("#status")).ToContainTextAsync("Updated");
+        await Assertions.Expect(page.Locator("#signout")).ToBeVisibleAsync();
+
+        // Signing out revokes the refresh token and hides the numbers' source.
+        await page.ClickAsync("#signout");
+        await Assertions.Expect(page.Locator("#signin")).ToBeVisibleAsync();
+        Assert.Null(await page.EvaluateAsync<string?>("sessionStorage.getItem('tokens')"));
+    }
+}
