@@ -106,8 +106,9 @@ public static class AnalyticsCli
         var known = new List<string>();
         for (System.CommandLine.Parsing.SymbolResult? r = parse.CommandResult; r is System.CommandLine.Parsing.CommandResult c; r = c.Parent)
             known.AddRange(c.Command.Options.Select(o => o.Name));
-        string? closest = known.MinBy(k => Distance(k, unknown));
-        return closest is not null && Distance(closest, unknown) <= 3
+        // A prefix of a known option (--password for --password-stdin) is the likeliest slip.
+        string? closest = known.FirstOrDefault(k => k.StartsWith(unknown, StringComparison.Ordinal)) ?? known.MinBy(k => Distance(k, unknown));
+        return closest is not null && (closest.StartsWith(unknown, StringComparison.Ordinal) || Distance(closest, unknown) <= 3)
             ? $"unknown option '{unknown}'; did you mean '{closest}'?"
             : $"unknown option '{unknown}'";
     }
