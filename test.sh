@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite of the repository and ends with one line: "N passed, N failed".
 #
-# Installs what the tests need first (the ClickHouse engine library, via npm), builds the
+# Installs what the tests need first (the ClickHouse engine library, via npm; the enrichment
+# data sets, via apt-get download and npm), builds the
 # solution once in Release, then runs each test project and the benchmark smoke runs.
 # Exit status: 0 only when every suite ran and nothing failed.
 set -uo pipefail
@@ -12,6 +13,7 @@ rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 
 export CHDB_LIB_PATH="$(scripts/fetch-chdb.sh | tail -n1)" || { echo "could not fetch the ClickHouse engine"; echo "0 passed, 1 failed"; exit 1; }
+export ANALYTICS_ENRICHMENT_DATA="$(scripts/fetch-enrichment-data.sh | tail -n1)" || { echo "could not fetch the enrichment data"; echo "0 passed, 1 failed"; exit 1; }
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 echo "== build (Release)"
