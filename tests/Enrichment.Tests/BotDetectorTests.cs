@@ -43,7 +43,8 @@ public class BotDetectorTests
     };
 
     // "WhatsApp/2.11.x Android/4.2 Device/..." is WhatsApp's link-preview fetcher, which runs on
-    // the sender's phone and names it: a bot for the list, that phone for uap-core (67 samples).
+    // the sender's phone and names it: a bot for the list, that phone for uap-core (68 samples,
+    // one of which, "WhatsApp/2.17.70 W", uap-core itself calls a Spider).
     private static bool IsKnownDisagreement(string ua) =>
         KnownDisagreements.ContainsKey(ua) || ua.StartsWith("WhatsApp/", StringComparison.Ordinal) || ua.StartsWith("WhatsApp+/", StringComparison.Ordinal);
 

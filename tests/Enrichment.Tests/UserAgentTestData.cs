@@ -3,30 +3,14 @@ using YamlDotNet.RepresentationModel;
 
 namespace Analytics.Enrichment.Tests;
 
-/// <summary>
-/// Where the enrichment data installed by scripts/fetch-enrichment-data.sh lives: the directory
-/// named by ANALYTICS_ENRICHMENT_DATA (test.sh exports it), else the nearest .cache/enrichment
-/// above the test binary (a plain `dotnet test` in a worktree where the script has run).
-/// </summary>
+/// <summary>The enrichment data of this run (see EnrichmentDataDirectory: ANALYTICS_ENRICHMENT_DATA or the repo's .cache).</summary>
 public static class EnrichmentData
 {
-    public static string Root { get; } = Locate();
+    public static string Root { get; } = EnrichmentDataDirectory.Locate();
 
     public static string UapCore(string relative) => Path.Combine(Root, "uap-core", relative);
 
     public static string CrawlerUserAgentsJson => Path.Combine(Root, "crawler-user-agents", "crawler-user-agents.json");
-
-    private static string Locate()
-    {
-        string? env = Environment.GetEnvironmentVariable("ANALYTICS_ENRICHMENT_DATA");
-        if (!string.IsNullOrEmpty(env)) return env;
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, ".cache", "enrichment");
-            if (Directory.Exists(candidate)) return candidate;
-        }
-        throw new InvalidOperationException("enrichment data not found: run scripts/fetch-enrichment-data.sh or set ANALYTICS_ENRICHMENT_DATA");
-    }
 }
 
 /// <summary>One parser per test run: compiling the ~1,200 rules takes seconds, and the parser is immutable.</summary>

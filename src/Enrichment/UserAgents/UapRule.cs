@@ -18,14 +18,24 @@ internal sealed class UapRule
 {
     private readonly Regex _regex;
     private readonly string?[] _templates;
+    private readonly string? _requiredLiteral;
+    private readonly StringComparison _literalComparison;
 
-    public UapRule(Regex regex, string?[] templates)
+    public UapRule(Regex regex, string pattern, string?[] templates)
     {
         _regex = regex;
         _templates = templates;
+        _requiredLiteral = RequiredLiteral.Find(pattern);
+        _literalComparison = (regex.Options & RegexOptions.IgnoreCase) != 0 ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
     }
 
-    public Match Match(string input) => _regex.Match(input);
+    public bool HasPrefilter => _requiredLiteral is not null;
+
+    /// <summary>The regex's match, or a failed match without running it when the rule's required literal is absent.</summary>
+    public Match Match(string input) =>
+        _requiredLiteral is null || input.Contains(_requiredLiteral, _literalComparison)
+            ? _regex.Match(input)
+            : System.Text.RegularExpressions.Match.Empty;
 
     /// <summary>Field <paramref name="index"/> (0-based; the family is 0) of a successful match.</summary>
     public string? Field(Match match, int index, int defaultGroup)
