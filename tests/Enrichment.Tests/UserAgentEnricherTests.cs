@@ -58,7 +58,7 @@ public class UserAgentEnricherTests
     {
         var enricher = NewEnricher(capacity: 128);
         var uas = TestUserAgents().Take(300).ToList();
-        var expected = uas.Select(ua => NewEnricher(2).Describe(ua, ClientHints.None, 0)).ToList();
+        var expected = uas.Select(ua => NewEnricher(4).Describe(ua, ClientHints.None, 0)).ToList();
         Parallel.For(0, 4, _ =>
         {
             for (int round = 0; round < 3; round++)

@@ -78,3 +78,36 @@ public class UserAgentParserTests
         Assert.DoesNotContain("\n", e.Message);
     }
 }
+
+/// <summary>
+/// Hostile user agents: long runs of the separators uap-core's rules backtrack over. The parser
+/// cuts input to 512 characters, so each parse stays bounded; the bound asserted is loose (the
+/// test machine is shared) and the measured worst case is printed.
+/// </summary>
+public class UserAgentHostileInputTests
+{
+    public static TheoryData<string> HostileInputs() =>
+    [
+        new string(';', 5_000),
+        "Mozilla/5.0 (Linux; Android 4.4; " + string.Concat(Enumerable.Repeat("a; ", 2_000)),
+        "Mozilla/5.0 (" + string.Concat(Enumerable.Repeat(" Build/", 1_000)),
+        string.Concat(Enumerable.Repeat("Mozilla/5.0 (iPhone; CPU iPhone OS 1_1 like Mac OS X) ", 100)),
+        new string(' ', 3_000) + "Build",
+        string.Concat(Enumerable.Repeat("SAMSUNG-", 500)),
+        string.Concat(Enumerable.Repeat("(", 3_000)),
+    ];
+
+    [Theory]
+    [MemberData(nameof(HostileInputs))]
+    public void A_hostile_user_agent_is_parsed_in_bounded_time(string ua)
+    {
+        var parser = SharedParsers.UserAgents;
+        // The first run of each compiled rule pays its JIT (milliseconds per rule); time the second.
+        parser.Parse(ua);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var d = parser.Parse(ua);
+        watch.Stop();
+        TestContext.Current.TestOutputHelper?.WriteLine($"{watch.Elapsed.TotalMilliseconds:F1} ms for {ua.Length} chars: {d}");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"{watch.Elapsed.TotalMilliseconds} ms");
+    }
+}

@@ -37,12 +37,16 @@ public sealed class UserAgentParser
     public const string Other = "Other";
 
     /// <summary>
-    /// Inputs longer than this are cut before matching: a real user agent is under 512 chars and
-    /// backtracking rules cost more on long inputs, so the cap bounds the cost per event. There
-    /// is deliberately no regex timeout: under CPU contention it fired on legitimate inputs and
-    /// made answers depend on load (a timed-out rule is skipped and a later one answers).
+    /// Inputs longer than this are cut before matching. FastIngest stores at most 512 bytes of a
+    /// User-Agent (IngestLimits.MaxUserAgentBytes), real ones are shorter, and some uap-core
+    /// rules backtrack over long runs of separators, so the cap bounds the cost of a hostile user
+    /// agent (at most ~6 ms per parse measured on a heavily loaded machine), which is paid once
+    /// per connection and then cached. The first use of each compiled rule also pays its JIT
+    /// (about a millisecond each), once per process. There is deliberately no regex timeout:
+    /// under CPU contention it fired on legitimate inputs and made answers depend on load (a
+    /// timed-out rule is skipped and a later one answers).
     /// </summary>
-    public const int MaxUserAgentLength = 1024;
+    public const int MaxUserAgentLength = 512;
 
     private static readonly string[] BrowserFields = ["family_replacement", "v1_replacement", "v2_replacement", "v3_replacement"];
     private static readonly string[] OsFields = ["os_replacement", "os_v1_replacement", "os_v2_replacement", "os_v3_replacement", "os_v4_replacement"];
