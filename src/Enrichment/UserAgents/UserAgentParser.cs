@@ -102,7 +102,11 @@ public sealed class UserAgentParser
             Regex regex;
             try
             {
-                regex = new Regex(UapRegexTranslation.ToDotNet(pattern), options);
+                // Used as written: the pinned release has no construct that means something else in
+                // .NET (no possessive quantifiers, atomic groups, inline flags or Python-only
+                // syntax). A newer release is checked the same way, by its own test files
+                // (UserAgentParserTests); one that does not compile fails here, naming the rule.
+                regex = new Regex(pattern, options);
             }
             catch (ArgumentException e)
             {
