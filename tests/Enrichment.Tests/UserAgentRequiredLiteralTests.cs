@@ -1,4 +1,3 @@
-using Analytics.Enrichment.Bots;
 using Analytics.Enrichment.UserAgents;
 
 namespace Analytics.Enrichment.Tests;
@@ -41,5 +40,24 @@ public class UserAgentRequiredLiteralTests
     [InlineData(@"BlogTraffic\/\d\.\d+ Feed-Fetcher", null)]
     [InlineData(@"Automaton|Newsify Feed Fetcher", null)]
     public void Bot_list_patterns_without_regex_syntax_are_plain_text(string pattern, string? expected) =>
-        Assert.Equal(expected, BotDetector.AsLiteral(pattern));
+        Assert.Equal(expected, RequiredLiteral.PlainText(pattern));
+
+    [Theory]
+    [InlineData(@"(Googlebot|bingbot|Slurp)/(\d+)", "Googlebot,bingbot,Slurp")]
+    [InlineData(@"(?:Chrome|CriOS)/(\d+)", "Chrome,CriOS")]
+    [InlineData(@"Googlebot|bingbot", "Googlebot,bingbot")]                 // the whole pattern
+    [InlineData(@"^(x)(Opera Mini|Opera Mobi)\b", "Opera Mini,Opera Mobi")] // the first usable group
+    [InlineData(@"\(iPad|iPhone\)", "(iPad,iPhone)")]
+    [InlineData(@"(Googlebot|Accoona-[A-z]{1,30}-Agent|\b\w{0,30}favicon\w{0,30}\b)/", "Googlebot,Accoona-,favicon")] // each alternative's own literal
+    public void A_group_of_alternatives_requires_one_of_their_texts(string pattern, string expected) =>
+        Assert.Equal(expected.Split(','), RequiredLiteral.FindAlternatives(pattern));
+
+    [Theory]
+    [InlineData(@"(Googlebot|bingbot)?/(\d+)")]    // the group may be absent
+    [InlineData(@"(Googlebot|)/(\d+)")]            // an empty alternative
+    [InlineData(@"(G[a-z]+|bingbot)/")]            // an alternative with no usable literal
+    [InlineData(@"(?=Googlebot|bingbot)x")]        // lookahead
+    [InlineData(@"(a|bingbot)x")]                  // an alternative too short to pay off
+    public void Groups_that_do_not_require_plain_text_give_no_alternatives(string pattern) =>
+        Assert.Null(RequiredLiteral.FindAlternatives(pattern));
 }

@@ -105,7 +105,7 @@ public sealed class BotDetector
         var regexes = new List<string>();
         for (int i = 0; i < patterns.Count; i++)
         {
-            if (AsLiteral(patterns[i]) is { } literal)
+            if (RequiredLiteral.PlainText(patterns[i]) is { } literal)
             {
                 literals.Add(literal);
                 continue;
@@ -155,30 +155,6 @@ public sealed class BotDetector
             Split(path, patterns, start, count / 2, groups);
             Split(path, patterns, start + count / 2, count - count / 2, groups);
         }
-    }
-
-    /// <summary>The text a pattern matches when it has no regex syntax besides escaped punctuation; else null.</summary>
-    internal static string? AsLiteral(string pattern)
-    {
-        var sb = new StringBuilder(pattern.Length);
-        for (int i = 0; i < pattern.Length; i++)
-        {
-            char c = pattern[i];
-            if (c == '\\')
-            {
-                if (i + 1 >= pattern.Length || char.IsAsciiLetterOrDigit(pattern[i + 1])) return null;
-                sb.Append(pattern[++i]);
-            }
-            else if (c is '.' or '^' or '$' or '*' or '+' or '?' or '(' or ')' or '[' or ']' or '{' or '}' or '|')
-            {
-                return null;
-            }
-            else
-            {
-                sb.Append(c);
-            }
-        }
-        return sb.Length == 0 ? null : sb.ToString();
     }
 
     public bool IsBot(string userAgent, in ClientDescription description) => Reason(userAgent, description) != BotReason.None;

@@ -10,7 +10,8 @@ namespace Analytics.Enrichment.UserAgents;
 ///
 /// Conservative by construction: only characters outside any group, class or escape sequence
 /// with a meaning count, a quantifier that allows zero repetitions removes the character before
-/// it, and a pattern with a top-level alternation has no required literal (null: always run).
+/// it, and a pattern with a top-level alternation has no required literal (null). Such patterns
+/// may still have a required group of plain-text alternatives (<see cref="FindAlternatives"/>).
 /// The uap-core test files (17,992 cases, all passing) check that no match is filtered away.
 /// </summary>
 internal static class RequiredLiteral
@@ -82,6 +83,109 @@ internal static class RequiredLiteral
         }
         Close(run, ref best);
         return best.Length >= MinimumLength ? best : null;
+    }
+
+    /// <summary>
+    /// For a pattern without a required literal: texts of which every match must contain one,
+    /// taken from a top-level group (or the whole pattern) that is an alternation, one text per
+    /// alternative (the alternative itself when it is plain text, else its own required literal),
+    /// as in <c>(Googlebot|bingbot|Accoona-[A-z]{1,30}-Agent)/(\d+)</c> → Googlebot, bingbot,
+    /// Accoona-. Null when there is no such group, when an alternative has no such text (or one
+    /// shorter than 2 characters), or when the group may repeat zero times.
+    /// </summary>
+    public static string[]? FindAlternatives(string pattern)
+    {
+        if (TopLevelSplit(pattern) is { Count: > 1 } whole) return RequiredPerAlternative(whole);
+        for (int i = 0; i < pattern.Length; i++)
+        {
+            char c = pattern[i];
+            if (c == '\\') { i++; continue; }
+            if (c == '[') { i = SkipClass(pattern, i); continue; }
+            if (c != '(') continue;
+            int close = MatchingParen(pattern, i);
+            if (close < 0) return null;
+            char after = close + 1 < pattern.Length ? pattern[close + 1] : '\0';
+            bool optional = after is '?' or '*' || (after == '{' && RepeatMinimumIsZero(pattern, close + 1));
+            string body = pattern[(i + 1)..close];
+            if (body.StartsWith("?:", StringComparison.Ordinal)) body = body[2..];
+            else if (body.StartsWith('?')) body = ""; // lookaround, named group, inline options
+            if (!optional && body.Length > 0 && TopLevelSplit(body) is { } parts && RequiredPerAlternative(parts) is { } found) return found;
+            i = close;
+        }
+        return null;
+    }
+
+    /// <summary>The text a pattern matches when it has no regex syntax besides escaped punctuation; else null.</summary>
+    public static string? PlainText(string pattern)
+    {
+        var sb = new StringBuilder(pattern.Length);
+        for (int i = 0; i < pattern.Length; i++)
+        {
+            char c = pattern[i];
+            if (c == '\\')
+            {
+                if (i + 1 >= pattern.Length || char.IsAsciiLetterOrDigit(pattern[i + 1])) return null;
+                sb.Append(pattern[++i]);
+            }
+            else if (c is '.' or '^' or '$' or '*' or '+' or '?' or '(' or ')' or '[' or ']' or '{' or '}' or '|')
+            {
+                return null;
+            }
+            else
+            {
+                sb.Append(c);
+            }
+        }
+        return sb.Length == 0 ? null : sb.ToString();
+    }
+
+    private static string[]? RequiredPerAlternative(List<string> parts)
+    {
+        var result = new string[parts.Count];
+        for (int i = 0; i < parts.Count; i++)
+        {
+            string? text = PlainText(parts[i]) is { Length: >= 2 } plain ? plain : Find(parts[i]);
+            if (text is null) return null;
+            result[i] = text;
+        }
+        return result;
+    }
+
+    // Splits at '|' outside groups and classes; null when parentheses do not balance.
+    private static List<string>? TopLevelSplit(string pattern)
+    {
+        var parts = new List<string>();
+        int depth = 0, start = 0;
+        for (int i = 0; i < pattern.Length; i++)
+        {
+            char c = pattern[i];
+            if (c == '\\') { i++; continue; }
+            if (c == '[') { i = SkipClass(pattern, i); continue; }
+            if (c == '(') depth++;
+            else if (c == ')' && --depth < 0) return null;
+            else if (c == '|' && depth == 0)
+            {
+                parts.Add(pattern[start..i]);
+                start = i + 1;
+            }
+        }
+        if (depth != 0) return null;
+        parts.Add(pattern[start..]);
+        return parts;
+    }
+
+    private static int MatchingParen(string pattern, int open)
+    {
+        int depth = 0;
+        for (int i = open; i < pattern.Length; i++)
+        {
+            char c = pattern[i];
+            if (c == '\\') { i++; continue; }
+            if (c == '[') { i = SkipClass(pattern, i); continue; }
+            if (c == '(') depth++;
+            else if (c == ')' && --depth == 0) return i;
+        }
+        return -1;
     }
 
     // Adds a literal character, unless the quantifier after it allows zero repetitions (then the

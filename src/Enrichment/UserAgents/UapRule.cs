@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -19,23 +20,29 @@ internal sealed class UapRule
     private readonly Regex _regex;
     private readonly string?[] _templates;
     private readonly string? _requiredLiteral;
+    private readonly SearchValues<string>? _requiredOneOf;
     private readonly StringComparison _literalComparison;
 
     public UapRule(Regex regex, string pattern, string?[] templates)
     {
         _regex = regex;
         _templates = templates;
-        _requiredLiteral = RequiredLiteral.Find(pattern);
         _literalComparison = (regex.Options & RegexOptions.IgnoreCase) != 0 ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        _requiredLiteral = RequiredLiteral.Find(pattern);
+        if (_requiredLiteral is null && RequiredLiteral.FindAlternatives(pattern) is { } oneOf)
+            _requiredOneOf = SearchValues.Create(oneOf, _literalComparison);
     }
 
-    public bool HasPrefilter => _requiredLiteral is not null;
+    public bool HasPrefilter => _requiredLiteral is not null || _requiredOneOf is not null;
 
-    /// <summary>The regex's match, or a failed match without running it when the rule's required literal is absent.</summary>
-    public Match Match(string input) =>
-        _requiredLiteral is null || input.Contains(_requiredLiteral, _literalComparison)
-            ? _regex.Match(input)
-            : System.Text.RegularExpressions.Match.Empty;
+    /// <summary>The regex's match, or a failed match without running it when the rule's required text is absent.</summary>
+    public Match Match(string input)
+    {
+        if (_requiredLiteral is not null ? !input.Contains(_requiredLiteral, _literalComparison)
+            : _requiredOneOf is not null && !input.AsSpan().ContainsAny(_requiredOneOf))
+            return System.Text.RegularExpressions.Match.Empty;
+        return _regex.Match(input);
+    }
 
     /// <summary>Field <paramref name="index"/> (0-based; the family is 0) of a successful match.</summary>
     public string? Field(Match match, int index, int defaultGroup)
