@@ -10,10 +10,24 @@ public sealed record RawEvent(
     IReadOnlyList<KeyValuePair<string, string>> Props, long RevenueMicros, string Currency, uint ScreenWidth, uint EngagementMs,
     ulong VisitorId, string IpPrefix, string UserAgent, string Country, string LogSource, long LogOffset)
 {
+    // User-agent client hints as sent (Sec-CH-UA-Mobile, -Platform, -Model, -Form-Factors), ""
+    // when not sent. Properties rather than positional parameters: most code builds events
+    // without them.
+    public string ChUaMobile { get; init; } = "";
+    public string ChUaPlatform { get; init; } = "";
+    public string ChUaModel { get; init; } = "";
+    public string ChUaFormFactors { get; init; } = "";
+
     public static RawEvent From(StoredEvent e, string source, long offset) => new(
         e.MerchantId, e.SiteId, e.Id.ToByteArray(), e.ReceivedMs, e.ClientTimeMs, e.Name, e.Url, e.Referrer,
         e.Props.Select(p => KeyValuePair.Create(p.Key, p.Value)).ToList(), e.RevenueMicros, e.Currency, e.ScreenWidth, e.EngagementMs,
-        e.VisitorId, e.IpPrefix, e.UserAgent, e.Country, source, offset);
+        e.VisitorId, e.IpPrefix, e.UserAgent, e.Country, source, offset)
+    {
+        ChUaMobile = e.ChUaMobile,
+        ChUaPlatform = e.ChUaPlatform,
+        ChUaModel = e.ChUaModel,
+        ChUaFormFactors = e.ChUaFormFactors,
+    };
 
     public DateOnly Day => DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(ReceivedMs).UtcDateTime);
 }
@@ -27,7 +41,8 @@ public static class DerivedRows
     public const string RawColumns =
         "merchant_id UInt64, site_id UInt64, event_id FixedString(16), received_at DateTime64(3, 'UTC'), client_time DateTime64(3, 'UTC'), " +
         "name String, url String, referrer String, props Map(String, String), revenue_micros Int64, currency String, screen_width UInt32, " +
-        "engagement_ms UInt32, visitor_id UInt64, ip_prefix String, user_agent String, country String, log_source String, log_offset UInt64";
+        "engagement_ms UInt32, visitor_id UInt64, ip_prefix String, user_agent String, country String, ch_ua_mobile String, ch_ua_platform String, " +
+        "ch_ua_model String, ch_ua_form_factors String, log_source String, log_offset UInt64";
 
     public const string EnrichedColumns =
         "merchant_id UInt64, site_id UInt64, event_id FixedString(16), received_at DateTime64(3, 'UTC'), name String, hostname String, " +
@@ -62,6 +77,10 @@ public static class DerivedRows
         w.WriteString(e.IpPrefix);
         w.WriteString(e.UserAgent);
         w.WriteString(e.Country);
+        w.WriteString(e.ChUaMobile);
+        w.WriteString(e.ChUaPlatform);
+        w.WriteString(e.ChUaModel);
+        w.WriteString(e.ChUaFormFactors);
         w.WriteString(e.LogSource);
         w.WriteUInt64((ulong)e.LogOffset);
     }

@@ -40,7 +40,8 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
         {
             var raw = await store.QueryRowsAsync(
                 $"SELECT merchant_id, site_id, hex(event_id), toUnixTimestamp64Milli(received_at), toUnixTimestamp64Milli(client_time), name, url, referrer, " +
-                $"props, revenue_micros, currency, screen_width, engagement_ms, visitor_id, ip_prefix, user_agent, country, log_source, log_offset " +
+                $"props, revenue_micros, currency, screen_width, engagement_ms, visitor_id, ip_prefix, user_agent, country, log_source, log_offset, " +
+                $"ch_ua_mobile, ch_ua_platform, ch_ua_model, ch_ua_form_factors " +
                 $"FROM {db}.events_raw WHERE {scope}{after} ORDER BY received_at, event_id LIMIT {PageRows}", ct);
             if (raw.Count == 0) break;
             rows.Reset();
@@ -139,5 +140,11 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
         r[5].GetString()!, r[6].GetString()!, r[7].GetString()!,
         r[8].EnumerateObject().Select(p => KeyValuePair.Create(p.Name, p.Value.GetString()!)).ToList(),
         r[9].GetInt64(), r[10].GetString()!, r[11].GetUInt32(), r[12].GetUInt32(), r[13].GetUInt64(),
-        r[14].GetString()!, r[15].GetString()!, r[16].GetString()!, r[17].GetString()!, r[18].GetInt64());
+        r[14].GetString()!, r[15].GetString()!, r[16].GetString()!, r[17].GetString()!, r[18].GetInt64())
+    {
+        ChUaMobile = r[19].GetString()!,
+        ChUaPlatform = r[20].GetString()!,
+        ChUaModel = r[21].GetString()!,
+        ChUaFormFactors = r[22].GetString()!,
+    };
 }
