@@ -48,6 +48,7 @@ public static class DerivedRows
         "merchant_id UInt64, site_id UInt64, event_id FixedString(16), received_at DateTime64(3, 'UTC'), name String, hostname String, " +
         "pathname String, referrer String, referrer_source String, utm_source String, utm_medium String, utm_campaign String, " +
         "utm_content String, utm_term String, country String, device String, browser String, os String, is_bot UInt8, " +
+        "channel String, region String, city String, device_brand String, device_model String, browser_version String, os_version String, " +
         "props Map(String, String), revenue_micros Int64, currency String, engagement_ms UInt32, visitor_id UInt64, visit_id UInt64, " +
         "visit_start UInt8, logic_version UInt16, log_source String, log_offset UInt64, generation UInt64";
 
@@ -86,9 +87,9 @@ public static class DerivedRows
     }
 
     /// <summary>Enriches one event with the given logic version and writes its row.</summary>
-    public static void WriteEnriched(RowBinaryWriter w, RawEvent e, Sessionizer sessions, ushort logicVersion, ulong generation)
+    public static void WriteEnriched(RowBinaryWriter w, RawEvent e, ProcessingLogic logic, Sessionizer sessions, ushort logicVersion, ulong generation)
     {
-        var d = ProcessingLogic.Derive(e.Url, e.Referrer, e.UserAgent, e.ScreenWidth, logicVersion);
+        var d = logic.Derive(e, logicVersion);
         (ulong visitId, bool starts) = d.IsBot ? (0UL, false) : sessions.Next(e.SiteId, e.VisitorId, e.ReceivedMs);
         w.WriteUInt64(e.MerchantId);
         w.WriteUInt64(e.SiteId);
@@ -104,11 +105,18 @@ public static class DerivedRows
         w.WriteString(d.UtmCampaign);
         w.WriteString(d.UtmContent);
         w.WriteString(d.UtmTerm);
-        w.WriteString(e.Country);
+        w.WriteString(d.Country);
         w.WriteString(d.Device);
         w.WriteString(d.Browser);
         w.WriteString(d.Os);
         w.WriteBool(d.IsBot);
+        w.WriteString(d.Channel);
+        w.WriteString(d.Region);
+        w.WriteString(d.City);
+        w.WriteString(d.DeviceBrand);
+        w.WriteString(d.DeviceModel);
+        w.WriteString(d.BrowserVersion);
+        w.WriteString(d.OsVersion);
         WriteProps(w, e);
         w.WriteInt64(e.RevenueMicros);
         w.WriteString(e.Currency);

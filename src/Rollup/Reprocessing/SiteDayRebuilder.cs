@@ -17,7 +17,7 @@ namespace Analytics.Rollup.Reprocessing;
 /// raw rows through the primary key (merchant, site, time). Nothing of other sites or days is
 /// read or rewritten, because generations make the switch atomic without replacing partitions.
 /// </summary>
-public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations generations)
+public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations generations, ProcessingLogic logic)
 {
     /// <summary>Raw rows read per page: large enough to amortise a query, small enough to stream.</summary>
     public const int PageRows = 20_000;
@@ -47,7 +47,7 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
             rows.Reset();
             foreach (var r in raw)
             {
-                DerivedRows.WriteEnriched(rows, ToRawEvent(r), sessions, logicVersion, generation);
+                DerivedRows.WriteEnriched(rows, ToRawEvent(r), logic, sessions, logicVersion, generation);
             }
             await store.InsertRowBinaryAsync($"{db}.events_enriched", DerivedRows.EnrichedColumns, rows.WrittenMemory,
                 $"rebuild:{generation}:{page++}", ct);
