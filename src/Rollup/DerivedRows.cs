@@ -141,14 +141,16 @@ public static class DerivedRows
     }
 
     /// <summary>
-    /// Rolls up the enriched rows selected by <paramref name="where"/> (bots excluded) into one
-    /// rollup table, as one insert carrying a deduplication token.
+    /// Rolls up the enriched rows selected by <paramref name="where"/> into one rollup table, as
+    /// one insert carrying a deduplication token. People and bots are counted apart: events,
+    /// visits, revenue and visitors are people only; `bots` counts the rest (kept, not hidden).
     /// </summary>
     public static string RollUpStatement(string db, string table, string bucket, string where, string token) =>
-        $"INSERT INTO {db}.{table} SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral(token)}, max_threads = 1 " +
-        $"SELECT merchant_id, site_id, {bucket} AS bucket, name, count() AS events, sum(visit_start) AS visit_starts, " +
-        "sum(revenue_micros) AS revenue_micros, uniqState(visitor_id) AS visitors, generation " +
-        $"FROM {db}.events_enriched WHERE ({where}) AND is_bot = 0 GROUP BY merchant_id, site_id, bucket, name, generation";
+        $"INSERT INTO {db}.{table} (merchant_id, site_id, bucket, name, events, visit_starts, revenue_micros, bots, visitors, generation) " +
+        $"SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral(token)}, max_threads = 1 " +
+        $"SELECT merchant_id, site_id, {bucket} AS bucket, name, countIf(is_bot = 0) AS events, sumIf(visit_start, is_bot = 0) AS visit_starts, " +
+        "sumIf(revenue_micros, is_bot = 0) AS revenue_micros, countIf(is_bot = 1) AS bots, uniqStateIf(visitor_id, is_bot = 0) AS visitors, generation " +
+        $"FROM {db}.events_enriched WHERE ({where}) GROUP BY merchant_id, site_id, bucket, name, generation";
 
     public static string Day(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 }
