@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 export CHDB_LIB_PATH="$(scripts/fetch-chdb.sh | tail -n1)"
-# GeoLite2 and referer-parser data for the enrichment rules (docs/enrichment.md).
+# uap-core, crawler-user-agents, GeoLite2 and referer-parser data for the enrichment rules (docs/enrichment.md).
 export ANALYTICS_ENRICHMENT_DATA="$(scripts/fetch-enrichment-data.sh | tail -n1)"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build src/Host -c Release -nologo -v quiet -clp:ErrorsOnly >&2

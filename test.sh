@@ -2,7 +2,7 @@
 # Runs every test suite of the repository and ends with one line: "N passed, N failed".
 #
 # Installs what the tests need first (Debian packages via scripts/install-test-deps.sh, then the
-# ClickHouse engine library via npm), builds the solution once in Release, then runs each test
+# ClickHouse engine library and the enrichment data sets), builds the solution once in Release, then runs each test
 # project, the benchmark smoke runs and the browser agents' tests.
 # Exit status: 0 only when every suite ran and nothing failed.
 set -uo pipefail
@@ -14,7 +14,7 @@ mkdir -p "$RESULTS"
 
 scripts/install-test-deps.sh || { echo "could not install the test dependencies"; echo "0 passed, 1 failed"; exit 1; }
 export CHDB_LIB_PATH="$(scripts/fetch-chdb.sh | tail -n1)" || { echo "could not fetch the ClickHouse engine"; echo "0 passed, 1 failed"; exit 1; }
-# GeoLite2 and referer-parser data for the enrichment rules (npm, Debian), into .cache/enrichment.
+# uap-core, crawler-user-agents, GeoLite2 and referer-parser data for the enrichment rules (npm, Debian), into .cache/enrichment.
 ENRICHMENT_DATA="$(scripts/fetch-enrichment-data.sh | tail -n1)" || { echo "could not fetch the enrichment data"; echo "0 passed, 1 failed"; exit 1; }
 export ANALYTICS_ENRICHMENT_DATA="$ENRICHMENT_DATA"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1

@@ -49,6 +49,9 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 # The embedded engine for the server, StoreInsert and the store insert benchmark.
 CHDB_LIB_PATH="${CHDB_LIB_PATH:-$(scripts/fetch-chdb.sh | tail -n1)}"
 export CHDB_LIB_PATH
+# The user-agent benchmarks read uap-core's rules and the bot list from the enrichment data.
+ANALYTICS_ENRICHMENT_DATA="${ANALYTICS_ENRICHMENT_DATA:-$(scripts/fetch-enrichment-data.sh | tail -n1)}"
+export ANALYTICS_ENRICHMENT_DATA
 
 if [[ -n "$out" ]]; then
     RESULTS_MD="$out/RESULTS.md"

@@ -50,6 +50,12 @@ public sealed class HostSettings
     public string? AgentScriptPath { get; init; }
     /// <summary>Who may call the APIs (access tokens, API keys); see <see cref="AuthSettings"/>.</summary>
     public AuthSettings Auth { get; init; } = new();
+    /// <summary>The data sets scripts/fetch-enrichment-data.sh installs (`--enrichment-data`,
+    /// ANALYTICS_ENRICHMENT_DATA); null: the nearest .cache/enrichment above the binary.</summary>
+    public string? EnrichmentData { get; init; }
+    /// <summary>A GeoIP2/GeoLite2 Country or City database (`--geoip-db`); null: the GeoLite2 City
+    /// database among the enrichment data.</summary>
+    public string? GeoIpDatabase { get; init; }
     /// <summary>Clock for receive times; tests replace it to place events at chosen times.</summary>
     public TimeProvider Clock { get; init; } = TimeProvider.System;
     /// <summary>Addresses and networks ("10.0.0.0/8", "127.0.0.1") of the load balancers and
@@ -118,7 +124,11 @@ public static class AnalyticsHost
                 // 8 MiB reads: a Rollup round takes up to ~50k records in one read (about 170 bytes each).
                 : LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { ConsumerBufferBytes = 8 * 1024 * 1024 });
             (var store, engine, server, _) = await OpenStoreAsync(settings, data, db, ct);
-            var app = Compose(builder, settings, data, db, registry, log, store, engine, server);
+            // Rollup enriches (live and when reprocessing); other roles do not need the data.
+            var logic = new ProcessingLogic(settings.Roles.HasFlag(Roles.Rollup)
+                ? EnrichmentRules.Load(settings.EnrichmentData ?? Analytics.Enrichment.EnrichmentDataDirectory.Locate(), settings.GeoIpDatabase)
+                : null);
+            var app = Compose(builder, settings, data, db, registry, log, store, engine, server, logic);
             if (settings.Auth.Authority is null) await app.Services.InitializeIdentityAsync(ct);
             return app;
         }
@@ -135,7 +145,7 @@ public static class AnalyticsHost
     }
 
     private static WebApplication Compose(WebApplicationBuilder builder, HostSettings settings, string data, string db,
-        SiteRegistry registry, IEventLog log, IColumnStore store, ChDbEngine? engine, ClickHouseServerStore? server)
+        SiteRegistry registry, IEventLog log, IColumnStore store, ChDbEngine? engine, ClickHouseServerStore? server, ProcessingLogic logic)
     {
         var services = builder.Services;
         services.AddSingleton(registry);
@@ -148,6 +158,7 @@ public static class AnalyticsHost
         services.AddSingleton(settings.Clock);
         services.AddSingleton<IngestProcessor>();
         services.AddSingleton(new MetricsReader(store, db));
+        services.AddSingleton(logic);
         services.AddSingleton(new RollupOptions { Database = db, QuarantineDirectory = Path.Combine(data, "rollup", "quarantine"), ConsumerGroup = settings.ConsumerGroup, MaxBatchRecords = settings.RollupBatchRecords, LogicVersion = settings.LogicVersion });
         services.AddSingleton(new ReprocessQueue(Path.Combine(data, "rollup", "jobs")));
         services.AddSingleton(new PartitionAdmin(store, db));

@@ -15,7 +15,7 @@ public sealed record MetricsQuery(
 /// </summary>
 public static class QueryParameters
 {
-    public static readonly string[] KnownMetrics = ["pageviews", "events", "visitors", "visits", "revenue_micros"];
+    public static readonly string[] KnownMetrics = ["pageviews", "events", "visitors", "visits", "revenue_micros", "bots"];
     public const int MaxBuckets = 10_000;
 
     public sealed class InvalidQueryException(string message) : Exception(message);

@@ -132,6 +132,7 @@ public sealed class MetricsReader(IColumnStore store, string database)
         "visitors" => "uniqMerge(visitors)",
         "visits" => "sum(visit_starts)",
         "revenue_micros" => "sum(revenue_micros)",
+        "bots" => "sum(bots)",
         _ => throw new InvalidOperationException($"unknown metric {m}"),
     }));
 

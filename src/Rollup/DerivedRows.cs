@@ -10,10 +10,24 @@ public sealed record RawEvent(
     IReadOnlyList<KeyValuePair<string, string>> Props, long RevenueMicros, string Currency, uint ScreenWidth, uint EngagementMs,
     ulong VisitorId, string IpPrefix, string UserAgent, string Country, string LogSource, long LogOffset)
 {
+    // User-agent client hints as sent (Sec-CH-UA-Mobile, -Platform, -Model, -Form-Factors), ""
+    // when not sent. Properties rather than positional parameters: most code builds events
+    // without them.
+    public string ChUaMobile { get; init; } = "";
+    public string ChUaPlatform { get; init; } = "";
+    public string ChUaModel { get; init; } = "";
+    public string ChUaFormFactors { get; init; } = "";
+
     public static RawEvent From(StoredEvent e, string source, long offset) => new(
         e.MerchantId, e.SiteId, e.Id.ToByteArray(), e.ReceivedMs, e.ClientTimeMs, e.Name, e.Url, e.Referrer,
         e.Props.Select(p => KeyValuePair.Create(p.Key, p.Value)).ToList(), e.RevenueMicros, e.Currency, e.ScreenWidth, e.EngagementMs,
-        e.VisitorId, e.IpPrefix, e.UserAgent, e.Country, source, offset);
+        e.VisitorId, e.IpPrefix, e.UserAgent, e.Country, source, offset)
+    {
+        ChUaMobile = e.ChUaMobile,
+        ChUaPlatform = e.ChUaPlatform,
+        ChUaModel = e.ChUaModel,
+        ChUaFormFactors = e.ChUaFormFactors,
+    };
 
     public DateOnly Day => DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(ReceivedMs).UtcDateTime);
 }
@@ -27,12 +41,14 @@ public static class DerivedRows
     public const string RawColumns =
         "merchant_id UInt64, site_id UInt64, event_id FixedString(16), received_at DateTime64(3, 'UTC'), client_time DateTime64(3, 'UTC'), " +
         "name String, url String, referrer String, props Map(String, String), revenue_micros Int64, currency String, screen_width UInt32, " +
-        "engagement_ms UInt32, visitor_id UInt64, ip_prefix String, user_agent String, country String, log_source String, log_offset UInt64";
+        "engagement_ms UInt32, visitor_id UInt64, ip_prefix String, user_agent String, country String, ch_ua_mobile String, ch_ua_platform String, " +
+        "ch_ua_model String, ch_ua_form_factors String, log_source String, log_offset UInt64";
 
     public const string EnrichedColumns =
         "merchant_id UInt64, site_id UInt64, event_id FixedString(16), received_at DateTime64(3, 'UTC'), name String, hostname String, " +
         "pathname String, referrer String, referrer_source String, utm_source String, utm_medium String, utm_campaign String, " +
         "utm_content String, utm_term String, country String, device String, browser String, os String, is_bot UInt8, " +
+        "channel String, region String, city String, device_brand String, device_model String, browser_version String, os_version String, " +
         "props Map(String, String), revenue_micros Int64, currency String, engagement_ms UInt32, visitor_id UInt64, visit_id UInt64, " +
         "visit_start UInt8, logic_version UInt16, log_source String, log_offset UInt64, generation UInt64";
 
@@ -62,14 +78,18 @@ public static class DerivedRows
         w.WriteString(e.IpPrefix);
         w.WriteString(e.UserAgent);
         w.WriteString(e.Country);
+        w.WriteString(e.ChUaMobile);
+        w.WriteString(e.ChUaPlatform);
+        w.WriteString(e.ChUaModel);
+        w.WriteString(e.ChUaFormFactors);
         w.WriteString(e.LogSource);
         w.WriteUInt64((ulong)e.LogOffset);
     }
 
     /// <summary>Enriches one event with the given logic version and writes its row.</summary>
-    public static void WriteEnriched(RowBinaryWriter w, RawEvent e, Sessionizer sessions, ushort logicVersion, ulong generation)
+    public static void WriteEnriched(RowBinaryWriter w, RawEvent e, ProcessingLogic logic, Sessionizer sessions, ushort logicVersion, ulong generation)
     {
-        var d = ProcessingLogic.Derive(e.Url, e.Referrer, e.UserAgent, e.ScreenWidth, logicVersion);
+        var d = logic.Derive(e, logicVersion);
         (ulong visitId, bool starts) = d.IsBot ? (0UL, false) : sessions.Next(e.SiteId, e.VisitorId, e.ReceivedMs);
         w.WriteUInt64(e.MerchantId);
         w.WriteUInt64(e.SiteId);
@@ -85,11 +105,18 @@ public static class DerivedRows
         w.WriteString(d.UtmCampaign);
         w.WriteString(d.UtmContent);
         w.WriteString(d.UtmTerm);
-        w.WriteString(e.Country);
+        w.WriteString(d.Country);
         w.WriteString(d.Device);
         w.WriteString(d.Browser);
         w.WriteString(d.Os);
         w.WriteBool(d.IsBot);
+        w.WriteString(d.Channel);
+        w.WriteString(d.Region);
+        w.WriteString(d.City);
+        w.WriteString(d.DeviceBrand);
+        w.WriteString(d.DeviceModel);
+        w.WriteString(d.BrowserVersion);
+        w.WriteString(d.OsVersion);
         WriteProps(w, e);
         w.WriteInt64(e.RevenueMicros);
         w.WriteString(e.Currency);
@@ -114,14 +141,16 @@ public static class DerivedRows
     }
 
     /// <summary>
-    /// Rolls up the enriched rows selected by <paramref name="where"/> (bots excluded) into one
-    /// rollup table, as one insert carrying a deduplication token.
+    /// Rolls up the enriched rows selected by <paramref name="where"/> into one rollup table, as
+    /// one insert carrying a deduplication token. People and bots are counted apart: events,
+    /// visits, revenue and visitors are people only; `bots` counts the rest (kept, not hidden).
     /// </summary>
     public static string RollUpStatement(string db, string table, string bucket, string where, string token) =>
-        $"INSERT INTO {db}.{table} SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral(token)}, max_threads = 1 " +
-        $"SELECT merchant_id, site_id, {bucket} AS bucket, name, count() AS events, sum(visit_start) AS visit_starts, " +
-        "sum(revenue_micros) AS revenue_micros, uniqState(visitor_id) AS visitors, generation " +
-        $"FROM {db}.events_enriched WHERE ({where}) AND is_bot = 0 GROUP BY merchant_id, site_id, bucket, name, generation";
+        $"INSERT INTO {db}.{table} (merchant_id, site_id, bucket, name, events, visit_starts, revenue_micros, bots, visitors, generation) " +
+        $"SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral(token)}, max_threads = 1 " +
+        $"SELECT merchant_id, site_id, {bucket} AS bucket, name, countIf(is_bot = 0) AS events, sumIf(visit_start, is_bot = 0) AS visit_starts, " +
+        "sumIf(revenue_micros, is_bot = 0) AS revenue_micros, countIf(is_bot = 1) AS bots, uniqStateIf(visitor_id, is_bot = 0) AS visitors, generation " +
+        $"FROM {db}.events_enriched WHERE ({where}) GROUP BY merchant_id, site_id, bucket, name, generation";
 
     public static string Day(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 }

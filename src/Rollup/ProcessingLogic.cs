@@ -1,56 +1,89 @@
+using System.Collections.Concurrent;
 using System.Text.RegularExpressions;
+using Analytics.Enrichment;
+using Analytics.Enrichment.Geo;
+using Analytics.Enrichment.Referrers;
+using Analytics.Enrichment.UserAgents;
 
 namespace Analytics.Rollup;
 
 /// <summary>What the processing logic derives from one raw event.</summary>
 public readonly record struct Derived(
-    string Hostname, string Pathname, string ReferrerSource,
+    string Hostname, string Pathname, string ReferrerSource, string Channel,
     string UtmSource, string UtmMedium, string UtmCampaign, string UtmContent, string UtmTerm,
-    string Device, string Browser, string Os, bool IsBot);
+    string Country, string Region, string City,
+    string Device, string DeviceBrand, string DeviceModel,
+    string Browser, string BrowserVersion, string Os, string OsVersion, bool IsBot);
 
 /// <summary>
 /// The processing logic: how a raw event becomes an enriched one (hostname, path, referrer
-/// source, UTM fields, device, browser, OS, bot flag). Every enriched row records the version
-/// that built it; when a rule here changes, add a version so `reprocess` can rebuild what older
-/// logic produced and `partitions status` can find it. Pure functions of the raw event: the same
-/// raw event always gives the same result, which is what makes replays and reprocessing exact.
+/// source and channel, UTM fields, country/region/city, device, browser, OS, bot flag). Every
+/// enriched row records the version that built it; when a rule here changes, add a version so
+/// `reprocess` can rebuild what older logic produced and `partitions status` can find it. Pure
+/// functions of the raw event and the loaded data: the same raw event with the same data always
+/// gives the same result, which is what makes replays and reprocessing exact.
 ///
 /// Versions (older ones stay so that a deployment can pin one and tests can reproduce history):
-///   1  first rules.
+///   1  first rules (hand-written substring rules, screen-width device classes, a 20-host
+///      referrer table; no geo).
 ///   2  fix: automation that identifies itself only as a headless browser ("HeadlessChrome",
 ///      "Headless" builds) was counted as visitors; it is a bot.
+///   3  maintained data (docs/enrichment.md): browser, OS, versions and device brand/model from
+///      uap-core; device type from the user agent and client hints (screen width only as a
+///      tie-breaker); bots from crawler-user-agents plus the server's signals; country, region
+///      and city from a GeoLite2/GeoIP2 database looked up by the stored /24 or /48 prefix;
+///      referrer source from Snowplow's referer-parser data and our table of newer sources; a
+///      GA4-style channel from referrer, utm_* and click ids.
+/// Versions 1 and 2 need no data; version 3 needs <see cref="EnrichmentRules"/>.
 /// </summary>
-public static partial class ProcessingLogic
+public sealed partial class ProcessingLogic
 {
-    public const ushort Current = 2;
-    public static readonly ushort[] Versions = [1, 2];
+    public const ushort Current = 3;
+    public static readonly ushort[] Versions = [1, 2, 3];
+
+    /// <summary>Versions 1 and 2 only: for tools and tests that have no enrichment data.</summary>
+    public static readonly ProcessingLogic WithoutData = new(null);
+
+    private readonly EnrichmentRules? _rules;
+
+    public ProcessingLogic(EnrichmentRules? rules) => _rules = rules;
 
     public static bool IsKnown(ushort version) => Versions.Contains(version);
 
-    public static Derived Derive(string url, string referrer, string userAgent, uint screenWidth, ushort version = Current)
+    public Derived Derive(RawEvent e, ushort version = Current)
     {
-        Uri.TryCreate(url, UriKind.Absolute, out var page);
+        Uri.TryCreate(e.Url, UriKind.Absolute, out var page);
         string hostname = page is null ? "" : StripWww(page.Host);
         string pathname = page is null ? "" : page.AbsolutePath;
         string query = page?.Query ?? "";
         string utmSource = QueryParameter(query, "utm_source");
-        return new Derived(
-            hostname,
-            pathname,
-            ReferrerSource(referrer, hostname, utmSource),
-            utmSource,
-            QueryParameter(query, "utm_medium"),
-            QueryParameter(query, "utm_campaign"),
-            QueryParameter(query, "utm_content"),
-            QueryParameter(query, "utm_term"),
-            Device(screenWidth),
-            Browser(userAgent),
-            OperatingSystem(userAgent),
-            IsBot(userAgent, version));
+        string utmMedium = QueryParameter(query, "utm_medium");
+        string utmCampaign = QueryParameter(query, "utm_campaign");
+        string utmContent = QueryParameter(query, "utm_content");
+        string utmTerm = QueryParameter(query, "utm_term");
+        if (version < 3)
+        {
+            return new Derived(hostname, pathname, ReferrerSource(e.Referrer, hostname, utmSource), "",
+                utmSource, utmMedium, utmCampaign, utmContent, utmTerm, e.Country, "", "",
+                Device(e.ScreenWidth), "", "", Browser(e.UserAgent), "", OperatingSystem(e.UserAgent), "", IsBot(e.UserAgent, version));
+        }
+        var rules = _rules ?? throw new InvalidOperationException(
+            $"processing-logic version {version} needs the enrichment data (scripts/fetch-enrichment-data.sh, --enrichment-data)");
+        var ua = rules.UserAgents.Describe(e.UserAgent, new ClientHints(e.ChUaMobile, e.ChUaPlatform, e.ChUaModel, e.ChUaFormFactors), e.ScreenWidth);
+        var source = rules.Referrers.Classify(e.Referrer, hostname, query);
+        // A country stored at ingest (none today) wins; otherwise the prefix's location.
+        var geo = rules.Geo?.Locate(e.IpPrefix) ?? GeoLocation.Unknown;
+        return new Derived(hostname, pathname, source.Source, source.Channel,
+            utmSource, utmMedium, utmCampaign, utmContent, utmTerm,
+            e.Country.Length > 0 ? e.Country : geo.Country, geo.Region, geo.City,
+            ua.DeviceType, ua.Client.DeviceBrand, ua.Client.DeviceModel,
+            ua.Client.Browser, ua.Client.BrowserVersion, ua.Client.Os, ua.Client.OsVersion, ua.IsBot);
     }
 
-    /// <summary>Missing user agents and automation are bots: browsers always send one.</summary>
-    public static bool IsBot(string userAgent, ushort version = Current) =>
+    // ---- Versions 1 and 2: hand-written rules, kept to reproduce history. ----
+
+    /// <summary>Versions 1 and 2: missing user agents and automation are bots.</summary>
+    public static bool IsBot(string userAgent, ushort version) =>
         userAgent.Length == 0 || BotPattern().IsMatch(userAgent) || (version >= 2 && HeadlessPattern().IsMatch(userAgent));
 
     [GeneratedRegex(@"bot|crawl|spider|slurp|lighthouse|pingdom|phantomjs|selenium|puppeteer|playwright|curl/|wget/|python-requests|go-http-client|java/|okhttp|scrapy", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
@@ -59,8 +92,8 @@ public static partial class ProcessingLogic
     [GeneratedRegex(@"headless", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex HeadlessPattern();
 
-    /// <summary>Screen-width classes (CSS px), the breakpoints most sites design for.</summary>
-    public static string Device(uint screenWidth) => screenWidth switch
+    /// <summary>Versions 1 and 2: screen-width classes (CSS px).</summary>
+    private static string Device(uint screenWidth) => screenWidth switch
     {
         0 => "Unknown",
         < 576 => "Mobile",
@@ -69,7 +102,7 @@ public static partial class ProcessingLogic
         _ => "Desktop",
     };
 
-    public static string Browser(string ua) =>
+    private static string Browser(string ua) =>
         ua.Contains("Edg/", StringComparison.Ordinal) ? "Edge"
         : ua.Contains("OPR/", StringComparison.Ordinal) || ua.Contains("Opera", StringComparison.Ordinal) ? "Opera"
         : ua.Contains("SamsungBrowser/", StringComparison.Ordinal) ? "Samsung Internet"
@@ -78,7 +111,7 @@ public static partial class ProcessingLogic
         : ua.Contains("Safari/", StringComparison.Ordinal) ? "Safari"
         : "Other";
 
-    public static string OperatingSystem(string ua) =>
+    private static string OperatingSystem(string ua) =>
         ua.Contains("Windows", StringComparison.Ordinal) ? "Windows"
         : ua.Contains("Android", StringComparison.Ordinal) ? "Android"
         : ua.Contains("iPhone", StringComparison.Ordinal) || ua.Contains("iPad", StringComparison.Ordinal) ? "iOS"
@@ -98,10 +131,10 @@ public static partial class ProcessingLogic
     ];
 
     /// <summary>
-    /// utm_source wins when present; an empty referrer or one from the same site is "Direct / None";
-    /// well-known hosts get their brand; anything else is the referring host.
+    /// Versions 1 and 2: utm_source wins when present; an empty referrer or one from the same site
+    /// is "Direct / None"; well-known hosts get their brand; anything else is the referring host.
     /// </summary>
-    public static string ReferrerSource(string referrer, string pageHost, string utmSource)
+    private static string ReferrerSource(string referrer, string pageHost, string utmSource)
     {
         if (utmSource.Length > 0) return utmSource;
         if (referrer.Length == 0 || !Uri.TryCreate(referrer, UriKind.Absolute, out var from)) return "Direct / None";
@@ -135,4 +168,30 @@ public static partial class ProcessingLogic
         }
         return "";
     }
+}
+
+/// <summary>
+/// The maintained data version 3 of the processing logic reads (docs/enrichment.md), loaded once
+/// per process: loading compiles ~1,200 uap-core rules and the crawler list (~0.7 s) and opens
+/// the geo database, and every Rollup of the process shares the result and its caches.
+/// </summary>
+public sealed class EnrichmentRules
+{
+    private static readonly ConcurrentDictionary<(string Root, string? Geo), Lazy<EnrichmentRules>> Loaded = new();
+
+    public required UserAgentEnricher UserAgents { get; init; }
+    public required ReferrerClassifier Referrers { get; init; }
+    /// <summary>Null when no geo database is configured: country, region and city stay empty.</summary>
+    public GeoLocator? Geo { get; init; }
+
+    /// <summary>The data under <paramref name="dataRoot"/> (the fetch script's layout); the geo
+    /// database <paramref name="geoDatabase"/> or else the GeoLite2 City file there.</summary>
+    /// <exception cref="EnrichmentDataException">A data set is missing or unreadable.</exception>
+    public static EnrichmentRules Load(string dataRoot, string? geoDatabase = null) =>
+        Loaded.GetOrAdd((Path.GetFullPath(dataRoot), geoDatabase), key => new Lazy<EnrichmentRules>(() => new EnrichmentRules
+        {
+            UserAgents = UserAgentEnricher.Load(key.Root),
+            Referrers = ReferrerClassifier.Load(Path.Combine(key.Root, "referer-parser", "referers.yml")),
+            Geo = GeoLocator.Open(key.Geo ?? Path.Combine(key.Root, "geolite2", "GeoLite2-City.mmdb")),
+        })).Value;
 }

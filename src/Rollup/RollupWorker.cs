@@ -74,7 +74,7 @@ public sealed class RollupStatus
 /// written, and step 2 answers as it did the first time because event_ids is written last.
 /// Store errors are retried with backoff, never skipped.
 /// </summary>
-public sealed partial class RollupWorker(IEventLog log, IColumnStore store, RollupOptions options, RollupStatus status, ReprocessQueue jobs, ILogger<RollupWorker> logger) : BackgroundService
+public sealed partial class RollupWorker(IEventLog log, IColumnStore store, RollupOptions options, ProcessingLogic logic, RollupStatus status, ReprocessQueue jobs, ILogger<RollupWorker> logger) : BackgroundService
 {
     private readonly Sessionizer _sessions = new();
     private readonly string _db = ClickHouseSql.RequirePlainIdentifier(options.Database);
@@ -86,7 +86,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         await using var consumer = log.OpenConsumer(options.ConsumerGroup);
         var inflight = new InflightRanges(store, _db, options.ConsumerGroup);
         _generations = new Generations(store, _db);
-        _rebuilder = new SiteDayRebuilder(store, _db, _generations);
+        _rebuilder = new SiteDayRebuilder(store, _db, _generations, logic);
         try
         {
             while (!stoppingToken.IsCancellationRequested)
@@ -247,7 +247,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             if (!seen.Add((e.MerchantId, e.SiteId, Convert.ToHexString(e.Id)))) { duplicates++; continue; }
             if (!days.TryGetValue(e.Day, out var part)) days[e.Day] = part = new DayPart(e.Day);
             DerivedRows.WriteRaw(part.Raw, e);
-            DerivedRows.WriteEnriched(part.Enriched, e, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day));
+            DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day));
             part.Rows++;
             stored++;
         }

@@ -83,10 +83,11 @@ public sealed class TestHost : IAsyncDisposable
     /// <param name="controlPlane">The control plane (--control-plane); null: SQLite in the data directory.</param>
     /// <param name="echo">Also map the /v1/echo WebSocket endpoint (the benchmark baseline).</param>
     /// <param name="trustedProxies">Proxies whose X-Forwarded-For / Forwarded the host believes.</param>
+    /// <param name="geoIpDatabase">A GeoIP2 database instead of the GeoLite2 City of the enrichment data.</param>
     public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null,
         ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null,
         Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false,
-        IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null)
+        IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null, string? geoIpDatabase = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
@@ -107,6 +108,7 @@ public sealed class TestHost : IAsyncDisposable
             EnableEcho = echo,
             TrustedProxies = trustedProxies ?? [],
             ControlPlane = controlPlane,
+            GeoIpDatabase = geoIpDatabase,
         });
         try
         {

@@ -159,6 +159,9 @@ public sealed class StoredEventAvroTests
     [InlineData("3A02C328")]                       // url: a broken two-byte sequence
     [InlineData("8201 03EDA080")]                  // user_agent (field 16): an encoded surrogate
     [InlineData("4A040A02E282")]                   // props key: a truncated three-byte sequence
+    [InlineData("3A01FF 3A016F")]                  // url twice: the earlier occurrence is not UTF-8 (Google.Protobuf rejects it too)
+    [InlineData("4A060A01FF0A016B")]               // props key twice in one element, the earlier not UTF-8
+    [InlineData("9201 01FF")]                      // ch_ua_mobile (field 18): a lone 0xFF
     public void Transcode_StringThatIsNotUtf8_ThrowsFormatException(string hex)
     {
         byte[] protobuf = Convert.FromHexString(hex.Replace(" ", "", StringComparison.Ordinal));
@@ -264,7 +267,7 @@ public sealed class StoredEventAvroTests
             Repeat([0x4A, 0x02, 0x12, 0x00], 5_000), // props with a present but empty value
             Repeat([0x10, 0x40], 1_000), // merchant_id = 64 over and over: last wins
         ];
-        var sixtyFour = new StoredEvent { Name = new string('n', 64), Url = new string('u', 64), Referrer = new string('r', 64), Currency = new string('c', 64), IpPrefix = new string('i', 64), UserAgent = new string('a', 64), Country = new string('o', 64) };
+        var sixtyFour = new StoredEvent { Name = new string('n', 64), Url = new string('u', 64), Referrer = new string('r', 64), Currency = new string('c', 64), IpPrefix = new string('i', 64), UserAgent = new string('a', 64), Country = new string('o', 64), ChUaMobile = new string('m', 64), ChUaPlatform = new string('p', 64), ChUaModel = new string('d', 64), ChUaFormFactors = new string('f', 64) };
         for (int i = 0; i < 1_000; i++) sixtyFour.Props.Add(new StoredProperty { Key = new string('k', 64), Value = "" });
         cases.Add(sixtyFour.ToByteArray()); // lengths whose zigzag needs one byte more than the varint
 
@@ -397,6 +400,10 @@ public sealed class StoredEventAvroTests
         Assert.Equal(expected.IpPrefix, (string)actual["ip_prefix"]);
         Assert.Equal(expected.UserAgent, (string)actual["user_agent"]);
         Assert.Equal(expected.Country, (string)actual["country"]);
+        Assert.Equal(expected.ChUaMobile, (string)actual["ch_ua_mobile"]);
+        Assert.Equal(expected.ChUaPlatform, (string)actual["ch_ua_platform"]);
+        Assert.Equal(expected.ChUaModel, (string)actual["ch_ua_model"]);
+        Assert.Equal(expected.ChUaFormFactors, (string)actual["ch_ua_form_factors"]);
     }
 
     /// <summary>Apache.Avro maps timestamp-millis to DateTime (UTC); back to Unix milliseconds.</summary>
@@ -555,6 +562,10 @@ public sealed class StoredEventAvroTests
             IpPrefix = RandomText(rng),
             UserAgent = RandomText(rng),
             Country = RandomText(rng),
+            ChUaMobile = RandomText(rng),
+            ChUaPlatform = RandomText(rng),
+            ChUaModel = RandomText(rng),
+            ChUaFormFactors = RandomText(rng),
         };
         int props = rng.Next(4) == 0 ? 30 : rng.Next(0, 4);
         for (int i = 0; i < props; i++) e.Props.Add(new StoredProperty { Key = RandomText(rng), Value = RandomText(rng) });
@@ -668,6 +679,7 @@ public sealed class StoredEventAvroTests
         bytes.Add(0); // engagement_ms
         bytes.AddRange(new byte[8]); // visitor_id
         bytes.AddRange(new byte[] { 0, 0, 0 }); // ip_prefix, user_agent, country
+        bytes.AddRange(new byte[] { 0, 0, 0, 0 }); // ch_ua_mobile, ch_ua_platform, ch_ua_model, ch_ua_form_factors
         return [.. bytes];
     }
 }

@@ -41,6 +41,26 @@ public sealed class IngestProcessorTests : IAsyncLifetime
     private static ClientInfo Client(string ip = "203.0.113.77") => new(IPAddress.Parse(ip), Ua, 512);
 
     [Fact]
+    public async Task Client_hints_are_stored_with_each_event_as_sent_and_cut_to_64_bytes()
+    {
+        var batch = new EventBatch { SiteKey = "shop-key" };
+        batch.Events.Add(Samples.ValidPageview());
+        // "é" is two UTF-8 bytes at the cut: the cut backs up rather than split it.
+        string model = "\"" + new string('m', 62) + "é\"";
+        var client = new ClientInfo(IPAddress.Parse("203.0.113.77"), Ua, 512, "?1", "\"Android\"", model, "\"Mobile\", \"Tablet\"");
+
+        using var scratch = new IngestScratch();
+        await Processor().ProcessAsync(batch.ToByteArray(), client, scratch, TestContext.Current.CancellationToken);
+
+        var stored = (await ReadAll(1)).Single();
+        Assert.Equal("?1", stored.ChUaMobile);
+        Assert.Equal("\"Android\"", stored.ChUaPlatform);
+        Assert.Equal("\"" + new string('m', 62), stored.ChUaModel);
+        Assert.Equal("\"Mobile\", \"Tablet\"", stored.ChUaFormFactors);
+        Assert.Equal(Ua, stored.UserAgent);
+    }
+
+    [Fact]
     public async Task Valid_events_are_logged_and_invalid_ones_rejected_individually()
     {
         var batch = new EventBatch { SiteKey = "shop-key", Seq = 9 };

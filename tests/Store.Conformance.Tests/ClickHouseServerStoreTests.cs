@@ -48,7 +48,7 @@ public sealed class ClickHouseServerStoreTests(BackendsFixture fixture)
 
         var events = await store.QueryRowsAsync($"SELECT sum(events) FROM {db}.{table}", Ct);
         Assert.Equal(0, fixture.Endpoint.FaultsLeft($"{db}.{table}"));
-        Assert.Equal(scenario.Events.Count(e => !ProcessingLogic.IsBot(e.UserAgent)), events[0][0].GetInt64());
+        Assert.Equal(scenario.Events.Count(e => !ProcessingLogic.IsBot(e.UserAgent, ProductScenario.Version)), events[0][0].GetInt64());
     }
 
     [Fact]

@@ -46,6 +46,10 @@ public sealed class ProductScenario
 
     public IReadOnlyList<RawEvent> Events { get; }
 
+    /// <summary>The processing logic the scenario stores with: the store's behaviour is what is
+    /// compared here, so the logic that needs no enrichment data does.</summary>
+    public const ushort Version = 2;
+
     /// <summary>Expected dashboard numbers for one site over [from, to), computed here in C#
     /// with the product's own rules (bots excluded, visits from the product's Sessionizer).</summary>
     public IReadOnlyDictionary<string, long> Expected(ulong merchant, ulong site, DateTimeOffset from, DateTimeOffset to)
@@ -55,7 +59,7 @@ public sealed class ProductScenario
         var visitors = new HashSet<ulong>();
         foreach (var e in Events)
         {
-            if (ProcessingLogic.IsBot(e.UserAgent))
+            if (ProcessingLogic.IsBot(e.UserAgent, Version))
                 continue;
             var (_, starts) = sessions.Next(e.SiteId, e.VisitorId, e.ReceivedMs);
             if (e.MerchantId != merchant || e.SiteId != site || e.ReceivedMs < from.ToUnixTimeMilliseconds() || e.ReceivedMs >= to.ToUnixTimeMilliseconds())
@@ -84,7 +88,7 @@ public sealed class ProductScenario
     {
         var w = new RowBinaryWriter();
         var sessions = new Sessionizer();
-        foreach (var e in Events) DerivedRows.WriteEnriched(w, e, sessions, ProcessingLogic.Current, 0);
+        foreach (var e in Events) DerivedRows.WriteEnriched(w, e, ProcessingLogic.WithoutData, sessions, Version, 0);
         return w;
     }
 

@@ -51,6 +51,10 @@ internal static class StoredEventAvro
     private const int FieldIpPrefix = 15;
     private const int FieldUserAgent = 16;
     private const int FieldCountry = 17;
+    private const int FieldChUaMobile = 18;
+    private const int FieldChUaPlatform = 19;
+    private const int FieldChUaModel = 20;
+    private const int FieldChUaFormFactors = 21;
     private const int PropertyFieldKey = 1;
     private const int PropertyFieldValue = 2;
 
@@ -65,18 +69,18 @@ internal static class StoredEventAvro
     /// <item>screen_width, engagement_ms: a uint32 zigzags to below 2^33, at most 5 bytes:
     /// 2 × 5 = 10.</item>
     /// <item>visitor_id: fixed, always 8 (present, the protobuf spends 9).</item>
-    /// <item>each of the 7 strings: absent, 1 byte (length 0). Present with n bytes, the Avro
+    /// <item>each of the 11 strings: absent, 1 byte (length 0). Present with n bytes, the Avro
     /// length is zigzag(n) = 2n, whose varint is at most one byte longer than n's, and the
-    /// protobuf's tag (at least 1 byte) pays for that byte: Avro ≤ protobuf. So 7 × 1 = 7.</item>
+    /// protobuf's tag (at least 1 byte) pays for that byte: Avro ≤ protobuf. So 11 × 1 = 11.</item>
     /// <item>props: each element costs the protobuf a tag, a length and the body, so at least
     /// 2 + body; its Avro key and value cost at most max(1, protobuf key field) + max(1,
     /// protobuf value field) ≤ 2 + body by the string rule above: Avro ≤ protobuf per element.
     /// Around them: a block count (zigzag of at most 2^31 elements, 5 bytes) and the 0 that ends
     /// the array (1 byte): 6.</item>
     /// </list>
-    /// 16 + 50 + 10 + 8 + 7 + 6 = 97.
+    /// 16 + 50 + 10 + 8 + 11 + 6 = 101.
     /// </summary>
-    private const int MaxOverhead = 97;
+    private const int MaxOverhead = 101;
 
     /// <summary>
     /// An upper bound of the Avro size of any protobuf StoredEvent of
@@ -128,6 +132,10 @@ internal static class StoredEventAvro
         p += WriteString(d[p..], f.IpPrefix);
         p += WriteString(d[p..], f.UserAgent);
         p += WriteString(d[p..], f.Country);
+        p += WriteString(d[p..], f.ChUaMobile);
+        p += WriteString(d[p..], f.ChUaPlatform);
+        p += WriteString(d[p..], f.ChUaModel);
+        p += WriteString(d[p..], f.ChUaFormFactors);
         return p;
     }
 
@@ -159,6 +167,10 @@ internal static class StoredEventAvro
         e.IpPrefix = r.ReadString();
         e.UserAgent = r.ReadString();
         e.Country = r.ReadString();
+        e.ChUaMobile = r.ReadString();
+        e.ChUaPlatform = r.ReadString();
+        e.ChUaModel = r.ReadString();
+        e.ChUaFormFactors = r.ReadString();
         if (!r.AtEnd) ThrowMalformedAvro("trailing bytes after the record");
         return e;
     }
@@ -185,7 +197,7 @@ internal static class StoredEventAvro
 
     private ref struct Fields
     {
-        public ReadOnlySpan<byte> Id, Name, Url, Referrer, Currency, IpPrefix, UserAgent, Country;
+        public ReadOnlySpan<byte> Id, Name, Url, Referrer, Currency, IpPrefix, UserAgent, Country, ChUaMobile, ChUaPlatform, ChUaModel, ChUaFormFactors;
         public ulong MerchantId, SiteId, VisitorId;
         public long ReceivedMs, ClientTimeMs, RevenueMicros;
         public uint ScreenWidth, EngagementMs;
@@ -211,16 +223,16 @@ internal static class StoredEventAvro
                 case FieldSiteId when wire == ProtoWire.WireVarint: ok = ProtoWire.TryReadVarint(pb, ref pos, out f.SiteId); break;
                 case FieldReceivedMs when wire == ProtoWire.WireVarint: ok = ProtoWire.TryReadVarint(pb, ref pos, out v); f.ReceivedMs = (long)v; break;
                 case FieldClientTimeMs when wire == ProtoWire.WireVarint: ok = ProtoWire.TryReadVarint(pb, ref pos, out v); f.ClientTimeMs = (long)v; break;
-                case FieldName when wire == ProtoWire.WireLengthDelimited: ok = ProtoWire.TryReadLengthDelimited(pb, ref pos, out f.Name); break;
-                case FieldUrl when wire == ProtoWire.WireLengthDelimited: ok = ProtoWire.TryReadLengthDelimited(pb, ref pos, out f.Url); break;
-                case FieldReferrer when wire == ProtoWire.WireLengthDelimited: ok = ProtoWire.TryReadLengthDelimited(pb, ref pos, out f.Referrer); break;
+                case FieldName when wire == ProtoWire.WireLengthDelimited: ok = ReadString(pb, ref pos, ref f.Name); break;
+                case FieldUrl when wire == ProtoWire.WireLengthDelimited: ok = ReadString(pb, ref pos, ref f.Url); break;
+                case FieldReferrer when wire == ProtoWire.WireLengthDelimited: ok = ReadString(pb, ref pos, ref f.Referrer); break;
                 case FieldProps when wire == ProtoWire.WireLengthDelimited:
                     // Elements are parsed when written; here they are only counted.
                     ok = ProtoWire.TryReadLengthDelimited(pb, ref pos, out _);
                     if (f.PropCount++ == 0) f.FirstPropAt = tagAt;
                     break;
                 case FieldRevenueMicros when wire == ProtoWire.WireVarint: ok = ProtoWire.TryReadVarint(pb, ref pos, out v); f.RevenueMicros = (long)v; break;
-                case FieldCurrency when wire == ProtoWire.WireLengthDelimited: ok = ProtoWire.TryReadLengthDelimited(pb, ref pos, out f.Currency); break;
+                case FieldCurrency when wire == ProtoWire.WireLengthDelimited: ok = ReadString(pb, ref pos, ref f.Currency); break;
                 // uint32 read from a wider varint keeps the low 32 bits, as Google.Protobuf does.
                 case FieldScreenWidth when wire == ProtoWire.WireVarint: ok = ProtoWire.TryReadVarint(pb, ref pos, out v); f.ScreenWidth = (uint)v; break;
                 case FieldEngagementMs when wire == ProtoWire.WireVarint: ok = ProtoWire.TryReadVarint(pb, ref pos, out v); f.EngagementMs = (uint)v; break;
@@ -232,9 +244,13 @@ internal static class StoredEventAvro
                         pos += VisitorIdBytes;
                     }
                     break;
-                case FieldIpPrefix when wire == ProtoWire.WireLengthDelimited: ok = ProtoWire.TryReadLengthDelimited(pb, ref pos, out f.IpPrefix); break;
-                case FieldUserAgent when wire == ProtoWire.WireLengthDelimited: ok = ProtoWire.TryReadLengthDelimited(pb, ref pos, out f.UserAgent); break;
-                case FieldCountry when wire == ProtoWire.WireLengthDelimited: ok = ProtoWire.TryReadLengthDelimited(pb, ref pos, out f.Country); break;
+                case FieldIpPrefix when wire == ProtoWire.WireLengthDelimited: ok = ReadString(pb, ref pos, ref f.IpPrefix); break;
+                case FieldUserAgent when wire == ProtoWire.WireLengthDelimited: ok = ReadString(pb, ref pos, ref f.UserAgent); break;
+                case FieldCountry when wire == ProtoWire.WireLengthDelimited: ok = ReadString(pb, ref pos, ref f.Country); break;
+                case FieldChUaMobile when wire == ProtoWire.WireLengthDelimited: ok = ReadString(pb, ref pos, ref f.ChUaMobile); break;
+                case FieldChUaPlatform when wire == ProtoWire.WireLengthDelimited: ok = ReadString(pb, ref pos, ref f.ChUaPlatform); break;
+                case FieldChUaModel when wire == ProtoWire.WireLengthDelimited: ok = ReadString(pb, ref pos, ref f.ChUaModel); break;
+                case FieldChUaFormFactors when wire == ProtoWire.WireLengthDelimited: ok = ReadString(pb, ref pos, ref f.ChUaFormFactors); break;
                 default: ok = ProtoWire.TrySkipField(pb, ref pos, field, wire); break;
             }
             if (!ok) ThrowMalformedProtobuf("truncated or malformed field");
@@ -280,12 +296,23 @@ internal static class StoredEventAvro
             if (!ProtoWire.TryReadTag(prop, ref pos, out int field, out int wire)) ThrowMalformedProtobuf("bad tag in props");
             bool ok = field switch
             {
-                PropertyFieldKey when wire == ProtoWire.WireLengthDelimited => ProtoWire.TryReadLengthDelimited(prop, ref pos, out key),
-                PropertyFieldValue when wire == ProtoWire.WireLengthDelimited => ProtoWire.TryReadLengthDelimited(prop, ref pos, out value),
+                PropertyFieldKey when wire == ProtoWire.WireLengthDelimited => ReadString(prop, ref pos, ref key),
+                PropertyFieldValue when wire == ProtoWire.WireLengthDelimited => ReadString(prop, ref pos, ref value),
                 _ => ProtoWire.TrySkipField(prop, ref pos, field, wire),
             };
             if (!ok) ThrowMalformedProtobuf("truncated or malformed props element");
         }
+    }
+
+    /// <summary>
+    /// Reads a string field's next occurrence. proto3 keeps the last occurrence, but
+    /// Google.Protobuf rejects the record if an earlier one is not UTF-8, so an occurrence that is
+    /// replaced is checked here; the last one is checked when written (WriteString).
+    /// </summary>
+    private static bool ReadString(ReadOnlySpan<byte> pb, ref int pos, scoped ref ReadOnlySpan<byte> field)
+    {
+        if (!field.IsEmpty && !Utf8.IsValid(field)) ThrowMalformedProtobuf("string is not UTF-8");
+        return ProtoWire.TryReadLengthDelimited(pb, ref pos, out field);
     }
 
     /// <summary>Avro long: zigzag, then the same base-128 varint as protobuf.</summary>

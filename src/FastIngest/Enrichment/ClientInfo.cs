@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Microsoft.AspNetCore.Http;
 
 namespace Analytics.FastIngest.Enrichment;
 
@@ -8,17 +9,45 @@ namespace Analytics.FastIngest.Enrichment;
 /// What the server knows about the sender, prepared once per WebSocket connection (once per
 /// request over HTTP) so the per-event path only copies bytes. The full IP address lives here,
 /// in memory, only while the connection is open: it is hashed into the visitor id and reduced
-/// to a prefix before anything is written.
+/// to a prefix before anything is written. The user-agent client hints (<c>Sec-CH-UA-Mobile</c>,
+/// <c>-Platform</c>, <c>-Model</c>, <c>-Form-Factors</c>) are kept as sent, each cut to
+/// <see cref="MaxClientHintBytes"/>, so Rollup's device rules can use them and reprocessing can
+/// apply newer rules; they are absent (empty) on cross-origin requests unless the merchant's page
+/// delegates them, and from non-Chromium browsers.
 /// </summary>
 public sealed class ClientInfo
 {
+    /// <summary>
+    /// Longest hint value kept. Real values are short ("?1", "\"Android\"", a model name of a few
+    /// dozen bytes); the cap only bounds what a hostile client can make us store per event.
+    /// </summary>
+    public const int MaxClientHintBytes = 64;
+
     public ClientInfo(IPAddress? address, string? userAgent, int maxUserAgentBytes)
+        : this(address, userAgent, maxUserAgentBytes, null, null, null, null)
+    {
+    }
+
+    public ClientInfo(IPAddress? address, string? userAgent, int maxUserAgentBytes,
+        string? chUaMobile, string? chUaPlatform, string? chUaModel, string? chUaFormFactors)
     {
         address ??= IPAddress.Loopback;
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
         AddressBytes = address.MapToIPv6().GetAddressBytes();
         IpPrefixUtf8 = Encoding.ASCII.GetBytes(TruncatedPrefix(address));
-        UserAgentUtf8 = TruncateUtf8(Encoding.UTF8.GetBytes(userAgent ?? ""), maxUserAgentBytes);
+        UserAgentUtf8 = Utf8(userAgent, maxUserAgentBytes);
+        ChUaMobileUtf8 = Utf8(chUaMobile, MaxClientHintBytes);
+        ChUaPlatformUtf8 = Utf8(chUaPlatform, MaxClientHintBytes);
+        ChUaModelUtf8 = Utf8(chUaModel, MaxClientHintBytes);
+        ChUaFormFactorsUtf8 = Utf8(chUaFormFactors, MaxClientHintBytes);
+    }
+
+    /// <summary>The sender as the request shows it: peer address and the headers kept with every event.</summary>
+    public static ClientInfo FromRequest(HttpContext context, int maxUserAgentBytes)
+    {
+        var headers = context.Request.Headers;
+        return new ClientInfo(context.Connection.RemoteIpAddress, headers.UserAgent, maxUserAgentBytes,
+            headers["Sec-CH-UA-Mobile"], headers["Sec-CH-UA-Platform"], headers["Sec-CH-UA-Model"], headers["Sec-CH-UA-Form-Factors"]);
     }
 
     /// <summary>16 bytes (IPv4 mapped into IPv6), input to the visitor hash only.</summary>
@@ -28,6 +57,17 @@ public sealed class ClientInfo
     public byte[] IpPrefixUtf8 { get; }
 
     public byte[] UserAgentUtf8 { get; }
+
+    public byte[] ChUaMobileUtf8 { get; }
+
+    public byte[] ChUaPlatformUtf8 { get; }
+
+    public byte[] ChUaModelUtf8 { get; }
+
+    public byte[] ChUaFormFactorsUtf8 { get; }
+
+    /// <summary>Bytes of all the client hints together (for sizing record buffers).</summary>
+    public int ClientHintBytes => ChUaMobileUtf8.Length + ChUaPlatformUtf8.Length + ChUaModelUtf8.Length + ChUaFormFactorsUtf8.Length;
 
     public static string TruncatedPrefix(IPAddress address)
     {
@@ -40,6 +80,9 @@ public sealed class ClientInfo
         for (int i = 6; i < bytes.Length; i++) bytes[i] = 0;
         return new IPAddress(bytes) + "/48";
     }
+
+    private static byte[] Utf8(string? value, int max) =>
+        string.IsNullOrEmpty(value) ? [] : TruncateUtf8(Encoding.UTF8.GetBytes(value), max);
 
     private static byte[] TruncateUtf8(byte[] utf8, int max)
     {

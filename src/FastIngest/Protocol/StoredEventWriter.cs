@@ -14,7 +14,7 @@ internal static class StoredEventWriter
 {
     /// <summary>Upper bound of the encoded size, to size the buffer before writing.</summary>
     public static int MaxEncodedSize(int eventBytes, ClientInfo client) =>
-        eventBytes + client.UserAgentUtf8.Length + client.IpPrefixUtf8.Length + 96;
+        eventBytes + client.UserAgentUtf8.Length + client.IpPrefixUtf8.Length + client.ClientHintBytes + 96;
 
     public readonly record struct Enrichment(ulong MerchantId, ulong SiteId, long ReceivedMs, ulong VisitorId, ClientInfo Client);
 
@@ -50,6 +50,10 @@ internal static class StoredEventWriter
         p += 8;
         p += WriteBytes(destination[p..], 15, x.Client.IpPrefixUtf8);
         p += WriteBytes(destination[p..], 16, x.Client.UserAgentUtf8);
+        p += WriteBytes(destination[p..], 18, x.Client.ChUaMobileUtf8);
+        p += WriteBytes(destination[p..], 19, x.Client.ChUaPlatformUtf8);
+        p += WriteBytes(destination[p..], 20, x.Client.ChUaModelUtf8);
+        p += WriteBytes(destination[p..], 21, x.Client.ChUaFormFactorsUtf8);
         return p;
     }
 

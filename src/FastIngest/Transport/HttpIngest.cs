@@ -68,7 +68,7 @@ internal static class HttpIngest
                 body.CopyTo(copy);
                 message = copy.AsMemory(0, (int)body.Length);
             }
-            var client = new ClientInfo(context.Connection.RemoteIpAddress, request.Headers.UserAgent, processor.Limits.MaxUserAgentBytes);
+            var client = ClientInfo.FromRequest(context, processor.Limits.MaxUserAgentBytes);
             using var scratch = new IngestScratch();
             var result = await processor.ProcessAsync(message, client, scratch, context.RequestAborted);
             switch (result.Status)

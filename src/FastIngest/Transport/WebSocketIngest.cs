@@ -29,7 +29,7 @@ internal static class WebSocketIngest
             await Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "WebSocket upgrade required", detail: "GET /v1/ws must be a WebSocket upgrade request.").ExecuteAsync(context);
             return;
         }
-        var client = new ClientInfo(context.Connection.RemoteIpAddress, context.Request.Headers.UserAgent, processor.Limits.MaxUserAgentBytes);
+        var client = ClientInfo.FromRequest(context, processor.Limits.MaxUserAgentBytes);
         using var scratch = new IngestScratch
         {
             RateLimiter = new EventRateLimiter(processor.Limits.MaxEventsPerSecondPerConnection, processor.Limits.EventBurstPerConnection),

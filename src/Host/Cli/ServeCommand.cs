@@ -32,6 +32,12 @@ public sealed class ServeSettings : StoreSettings
     /// addresses and networks, comma-separated ("10.0.0.0/8,127.0.0.1"); empty believes none.</summary>
     public string TrustedProxies { get; set; } = "";
 
+    /// <summary>The enrichment data sets (scripts/fetch-enrichment-data.sh); ANALYTICS_ENRICHMENT_DATA
+    /// by the naming rule; default: the nearest .cache/enrichment above the binary.</summary>
+    public string? EnrichmentData { get; set; }
+    /// <summary>A GeoIP2/GeoLite2 Country or City database instead of the bundled GeoLite2 City.</summary>
+    public string? GeoipDb { get; set; }
+
     /// <summary>This server's issuer name for the tokens it signs [default: the first --urls].</summary>
     public Uri? Issuer { get; set; }
     /// <summary>Accept tokens of another standard issuer (its discovery document) instead of running
@@ -79,6 +85,10 @@ public sealed partial class ServeSettingsValidator : IValidateOptions<ServeSetti
             failures.Add($"--authority '{settings.Authority}': use the issuer's https:// URL");
         if (settings.Issuer is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
             failures.Add($"--issuer '{settings.Issuer}': use an absolute http(s):// URL");
+        if (settings.EnrichmentData is { Length: > 0 } enrichment && !Directory.Exists(enrichment))
+            failures.Add($"enrichment-data '{enrichment}': no such directory (scripts/fetch-enrichment-data.sh fills .cache/enrichment)");
+        if (settings.GeoipDb is { Length: > 0 } geo && !File.Exists(geo))
+            failures.Add($"geoip-db '{geo}': no such file");
         if (settings.AgentJs is { Length: > 0 } agent && !File.Exists(agent))
             failures.Add($"agent-js '{agent}': no such file");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
@@ -111,6 +121,8 @@ public sealed class ServeCommand : ICommandGroup
             new Option<string>("--agent-js") { Description = "Serve this build of the browser agent at /agent.js", HelpName = "FILE" },
             new Option<string>("--trusted-proxies") { Description = "Proxies whose X-Forwarded-For/Forwarded to believe, e.g. 10.0.0.0/8,127.0.0.1 [default: none]", HelpName = "ADDRESSES" },
             ControlPlaneSettings.Option(),
+            new Option<string>("--enrichment-data") { Description = "Enrichment data sets (scripts/fetch-enrichment-data.sh) [default: the nearest .cache/enrichment]", HelpName = "DIR" },
+            new Option<string>("--geoip-db") { Description = "GeoIP2/GeoLite2 Country or City database [default: GeoLite2 City in the enrichment data]", HelpName = "FILE" },
             new Option<string>("--issuer") { Description = "Issuer name of the tokens this server signs [default: the first --urls]", HelpName = "URL" },
             new Option<string>("--authority") { Description = "Accept tokens of this standard issuer instead of running the embedded authorization server", HelpName = "URL" },
             new Option<string>("--audience") { Description = $"The audience tokens must name [default: {defaults.Audience}]", HelpName = "NAME" },
@@ -141,6 +153,8 @@ public sealed class ServeCommand : ICommandGroup
             LogicVersion = settings.LogicVersion,
             AgentScriptPath = settings.AgentJs,
             TrustedProxies = settings.TrustedProxyList(),
+            EnrichmentData = settings.EnrichmentData,
+            GeoIpDatabase = settings.GeoipDb,
             ControlPlane = settings.ControlPlane,
             // Tokens: this host's own issuer by default; --authority/--audience accept another's.
             Auth = new AuthSettings { Issuer = settings.Issuer?.ToString(), Authority = settings.Authority?.ToString(), Audience = settings.Audience },

@@ -17,7 +17,7 @@ namespace Analytics.Rollup.Reprocessing;
 /// raw rows through the primary key (merchant, site, time). Nothing of other sites or days is
 /// read or rewritten, because generations make the switch atomic without replacing partitions.
 /// </summary>
-public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations generations)
+public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations generations, ProcessingLogic logic)
 {
     /// <summary>Raw rows read per page: large enough to amortise a query, small enough to stream.</summary>
     public const int PageRows = 20_000;
@@ -40,13 +40,14 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
         {
             var raw = await store.QueryRowsAsync(
                 $"SELECT merchant_id, site_id, hex(event_id), toUnixTimestamp64Milli(received_at), toUnixTimestamp64Milli(client_time), name, url, referrer, " +
-                $"props, revenue_micros, currency, screen_width, engagement_ms, visitor_id, ip_prefix, user_agent, country, log_source, log_offset " +
+                $"props, revenue_micros, currency, screen_width, engagement_ms, visitor_id, ip_prefix, user_agent, country, log_source, log_offset, " +
+                $"ch_ua_mobile, ch_ua_platform, ch_ua_model, ch_ua_form_factors " +
                 $"FROM {db}.events_raw WHERE {scope}{after} ORDER BY received_at, event_id LIMIT {PageRows}", ct);
             if (raw.Count == 0) break;
             rows.Reset();
             foreach (var r in raw)
             {
-                DerivedRows.WriteEnriched(rows, ToRawEvent(r), sessions, logicVersion, generation);
+                DerivedRows.WriteEnriched(rows, ToRawEvent(r), logic, sessions, logicVersion, generation);
             }
             await store.InsertRowBinaryAsync($"{db}.events_enriched", DerivedRows.EnrichedColumns, rows.WrittenMemory,
                 $"rebuild:{generation}:{page++}", ct);
@@ -139,5 +140,11 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
         r[5].GetString()!, r[6].GetString()!, r[7].GetString()!,
         r[8].EnumerateObject().Select(p => KeyValuePair.Create(p.Name, p.Value.GetString()!)).ToList(),
         r[9].GetInt64(), r[10].GetString()!, r[11].GetUInt32(), r[12].GetUInt32(), r[13].GetUInt64(),
-        r[14].GetString()!, r[15].GetString()!, r[16].GetString()!, r[17].GetString()!, r[18].GetInt64());
+        r[14].GetString()!, r[15].GetString()!, r[16].GetString()!, r[17].GetString()!, r[18].GetInt64())
+    {
+        ChUaMobile = r[19].GetString()!,
+        ChUaPlatform = r[20].GetString()!,
+        ChUaModel = r[21].GetString()!,
+        ChUaFormFactors = r[22].GetString()!,
+    };
 }

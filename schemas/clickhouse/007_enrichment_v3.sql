@@ -1,0 +1,4 @@
+-- Processing logic 3 (docs/enrichment.md): the dimensions maintained data adds to enriched
+-- events. Rows built by older logic take the defaults ('') until reprocessed. Every ADD is
+-- IF NOT EXISTS, so the statement can run twice (see SchemaMigrator).
+ALTER TABLE {db}.events_enriched ADD COLUMN IF NOT EXISTS channel LowCardinality(String) DEFAULT '' AFTER referrer_source, ADD COLUMN IF NOT EXISTS region LowCardinality(String) DEFAULT '' AFTER country, ADD COLUMN IF NOT EXISTS city LowCardinality(String) DEFAULT '' AFTER region, ADD COLUMN IF NOT EXISTS device_brand LowCardinality(String) DEFAULT '' AFTER device, ADD COLUMN IF NOT EXISTS device_model LowCardinality(String) DEFAULT '' AFTER device_brand, ADD COLUMN IF NOT EXISTS browser_version LowCardinality(String) DEFAULT '' AFTER browser, ADD COLUMN IF NOT EXISTS os_version LowCardinality(String) DEFAULT '' AFTER os;
