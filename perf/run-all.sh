@@ -7,7 +7,8 @@
 #   3. LoadTool, the same batches POSTed to /v1/events (HTTP variant)
 #   4. LoadTool paced at half of the peak measured in 1 (ack latency target)
 #   5. LoadTool, all roles in one process (the embedded default) as fast as possible, then Rollup
-#      catch-up and reprocessing of everything ingested
+#      catch-up and reprocessing of everything ingested; again with processing logic 2, the
+#      baseline for what enrichment from maintained data (logic 3) costs
 #   6. LoadTool, all roles, paced at 50,000 and 100,000 events/s with the freshness probe
 #   7. StoreInsert: embedded chDB vs the ClickHouse.Driver path
 #   8. every BenchmarkDotNet micro-benchmark (job "short": 3 warm-ups, 3 iterations)
@@ -122,6 +123,11 @@ part "ingest only: WebSocket paced at half of the peak" \
 part "all roles: WebSocket → local log as fast as possible, then Rollup catch-up and reprocessing" \
     "${load_tool[@]}" "${load[@]}" --reprocess \
     --label "WebSocket /v1/ws → local log, all roles" --json "$out/load-5-all-roles.json"
+# The same, with processing logic 2 (hand-written rules, no data sets): the baseline that shows
+# what logic 3's enrichment from maintained data costs Rollup (catch-up and reprocessing).
+part "all roles: the same with processing logic 2 (enrichment baseline)" \
+    "${load_tool[@]}" "${load[@]}" --reprocess --server-args "--logic-version 2" \
+    --label "WebSocket /v1/ws → local log, all roles, processing logic 2" --json "$out/load-5b-all-roles-logic-2.json"
 # Freshness needs Rollup keeping up: probed at paced loads Rollup sustains beside ingest.
 for rate in "${fresh_rates[@]}"; do
     part "all roles: freshness at $rate events/s" \

@@ -137,6 +137,10 @@ public class AvroEncodeBenchmarks
         r.Add("ip_prefix", e.IpPrefix);
         r.Add("user_agent", e.UserAgent);
         r.Add("country", e.Country);
+        r.Add("ch_ua_mobile", e.ChUaMobile);
+        r.Add("ch_ua_platform", e.ChUaPlatform);
+        r.Add("ch_ua_model", e.ChUaModel);
+        r.Add("ch_ua_form_factors", e.ChUaFormFactors);
         return r;
     }
 }

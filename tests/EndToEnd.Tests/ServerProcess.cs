@@ -9,7 +9,7 @@ namespace Analytics.EndToEnd.Tests;
 /// (exit, timeout, cancelled test) kills the child before it throws, and a ProcessExit hook kills
 /// it if the test run itself ends first: no server outlives its test.
 /// </summary>
-public sealed class ServerProcess(string data, int port)
+public sealed class ServerProcess(string data, int port, bool demo = true)
 {
     private Process? _process;
 
@@ -33,10 +33,11 @@ public sealed class ServerProcess(string data, int port)
         string dll = Path.Combine(AppContext.BaseDirectory, "analytics.dll");
         var start = new ProcessStartInfo("dotnet")
         {
-            ArgumentList = { dll, "serve", "--data", data, "--urls", $"http://127.0.0.1:{port}", "--demo", "--quiet" },
+            ArgumentList = { dll, "serve", "--data", data, "--urls", $"http://127.0.0.1:{port}", "--quiet" },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        if (demo) start.ArgumentList.Add("--demo");
         foreach (var argument in extraArguments) start.ArgumentList.Add(argument);
         _process = Process.Start(start)!;
         AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;

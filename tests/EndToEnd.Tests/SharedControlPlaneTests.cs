@@ -53,6 +53,46 @@ public sealed class SharedControlPlaneTests(EngineFixture engine, PostgresServer
     }
 
     [Fact]
+    public async Task Two_ingest_processes_on_one_postgres_accept_a_site_created_by_the_cli_and_give_one_visitor_one_id()
+    {
+        string controlPlane = "postgres:" + postgres.CreateDatabase("e2e");
+        string root = Path.Combine(Path.GetTempPath(), "analytics-shared-" + Guid.NewGuid().ToString("N"));
+        string key = "shared-" + Guid.NewGuid().ToString("N");
+        int portA = Ports.Free(), portB = Ports.Free();
+        var a = new ServerProcess(Path.Combine(root, "a"), portA, demo: false);
+        var b = new ServerProcess(Path.Combine(root, "b"), portB, demo: false);
+        try
+        {
+            // Two `analytics serve --roles ingest` processes, each with its own data directory and log.
+            await a.StartAsync("--roles", "ingest", "--control-plane", controlPlane);
+            await b.StartAsync("--roles", "ingest", "--control-plane", controlPlane);
+            // The site is created afterwards, by the CLI, in the shared control plane.
+            var created = await HostCommand.RunAsync(["sites", "create", "--merchant", "Process Shop", "--domain", "process.example",
+                "--site-key", key, "--control-plane", controlPlane, "--data", Path.Combine(root, "cli")]);
+            Assert.True(created.ExitCode == 0, created.ToString());
+
+            var idA = Guid.NewGuid().ToByteArray();
+            var idB = Guid.NewGuid().ToByteArray();
+            Assert.Equal((AckStatus.Ok, 1u), await SendPageviewAsync(new Uri($"ws://127.0.0.1:{portA}/v1/ws"), key, idA));
+            Assert.Equal((AckStatus.Ok, 1u), await SendPageviewAsync(new Uri($"ws://127.0.0.1:{portB}/v1/ws"), key, idB));
+            // Acknowledged means durable: SIGKILL both, then read each node's own log from disk.
+            a.Kill();
+            b.Kill();
+            var onA = (await ReadLogAsync(Path.Combine(root, "a", "log"))).Single(e => e.Id.Span.SequenceEqual(idA));
+            var onB = (await ReadLogAsync(Path.Combine(root, "b", "log"))).Single(e => e.Id.Span.SequenceEqual(idB));
+            Assert.Equal((onA.MerchantId, onA.SiteId), (onB.MerchantId, onB.SiteId));
+            Assert.NotEqual(0ul, onA.VisitorId);
+            Assert.Equal(onA.VisitorId, onB.VisitorId);
+        }
+        finally
+        {
+            a.Kill();
+            b.Kill();
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_node_that_missed_a_key_accepts_it_within_the_negative_cache_ttl_after_another_node_creates_it()
     {
         string controlPlane = "postgres:" + postgres.CreateDatabase("e2e");
@@ -78,9 +118,14 @@ public sealed class SharedControlPlaneTests(EngineFixture engine, PostgresServer
         Assert.True(clock.Elapsed <= SiteRegistry.NegativeCacheTtl + TimeSpan.FromSeconds(1), $"took {clock.Elapsed}");
     }
 
-    private static async Task<(AckStatus Status, uint Accepted)> SendPageviewAsync(TestHost node, string key, byte[] eventId)
+    private static Task<(AckStatus Status, uint Accepted)> SendPageviewAsync(TestHost node, string key, byte[] eventId) =>
+        SendPageviewAsync(node.WebSocketUri, key, eventId);
+
+    private static async Task<(AckStatus Status, uint Accepted)> SendPageviewAsync(Uri endpoint, string key, byte[] eventId)
     {
-        using var socket = await node.ConnectAsync();
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        socket.Options.SetRequestHeader("User-Agent", TestHost.BrowserUserAgent);
+        await socket.ConnectAsync(endpoint, Ct);
         var batch = new EventBatch { SiteKey = key, Seq = 1 };
         var pageview = Wire.Pageview("/shared");
         pageview.Id = Google.Protobuf.ByteString.CopyFrom(eventId);
@@ -89,9 +134,17 @@ public sealed class SharedControlPlaneTests(EngineFixture engine, PostgresServer
         return (ack.Status, ack.Accepted);
     }
 
-    private static async Task<List<StoredEvent>> ReadLogAsync(TestHost node)
+    private static async Task<List<StoredEvent>> ReadLogAsync(TestHost node) =>
+        await ReadLogAsync(node.App.Services.GetRequiredService<IEventLog>());
+
+    private static async Task<List<StoredEvent>> ReadLogAsync(string directory)
     {
-        var log = node.App.Services.GetRequiredService<IEventLog>();
+        await using var log = Analytics.EventLog.LocalLog.Open(directory);
+        return await ReadLogAsync(log);
+    }
+
+    private static async Task<List<StoredEvent>> ReadLogAsync(IEventLog log)
+    {
         await using var consumer = log.OpenConsumer("test-" + Guid.NewGuid().ToString("N"));
         var batch = await consumer.ReadAsync(1000, TimeSpan.FromSeconds(5), Ct);
         return batch.Records.Select(r => StoredEvent.Parser.ParseFrom(r.Span)).ToList();

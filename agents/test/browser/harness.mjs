@@ -104,6 +104,28 @@ async function startAnalyticsNow() {
   const base = `http://127.0.0.1:${port}`;
   let child;
   let log = "";
+  let token;
+
+  /**
+   * A bearer token as a script would get one: `analytics bootstrap` (once per data directory)
+   * creates the first admin client, then the token endpoint (client credentials) issues a token
+   * with the scopes the tests use. Access tokens live 15 minutes: a new one after 10.
+   */
+  async function accessToken() {
+    if (token && token.until > Date.now()) return token.value;
+    if (!token) {
+      const saved = JSON.parse(execFileSync("dotnet", [dll, "bootstrap", "--data", dataDir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }));
+      token = { clientId: saved.clientId, clientSecret: saved.clientSecret };
+    }
+    const r = await fetch(`${base}/connect/token`, {
+      method: "POST",
+      body: new URLSearchParams({ grant_type: "client_credentials", client_id: token.clientId, client_secret: token.clientSecret, scope: "stats:read sites:write" }),
+    });
+    if (!r.ok) throw new Error(`token: ${r.status} ${await r.text()}`);
+    token.value = (await r.json()).access_token;
+    token.until = Date.now() + 10 * 60_000;
+    return token.value;
+  }
 
   async function start() {
     child = spawn("dotnet", [dll, "serve", "--data", dataDir, "--urls", base, "--demo", "--quiet"], {
@@ -162,13 +184,12 @@ async function startAnalyticsNow() {
       }
       rmSync(dataDir, { recursive: true, force: true });
     },
-    /** A new site (and merchant) that only this test uses. */
+    /** A new site that only this test uses (in the bootstrap admin client's merchant). */
     async createSite() {
-      const token = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
-      const r = await fetch(`${base}/admin/sites`, {
+      const r = await fetch(`${base}/v1/sites`, {
         method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: JSON.stringify({ merchant: "agents test", domain: "agents.test" }),
+        headers: { authorization: `Bearer ${await accessToken()}`, "content-type": "application/json" },
+        body: JSON.stringify({ domain: "agents.test" }),
       });
       if (r.status !== 201) throw new Error(`create site: ${r.status} ${await r.text()}`);
       return await r.json(); // { id (the public site id), siteKey, ... }
@@ -177,7 +198,7 @@ async function startAnalyticsNow() {
     async aggregate(siteId, event) {
       const day = (d) => new Date(Date.now() + d * 864e5).toISOString().slice(0, 10);
       const q = `metrics=pageviews,events,visitors,visits&from=${day(-1)}&to=${day(1)}${event ? `&event=${encodeURIComponent(event)}` : ""}`;
-      const r = await fetch(`${base}/v1/sites/${siteId}/aggregate?${q}`);
+      const r = await fetch(`${base}/v1/sites/${siteId}/aggregate?${q}`, { headers: { authorization: `Bearer ${await accessToken()}` } });
       if (!r.ok) throw new Error(`aggregate: ${r.status} ${await r.text()}`);
       return (await r.json()).results;
     },
