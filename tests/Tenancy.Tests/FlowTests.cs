@@ -149,7 +149,7 @@ public class FlowTests(EngineFixture engine)
         var (merchant, _) = host.NewMerchant("Shop E");
         host.NewUser(merchant.Id, "owner@shop-e.example", "correct horse battery");
         using var browser = new Browser(host.BaseAddress);
-        foreach (string target in (string[])["//evil.example/x", "/\\evil.example", "https://evil.example/"])
+        foreach (string target in (string[])["//evil.example/x", "/\\evil.example", "https://evil.example/", "/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "/\u007F/evil.example"])
         {
             var page = await browser.Client.GetAsync("/account/login?ReturnUrl=" + Uri.EscapeDataString(target), Ct);
             var fields = AuthHost.HiddenFields(await page.Content.ReadAsStringAsync(Ct));
