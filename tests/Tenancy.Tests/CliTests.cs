@@ -37,6 +37,11 @@ public class CliTests(EngineFixture engine)
         // Mistakes end with one clear line and a non-zero exit.
         var badScope = await RunAsync(host, null, expectSuccess: false, "clients", "create", "--merchant", m, "--scopes", "stats:write");
         Assert.Equal("analytics clients create: unknown scopes: stats:write.", badScope.Error.Trim());
+        // A personal key gets no more than its user's role: never admin (operators use an admin client).
+        var adminKey = await RunAsync(host, null, expectSuccess: false, "keys", "create", "--merchant", m, "--user", "ann@cli.example", "--scopes", "stats:read admin");
+        Assert.Single(adminKey.Error.Trim().Split('\n'));
+        Assert.Contains("not admin", adminKey.Error);
+        Assert.DoesNotContain(host.Store.ListApiKeys(merchant.Id), k => k.Scopes.Contains("admin", StringComparison.Ordinal));
         var noStdin = await RunAsync(host, null, expectSuccess: false, "users", "create", "--merchant", m, "--email", "bob@cli.example", "--password", "x");
         // "--password" is not an option (a password on the command line shows in ps): refused, naming the right one.
         Assert.Contains("--password-stdin", noStdin.Error);

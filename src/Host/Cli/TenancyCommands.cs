@@ -132,6 +132,9 @@ public sealed class TenancyCommands : ICommandGroup
         var user = store.FindUserByEmail(email);
         if (user is null || user.MerchantId != merchant) throw new StartupException($"merchant {merchant} has no user {email}");
         if (Scopes.Unknown(scopes) is { Count: > 0 } unknown) throw new UsageException($"unknown scopes: {string.Join(", ", unknown)}.");
+        var allowed = Scopes.ForRole(user.Role);
+        if (Scopes.Parse(scopes).Where(s => !allowed.Contains(s)).ToList() is { Count: > 0 } beyond)
+            throw new UsageException($"a {user.Role}'s key may have only {string.Join(" ", allowed)}, not {string.Join(", ", beyond)}; admin work uses an admin client (analytics bootstrap, clients create).");
         var (key, secret) = ApiKeys.Create(store, merchant, user.Id, name, string.Join(' ', Scopes.Parse(scopes)));
         Console.WriteLine(JsonSerializer.Serialize(new { key.Prefix, key = secret, key.MerchantId, key.Scopes }, Json.Indented));
         Console.Error.WriteLine("The key is shown once: store it now. Use it as: Authorization: Bearer <key>");
