@@ -196,6 +196,26 @@ public class FlowTests(EngineFixture engine)
     }
 
     [Fact]
+    public async Task A_new_data_directory_and_its_control_plane_files_are_owner_only_after_a_start()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Assert.Skip("Unix file modes");
+            return;
+        }
+        await using var host = await AuthHost.StartAsync(engine);
+        host.NewMerchant("Shop M"); // a write: the WAL and shared-memory files exist
+        const UnixFileMode ownerDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        Assert.Equal(ownerDirectory, File.GetUnixFileMode(host.DataDirectory));
+        Assert.Equal(ownerDirectory, File.GetUnixFileMode(Path.Combine(host.DataDirectory, "identity")));
+        string[] files = Directory.GetFiles(host.DataDirectory, ControlPlaneStore.DefaultFileName + "*");
+        Assert.Contains(files, f => f.EndsWith(ControlPlaneStore.DefaultFileName, StringComparison.Ordinal));
+        Assert.Contains(files, f => f.EndsWith("-wal", StringComparison.Ordinal));
+        foreach (string file in files)
+            Assert.True(File.GetUnixFileMode(file) == (UnixFileMode.UserRead | UnixFileMode.UserWrite), $"{file}: {File.GetUnixFileMode(file)}");
+    }
+
+    [Fact]
     public async Task An_api_key_reads_stats_until_revoked_and_its_secret_is_not_in_the_control_plane_file()
     {
         await using var host = await AuthHost.StartAsync(engine);
