@@ -86,8 +86,10 @@ public sealed class AdminCommands : ICommandGroup
 
     private static async Task<int> RunAsync(ParseResult parse, Func<HttpClient, Task<int>> call)
     {
+        // The call carries the admin client's secret or a token: plain HTTP only to this machine.
         var settings = Settings.Bind<AdminSettings>(parse, s => s.AddSingleton<IValidateOptions<AdminSettings>>(new ValidateOptions<AdminSettings>(
-            null, a => a.Url is { IsAbsoluteUri: true, Scheme: "http" or "https" }, "--url: use the server's http:// address, e.g. http://127.0.0.1:5080")));
+            null, a => a.Url is { IsAbsoluteUri: true, Scheme: "https" } or { IsAbsoluteUri: true, Scheme: "http", IsLoopback: true },
+            "--url: http:// only on this machine (e.g. http://127.0.0.1:5080), https:// for another: the admin credentials must not cross the network in plain text")));
         using var http = new HttpClient { BaseAddress = settings.Url };
         try
         {
