@@ -28,7 +28,7 @@ public sealed class AdminCommands : ICommandGroup
     {
         // Options are shared by the three commands (an option may have several parents).
         var url = new Option<string>("--url") { Description = $"The running server [default: {new AdminSettings().Url}]", HelpName = "URL" };
-        var token = new Option<string>("--token") { Description = "An access token or API key with the admin scope [default: a token for the admin client `bootstrap` saved in --data]", HelpName = "TOKEN" };
+        var token = new Option<string>("--token") { Description = "An access token of an admin client (scope admin) [default: a token for the admin client `bootstrap` saved in --data]", HelpName = "TOKEN" };
         var merchant = Settings.Id("--merchant", "Merchant id", required: true);
         var site = new Option<string>("--site") { Description = "Only this site (its public id)", HelpName = "SITE-ID" };
         var from = Settings.Day("--from", "First day (UTC), e.g. 2026-01-01");
@@ -106,8 +106,8 @@ public sealed class AdminCommands : ICommandGroup
     }
 
     /// <summary>
-    /// The CLI's credential when neither --token nor ANALYTICS_TOKEN is given (an access token or an
-    /// API key with the admin scope): an access token obtained with client credentials from the
+    /// The CLI's credential when neither --token nor ANALYTICS_TOKEN is given (either holds an admin
+    /// client's access token): an access token obtained with client credentials from the
     /// admin client that `analytics bootstrap` saved in DATA/admin-client.json.
     /// </summary>
     private static async Task<string?> AdminClientTokenAsync(HttpClient http, string data)

@@ -58,7 +58,7 @@ public sealed class TenancyCommands : ICommandGroup
         }));
 
         var keyUser = new Option<string>("--user") { Description = "The user the key acts for (email)", HelpName = "EMAIL", Required = true };
-        var keyScopes = new Option<string>("--scopes") { Description = "Space-separated scopes: " + ScopesHelp, HelpName = "SCOPES", DefaultValueFactory = _ => Scopes.StatsRead };
+        var keyScopes = new Option<string>("--scopes") { Description = "Space-separated scopes, at most the user's role's (owner, admin: stats:read sites:write; viewer: stats:read)", HelpName = "SCOPES", DefaultValueFactory = _ => Scopes.StatsRead };
         var keyCreate = new Command("create", "Create a personal API key for scripts; prints it once") { merchant, keyUser, keyScopes, name, ControlPlaneSettings.Option() };
         keyCreate.SetAction((parse, _) => WithStoreAsync(parse, (_, store, _) =>
             Task.FromResult(CreateKey(store, parse.GetValue(merchant), parse.GetValue(keyUser)!, parse.GetValue(keyScopes)!, parse.GetValue(name) ?? "script"))));
