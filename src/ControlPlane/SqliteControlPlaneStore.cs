@@ -16,7 +16,21 @@ public sealed class SqliteControlPlaneStore : SqlControlPlaneStore
         _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, ForeignKeys = true }.ToString();
         FilePath = path;
         using (var db = OpenConnection()) Sql.Execute(db, null, "PRAGMA journal_mode = WAL");
+        OwnerOnly(path);
         Migrate();
+    }
+
+    /// <summary>The file holds secret hashes and visitor salts: owner read and write only (0600),
+    /// and the WAL and shared-memory files beside it too (SQLite creates them with the file's mode,
+    /// so they follow from now on).</summary>
+    private static void OwnerOnly(string path)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        foreach (string file in (string[])[path, path + "-wal", path + "-shm"])
+        {
+            if (File.Exists(file) && (File.GetUnixFileMode(file) & ~(UnixFileMode.UserRead | UnixFileMode.UserWrite)) != 0)
+                File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
     }
 
     public string FilePath { get; }

@@ -50,8 +50,7 @@ public static class AdminEndpoints
         {
             if (!TryResolveSite(registry, body.MerchantId, body.Site, out long? siteId, out var unknown)) return unknown!;
             var request = new ReprocessRequest(body.MerchantId, siteId, body.From, body.To, body.DryRun, body.LogicVersion);
-            if (request.From > request.To) return Results.Problem(statusCode: 400, title: "Invalid range", detail: "from must not be after to.");
-            if (request.To.DayNumber - request.From.DayNumber > 3660) return Results.Problem(statusCode: 400, title: "Invalid range", detail: "At most ten years per job.");
+            if (RangeProblem(request.From, request.To) is { } invalid) return invalid;
             ushort version = request.LogicVersion ?? options.LogicVersion;
             if (!ProcessingLogic.IsKnown(version))
                 return Results.Problem(statusCode: 400, title: "Unknown logic version", detail: $"Known versions: {string.Join(", ", ProcessingLogic.Versions)}.");
@@ -74,13 +73,20 @@ public static class AdminEndpoints
             if ((request.Format ?? "parquet") != "parquet") return Results.Problem(statusCode: 400, title: "Unsupported format", detail: "format: parquet.");
             string kind = request.Kind ?? "raw";
             if (kind is not ("raw" or "enriched")) return Results.Problem(statusCode: 400, title: "Unsupported kind", detail: "kind: raw or enriched.");
-            if (request.From > request.To) return Results.Problem(statusCode: 400, title: "Invalid range", detail: "from must not be after to.");
+            if (RangeProblem(request.From, request.To) is { } invalid) return invalid;
             if (string.IsNullOrWhiteSpace(request.Out) || !Path.IsPathFullyQualified(request.Out))
                 return Results.Problem(statusCode: 400, title: "Invalid output", detail: "out must be an absolute directory path on the server.");
             var files = await partitions.ExportParquetAsync(request.MerchantId, siteId, request.From, request.To, kind, request.Out, ct);
             return Results.Json(new { files, rows = files.Sum(f => f.Rows) });
         });
     }
+
+    /// <summary>Reprocess and export jobs: an ordered range of at most ten years (one job must not
+    /// hold the store for days).</summary>
+    private static IResult? RangeProblem(DateOnly from, DateOnly to) =>
+        from > to ? Results.Problem(statusCode: 400, title: "Invalid range", detail: "from must not be after to.")
+        : to.DayNumber - from.DayNumber > 3660 ? Results.Problem(statusCode: 400, title: "Invalid range", detail: "At most ten years per job.")
+        : null;
 
     /// <summary>A public site id of the given merchant, as the internal id the store uses; no site given is no filter.</summary>
     private static bool TryResolveSite(SiteRegistry registry, long merchantId, string? publicId, out long? siteId, out IResult? error)

@@ -99,7 +99,7 @@ public static class AnalyticsHost
     public static async Task<WebApplication> BuildAsync(HostSettings settings, CancellationToken ct = default)
     {
         string data = Path.GetFullPath(settings.DataDirectory);
-        Directory.CreateDirectory(data);
+        Cli.DataDirectoryLock.CreateOwnerOnly(data);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls(settings.Urls);
         if (settings.Quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);

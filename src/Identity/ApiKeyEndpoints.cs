@@ -12,8 +12,9 @@ namespace Analytics.Identity;
 /// Personal API keys over HTTP, for the caller's own merchant: <c>POST /v1/keys</c> (a signed-in
 /// user creates a key for themself, with at most their own scopes; the key is in the answer
 /// once), <c>GET /v1/keys</c> (the merchant's keys, never a secret), <c>DELETE /v1/keys/{prefix}</c>
-/// (revoke; another merchant's key answers 404 like an unknown one). A key cannot create keys:
-/// creating one needs a user's access token.
+/// (revoke: the caller's own keys, any of the merchant's for an owner or admin; another merchant's
+/// key answers 404 like an unknown one). A key cannot create or revoke keys, nor can a client:
+/// both need a user's access token.
 /// </summary>
 public static class ApiKeyEndpoints
 {
@@ -31,8 +32,10 @@ public static class ApiKeyEndpoints
             if (Security.Scopes.Unknown(requested) is { Count: > 0 } unknown)
                 return Results.Problem(statusCode: 400, title: "Unknown scopes", detail: string.Join(", ", unknown));
             var scopes = Security.Scopes.Parse(requested);
-            if (scopes.Count == 0 || scopes.Any(s => !caller.HasScope(s)))
-                return Results.Problem(statusCode: 403, title: "Scope not held", detail: "A key gets at most the scopes of the token that creates it.");
+            // The role is read now, not from the token: a user demoted since sign-in gets no more than the new role.
+            var allowed = store.GetUser(userId) is { } user ? Security.Scopes.ForRole(user.Role) : [];
+            if (scopes.Count == 0 || scopes.Any(s => !caller.HasScope(s) || !allowed.Contains(s)))
+                return Results.Problem(statusCode: 403, title: "Scope not held", detail: "A key gets at most the scopes of the token that creates it and of its user's role.");
             string name = string.IsNullOrWhiteSpace(request.Name) ? "script" : request.Name.Trim();
             if (name.Length > 100) return Results.Problem(statusCode: 400, title: "Invalid name", detail: "At most 100 characters.");
             var (key, secret) = ApiKeys.Create(store, caller.RequireMerchantId(), userId, name, string.Join(' ', scopes));
@@ -42,8 +45,15 @@ public static class ApiKeyEndpoints
             Results.Json(store.ListApiKeys(caller.RequireMerchantId()).Select(k => new { k.Prefix, k.Name, k.Scopes, k.CreatedAt, k.LastUsedAt, k.RevokedAt })));
         keys.MapDelete("/{prefix}", (string prefix, ClaimsPrincipal caller, IControlPlaneStore store) =>
         {
+            if (caller.FindFirst(ApiKeyAuthenticationHandler.KeyPrefixClaim) is not null ||
+                !long.TryParse(caller.FindFirst(UserClaims.UserId)?.Value, NumberStyles.None, CultureInfo.InvariantCulture, out long userId) ||
+                store.GetUser(userId) is not { } user)
+                return Results.Problem(statusCode: 403, title: "User token required", detail: "API keys are revoked by a signed-in user (authorization code flow), not by a client or a key.");
             if (store.FindApiKey(prefix) is not var (key, _) || key.MerchantId != caller.RequireMerchantId())
                 return Results.Problem(statusCode: 404, title: "Unknown key", detail: $"No key {prefix}.");
+            // Owners and admins manage the merchant's keys (someone who left); viewers only their own.
+            if (key.UserId != userId && user.Role is not (UserRoles.Owner or UserRoles.Admin))
+                return Results.Problem(statusCode: 403, title: "Not your key", detail: $"Key {prefix} belongs to another user; an owner or admin of the merchant may revoke it.");
             store.RevokeApiKey(key.Id);
             return Results.NoContent();
         });

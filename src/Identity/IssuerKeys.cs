@@ -33,6 +33,11 @@ public sealed class IssuerKeys
             if (OperatingSystem.IsWindows()) Directory.CreateDirectory(directory);
             else Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
+        // Others able to list or add files here could swap a key in; refuse like a wide key file.
+        const UnixFileMode groupOrOthers = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute |
+                                           UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(directory) & groupOrOthers) != 0)
+            throw new IssuerKeysException($"{directory} is accessible by group or others; run: chmod 700 {directory}");
         return new IssuerKeys(Load(Path.Combine(directory, SigningFile)), Load(Path.Combine(directory, EncryptionFile)));
     }
 

@@ -65,9 +65,11 @@ public static class LoginPage
     }
 
     /// <summary>Only a path on this server: "/x" but not "//host" or "/\host" (which browsers
-    /// treat as another site).</summary>
+    /// treat as another site), nor anything with a control character ("/\t/host": browsers drop
+    /// tabs and newlines, leaving "//host"). The rules of ASP.NET Core's IsLocalUrl.</summary>
     private static string LocalOrRoot(string? url) =>
-        url is { Length: > 0 } u && u[0] == '/' && (u.Length == 1 || (u[1] != '/' && u[1] != '\\')) ? u : "/";
+        url is { Length: > 0 } u && u[0] == '/' && (u.Length == 1 || (u[1] != '/' && u[1] != '\\')) &&
+        !u.Any(c => c < 0x20 || c == 0x7F) ? u : "/";
 
     private static IResult Form(HttpContext context, IAntiforgery antiforgery, string returnUrl, string? error, int status)
     {

@@ -18,9 +18,7 @@ public static class TokenClaims
 {
     /// <summary>Scopes a dashboard user may be granted, by role. <c>admin</c> (across merchants) is
     /// never granted to a user: operators use an admin API client (<c>analytics bootstrap</c>).</summary>
-    public static IReadOnlyList<string> UserScopes(User user) => user.Role == UserRoles.Viewer
-        ? [Security.Scopes.StatsRead]
-        : [Security.Scopes.StatsRead, Security.Scopes.SitesWrite];
+    public static IReadOnlyList<string> UserScopes(User user) => Security.Scopes.ForRole(user.Role);
 
     public static ClaimsPrincipal ForClient(ApiClient client, IEnumerable<string> scopes, string audience)
     {

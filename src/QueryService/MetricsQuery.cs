@@ -63,15 +63,27 @@ public static class QueryParameters
         if (string.IsNullOrEmpty(value)) return fallback;
         if (DateOnly.TryParseExact(value, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date))
         {
+            CheckYear(name, value, date.Year);
             var day = isEnd ? date.AddDays(1) : date;
             return StartOfLocalDay(day, tz);
         }
         if (DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var instant) && value.Contains('T'))
         {
+            CheckYear(name, value, instant.UtcDateTime.Year);
             return instant.ToUniversalTime();
         }
         throw new InvalidQueryException($"{name}: '{value}' is neither a date (2026-11-26) nor an ISO 8601 time (2026-11-26T10:00:00Z).");
     }
+
+    /// <summary>Far dates would overflow the day and time arithmetic that follows (a day after
+    /// 9999-12-31, 24 hours before 0001-01-01): refused with the other mistakes, not a 500.</summary>
+    private static void CheckYear(string name, string value, int year)
+    {
+        if (year is < MinYear or > MaxYear)
+            throw new InvalidQueryException($"{name}: '{value}' is outside the years {MinYear}-{MaxYear}.");
+    }
+
+    public const int MinYear = 1970, MaxYear = 9000;
 
     public static DateTimeOffset StartOfLocalDay(DateOnly day, TimeZoneInfo tz)
     {

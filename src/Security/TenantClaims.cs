@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Claims;
+using Analytics.ControlPlane;
 
 namespace Analytics.Security;
 
@@ -18,6 +19,12 @@ public static class Scopes
     public const string Admin = "admin";
 
     public static readonly IReadOnlyList<string> All = [StatsRead, SitesWrite, Admin];
+
+    /// <summary>The scopes a dashboard user of this role may hold, in a token or in a personal key.
+    /// <c>admin</c> (across merchants) never: operators use an admin API client.</summary>
+    public static IReadOnlyList<string> ForRole(string role) => role is UserRoles.Owner or UserRoles.Admin
+        ? [StatsRead, SitesWrite]
+        : [StatsRead];
 
     /// <summary>Splits an OAuth2 scope string ("a b c"), keeping only known scopes, each once.</summary>
     public static IReadOnlyList<string> Parse(string? scopes) =>

@@ -54,6 +54,24 @@ public class AdminTests(EngineFixture engine)
     }
 
     [Fact]
+    public async Task Reprocess_and_export_refuse_more_than_ten_years_in_one_job_with_400()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        string outDir = Path.Combine(host.DataDirectory, "export");
+        // 2000-01-01 .. 2010-01-09 is 3661 days apart: one more than the cap.
+        foreach (var (path, body) in ((string, object)[])[
+            ("/admin/reprocess", new { merchantId = host.Site.MerchantId, from = "2000-01-01", to = "2010-01-09" }),
+            ("/admin/export", new { merchantId = host.Site.MerchantId, from = "2000-01-01", to = "2010-01-09", kind = "raw", format = "parquet", @out = outDir })])
+        {
+            using var response = await host.Http.SendAsync(host.AdminRequest(HttpMethod.Post, path, body), Ct);
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            Assert.Contains("At most ten years", await response.Content.ReadAsStringAsync(Ct));
+        }
+        Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
     public async Task The_cli_creates_and_lists_sites_as_json()
     {
         string data = Path.Combine(Path.GetTempPath(), "analytics-cli-" + Guid.NewGuid().ToString("N"));

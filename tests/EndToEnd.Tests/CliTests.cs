@@ -46,6 +46,8 @@ public class CliTests
     [InlineData("reprocess --merchant x --from 2026-01-01 --to 2026-01-02", "--merchant: 'x'")]
     [InlineData("reprocess --merchant 1 --from yesterday --to 2026-01-02", "--from: 'yesterday' is not a day")]
     [InlineData("partitions status --merchant 1 --url notaurl", "--url")]
+    [InlineData("partitions status --merchant 1 --url http://analytics.example:5080", "--url", "https://")]
+    [InlineData("reprocess --merchant 1 --from 2026-01-01 --to 2026-01-02 --url http://10.1.2.3 --token t", "--url", "plain text")]
     [InlineData("export --merchant 1 --from 2026-01-01 --to 2026-01-02 --kind cooked", "--kind", "cooked")]
     [InlineData("demo-traffic --visitors 0", "--visitors: '0'")]
     [InlineData("demo-traffic --url http://127.0.0.1:5080/v1/ws", "ws://")]

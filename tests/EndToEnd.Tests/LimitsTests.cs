@@ -139,6 +139,10 @@ public class LimitsTests(EngineFixture engine)
     [InlineData("metrics=pageviews&from=2026-02-01&to=2026-01-01", "must be before")]
     [InlineData("metrics=pageviews&interval=minute&from=2020-01-01&to=2026-01-01", "more than 10000 buckets")]
     [InlineData("metrics=pageviews&merchant=2", "merchant: unknown parameter")]
+    [InlineData("metrics=pageviews&to=9999-12-31", "to: '9999-12-31' is outside the years")]
+    [InlineData("metrics=pageviews&to=0001-01-01T00:00:00Z", "to: '0001-01-01T00:00:00Z' is outside the years")]
+    [InlineData("metrics=pageviews&from=0001-01-01&to=2026-01-01", "from: '0001-01-01' is outside the years")]
+    [InlineData("metrics=pageviews&from=2026-01-01&to=9999-12-31T23:00:00Z", "to: '9999-12-31T23:00:00Z' is outside the years")]
     public async Task Wrong_query_parameters_get_a_400_saying_what_is_wrong(string query, string message)
     {
         await using var host = await TestHost.StartAsync(engine);

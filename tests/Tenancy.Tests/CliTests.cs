@@ -37,6 +37,11 @@ public class CliTests(EngineFixture engine)
         // Mistakes end with one clear line and a non-zero exit.
         var badScope = await RunAsync(host, null, expectSuccess: false, "clients", "create", "--merchant", m, "--scopes", "stats:write");
         Assert.Equal("analytics clients create: unknown scopes: stats:write.", badScope.Error.Trim());
+        // A personal key gets no more than its user's role: never admin (operators use an admin client).
+        var adminKey = await RunAsync(host, null, expectSuccess: false, "keys", "create", "--merchant", m, "--user", "ann@cli.example", "--scopes", "stats:read admin");
+        Assert.Single(adminKey.Error.Trim().Split('\n'));
+        Assert.Contains("not admin", adminKey.Error);
+        Assert.DoesNotContain(host.Store.ListApiKeys(merchant.Id), k => k.Scopes.Contains("admin", StringComparison.Ordinal));
         var noStdin = await RunAsync(host, null, expectSuccess: false, "users", "create", "--merchant", m, "--email", "bob@cli.example", "--password", "x");
         // "--password" is not an option (a password on the command line shows in ps): refused, naming the right one.
         Assert.Contains("--password-stdin", noStdin.Error);
@@ -57,34 +62,66 @@ public class CliTests(EngineFixture engine)
         string data = Path.Combine(Path.GetTempPath(), "analytics-tenancy-keys-" + Guid.NewGuid().ToString("N"));
         try
         {
-            Directory.CreateDirectory(Path.Combine(data, "identity"));
+            Analytics.Host.Cli.DataDirectoryLock.CreateOwnerOnly(Path.Combine(data, "identity"));
             string key = Path.Combine(data, "identity", Analytics.Identity.IssuerKeys.SigningFile);
             await File.WriteAllTextAsync(key, System.Security.Cryptography.RSA.Create(2048).ExportPkcs8PrivateKeyPem(), Ct);
             File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (string a in (string[])[Path.Combine(AppContext.BaseDirectory, "analytics.dll"), "serve", "--data", data, "--urls", "http://127.0.0.1:0", "--quiet"])
-                start.ArgumentList.Add(a);
-            using var process = Process.Start(start)!;
-            var error = process.StandardError.ReadToEndAsync(Ct);
-            var output = process.StandardOutput.ReadToEndAsync(Ct);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
-            timeout.CancelAfter(TimeSpan.FromSeconds(60));
-            try
-            {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            finally
-            {
-                if (!process.HasExited) process.Kill(entireProcessTree: true);
-            }
-            await output;
-            Assert.Equal(1, process.ExitCode);
-            Assert.Equal($"analytics serve: {key} is readable or writable by group or others; run: chmod 600 {key}", (await error).Trim());
+            var (exit, error) = await ServeUntilExitAsync(data);
+            Assert.Equal(1, exit);
+            Assert.Equal($"analytics serve: {key} is readable or writable by group or others; run: chmod 600 {key}", error.Trim());
         }
         finally
         {
             Directory.Delete(data, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task An_identity_directory_others_can_list_stops_the_server_with_one_line()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Assert.Skip("Unix file modes");
+            return;
+        }
+        string data = Path.Combine(Path.GetTempPath(), "analytics-tenancy-keydir-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string identity = Path.Combine(data, "identity");
+            Directory.CreateDirectory(identity, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+                                                UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+            var (exit, error) = await ServeUntilExitAsync(data);
+            Assert.Equal(1, exit);
+            Assert.Equal($"analytics serve: {identity} is accessible by group or others; run: chmod 700 {identity}", error.Trim());
+            Assert.Empty(Directory.GetFiles(identity)); // no key was written into it
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
+    /// <summary>Runs <c>analytics serve</c> on a data directory that must stop it; kills it after 60 s.</summary>
+    private static async Task<(int Exit, string Error)> ServeUntilExitAsync(string data)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in (string[])[Path.Combine(AppContext.BaseDirectory, "analytics.dll"), "serve", "--data", data, "--urls", "http://127.0.0.1:0", "--quiet"])
+            start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync(Ct);
+        var output = process.StandardOutput.ReadToEndAsync(Ct);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+        await output;
+        return (process.ExitCode, await error);
     }
 
     private static Task<(string Output, string Error)> RunAsync(AuthHost host, string? stdin, params string[] args) => RunAsync(host, stdin, true, args);

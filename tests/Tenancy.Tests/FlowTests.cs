@@ -149,7 +149,7 @@ public class FlowTests(EngineFixture engine)
         var (merchant, _) = host.NewMerchant("Shop E");
         host.NewUser(merchant.Id, "owner@shop-e.example", "correct horse battery");
         using var browser = new Browser(host.BaseAddress);
-        foreach (string target in (string[])["//evil.example/x", "/\\evil.example", "https://evil.example/"])
+        foreach (string target in (string[])["//evil.example/x", "/\\evil.example", "https://evil.example/", "/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "/\u007F/evil.example"])
         {
             var page = await browser.Client.GetAsync("/account/login?ReturnUrl=" + Uri.EscapeDataString(target), Ct);
             var fields = AuthHost.HiddenFields(await page.Content.ReadAsStringAsync(Ct));
@@ -196,6 +196,26 @@ public class FlowTests(EngineFixture engine)
     }
 
     [Fact]
+    public async Task A_new_data_directory_and_its_control_plane_files_are_owner_only_after_a_start()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Assert.Skip("Unix file modes");
+            return;
+        }
+        await using var host = await AuthHost.StartAsync(engine);
+        host.NewMerchant("Shop M"); // a write: the WAL and shared-memory files exist
+        const UnixFileMode ownerDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        Assert.Equal(ownerDirectory, File.GetUnixFileMode(host.DataDirectory));
+        Assert.Equal(ownerDirectory, File.GetUnixFileMode(Path.Combine(host.DataDirectory, "identity")));
+        string[] files = Directory.GetFiles(host.DataDirectory, ControlPlaneStore.DefaultFileName + "*");
+        Assert.Contains(files, f => f.EndsWith(ControlPlaneStore.DefaultFileName, StringComparison.Ordinal));
+        Assert.Contains(files, f => f.EndsWith("-wal", StringComparison.Ordinal));
+        foreach (string file in files)
+            Assert.True(File.GetUnixFileMode(file) == (UnixFileMode.UserRead | UnixFileMode.UserWrite), $"{file}: {File.GetUnixFileMode(file)}");
+    }
+
+    [Fact]
     public async Task An_api_key_reads_stats_until_revoked_and_its_secret_is_not_in_the_control_plane_file()
     {
         await using var host = await AuthHost.StartAsync(engine);
@@ -239,6 +259,79 @@ public class FlowTests(EngineFixture engine)
         revoke.Headers.Authorization = new("Bearer", userToken);
         Assert.Equal(HttpStatusCode.NoContent, (await host.Http.SendAsync(revoke, Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await host.GetAsync(AuthHost.AggregatePath(site), key)).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_key_is_revoked_only_by_its_own_user_or_an_owner_never_by_a_key_or_a_client()
+    {
+        await using var host = await AuthHost.StartAsync(engine);
+        var (merchant, site) = host.NewMerchant("Shop K");
+        host.NewUser(merchant.Id, "owner@shop-k.example", "correct horse battery");
+        host.NewUser(merchant.Id, "viewer@shop-k.example", "correct horse battery", UserRoles.Viewer);
+        string owner = (await host.SignInAsync("owner@shop-k.example", "correct horse battery")).GetProperty("access_token").GetString()!;
+        string viewer = (await host.SignInAsync("viewer@shop-k.example", "correct horse battery")).GetProperty("access_token").GetString()!;
+        var (ownerKey, ownerSecret) = await CreateKeyAsync(host, owner, "stats:read");
+        var (viewerKey, viewerSecret) = await CreateKeyAsync(host, viewer, "stats:read");
+        string client = await host.ClientTokenAsync(merchant.Id, "stats:read sites:write");
+
+        Assert.Equal(HttpStatusCode.Forbidden, await RevokeAsync(host, ownerKey, viewer)); // a viewer: not another user's key
+        Assert.Equal(HttpStatusCode.Forbidden, await RevokeAsync(host, ownerKey, client)); // no user behind a client
+        Assert.Equal(HttpStatusCode.Forbidden, await RevokeAsync(host, ownerKey, viewerSecret)); // a key never revokes
+        Assert.Equal(HttpStatusCode.Forbidden, await RevokeAsync(host, viewerKey, viewerSecret)); // not even itself
+        Assert.Equal(HttpStatusCode.OK, (await host.GetAsync(AuthHost.AggregatePath(site), ownerSecret)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await host.GetAsync(AuthHost.AggregatePath(site), viewerSecret)).StatusCode);
+
+        var (ownKey, _) = await CreateKeyAsync(host, viewer, "stats:read");
+        Assert.Equal(HttpStatusCode.NoContent, await RevokeAsync(host, ownKey, viewer)); // one's own key
+        Assert.Equal(HttpStatusCode.NoContent, await RevokeAsync(host, viewerKey, owner)); // the owner manages the merchant's keys
+        Assert.Equal(HttpStatusCode.Unauthorized, (await host.GetAsync(AuthHost.AggregatePath(site), viewerSecret)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await host.GetAsync(AuthHost.AggregatePath(site), ownerSecret)).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_key_never_has_more_than_its_users_current_role_allows()
+    {
+        await using var host = await AuthHost.StartAsync(engine);
+        var (merchant, site) = host.NewMerchant("Shop L");
+        var user = host.NewUser(merchant.Id, "owner@shop-l.example", "correct horse battery");
+        string owner = (await host.SignInAsync("owner@shop-l.example", "correct horse battery", "stats:read sites:write")).GetProperty("access_token").GetString()!;
+        var (_, key) = await CreateKeyAsync(host, owner, "stats:read sites:write");
+        Assert.Equal(HttpStatusCode.Created, await CreateSiteAsync(host, key, "one.shop-l.example"));
+
+        // Demoted to viewer: the key keeps reading but no longer writes, and the still valid token
+        // of the owner's time mints no sites:write key.
+        Assert.True(host.Store.UpdateUser(user.Id, user.PasswordHash, UserRoles.Viewer));
+        Assert.Equal(HttpStatusCode.Forbidden, await CreateSiteAsync(host, key, "two.shop-l.example"));
+        Assert.Equal(HttpStatusCode.OK, (await host.GetAsync(AuthHost.AggregatePath(site), key)).StatusCode);
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/v1/keys") { Content = JsonContent.Create(new { scopes = "stats:read sites:write" }) };
+        create.Headers.Authorization = new("Bearer", owner);
+        Assert.Equal(HttpStatusCode.Forbidden, (await host.Http.SendAsync(create, Ct)).StatusCode);
+    }
+
+    private static async Task<(string Prefix, string Key)> CreateKeyAsync(AuthHost host, string token, string scopes)
+    {
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/v1/keys") { Content = JsonContent.Create(new { name = "script", scopes }) };
+        create.Headers.Authorization = new("Bearer", token);
+        using var created = await host.Http.SendAsync(create, Ct);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var body = await created.Content.ReadFromJsonAsync<JsonElement>(Ct);
+        return (body.GetProperty("prefix").GetString()!, body.GetProperty("key").GetString()!);
+    }
+
+    private static async Task<HttpStatusCode> RevokeAsync(AuthHost host, string prefix, string bearer)
+    {
+        using var revoke = new HttpRequestMessage(HttpMethod.Delete, "/v1/keys/" + prefix);
+        revoke.Headers.Authorization = new("Bearer", bearer);
+        using var response = await host.Http.SendAsync(revoke, Ct);
+        return response.StatusCode;
+    }
+
+    private static async Task<HttpStatusCode> CreateSiteAsync(AuthHost host, string bearer, string domain)
+    {
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/v1/sites") { Content = JsonContent.Create(new { domain }) };
+        create.Headers.Authorization = new("Bearer", bearer);
+        using var response = await host.Http.SendAsync(create, Ct);
+        return response.StatusCode;
     }
 
     private static async Task<byte[]> ReadSharedAsync(string path)

@@ -20,7 +20,7 @@ public class PostgresFlowTests(EngineFixture engine, PostgresServer postgres) : 
         await using var a = await AuthHost.StartAsync(engine, controlPlane: controlPlane);
         // The second node gets the first node's issuer keys (as a deployment shares them) and the same issuer.
         string dataB = Path.Combine(Path.GetTempPath(), "analytics-tenancy-b-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(Path.Combine(dataB, "identity"));
+        Analytics.Host.Cli.DataDirectoryLock.CreateOwnerOnly(Path.Combine(dataB, "identity"));
         foreach (string file in (string[])[IssuerKeys.SigningFile, IssuerKeys.EncryptionFile])
         {
             string target = Path.Combine(dataB, "identity", file);

@@ -28,7 +28,7 @@ public sealed class AdminCommands : ICommandGroup
     {
         // Options are shared by the three commands (an option may have several parents).
         var url = new Option<string>("--url") { Description = $"The running server [default: {new AdminSettings().Url}]", HelpName = "URL" };
-        var token = new Option<string>("--token") { Description = "An access token or API key with the admin scope [default: a token for the admin client `bootstrap` saved in --data]", HelpName = "TOKEN" };
+        var token = new Option<string>("--token") { Description = "An access token of an admin client (scope admin) [default: a token for the admin client `bootstrap` saved in --data]", HelpName = "TOKEN" };
         var merchant = Settings.Id("--merchant", "Merchant id", required: true);
         var site = new Option<string>("--site") { Description = "Only this site (its public id)", HelpName = "SITE-ID" };
         var from = Settings.Day("--from", "First day (UTC), e.g. 2026-01-01");
@@ -86,8 +86,10 @@ public sealed class AdminCommands : ICommandGroup
 
     private static async Task<int> RunAsync(ParseResult parse, Func<HttpClient, Task<int>> call)
     {
+        // The call carries the admin client's secret or a token: plain HTTP only to this machine.
         var settings = Settings.Bind<AdminSettings>(parse, s => s.AddSingleton<IValidateOptions<AdminSettings>>(new ValidateOptions<AdminSettings>(
-            null, a => a.Url is { IsAbsoluteUri: true, Scheme: "http" or "https" }, "--url: use the server's http:// address, e.g. http://127.0.0.1:5080")));
+            null, a => a.Url is { IsAbsoluteUri: true, Scheme: "https" } or { IsAbsoluteUri: true, Scheme: "http", IsLoopback: true },
+            "--url: http:// only on this machine (e.g. http://127.0.0.1:5080), https:// for another: the admin credentials must not cross the network in plain text")));
         using var http = new HttpClient { BaseAddress = settings.Url };
         try
         {
@@ -104,8 +106,8 @@ public sealed class AdminCommands : ICommandGroup
     }
 
     /// <summary>
-    /// The CLI's credential when neither --token nor ANALYTICS_TOKEN is given (an access token or an
-    /// API key with the admin scope): an access token obtained with client credentials from the
+    /// The CLI's credential when neither --token nor ANALYTICS_TOKEN is given (either holds an admin
+    /// client's access token): an access token obtained with client credentials from the
     /// admin client that `analytics bootstrap` saved in DATA/admin-client.json.
     /// </summary>
     private static async Task<string?> AdminClientTokenAsync(HttpClient http, string data)

@@ -79,12 +79,20 @@ public sealed class DataDirectoryLock : IDisposable
         }
         try
         {
-            Directory.CreateDirectory(directory);
+            CreateOwnerOnly(directory);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new StartupException($"the data directory {directory} cannot be created: {e.Message}");
         }
+    }
+
+    /// <summary>The data directory holds visitor salts and secret hashes: a new one is the owner's
+    /// only (0700). An existing one keeps the mode its operator chose.</summary>
+    public static void CreateOwnerOnly(string directory)
+    {
+        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(directory);
+        else Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
     }
 
     public void Dispose() => _lock.Dispose();

@@ -58,7 +58,7 @@ public sealed class TenancyCommands : ICommandGroup
         }));
 
         var keyUser = new Option<string>("--user") { Description = "The user the key acts for (email)", HelpName = "EMAIL", Required = true };
-        var keyScopes = new Option<string>("--scopes") { Description = "Space-separated scopes: " + ScopesHelp, HelpName = "SCOPES", DefaultValueFactory = _ => Scopes.StatsRead };
+        var keyScopes = new Option<string>("--scopes") { Description = "Space-separated scopes, at most the user's role's (owner, admin: stats:read sites:write; viewer: stats:read)", HelpName = "SCOPES", DefaultValueFactory = _ => Scopes.StatsRead };
         var keyCreate = new Command("create", "Create a personal API key for scripts; prints it once") { merchant, keyUser, keyScopes, name, ControlPlaneSettings.Option() };
         keyCreate.SetAction((parse, _) => WithStoreAsync(parse, (_, store, _) =>
             Task.FromResult(CreateKey(store, parse.GetValue(merchant), parse.GetValue(keyUser)!, parse.GetValue(keyScopes)!, parse.GetValue(name) ?? "script"))));
@@ -132,6 +132,9 @@ public sealed class TenancyCommands : ICommandGroup
         var user = store.FindUserByEmail(email);
         if (user is null || user.MerchantId != merchant) throw new StartupException($"merchant {merchant} has no user {email}");
         if (Scopes.Unknown(scopes) is { Count: > 0 } unknown) throw new UsageException($"unknown scopes: {string.Join(", ", unknown)}.");
+        var allowed = Scopes.ForRole(user.Role);
+        if (Scopes.Parse(scopes).Where(s => !allowed.Contains(s)).ToList() is { Count: > 0 } beyond)
+            throw new UsageException($"a {user.Role}'s key may have only {string.Join(" ", allowed)}, not {string.Join(", ", beyond)}; admin work uses an admin client (analytics bootstrap, clients create).");
         var (key, secret) = ApiKeys.Create(store, merchant, user.Id, name, string.Join(' ', Scopes.Parse(scopes)));
         Console.WriteLine(JsonSerializer.Serialize(new { key.Prefix, key = secret, key.MerchantId, key.Scopes }, Json.Indented));
         Console.Error.WriteLine("The key is shown once: store it now. Use it as: Authorization: Bearer <key>");
