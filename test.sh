@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite of the repository and ends with one line: "N passed, N failed".
 #
-# Installs what the tests need first (Debian packages via scripts/install-test-deps.sh, then the
+# Installs what the tests need first (Debian packages: chromium, npm, postgresql; then the
 # ClickHouse engine library and the enrichment data sets), builds the solution once in Release, then runs each test
 # project, the benchmark smoke runs and the browser agents' tests.
 # Exit status: 0 only when every suite ran and nothing failed.
@@ -12,7 +12,33 @@ RESULTS="$REPO/.cache/test-results"
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 
-scripts/install-test-deps.sh || { echo "could not install the test dependencies"; echo "0 passed, 1 failed"; exit 1; }
+# Debian packages the suites need, installed here when missing (one `apt-get update` at most).
+# Each entry is "path-or-command:package"; a suite that needs another program adds a line.
+TEST_DEPS=(
+    # The browser agents' tests (agents/test/browser) and the dashboard sign-in test
+    # (tests/Tenancy.Tests) drive Debian's Chromium at this path through Playwright.
+    "/usr/bin/chromium:chromium"
+    # The agents' build and tests, and scripts/fetch-chdb.sh (the engine ships as an npm package).
+    "npm:npm"
+    # The control-plane suites start a throwaway PostgreSQL cluster of their own (initdb + pg_ctl,
+    # tests/Shared/PostgresServer.cs): the server binaries, not a running service (Debian 12: 15).
+    "/usr/lib/postgresql/15/bin/initdb:postgresql"
+)
+install_test_deps() {
+    local missing=() dep
+    for dep in "${TEST_DEPS[@]}"; do
+        command -v "${dep%%:*}" >/dev/null 2>&1 || missing+=("${dep#*:}")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "test.sh: missing Debian packages, install them first: sudo apt-get install -y ${missing[*]}" >&2
+        return 1
+    fi
+    echo "test.sh: installing ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+}
+install_test_deps || { echo "could not install the test dependencies"; echo "0 passed, 1 failed"; exit 1; }
 export CHDB_LIB_PATH="$(scripts/fetch-chdb.sh | tail -n1)" || { echo "could not fetch the ClickHouse engine"; echo "0 passed, 1 failed"; exit 1; }
 # uap-core, crawler-user-agents, GeoLite2 and referer-parser data for the enrichment rules (npm, Debian), into .cache/enrichment.
 ENRICHMENT_DATA="$(scripts/fetch-enrichment-data.sh | tail -n1)" || { echo "could not fetch the enrichment data"; echo "0 passed, 1 failed"; exit 1; }

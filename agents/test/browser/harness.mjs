@@ -289,7 +289,7 @@ export const launchBrowser = (options) => starts(() => launchBrowserNow(options)
 async function launchBrowserNow({ userAgent = DESKTOP_UA } = {}) {
   const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
   if (!existsSync(executablePath)) {
-    throw new Error(`no Chromium at ${executablePath} (scripts/install-test-deps.sh installs it; CHROMIUM_PATH overrides the path)`);
+    throw new Error(`no Chromium at ${executablePath} (./test.sh installs it: apt-get install chromium; CHROMIUM_PATH overrides the path)`);
   }
   const profile = mkdtempSync(join(tmpdir(), "agents-chromium-"));
   const removeProfile = () => rmSync(profile, { recursive: true, force: true });
