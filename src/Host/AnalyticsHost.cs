@@ -56,6 +56,9 @@ public sealed class HostSettings
     /// <summary>A GeoIP2/GeoLite2 Country or City database (`--geoip-db`); null: the GeoLite2 City
     /// database among the enrichment data.</summary>
     public string? GeoIpDatabase { get; init; }
+    /// <summary>Enrichment data already loaded (tests share one across their in-process hosts);
+    /// null: loaded from <see cref="EnrichmentData"/> and <see cref="GeoIpDatabase"/>.</summary>
+    public EnrichmentRules? Enrichment { get; init; }
     /// <summary>Clock for receive times; tests replace it to place events at chosen times.</summary>
     public TimeProvider Clock { get; init; } = TimeProvider.System;
     /// <summary>Addresses and networks ("10.0.0.0/8", "127.0.0.1") of the load balancers and
@@ -126,7 +129,7 @@ public static class AnalyticsHost
             (var store, engine, server, _) = await OpenStoreAsync(settings, data, db, ct);
             // Rollup enriches (live and when reprocessing); other roles do not need the data.
             var logic = new ProcessingLogic(settings.Roles.HasFlag(Roles.Rollup)
-                ? EnrichmentRules.Load(settings.EnrichmentData ?? Analytics.Enrichment.EnrichmentDataDirectory.Locate(), settings.GeoIpDatabase)
+                ? settings.Enrichment ?? EnrichmentRules.Load(settings.EnrichmentData ?? Analytics.Enrichment.EnrichmentDataDirectory.Locate(), settings.GeoIpDatabase)
                 : null);
             var app = Compose(builder, settings, data, db, registry, log, store, engine, server, logic);
             if (settings.Auth.Authority is null) await app.Services.InitializeIdentityAsync(ct);

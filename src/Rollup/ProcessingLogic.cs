@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.RegularExpressions;
 using Analytics.Enrichment;
 using Analytics.Enrichment.Geo;
@@ -56,25 +55,26 @@ public sealed partial class ProcessingLogic
         string hostname = page is null ? "" : StripWww(page.Host);
         string pathname = page is null ? "" : page.AbsolutePath;
         string query = page?.Query ?? "";
-        string utmSource = QueryParameter(query, "utm_source");
-        string utmMedium = QueryParameter(query, "utm_medium");
-        string utmCampaign = QueryParameter(query, "utm_campaign");
         string utmContent = QueryParameter(query, "utm_content");
         string utmTerm = QueryParameter(query, "utm_term");
         if (version < 3)
         {
+            string utmSource = QueryParameter(query, "utm_source");
             return new Derived(hostname, pathname, ReferrerSource(e.Referrer, hostname, utmSource), "",
-                utmSource, utmMedium, utmCampaign, utmContent, utmTerm, e.Country, "", "",
+                utmSource, QueryParameter(query, "utm_medium"), QueryParameter(query, "utm_campaign"), utmContent, utmTerm, e.Country, "", "",
                 Device(e.ScreenWidth), "", "", Browser(e.UserAgent), "", OperatingSystem(e.UserAgent), "", IsBot(e.UserAgent, version));
         }
         var rules = _rules ?? throw new InvalidOperationException(
             $"processing-logic version {version} needs the enrichment data (scripts/fetch-enrichment-data.sh, --enrichment-data)");
         var ua = rules.UserAgents.Describe(e.UserAgent, new ClientHints(e.ChUaMobile, e.ChUaPlatform, e.ChUaModel, e.ChUaFormFactors), e.ScreenWidth);
-        var source = rules.Referrers.Classify(e.Referrer, hostname, query);
+        // One reading of the campaign fields, so the stored utm_* and the channel derived from
+        // them can never disagree.
+        var campaign = CampaignParameters.FromQuery(query);
+        var source = rules.Referrers.Classify(e.Referrer, hostname, campaign);
         // A country stored at ingest (none today) wins; otherwise the prefix's location.
         var geo = rules.Geo?.Locate(e.IpPrefix) ?? GeoLocation.Unknown;
         return new Derived(hostname, pathname, source.Source, source.Channel,
-            utmSource, utmMedium, utmCampaign, utmContent, utmTerm,
+            campaign.UtmSource, campaign.UtmMedium, campaign.UtmCampaign, utmContent, utmTerm,
             e.Country.Length > 0 ? e.Country : geo.Country, geo.Region, geo.City,
             ua.DeviceType, ua.Client.DeviceBrand, ua.Client.DeviceModel,
             ua.Client.Browser, ua.Client.BrowserVersion, ua.Client.Os, ua.Client.OsVersion, ua.IsBot);
@@ -171,14 +171,12 @@ public sealed partial class ProcessingLogic
 }
 
 /// <summary>
-/// The maintained data version 3 of the processing logic reads (docs/enrichment.md), loaded once
-/// per process: loading compiles ~1,200 uap-core rules and the crawler list (~0.7 s) and opens
-/// the geo database, and every Rollup of the process shares the result and its caches.
+/// The maintained data version 3 of the processing logic reads (docs/enrichment.md). Loading
+/// compiles ~1,200 uap-core rules and the crawler list (~0.7 s) and opens the geo database: a
+/// process loads it once and every Rollup in it shares the instance and its caches.
 /// </summary>
 public sealed class EnrichmentRules
 {
-    private static readonly ConcurrentDictionary<(string Root, string? Geo), Lazy<EnrichmentRules>> Loaded = new();
-
     public required UserAgentEnricher UserAgents { get; init; }
     public required ReferrerClassifier Referrers { get; init; }
     /// <summary>Null when no geo database is configured: country, region and city stay empty.</summary>
@@ -186,12 +184,10 @@ public sealed class EnrichmentRules
 
     /// <summary>The data under <paramref name="dataRoot"/> (the fetch script's layout); the geo
     /// database <paramref name="geoDatabase"/> or else the GeoLite2 City file there.</summary>
-    /// <exception cref="EnrichmentDataException">A data set is missing or unreadable.</exception>
-    public static EnrichmentRules Load(string dataRoot, string? geoDatabase = null) =>
-        Loaded.GetOrAdd((Path.GetFullPath(dataRoot), geoDatabase), key => new Lazy<EnrichmentRules>(() => new EnrichmentRules
-        {
-            UserAgents = UserAgentEnricher.Load(key.Root),
-            Referrers = ReferrerClassifier.Load(Path.Combine(key.Root, "referer-parser", "referers.yml")),
-            Geo = GeoLocator.Open(key.Geo ?? Path.Combine(key.Root, "geolite2", "GeoLite2-City.mmdb")),
-        })).Value;
+    public static EnrichmentRules Load(string dataRoot, string? geoDatabase = null) => new()
+    {
+        UserAgents = UserAgentEnricher.Load(dataRoot),
+        Referrers = ReferrerClassifier.Load(Path.Combine(dataRoot, "referer-parser", "referers.yml")),
+        Geo = GeoLocator.Open(geoDatabase ?? Path.Combine(dataRoot, "geolite2", "GeoLite2-City.mmdb")),
+    };
 }

@@ -9,34 +9,9 @@ using Google.Protobuf;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 
-[assembly: AssemblyFixture(typeof(Analytics.EndToEnd.Tests.EngineFixture))]
+[assembly: AssemblyFixture(typeof(Analytics.Tests.Shared.EngineFixture))]
 
 namespace Analytics.EndToEnd.Tests;
-
-/// <summary>chDB allows one engine per process: every in-process host of this assembly shares
-/// one engine directory, and each test gets its own database and data directory.</summary>
-public sealed class EngineFixture : IDisposable
-{
-    public EngineFixture()
-    {
-        ChDbPath = Path.Combine(Path.GetTempPath(), "analytics-e2e-chdb-" + Guid.NewGuid().ToString("N"));
-        // Held for the whole run: hosts come and go, the engine connects once (as in production).
-        Engine = ChDbEngine.Open(ChDbPath);
-        Store = new EmbeddedColumnStore(Engine);
-    }
-
-    public string ChDbPath { get; }
-    public ChDbEngine Engine { get; }
-
-    /// <summary>Direct access to the engine, for tests that inspect or prepare stored state.</summary>
-    public EmbeddedColumnStore Store { get; }
-
-    public void Dispose()
-    {
-        Engine.Dispose();
-        try { Directory.Delete(ChDbPath, recursive: true); } catch (IOException) { }
-    }
-}
 
 /// <summary>A clock the test moves: events are received at the times it says.</summary>
 public sealed class ManualClock(DateTimeOffset start) : TimeProvider
@@ -109,6 +84,7 @@ public sealed class TestHost : IAsyncDisposable
             TrustedProxies = trustedProxies ?? [],
             ControlPlane = controlPlane,
             GeoIpDatabase = geoIpDatabase,
+            Enrichment = geoIpDatabase is null ? engine.Enrichment : null,
         });
         try
         {

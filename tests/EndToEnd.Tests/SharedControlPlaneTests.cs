@@ -6,7 +6,6 @@ using Analytics.Contracts.Internal;
 using Analytics.Contracts.V1;
 using Analytics.EventLog;
 using Analytics.Host;
-using Analytics.Tests.Shared;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Analytics.EndToEnd.Tests;

@@ -8,32 +8,12 @@ using Analytics.ControlPlane;
 using Analytics.Host;
 using Analytics.Identity;
 using Analytics.Store;
-using Analytics.Tests.Shared;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 
-[assembly: AssemblyFixture(typeof(Analytics.Tenancy.Tests.EngineFixture))]
+[assembly: AssemblyFixture(typeof(Analytics.Tests.Shared.EngineFixture))]
 
 namespace Analytics.Tenancy.Tests;
-
-/// <summary>chDB allows one engine per process: every host of this assembly shares its directory.</summary>
-public sealed class EngineFixture : IDisposable
-{
-    public EngineFixture()
-    {
-        ChDbPath = Path.Combine(Path.GetTempPath(), "analytics-tenancy-chdb-" + Guid.NewGuid().ToString("N"));
-        Engine = ChDbEngine.Open(ChDbPath);
-    }
-
-    public string ChDbPath { get; }
-    public ChDbEngine Engine { get; }
-
-    public void Dispose()
-    {
-        Engine.Dispose();
-        try { Directory.Delete(ChDbPath, recursive: true); } catch (IOException) { }
-    }
-}
 
 /// <summary>
 /// One embedded host (its own data directory, control plane and database) on a free loopback
@@ -84,6 +64,7 @@ public sealed class AuthHost : IAsyncDisposable
             Quiet = true,
             Auth = auth ?? new AuthSettings { RevocationCacheTime = RevocationCache },
             ControlPlane = controlPlane,
+            Enrichment = engine.Enrichment,
         });
         try
         {

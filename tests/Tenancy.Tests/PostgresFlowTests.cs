@@ -1,7 +1,6 @@
 using System.Net;
 using Analytics.Host;
 using Analytics.Identity;
-using Analytics.Tests.Shared;
 
 namespace Analytics.Tenancy.Tests;
 
