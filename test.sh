@@ -21,13 +21,14 @@ TEST_DEPS=(
     # The agents' build and tests, and scripts/fetch-chdb.sh (the engine ships as an npm package).
     "npm:npm"
     # The control-plane suites start a throwaway PostgreSQL cluster of their own (initdb + pg_ctl,
-    # tests/Shared/PostgresServer.cs): the server binaries, not a running service (Debian 12: 15).
-    "/usr/lib/postgresql/15/bin/initdb:postgresql"
+    # tests/Shared/PostgresServer.cs): the server binaries of any version, not a running service.
+    "/usr/lib/postgresql/*/bin/initdb:postgresql"
 )
 install_test_deps() {
     local missing=() dep
     for dep in "${TEST_DEPS[@]}"; do
-        command -v "${dep%%:*}" >/dev/null 2>&1 || missing+=("${dep#*:}")
+        # A command on PATH, or a path (a glob: any version) that exists.
+        command -v "${dep%%:*}" >/dev/null 2>&1 || compgen -G "${dep%%:*}" >/dev/null || missing+=("${dep#*:}")
     done
     [[ ${#missing[@]} -eq 0 ]] && return 0
     if [[ $(id -u) -ne 0 ]]; then

@@ -64,7 +64,7 @@ public sealed class PostgresBackend(PostgresServer server) : IBackend
         }
         foreach (var table in tables)
         {
-            // Row text (bytea as hex) and the raw bytes of every bytea column.
+            // Row text (bytea as hex).
             using var cmd = new NpgsqlCommand($"SELECT t::text FROM \"{table}\" t", db);
             using var reader = cmd.ExecuteReader();
             while (reader.Read()) text.AppendLine(reader.GetString(0));

@@ -74,6 +74,8 @@ public sealed class AuthHost : IAsyncDisposable
         }
         catch
         {
+            // Started or not, a host that failed here still runs Rollup and holds its log.
+            await app.StopAsync(CancellationToken.None);
             await app.DisposeAsync();
             throw;
         }

@@ -138,7 +138,17 @@ public class CliTests(EngineFixture engine)
         process.StandardInput.Close();
         var output = process.StandardOutput.ReadToEndAsync(Ct);
         var error = process.StandardError.ReadToEndAsync(Ct);
-        await process.WaitForExitAsync(Ct);
+        // A command that hangs fails the test after 60 s and never outlives it.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
         Assert.True((process.ExitCode == 0) == expectSuccess, $"exit {process.ExitCode}: {await error}");
         return (await output, await error);
     }
