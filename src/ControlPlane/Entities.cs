@@ -40,17 +40,43 @@ public static class GoalKinds
 {
     /// <summary>A custom event by name (match = the event name).</summary>
     public const string Event = "event";
-    /// <summary>A pageview of a path (match = the path; a trailing * matches a prefix).</summary>
+    /// <summary>A pageview of a path (match = a path pattern: * any characters except '/', ** any characters).</summary>
     public const string Page = "page";
 }
 
-public sealed record Goal(long Id, long SiteId, string Name, string Kind, string Match, DateTimeOffset CreatedAt);
+/// <summary>A custom property an event must carry (props[Key] = Value) to complete a goal.</summary>
+public sealed record GoalProperty(string Key, string Value);
 
-/// <summary>A funnel: an ordered list of goals of one site.</summary>
+/// <summary>A conversion of one site. <see cref="Property"/> (optional) narrows it to events
+/// carrying that property value; <see cref="Currency"/> (ISO 4217, event goals only) makes it a
+/// revenue goal. Both are init properties so code that builds a goal from (name, kind, match)
+/// keeps compiling.</summary>
+public sealed record Goal(long Id, long SiteId, string Name, string Kind, string Match, DateTimeOffset CreatedAt)
+{
+    public GoalProperty? Property { get; init; }
+    public string? Currency { get; init; }
+}
+
+public static class FunnelOrders
+{
+    /// <summary>Other events may come between steps.</summary>
+    public const string Sequential = "sequential";
+    /// <summary>The pageview or custom event after a step must be the next step.</summary>
+    public const string Strict = "strict";
+}
+
+/// <summary>A funnel: an ordered list of goals of one site, reached within
+/// <see cref="WindowSeconds"/> of the first step, in <see cref="Order"/>.</summary>
 public sealed record Funnel(long Id, long SiteId, string Name, IReadOnlyList<long> GoalIds, DateTimeOffset CreatedAt)
 {
+    public const int DefaultWindowSeconds = 1800;
+    public const int MaxWindowSeconds = 30 * 24 * 3600;
+
+    public int WindowSeconds { get; init; } = DefaultWindowSeconds;
+    public string Order { get; init; } = FunnelOrders.Sequential;
+
     public bool Equals(Funnel? other) => other is not null && Id == other.Id && SiteId == other.SiteId && Name == other.Name &&
-        GoalIds.SequenceEqual(other.GoalIds) && CreatedAt == other.CreatedAt;
+        GoalIds.SequenceEqual(other.GoalIds) && CreatedAt == other.CreatedAt && WindowSeconds == other.WindowSeconds && Order == other.Order;
 
     public override int GetHashCode() => HashCode.Combine(Id, SiteId, Name);
 }

@@ -57,16 +57,20 @@ public interface IControlPlaneStore : IDisposable
     void TouchApiKey(long id, DateTimeOffset usedAt);
     bool RevokeApiKey(long id);
 
-    Goal CreateGoal(long siteId, string name, string kind, string match);
+    /// <summary>A goal; <paramref name="currency"/> (3 capital letters) only for event goals.</summary>
+    Goal CreateGoal(long siteId, string name, string kind, string match, GoalProperty? property = null, string? currency = null);
     Goal? GetGoal(long id);
     IReadOnlyList<Goal> ListGoals(long siteId);
-    bool UpdateGoal(long id, string name, string kind, string match);
+    /// <summary>Replaces every field (a null property or currency removes it).</summary>
+    bool UpdateGoal(long id, string name, string kind, string match, GoalProperty? property = null, string? currency = null);
     bool DeleteGoal(long id);
 
-    Funnel CreateFunnel(long siteId, string name, IReadOnlyList<long> goalIds);
+    /// <summary>A funnel of 2–8 goals of the site; window 1 s to 30 days; order one of <see cref="FunnelOrders"/>.</summary>
+    Funnel CreateFunnel(long siteId, string name, IReadOnlyList<long> goalIds, int windowSeconds = Funnel.DefaultWindowSeconds, string order = FunnelOrders.Sequential);
     Funnel? GetFunnel(long id);
     IReadOnlyList<Funnel> ListFunnels(long siteId);
-    bool UpdateFunnel(long id, string name, IReadOnlyList<long> goalIds);
+    /// <summary>Replaces every field.</summary>
+    bool UpdateFunnel(long id, string name, IReadOnlyList<long> goalIds, int windowSeconds = Funnel.DefaultWindowSeconds, string order = FunnelOrders.Sequential);
     bool DeleteFunnel(long id);
 
     /// <summary>The salt of a UTC day: <paramref name="candidate"/> if this call created it,

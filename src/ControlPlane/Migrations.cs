@@ -57,6 +57,15 @@ public static class Migrations
               goal_id BIGINT NOT NULL REFERENCES goals (id), PRIMARY KEY (funnel_id, position));
             CREATE TABLE visitor_salts (day TEXT PRIMARY KEY, salt BYTEA NOT NULL);
             """),
+        // NULL property and currency: the goals created before keep meaning what they meant.
+        // "order" is a keyword in both dialects, hence step_order.
+        new(2, "goal properties and revenue, funnel window and order", """
+            ALTER TABLE goals ADD COLUMN property_key TEXT;
+            ALTER TABLE goals ADD COLUMN property_value TEXT;
+            ALTER TABLE goals ADD COLUMN currency TEXT;
+            ALTER TABLE funnels ADD COLUMN window_seconds BIGINT NOT NULL DEFAULT 1800;
+            ALTER TABLE funnels ADD COLUMN step_order TEXT NOT NULL DEFAULT 'sequential';
+            """),
     ];
 
     internal const string CreateVersionTable =

@@ -243,23 +243,50 @@ public abstract class SqlControlPlaneStore : IControlPlaneStore
 
     // Goals and funnels
 
-    private const string GoalColumns = "SELECT id, site_id, name, kind, match_value, created_at FROM goals";
+    private const string GoalColumns = "SELECT id, site_id, name, kind, match_value, created_at, property_key, property_value, currency FROM goals";
 
-    private static Goal ReadGoal(DbDataReader r) => new(r.Long(0), r.Long(1), r.GetString(2), r.GetString(3), r.GetString(4), r.Time(5));
+    private static Goal ReadGoal(DbDataReader r) => new(r.Long(0), r.Long(1), r.GetString(2), r.GetString(3), r.GetString(4), r.Time(5))
+    {
+        Property = r.IsDBNull(6) ? null : new GoalProperty(r.GetString(6), r.IsDBNull(7) ? "" : r.GetString(7)),
+        Currency = r.IsDBNull(8) ? null : r.GetString(8),
+    };
 
     private static string ValidKind(string kind) =>
         kind is GoalKinds.Event or GoalKinds.Page ? kind : throw new ArgumentException($"goal kind: '{kind}' is not '{GoalKinds.Event}' or '{GoalKinds.Page}'.");
 
-    public Goal CreateGoal(long siteId, string name, string kind, string match)
+    /// <summary>The same currency rule as ingest (three capital letters), so a goal can only name
+    /// a currency an event can carry; only event goals have revenue.</summary>
+    private static string? ValidCurrency(string? currency, string kind) => currency switch
+    {
+        null => null,
+        _ when kind != GoalKinds.Event => throw new ArgumentException("goal currency: only event goals have revenue."),
+        { Length: 3 } when currency.All(char.IsAsciiLetterUpper) => currency,
+        _ => throw new ArgumentException($"goal currency: '{currency}' is not an ISO 4217 code such as EUR."),
+    };
+
+    private static GoalProperty? ValidProperty(GoalProperty? property) =>
+        property is null ? null : new GoalProperty(Required(property.Key, "goal property key"), property.Value ?? "");
+
+    public Goal CreateGoal(long siteId, string name, string kind, string match, GoalProperty? property = null, string? currency = null)
     {
         name = Required(name, "goal name");
         kind = ValidKind(kind);
         match = Required(match, "goal match");
+        property = ValidProperty(property);
+        currency = ValidCurrency(currency, kind);
         return Write($"goal '{name}'", (db, tx) =>
         {
-            var goal = new Goal(NextId(db, tx, "goals"), siteId, name, kind, match, DateTimeOffset.FromUnixTimeMilliseconds(Now));
-            Sql.Execute(db, tx, "INSERT INTO goals (id, site_id, name, kind, match_value, created_at) VALUES (@i, @s, @n, @k, @v, @t)",
-                ("@i", goal.Id), ("@s", siteId), ("@n", name), ("@k", kind), ("@v", match), ("@t", Sql.Millis(goal.CreatedAt)));
+            var goal = new Goal(NextId(db, tx, "goals"), siteId, name, kind, match, DateTimeOffset.FromUnixTimeMilliseconds(Now))
+            {
+                Property = property,
+                Currency = currency,
+            };
+            Sql.Execute(db, tx, """
+                INSERT INTO goals (id, site_id, name, kind, match_value, created_at, property_key, property_value, currency)
+                VALUES (@i, @s, @n, @k, @v, @t, @pk, @pv, @c)
+                """,
+                ("@i", goal.Id), ("@s", siteId), ("@n", name), ("@k", kind), ("@v", match), ("@t", Sql.Millis(goal.CreatedAt)),
+                ("@pk", property?.Key), ("@pv", property?.Value), ("@c", currency));
             return goal;
         });
     }
@@ -268,11 +295,24 @@ public abstract class SqlControlPlaneStore : IControlPlaneStore
 
     public IReadOnlyList<Goal> ListGoals(long siteId) => Read(ReadGoal, GoalColumns + " WHERE site_id = @s ORDER BY id", ("@s", siteId));
 
-    public bool UpdateGoal(long id, string name, string kind, string match) =>
-        Change($"goal '{name}'", "UPDATE goals SET name = @n, kind = @k, match_value = @v WHERE id = @i",
-            ("@n", Required(name, "goal name")), ("@k", ValidKind(kind)), ("@v", Required(match, "goal match")), ("@i", id));
+    public bool UpdateGoal(long id, string name, string kind, string match, GoalProperty? property = null, string? currency = null)
+    {
+        kind = ValidKind(kind);
+        property = ValidProperty(property);
+        return Change($"goal '{name}'", """
+            UPDATE goals SET name = @n, kind = @k, match_value = @v, property_key = @pk, property_value = @pv, currency = @c WHERE id = @i
+            """,
+            ("@n", Required(name, "goal name")), ("@k", kind), ("@v", Required(match, "goal match")),
+            ("@pk", property?.Key), ("@pv", property?.Value), ("@c", ValidCurrency(currency, kind)), ("@i", id));
+    }
 
     public bool DeleteGoal(long id) => Change("goal", "DELETE FROM goals WHERE id = @i", ("@i", id));
+
+    private static int ValidWindow(int seconds) => seconds is >= 1 and <= Funnel.MaxWindowSeconds ? seconds
+        : throw new ArgumentException($"funnel window: {seconds} seconds is not between 1 and {Funnel.MaxWindowSeconds} (30 days).");
+
+    private static string ValidOrder(string order) => order is FunnelOrders.Sequential or FunnelOrders.Strict ? order
+        : throw new ArgumentException($"funnel order: '{order}' is not '{FunnelOrders.Sequential}' or '{FunnelOrders.Strict}'.");
 
     private static void WriteSteps(DbConnection db, DbTransaction tx, long funnelId, long siteId, IReadOnlyList<long> goalIds)
     {
@@ -288,13 +328,16 @@ public abstract class SqlControlPlaneStore : IControlPlaneStore
         }
     }
 
-    public Funnel CreateFunnel(long siteId, string name, IReadOnlyList<long> goalIds)
+    public Funnel CreateFunnel(long siteId, string name, IReadOnlyList<long> goalIds, int windowSeconds = Funnel.DefaultWindowSeconds, string order = FunnelOrders.Sequential)
     {
         name = Required(name, "funnel name");
+        windowSeconds = ValidWindow(windowSeconds);
+        order = ValidOrder(order);
         return Write($"funnel '{name}'", (db, tx) =>
         {
             long id = NextId(db, tx, "funnels");
-            Sql.Execute(db, tx, "INSERT INTO funnels (id, site_id, name, created_at) VALUES (@i, @s, @n, @t)", ("@i", id), ("@s", siteId), ("@n", name), ("@t", Now));
+            Sql.Execute(db, tx, "INSERT INTO funnels (id, site_id, name, created_at, window_seconds, step_order) VALUES (@i, @s, @n, @t, @w, @o)",
+                ("@i", id), ("@s", siteId), ("@n", name), ("@t", Now), ("@w", (long)windowSeconds), ("@o", order));
             WriteSteps(db, tx, id, siteId, goalIds);
             return LoadFunnels(db, tx, "f.id = @p", id)[0];
         });
@@ -302,13 +345,18 @@ public abstract class SqlControlPlaneStore : IControlPlaneStore
 
     private static List<Funnel> LoadFunnels(DbConnection db, DbTransaction? tx, string where, long parameter)
     {
-        var rows = Sql.Rows(db, tx, r => (Id: r.Long(0), Site: r.Long(1), Name: r.GetString(2), Created: r.Time(3), Goal: r.IsDBNull(4) ? (long?)null : r.Long(4)),
+        var rows = Sql.Rows(db, tx, r => (Id: r.Long(0), Site: r.Long(1), Name: r.GetString(2), Created: r.Time(3), Goal: r.IsDBNull(4) ? (long?)null : r.Long(4),
+                Window: (int)r.Long(5), Order: r.GetString(6)),
             $"""
-            SELECT f.id, f.site_id, f.name, f.created_at, s.goal_id FROM funnels f
+            SELECT f.id, f.site_id, f.name, f.created_at, s.goal_id, f.window_seconds, f.step_order FROM funnels f
             LEFT JOIN funnel_steps s ON s.funnel_id = f.id WHERE {where} ORDER BY f.id, s.position
             """, ("@p", parameter));
         return rows.GroupBy(r => r.Id)
-            .Select(g => new Funnel(g.Key, g.First().Site, g.First().Name, g.Where(r => r.Goal is not null).Select(r => r.Goal!.Value).ToList(), g.First().Created))
+            .Select(g => new Funnel(g.Key, g.First().Site, g.First().Name, g.Where(r => r.Goal is not null).Select(r => r.Goal!.Value).ToList(), g.First().Created)
+            {
+                WindowSeconds = g.First().Window,
+                Order = g.First().Order,
+            })
             .ToList();
     }
 
@@ -324,14 +372,20 @@ public abstract class SqlControlPlaneStore : IControlPlaneStore
         return LoadFunnels(db, null, "f.site_id = @p", siteId);
     }
 
-    public bool UpdateFunnel(long id, string name, IReadOnlyList<long> goalIds) =>
-        Write($"funnel '{name}'", (db, tx) =>
+    public bool UpdateFunnel(long id, string name, IReadOnlyList<long> goalIds, int windowSeconds = Funnel.DefaultWindowSeconds, string order = FunnelOrders.Sequential)
+    {
+        name = Required(name, "funnel name");
+        windowSeconds = ValidWindow(windowSeconds);
+        order = ValidOrder(order);
+        return Write($"funnel '{name}'", (db, tx) =>
         {
             if (Sql.Scalar(db, tx, "SELECT site_id FROM funnels WHERE id = @i", ("@i", id)) is not { } site) return false;
-            Sql.Execute(db, tx, "UPDATE funnels SET name = @n WHERE id = @i", ("@n", Required(name, "funnel name")), ("@i", id));
+            Sql.Execute(db, tx, "UPDATE funnels SET name = @n, window_seconds = @w, step_order = @o WHERE id = @i",
+                ("@n", name), ("@w", (long)windowSeconds), ("@o", order), ("@i", id));
             WriteSteps(db, tx, id, Convert.ToInt64(site, System.Globalization.CultureInfo.InvariantCulture), goalIds);
             return true;
         });
+    }
 
     public bool DeleteFunnel(long id) => Change("funnel", "DELETE FROM funnels WHERE id = @i", ("@i", id));
 

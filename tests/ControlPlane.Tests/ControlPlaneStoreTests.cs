@@ -230,6 +230,54 @@ public abstract class ControlPlaneStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_goal_keeps_its_property_and_currency_and_an_update_replaces_or_removes_them()
+    {
+        var m = _store.CreateMerchant("M");
+        var site = _store.CreateSite(m.Id, "a.example");
+        var plain = _store.CreateGoal(site.SiteId, "Plain", GoalKinds.Event, "signup");
+        Assert.Null(plain.Property);
+        Assert.Null(plain.Currency);
+        var pro = _store.CreateGoal(site.SiteId, "Pro purchase", GoalKinds.Event, "purchase", new GoalProperty("plan", "pro"), "EUR");
+        Assert.Equal(pro, _store.GetGoal(pro.Id));
+        Assert.Equal((new GoalProperty("plan", "pro"), "EUR"), (_store.GetGoal(pro.Id)!.Property, _store.GetGoal(pro.Id)!.Currency));
+        // An empty property value is a value (props[key] = ''), not a missing property.
+        var empty = _store.CreateGoal(site.SiteId, "No coupon", GoalKinds.Page, "/cart", new GoalProperty("coupon", ""));
+        Assert.Equal(new GoalProperty("coupon", ""), _store.GetGoal(empty.Id)!.Property);
+
+        Assert.Throws<ArgumentException>(() => _store.CreateGoal(site.SiteId, "Page revenue", GoalKinds.Page, "/x", currency: "EUR"));
+        Assert.Throws<ArgumentException>(() => _store.CreateGoal(site.SiteId, "Lower", GoalKinds.Event, "x", currency: "eur"));
+        Assert.Throws<ArgumentException>(() => _store.CreateGoal(site.SiteId, "Long", GoalKinds.Event, "x", currency: "EURO"));
+        Assert.Throws<ArgumentException>(() => _store.CreateGoal(site.SiteId, "No key", GoalKinds.Event, "x", new GoalProperty(" ", "v")));
+
+        Assert.True(_store.UpdateGoal(pro.Id, "Any purchase", GoalKinds.Event, "purchase", currency: "USD"));
+        Assert.Equal((null, "USD"), (_store.GetGoal(pro.Id)!.Property, _store.GetGoal(pro.Id)!.Currency));
+        Assert.True(_store.UpdateGoal(pro.Id, "Any purchase", GoalKinds.Event, "purchase"));
+        Assert.Null(_store.GetGoal(pro.Id)!.Currency);
+        Assert.Throws<ArgumentException>(() => _store.UpdateGoal(pro.Id, "Any purchase", GoalKinds.Page, "/p", currency: "USD"));
+    }
+
+    [Fact]
+    public void A_funnel_keeps_its_window_and_order_defaulting_to_30_minutes_sequential()
+    {
+        var m = _store.CreateMerchant("M");
+        var site = _store.CreateSite(m.Id, "a.example");
+        var g = Enumerable.Range(0, 2).Select(i => _store.CreateGoal(site.SiteId, $"G{i}", GoalKinds.Event, $"e{i}").Id).ToList();
+        var plain = _store.CreateFunnel(site.SiteId, "Plain", g);
+        Assert.Equal((1800, "sequential"), (_store.GetFunnel(plain.Id)!.WindowSeconds, _store.GetFunnel(plain.Id)!.Order));
+        var strict = _store.CreateFunnel(site.SiteId, "Strict", g, 30 * 24 * 3600, FunnelOrders.Strict);
+        Assert.Equal(strict, _store.GetFunnel(strict.Id));
+        Assert.Equal((2_592_000, "strict"), (strict.WindowSeconds, strict.Order));
+
+        Assert.Throws<ArgumentException>(() => _store.CreateFunnel(site.SiteId, "Too long", g, 30 * 24 * 3600 + 1));
+        Assert.Throws<ArgumentException>(() => _store.CreateFunnel(site.SiteId, "Zero", g, 0));
+        Assert.Throws<ArgumentException>(() => _store.CreateFunnel(site.SiteId, "Odd order", g, order: "any"));
+
+        Assert.True(_store.UpdateFunnel(strict.Id, "Strict", g, 60, FunnelOrders.Sequential));
+        Assert.Equal((60, "sequential"), (_store.GetFunnel(strict.Id)!.WindowSeconds, _store.GetFunnel(strict.Id)!.Order));
+        Assert.Equal(2, _store.ListFunnels(site.SiteId).Count);
+    }
+
+    [Fact]
     public void A_days_salt_is_shared_by_two_stores_rotates_daily_and_old_salts_are_deleted()
     {
         using var second = _backend.Open();
