@@ -161,6 +161,7 @@ public static class AnalyticsHost
         services.AddSingleton(settings.Clock);
         services.AddSingleton<IngestProcessor>();
         services.AddSingleton(new MetricsReader(store, db));
+        services.AddSingleton(new Analytics.QueryService.Goals.FunnelReader(store, db));
         services.AddSingleton(logic);
         services.AddSingleton(new RollupOptions { Database = db, QuarantineDirectory = Path.Combine(data, "rollup", "quarantine"), ConsumerGroup = settings.ConsumerGroup, MaxBatchRecords = settings.RollupBatchRecords, LogicVersion = settings.LogicVersion });
         services.AddSingleton(new ReprocessQueue(Path.Combine(data, "rollup", "jobs")));
@@ -181,6 +182,7 @@ public static class AnalyticsHost
         if (settings.Auth.Authority is null) app.MapAnalyticsIdentity();
         if (settings.Roles.HasFlag(Roles.Ingest)) app.MapFastIngest(settings.EnableEcho);
         if (settings.Roles.HasFlag(Roles.Query)) app.MapQueryService();
+        if (settings.Roles.HasFlag(Roles.Query)) Analytics.QueryService.Goals.GoalEndpoints.MapGoalsAndFunnels(app);
         app.MapAdmin();
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteManagement();
         app.MapAgentScript(settings.AgentScriptPath);
