@@ -1,0 +1,275 @@
+using System.Net;
+using System.Net.WebSockets;
+using System.Text.Json;
+using Analytics.Contracts.V1;
+using Google.Protobuf;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Analytics.QueryApi.Tests;
+
+/// <summary>
+/// POST /v1/funnel against events sent through the real ingest at times a ManualClock sets. The
+/// expected numbers come from plain LINQ over the events the test sent, following the documented
+/// definition: per visitor, the longest chain of steps in order that starts at a step-1 event in
+/// the range, each step at most window_seconds after that step-1 event; strict: no other
+/// pageview or custom event between two steps (engagement pings do not count); bots never count.
+/// </summary>
+public class FunnelTests(EngineFixture engine)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static readonly DateTimeOffset T0 = new(2026, 1, 15, 12, 0, 0, TimeSpan.Zero);
+    private const int Window = 600;
+    private const string Range = """["2026-01-15T12:00:00Z", "2026-01-15T13:00:00Z"]""";
+
+    /// <summary>One event a visitor sends: a pageview (path starts with '/'), "engagement", or a custom event with optional plan property.</summary>
+    private sealed record Sent(string Visitor, int Second, string What, string? Plan = null)
+    {
+        public bool IsPageview => What.StartsWith('/');
+        public string Name => IsPageview ? "pageview" : What;
+    }
+
+    private const string Bot = "bot";
+
+    // Written by hand from the goals' documented meaning (page patterns: * = any characters but '/').
+    private static readonly (string Name, Func<Sent, bool> Completes)[] Steps =
+    [
+        ("Home", e => e.IsPageview && e.What == "/"),
+        ("Product", e => e.IsPageview && e.What.StartsWith("/product/", StringComparison.Ordinal) && !e.What["/product/".Length..].Contains('/')),
+        ("Signup", e => e.Name == "signup"),
+        ("Pro purchase", e => e.Name == "purchase" && e.Plan == "pro"),
+    ];
+
+    private static readonly Sent[] Traffic =
+    [
+        // the whole funnel
+        new("v1", 0, "/"), new("v1", 60, "/product/a"), new("v1", 120, "signup"), new("v1", 180, "purchase", "pro"),
+        // step 2 one second past the window, and exactly at its edge
+        new("v2", 0, "/"), new("v2", Window + 1, "/product/a"),
+        new("v3", 0, "/"), new("v3", Window, "/product/a"),
+        // order matters: product before home
+        new("v4", 0, "/product/a"), new("v4", 10, "/"), new("v4", 20, "signup"),
+        // another page between steps: sequential goes on, strict stops
+        new("v5", 0, "/"), new("v5", 10, "/about"), new("v5", 20, "/product/b"), new("v5", 30, "signup"),
+        // engagement pings are not events for strict
+        new("v6", 0, "/"), new("v6", 10, "/product/x"), new("v6", 15, "engagement"), new("v6", 20, "signup"), new("v6", 25, "purchase", "pro"),
+        // strict starts again at a later step-1 event
+        new("v7", 0, "/"), new("v7", 5, "/about"), new("v7", 10, "/"), new("v7", 15, "/product/y"),
+        // a new step-1 event in the middle: strict does not carry the earlier chain across it
+        new("v8", 0, "/"), new("v8", 5, "/product/a"), new("v8", 8, "/"), new("v8", 12, "signup"),
+        // the property must match
+        new("v9", 0, "/"), new("v9", 5, "/product/a"), new("v9", 10, "signup"), new("v9", 15, "purchase", "free"), new("v9", 20, "purchase", "pro"),
+        // not a step-1 start in range: home before the range, product inside
+        new("v10", -100, "/"), new("v10", 10, "/product/a"),
+        // * does not cross '/'
+        new("v11", 0, "/"), new("v11", 10, "/product/a/b"),
+        // only later steps
+        new("v12", 0, "signup"),
+        // a chain that starts late, within the window of the second home only
+        new("v13", 0, "/"), new("v13", 1000, "/"), new("v13", 1500, "/product/z"), new("v13", 1550, "signup"),
+        // a bot doing everything
+        new(Bot, 0, "/"), new(Bot, 5, "/product/a"), new(Bot, 10, "signup"), new(Bot, 15, "purchase", "pro"),
+        // after the range
+        new("v14", 3600, "/"), new("v14", 3610, "/product/a"),
+    ];
+
+    private static long[] Expected(bool strict)
+    {
+        var from = T0;
+        var to = T0.AddHours(1);
+        var counts = new long[Steps.Length];
+        foreach (var visitor in Traffic.Where(e => e.Visitor != Bot).GroupBy(e => e.Visitor))
+        {
+            var events = visitor.Where(e => e.Name != "engagement" && T0.AddSeconds(e.Second) >= from && T0.AddSeconds(e.Second) < to)
+                .OrderBy(e => e.Second).ToList();
+            int best = 0;
+            for (int i = 0; i < events.Count; i++)
+            {
+                if (!Steps[0].Completes(events[i])) continue;
+                int reached = 1, at = i;
+                while (reached < Steps.Length)
+                {
+                    var step = Steps[reached];
+                    int next = strict
+                        ? (at + 1 < events.Count && step.Completes(events[at + 1]) ? at + 1 : -1)
+                        : events.FindIndex(at + 1, e => step.Completes(e));
+                    if (next < 0 || events[next].Second - events[i].Second > Window) break;
+                    (reached, at) = (reached + 1, next);
+                }
+                best = Math.Max(best, reached);
+            }
+            for (int k = 0; k < best; k++) counts[k]++;
+        }
+        return counts;
+    }
+
+    private static async Task<(TestHost Host, ManualClock Clock)> StartWithTrafficAsync(EngineFixture engine)
+    {
+        var clock = new ManualClock(T0.AddMinutes(-5));
+        var host = await TestHost.StartAsync(engine, clock: clock);
+        try
+        {
+            string goals = $"/v1/sites/{host.Site.PublicId}/goals";
+            foreach (var goal in new object[]
+            {
+                new { name = "Home", kind = "page", match = "/" },
+                new { name = "Product", kind = "page", match = "/product/*" },
+                new { name = "Signup", kind = "event", match = "signup" },
+                new { name = "Pro purchase", kind = "event", match = "purchase", property = new { key = "plan", value = "pro" } },
+                new { name = "Never", kind = "event", match = "never-sent" },
+            })
+            {
+                Assert.Equal(HttpStatusCode.Created, (await GoalApiTests.SendAsync(host.Http, HttpMethod.Post, goals, goal)).Status);
+            }
+
+            var sockets = new Dictionary<string, ClientWebSocket>();
+            try
+            {
+                foreach (var e in Traffic.OrderBy(e => e.Second))
+                {
+                    if (!sockets.TryGetValue(e.Visitor, out var socket))
+                    {
+                        string ua = e.Visitor == Bot ? "Googlebot/2.1 (+http://www.google.com/bot.html)" : TestHost.BrowserUserAgent.Replace("Chrome/131", $"Chrome/131.{e.Visitor[1..]}", StringComparison.Ordinal);
+                        sockets[e.Visitor] = socket = await host.ConnectAsync(ua);
+                    }
+                    clock.Now = T0.AddSeconds(e.Second);
+                    var batch = new EventBatch { SiteKey = host.Site.SiteKey };
+                    batch.Events.Add(ToWire(e));
+                    Assert.Equal(1u, (await Wire.SendAsync(socket, batch)).Accepted);
+                }
+            }
+            finally
+            {
+                foreach (var socket in sockets.Values)
+                {
+                    await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, Ct);
+                    socket.Dispose();
+                }
+            }
+            clock.Now = T0.AddHours(2);
+            int stored = Traffic.Length;
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (await StoredAsync(host) < stored && DateTime.UtcNow < deadline) await Task.Delay(100, Ct);
+            Assert.Equal(stored, await StoredAsync(host));
+            return (host, clock);
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static Event ToWire(Sent e)
+    {
+        var wire = e.IsPageview ? Wire.Pageview(e.What) : Wire.Custom(e.What);
+        if (e.Name == "engagement") wire.EngagementMs = 5000;
+        if (e.Plan is not null) wire.Props.Add(new Property { Key = "plan", Value = e.Plan });
+        return wire;
+    }
+
+    /// <summary>Events stored by Rollup (bots included): the traffic is in once this reaches its size.</summary>
+    private static async Task<long> StoredAsync(TestHost host)
+    {
+        var rows = await host.App.Services.GetRequiredService<Analytics.Store.IColumnStore>()
+            .QueryRowsAsync($"SELECT count() FROM {host.Database}.events_enriched", Ct);
+        return rows[0][0].ValueKind == JsonValueKind.String ? long.Parse(rows[0][0].GetString()!) : rows[0][0].GetInt64();
+    }
+
+    private static async Task<JsonElement> FunnelAsync(TestHost host, string inlineOrId)
+    {
+        string json = $$"""{"site_id": "{{host.Site.PublicId}}", "date_range": {{Range}}, {{inlineOrId}}}""";
+        var (status, body) = await GoalApiTests.SendAsync(host.Http, HttpMethod.Post, "/v1/funnel", json);
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        return body;
+    }
+
+    private static void AssertSteps(long[] expected, JsonElement answer)
+    {
+        var steps = answer.GetProperty("steps").EnumerateArray().ToList();
+        Assert.Equal(expected, steps.Select(s => s.GetProperty("visitors").GetInt64()));
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double rate = expected[0] == 0 ? 0 : Math.Round(100.0 * expected[i] / expected[0], 1, MidpointRounding.AwayFromZero);
+            long drop = i == 0 ? 0 : expected[i - 1] - expected[i];
+            double dropRate = i == 0 || expected[i - 1] == 0 ? 0 : Math.Round(100.0 * drop / expected[i - 1], 1, MidpointRounding.AwayFromZero);
+            Assert.Equal((rate, drop, dropRate), (steps[i].GetProperty("conversion_rate").GetDouble(), steps[i].GetProperty("drop_off").GetInt64(), steps[i].GetProperty("drop_off_rate").GetDouble()));
+        }
+    }
+
+    [Fact]
+    public async Task Sequential_and_strict_funnels_count_what_the_definition_counts()
+    {
+        var (host, _) = await StartWithTrafficAsync(engine);
+        await using var owned = host;
+        string steps = """["Home", "Product", "Signup", "Pro purchase"]""";
+        var sequential = Expected(strict: false);
+        var strict = Expected(strict: true);
+        // The traffic really tells the two apart, and reaches every step.
+        Assert.NotEqual(sequential, strict);
+        Assert.True(strict[^1] > 0);
+
+        AssertSteps(sequential, await FunnelAsync(host, $$"""  "steps": {{steps}}, "window_seconds": {{Window}}  """));
+        AssertSteps(strict, await FunnelAsync(host, $$"""  "steps": {{steps}}, "window_seconds": {{Window}}, "order": "strict"  """));
+
+        // A stored funnel answers the same as its inline steps.
+        var (created, funnel) = await GoalApiTests.SendAsync(host.Http, HttpMethod.Post, $"/v1/sites/{host.Site.PublicId}/funnels",
+            new { name = "Checkout", steps = new[] { "Home", "Product", "Signup", "Pro purchase" }, window_seconds = Window, order = "strict" });
+        Assert.Equal(HttpStatusCode.Created, created);
+        var stored = await FunnelAsync(host, $"\"funnel_id\": {funnel.GetProperty("id").GetInt64()}");
+        AssertSteps(strict, stored);
+        Assert.Equal(["Home", "Product", "Signup", "Pro purchase"], stored.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()));
+    }
+
+    [Fact]
+    public async Task A_step_nobody_reaches_answers_zero_and_errors_name_their_field()
+    {
+        var (host, _) = await StartWithTrafficAsync(engine);
+        await using var owned = host;
+        var answer = await FunnelAsync(host, $$"""  "steps": ["Home", "Product", "Never"], "window_seconds": {{Window}}  """);
+        var visitors = answer.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("visitors").GetInt64()).ToList();
+        Assert.Equal(0, visitors[2]);
+        var never = answer.GetProperty("steps")[2];
+        Assert.Equal((0.0, visitors[1], 100.0), (never.GetProperty("conversion_rate").GetDouble(), never.GetProperty("drop_off").GetInt64(), never.GetProperty("drop_off_rate").GetDouble()));
+
+        foreach (var (json, field) in new[]
+        {
+            ("""{"date_range": "7d", "steps": ["Home", "Product"]}""", "site_id"),
+            ($$"""{"site_id": "{{host.Site.PublicId}}", "steps": ["Home", "Product"]}""", "date_range"),
+            ($$"""{"site_id": "{{host.Site.PublicId}}", "date_range": "fortnight", "steps": ["Home", "Product"]}""", "date_range"),
+            ($$"""{"site_id": "{{host.Site.PublicId}}", "date_range": ["2026-01-02", "2026-01-01"], "steps": ["Home", "Product"]}""", "date_range"),
+            ($$"""{"site_id": "{{host.Site.PublicId}}", "date_range": "7d", "timezone": "Mars/Olympus", "steps": ["Home", "Product"]}""", "timezone"),
+            ($$"""{"site_id": "{{host.Site.PublicId}}", "date_range": "7d", "steps": ["Home"]}""", "steps"),
+            ($$"""{"site_id": "{{host.Site.PublicId}}", "date_range": "7d", "steps": ["Home", "Nope"]}""", "steps[1]"),
+            ($$"""{"site_id": "{{host.Site.PublicId}}", "date_range": "7d", "steps": ["Home", "Product"], "window_seconds": 2592001}""", "window_seconds"),
+            ($$"""{"site_id": "{{host.Site.PublicId}}", "date_range": "7d", "funnel_id": 1, "steps": ["Home", "Product"]}""", "funnel_id"),
+            ($$"""{"site_id": "{{host.Site.PublicId}}", "date_range": "7d"}""", "steps"),
+            ($$"""{"site_id": "{{host.Site.PublicId}}", "date_range": "7d", "steps": ["Home", "Product"], "segment": 1}""", "segment"),
+        })
+        {
+            var (status, problem) = await GoalApiTests.SendAsync(host.Http, HttpMethod.Post, "/v1/funnel", json);
+            Assert.True(status == HttpStatusCode.BadRequest, $"{json}: {(int)status} {problem}");
+            Assert.Equal(field, problem.GetProperty("field").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task Another_merchants_funnel_and_site_answer_404()
+    {
+        var (host, _) = await StartWithTrafficAsync(engine);
+        await using var owned = host;
+        var store = host.App.Services.GetRequiredService<Analytics.ControlPlane.SiteRegistry>().Store;
+        var other = store.CreateSite(store.CreateMerchant("Other").Id, "other.example");
+        var g1 = store.CreateGoal(other.SiteId, "Home", "page", "/");
+        var g2 = store.CreateGoal(other.SiteId, "Product", "page", "/product/*");
+        var theirs = store.CreateFunnel(other.SiteId, "Theirs", [g1.Id, g2.Id]);
+
+        var (status, _) = await GoalApiTests.SendAsync(host.Http, HttpMethod.Post, "/v1/funnel",
+            $$"""{"site_id": "{{host.Site.PublicId}}", "date_range": {{Range}}, "funnel_id": {{theirs.Id}}}""");
+        Assert.Equal(HttpStatusCode.NotFound, status);
+        (status, _) = await GoalApiTests.SendAsync(host.Http, HttpMethod.Post, "/v1/funnel",
+            $$"""{"site_id": "{{other.PublicId}}", "date_range": {{Range}}, "steps": ["Home", "Product"]}""");
+        Assert.Equal(HttpStatusCode.NotFound, status);
+        Assert.Equal(HttpStatusCode.NotFound, (await GoalApiTests.SendAsync(host.Http, HttpMethod.Get, $"/v1/sites/{other.PublicId}/funnels")).Status);
+    }
+}
