@@ -38,12 +38,12 @@ public class CrossTenantTests(EngineFixture engine)
 
     private enum Owner { AdminClient, User }
 
-    /// <param name="Path">With {site}, {merchant}, {job}, {prefix}, {out} standing for B's values.</param>
+    /// <param name="Path">With {site}, {merchant}, {job}, {prefix}, {out}, {goal}, {funnel} standing for B's values.</param>
     /// <param name="OwnStatus">What B's own credentials (<paramref name="As"/>) get.</param>
     /// <param name="ListsOwn">A's token is answered with A's own (empty) list: 200, none of B's data.</param>
     private sealed record Case(string Path, Func<Target, object?>? Body, HttpStatusCode OwnStatus, Owner As = Owner.AdminClient, bool ListsOwn = false, int Order = 0);
 
-    private sealed record Target(Merchant Merchant, Site Site, string Job, string KeyPrefix, string Out);
+    private sealed record Target(Merchant Merchant, Site Site, string Job, string KeyPrefix, string Out, Funnel Funnel);
 
     private static readonly Dictionary<string, Case> Cases = new()
     {
@@ -60,8 +60,18 @@ public class CrossTenantTests(EngineFixture engine)
         ["POST /admin/export"] = new("/admin/export", t => new { merchantId = t.Merchant.Id, from = "2026-01-01", to = "2026-01-02", kind = "raw", format = "parquet", @out = t.Out }, HttpStatusCode.OK),
         ["GET /v1/keys/"] = new("/v1/keys", null, HttpStatusCode.OK, Owner.User, ListsOwn: true),
         ["POST /v1/keys/"] = new("/v1/keys", _ => new { name = "b", scopes = "stats:read" }, HttpStatusCode.Created, Owner.User, ListsOwn: true),
+        ["GET /v1/sites/{site}/goals"] = new("/v1/sites/{site}/goals", null, HttpStatusCode.OK),
+        ["POST /v1/sites/{site}/goals"] = new("/v1/sites/{site}/goals", _ => new { name = "Created by B", kind = "event", match = "b" }, HttpStatusCode.Created),
+        ["PUT /v1/sites/{site}/goals/{goal_id}"] = new("/v1/sites/{site}/goals/{goal}", _ => new { name = "B secret goal", kind = "page", match = "/b-secret-checkout" }, HttpStatusCode.OK),
+        // After the funnel that uses B's goal is gone.
+        ["DELETE /v1/sites/{site}/goals/{goal_id}"] = new("/v1/sites/{site}/goals/{goal}", null, HttpStatusCode.NoContent, Order: 2),
+        ["GET /v1/sites/{site}/funnels"] = new("/v1/sites/{site}/funnels", null, HttpStatusCode.OK),
+        ["POST /v1/sites/{site}/funnels"] = new("/v1/sites/{site}/funnels", _ => new { name = "Created by B", steps = new[] { "Created by B", "B second goal" } }, HttpStatusCode.Created),
+        ["PUT /v1/sites/{site}/funnels/{funnel_id}"] = new("/v1/sites/{site}/funnels/{funnel}", _ => new { name = "B funnel", steps = new[] { "B second goal", "B secret goal" } }, HttpStatusCode.OK),
+        ["DELETE /v1/sites/{site}/funnels/{funnel_id}"] = new("/v1/sites/{site}/funnels/{funnel}", null, HttpStatusCode.NoContent, Order: 1),
+        ["POST /v1/funnel"] = new("/v1/funnel", t => new { site_id = t.Site.PublicId, date_range = "7d", funnel_id = t.Funnel.Id }, HttpStatusCode.OK),
         // Last: B's own call revokes B's key.
-        ["DELETE /v1/keys/{prefix}"] = new("/v1/keys/{prefix}", null, HttpStatusCode.NoContent, Owner.User, Order: 1),
+        ["DELETE /v1/keys/{prefix}"] = new("/v1/keys/{prefix}", null, HttpStatusCode.NoContent, Owner.User, Order: 2),
     };
 
     [Fact]
@@ -87,14 +97,17 @@ public class CrossTenantTests(EngineFixture engine)
         string job = (await SendAsync(host, HttpMethod.Post, "/admin/reprocess", bAdmin, new { merchantId = bMerchant.Id, from = "2026-01-01", to = "2026-01-01" }))
             .Body.GetProperty("id").GetString()!;
         string outDirectory = Path.Combine(host.DataDirectory, "export-b");
-        var target = new Target(bMerchant, bSite, job, bKey.Prefix, outDirectory);
-        string[] secrets = [bSite.Domain, bSite.SiteKey, bMerchant.Name, "owner@b-secret.example"];
+        var bGoal = host.Store.CreateGoal(bSite.SiteId, "B secret goal", GoalKinds.Event, "b-secret-event");
+        var bSecond = host.Store.CreateGoal(bSite.SiteId, "B second goal", GoalKinds.Page, "/b-secret-page");
+        var bFunnel = host.Store.CreateFunnel(bSite.SiteId, "B secret funnel", [bGoal.Id, bSecond.Id]);
+        var target = new Target(bMerchant, bSite, job, bKey.Prefix, outDirectory, bFunnel);
+        string[] secrets = [bSite.Domain, bSite.SiteKey, bMerchant.Name, "owner@b-secret.example", "B secret", "b-secret-"];
 
         foreach (var (endpoint, c) in Cases.OrderBy(c => c.Value.Order))
         {
             var method = new HttpMethod(endpoint[..endpoint.IndexOf(' ')]);
             string path = c.Path.Replace("{site}", bSite.PublicId).Replace("{merchant}", bMerchant.Id.ToString())
-                .Replace("{job}", job).Replace("{prefix}", bKey.Prefix);
+                .Replace("{job}", job).Replace("{prefix}", bKey.Prefix).Replace("{goal}", bGoal.Id.ToString()).Replace("{funnel}", bFunnel.Id.ToString());
             object? body = c.Body?.Invoke(target);
 
             var anonymous = await SendAsync(host, method, path, null, body);
