@@ -73,10 +73,10 @@ public class FunnelTests(EngineFixture engine)
         new("v14", 3600, "/"), new("v14", 3610, "/product/a"),
     ];
 
-    private static long[] Expected(bool strict)
+    private static long[] Expected(bool strict) => Expected(strict, T0, T0.AddHours(1));
+
+    private static long[] Expected(bool strict, DateTimeOffset from, DateTimeOffset to)
     {
-        var from = T0;
-        var to = T0.AddHours(1);
         var counts = new long[Steps.Length];
         foreach (var visitor in Traffic.Where(e => e.Visitor != Bot).GroupBy(e => e.Visitor))
         {
@@ -176,9 +176,9 @@ public class FunnelTests(EngineFixture engine)
         return rows[0][0].ValueKind == JsonValueKind.String ? long.Parse(rows[0][0].GetString()!) : rows[0][0].GetInt64();
     }
 
-    private static async Task<JsonElement> FunnelAsync(TestHost host, string inlineOrId)
+    private static async Task<JsonElement> FunnelAsync(TestHost host, string inlineOrId, string range = Range)
     {
-        string json = $$"""{"site_id": "{{host.Site.PublicId}}", "date_range": {{Range}}, {{inlineOrId}}}""";
+        string json = $$"""{"site_id": "{{host.Site.PublicId}}", "date_range": {{range}}, {{inlineOrId}}}""";
         var (status, body) = await GoalApiTests.SendAsync(host.Http, HttpMethod.Post, "/v1/funnel", json);
         Assert.True(status == HttpStatusCode.OK, body.ToString());
         return body;
@@ -219,6 +219,20 @@ public class FunnelTests(EngineFixture engine)
         var stored = await FunnelAsync(host, $"\"funnel_id\": {funnel.GetProperty("id").GetInt64()}");
         AssertSteps(strict, stored);
         Assert.Equal(["Home", "Product", "Signup", "Pro purchase"], stored.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()));
+
+        // "all": from the day of the first event (v10's home, before the hour above) through today.
+        var all = await FunnelAsync(host, $"\"funnel_id\": {funnel.GetProperty("id").GetInt64()}", "\"all\"");
+        AssertSteps(Expected(strict: true, T0.AddDays(-1), T0.AddDays(1)), all);
+        Assert.Equal(["2026-01-15T00:00:00+00:00", "2026-01-16T00:00:00+00:00"], all.GetProperty("query").GetProperty("date_range").EnumerateArray().Select(d => d.GetString()));
+
+        // A rebuild in progress (reprocessing) writes the same events again under a new generation
+        // before activating it: only the active generation counts (strict would otherwise see
+        // every event twice in a row and stop at step 1).
+        await host.App.Services.GetRequiredService<Analytics.Store.IColumnStore>().ExecuteAsync(
+            $"INSERT INTO {host.Database}.events_enriched SELECT * REPLACE (toUInt64(99) AS generation) FROM {host.Database}.events_enriched", Ct);
+        Assert.Equal(2 * Traffic.Length, await StoredAsync(host));
+        AssertSteps(strict, await FunnelAsync(host, $"\"funnel_id\": {funnel.GetProperty("id").GetInt64()}"));
+        AssertSteps(sequential, await FunnelAsync(host, $$"""  "steps": {{steps}}, "window_seconds": {{Window}}  """));
     }
 
     [Fact]
