@@ -1,5 +1,6 @@
 // Offline checks of the Kubernetes and Istio manifests in deploy/kubernetes, for every overlay:
-// each rendered object against its API schema (kubernetes-models, @kubernetes-models/istio), then
+// each rendered object against its API schema (kubernetes-models, @kubernetes-models/istio) and
+// against the fields its type declares (fields.mjs: the schemas accept unknown ones), then
 // what schemas cannot see: references between objects (selectors, ports, ConfigMap and Secret
 // keys, autoscaler and budget targets, Istio subsets and weights), the settings the product really
 // has (ANALYTICS_* names and `serve` options read from src/Host/Cli), and the pod security rules.
@@ -7,13 +8,15 @@
 // never from running the product. Run: npm ci && npm test (in deploy/test).
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync, existsSync } from "node:fs";
+import { readFileSync, readdirSync, existsSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { execFileSync } from "node:child_process";
 import { isDeepStrictEqual } from "node:util";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import { render, id } from "./kustomize.mjs";
+import { unknownFields, unresolved } from "./fields.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "..", "..");
@@ -40,14 +43,17 @@ const selects = (selector, labels) => Object.entries(selector ?? {}).every(([k, 
 const fqdn = (service) => `${service.metadata.name}.${service.metadata.namespace}.svc.cluster.local`;
 const find = (objects, kind, name) => objects.find((o) => o.kind === kind && o.metadata.name === name);
 
-/** The schema class for an object: kubernetes-models for built-in kinds, @kubernetes-models/istio for Istio's. */
-async function modelFor(o) {
+/** The model module of an object: kubernetes-models for built-in kinds, @kubernetes-models/istio for Istio's. */
+function modelPath(o) {
   const [group, version] = o.apiVersion.includes("/") ? o.apiVersion.split("/") : ["", o.apiVersion];
-  const path = group.endsWith("istio.io")
+  return group.endsWith("istio.io")
     ? `@kubernetes-models/istio/${group}/${version}/${o.kind}`
     : `kubernetes-models/${group ? group + "/" : ""}${version}/${o.kind}`;
-  const module = await import(path);
-  return module[o.kind];
+}
+
+/** The schema class for an object. */
+async function modelFor(o) {
+  return (await import(modelPath(o)))[o.kind];
 }
 
 /** ANALYTICS_* names a container gets: env entries and every key of the ConfigMaps/Secrets it imports. */
@@ -86,6 +92,30 @@ test("the renderer produces exactly what kubectl kustomize does, where kubectl i
   }
 });
 
+test("the field reader reports misspelled fields of Kubernetes and Istio objects that the schemas accept", async () => {
+  const objects = structuredClone(rendered.get("base"));
+  const deployment = find(objects, "Deployment", "analytics-ingest");
+  deployment.spec.template.spec.containers[0].readynessProbe = {};
+  const rule = find(objects, "DestinationRule", "analytics-ingest");
+  rule.spec.trafficPolicy.outlierDetecton = {};
+  const vs = find(objects, "VirtualService", "analytics");
+  vs.spec.http[1].route[0].wieght = 100;
+  for (const [o, field] of [[deployment, "spec.template.spec.containers[0].readynessProbe"], [rule, "spec.trafficPolicy.outlierDetecton"], [vs, "spec.http[1].route[0].wieght"]]) {
+    new (await modelFor(o))(o).validate(); // the schema lets it through...
+    assert.deepEqual(unknownFields(o, modelPath(o)), [field]); // ...the declarations do not
+  }
+});
+
+test("the renderer refuses a kustomization field it does not implement", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kustomize-"));
+  try {
+    writeFileSync(join(dir, "kustomization.yaml"), "resources: []\nnamePrefix: x-\n");
+    assert.throws(() => render(dir), /fields this renderer does not implement: namePrefix/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 for (const [overlay, objects] of rendered) {
   describe(overlay, () => {
     for (const o of objects) {
@@ -94,6 +124,12 @@ for (const [overlay, objects] of rendered) {
         new Model(o).validate();
       });
     }
+
+    test("no object has a field its API type does not declare (a misspelled field the schemas would let through)", () => {
+      const unknown = objects.flatMap((o) => unknownFields(o, modelPath(o)).map((f) => `${id(o)}: ${f}`));
+      assert.deepEqual(unknown, []);
+      assert.deepEqual([...unresolved], [], "types the declaration reader could not follow");
+    });
 
     test("no two objects of one kind share a name in a namespace", () => {
       const keys = objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`);
