@@ -134,9 +134,11 @@ function addLabels(file, objects, { pairs, includeSelectors, ...rest }) {
     o.metadata.labels = { ...o.metadata.labels, ...pairs };
     if (!includeSelectors) continue;
     if (!WORKLOADS.has(o.kind)) throw new Error(`${file}: labels with selectors on ${id(o)} are not implemented`);
-    // kustomize's field specs for a workload's selector, pod template and spread constraints.
+    // kustomize's field specs for a workload's selector, pod template, spread constraints and
+    // (StatefulSet) volume claim templates.
     o.spec.selector.matchLabels = { ...o.spec.selector.matchLabels, ...pairs };
     o.spec.template.metadata.labels = { ...o.spec.template.metadata.labels, ...pairs };
+    for (const t of o.spec.volumeClaimTemplates ?? []) t.metadata.labels = { ...t.metadata.labels, ...pairs };
     for (const c of o.spec.template.spec.topologySpreadConstraints ?? []) {
       if (c.labelSelector?.matchLabels) c.labelSelector.matchLabels = { ...c.labelSelector.matchLabels, ...pairs };
     }

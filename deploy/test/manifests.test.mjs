@@ -342,6 +342,19 @@ test("single-dc: every unpinned route sends all traffic to v1", () => {
   }
 });
 
+test("multi-dc: one Rollup per topic, the site's own and the mirrored one, each in a consumer group of its own", () => {
+  const objects = rendered.get("overlays/multi-dc");
+  const config = find(objects, "ConfigMap", "analytics-config").data;
+  const rollups = ofKind(objects, "StatefulSet").map((s) => {
+    const env = Object.fromEntries((podSpec(s).containers[0].env ?? []).map((e) => [e.name, e.value]));
+    return [s.metadata.name, env.ANALYTICS_KAFKA_TOPIC ?? config.ANALYTICS_KAFKA_TOPIC, env.ANALYTICS_CONSUMER_GROUP ?? config.ANALYTICS_CONSUMER_GROUP];
+  });
+  assert.deepEqual(rollups.sort(), [
+    ["analytics-rollup", "analytics.events", "rollup"],
+    ["analytics-rollup-from-dc1", "dc1.analytics.events", "rollup-from-dc1"],
+  ]);
+});
+
 test("the Dockerfile runs the analytics binary as the user the pods run as, with the data the ConfigMap names", () => {
   const dockerfile = readFileSync(join(repo, "deploy", "docker", "Dockerfile"), "utf8");
   const user = Number(/^USER (\d+)/m.exec(dockerfile)?.[1]);
