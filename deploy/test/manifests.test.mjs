@@ -15,7 +15,7 @@ import { isDeepStrictEqual } from "node:util";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
-import { render, id } from "./kustomize.mjs";
+import { render, id, readYamlFile } from "./kustomize.mjs";
 import { unknownFields, unresolved } from "./fields.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -23,6 +23,9 @@ const repo = join(here, "..", "..");
 const kubernetesDir = join(repo, "deploy", "kubernetes");
 const overlays = ["base", ...readdirSync(join(kubernetesDir, "overlays")).map((o) => `overlays/${o}`)];
 const rendered = new Map(overlays.map((o) => [o, render(join(kubernetesDir, o))]));
+// Created out of band, never applied with the overlays (that would overwrite the real ones):
+// references from the workloads are checked against these names and keys.
+const providedSecrets = readYamlFile(join(kubernetesDir, "secrets.example.yaml"));
 
 // ---- what the product accepts, read from its command-line declarations ------------------------
 
@@ -116,7 +119,18 @@ test("the renderer refuses a kustomization field it does not implement", () => {
   }
 });
 
-for (const [overlay, objects] of rendered) {
+test("the example Secrets are valid, hold placeholders only, and no overlay renders a Secret", () => {
+  for (const secret of providedSecrets) {
+    assert.equal(secret.kind, "Secret");
+    unknownFields(secret, modelPath(secret)).forEach((f) => assert.fail(`${id(secret)}: ${f}`));
+    for (const [key, value] of Object.entries(secret.stringData)) assert.match(value, /REPLACE-ME/, `${id(secret)} ${key} holds a real-looking value`);
+  }
+  for (const [overlay, objects] of rendered) assert.deepEqual(ofKind(objects, "Secret").map(id), [], `${overlay}: kubectl apply -k would overwrite the real Secret`);
+});
+
+for (const [overlay, renderedObjects] of rendered) {
+  // What the cluster holds once the overlay is applied: its objects and the Secrets created apart.
+  const objects = [...renderedObjects, ...providedSecrets];
   describe(overlay, () => {
     for (const o of objects) {
       test(`${id(o)} is valid against the ${o.apiVersion} schema`, async () => {
