@@ -3,7 +3,7 @@
 #
 # Installs what the tests need first (Debian packages: chromium, npm, postgresql; then the
 # ClickHouse engine library and the enrichment data sets), builds the solution once in Release, then runs each test
-# project, the benchmark smoke runs and the browser agents' tests.
+# project, the benchmark smoke runs, the browser agents' tests and the deployment manifests' checks.
 # Exit status: 0 only when every suite ran and nothing failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
