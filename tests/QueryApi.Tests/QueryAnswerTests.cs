@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Analytics.QueryApi.Tests;
 
@@ -147,5 +148,30 @@ public class QueryAnswerTests(EngineFixture engine)
         Assert.Equal("[0,0]", row.GetProperty("comparison").GetProperty("metrics").GetRawText());
         Assert.Equal("[null,33.3]", row.GetProperty("comparison").GetProperty("change").GetRawText());
         Assert.Equal("[\"2026-01-14T00:00:00+00:00\",\"2026-01-15T00:00:00+00:00\"]", body.GetProperty("meta").GetProperty("comparison_date_range").GetRawText());
+    }
+}
+
+public class QueryTimeLimitTests(EngineFixture engine)
+{
+    [Fact]
+    public async Task A_statement_past_the_engine_time_limit_answers_503_with_Retry_After()
+    {
+        await using var host = await QueryHost.StartAsync(engine);
+        for (int i = 0; i < 20; i++)
+            await host.SendAsync(QueryHost.Visitor("V" + i), QueryHost.Day.AddMinutes(i), QueryHost.Page("/p" + i), QueryHost.Custom("signup"));
+        await host.WaitForStoredAsync();
+        // The limit is ClickHouse's max_execution_time; a microsecond makes any statement exceed it.
+        host.Host.App.Services.GetRequiredService<Analytics.QueryService.Query.QueryEngine>().MaxExecutionSeconds = 0.000001;
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/query")
+        {
+            Content = System.Net.Http.Json.JsonContent.Create(new
+            {
+                site_id = host.Site.PublicId, date_range = new[] { "2026-01-15", "2026-01-15" }, metrics = new[] { "visitors", "bounce_rate" },
+                dimensions = new[] { "time:minute", "source" },
+            }),
+        };
+        using var response = await host.Host.Http.SendAsync(request, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(30), response.Headers.RetryAfter?.Delta);
     }
 }

@@ -16,7 +16,7 @@ namespace Analytics.QueryService.Query;
 public sealed class QueryEngine(IColumnStore store, string database)
 {
     /// <summary>Seconds ClickHouse may spend on one statement; settable for tests of the 503.</summary>
-    public int MaxExecutionSeconds { get; set; } = QuerySql.MaxExecutionSeconds;
+    public double MaxExecutionSeconds { get; set; } = QuerySql.MaxExecutionSeconds;
 
     public string Database => database;
 

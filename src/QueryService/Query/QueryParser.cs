@@ -350,11 +350,15 @@ public sealed class QueryParser
         {
             // Back 0–6 more days, so the comparison starts on the same weekday as the range.
             int back = ((int)TimeZoneInfo.ConvertTime(cFrom, tz).DayOfWeek - (int)TimeZoneInfo.ConvertTime(from, tz).DayOfWeek + 7) % 7;
-            (cFrom, cTo) = (cFrom.AddDays(-back), cTo.AddDays(-back));
+            (cFrom, cTo) = (BackDays(cFrom, back, tz), BackDays(cTo, back, tz));
         }
         if (cFrom.UtcDateTime.Year < QueryParameters.MinYear) throw new QueryException(Path, $"The comparison range starts before {QueryParameters.MinYear}.");
         return new ComparisonRange(mode, cFrom, cTo, matchDay);
     }
+
+    /// <summary>Local midnights stay local midnights across a DST change; other instants move by 24-hour days.</summary>
+    private static DateTimeOffset BackDays(DateTimeOffset t, int days, TimeZoneInfo tz) =>
+        Day(LocalDate(t, tz), tz) == t ? Day(LocalDate(t, tz).AddDays(-days), tz) : t.AddDays(-days);
 
     private static DateOnly LocalDate(DateTimeOffset t, TimeZoneInfo tz) => DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(t, tz).DateTime);
 

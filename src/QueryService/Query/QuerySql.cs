@@ -38,7 +38,7 @@ public static class QuerySql
     /// <summary>ClickHouse stops a query after this many seconds (answered 503 + Retry-After).</summary>
     public const int MaxExecutionSeconds = 10;
 
-    public static string Build(NormalQuery q, string database, int maxExecutionSeconds = MaxExecutionSeconds)
+    public static string Build(NormalQuery q, string database, double maxExecutionSeconds = MaxExecutionSeconds)
     {
         bool bots = q.Metrics.Contains("bots");
         bool needVisits = q.Dimensions.Any(d => d.Kind == DimensionKind.Visit)
@@ -116,7 +116,7 @@ public static class QuerySql
         if (revenue) sql.Append(", sumMapIf([toString(currency)], [revenue_micros], revenue_micros != 0) AS rev, sumMapIf([toString(currency)], [toUInt64(1)], revenue_micros != 0) AS rev_n");
         sql.Append("\n    FROM sel GROUP BY ").Append(dimList).Append("is_bot, visit_id)\n");
         if (dims.Count > 0) sql.Append("GROUP BY ").Append(string.Join(", ", dims)).Append('\n');
-        sql.Append(inv, $"SETTINGS max_execution_time = {maxExecutionSeconds}");
+        sql.Append("SETTINGS max_execution_time = ").Append(maxExecutionSeconds.ToString("0.######", inv));
         return sql.ToString();
     }
 
