@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Analytics.ControlPlane;
+using Analytics.QueryService.Query;
 using Analytics.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -11,18 +12,19 @@ namespace Analytics.QueryService.Goals;
 /// <summary>
 /// POST /v1/funnel (stats:read): a stored funnel (<c>funnel_id</c>) or inline <c>steps</c>
 /// (goal names of the site) with <c>window_seconds</c> and <c>order</c>, over <c>date_range</c>
-/// in <c>timezone</c> (default: the site's). Answers, per step, the visitors who reached it
+/// in <c>timezone</c> (default: the site's) and the events <c>filters</c> select; date ranges and
+/// filters are parsed by POST /v1/query's parser (QueryParser), so they mean the same. Answers, per step, the visitors who reached it
 /// (<see cref="FunnelReader"/>), the % of step 1 and the drop-off from the step before.
 /// Another merchant's site or funnel answers 404 like a missing one.
 /// </summary>
 public static class FunnelEndpoint
 {
     public sealed record FunnelQueryBody(string? SiteId, JsonElement? DateRange, string? Timezone, long? FunnelId,
-        List<string?>? Steps, int? WindowSeconds, string? Order);
+        List<string?>? Steps, int? WindowSeconds, string? Order, JsonElement? Filters);
 
     public static IEndpointRouteBuilder MapFunnelQuery(this IEndpointRouteBuilder routes)
     {
-        routes.MapPost("/v1/funnel", async (HttpContext context, SiteRegistry sites, FunnelReader reader, TimeProvider clock) => await GoalEndpoints.AnswerAsync(async () =>
+        routes.MapPost("/v1/funnel", async (HttpContext context, SiteRegistry sites, FunnelReader reader, QueryEngine engine, TimeProvider clock) => await GoalEndpoints.AnswerAsync(async () =>
         {
             var body = await JsonBodies.ReadAsync<FunnelQueryBody>(context);
             if (string.IsNullOrEmpty(body.SiteId)) throw ApiProblemException.Invalid("site_id", "required: the site's public id.");
@@ -48,8 +50,26 @@ public static class FunnelEndpoint
             }
 
             var tz = body.Timezone is null ? TimeZoneInfo.FindSystemTimeZoneById(site.TimeZone) : Zone(body.Timezone);
-            var (from, to) = await DateRangeAsync(body.DateRange, tz, clock.GetUtcNow(), () => reader.FirstEventAsync(site.MerchantId, site.SiteId, context.RequestAborted));
-            var visitors = await reader.VisitorsPerStepAsync(site.MerchantId, site.SiteId, steps, window, order, from, to, null, context.RequestAborted);
+            var ct = context.RequestAborted;
+            var parser = new QueryParser.Context(_ => site, _ => goals, s => engine.FirstEventAsync(s.MerchantId, s.SiteId, ct), p => engine.RegexErrorAsync(p, ct), clock.GetUtcNow());
+            NormalQuery query;
+            try
+            {
+                if (body.DateRange is not { ValueKind: not JsonValueKind.Null } range) throw new QueryException("date_range", "date_range is required: a name such as \"7d\" or [from, to].");
+                Filter? filter = null;
+                if (body.Filters is { ValueKind: not JsonValueKind.Null } filters)
+                {
+                    filter = QueryParser.ParseFilterList(filters, "filters", goals, 0);
+                    if (filter is not null) await QueryParser.CheckRegexesAsync(filter, parser);
+                }
+                var (from, to, input) = await QueryParser.ParseDateRangeAsync(range, "date_range", tz, parser, site);
+                query = new NormalQuery(site.MerchantId, site.SiteId, site.PublicId, from, to, tz, ["visitors"], [], filter, [], 0, 0, false, null, goals, input);
+            }
+            catch (QueryException e)
+            {
+                throw new ApiProblemException(StatusCodes.Status400BadRequest, "Invalid request", e.Message, e.Field);
+            }
+            var visitors = await reader.VisitorsPerStepAsync(query, steps, window, order, ct);
             return Results.Json(new
             {
                 steps = steps.Select((g, i) => new
@@ -64,7 +84,7 @@ public static class FunnelEndpoint
                 query = new
                 {
                     site_id = site.PublicId,
-                    date_range = new[] { TimeZoneInfo.ConvertTime(from, tz), TimeZoneInfo.ConvertTime(to, tz) },
+                    date_range = new[] { TimeZoneInfo.ConvertTime(query.From, tz), TimeZoneInfo.ConvertTime(query.To, tz) },
                     timezone = tz.Id,
                 },
             });
@@ -85,52 +105,5 @@ public static class FunnelEndpoint
         {
             throw ApiProblemException.Invalid("timezone", e.Message["tz: ".Length..]);
         }
-    }
-
-    /// <summary>The query API's date ranges (docs/query-api.md, Date ranges) as [from, to) instants.</summary>
-    public static async Task<(DateTimeOffset From, DateTimeOffset To)> DateRangeAsync(JsonElement? range, TimeZoneInfo tz, DateTimeOffset now, Func<Task<DateTimeOffset?>> firstEvent)
-    {
-        const string field = "date_range";
-        var today = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, tz).DateTime);
-        var endOfToday = QueryParameters.StartOfLocalDay(today.AddDays(1), tz);
-        DateTimeOffset Day(DateOnly d) => QueryParameters.StartOfLocalDay(d, tz);
-        var firstOfMonth = new DateOnly(today.Year, today.Month, 1);
-        if (range is not { } r) throw ApiProblemException.Invalid(field, "required: a name such as \"7d\" or [from, to].");
-        if (r.ValueKind == JsonValueKind.String)
-        {
-            return r.GetString() switch
-            {
-                "day" => (Day(today), endOfToday),
-                "7d" => (Day(today.AddDays(-6)), endOfToday),
-                "28d" => (Day(today.AddDays(-27)), endOfToday),
-                "30d" => (Day(today.AddDays(-29)), endOfToday),
-                "month" => (Day(firstOfMonth), endOfToday),
-                "6mo" => (Day(firstOfMonth.AddMonths(-5)), endOfToday),
-                "12mo" => (Day(firstOfMonth.AddMonths(-11)), endOfToday),
-                "year" => (Day(new DateOnly(today.Year, 1, 1)), endOfToday),
-                "realtime" => (now.AddMinutes(-5), now),
-                "all" => (await firstEvent() is { } first ? Day(DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(first, tz).DateTime)) : Day(today), endOfToday),
-                var other => throw ApiProblemException.Invalid(field, $"'{other}' is not one of day, 7d, 28d, 30d, month, 6mo, 12mo, year, all, realtime."),
-            };
-        }
-        if (r.ValueKind != JsonValueKind.Array || r.GetArrayLength() != 2 || r.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.String))
-            throw ApiProblemException.Invalid(field, "a name such as \"7d\", or [from, to]: two dates or two ISO 8601 times with an offset.");
-        string a = r[0].GetString()!, b = r[1].GetString()!;
-        bool dates = !a.Contains('T') && !b.Contains('T');
-        if (a.Contains('T') != b.Contains('T')) throw ApiProblemException.Invalid(field, "[from, to] are both dates or both times.");
-        DateTimeOffset from, to;
-        try
-        {
-            from = QueryParameters.ParseBound("date_range[0]", a, tz, isEnd: false, default);
-            // A date `to` includes its day; a time `to` is excluded (ParseBound does both).
-            to = QueryParameters.ParseBound("date_range[1]", b, tz, isEnd: dates, default);
-        }
-        catch (QueryParameters.InvalidQueryException e)
-        {
-            throw ApiProblemException.Invalid(e.Message.StartsWith("date_range[0]", StringComparison.Ordinal) ? "date_range[0]" : "date_range[1]", e.Message[(e.Message.IndexOf(':') + 2)..]);
-        }
-        if (from >= to) throw ApiProblemException.Invalid(field, $"from ({a}) must be before to ({b}).");
-        if (to - from > TimeSpan.FromDays(366 * 20)) throw ApiProblemException.Invalid(field, "at most 20 years.");
-        return (from, to);
     }
 }
