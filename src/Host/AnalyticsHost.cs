@@ -159,7 +159,11 @@ public static class AnalyticsHost
         services.AddSingleton(settings.Limits);
         services.AddSingleton<IngestMetrics>();
         services.AddSingleton(settings.Clock);
+        services.AddSingleton(_ => new Analytics.FastIngest.Abuse.TrafficLimits(settings.Limits));
+        services.AddSingleton<Analytics.FastIngest.Abuse.DeadLetters>();
         services.AddSingleton<IngestProcessor>();
+        if (settings.Roles.HasFlag(Roles.Ingest))
+            services.AddHostedService(s => ActivatorUtilities.CreateInstance<DeadLetterWriter>(s, db));
         services.AddSingleton(new MetricsReader(store, db));
         services.AddSingleton(logic);
         services.AddSingleton(new RollupOptions { Database = db, QuarantineDirectory = Path.Combine(data, "rollup", "quarantine"), ConsumerGroup = settings.ConsumerGroup, MaxBatchRecords = settings.RollupBatchRecords, LogicVersion = settings.LogicVersion });
@@ -183,6 +187,7 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Query)) app.MapQueryService();
         app.MapAdmin();
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteManagement();
+        if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteSecurity(db);
         app.MapAgentScript(settings.AgentScriptPath);
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(
