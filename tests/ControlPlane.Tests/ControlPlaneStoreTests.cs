@@ -291,7 +291,7 @@ public abstract class ControlPlaneStoreTests : IDisposable
     [Fact]
     public void A_rotated_key_resolves_during_its_grace_period_and_a_revoked_key_never_again()
     {
-        var site = _store.CreateSite(_store.CreateMerchant("M"), "m.example");
+        var site = _store.CreateSite(_store.CreateMerchant("M").Id, "m.example");
         var rotated = _store.RotateSiteKey(site.SiteId, TimeSpan.FromHours(1))!;
         Assert.NotEqual(site.SiteKey, rotated.SiteKey);
         Assert.Equal(site.SiteId, _store.FindSiteByKey(site.SiteKey)!.SiteId);
@@ -381,7 +381,7 @@ public abstract class ControlPlaneStoreTests : IDisposable
         // The miss is remembered (one store lookup per TTL for a bad key); the site shows up
         // here once the TTL (10 s) has passed.
         Assert.Null(registry.Resolve("soon"u8));
-        Assert.Equal(TimeSpan.FromSeconds(10), SiteRegistry.NegativeCacheTtl);
+        Assert.Equal(TimeSpan.FromSeconds(10), SiteRegistry.CacheTtl);
     }
 
     [Fact]
