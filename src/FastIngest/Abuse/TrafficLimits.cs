@@ -16,9 +16,10 @@ namespace Analytics.FastIngest.Abuse;
 ///
 /// The buckets are System.Threading.RateLimiting's partitioned token buckets: one limiter per
 /// key, all replenished by the partitioned limiter's one timer (AutoReplenishment off), idle
-/// ones dropped by it, so 10,000 addresses cost no timers. A granted batch allocates nothing
-/// (the successful lease is a shared instance); cost measured in perf/Benchmarks
-/// (TrafficLimitsBenchmarks).
+/// ones dropped by it, so 10,000 addresses cost no timers. Cost (perf/Benchmarks,
+/// TrafficLimitsBenchmarks; docs/security.md): 80 B allocated per batch, a closure the
+/// partitioned limiter makes on every acquire; a keyed bucket computed on demand, like
+/// EventRateLimiter, would allocate nothing.
 /// </summary>
 public sealed class TrafficLimits : IDisposable
 {
