@@ -68,7 +68,13 @@ internal sealed class ServerProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (string arg in (string[])[serverDll, "serve", "--data", data, "--urls", baseAddress.ToString().TrimEnd('/'), "--demo", "--echo", "--quiet"])
+        // Every load comes from this one address and one site: the per-IP connection limit is
+        // lifted (10,000 idle sockets), the per-IP and per-site event buckets stay on, set far
+        // above any rate reached here, so their cost is in every figure but they never refuse.
+        // (Unless --server-args sets limits itself, e.g. all 0 to measure without them.)
+        bool ownLimits = extraArgs.Any(a => a.StartsWith("--max-connections", StringComparison.Ordinal) || a.StartsWith("--events-per-second", StringComparison.Ordinal));
+        string[] limits = ownLimits ? [] : ["--max-connections-per-ip", "0", "--events-per-second-per-ip", "100000000", "--events-per-second-per-site", "100000000"];
+        foreach (string arg in (string[])[serverDll, "serve", "--data", data, "--urls", baseAddress.ToString().TrimEnd('/'), "--demo", "--echo", "--quiet", .. limits])
         {
             info.ArgumentList.Add(arg);
         }

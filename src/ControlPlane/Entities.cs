@@ -15,6 +15,9 @@ public sealed record Site(
     string TimeZone,
     string MerchantName);
 
+/// <summary>A rotated site key that still works until <see cref="ValidUntil"/>.</summary>
+public sealed record RetiredSiteKey(string SiteKey, DateTimeOffset RetiredAt, DateTimeOffset ValidUntil);
+
 public static class UserRoles
 {
     public const string Owner = "owner";

@@ -33,12 +33,22 @@ public interface IControlPlaneStore : IDisposable
 
     /// <summary>Creates a site with a new random public id and a new random site key (or the given key).</summary>
     Site CreateSite(long merchantId, string domain, string? siteKey = null, string timeZone = "UTC");
+    /// <summary>The site of a current key, or of a rotated key still in its grace period.</summary>
     Site? FindSiteByKey(string siteKey);
     Site? FindSiteById(long siteId);
     Site? FindSiteByPublicId(string publicId);
     /// <summary>All sites, or one merchant's.</summary>
     IReadOnlyList<Site> ListSites(long? merchantId = null);
     bool UpdateSite(long siteId, string domain, string timeZone);
+
+    /// <summary>Gives the site a new random key; the old one keeps working for <paramref name="grace"/>
+    /// (zero: not at all). Null when the site does not exist.</summary>
+    Site? RotateSiteKey(long siteId, TimeSpan grace);
+    /// <summary>Ends a key at once: the current key is replaced by a new one (returned), a rotated
+    /// one in its grace period is dropped. Null when the key is not one of the site's.</summary>
+    Site? RevokeSiteKey(long siteId, string siteKey);
+    /// <summary>Rotated keys of a site still in their grace period.</summary>
+    IReadOnlyList<RetiredSiteKey> ListRetiredSiteKeys(long siteId);
 
     bool AddAllowedOrigin(long siteId, string origin);
     bool RemoveAllowedOrigin(long siteId, string origin);

@@ -66,6 +66,14 @@ public static class Migrations
             ALTER TABLE funnels ADD COLUMN window_seconds BIGINT NOT NULL DEFAULT 1800;
             ALTER TABLE funnels ADD COLUMN step_order TEXT NOT NULL DEFAULT 'sequential';
             """),
+        // A rotated site key keeps working until valid_until (the grace period), so pages still
+        // carrying it keep sending while the merchant deploys the new one; a revoked key has no row.
+        new(3, "retired site keys", """
+            CREATE TABLE site_retired_keys (
+              site_key TEXT PRIMARY KEY, site_id BIGINT NOT NULL REFERENCES sites (id) ON DELETE CASCADE,
+              retired_at BIGINT NOT NULL, valid_until BIGINT NOT NULL);
+            CREATE INDEX site_retired_keys_site ON site_retired_keys (site_id);
+            """),
     ];
 
     internal const string CreateVersionTable =

@@ -156,7 +156,42 @@ public abstract class SqlControlPlaneStore : IControlPlaneStore
         });
     }
 
-    public Site? FindSiteByKey(string siteKey) => Read(ReadSite, SiteColumns + " WHERE s.site_key = @k", ("@k", siteKey)).FirstOrDefault();
+    public Site? FindSiteByKey(string siteKey) =>
+        Read(ReadSite, SiteColumns + " WHERE s.site_key = @k", ("@k", siteKey)).FirstOrDefault()
+        ?? Read(ReadSite, SiteColumns + " JOIN site_retired_keys r ON r.site_id = s.id WHERE r.site_key = @k AND r.valid_until > @n", ("@k", siteKey), ("@n", Now)).FirstOrDefault();
+
+    public Site? RotateSiteKey(long siteId, TimeSpan grace)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(grace, TimeSpan.Zero);
+        string newKey = Identifiers.NewSiteKey();
+        return Write($"site key of site {siteId}", (db, tx) =>
+        {
+            var current = Sql.Rows(db, tx, ReadSite, SiteColumns + " WHERE s.id = @i", ("@i", siteId)).FirstOrDefault();
+            if (current is null) return null;
+            long now = Now;
+            if (grace > TimeSpan.Zero)
+            {
+                Sql.Execute(db, tx, "INSERT INTO site_retired_keys (site_key, site_id, retired_at, valid_until) VALUES (@k, @s, @n, @u)",
+                    ("@k", current.SiteKey), ("@s", siteId), ("@n", now), ("@u", now + (long)grace.TotalMilliseconds));
+            }
+            // Expired retired keys of the site go with every rotation: the table stays small.
+            Sql.Execute(db, tx, "DELETE FROM site_retired_keys WHERE site_id = @s AND valid_until <= @n", ("@s", siteId), ("@n", now));
+            Sql.Execute(db, tx, "UPDATE sites SET site_key = @k WHERE id = @i", ("@k", newKey), ("@i", siteId));
+            return current with { SiteKey = newKey };
+        });
+    }
+
+    public Site? RevokeSiteKey(long siteId, string siteKey)
+    {
+        var site = FindSiteById(siteId);
+        if (site is null) return null;
+        if (site.SiteKey == siteKey) return RotateSiteKey(siteId, TimeSpan.Zero);
+        return Change("site key", "DELETE FROM site_retired_keys WHERE site_id = @s AND site_key = @k", ("@s", siteId), ("@k", siteKey)) ? site : null;
+    }
+
+    public IReadOnlyList<RetiredSiteKey> ListRetiredSiteKeys(long siteId) =>
+        Read(r => new RetiredSiteKey(r.GetString(0), r.Time(1), r.Time(2)),
+            "SELECT site_key, retired_at, valid_until FROM site_retired_keys WHERE site_id = @s AND valid_until > @n ORDER BY retired_at", ("@s", siteId), ("@n", Now));
 
     public Site? FindSiteById(long siteId) => Read(ReadSite, SiteColumns + " WHERE s.id = @i", ("@i", siteId)).FirstOrDefault();
 
@@ -174,15 +209,13 @@ public abstract class SqlControlPlaneStore : IControlPlaneStore
             ("@s", siteId), ("@o", ValidOrigin(origin)));
 
     public bool RemoveAllowedOrigin(long siteId, string origin) =>
-        Change("allowed origin", "DELETE FROM site_allowed_origins WHERE site_id = @s AND origin = @o", ("@s", siteId), ("@o", origin));
+        Change("allowed origin", "DELETE FROM site_allowed_origins WHERE site_id = @s AND origin = @o", ("@s", siteId), ("@o", ValidOrigin(origin)));
 
     public IReadOnlyList<string> ListAllowedOrigins(long siteId) =>
         Read(r => r.GetString(0), "SELECT origin FROM site_allowed_origins WHERE site_id = @s ORDER BY origin", ("@s", siteId));
 
-    /// <summary>An origin as browsers send it: scheme://host[:port], nothing else.</summary>
-    private static string ValidOrigin(string origin) =>
-        Uri.TryCreate(origin, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.GetLeftPart(UriPartial.Authority) == origin.ToLowerInvariant()
-            ? origin.ToLowerInvariant() : throw new ArgumentException($"origin: '{origin}' is not an origin (scheme://host[:port]).");
+    /// <summary>An origin as browsers send it (scheme://host[:port]), or scheme://*.domain; see <see cref="OriginPolicy"/>.</summary>
+    private static string ValidOrigin(string origin) => OriginPolicy.Normalize(origin);
 
     // API clients
 

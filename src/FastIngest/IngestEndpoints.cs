@@ -1,3 +1,5 @@
+using Analytics.ControlPlane;
+using Analytics.FastIngest.Abuse;
 using Analytics.FastIngest.Transport;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -11,9 +13,9 @@ public static class IngestEndpoints
     /// <summary>Maps /v1/ws and /v1/events; /v1/echo too when <paramref name="enableEcho"/>.</summary>
     public static IEndpointRouteBuilder MapFastIngest(this IEndpointRouteBuilder app, bool enableEcho)
     {
-        app.Map("/v1/ws", (HttpContext c, IngestProcessor p, IngestMetrics m) => WebSocketIngest.HandleAsync(c, p, m));
+        app.Map("/v1/ws", (HttpContext c, IngestProcessor p, IngestMetrics m, TrafficLimits t) => WebSocketIngest.HandleAsync(c, p, m, t));
         app.MapPost("/v1/events", (HttpContext c, IngestProcessor p, IngestMetrics m) => HttpIngest.HandleAsync(c, p, m));
-        app.MapMethods("/v1/events", ["OPTIONS"], (HttpContext c) => HttpIngest.Preflight(c));
+        app.MapMethods("/v1/events", ["OPTIONS"], (HttpContext c, SiteRegistry s, IngestMetrics m) => HttpIngest.Preflight(c, s, m));
         if (enableEcho) app.Map("/v1/echo", WebSocketIngest.EchoAsync);
         return app;
     }

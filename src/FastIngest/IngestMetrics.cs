@@ -9,6 +9,9 @@ namespace Analytics.FastIngest;
 /// </summary>
 public sealed class IngestMetrics
 {
+    private static readonly BatchRefusal[] Refusals = Enum.GetValues<BatchRefusal>();
+    private readonly long[] _refusedByReason = new long[Refusals.Length];
+
     private static readonly RejectionReason[] Reasons = Enum.GetValues<RejectionReason>();
     private readonly long[] _rejectedByReason = new long[Reasons.Max(r => (int)r) + 1];
     private long _batches, _accepted, _retryBatches, _malformedBatches, _unknownSiteBatches, _oversizeMessages, _connections, _openConnections, _rateLimitedBatches;
@@ -18,7 +21,18 @@ public sealed class IngestMetrics
     internal void Batch(int accepted) { Interlocked.Increment(ref _batches); Interlocked.Add(ref _accepted, accepted); }
     internal void Rejected(RejectionReason reason) => Interlocked.Increment(ref _rejectedByReason[(int)reason]);
     internal void Retry() => Interlocked.Increment(ref _retryBatches);
-    internal void RateLimited() => Interlocked.Increment(ref _rateLimitedBatches);
+    /// <summary>A batch, request or connection refused as a whole for <paramref name="reason"/>.</summary>
+    internal void Refused(BatchRefusal reason)
+    {
+        Interlocked.Increment(ref _refusedByReason[(int)reason]);
+        if (reason is BatchRefusal.RateLimitedConnection or BatchRefusal.RateLimitedIp or BatchRefusal.RateLimitedSite)
+            Interlocked.Increment(ref _rateLimitedBatches);
+    }
+
+    public long RefusedCount(BatchRefusal reason) => Interlocked.Read(ref _refusedByReason[(int)reason]);
+
+    /// <summary>Dead letters (DeadLetters): rows over a site's quota and rows dropped on a full queue, set by the host.</summary>
+    public Func<(long Suppressed, long Dropped, long Written)>? DeadLetterCounts { get; set; }
     internal void Malformed() => Interlocked.Increment(ref _malformedBatches);
     internal void UnknownSite() => Interlocked.Increment(ref _unknownSiteBatches);
     internal void Oversize() => Interlocked.Increment(ref _oversizeMessages);
@@ -43,7 +57,18 @@ public sealed class IngestMetrics
             sb.Append("analytics_ingest_events_rejected_total{reason=\"").Append(reason).Append("\"} ").Append(Interlocked.Read(ref _rejectedByReason[(int)reason])).Append('\n');
         }
         Counter("analytics_ingest_batches_retry_total", "Batches answered with RETRY (event log unavailable).", Interlocked.Read(ref _retryBatches));
-        Counter("analytics_ingest_batches_rate_limited_total", "Batches answered with RETRY because the connection sent faster than its limit.", Interlocked.Read(ref _rateLimitedBatches));
+        Counter("analytics_ingest_batches_rate_limited_total", "Batches answered with RETRY because the connection, IP or site sent faster than its limit.", Interlocked.Read(ref _rateLimitedBatches));
+        sb.Append("# HELP analytics_ingest_refused_total Batches, requests and connections refused as a whole, by reason.\n# TYPE analytics_ingest_refused_total counter\n");
+        foreach (var refusal in Refusals)
+        {
+            sb.Append("analytics_ingest_refused_total{reason=\"").Append(refusal.ToString()).Append("\"} ").Append(Interlocked.Read(ref _refusedByReason[(int)refusal])).Append('\n');
+        }
+        if (DeadLetterCounts?.Invoke() is var (suppressed, dropped, written))
+        {
+            Counter("analytics_ingest_dead_letters_written_total", "Rejection rows stored for merchants (ingest_rejections).", written);
+            Counter("analytics_ingest_dead_letters_suppressed_total", "Rejection rows not stored: over a site's rows per minute.", suppressed);
+            Counter("analytics_ingest_dead_letters_dropped_total", "Rejection rows not stored: queue full or store failing.", dropped);
+        }
         Counter("analytics_ingest_batches_malformed_total", "Batches that did not decode.", Interlocked.Read(ref _malformedBatches));
         Counter("analytics_ingest_batches_unknown_site_total", "Batches with an unknown site key.", Interlocked.Read(ref _unknownSiteBatches));
         Counter("analytics_ingest_messages_oversize_total", "Messages over the size limit.", Interlocked.Read(ref _oversizeMessages));
@@ -52,4 +77,19 @@ public sealed class IngestMetrics
         Counter("dotnet_gc_allocated_bytes_total", "Bytes allocated by the process (GC.GetTotalAllocatedBytes).", GC.GetTotalAllocatedBytes(false));
         return sb.ToString();
     }
+}
+
+/// <summary>Why a whole batch, request or connection was refused (the label of analytics_ingest_refused_total).</summary>
+public enum BatchRefusal
+{
+    ForbiddenOrigin,
+    RateLimitedConnection,
+    RateLimitedIp,
+    RateLimitedSite,
+    /// <summary>WebSocket upgrade refused: the server holds its maximum of connections (503).</summary>
+    ServerConnectionsFull,
+    /// <summary>WebSocket upgrade refused: the IP holds its maximum of connections (429).</summary>
+    IpConnectionsFull,
+    /// <summary>A WebSocket message or HTTP body not complete within its deadline (1008 / 408).</summary>
+    SlowSender,
 }

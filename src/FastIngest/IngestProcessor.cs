@@ -6,6 +6,7 @@ using Analytics.FastIngest.Enrichment;
 using Analytics.FastIngest.Protocol;
 using Analytics.ControlPlane;
 using Analytics.FastIngest.Validation;
+using Analytics.FastIngest.Abuse;
 
 namespace Analytics.FastIngest;
 
@@ -15,8 +16,15 @@ namespace Analytics.FastIngest;
 /// after the log reported the records durable; if the log refuses, the Ack says RETRY and
 /// nothing of the batch counts as accepted (a resend is safe: events are deduplicated by id).
 /// The synchronous part runs on spans; only the log append is awaited.
+///
+/// Refusals before any event is looked at, in this order: undecodable (MALFORMED), unknown or
+/// revoked site key (UNKNOWN_SITE), a web page of an origin the site does not allow
+/// (FORBIDDEN_ORIGIN), over the connection's, the IP's or the site's events per second (RETRY
+/// with the wait and the reason). Events rejected by validation and batches refused for their
+/// origin are also handed to <see cref="DeadLetters"/> for the merchant to read.
 /// </summary>
-public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLimits limits, IngestMetrics metrics, TimeProvider clock)
+public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLimits limits, IngestMetrics metrics, TimeProvider clock,
+    TrafficLimits? traffic = null, DeadLetters? deadLetters = null)
 {
     private readonly VisitorIdHasher _visitorIds = new(sites);
 
@@ -46,12 +54,13 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
         catch (EventLogUnavailableException)
         {
             metrics.Retry();
-            return Finish(prepared with { Status = AckStatus.Retry }, scratch);
+            return Finish(prepared with { Status = AckStatus.Retry, RetryReason = RetryReason.LogUnavailable }, scratch);
         }
         return Finish(prepared, scratch);
     }
 
-    private readonly record struct Prepared(AckStatus Status, ulong Seq, ulong MerchantId, int RecordCount, uint RetryAfterMs = RetryAfterMs);
+    private readonly record struct Prepared(AckStatus Status, ulong Seq, ulong MerchantId, int RecordCount, uint RetryAfterMs = RetryAfterMs,
+        RetryReason RetryReason = RetryReason.Unspecified);
 
     private Prepared Prepare(ReadOnlySpan<byte> message, ClientInfo client, IngestScratch scratch)
     {
@@ -61,16 +70,36 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
             metrics.Malformed();
             return new Prepared(AckStatus.Malformed, 0, 0, 0);
         }
-        Site? site = EventValidator.IsSiteKeyFormat(batch.SiteKey, limits) ? sites.Resolve(batch.SiteKey) : null;
-        if (site is null)
+        SiteAccess? access = EventValidator.IsSiteKeyFormat(batch.SiteKey, limits) ? sites.ResolveAccess(batch.SiteKey) : null;
+        if (access is null)
         {
             metrics.UnknownSite();
             return new Prepared(AckStatus.UnknownSite, batch.Seq, 0, 0);
         }
+        var site = access.Site;
+        // One check per connection and site policy: the socket's origin does not change, so a
+        // policy object already allowed (same reference: the cache entry was not replaced) passes.
+        if (client.Origin is { } origin && !ReferenceEquals(scratch.AllowedOrigins, access.Origins))
+        {
+            if (!access.Origins.Allows(origin))
+            {
+                metrics.Refused(BatchRefusal.ForbiddenOrigin);
+                var at = clock.GetUtcNow();
+                if (deadLetters is not null && deadLetters.Admit(site.SiteId, at))
+                    deadLetters.Add(new DeadLetter(site.MerchantId, site.SiteId, at, "FORBIDDEN_ORIGIN", origin, batch.EventCount, ""));
+                return new Prepared(AckStatus.ForbiddenOrigin, batch.Seq, 0, 0);
+            }
+            scratch.AllowedOrigins = access.Origins;
+        }
         if (scratch.RateLimiter is { } limiter && !limiter.TryAcquire(batch.EventCount, out var wait))
         {
-            metrics.RateLimited();
-            return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, (uint)Math.Ceiling(wait.TotalMilliseconds));
+            metrics.Refused(BatchRefusal.RateLimitedConnection);
+            return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, (uint)Math.Ceiling(wait.TotalMilliseconds), RetryReason.RateLimitedConnection);
+        }
+        if (traffic is not null && !traffic.TryAcquire(client.RateKey, site.SiteId, batch.EventCount, out wait, out var retryReason))
+        {
+            metrics.Refused(retryReason == RetryReason.RateLimitedIp ? BatchRefusal.RateLimitedIp : BatchRefusal.RateLimitedSite);
+            return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, (uint)Math.Ceiling(wait.TotalMilliseconds), retryReason);
         }
 
         var receivedAt = clock.GetUtcNow();
@@ -101,6 +130,8 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
             {
                 scratch.AddRejection(new Rejected(index, reason));
                 metrics.Rejected(reason);
+                if (deadLetters is not null && deadLetters.Admit(site.SiteId, receivedAt))
+                    deadLetters.Add(new DeadLetter(site.MerchantId, site.SiteId, receivedAt, reason.ToString(), client.Origin ?? "", 1, DeadLetterDetail(raw, index)));
             }
             index++;
         }
@@ -115,12 +146,23 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
         int accepted = ok ? prepared.RecordCount : 0;
         uint retryAfter = prepared.Status == AckStatus.Retry ? prepared.RetryAfterMs : 0;
         var ackBuffer = scratch.AckBuffer(AckWriter.MaxEncodedSize(rejections.Length));
-        int length = AckWriter.Write(ackBuffer, prepared.Seq, prepared.Status, accepted, rejections, retryAfter);
-        return new IngestResult(prepared.Status, prepared.Seq, accepted, rejections.Length, scratch.AckMemory(length));
+        int length = AckWriter.Write(ackBuffer, prepared.Seq, prepared.Status, accepted, rejections, retryAfter, prepared.RetryReason);
+        return new IngestResult(prepared.Status, prepared.Seq, accepted, rejections.Length, scratch.AckMemory(length), retryAfter, prepared.RetryReason);
+    }
+
+    /// <summary>What a merchant needs to find a rejected event: its index in the batch and, when it
+    /// decodes, its name (cut to 128 characters). Built only for rows the dead-letter quota admits.</summary>
+    private static string DeadLetterDetail(ReadOnlySpan<byte> raw, int index)
+    {
+        if (!EventView.TryParse(raw, out var evt)) return $"event {index}";
+        var name = evt.Name;
+        string text = System.Text.Encoding.UTF8.GetString(name[..Math.Min(name.Length, 128)]);
+        return $"event {index}: {text}";
     }
 }
 
-public readonly record struct IngestResult(AckStatus Status, ulong Seq, int Accepted, int Rejected, ReadOnlyMemory<byte> Ack);
+public readonly record struct IngestResult(AckStatus Status, ulong Seq, int Accepted, int Rejected, ReadOnlyMemory<byte> Ack,
+    uint RetryAfterMs = 0, RetryReason RetryReason = RetryReason.Unspecified);
 
 /// <summary>
 /// Buffers reused across the batches of one connection (or request): encoded records,
@@ -133,6 +175,9 @@ public sealed class IngestScratch : IDisposable
 
     /// <summary>Set for WebSocket connections: their event rate limit.</summary>
     public EventRateLimiter? RateLimiter { get; init; }
+
+    /// <summary>The last site origin policy this connection's origin passed (see IngestProcessor).</summary>
+    internal Analytics.ControlPlane.OriginPolicy? AllowedOrigins { get; set; }
     private int _rejectionCount;
     private byte[] _ack = [];
 

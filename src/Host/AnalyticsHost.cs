@@ -159,7 +159,11 @@ public static class AnalyticsHost
         services.AddSingleton(settings.Limits);
         services.AddSingleton<IngestMetrics>();
         services.AddSingleton(settings.Clock);
+        services.AddSingleton(_ => new Analytics.FastIngest.Abuse.TrafficLimits(settings.Limits));
+        services.AddSingleton<Analytics.FastIngest.Abuse.DeadLetters>();
         services.AddSingleton<IngestProcessor>();
+        if (settings.Roles.HasFlag(Roles.Ingest))
+            services.AddHostedService(s => ActivatorUtilities.CreateInstance<DeadLetterWriter>(s, db));
         services.AddSingleton(new MetricsReader(store, db));
         services.AddSingleton(new Analytics.QueryService.Query.QueryEngine(store, db));
         services.AddSingleton(new Analytics.QueryService.Goals.FunnelReader(store, db));
@@ -186,6 +190,7 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Query)) Analytics.QueryService.Goals.GoalEndpoints.MapGoalsAndFunnels(app);
         app.MapAdmin();
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteManagement();
+        if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteSecurity(db);
         app.MapAgentScript(settings.AgentScriptPath);
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(

@@ -139,6 +139,9 @@ public abstract class ControlPlaneStoreTests : IDisposable
         Assert.Equal(["http://localhost:3000"], _store.ListAllowedOrigins(site.SiteId));
         Assert.Throws<ArgumentException>(() => _store.AddAllowedOrigin(site.SiteId, "https://shop.example/path"));
         Assert.Throws<ArgumentException>(() => _store.AddAllowedOrigin(site.SiteId, "shop.example"));
+        // Normalised: lower case, no default port; a wildcard for subdomains.
+        Assert.True(_store.AddAllowedOrigin(site.SiteId, "HTTPS://*.CDN.Example:443"));
+        Assert.Contains("https://*.cdn.example", _store.ListAllowedOrigins(site.SiteId));
     }
 
     [Fact]
@@ -334,6 +337,55 @@ public abstract class ControlPlaneStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_rotated_key_resolves_during_its_grace_period_and_a_revoked_key_never_again()
+    {
+        var site = _store.CreateSite(_store.CreateMerchant("M").Id, "m.example");
+        var rotated = _store.RotateSiteKey(site.SiteId, TimeSpan.FromHours(1))!;
+        Assert.NotEqual(site.SiteKey, rotated.SiteKey);
+        Assert.Equal(site.SiteId, _store.FindSiteByKey(site.SiteKey)!.SiteId);
+        Assert.Equal(rotated, _store.FindSiteByKey(rotated.SiteKey));
+        var retired = Assert.Single(_store.ListRetiredSiteKeys(site.SiteId));
+        Assert.Equal(site.SiteKey, retired.SiteKey);
+        Assert.InRange(retired.ValidUntil - retired.RetiredAt, TimeSpan.FromHours(1) - TimeSpan.FromSeconds(1), TimeSpan.FromHours(1) + TimeSpan.FromSeconds(1));
+
+        Assert.NotNull(_store.RevokeSiteKey(site.SiteId, site.SiteKey));
+        Assert.Null(_store.FindSiteByKey(site.SiteKey));
+        Assert.Empty(_store.ListRetiredSiteKeys(site.SiteId));
+        Assert.Null(_store.RevokeSiteKey(site.SiteId, site.SiteKey));
+        Assert.Null(_store.RevokeSiteKey(site.SiteId, "not-a-key-of-it"));
+
+        // Revoking the current key replaces it at once, with no grace.
+        var replaced = _store.RevokeSiteKey(site.SiteId, rotated.SiteKey)!;
+        Assert.NotEqual(rotated.SiteKey, replaced.SiteKey);
+        Assert.Null(_store.FindSiteByKey(rotated.SiteKey));
+        Assert.Equal(replaced, _store.FindSiteByKey(replaced.SiteKey));
+        // A zero grace is a revocation; an expired grace resolves nothing.
+        var again = _store.RotateSiteKey(site.SiteId, TimeSpan.Zero)!;
+        Assert.Null(_store.FindSiteByKey(replaced.SiteKey));
+        var brief = _store.RotateSiteKey(site.SiteId, TimeSpan.FromMilliseconds(1))!;
+        Thread.Sleep(20);
+        Assert.Null(_store.FindSiteByKey(again.SiteKey));
+        Assert.Equal(brief, _store.FindSiteByKey(brief.SiteKey));
+        Assert.Null(_store.RotateSiteKey(999_999, TimeSpan.FromHours(1)));
+    }
+
+    [Fact]
+    public void A_key_revoked_by_another_node_is_refused_by_the_registry_within_its_cache_ttl()
+    {
+        using var registry = new SiteRegistry(_backend.Open());
+        using var other = new SiteRegistry(_backend.Open());
+        var site = other.CreateSite(other.CreateMerchant("M"), "m.example");
+        byte[] key = Encoding.ASCII.GetBytes(site.SiteKey);
+        Assert.NotNull(registry.ResolveAccess(key));
+        other.RevokeSiteKey(site.SiteId, site.SiteKey);
+        Assert.NotNull(registry.ResolveAccess(key)); // still cached: the TTL is the promise, not at once
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (registry.ResolveAccess(key) is not null && clock.Elapsed < SiteRegistry.CacheTtl + TimeSpan.FromSeconds(5)) Thread.Sleep(50);
+        Assert.Null(registry.ResolveAccess(key));
+        Assert.InRange(clock.Elapsed, TimeSpan.Zero, SiteRegistry.CacheTtl + TimeSpan.FromSeconds(1));
+    }
+
+    [Fact]
     public void The_registry_resolves_a_key_unknown_a_moment_ago_once_its_site_is_created_here()
     {
         using var registry = new SiteRegistry(_backend.Open());
@@ -377,7 +429,7 @@ public abstract class ControlPlaneStoreTests : IDisposable
         // The miss is remembered (one store lookup per TTL for a bad key); the site shows up
         // here once the TTL (10 s) has passed.
         Assert.Null(registry.Resolve("soon"u8));
-        Assert.Equal(TimeSpan.FromSeconds(10), SiteRegistry.NegativeCacheTtl);
+        Assert.Equal(TimeSpan.FromSeconds(10), SiteRegistry.CacheTtl);
     }
 
     [Fact]

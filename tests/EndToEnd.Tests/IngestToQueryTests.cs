@@ -173,9 +173,11 @@ public class IngestToQueryTests(EngineFixture engine)
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/events") { Content = new ByteArrayContent(batch.ToByteArray()) };
         request.Content.Headers.ContentType = new("application/x-protobuf");
         request.Headers.UserAgent.ParseAdd(TestHost.BrowserUserAgent);
+        // A page of the site's own domain: CORS grants exactly that origin (never "*").
+        request.Headers.Add("Origin", "https://shop.example");
         using var response = await host.Http.SendAsync(request, Ct);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("*", response.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        Assert.Equal("https://shop.example", response.Headers.GetValues("Access-Control-Allow-Origin").Single());
         var ack = Ack.Parser.ParseFrom(await response.Content.ReadAsByteArrayAsync(Ct));
         Assert.Equal(77ul, ack.Seq);
         Assert.Equal(2u, ack.Accepted);

@@ -38,7 +38,7 @@ public class CrossTenantTests(EngineFixture engine)
 
     private enum Owner { AdminClient, User }
 
-    /// <param name="Path">With {site}, {merchant}, {job}, {prefix}, {out}, {goal}, {funnel} standing for B's values.</param>
+    /// <param name="Path">With {site}, {merchant}, {job}, {prefix}, {sitekey}, {out}, {goal}, {funnel} standing for B's values.</param>
     /// <param name="OwnStatus">What B's own credentials (<paramref name="As"/>) get.</param>
     /// <param name="ListsOwn">A's token is answered with A's own (empty) list: 200, none of B's data.</param>
     private sealed record Case(string Path, Func<Target, object?>? Body, HttpStatusCode OwnStatus, Owner As = Owner.AdminClient, bool ListsOwn = false, int Order = 0);
@@ -60,6 +60,13 @@ public class CrossTenantTests(EngineFixture engine)
         ["GET /admin/reprocess/{id}"] = new("/admin/reprocess/{job}", null, HttpStatusCode.OK),
         ["GET /admin/partitions"] = new("/admin/partitions?merchantId={merchant}", null, HttpStatusCode.OK),
         ["POST /admin/export"] = new("/admin/export", t => new { merchantId = t.Merchant.Id, from = "2026-01-01", to = "2026-01-02", kind = "raw", format = "parquet", @out = t.Out }, HttpStatusCode.OK),
+        ["GET /v1/sites/{site}/origins"] = new("/v1/sites/{site}/origins", null, HttpStatusCode.OK),
+        ["POST /v1/sites/{site}/origins"] = new("/v1/sites/{site}/origins", _ => new { origin = "https://b-shop.example" }, HttpStatusCode.Created),
+        ["DELETE /v1/sites/{site}/origins"] = new("/v1/sites/{site}/origins?origin=https://b-shop.example", null, HttpStatusCode.NoContent, Order: 1),
+        ["GET /v1/sites/{site}/rejections"] = new("/v1/sites/{site}/rejections", null, HttpStatusCode.OK),
+        ["POST /v1/sites/{site}/keys/rotate"] = new("/v1/sites/{site}/keys/rotate", _ => new { graceHours = 1 }, HttpStatusCode.OK),
+        // After the rotation: B's original key is in its grace period, and B's own call revokes it.
+        ["DELETE /v1/sites/{site}/keys/{key}"] = new("/v1/sites/{site}/keys/{sitekey}", null, HttpStatusCode.OK, Order: 1),
         ["GET /v1/keys/"] = new("/v1/keys", null, HttpStatusCode.OK, Owner.User, ListsOwn: true),
         ["POST /v1/keys/"] = new("/v1/keys", _ => new { name = "b", scopes = "stats:read" }, HttpStatusCode.Created, Owner.User, ListsOwn: true),
         ["GET /v1/sites/{site}/goals"] = new("/v1/sites/{site}/goals", null, HttpStatusCode.OK),
@@ -109,7 +116,7 @@ public class CrossTenantTests(EngineFixture engine)
         {
             var method = new HttpMethod(endpoint[..endpoint.IndexOf(' ')]);
             string path = c.Path.Replace("{site}", bSite.PublicId).Replace("{merchant}", bMerchant.Id.ToString())
-                .Replace("{job}", job).Replace("{prefix}", bKey.Prefix).Replace("{goal}", bGoal.Id.ToString()).Replace("{funnel}", bFunnel.Id.ToString());
+                .Replace("{job}", job).Replace("{prefix}", bKey.Prefix).Replace("{goal}", bGoal.Id.ToString()).Replace("{funnel}", bFunnel.Id.ToString()).Replace("{sitekey}", bSite.SiteKey);
             object? body = c.Body?.Invoke(target);
 
             var anonymous = await SendAsync(host, method, path, null, body);
@@ -127,6 +134,9 @@ public class CrossTenantTests(EngineFixture engine)
         }
         // B's key was revoked by B in the last case, never by A's attempt before it.
         Assert.NotNull(host.Store.FindApiKey(bKey.Prefix)!.Value.Key.RevokedAt);
+        // B's site key: rotated once by B (A's attempts changed nothing), then its old key revoked by B.
+        Assert.Null(host.Store.FindSiteByKey(bSite.SiteKey));
+        Assert.Empty(host.Store.ListRetiredSiteKeys(bSite.SiteId));
     }
 
     private static async Task<(HttpStatusCode Status, string Text, JsonElement Body)> SendAsync(AuthHost host, HttpMethod method, string path, string? token, object? body)

@@ -189,7 +189,9 @@ async function startAnalyticsNow() {
       const r = await fetch(`${base}/v1/sites`, {
         method: "POST",
         headers: { authorization: `Bearer ${await accessToken()}`, "content-type": "application/json" },
-        body: JSON.stringify({ domain: "agents.test" }),
+        // The test pages are served from http://127.0.0.1:PORT (startStatic): a site allows its
+        // domain's pages by default (docs/security.md, "Origins"), so that is its domain.
+        body: JSON.stringify({ domain: "127.0.0.1" }),
       });
       if (r.status !== 201) throw new Error(`create site: ${r.status} ${await r.text()}`);
       return await r.json(); // { id (the public site id), siteKey, ... }

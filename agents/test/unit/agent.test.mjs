@@ -160,6 +160,57 @@ test("Ack RETRY: nothing was kept, so the batch is sent again after retry_after_
   assert.deepEqual(ids(b.socket.sent[2]), ids(b.socket.sent[1]));
 });
 
+test("Ack RETRY for a rate limit: the wait doubles while the server keeps limiting (at most 30 s), and starts again after an OK", () => {
+  const agent = connected();
+  agent.track("a");
+  agent.flush();
+  const sentAt = () => b.socket.sent.length;
+  // retry_reason 3: RATE_LIMITED_IP. The server asks for 400 ms each time; the agent waits
+  // 800, 1,600, 3,200 ms (doubling from its reconnect backoff's count, 1 after an OK ack).
+  for (const wait of [800, 1600, 3200]) {
+    const before = sentAt();
+    b.socket.ack(Number(b.socket.sent.at(-1).seq), 2, { retryAfterMs: 400, retryReason: 3 });
+    tick(wait - 1);
+    assert.equal(sentAt(), before, `nothing before ${wait} ms`);
+    tick(1);
+    assert.equal(sentAt(), before + 1, `resent after ${wait} ms`);
+  }
+  assert.deepEqual(ids(b.socket.sent.at(-1)), ids(b.socket.sent[1]), "the same events each time");
+  b.socket.ackLast();
+  agent.track("b");
+  agent.flush();
+  b.socket.ack(Number(b.socket.sent.at(-1).seq), 2, { retryAfterMs: 400, retryReason: 4 });
+  tick(799);
+  assert.deepEqual(names([b.socket.sent.at(-1)]), ["b"]);
+  const before = b.socket.sent.length;
+  tick(1);
+  assert.equal(b.socket.sent.length, before + 1, "after an OK the doubling starts again from 800 ms");
+});
+
+test("Ack RETRY for the log, not a limit: the server's wait is taken as given each time", () => {
+  const agent = connected();
+  agent.track("a");
+  agent.flush();
+  for (let i = 0; i < 3; i++) {
+    const before = b.socket.sent.length;
+    b.socket.ack(Number(b.socket.sent.at(-1).seq), 2, { retryAfterMs: 500, retryReason: 1 });
+    tick(500);
+    assert.equal(b.socket.sent.length, before + 1);
+  }
+});
+
+test("Ack FORBIDDEN_ORIGIN: the page may not send for this site, so the agent stops for good", () => {
+  const agent = connected();
+  agent.track("a");
+  agent.flush();
+  b.socket.ack(2, 5);
+  agent.track("b");
+  agent.flush();
+  tick(60_000);
+  assert.equal(b.batches.length, 2);
+  assert.equal(b.sockets.length, 1);
+});
+
 test("Ack UNKNOWN_SITE: the agent stops for good", () => {
   const agent = connected();
   agent.track("a");

@@ -40,14 +40,42 @@ public sealed class ClientInfo
         ChUaPlatformUtf8 = Utf8(chUaPlatform, MaxClientHintBytes);
         ChUaModelUtf8 = Utf8(chUaModel, MaxClientHintBytes);
         ChUaFormFactorsUtf8 = Utf8(chUaFormFactors, MaxClientHintBytes);
+        // Rate limits count an IPv4 address alone and an IPv6 address by its /64 (one subscriber's block).
+        var key = (byte[])AddressBytes.Clone();
+        if (address.AddressFamily == AddressFamily.InterNetworkV6) key.AsSpan(8).Clear();
+        RateKey = System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(key);
     }
+
+    /// <summary>The sending page's origin: the Origin header, else the origin of the Referer, else
+    /// null (not a browser page: a server-side client, a load tool). Cut to 256 characters.</summary>
+    public string? Origin { get; init; }
+
+    /// <summary>The key of the sender's address in per-IP limits (IPv6: its /64).</summary>
+    public UInt128 RateKey { get; }
 
     /// <summary>The sender as the request shows it: peer address and the headers kept with every event.</summary>
     public static ClientInfo FromRequest(HttpContext context, int maxUserAgentBytes)
     {
         var headers = context.Request.Headers;
         return new ClientInfo(context.Connection.RemoteIpAddress, headers.UserAgent, maxUserAgentBytes,
-            headers["Sec-CH-UA-Mobile"], headers["Sec-CH-UA-Platform"], headers["Sec-CH-UA-Model"], headers["Sec-CH-UA-Form-Factors"]);
+            headers["Sec-CH-UA-Mobile"], headers["Sec-CH-UA-Platform"], headers["Sec-CH-UA-Model"], headers["Sec-CH-UA-Form-Factors"])
+        {
+            Origin = OriginOf(headers),
+        };
+    }
+
+    private static string? OriginOf(IHeaderDictionary headers)
+    {
+        string? origin = headers.Origin;
+        if (string.IsNullOrEmpty(origin))
+        {
+            string? referer = headers.Referer;
+            if (string.IsNullOrEmpty(referer)) return null;
+            origin = Analytics.ControlPlane.OriginPolicy.OriginOfUrl(referer).ToString();
+            // A Referer that is not a URL still came from somewhere: refused, not waved through.
+            if (origin.Length == 0) return "null";
+        }
+        return origin.Length <= 256 ? origin : origin[..256];
     }
 
     /// <summary>16 bytes (IPv4 mapped into IPv6), input to the visitor hash only.</summary>

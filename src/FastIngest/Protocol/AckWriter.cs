@@ -7,9 +7,9 @@ namespace Analytics.FastIngest.Protocol;
 internal static class AckWriter
 {
     /// <summary>Upper bound: fixed fields plus at most 14 bytes per rejection.</summary>
-    public static int MaxEncodedSize(int rejectionCount) => 64 + rejectionCount * 14;
+    public static int MaxEncodedSize(int rejectionCount) => 72 + rejectionCount * 14;
 
-    public static int Write(Span<byte> destination, ulong seq, AckStatus status, int accepted, ReadOnlySpan<Rejected> rejections, uint retryAfterMs)
+    public static int Write(Span<byte> destination, ulong seq, AckStatus status, int accepted, ReadOnlySpan<Rejected> rejections, uint retryAfterMs, RetryReason retryReason = RetryReason.Unspecified)
     {
         int p = 0;
         p += Varint(destination[p..], 1, seq);
@@ -25,6 +25,7 @@ internal static class AckWriter
             p += Varint(destination[p..], 2, (ulong)r.Reason);
         }
         p += Varint(destination[p..], 6, retryAfterMs);
+        p += Varint(destination[p..], 7, (ulong)retryReason);
         return p;
     }
 

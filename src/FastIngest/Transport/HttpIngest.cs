@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using Analytics.Contracts.V1;
+using Analytics.ControlPlane;
 using Analytics.FastIngest.Enrichment;
 using Microsoft.AspNetCore.Http;
 
@@ -10,10 +11,19 @@ namespace Analytics.FastIngest.Transport;
 /// POST /v1/events: the same EventBatch as a request body, for navigator.sendBeacon, fetch
 /// keepalive and clients that cannot hold a WebSocket. The body is read from Kestrel's pipe and
 /// parsed in place when it arrived in one segment (the common case for small bodies). Answers:
-/// 200 Ack; 400 undecodable (problem+json); 403 unknown site (Ack); 413 over the size limit;
-/// 415 wrong content type; 503 + Retry-After when the log refused the write (Ack RETRY).
+/// 200 Ack; 400 undecodable (problem+json); 403 unknown site or forbidden origin (Ack); 408 a
+/// body not complete within <see cref="Validation.IngestLimits.MessageReceiveTimeout"/>; 413 over
+/// the size limit; 415 wrong content type; 429 + Retry-After over the IP's or the site's events
+/// per second (Ack RETRY); 503 + Retry-After when the log refused the write (Ack RETRY).
 /// Content types: application/x-protobuf, or text/plain because sendBeacon may only send
 /// CORS-safelisted types without a preflight.
+///
+/// CORS answers come from the site's allowed origins (<see cref="OriginPolicy"/>): the response
+/// names the caller's origin in Access-Control-Allow-Origin only when the site allows it, so a
+/// foreign page can neither read the answer nor (the batch being refused first) send events. A
+/// preflight carries no body and so no site key; with <c>?site=KEY</c> in the URL it is answered
+/// from that site's list (403 for a foreign origin), without it the preflight is granted and the
+/// POST that follows is checked.
 /// </summary>
 internal static class HttpIngest
 {
@@ -21,7 +31,8 @@ internal static class HttpIngest
     {
         var request = context.Request;
         var response = context.Response;
-        response.Headers.AccessControlAllowOrigin = "*";
+        // Decided per site once the batch is read; until then (and for refusals before it) no CORS grant.
+        response.Headers.Vary = "Origin";
         string? contentType = request.ContentType;
         if (contentType is null || !(contentType.StartsWith("application/x-protobuf", StringComparison.OrdinalIgnoreCase) || contentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase)))
         {
@@ -38,9 +49,24 @@ internal static class HttpIngest
 
         PipeReader reader = request.BodyReader;
         ReadResult read;
+        // The whole body within the deadline: Kestrel's MinRequestBodyDataRate alone lets a body
+        // trickle at 240 bytes/s for as long as it likes.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        deadline.CancelAfter(processor.Limits.MessageReceiveTimeout);
         while (true)
         {
-            read = await reader.ReadAsync(context.RequestAborted);
+            try
+            {
+                read = await reader.ReadAsync(deadline.Token);
+            }
+            catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+            {
+                metrics.Refused(BatchRefusal.SlowSender);
+                response.Headers.Connection = "close";
+                await Results.Problem(statusCode: StatusCodes.Status408RequestTimeout, title: "Body too slow",
+                    detail: $"The body must arrive within {processor.Limits.MessageReceiveTimeout.TotalSeconds:0} s.").ExecuteAsync(context);
+                return;
+            }
             if (read.Buffer.Length > max)
             {
                 metrics.Oversize();
@@ -71,17 +97,20 @@ internal static class HttpIngest
             var client = ClientInfo.FromRequest(context, processor.Limits.MaxUserAgentBytes);
             using var scratch = new IngestScratch();
             var result = await processor.ProcessAsync(message, client, scratch, context.RequestAborted);
+            // Passed the origin check (or is no page at all): the page may read the answer.
+            if (client.Origin is { } origin && scratch.AllowedOrigins is not null) response.Headers.AccessControlAllowOrigin = origin;
             switch (result.Status)
             {
                 case AckStatus.Malformed:
                     await Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Malformed batch", detail: "The body is not a valid analytics.v1.EventBatch.").ExecuteAsync(context);
                     return;
-                case AckStatus.UnknownSite:
+                case AckStatus.UnknownSite or AckStatus.ForbiddenOrigin:
                     response.StatusCode = StatusCodes.Status403Forbidden;
                     break;
                 case AckStatus.Retry:
-                    response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-                    response.Headers.RetryAfter = Math.Max(1, IngestProcessor.RetryAfterMs / 1000).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    response.StatusCode = result.RetryReason == RetryReason.LogUnavailable ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status429TooManyRequests;
+                    // Whole seconds, rounded up: Retry-After has no finer unit.
+                    response.Headers.RetryAfter = Math.Max(1, (result.RetryAfterMs + 999) / 1000).ToString(System.Globalization.CultureInfo.InvariantCulture);
                     break;
                 default:
                     response.StatusCode = StatusCodes.Status200OK;
@@ -102,10 +131,24 @@ internal static class HttpIngest
         Results.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "Batch too large", detail: $"A batch may have at most {max} bytes.").ExecuteAsync(context);
 
     /// <summary>CORS preflight for browsers posting application/x-protobuf from merchants' pages.</summary>
-    public static void Preflight(HttpContext context)
+    public static void Preflight(HttpContext context, SiteRegistry sites, IngestMetrics metrics)
     {
         var headers = context.Response.Headers;
-        headers.AccessControlAllowOrigin = "*";
+        headers.Vary = "Origin";
+        string? origin = context.Request.Headers.Origin;
+        string? key = context.Request.Query["site"];
+        if (origin is null)
+        {
+            context.Response.StatusCode = StatusCodes.Status204NoContent;
+            return;
+        }
+        if (key is { Length: > 0 and <= 64 } && sites.ResolveAccess(System.Text.Encoding.ASCII.GetBytes(key)) is { } access && !access.Origins.Allows(origin))
+        {
+            metrics.Refused(BatchRefusal.ForbiddenOrigin);
+            context.Response.StatusCode = StatusCodes.Status403Forbidden;
+            return;
+        }
+        headers.AccessControlAllowOrigin = origin;
         headers.AccessControlAllowMethods = "POST, OPTIONS";
         headers.AccessControlAllowHeaders = "Content-Type";
         headers.AccessControlMaxAge = "86400";

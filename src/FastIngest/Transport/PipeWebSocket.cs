@@ -52,6 +52,8 @@ internal sealed class PipeWebSocket : IDisposable
 
     public ReadOnlyMemory<byte> Message => _message.AsMemory(0, _messageLength);
     public bool MessageIsText { get; private set; }
+    /// <summary>A fragmented message has begun and its last frame has not arrived.</summary>
+    public bool MessageInProgress => _messageOpcode != 0;
     public ushort ErrorCode { get; private set; }
     public bool HasPendingWrites { get; private set; }
 

@@ -33,6 +33,7 @@ internal static class WebSocketFrames
     public const ushort CloseProtocolError = 1002;
     public const ushort CloseUnsupportedData = 1003;
     public const ushort CloseInvalidPayload = 1007;
+    public const ushort ClosePolicyViolation = 1008;
     public const ushort CloseMessageTooBig = 1009;
 
     /// <summary>Largest header a server frame needs (FIN/opcode, 127, 8-byte length).</summary>

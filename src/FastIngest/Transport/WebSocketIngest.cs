@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using Analytics.Contracts.V1;
 using Analytics.FastIngest.Enrichment;
+using Analytics.FastIngest.Abuse;
 using Analytics.FastIngest.Validation;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http;
@@ -12,7 +13,12 @@ namespace Analytics.FastIngest.Transport;
 /// answer is one Ack, sent after the accepted events are durable. Batches on one socket are
 /// processed in order. Limits answer with close codes: 1003 for a text message, 1007 for a
 /// batch that does not decode, 1009 for a message over the size limit, 1002 for a frame that
-/// breaks the protocol (unmasked, reserved bits, bad control frame).
+/// breaks the protocol (unmasked, reserved bits, bad control frame), 1008 for a message not
+/// complete within <see cref="IngestLimits.MessageReceiveTimeout"/> of its first byte (a slow
+/// sender: Kestrel's body-rate limits stop at the upgrade). The upgrade itself is refused with
+/// 503 + Retry-After when the server holds <see cref="IngestLimits.MaxConnections"/>, 429 +
+/// Retry-After when the sender's IP holds <see cref="IngestLimits.MaxConnectionsPerIp"/>.
+/// Origins are checked per batch (the site key travels in the batch): FORBIDDEN_ORIGIN acks.
 ///
 /// Memory: an idle connection holds no buffer of its own (only Kestrel's pipe); a message buffer
 /// is rented from the shared pool while messages flow (see PipeWebSocket).
@@ -21,7 +27,39 @@ namespace Analytics.FastIngest.Transport;
 internal static class WebSocketIngest
 {
 
-    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics)
+    /// <summary>Seconds a client refused for too many connections should wait before trying again.</summary>
+    private const int ConnectionRetryAfterSeconds = 5;
+
+    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, TrafficLimits traffic)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            await Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "WebSocket upgrade required", detail: "GET /v1/ws must be a WebSocket upgrade request.").ExecuteAsync(context);
+            return;
+        }
+        var client = ClientInfo.FromRequest(context, processor.Limits.MaxUserAgentBytes);
+        var refusal = traffic.TryOpenConnection(client.RateKey);
+        if (refusal != TrafficLimits.ConnectionRefusal.None)
+        {
+            bool full = refusal == TrafficLimits.ConnectionRefusal.ServerFull;
+            metrics.Refused(full ? BatchRefusal.ServerConnectionsFull : BatchRefusal.IpConnectionsFull);
+            context.Response.Headers.RetryAfter = ConnectionRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await Results.Problem(statusCode: full ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status429TooManyRequests,
+                title: full ? "Too many connections" : "Too many connections from this address",
+                detail: full ? "The server holds its maximum of WebSocket connections; try again later." : "This address holds its maximum of WebSocket connections.").ExecuteAsync(context);
+            return;
+        }
+        try
+        {
+            await ServeAsync(context, processor, metrics, client);
+        }
+        finally
+        {
+            traffic.CloseConnection(client.RateKey);
+        }
+    }
+
+    private static async Task ServeAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, ClientInfo client)
     {
         using var socket = await PipeWebSocket.AcceptAsync(context, processor.Limits.MaxMessageBytes);
         if (socket is null)
@@ -29,19 +67,23 @@ internal static class WebSocketIngest
             await Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "WebSocket upgrade required", detail: "GET /v1/ws must be a WebSocket upgrade request.").ExecuteAsync(context);
             return;
         }
-        var client = ClientInfo.FromRequest(context, processor.Limits.MaxUserAgentBytes);
         using var scratch = new IngestScratch
         {
             RateLimiter = new EventRateLimiter(processor.Limits.MaxEventsPerSecondPerConnection, processor.Limits.EventBurstPerConnection),
         };
         var aborted = context.RequestAborted;
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        // Stopwatch timestamp of the first byte of the message being received; 0 between messages.
+        long messageStarted = 0;
         metrics.ConnectionOpened();
         try
         {
             while (true)
             {
-                idle.CancelAfter(processor.Limits.WebSocketIdleTimeout); // restarts the one timer; no allocation per read
+                // Between messages the idle timeout runs; once a message has begun, its deadline.
+                // CancelAfter restarts the one timer: no allocation per read.
+                idle.CancelAfter(messageStarted == 0 ? processor.Limits.WebSocketIdleTimeout
+                    : processor.Limits.MessageReceiveTimeout - System.Diagnostics.Stopwatch.GetElapsedTime(messageStarted) is { Ticks: > 0 } left ? left : TimeSpan.FromTicks(1));
                 ReadResult read;
                 try
                 {
@@ -49,12 +91,29 @@ internal static class WebSocketIngest
                 }
                 catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
                 {
-                    await socket.CloseAsync(WebSocketFrames.CloseGoingAway, "idle", peerClosedFirst: false, aborted);
+                    if (messageStarted != 0)
+                    {
+                        metrics.Refused(BatchRefusal.SlowSender);
+                        await socket.CloseAsync(WebSocketFrames.ClosePolicyViolation, $"message not complete within {processor.Limits.MessageReceiveTimeout.TotalSeconds:0} s", peerClosedFirst: false, aborted);
+                    }
+                    else
+                    {
+                        await socket.CloseAsync(WebSocketFrames.CloseGoingAway, "idle", peerClosedFirst: false, aborted);
+                    }
                     return;
                 }
                 var buffer = read.Buffer;
                 var step = socket.Parse(ref buffer);
                 socket.Input.AdvanceTo(buffer.Start, step == PipeWebSocket.Step.NeedMore ? buffer.End : buffer.Start);
+                if (step == PipeWebSocket.Step.NeedMore)
+                {
+                    // Part of a frame is buffered, or a fragmented message is under way: its clock runs.
+                    if (messageStarted == 0 && (buffer.Length > 0 || socket.MessageInProgress)) messageStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+                }
+                else
+                {
+                    messageStarted = 0;
+                }
                 switch (step)
                 {
                     case PipeWebSocket.Step.NeedMore:

@@ -34,6 +34,30 @@ public sealed class IngestLimits
     /// agent reconnects on its next event.
     /// </summary>
     public TimeSpan WebSocketIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    /// <summary>
+    /// A WebSocket message (from its first byte to its last frame) or an HTTP body must arrive
+    /// within this, or the socket is closed with 1008 (HTTP: 408). The agent's batches are at most
+    /// ~13 KB, which a 2G link (~50 kbit/s) carries in about 2 s; a sender trickling bytes to hold
+    /// a connection and a buffer is cut off here. Kestrel's MinRequestBodyDataRate does not apply
+    /// once a connection is upgraded, so this is the only deadline a WebSocket frame has.
+    /// </summary>
+    public TimeSpan MessageReceiveTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>WebSocket connections open at once on this server; past it the upgrade gets 503.
+    /// Idle sockets cost ~12 KiB each (perf/README.md), so 100,000 is ~1.2 GiB. 0: no limit.</summary>
+    public int MaxConnections { get; init; } = 100_000;
+    /// <summary>Open WebSocket connections per IP address (IPv6: per /64); past it the upgrade gets
+    /// 429. A browser holds one per tab; 1,000 leaves room for carrier-grade NAT. 0: no limit.</summary>
+    public int MaxConnectionsPerIp { get; init; } = 1_000;
+    /// <summary>Events per second (refill) and burst per IP address (IPv6: per /64), over every
+    /// connection and request of that address. The same as one connection's: one address must not
+    /// take more than one runaway socket can. 0: no limit.</summary>
+    public double MaxEventsPerSecondPerIp { get; init; } = 20_000;
+    public double EventBurstPerIp { get; init; } = 100_000;
+    /// <summary>Events per second (refill) and burst per site: a site flooded with a copied key
+    /// cannot take the whole node (~1M events/s). 0: no limit.</summary>
+    public double MaxEventsPerSecondPerSite { get; init; } = 200_000;
+    public double EventBurstPerSite { get; init; } = 1_000_000;
 
     public static IngestLimits Default { get; } = new();
 }

@@ -6,6 +6,7 @@ using System.ComponentModel.DataAnnotations;
 using System.Text.RegularExpressions;
 using Analytics.EventLog.Kafka;
 using Analytics.ControlPlane;
+using Analytics.FastIngest.Validation;
 using Analytics.Rollup;
 using Microsoft.Extensions.Options;
 
@@ -31,6 +32,23 @@ public sealed class ServeSettings : StoreSettings
     /// <summary>Load balancers and proxies whose X-Forwarded-For / Forwarded name the client:
     /// addresses and networks, comma-separated ("10.0.0.0/8,127.0.0.1"); empty believes none.</summary>
     public string TrustedProxies { get; set; } = "";
+
+    // Ingest limits (IngestLimits has the reasons for the defaults); 0 lifts a limit.
+    public int MaxConnections { get; set; } = IngestLimits.Default.MaxConnections;
+    public int MaxConnectionsPerIp { get; set; } = IngestLimits.Default.MaxConnectionsPerIp;
+    public int EventsPerSecondPerIp { get; set; } = (int)IngestLimits.Default.MaxEventsPerSecondPerIp;
+    public int EventsPerSecondPerSite { get; set; } = (int)IngestLimits.Default.MaxEventsPerSecondPerSite;
+
+    /// <summary>The ingest limits with these settings; bursts stay five seconds' worth, as the defaults.</summary>
+    public IngestLimits Limits() => new()
+    {
+        MaxConnections = MaxConnections,
+        MaxConnectionsPerIp = MaxConnectionsPerIp,
+        MaxEventsPerSecondPerIp = EventsPerSecondPerIp,
+        EventBurstPerIp = 5.0 * EventsPerSecondPerIp,
+        MaxEventsPerSecondPerSite = EventsPerSecondPerSite,
+        EventBurstPerSite = 5.0 * EventsPerSecondPerSite,
+    };
 
     /// <summary>The enrichment data sets (scripts/fetch-enrichment-data.sh); ANALYTICS_ENRICHMENT_DATA
     /// by the naming rule; default: the nearest .cache/enrichment above the binary.</summary>
@@ -120,6 +138,10 @@ public sealed class ServeCommand : ICommandGroup
             Settings.Integer<ushort>("--logic-version", $"Processing-logic version live Rollup applies ({string.Join(", ", ProcessingLogic.Versions)}) [default: {ProcessingLogic.Current}]", 1, ushort.MaxValue),
             new Option<string>("--agent-js") { Description = "Serve this build of the browser agent at /agent.js", HelpName = "FILE" },
             new Option<string>("--trusted-proxies") { Description = "Proxies whose X-Forwarded-For/Forwarded to believe, e.g. 10.0.0.0/8,127.0.0.1 [default: none]", HelpName = "ADDRESSES" },
+            Settings.Integer("--max-connections", $"Open ingest WebSockets at most; more get 503, 0: no limit [default: {defaults.MaxConnections}]", 0, int.MaxValue),
+            Settings.Integer("--max-connections-per-ip", $"Open ingest WebSockets per IP address (IPv6: /64); more get 429, 0: no limit [default: {defaults.MaxConnectionsPerIp}]", 0, int.MaxValue),
+            Settings.Integer("--events-per-second-per-ip", $"Events per second per IP address (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerIp}]", 0, int.MaxValue),
+            Settings.Integer("--events-per-second-per-site", $"Events per second per site (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerSite}]", 0, int.MaxValue),
             ControlPlaneSettings.Option(),
             new Option<string>("--enrichment-data") { Description = "Enrichment data sets (scripts/fetch-enrichment-data.sh) [default: the nearest .cache/enrichment]", HelpName = "DIR" },
             new Option<string>("--geoip-db") { Description = "GeoIP2/GeoLite2 Country or City database [default: GeoLite2 City in the enrichment data]", HelpName = "FILE" },
@@ -156,6 +178,7 @@ public sealed class ServeCommand : ICommandGroup
             EnrichmentData = settings.EnrichmentData,
             GeoIpDatabase = settings.GeoipDb,
             ControlPlane = settings.ControlPlane,
+            Limits = settings.Limits(),
             // Tokens: this host's own issuer by default; --authority/--audience accept another's.
             Auth = new AuthSettings { Issuer = settings.Issuer?.ToString(), Authority = settings.Authority?.ToString(), Audience = settings.Audience },
         }, ct);
@@ -167,6 +190,14 @@ public sealed class ServeCommand : ICommandGroup
             demo = settings.Demo ? EnsureDemoSite(app.Services.GetRequiredService<SiteRegistry>()) : null;
             access = demo is not null && ownIssuer ? await DemoAccess.EnsureAsync(app.Services, data, demo) : null;
             await app.StartAsync(ct);
+            // The demo shop is served by this server itself: its pages' origin is the bound address.
+            if (demo is not null)
+            {
+                var bound = new Uri(app.BoundAddress());
+                var registry = app.Services.GetRequiredService<SiteRegistry>();
+                registry.AddAllowedOrigin(demo.SiteId, bound.GetLeftPart(UriPartial.Authority));
+                registry.AddAllowedOrigin(demo.SiteId, $"http://localhost:{bound.Port}");
+            }
             // The dashboard signs in with a redirect back to itself: allow the address really bound.
             if (ownIssuer) await Analytics.Identity.AnalyticsIdentity.EnsureDashboardClientAsync(app.Services, new Uri(app.BoundAddress() + "/"));
         }

@@ -203,20 +203,25 @@ export function createAgent(o: AgentOptions): Agent {
     s.onmessage = safe((m: MessageEvent) => {
       const ack = decodeAck(new Uint8Array(m.data));
       if (ack[1] != seq) return;
-      // Not 0: after a drop, even the first reconnect waits (with jitter), so that a server
-      // restart is not met by every page at the same instant.
-      attempt = 1;
       if (ack[2] == 2) {
-        // RETRY: nothing of the batch was kept; send it again first, after the server's delay.
+        // RETRY: nothing of the batch was kept; send it again first, after the server's delay
+        // (retry_after_ms, which the server always sends with RETRY). Rate limited (retry_reason
+        // 2-4: this socket, this address, this site): slow down too, doubling the wait while the
+        // server keeps limiting. The count is the reconnect backoff's `attempt` (1 after an OK
+        // ack; false counts as 0 doublings): a page the server is limiting also reconnects
+        // slower. The log being unavailable is not our doing, so its wait is taken as given.
         queue = sent.concat(queue);
         sent = [];
         clearTimeout(batchTimer);
-        batchTimer = setTimeout(flush, ack[6] || 1e3);
-      } else if (ack[2] == 3) {
-        // UNKNOWN_SITE: a configuration error that no retry fixes.
+        batchTimer = setTimeout(flush, Math.min(BACKOFF_MAX_MS, ack[6] * 2 ** ((ack[7] > 1 && attempt++) as number)));
+      } else if (ack[2] > 2) {
+        // UNKNOWN_SITE, FORBIDDEN_ORIGIN (and MALFORMED): refusals that no retry fixes.
         off = 1;
         s.close();
       } else {
+        // Not 0: after a drop, even the first reconnect waits (with jitter), so that a server
+        // restart is not met by every page at the same instant.
+        attempt = 1;
         sent = [];
         flush();
       }

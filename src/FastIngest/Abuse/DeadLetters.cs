@@ -1,0 +1,69 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+
+namespace Analytics.FastIngest.Abuse;
+
+/// <summary>One refused thing a merchant can read back: an event rejected by validation, or a batch refused for its origin.</summary>
+public readonly record struct DeadLetter(long MerchantId, long SiteId, DateTimeOffset At, string Reason, string Origin, int Events, string Detail);
+
+/// <summary>
+/// Rejected events and refused batches on their way to the store's <c>ingest_rejections</c>
+/// table (schemas/clickhouse/009_ingest_rejections.sql), so a merchant can see why data is
+/// missing (GET /v1/sites/{site}/rejections). Contract: the hot path never waits for this. A site
+/// gets at most <see cref="RowsPerSitePerMinute"/> rows a minute (a flood of bad events writes no
+/// more than that; the rest is only counted, in <see cref="Suppressed"/> and the rejection
+/// metrics); the queue holds at most <see cref="Capacity"/> rows, past which rows are dropped
+/// and counted in <see cref="Dropped"/>. The table keeps rows 7 days (its TTL). Dead letters
+/// are diagnostics, not data: they are written at most once and may be lost in a crash.
+/// Rejections without a known site (unknown key, undecodable batch) have no merchant to show
+/// them to and are only counted.
+/// </summary>
+public sealed class DeadLetters
+{
+    public const int RowsPerSitePerMinute = 100;
+    public const int Capacity = 10_000;
+
+    private readonly Channel<DeadLetter> _queue = Channel.CreateBounded<DeadLetter>(
+        new BoundedChannelOptions(Capacity) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
+    private readonly ConcurrentDictionary<long, Window> _windows = new();
+    private long _dropped, _suppressed;
+
+    private sealed class Window
+    {
+        public long Minute;
+        public int Rows;
+    }
+
+    public ChannelReader<DeadLetter> Reader => _queue.Reader;
+    public long Dropped => Interlocked.Read(ref _dropped);
+    public long Suppressed => Interlocked.Read(ref _suppressed);
+
+    /// <summary>True when a row for this site would be kept now; false means only count it.
+    /// Asked before building the row, so a flood does not even format its details.</summary>
+    public bool Admit(long siteId, DateTimeOffset at)
+    {
+        long minute = at.ToUnixTimeMilliseconds() / 60_000;
+        var window = _windows.GetOrAdd(siteId, static _ => new Window());
+        lock (window)
+        {
+            if (window.Minute != minute)
+            {
+                window.Minute = minute;
+                window.Rows = 0;
+            }
+            if (window.Rows < RowsPerSitePerMinute)
+            {
+                window.Rows++;
+                return true;
+            }
+        }
+        Interlocked.Increment(ref _suppressed);
+        return false;
+    }
+
+    /// <summary>Queues a row admitted by <see cref="Admit"/>; never blocks.</summary>
+    public void Add(in DeadLetter letter)
+    {
+        if (!_queue.Writer.TryWrite(letter)) Interlocked.Increment(ref _dropped);
+    }
+}

@@ -1,0 +1,135 @@
+using System.Threading.RateLimiting;
+using Analytics.Contracts.V1;
+using Analytics.FastIngest.Validation;
+
+namespace Analytics.FastIngest.Abuse;
+
+/// <summary>
+/// Limits shared by every connection and request of this server: open WebSocket connections in
+/// total and per IP address, and events per second per IP address and per site (token buckets).
+/// Contract: a batch takes its events from the IP's bucket, then from the site's; a batch that
+/// does not fit is refused whole (RETRY with the wait; HTTP 429 + Retry-After) and nothing of it
+/// is kept. The IP is checked first so that one flooding address is stopped before it drains the
+/// bucket its site shares with everyone else; tokens an IP paid for a batch the site then refuses
+/// are not given back (the flooder pays, never the site). IPv6 addresses count per /64, the
+/// block one subscriber gets. Limits are per node, not across a deployment.
+///
+/// The buckets are System.Threading.RateLimiting's partitioned token buckets: one limiter per
+/// key, all replenished by the partitioned limiter's one timer (AutoReplenishment off), idle
+/// ones dropped by it, so 10,000 addresses cost no timers. Cost (perf/Benchmarks,
+/// TrafficLimitsBenchmarks; docs/security.md): 80 B allocated per batch, a closure the
+/// partitioned limiter makes on every acquire; a keyed bucket computed on demand, like
+/// EventRateLimiter, would allocate nothing.
+/// </summary>
+public sealed class TrafficLimits : IDisposable
+{
+    /// <summary>Replenishment tick of the buckets: 100 ms, the partitioned limiter's own timer period.</summary>
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
+
+    private readonly PartitionedRateLimiter<UInt128>? _perIp;
+    private readonly PartitionedRateLimiter<long>? _perSite;
+    private readonly int _ipBurst, _siteBurst;
+    private readonly int _maxConnections, _maxConnectionsPerIp;
+    private readonly Dictionary<UInt128, int> _connectionsPerIp = [];
+    private readonly Lock _connectionsLock = new();
+    private int _connections;
+
+    public TrafficLimits(IngestLimits limits)
+    {
+        (_perIp, _ipBurst) = Buckets<UInt128>(limits.MaxEventsPerSecondPerIp, limits.EventBurstPerIp);
+        (_perSite, _siteBurst) = Buckets<long>(limits.MaxEventsPerSecondPerSite, limits.EventBurstPerSite);
+        _maxConnections = limits.MaxConnections;
+        _maxConnectionsPerIp = limits.MaxConnectionsPerIp;
+    }
+
+    private static (PartitionedRateLimiter<T>?, int) Buckets<T>(double perSecond, double burst) where T : notnull
+    {
+        if (perSecond <= 0) return (null, 0);
+        int limit = (int)Math.Clamp(burst, 1, int.MaxValue);
+        var options = new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = limit,
+            TokensPerPeriod = (int)Math.Clamp(perSecond * Tick.TotalSeconds, 1, int.MaxValue),
+            ReplenishmentPeriod = Tick,
+            AutoReplenishment = false,
+            QueueLimit = 0,
+        };
+        // Both delegates are made once: the partitioner runs per batch and must not allocate.
+        Func<T, RateLimiter> create = _ => new TokenBucketRateLimiter(options);
+        return (PartitionedRateLimiter.Create<T, T>(key => new RateLimitPartition<T>(key, create)), limit);
+    }
+
+    /// <summary>Takes <paramref name="events"/> from the IP's bucket, then the site's; false with the wait and which limit refused.</summary>
+    public bool TryAcquire(UInt128 ip, long siteId, int events, out TimeSpan retryAfter, out RetryReason reason)
+    {
+        retryAfter = TimeSpan.Zero;
+        reason = RetryReason.Unspecified;
+        if (events <= 0) return true;
+        if (_perIp is not null && !Take(_perIp, ip, Math.Min(events, _ipBurst), out retryAfter))
+        {
+            reason = RetryReason.RateLimitedIp;
+            return false;
+        }
+        if (_perSite is not null && !Take(_perSite, siteId, Math.Min(events, _siteBurst), out retryAfter))
+        {
+            reason = RetryReason.RateLimitedSite;
+            return false;
+        }
+        return true;
+    }
+
+    private static bool Take<T>(PartitionedRateLimiter<T> limiter, T key, int permits, out TimeSpan retryAfter)
+    {
+        using var lease = limiter.AttemptAcquire(key, permits);
+        if (lease.IsAcquired)
+        {
+            retryAfter = TimeSpan.Zero;
+            return true;
+        }
+        retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : Tick;
+        if (retryAfter < Tick) retryAfter = Tick;
+        return false;
+    }
+
+    public enum ConnectionRefusal { None, ServerFull, IpFull }
+
+    /// <summary>Counts a new WebSocket connection of <paramref name="ip"/>, unless a limit is reached.
+    /// Every <see cref="ConnectionRefusal.None"/> must be paired with <see cref="CloseConnection"/>.</summary>
+    public ConnectionRefusal TryOpenConnection(UInt128 ip)
+    {
+        if (Interlocked.Increment(ref _connections) > _maxConnections && _maxConnections > 0)
+        {
+            Interlocked.Decrement(ref _connections);
+            return ConnectionRefusal.ServerFull;
+        }
+        if (_maxConnectionsPerIp <= 0) return ConnectionRefusal.None;
+        lock (_connectionsLock)
+        {
+            _connectionsPerIp.TryGetValue(ip, out int open);
+            if (open >= _maxConnectionsPerIp)
+            {
+                Interlocked.Decrement(ref _connections);
+                return ConnectionRefusal.IpFull;
+            }
+            _connectionsPerIp[ip] = open + 1;
+        }
+        return ConnectionRefusal.None;
+    }
+
+    public void CloseConnection(UInt128 ip)
+    {
+        Interlocked.Decrement(ref _connections);
+        if (_maxConnectionsPerIp <= 0) return;
+        lock (_connectionsLock)
+        {
+            if (_connectionsPerIp.TryGetValue(ip, out int open) && open > 1) _connectionsPerIp[ip] = open - 1;
+            else _connectionsPerIp.Remove(ip);
+        }
+    }
+
+    public void Dispose()
+    {
+        _perIp?.Dispose();
+        _perSite?.Dispose();
+    }
+}

@@ -1,0 +1,342 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using Analytics.Contracts.V1;
+using Analytics.FastIngest.Validation;
+using Google.Protobuf;
+
+namespace Analytics.EndToEnd.Tests;
+
+/// <summary>
+/// Hostile traffic over real sockets against the in-process host: foreign origins, rotated and
+/// revoked site keys, connection and event-rate limits, slow senders, and the dead letters a
+/// merchant reads back. Expected statuses and codes are the documented ones (README's limits
+/// table, schemas/events.proto), not read from the code.
+/// </summary>
+public class HostileTrafficTests(EngineFixture engine)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static EventBatch Batch(string key, int events = 1, ulong seq = 1)
+    {
+        var batch = new EventBatch { SiteKey = key, Seq = seq };
+        for (int i = 0; i < events; i++) batch.Events.Add(Wire.Pageview());
+        return batch;
+    }
+
+    private static async Task<HttpResponseMessage> PostAsync(TestHost host, EventBatch batch, params (string Name, string Value)[] headers)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/events") { Content = new ByteArrayContent(batch.ToByteArray()) };
+        request.Content.Headers.ContentType = new("application/x-protobuf");
+        request.Headers.TryAddWithoutValidation("User-Agent", TestHost.BrowserUserAgent);
+        foreach (var (name, value) in headers) request.Headers.TryAddWithoutValidation(name, value);
+        return await host.Http.SendAsync(request, Ct);
+    }
+
+    private static async Task<long> MetricAsync(TestHost host, string line)
+    {
+        string metrics = await host.Http.GetStringAsync("/metrics", Ct);
+        var found = metrics.Split('\n').FirstOrDefault(l => l.StartsWith(line + " ", StringComparison.Ordinal));
+        Assert.True(found is not null, $"no metric {line} in:\n{metrics}");
+        return long.Parse(found[(line.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static async Task<JsonElement> RejectionsAsync(TestHost host, Func<JsonElement, bool> done)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        JsonElement last;
+        do
+        {
+            last = await host.Http.GetFromJsonAsync<JsonElement>($"/v1/sites/{host.Site.PublicId}/rejections", Ct);
+            if (done(last)) return last;
+            await Task.Delay(200, Ct);
+        }
+        while (DateTime.UtcNow < deadline);
+        return last;
+    }
+
+    [Fact]
+    public async Task A_batch_from_a_foreign_origin_is_refused_counted_and_readable_by_the_merchant()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        // The site's domain is shop.example and it lists no origins: the domain and its subdomains only.
+        using var foreign = await host.ConnectAsync(headers: ("Origin", "https://evil.example"));
+        var ack = await Wire.SendAsync(foreign, Batch(host.Site.SiteKey, events: 3, seq: 7));
+        Assert.Equal(AckStatus.ForbiddenOrigin, ack.Status);
+        Assert.Equal(7ul, ack.Seq);
+        Assert.Equal(0u, ack.Accepted);
+
+        using var own = await host.ConnectAsync(headers: ("Origin", "https://www.shop.example"));
+        Assert.Equal(1u, (await Wire.SendAsync(own, Batch(host.Site.SiteKey))).Accepted);
+        // A look-alike domain is not a subdomain.
+        using var lookalike = await host.ConnectAsync(headers: ("Origin", "https://notshop.example"));
+        Assert.Equal(AckStatus.ForbiddenOrigin, (await Wire.SendAsync(lookalike, Batch(host.Site.SiteKey))).Status);
+
+        // Over HTTP: 403 with the Ack, no CORS grant; the Referer counts when there is no Origin.
+        var http = await PostAsync(host, Batch(host.Site.SiteKey, events: 2), ("Referer", "http://attacker.example/page?x=1"));
+        Assert.Equal(HttpStatusCode.Forbidden, http.StatusCode);
+        Assert.Equal(AckStatus.ForbiddenOrigin, Ack.Parser.ParseFrom(await http.Content.ReadAsByteArrayAsync(Ct)).Status);
+        Assert.False(http.Headers.Contains("Access-Control-Allow-Origin"));
+        var allowed = await PostAsync(host, Batch(host.Site.SiteKey), ("Origin", "https://shop.example"));
+        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        Assert.Equal("https://shop.example", allowed.Headers.GetValues("Access-Control-Allow-Origin").Single());
+
+        Assert.Equal(3, await MetricAsync(host, "analytics_ingest_refused_total{reason=\"ForbiddenOrigin\"}"));
+        var rejections = await RejectionsAsync(host, j => j.GetProperty("rejections").GetArrayLength() >= 3);
+        var rows = rejections.GetProperty("rejections").EnumerateArray().ToList();
+        Assert.Equal(3, rows.Count);
+        Assert.All(rows, r => Assert.Equal("FORBIDDEN_ORIGIN", r.GetProperty("reason").GetString()));
+        Assert.Equal(["http://attacker.example", "https://evil.example", "https://notshop.example"],
+            rows.Select(r => r.GetProperty("origin").GetString()).Order(StringComparer.Ordinal));
+        var counted = rejections.GetProperty("reasons").EnumerateArray().Single();
+        Assert.Equal(6, counted.GetProperty("events").GetInt64()); // 3 + 1 + 2 events refused
+        // Only the two allowed pageviews count.
+        Assert.Equal(2, (await host.WaitForAggregateAsync(r => r["pageviews"] >= 2))["pageviews"]);
+    }
+
+    [Fact]
+    public async Task Allowed_origins_set_through_the_api_replace_the_domain_default_and_answer_cors_preflights()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        var add = await host.Http.PostAsJsonAsync($"/v1/sites/{host.Site.PublicId}/origins", new { origin = "https://*.cdn.example" }, Ct);
+        Assert.Equal(HttpStatusCode.Created, add.StatusCode);
+        var bad = await host.Http.PostAsJsonAsync($"/v1/sites/{host.Site.PublicId}/origins", new { origin = "shop.example/path" }, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+
+        using var cdn = await host.ConnectAsync(headers: ("Origin", "https://a.cdn.example"));
+        Assert.Equal(AckStatus.Ok, (await Wire.SendAsync(cdn, Batch(host.Site.SiteKey))).Status);
+        using var domain = await host.ConnectAsync(headers: ("Origin", "https://shop.example"));
+        Assert.Equal(AckStatus.ForbiddenOrigin, (await Wire.SendAsync(domain, Batch(host.Site.SiteKey))).Status);
+
+        async Task<HttpResponseMessage> Preflight(string origin)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Options, $"/v1/events?site={host.Site.SiteKey}");
+            request.Headers.Add("Origin", origin);
+            request.Headers.Add("Access-Control-Request-Method", "POST");
+            return await host.Http.SendAsync(request, Ct);
+        }
+        var granted = await Preflight("https://b.cdn.example");
+        Assert.Equal(HttpStatusCode.NoContent, granted.StatusCode);
+        Assert.Equal("https://b.cdn.example", granted.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        var refused = await Preflight("https://shop.example");
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.False(refused.Headers.Contains("Access-Control-Allow-Origin"));
+
+        Assert.Equal(HttpStatusCode.NoContent, (await host.Http.DeleteAsync($"/v1/sites/{host.Site.PublicId}/origins?origin=https://*.cdn.example", Ct)).StatusCode);
+        using var again = await host.ConnectAsync(headers: ("Origin", "https://shop.example"));
+        Assert.Equal(AckStatus.Ok, (await Wire.SendAsync(again, Batch(host.Site.SiteKey))).Status);
+    }
+
+    [Fact]
+    public async Task A_rotated_key_works_through_its_grace_period_and_a_revoked_key_is_refused_at_once()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        string old = host.Site.SiteKey;
+        var rotated = await (await host.Http.PostAsJsonAsync($"/v1/sites/{host.Site.PublicId}/keys/rotate", new { graceHours = 1 }, Ct)).Content.ReadFromJsonAsync<JsonElement>(Ct);
+        string fresh = rotated.GetProperty("siteKey").GetString()!;
+        Assert.NotEqual(old, fresh);
+        Assert.Equal(old, rotated.GetProperty("retiredKeys")[0].GetProperty("siteKey").GetString());
+
+        using var socket = await host.ConnectAsync();
+        Assert.Equal(AckStatus.Ok, (await Wire.SendAsync(socket, Batch(old))).Status);
+        Assert.Equal(AckStatus.Ok, (await Wire.SendAsync(socket, Batch(fresh))).Status);
+
+        Assert.Equal(HttpStatusCode.OK, (await host.Http.DeleteAsync($"/v1/sites/{host.Site.PublicId}/keys/{old}", Ct)).StatusCode);
+        Assert.Equal(AckStatus.UnknownSite, (await Wire.SendAsync(socket, Batch(old))).Status);
+        Assert.Equal(HttpStatusCode.Forbidden, (await PostAsync(host, Batch(old))).StatusCode);
+        Assert.Equal(AckStatus.Ok, (await Wire.SendAsync(socket, Batch(fresh))).Status);
+
+        // Revoking the current key replaces it with a new one, with no grace.
+        var replaced = await (await host.Http.DeleteAsync($"/v1/sites/{host.Site.PublicId}/keys/{fresh}", Ct)).Content.ReadFromJsonAsync<JsonElement>(Ct);
+        string third = replaced.GetProperty("siteKey").GetString()!;
+        Assert.Equal(0, replaced.GetProperty("retiredKeys").GetArrayLength());
+        Assert.Equal(AckStatus.UnknownSite, (await Wire.SendAsync(socket, Batch(fresh))).Status);
+        Assert.Equal(AckStatus.Ok, (await Wire.SendAsync(socket, Batch(third))).Status);
+        Assert.Equal(4, (await host.WaitForAggregateAsync(r => r["pageviews"] >= 4))["pageviews"]);
+    }
+
+    [Fact]
+    public async Task A_key_revoked_in_the_control_plane_by_another_process_is_refused_within_the_cache_ttl()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        using var socket = await host.ConnectAsync();
+        Assert.Equal(AckStatus.Ok, (await Wire.SendAsync(socket, Batch(host.Site.SiteKey))).Status);
+        // The CLI opens the same SQLite control plane, as an operator would beside the server.
+        var revoke = await HostCommand.RunAsync("sites", "keys", "revoke", "--data", host.DataDirectory, "--site", host.Site.PublicId, "--key", host.Site.SiteKey);
+        Assert.True(revoke.ExitCode == 0, revoke.ToString());
+        var clock = Stopwatch.StartNew();
+        AckStatus status;
+        do
+        {
+            status = (await Wire.SendAsync(socket, Batch(host.Site.SiteKey))).Status;
+            if (status != AckStatus.Ok) break;
+            await Task.Delay(200, Ct);
+        }
+        while (clock.Elapsed < Analytics.ControlPlane.SiteRegistry.CacheTtl + TimeSpan.FromSeconds(5));
+        Assert.Equal(AckStatus.UnknownSite, status);
+        Assert.True(clock.Elapsed <= Analytics.ControlPlane.SiteRegistry.CacheTtl + TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task Connections_over_the_per_ip_limit_get_429_and_over_the_total_get_503()
+    {
+        await using var host = await TestHost.StartAsync(engine, new IngestLimits { MaxConnectionsPerIp = 2, MaxConnections = 1_000 });
+        using var a = await host.ConnectAsync();
+        using var b = await host.ConnectAsync();
+        var refused = await Assert.ThrowsAsync<WebSocketException>(() => host.ConnectAsync());
+        Assert.Contains("429", refused.Message + refused.InnerException?.Message);
+        using var raw = new HttpClient { BaseAddress = new Uri(host.BaseAddress) };
+        // The same refusal seen as HTTP, with its Retry-After.
+        using var upgrade = new HttpRequestMessage(HttpMethod.Get, "/v1/ws");
+        upgrade.Headers.Add("Connection", "Upgrade");
+        upgrade.Headers.Add("Upgrade", "websocket");
+        upgrade.Headers.Add("Sec-WebSocket-Version", "13");
+        upgrade.Headers.Add("Sec-WebSocket-Key", Convert.ToBase64String(new byte[16]));
+        var answer = await raw.SendAsync(upgrade, Ct);
+        Assert.Equal(HttpStatusCode.TooManyRequests, answer.StatusCode);
+        Assert.NotNull(answer.Headers.RetryAfter);
+        // A closed connection frees its slot.
+        await a.CloseAsync(WebSocketCloseStatus.NormalClosure, "", Ct);
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        ClientWebSocket? c = null;
+        while (c is null)
+        {
+            try { c = await host.ConnectAsync(); }
+            catch (WebSocketException) when (DateTime.UtcNow < deadline) { await Task.Delay(50, Ct); }
+        }
+        c.Dispose();
+        Assert.True(await MetricAsync(host, "analytics_ingest_refused_total{reason=\"IpConnectionsFull\"}") >= 2);
+
+        await using var small = await TestHost.StartAsync(engine, new IngestLimits { MaxConnections = 1, MaxConnectionsPerIp = 0 });
+        using var only = await small.ConnectAsync();
+        var full = await Assert.ThrowsAsync<WebSocketException>(() => small.ConnectAsync());
+        Assert.Contains("503", full.Message + full.InnerException?.Message);
+        Assert.Equal(1, await MetricAsync(small, "analytics_ingest_refused_total{reason=\"ServerConnectionsFull\"}"));
+    }
+
+    [Fact]
+    public async Task Events_over_the_per_ip_rate_get_a_rate_limited_retry_on_websocket_and_429_on_http()
+    {
+        await using var host = await TestHost.StartAsync(engine, new IngestLimits { MaxEventsPerSecondPerIp = 10, EventBurstPerIp = 20 });
+        using var one = await host.ConnectAsync();
+        using var two = await host.ConnectAsync();
+        Assert.Equal(20u, (await Wire.SendAsync(one, Batch(host.Site.SiteKey, events: 20))).Accepted);
+        // The bucket belongs to the address, not the socket: the second socket finds it empty.
+        var limited = await Wire.SendAsync(two, Batch(host.Site.SiteKey, events: 10, seq: 2));
+        Assert.Equal(AckStatus.Retry, limited.Status);
+        Assert.Equal(RetryReason.RateLimitedIp, limited.RetryReason);
+        Assert.InRange(limited.RetryAfterMs, 100u, 2_000u);
+        Assert.Equal(0u, limited.Accepted);
+
+        var http = await PostAsync(host, Batch(host.Site.SiteKey, events: 10));
+        Assert.Equal(HttpStatusCode.TooManyRequests, http.StatusCode);
+        Assert.InRange(http.Headers.RetryAfter!.Delta!.Value.TotalSeconds, 1, 2);
+        Assert.Equal(RetryReason.RateLimitedIp, Ack.Parser.ParseFrom(await http.Content.ReadAsByteArrayAsync(Ct)).RetryReason);
+
+        // After the wait it asked for, the resend is accepted; nothing of the refused batches counted.
+        await Task.Delay(TimeSpan.FromMilliseconds(limited.RetryAfterMs + 100), Ct);
+        Assert.Equal(10u, (await Wire.SendAsync(two, Batch(host.Site.SiteKey, events: 10, seq: 3))).Accepted);
+        Assert.Equal(30, (await host.WaitForAggregateAsync(r => r["pageviews"] >= 30))["pageviews"]);
+        Assert.Equal(2, await MetricAsync(host, "analytics_ingest_refused_total{reason=\"RateLimitedIp\"}"));
+    }
+
+    [Fact]
+    public async Task Events_over_the_per_site_rate_are_limited_whatever_the_address()
+    {
+        await using var host = await TestHost.StartAsync(engine, new IngestLimits { MaxEventsPerSecondPerSite = 10, EventBurstPerSite = 20 },
+            trustedProxies: ["127.0.0.1"]);
+        // Two "addresses" through a trusted proxy: the site's bucket is shared by both.
+        using var one = await host.ConnectAsync(headers: ("X-Forwarded-For", "198.51.100.1"));
+        using var two = await host.ConnectAsync(headers: ("X-Forwarded-For", "198.51.100.2"));
+        Assert.Equal(15u, (await Wire.SendAsync(one, Batch(host.Site.SiteKey, events: 15))).Accepted);
+        var limited = await Wire.SendAsync(two, Batch(host.Site.SiteKey, events: 15));
+        Assert.Equal(AckStatus.Retry, limited.Status);
+        Assert.Equal(RetryReason.RateLimitedSite, limited.RetryReason);
+        Assert.True(limited.RetryAfterMs > 0);
+    }
+
+    [Fact]
+    public async Task A_websocket_message_trickling_in_is_closed_with_1008_after_its_deadline()
+    {
+        var timeout = TimeSpan.FromSeconds(1);
+        await using var host = await TestHost.StartAsync(engine, new IngestLimits { MessageReceiveTimeout = timeout });
+        using var tcp = new TcpClient();
+        var uri = new Uri(host.BaseAddress);
+        await tcp.ConnectAsync(uri.Host, uri.Port, Ct);
+        var stream = tcp.GetStream();
+        string handshake = $"GET /v1/ws HTTP/1.1\r\nHost: {uri.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            $"Sec-WebSocket-Key: {Convert.ToBase64String(new byte[16])}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: {TestHost.BrowserUserAgent}\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(handshake), Ct);
+        var response = new byte[4096];
+        int n = await stream.ReadAsync(response, Ct);
+        Assert.StartsWith("HTTP/1.1 101", Encoding.ASCII.GetString(response, 0, n));
+
+        // A masked binary frame announcing 100 bytes, sent one byte every 300 ms.
+        byte[] frame = [0x82, 0x80 | 100, 1, 2, 3, 4, .. new byte[100]];
+        var clock = Stopwatch.StartNew();
+        int sent = 0;
+        var closeFrame = new byte[128];
+        int read = 0;
+        var reading = stream.ReadAsync(closeFrame, Ct).AsTask();
+        while (!reading.IsCompleted && sent < frame.Length && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            try { await stream.WriteAsync(frame.AsMemory(sent++, 1), Ct); }
+            catch (IOException) { break; }
+            await Task.WhenAny(reading, Task.Delay(300, Ct));
+        }
+        read = await reading.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        var elapsed = clock.Elapsed;
+        Assert.True(read >= 4, $"read {read} bytes");
+        Assert.Equal(0x88, closeFrame[0]); // close frame
+        Assert.Equal(1008, closeFrame[2] << 8 | closeFrame[3]);
+        Assert.InRange(elapsed, timeout - TimeSpan.FromMilliseconds(100), timeout + TimeSpan.FromSeconds(2));
+        Assert.Equal(1, await MetricAsync(host, "analytics_ingest_refused_total{reason=\"SlowSender\"}"));
+    }
+
+    [Fact]
+    public async Task An_http_body_trickling_in_gets_408_after_its_deadline()
+    {
+        var timeout = TimeSpan.FromSeconds(1);
+        await using var host = await TestHost.StartAsync(engine, new IngestLimits { MessageReceiveTimeout = timeout });
+        using var tcp = new TcpClient();
+        var uri = new Uri(host.BaseAddress);
+        await tcp.ConnectAsync(uri.Host, uri.Port, Ct);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            $"POST /v1/events HTTP/1.1\r\nHost: {uri.Authority}\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n"), Ct);
+        var clock = Stopwatch.StartNew();
+        var answer = new byte[4096];
+        var reading = stream.ReadAsync(answer, Ct).AsTask();
+        while (!reading.IsCompleted && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            try { await stream.WriteAsync(new byte[] { 0x0A }, Ct); }
+            catch (IOException) { break; }
+            await Task.WhenAny(reading, Task.Delay(300, Ct));
+        }
+        int n = await reading.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.StartsWith("HTTP/1.1 408", Encoding.ASCII.GetString(answer, 0, n));
+        Assert.InRange(clock.Elapsed, timeout - TimeSpan.FromMilliseconds(100), timeout + TimeSpan.FromSeconds(2));
+    }
+
+    [Fact]
+    public async Task Events_rejected_by_validation_are_kept_as_dead_letters_with_their_reason()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        using var socket = await host.ConnectAsync();
+        var batch = Batch(host.Site.SiteKey, events: 2);
+        var noId = Wire.Custom("signup");
+        noId.Id = ByteString.CopyFrom(new byte[3]);
+        batch.Events.Add(noId);
+        var ack = await Wire.SendAsync(socket, batch);
+        Assert.Equal(2u, ack.Accepted);
+        var rejections = await RejectionsAsync(host, j => j.GetProperty("rejections").GetArrayLength() >= 1);
+        var row = Assert.Single(rejections.GetProperty("rejections").EnumerateArray());
+        Assert.Equal("InvalidId", row.GetProperty("reason").GetString());
+        Assert.Equal("event 2: signup", row.GetProperty("detail").GetString());
+        Assert.Equal(1, row.GetProperty("events").GetInt64());
+    }
+}
