@@ -65,6 +65,8 @@ public sealed class HostSettings
     /// reverse proxies in front of this server, whose X-Forwarded-For / Forwarded headers name the
     /// client (`--trusted-proxies`, ANALYTICS_TRUSTED_PROXIES). Empty: no header is believed.</summary>
     public IReadOnlyList<string> TrustedProxies { get; init; } = [];
+    /// <summary>The circuit breakers around the event log and the store (CircuitBreakers.cs).</summary>
+    public CircuitBreakerSettings CircuitBreakers { get; init; } = new();
 }
 
 /// <summary>
@@ -131,7 +133,11 @@ public static class AnalyticsHost
             var logic = new ProcessingLogic(settings.Roles.HasFlag(Roles.Rollup)
                 ? settings.Enrichment ?? EnrichmentRules.Load(settings.EnrichmentData ?? Analytics.Enrichment.EnrichmentDataDirectory.Locate(), settings.GeoIpDatabase)
                 : null);
-            var app = Compose(builder, settings, data, db, registry, log, store, engine, server, logic);
+            // Polly measures its windows on the system clock: settings.Clock is the events' receive
+            // time, which tests move by days.
+            var breakers = new CircuitBreakers(settings.CircuitBreakers, TimeProvider.System);
+            var app = Compose(builder, settings, data, db, registry, new BreakerEventLog(log, breakers.EventLog),
+                new BreakerColumnStore(store, breakers.Store), engine, server, logic, breakers);
             if (settings.Auth.Authority is null) await app.Services.InitializeIdentityAsync(ct);
             return app;
         }
@@ -148,9 +154,12 @@ public static class AnalyticsHost
     }
 
     private static WebApplication Compose(WebApplicationBuilder builder, HostSettings settings, string data, string db,
-        SiteRegistry registry, IEventLog log, IColumnStore store, ChDbEngine? engine, ClickHouseServerStore? server, ProcessingLogic logic)
+        SiteRegistry registry, IEventLog log, IColumnStore store, ChDbEngine? engine, ClickHouseServerStore? server, ProcessingLogic logic,
+        CircuitBreakers breakers)
     {
         var services = builder.Services;
+        services.AddSingleton(breakers);
+        services.AddSingleton<IDependencyHealth>(breakers);
         services.AddSingleton(registry);
         services.AddSingleton(registry.Store);
         AddAuth(services, settings, data);
@@ -177,6 +186,7 @@ public static class AnalyticsHost
         var app = builder.Build();
         // First: everything after it (ingest's ClientInfo above all) sees the client's address.
         app.UseTrustedProxies(settings.TrustedProxies);
+        app.UseStoreUnavailableAnswer();
         // Recognises upgrade requests (context.WebSockets.IsWebSocketRequest); the ingest and echo
         // endpoints then frame WebSocket messages themselves on the connection pipes.
         app.UseWebSockets();
@@ -192,7 +202,11 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteManagement();
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteSecurity(db);
         app.MapAgentScript(settings.AgentScriptPath);
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        // "ok", or 503 naming each dependency whose circuit breaker is open and why: the process is
+        // alive and recovers by itself (half-open probes), but cannot serve everything now.
+        app.MapGet("/healthz", (IDependencyHealth health) => health.Unavailable is { Count: > 0 } down
+            ? Results.Text(string.Join("\n", down.Select(d => $"unavailable: {d.Dependency}: {d.Reason}")) + "\n", statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Text("ok"));
         app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(
             ingest.ToPrometheusText() +
             "# HELP analytics_rollup_events_stored_total Events stored by Rollup.\n# TYPE analytics_rollup_events_stored_total counter\n" +
@@ -244,7 +258,7 @@ public static class AnalyticsHost
         return (store, engine, null, await new SchemaMigrator(store).MigrateAsync(schemas, db, ct));
     }
 
-    private static string KafkaMetrics(IEventLog log) => log is not KafkaEventLog kafka ? "" :
+    private static string KafkaMetrics(IEventLog log) => (log is BreakerEventLog b ? b.Inner : log) is not KafkaEventLog kafka ? "" :
         "# HELP analytics_kafka_inflight_bytes Records handed to the Kafka producer and not yet acknowledged.\n# TYPE analytics_kafka_inflight_bytes gauge\n" +
         $"analytics_kafka_inflight_bytes {kafka.InflightBytes}\n" +
         "# HELP analytics_kafka_refused_batches_total Batches answered with a retry because Kafka refused, timed out or was too far behind.\n# TYPE analytics_kafka_refused_batches_total counter\n" +

@@ -62,7 +62,8 @@ public sealed class TestHost : IAsyncDisposable
     public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null,
         ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null,
         Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false,
-        IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null, string? geoIpDatabase = null)
+        IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null, string? geoIpDatabase = null,
+        CircuitBreakerSettings? breakers = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
@@ -84,6 +85,7 @@ public sealed class TestHost : IAsyncDisposable
             TrustedProxies = trustedProxies ?? [],
             ControlPlane = controlPlane,
             GeoIpDatabase = geoIpDatabase,
+            CircuitBreakers = breakers ?? new(),
             Enrichment = geoIpDatabase is null ? engine.Enrichment : null,
         });
         try

@@ -1,0 +1,200 @@
+// Circuit breakers (Polly) around the event log and the column store.
+//
+// Contract: when most recent calls to a dependency fail (at least half of at least
+// MinimumThroughput calls within SamplingDuration), its breaker opens for BreakDuration. While
+// open, callers fail at once without touching the dependency: ingest answers RETRY (HTTP 503 +
+// Retry-After) through EventLogUnavailableException, the query APIs answer 503 + Retry-After
+// through StoreUnavailableException. After BreakDuration one call goes through as a probe
+// (half-open); its success closes the breaker, its failure opens it again. No restart is needed.
+// /healthz reports every open breaker with the failure that opened it.
+//
+// Only failures of the dependency count: a cancelled call, a query stopped at its time limit
+// (the caller asked too much, the store is fine) and a log refusal the log itself answered fast
+// are not all equal; see ShouldHandle below.
+using Analytics.EventLog;
+using Analytics.Store;
+using Polly;
+using Polly.CircuitBreaker;
+
+namespace Analytics.Host;
+
+/// <summary>Settings of both breakers (tests shorten the break).</summary>
+public sealed record CircuitBreakerSettings
+{
+    public double FailureRatio { get; init; } = 0.5;
+    public int MinimumThroughput { get; init; } = 5;
+    public TimeSpan SamplingDuration { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan BreakDuration { get; init; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>What the host reads for /healthz (and readiness): one entry per dependency.</summary>
+public interface IDependencyHealth
+{
+    /// <summary>Open (or half-open) breakers with the reason; empty when everything is closed.</summary>
+    IReadOnlyList<(string Dependency, string Reason)> Unavailable { get; }
+}
+
+/// <summary>One breaker over one dependency.</summary>
+public sealed class DependencyBreaker
+{
+    private readonly CircuitBreakerStateProvider _state = new();
+    private volatile string _reason = "";
+
+    public DependencyBreaker(string name, CircuitBreakerSettings settings, Func<Exception, bool> isFailure, TimeProvider clock)
+    {
+        Name = name;
+        BreakDuration = settings.BreakDuration;
+        Pipeline = new ResiliencePipelineBuilder { TimeProvider = clock }.AddCircuitBreaker(new CircuitBreakerStrategyOptions
+        {
+            FailureRatio = settings.FailureRatio,
+            MinimumThroughput = settings.MinimumThroughput,
+            SamplingDuration = settings.SamplingDuration,
+            BreakDuration = settings.BreakDuration,
+            StateProvider = _state,
+            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } e && isFailure(e)),
+            OnOpened = args =>
+            {
+                _reason = Describe(args.Outcome.Exception);
+                return ValueTask.CompletedTask;
+            },
+        }).Build();
+    }
+
+    /// <summary>The reason /healthz (unauthenticated) shows: engine messages quote the failing
+    /// statement, which carries tenant ids and filters, so a store failure is named by its
+    /// ClickHouse error code and name only; the log's own messages name no tenant.</summary>
+    private static string Describe(Exception? e) => e switch
+    {
+        null => "failing",
+        EventLogUnavailableException => e.Message,
+        ChDbException { ErrorCode: { } code } => $"ClickHouse error {code}{ErrorName(e.Message)}",
+        _ => e.GetType().Name,
+    };
+
+    private static string ErrorName(string message)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(message, @"\(([A-Z_]+)\)\s*$");
+        return match.Success ? $" ({match.Groups[1].Value})" : "";
+    }
+
+    public string Name { get; }
+    public TimeSpan BreakDuration { get; }
+    public ResiliencePipeline Pipeline { get; }
+    public CircuitState State => _state.CircuitState;
+    public string Reason => _reason;
+}
+
+public sealed class CircuitBreakers : IDependencyHealth
+{
+    public CircuitBreakers(CircuitBreakerSettings settings, TimeProvider clock)
+    {
+        // The log reports every refusal as EventLogUnavailableException (disk full, broker down).
+        EventLog = new DependencyBreaker("event log", settings, static e => e is EventLogUnavailableException, clock);
+        // Any store failure but cancellation and a statement's own time limit (QueryEngine turns
+        // TIMEOUT_EXCEEDED into 503 itself; the store answered, it is not down).
+        Store = new DependencyBreaker("store", settings, static e => e is not OperationCanceledException
+            && !(e is ChDbException { ErrorCode: 159 } || e.Message.Contains("TIMEOUT_EXCEEDED", StringComparison.Ordinal)), clock);
+    }
+
+    public DependencyBreaker EventLog { get; }
+    public DependencyBreaker Store { get; }
+
+    public IReadOnlyList<(string Dependency, string Reason)> Unavailable
+    {
+        get
+        {
+            var open = new List<(string, string)>(2);
+            foreach (var b in (ReadOnlySpan<DependencyBreaker>)[EventLog, Store])
+                if (b.State is CircuitState.Open or CircuitState.HalfOpen or CircuitState.Isolated)
+                    open.Add((b.Name, $"circuit {b.State.ToString().ToLowerInvariant()}: {b.Reason}"));
+            return open;
+        }
+    }
+}
+
+/// <summary>The event log behind its breaker. An open breaker refuses like the log does
+/// (EventLogUnavailableException), so ingest's RETRY path needs nothing new.</summary>
+public sealed class BreakerEventLog(IEventLog inner, DependencyBreaker breaker) : IEventLog
+{
+    public IEventLog Inner => inner;
+
+    public async ValueTask AppendAsync(ulong partitionKey, ReadOnlyMemory<byte> records, int recordCount, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            // Static lambda and a value-tuple state: no closure per batch.
+            await breaker.Pipeline.ExecuteAsync(static (s, ct) => s.inner.AppendAsync(s.partitionKey, s.records, s.recordCount, ct),
+                (inner, partitionKey, records, recordCount), cancellationToken).ConfigureAwait(false);
+        }
+        catch (BrokenCircuitException)
+        {
+            throw new EventLogUnavailableException($"The event log is failing ({breaker.Reason}); writes are refused for up to {breaker.BreakDuration.TotalSeconds:0} s.");
+        }
+    }
+
+    public IEventLogConsumer OpenConsumer(string group) => inner.OpenConsumer(group);
+
+    public ValueTask DisposeAsync() => inner.DisposeAsync();
+}
+
+/// <summary>The column store behind its breaker; an open breaker throws StoreUnavailableException.</summary>
+public sealed class BreakerColumnStore(IColumnStore inner, DependencyBreaker breaker) : IColumnStore
+{
+    public IColumnStore Inner => inner;
+
+    public Task ExecuteAsync(string sql, CancellationToken cancellationToken = default) =>
+        Run(static async (s, ct) =>
+        {
+            await s.inner.ExecuteAsync(s.sql, ct).ConfigureAwait(false);
+            return true;
+        }, (inner, sql), cancellationToken);
+
+    public Task<IReadOnlyList<System.Text.Json.JsonElement[]>> QueryRowsAsync(string sql, CancellationToken cancellationToken = default) =>
+        Run(static (s, ct) => new ValueTask<IReadOnlyList<System.Text.Json.JsonElement[]>>(s.inner.QueryRowsAsync(s.sql, ct)), (inner, sql), cancellationToken);
+
+    public Task<IReadOnlyList<System.Text.Json.JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default) =>
+        Run(static (s, ct) => new ValueTask<IReadOnlyList<System.Text.Json.JsonElement[]>>(s.inner.QueryRowsAsync(s.sql, s.keys, ct)), (inner, sql, keys), cancellationToken);
+
+    public Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
+        string? deduplicationToken = null, CancellationToken cancellationToken = default) =>
+        Run(static (s, ct) => new ValueTask<long>(s.inner.InsertRowBinaryAsync(s.table, s.columnsWithTypes, s.rowBinary, s.deduplicationToken, ct)),
+            (inner, table, columnsWithTypes, rowBinary, deduplicationToken), cancellationToken);
+
+    private async Task<T> Run<T, TState>(Func<TState, CancellationToken, ValueTask<T>> call, TState state, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await breaker.Pipeline.ExecuteAsync(call, state, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BrokenCircuitException)
+        {
+            throw new StoreUnavailableException(breaker.Reason, breaker.BreakDuration);
+        }
+    }
+}
+
+/// <summary>The store's breaker is open: answered 503 + Retry-After by the host.</summary>
+public sealed class StoreUnavailableException(string reason, TimeSpan retryAfter)
+    : Exception($"The store is failing ({reason}); statements are refused for up to {retryAfter.TotalSeconds:0} s.")
+{
+    public TimeSpan RetryAfter { get; } = retryAfter;
+}
+
+public static class StoreUnavailableAnswer
+{
+    /// <summary>Answers any request whose endpoint hit the store's open breaker with 503 and
+    /// Retry-After (the remaining break, rounded up to whole seconds).</summary>
+    public static IApplicationBuilder UseStoreUnavailableAnswer(this IApplicationBuilder app) => app.Use(async (context, next) =>
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (StoreUnavailableException e) when (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(e.RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Store unavailable", detail: e.Message).ExecuteAsync(context);
+        }
+    });
+}

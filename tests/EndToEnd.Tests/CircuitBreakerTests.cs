@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using System.Net;
+using Analytics.Contracts.V1;
+using Analytics.EventLog.Kafka;
+using Analytics.Host;
+using Analytics.Store;
+using Google.Protobuf;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Analytics.EndToEnd.Tests;
+
+/// <summary>
+/// The circuit breakers with real faults: the embedded ClickHouse engine losing the table the
+/// query API and Rollup use (DETACH TABLE, then ATTACH), and every broker of librdkafka's mock
+/// cluster stopped. While a breaker is open callers get fast 503s with Retry-After and /healthz
+/// names the dependency; after the fault clears the next probe closes it, with no restart; every
+/// event acknowledged before, during and after is counted exactly once.
+/// </summary>
+public sealed class CircuitBreakerTests(EngineFixture engine) : IDisposable
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+    private static readonly CircuitBreakerSettings Fast = new() { MinimumThroughput = 3, BreakDuration = TimeSpan.FromSeconds(1), SamplingDuration = TimeSpan.FromSeconds(5) };
+    private readonly MockKafkaCluster _cluster = MockKafkaCluster.Start(brokers: 3);
+
+    public void Dispose() => _cluster.Dispose();
+
+    private static async Task<HttpResponseMessage> PostAsync(TestHost host, int events)
+    {
+        var batch = new EventBatch { SiteKey = host.Site.SiteKey, Seq = 1 };
+        for (int i = 0; i < events; i++) batch.Events.Add(Wire.Pageview("/b" + i));
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/events") { Content = new ByteArrayContent(batch.ToByteArray()) };
+        request.Content.Headers.ContentType = new("application/x-protobuf");
+        request.Headers.TryAddWithoutValidation("User-Agent", TestHost.BrowserUserAgent);
+        return await host.Http.SendAsync(request, Ct);
+    }
+
+    private static Task<HttpResponseMessage> QueryAsync(TestHost host) =>
+        host.Http.GetAsync($"/v1/sites/{host.Site.PublicId}/aggregate?metrics=pageviews&from={DateTime.UtcNow.AddDays(-1):yyyy-MM-dd}&to={DateTime.UtcNow.AddDays(1):yyyy-MM-dd}", Ct);
+
+    private static async Task<(HttpStatusCode Status, string Body)> HealthAsync(TestHost host)
+    {
+        using var response = await host.Http.GetAsync("/healthz", Ct);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync(Ct));
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, int seconds = 30)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"{what} not within {seconds} s");
+            await Task.Delay(100, Ct);
+        }
+    }
+
+    [Fact]
+    public async Task A_failing_store_gets_fast_503s_on_the_query_api_and_recovers_without_a_restart_losing_no_acknowledged_event()
+    {
+        await using var host = await TestHost.StartAsync(engine, breakers: Fast);
+        long acked = 0;
+        Assert.Equal(HttpStatusCode.OK, (await PostAsync(host, 5)).StatusCode);
+        acked += 5;
+        await host.WaitForAggregateAsync(t => t["pageviews"] == acked);
+
+        // The fault: the daily rollup (read by the aggregate API over whole days, written by Rollup) is gone.
+        var store = ((BreakerColumnStore)host.App.Services.GetRequiredService<IColumnStore>()).Inner;
+        await store.ExecuteAsync($"DETACH TABLE {host.Database}.rollup_day", Ct);
+        // Failures must outweigh the successes still in the sampling window before the breaker opens.
+        HttpResponseMessage? refused = null;
+        string seen = "";
+        var until = DateTime.UtcNow.AddSeconds(15);
+        while (refused is null && DateTime.UtcNow < until)
+        {
+            var r = await QueryAsync(host);
+            seen = $"{(int)r.StatusCode} {await r.Content.ReadAsStringAsync(Ct)}";
+            if (r.StatusCode == HttpStatusCode.ServiceUnavailable && r.Headers.RetryAfter is not null) refused = r;
+            else await Task.Delay(50, Ct);
+        }
+        Assert.True(refused is not null, "no 503 within 15 s; last answer: " + seen);
+        var (status, body) = await HealthAsync(host);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Contains("unavailable: store: circuit open", body);
+        Assert.Contains("ClickHouse error 60 (UNKNOWN_TABLE)", body);
+        Assert.DoesNotContain(host.Database, body); // /healthz is public: no statement, no tenant
+
+        // Open: answered without the engine, fast.
+        var watch = Stopwatch.StartNew();
+        for (int i = 0; i < 20; i++) Assert.Equal(HttpStatusCode.ServiceUnavailable, (await QueryAsync(host)).StatusCode);
+        double msPerRefusal = watch.Elapsed.TotalMilliseconds / 20;
+        TestContext.Current.TestOutputHelper?.WriteLine($"store open: {msPerRefusal:0.00} ms per 503; /healthz: {body.Trim()}");
+        Assert.True(msPerRefusal < 50, $"{msPerRefusal} ms per refused query");
+
+        // Ingest goes on (the log is fine): these events wait in the log for the store.
+        Assert.Equal(HttpStatusCode.OK, (await PostAsync(host, 7)).StatusCode);
+        acked += 7;
+
+        await store.ExecuteAsync($"ATTACH TABLE {host.Database}.rollup_day", Ct);
+        // The half-open probe is an ordinary statement (a query here, or Rollup's next round).
+        await WaitUntilAsync(async () => (await QueryAsync(host)).IsSuccessStatusCode, "store breaker closed");
+        var totals = await host.WaitForAggregateAsync(t => t["pageviews"] >= acked);
+        Assert.Equal(acked, totals["pageviews"]);
+        Assert.Equal("ok", (await HealthAsync(host)).Body);
+    }
+
+    [Fact]
+    public async Task A_stopped_kafka_cluster_gets_fast_503s_at_ingest_and_recovers_without_a_restart_losing_no_acknowledged_event()
+    {
+        string topic = "events-" + Guid.NewGuid().ToString("N")[..8];
+        _cluster.CreateTopic(topic, 3, replicationFactor: 3);
+        await using var host = await TestHost.StartAsync(engine, breakers: Fast, kafka: new KafkaLogOptions
+        {
+            BootstrapServers = _cluster.BootstrapServers,
+            Topic = topic,
+            DeliveryTimeout = TimeSpan.FromSeconds(2),
+            SessionTimeout = TimeSpan.FromSeconds(6),
+        });
+        long acked = 0;
+        Assert.Equal(HttpStatusCode.OK, (await PostAsync(host, 5)).StatusCode);
+        acked += 5;
+
+        for (int b = 1; b <= 3; b++) _cluster.SetBrokerDown(b);
+        // Until the breaker opens each batch waits out the delivery timeout (2 s) in the producer.
+        var slow = Stopwatch.StartNew();
+        var first = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => PostAsync(host, 1)));
+        Assert.All(first, r => Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode));
+        TestContext.Current.TestOutputHelper?.WriteLine($"broker down, breaker closed: {slow.Elapsed.TotalMilliseconds:0} ms for the first refusals");
+        var (status, body) = await HealthAsync(host);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Contains("unavailable: event log: circuit open", body);
+
+        var watch = Stopwatch.StartNew();
+        for (int i = 0; i < 20; i++)
+        {
+            var r = await PostAsync(host, 1);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode);
+            Assert.NotNull(r.Headers.RetryAfter);
+        }
+        double msPerRefusal = watch.Elapsed.TotalMilliseconds / 20;
+        TestContext.Current.TestOutputHelper?.WriteLine($"log open: {msPerRefusal:0.00} ms per 503; /healthz: {body.Trim()}");
+        Assert.True(msPerRefusal < 100, $"{msPerRefusal} ms per refused batch");
+
+        for (int b = 1; b <= 3; b++) _cluster.SetBrokerUp(b);
+        // The half-open probe is an ordinary batch: keep sending until one is accepted.
+        await WaitUntilAsync(async () =>
+        {
+            var r = await PostAsync(host, 2);
+            if (r.StatusCode != HttpStatusCode.OK) return false;
+            acked += 2;
+            return true;
+        }, "ingest accepted again");
+        Assert.Equal("ok", (await HealthAsync(host)).Body);
+        var totals = await host.WaitForAggregateAsync(t => t["pageviews"] >= acked);
+        await Task.Delay(500, Ct); // a double count would show now
+        Assert.Equal(acked, (await host.AggregateAsync())["pageviews"]);
+    }
+}
