@@ -154,3 +154,33 @@ public sealed class CircuitBreakerTests(EngineFixture engine) : IDisposable
         Assert.Equal(acked, (await host.AggregateAsync())["pageviews"]);
     }
 }
+
+/// <summary>The breaker's cost on ingest's hot path, measured against a log that completes at once
+/// (a stand-in for the dependency, not for the breaker under test).</summary>
+public sealed class CircuitBreakerCostTests
+{
+    private sealed class InstantLog : Analytics.EventLog.IEventLog
+    {
+        public ValueTask AppendAsync(ulong partitionKey, ReadOnlyMemory<byte> records, int recordCount, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+        public Analytics.EventLog.IEventLogConsumer OpenConsumer(string group) => throw new NotSupportedException();
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    [Fact]
+    public async Task A_closed_event_log_breaker_allocates_nothing_per_batch()
+    {
+        var breakers = new CircuitBreakers(new CircuitBreakerSettings(), TimeProvider.System);
+        var log = new BreakerEventLog(new InstantLog(), breakers.EventLog);
+        var records = new byte[64];
+        var ct = TestContext.Current.CancellationToken;
+        for (int i = 0; i < 1000; i++) await log.AppendAsync(1, records, 1, ct); // warm up (Polly's context pool, tiering)
+        const int Batches = 100_000;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var watch = Stopwatch.StartNew();
+        for (int i = 0; i < Batches; i++) await log.AppendAsync(1, records, 1, ct);
+        watch.Stop();
+        long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        TestContext.Current.TestOutputHelper?.WriteLine($"closed breaker: {(double)bytes / Batches:0.00} bytes and {watch.Elapsed.TotalNanoseconds / Batches:0} ns per batch");
+        Assert.True(bytes < Batches, $"{bytes} bytes over {Batches} batches");
+    }
+}
