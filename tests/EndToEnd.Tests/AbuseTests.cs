@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using System.Net.WebSockets;
+using Analytics.Contracts.V1;
+using Analytics.ControlPlane;
+using Analytics.FastIngest.Validation;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Analytics.EndToEnd.Tests;
+
+/// <summary>
+/// Abuse over real sockets: many idle WebSocket connections plus a flood from one address for one
+/// site, while a well-behaved client (another address through the trusted proxy's
+/// X-Forwarded-For, another site) measures its ack latency and an API call's. The client must
+/// keep being served (every batch OK, every API call 200) and the flood must be limited (RETRY).
+/// Sized for CI (ANALYTICS_ABUSE_IDLE, default 2,000 idle connections); the full size is
+/// `ANALYTICS_ABUSE_IDLE=5000 dotnet test tests/EndToEnd.Tests --filter AbuseTests` (perf/README.md).
+/// Client and server share this process, so the memory figure covers both ends of each socket.
+/// </summary>
+public sealed class AbuseTests(EngineFixture engine)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static int IdleConnections => int.TryParse(Environment.GetEnvironmentVariable("ANALYTICS_ABUSE_IDLE"), out int n) ? n : 2_000;
+
+    private static double Percentile(List<double> values, double p)
+    {
+        var sorted = values.Order().ToList();
+        return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
+    }
+
+    private sealed record Sample(List<double> AckMs, List<double> ApiMs);
+
+    /// <summary>The well-behaved client: 60 batches of 10 events, one at a time, and an API call every 5 batches.</summary>
+    private static async Task<Sample> MeasureAsync(TestHost host, ClientWebSocket socket, ulong seqBase)
+    {
+        var sample = new Sample([], []);
+        for (int i = 0; i < 60; i++)
+        {
+            var batch = new EventBatch { SiteKey = host.Site.SiteKey, Seq = seqBase + (ulong)i };
+            for (int e = 0; e < 10; e++) batch.Events.Add(Wire.Pageview("/w" + e));
+            var watch = Stopwatch.StartNew();
+            var ack = await Wire.SendAsync(socket, batch);
+            sample.AckMs.Add(watch.Elapsed.TotalMilliseconds);
+            Assert.Equal(AckStatus.Ok, ack.Status);
+            if (i % 5 == 0)
+            {
+                watch.Restart();
+                using var response = await host.Http.GetAsync($"/v1/sites/{host.Site.PublicId}/aggregate?metrics=pageviews&from={DateTime.UtcNow.AddDays(-1):yyyy-MM-dd}&to={DateTime.UtcNow.AddDays(1):yyyy-MM-dd}", Ct);
+                sample.ApiMs.Add(watch.Elapsed.TotalMilliseconds);
+                Assert.True(response.IsSuccessStatusCode, $"API answered {(int)response.StatusCode} under abuse");
+            }
+            await Task.Delay(10, Ct);
+        }
+        return sample;
+    }
+
+    [Fact]
+    public async Task A_well_behaved_client_keeps_being_served_while_idle_connections_and_a_flood_hit_the_server()
+    {
+        var limits = new IngestLimits { MaxEventsPerSecondPerIp = 2_000, EventBurstPerIp = 2_000, MaxEventsPerSecondPerSite = 5_000, EventBurstPerSite = 5_000 };
+        await using var host = await TestHost.StartAsync(engine, limits: limits, trustedProxies: ["127.0.0.1"]);
+        var registry = host.App.Services.GetRequiredService<SiteRegistry>();
+        var flooded = registry.CreateSite(registry.CreateMerchant("Flooded " + Guid.NewGuid().ToString("N")), "flood.example", "key-flood-" + Guid.NewGuid().ToString("N"));
+        var output = TestContext.Current.TestOutputHelper;
+
+        using var client = await host.ConnectAsync(headers: ("X-Forwarded-For", "198.51.100.7"));
+        await MeasureAsync(host, client, 1_000_000); // warm-up: JIT, pools, first API answers
+        var quiet = await MeasureAsync(host, client, 2_000_000);
+
+        var idle = new List<ClientWebSocket>();
+        var flooders = new List<ClientWebSocket>();
+        using var stopFlood = new CancellationTokenSource();
+        try
+        {
+            GC.Collect();
+            long rssBefore = Process.GetCurrentProcess().WorkingSet64;
+            var opening = Stopwatch.StartNew();
+            // Idle sockets from 250 addresses (each under the per-IP connection limit).
+            for (int start = 0; start < IdleConnections; start += 50)
+            {
+                var chunk = await Task.WhenAll(Enumerable.Range(start, Math.Min(50, IdleConnections - start))
+                    .Select(i => host.ConnectAsync(headers: ("X-Forwarded-For", $"10.1.{i % 250}.{1 + i / 250 % 250}"))));
+                idle.AddRange(chunk);
+            }
+            GC.Collect();
+            long rssAfter = Process.GetCurrentProcess().WorkingSet64;
+            output?.WriteLine($"{idle.Count} idle connections opened in {opening.Elapsed.TotalSeconds:0.0} s; RSS +{(rssAfter - rssBefore) / 1048576.0:0.0} MiB, {(double)(rssAfter - rssBefore) / idle.Count / 1024:0.0} KiB per connection (both ends)");
+
+            long floodOk = 0, floodRetry = 0;
+            for (int f = 0; f < 4; f++) flooders.Add(await host.ConnectAsync(headers: ("X-Forwarded-For", "203.0.113.66")));
+            var flood = Task.WhenAll(flooders.Select(async (socket, f) =>
+            {
+                ulong seq = 0;
+                while (!stopFlood.IsCancellationRequested)
+                {
+                    var batch = new EventBatch { SiteKey = flooded.SiteKey, Seq = ++seq };
+                    for (int e = 0; e < 100; e++) batch.Events.Add(Wire.Pageview("/f"));
+                    var ack = await Wire.SendAsync(socket, batch);
+                    if (ack.Status == AckStatus.Ok) Interlocked.Increment(ref floodOk);
+                    else if (ack.Status == AckStatus.Retry) Interlocked.Increment(ref floodRetry); // ignores the wait: hostile
+                }
+            }));
+            await Task.Delay(500, Ct);
+            var abused = await MeasureAsync(host, client, 3_000_000);
+            await stopFlood.CancelAsync();
+            await flood;
+
+            double quietP99 = Percentile(quiet.AckMs, 0.99), abusedP99 = Percentile(abused.AckMs, 0.99);
+            double quietApi = Percentile(quiet.ApiMs, 0.99), abusedApi = Percentile(abused.ApiMs, 0.99);
+            output?.WriteLine($"ack p99 quiet {quietP99:0.0} ms, under abuse {abusedP99:0.0} ms (ratio {abusedP99 / quietP99:0.00}); p50 {Percentile(quiet.AckMs, 0.5):0.0} / {Percentile(abused.AckMs, 0.5):0.0} ms");
+            output?.WriteLine($"API p99 quiet {quietApi:0.0} ms, under abuse {abusedApi:0.0} ms (ratio {abusedApi / quietApi:0.00})");
+            output?.WriteLine($"flood: {floodOk} batches accepted, {floodRetry} answered RETRY");
+            Assert.True(floodRetry > 0, "the flood was never limited");
+            // The target is 2x; the shared CI machine cannot promise it, so the test holds a
+            // loose bound and reports the ratio (docs/security.md records measured runs).
+            Assert.True(abusedP99 < 2_000, $"ack p99 under abuse {abusedP99} ms");
+        }
+        finally
+        {
+            await stopFlood.CancelAsync();
+            foreach (var socket in idle.Concat(flooders)) socket.Dispose();
+        }
+    }
+}
