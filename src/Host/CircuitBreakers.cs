@@ -8,9 +8,9 @@
 // (half-open); its success closes the breaker, its failure opens it again. No restart is needed.
 // /healthz reports every open breaker with the failure that opened it.
 //
-// Only failures of the dependency count: a cancelled call, a query stopped at its time limit
-// (the caller asked too much, the store is fine) and a log refusal the log itself answered fast
-// are not all equal; see ShouldHandle below.
+// Only failures of the dependency count: a cancelled call, or a statement the engine refused
+// for itself (a bad regular expression, a query over its time limit: the store is fine), does
+// not; see IsStatementError.
 using Analytics.EventLog;
 using Analytics.Store;
 using Polly;
@@ -90,14 +90,26 @@ public sealed class CircuitBreakers : IDependencyHealth
     {
         // The log reports every refusal as EventLogUnavailableException (disk full, broker down).
         EventLog = new DependencyBreaker("event log", settings, static e => e is EventLogUnavailableException, clock);
-        // Any store failure but cancellation and a statement's own time limit (QueryEngine turns
-        // TIMEOUT_EXCEEDED into 503 itself; the store answered, it is not down).
-        Store = new DependencyBreaker("store", settings, static e => e is not OperationCanceledException
-            && !(e is ChDbException { ErrorCode: 159 } || e.Message.Contains("TIMEOUT_EXCEEDED", StringComparison.Ordinal)), clock);
+        // Any store failure but cancellation and the statement's own fault: a caller must not be
+        // able to open the breaker for everyone with statements the engine refuses (a bad regular
+        // expression in a filter, a query over its time or row limits).
+        Store = new DependencyBreaker("store", settings, static e => e is not OperationCanceledException && !IsStatementError(e), clock);
     }
 
     public DependencyBreaker EventLog { get; }
     public DependencyBreaker Store { get; }
+
+    /// <summary>ClickHouse errors about the statement, not the engine: syntax, arguments, a regular
+    /// expression that does not compile, time/row/byte limits, a cancelled query. Matched by name
+    /// (both stores' messages end with it) and by the embedded engine's code.</summary>
+    private static readonly string[] StatementErrors =
+        ["(SYNTAX_ERROR)", "(BAD_ARGUMENTS)", "(ILLEGAL_TYPE_OF_ARGUMENT)", "(CANNOT_COMPILE_REGEXP)", "(TIMEOUT_EXCEEDED)",
+         "(TOO_MANY_ROWS)", "(TOO_MANY_BYTES)", "(TOO_MANY_ROWS_OR_BYTES)", "(QUERY_WAS_CANCELLED)"];
+    private static readonly int[] StatementErrorCodes = [62, 36, 43, 427, 159, 158, 307, 396, 394];
+
+    private static bool IsStatementError(Exception e) =>
+        e is ChDbException { ErrorCode: { } code } && StatementErrorCodes.Contains(code)
+        || StatementErrors.Any(name => e.Message.Contains(name, StringComparison.Ordinal));
 
     public IReadOnlyList<(string Dependency, string Reason)> Unavailable
     {

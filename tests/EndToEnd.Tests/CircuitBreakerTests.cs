@@ -103,6 +103,21 @@ public sealed class CircuitBreakerTests(EngineFixture engine) : IDisposable
     }
 
     [Fact]
+    public async Task Queries_the_engine_refuses_for_themselves_do_not_open_the_store_breaker()
+    {
+        await using var host = await TestHost.StartAsync(engine, breakers: Fast);
+        for (int i = 0; i < 10; i++)
+        {
+            using var content = new StringContent($$"""{"site_id":"{{host.Site.PublicId}}","date_range":"7d","metrics":["visitors"],"filters":[["matches","page",["(unclosed{{i}}"]]]}""",
+                System.Text.Encoding.UTF8, "application/json");
+            using var response = await host.Http.PostAsync("/v1/query", content, Ct);
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        }
+        Assert.Equal((HttpStatusCode.OK, "ok"), await HealthAsync(host));
+        Assert.Equal(HttpStatusCode.OK, (await QueryAsync(host)).StatusCode);
+    }
+
+    [Fact]
     public async Task A_stopped_kafka_cluster_gets_fast_503s_at_ingest_and_recovers_without_a_restart_losing_no_acknowledged_event()
     {
         string topic = "events-" + Guid.NewGuid().ToString("N")[..8];
