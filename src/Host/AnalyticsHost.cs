@@ -154,6 +154,7 @@ public static class AnalyticsHost
         services.AddSingleton(registry);
         services.AddSingleton(registry.Store);
         AddAuth(services, settings, data);
+        services.AddApiConventions(data);
         services.AddSingleton<IEventLog>(log);
         services.AddSingleton<IColumnStore>(store);
         services.AddSingleton(settings.Limits);
@@ -171,6 +172,7 @@ public static class AnalyticsHost
         var app = builder.Build();
         // First: everything after it (ingest's ClientInfo above all) sees the client's address.
         app.UseTrustedProxies(settings.TrustedProxies);
+        app.UseApiConventions();
         // Recognises upgrade requests (context.WebSockets.IsWebSocketRequest); the ingest and echo
         // endpoints then frame WebSocket messages themselves on the connection pipes.
         app.UseWebSockets();
@@ -184,6 +186,7 @@ public static class AnalyticsHost
         app.MapAdmin();
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteManagement();
         app.MapAgentScript(settings.AgentScriptPath);
+        app.MapApiDocs();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(
             ingest.ToPrometheusText() +
