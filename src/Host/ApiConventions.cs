@@ -65,6 +65,12 @@ public static class ApiConventions
             });
             options.AddOperationTransformer((operation, context, _) =>
             {
+                if (context.Description.ActionDescriptor.EndpointMetadata.OfType<CsvMetadata>().Any() && operation.Responses?.TryGetValue("200", out var ok) == true && ok is OpenApiResponse answer)
+                {
+                    answer.Content ??= new Dictionary<string, OpenApiMediaType>();
+                    answer.Content.TryAdd("application/json", new OpenApiMediaType());
+                    answer.Content["text/csv"] = new OpenApiMediaType { Schema = new OpenApiSchema { Type = JsonSchemaType.String, Description = "RFC 4180, header line first; with Accept: text/csv (docs/query-api.md, CSV)." } };
+                }
                 var policies = context.Description.ActionDescriptor.EndpointMetadata.OfType<IAuthorizeData>()
                     .Select(a => a.Policy).OfType<string>().Distinct().ToList();
                 if (policies.Count == 0) return Task.CompletedTask;

@@ -21,12 +21,15 @@ public enum CsvShape
 /// rewritten as CSV (<c>text/csv; charset=utf-8; header=present</c>). Errors stay problem+json.
 /// Every answer carries <c>Vary: Accept</c>, since the same URL has two representations.
 /// </summary>
+/// <summary>Marks an endpoint that answers CSV on request (the OpenAPI document lists text/csv for it).</summary>
+public sealed record CsvMetadata(CsvShape Shape);
+
 public static class CsvResponses
 {
     public const string ContentType = "text/csv; charset=utf-8; header=present";
 
     public static RouteHandlerBuilder WithCsv(this RouteHandlerBuilder builder, CsvShape shape) => builder
-        .Produces(StatusCodes.Status200OK, contentType: "application/json", additionalContentTypes: ["text/csv"])
+        .WithMetadata(new CsvMetadata(shape))
         .AddEndpointFilter(async (context, next) =>
         {
             context.HttpContext.Response.Headers.Append(HeaderNames.Vary, "Accept");
