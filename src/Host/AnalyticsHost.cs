@@ -105,6 +105,7 @@ public static class AnalyticsHost
         Cli.DataDirectoryLock.CreateOwnerOnly(data);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls(settings.Urls);
+        builder.WebHost.ConfigureKestrel(ApiConventions.ConfigureRequestLimits);
         if (settings.Quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);
         // The generic host logs a failed start ("Hosting failed to start": a taken port, say) with
         // its whole stack trace before the caller can report it in one line. Critical stays on: a

@@ -27,6 +27,20 @@ public static class ApiConventions
     public const string DocsPath = "/docs/api";
     private const string SurrogateSecretFile = "surrogate-key.secret";
 
+    /// <summary>8 KiB request line (URL), 32 KiB and 100 header fields: Kestrel's defaults, stated
+    /// here so they are a decision with a test, not an accident. Kestrel answers 414 and 431
+    /// itself, before any middleware runs, with an empty body.</summary>
+    public const int MaxRequestLineBytes = 8 * 1024;
+    public const int MaxHeaderBytes = 32 * 1024;
+    public const int MaxHeaderCount = 100;
+
+    public static void ConfigureRequestLimits(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions kestrel)
+    {
+        kestrel.Limits.MaxRequestLineSize = MaxRequestLineBytes;
+        kestrel.Limits.MaxRequestHeadersTotalSize = MaxHeaderBytes;
+        kestrel.Limits.MaxRequestHeaderCount = MaxHeaderCount;
+    }
+
     public static void AddApiConventions(this IServiceCollection services, string dataDirectory)
     {
         services.AddProblemDetails();
