@@ -43,6 +43,18 @@ public class SurrogateKeyTests
     }
 
     [Fact]
+    public void An_answer_with_a_comparison_names_the_days_of_both_ranges_and_long_pairs_share_one_tier()
+    {
+        var keys = new SurrogateKeys(new byte[32]);
+        DateTimeOffset Utc(int y, int m, int d) => new(y, m, d, 0, 0, 0, TimeSpan.Zero);
+        var week = keys.ForAnswer(1, Site, [(Utc(2026, 11, 23), Utc(2026, 11, 30)), (Utc(2026, 11, 16), Utc(2026, 11, 23))]);
+        Assert.Equal(Enumerable.Range(23, 7).Select(d => $"sd-{Site}-2026-11-{d}").Concat(Enumerable.Range(16, 7).Select(d => $"sd-{Site}-2026-11-{d}")), week.Skip(2));
+        // 60 + 60 days: over 92 together, so months for both ranges (Sep-Oct, then Jul-Aug).
+        var months = keys.ForAnswer(1, Site, [(Utc(2026, 9, 1), Utc(2026, 10, 31)), (Utc(2026, 7, 3), Utc(2026, 9, 1))]);
+        Assert.Equal([$"sm-{Site}-2026-09", $"sm-{Site}-2026-10", $"sm-{Site}-2026-07", $"sm-{Site}-2026-08"], months.Skip(2));
+    }
+
+    [Fact]
     public void The_merchant_key_is_stable_per_secret_distinct_per_merchant_and_hides_the_internal_id()
     {
         byte[] secret = Enumerable.Range(1, 32).Select(i => (byte)i).ToArray();

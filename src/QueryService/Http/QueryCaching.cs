@@ -8,8 +8,13 @@ using Microsoft.Net.Http.Headers;
 namespace Analytics.QueryService.Http;
 
 /// <summary>What a query answer is about: the handler states it, <see cref="QueryCaching"/> turns
-/// it into cache headers. From/To are the instants the answer really covers ([From, To)).</summary>
-public sealed record QueryCacheScope(long MerchantId, string SitePublicId, DateTimeOffset From, DateTimeOffset To);
+/// it into cache headers. From/To are the instants the answer really covers ([From, To));
+/// <see cref="Comparison"/> the earlier range a comparison also read, whose days the answer
+/// depends on as well.</summary>
+public sealed record QueryCacheScope(long MerchantId, string SitePublicId, DateTimeOffset From, DateTimeOffset To)
+{
+    public (DateTimeOffset From, DateTimeOffset To)? Comparison { get; init; }
+}
 
 /// <summary>
 /// HTTP caching of query answers (docs/query-api.md, "Caching"), as an endpoint filter:
@@ -63,11 +68,12 @@ public static class QueryCaching
             if (HttpMethods.IsGet(http.Request.Method) && http.Items[ScopeKey] is QueryCacheScope scope)
             {
                 var now = (http.RequestServices.GetService<TimeProvider>() ?? TimeProvider.System).GetUtcNow();
-                int maxAge = scope.To <= now - SettledAfter ? SettledMaxAgeSeconds : LiveMaxAgeSeconds;
+                // A comparison range always lies before the main one, so the main one decides.
+                int maxAge = scope.To <= now - SettledAfter && (scope.Comparison is not { } c || c.To <= now - SettledAfter) ? SettledMaxAgeSeconds : LiveMaxAgeSeconds;
                 response.Headers.CacheControl = $"private, max-age={maxAge}";
                 response.Headers["Surrogate-Control"] = $"max-age={maxAge}";
                 var keys = http.RequestServices.GetRequiredService<SurrogateKeys>();
-                response.Headers["Surrogate-Key"] = string.Join(' ', keys.ForAnswer(scope.MerchantId, scope.SitePublicId, scope.From, scope.To));
+                response.Headers["Surrogate-Key"] = string.Join(' ', keys.ForAnswer(scope.MerchantId, scope.SitePublicId, [(scope.From, scope.To), .. scope.Comparison is { } range ? [range] : Array.Empty<(DateTimeOffset, DateTimeOffset)>()]));
             }
             if (Matches(http.Request.Headers.IfNoneMatch, etag))
             {

@@ -40,23 +40,32 @@ public sealed class SurrogateKeys(byte[] merchantSecret)
 
     public static string Site(string sitePublicId) => "s-" + sitePublicId;
 
-    /// <summary>The keys of an answer about <paramref name="sitePublicId"/> over [from, to).</summary>
-    public IReadOnlyList<string> ForAnswer(long merchantId, string sitePublicId, DateTimeOffset from, DateTimeOffset to)
+    /// <summary>The keys of an answer about <paramref name="sitePublicId"/> that read the given
+    /// [from, to) ranges (the query's, and a comparison's), without repeats.</summary>
+    public IReadOnlyList<string> ForAnswer(long merchantId, string sitePublicId, IReadOnlyList<(DateTimeOffset From, DateTimeOffset To)> ranges)
     {
         var keys = new List<string> { Merchant(merchantId), Site(sitePublicId) };
-        keys.AddRange(ForRange(sitePublicId, from, to));
+        // The tier follows the days of all ranges together, so two long ranges cannot double the header.
+        int days = ranges.Sum(r => Days(r.From, r.To));
+        int months = ranges.Sum(r => Months(r.From, r.To));
+        foreach (var (from, to) in ranges)
+        {
+            foreach (string key in ForRange(sitePublicId, from, to, days, months))
+            {
+                if (!keys.Contains(key)) keys.Add(key);
+            }
+        }
         return keys;
     }
 
     /// <summary>Day, month or year keys of the UTC days [from, to) touches.</summary>
-    public static IEnumerable<string> ForRange(string sitePublicId, DateTimeOffset from, DateTimeOffset to)
+    public static IEnumerable<string> ForRange(string sitePublicId, DateTimeOffset from, DateTimeOffset to) =>
+        ForRange(sitePublicId, from, to, Days(from, to), Months(from, to));
+
+    private static IEnumerable<string> ForRange(string sitePublicId, DateTimeOffset from, DateTimeOffset to, int days, int months)
     {
         if (to <= from) yield break;
-        var first = DateOnly.FromDateTime(from.UtcDateTime);
-        // `to` is exclusive: a range ending at midnight does not touch the next day.
-        var last = DateOnly.FromDateTime(to.UtcDateTime.AddTicks(-1));
-        int days = last.DayNumber - first.DayNumber + 1;
-        int months = (last.Year - first.Year) * 12 + last.Month - first.Month + 1;
+        var (first, last) = UtcDays(from, to);
         if (days <= MaxDayKeys)
         {
             for (var d = first; d <= last; d = d.AddDays(1)) yield return DayKey(sitePublicId, d);
@@ -69,6 +78,25 @@ public sealed class SurrogateKeys(byte[] merchantSecret)
         {
             for (int y = first.Year; y <= last.Year; y++) yield return YearKey(sitePublicId, y);
         }
+    }
+
+    /// <summary>The first and last UTC day of [from, to): `to` is exclusive, so a range ending
+    /// at midnight does not touch the next day.</summary>
+    private static (DateOnly First, DateOnly Last) UtcDays(DateTimeOffset from, DateTimeOffset to) =>
+        (DateOnly.FromDateTime(from.UtcDateTime), DateOnly.FromDateTime(to.UtcDateTime.AddTicks(-1)));
+
+    private static int Days(DateTimeOffset from, DateTimeOffset to)
+    {
+        if (to <= from) return 0;
+        var (first, last) = UtcDays(from, to);
+        return last.DayNumber - first.DayNumber + 1;
+    }
+
+    private static int Months(DateTimeOffset from, DateTimeOffset to)
+    {
+        if (to <= from) return 0;
+        var (first, last) = UtcDays(from, to);
+        return (last.Year - first.Year) * 12 + last.Month - first.Month + 1;
     }
 
     /// <summary>What to purge after the UTC site-day <paramref name="day"/> changed (reprocessing).</summary>
