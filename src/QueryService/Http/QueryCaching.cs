@@ -14,6 +14,8 @@ namespace Analytics.QueryService.Http;
 public sealed record QueryCacheScope(long MerchantId, string SitePublicId, DateTimeOffset From, DateTimeOffset To)
 {
     public (DateTimeOffset From, DateTimeOffset To)? Comparison { get; init; }
+
+    public IReadOnlyList<(DateTimeOffset From, DateTimeOffset To)> Ranges => Comparison is { } c ? [(From, To), c] : [(From, To)];
 }
 
 /// <summary>
@@ -68,12 +70,11 @@ public static class QueryCaching
             if (HttpMethods.IsGet(http.Request.Method) && http.Items[ScopeKey] is QueryCacheScope scope)
             {
                 var now = (http.RequestServices.GetService<TimeProvider>() ?? TimeProvider.System).GetUtcNow();
-                // A comparison range always lies before the main one, so the main one decides.
-                int maxAge = scope.To <= now - SettledAfter && (scope.Comparison is not { } c || c.To <= now - SettledAfter) ? SettledMaxAgeSeconds : LiveMaxAgeSeconds;
+                int maxAge = scope.Ranges.All(r => r.To <= now - SettledAfter) ? SettledMaxAgeSeconds : LiveMaxAgeSeconds;
                 response.Headers.CacheControl = $"private, max-age={maxAge}";
                 response.Headers["Surrogate-Control"] = $"max-age={maxAge}";
                 var keys = http.RequestServices.GetRequiredService<SurrogateKeys>();
-                response.Headers["Surrogate-Key"] = string.Join(' ', keys.ForAnswer(scope.MerchantId, scope.SitePublicId, [(scope.From, scope.To), .. scope.Comparison is { } range ? [range] : Array.Empty<(DateTimeOffset, DateTimeOffset)>()]));
+                response.Headers["Surrogate-Key"] = string.Join(' ', keys.ForAnswer(scope.MerchantId, scope.SitePublicId, scope.Ranges));
             }
             if (Matches(http.Request.Headers.IfNoneMatch, etag))
             {
