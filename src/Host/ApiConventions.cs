@@ -43,7 +43,15 @@ public static class ApiConventions
 
     public static void AddApiConventions(this IServiceCollection services, string dataDirectory)
     {
-        services.AddProblemDetails();
+        services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
+        {
+            if (context.ProblemDetails.Status == StatusCodes.Status413PayloadTooLarge && context.ProblemDetails.Detail is null)
+                context.ProblemDetails.Detail = $"Request bodies are limited to {MaxBodyBytes / 1024} KiB.";
+        });
+        // A handler reading its body itself meets the size limit as Kestrel's BadHttpRequestException
+        // (413, or 400 for a malformed body): answer its status, not 500.
+        services.Configure<ExceptionHandlerOptions>(options =>
+            options.StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError);
         services.AddSingleton(new SurrogateKeys(LoadOrCreateSecret(Path.Combine(dataDirectory, SurrogateSecretFile))));
         services.AddOpenApi("v1", options =>
         {

@@ -1,5 +1,6 @@
 using Analytics.ControlPlane;
 using Analytics.QueryService.Http;
+using Analytics.QueryService.Query;
 using Analytics.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -53,6 +54,7 @@ public static class QueryEndpoints
             context.SetQueryCacheScope(new QueryCacheScope(query!.MerchantId, site, query.From, query.To));
             return Results.Json(new { site_id = site, tz = query.TimeZone.Id, from = query.From, to = query.To, results = values });
         }).WithQueryCaching();
+        routes.MapQueryV2();
         return routes;
     }
 
