@@ -105,6 +105,7 @@ public static class AnalyticsHost
         Cli.DataDirectoryLock.CreateOwnerOnly(data);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls(settings.Urls);
+        builder.WebHost.ConfigureKestrel(ApiConventions.ConfigureRequestLimits);
         if (settings.Quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);
         // The generic host logs a failed start ("Hosting failed to start": a taken port, say) with
         // its whole stack trace before the caller can report it in one line. Critical stays on: a
@@ -154,6 +155,7 @@ public static class AnalyticsHost
         services.AddSingleton(registry);
         services.AddSingleton(registry.Store);
         AddAuth(services, settings, data);
+        services.AddApiConventions(data);
         services.AddSingleton<IEventLog>(log);
         services.AddSingleton<IColumnStore>(store);
         services.AddSingleton(settings.Limits);
@@ -177,6 +179,7 @@ public static class AnalyticsHost
         var app = builder.Build();
         // First: everything after it (ingest's ClientInfo above all) sees the client's address.
         app.UseTrustedProxies(settings.TrustedProxies);
+        app.UseApiConventions();
         // Recognises upgrade requests (context.WebSockets.IsWebSocketRequest); the ingest and echo
         // endpoints then frame WebSocket messages themselves on the connection pipes.
         app.UseWebSockets();
@@ -192,6 +195,7 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteManagement();
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteSecurity(db);
         app.MapAgentScript(settings.AgentScriptPath);
+        app.MapApiDocs();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(
             ingest.ToPrometheusText() +

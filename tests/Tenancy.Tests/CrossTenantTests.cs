@@ -34,6 +34,11 @@ public class CrossTenantTests(EngineFixture engine)
         ["GET /account/login"] = "the sign-in form",
         ["POST /account/login"] = "the sign-in form's post; checks the password",
         ["POST /account/logout"] = "signs the caller's own cookie out",
+        ["GET /openapi/{documentName}.json"] = "the OpenAPI document: describes the endpoints, holds no merchant's data",
+        ["GET /docs/api/{documentName?}"] = "the API reference page (Scalar), rendered from the OpenAPI document",
+        ["GET /docs/api/scalar.js"] = "the API reference page's script, served from the app itself",
+        ["GET /docs/api/scalar.aspnetcore.js"] = "the API reference page's script, served from the app itself",
+        ["GET /docs/api/favicon.svg"] = "the API reference page's icon",
     };
 
     private enum Owner { AdminClient, User }
