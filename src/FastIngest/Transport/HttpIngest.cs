@@ -17,11 +17,16 @@ namespace Analytics.FastIngest.Transport;
 /// </summary>
 internal static class HttpIngest
 {
-    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics)
+    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, IngestDrain drain)
     {
         var request = context.Request;
         var response = context.Response;
         response.Headers.AccessControlAllowOrigin = "*";
+        if (drain.IsDraining)
+        {
+            await IngestDrain.RefuseAsync(context);
+            return;
+        }
         string? contentType = request.ContentType;
         if (contentType is null || !(contentType.StartsWith("application/x-protobuf", StringComparison.OrdinalIgnoreCase) || contentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase)))
         {

@@ -17,11 +17,30 @@ namespace Analytics.FastIngest.Transport;
 /// Memory: an idle connection holds no buffer of its own (only Kestrel's pipe); a message buffer
 /// is rented from the shared pool while messages flow (see PipeWebSocket).
 /// The server sends no pings: the agent reconnects (with backoff) if an idle connection drops.
+/// When the node drains (<see cref="IngestDrain"/>), upgrades are refused with 503 and open
+/// sockets are closed with 1001 after answering the batch in hand.
 /// </summary>
 internal static class WebSocketIngest
 {
 
-    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics)
+    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, IngestDrain drain)
+    {
+        if (!drain.TryOpen())
+        {
+            await IngestDrain.RefuseAsync(context);
+            return;
+        }
+        try
+        {
+            await HandleOpenAsync(context, processor, metrics, drain);
+        }
+        finally
+        {
+            drain.ConnectionClosed();
+        }
+    }
+
+    private static async Task HandleOpenAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, IngestDrain drain)
     {
         using var socket = await PipeWebSocket.AcceptAsync(context, processor.Limits.MaxMessageBytes);
         if (socket is null)
@@ -35,7 +54,9 @@ internal static class WebSocketIngest
             RateLimiter = new EventRateLimiter(processor.Limits.MaxEventsPerSecondPerConnection, processor.Limits.EventBurstPerConnection),
         };
         var aborted = context.RequestAborted;
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        // Also cancelled when the node drains: the loop then stops waiting for the next batch
+        // (a batch being processed is answered first, since the drain never cancels processing).
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.Draining);
         metrics.ConnectionOpened();
         try
         {
@@ -49,7 +70,7 @@ internal static class WebSocketIngest
                 }
                 catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
                 {
-                    await socket.CloseAsync(WebSocketFrames.CloseGoingAway, "idle", peerClosedFirst: false, aborted);
+                    await socket.CloseAsync(WebSocketFrames.CloseGoingAway, drain.IsDraining ? "server draining" : "idle", peerClosedFirst: false, aborted);
                     return;
                 }
                 var buffer = read.Buffer;

@@ -31,6 +31,9 @@ public sealed class ServeSettings : StoreSettings
     /// <summary>Load balancers and proxies whose X-Forwarded-For / Forwarded name the client:
     /// addresses and networks, comma-separated ("10.0.0.0/8,127.0.0.1"); empty believes none.</summary>
     public string TrustedProxies { get; set; } = "";
+    /// <summary>Seconds the stop after SIGTERM may take: WebSockets closed with 1001 after their
+    /// batch in hand, then the server, Rollup and the log (docs/operations.md, "Drain").</summary>
+    public int DrainTimeout { get; set; } = 10;
 
     /// <summary>The enrichment data sets (scripts/fetch-enrichment-data.sh); ANALYTICS_ENRICHMENT_DATA
     /// by the naming rule; default: the nearest .cache/enrichment above the binary.</summary>
@@ -120,6 +123,7 @@ public sealed class ServeCommand : ICommandGroup
             Settings.Integer<ushort>("--logic-version", $"Processing-logic version live Rollup applies ({string.Join(", ", ProcessingLogic.Versions)}) [default: {ProcessingLogic.Current}]", 1, ushort.MaxValue),
             new Option<string>("--agent-js") { Description = "Serve this build of the browser agent at /agent.js", HelpName = "FILE" },
             new Option<string>("--trusted-proxies") { Description = "Proxies whose X-Forwarded-For/Forwarded to believe, e.g. 10.0.0.0/8,127.0.0.1 [default: none]", HelpName = "ADDRESSES" },
+            Settings.Integer("--drain-timeout", $"Seconds a stop (SIGTERM) may take: readiness false, WebSockets closed with 1001, log flushed [default: {defaults.DrainTimeout}]", 1, 3600),
             ControlPlaneSettings.Option(),
             new Option<string>("--enrichment-data") { Description = "Enrichment data sets (scripts/fetch-enrichment-data.sh) [default: the nearest .cache/enrichment]", HelpName = "DIR" },
             new Option<string>("--geoip-db") { Description = "GeoIP2/GeoLite2 Country or City database [default: GeoLite2 City in the enrichment data]", HelpName = "FILE" },
@@ -156,6 +160,7 @@ public sealed class ServeCommand : ICommandGroup
             EnrichmentData = settings.EnrichmentData,
             GeoIpDatabase = settings.GeoipDb,
             ControlPlane = settings.ControlPlane,
+            DrainTimeout = TimeSpan.FromSeconds(settings.DrainTimeout),
             // Tokens: this host's own issuer by default; --authority/--audience accept another's.
             Auth = new AuthSettings { Issuer = settings.Issuer?.ToString(), Authority = settings.Authority?.ToString(), Audience = settings.Audience },
         }, ct);
