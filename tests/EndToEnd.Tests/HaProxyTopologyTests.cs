@@ -76,7 +76,14 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
 
             agents = new NumberedAgents(new Uri($"ws://127.0.0.1:{lbPort}/v1/ws"), "demo-site-key", clients: 6, eventsPerBatch: 20, pause: TimeSpan.FromMilliseconds(10));
             playwright = await Playwright.CreateAsync();
-            browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = Chromium, Headless = true, Timeout = 20_000, Args = ["--no-sandbox", "--disable-gpu", $"--user-agent={TestHost.BrowserUserAgent}"] });
+            browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = Chromium, Headless = true, Timeout = 20_000, Args =
+            [
+                "--no-sandbox", "--disable-gpu", $"--user-agent={TestHost.BrowserUserAgent}",
+                // The test page is fulfilled by Playwright, so it has no network address and Chromium
+                // would file it as public and block its WebSocket to 127.0.0.1 (Local Network Access).
+                // Deployed pages and the agent's endpoint are both public, where the check never applies.
+                "--disable-features=LocalNetworkAccessChecks",
+            ] });
             var page = await BrowserPageAsync(browser, lbPort);
             using var stopTicks = new CancellationTokenSource();
             var ticking = TickAsync(page, stopTicks.Token);
