@@ -13,8 +13,11 @@
 //   batches with 503 + Retry-After, open WebSockets are closed with 1001 after answering the batch
 //   in hand (IngestDrain), and only then does the server stop listening. The wait for open
 //   WebSockets is bounded by the drain timeout less a reserve for the rest of the stop (Kestrel's
-//   own stop, Rollup finishing its round, the log closed: the Kafka producer flushed); the whole
-//   stop is bounded by the drain timeout (`--drain-timeout`), after which what is left is aborted.
+//   own stop, Rollup finishing its round); the services' stop is bounded by the drain timeout
+//   (`--drain-timeout`), after which what is left is aborted. Then the log closes (the Kafka
+//   producer flushed) and the engine. `serve` exits with code 1 if it is still running
+//   <see cref="NodeDrain.CloseGrace"/> after the drain timeout: a bound that holds even if closing
+//   hangs.
 using Analytics.FastIngest.Transport;
 using Analytics.Store;
 
@@ -74,6 +77,20 @@ public sealed partial class NodeDrain(NodeReadiness readiness, IngestDrain inges
 {
     /// <summary>The part of the drain timeout kept for the rest of the stop after the sockets.</summary>
     public static TimeSpan Reserve(TimeSpan timeout) => TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(3).Ticks, timeout.Ticks / 3));
+
+    /// <summary>What closing the log and the engine may take after the drain timeout.</summary>
+    public static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>From the stop on, a watchdog ends the process (code 1, one line) should it still
+    /// run <see cref="CloseGrace"/> after <paramref name="timeout"/>. A thread, not a timer task:
+    /// it must fire even if the thread pool is what hangs.</summary>
+    public static void ExitIfStopHangs(IHostApplicationLifetime lifetime, TimeSpan timeout) =>
+        lifetime.ApplicationStopping.Register(() => new Thread(() =>
+        {
+            Thread.Sleep(timeout + CloseGrace);
+            Console.Error.WriteLine($"analytics serve: still stopping {(timeout + CloseGrace).TotalSeconds:0} s after the stop began (--drain-timeout {timeout.TotalSeconds:0} s + {CloseGrace.TotalSeconds:0} s to close); exiting");
+            Environment.Exit(1);
+        }) { IsBackground = true, Name = "stop watchdog" }.Start());
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;

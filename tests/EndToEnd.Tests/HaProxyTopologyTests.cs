@@ -20,6 +20,8 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
 {
     private const string Chromium = "/usr/bin/chromium";
     private const string HaProxy = "/usr/sbin/haproxy";
+    // Four nodes start one after another on a 2-core machine that other suites share.
+    private const int StartSeconds = 180;
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
     private static ITestOutputHelper? Output => TestContext.Current.TestOutputHelper;
 
@@ -33,10 +35,10 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
         string password = Guid.NewGuid().ToString("N");
         string database = "topology_" + id, topic = "events-" + id;
         int lbPort = Ports.Free(), statsPort = Ports.Free();
-        var query = new ServerProcess(Path.Combine(root, "query"), Ports.Free(), demo: true);
-        var rollup = new ServerProcess(Path.Combine(root, "rollup"), Ports.Free(), demo: false);
-        var ingest1 = new ServerProcess(Path.Combine(root, "ingest1"), Ports.Free(), demo: false);
-        var ingest2 = new ServerProcess(Path.Combine(root, "ingest2"), Ports.Free(), demo: false);
+        var query = new ServerProcess(Path.Combine(root, "query"), Ports.Free(), demo: true, StartSeconds);
+        var rollup = new ServerProcess(Path.Combine(root, "rollup"), Ports.Free(), demo: false, StartSeconds);
+        var ingest1 = new ServerProcess(Path.Combine(root, "ingest1"), Ports.Free(), demo: false, StartSeconds);
+        var ingest2 = new ServerProcess(Path.Combine(root, "ingest2"), Ports.Free(), demo: false, StartSeconds);
         ChDbHttpEndpoint? store = null;
         ChildProcess? kafka = null, haproxy = null;
         NumberedAgents? agents = null;
@@ -61,7 +63,7 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
             await rollup.StartAsync([.. shared, "--roles", "rollup"]);
             await ingest1.StartAsync([.. shared, "--roles", "ingest"]);
             await ingest2.StartAsync([.. shared, "--roles", "ingest"]);
-            foreach (var node in new[] { query, rollup, ingest1, ingest2 }) await node.WaitReadyAsync(TimeSpan.FromSeconds(30));
+            foreach (var node in new[] { query, rollup, ingest1, ingest2 }) await node.WaitReadyAsync(TimeSpan.FromSeconds(60));
 
             haproxy = ChildProcess.Start(HaProxy, ["-db", "-f", Path.Combine(AppContext.BaseDirectory, "deploy", "haproxy", "haproxy.cfg")], new Dictionary<string, string>
             {
@@ -93,9 +95,11 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
             long before = agents.AckedCount;
             ingest1.Kill();
             var killedAt = Stopwatch.StartNew();
-            await agents.WaitForAckedAsync(before + 1000, TimeSpan.FromSeconds(30));
             await WaitForServerStatusAsync(statsPort, "ingest1", "DOWN");
-            Output?.WriteLine($"SIGKILL ingest1: {killedAt.Elapsed.TotalSeconds:0.0} s until HAProxy marked it DOWN; acknowledged {before} before");
+            var markedDown = killedAt.Elapsed;
+            await agents.WaitForAckedAsync(before + 1000, TimeSpan.FromSeconds(30));
+            Output?.WriteLine($"SIGKILL ingest1: HAProxy marked it DOWN after {markedDown.TotalMilliseconds:0} ms; acknowledged {before} before; reconnects {Outages(agents, 0)}");
+            int outagesBeforeDrain = agents.Outages.Count;
 
             // Back up, and in HAProxy's rotation again, before the other node drains: always a node to go to.
             await ingest1.StartAsync([.. shared, "--roles", "ingest"]);
@@ -109,9 +113,9 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
             var (exitCode, drainTime) = await ingest2.TerminateAsync(TimeSpan.FromSeconds(20));
             await agents.WaitForAckedAsync(agents.AckedCount + 1000, TimeSpan.FromSeconds(30));
             var drainCloses = agents.CloseCodes.Skip(closesBefore).ToList();
-            Output?.WriteLine($"SIGTERM ingest2: exit {exitCode} after {drainTime.TotalMilliseconds:0} ms; close codes {string.Join(",", drainCloses)}; acknowledged {before} before");
+            Output?.WriteLine($"SIGTERM ingest2: exit {exitCode} after {drainTime.TotalMilliseconds:0} ms; close codes {string.Join(",", drainCloses)}; acknowledged {before} before; reconnects {Outages(agents, outagesBeforeDrain)}");
             Assert.Equal(0, exitCode);
-            Assert.True(drainTime < TimeSpan.FromSeconds(10), $"drain took {drainTime}");
+            Assert.True(drainTime < TimeSpan.FromSeconds(15), $"drain took {drainTime}, over --drain-timeout 10 s + 5 s to close");
             Assert.Contains((int)WebSocketCloseStatus.EndpointUnavailable, drainCloses);
 
             await agents.StopAsync(TimeSpan.FromSeconds(30));
@@ -129,11 +133,9 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
             numbered = await QueryCounts.EventsAsync(query.Port, site, token, "numbered");
             browserTicks = await QueryCounts.EventsAsync(query.Port, site, token, "browser-tick");
             var raw = await engine.Store.QueryRowsAsync($"SELECT count(), uniqExact(event_id) FROM {database}.events_raw", Ct);
-            var outages = agents.Outages.Select(o => o.TotalMilliseconds).Order().ToList();
             Output?.WriteLine(
                 $"sent {agents.SentEvents} numbered events, acknowledged {acked}, counted {numbered}; browser ticks {ticks}, counted {browserTicks}; " +
-                $"stored rows {raw[0][0]}, distinct ids {raw[0][1]}; resent batches {agents.ResentBatches}, RETRY answers {agents.RetryAcks}; " +
-                $"reconnect through HAProxy (loss to next ack) ms: n={outages.Count} median {Percentile(outages, 0.5):0} p95 {Percentile(outages, 0.95):0} max {outages.LastOrDefault():0}");
+                $"stored rows {raw[0][0]}, distinct ids {raw[0][1]}; resent batches {agents.ResentBatches}, RETRY answers {agents.RetryAcks}");
             Assert.Equal(acked, numbered);
             Assert.Equal(ticks, browserTicks);
             Assert.Equal(raw[0][1].ToString(), raw[0][0].ToString());
@@ -214,6 +216,11 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
         throw new TimeoutException($"HAProxy never reported {server} {status} (last: {last})");
     }
 
-    private static double Percentile(List<double> sorted, double p) =>
-        sorted.Count == 0 ? 0 : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
+    /// <summary>Reconnects through HAProxy since the <paramref name="skip"/>-th: from the lost
+    /// connection to the next OK ack, in ms.</summary>
+    private static string Outages(NumberedAgents agents, int skip)
+    {
+        var ms = agents.Outages.Skip(skip).Select(o => o.TotalMilliseconds).Order().ToList();
+        return ms.Count == 0 ? "none" : $"n={ms.Count} min {ms[0]:0} median {ms[ms.Count / 2]:0} max {ms[^1]:0} ms";
+    }
 }

@@ -10,7 +10,7 @@ namespace Analytics.EndToEnd.Tests;
 /// (exit, timeout, cancelled test) kills the child before it throws, and a ProcessExit hook kills
 /// it if the test run itself ends first: no server outlives its test.
 /// </summary>
-public sealed partial class ServerProcess(string data, int port, bool demo = true)
+public sealed partial class ServerProcess(string data, int port, bool demo = true, int startSeconds = 60)
 {
     private Process? _process;
 
@@ -60,7 +60,7 @@ public sealed partial class ServerProcess(string data, int port, bool demo = tru
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
         using var http = new HttpClient();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
+        var deadline = DateTime.UtcNow.AddSeconds(startSeconds);
         while (DateTime.UtcNow < deadline)
         {
             if (_process.HasExited) throw new InvalidOperationException($"server exited with {_process.ExitCode}");

@@ -186,6 +186,7 @@ public sealed class ServeCommand : ICommandGroup
         string store = server is null ? "in-process ClickHouse"
             : $"ClickHouse at {server.Endpoint.GetLeftPart(UriPartial.Authority)}{(server.Cluster is null ? "" : ", cluster " + server.Cluster)}";
         PrintBanner(app.BoundAddress(), data, demo, access, log, store);
+        NodeDrain.ExitIfStopHangs(app.Lifetime, TimeSpan.FromSeconds(settings.DrainTimeout));
         await app.WaitForShutdownAsync(CancellationToken.None);
         return 0;
     }
