@@ -4,9 +4,11 @@
 // - `GET /livez` answers 200 while the process runs, draining included: a liveness failure
 //   restarts the process, which a drain must not provoke.
 // - `GET /readyz` answers 200 only when the node is ready for traffic: started (log opened, store
-//   migrated, server listening), not draining, and, for roles that use the store (Rollup,
-//   query), the store answering `SELECT 1` within 2 s (checked at most once a second, so a probe
-//   every second costs one query). Otherwise 503 with the reason as text. Ingest's readiness
+//   migrated, server listening), not draining, and, for roles that use a ClickHouse server
+//   (Rollup, query), that server answering `SELECT 1` within 2 s (checked at most once a second,
+//   so a probe every second costs one query). The in-process engine is not checked: it cannot be
+//   unreachable, and a probe queued behind a long insert must not take the node out. Otherwise
+//   503 with the reason as text. Ingest's readiness
 //   does not follow Kafka: while Kafka refuses, every ingest node answers RETRY alike, and taking
 //   them all out of the balancer would turn a Kafka incident into an outage.
 // - On SIGTERM (the host's stop) readiness turns false at once, ingest refuses new WebSockets and
@@ -23,7 +25,7 @@ using Analytics.Store;
 
 namespace Analytics.Host;
 
-/// <summary>What `/readyz` reports.</summary>
+/// <summary>What `/readyz` reports; <paramref name="roles"/>: the roles whose needs it checks.</summary>
 public sealed class NodeReadiness(IColumnStore store, Roles roles)
 {
     private static readonly TimeSpan StoreCheckTimeout = TimeSpan.FromSeconds(2);
@@ -140,7 +142,8 @@ public static class NodeProbes
     public static IServiceCollection AddNodeLifecycle(this IServiceCollection services, Roles roles, TimeSpan drainTimeout)
     {
         services.AddSingleton<IngestDrain>();
-        services.AddSingleton(sp => new NodeReadiness(sp.GetRequiredService<IColumnStore>(), roles));
+        services.AddSingleton(sp => new NodeReadiness(sp.GetRequiredService<IColumnStore>(),
+            sp.GetRequiredService<IColumnStore>() is EmbeddedColumnStore ? roles & Roles.Ingest : roles));
         services.AddHostedService(sp => new NodeDrain(sp.GetRequiredService<NodeReadiness>(), sp.GetRequiredService<IngestDrain>(), drainTimeout, sp.GetRequiredService<ILogger<NodeDrain>>()));
         services.Configure<HostOptions>(o => o.ShutdownTimeout = drainTimeout);
         return services;

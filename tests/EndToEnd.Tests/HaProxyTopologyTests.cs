@@ -140,6 +140,19 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
             Assert.Equal(ticks, browserTicks);
             Assert.Equal(raw[0][1].ToString(), raw[0][0].ToString());
             Assert.True(agents.ResentBatches > 0, "no batch was resent: the kill and the drain missed the traffic");
+
+            // Readiness follows the store for the roles that use it, and only for them.
+            await store.DisposeAsync();
+            store = null;
+            using var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            foreach (var node in new[] { query, rollup })
+            {
+                string answer = "";
+                for (var waited = Stopwatch.StartNew(); !answer.StartsWith("store unreachable", StringComparison.Ordinal) && waited.Elapsed < TimeSpan.FromSeconds(20); await Task.Delay(200, Ct))
+                    answer = await (await probe.GetAsync($"http://127.0.0.1:{node.Port}/readyz", Ct)).Content.ReadAsStringAsync(Ct);
+                Assert.StartsWith("store unreachable", answer);
+            }
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await probe.GetAsync($"http://127.0.0.1:{ingest1.Port}/readyz", Ct)).StatusCode);
         }
         finally
         {

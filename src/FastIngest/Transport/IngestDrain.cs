@@ -12,12 +12,14 @@ namespace Analytics.FastIngest.Transport;
 /// lost because an acknowledgement still means "durable in the log" during the drain.
 /// <see cref="WhenConnectionsClosedAsync"/> tells the host when no WebSocket is left.
 /// </summary>
-public sealed class IngestDrain : IDisposable
+public sealed class IngestDrain
 {
     /// <summary>What a refused client is told to wait: long enough for the balancer's health check
     /// to take this node out, short enough that an agent does not notice.</summary>
     public const int RetryAfterSeconds = 1;
 
+    // Never disposed: it has no timer, and a handler still running while the host is disposed
+    // must be able to read its token.
     private readonly CancellationTokenSource _draining = new();
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _open;
@@ -63,6 +65,4 @@ public sealed class IngestDrain : IDisposable
         return Microsoft.AspNetCore.Http.Results.Problem(statusCode: Microsoft.AspNetCore.Http.StatusCodes.Status503ServiceUnavailable,
             title: "Draining", detail: "This node is shutting down; retry (another node will answer).").ExecuteAsync(context);
     }
-
-    public void Dispose() => _draining.Dispose();
 }
