@@ -65,6 +65,9 @@ public sealed class HostSettings
     /// reverse proxies in front of this server, whose X-Forwarded-For / Forwarded headers name the
     /// client (`--trusted-proxies`, ANALYTICS_TRUSTED_PROXIES). Empty: no header is believed.</summary>
     public IReadOnlyList<string> TrustedProxies { get; init; } = [];
+    /// <summary>Bounds the stop after SIGTERM (`--drain-timeout`): readiness false, WebSockets
+    /// closed with 1001, then the server, Rollup and the log stop (NodeLifecycle.cs).</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>
@@ -175,6 +178,7 @@ public static class AnalyticsHost
         services.AddSingleton(new PartitionAdmin(store, db));
         services.AddSingleton<RollupStatus>();
         if (settings.Roles.HasFlag(Roles.Rollup)) services.AddHostedService<RollupWorker>();
+        services.AddNodeLifecycle(settings.Roles, settings.DrainTimeout);
 
         var app = builder.Build();
         // First: everything after it (ingest's ClientInfo above all) sees the client's address.
@@ -197,6 +201,7 @@ public static class AnalyticsHost
         app.MapAgentScript(settings.AgentScriptPath);
         app.MapApiDocs();
         app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapProbes();
         app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(
             ingest.ToPrometheusText() +
             "# HELP analytics_rollup_events_stored_total Events stored by Rollup.\n# TYPE analytics_rollup_events_stored_total counter\n" +

@@ -27,12 +27,17 @@ namespace Analytics.FastIngest.Transport;
 /// </summary>
 internal static class HttpIngest
 {
-    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics)
+    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, IngestDrain drain)
     {
         var request = context.Request;
         var response = context.Response;
         // Decided per site once the batch is read; until then (and for refusals before it) no CORS grant.
         response.Headers.Vary = "Origin";
+        if (drain.IsDraining)
+        {
+            await IngestDrain.RefuseAsync(context);
+            return;
+        }
         string? contentType = request.ContentType;
         if (contentType is null || !(contentType.StartsWith("application/x-protobuf", StringComparison.OrdinalIgnoreCase) || contentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase)))
         {

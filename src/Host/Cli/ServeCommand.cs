@@ -32,6 +32,9 @@ public sealed class ServeSettings : StoreSettings
     /// <summary>Load balancers and proxies whose X-Forwarded-For / Forwarded name the client:
     /// addresses and networks, comma-separated ("10.0.0.0/8,127.0.0.1"); empty believes none.</summary>
     public string TrustedProxies { get; set; } = "";
+    /// <summary>Seconds the stop after SIGTERM may take: WebSockets closed with 1001 after their
+    /// batch in hand, then the server, Rollup and the log (docs/operations.md, "Drain").</summary>
+    public int DrainTimeout { get; set; } = 10;
 
     // Ingest limits (IngestLimits has the reasons for the defaults); 0 lifts a limit.
     public int MaxConnections { get; set; } = IngestLimits.Default.MaxConnections;
@@ -142,6 +145,7 @@ public sealed class ServeCommand : ICommandGroup
             Settings.Integer("--max-connections-per-ip", $"Open ingest WebSockets per IP address (IPv6: /64); more get 429, 0: no limit [default: {defaults.MaxConnectionsPerIp}]", 0, int.MaxValue),
             Settings.Integer("--events-per-second-per-ip", $"Events per second per IP address (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerIp}]", 0, int.MaxValue),
             Settings.Integer("--events-per-second-per-site", $"Events per second per site (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerSite}]", 0, int.MaxValue),
+            Settings.Integer("--drain-timeout", $"Seconds a stop (SIGTERM) may take: readiness false, WebSockets closed with 1001, log flushed [default: {defaults.DrainTimeout}]", 1, 3600),
             ControlPlaneSettings.Option(),
             new Option<string>("--enrichment-data") { Description = "Enrichment data sets (scripts/fetch-enrichment-data.sh) [default: the nearest .cache/enrichment]", HelpName = "DIR" },
             new Option<string>("--geoip-db") { Description = "GeoIP2/GeoLite2 Country or City database [default: GeoLite2 City in the enrichment data]", HelpName = "FILE" },
@@ -179,6 +183,7 @@ public sealed class ServeCommand : ICommandGroup
             GeoIpDatabase = settings.GeoipDb,
             ControlPlane = settings.ControlPlane,
             Limits = settings.Limits(),
+            DrainTimeout = TimeSpan.FromSeconds(settings.DrainTimeout),
             // Tokens: this host's own issuer by default; --authority/--audience accept another's.
             Auth = new AuthSettings { Issuer = settings.Issuer?.ToString(), Authority = settings.Authority?.ToString(), Audience = settings.Audience },
         }, ct);
@@ -212,6 +217,7 @@ public sealed class ServeCommand : ICommandGroup
         string store = server is null ? "in-process ClickHouse"
             : $"ClickHouse at {server.Endpoint.GetLeftPart(UriPartial.Authority)}{(server.Cluster is null ? "" : ", cluster " + server.Cluster)}";
         PrintBanner(app.BoundAddress(), data, demo, access, log, store);
+        NodeDrain.ExitIfStopHangs(app.Lifetime, TimeSpan.FromSeconds(settings.DrainTimeout));
         await app.WaitForShutdownAsync(CancellationToken.None);
         return 0;
     }
