@@ -178,7 +178,13 @@ public sealed class QueryEngine(IColumnStore store, string database)
         return new Row(dimensions!, metrics, sort);
     }
 
-    private async Task<List<RawRow>> RawAsync(NormalQuery q, CancellationToken ct)
+    /// <summary>
+    /// The one place a normalised query becomes raw rows (every statement of a query, the
+    /// denominators' included, comes through here). A planner answering some queries from
+    /// pre-aggregated tables plugs in here: same <see cref="NormalQuery"/> in, same raw columns
+    /// (<see cref="QuerySql.RawColumns"/>) out, <see cref="QuerySql.Build"/> as the fallback.
+    /// </summary>
+    public async Task<List<RawRow>> RawAsync(NormalQuery q, CancellationToken ct)
     {
         var rows = await RunAsync(QuerySql.Build(q, database, MaxExecutionSeconds), ct);
         int n = q.Dimensions.Count, counts = QuerySql.RawColumns.Length - 2;
