@@ -75,7 +75,10 @@ public static class QueryEndpoint
                     ListGoals: sites.Store.ListGoals,
                     FirstEventAsync: s => engine.FirstEventAsync(s.MerchantId, s.SiteId, ct),
                     RegexErrorAsync: p => engine.RegexErrorAsync(p, ct),
-                    Now: clock.GetUtcNow());
+                    Now: clock.GetUtcNow())
+                {
+                    EngineKnowsZoneAsync = zone => engine.EngineKnowsZoneAsync(zone, ct),
+                };
                 var query = await QueryParser.ParseAsync(document.RootElement, parserContext);
                 var answer = await engine.AnswerAsync(query, ct);
                 // Caching (ETag; on GET also Cache-Control and surrogate keys): the answer read the
