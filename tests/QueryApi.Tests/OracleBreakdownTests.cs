@@ -45,6 +45,16 @@ public class OracleBreakdownTests(OracleFixture data)
             ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit", "percentage"], [dimension]));
 
     [Theory]
+    [InlineData("entry_page", "Europe/Berlin", "2026-10-25")]
+    [InlineData("exit_page", "Europe/Berlin", "2026-10-26")]
+    [InlineData("source", "America/New_York", "2026-11-01")]
+    [InlineData("referrer", "America/New_York", "2026-10-31")]
+    [InlineData("channel", "Asia/Kolkata", "2026-10-26")]
+    [InlineData("utm_campaign", "Asia/Kolkata", "2026-10-31")]
+    public Task A_visit_cut_by_the_range_start_takes_its_attributes_from_its_first_event_in_range(string dimension, string tz, string day) =>
+        data.AssertAgreesAsync(Query(day, day, tz, ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"], [dimension]));
+
+    [Theory]
     [InlineData("page")]
     [InlineData("source")]
     [InlineData("country")]

@@ -52,4 +52,15 @@ public class DatasetTests
         Assert.Contains(Data.Events, e => e.At >= newYork && e.At < newYork.AddHours(2));
         Assert.Contains(Data.Events, e => e.At.TimeOfDay == TimeSpan.Zero || e.At.TimeOfDay == TimeSpan.FromHours(22) || e.At.TimeOfDay == TimeSpan.FromHours(4));
     }
+
+    [Theory]
+    [InlineData("Europe/Berlin")]
+    [InlineData("America/New_York")]
+    [InlineData("Asia/Kolkata")]
+    public void Some_visits_span_a_local_midnight_and_are_cut_by_a_local_date_range(string tz)
+    {
+        var zone = TimeZoneInfo.FindSystemTimeZoneById(tz);
+        Assert.Contains(Oracle.Humans.GroupBy(e => e.Visit),
+            v => v.Select(e => TimeZoneInfo.ConvertTime(e.At, zone).Date).Distinct().Count() > 1 && v.Count(e => e.Name == "pageview") > 1);
+    }
 }

@@ -239,9 +239,10 @@ public sealed class QueryOracle
 
     public sealed record Bucket(string Label, object Key, DateTimeOffset Start);
 
-    /// <summary>The bucket of an instant: its local wall-clock start in the zone. Hours and
-    /// minutes are keyed by the instant they start at, so the hour repeated when DST ends is two
-    /// buckets (both labelled alike); days, weeks and months by their label.</summary>
+    /// <summary>The bucket of an instant: its local wall-clock start in the zone. A bucket is
+    /// its label: the hour repeated when DST ends (02:00 in Berlin on 2026-10-25) is one bucket
+    /// of two real hours, so a row's dimension values stay unique (the contract identifies rows
+    /// by them: ties, comparisons) and a 25-hour day has 24 hour labels.</summary>
     public static Bucket BucketOf(DateTimeOffset at, TimeZoneInfo tz, string dim)
     {
         var local = TimeZoneInfo.ConvertTime(at, tz);
@@ -253,7 +254,8 @@ public sealed class QueryOracle
                 var start = dim == "time:minute" ? new DateTime(wall.Year, wall.Month, wall.Day, wall.Hour, wall.Minute, 0)
                     : new DateTime(wall.Year, wall.Month, wall.Day, wall.Hour, 0, 0);
                 var instant = at - (wall - start);
-                return new Bucket(start.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture), instant, instant);
+                string label = start.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture);
+                return new Bucket(label, label, instant);
             case "time:day":
                 return DayBucket(DateOnly.FromDateTime(wall), tz);
             case "time:week":
@@ -317,7 +319,7 @@ public sealed class QueryOracle
                 {
                     var b = BucketOf(e.At, tz, dims[i]);
                     labels[i] = b.Label;
-                    keys[i] = b.Start;
+                    keys[i] = b.Label;
                     timeKey = b.Key;
                 }
                 else keys[i] = labels[i] = Value(e, dims[i], scope);
@@ -342,7 +344,7 @@ public sealed class QueryOracle
             foreach (var (b, i) in buckets!.Select((b, i) => (b, i)))
             {
                 if (groups.Any(g => b.Key.Equals(g.TimeKey))) continue;
-                groups.Add(new Group([b.Label], [.. metrics.Select(Zero)], [b.Start], b.Key, i));
+                groups.Add(new Group([b.Label], [.. metrics.Select(Zero)], [b.Label], b.Key, i));
             }
         }
         return groups;
