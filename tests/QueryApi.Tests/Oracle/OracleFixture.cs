@@ -5,8 +5,10 @@ using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Analytics.ControlPlane;
 using Analytics.Contracts.V1;
 using Google.Protobuf;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Analytics.QueryApi.Tests.Oracle;
 
@@ -30,6 +32,18 @@ public sealed class OracleFixture(EngineFixture engine) : IAsyncLifetime
 
     private static readonly string GeoDatabase = Path.Combine(AppContext.BaseDirectory, "TestData", "maxmind", "GeoIP2-City-Test.mmdb");
 
+    /// <summary>The site's goals: event goals, page goals with <c>*</c> and <c>**</c>, and one
+    /// nobody completes.</summary>
+    public static readonly QueryOracle.Goal[] Goals =
+    [
+        new("Signup", "event", "signup"),
+        new("Purchase", "event", "purchase"),
+        new("Blog", "page", "/blog/**"),
+        new("Product", "page", "/products/*"),
+        new("Pricing", "page", "/pricing"),
+        new("Never", "event", "never"),
+    ];
+
     public Dataset.Data Data { get; } = Dataset.Generate();
     public QueryOracle Oracle { get; private set; } = null!;
     public TestHost Host { get; private set; } = null!;
@@ -37,8 +51,11 @@ public sealed class OracleFixture(EngineFixture engine) : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        Oracle = new QueryOracle(Data) { Now = Now };
+        Oracle = new QueryOracle(Data) { Now = Now, Goals = Goals };
         Host = await TestHost.StartAsync(engine, clock: Clock, trustedProxies: ["127.0.0.1"], geoIpDatabase: GeoDatabase);
+        // Goals are the control plane's (set up as the goals API stores them); the query API reads them.
+        var registry = Host.App.Services.GetRequiredService<SiteRegistry>();
+        foreach (var goal in Goals) registry.Store.CreateGoal(Host.Site.SiteId, goal.Name, goal.Kind, goal.Match);
         var ct = TestContext.Current.CancellationToken;
         var sockets = new Dictionary<int, ClientWebSocket>();
         try

@@ -296,19 +296,50 @@ public sealed class QueryOracle
     {
         public required List<Ev> InRange;
         public required Dictionary<int, List<Ev>> VisitEvents; // in range, by time
+        public required IReadOnlyList<Goal> Goals;
     }
+
+    /// <summary>A site goal (docs/query-api.md, Goals): an event goal completes on a custom event
+    /// of that name, a page goal on a pageview whose whole path matches (<c>*</c> any characters
+    /// but '/', <c>**</c> any characters).</summary>
+    public sealed record Goal(string Name, string Kind, string Match)
+    {
+        private readonly Regex _path = new("^" + string.Concat(Regex.Split(Match, @"(\*\*|\*)").Select(part => part switch
+        {
+            "**" => ".*",
+            "*" => "[^/]*",
+            _ => Regex.Escape(part),
+        })) + "$");
+
+        public bool CompletedBy(Ev e) => Kind == "page"
+            ? e.Name == "pageview" && _path.IsMatch(e.Uri.AbsolutePath)
+            : e.Name == Match && e.Name is not ("pageview" or "engagement");
+    }
+
+    public IReadOnlyList<Goal> Goals { get; init; } = [];
+
+    private static IEnumerable<string> GoalsOf(Ev e, Scope scope) => scope.Goals.Where(g => g.CompletedBy(e)).Select(g => g.Name);
 
     private List<Group> Groups(DateTimeOffset from, DateTimeOffset to, TimeZoneInfo tz, string[] metrics, string[] dims, JsonArray filters, bool fillBuckets)
     {
         var inRange = _humans.Where(e => e.At >= from && e.At < to).ToList();
-        var scope = new Scope { InRange = inRange, VisitEvents = inRange.GroupBy(e => e.Visit).ToDictionary(g => g.Key, g => g.OrderBy(e => e.At).ToList()) };
+        var scope = new Scope { InRange = inRange, VisitEvents = inRange.GroupBy(e => e.Visit).ToDictionary(g => g.Key, g => g.OrderBy(e => e.At).ToList()), Goals = Goals };
         var selected = inRange.Where(e => Matches(e, filters, scope)).ToList();
         var bots = metrics.Contains("bots") ? _bots.Where(e => e.At >= from && e.At < to && Matches(e, filters, scope)).ToList() : [];
         string? timeDim = dims.FirstOrDefault(x => x.StartsWith("time:", StringComparison.Ordinal));
         var buckets = timeDim is null ? null : Buckets(from, to, tz, timeDim).ToList();
         long totalVisitors = selected.Select(e => e.Visitor).Distinct().LongCount();
 
-        (string[] Labels, object[] Keys, object? TimeKey) KeyOf(Ev e)
+        // Conversion rates are over the visitors of the query without its goal filters (top
+        // level), in all (conversion_rate) or in the row's other dimensions (group_conversion_rate).
+        var goalFilters = filters.Where(f => f is JsonArray a && a.Count > 2 && (string?)a[1] == "goal").ToList();
+        var scopeGoals = goalFilters.Where(f => (string)f![0]! == "is").SelectMany(f => f![2]!.AsArray().Select(v => (string)v!)).ToHashSet();
+        var withoutGoals = new JsonArray([.. filters.Where(f => !goalFilters.Contains(f)).Select(f => f!.DeepClone())]);
+        var unconverted = inRange.Where(e => Matches(e, withoutGoals, scope)).ToList();
+        long unconvertedTotal = unconverted.Select(e => e.Visitor).Distinct().LongCount();
+        int goalDim = Array.IndexOf(dims, "goal");
+
+        (string[] Labels, object[] Keys, object? TimeKey) KeyOf(Ev e, string? goal)
         {
             var labels = new string[dims.Length];
             var keys = new object[dims.Length];
@@ -322,21 +353,31 @@ public sealed class QueryOracle
                     keys[i] = b.Label;
                     timeKey = b.Key;
                 }
-                else keys[i] = labels[i] = Value(e, dims[i], scope);
+                else keys[i] = labels[i] = dims[i] == "goal" ? goal! : Value(e, dims[i], scope);
             }
             return (labels, keys, timeKey);
         }
 
+        // With the goal dimension an event is in the row of every goal it completes, and in no row
+        // when it completes none.
+        IEnumerable<string?> RowGoals(Ev e) => goalDim < 0 ? [null] : GoalsOf(e, scope);
         var all = selected.Select(e => (e, bot: false)).Concat(bots.Select(e => (e, bot: true)))
-            .Select(x => (x.e, x.bot, key: KeyOf(x.e)))
+            .SelectMany(x => RowGoals(x.e).Select(goal => (x.e, x.bot, goal, key: KeyOf(x.e, goal))))
             .GroupBy(x => string.Join("\u0001", x.key.Labels) + "\u0002" + x.key.TimeKey)
             .ToList();
+        string OtherDims(Ev e) => string.Join("\u0001", dims.Select((d, i) => i == goalDim ? "" : KeyOf(e, "").Labels[i]));
+        var unconvertedByOthers = goalDim < 0 ? null
+            : unconverted.GroupBy(OtherDims).ToDictionary(g => g.Key, g => g.Select(e => e.Visitor).Distinct().LongCount());
         var groups = all.Select(g =>
         {
             var first = g.First().key;
             var humans = g.Where(x => !x.bot).Select(x => x.e).ToList();
             int index = buckets?.FindIndex(b => b.Key.Equals(first.TimeKey)) ?? -1;
-            return new Group(first.Labels, [.. metrics.Select(m => Metric(m, humans, g.Count(x => x.bot), scope, totalVisitors))], first.Keys, first.TimeKey, index);
+            var inScope = goalDim >= 0 ? [g.First().goal!] : scopeGoals;
+            var converted = humans.Where(e => GoalsOf(e, scope).Any(inScope.Contains)).ToList();
+            var conversions = new Conversions(converted.Count, converted.Select(e => e.Visitor).Distinct().LongCount(), unconvertedTotal,
+                unconvertedByOthers is null ? unconvertedTotal : humans.Count == 0 ? 0 : unconvertedByOthers.GetValueOrDefault(OtherDims(humans[0])));
+            return new Group(first.Labels, [.. metrics.Select(m => Metric(m, humans, g.Count(x => x.bot), scope, totalVisitors, conversions))], first.Keys, first.TimeKey, index);
         }).ToList();
 
         if (fillBuckets)
@@ -352,7 +393,7 @@ public sealed class QueryOracle
 
     private static Expect Zero(string metric) => metric switch
     {
-        "visitors" or "visits" or "pageviews" or "events" or "bots" => new Exact(0),
+        "visitors" or "visits" or "pageviews" or "events" or "bots" or "conversions" => new Exact(0),
         "total_revenue" or "average_revenue" => new PerCurrency(new Dictionary<string, Rounded>()),
         _ => new Rounded(0, Unit(metric), Undefined: true),
     };
@@ -364,7 +405,9 @@ public sealed class QueryOracle
         _ => 0.1,
     };
 
-    private static Expect Metric(string metric, List<Ev> events, long bots, Scope scope, long totalVisitors)
+    private sealed record Conversions(long Events, long Visitors, long AllVisitors, long RowVisitors);
+
+    private static Expect Metric(string metric, List<Ev> events, long bots, Scope scope, long totalVisitors, Conversions conversions)
     {
         List<List<Ev>> Visits() => [.. events.Select(e => e.Visit).Distinct().Select(v => scope.VisitEvents[v])];
         long pageviews = events.Count(e => e.Name == "pageview");
@@ -393,6 +436,9 @@ public sealed class QueryOracle
             }
             case "time_on_page":
                 return Ratio(events.Where(e => e.Name == "engagement").Sum(e => (double)e.E.EngagementMs) / 1000, pageviews, 0.1);
+            case "conversions": return new Exact(conversions.Events);
+            case "conversion_rate": return Ratio(100.0 * conversions.Visitors, conversions.AllVisitors, 0.1);
+            case "group_conversion_rate": return Ratio(100.0 * conversions.Visitors, conversions.RowVisitors, 0.1);
             case "percentage":
                 return Ratio(100.0 * events.Select(e => e.Visitor).Distinct().Count(), totalVisitors, 0.1);
             case "total_revenue":
@@ -507,6 +553,12 @@ public sealed class QueryOracle
             case "not": return !Holds(e, filter[1]!.AsArray(), scope);
         }
         string dim = (string)filter[1]!;
+        if (dim == "goal")
+        {
+            var completed = GoalsOf(e, scope).ToList();
+            bool any = filter[2]!.AsArray().Any(v => completed.Contains((string)v!));
+            return op == "is" ? any : !any;
+        }
         // Bots have no visits: a visit filter never selects them (the API refuses the query anyway).
         if (e.Visit < 0 && VisitDimensions.Contains(dim)) return false;
         string value = Value(e, dim, scope);
