@@ -360,7 +360,7 @@ public sealed class QueryOracle
 
         // With the goal dimension an event is in the row of every goal it completes, and in no row
         // when it completes none.
-        IEnumerable<string?> RowGoals(Ev e) => goalDim < 0 ? [null] : GoalsOf(e, scope);
+        IEnumerable<string?> RowGoals(Ev e) => goalDim < 0 ? new string?[] { null } : GoalsOf(e, scope).Cast<string?>();
         var all = selected.Select(e => (e, bot: false)).Concat(bots.Select(e => (e, bot: true)))
             .SelectMany(x => RowGoals(x.e).Select(goal => (x.e, x.bot, goal, key: KeyOf(x.e, goal))))
             .GroupBy(x => string.Join("\u0001", x.key.Labels) + "\u0002" + x.key.TimeKey)
@@ -514,8 +514,12 @@ public sealed class QueryOracle
         var client = first.P.Client!;
         var place = first.P.Place;
         // A visit cut by the range start (or by UTC midnight, where the visitor id changes)
-        // begins with an inner event: no arrival, an internal or empty referrer, so Direct.
-        var arrival = first.E.Arrival ?? Dataset.Arrivals[0];
+        // begins with an inner event: an internal or empty referrer, so Direct unless its URL
+        // is the landing page's with a campaign.
+        var arrival = first.E.Arrival
+            // An inner event on the landing page carries the landing URL, campaign query included.
+            ?? Dataset.Arrivals.FirstOrDefault(a => a.Query.Length > 0 && first.E.Url.EndsWith(a.Query, StringComparison.Ordinal))
+            ?? Dataset.Arrivals[0];
         var pageviews = visit.Where(e => e.Name == "pageview").ToList();
         return dim switch
         {
