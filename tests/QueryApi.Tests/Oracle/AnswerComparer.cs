@@ -32,6 +32,14 @@ public static class AnswerComparer
                 problems.Add($"meta.time_labels: expected [{string.Join(", ", expected.TimeLabels)}], got [{(labels is null ? "none" : string.Join(", ", labels))}]");
             }
         }
+        // The normalised range (query.date_range) and the comparison range, as instants.
+        CompareRange("query.date_range", expected.Range,
+            actual.TryGetProperty("query", out var query) && query.ValueKind == JsonValueKind.Object && query.TryGetProperty("date_range", out var dr) ? dr : default, problems);
+        if (expected.ComparisonRange is { } cr)
+        {
+            CompareRange("meta.comparison_date_range", cr,
+                meta.ValueKind == JsonValueKind.Object && meta.TryGetProperty("comparison_date_range", out var cdr) ? cdr : default, problems);
+        }
         var rows = results.EnumerateArray().ToList();
         if (rows.Count != expected.Rows.Count) problems.Add($"rows: expected {expected.Rows.Count}, got {rows.Count}");
         for (int i = 0; i < Math.Min(rows.Count, expected.Rows.Count); i++)
@@ -57,6 +65,15 @@ public static class AnswerComparer
             }
         }
         return problems;
+    }
+
+    private static void CompareRange(string where, (DateTimeOffset From, DateTimeOffset To) want, JsonElement got, List<string> problems)
+    {
+        bool ok = got.ValueKind == JsonValueKind.Array && got.GetArrayLength() == 2
+            && DateTimeOffset.TryParse(got[0].GetString(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var from)
+            && DateTimeOffset.TryParse(got[1].GetString(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var to)
+            && from == want.From && to == want.To;
+        if (!ok) problems.Add($"{where}: expected [{want.From:O}, {want.To:O}) (UTC), got {(got.ValueKind == JsonValueKind.Undefined ? "none" : got.ToString())}");
     }
 
     private static void CompareMetrics(string where, IReadOnlyList<Expect> want, JsonElement got, JsonObject request, List<string> problems)

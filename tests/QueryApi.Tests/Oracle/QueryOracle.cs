@@ -9,7 +9,7 @@ namespace Analytics.QueryApi.Tests.Oracle;
 /// and the definitions of docs/query-api.md, never by product code. Visitors are (person, UTC
 /// day), since the visitor id's salt changes at UTC midnight; visits are a visitor's runs of
 /// events with gaps shorter than 30 minutes; a visit is measured over its events in the range
-/// only; visit dimensions take the value of the visit's first event in range.
+/// only; visit dimensions take the value of the visit's first event, even one before the range.
 /// Rounded metrics are compared as exact values with a tolerance of half their unit, so a tie
 /// (10.5 s) may round either way, which the contract leaves open.
 /// </summary>
@@ -28,6 +28,7 @@ public sealed class QueryOracle
 
     private readonly List<Ev> _humans = [];
     private readonly List<Ev> _bots = [];
+    private readonly Dictionary<int, List<Ev>> _visits;
 
     public QueryOracle(Dataset.Data data)
     {
@@ -44,6 +45,7 @@ public sealed class QueryOracle
             }
         }
         _bots.AddRange(data.Events.Where(e => data.People[e.Person].IsBot).Select(e => new Ev(e, data.People[e.Person], -1)));
+        _visits = _humans.GroupBy(e => e.Visit).ToDictionary(g => g.Key, g => g.ToList());
     }
 
     public IReadOnlyList<Ev> Humans => _humans;
@@ -74,7 +76,11 @@ public sealed class QueryOracle
 
     public sealed record Row(IReadOnlyList<string> Dimensions, IReadOnlyList<Expect> Metrics, Comparison? Comparison, IReadOnlyList<object> SortKeys);
     public sealed record Comparison(IReadOnlyList<string> Dimensions, IReadOnlyList<Expect> Metrics, IReadOnlyList<Expect> Change);
-    public sealed record Answer(IReadOnlyList<Row> Rows, int TotalRows, IReadOnlyList<string>? TimeLabels, (DateTimeOffset From, DateTimeOffset To)? ComparisonRange);
+    public sealed record Answer(IReadOnlyList<Row> Rows, int TotalRows, IReadOnlyList<string>? TimeLabels, (DateTimeOffset From, DateTimeOffset To)? ComparisonRange)
+    {
+        /// <summary>The range as instants, [from, to).</summary>
+        public (DateTimeOffset From, DateTimeOffset To) Range { get; init; }
+    }
 
     // ---------------------------------------------------------------- the query
 
@@ -122,7 +128,7 @@ public sealed class QueryOracle
         rows = Order(rows, request, metrics, dims, timeDim);
         var page = request["pagination"] as JsonObject;
         int limit = (int?)page?["limit"] ?? 10_000, offset = (int?)page?["offset"] ?? 0;
-        return new Answer([.. rows.Skip(offset).Take(limit)], rows.Count, timeLabels, comparisonRange);
+        return new Answer([.. rows.Skip(offset).Take(limit)], rows.Count, timeLabels, comparisonRange) { Range = (from, to) };
     }
 
     private static string NonTimeKey(Group g, string[] dims) =>
@@ -151,7 +157,8 @@ public sealed class QueryOracle
     private static object SortValue(Expect e) => e switch
     {
         Exact x => (double)x.Value,
-        Rounded r => r.Value,
+        // Metrics order by their rounded values as answered.
+        Rounded r => Math.Round(r.Value / r.Unit, MidpointRounding.AwayFromZero) * r.Unit,
         _ => 0.0,
     };
 
@@ -228,6 +235,12 @@ public sealed class QueryOracle
             case "year_over_year":
                 start = YearEarlier(first);
                 end = YearEarlier(last);
+                if (matchWeekday)
+                {
+                    int back = ((int)start.DayOfWeek - (int)first.DayOfWeek + 7) % 7;
+                    start = start.AddDays(-back);
+                    end = end.AddDays(-back);
+                }
                 break;
             default:
                 return Range(comparisons["date_range"]!.AsArray(), tz);
@@ -297,6 +310,9 @@ public sealed class QueryOracle
         public required List<Ev> InRange;
         public required Dictionary<int, List<Ev>> VisitEvents; // in range, by time
         public required IReadOnlyList<Goal> Goals;
+        /// <summary>Every event of each visit, in range or not: visit attributes come from the
+        /// visit's first event even when it is before the range (docs/query-api.md, Metrics).</summary>
+        public required Dictionary<int, List<Ev>> WholeVisits;
     }
 
     /// <summary>A site goal (docs/query-api.md, Goals): an event goal completes on a custom event
@@ -323,7 +339,7 @@ public sealed class QueryOracle
     private List<Group> Groups(DateTimeOffset from, DateTimeOffset to, TimeZoneInfo tz, string[] metrics, string[] dims, JsonArray filters, bool fillBuckets)
     {
         var inRange = _humans.Where(e => e.At >= from && e.At < to).ToList();
-        var scope = new Scope { InRange = inRange, VisitEvents = inRange.GroupBy(e => e.Visit).ToDictionary(g => g.Key, g => g.OrderBy(e => e.At).ToList()), Goals = Goals };
+        var scope = new Scope { InRange = inRange, VisitEvents = inRange.GroupBy(e => e.Visit).ToDictionary(g => g.Key, g => g.OrderBy(e => e.At).ToList()), Goals = Goals, WholeVisits = _visits };
         var selected = inRange.Where(e => Matches(e, filters, scope)).ToList();
         var bots = metrics.Contains("bots") ? _bots.Where(e => e.At >= from && e.At < to && Matches(e, filters, scope)).ToList() : [];
         string? timeDim = dims.FirstOrDefault(x => x.StartsWith("time:", StringComparison.Ordinal));
@@ -333,7 +349,13 @@ public sealed class QueryOracle
         // Conversion rates are over the visitors of the query without its goal filters (top
         // level), in all (conversion_rate) or in the row's other dimensions (group_conversion_rate).
         var goalFilters = filters.Where(f => f is JsonArray a && a.Count > 2 && (string?)a[1] == "goal").ToList();
+        // In scope: the goals named by `is` goal filters; with only `is_not` ones, every other goal.
         var scopeGoals = goalFilters.Where(f => (string)f![0]! == "is").SelectMany(f => f![2]!.AsArray().Select(v => (string)v!)).ToHashSet();
+        if (scopeGoals.Count == 0 && goalFilters.Count > 0)
+        {
+            var excluded = goalFilters.SelectMany(f => f![2]!.AsArray().Select(v => (string)v!)).ToHashSet();
+            scopeGoals = Goals.Select(g => g.Name).Where(n => !excluded.Contains(n)).ToHashSet();
+        }
         var withoutGoals = new JsonArray([.. filters.Where(f => !goalFilters.Contains(f)).Select(f => f!.DeepClone())]);
         var unconverted = inRange.Where(e => Matches(e, withoutGoals, scope)).ToList();
         long unconvertedTotal = unconverted.Select(e => e.Visitor).Distinct().LongCount();
@@ -496,7 +518,7 @@ public sealed class QueryOracle
 
     private static string Value(Ev e, string dim, Scope scope)
     {
-        if (VisitDimensions.Contains(dim)) return VisitValue(scope.VisitEvents[e.Visit], dim);
+        if (VisitDimensions.Contains(dim)) return VisitValue(scope.WholeVisits[e.Visit], dim);
         return dim switch
         {
             "page" => e.Uri.AbsolutePath,
@@ -513,9 +535,9 @@ public sealed class QueryOracle
         var first = visit[0];
         var client = first.P.Client!;
         var place = first.P.Place;
-        // A visit cut by the range start (or by UTC midnight, where the visitor id changes)
-        // begins with an inner event: an internal or empty referrer, so Direct unless its URL
-        // is the landing page's with a campaign.
+        // A visit cut by UTC midnight (where the visitor id changes) begins with an inner event:
+        // an internal or empty referrer, so Direct unless its URL is the landing page's with a
+        // campaign.
         var arrival = first.E.Arrival
             // An inner event on the landing page carries the landing URL, campaign query included.
             ?? Dataset.Arrivals.FirstOrDefault(a => a.Query.Length > 0 && first.E.Url.EndsWith(a.Query, StringComparison.Ordinal))
