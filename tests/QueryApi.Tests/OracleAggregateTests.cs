@@ -56,6 +56,7 @@ public class OracleAggregateTests(OracleFixture data)
     [InlineData("7d", "America/New_York")]
     [InlineData("28d", "Europe/Berlin")]
     [InlineData("month", "UTC")]
+    [InlineData("6mo", "America/New_York")]
     [InlineData("12mo", "Asia/Kolkata")]
     [InlineData("year", "UTC")]
     [InlineData("all", "Europe/Berlin")]

@@ -202,7 +202,9 @@ public sealed class QueryOracle
             "all" => _humans.Concat(_bots).Select(e => DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(e.At, tz).DateTime)).Min(),
             _ => throw new ArgumentException("the oracle does not know range " + name),
         };
-        return (LocalMidnight(first, tz), LocalMidnight(today.AddDays(1), tz));
+        // 6mo and 12mo are whole months: they end with the end of this month.
+        var last = name is "6mo" or "12mo" ? new DateOnly(today.Year, today.Month, 1).AddMonths(1).AddDays(-1) : today;
+        return (LocalMidnight(first, tz), LocalMidnight(last.AddDays(1), tz));
     }
 
     public static DateTimeOffset LocalMidnight(DateOnly day, TimeZoneInfo tz)
@@ -388,8 +390,7 @@ public sealed class QueryOracle
             .GroupBy(x => string.Join("\u0001", x.key.Labels) + "\u0002" + x.key.TimeKey)
             .ToList();
         string OtherDims(Ev e) => string.Join("\u0001", dims.Select((d, i) => i == goalDim ? "" : KeyOf(e, "").Labels[i]));
-        var unconvertedByOthers = goalDim < 0 ? null
-            : unconverted.GroupBy(OtherDims).ToDictionary(g => g.Key, g => g.Select(e => e.Visitor).Distinct().LongCount());
+        var unconvertedByOthers = unconverted.GroupBy(OtherDims).ToDictionary(g => g.Key, g => g.Select(e => e.Visitor).Distinct().LongCount());
         var groups = all.Select(g =>
         {
             var first = g.First().key;
@@ -398,7 +399,7 @@ public sealed class QueryOracle
             var inScope = goalDim >= 0 ? [g.First().goal!] : scopeGoals;
             var converted = humans.Where(e => GoalsOf(e, scope).Any(inScope.Contains)).ToList();
             var conversions = new Conversions(converted.Count, converted.Select(e => e.Visitor).Distinct().LongCount(), unconvertedTotal,
-                unconvertedByOthers is null ? unconvertedTotal : humans.Count == 0 ? 0 : unconvertedByOthers.GetValueOrDefault(OtherDims(humans[0])));
+                humans.Count == 0 ? 0 : unconvertedByOthers.GetValueOrDefault(OtherDims(humans[0])));
             return new Group(first.Labels, [.. metrics.Select(m => Metric(m, humans, g.Count(x => x.bot), scope, totalVisitors, conversions))], first.Keys, first.TimeKey, index);
         }).ToList();
 
