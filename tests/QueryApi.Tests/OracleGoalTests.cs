@@ -28,6 +28,8 @@ public class OracleGoalTests(OracleFixture data)
     [InlineData("""[["is", "goal", ["Blog", "Product"]]]""")]
     [InlineData("""[["is", "goal", ["Never"]]]""")]
     [InlineData("""[["is", "goal", ["Purchase"]], ["is", "country", ["GB", "CN"]]]""")]
+    [InlineData("""[["and", [["is", "goal", ["Signup"]], ["is", "device", ["Mobile"]]]]]""")]
+    [InlineData("""[["is_not", "goal", ["Pricing", "Blog", "Product"]]]""")]
     public Task A_goal_filter_scopes_conversions_and_rates(string filters) =>
         data.AssertAgreesAsync(Query(From, To, "UTC", ["visitors", "conversions", "conversion_rate", "group_conversion_rate"], ["source"], Filters(filters)));
 

@@ -350,7 +350,7 @@ public sealed class QueryOracle
 
         // Conversion rates are over the visitors of the query without its goal filters (top
         // level), in all (conversion_rate) or in the row's other dimensions (group_conversion_rate).
-        var goalFilters = filters.Where(f => f is JsonArray a && a.Count > 2 && (string?)a[1] == "goal").ToList();
+        var goalFilters = GoalLeaves(filters).ToList();
         // In scope: the goals named by `is` goal filters; with only `is_not` ones, every other goal.
         var scopeGoals = goalFilters.Where(f => (string)f![0]! == "is").SelectMany(f => f![2]!.AsArray().Select(v => (string)v!)).ToHashSet();
         if (scopeGoals.Count == 0 && goalFilters.Count > 0)
@@ -358,7 +358,7 @@ public sealed class QueryOracle
             var excluded = goalFilters.SelectMany(f => f![2]!.AsArray().Select(v => (string)v!)).ToHashSet();
             scopeGoals = Goals.Select(g => g.Name).Where(n => !excluded.Contains(n)).ToHashSet();
         }
-        var withoutGoals = new JsonArray([.. filters.Where(f => !goalFilters.Contains(f)).Select(f => f!.DeepClone())]);
+        var withoutGoals = WithoutGoals(filters);
         var unconverted = inRange.Where(e => Matches(e, withoutGoals, scope)).ToList();
         long unconvertedTotal = unconverted.Select(e => e.Visitor).Distinct().LongCount();
         int goalDim = Array.IndexOf(dims, "goal");
@@ -566,6 +566,44 @@ public sealed class QueryOracle
             "os_version" => client.OsVersion,
             _ => throw new ArgumentException(dim),
         };
+    }
+
+    private static bool IsGoalLeaf(JsonNode? f) => f is JsonArray a && a.Count > 2 && (string?)a[0] is not ("and" or "or" or "not") && (string?)a[1] == "goal";
+
+    /// <summary>The goal filters anywhere in the tree.</summary>
+    private static IEnumerable<JsonNode> GoalLeaves(JsonArray filters) => filters.SelectMany(f => f switch
+    {
+        _ when IsGoalLeaf(f) => [f!],
+        JsonArray a when (string?)a[0] is "and" or "or" => GoalLeaves(a[1]!.AsArray()),
+        JsonArray a when (string?)a[0] == "not" => GoalLeaves([a[1]!.DeepClone()]),
+        _ => [],
+    });
+
+    /// <summary>The filter tree with every goal filter removed; an and/or left empty, or a not
+    /// left without its filter, disappears too.</summary>
+    private static JsonArray WithoutGoals(JsonArray filters)
+    {
+        var kept = new JsonArray();
+        foreach (var f in filters)
+        {
+            if (IsGoalLeaf(f)) continue;
+            var a = f!.AsArray();
+            switch ((string?)a[0])
+            {
+                case "and" or "or":
+                    var inner = WithoutGoals(a[1]!.AsArray());
+                    if (inner.Count > 0) kept.Add(new JsonArray((string)a[0]!, inner));
+                    break;
+                case "not":
+                    var sub = WithoutGoals([a[1]!.DeepClone()]);
+                    if (sub.Count > 0) kept.Add(new JsonArray("not", sub[0]!.DeepClone()));
+                    break;
+                default:
+                    kept.Add(f.DeepClone());
+                    break;
+            }
+        }
+        return kept;
     }
 
     private static bool Matches(Ev e, JsonArray filters, Scope scope) => filters.All(f => Holds(e, f!.AsArray(), scope));
