@@ -213,3 +213,48 @@ public class QueryTimeLimitTests(EngineFixture engine)
         Assert.Equal(TimeSpan.FromSeconds(30), response.Headers.RetryAfter?.Delta);
     }
 }
+
+/// <summary>
+/// Properties, hostnames, revenue in two currencies and negated or case-insensitive filters, over
+/// (2026-01-15 UTC): E 09:00 pageview /pricing {plan: pro}, 09:01 purchase 10 EUR {plan: pro};
+/// F 09:02 purchase 5.50 USD, 09:03 purchase 4.50 USD (both at /checkout).
+/// </summary>
+public class QueryPropertyAndRevenueTests(EngineFixture engine)
+{
+    private static Analytics.Contracts.V1.Event WithPlan(Analytics.Contracts.V1.Event e)
+    {
+        e.Props.Add(new Analytics.Contracts.V1.Property { Key = "plan", Value = "pro" });
+        return e;
+    }
+
+    [Fact]
+    public async Task Properties_hostnames_currencies_and_negated_filters_answer_as_defined()
+    {
+        await using var host = await QueryHost.StartAsync(engine);
+        var day = QueryHost.Day;
+        string e = QueryHost.Visitor("E"), f = QueryHost.Visitor("F");
+        await host.SendAsync(e, day.AddHours(9), WithPlan(QueryHost.Page("/pricing")));
+        await host.SendAsync(e, day.AddHours(9).AddMinutes(1), WithPlan(QueryHost.Custom("purchase", revenueMicros: 10_000_000, currency: "EUR")));
+        await host.SendAsync(f, day.AddHours(9).AddMinutes(2), QueryHost.Custom("purchase", revenueMicros: 5_500_000, currency: "USD"));
+        await host.SendAsync(f, day.AddHours(9).AddMinutes(3), QueryHost.Custom("purchase", revenueMicros: 4_500_000, currency: "USD"));
+        await host.WaitForStoredAsync();
+
+        async Task<JsonElement> Ask(string[] metrics, string[]? dimensions = null, object[]? filters = null) => (await host.AnswerAsync(new
+        {
+            site_id = host.Site.PublicId, date_range = new[] { "2026-01-15", "2026-01-15" }, metrics, dimensions = dimensions ?? [], filters = filters ?? [],
+        })).GetProperty("results");
+        string Flat(JsonElement results) => string.Join(" | ", results.EnumerateArray().Select(r =>
+            string.Join(",", r.GetProperty("dimensions").EnumerateArray().Select(d => d.GetString())) + ":" +
+            string.Join(",", r.GetProperty("metrics").EnumerateArray().Select(m => m.ValueKind == JsonValueKind.Object
+                ? "{" + string.Join(",", m.EnumerateObject().Select(p => $"{p.Name}={p.Value.GetDecimal():0.##}")) + "}"
+                : m.GetDecimal().ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)))));
+
+        Assert.Equal(":2 | pro:2", Flat(await Ask(["events"], ["props:plan"])));
+        Assert.Equal("shop.example:4", Flat(await Ask(["events"], ["hostname"])));
+        Assert.Equal(":{EUR=10,USD=10},{EUR=10,USD=5}", Flat(await Ask(["total_revenue", "average_revenue"])));
+        Assert.Equal("purchase:{EUR=10,USD=10},3", Flat(await Ask(["total_revenue", "events"], ["event"], [new object[] { "is_not", "page", new[] { "/pricing" } }])));
+        Assert.Equal(":1", Flat(await Ask(["pageviews"], filters: [new object[] { "is", "page", new[] { "/PRICING" }, new { case_sensitive = false } }])));
+        Assert.Equal(":1", Flat(await Ask(["events"], filters: [new object[] { "matches_not", "page", new[] { "^/check" } }])));
+        Assert.Equal(":1,2", Flat(await Ask(["visitors", "events"], filters: [new object[] { "is", "props:plan", new[] { "pro" } }])));
+    }
+}

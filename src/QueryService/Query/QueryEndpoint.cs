@@ -74,7 +74,10 @@ public static class QueryEndpoint
                     ListGoals: sites.Store.ListGoals,
                     FirstEventAsync: s => engine.FirstEventAsync(s.MerchantId, s.SiteId, ct),
                     RegexErrorAsync: p => engine.RegexErrorAsync(p, ct),
-                    Now: clock.GetUtcNow());
+                    Now: clock.GetUtcNow())
+                {
+                    EngineKnowsZoneAsync = zone => engine.EngineKnowsZoneAsync(zone, ct),
+                };
                 var query = await QueryParser.ParseAsync(document.RootElement, parserContext);
                 var answer = await engine.AnswerAsync(query, ct);
                 return Results.Text(answer.ToJsonString(Output), "application/json", System.Text.Encoding.UTF8);

@@ -51,6 +51,20 @@ public sealed class QueryEngine(IColumnStore store, string database)
         }
     }
 
+    public async Task<bool> EngineKnowsZoneAsync(string zone, CancellationToken ct)
+    {
+        try
+        {
+            await store.QueryRowsAsync($"SELECT toTimeZone(toDateTime(0, 'UTC'), {ClickHouseSql.StringLiteral(zone)})", ct);
+            return true;
+        }
+        catch (Exception e) when (e.Message.Contains("BAD_ARGUMENTS", StringComparison.Ordinal) || e.Message.Contains("Code: 36.", StringComparison.Ordinal)
+            || e.Message.Contains("CANNOT_LOAD_TIMEZONE", StringComparison.Ordinal))
+        {
+            return false;
+        }
+    }
+
     public async Task<JsonObject> AnswerAsync(NormalQuery q, CancellationToken ct)
     {
         var rows = await ComputeAsync(q, ct);
