@@ -106,7 +106,8 @@ public sealed class QueryParser
     {
         if (!root.TryGetProperty("timezone", out var value) || value.ValueKind == JsonValueKind.Null)
             return TimeZoneInfo.FindSystemTimeZoneById(site.TimeZone);
-        if (value.ValueKind != JsonValueKind.String) throw new QueryException("timezone", "timezone must be a string: an IANA zone such as Europe/Berlin.");
+        if (value.ValueKind != JsonValueKind.String || value.GetString()!.Length == 0)
+            throw new QueryException("timezone", "timezone must be a non-empty string: an IANA zone such as Europe/Berlin.");
         try
         {
             return QueryParameters.ParseTimeZone(value.GetString());
