@@ -74,6 +74,17 @@ public class QueryAnswerTests(EngineFixture engine)
     }
 
     [Fact]
+    public async Task Reprocessing_the_day_into_a_new_generation_leaves_the_answers_unchanged()
+    {
+        await using var host = await StartWithTrafficAsync(engine);
+        // Reprocessing rewrites the day's enriched events as a new generation and activates it.
+        await host.Host.ReprocessAsync(new { merchantId = host.Site.MerchantId, from = "2026-01-15", to = "2026-01-15" });
+        var body = await host.AnswerAsync(Query(host, ["visitors", "visits", "pageviews", "events", "bounce_rate", "bots"]));
+        Assert.Equal(":3,3,4,6,33.3,1", Rows(body));
+        Assert.Equal("Direct / None:2,2 | Google:1,2", Rows(await host.AnswerAsync(Query(host, ["visitors", "pageviews"], ["source"]))));
+    }
+
+    [Fact]
     public async Task Hours_with_time_labels_fill_every_bucket_and_pages_and_sources_group_as_defined()
     {
         await using var host = await StartWithTrafficAsync(engine);
