@@ -69,7 +69,7 @@ internal static class HttpIngest
                 message = copy.AsMemory(0, (int)body.Length);
             }
             var client = ClientInfo.FromRequest(context, processor.Limits.MaxUserAgentBytes);
-            using var scratch = new IngestScratch();
+            using var scratch = new IngestScratch { TraceParent = IngestTelemetry.ParentOf(context) };
             var result = await processor.ProcessAsync(message, client, scratch, context.RequestAborted);
             switch (result.Status)
             {

@@ -33,6 +33,7 @@ internal static class WebSocketIngest
         using var scratch = new IngestScratch
         {
             RateLimiter = new EventRateLimiter(processor.Limits.MaxEventsPerSecondPerConnection, processor.Limits.EventBurstPerConnection),
+            TraceParent = IngestTelemetry.ParentOf(context),
         };
         var aborted = context.RequestAborted;
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(aborted);
