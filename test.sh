@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite of the repository and ends with one line: "N passed, N failed".
 #
-# Installs what the tests need first (Debian packages: chromium, npm, postgresql; then the
+# Installs what the tests need first (Debian packages: chromium, npm, postgresql, prometheus; then the
 # ClickHouse engine library and the enrichment data sets), builds the solution once in Release, then runs each test
 # project, the benchmark smoke runs, the browser agents' tests and the deployment manifests' checks.
 # Exit status: 0 only when every suite ran and nothing failed.
@@ -23,6 +23,9 @@ TEST_DEPS=(
     # The control-plane suites start a throwaway PostgreSQL cluster of their own (initdb + pg_ctl,
     # tests/Shared/PostgresServer.cs): the server binaries of any version, not a running service.
     "/usr/lib/postgresql/*/bin/initdb:postgresql"
+    # tests/EndToEnd.Tests/PrometheusScrapeTests starts a real Prometheus (its own config, port
+    # and data directory; the package's system service is not used).
+    "/usr/bin/prometheus:prometheus"
 )
 install_test_deps() {
     local missing=() dep

@@ -59,10 +59,11 @@ public sealed class TestHost : IAsyncDisposable
     /// <param name="echo">Also map the /v1/echo WebSocket endpoint (the benchmark baseline).</param>
     /// <param name="trustedProxies">Proxies whose X-Forwarded-For / Forwarded the host believes.</param>
     /// <param name="geoIpDatabase">A GeoIP2 database instead of the GeoLite2 City of the enrichment data.</param>
+    /// <param name="telemetry">Trace exporters (tests add an in-memory one).</param>
     public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null,
         ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null,
         Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false,
-        IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null, string? geoIpDatabase = null)
+        IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null, string? geoIpDatabase = null, TelemetrySettings? telemetry = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
@@ -85,6 +86,7 @@ public sealed class TestHost : IAsyncDisposable
             ControlPlane = controlPlane,
             GeoIpDatabase = geoIpDatabase,
             Enrichment = geoIpDatabase is null ? engine.Enrichment : null,
+            Telemetry = telemetry ?? new TelemetrySettings(),
         });
         try
         {
