@@ -100,6 +100,10 @@ internal static class HostTelemetry
     public static void MapAnalyticsTelemetry(this WebApplication app, IEventLog log)
     {
         app.MapPrometheusScrapingEndpoint("/metrics");
+        // Their instruments exist from construction: build them now, so a node that has not
+        // served a batch yet still exports its zeros (DI would build them at first use).
+        app.Services.GetRequiredService<IngestMetrics>();
+        app.Services.GetRequiredService<RollupStatus>();
         var meter = app.Services.GetRequiredService<IMeterFactory>().Create(HostMeterName);
         // The load tool's allocation figure (perf/LoadTool/ServerMetrics.cs) reads this series.
         meter.CreateObservableCounter("dotnet_gc_allocated_bytes_total", () => GC.GetTotalAllocatedBytes(false), null,

@@ -141,6 +141,25 @@ public sealed class TestHost : IAsyncDisposable
         return json.GetProperty("results").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());
     }
 
+    /// <summary>
+    /// One series' value from GET /metrics (Prometheus text): <paramref name="series"/> is the name
+    /// with its labels as exported (<c>name{reason="InvalidId"}</c>), or the bare name for a series
+    /// without labels (which OpenTelemetry's exporter writes as <c>name{}</c>).
+    /// </summary>
+    public async Task<long> MetricAsync(string series)
+    {
+        string text = await Http.GetStringAsync("/metrics", TestContext.Current.CancellationToken);
+        foreach (var line in text.Split('\n'))
+        {
+            int space = line.LastIndexOf(' ');
+            if (line.StartsWith('#') || space < 0) continue;
+            string name = line[..space];
+            if (name == series || name == series + "{}")
+                return (long)double.Parse(line[(space + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        throw new Xunit.Sdk.XunitException($"/metrics has no series {series}:\n{text}");
+    }
+
     /// <summary>An HttpClient request with the test's access token (admin scope).</summary>
     public HttpRequestMessage AdminRequest(HttpMethod method, string path, object? body = null)
     {

@@ -87,7 +87,7 @@ public sealed class PrometheusScrapeTests(EngineFixture engine)
 
         // Query latency by route template, never by the site's id.
         await host.AggregateAsync();
-        await Wait("analytics_query_duration_seconds_count{endpoint=\"/v1/sites/{site}/aggregate\",outcome=\"ok\"}", v => v >= 1);
+        await Wait("analytics_query_duration_seconds_count{job=\"analytics\",endpoint=\"/v1/sites/{site}/aggregate\",outcome=\"ok\"}", v => v >= 1, asWritten: true);
         Assert.Empty(await prometheus.QueryAsync($"{{__name__=~\"analytics_.*\",endpoint=~\".*{host.Site.PublicId}.*\"}}", Ct));
     }
 }
