@@ -7,6 +7,7 @@ using Analytics.FastIngest;
 using Analytics.QueryService;
 using Analytics.Rollup;
 using Analytics.Store;
+using Microsoft.AspNetCore.Routing;
 using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
@@ -99,7 +100,8 @@ internal static class HostTelemetry
     /// <summary>GET /metrics, the host's process counters, and the libraries' loggers.</summary>
     public static void MapAnalyticsTelemetry(this WebApplication app, IEventLog log)
     {
-        app.MapPrometheusScrapingEndpoint("/metrics");
+        // GET only, as before (the exporter maps every method).
+        app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new HttpMethodMetadata(["GET"]));
         // Their instruments exist from construction: build them now, so a node that has not
         // served a batch yet still exports its zeros (DI would build them at first use).
         app.Services.GetRequiredService<IngestMetrics>();
