@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite of the repository and ends with one line: "N passed, N failed".
 #
-# Installs what the tests need first (Debian packages: chromium, npm, postgresql, haproxy; then the
+# Installs what the tests need first (Debian packages: chromium, npm, postgresql, haproxy, prometheus; then the
 # ClickHouse engine library and the enrichment data sets), builds the solution once in Release, then runs each test
 # project, the benchmark smoke runs, the browser agents' tests and the deployment manifests' checks.
 # Exit status: 0 only when every suite ran and nothing failed.
@@ -25,6 +25,9 @@ TEST_DEPS=(
     "/usr/lib/postgresql/*/bin/initdb:postgresql"
     # tests/EndToEnd.Tests/HaProxyTopologyTests.cs runs deploy/haproxy/haproxy.cfg in front of two ingest nodes.
     "/usr/sbin/haproxy:haproxy"
+    # tests/EndToEnd.Tests/PrometheusScrapeTests starts a real Prometheus (its own config, port
+    # and data directory; the package's system service is not used).
+    "/usr/bin/prometheus:prometheus"
 )
 install_test_deps() {
     local missing=() dep

@@ -68,6 +68,8 @@ public sealed class HostSettings
     /// <summary>Bounds the stop after SIGTERM (`--drain-timeout`): readiness false, WebSockets
     /// closed with 1001, then the server, Rollup and the log stop (NodeLifecycle.cs).</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Trace exporters (`--otlp-endpoint`, `--zipkin-endpoint`); metrics are always at /metrics.</summary>
+    public TelemetrySettings Telemetry { get; init; } = new();
 }
 
 /// <summary>
@@ -179,6 +181,7 @@ public static class AnalyticsHost
         services.AddSingleton<RollupStatus>();
         if (settings.Roles.HasFlag(Roles.Rollup)) services.AddHostedService<RollupWorker>();
         services.AddNodeLifecycle(settings.Roles, settings.DrainTimeout);
+        services.AddAnalyticsTelemetry(settings.Telemetry);
 
         var app = builder.Build();
         // First: everything after it (ingest's ClientInfo above all) sees the client's address.
@@ -202,22 +205,7 @@ public static class AnalyticsHost
         app.MapApiDocs();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapProbes();
-        app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(
-            ingest.ToPrometheusText() +
-            "# HELP analytics_rollup_events_stored_total Events stored by Rollup.\n# TYPE analytics_rollup_events_stored_total counter\n" +
-            $"analytics_rollup_events_stored_total {rollup.EventsStored}\n" +
-            "# HELP analytics_rollup_duplicates_skipped_total Resent events skipped by id.\n# TYPE analytics_rollup_duplicates_skipped_total counter\n" +
-            $"analytics_rollup_duplicates_skipped_total {rollup.DuplicatesSkipped}\n" +
-            "# HELP analytics_rollup_lag_records Records in the log not yet stored.\n# TYPE analytics_rollup_lag_records gauge\n" +
-            $"analytics_rollup_lag_records {rollup.Lag}\n" +
-            "# HELP analytics_rollup_source_lag_records Records not yet stored, per log source this Rollup reads (Kafka: per partition).\n# TYPE analytics_rollup_source_lag_records gauge\n" +
-            string.Concat(rollup.LagBySource.Select(l => $"analytics_rollup_source_lag_records{{source=\"{l.Key}\"}} {l.Value}\n")) +
-            KafkaMetrics(log) +
-            "# HELP analytics_rollup_quarantined_records_total Log records that did not decode (kept under rollup/quarantine).\n# TYPE analytics_rollup_quarantined_records_total counter\n" +
-            $"analytics_rollup_quarantined_records_total {rollup.QuarantinedRecords}\n" +
-            "# HELP analytics_rollup_last_round_ms Last Rollup round: prepare (decode, dedup, enrich), dedup query, store inserts.\n# TYPE analytics_rollup_last_round_ms gauge\n" +
-            $"analytics_rollup_last_round_ms{{step=\"prepare\"}} {rollup.PrepareMs}\nanalytics_rollup_last_round_ms{{step=\"dedup\"}} {rollup.DedupMs}\nanalytics_rollup_last_round_ms{{step=\"store\"}} {rollup.StoreMs}\n",
-            "text/plain; version=0.0.4"));
+        app.MapAnalyticsTelemetry(log);
         // The host owns the log and its reference to the engine: release both after the server
         // and Rollup have stopped (the engine closes when its last holder lets go).
         app.Lifetime.ApplicationStopped.Register(() =>
@@ -252,12 +240,6 @@ public static class AnalyticsHost
         await store.ExecuteAsync($"CREATE DATABASE IF NOT EXISTS {db}", ct);
         return (store, engine, null, await new SchemaMigrator(store).MigrateAsync(schemas, db, ct));
     }
-
-    private static string KafkaMetrics(IEventLog log) => log is not KafkaEventLog kafka ? "" :
-        "# HELP analytics_kafka_inflight_bytes Records handed to the Kafka producer and not yet acknowledged.\n# TYPE analytics_kafka_inflight_bytes gauge\n" +
-        $"analytics_kafka_inflight_bytes {kafka.InflightBytes}\n" +
-        "# HELP analytics_kafka_refused_batches_total Batches answered with a retry because Kafka refused, timed out or was too far behind.\n# TYPE analytics_kafka_refused_batches_total counter\n" +
-        $"analytics_kafka_refused_batches_total {kafka.RefusedBatches}\n";
 
     /// <summary>The base address Kestrel bound (useful with port 0).</summary>
     public static string BoundAddress(this WebApplication app) =>

@@ -22,7 +22,7 @@ public static class QueryEndpoints
 {
     public static IEndpointRouteBuilder MapQueryService(this IEndpointRouteBuilder routes)
     {
-        var app = routes.MapGroup("").RequireAuthorization(Scopes.StatsRead);
+        var app = routes.MapGroup("").RequireAuthorization(Scopes.StatsRead).AddEndpointFilter(QueryTelemetry.MeasureAsync);
         app.MapGet("/v1/sites/{site}/timeseries", async (HttpContext context, string site, SiteRegistry sites, MetricsReader reader, TimeProvider clock) =>
         {
             if (!TryBuild(context, site, sites, clock, out var query, out var error)) return error!;

@@ -100,7 +100,7 @@ internal static class HttpIngest
                 message = copy.AsMemory(0, (int)body.Length);
             }
             var client = ClientInfo.FromRequest(context, processor.Limits.MaxUserAgentBytes);
-            using var scratch = new IngestScratch();
+            using var scratch = new IngestScratch { TraceParent = IngestTelemetry.ParentOf(context) };
             var result = await processor.ProcessAsync(message, client, scratch, context.RequestAborted);
             // Passed the origin check (or is no page at all): the page may read the answer.
             if (client.Origin is { } origin && scratch.AllowedOrigins is not null) response.Headers.AccessControlAllowOrigin = origin;

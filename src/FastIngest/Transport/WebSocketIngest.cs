@@ -90,6 +90,7 @@ internal static class WebSocketIngest
         using var scratch = new IngestScratch
         {
             RateLimiter = new EventRateLimiter(processor.Limits.MaxEventsPerSecondPerConnection, processor.Limits.EventBurstPerConnection),
+            TraceParent = IngestTelemetry.ParentOf(context),
         };
         var aborted = context.RequestAborted;
         // Also cancelled when the node drains: the loop then stops waiting for the next batch

@@ -66,6 +66,11 @@ public sealed class ServeSettings : StoreSettings
     public Uri? Authority { get; set; }
     public string Audience { get; set; } = Analytics.Security.ApiAuthenticationOptions.DefaultAudience;
 
+    /// <summary>Send spans to this OTLP collector (gRPC, or OTLP/HTTP for a URL ending in /v1/traces).</summary>
+    public Uri? OtlpEndpoint { get; set; }
+    /// <summary>Send spans to this Zipkin endpoint (…/api/v2/spans).</summary>
+    public Uri? ZipkinEndpoint { get; set; }
+
     public string[] TrustedProxyList() => TrustedProxies.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
     public Roles ParseRoles() => Roles.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
@@ -110,6 +115,10 @@ public sealed partial class ServeSettingsValidator : IValidateOptions<ServeSetti
             failures.Add($"enrichment-data '{enrichment}': no such directory (scripts/fetch-enrichment-data.sh fills .cache/enrichment)");
         if (settings.GeoipDb is { Length: > 0 } geo && !File.Exists(geo))
             failures.Add($"geoip-db '{geo}': no such file");
+        if (settings.OtlpEndpoint is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
+            failures.Add($"--otlp-endpoint '{settings.OtlpEndpoint}': use the collector's http(s):// URL, e.g. http://127.0.0.1:4317");
+        if (settings.ZipkinEndpoint is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
+            failures.Add($"--zipkin-endpoint '{settings.ZipkinEndpoint}': use Zipkin's http(s):// span URL, e.g. http://127.0.0.1:9411/api/v2/spans");
         if (settings.AgentJs is { Length: > 0 } agent && !File.Exists(agent))
             failures.Add($"agent-js '{agent}': no such file");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
@@ -152,6 +161,8 @@ public sealed class ServeCommand : ICommandGroup
             new Option<string>("--issuer") { Description = "Issuer name of the tokens this server signs [default: the first --urls]", HelpName = "URL" },
             new Option<string>("--authority") { Description = "Accept tokens of this standard issuer instead of running the embedded authorization server", HelpName = "URL" },
             new Option<string>("--audience") { Description = $"The audience tokens must name [default: {defaults.Audience}]", HelpName = "NAME" },
+            new Option<string>("--otlp-endpoint") { Description = "Export spans to this OTLP collector (gRPC; OTLP/HTTP when the path ends in /v1/traces) [default: off]", HelpName = "URL" },
+            new Option<string>("--zipkin-endpoint") { Description = "Export spans to this Zipkin endpoint, e.g. http://zipkin:9411/api/v2/spans [default: off]", HelpName = "URL" },
         };
         foreach (var option in StoreSettings.Options()) serve.Options.Add(option);
         serve.SetAction((parse, ct) => RunAsync(Settings.Bind<ServeSettings>(parse, s => s
@@ -186,6 +197,7 @@ public sealed class ServeCommand : ICommandGroup
             DrainTimeout = TimeSpan.FromSeconds(settings.DrainTimeout),
             // Tokens: this host's own issuer by default; --authority/--audience accept another's.
             Auth = new AuthSettings { Issuer = settings.Issuer?.ToString(), Authority = settings.Authority?.ToString(), Audience = settings.Audience },
+            Telemetry = new TelemetrySettings { OtlpEndpoint = settings.OtlpEndpoint, ZipkinEndpoint = settings.ZipkinEndpoint },
         }, ct);
         bool ownIssuer = settings.Authority is null;
         DemoAccess.Credentials? access = null;
