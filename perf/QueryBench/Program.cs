@@ -34,7 +34,7 @@ if (args.Contains("--help") || args.Contains("-h"))
 }
 
 var root = Path.Combine(Path.GetTempPath(), "analytics-query-bench-" + Guid.NewGuid().ToString("N"));
-using var engine = ChDbEngine.Open(Path.Combine(root, "chdb"));
+var engine = ChDbEngine.Open(Path.Combine(root, "chdb"));
 var store = new EmbeddedColumnStore(engine);
 var ct = CancellationToken.None;
 var failures = new List<string>();
@@ -163,6 +163,8 @@ catch (Exception e)
 }
 finally
 {
+    // The engine first: its files go with the directory.
+    engine.Dispose();
     try { Directory.Delete(root, recursive: true); } catch (IOException) { }
 }
 foreach (var f in failures) Console.Error.WriteLine("FAILED: " + f);
