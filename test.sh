@@ -3,7 +3,7 @@
 #
 # Installs what the tests need first (Debian packages: chromium, npm, postgresql; then the
 # ClickHouse engine library and the enrichment data sets), builds the solution once in Release, then runs each test
-# project, the benchmark smoke runs and the browser agents' tests.
+# project, the benchmark smoke runs, the browser agents' tests and the deployment manifests' checks.
 # Exit status: 0 only when every suite ran and nothing failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -107,19 +107,26 @@ if [[ -x perf/run-all.sh ]]; then
     passed=$((passed + p)); failed=$((failed + f))
 fi
 
-# Browser agents (agents/): unit tests and headless-Chromium tests against the Release host built
-# above; node's test runner ends with "# pass N" / "# fail N" (TAP), which are added here.
-if [[ -f agents/package.json ]]; then
-    echo "== agents (npm test)"
-    (cd agents && npm ci --no-audit --no-fund --loglevel=error && npm test) 2>&1 | tee "$RESULTS/agents.log"
-    status=${PIPESTATUS[0]}
-    p="$(grep -E '^# pass [0-9]+$' "$RESULTS/agents.log" | tail -n1 | cut -d' ' -f3)"
-    f="$(grep -E '^# fail [0-9]+$' "$RESULTS/agents.log" | tail -n1 | cut -d' ' -f3)"
+# An npm package's tests (`npm ci && npm test` in DIR): node's test runner ends with "# pass N" /
+# "# fail N" (TAP), which are added here.
+run_npm_suite() {
+    local name="$1" dir="$2"
+    echo "== $name (npm test)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && npm test) 2>&1 | tee "$RESULTS/$name.log"
+    local status=${PIPESTATUS[0]} p f
+    p="$(grep -E '^# pass [0-9]+$' "$RESULTS/$name.log" | tail -n1 | cut -d' ' -f3)"
+    f="$(grep -E '^# fail [0-9]+$' "$RESULTS/$name.log" | tail -n1 | cut -d' ' -f3)"
     p=${p:-0}; f=${f:-0}
     if [[ $status -ne 0 && $f -eq 0 ]]; then f=1; fi
     passed=$((passed + p)); failed=$((failed + f))
-    [[ $f -ne 0 ]] && suites_failed+=("agents")
-fi
+    [[ $f -ne 0 ]] && suites_failed+=("$name")
+}
+
+# Browser agents (agents/): unit tests and headless-Chromium tests against the Release host built above.
+[[ -f agents/package.json ]] && run_npm_suite agents agents
+# Deployment manifests (deploy/kubernetes): every overlay rendered and checked offline against the
+# Kubernetes and Istio schemas and across objects (selectors, ports, keys, subsets, settings).
+[[ -f deploy/test/package.json ]] && run_npm_suite deploy deploy/test
 
 if [[ ${#suites_failed[@]} -gt 0 ]]; then
     echo "failing: ${suites_failed[*]}"

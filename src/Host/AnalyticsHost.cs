@@ -161,6 +161,7 @@ public static class AnalyticsHost
         services.AddSingleton(settings.Clock);
         services.AddSingleton<IngestProcessor>();
         services.AddSingleton(new MetricsReader(store, db));
+        services.AddSingleton(new Analytics.QueryService.Query.QueryEngine(store, db));
         services.AddSingleton(logic);
         services.AddSingleton(new RollupOptions { Database = db, QuarantineDirectory = Path.Combine(data, "rollup", "quarantine"), ConsumerGroup = settings.ConsumerGroup, MaxBatchRecords = settings.RollupBatchRecords, LogicVersion = settings.LogicVersion });
         services.AddSingleton(new ReprocessQueue(Path.Combine(data, "rollup", "jobs")));

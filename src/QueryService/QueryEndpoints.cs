@@ -1,4 +1,5 @@
 using Analytics.ControlPlane;
+using Analytics.QueryService.Query;
 using Analytics.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -52,6 +53,7 @@ public static class QueryEndpoints
             SetCaching(context, query!, clock);
             return Results.Json(new { site_id = site, tz = query!.TimeZone.Id, from = query.From, to = query.To, results = values });
         });
+        routes.MapQueryV2();
         return routes;
     }
 

@@ -52,6 +52,8 @@ public class CrossTenantTests(EngineFixture engine)
         ["POST /v1/sites/"] = new("/v1/sites", _ => new { domain = "new.example" }, HttpStatusCode.Created, ListsOwn: true),
         ["GET /v1/sites/{site}/timeseries"] = new("/v1/sites/{site}/timeseries?metrics=pageviews&interval=hour", null, HttpStatusCode.OK),
         ["GET /v1/sites/{site}/aggregate"] = new("/v1/sites/{site}/aggregate?metrics=pageviews,visitors", null, HttpStatusCode.OK),
+        ["POST /v1/query"] = new("/v1/query", t => new { site_id = t.Site.PublicId, date_range = "day", metrics = new[] { "visitors" } }, HttpStatusCode.OK),
+        ["GET /v1/query"] = new("/v1/query?query={\"site_id\":\"{site}\",\"date_range\":\"7d\",\"metrics\":[\"pageviews\"]}", null, HttpStatusCode.OK),
         ["POST /admin/sites"] = new("/admin/sites", t => new { merchantId = t.Merchant.Id, domain = "second.b-secret.example" }, HttpStatusCode.Created),
         ["GET /admin/sites"] = new("/admin/sites", null, HttpStatusCode.OK),
         ["POST /admin/reprocess"] = new("/admin/reprocess", t => new { merchantId = t.Merchant.Id, site = t.Site.PublicId, from = "2026-01-01", to = "2026-01-02" }, HttpStatusCode.Accepted),

@@ -1,0 +1,104 @@
+using System.Text.Json;
+using Analytics.ControlPlane;
+using Analytics.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Analytics.QueryService.Query;
+
+/// <summary>
+/// <c>POST /v1/query</c> (JSON body) and <c>GET /v1/query?query=JSON</c>: one handler
+/// (docs/query-api.md). Needs the <c>stats:read</c> scope; the merchant comes from the token and
+/// a site of another merchant answers 404 like an unknown one. Bodies over 64 KB are refused
+/// with 413 before parsing; every refusal is problem+json with a <c>field</c> naming the JSON
+/// path; a statement past ClickHouse's time limit answers 503 with Retry-After.
+/// </summary>
+public static class QueryEndpoint
+{
+    public const int MaxBodyBytes = 64 * 1024;
+    public const int RetryAfterSeconds = 30;
+
+    /// <summary>Offsets ("+01:00") and page paths stay readable; the answer is JSON, never HTML.</summary>
+    private static readonly JsonSerializerOptions Output = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static IEndpointRouteBuilder MapQueryV2(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup("").RequireAuthorization(Scopes.StatsRead);
+        group.MapPost("/v1/query", async (HttpContext context, SiteRegistry sites, QueryEngine engine, TimeProvider clock) =>
+        {
+            if (context.Request.ContentLength > MaxBodyBytes) return TooLarge();
+            var body = new MemoryStream();
+            var buffer = new byte[16 * 1024];
+            int read;
+            while ((read = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
+            {
+                if (body.Length + read > MaxBodyBytes) return TooLarge();
+                body.Write(buffer, 0, read);
+            }
+            return await AnswerAsync(context, body.GetBuffer().AsMemory(0, (int)body.Length), sites, engine, clock);
+        });
+        group.MapGet("/v1/query", async (HttpContext context, SiteRegistry sites, QueryEngine engine, TimeProvider clock) =>
+        {
+            foreach (var key in context.Request.Query.Keys)
+            {
+                if (key != "query") return Refuse(key, $"Unknown parameter '{key}'; GET /v1/query takes only query=<the JSON query>.");
+            }
+            string? text = context.Request.Query["query"];
+            if (string.IsNullOrEmpty(text)) return Refuse("query", "The parameter query=<the JSON query> is required.");
+            if (System.Text.Encoding.UTF8.GetByteCount(text) > MaxBodyBytes) return TooLarge();
+            return await AnswerAsync(context, System.Text.Encoding.UTF8.GetBytes(text), sites, engine, clock);
+        });
+        return routes;
+    }
+
+    private static async Task<IResult> AnswerAsync(HttpContext context, ReadOnlyMemory<byte> json, SiteRegistry sites, QueryEngine engine, TimeProvider clock)
+    {
+        long merchant = context.User.RequireMerchantId();
+        var ct = context.RequestAborted;
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 32 });
+        }
+        catch (JsonException e)
+        {
+            return Refuse("$", $"The body is not valid JSON: {e.Message}");
+        }
+        using (document)
+        {
+            try
+            {
+                var parserContext = new QueryParser.Context(
+                    FindSite: id => sites.FindByPublicId(id) is { } s && s.MerchantId == merchant ? s : null,
+                    ListGoals: sites.Store.ListGoals,
+                    FirstEventAsync: s => engine.FirstEventAsync(s.MerchantId, s.SiteId, ct),
+                    RegexErrorAsync: p => engine.RegexErrorAsync(p, ct),
+                    Now: clock.GetUtcNow());
+                var query = await QueryParser.ParseAsync(document.RootElement, parserContext);
+                var answer = await engine.AnswerAsync(query, ct);
+                return Results.Text(answer.ToJsonString(Output), "application/json", System.Text.Encoding.UTF8);
+            }
+            catch (QueryException e)
+            {
+                return Refuse(e.Field, e.Message);
+            }
+            catch (QueryParser.UnknownSiteException e)
+            {
+                return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "Unknown site", detail: e.Message);
+            }
+            catch (QueryEngine.QueryTimeoutException)
+            {
+                context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                return Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Query too slow",
+                    detail: $"The query ran longer than {engine.MaxExecutionSeconds} s and was stopped; retry later, or ask for a shorter range or fewer dimensions.");
+            }
+        }
+    }
+
+    private static IResult Refuse(string field, string detail) => Results.Problem(statusCode: StatusCodes.Status400BadRequest,
+        title: "Invalid query", detail: detail, extensions: new Dictionary<string, object?> { ["field"] = field });
+
+    private static IResult TooLarge() => Results.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "Query too large",
+        detail: $"The query is over {MaxBodyBytes / 1024} KB.", extensions: new Dictionary<string, object?> { ["field"] = "$" });
+}

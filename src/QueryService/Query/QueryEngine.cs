@@ -1,0 +1,326 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Analytics.Store;
+
+namespace Analytics.QueryService.Query;
+
+/// <summary>
+/// Runs a <see cref="NormalQuery"/> and shapes the answer of docs/query-api.md ("Response"):
+/// raw rows from <see cref="QuerySql.Build"/>, the share and conversion-rate denominators from
+/// the same pipeline (the query without dimensions, or without its goal parts), metrics rounded
+/// as documented, empty time buckets filled, rows ordered (ties by the dimension values
+/// ascending) and paged, comparison rows matched (time rows by position).
+/// Ratios with a zero denominator are 0.
+/// </summary>
+public sealed class QueryEngine(IColumnStore store, string database)
+{
+    /// <summary>Seconds ClickHouse may spend on one statement; settable for tests of the 503.</summary>
+    public double MaxExecutionSeconds { get; set; } = QuerySql.MaxExecutionSeconds;
+
+    public string Database => database;
+
+    /// <summary>A statement ran past <see cref="MaxExecutionSeconds"/> (503 + Retry-After).</summary>
+    public sealed class QueryTimeoutException(Exception inner) : Exception("The query ran too long.", inner);
+
+    /// <summary>One group of the raw answer: dimension labels and the raw columns of <see cref="QuerySql.RawColumns"/>.</summary>
+    public sealed record RawRow(string[] Dimensions, long[] Counts, Dictionary<string, long> Revenue, Dictionary<string, long> RevenueEvents);
+
+    private sealed record Row(string[] Dimensions, JsonNode?[] Metrics, decimal?[] SortValues);
+
+    public async Task<DateTimeOffset?> FirstEventAsync(long merchantId, long siteId, CancellationToken ct)
+    {
+        var rows = await RunAsync(QuerySql.FirstEvent(merchantId, siteId, database), ct);
+        return rows.Count == 0 || rows[0][1].GetInt64() == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(rows[0][0].GetInt64());
+    }
+
+    public async Task<string?> RegexErrorAsync(string pattern, CancellationToken ct)
+    {
+        try
+        {
+            await store.QueryRowsAsync(QuerySql.RegexCheck(pattern), ct);
+            return null;
+        }
+        catch (Exception e) when (e.Message.Contains("CANNOT_COMPILE_REGEXP", StringComparison.Ordinal) || e.Message.Contains("Code: 427.", StringComparison.Ordinal))
+        {
+            string message = e.Message;
+            int at = message.IndexOf("DB::Exception: ", StringComparison.Ordinal);
+            if (at >= 0) message = message[(at + 15)..];
+            int end = message.IndexOf(" (CANNOT_COMPILE_REGEXP)", StringComparison.Ordinal);
+            return end > 0 ? message[..end] : message;
+        }
+    }
+
+    public async Task<JsonObject> AnswerAsync(NormalQuery q, CancellationToken ct)
+    {
+        var rows = await ComputeAsync(q, ct);
+        var labels = q.TimeDimension is { } time ? TimeBuckets.Labels(q.From, q.To, q.TimeZone, time.Argument!) : null;
+        if (q.TimeLabels && q.Dimensions.Count == 1 && labels is not null)
+        {
+            var byLabel = rows.ToDictionary(r => r.Dimensions[0]);
+            rows = labels.Select(l => byLabel.TryGetValue(l, out var r) ? r : ZeroRow(q, [l])).ToList();
+        }
+        rows.Sort(Comparer(q));
+        var page = rows.Skip(q.Offset).Take(q.Limit).ToList();
+
+        var results = new JsonArray();
+        Dictionary<string, Row>? comparison = null;
+        List<string>? comparisonLabels = null;
+        if (q.Comparison is { } c)
+        {
+            var cq = q with { From = c.From, To = c.To, Comparison = null };
+            comparisonLabels = q.TimeDimension is { } t ? TimeBuckets.Labels(c.From, c.To, q.TimeZone, t.Argument!) : null;
+            comparison = new Dictionary<string, Row>();
+            foreach (var row in await ComputeAsync(cq, ct)) comparison.TryAdd(MatchKey(q, row.Dimensions, comparisonLabels), row);
+        }
+        foreach (var row in page)
+        {
+            var item = new JsonObject
+            {
+                ["dimensions"] = new JsonArray(row.Dimensions.Select(d => (JsonNode?)JsonValue.Create(d)).ToArray()),
+                ["metrics"] = new JsonArray(row.Metrics.Select(m => m?.DeepClone()).ToArray()),
+            };
+            if (comparison is not null)
+            {
+                string key = MatchKey(q, row.Dimensions, labels);
+                var other = comparison.TryGetValue(key, out var found) ? found : ZeroRow(q, ComparisonDimensions(q, row.Dimensions, labels, comparisonLabels));
+                item["comparison"] = new JsonObject
+                {
+                    ["dimensions"] = new JsonArray(other.Dimensions.Select(d => (JsonNode?)JsonValue.Create(d)).ToArray()),
+                    ["metrics"] = new JsonArray(other.Metrics.Select(m => m?.DeepClone()).ToArray()),
+                    ["change"] = new JsonArray(q.Metrics.Select((m, i) => Change(m, row, other, i)).ToArray()),
+                };
+            }
+            results.Add(item);
+        }
+
+        var meta = new JsonObject { ["total_rows"] = rows.Count };
+        if (q.TimeLabels && labels is not null) meta["time_labels"] = new JsonArray(labels.Select(l => (JsonNode?)JsonValue.Create(l)).ToArray());
+        if (q.Comparison is { } cr) meta["comparison_date_range"] = new JsonArray(Local(cr.From, q.TimeZone), Local(cr.To, q.TimeZone));
+        return new JsonObject { ["results"] = results, ["meta"] = meta, ["query"] = Echo(q) };
+    }
+
+    /// <summary>Every row of the query with its metrics, before order and pages.</summary>
+    private async Task<List<Row>> ComputeAsync(NormalQuery q, CancellationToken ct)
+    {
+        var raw = await RawAsync(q, ct);
+        long totalVisitors = 0;
+        if (q.Metrics.Contains("percentage"))
+            totalVisitors = (await RawAsync(q with { Dimensions = [], Metrics = ["visitors"] }, ct)).FirstOrDefault()?.Counts[0] ?? 0;
+        long conversionBase = 0;
+        var withoutGoals = WithoutGoals(q.Filter);
+        if (q.Metrics.Contains("conversion_rate"))
+            conversionBase = (await RawAsync(q with { Dimensions = [], Metrics = ["visitors"], Filter = withoutGoals }, ct)).FirstOrDefault()?.Counts[0] ?? 0;
+        Dictionary<string, long>? groupBase = null;
+        int[] nonGoal = q.Dimensions.Select((d, i) => (d, i)).Where(x => x.d.Kind != DimensionKind.Goal).Select(x => x.i).ToArray();
+        if (q.Metrics.Contains("group_conversion_rate"))
+        {
+            var baseQuery = q with { Dimensions = nonGoal.Select(i => q.Dimensions[i]).ToList(), Metrics = ["visitors"], Filter = withoutGoals };
+            groupBase = (await RawAsync(baseQuery, ct)).ToDictionary(r => string.Join('\u0001', r.Dimensions), r => r.Counts[0]);
+        }
+
+        var rows = new List<Row>(raw.Count);
+        foreach (var r in raw)
+        {
+            var metrics = new JsonNode?[q.Metrics.Count];
+            var sort = new decimal?[q.Metrics.Count];
+            long groupVisitors = groupBase is null ? 0
+                : groupBase.GetValueOrDefault(string.Join('\u0001', nonGoal.Select(i => r.Dimensions[i])));
+            for (int i = 0; i < q.Metrics.Count; i++)
+            {
+                (metrics[i], sort[i]) = Metric(q.Metrics[i], r, totalVisitors, conversionBase, groupVisitors);
+            }
+            rows.Add(new Row(r.Dimensions, metrics, sort));
+        }
+        return rows;
+    }
+
+    private static (JsonNode? Value, decimal? Sort) Metric(string metric, RawRow r, long totalVisitors, long conversionBase, long groupVisitors)
+    {
+        long[] c = r.Counts;
+        long visitors = c[0], visits = c[1], pageviews = c[2];
+        decimal? number = metric switch
+        {
+            "visitors" => visitors,
+            "visits" => visits,
+            "pageviews" => pageviews,
+            "events" => c[3],
+            "bots" => c[5],
+            "views_per_visit" => Ratio(c[6], visits, 1, 2),
+            "bounce_rate" => Ratio(c[7], visits, 100, 1),
+            "visit_duration" => Ratio(c[8], visits, 0.001m, 0),
+            "time_on_page" => Ratio(c[4], pageviews, 0.001m, 1),
+            "percentage" => Ratio(visitors, totalVisitors, 100, 1),
+            "conversions" => c[9],
+            "conversion_rate" => Ratio(c[10], conversionBase, 100, 1),
+            "group_conversion_rate" => Ratio(c[10], groupVisitors, 100, 1),
+            _ => null,
+        };
+        if (number is { } n) return (n == decimal.Truncate(n) && metric is "visitors" or "visits" or "pageviews" or "events" or "bots" or "conversions" ? JsonValue.Create((long)n) : JsonValue.Create(n), n);
+        var money = new JsonObject();
+        foreach (var (currency, micros) in r.Revenue.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            decimal units = micros / 1_000_000m;
+            money[currency] = metric == "total_revenue" ? units : Math.Round(units / Math.Max(1, r.RevenueEvents.GetValueOrDefault(currency)), 2, MidpointRounding.AwayFromZero);
+        }
+        return (money, null);
+    }
+
+    private static decimal Ratio(long numerator, long denominator, decimal scale, int decimals) =>
+        denominator == 0 ? 0 : Math.Round(numerator * scale / denominator, decimals, MidpointRounding.AwayFromZero);
+
+    private Row ZeroRow(NormalQuery q, string?[] dimensions)
+    {
+        var raw = new RawRow(dimensions.Select(d => d ?? "").ToArray(), new long[QuerySql.RawColumns.Length], [], []);
+        var metrics = new JsonNode?[q.Metrics.Count];
+        var sort = new decimal?[q.Metrics.Count];
+        for (int i = 0; i < q.Metrics.Count; i++) (metrics[i], sort[i]) = Metric(q.Metrics[i], raw, 0, 0, 0);
+        return new Row(dimensions!, metrics, sort);
+    }
+
+    private async Task<List<RawRow>> RawAsync(NormalQuery q, CancellationToken ct)
+    {
+        var rows = await RunAsync(QuerySql.Build(q, database, MaxExecutionSeconds), ct);
+        int n = q.Dimensions.Count, counts = QuerySql.RawColumns.Length - 2;
+        var result = new List<RawRow>(rows.Count);
+        foreach (var row in rows)
+        {
+            var dims = new string[n];
+            for (int i = 0; i < n; i++) dims[i] = row[i].ValueKind == JsonValueKind.String ? row[i].GetString()! : row[i].GetRawText();
+            var values = new long[counts];
+            for (int i = 0; i < counts; i++) values[i] = ReadLong(row[n + i]);
+            result.Add(new RawRow(dims, values, ReadMap(row[n + counts]), ReadMap(row[n + counts + 1])));
+        }
+        return result;
+    }
+
+    private async Task<IReadOnlyList<JsonElement[]>> RunAsync(string sql, CancellationToken ct)
+    {
+        try
+        {
+            return await store.QueryRowsAsync(sql, ct);
+        }
+        catch (Exception e) when (e.Message.Contains("TIMEOUT_EXCEEDED", StringComparison.Ordinal) || e.Message.Contains("Code: 159.", StringComparison.Ordinal))
+        {
+            throw new QueryTimeoutException(e);
+        }
+    }
+
+    private static long ReadLong(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.String => long.Parse(e.GetString()!, CultureInfo.InvariantCulture),
+        JsonValueKind.Null => 0,
+        _ => e.TryGetInt64(out long v) ? v : (long)e.GetDouble(),
+    };
+
+    /// <summary>A sumMap result: [[keys…], [values…]].</summary>
+    private static Dictionary<string, long> ReadMap(JsonElement e)
+    {
+        var map = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (e.ValueKind != JsonValueKind.Array || e.GetArrayLength() != 2) return map;
+        for (int i = 0; i < e[0].GetArrayLength(); i++) map[e[0][i].GetString()!] = ReadLong(e[1][i]);
+        return map;
+    }
+
+    /// <summary>The filter with every goal part removed (the conversion rates' denominators).</summary>
+    public static Filter? WithoutGoals(Filter? filter) => filter switch
+    {
+        FilterLeaf leaf => leaf.Dimension.Kind == DimensionKind.Goal ? null : leaf,
+        FilterAnd and => Combine(and.Children.Select(WithoutGoals).OfType<Filter>().ToList(), c => new FilterAnd(c)),
+        FilterOr or => Combine(or.Children.Select(WithoutGoals).OfType<Filter>().ToList(), c => new FilterOr(c)),
+        FilterNot not => WithoutGoals(not.Child) is { } child ? new FilterNot(child) : null,
+        _ => null,
+    };
+
+    private static Filter? Combine(List<Filter> children, Func<List<Filter>, Filter> make) =>
+        children.Count switch { 0 => null, 1 => children[0], _ => make(children) };
+
+    private static Comparison<Row> Comparer(NormalQuery q)
+    {
+        var terms = q.OrderBy.Select(t => (t.Descending, Metric: q.Metrics.ToList().IndexOf(t.Key), Dimension: q.Dimensions.Select(d => d.Name).ToList().IndexOf(t.Key))).ToList();
+        return (a, b) =>
+        {
+            foreach (var (descending, metric, dimension) in terms)
+            {
+                int c = metric >= 0 ? Nullable.Compare(a.SortValues[metric], b.SortValues[metric]) : string.CompareOrdinal(a.Dimensions[dimension], b.Dimensions[dimension]);
+                if (c != 0) return descending ? -c : c;
+            }
+            for (int i = 0; i < a.Dimensions.Length; i++)
+            {
+                int c = string.CompareOrdinal(a.Dimensions[i], b.Dimensions[i]);
+                if (c != 0) return c;
+            }
+            return 0;
+        };
+    }
+
+    /// <summary>A row's identity across the two ranges: the time label replaced by its position.</summary>
+    private static string MatchKey(NormalQuery q, string[] dimensions, List<string>? labels) =>
+        string.Join('\u0001', dimensions.Select((d, i) => q.Dimensions[i].Kind == DimensionKind.Time ? labels!.IndexOf(d).ToString(CultureInfo.InvariantCulture) : d));
+
+    private static string?[] ComparisonDimensions(NormalQuery q, string[] dimensions, List<string>? labels, List<string>? comparisonLabels) =>
+        dimensions.Select((d, i) =>
+        {
+            if (q.Dimensions[i].Kind != DimensionKind.Time) return d;
+            int position = labels!.IndexOf(d);
+            return position >= 0 && position < comparisonLabels!.Count ? comparisonLabels[position] : null;
+        }).ToArray();
+
+    private static JsonNode? Change(string metric, Row now, Row before, int i)
+    {
+        if (now.Metrics[i] is JsonObject nowMoney)
+        {
+            var beforeMoney = before.Metrics[i] as JsonObject ?? [];
+            var change = new JsonObject();
+            foreach (var currency in nowMoney.Select(kv => kv.Key).Union(beforeMoney.Select(kv => kv.Key)).Order(StringComparer.Ordinal))
+                change[currency] = Percent(nowMoney[currency]?.GetValue<decimal>() ?? 0, beforeMoney[currency]?.GetValue<decimal>() ?? 0);
+            return change;
+        }
+        decimal a = now.SortValues[i] ?? 0, b = before.SortValues[i] ?? 0;
+        return QueryVocabulary.RateMetrics.Contains(metric) ? JsonValue.Create(Math.Round(a - b, 1, MidpointRounding.AwayFromZero)) : Percent(a, b);
+    }
+
+    private static JsonNode? Percent(decimal now, decimal before) =>
+        before == 0 ? null : JsonValue.Create(Math.Round((now - before) * 100 / before, 1, MidpointRounding.AwayFromZero));
+
+    private static string Local(DateTimeOffset t, TimeZoneInfo tz) =>
+        TimeZoneInfo.ConvertTime(t, tz).ToString("yyyy-MM-dd'T'HH:mm:ss.FFFzzz", CultureInfo.InvariantCulture);
+
+    /// <summary>The normalised query, as the answer's <c>query</c>.</summary>
+    public static JsonObject Echo(NormalQuery q)
+    {
+        var echo = new JsonObject
+        {
+            ["site_id"] = q.PublicSiteId,
+            ["date_range"] = new JsonArray(Local(q.From, q.TimeZone), Local(q.To, q.TimeZone)),
+            ["timezone"] = q.TimeZone.Id,
+            ["metrics"] = new JsonArray(q.Metrics.Select(m => (JsonNode?)JsonValue.Create(m)).ToArray()),
+            ["dimensions"] = new JsonArray(q.Dimensions.Select(d => (JsonNode?)JsonValue.Create(d.Name)).ToArray()),
+            ["filters"] = q.Filter switch
+            {
+                null => new JsonArray(),
+                FilterAnd and => new JsonArray(and.Children.Select(EchoFilter).ToArray()),
+                var f => new JsonArray(EchoFilter(f)),
+            },
+            ["order_by"] = new JsonArray(q.OrderBy.Select(o => (JsonNode?)new JsonArray(o.Key, o.Descending ? "desc" : "asc")).ToArray()),
+            ["pagination"] = new JsonObject { ["limit"] = q.Limit, ["offset"] = q.Offset },
+            ["include"] = new JsonObject
+            {
+                ["time_labels"] = q.TimeLabels,
+                ["comparisons"] = q.Comparison is { } c
+                    ? new JsonObject { ["mode"] = c.Mode, ["date_range"] = new JsonArray(Local(c.From, q.TimeZone), Local(c.To, q.TimeZone)), ["match_day_of_week"] = c.MatchDayOfWeek }
+                    : null,
+            },
+        };
+        return echo;
+    }
+
+    private static JsonNode? EchoFilter(Filter f) => f switch
+    {
+        FilterLeaf l => new JsonArray(l.Operator, l.Dimension.Name, new JsonArray(l.Values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray()), new JsonObject { ["case_sensitive"] = l.CaseSensitive }),
+        FilterAnd a => new JsonArray("and", new JsonArray(a.Children.Select(EchoFilter).ToArray())),
+        FilterOr o => new JsonArray("or", new JsonArray(o.Children.Select(EchoFilter).ToArray())),
+        FilterNot n => new JsonArray("not", EchoFilter(n.Child)),
+        _ => null,
+    };
+}
