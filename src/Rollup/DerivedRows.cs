@@ -51,7 +51,7 @@ public static class DerivedRows
         "channel String, region String, city String, device_brand String, device_model String, browser_version String, os_version String, " +
         "props Map(String, String), revenue_micros Int64, currency String, engagement_ms UInt32, visitor_id UInt64, visit_id UInt64, " +
         "visit_start UInt8, logic_version UInt16, log_source String, log_offset UInt64, generation UInt64, " +
-        "entry_page String, visit_source String, visit_channel String, visit_referrer String, visit_utm_source String, " +
+        "visit_source String, visit_channel String, visit_referrer String, visit_utm_source String, " +
         "visit_utm_medium String, visit_utm_campaign String, visit_utm_content String, visit_utm_term String, visit_country String, " +
         "visit_region String, visit_city String, visit_device String, visit_browser String, visit_browser_version String, " +
         "visit_os String, visit_os_version String";
@@ -138,7 +138,6 @@ public static class DerivedRows
         w.WriteString(e.LogSource);
         w.WriteUInt64((ulong)e.LogOffset);
         w.WriteUInt64(generation);
-        w.WriteString(entry.Page);
         w.WriteString(entry.Source);
         w.WriteString(entry.Channel);
         w.WriteString(entry.Referrer);
@@ -185,11 +184,11 @@ public static class DerivedRows
     public const string DimensionTable = "rollup_dims_day";
 
     public static readonly (string Dimension, string Column)[] EventDimensions =
-        [("", "''"), ("page", "pathname"), ("hostname", "hostname"), ("event", "name")];
+        [("", "''"), ("page", "pathname"), ("hostname", @"replaceRegexpOne(hostname, '^www\\.', '')"), ("event", "name")];
 
     public static readonly (string Dimension, string Column)[] VisitDimensions =
     [
-        ("entry_page", "entry_page"), ("source", "visit_source"), ("channel", "visit_channel"), ("utm_source", "visit_utm_source"),
+        ("source", "visit_source"), ("channel", "visit_channel"), ("utm_source", "visit_utm_source"),
         ("utm_medium", "visit_utm_medium"), ("utm_campaign", "visit_utm_campaign"), ("country", "visit_country"), ("region", "visit_region"),
         ("city", "visit_city"), ("device", "visit_device"), ("browser", "visit_browser"), ("os", "visit_os"),
     ];

@@ -75,31 +75,33 @@ public sealed class Sessionizer
 
 /// <summary>
 /// A visit's entry attributes: the values of the visit dimensions (docs/query-api.md), taken from
-/// its first event and stamped on every event of the visit (schemas/clickhouse/009). The order of
+/// its first event and stamped on every event of the visit (schemas/clickhouse/009). Not the
+/// entry page: the contract takes it from the visit's first pageview, unknown when a visit starts
+/// with another event. The order of
 /// <see cref="Columns"/> is the order of the values everywhere (rows, restore query).
 /// </summary>
 public sealed record VisitEntry(
-    string Page, string Source, string Channel, string Referrer,
+    string Source, string Channel, string Referrer,
     string UtmSource, string UtmMedium, string UtmCampaign, string UtmContent, string UtmTerm,
     string Country, string Region, string City, string Device, string Browser, string BrowserVersion, string Os, string OsVersion)
 {
-    public static readonly VisitEntry None = new("", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "");
+    public static readonly VisitEntry None = new("", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "");
 
     /// <summary>The events_enriched columns holding the entry, in the order of the record.</summary>
     public static readonly string[] Columns =
     [
-        "entry_page", "visit_source", "visit_channel", "visit_referrer", "visit_utm_source", "visit_utm_medium", "visit_utm_campaign",
+        "visit_source", "visit_channel", "visit_referrer", "visit_utm_source", "visit_utm_medium", "visit_utm_campaign",
         "visit_utm_content", "visit_utm_term", "visit_country", "visit_region", "visit_city", "visit_device", "visit_browser",
         "visit_browser_version", "visit_os", "visit_os_version",
     ];
 
     public static VisitEntry Of(in Derived d, string referrer) => new(
-        d.Pathname, d.ReferrerSource, d.Channel, referrer, d.UtmSource, d.UtmMedium, d.UtmCampaign, d.UtmContent, d.UtmTerm,
+        d.ReferrerSource, d.Channel, referrer, d.UtmSource, d.UtmMedium, d.UtmCampaign, d.UtmContent, d.UtmTerm,
         d.Country, d.Region, d.City, d.Device, d.Browser, d.BrowserVersion, d.Os, d.OsVersion);
 
     public static VisitEntry FromValues(IReadOnlyList<string> v) => new(
-        v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16]);
+        v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15]);
 
     public IEnumerable<string> Values() =>
-        [Page, Source, Channel, Referrer, UtmSource, UtmMedium, UtmCampaign, UtmContent, UtmTerm, Country, Region, City, Device, Browser, BrowserVersion, Os, OsVersion];
+        [Source, Channel, Referrer, UtmSource, UtmMedium, UtmCampaign, UtmContent, UtmTerm, Country, Region, City, Device, Browser, BrowserVersion, Os, OsVersion];
 }

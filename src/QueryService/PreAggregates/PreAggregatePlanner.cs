@@ -9,15 +9,17 @@ namespace Analytics.QueryService.PreAggregates;
 /// (rollup_dims_day, schemas/clickhouse/009) and writes that SQL; otherwise says why not, and
 /// the caller scans enriched events. Exact means the same numbers as the scan, under the
 /// contract's definitions, not an approximation:
-/// - The range is whole UTC days, and a time dimension is at most time:day in a zone that is UTC
-///   all year: the table's buckets are UTC days. (Visits end at UTC midnight, so over whole UTC
+/// - The range is whole UTC days, and a time dimension is time:day, time:week or time:month in a
+///   zone that is UTC all year: the table's buckets are UTC days. (Visits end at UTC midnight, so over whole UTC
 ///   days every visit is whole, its first event is its entry, and visit_starts counts it once.)
 /// - At most one non-time dimension, one the table holds; filters are `is` (case-sensitive) on
 ///   that same dimension, or, without one, all on one dimension the table holds.
 /// - Metrics: visitors (exact uniqExact states), pageviews, events, percentage; visits and
 ///   views_per_visit only where visits are whole in a row (no event dimension or event-dimension
-///   filter); bots alone, with event dimensions only. Anything else (bounce_rate,
-///   visit_duration, revenue, goals, other operators, two dimensions…) falls back.
+///   filter); bots with event dimensions only. Anything else (bounce_rate, visit_duration,
+///   time_on_page, revenue, goals, entry/exit page, other operators, two dimensions…) falls back.
+/// - entry_page is not held: the contract takes it from the visit's first pageview, which a
+///   stamp written as events arrive cannot know when a visit starts with another event.
 /// Every statement filters on the merchant and site of the query (never from the request) and
 /// counts only each day's active generation, like every other reader.
 /// </summary>
@@ -29,21 +31,35 @@ public static class PreAggregatePlanner
 
     public static readonly IReadOnlySet<string> VisitDimensions = new HashSet<string>
     {
-        "entry_page", "source", "channel", "utm_source", "utm_medium", "utm_campaign", "country", "region", "city", "device", "browser", "os",
+        "source", "channel", "utm_source", "utm_medium", "utm_campaign", "country", "region", "city", "device", "browser", "os",
     };
 
     private static readonly HashSet<string> PeopleMetrics = ["visitors", "pageviews", "events", "visits", "views_per_visit", "percentage"];
 
     /// <summary>The plan: SQL returning the answer's rows (dimensions, metrics, total rows), or null and the reason.</summary>
-    public static string? TryPlan(PreAggregateQuery q, string database, out string reason)
+    public static string? TryPlan(PreAggregateQuery q, string database, out string reason) => Plan(q, database, raw: false, 0, out reason);
+
+    /// <summary>The plan for QueryEngine: SQL returning the dimensions and QuerySql.RawColumns
+    /// (the scan's raw counts) for every row, unordered; null and the reason when not exact.</summary>
+    public static string? TryPlanRaw(PreAggregateQuery q, string database, double maxExecutionSeconds, out string reason) =>
+        Plan(q, database, raw: true, maxExecutionSeconds, out reason);
+
+    private static readonly Dictionary<string, string> TimeLabels = new()
+    {
+        ["time:day"] = "toString(bucket)",
+        ["time:week"] = "toString(toMonday(bucket))",
+        ["time:month"] = "toString(toStartOfMonth(bucket))",
+    };
+
+    private static string? Plan(PreAggregateQuery q, string database, bool raw, double maxExecutionSeconds, out string reason)
     {
         reason = "";
         if (!WholeUtcDays(q.From) || !WholeUtcDays(q.To) || q.To <= q.From) return No(out reason, "the range is not whole UTC days");
         var time = q.Dimensions.Where(d => d.StartsWith("time:", StringComparison.Ordinal)).ToList();
         var plain = q.Dimensions.Where(d => !d.StartsWith("time:", StringComparison.Ordinal)).ToList();
         if (time.Count > 1) return No(out reason, "two time dimensions");
-        if (time.Count == 1 && (time[0] != "time:day" || !AlwaysUtc(q.TimeZone)))
-            return No(out reason, "time buckets other than UTC days");
+        if (time.Count == 1 && (!TimeLabels.ContainsKey(time[0]) || !AlwaysUtc(q.TimeZone)))
+            return No(out reason, "time buckets other than UTC days, weeks or months");
         if (plain.Count > 1) return No(out reason, "more than one non-time dimension");
         string? dimension = plain.Count == 1 ? plain[0] : null;
         if (dimension is not null && !Holds(dimension)) return No(out reason, $"dimension {dimension} is not pre-aggregated");
@@ -62,7 +78,6 @@ public static class PreAggregatePlanner
 
         bool eventScope = (dimension ?? filtered) is { } scoped && EventDimensions.Contains(scoped);
         bool bots = q.Metrics.Contains("bots");
-        if (bots && q.Metrics.Count > 1) return No(out reason, "bots beside other metrics");
         if (bots && (dimension ?? filtered) is { } bd && VisitDimensions.Contains(bd)) return No(out reason, "bots with a visit dimension");
         foreach (var m in q.Metrics)
         {
@@ -86,17 +101,31 @@ public static class PreAggregatePlanner
         var group = new List<string>();
         for (int i = 0; i < q.Dimensions.Count; i++)
         {
-            string expr = q.Dimensions[i].StartsWith("time:", StringComparison.Ordinal) ? "toString(bucket)" : "value";
+            string expr = q.Dimensions[i].StartsWith("time:", StringComparison.Ordinal) ? TimeLabels[q.Dimensions[i]] : "value";
             select.Add($"{expr} AS d{i}");
             group.Add($"d{i}");
         }
         string join = string.Create(CultureInfo.InvariantCulture,
             $"LEFT JOIN (SELECT day, argMax(generation, activated_at) AS active_generation FROM {database}.generations " +
             $"WHERE merchant_id = {q.MerchantId} AND site_id = {q.SiteId} GROUP BY day) AS active ON bucket = active.day");
-        for (int i = 0; i < q.Metrics.Count; i++) select.Add($"{MetricExpression(q.Metrics[i], q, database, join, where.ToString(), source)} AS m{i}");
-        // A row exists where the selected events do: people for people metrics, bots for bots
-        // (rows of one kind hold zeros for the other). Without dimensions there is always one row.
-        string having = bots ? "sum(bots) > 0" : "uniqExactMerge(visitors) > 0";
+        if (!raw)
+        {
+            for (int i = 0; i < q.Metrics.Count; i++) select.Add($"{MetricExpression(q.Metrics[i], database, join, where.ToString())} AS m{i}");
+        }
+        // A row exists where the selected events do: people's, and bots' too when bots are
+        // asked for (rows of one kind hold zeros for the other), as in the scan of
+        // events_enriched. Without dimensions there is always one row.
+        string having = bots ? "(uniqExactMerge(visitors) > 0 OR sum(bots) > 0)" : "uniqExactMerge(visitors) > 0";
+        if (raw)
+        {
+            // The raw columns of QuerySql.RawColumns, so QueryEngine turns them into metrics as it
+            // does the scan's. visit_pageviews is the row's pageviews: where visits are planned
+            // they are whole in the row. What the table does not hold is never planned (0 here).
+            string rawColumns = "uniqExactMerge(visitors), sum(visit_starts), sum(pageviews), sum(events), 0, sum(bots), sum(pageviews), 0, 0, 0, 0, ([], []), ([], [])";
+            string grouping = group.Count > 0 ? $" GROUP BY {string.Join(", ", group)} HAVING {having}" : "";
+            string limit = maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture);
+            return $"SELECT {string.Concat(select.Select(x => x + ", "))}{rawColumns} FROM {database}.{Table} {join} WHERE {where}{grouping} SETTINGS max_execution_time = {limit}";
+        }
 
         var order = new List<string>();
         foreach (var (key, descending) in q.OrderBy)
@@ -116,7 +145,7 @@ public static class PreAggregatePlanner
             $"ORDER BY {string.Join(", ", order)} LIMIT {q.Limit} OFFSET {q.Offset}");
     }
 
-    private static string MetricExpression(string metric, PreAggregateQuery q, string database, string join, string where, string source) => metric switch
+    private static string MetricExpression(string metric, string database, string join, string where) => metric switch
     {
         "visitors" => "uniqExactMerge(visitors)",
         "pageviews" => "sum(pageviews)",
@@ -145,5 +174,28 @@ public static class PreAggregatePlanner
     {
         reason = why;
         return null;
+    }
+}
+
+/// <summary>The planner in front of the query API's builder (QuerySql): a NormalQuery in its terms.</summary>
+public static class NormalQueryPlanner
+{
+    /// <summary>SQL answering <paramref name="q"/>'s raw rows from the dimension rollup, or null
+    /// (and why) when only a scan of events_enriched answers it exactly.</summary>
+    public static string? TryPlanRaw(Query.NormalQuery q, string database, double maxExecutionSeconds, out string reason)
+    {
+        var filters = new List<QueryFilter>();
+        foreach (var filter in q.Filter switch { null => [], Query.FilterAnd and => and.Children, var f => [f] })
+        {
+            if (filter is not Query.FilterLeaf leaf)
+            {
+                reason = "or/not filters";
+                return null;
+            }
+            filters.Add(new QueryFilter(leaf.Operator, leaf.Dimension.Name, leaf.Values, leaf.CaseSensitive));
+        }
+        var query = new PreAggregateQuery((ulong)q.MerchantId, (ulong)q.SiteId, q.From, q.To, q.TimeZone, q.Metrics,
+            q.Dimensions.Select(d => d.Name).ToList(), filters);
+        return PreAggregatePlanner.TryPlanRaw(query, database, maxExecutionSeconds, out reason);
     }
 }
