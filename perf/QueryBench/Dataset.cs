@@ -90,14 +90,14 @@ public sealed class Dataset(IColumnStore store, string db, long events, int merc
     private string InsertSql(string merchantsOf, string visitsOf, string lastDay) => string.Create(CultureInfo.InvariantCulture, $$"""
         INSERT INTO {{db}}.events_enriched (merchant_id, site_id, event_id, received_at, name, hostname, pathname, referrer, referrer_source, channel,
             utm_source, utm_medium, utm_campaign, country, region, city, device, browser, os, is_bot, visitor_id, visit_id, visit_start,
-            logic_version, log_source, log_offset, generation, entry_page, visit_source, visit_channel, visit_referrer, visit_utm_source,
+            logic_version, log_source, log_offset, generation, visit_source, visit_channel, visit_referrer, visit_utm_source,
             visit_utm_medium, visit_utm_campaign, visit_country, visit_region, visit_city, visit_device, visit_browser, visit_os)
         SETTINGS max_insert_threads = 2, max_partitions_per_insert_block = 0
         SELECT m, m, toFixedString(concat(reinterpretAsString(cityHash64(m, v, i)), reinterpretAsString(cityHash64(i, v, m, 7))), 16),
             toDateTime64(toDateTime(toDate('{{lastDay}}') - day_back, 'UTC') + start_s + i * gap_s, 3, 'UTC'),
             ev_name, host, path, referrer, if(bot, '', source), if(bot, '', channel), if(bot, '', utm_s), if(bot, '', utm_m), if(bot, '', utm_c),
             country, region, city, device, browser, os, bot, visitor, if(bot, 0, visit), i = 0 AND NOT bot,
-            3, 'generated', 0, 0, if(bot, '', entry), if(bot, '', source), if(bot, '', channel), if(bot, '', referrer), if(bot, '', utm_s),
+            3, 'generated', 0, 0, if(bot, '', source), if(bot, '', channel), if(bot, '', referrer), if(bot, '', utm_s),
             if(bot, '', utm_m), if(bot, '', utm_c), if(bot, '', country), if(bot, '', region), if(bot, '', city), if(bot, '', device),
             if(bot, '', browser), if(bot, '', os)
         FROM

@@ -1,8 +1,9 @@
 // The query API's dashboard questions on a generated history, in one run (docs/query-performance.md):
 //   1. the data set (Dataset.cs) written into a fresh embedded engine, with the rollups Rollup builds;
-//   2. each question for the largest and a typical merchant, answered from the pre-aggregates (the
-//      planner's SQL, PreAggregateReader) and by a scan of events_enriched, alternately, idle:
-//      p50/p95 of each, their ratio, and whether the two answers are the same;
+//   2. each question for the largest and a typical merchant, answered by the query engine of
+//      POST /v1/query with the planner in front (pre-aggregates where exact) and without it (its
+//      scan of events_enriched), alternately, idle: p50/p95 of each, their ratio, and whether the
+//      two answers (the JSON the API returns) are the same;
 //   3. Rollup catching up a backlog (CatchUp.cs) without and with the pre-aggregates, events/s
 //      (what stamping visit entries and the dimension rollup cost Rollup);
 //   4. the pre-aggregated questions of the largest merchant again while Rollup catches up: p95
@@ -15,6 +16,7 @@ using System.Text;
 using System.Text.Json;
 using Analytics.Perf.QueryBench;
 using Analytics.QueryService.PreAggregates;
+using Analytics.QueryService.Query;
 using Analytics.Store;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -61,36 +63,41 @@ try
         Console.WriteLine($"merchant {m}: {counts[m].All:N0} events, {counts[m].Last30:N0} in the last 30 days");
     }
 
-    // Idle: pre-aggregate and scan alternately, so drift in the machine's load hits both alike.
-    var reader = new PreAggregateReader(store, "bench");
+    // Idle: the query engine with the planner and without it (the scan every query falls back
+    // to), alternately, so drift in the machine's load hits both alike.
+    var planned = new QueryEngine(store, "bench");
+    var scanning = new QueryEngine(store, "bench") { UsePreAggregates = false };
     var results = new List<Result>();
     foreach (var (label, merchant) in subjects)
     {
         foreach (var question in Questions.For("bench", merchant, dataset.LastDay))
         {
+            if (question.Planned && NormalQueryPlanner.TryPlanRaw(question.Query!, "bench", 10, out var reason) is null)
+                throw new InvalidOperationException($"{question.Name}: the planner fell back ({reason})");
             var pre = new List<double>();
             var scan = new List<double>();
             bool? same = null;
             for (int i = -1; i < iterations; i++)
             {
-                QueryAnswer? answer = null;
-                if (question.Query is not null)
+                string? answer = null;
+                if (question.Planned)
                 {
                     var sw = Stopwatch.StartNew();
-                    (answer, string reason) = await reader.TryAnswerAsync(question.Query, ct);
-                    if (answer is null) throw new InvalidOperationException($"{question.Name}: the planner fell back ({reason})");
+                    answer = (await planned.AnswerAsync(question.Query!, ct)).ToJsonString();
                     if (i >= 0) pre.Add(sw.Elapsed.TotalMilliseconds);
                 }
                 var watch = Stopwatch.StartNew();
-                var rows = await store.QueryRowsAsync(question.Scan, ct);
+                string scanned = question.Query is not null
+                    ? (await scanning.AnswerAsync(question.Query, ct)).ToJsonString()
+                    : (await store.QueryRowsAsync(question.Sql!, ct)).Count.ToString(CultureInfo.InvariantCulture);
                 if (i >= 0) scan.Add(watch.Elapsed.TotalMilliseconds);
                 if (i == -1 && answer is not null)
                 {
-                    same = Shape(answer) == Shape(PreAggregateReader.ReadAnswer(rows, question.Dimensions, question.Metrics));
+                    same = answer == scanned;
                     if (same == false) failures.Add($"{label} merchant, {question.Name}: the pre-aggregated answer differs from the scan");
                 }
             }
-            results.Add(new Result(label, merchant, question.Name, question.Query is not null, pre, scan, same));
+            results.Add(new Result(label, merchant, question.Name, question.Planned, pre, scan, same));
             Console.WriteLine($"  {label,-8} {question.Name,-80} pre p95 {P(pre, 95),8:F1} ms   scan p95 {P(scan, 95),8:F1} ms");
         }
     }
@@ -103,14 +110,14 @@ try
     double preRate = await catchUp.RunAsync("catchup_pre", "pre", preAggregates: true, null, ct);
     Console.WriteLine($"Rollup catch-up of {backlog:N0} events: {baseRate:N0} events/s without pre-aggregates, {preRate:N0} with ({preRate / baseRate:F2}x)");
     var busy = results.Where(r => r.Label == "largest" && r.Planned).ToDictionary(r => r.Question, _ => new List<double>());
-    var largest = Questions.For("bench", 1, dataset.LastDay).Where(q => q.Query is not null).ToList();
+    var largest = Questions.For("bench", 1, dataset.LastDay).Where(q => q.Planned).ToList();
     double liveRate = await catchUp.RunAsync("bench", "live", preAggregates: true, async stop =>
     {
         for (int i = 0; !stop.IsCancellationRequested; i++)
         {
             var q = largest[i % largest.Count];
             var sw = Stopwatch.StartNew();
-            await reader.TryAnswerAsync(q.Query!, CancellationToken.None);
+            await planned.AnswerAsync(q.Query!, CancellationToken.None);
             busy[q.Name].Add(sw.Elapsed.TotalMilliseconds);
         }
     }, ct);
@@ -119,7 +126,7 @@ try
     var md = new StringBuilder();
     md.AppendLine(CultureInfo.InvariantCulture, $"Data set: {stored:N0} enriched events, {merchants:N0} merchants, {days} days (generated in {genSeconds:F0} s, rolled up in {rollupSeconds:F0} s); ");
     md.AppendLine(CultureInfo.InvariantCulture, $"largest merchant 1: {counts[1].All:N0} events ({counts[1].Last30:N0} in the 30 days asked); typical (events-weighted median) merchant {typical}: {counts[(ulong)typical].All:N0} ({counts[(ulong)typical].Last30:N0}). ");
-    md.AppendLine(CultureInfo.InvariantCulture, $"{iterations} runs per question after one warm-up, pre-aggregate and scan alternately. Under catch-up: Rollup storing a backlog of {backlog:N0} events at full speed ({liveRate:N0} events/s beside the queries).");
+    md.AppendLine(CultureInfo.InvariantCulture, $"{iterations} runs per question after one warm-up, with and without the planner alternately (QueryEngine.AnswerAsync, the JSON of POST /v1/query). Under catch-up: Rollup storing a backlog of {backlog:N0} events at full speed ({liveRate:N0} events/s beside the queries).");
     md.AppendLine();
     md.AppendLine("| merchant | question | pre-agg p50 ms | pre-agg p95 ms | scan p50 ms | scan p95 ms | scan / pre-agg (p50) | same answer | pre-agg p95 under catch-up ms | under catch-up / idle (p95) |");
     md.AppendLine("|---|---|---:|---:|---:|---:|---:|---|---:|---:|");
@@ -171,9 +178,6 @@ foreach (var f in failures) Console.Error.WriteLine("FAILED: " + f);
 return failures.Count == 0 ? 0 : 1;
 
 static string DerivedDay(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-
-static string Shape(QueryAnswer a) =>
-    a.TotalRows + ": " + string.Join("; ", a.Rows.Select(r => string.Join("|", r.Dimensions) + "=" + string.Join(",", r.Metrics.Select(m => m.ToString("0.##", CultureInfo.InvariantCulture)))));
 
 static double P(List<double> values, int percentile)
 {
