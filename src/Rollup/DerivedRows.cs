@@ -178,7 +178,7 @@ public static class DerivedRows
         "sumIf(revenue_micros, is_bot = 0) AS revenue_micros, countIf(is_bot = 1) AS bots, uniqStateIf(visitor_id, is_bot = 0) AS visitors, generation " +
         $"FROM {db}.events_enriched WHERE ({where}) GROUP BY merchant_id, site_id, bucket, name, generation";
 
-    /// <summary>The dimension rollup (schemas/clickhouse/009): its table, and the dimensions it
+    /// <summary>The dimension rollup (schemas/clickhouse/010): its table, and the dimensions it
     /// holds with the events_enriched column each one reads. Event dimensions first; the visit
     /// dimensions read the visit's stamped entry and are left out for bots, which have no visit.</summary>
     public const string DimensionTable = "rollup_dims_day";

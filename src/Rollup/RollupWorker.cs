@@ -30,7 +30,7 @@ public sealed class RollupOptions
     /// </summary>
     public TimeSpan MinRoundInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     /// <summary>
-    /// Stamp visit entries on enriched events and write the dimension rollup (schemas/clickhouse/009).
+    /// Stamp visit entries on enriched events and write the dimension rollup (schemas/clickhouse/010).
     /// Off only for measuring what they cost (perf/QueryBench's catch-up baseline): without them
     /// the query API's pre-aggregates are missing for the events stored meanwhile.
     /// </summary>

@@ -75,7 +75,7 @@ public sealed class Sessionizer
 
 /// <summary>
 /// A visit's entry attributes: the values of the visit dimensions (docs/query-api.md), taken from
-/// its first event and stamped on every event of the visit (schemas/clickhouse/009). Not the
+/// its first event and stamped on every event of the visit (schemas/clickhouse/010). Not the
 /// entry page: the contract takes it from the visit's first pageview, unknown when a visit starts
 /// with another event. The order of
 /// <see cref="Columns"/> is the order of the values everywhere (rows, restore query).

@@ -6,7 +6,7 @@ namespace Analytics.QueryService.PreAggregates;
 
 /// <summary>
 /// Decides whether a query can be answered exactly from the dimension rollup
-/// (rollup_dims_day, schemas/clickhouse/009) and writes that SQL; otherwise says why not, and
+/// (rollup_dims_day, schemas/clickhouse/010) and writes that SQL; otherwise says why not, and
 /// the caller scans enriched events. Exact means the same numbers as the scan, under the
 /// contract's definitions, not an approximation:
 /// - The range is whole UTC days, and a time dimension is time:day, time:week or time:month in a
