@@ -105,7 +105,7 @@ done
 
 # Benchmarks are not timed tests: CI runs every part of perf/run-all.sh at smoke size (LoadTool
 # over WebSocket into the local log and into Kafka, over HTTP, paced, freshness, reprocess, idle
-# connections; StoreInsert; every micro-benchmark once) to prove they work, against the Release
+# connections; StoreInsert; QueryBench; every micro-benchmark once) to prove they work, against the Release
 # build above. No timings asserted.
 if [[ -x perf/run-all.sh ]]; then
     echo "== perf smoke (perf/run-all.sh --smoke)"

@@ -31,6 +31,12 @@ public sealed class RollupOptions
     /// 129 ms to 22-31 ms. Freshness pays at most this much.
     /// </summary>
     public TimeSpan MinRoundInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>
+    /// Stamp visit entries on enriched events and write the dimension rollup (schemas/clickhouse/010).
+    /// Off only for measuring what they cost (perf/QueryBench's catch-up baseline): without them
+    /// the query API's pre-aggregates are missing for the events stored meanwhile.
+    /// </summary>
+    public bool PreAggregates { get; init; } = true;
     /// <summary>The processing-logic version live Rollup applies (see ProcessingLogic).</summary>
     public ushort LogicVersion { get; init; } = ProcessingLogic.Current;
 }
@@ -108,7 +114,7 @@ public static class RollupTelemetry
 ///     records it as in flight in the store (rollup_inflight) first.
 ///  2. Events whose id the site already has (client resends) are dropped: checked against
 ///     event_ids, which is written last in a round.
-///  3. For each day partition the round writes raw, enriched, the three rollups (computed by
+///  3. For each day partition the round writes raw, enriched, the four rollups (computed by
 ///     the store from the enriched rows of this range) and event_ids, each insert with a
 ///     deduplication token made of table, log range and day.
 ///  4. The consumer offset is committed.
@@ -306,7 +312,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             if (!seen.Add((e.MerchantId, e.SiteId, Convert.ToHexString(e.Id)))) { duplicates++; continue; }
             if (!days.TryGetValue(e.Day, out var part)) days[e.Day] = part = new DayPart(e.Day);
             DerivedRows.WriteRaw(part.Raw, e);
-            DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day));
+            DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day), options.PreAggregates);
             part.Rows++;
             stored++;
         }
@@ -369,6 +375,8 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             {
                 await store.ExecuteAsync(DerivedRows.RollUpStatement(_db, table, bucket, scope, $"{table}:{range}"), ct);
             }
+            if (options.PreAggregates)
+                await store.ExecuteAsync(DerivedRows.DimensionRollUpStatement(_db, scope, $"{DerivedRows.DimensionTable}:{range}"), ct);
             await store.ExecuteAsync(
                 $"INSERT INTO {_db}.event_ids SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral("ids:" + range)}, max_threads = 1 " +
                 $"SELECT merchant_id, site_id, event_id, received_at FROM {_db}.events_raw WHERE {scope}", ct);
@@ -473,10 +481,20 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         string exclude = excludeFrom is { } from
             ? string.Create(CultureInfo.InvariantCulture, $" AND NOT (log_source = {ClickHouseSql.StringLiteral(source)} AND log_offset >= {from})")
             : "";
+        // The visit's entry attributes come back with it (every event of a visit carries them),
+        // so an event after the restart is stamped as it would have been without one.
         var rows = await store.QueryRowsAsync(
-            $"SELECT site_id, visitor_id, toUnixTimestamp64Milli(max(received_at)), argMax(visit_id, received_at) FROM {_db}.events_enriched " +
-            $"WHERE received_at >= now64(3) - INTERVAL 30 MINUTE AND is_bot = 0{exclude} GROUP BY site_id, visitor_id", ct);
-        foreach (var row in rows) _sessions.Restore(row[0].GetUInt64(), row[1].GetUInt64(), row[2].GetInt64(), row[3].GetUInt64());
+            $"SELECT site_id, visitor_id, toUnixTimestamp64Milli(max(received_at)), argMax(tuple(visit_id, {string.Join(", ", VisitEntry.Columns)}), received_at) " +
+            $"FROM {_db}.events_enriched WHERE received_at >= now64(3) - INTERVAL 30 MINUTE AND is_bot = 0{exclude} GROUP BY site_id, visitor_id", ct);
+        foreach (var row in rows)
+        {
+            // A tuple comes as a JSON array, or as an object when the engine names its elements.
+            var visit = row[3].ValueKind == System.Text.Json.JsonValueKind.Object
+                ? row[3].EnumerateObject().Select(p => p.Value).ToList()
+                : row[3].EnumerateArray().ToList();
+            var entry = VisitEntry.FromValues(visit.Skip(1).Select(v => v.GetString() ?? "").ToList());
+            _sessions.Restore(row[0].GetUInt64(), row[1].GetUInt64(), row[2].GetInt64(), visit[0].GetUInt64(), entry);
+        }
     }
 
     private Task WithRetries(Func<Task> action, CancellationToken ct) =>

@@ -192,15 +192,20 @@ public sealed class QueryEngine(IColumnStore store, string database)
         return new Row(dimensions!, metrics, sort);
     }
 
+    /// <summary>Answer from the pre-aggregates where they answer exactly (PreAggregates/, the
+    /// planner in front of QuerySql); off only to measure or test the scan on its own.</summary>
+    public bool UsePreAggregates { get; set; } = true;
+
     /// <summary>
     /// The one place a normalised query becomes raw rows (every statement of a query, the
-    /// denominators' included, comes through here). A planner answering some queries from
-    /// pre-aggregated tables plugs in here: same <see cref="NormalQuery"/> in, same raw columns
-    /// (<see cref="QuerySql.RawColumns"/>) out, <see cref="QuerySql.Build"/> as the fallback.
+    /// denominators' included, comes through here): the pre-aggregate planner answers where it
+    /// can exactly (same <see cref="NormalQuery"/> in, same raw columns, <see cref="QuerySql.RawColumns"/>,
+    /// out), <see cref="QuerySql.Build"/> otherwise.
     /// </summary>
     public async Task<List<RawRow>> RawAsync(NormalQuery q, CancellationToken ct)
     {
-        var rows = await RunAsync(QuerySql.Build(q, database, MaxExecutionSeconds), ct);
+        string? planned = UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _) : null;
+        var rows = await RunAsync(planned ?? QuerySql.Build(q, database, MaxExecutionSeconds), ct);
         int n = q.Dimensions.Count, counts = QuerySql.RawColumns.Length - 2;
         var result = new List<RawRow>(rows.Count);
         foreach (var row in rows)
