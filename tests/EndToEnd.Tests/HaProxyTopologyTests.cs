@@ -50,16 +50,23 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
             kafka = ChildProcess.Start("dotnet", [Path.Combine(AppContext.BaseDirectory, "analytics.dll"), "kafka-mock", "--brokers", "3", "--partitions", "6", "--kafka-topic", topic]);
             string bootstrap = await kafka.FirstLineAsync(TimeSpan.FromSeconds(30));
             Environment.SetEnvironmentVariable("ANALYTICS_CLICKHOUSE_PASSWORD", password); // inherited by the nodes, kept out of ps
+            string controlPlane = "postgres:" + postgres.CreateDatabase("topology");
             string[] shared =
             [
                 "--store", "clickhouse", "--clickhouse-url", store.Address.ToString(), "--clickhouse-database", database,
                 "--log", "kafka", "--kafka-bootstrap", bootstrap, "--kafka-topic", topic,
-                "--control-plane", "postgres:" + postgres.CreateDatabase("topology"),
+                "--control-plane", controlPlane,
                 "--trusted-proxies", "127.0.0.1", "--drain-timeout", "10",
             ];
             var clock = Stopwatch.StartNew();
             // The query node first: it migrates the store and creates the demo site and client.
             await query.StartAsync([.. shared, "--roles", "query"]);
+            await query.WaitReadyAsync(TimeSpan.FromSeconds(60));
+            // The browser page is on HAProxy's origin, which the demo site does not allow by itself
+            // (it allows the node's own address): allowed before the ingest nodes load the site.
+            var allow = await HostCommand.RunAsync(["sites", "origins", "add", "--site", await query.DemoSitePublicIdAsync(),
+                "--origin", $"http://127.0.0.1:{lbPort}", "--control-plane", controlPlane], environment: null);
+            Assert.True(allow.ExitCode == 0, allow.ToString());
             await rollup.StartAsync([.. shared, "--roles", "rollup"]);
             await ingest1.StartAsync([.. shared, "--roles", "ingest"]);
             await ingest2.StartAsync([.. shared, "--roles", "ingest"]);
