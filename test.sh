@@ -28,6 +28,10 @@ TEST_DEPS=(
     # tests/EndToEnd.Tests/PrometheusScrapeTests starts a real Prometheus (its own config, port
     # and data directory; the package's system service is not used).
     "/usr/bin/prometheus:prometheus"
+    # tests/EndToEnd.Tests/EdgeCacheTests runs deploy/varnish/default.vcl in a varnishd of its own
+    # (own working directory and port; the package's system service is not used), with xkey.
+    "/usr/sbin/varnishd:varnish"
+    "/usr/lib/x86_64-linux-gnu/varnish/vmods/libvmod_xkey.so:varnish-modules"
 )
 install_test_deps() {
     local missing=() dep

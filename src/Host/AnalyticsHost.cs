@@ -68,6 +68,9 @@ public sealed class HostSettings
     /// <summary>Bounds the stop after SIGTERM (`--drain-timeout`): readiness false, WebSockets
     /// closed with 1001, then the server, Rollup and the log stop (NodeLifecycle.cs).</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Edge caches to purge when reprocessing changes a site-day (`--edge-purge-url`,
+    /// ANALYTICS_EDGE_PURGE_URL; EdgePurger.cs). Empty: none.</summary>
+    public IReadOnlyList<Uri> EdgePurgeUrls { get; init; } = [];
     /// <summary>Trace exporters (`--otlp-endpoint`, `--zipkin-endpoint`); metrics are always at /metrics.</summary>
     public TelemetrySettings Telemetry { get; init; } = new();
 }
@@ -180,6 +183,11 @@ public static class AnalyticsHost
         services.AddSingleton(new PartitionAdmin(store, db));
         services.AddSingleton<RollupStatus>();
         if (settings.Roles.HasFlag(Roles.Rollup)) services.AddHostedService<RollupWorker>();
+        if (settings.Roles.HasFlag(Roles.Rollup) && settings.EdgePurgeUrls.Count > 0)
+        {
+            services.AddSingleton(new EdgePurgeTargets(settings.EdgePurgeUrls));
+            services.AddHostedService<EdgePurger>();
+        }
         services.AddNodeLifecycle(settings.Roles, settings.DrainTimeout);
         services.AddAnalyticsTelemetry(settings.Telemetry);
 

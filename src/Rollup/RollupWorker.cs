@@ -440,6 +440,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             job.EventsDone = job.Units.Where(u => u.Done).Sum(u => u.RawEvents);
             var result = await _rebuilder!.RebuildAsync((ulong)request.MerchantId, (ulong)unit.SiteId, unit.Day, job.LogicVersion, request.DryRun,
                 n => job.EventsDone += n, ct);
+            if (!request.DryRun) jobs.OnSiteDayActivated(request.MerchantId, unit.SiteId, unit.Day);
             unit.Done = true;
             unit.Delta = result.Delta;
             unit.RowsWritten = result.RowsWritten;

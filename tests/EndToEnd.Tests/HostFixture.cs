@@ -60,10 +60,12 @@ public sealed class TestHost : IAsyncDisposable
     /// <param name="trustedProxies">Proxies whose X-Forwarded-For / Forwarded the host believes.</param>
     /// <param name="geoIpDatabase">A GeoIP2 database instead of the GeoLite2 City of the enrichment data.</param>
     /// <param name="telemetry">Trace exporters (tests add an in-memory one).</param>
+    /// <param name="edgePurgeUrls">Edge caches the purge notifier tells about reprocessed site-days.</param>
     public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null,
         ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null,
         Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false,
-        IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null, string? geoIpDatabase = null, TelemetrySettings? telemetry = null)
+        IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null, string? geoIpDatabase = null, TelemetrySettings? telemetry = null,
+        IReadOnlyList<Uri>? edgePurgeUrls = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
@@ -87,6 +89,7 @@ public sealed class TestHost : IAsyncDisposable
             GeoIpDatabase = geoIpDatabase,
             Enrichment = geoIpDatabase is null ? engine.Enrichment : null,
             Telemetry = telemetry ?? new TelemetrySettings(),
+            EdgePurgeUrls = edgePurgeUrls ?? [],
         });
         try
         {

@@ -32,6 +32,8 @@ public sealed class ServeSettings : StoreSettings
     /// <summary>Load balancers and proxies whose X-Forwarded-For / Forwarded name the client:
     /// addresses and networks, comma-separated ("10.0.0.0/8,127.0.0.1"); empty believes none.</summary>
     public string TrustedProxies { get; set; } = "";
+    /// <summary>Edge caches' purge URLs, comma-separated (docs/operations.md, "Edge cache").</summary>
+    public string EdgePurgeUrl { get; set; } = "";
     /// <summary>Seconds the stop after SIGTERM may take: WebSockets closed with 1001 after their
     /// batch in hand, then the server, Rollup and the log (docs/operations.md, "Drain").</summary>
     public int DrainTimeout { get; set; } = 10;
@@ -71,6 +73,7 @@ public sealed class ServeSettings : StoreSettings
     /// <summary>Send spans to this Zipkin endpoint (…/api/v2/spans).</summary>
     public Uri? ZipkinEndpoint { get; set; }
 
+    public string[] EdgePurgeUrlList() => EdgePurgeUrl.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
     public string[] TrustedProxyList() => TrustedProxies.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
     public Roles ParseRoles() => Roles.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
@@ -107,6 +110,11 @@ public sealed partial class ServeSettingsValidator : IValidateOptions<ServeSetti
         }
         if (!Analytics.FastIngest.Transport.TrustedProxies.TryParse(settings.TrustedProxyList(), out _, out _, out string? proxyError))
             failures.Add(proxyError!);
+        foreach (string edge in settings.EdgePurgeUrlList())
+        {
+            if (!Uri.TryCreate(edge, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                failures.Add($"--edge-purge-url '{edge}': use the edge cache's http(s):// URL, e.g. http://127.0.0.1:6081/");
+        }
         if (settings.Authority is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
             failures.Add($"--authority '{settings.Authority}': use the issuer's https:// URL");
         if (settings.Issuer is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
@@ -149,6 +157,7 @@ public sealed class ServeCommand : ICommandGroup
             new Option<string>("--consumer-group") { Description = $"Rollup's Kafka consumer group [default: {defaults.ConsumerGroup}]", HelpName = "GROUP" },
             Settings.Integer<ushort>("--logic-version", $"Processing-logic version live Rollup applies ({string.Join(", ", ProcessingLogic.Versions)}) [default: {ProcessingLogic.Current}]", 1, ushort.MaxValue),
             new Option<string>("--agent-js") { Description = "Serve this build of the browser agent at /agent.js", HelpName = "FILE" },
+            new Option<string>("--edge-purge-url") { Description = "Edge caches (Varnish with xkey) to purge when reprocessing changes a site-day, comma-separated [default: none]", HelpName = "URL,..." },
             new Option<string>("--trusted-proxies") { Description = "Proxies whose X-Forwarded-For/Forwarded to believe, e.g. 10.0.0.0/8,127.0.0.1 [default: none]", HelpName = "ADDRESSES" },
             Settings.Integer("--max-connections", $"Open ingest WebSockets at most; more get 503, 0: no limit [default: {defaults.MaxConnections}]", 0, int.MaxValue),
             Settings.Integer("--max-connections-per-ip", $"Open ingest WebSockets per IP address (IPv6: /64); more get 429, 0: no limit [default: {defaults.MaxConnectionsPerIp}]", 0, int.MaxValue),
@@ -190,6 +199,7 @@ public sealed class ServeCommand : ICommandGroup
             LogicVersion = settings.LogicVersion,
             AgentScriptPath = settings.AgentJs,
             TrustedProxies = settings.TrustedProxyList(),
+            EdgePurgeUrls = settings.EdgePurgeUrlList().Select(u => new Uri(u)).ToArray(),
             EnrichmentData = settings.EnrichmentData,
             GeoIpDatabase = settings.GeoipDb,
             ControlPlane = settings.ControlPlane,
