@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite of the repository and ends with one line: "N passed, N failed".
 #
-# Installs what the tests need first (Debian packages: chromium, npm, postgresql; then the
+# Installs what the tests need first (Debian packages: chromium, npm, postgresql, haproxy, prometheus; then the
 # ClickHouse engine library and the enrichment data sets), builds the solution once in Release, then runs each test
 # project, the benchmark smoke runs, the browser agents' tests and the deployment manifests' checks.
 # Exit status: 0 only when every suite ran and nothing failed.
@@ -23,6 +23,15 @@ TEST_DEPS=(
     # The control-plane suites start a throwaway PostgreSQL cluster of their own (initdb + pg_ctl,
     # tests/Shared/PostgresServer.cs): the server binaries of any version, not a running service.
     "/usr/lib/postgresql/*/bin/initdb:postgresql"
+    # tests/EndToEnd.Tests/HaProxyTopologyTests.cs runs deploy/haproxy/haproxy.cfg in front of two ingest nodes.
+    "/usr/sbin/haproxy:haproxy"
+    # tests/EndToEnd.Tests/PrometheusScrapeTests starts a real Prometheus (its own config, port
+    # and data directory; the package's system service is not used).
+    "/usr/bin/prometheus:prometheus"
+    # tests/EndToEnd.Tests/EdgeCacheTests runs deploy/varnish/default.vcl in a varnishd of its own
+    # (own working directory and port; the package's system service is not used), with xkey.
+    "/usr/sbin/varnishd:varnish"
+    "/usr/lib/x86_64-linux-gnu/varnish/vmods/libvmod_xkey.so:varnish-modules"
 )
 install_test_deps() {
     local missing=() dep
@@ -49,6 +58,17 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 echo "== build (Release)"
 if ! dotnet build Analytics.sln -c Release -nologo -v quiet -clp:ErrorsOnly; then
     echo "build failed"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+# The browser agent's script-tag build (agents/packages/agent/dist), which the ingest nodes serve
+# at /agent.js: EndToEnd's HAProxy topology test loads it in Chromium. The agents' own suite below
+# builds it again.
+echo "== build the browser agent"
+if ! (cd agents && npm ci --no-audit --no-fund --loglevel=error && npm run build) > "$RESULTS/agent-build.log" 2>&1; then
+    tail -n 20 "$RESULTS/agent-build.log"
+    echo "agent build failed"
     echo "0 passed, 1 failed"
     exit 1
 fi
@@ -89,7 +109,7 @@ done
 
 # Benchmarks are not timed tests: CI runs every part of perf/run-all.sh at smoke size (LoadTool
 # over WebSocket into the local log and into Kafka, over HTTP, paced, freshness, reprocess, idle
-# connections; StoreInsert; every micro-benchmark once) to prove they work, against the Release
+# connections; StoreInsert; QueryBench; every micro-benchmark once) to prove they work, against the Release
 # build above. No timings asserted.
 if [[ -x perf/run-all.sh ]]; then
     echo "== perf smoke (perf/run-all.sh --smoke)"

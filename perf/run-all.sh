@@ -12,6 +12,9 @@
 #   6. LoadTool, all roles, paced at 50,000 and 100,000 events/s with the freshness probe
 #   7. StoreInsert: embedded chDB vs the ClickHouse.Driver path
 #   8. every BenchmarkDotNet micro-benchmark (job "short": 3 warm-ups, 3 iterations)
+#   9. QueryBench: the dashboard's questions on a generated history (20M events, 100,000 merchants,
+#      13 months) from the pre-aggregates vs a scan of enriched events, idle and while Rollup
+#      catches up; Rollup's catch-up without and with the pre-aggregates
 # Each part writes JSON into the results directory; LoadTool --write-results turns them into
 # RESULTS.md: machine, date, this command, the targets beside the measured values, one table per part.
 #
@@ -69,7 +72,7 @@ mkdir -p "$out"
 rm -rf "$out"/*.json "$out/BenchmarkDotNet.Artifacts"
 
 if [[ $build -eq 1 ]]; then
-    for project in src/Host perf/LoadTool perf/StoreInsert perf/Benchmarks; do
+    for project in src/Host perf/LoadTool perf/StoreInsert perf/Benchmarks perf/QueryBench; do
         echo "== build $project (Release)"
         dotnet build "$project" -c Release -nologo -v quiet -clp:ErrorsOnly
     done
@@ -96,12 +99,14 @@ if [[ $smoke -eq 1 ]]; then
     fresh_rates=(2000)
     store_insert=(--smoke)  # 20,000 rows in batches of 5,000
     benchmarks=(--job Dry --inProcess)
+    query_bench=(--smoke)   # 100,000 events, 300 merchants, 31 days, 3 runs per question, 20,000-event backlog
 else
     load=(--connections 64 --batch 50 --seconds 10)
     idle=10000
     fresh_rates=(50000 100000)
     store_insert=()         # 1,000,000 rows in batches of 50,000
     benchmarks=(--job short)
+    query_bench=()          # 20,000,000 events, 100,000 merchants, 395 days, 30 runs per question, 1,000,000-event backlog
 fi
 
 # Parts 1-4: the ingest service alone (--server-roles ingest), as it runs in the scale-out
@@ -139,6 +144,9 @@ part "store insert: embedded vs ClickHouse.Driver" \
 part "micro-benchmarks (BenchmarkDotNet)" \
     dotnet perf/Benchmarks/bin/Release/net10.0/Benchmarks.dll --filter '*' "${benchmarks[@]}" \
     --exporters json --artifacts "$out/BenchmarkDotNet.Artifacts"
+
+part "queries: pre-aggregates vs scan, idle and during Rollup catch-up (QueryBench)" \
+    dotnet perf/QueryBench/bin/Release/net10.0/QueryBench.dll "${query_bench[@]}" --json "$out/query-bench.json"
 
 part "write $RESULTS_MD" \
     "${load_tool[@]:0:2}" --write-results "$RESULTS_MD" --results "$out" --command "$COMMAND"

@@ -62,8 +62,11 @@ public static class ReprocessPhase
     {
         foreach (var line in text.Split('\n'))
         {
+            // OpenTelemetry's exporter writes a series without labels as "name{} value".
             if (line.StartsWith(name + " ", StringComparison.Ordinal))
                 return double.Parse(line[(name.Length + 1)..], CultureInfo.InvariantCulture);
+            if (line.StartsWith(name + "{} ", StringComparison.Ordinal))
+                return double.Parse(line[(name.Length + 3)..], CultureInfo.InvariantCulture);
         }
         return double.NaN;
     }

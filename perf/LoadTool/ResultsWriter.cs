@@ -33,6 +33,7 @@ internal static class ResultsWriter
         }
         var loads = new List<(string File, RunReport Report)>();
         var storeInserts = new List<JsonElement>();
+        var queryBenches = new List<JsonElement>();
         var benchmarks = new List<JsonElement>();
         var unreadable = new List<string>();
         foreach (string file in Directory.EnumerateFiles(resultsDirectory, "*.json", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
@@ -46,6 +47,7 @@ internal static class ResultsWriter
                 string? kind = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("kind", out var k) ? k.GetString() : null;
                 if (kind == RunReport.KindName) loads.Add((relative, RunReport.FromJson(json)!));
                 else if (kind == "store-insert") storeInserts.Add(root.Clone());
+                else if (kind == "query-bench") queryBenches.Add(root.Clone());
                 else if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("Benchmarks", out var list) && list.ValueKind == JsonValueKind.Array) benchmarks.Add(root.Clone());
             }
             catch (JsonException e)
@@ -90,6 +92,7 @@ internal static class ResultsWriter
         IdleTable(md, loads.Select(l => l.Report).Where(r => r.Idle is not null).ToList());
         ReprocessTable(md, loads.Select(l => l.Report).Where(r => r.Reprocess is not null).ToList());
         StoreInsertTables(md, storeInserts);
+        QueryBenchSections(md, queryBenches);
         BenchmarkTable(md, benchmarks);
 
         Directory.CreateDirectory(Path.GetDirectoryName(markdownPath)!);
@@ -232,6 +235,19 @@ internal static class ResultsWriter
                 "|---|---:|---:|---:|",
                 run.GetProperty("paths").EnumerateArray().Select(path => string.Create(Ci,
                     $"| {path.GetProperty("path").GetString()} | {path.GetProperty("rowsPerSecond").GetDouble():N0} | {path.GetProperty("seconds").GetDouble():0.00} | {path.GetProperty("vsEmbedded").GetDouble():P0} |")));
+        }
+    }
+
+    /// <summary>QueryBench formats its own table (questions × pre-aggregate, scan, under catch-up).</summary>
+    private static void QueryBenchSections(StringBuilder md, List<JsonElement> runs)
+    {
+        foreach (var run in runs)
+        {
+            md.AppendLine();
+            md.AppendLine("## Dashboard questions: pre-aggregates vs a scan of enriched events, idle and while Rollup catches up (QueryBench)");
+            md.AppendLine();
+            md.Append(run.GetProperty("markdown").GetString());
+            foreach (var failure in run.GetProperty("failures").EnumerateArray()) md.AppendLine(Ci, $"- FAILED: {failure.GetString()}");
         }
     }
 

@@ -34,6 +34,8 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, ServerProc
             int space = line.LastIndexOf(' ');
             if (space < 0) continue;
             var name = line[..space].Trim();
+            // OpenTelemetry's exporter writes a series without labels as "name{} value".
+            if (name.EndsWith("{}", StringComparison.Ordinal)) name = name[..^2];
             if (name.SequenceEqual(Allocated)) allocated = ParseValue(line[(space + 1)..]);
             else if (name.SequenceEqual(Accepted)) accepted = ParseValue(line[(space + 1)..]);
             else if (name.SequenceEqual(RollupStored)) rollup = ParseValue(line[(space + 1)..]);

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using Analytics.EventLog.Telemetry;
 using System.Buffers;
 using System.Buffers.Binary;
 using Analytics.Contracts;
@@ -97,16 +99,25 @@ public sealed class KafkaEventLog : IEventLog
             throw new EventLogUnavailableException($"Kafka is not keeping up: over {_options.MaxInFlightBytes} bytes waiting for acknowledgement.");
         }
         var pending = new PendingAppend(recordCount);
+        long started = Stopwatch.GetTimestamp();
+        // The caller's span (ingest's batch) travels in a W3C traceparent header on every record;
+        // the consumer turns it back into the record's trace_context field for Rollup.
+        var headers = Activity.Current is { Recorded: true } caller ? TraceHeaders(caller) : null;
+        using var activity = EventLogTelemetry.StartAppend("kafka");
+        activity?.SetTag("messaging.destination.name", _options.Topic);
+        activity?.SetTag("analytics.records", recordCount);
         try
         {
-            Produce(partitionKey, records.Span, recordCount, pending);
+            Produce(partitionKey, records.Span, recordCount, pending, headers);
             // Not cancellable once handed over: the records may still be written, and the client
             // resends on its own timeout (the copies are deduplicated by event id).
             await pending.Task.ConfigureAwait(false);
+            EventLogTelemetry.AppendDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, EventLogTelemetry.Kafka);
         }
         catch (KafkaException e)
         {
             Interlocked.Increment(ref _refusedBatches);
+            activity?.SetStatus(ActivityStatusCode.Error, e.Error.Reason);
             throw new EventLogUnavailableException($"Kafka refused the batch: {e.Error.Reason} ({e.Error.Code}).", e);
         }
         finally
@@ -115,7 +126,14 @@ public sealed class KafkaEventLog : IEventLog
         }
     }
 
-    private void Produce(ulong merchantId, ReadOnlySpan<byte> records, int recordCount, PendingAppend pending)
+    /// <summary>The header name the W3C Trace Context convention for messaging uses.</summary>
+    public const string TraceParentHeader = "traceparent";
+
+    // One Headers per traced append, shared by its records: the producer copies them at Produce.
+    private static Headers TraceHeaders(Activity caller) =>
+        new() { { TraceParentHeader, System.Text.Encoding.ASCII.GetBytes(caller.Id!) } };
+
+    private void Produce(ulong merchantId, ReadOnlySpan<byte> records, int recordCount, PendingAppend pending, Headers? headers)
     {
         bool hot = _hot.IsHot(merchantId, recordCount);
         byte[]? merchantKey = hot ? null : MerchantKey(merchantId);
@@ -145,6 +163,7 @@ public sealed class KafkaEventLog : IEventLog
                     {
                         Key = merchantKey ?? HotKey(merchantId, record),
                         Value = scratch.AsSpan(0, written).ToArray(),
+                        Headers = headers,
                     };
                     _producer.Produce(_options.Topic, message, pending.OnDelivery);
                 }
@@ -201,7 +220,10 @@ public sealed class KafkaEventLog : IEventLog
     }
 
     /// <inheritdoc />
-    public IEventLogConsumer OpenConsumer(string group) => new KafkaLogConsumer(_options, group, _schemaId);
+    public IEventLogConsumer OpenConsumer(string group) => new KafkaLogConsumer(_options, group, _schemaId, Logger);
+
+    /// <summary>Where the consumers log transient errors; the host sets it once its logging is built.</summary>
+    public Microsoft.Extensions.Logging.ILogger Logger { get; set; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 
     /// <summary>Waits for records handed over to be delivered (or fail), then closes the producer.</summary>
     public ValueTask DisposeAsync()

@@ -1,7 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
+using Analytics.Contracts;
 using Analytics.EventLog.Kafka.Avro;
+using Analytics.EventLog.Telemetry;
 using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Analytics.EventLog.Kafka;
 
@@ -16,7 +20,7 @@ namespace Analytics.EventLog.Kafka;
 /// Records are decoded from Avro back to the StoredEvent protobuf the rest of the pipeline reads.
 /// Not thread-safe: one reader loop.
 /// </summary>
-internal sealed class KafkaLogConsumer : IEventLogConsumer
+internal sealed partial class KafkaLogConsumer : IEventLogConsumer
 {
     /// <summary>
     /// Prefix for a record whose value is not a StoredEvent in Avro: byte 0x07 is a protobuf tag
@@ -33,8 +37,11 @@ internal sealed class KafkaLogConsumer : IEventLogConsumer
     private int _returnedCount;
     private bool _disposed;
 
-    public KafkaLogConsumer(KafkaLogOptions options, string group, int schemaId)
+    private readonly ILogger _logger;
+
+    public KafkaLogConsumer(KafkaLogOptions options, string group, int schemaId, ILogger? logger = null)
     {
+        _logger = logger ?? NullLogger.Instance;
         _topic = options.Topic;
         _schemaId = schemaId;
         var config = new ConsumerConfig(new Dictionary<string, string>(options.Extra))
@@ -48,8 +55,9 @@ internal sealed class KafkaLogConsumer : IEventLogConsumer
             SessionTimeoutMs = (int)options.SessionTimeout.TotalMilliseconds,
             HeartbeatIntervalMs = (int)Math.Max(100, options.SessionTimeout.TotalMilliseconds / 5),
         };
-        // Rollup reads only the value and offset: skip marshalling headers, timestamps, topic names.
-        config.Set(ConfigPropertyNames.Consumer.ConsumeResultFields, "none");
+        // Rollup reads the value, the offset and the traceparent header: skip marshalling
+        // timestamps and topic names. Records without headers cost nothing extra.
+        config.Set(ConfigPropertyNames.Consumer.ConsumeResultFields, "headers");
         _consumer = new ConsumerBuilder<Ignore, byte[]>(config)
             .SetPartitionsAssignedHandler((_, assigned) =>
             {
@@ -155,7 +163,10 @@ internal sealed class KafkaLogConsumer : IEventLogConsumer
             }
             try
             {
-                return StoredEventAvro.ToProtobuf(avro);
+                var stored = StoredEventAvro.ToProtobuf(avro);
+                return result.Message.Headers is { Count: > 0 } headers && headers.TryGetLastBytes(KafkaEventLog.TraceParentHeader, out var traceparent)
+                    ? WithTraceContext(stored, traceparent)
+                    : stored;
             }
             catch (FormatException)
             {
@@ -168,8 +179,40 @@ internal sealed class KafkaLogConsumer : IEventLogConsumer
         return undecodable;
     }
 
-    /// <summary>The last transient consumer error (null until one happens).</summary>
-    public string? LastError { get; private set; }
+    /// <summary>
+    /// Appends the producer's trace context as field 22 (trace_context) of the decoded record,
+    /// where the local log keeps it too, so Rollup reads one place for both logs. A field
+    /// appended to an encoded message is valid protobuf; an unparsable header is ignored.
+    /// </summary>
+    private static byte[] WithTraceContext(byte[] stored, byte[] traceparent)
+    {
+        if (!ActivityContext.TryParse(System.Text.Encoding.ASCII.GetString(traceparent), null, out var context)) return stored;
+        const int field = 2 + 1 + TraceContextCodec.Bytes; // two-byte tag of field 22, length, value
+        var withTrace = new byte[stored.Length + field];
+        stored.CopyTo(withTrace, 0);
+        int p = stored.Length;
+        p += ProtoWire.WriteVarint(withTrace.AsSpan(p), (22 << 3) | (ulong)ProtoWire.WireLengthDelimited);
+        withTrace[p++] = TraceContextCodec.Bytes;
+        TraceContextCodec.Write(context, withTrace.AsSpan(p));
+        return withTrace;
+    }
+
+    /// <summary>The last transient consumer error (null until one happens); also logged.</summary>
+    public string? LastError
+    {
+        get => _lastError;
+        private set
+        {
+            // Logged when the error changes, not on every poll that repeats it.
+            if (value is not null && value != _lastError) LogConsumerError(_logger, value);
+            _lastError = value;
+        }
+    }
+
+    private string? _lastError;
+
+    [LoggerMessage(EventId = 3101, Level = LogLevel.Warning, Message = "Kafka consumer: {Error} (transient; the group recovers by itself)")]
+    private static partial void LogConsumerError(ILogger logger, string error);
 
     private LogBatch Take(PartitionBuffer? buffer, int maxRecords)
     {

@@ -1,7 +1,11 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Analytics.EventLog.Local;
+using Analytics.EventLog.Telemetry;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
 
 namespace Analytics.EventLog;
@@ -129,6 +133,13 @@ public sealed partial class LocalLog : IEventLog
     /// <summary>Segment files currently in the log.</summary>
     public int SegmentCount => Volatile.Read(ref _segments).Length;
 
+    /// <summary>Where write and fsync failures are logged (once per outage, from the writer
+    /// thread); the host sets it once its logging is built.</summary>
+    public ILogger Logger { get; set; } = NullLogger.Instance;
+
+    // Writer thread only: groups failed since the last success (0: healthy).
+    private long _failedGroups;
+
     /// <summary>fsync calls on segment data so far (group commits, rolls, repairs); for observability.</summary>
     public long FsyncCount => Interlocked.Read(ref _fsyncCount);
 
@@ -197,7 +208,27 @@ public sealed partial class LocalLog : IEventLog
     /// Cancellation is honoured only until the records are queued; after that they may still
     /// become durable, as with any write that raced a timeout (consumers dedupe by event id).
     /// </remarks>
-    public ValueTask AppendAsync(ulong partitionKey, ReadOnlyMemory<byte> records, int recordCount, CancellationToken cancellationToken = default)
+    public ValueTask AppendAsync(ulong partitionKey, ReadOnlyMemory<byte> records, int recordCount, CancellationToken cancellationToken = default) =>
+        EventLogTelemetry.Source.HasListeners()
+            ? TracedAppendAsync(records, recordCount, cancellationToken)
+            : AppendCore(records, recordCount, cancellationToken);
+
+    private async ValueTask TracedAppendAsync(ReadOnlyMemory<byte> records, int recordCount, CancellationToken cancellationToken)
+    {
+        using var activity = EventLogTelemetry.StartAppend("local");
+        activity?.SetTag("analytics.records", recordCount);
+        try
+        {
+            await AppendCore(records, recordCount, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+            throw;
+        }
+    }
+
+    private ValueTask AppendCore(ReadOnlyMemory<byte> records, int recordCount, CancellationToken cancellationToken)
     {
         int diskBytes = MeasureRecords(records.Span, recordCount, _options.MaxRecordBytes);
         ObjectDisposedException.ThrowIf(IsDisposed, this);
@@ -308,7 +339,7 @@ public sealed partial class LocalLog : IEventLog
 
         var waiter = RentWaiter();
         var task = waiter.Task; // the version is read before the writer can complete it (we hold _gate)
-        _pendingAppends.Add(new PendingAppend(waiter, _pendingLength, recordCount));
+        _pendingAppends.Add(new PendingAppend(waiter, _pendingLength, recordCount, Stopwatch.GetTimestamp()));
         if (_writerWaiting)
         {
             Monitor.Pulse(_gate);
@@ -421,21 +452,32 @@ public sealed partial class LocalLog : IEventLog
                 if (_options.Fsync == FsyncMode.Always)
                 {
                     Inject(LocalLogFaultPoint.Flush);
+                    long fsyncStarted = Stopwatch.GetTimestamp();
                     FlushToDisk(_activeHandle);
+                    EventLogTelemetry.FsyncDuration.Record(Stopwatch.GetElapsedTime(fsyncStarted).TotalSeconds);
                 }
                 _writeLength += chunkEnd - chunkStart;
                 _nextOffset += records;
                 Publish();
+                EventLogTelemetry.GroupCommitRecords.Record(records);
+                bool timed = EventLogTelemetry.AppendDuration.Enabled;
                 for (; done < last; done++)
                 {
+                    if (timed) EventLogTelemetry.AppendDuration.Record(Stopwatch.GetElapsedTime(appends[done].Enqueued).TotalSeconds, EventLogTelemetry.Local);
                     appends[done].Waiter.Succeed();
                 }
                 chunkStart = chunkEnd;
             }
             System.Diagnostics.Debug.Assert(chunkStart == length);
+            if (_failedGroups > 0)
+            {
+                LogWritesRecovered(Logger, _failedGroups);
+                _failedGroups = 0;
+            }
         }
         catch (Exception error)
         {
+            if (_failedGroups++ == 0) LogWriteFailed(Logger, error, Directory);
             RollBackToDurableEnd();
             for (; done < appends.Count; done++)
             {
@@ -752,5 +794,12 @@ public sealed partial class LocalLog : IEventLog
         return signal;
     }
 
-    private readonly record struct PendingAppend(AppendWaiter Waiter, int BufferEnd, int RecordCount);
+    /// <param name="Enqueued">Stopwatch timestamp of the append's call, for the append latency.</param>
+    private readonly record struct PendingAppend(AppendWaiter Waiter, int BufferEnd, int RecordCount, long Enqueued);
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Error, Message = "The local event log in {Directory} could not write or fsync; appends are refused (clients retry) until it can")]
+    private static partial void LogWriteFailed(ILogger logger, Exception error, string directory);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "The local event log writes again; {Groups} group commits failed meanwhile (none acknowledged)")]
+    private static partial void LogWritesRecovered(ILogger logger, long groups);
 }

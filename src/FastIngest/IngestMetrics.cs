@@ -1,20 +1,60 @@
-using System.Text;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Analytics.Contracts.V1;
 
 namespace Analytics.FastIngest;
 
 /// <summary>
-/// Ingest counters, exported in Prometheus text format at GET /metrics. Plain Interlocked
-/// counters: the hot path pays one atomic add per batch and per rejection, nothing per event.
+/// Ingest's instruments on the meter "Analytics.FastIngest" (the host exports them at GET /metrics
+/// through OpenTelemetry). Counters are plain Interlocked fields read by observable instruments at
+/// scrape time, so the hot path pays one atomic add per batch and per rejection, nothing per event;
+/// the two histograms (ack latency, batch size) cost one Record each per batch.
+/// The meter comes from the host's IMeterFactory, so two hosts in one process (tests) keep
+/// their numbers apart.
 /// </summary>
 public sealed class IngestMetrics
 {
+    public const string MeterName = "Analytics.FastIngest";
+
     private static readonly BatchRefusal[] Refusals = Enum.GetValues<BatchRefusal>();
     private readonly long[] _refusedByReason = new long[Refusals.Length];
 
     private static readonly RejectionReason[] Reasons = Enum.GetValues<RejectionReason>();
+
+    // Ack latency from a whole message to its Ack: 100 µs .. 10 s, finer where durable acks sit (1-30 ms).
+    private static readonly double[] AckBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+    // Events per batch: the protocol's limit is 500 (IngestLimits.MaxEventsPerBatch).
+    private static readonly long[] BatchBuckets = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+
     private readonly long[] _rejectedByReason = new long[Reasons.Max(r => (int)r) + 1];
     private long _batches, _accepted, _retryBatches, _malformedBatches, _unknownSiteBatches, _oversizeMessages, _connections, _openConnections, _rateLimitedBatches;
+    private readonly Histogram<double> _ackDuration;
+    private readonly Histogram<long> _batchEvents;
+
+    /// <summary>Instruments on a meter of <paramref name="meters"/>; without one (benchmarks,
+    /// unit tests) on a meter of their own.</summary>
+    public IngestMetrics(IMeterFactory? meters = null)
+    {
+        var meter = meters?.Create(MeterName) ?? new Meter(MeterName);
+        meter.CreateObservableCounter("analytics_ingest_batches_total", () => Interlocked.Read(ref _batches), null, "Batches processed (acked OK).");
+        meter.CreateObservableCounter("analytics_ingest_events_accepted_total", () => AcceptedEvents, null, "Events made durable and acknowledged.");
+        meter.CreateObservableCounter("analytics_ingest_events_rejected_total", RejectedByReason, null, "Events rejected by validation, by reason.");
+        meter.CreateObservableCounter("analytics_ingest_batches_retry_total", () => Interlocked.Read(ref _retryBatches), null, "Batches answered with RETRY (event log unavailable).");
+        meter.CreateObservableCounter("analytics_ingest_batches_rate_limited_total", () => Interlocked.Read(ref _rateLimitedBatches), null, "Batches answered with RETRY because the connection, IP or site sent faster than its limit.");
+        meter.CreateObservableCounter("analytics_ingest_refused_total", RefusedByReason, null, "Batches, requests and connections refused as a whole, by reason.");
+        meter.CreateObservableCounter("analytics_ingest_dead_letters_written_total", () => DeadLetterCounts?.Invoke().Written ?? 0, null, "Rejection rows stored for merchants (ingest_rejections).");
+        meter.CreateObservableCounter("analytics_ingest_dead_letters_suppressed_total", () => DeadLetterCounts?.Invoke().Suppressed ?? 0, null, "Rejection rows not stored: over a site's rows per minute.");
+        meter.CreateObservableCounter("analytics_ingest_dead_letters_dropped_total", () => DeadLetterCounts?.Invoke().Dropped ?? 0, null, "Rejection rows not stored: queue full or store failing.");
+        meter.CreateObservableCounter("analytics_ingest_batches_malformed_total", () => Interlocked.Read(ref _malformedBatches), null, "Batches that did not decode.");
+        meter.CreateObservableCounter("analytics_ingest_batches_unknown_site_total", () => Interlocked.Read(ref _unknownSiteBatches), null, "Batches with an unknown site key.");
+        meter.CreateObservableCounter("analytics_ingest_messages_oversize_total", () => Interlocked.Read(ref _oversizeMessages), null, "Messages over the size limit.");
+        meter.CreateObservableCounter("analytics_ingest_connections_total", () => Interlocked.Read(ref _connections), null, "WebSocket connections accepted.");
+        meter.CreateObservableUpDownCounter("analytics_ingest_connections_open", () => Interlocked.Read(ref _openConnections), null, "WebSocket connections open now.");
+        _ackDuration = meter.CreateHistogram("analytics_ingest_ack_duration", "s", "From a whole batch received to its Ack ready (includes the durable log append), by Ack status.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = AckBuckets });
+        _batchEvents = meter.CreateHistogram("analytics_ingest_batch_events", "{event}", "Events per batch (accepted and rejected).",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = BatchBuckets });
+    }
 
     public long AcceptedEvents => Interlocked.Read(ref _accepted);
 
@@ -39,43 +79,37 @@ public sealed class IngestMetrics
     internal void ConnectionOpened() { Interlocked.Increment(ref _connections); Interlocked.Increment(ref _openConnections); }
     internal void ConnectionClosed() => Interlocked.Decrement(ref _openConnections);
 
-    public string ToPrometheusText()
+    /// <summary>One answered batch: its latency since <paramref name="startTimestamp"/> (Stopwatch) and size.</summary>
+    internal void Answered(AckStatus status, long startTimestamp, int events)
     {
-        var sb = new StringBuilder();
-        void Counter(string name, string help, long value, string labels = "")
-        {
-            sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
-            sb.Append("# TYPE ").Append(name).Append(name.EndsWith("_total", StringComparison.Ordinal) ? " counter\n" : " gauge\n");
-            sb.Append(name).Append(labels).Append(' ').Append(value).Append('\n');
-        }
-        Counter("analytics_ingest_batches_total", "Batches processed (acked OK).", Interlocked.Read(ref _batches));
-        Counter("analytics_ingest_events_accepted_total", "Events made durable and acknowledged.", AcceptedEvents);
-        sb.Append("# HELP analytics_ingest_events_rejected_total Events rejected by validation, by reason.\n# TYPE analytics_ingest_events_rejected_total counter\n");
+        if (_ackDuration.Enabled)
+            _ackDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, new KeyValuePair<string, object?>("status", StatusLabel(status)));
+        if (events > 0) _batchEvents.Record(events);
+    }
+
+    // Cached strings: Enum.ToString would allocate per batch.
+    private static string StatusLabel(AckStatus status) => status switch
+    {
+        AckStatus.Ok => "ok",
+        AckStatus.Retry => "retry",
+        AckStatus.Malformed => "malformed",
+        AckStatus.UnknownSite => "unknown_site",
+        _ => "other",
+    };
+
+    private IEnumerable<Measurement<long>> RefusedByReason()
+    {
+        foreach (var refusal in Refusals)
+            yield return new Measurement<long>(Interlocked.Read(ref _refusedByReason[(int)refusal]), new KeyValuePair<string, object?>("reason", refusal.ToString()));
+    }
+
+    private IEnumerable<Measurement<long>> RejectedByReason()
+    {
         foreach (var reason in Reasons)
         {
             if (reason == RejectionReason.Unspecified) continue;
-            sb.Append("analytics_ingest_events_rejected_total{reason=\"").Append(reason).Append("\"} ").Append(Interlocked.Read(ref _rejectedByReason[(int)reason])).Append('\n');
+            yield return new Measurement<long>(Interlocked.Read(ref _rejectedByReason[(int)reason]), new KeyValuePair<string, object?>("reason", reason.ToString()));
         }
-        Counter("analytics_ingest_batches_retry_total", "Batches answered with RETRY (event log unavailable).", Interlocked.Read(ref _retryBatches));
-        Counter("analytics_ingest_batches_rate_limited_total", "Batches answered with RETRY because the connection, IP or site sent faster than its limit.", Interlocked.Read(ref _rateLimitedBatches));
-        sb.Append("# HELP analytics_ingest_refused_total Batches, requests and connections refused as a whole, by reason.\n# TYPE analytics_ingest_refused_total counter\n");
-        foreach (var refusal in Refusals)
-        {
-            sb.Append("analytics_ingest_refused_total{reason=\"").Append(refusal.ToString()).Append("\"} ").Append(Interlocked.Read(ref _refusedByReason[(int)refusal])).Append('\n');
-        }
-        if (DeadLetterCounts?.Invoke() is var (suppressed, dropped, written))
-        {
-            Counter("analytics_ingest_dead_letters_written_total", "Rejection rows stored for merchants (ingest_rejections).", written);
-            Counter("analytics_ingest_dead_letters_suppressed_total", "Rejection rows not stored: over a site's rows per minute.", suppressed);
-            Counter("analytics_ingest_dead_letters_dropped_total", "Rejection rows not stored: queue full or store failing.", dropped);
-        }
-        Counter("analytics_ingest_batches_malformed_total", "Batches that did not decode.", Interlocked.Read(ref _malformedBatches));
-        Counter("analytics_ingest_batches_unknown_site_total", "Batches with an unknown site key.", Interlocked.Read(ref _unknownSiteBatches));
-        Counter("analytics_ingest_messages_oversize_total", "Messages over the size limit.", Interlocked.Read(ref _oversizeMessages));
-        Counter("analytics_ingest_connections_total", "WebSocket connections accepted.", Interlocked.Read(ref _connections));
-        Counter("analytics_ingest_connections_open", "WebSocket connections open now.", Interlocked.Read(ref _openConnections));
-        Counter("dotnet_gc_allocated_bytes_total", "Bytes allocated by the process (GC.GetTotalAllocatedBytes).", GC.GetTotalAllocatedBytes(false));
-        return sb.ToString();
     }
 }
 

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using Analytics.Contracts.V1;
 using Analytics.EventLog;
 using Analytics.FastIngest.Enrichment;
@@ -7,6 +8,7 @@ using Analytics.FastIngest.Protocol;
 using Analytics.ControlPlane;
 using Analytics.FastIngest.Validation;
 using Analytics.FastIngest.Abuse;
+using Microsoft.Extensions.Logging;
 
 namespace Analytics.FastIngest;
 
@@ -22,10 +24,16 @@ namespace Analytics.FastIngest;
 /// (FORBIDDEN_ORIGIN), over the connection's, the IP's or the site's events per second (RETRY
 /// with the wait and the reason). Events rejected by validation and batches refused for their
 /// origin are also handed to <see cref="DeadLetters"/> for the merchant to read.
+///
+/// Tracing: each batch is a span "ingest.batch" (child of the request's trace context) whose
+/// context is written into every record of the batch (field trace_context), so Rollup's round
+/// can link to it; with tracing off nothing is started or written.
 /// </summary>
 public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLimits limits, IngestMetrics metrics, TimeProvider clock,
-    TrafficLimits? traffic = null, DeadLetters? deadLetters = null)
+    TrafficLimits? traffic = null, DeadLetters? deadLetters = null, ILogger<IngestProcessor>? logger = null)
 {
+    private readonly LogRefusals _refusals = new(logger ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
     private readonly VisitorIdHasher _visitorIds = new(sites);
 
     /// <summary>How long a client should wait before resending after the log refused writes.</summary>
@@ -35,34 +43,62 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
 
     public ValueTask<IngestResult> ProcessAsync(ReadOnlyMemory<byte> message, ClientInfo client, IngestScratch scratch, CancellationToken cancellationToken)
     {
-        var prepared = Prepare(message.Span, client, scratch);
+        long started = Stopwatch.GetTimestamp();
+        if (IngestTelemetry.Source.HasListeners()) return ProcessTraced(message, client, scratch, started, cancellationToken);
+        return Process(message, client, scratch, started, null, cancellationToken);
+    }
+
+    private ValueTask<IngestResult> Process(ReadOnlyMemory<byte> message, ClientInfo client, IngestScratch scratch, long started, Activity? activity, CancellationToken cancellationToken)
+    {
+        var prepared = Prepare(message.Span, client, scratch, activity);
         // Synchronous answer without touching the log: refused batches (malformed, unknown site,
         // rate limited) and batches whose every event was rejected.
         if (prepared.Status != AckStatus.Ok || prepared.RecordCount == 0)
         {
-            return ValueTask.FromResult(Finish(prepared, scratch));
+            return ValueTask.FromResult(Finish(prepared, scratch, started, activity));
         }
-        return AppendAsync(prepared, scratch, cancellationToken);
+        return AppendAsync(prepared, scratch, started, activity, cancellationToken);
     }
 
-    private async ValueTask<IngestResult> AppendAsync(Prepared prepared, IngestScratch scratch, CancellationToken cancellationToken)
+    private ValueTask<IngestResult> ProcessTraced(ReadOnlyMemory<byte> message, ClientInfo client, IngestScratch scratch, long started, CancellationToken cancellationToken)
+    {
+        // The batch's parent is the connection's context, never the previous batch: Activity.Current
+        // is cleared while the span starts (a default parent means a new root) and restored after,
+        // since this synchronous method shares the caller's async context.
+        var previous = Activity.Current;
+        Activity.Current = null;
+        try
+        {
+            var activity = IngestTelemetry.Source.StartActivity(IngestTelemetry.BatchSpan, ActivityKind.Server, scratch.TraceParent);
+            return Process(message, client, scratch, started, activity, cancellationToken);
+        }
+        finally
+        {
+            Activity.Current = previous;
+        }
+    }
+
+    private async ValueTask<IngestResult> AppendAsync(Prepared prepared, IngestScratch scratch, long started, Activity? activity, CancellationToken cancellationToken)
     {
         try
         {
             await log.AppendAsync(prepared.MerchantId, scratch.Records.AsMemory(0, scratch.RecordsLength), prepared.RecordCount, cancellationToken).ConfigureAwait(false);
         }
-        catch (EventLogUnavailableException)
+        catch (EventLogUnavailableException e)
         {
             metrics.Retry();
-            return Finish(prepared with { Status = AckStatus.Retry, RetryReason = RetryReason.LogUnavailable }, scratch);
+            _refusals.Refused(e);
+            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+            return Finish(prepared with { Status = AckStatus.Retry, RetryReason = RetryReason.LogUnavailable }, scratch, started, activity);
         }
-        return Finish(prepared, scratch);
+        _refusals.Accepted();
+        return Finish(prepared, scratch, started, activity);
     }
 
-    private readonly record struct Prepared(AckStatus Status, ulong Seq, ulong MerchantId, int RecordCount, uint RetryAfterMs = RetryAfterMs,
+    private readonly record struct Prepared(AckStatus Status, ulong Seq, ulong MerchantId, int RecordCount, int EventCount = 0, uint RetryAfterMs = RetryAfterMs,
         RetryReason RetryReason = RetryReason.Unspecified);
 
-    private Prepared Prepare(ReadOnlySpan<byte> message, ClientInfo client, IngestScratch scratch)
+    private Prepared Prepare(ReadOnlySpan<byte> message, ClientInfo client, IngestScratch scratch, Activity? activity)
     {
         scratch.Reset();
         if (!BatchView.TryParse(message, out var batch))
@@ -94,18 +130,21 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
         if (scratch.RateLimiter is { } limiter && !limiter.TryAcquire(batch.EventCount, out var wait))
         {
             metrics.Refused(BatchRefusal.RateLimitedConnection);
-            return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, (uint)Math.Ceiling(wait.TotalMilliseconds), RetryReason.RateLimitedConnection);
+            return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, batch.EventCount, (uint)Math.Ceiling(wait.TotalMilliseconds), RetryReason.RateLimitedConnection);
         }
         if (traffic is not null && !traffic.TryAcquire(client.RateKey, site.SiteId, batch.EventCount, out wait, out var retryReason))
         {
             metrics.Refused(retryReason == RetryReason.RateLimitedIp ? BatchRefusal.RateLimitedIp : BatchRefusal.RateLimitedSite);
-            return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, (uint)Math.Ceiling(wait.TotalMilliseconds), retryReason);
+            return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, batch.EventCount, (uint)Math.Ceiling(wait.TotalMilliseconds), retryReason);
         }
 
         var receivedAt = clock.GetUtcNow();
         var enrichment = new StoredEventWriter.Enrichment(
             (ulong)site.MerchantId, (ulong)site.SiteId, receivedAt.ToUnixTimeMilliseconds(),
-            _visitorIds.Compute(client, site.SiteId, receivedAt), client);
+            _visitorIds.Compute(client, site.SiteId, receivedAt), client)
+        {
+            TraceContext = activity is { Recorded: true } ? scratch.TraceContextBytes(activity.Context) : default,
+        };
 
         int index = 0;
         int records = 0;
@@ -135,11 +174,20 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
             }
             index++;
         }
-        return new Prepared(AckStatus.Ok, batch.Seq, (ulong)site.MerchantId, records);
+        return new Prepared(AckStatus.Ok, batch.Seq, (ulong)site.MerchantId, records, index);
     }
 
-    private IngestResult Finish(Prepared prepared, IngestScratch scratch)
+    private IngestResult Finish(Prepared prepared, IngestScratch scratch, long started, Activity? activity)
     {
+        metrics.Answered(prepared.Status, started, prepared.EventCount);
+        if (activity is not null)
+        {
+            activity.SetTag("analytics.merchant_id", prepared.MerchantId);
+            activity.SetTag("analytics.events", prepared.EventCount);
+            activity.SetTag("analytics.accepted", prepared.Status == AckStatus.Ok ? prepared.RecordCount : 0);
+            activity.SetTag("analytics.ack_status", prepared.Status.ToString());
+            activity.Dispose();
+        }
         bool ok = prepared.Status == AckStatus.Ok;
         if (ok) metrics.Batch(prepared.RecordCount);
         var rejections = ok ? scratch.Rejections : default;
@@ -178,6 +226,20 @@ public sealed class IngestScratch : IDisposable
 
     /// <summary>The last site origin policy this connection's origin passed (see IngestProcessor).</summary>
     internal Analytics.ControlPlane.OriginPolicy? AllowedOrigins { get; set; }
+
+    /// <summary>The request's trace context (W3C traceparent), parent of each batch's span;
+    /// default: each batch starts a trace of its own.</summary>
+    public ActivityContext TraceParent { get; init; }
+
+    private byte[]? _traceContext;
+
+    /// <summary>The binary trace context (schemas/stored_event.proto, trace_context) of the batch's span.</summary>
+    internal ReadOnlyMemory<byte> TraceContextBytes(ActivityContext context)
+    {
+        _traceContext ??= new byte[IngestTelemetry.TraceContextBytes];
+        IngestTelemetry.WriteTraceContext(context, _traceContext);
+        return _traceContext;
+    }
     private int _rejectionCount;
     private byte[] _ack = [];
 

@@ -67,6 +67,14 @@ public sealed class HostSettings
     public IReadOnlyList<string> TrustedProxies { get; init; } = [];
     /// <summary>The circuit breakers around the event log and the store (CircuitBreakers.cs).</summary>
     public CircuitBreakerSettings CircuitBreakers { get; init; } = new();
+    /// <summary>Bounds the stop after SIGTERM (`--drain-timeout`): readiness false, WebSockets
+    /// closed with 1001, then the server, Rollup and the log stop (NodeLifecycle.cs).</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Edge caches to purge when reprocessing changes a site-day (`--edge-purge-url`,
+    /// ANALYTICS_EDGE_PURGE_URL; EdgePurger.cs). Empty: none.</summary>
+    public IReadOnlyList<Uri> EdgePurgeUrls { get; init; } = [];
+    /// <summary>Trace exporters (`--otlp-endpoint`, `--zipkin-endpoint`); metrics are always at /metrics.</summary>
+    public TelemetrySettings Telemetry { get; init; } = new();
 }
 
 /// <summary>
@@ -107,6 +115,7 @@ public static class AnalyticsHost
         Cli.DataDirectoryLock.CreateOwnerOnly(data);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls(settings.Urls);
+        builder.WebHost.ConfigureKestrel(ApiConventions.ConfigureRequestLimits);
         if (settings.Quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);
         // The generic host logs a failed start ("Hosting failed to start": a taken port, say) with
         // its whole stack trace before the caller can report it in one line. Critical stays on: a
@@ -163,6 +172,7 @@ public static class AnalyticsHost
         services.AddSingleton(registry);
         services.AddSingleton(registry.Store);
         AddAuth(services, settings, data);
+        services.AddApiConventions(data);
         services.AddSingleton<IEventLog>(log);
         services.AddSingleton<IColumnStore>(store);
         services.AddSingleton(settings.Limits);
@@ -182,10 +192,19 @@ public static class AnalyticsHost
         services.AddSingleton(new PartitionAdmin(store, db));
         services.AddSingleton<RollupStatus>();
         if (settings.Roles.HasFlag(Roles.Rollup)) services.AddHostedService<RollupWorker>();
+        if (settings.Roles.HasFlag(Roles.Rollup) && settings.EdgePurgeUrls.Count > 0)
+        {
+            services.AddSingleton(new EdgePurgeTargets(settings.EdgePurgeUrls));
+            services.AddHostedService<EdgePurger>();
+        }
+        services.AddNodeLifecycle(settings.Roles, settings.DrainTimeout);
+        services.AddAnalyticsTelemetry(settings.Telemetry);
 
         var app = builder.Build();
         // First: everything after it (ingest's ClientInfo above all) sees the client's address.
         app.UseTrustedProxies(settings.TrustedProxies);
+        app.UseApiConventions();
+        // Inside the conventions' exception handler: an open store breaker answers 503, not 500.
         app.UseStoreUnavailableAnswer();
         // Recognises upgrade requests (context.WebSockets.IsWebSocketRequest); the ingest and echo
         // endpoints then frame WebSocket messages themselves on the connection pipes.
@@ -202,27 +221,14 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteManagement();
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteSecurity(db);
         app.MapAgentScript(settings.AgentScriptPath);
+        app.MapApiDocs();
         // "ok", or 503 naming each dependency whose circuit breaker is open and why: the process is
         // alive and recovers by itself (half-open probes), but cannot serve everything now.
         app.MapGet("/healthz", (IDependencyHealth health) => health.Unavailable is { Count: > 0 } down
             ? Results.Text(string.Join("\n", down.Select(d => $"unavailable: {d.Dependency}: {d.Reason}")) + "\n", statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Text("ok"));
-        app.MapGet("/metrics", (IngestMetrics ingest, RollupStatus rollup) => Results.Text(
-            ingest.ToPrometheusText() +
-            "# HELP analytics_rollup_events_stored_total Events stored by Rollup.\n# TYPE analytics_rollup_events_stored_total counter\n" +
-            $"analytics_rollup_events_stored_total {rollup.EventsStored}\n" +
-            "# HELP analytics_rollup_duplicates_skipped_total Resent events skipped by id.\n# TYPE analytics_rollup_duplicates_skipped_total counter\n" +
-            $"analytics_rollup_duplicates_skipped_total {rollup.DuplicatesSkipped}\n" +
-            "# HELP analytics_rollup_lag_records Records in the log not yet stored.\n# TYPE analytics_rollup_lag_records gauge\n" +
-            $"analytics_rollup_lag_records {rollup.Lag}\n" +
-            "# HELP analytics_rollup_source_lag_records Records not yet stored, per log source this Rollup reads (Kafka: per partition).\n# TYPE analytics_rollup_source_lag_records gauge\n" +
-            string.Concat(rollup.LagBySource.Select(l => $"analytics_rollup_source_lag_records{{source=\"{l.Key}\"}} {l.Value}\n")) +
-            KafkaMetrics(log) +
-            "# HELP analytics_rollup_quarantined_records_total Log records that did not decode (kept under rollup/quarantine).\n# TYPE analytics_rollup_quarantined_records_total counter\n" +
-            $"analytics_rollup_quarantined_records_total {rollup.QuarantinedRecords}\n" +
-            "# HELP analytics_rollup_last_round_ms Last Rollup round: prepare (decode, dedup, enrich), dedup query, store inserts.\n# TYPE analytics_rollup_last_round_ms gauge\n" +
-            $"analytics_rollup_last_round_ms{{step=\"prepare\"}} {rollup.PrepareMs}\nanalytics_rollup_last_round_ms{{step=\"dedup\"}} {rollup.DedupMs}\nanalytics_rollup_last_round_ms{{step=\"store\"}} {rollup.StoreMs}\n",
-            "text/plain; version=0.0.4"));
+        app.MapProbes();
+        app.MapAnalyticsTelemetry(log is BreakerEventLog breaker ? breaker.Inner : log);
         // The host owns the log and its reference to the engine: release both after the server
         // and Rollup have stopped (the engine closes when its last holder lets go).
         app.Lifetime.ApplicationStopped.Register(() =>
@@ -257,12 +263,6 @@ public static class AnalyticsHost
         await store.ExecuteAsync($"CREATE DATABASE IF NOT EXISTS {db}", ct);
         return (store, engine, null, await new SchemaMigrator(store).MigrateAsync(schemas, db, ct));
     }
-
-    private static string KafkaMetrics(IEventLog log) => (log is BreakerEventLog b ? b.Inner : log) is not KafkaEventLog kafka ? "" :
-        "# HELP analytics_kafka_inflight_bytes Records handed to the Kafka producer and not yet acknowledged.\n# TYPE analytics_kafka_inflight_bytes gauge\n" +
-        $"analytics_kafka_inflight_bytes {kafka.InflightBytes}\n" +
-        "# HELP analytics_kafka_refused_batches_total Batches answered with a retry because Kafka refused, timed out or was too far behind.\n# TYPE analytics_kafka_refused_batches_total counter\n" +
-        $"analytics_kafka_refused_batches_total {kafka.RefusedBatches}\n";
 
     /// <summary>The base address Kestrel bound (useful with port 0).</summary>
     public static string BoundAddress(this WebApplication app) =>

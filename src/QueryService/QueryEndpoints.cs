@@ -1,4 +1,5 @@
 using Analytics.ControlPlane;
+using Analytics.QueryService.Http;
 using Analytics.QueryService.Query;
 using Analytics.Security;
 using Microsoft.AspNetCore.Builder;
@@ -21,7 +22,7 @@ public static class QueryEndpoints
 {
     public static IEndpointRouteBuilder MapQueryService(this IEndpointRouteBuilder routes)
     {
-        var app = routes.MapGroup("").RequireAuthorization(Scopes.StatsRead);
+        var app = routes.MapGroup("").RequireAuthorization(Scopes.StatsRead).AddEndpointFilter(QueryTelemetry.MeasureAsync);
         app.MapGet("/v1/sites/{site}/timeseries", async (HttpContext context, string site, SiteRegistry sites, MetricsReader reader, TimeProvider clock) =>
         {
             if (!TryBuild(context, site, sites, clock, out var query, out var error)) return error!;
@@ -29,7 +30,7 @@ public static class QueryEndpoints
             if (MetricsReader.BucketStarts(query).Skip(MaxBuckets).Any())
                 return Problem(StatusCodes.Status400BadRequest, "Too many buckets", $"from/to/interval give more than {MaxBuckets} buckets; use a coarser interval or a shorter range.");
             var buckets = await reader.TimeseriesAsync(query, context.RequestAborted);
-            SetCaching(context, query, clock);
+            context.SetQueryCacheScope(new QueryCacheScope(query.MerchantId, site, query.From, query.To));
             return Results.Json(new
             {
                 site_id = site,
@@ -40,7 +41,7 @@ public static class QueryEndpoints
                 metrics = query.Metrics,
                 results = buckets.Select(b => new Dictionary<string, object>(b.Values.Select(kv => new KeyValuePair<string, object>(kv.Key, kv.Value))) { ["time"] = b.Time }),
             });
-        });
+        }).WithQueryCaching().WithCsv(CsvShape.Timeseries);
 
         // The caller's own sites (the dashboard's site picker; scripts find their public ids).
         app.MapGet("/v1/sites", (HttpContext context, SiteRegistry sites) =>
@@ -50,9 +51,9 @@ public static class QueryEndpoints
         {
             if (!TryBuild(context, site, sites, clock, out var query, out var error)) return error!;
             var values = await reader.AggregateAsync(query!, context.RequestAborted);
-            SetCaching(context, query!, clock);
-            return Results.Json(new { site_id = site, tz = query!.TimeZone.Id, from = query.From, to = query.To, results = values });
-        });
+            context.SetQueryCacheScope(new QueryCacheScope(query!.MerchantId, site, query.From, query.To));
+            return Results.Json(new { site_id = site, tz = query.TimeZone.Id, from = query.From, to = query.To, results = values });
+        }).WithQueryCaching();
         routes.MapQueryV2();
         return routes;
     }
@@ -95,17 +96,6 @@ public static class QueryEndpoints
             error = Problem(StatusCodes.Status400BadRequest, "Invalid query", e.Message);
             return false;
         }
-    }
-
-    /// <summary>
-    /// Ranges that ended more than an hour ago no longer change (apart from reprocessing):
-    /// caches may keep them. Live ranges are cacheable for a few seconds, which keeps a CDN
-    /// useful under dashboard refresh storms while numbers stay seconds fresh.
-    /// </summary>
-    private static void SetCaching(HttpContext context, MetricsQuery query, TimeProvider clock)
-    {
-        bool settled = query.To < clock.GetUtcNow().AddHours(-1);
-        context.Response.Headers.CacheControl = settled ? "private, max-age=300" : "private, max-age=5";
     }
 
     private static IResult Problem(int status, string title, string detail) =>

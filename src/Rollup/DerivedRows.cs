@@ -50,7 +50,11 @@ public static class DerivedRows
         "utm_content String, utm_term String, country String, device String, browser String, os String, is_bot UInt8, " +
         "channel String, region String, city String, device_brand String, device_model String, browser_version String, os_version String, " +
         "props Map(String, String), revenue_micros Int64, currency String, engagement_ms UInt32, visitor_id UInt64, visit_id UInt64, " +
-        "visit_start UInt8, logic_version UInt16, log_source String, log_offset UInt64, generation UInt64";
+        "visit_start UInt8, logic_version UInt16, log_source String, log_offset UInt64, generation UInt64, " +
+        "visit_source String, visit_channel String, visit_referrer String, visit_utm_source String, " +
+        "visit_utm_medium String, visit_utm_campaign String, visit_utm_content String, visit_utm_term String, visit_country String, " +
+        "visit_region String, visit_city String, visit_device String, visit_browser String, visit_browser_version String, " +
+        "visit_os String, visit_os_version String";
 
     public static readonly (string Table, string Bucket)[] Rollups =
     [
@@ -87,10 +91,16 @@ public static class DerivedRows
     }
 
     /// <summary>Enriches one event with the given logic version and writes its row.</summary>
-    public static void WriteEnriched(RowBinaryWriter w, RawEvent e, ProcessingLogic logic, Sessionizer sessions, ushort logicVersion, ulong generation)
+    public static void WriteEnriched(RowBinaryWriter w, RawEvent e, ProcessingLogic logic, Sessionizer sessions, ushort logicVersion, ulong generation,
+        bool stampVisitEntry = true)
     {
         var d = logic.Derive(e, logicVersion);
-        (ulong visitId, bool starts) = d.IsBot ? (0UL, false) : sessions.Next(e.SiteId, e.VisitorId, e.ReceivedMs);
+        // Bots have no visit; a person's event starting a visit offers its own attributes as the
+        // visit's entry, any later one gets the entry its visit started with.
+        (ulong visitId, bool starts, VisitEntry entry) = d.IsBot
+            ? (0UL, false, VisitEntry.None)
+            : sessions.Next(e.SiteId, e.VisitorId, e.ReceivedMs,
+                !stampVisitEntry || sessions.IsOpen(e.SiteId, e.VisitorId, e.ReceivedMs) ? VisitEntry.None : VisitEntry.Of(d, e.Referrer));
         w.WriteUInt64(e.MerchantId);
         w.WriteUInt64(e.SiteId);
         w.WriteFixedString(e.Id, 16);
@@ -128,6 +138,22 @@ public static class DerivedRows
         w.WriteString(e.LogSource);
         w.WriteUInt64((ulong)e.LogOffset);
         w.WriteUInt64(generation);
+        w.WriteString(entry.Source);
+        w.WriteString(entry.Channel);
+        w.WriteString(entry.Referrer);
+        w.WriteString(entry.UtmSource);
+        w.WriteString(entry.UtmMedium);
+        w.WriteString(entry.UtmCampaign);
+        w.WriteString(entry.UtmContent);
+        w.WriteString(entry.UtmTerm);
+        w.WriteString(entry.Country);
+        w.WriteString(entry.Region);
+        w.WriteString(entry.City);
+        w.WriteString(entry.Device);
+        w.WriteString(entry.Browser);
+        w.WriteString(entry.BrowserVersion);
+        w.WriteString(entry.Os);
+        w.WriteString(entry.OsVersion);
     }
 
     private static void WriteProps(RowBinaryWriter w, RawEvent e)
@@ -151,6 +177,43 @@ public static class DerivedRows
         $"SELECT merchant_id, site_id, {bucket} AS bucket, name, countIf(is_bot = 0) AS events, sumIf(visit_start, is_bot = 0) AS visit_starts, " +
         "sumIf(revenue_micros, is_bot = 0) AS revenue_micros, countIf(is_bot = 1) AS bots, uniqStateIf(visitor_id, is_bot = 0) AS visitors, generation " +
         $"FROM {db}.events_enriched WHERE ({where}) GROUP BY merchant_id, site_id, bucket, name, generation";
+
+    /// <summary>The dimension rollup (schemas/clickhouse/010): its table, and the dimensions it
+    /// holds with the events_enriched column each one reads. Event dimensions first; the visit
+    /// dimensions read the visit's stamped entry and are left out for bots, which have no visit.</summary>
+    public const string DimensionTable = "rollup_dims_day";
+
+    public static readonly (string Dimension, string Column)[] EventDimensions =
+        [("", "''"), ("page", "pathname"), ("hostname", @"replaceRegexpOne(hostname, '^www\\.', '')"), ("event", "name")];
+
+    public static readonly (string Dimension, string Column)[] VisitDimensions =
+    [
+        ("source", "visit_source"), ("channel", "visit_channel"), ("utm_source", "visit_utm_source"),
+        ("utm_medium", "visit_utm_medium"), ("utm_campaign", "visit_utm_campaign"), ("country", "visit_country"), ("region", "visit_region"),
+        ("city", "visit_city"), ("device", "visit_device"), ("browser", "visit_browser"), ("os", "visit_os"),
+    ];
+
+    /// <summary>Every rollup table a site-day has rows in (what a rebuild writes, counts and deletes).</summary>
+    public static IEnumerable<string> RollupTables => Rollups.Select(r => r.Table).Append(DimensionTable);
+
+    /// <summary>
+    /// Rolls up the enriched rows selected by <paramref name="where"/> into rollup_dims_day, as one
+    /// insert carrying a deduplication token: each event counts once in every dimension (ARRAY
+    /// JOIN), under its UTC day. `events` leaves out the agent's engagement pings (the contract's
+    /// metric), `visitors` is exact (uniqExact state), bots count only in `bots`.
+    /// </summary>
+    public static string DimensionRollUpStatement(string db, string where, string token)
+    {
+        static string Pairs(IEnumerable<(string Dimension, string Column)> dims) =>
+            string.Join(", ", dims.Select(d => $"({ClickHouseSql.StringLiteral(d.Dimension)}, toString({d.Column}))"));
+        return $"INSERT INTO {db}.{DimensionTable} (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation) " +
+            $"SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral(token)}, max_threads = 1 " +
+            "SELECT merchant_id, site_id, d.1 AS dimension, toDate(received_at) AS bucket, d.2 AS value, " +
+            "countIf(is_bot = 0 AND name != 'engagement') AS events, countIf(is_bot = 0 AND name = 'pageview') AS pageviews, " +
+            "sumIf(visit_start, is_bot = 0) AS visit_starts, countIf(is_bot = 1) AS bots, uniqExactStateIf(visitor_id, is_bot = 0) AS visitors, generation " +
+            $"FROM {db}.events_enriched ARRAY JOIN if(is_bot = 1, [{Pairs(EventDimensions)}], [{Pairs(EventDimensions.Concat(VisitDimensions))}]) AS d " +
+            $"WHERE ({where}) GROUP BY merchant_id, site_id, dimension, bucket, value, generation";
+    }
 
     public static string Day(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 }

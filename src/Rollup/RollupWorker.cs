@@ -1,8 +1,10 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
 using Analytics.Contracts.Internal;
 using Analytics.EventLog;
+using Analytics.EventLog.Telemetry;
 using Analytics.Rollup.Reprocessing;
 using Analytics.Store;
 using Microsoft.Extensions.Hosting;
@@ -29,14 +31,49 @@ public sealed class RollupOptions
     /// 129 ms to 22-31 ms. Freshness pays at most this much.
     /// </summary>
     public TimeSpan MinRoundInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>
+    /// Stamp visit entries on enriched events and write the dimension rollup (schemas/clickhouse/010).
+    /// Off only for measuring what they cost (perf/QueryBench's catch-up baseline): without them
+    /// the query API's pre-aggregates are missing for the events stored meanwhile.
+    /// </summary>
+    public bool PreAggregates { get; init; } = true;
     /// <summary>The processing-logic version live Rollup applies (see ProcessingLogic).</summary>
     public ushort LogicVersion { get; init; } = ProcessingLogic.Current;
 }
 
-/// <summary>Counters for /metrics and tests.</summary>
+/// <summary>
+/// Rollup's counters for tests and its instruments on the meter "Analytics.Rollup" (exported at
+/// /metrics): counters and gauges read at scrape time, the round duration histogram recorded once
+/// per round. The meter comes from the host's IMeterFactory, so hosts in one process stay apart.
+/// </summary>
 public sealed class RollupStatus
 {
+    public const string MeterName = "Analytics.Rollup";
+
     private long _events, _duplicates, _rounds, _quarantined;
+    private readonly Histogram<double> _roundDuration;
+    private readonly Histogram<long> _roundEvents;
+
+    public RollupStatus(IMeterFactory? meters = null)
+    {
+        var meter = meters?.Create(MeterName) ?? new Meter(MeterName);
+        meter.CreateObservableCounter("analytics_rollup_events_stored_total", () => EventsStored, null, "Events stored by Rollup.");
+        meter.CreateObservableCounter("analytics_rollup_duplicates_skipped_total", () => DuplicatesSkipped, null, "Resent events skipped by id.");
+        meter.CreateObservableCounter("analytics_rollup_rounds_total", () => Rounds, null, "Rollup rounds completed (one log range each).");
+        meter.CreateObservableCounter("analytics_rollup_quarantined_records_total", () => QuarantinedRecords, null, "Log records that did not decode (kept under rollup/quarantine).");
+        meter.CreateObservableGauge("analytics_rollup_lag_records", () => Lag, null, "Records in the log not yet stored.");
+        meter.CreateObservableGauge("analytics_rollup_source_lag_records",
+            () => LagBySource.Select(l => new Measurement<long>(l.Value, new KeyValuePair<string, object?>("source", l.Key))), null,
+            "Records not yet stored, per log source this Rollup reads (Kafka: per partition).");
+        meter.CreateObservableGauge("analytics_rollup_last_round_ms", () => (IEnumerable<Measurement<long>>)
+            [new(PrepareMs, new KeyValuePair<string, object?>("step", "prepare")), new(DedupMs, new KeyValuePair<string, object?>("step", "dedup")), new(StoreMs, new KeyValuePair<string, object?>("step", "store"))],
+            null, "Last Rollup round: prepare (decode, dedup, enrich), dedup query, store inserts.");
+        _roundDuration = meter.CreateHistogram("analytics_rollup_round_duration", "s", "One Rollup round: mark, decode, dedup, enrich, store inserts, commit.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
+        _roundEvents = meter.CreateHistogram("analytics_rollup_round_events", "{event}", "Log records per Rollup round.",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [1, 10, 100, 1000, 5000, 10000, 25000, 50000, 100000] });
+    }
+
     public long QuarantinedRecords => Interlocked.Read(ref _quarantined);
     internal void Quarantined() => Interlocked.Increment(ref _quarantined);
     public long EventsStored => Interlocked.Read(ref _events);
@@ -49,12 +86,25 @@ public sealed class RollupStatus
     public long PrepareMs { get; internal set; }
     public long DedupMs { get; internal set; }
     public long StoreMs { get; internal set; }
-    internal void Round(long events, long duplicates)
+    internal void Round(long records, long events, long duplicates, TimeSpan duration)
     {
         Interlocked.Add(ref _events, events);
         Interlocked.Add(ref _duplicates, duplicates);
         Interlocked.Increment(ref _rounds);
+        _roundDuration.Record(duration.TotalSeconds);
+        _roundEvents.Record(records);
     }
+}
+
+/// <summary>Rollup's spans: ActivitySource "Analytics.Rollup", one "rollup.round" per round,
+/// linked to the ingest batches whose records it stored.</summary>
+public static class RollupTelemetry
+{
+    public const string SourceName = "Analytics.Rollup";
+    public const string RoundSpan = "rollup.round";
+    /// <summary>Links per round at most: a 50,000-record round can span thousands of batches.</summary>
+    public const int MaxLinks = 128;
+    public static readonly ActivitySource Source = new(SourceName);
 }
 
 /// <summary>
@@ -64,7 +114,7 @@ public sealed class RollupStatus
 ///     records it as in flight in the store (rollup_inflight) first.
 ///  2. Events whose id the site already has (client resends) are dropped: checked against
 ///     event_ids, which is written last in a round.
-///  3. For each day partition the round writes raw, enriched, the three rollups (computed by
+///  3. For each day partition the round writes raw, enriched, the four rollups (computed by
 ///     the store from the enriched rows of this range) and event_ids, each insert with a
 ///     deduplication token made of table, log range and day.
 ///  4. The consumer offset is committed.
@@ -200,13 +250,22 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
 
     private async Task ProcessAsync(IEventLogConsumer consumer, InflightRanges inflight, LogBatch batch, CancellationToken ct)
     {
+        long started = Stopwatch.GetTimestamp();
+        // A root of its own: a round serves many ingest traces, which it links to instead.
+        Activity.Current = null;
+        using var activity = RollupTelemetry.Source.StartActivity(RollupTelemetry.RoundSpan, ActivityKind.Consumer);
+        activity?.SetTag("analytics.log_source", batch.Source);
+        activity?.SetTag("analytics.log_from", batch.FirstOffset);
+        activity?.SetTag("analytics.log_next", batch.NextOffset);
         await WithRetries(() => inflight.MarkAsync(batch.Source, batch.FirstOffset, batch.NextOffset, ct), ct);
         var prepare = Stopwatch.StartNew();
-        var round = await PrepareAsync(batch);
+        var round = await PrepareAsync(batch, activity);
         status.PrepareMs = prepare.ElapsedMilliseconds;
         await WithRetries(() => StoreAsync(round, ct), ct);
         await consumer.CommitAsync(batch, ct);
-        status.Round(round.Stored, round.Duplicates);
+        activity?.SetTag("analytics.stored", round.Stored);
+        activity?.SetTag("analytics.duplicates", round.Duplicates);
+        status.Round(batch.Records.Count, round.Stored, round.Duplicates, Stopwatch.GetElapsedTime(started));
     }
 
     private sealed record Round(string Source, long From, long Next, List<DayPart> Days, int Stored, int Duplicates);
@@ -220,14 +279,20 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         public void Dispose() { Raw.Dispose(); Enriched.Dispose(); }
     }
 
-    private async Task<Round> PrepareAsync(LogBatch batch)
+    private async Task<Round> PrepareAsync(LogBatch batch, Activity? activity)
     {
         var events = new List<RawEvent>(batch.Records.Count);
+        var linked = activity is { IsAllDataRequested: true } ? new HashSet<ActivityContext>() : null;
         for (int i = 0; i < batch.Records.Count; i++)
         {
             try
             {
-                events.Add(RawEvent.From(StoredEvent.Parser.ParseFrom(batch.Records[i].Span), batch.Source, batch.FirstOffset + i));
+                var record = StoredEvent.Parser.ParseFrom(batch.Records[i].Span);
+                events.Add(RawEvent.From(record, batch.Source, batch.FirstOffset + i));
+                // Records of one batch share one context: one link per ingest batch.
+                if (linked is not null && !record.TraceContext.IsEmpty && linked.Count < RollupTelemetry.MaxLinks
+                    && TraceContextCodec.TryRead(record.TraceContext.Span, out var context) && linked.Add(context))
+                    activity!.AddLink(new ActivityLink(context));
             }
             catch (Google.Protobuf.InvalidProtocolBufferException e)
             {
@@ -247,7 +312,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             if (!seen.Add((e.MerchantId, e.SiteId, Convert.ToHexString(e.Id)))) { duplicates++; continue; }
             if (!days.TryGetValue(e.Day, out var part)) days[e.Day] = part = new DayPart(e.Day);
             DerivedRows.WriteRaw(part.Raw, e);
-            DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day));
+            DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day), options.PreAggregates);
             part.Rows++;
             stored++;
         }
@@ -310,6 +375,8 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             {
                 await store.ExecuteAsync(DerivedRows.RollUpStatement(_db, table, bucket, scope, $"{table}:{range}"), ct);
             }
+            if (options.PreAggregates)
+                await store.ExecuteAsync(DerivedRows.DimensionRollUpStatement(_db, scope, $"{DerivedRows.DimensionTable}:{range}"), ct);
             await store.ExecuteAsync(
                 $"INSERT INTO {_db}.event_ids SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral("ids:" + range)}, max_threads = 1 " +
                 $"SELECT merchant_id, site_id, event_id, received_at FROM {_db}.events_raw WHERE {scope}", ct);
@@ -373,6 +440,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             job.EventsDone = job.Units.Where(u => u.Done).Sum(u => u.RawEvents);
             var result = await _rebuilder!.RebuildAsync((ulong)request.MerchantId, (ulong)unit.SiteId, unit.Day, job.LogicVersion, request.DryRun,
                 n => job.EventsDone += n, ct);
+            if (!request.DryRun) jobs.OnSiteDayActivated(request.MerchantId, unit.SiteId, unit.Day);
             unit.Done = true;
             unit.Delta = result.Delta;
             unit.RowsWritten = result.RowsWritten;
@@ -414,10 +482,20 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         string exclude = excludeFrom is { } from
             ? string.Create(CultureInfo.InvariantCulture, $" AND NOT (log_source = {ClickHouseSql.StringLiteral(source)} AND log_offset >= {from})")
             : "";
+        // The visit's entry attributes come back with it (every event of a visit carries them),
+        // so an event after the restart is stamped as it would have been without one.
         var rows = await store.QueryRowsAsync(
-            $"SELECT site_id, visitor_id, toUnixTimestamp64Milli(max(received_at)), argMax(visit_id, received_at) FROM {_db}.events_enriched " +
-            $"WHERE received_at >= now64(3) - INTERVAL 30 MINUTE AND is_bot = 0{exclude} GROUP BY site_id, visitor_id", ct);
-        foreach (var row in rows) _sessions.Restore(row[0].GetUInt64(), row[1].GetUInt64(), row[2].GetInt64(), row[3].GetUInt64());
+            $"SELECT site_id, visitor_id, toUnixTimestamp64Milli(max(received_at)), argMax(tuple(visit_id, {string.Join(", ", VisitEntry.Columns)}), received_at) " +
+            $"FROM {_db}.events_enriched WHERE received_at >= now64(3) - INTERVAL 30 MINUTE AND is_bot = 0{exclude} GROUP BY site_id, visitor_id", ct);
+        foreach (var row in rows)
+        {
+            // A tuple comes as a JSON array, or as an object when the engine names its elements.
+            var visit = row[3].ValueKind == System.Text.Json.JsonValueKind.Object
+                ? row[3].EnumerateObject().Select(p => p.Value).ToList()
+                : row[3].EnumerateArray().ToList();
+            var entry = VisitEntry.FromValues(visit.Skip(1).Select(v => v.GetString() ?? "").ToList());
+            _sessions.Restore(row[0].GetUInt64(), row[1].GetUInt64(), row[2].GetInt64(), visit[0].GetUInt64(), entry);
+        }
     }
 
     private Task WithRetries(Func<Task> action, CancellationToken ct) =>

@@ -159,7 +159,7 @@ public sealed class ClickHouseServerStore : IColumnStore, IDisposable
         if (rowBinary.IsEmpty)
             return 0;
 
-        return await WithRetriesAsync($"INSERT INTO {table}", async ct =>
+        return await StoreTelemetry.TimeInsertAsync("clickhouse", table, WithRetriesAsync($"INSERT INTO {table}", async ct =>
         {
             var options = NewOptions(deduplicationToken);
             // A fresh stream per attempt over the caller's bytes: nothing is copied.
@@ -167,7 +167,7 @@ public sealed class ClickHouseServerStore : IColumnStore, IDisposable
             using var response = await _client.InsertRawStreamAsync(table, body, "RowBinary", columns,
                 _options.Compression, options, ct).ConfigureAwait(false);
             return WrittenRows(response, table);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken)).ConfigureAwait(false);
     }
 
     public void Dispose() => _client.Dispose();

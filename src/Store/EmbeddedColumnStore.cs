@@ -63,7 +63,7 @@ public sealed class EmbeddedColumnStore : IColumnStore
         if (rowBinary.IsEmpty)
             return 0;
 
-        return await WithSpoolFileAsync(rowBinary, columnsWithTypes, source =>
+        return await StoreTelemetry.TimeInsertAsync("embedded", table, WithSpoolFileAsync(rowBinary, columnsWithTypes, source =>
         {
             var sql = new StringBuilder(128 + columnsWithTypes.Length + source.Length)
                 .Append("INSERT INTO ").Append(table).Append(" (").AppendJoin(", ", columns)
@@ -72,7 +72,7 @@ public sealed class EmbeddedColumnStore : IColumnStore
                 .Append("SELECT * FROM ").Append(source)
                 .ToString();
             return _engine.QueryAsync(sql, ChDbEngine.DefaultFormat, static output => (long)output.RowsWritten, cancellationToken);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken)).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Net.WebSockets;
-using System.Text.Json;
 using Analytics.Contracts.V1;
 using Google.Protobuf;
 
@@ -48,9 +47,9 @@ public class CrashRecoveryTests
             Assert.Equal(distinctSent, acked); // every batch was eventually acknowledged after resends
             string site = await server.DemoSitePublicIdAsync();
             string token = await server.DemoTokenAsync();
-            long stored = await WaitForEventsAsync(port, site, token, acked);
+            long stored = await QueryCounts.WaitForEventsAsync(port, site, token, acked);
             await Task.Delay(1000, Ct); // a double count would show up now
-            stored = await EventsAsync(port, site, token);
+            stored = await QueryCounts.EventsAsync(port, site, token);
             TestContext.Current.TestOutputHelper?.WriteLine($"acknowledged {acked}, stored {stored}, difference {stored - acked}, resent batches {load.ResentBatches}");
             Assert.Equal(0, stored - acked);
             // The kills interrupted batches in flight, so the resend path really ran.
@@ -61,29 +60,6 @@ public class CrashRecoveryTests
             server.Kill();
             try { Directory.Delete(data, recursive: true); } catch (IOException) { }
         }
-    }
-
-    private static async Task<long> WaitForEventsAsync(int port, string site, string token, long expected)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        long last;
-        do
-        {
-            last = await EventsAsync(port, site, token);
-            if (last >= expected) return last;
-            await Task.Delay(200, Ct);
-        }
-        while (DateTime.UtcNow < deadline);
-        return last;
-    }
-
-    private static async Task<long> EventsAsync(int port, string site, string token)
-    {
-        using var http = new HttpClient();
-        http.DefaultRequestHeaders.Authorization = new("Bearer", token);
-        string from = DateTime.UtcNow.AddDays(-1).ToString("yyyy-MM-dd"), to = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd");
-        var json = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port}/v1/sites/{site}/aggregate?metrics=events&from={from}&to={to}", Ct));
-        return json.RootElement.GetProperty("results").GetProperty("events").GetInt64();
     }
 
     /// <summary>

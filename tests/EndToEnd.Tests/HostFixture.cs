@@ -59,11 +59,13 @@ public sealed class TestHost : IAsyncDisposable
     /// <param name="echo">Also map the /v1/echo WebSocket endpoint (the benchmark baseline).</param>
     /// <param name="trustedProxies">Proxies whose X-Forwarded-For / Forwarded the host believes.</param>
     /// <param name="geoIpDatabase">A GeoIP2 database instead of the GeoLite2 City of the enrichment data.</param>
+    /// <param name="telemetry">Trace exporters (tests add an in-memory one).</param>
+    /// <param name="edgePurgeUrls">Edge caches the purge notifier tells about reprocessed site-days.</param>
     public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null,
         ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null,
         Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false,
-        IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null, string? geoIpDatabase = null,
-        CircuitBreakerSettings? breakers = null)
+        IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null, string? geoIpDatabase = null, TelemetrySettings? telemetry = null,
+        IReadOnlyList<Uri>? edgePurgeUrls = null, CircuitBreakerSettings? breakers = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
@@ -87,6 +89,8 @@ public sealed class TestHost : IAsyncDisposable
             GeoIpDatabase = geoIpDatabase,
             CircuitBreakers = breakers ?? new(),
             Enrichment = geoIpDatabase is null ? engine.Enrichment : null,
+            Telemetry = telemetry ?? new TelemetrySettings(),
+            EdgePurgeUrls = edgePurgeUrls ?? [],
         });
         try
         {
@@ -139,6 +143,25 @@ public sealed class TestHost : IAsyncDisposable
         string to = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd");
         var json = await Http.GetFromJsonAsync<JsonElement>($"/v1/sites/{Site.PublicId}/aggregate?metrics={metrics}&from={from}&to={to}", TestContext.Current.CancellationToken);
         return json.GetProperty("results").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());
+    }
+
+    /// <summary>
+    /// One series' value from GET /metrics (Prometheus text): <paramref name="series"/> is the name
+    /// with its labels as exported (<c>name{reason="InvalidId"}</c>), or the bare name for a series
+    /// without labels (which OpenTelemetry's exporter writes as <c>name{}</c>).
+    /// </summary>
+    public async Task<long> MetricAsync(string series)
+    {
+        string text = await Http.GetStringAsync("/metrics", TestContext.Current.CancellationToken);
+        foreach (var line in text.Split('\n'))
+        {
+            int space = line.LastIndexOf(' ');
+            if (line.StartsWith('#') || space < 0) continue;
+            string name = line[..space];
+            if (name == series || name == series + "{}")
+                return (long)double.Parse(line[(space + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        throw new Xunit.Sdk.XunitException($"/metrics has no series {series}:\n{text}");
     }
 
     /// <summary>An HttpClient request with the test's access token (admin scope).</summary>

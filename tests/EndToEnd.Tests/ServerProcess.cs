@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 
 namespace Analytics.EndToEnd.Tests;
 
@@ -9,11 +10,18 @@ namespace Analytics.EndToEnd.Tests;
 /// (exit, timeout, cancelled test) kills the child before it throws, and a ProcessExit hook kills
 /// it if the test run itself ends first: no server outlives its test.
 /// </summary>
-public sealed class ServerProcess(string data, int port, bool demo = true)
+public sealed partial class ServerProcess(string data, int port, bool demo = true, int startSeconds = 60)
 {
     private Process? _process;
 
     public bool IsRunning => _process is { HasExited: false };
+
+    public int Port => port;
+
+    /// <summary>Lines the server wrote to stderr (start-up errors).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Errors { get; } = new();
+    /// <summary>Lines the server wrote to stdout (the banner, log lines such as the drain's).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Output { get; } = new();
 
     public async Task StartAsync(params string[] extraArguments)
     {
@@ -42,12 +50,17 @@ public sealed class ServerProcess(string data, int port, bool demo = true)
         _process = Process.Start(start)!;
         AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
         AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
-        _process.OutputDataReceived += (_, _) => { };
-        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) TestContext.Current.TestOutputHelper?.WriteLine("server: " + e.Data); };
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) Output.Enqueue(e.Data); };
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            Errors.Enqueue(e.Data);
+            TestContext.Current.TestOutputHelper?.WriteLine($"server :{port}: " + e.Data);
+        };
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
         using var http = new HttpClient();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
+        var deadline = DateTime.UtcNow.AddSeconds(startSeconds);
         while (DateTime.UtcNow < deadline)
         {
             if (_process.HasExited) throw new InvalidOperationException($"server exited with {_process.ExitCode}");
@@ -82,6 +95,55 @@ public sealed class ServerProcess(string data, int port, bool demo = true)
         var sites = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)).RootElement;
         return sites.EnumerateArray().Single().GetProperty("id").GetString()!;
     }
+
+    /// <summary>Waits until `/readyz` answers 200 (started, and the store reachable for roles that use it).</summary>
+    public async Task WaitReadyAsync(TimeSpan timeout)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process is not { HasExited: false }) throw new InvalidOperationException("server is not running");
+            try
+            {
+                if ((await http.GetAsync($"http://127.0.0.1:{port}/readyz", TestContext.Current.CancellationToken)).IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+        }
+        throw new TimeoutException($"server on port {port} did not become ready");
+    }
+
+    /// <summary>
+    /// Sends SIGTERM (what Kubernetes and systemd send) and waits for the exit. Returns the exit
+    /// code and how long it took; a server still running after <paramref name="bound"/> is killed
+    /// and the call throws, so a drain that hangs fails the test instead of hanging it.
+    /// </summary>
+    public async Task<(int ExitCode, TimeSpan Elapsed)> TerminateAsync(TimeSpan bound)
+    {
+        var process = _process ?? throw new InvalidOperationException("not started");
+        var clock = Stopwatch.StartNew();
+        if (Signal(process.Id, Sigterm) != 0) throw new InvalidOperationException($"kill(SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
+        using var timeout = new CancellationTokenSource(bound);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Kill();
+            throw new TimeoutException($"server on port {port} still running {bound.TotalSeconds:0.#} s after SIGTERM");
+        }
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
+        return (process.ExitCode, clock.Elapsed);
+    }
+
+    private const int Sigterm = 15;
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Signal(int pid, int signal);
 
     /// <summary>Process.Kill sends SIGKILL on Unix: no shutdown code runs.</summary>
     public void Kill()

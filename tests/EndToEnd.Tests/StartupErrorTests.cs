@@ -152,6 +152,7 @@ public class StartupErrorTests
     [InlineData("--logic-version", "9", "logic version 9 is unknown")]
     [InlineData("--urls", "http://example.com", "urls 'http://example.com'")]
     [InlineData("--clickhouse-url", "notaurl", "--clickhouse-url 'notaurl'")]
+    [InlineData("--edge-purge-url", "http://127.0.0.1:6081/,varnish:6081", "--edge-purge-url 'varnish:6081'")]
     public async Task An_inconsistent_setting_exits_2_before_anything_opens(string option, string value, string mention)
     {
         string data = NewPath("setting");

@@ -169,12 +169,7 @@ public class WebSocketProtocolTests(EngineFixture engine)
         return Ack.Parser.ParseFrom(payload);
     }
 
-    private static async Task<long> MetricAsync(TestHost host, string name)
-    {
-        string metrics = await host.Http.GetStringAsync("/metrics", Ct);
-        string line = metrics.Split('\n').Single(l => l.StartsWith(name + " ", StringComparison.Ordinal));
-        return long.Parse(line[(name.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-    }
+    private static Task<long> MetricAsync(TestHost host, string name) => host.MetricAsync(name);
 
     [Fact]
     public async Task A_ping_gets_a_pong_with_its_payload_and_a_batch_after_it_is_still_acknowledged()

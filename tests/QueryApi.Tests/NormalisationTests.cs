@@ -49,6 +49,8 @@ public class NormalisationTests
     [InlineData("\"month\"", "{\"mode\":\"previous_period\"}", "2026-10-02T00:00+02:00 2026-11-01T00:00+01:00")]
     // 1 November 2026 is a Sunday, 2 October a Friday: back 5 more days to Sunday 27 September.
     [InlineData("\"month\"", "{\"mode\":\"previous_period\",\"match_day_of_week\":true}", "2026-09-27T00:00+02:00 2026-10-27T00:00+01:00")]
+    // Sunday 1 November back to Sunday 25 October, a 25-hour day in Berlin: local midnights (qcore-bugs #1).
+    [InlineData("[\"2026-11-01\",\"2026-11-02\"]", "{\"mode\":\"previous_period\",\"match_day_of_week\":true}", "2026-10-25T00:00+02:00 2026-10-27T00:00+01:00")]
     [InlineData("\"7d\"", "{\"mode\":\"year_over_year\"}", "2025-11-24T00:00+01:00 2025-12-01T00:00+01:00")]
     [InlineData("[\"2024-02-29\",\"2024-02-29\"]", "{\"mode\":\"year_over_year\"}", "2023-02-28T00:00+01:00 2023-03-01T00:00+01:00")]
     [InlineData("\"day\"", "{\"mode\":\"custom\",\"date_range\":[\"2026-01-01\",\"2026-01-02\"]}", "2026-01-01T00:00+01:00 2026-01-03T00:00+01:00")]

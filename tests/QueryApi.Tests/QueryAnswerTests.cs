@@ -13,6 +13,7 @@ namespace Analytics.QueryApi.Tests;
 ///   B  11:00 pageview /                                    (a bounce)
 ///   C  10:30 pageview /blog                                10:40 purchase 12.50 EUR (/checkout)
 ///   bot 10:00 pageview /
+///   D  2026-01-14 23:30 pageview /late  (the day before in UTC; 2026-01-15 00:30 in Berlin)
 ///
 /// visitors 3, visits 3, pageviews 4, events 6 (engagement is not an event), bots 1;
 /// bounce rate 1/3 = 33.3 %; views per visit 4/3 = 1.33; durations A 420 s, B 0, C 600 s: mean
@@ -28,6 +29,7 @@ public class QueryAnswerTests(EngineFixture engine)
         try
         {
             string a = QueryHost.Visitor("A"), b = QueryHost.Visitor("B"), c = QueryHost.Visitor("C");
+            await host.SendAsync(QueryHost.Visitor("D"), Day.AddMinutes(-30), QueryHost.Page("/late"));
             await host.SendAsync(a, Day.AddHours(10), QueryHost.Page("/", "https://www.google.com/"));
             await host.SendAsync(QueryHost.Bot, Day.AddHours(10), QueryHost.Page("/"));
             await host.SendAsync(a, Day.AddHours(10).AddMinutes(5), QueryHost.Page("/blog"));
@@ -69,6 +71,17 @@ public class QueryAnswerTests(EngineFixture engine)
         Assert.Equal(1, body.GetProperty("meta").GetProperty("total_rows").GetInt32());
         Assert.Equal("2026-01-15T00:00:00+00:00", body.GetProperty("query").GetProperty("date_range")[0].GetString());
         Assert.Equal("2026-01-16T00:00:00+00:00", body.GetProperty("query").GetProperty("date_range")[1].GetString());
+    }
+
+    [Fact]
+    public async Task Reprocessing_the_day_into_a_new_generation_leaves_the_answers_unchanged()
+    {
+        await using var host = await StartWithTrafficAsync(engine);
+        // Reprocessing rewrites the day's enriched events as a new generation and activates it.
+        await host.Host.ReprocessAsync(new { merchantId = host.Site.MerchantId, from = "2026-01-15", to = "2026-01-15" });
+        var body = await host.AnswerAsync(Query(host, ["visitors", "visits", "pageviews", "events", "bounce_rate", "bots"]));
+        Assert.Equal(":3,3,4,6,33.3,1", Rows(body));
+        Assert.Equal("Direct / None:2,2 | Google:1,2", Rows(await host.AnswerAsync(Query(host, ["visitors", "pageviews"], ["source"]))));
     }
 
     [Fact]
@@ -140,14 +153,50 @@ public class QueryAnswerTests(EngineFixture engine)
     }
 
     [Fact]
-    public async Task The_previous_period_is_the_day_before_and_changes_are_null_against_zero()
+    public async Task The_previous_period_is_the_day_before_with_changes_in_percent_and_points()
     {
         await using var host = await StartWithTrafficAsync(engine);
-        var body = await host.AnswerAsync(Query(host, ["visitors", "bounce_rate"], include: new { comparisons = new { mode = "previous_period" } }));
+        var body = await host.AnswerAsync(Query(host, ["visitors", "bounce_rate", "pageviews"], include: new { comparisons = new { mode = "previous_period" } }));
         var row = body.GetProperty("results")[0];
-        Assert.Equal("[0,0]", row.GetProperty("comparison").GetProperty("metrics").GetRawText());
-        Assert.Equal("[null,33.3]", row.GetProperty("comparison").GetProperty("change").GetRawText());
+        // 14 January: D alone, one pageview, a bounce. Visitors 3 vs 1: +200 %; bounce rate 33.3 vs 100: -66.7 points.
+        Assert.Equal("[1,100,1]", row.GetProperty("comparison").GetProperty("metrics").GetRawText());
+        Assert.Equal("[200,-66.7,300]", row.GetProperty("comparison").GetProperty("change").GetRawText());
         Assert.Equal("[\"2026-01-14T00:00:00+00:00\",\"2026-01-15T00:00:00+00:00\"]", body.GetProperty("meta").GetProperty("comparison_date_range").GetRawText());
+        // Against 13 January (nothing): changes are null, rates' points are against 0.
+        var custom = await host.AnswerAsync(Query(host, ["visitors", "bounce_rate"], include: new { comparisons = new { mode = "custom", date_range = new[] { "2026-01-13", "2026-01-13" } } }));
+        Assert.Equal("[null,33.3]", custom.GetProperty("results")[0].GetProperty("comparison").GetProperty("change").GetRawText());
+    }
+
+    [Fact]
+    public async Task Entry_and_exit_pages_shares_pages_of_rows_group_conversion_rates_and_a_local_time_zone()
+    {
+        await using var host = await StartWithTrafficAsync(engine);
+        // Entry: A and B on /, C on /blog. Exit (last pageview): A and C on /blog, B on /.
+        Assert.Equal("/:2 | /blog:1", Rows(await host.AnswerAsync(Query(host, ["visits"], ["entry_page"]))));
+        Assert.Equal("/blog:2 | /:1", Rows(await host.AnswerAsync(Query(host, ["visits"], ["exit_page"]))));
+        // Each page was seen by 2 of the 3 visitors.
+        var pages = await host.AnswerAsync(new
+        {
+            site_id = host.Site.PublicId, date_range = new[] { "2026-01-15", "2026-01-15" }, metrics = new[] { "visitors", "percentage" },
+            dimensions = new[] { "page" }, order_by = new[] { new[] { "page", "desc" } }, pagination = new { limit = 1, offset = 1 },
+        });
+        Assert.Equal("/blog:2,66.7", Rows(pages));
+        Assert.Equal(3, pages.GetProperty("meta").GetProperty("total_rows").GetInt32());
+
+        host.Store.CreateGoal(host.Site.SiteId, "Signup", "event", "signup");
+        host.Store.CreateGoal(host.Site.SiteId, "Blog", "page", "/blog");
+        // Blog by Direct: C of the direct visitors B and C (50 %); A is Google's only visitor (100 %).
+        Assert.Equal("Blog,Direct / None:1,50 | Blog,Google:1,100 | Signup,Google:1,100",
+            Rows(await host.AnswerAsync(Query(host, ["visitors", "group_conversion_rate"], ["goal", "source"]))));
+
+        // In Berlin, 15 January runs from 14 January 23:00 UTC: D's 23:30 pageview is its first hour.
+        var berlin = await host.AnswerAsync(new
+        {
+            site_id = host.Site.PublicId, date_range = new[] { "2026-01-15", "2026-01-15" }, timezone = "Europe/Berlin",
+            metrics = new[] { "visitors", "pageviews" }, dimensions = new[] { "time:hour" },
+        });
+        Assert.Equal("2026-01-15 00:00:00:1,1 | 2026-01-15 11:00:00:2,3 | 2026-01-15 12:00:00:1,1", Rows(berlin));
+        Assert.Equal("2026-01-15T00:00:00+01:00", berlin.GetProperty("query").GetProperty("date_range")[0].GetString());
     }
 }
 
@@ -173,5 +222,50 @@ public class QueryTimeLimitTests(EngineFixture engine)
         using var response = await host.Host.Http.SendAsync(request, TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.Equal(TimeSpan.FromSeconds(30), response.Headers.RetryAfter?.Delta);
+    }
+}
+
+/// <summary>
+/// Properties, hostnames, revenue in two currencies and negated or case-insensitive filters, over
+/// (2026-01-15 UTC): E 09:00 pageview /pricing {plan: pro}, 09:01 purchase 10 EUR {plan: pro};
+/// F 09:02 purchase 5.50 USD, 09:03 purchase 4.50 USD (both at /checkout).
+/// </summary>
+public class QueryPropertyAndRevenueTests(EngineFixture engine)
+{
+    private static Analytics.Contracts.V1.Event WithPlan(Analytics.Contracts.V1.Event e)
+    {
+        e.Props.Add(new Analytics.Contracts.V1.Property { Key = "plan", Value = "pro" });
+        return e;
+    }
+
+    [Fact]
+    public async Task Properties_hostnames_currencies_and_negated_filters_answer_as_defined()
+    {
+        await using var host = await QueryHost.StartAsync(engine);
+        var day = QueryHost.Day;
+        string e = QueryHost.Visitor("E"), f = QueryHost.Visitor("F");
+        await host.SendAsync(e, day.AddHours(9), WithPlan(QueryHost.Page("/pricing")));
+        await host.SendAsync(e, day.AddHours(9).AddMinutes(1), WithPlan(QueryHost.Custom("purchase", revenueMicros: 10_000_000, currency: "EUR")));
+        await host.SendAsync(f, day.AddHours(9).AddMinutes(2), QueryHost.Custom("purchase", revenueMicros: 5_500_000, currency: "USD"));
+        await host.SendAsync(f, day.AddHours(9).AddMinutes(3), QueryHost.Custom("purchase", revenueMicros: 4_500_000, currency: "USD"));
+        await host.WaitForStoredAsync();
+
+        async Task<JsonElement> Ask(string[] metrics, string[]? dimensions = null, object[]? filters = null) => (await host.AnswerAsync(new
+        {
+            site_id = host.Site.PublicId, date_range = new[] { "2026-01-15", "2026-01-15" }, metrics, dimensions = dimensions ?? [], filters = filters ?? [],
+        })).GetProperty("results");
+        string Flat(JsonElement results) => string.Join(" | ", results.EnumerateArray().Select(r =>
+            string.Join(",", r.GetProperty("dimensions").EnumerateArray().Select(d => d.GetString())) + ":" +
+            string.Join(",", r.GetProperty("metrics").EnumerateArray().Select(m => m.ValueKind == JsonValueKind.Object
+                ? "{" + string.Join(",", m.EnumerateObject().Select(p => $"{p.Name}={p.Value.GetDecimal():0.##}")) + "}"
+                : m.GetDecimal().ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)))));
+
+        Assert.Equal(":2 | pro:2", Flat(await Ask(["events"], ["props:plan"])));
+        Assert.Equal("shop.example:4", Flat(await Ask(["events"], ["hostname"])));
+        Assert.Equal(":{EUR=10,USD=10},{EUR=10,USD=5}", Flat(await Ask(["total_revenue", "average_revenue"])));
+        Assert.Equal("purchase:{EUR=10,USD=10},3", Flat(await Ask(["total_revenue", "events"], ["event"], [new object[] { "is_not", "page", new[] { "/pricing" } }])));
+        Assert.Equal(":1", Flat(await Ask(["pageviews"], filters: [new object[] { "is", "page", new[] { "/PRICING" }, new { case_sensitive = false } }])));
+        Assert.Equal(":1", Flat(await Ask(["events"], filters: [new object[] { "matches_not", "page", new[] { "^/check" } }])));
+        Assert.Equal(":1,2", Flat(await Ask(["visitors", "events"], filters: [new object[] { "is", "props:plan", new[] { "pro" } }])));
     }
 }

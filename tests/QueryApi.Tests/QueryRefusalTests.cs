@@ -36,6 +36,9 @@ public class QueryRefusalTests(EngineFixture engine)
         new("{\"site_id\":\"SITE\",\"date_range\":[\"2000-01-01\",\"2020-01-01\"],\"metrics\":[\"visitors\"]}", "date_range", "20 years"),
         new("{\"site_id\":\"SITE\",\"date_range\":[\"1969-12-31\",\"1970-01-02\"],\"metrics\":[\"visitors\"]}", "date_range[0]", "outside the years 1970-9000"),
         new($"{{{Ok},\"timezone\":\"Mars/Olympus\",\"metrics\":[\"visitors\"]}}", "timezone", "Unknown time zone"),
+        new($"{{{Ok},\"timezone\":\"\",\"metrics\":[\"visitors\"]}}", "timezone", "non-empty string"),
+        // The system's zone data has it, ClickHouse's does not.
+        new($"{{{Ok},\"timezone\":\"right/UTC\",\"metrics\":[\"visitors\"]}}", "timezone", "the database does not know it"),
         new($"{{{Ok}}}", "metrics", "metrics is required"),
         new($"{{{Ok},\"metrics\":[]}}", "metrics", "1 to 20 metrics"),
         new($"{{{Ok},\"metrics\":[{string.Join(",", Enumerable.Repeat("\"visitors\"", 21))}]}}", "metrics", "1 to 20 metrics"),

@@ -28,12 +28,19 @@ public class CrossTenantTests(EngineFixture engine)
         ["GET /v1/echo"] = "benchmark baseline, mapped only with --echo; echoes the caller's own bytes",
         ["GET /agent.js"] = "the browser agent script",
         ["GET /healthz"] = "liveness probe; answers \"ok\"",
+        ["GET /livez"] = "liveness probe (Kubernetes, HAProxy); answers \"ok\" while the process runs",
+        ["GET /readyz"] = "readiness probe; answers \"ready\" or 503 with a reason (starting, draining, store unreachable), no merchant's data",
         ["GET /metrics"] = "process-wide Prometheus counters, no merchant's data; keep it on the private network",
         ["POST /connect/token"] = "OAuth2 token endpoint; authenticates the client (secret, code + PKCE, refresh token) itself",
         ["GET /connect/authorize"] = "OAuth2 authorization endpoint; sends unauthenticated users to the sign-in page",
         ["GET /account/login"] = "the sign-in form",
         ["POST /account/login"] = "the sign-in form's post; checks the password",
         ["POST /account/logout"] = "signs the caller's own cookie out",
+        ["GET /openapi/{documentName}.json"] = "the OpenAPI document: describes the endpoints, holds no merchant's data",
+        ["GET /docs/api/{documentName?}"] = "the API reference page (Scalar), rendered from the OpenAPI document",
+        ["GET /docs/api/scalar.js"] = "the API reference page's script, served from the app itself",
+        ["GET /docs/api/scalar.aspnetcore.js"] = "the API reference page's script, served from the app itself",
+        ["GET /docs/api/favicon.svg"] = "the API reference page's icon",
     };
 
     private enum Owner { AdminClient, User }

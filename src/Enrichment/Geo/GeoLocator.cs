@@ -83,7 +83,9 @@ public sealed class GeoLocator : IDisposable
     /// <summary>Country, region and city for a stored prefix such as "203.0.113.0/24".</summary>
     public GeoLocation Locate(string ipPrefix)
     {
-        if (_cache.TryGet(ipPrefix, out var cached)) return cached;
+        bool hit = _cache.TryGet(ipPrefix, out var cached);
+        EnrichmentTelemetry.Geo(hit);
+        if (hit) return cached;
         var located = Lookup(ipPrefix);
         _cache.Add(ipPrefix, located);
         return located;

@@ -73,8 +73,13 @@ public sealed class UserAgentEnricher
         for (int way = 0; way < Ways; way++)
         {
             var e = Volatile.Read(ref slots[set + way]);
-            if (e is not null && e.Hash == hash && string.Equals(e.UserAgent, userAgent)) return e;
+            if (e is not null && e.Hash == hash && string.Equals(e.UserAgent, userAgent))
+            {
+                EnrichmentTelemetry.UserAgent(hit: true);
+                return e;
+            }
         }
+        EnrichmentTelemetry.UserAgent(hit: false);
         return Miss(userAgent, hash, set);
     }
 

@@ -14,9 +14,16 @@ internal static class StoredEventWriter
 {
     /// <summary>Upper bound of the encoded size, to size the buffer before writing.</summary>
     public static int MaxEncodedSize(int eventBytes, ClientInfo client) =>
-        eventBytes + client.UserAgentUtf8.Length + client.IpPrefixUtf8.Length + client.ClientHintBytes + 96;
+        eventBytes + client.UserAgentUtf8.Length + client.IpPrefixUtf8.Length + client.ClientHintBytes + 96 + TraceFieldBytes;
 
-    public readonly record struct Enrichment(ulong MerchantId, ulong SiteId, long ReceivedMs, ulong VisitorId, ClientInfo Client);
+    // Field 22's two-byte tag, a one-byte length and the 25-byte binary trace context.
+    private const int TraceFieldBytes = 2 + 1 + IngestTelemetry.TraceContextBytes;
+
+    public readonly record struct Enrichment(ulong MerchantId, ulong SiteId, long ReceivedMs, ulong VisitorId, ClientInfo Client)
+    {
+        /// <summary>The batch span's context (25 bytes) when the batch is traced; empty otherwise.</summary>
+        public ReadOnlyMemory<byte> TraceContext { get; init; }
+    }
 
     /// <summary>Writes the record into <paramref name="destination"/>; returns the bytes written.</summary>
     public static int Write(Span<byte> destination, in EventView e, in Enrichment x)
@@ -54,6 +61,7 @@ internal static class StoredEventWriter
         p += WriteBytes(destination[p..], 19, x.Client.ChUaPlatformUtf8);
         p += WriteBytes(destination[p..], 20, x.Client.ChUaModelUtf8);
         p += WriteBytes(destination[p..], 21, x.Client.ChUaFormFactorsUtf8);
+        p += WriteBytes(destination[p..], 22, x.TraceContext.Span);
         return p;
     }
 

@@ -27,12 +27,17 @@ namespace Analytics.FastIngest.Transport;
 /// </summary>
 internal static class HttpIngest
 {
-    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics)
+    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, IngestDrain drain)
     {
         var request = context.Request;
         var response = context.Response;
         // Decided per site once the batch is read; until then (and for refusals before it) no CORS grant.
         response.Headers.Vary = "Origin";
+        if (drain.IsDraining)
+        {
+            await IngestDrain.RefuseAsync(context);
+            return;
+        }
         string? contentType = request.ContentType;
         if (contentType is null || !(contentType.StartsWith("application/x-protobuf", StringComparison.OrdinalIgnoreCase) || contentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase)))
         {
@@ -95,7 +100,7 @@ internal static class HttpIngest
                 message = copy.AsMemory(0, (int)body.Length);
             }
             var client = ClientInfo.FromRequest(context, processor.Limits.MaxUserAgentBytes);
-            using var scratch = new IngestScratch();
+            using var scratch = new IngestScratch { TraceParent = IngestTelemetry.ParentOf(context) };
             var result = await processor.ProcessAsync(message, client, scratch, context.RequestAborted);
             // Passed the origin check (or is no page at all): the page may read the answer.
             if (client.Origin is { } origin && scratch.AllowedOrigins is not null) response.Headers.AccessControlAllowOrigin = origin;

@@ -23,6 +23,8 @@ namespace Analytics.FastIngest.Transport;
 /// Memory: an idle connection holds no buffer of its own (only Kestrel's pipe); a message buffer
 /// is rented from the shared pool while messages flow (see PipeWebSocket).
 /// The server sends no pings: the agent reconnects (with backoff) if an idle connection drops.
+/// When the node drains (<see cref="IngestDrain"/>), upgrades are refused with 503 and open
+/// sockets are closed with 1001 after answering the batch in hand.
 /// </summary>
 internal static class WebSocketIngest
 {
@@ -30,7 +32,25 @@ internal static class WebSocketIngest
     /// <summary>Seconds a client refused for too many connections should wait before trying again.</summary>
     private const int ConnectionRetryAfterSeconds = 5;
 
-    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, TrafficLimits traffic)
+    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, TrafficLimits traffic, IngestDrain drain)
+    {
+        // A draining node refuses before anything else, so the agent goes to another node at once.
+        if (!drain.TryOpen())
+        {
+            await IngestDrain.RefuseAsync(context);
+            return;
+        }
+        try
+        {
+            await HandleOpenAsync(context, processor, metrics, traffic, drain);
+        }
+        finally
+        {
+            drain.ConnectionClosed();
+        }
+    }
+
+    private static async Task HandleOpenAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, TrafficLimits traffic, IngestDrain drain)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -51,7 +71,7 @@ internal static class WebSocketIngest
         }
         try
         {
-            await ServeAsync(context, processor, metrics, client);
+            await ServeAsync(context, processor, metrics, client, drain);
         }
         finally
         {
@@ -59,7 +79,7 @@ internal static class WebSocketIngest
         }
     }
 
-    private static async Task ServeAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, ClientInfo client)
+    private static async Task ServeAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, ClientInfo client, IngestDrain drain)
     {
         using var socket = await PipeWebSocket.AcceptAsync(context, processor.Limits.MaxMessageBytes);
         if (socket is null)
@@ -70,9 +90,12 @@ internal static class WebSocketIngest
         using var scratch = new IngestScratch
         {
             RateLimiter = new EventRateLimiter(processor.Limits.MaxEventsPerSecondPerConnection, processor.Limits.EventBurstPerConnection),
+            TraceParent = IngestTelemetry.ParentOf(context),
         };
         var aborted = context.RequestAborted;
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        // Also cancelled when the node drains: the loop then stops waiting for the next batch
+        // (a batch being processed is answered first, since the drain never cancels processing).
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.Draining);
         // Stopwatch timestamp of the first byte of the message being received; 0 between messages.
         long messageStarted = 0;
         metrics.ConnectionOpened();
@@ -91,7 +114,11 @@ internal static class WebSocketIngest
                 }
                 catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
                 {
-                    if (messageStarted != 0)
+                    if (drain.IsDraining)
+                    {
+                        await socket.CloseAsync(WebSocketFrames.CloseGoingAway, "server draining", peerClosedFirst: false, aborted);
+                    }
+                    else if (messageStarted != 0)
                     {
                         metrics.Refused(BatchRefusal.SlowSender);
                         await socket.CloseAsync(WebSocketFrames.ClosePolicyViolation, $"message not complete within {processor.Limits.MessageReceiveTimeout.TotalSeconds:0} s", peerClosedFirst: false, aborted);

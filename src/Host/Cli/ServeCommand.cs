@@ -32,6 +32,11 @@ public sealed class ServeSettings : StoreSettings
     /// <summary>Load balancers and proxies whose X-Forwarded-For / Forwarded name the client:
     /// addresses and networks, comma-separated ("10.0.0.0/8,127.0.0.1"); empty believes none.</summary>
     public string TrustedProxies { get; set; } = "";
+    /// <summary>Edge caches' purge URLs, comma-separated (docs/operations.md, "Edge cache").</summary>
+    public string EdgePurgeUrl { get; set; } = "";
+    /// <summary>Seconds the stop after SIGTERM may take: WebSockets closed with 1001 after their
+    /// batch in hand, then the server, Rollup and the log (docs/operations.md, "Drain").</summary>
+    public int DrainTimeout { get; set; } = 10;
 
     // Ingest limits (IngestLimits has the reasons for the defaults); 0 lifts a limit.
     public int MaxConnections { get; set; } = IngestLimits.Default.MaxConnections;
@@ -63,6 +68,12 @@ public sealed class ServeSettings : StoreSettings
     public Uri? Authority { get; set; }
     public string Audience { get; set; } = Analytics.Security.ApiAuthenticationOptions.DefaultAudience;
 
+    /// <summary>Send spans to this OTLP collector (gRPC, or OTLP/HTTP for a URL ending in /v1/traces).</summary>
+    public Uri? OtlpEndpoint { get; set; }
+    /// <summary>Send spans to this Zipkin endpoint (…/api/v2/spans).</summary>
+    public Uri? ZipkinEndpoint { get; set; }
+
+    public string[] EdgePurgeUrlList() => EdgePurgeUrl.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
     public string[] TrustedProxyList() => TrustedProxies.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
     public Roles ParseRoles() => Roles.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
@@ -99,6 +110,11 @@ public sealed partial class ServeSettingsValidator : IValidateOptions<ServeSetti
         }
         if (!Analytics.FastIngest.Transport.TrustedProxies.TryParse(settings.TrustedProxyList(), out _, out _, out string? proxyError))
             failures.Add(proxyError!);
+        foreach (string edge in settings.EdgePurgeUrlList())
+        {
+            if (!Uri.TryCreate(edge, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                failures.Add($"--edge-purge-url '{edge}': use the edge cache's http(s):// URL, e.g. http://127.0.0.1:6081/");
+        }
         if (settings.Authority is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
             failures.Add($"--authority '{settings.Authority}': use the issuer's https:// URL");
         if (settings.Issuer is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
@@ -107,6 +123,10 @@ public sealed partial class ServeSettingsValidator : IValidateOptions<ServeSetti
             failures.Add($"enrichment-data '{enrichment}': no such directory (scripts/fetch-enrichment-data.sh fills .cache/enrichment)");
         if (settings.GeoipDb is { Length: > 0 } geo && !File.Exists(geo))
             failures.Add($"geoip-db '{geo}': no such file");
+        if (settings.OtlpEndpoint is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
+            failures.Add($"--otlp-endpoint '{settings.OtlpEndpoint}': use the collector's http(s):// URL, e.g. http://127.0.0.1:4317");
+        if (settings.ZipkinEndpoint is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
+            failures.Add($"--zipkin-endpoint '{settings.ZipkinEndpoint}': use Zipkin's http(s):// span URL, e.g. http://127.0.0.1:9411/api/v2/spans");
         if (settings.AgentJs is { Length: > 0 } agent && !File.Exists(agent))
             failures.Add($"agent-js '{agent}': no such file");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
@@ -137,17 +157,21 @@ public sealed class ServeCommand : ICommandGroup
             new Option<string>("--consumer-group") { Description = $"Rollup's Kafka consumer group [default: {defaults.ConsumerGroup}]", HelpName = "GROUP" },
             Settings.Integer<ushort>("--logic-version", $"Processing-logic version live Rollup applies ({string.Join(", ", ProcessingLogic.Versions)}) [default: {ProcessingLogic.Current}]", 1, ushort.MaxValue),
             new Option<string>("--agent-js") { Description = "Serve this build of the browser agent at /agent.js", HelpName = "FILE" },
+            new Option<string>("--edge-purge-url") { Description = "Edge caches (Varnish with xkey) to purge when reprocessing changes a site-day, comma-separated [default: none]", HelpName = "URL,..." },
             new Option<string>("--trusted-proxies") { Description = "Proxies whose X-Forwarded-For/Forwarded to believe, e.g. 10.0.0.0/8,127.0.0.1 [default: none]", HelpName = "ADDRESSES" },
             Settings.Integer("--max-connections", $"Open ingest WebSockets at most; more get 503, 0: no limit [default: {defaults.MaxConnections}]", 0, int.MaxValue),
             Settings.Integer("--max-connections-per-ip", $"Open ingest WebSockets per IP address (IPv6: /64); more get 429, 0: no limit [default: {defaults.MaxConnectionsPerIp}]", 0, int.MaxValue),
             Settings.Integer("--events-per-second-per-ip", $"Events per second per IP address (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerIp}]", 0, int.MaxValue),
             Settings.Integer("--events-per-second-per-site", $"Events per second per site (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerSite}]", 0, int.MaxValue),
+            Settings.Integer("--drain-timeout", $"Seconds a stop (SIGTERM) may take: readiness false, WebSockets closed with 1001, log flushed [default: {defaults.DrainTimeout}]", 1, 3600),
             ControlPlaneSettings.Option(),
             new Option<string>("--enrichment-data") { Description = "Enrichment data sets (scripts/fetch-enrichment-data.sh) [default: the nearest .cache/enrichment]", HelpName = "DIR" },
             new Option<string>("--geoip-db") { Description = "GeoIP2/GeoLite2 Country or City database [default: GeoLite2 City in the enrichment data]", HelpName = "FILE" },
             new Option<string>("--issuer") { Description = "Issuer name of the tokens this server signs [default: the first --urls]", HelpName = "URL" },
             new Option<string>("--authority") { Description = "Accept tokens of this standard issuer instead of running the embedded authorization server", HelpName = "URL" },
             new Option<string>("--audience") { Description = $"The audience tokens must name [default: {defaults.Audience}]", HelpName = "NAME" },
+            new Option<string>("--otlp-endpoint") { Description = "Export spans to this OTLP collector (gRPC; OTLP/HTTP when the path ends in /v1/traces) [default: off]", HelpName = "URL" },
+            new Option<string>("--zipkin-endpoint") { Description = "Export spans to this Zipkin endpoint, e.g. http://zipkin:9411/api/v2/spans [default: off]", HelpName = "URL" },
         };
         foreach (var option in StoreSettings.Options()) serve.Options.Add(option);
         serve.SetAction((parse, ct) => RunAsync(Settings.Bind<ServeSettings>(parse, s => s
@@ -175,12 +199,15 @@ public sealed class ServeCommand : ICommandGroup
             LogicVersion = settings.LogicVersion,
             AgentScriptPath = settings.AgentJs,
             TrustedProxies = settings.TrustedProxyList(),
+            EdgePurgeUrls = settings.EdgePurgeUrlList().Select(u => new Uri(u)).ToArray(),
             EnrichmentData = settings.EnrichmentData,
             GeoIpDatabase = settings.GeoipDb,
             ControlPlane = settings.ControlPlane,
             Limits = settings.Limits(),
+            DrainTimeout = TimeSpan.FromSeconds(settings.DrainTimeout),
             // Tokens: this host's own issuer by default; --authority/--audience accept another's.
             Auth = new AuthSettings { Issuer = settings.Issuer?.ToString(), Authority = settings.Authority?.ToString(), Audience = settings.Audience },
+            Telemetry = new TelemetrySettings { OtlpEndpoint = settings.OtlpEndpoint, ZipkinEndpoint = settings.ZipkinEndpoint },
         }, ct);
         bool ownIssuer = settings.Authority is null;
         DemoAccess.Credentials? access = null;
@@ -212,6 +239,7 @@ public sealed class ServeCommand : ICommandGroup
         string store = server is null ? "in-process ClickHouse"
             : $"ClickHouse at {server.Endpoint.GetLeftPart(UriPartial.Authority)}{(server.Cluster is null ? "" : ", cluster " + server.Cluster)}";
         PrintBanner(app.BoundAddress(), data, demo, access, log, store);
+        NodeDrain.ExitIfStopHangs(app.Lifetime, TimeSpan.FromSeconds(settings.DrainTimeout));
         await app.WaitForShutdownAsync(CancellationToken.None);
         return 0;
     }

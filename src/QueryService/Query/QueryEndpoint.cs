@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Analytics.ControlPlane;
+using Analytics.QueryService.Http;
 using Analytics.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -37,7 +38,7 @@ public static class QueryEndpoint
                 body.Write(buffer, 0, read);
             }
             return await AnswerAsync(context, body.GetBuffer().AsMemory(0, (int)body.Length), sites, engine, clock);
-        });
+        }).WithQueryCaching().WithCsv(CsvShape.QueryResponse);
         group.MapGet("/v1/query", async (HttpContext context, SiteRegistry sites, QueryEngine engine, TimeProvider clock) =>
         {
             foreach (var key in context.Request.Query.Keys)
@@ -48,7 +49,7 @@ public static class QueryEndpoint
             if (string.IsNullOrEmpty(text)) return Refuse("query", "The parameter query=<the JSON query> is required.");
             if (System.Text.Encoding.UTF8.GetByteCount(text) > MaxBodyBytes) return TooLarge();
             return await AnswerAsync(context, System.Text.Encoding.UTF8.GetBytes(text), sites, engine, clock);
-        });
+        }).WithQueryCaching().WithCsv(CsvShape.QueryResponse);
         return routes;
     }
 
@@ -74,9 +75,18 @@ public static class QueryEndpoint
                     ListGoals: sites.Store.ListGoals,
                     FirstEventAsync: s => engine.FirstEventAsync(s.MerchantId, s.SiteId, ct),
                     RegexErrorAsync: p => engine.RegexErrorAsync(p, ct),
-                    Now: clock.GetUtcNow());
+                    Now: clock.GetUtcNow())
+                {
+                    EngineKnowsZoneAsync = zone => engine.EngineKnowsZoneAsync(zone, ct),
+                };
                 var query = await QueryParser.ParseAsync(document.RootElement, parserContext);
                 var answer = await engine.AnswerAsync(query, ct);
+                // Caching (ETag; on GET also Cache-Control and surrogate keys): the answer read the
+                // query's range and, with a comparison, the earlier one.
+                context.SetQueryCacheScope(new QueryCacheScope(query.MerchantId, query.PublicSiteId, query.From, query.To)
+                {
+                    Comparison = query.Comparison is { } c ? (c.From, c.To) : null,
+                });
                 return Results.Text(answer.ToJsonString(Output), "application/json", System.Text.Encoding.UTF8);
             }
             catch (QueryException e)

@@ -51,6 +51,20 @@ public sealed class QueryEngine(IColumnStore store, string database)
         }
     }
 
+    public async Task<bool> EngineKnowsZoneAsync(string zone, CancellationToken ct)
+    {
+        try
+        {
+            await store.QueryRowsAsync($"SELECT toTimeZone(toDateTime(0, 'UTC'), {ClickHouseSql.StringLiteral(zone)})", ct);
+            return true;
+        }
+        catch (Exception e) when (e.Message.Contains("BAD_ARGUMENTS", StringComparison.Ordinal) || e.Message.Contains("Code: 36.", StringComparison.Ordinal)
+            || e.Message.Contains("CANNOT_LOAD_TIMEZONE", StringComparison.Ordinal))
+        {
+            return false;
+        }
+    }
+
     public async Task<JsonObject> AnswerAsync(NormalQuery q, CancellationToken ct)
     {
         var rows = await ComputeAsync(q, ct);
@@ -178,9 +192,20 @@ public sealed class QueryEngine(IColumnStore store, string database)
         return new Row(dimensions!, metrics, sort);
     }
 
-    private async Task<List<RawRow>> RawAsync(NormalQuery q, CancellationToken ct)
+    /// <summary>Answer from the pre-aggregates where they answer exactly (PreAggregates/, the
+    /// planner in front of QuerySql); off only to measure or test the scan on its own.</summary>
+    public bool UsePreAggregates { get; set; } = true;
+
+    /// <summary>
+    /// The one place a normalised query becomes raw rows (every statement of a query, the
+    /// denominators' included, comes through here): the pre-aggregate planner answers where it
+    /// can exactly (same <see cref="NormalQuery"/> in, same raw columns, <see cref="QuerySql.RawColumns"/>,
+    /// out), <see cref="QuerySql.Build"/> otherwise.
+    /// </summary>
+    public async Task<List<RawRow>> RawAsync(NormalQuery q, CancellationToken ct)
     {
-        var rows = await RunAsync(QuerySql.Build(q, database, MaxExecutionSeconds), ct);
+        string? planned = UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _) : null;
+        var rows = await RunAsync(planned ?? QuerySql.Build(q, database, MaxExecutionSeconds), ct);
         int n = q.Dimensions.Count, counts = QuerySql.RawColumns.Length - 2;
         var result = new List<RawRow>(rows.Count);
         foreach (var row in rows)

@@ -26,7 +26,12 @@ public sealed class QueryParser
         Func<long, IReadOnlyList<Goal>> ListGoals,
         Func<Site, Task<DateTimeOffset?>> FirstEventAsync,
         Func<string, Task<string?>> RegexErrorAsync,
-        DateTimeOffset Now);
+        DateTimeOffset Now)
+    {
+        /// <summary>Whether ClickHouse knows a zone .NET knows (their zone data can differ);
+        /// null skips the check.</summary>
+        public Func<string, Task<bool>>? EngineKnowsZoneAsync { get; init; }
+    }
 
     /// <summary>The site the query names is unknown to the caller (404, like a site that does not exist).</summary>
     public sealed class UnknownSiteException(string site) : Exception($"There is no site '{site}'.");
@@ -44,6 +49,8 @@ public sealed class QueryParser
         var site = context.FindSite(publicId) ?? throw new UnknownSiteException(publicId);
 
         var tz = ParseTimeZone(root, site);
+        if (root.TryGetProperty("timezone", out var zone) && zone.ValueKind == JsonValueKind.String && context.EngineKnowsZoneAsync is { } knows && !await knows(tz.Id))
+            throw new QueryException("timezone", $"Unknown time zone '{tz.Id}' (the database does not know it); use an IANA name such as Europe/Berlin.");
         var metrics = ParseMetrics(Required(root, "metrics"));
         var dimensions = Optional(root, "dimensions", out var d) ? ParseDimensions(d) : [];
         var goals = context.ListGoals(site.SiteId);
@@ -99,7 +106,8 @@ public sealed class QueryParser
     {
         if (!root.TryGetProperty("timezone", out var value) || value.ValueKind == JsonValueKind.Null)
             return TimeZoneInfo.FindSystemTimeZoneById(site.TimeZone);
-        if (value.ValueKind != JsonValueKind.String) throw new QueryException("timezone", "timezone must be a string: an IANA zone such as Europe/Berlin.");
+        if (value.ValueKind != JsonValueKind.String || value.GetString()!.Length == 0)
+            throw new QueryException("timezone", "timezone must be a non-empty string: an IANA zone such as Europe/Berlin.");
         try
         {
             return QueryParameters.ParseTimeZone(value.GetString());

@@ -71,6 +71,13 @@ public sealed class ReprocessQueue
         }
     }
 
+    /// <summary>Raised on Rollup's loop once a rebuilt site-day (merchant id, site id, UTC day) is
+    /// active, i.e. readers see the new numbers; never for a dry run. Handlers must return at once
+    /// and never throw: the edge purge notifier only queues the day (src/Host/EdgePurger.cs).</summary>
+    public event Action<long, long, DateOnly>? SiteDayActivated;
+
+    public void OnSiteDayActivated(long merchantId, long siteId, DateOnly day) => SiteDayActivated?.Invoke(merchantId, siteId, day);
+
     public ReprocessJob Enqueue(ReprocessRequest request, ushort logicVersion)
     {
         var job = new ReprocessJob

@@ -7,7 +7,7 @@ namespace Analytics.Rollup.Reprocessing;
 /// <summary>
 /// Rebuilds the derived data of one site-day from events_raw with a given processing-logic
 /// version: enriched events (with visits, sessionized from scratch: visits end at UTC midnight
-/// because the visitor id does) and the minute, hour and day rollups, all under a new
+/// because the visitor id does) and the minute, hour, day and dimension rollups, all under a new
 /// generation. Then it activates that generation with one insert (readers switch from all-old
 /// to all-new at once) and deletes the old generation's rows. A dry run builds the same rows,
 /// measures the difference, and deletes them without activating anything.
@@ -64,9 +64,10 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
         {
             await store.ExecuteAsync(DerivedRows.RollUpStatement(db, table, bucket, generationScope, $"rebuild:{generation}:{table}"), ct);
         }
+        await store.ExecuteAsync(DerivedRows.DimensionRollUpStatement(db, generationScope, $"rebuild:{generation}:{DerivedRows.DimensionTable}"), ct);
 
         var written = new Dictionary<string, long> { ["events_enriched"] = events };
-        foreach (var (table, _) in DerivedRows.Rollups)
+        foreach (var table in DerivedRows.RollupTables)
         {
             var count = await store.QueryRowsAsync(string.Create(CultureInfo.InvariantCulture,
                 $"SELECT count() FROM {db}.{table} WHERE merchant_id = {merchantId} AND site_id = {siteId} AND toDate(bucket) = '{DerivedRows.Day(day)}' AND generation = {generation}"), ct);
@@ -104,7 +105,7 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
         string d = DerivedRows.Day(day);
         string site = string.Create(CultureInfo.InvariantCulture, $"merchant_id = {merchantId} AND site_id = {siteId}");
         await store.ExecuteAsync($"DELETE FROM {db}.events_enriched WHERE {site} AND toDate(received_at) = '{d}' AND {generationFilter}", ct);
-        foreach (var (table, _) in DerivedRows.Rollups)
+        foreach (var table in DerivedRows.RollupTables)
         {
             await store.ExecuteAsync($"DELETE FROM {db}.{table} WHERE {site} AND toDate(bucket) = '{d}' AND {generationFilter}", ct);
         }

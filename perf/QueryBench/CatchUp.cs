@@ -1,0 +1,109 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using Analytics.Contracts.Internal;
+using Analytics.EventLog;
+using Analytics.Rollup;
+using Analytics.Rollup.Reprocessing;
+using Analytics.Store;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Analytics.Perf.QueryBench;
+
+/// <summary>
+/// The real Rollup (RollupWorker) storing a backlog from a local log as fast as it can, as after
+/// an outage or a burst: the load the dashboard's queries compete with for the engine. Each run
+/// reads the same log under its own consumer group into the database given, so runs with and
+/// without the pre-aggregates store the same records.
+/// Processing logic 2 (hand-written rules, no enrichment data): the store's work, which is what
+/// queries compete with, is the same as under logic 3; only the derivation CPU differs.
+/// </summary>
+public sealed class CatchUp(IColumnStore store, string logDirectory, int events) : IAsyncDisposable
+{
+    private static readonly string[] Agents =
+    [
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    ];
+    private static readonly string[] Referrers = ["", "https://www.google.com/", "https://www.bing.com/", "https://t.co/x"];
+
+    private readonly LocalLog _log = LocalLog.Open(logDirectory);
+
+    /// <summary>Writes the backlog: 20 merchants (ids from 10,000,001), 2,000 visitors each in
+    /// visits over the last hour, pageviews and some custom events.</summary>
+    public async Task WriteBacklogAsync(CancellationToken ct)
+    {
+        var random = new Random(7);
+        long start = DateTimeOffset.UtcNow.AddHours(-1).ToUnixTimeMilliseconds();
+        const int Batch = 500;
+        using var buffer = new MemoryStream();
+        var length = new byte[4];
+        for (int i = 0; i < events; i += Batch)
+        {
+            buffer.SetLength(0);
+            int n = Math.Min(Batch, events - i);
+            ulong merchant = 10_000_001 + (ulong)(i / Batch % 20);
+            for (int j = 0; j < n; j++)
+            {
+                int visitor = random.Next(2000);
+                var e = new StoredEvent
+                {
+                    Id = ByteString.CopyFrom(Guid.NewGuid().ToByteArray()),
+                    MerchantId = merchant,
+                    SiteId = merchant,
+                    ReceivedMs = start + (long)(i + j) * 3_600_000 / events,
+                    ClientTimeMs = start,
+                    Name = random.Next(10) == 0 ? "signup" : "pageview",
+                    Url = $"https://shop{merchant}.example/p/{random.Next(500)}" + (random.Next(8) == 0 ? "?utm_source=newsletter&utm_campaign=w1" : ""),
+                    Referrer = Referrers[visitor % Referrers.Length],
+                    ScreenWidth = 1280,
+                    VisitorId = (ulong)visitor * 0x9E3779B97F4A7C15UL + merchant,
+                    IpPrefix = "203.0.113.0/24",
+                    UserAgent = Agents[visitor % Agents.Length],
+                    Country = "DE",
+                };
+                var bytes = e.ToByteArray();
+                BinaryPrimitives.WriteInt32LittleEndian(length, bytes.Length);
+                buffer.Write(length);
+                buffer.Write(bytes);
+            }
+            await _log.AppendAsync(merchant, buffer.ToArray(), n, ct);
+        }
+    }
+
+    /// <summary>Stores the whole backlog into <paramref name="database"/> under consumer group
+    /// <paramref name="group"/>; <paramref name="whileRunning"/> runs beside it and is cancelled
+    /// when the backlog is stored. Returns events per second.</summary>
+    public async Task<double> RunAsync(string database, string group, bool preAggregates, Func<CancellationToken, Task>? whileRunning, CancellationToken ct)
+    {
+        var dir = Path.Combine(Path.GetDirectoryName(logDirectory)!, "rollup-" + group);
+        var options = new RollupOptions
+        {
+            Database = database,
+            ConsumerGroup = group,
+            QuarantineDirectory = Path.Combine(dir, "quarantine"),
+            LogicVersion = 2,
+            PreAggregates = preAggregates,
+        };
+        var status = new RollupStatus();
+        using var worker = new RollupWorker(_log, store, options, ProcessingLogic.WithoutData, status, new ReprocessQueue(Path.Combine(dir, "jobs")),
+            NullLogger<RollupWorker>.Instance);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var sw = Stopwatch.StartNew();
+        await worker.StartAsync(ct);
+        var beside = whileRunning is null ? Task.CompletedTask : whileRunning(stop.Token);
+        while (status.EventsStored < events)
+        {
+            if (sw.Elapsed > TimeSpan.FromMinutes(10)) throw new TimeoutException($"Rollup stored {status.EventsStored} of {events} events in 10 minutes ({status.LastError})");
+            await Task.Delay(20, ct);
+        }
+        double seconds = sw.Elapsed.TotalSeconds;
+        await stop.CancelAsync();
+        try { await beside; } catch (OperationCanceledException) { }
+        await worker.StopAsync(CancellationToken.None);
+        return events / seconds;
+    }
+
+    public ValueTask DisposeAsync() => _log.DisposeAsync();
+}

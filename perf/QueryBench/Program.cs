@@ -1,0 +1,201 @@
+// The query API's dashboard questions on a generated history, in one run (docs/query-performance.md):
+//   1. the data set (Dataset.cs) written into a fresh embedded engine, with the rollups Rollup builds;
+//   2. each question for the largest and a typical merchant, answered by the query engine of
+//      POST /v1/query with the planner in front (pre-aggregates where exact) and without it (its
+//      scan of events_enriched), alternately, idle: p50/p95 of each, their ratio, and whether the
+//      two answers (the JSON the API returns) are the same;
+//   3. Rollup catching up a backlog (CatchUp.cs) without and with the pre-aggregates, events/s
+//      (what stamping visit entries and the dimension rollup cost Rollup);
+//   4. the pre-aggregated questions of the largest merchant again while Rollup catches up: p95
+//      and its ratio to idle.
+// Exit code 1 when a pre-aggregated answer differs from its scan, or a part fails; timings are
+// never asserted (perf/README.md: targets are written down, not failed).
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Analytics.Perf.QueryBench;
+using Analytics.QueryService.PreAggregates;
+using Analytics.QueryService.Query;
+using Analytics.Store;
+
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+bool smoke = args.Contains("--smoke");
+// Smoke: a month of history, so the generator writes few partitions and the run takes seconds.
+long events = Option("--events", smoke ? 100_000 : 20_000_000);
+int merchants = (int)Option("--merchants", smoke ? 300 : 100_000);
+int days = (int)Option("--days", smoke ? 31 : 395);
+int iterations = (int)Option("--iterations", smoke ? 3 : 30);
+int backlog = (int)Option("--backlog", smoke ? 20_000 : 1_000_000);
+string? json = OptionText("--json");
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 1000000] [--json FILE]");
+    return 0;
+}
+
+var root = Path.Combine(Path.GetTempPath(), "analytics-query-bench-" + Guid.NewGuid().ToString("N"));
+var engine = ChDbEngine.Open(Path.Combine(root, "chdb"));
+var store = new EmbeddedColumnStore(engine);
+var ct = CancellationToken.None;
+var failures = new List<string>();
+try
+{
+    string schemas = Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse");
+    foreach (var db in new[] { "bench", "catchup_base", "catchup_pre" }) await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);
+
+    var dataset = new Dataset(store, "bench", events, merchants, days);
+    Console.WriteLine($"generating {events:N0} events over {merchants:N0} merchants and {days} days, {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+    var (stored, genSeconds, rollupSeconds) = await dataset.GenerateAsync(ct);
+    Console.WriteLine($"stored {stored:N0} enriched events in {genSeconds:F1} s, rolled up in {rollupSeconds:F1} s");
+    var sizes = await store.QueryRowsAsync("SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = 'bench' AND active GROUP BY table ORDER BY table", ct);
+    foreach (var row in sizes) Console.WriteLine($"  {row[0].GetString(),-16} {row[1].GetInt64(),14:N0} rows {row[2].GetInt64() / 1048576.0,10:F1} MiB");
+
+    int typical = dataset.TypicalMerchant();
+    var subjects = new List<(string Label, ulong Merchant)> { ("largest", 1UL), ("typical", (ulong)typical) };
+    var counts = new Dictionary<ulong, (long All, long Last30)>();
+    foreach (var (_, m) in subjects)
+    {
+        var c = await store.QueryRowsAsync(string.Create(CultureInfo.InvariantCulture,
+            $"SELECT count(), countIf(received_at >= toDateTime('{DerivedDay(dataset.LastDay.AddDays(-29))}', 'UTC')) FROM bench.events_enriched WHERE merchant_id = {m}"), ct);
+        counts[m] = (c[0][0].GetInt64(), c[0][1].GetInt64());
+        Console.WriteLine($"merchant {m}: {counts[m].All:N0} events, {counts[m].Last30:N0} in the last 30 days");
+    }
+
+    // Idle: the query engine with the planner and without it (the scan every query falls back
+    // to), alternately, so drift in the machine's load hits both alike.
+    var planned = new QueryEngine(store, "bench");
+    var scanning = new QueryEngine(store, "bench") { UsePreAggregates = false };
+    var results = new List<Result>();
+    foreach (var (label, merchant) in subjects)
+    {
+        foreach (var question in Questions.For("bench", merchant, dataset.LastDay))
+        {
+            if (question.Planned && NormalQueryPlanner.TryPlanRaw(question.Query!, "bench", 10, out var reason) is null)
+                throw new InvalidOperationException($"{question.Name}: the planner fell back ({reason})");
+            var pre = new List<double>();
+            var scan = new List<double>();
+            bool? same = null;
+            for (int i = -1; i < iterations; i++)
+            {
+                string? answer = null;
+                if (question.Planned)
+                {
+                    var sw = Stopwatch.StartNew();
+                    answer = (await planned.AnswerAsync(question.Query!, ct)).ToJsonString();
+                    if (i >= 0) pre.Add(sw.Elapsed.TotalMilliseconds);
+                }
+                var watch = Stopwatch.StartNew();
+                string scanned = question.Query is not null
+                    ? (await scanning.AnswerAsync(question.Query, ct)).ToJsonString()
+                    : (await store.QueryRowsAsync(question.Sql!, ct)).Count.ToString(CultureInfo.InvariantCulture);
+                if (i >= 0) scan.Add(watch.Elapsed.TotalMilliseconds);
+                if (i == -1 && answer is not null)
+                {
+                    same = answer == scanned;
+                    if (same == false) failures.Add($"{label} merchant, {question.Name}: the pre-aggregated answer differs from the scan");
+                }
+            }
+            results.Add(new Result(label, merchant, question.Name, question.Planned, pre, scan, same));
+            Console.WriteLine($"  {label,-8} {question.Name,-80} pre p95 {P(pre, 95),8:F1} ms   scan p95 {P(scan, 95),8:F1} ms");
+        }
+    }
+
+    // Rollup catching up: without, then with the pre-aggregates, then with them while the
+    // largest merchant's pre-aggregated questions run back to back.
+    await using var catchUp = new CatchUp(store, Path.Combine(root, "log"), backlog);
+    await catchUp.WriteBacklogAsync(ct);
+    double baseRate = await catchUp.RunAsync("catchup_base", "base", preAggregates: false, null, ct);
+    double preRate = await catchUp.RunAsync("catchup_pre", "pre", preAggregates: true, null, ct);
+    Console.WriteLine($"Rollup catch-up of {backlog:N0} events: {baseRate:N0} events/s without pre-aggregates, {preRate:N0} with ({preRate / baseRate:F2}x)");
+    var busy = results.Where(r => r.Label == "largest" && r.Planned).ToDictionary(r => r.Question, _ => new List<double>());
+    var largest = Questions.For("bench", 1, dataset.LastDay).Where(q => q.Planned).ToList();
+    double liveRate = await catchUp.RunAsync("bench", "live", preAggregates: true, async stop =>
+    {
+        for (int i = 0; !stop.IsCancellationRequested; i++)
+        {
+            var q = largest[i % largest.Count];
+            var sw = Stopwatch.StartNew();
+            await planned.AnswerAsync(q.Query!, CancellationToken.None);
+            busy[q.Name].Add(sw.Elapsed.TotalMilliseconds);
+        }
+    }, ct);
+    Console.WriteLine($"Rollup catch-up beside the queries: {liveRate:N0} events/s");
+
+    var md = new StringBuilder();
+    md.AppendLine(CultureInfo.InvariantCulture, $"Data set: {stored:N0} enriched events, {merchants:N0} merchants, {days} days (generated in {genSeconds:F0} s, rolled up in {rollupSeconds:F0} s); ");
+    md.AppendLine(CultureInfo.InvariantCulture, $"largest merchant 1: {counts[1].All:N0} events ({counts[1].Last30:N0} in the 30 days asked); typical (events-weighted median) merchant {typical}: {counts[(ulong)typical].All:N0} ({counts[(ulong)typical].Last30:N0}). ");
+    md.AppendLine(CultureInfo.InvariantCulture, $"{iterations} runs per question after one warm-up, with and without the planner alternately (QueryEngine.AnswerAsync, the JSON of POST /v1/query). Under catch-up: Rollup storing a backlog of {backlog:N0} events at full speed ({liveRate:N0} events/s beside the queries).");
+    md.AppendLine();
+    md.AppendLine("| merchant | question | pre-agg p50 ms | pre-agg p95 ms | scan p50 ms | scan p95 ms | scan / pre-agg (p50) | same answer | pre-agg p95 under catch-up ms | under catch-up / idle (p95) |");
+    md.AppendLine("|---|---|---:|---:|---:|---:|---:|---|---:|---:|");
+    foreach (var r in results)
+    {
+        string busyP95 = "", ratio = "";
+        if (r.Label == "largest" && r.Planned && busy[r.Question].Count > 0)
+        {
+            busyP95 = P(busy[r.Question], 95).ToString("F1", CultureInfo.InvariantCulture);
+            ratio = (P(busy[r.Question], 95) / P(r.Pre, 95)).ToString("F2", CultureInfo.InvariantCulture) + "x";
+        }
+        md.AppendLine(CultureInfo.InvariantCulture,
+            $"| {r.Label} ({r.Merchant}) | {r.Question} | {(r.Planned ? P(r.Pre, 50).ToString("F1", CultureInfo.InvariantCulture) : "fallback")} | {(r.Planned ? P(r.Pre, 95).ToString("F1", CultureInfo.InvariantCulture) : "")} " +
+            $"| {P(r.Scan, 50):F1} | {P(r.Scan, 95):F1} | {(r.Planned ? (P(r.Scan, 50) / P(r.Pre, 50)).ToString("F1", CultureInfo.InvariantCulture) + "x" : "")} | {(r.Same is null ? "" : r.Same.Value ? "yes" : "**no**")} | {busyP95} | {ratio} |");
+    }
+    md.AppendLine();
+    md.AppendLine(CultureInfo.InvariantCulture, $"Rollup catch-up, the same {backlog:N0}-event backlog, no queries beside it: {baseRate:N0} events/s without the pre-aggregates (no entry stamping, no dimension rollup), {preRate:N0} with them: {preRate / baseRate:F2}x.");
+    Console.WriteLine();
+    Console.Write(md.ToString());
+    if (json is not null)
+    {
+        await File.WriteAllTextAsync(json, JsonSerializer.Serialize(new
+        {
+            kind = "query-bench",
+            date = DateTime.UtcNow,
+            events = stored,
+            merchants,
+            days,
+            iterations,
+            backlog,
+            catchUpEventsPerSecond = new { without = baseRate, with = preRate, besideQueries = liveRate },
+            failures,
+            markdown = md.ToString(),
+        }, new JsonSerializerOptions { WriteIndented = true }), ct);
+    }
+}
+catch (Exception e)
+{
+    failures.Add(e.Message);
+    Console.Error.WriteLine(e);
+}
+finally
+{
+    // The engine first: its files go with the directory.
+    engine.Dispose();
+    try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+}
+foreach (var f in failures) Console.Error.WriteLine("FAILED: " + f);
+return failures.Count == 0 ? 0 : 1;
+
+static string DerivedDay(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+static double P(List<double> values, int percentile)
+{
+    if (values.Count == 0) return double.NaN;
+    var sorted = values.Order().ToList();
+    return sorted[Math.Clamp((int)Math.Ceiling(percentile / 100.0 * sorted.Count) - 1, 0, sorted.Count - 1)];
+}
+
+long Option(string name, long fallback)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? long.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
+}
+
+string? OptionText(string name)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
+
+internal sealed record Result(string Label, ulong Merchant, string Question, bool Planned, List<double> Pre, List<double> Scan, bool? Same);

@@ -1,0 +1,50 @@
+using System.Globalization;
+using Analytics.QueryService.Query;
+
+namespace Analytics.Perf.QueryBench;
+
+/// <summary>
+/// One dashboard question: a POST /v1/query query after normalisation, answered by the query
+/// engine with the planner in front (pre-aggregates where exact) and without it (the scan of
+/// events_enriched every query falls back to); or, for the funnel, which the query API does not
+/// pre-aggregate, one scan statement.
+/// </summary>
+public sealed record Question(string Name, NormalQuery? Query, string? Sql = null, bool Planned = true);
+
+public static class Questions
+{
+    /// <summary>The dashboard's questions over the last 30 whole UTC days of one site.</summary>
+    public static IReadOnlyList<Question> For(string db, ulong merchant, DateOnly lastDay)
+    {
+        var to = new DateTimeOffset(lastDay.AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
+        var from = to.AddDays(-30);
+        NormalQuery Q(string[] metrics, string[] dimensions, FilterLeaf[]? filters = null, int limit = 10_000, bool timeLabels = false) => new(
+            (long)merchant, (long)merchant, "bench", from, to, TimeZoneInfo.Utc, metrics,
+            dimensions.Select(d => QueryVocabulary.ParseDimension(d)!).ToList(),
+            filters is null || filters.Length == 0 ? null : filters.Length == 1 ? filters[0] : new FilterAnd(filters),
+            dimensions.Any(d => d.StartsWith("time:", StringComparison.Ordinal)) ? [new(dimensions[0], false)] : [new(metrics[0], true)],
+            limit, 0, timeLabels, null, [], "30d");
+        static FilterLeaf Is(string dimension, string value, string op = "is") => new(op, QueryVocabulary.ParseDimension(dimension)!, [value], true, "filters");
+        string scope = string.Create(CultureInfo.InvariantCulture,
+            $"e.merchant_id = {merchant} AND e.site_id = {merchant} AND e.received_at >= fromUnixTimestamp64Milli({from.ToUnixTimeMilliseconds()}, 'UTC') " +
+            $"AND e.received_at < fromUnixTimestamp64Milli({to.ToUnixTimeMilliseconds()}, 'UTC') AND e.generation = a.active_generation AND e.is_bot = 0");
+        string source = string.Create(CultureInfo.InvariantCulture,
+            $"{db}.events_enriched AS e LEFT JOIN (SELECT day, argMax(generation, activated_at) AS active_generation FROM {db}.generations " +
+            $"WHERE merchant_id = {merchant} AND site_id = {merchant} GROUP BY day) AS a ON toDate(e.received_at) = a.day");
+        return
+        [
+            new("main graph: visitors, visits, pageviews, views per visit by day", Q(["visitors", "visits", "pageviews", "views_per_visit"], ["time:day"], timeLabels: true)),
+            new("top pages: visitors, pageviews (top 10)", Q(["visitors", "pageviews"], ["page"], limit: 10)),
+            new("sources: visitors, visits, share (top 10)", Q(["visitors", "visits", "percentage"], ["source"], limit: 10)),
+            new("countries: visitors (top 10)", Q(["visitors"], ["country"], limit: 10)),
+            new("devices: visitors, visits", Q(["visitors", "visits"], ["device"])),
+            new("filtered: source Google, visitors, visits, pageviews by day", Q(["visitors", "visits", "pageviews"], ["time:day"], [Is("source", "Google")])),
+            new("arbitrary filter: top pages, country DE, Mobile, path contains /p/1", Q(["visitors", "pageviews"], ["page"],
+                [Is("country", "DE"), Is("device", "Mobile"), Is("page", "/p/1", "contains")], limit: 10), Planned: false),
+            new("funnel: pageview → /p/1 → add_to_cart → purchase in 30 min (windowFunnel scan)", null,
+                $"SELECT level, count() FROM (SELECT e.visitor_id, windowFunnel(1800)(toDateTime(e.received_at), e.name = 'pageview', " +
+                $"e.pathname = '/p/1', e.name = 'add_to_cart', e.name = 'purchase') AS level FROM {source} WHERE {scope} GROUP BY e.visitor_id) " +
+                "GROUP BY level ORDER BY level", Planned: false),
+        ];
+    }
+}

@@ -1,0 +1,201 @@
+using System.Globalization;
+using System.Text;
+using Analytics.Store;
+
+namespace Analytics.QueryService.PreAggregates;
+
+/// <summary>
+/// Decides whether a query can be answered exactly from the dimension rollup
+/// (rollup_dims_day, schemas/clickhouse/010) and writes that SQL; otherwise says why not, and
+/// the caller scans enriched events. Exact means the same numbers as the scan, under the
+/// contract's definitions, not an approximation:
+/// - The range is whole UTC days, and a time dimension is time:day, time:week or time:month in a
+///   zone that is UTC all year: the table's buckets are UTC days. (Visits end at UTC midnight, so over whole UTC
+///   days every visit is whole, its first event is its entry, and visit_starts counts it once.)
+/// - At most one non-time dimension, one the table holds; filters are `is` (case-sensitive) on
+///   that same dimension, or, without one, all on one dimension the table holds.
+/// - Metrics: visitors (exact uniqExact states), pageviews, events, percentage; visits and
+///   views_per_visit only where visits are whole in a row (no event dimension or event-dimension
+///   filter); bots with event dimensions only. Anything else (bounce_rate, visit_duration,
+///   time_on_page, revenue, goals, entry/exit page, other operators, two dimensions…) falls back.
+/// - entry_page is not held: the contract takes it from the visit's first pageview, which a
+///   stamp written as events arrive cannot know when a visit starts with another event.
+/// Every statement filters on the merchant and site of the query (never from the request) and
+/// counts only each day's active generation, like every other reader.
+/// </summary>
+public static class PreAggregatePlanner
+{
+    public const string Table = "rollup_dims_day";
+
+    public static readonly IReadOnlySet<string> EventDimensions = new HashSet<string> { "page", "hostname", "event" };
+
+    public static readonly IReadOnlySet<string> VisitDimensions = new HashSet<string>
+    {
+        "source", "channel", "utm_source", "utm_medium", "utm_campaign", "country", "region", "city", "device", "browser", "os",
+    };
+
+    private static readonly HashSet<string> PeopleMetrics = ["visitors", "pageviews", "events", "visits", "views_per_visit", "percentage"];
+
+    /// <summary>The plan: SQL returning the answer's rows (dimensions, metrics, total rows), or null and the reason.</summary>
+    public static string? TryPlan(PreAggregateQuery q, string database, out string reason) => Plan(q, database, raw: false, 0, out reason);
+
+    /// <summary>The plan for QueryEngine: SQL returning the dimensions and QuerySql.RawColumns
+    /// (the scan's raw counts) for every row, unordered; null and the reason when not exact.</summary>
+    public static string? TryPlanRaw(PreAggregateQuery q, string database, double maxExecutionSeconds, out string reason) =>
+        Plan(q, database, raw: true, maxExecutionSeconds, out reason);
+
+    private static readonly Dictionary<string, string> TimeLabels = new()
+    {
+        ["time:day"] = "toString(bucket)",
+        ["time:week"] = "toString(toMonday(bucket))",
+        ["time:month"] = "toString(toStartOfMonth(bucket))",
+    };
+
+    private static string? Plan(PreAggregateQuery q, string database, bool raw, double maxExecutionSeconds, out string reason)
+    {
+        reason = "";
+        if (!WholeUtcDays(q.From) || !WholeUtcDays(q.To) || q.To <= q.From) return No(out reason, "the range is not whole UTC days");
+        var time = q.Dimensions.Where(d => d.StartsWith("time:", StringComparison.Ordinal)).ToList();
+        var plain = q.Dimensions.Where(d => !d.StartsWith("time:", StringComparison.Ordinal)).ToList();
+        if (time.Count > 1) return No(out reason, "two time dimensions");
+        if (time.Count == 1 && (!TimeLabels.ContainsKey(time[0]) || !AlwaysUtc(q.TimeZone)))
+            return No(out reason, "time buckets other than UTC days, weeks or months");
+        if (plain.Count > 1) return No(out reason, "more than one non-time dimension");
+        string? dimension = plain.Count == 1 ? plain[0] : null;
+        if (dimension is not null && !Holds(dimension)) return No(out reason, $"dimension {dimension} is not pre-aggregated");
+
+        string? filtered = null;
+        HashSet<string>? values = null;
+        foreach (var f in q.Filters)
+        {
+            if (f.Operator != "is" || !f.CaseSensitive) return No(out reason, $"filter operator {f.Operator}");
+            if (!Holds(f.Dimension)) return No(out reason, $"filter on {f.Dimension}");
+            if (filtered is not null && filtered != f.Dimension) return No(out reason, "filters on two dimensions");
+            filtered = f.Dimension;
+            values = values is null ? [.. f.Values] : [.. values.Intersect(f.Values)];
+        }
+        if (dimension is not null && filtered is not null && filtered != dimension) return No(out reason, "a filter on another dimension than the one grouped by");
+
+        bool eventScope = (dimension ?? filtered) is { } scoped && EventDimensions.Contains(scoped);
+        bool bots = q.Metrics.Contains("bots");
+        if (bots && (dimension ?? filtered) is { } bd && VisitDimensions.Contains(bd)) return No(out reason, "bots with a visit dimension");
+        foreach (var m in q.Metrics)
+        {
+            if (m != "bots" && !PeopleMetrics.Contains(m)) return No(out reason, $"metric {m} is not pre-aggregated");
+            if (eventScope && m is "visits" or "views_per_visit") return No(out reason, $"{m} with an event dimension or filter");
+            if (m == "percentage" && dimension is null) return No(out reason, "percentage without a non-time dimension");
+        }
+
+        string source = dimension ?? filtered ?? "";
+        var where = new StringBuilder(string.Create(CultureInfo.InvariantCulture,
+            $"merchant_id = {q.MerchantId} AND site_id = {q.SiteId} AND dimension = {ClickHouseSql.StringLiteral(source)} " +
+            $"AND bucket >= toDate('{q.From.UtcDateTime:yyyy-MM-dd}') AND bucket < toDate('{q.To.UtcDateTime:yyyy-MM-dd}') " +
+            $"AND generation = active.active_generation"));
+        if (values is not null)
+        {
+            string list = values.Count == 0 ? "NULL" : string.Join(", ", values.Order(StringComparer.Ordinal).Select(ClickHouseSql.StringLiteral));
+            where.Append(" AND value IN (").Append(list).Append(')');
+        }
+
+        var select = new List<string>();
+        var group = new List<string>();
+        for (int i = 0; i < q.Dimensions.Count; i++)
+        {
+            string expr = q.Dimensions[i].StartsWith("time:", StringComparison.Ordinal) ? TimeLabels[q.Dimensions[i]] : "value";
+            select.Add($"{expr} AS d{i}");
+            group.Add($"d{i}");
+        }
+        string join = string.Create(CultureInfo.InvariantCulture,
+            $"LEFT JOIN (SELECT day, argMax(generation, activated_at) AS active_generation FROM {database}.generations " +
+            $"WHERE merchant_id = {q.MerchantId} AND site_id = {q.SiteId} GROUP BY day) AS active ON bucket = active.day");
+        if (!raw)
+        {
+            for (int i = 0; i < q.Metrics.Count; i++) select.Add($"{MetricExpression(q.Metrics[i], database, join, where.ToString())} AS m{i}");
+        }
+        // A row exists where the selected events do: people's, and bots' too when bots are
+        // asked for (rows of one kind hold zeros for the other), as in the scan of
+        // events_enriched. Without dimensions there is always one row.
+        string having = bots ? "(uniqExactMerge(visitors) > 0 OR sum(bots) > 0)" : "uniqExactMerge(visitors) > 0";
+        if (raw)
+        {
+            // The raw columns of QuerySql.RawColumns, so QueryEngine turns them into metrics as it
+            // does the scan's. visit_pageviews is the row's pageviews: where visits are planned
+            // they are whole in the row. What the table does not hold is never planned (0 here).
+            string rawColumns = "uniqExactMerge(visitors), sum(visit_starts), sum(pageviews), sum(events), 0, sum(bots), sum(pageviews), 0, 0, 0, 0, ([], []), ([], [])";
+            string grouping = group.Count > 0 ? $" GROUP BY {string.Join(", ", group)} HAVING {having}" : "";
+            string limit = maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture);
+            return $"SELECT {string.Concat(select.Select(x => x + ", "))}{rawColumns} FROM {database}.{Table} {join} WHERE {where}{grouping} SETTINGS max_execution_time = {limit}";
+        }
+
+        var order = new List<string>();
+        foreach (var (key, descending) in q.OrderBy)
+        {
+            int m = IndexOf(q.Metrics, key), d = IndexOf(q.Dimensions, key);
+            if (m < 0 && d < 0) return No(out reason, $"order by {key}");
+            order.Add((m >= 0 ? $"m{m}" : $"d{d}") + (descending ? " DESC" : " ASC"));
+        }
+        if (q.OrderBy.Count == 0)
+            order.Add(time.Count == 1 ? $"d{IndexOf(q.Dimensions, time[0])} ASC" : "m0 DESC");
+        order.AddRange(group.Select(g => g + " ASC"));
+
+        reason = "";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"SELECT {string.Join(", ", select)}, count() OVER () AS total_rows FROM {database}.{Table} {join} " +
+            $"WHERE {where} {(group.Count > 0 ? $"GROUP BY {string.Join(", ", group)} HAVING {having}" : "")} " +
+            $"ORDER BY {string.Join(", ", order)} LIMIT {q.Limit} OFFSET {q.Offset}");
+    }
+
+    private static string MetricExpression(string metric, string database, string join, string where) => metric switch
+    {
+        "visitors" => "uniqExactMerge(visitors)",
+        "pageviews" => "sum(pageviews)",
+        "events" => "sum(events)",
+        "visits" => "sum(visit_starts)",
+        "views_per_visit" => "round(if(sum(visit_starts) = 0, 0, sum(pageviews) / sum(visit_starts)), 2)",
+        "bots" => "sum(bots)",
+        // The visitors of the same query without dimensions: the same rows merged into one set.
+        "percentage" => $"round(uniqExactMerge(visitors) * 100 / (SELECT uniqExactMerge(visitors) FROM {database}.{Table} {join} WHERE {where}), 1)",
+        _ => throw new InvalidOperationException($"unplanned metric {metric}"),
+    };
+
+    private static bool Holds(string dimension) => EventDimensions.Contains(dimension) || VisitDimensions.Contains(dimension);
+
+    private static bool WholeUtcDays(DateTimeOffset t) => t.UtcTicks % TimeSpan.TicksPerDay == 0;
+
+    private static bool AlwaysUtc(TimeZoneInfo tz) => tz.BaseUtcOffset == TimeSpan.Zero && !tz.SupportsDaylightSavingTime;
+
+    private static int IndexOf(IReadOnlyList<string> list, string key)
+    {
+        for (int i = 0; i < list.Count; i++) if (list[i] == key) return i;
+        return -1;
+    }
+
+    private static string? No(out string reason, string why)
+    {
+        reason = why;
+        return null;
+    }
+}
+
+/// <summary>The planner in front of the query API's builder (QuerySql): a NormalQuery in its terms.</summary>
+public static class NormalQueryPlanner
+{
+    /// <summary>SQL answering <paramref name="q"/>'s raw rows from the dimension rollup, or null
+    /// (and why) when only a scan of events_enriched answers it exactly.</summary>
+    public static string? TryPlanRaw(Query.NormalQuery q, string database, double maxExecutionSeconds, out string reason)
+    {
+        var filters = new List<QueryFilter>();
+        foreach (var filter in q.Filter switch { null => [], Query.FilterAnd and => and.Children, var f => [f] })
+        {
+            if (filter is not Query.FilterLeaf leaf)
+            {
+                reason = "or/not filters";
+                return null;
+            }
+            filters.Add(new QueryFilter(leaf.Operator, leaf.Dimension.Name, leaf.Values, leaf.CaseSensitive));
+        }
+        var query = new PreAggregateQuery((ulong)q.MerchantId, (ulong)q.SiteId, q.From, q.To, q.TimeZone, q.Metrics,
+            q.Dimensions.Select(d => d.Name).ToList(), filters);
+        return PreAggregatePlanner.TryPlanRaw(query, database, maxExecutionSeconds, out reason);
+    }
+}

@@ -1,0 +1,55 @@
+using System.Text.Json.Nodes;
+using Analytics.QueryApi.Tests.Oracle;
+using static Analytics.QueryApi.Tests.Oracle.OracleFixture;
+
+namespace Analytics.QueryApi.Tests;
+
+/// <summary>Comparisons: the earlier range the contract names, its values and the change in %
+/// or in points, exact against the oracle.</summary>
+[Collection(OracleCollection.Name)]
+public class OracleComparisonTests(OracleFixture data)
+{
+    private static readonly string[] Metrics = ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "total_revenue"];
+
+    private static JsonObject Compare(JsonObject q, string mode, bool matchDayOfWeek = false, string[]? custom = null)
+    {
+        var c = new JsonObject { ["mode"] = mode, ["match_day_of_week"] = matchDayOfWeek };
+        if (custom is not null) c["date_range"] = new JsonArray(custom[0], custom[1]);
+        q["include"] = new JsonObject { ["comparisons"] = c };
+        return q;
+    }
+
+    [Theory]
+    [InlineData("2026-11-01", "2026-11-02", "UTC", false)]
+    [InlineData("2026-11-01", "2026-11-02", "UTC", true)]
+    [InlineData("2026-10-31", "2026-11-02", "Europe/Berlin", false)]
+    [InlineData("2026-11-01", "2026-11-02", "America/New_York", true)]
+    [InlineData("2026-10-26", "2026-10-26", "Asia/Kolkata", false)]
+    public Task The_previous_period_and_the_change_equal_the_oracle(string from, string to, string tz, bool matchDayOfWeek) =>
+        data.AssertAgreesAsync(Compare(Query(from, to, tz, Metrics), "previous_period", matchDayOfWeek));
+
+    [Theory]
+    [InlineData("2026-10-25", "2026-10-26", "Europe/Berlin")]
+    [InlineData("2026-11-01", "2026-11-02", "UTC")]
+    public Task Year_over_year_compares_the_same_dates_a_year_earlier(string from, string to, string tz) =>
+        data.AssertAgreesAsync(Compare(Query(from, to, tz, Metrics), "year_over_year"));
+
+    [Fact]
+    public Task A_custom_comparison_range_equals_the_oracle() =>
+        data.AssertAgreesAsync(Compare(Query("2026-10-30", "2026-11-02", "UTC", Metrics), "custom", custom: ["2026-10-24", "2026-10-27"]));
+
+    [Theory]
+    [InlineData("time:day", "previous_period", true)]
+    [InlineData("time:hour", "previous_period", false)]
+    [InlineData("time:day", "year_over_year", false)]
+    public Task Time_rows_are_compared_by_position(string dimension, string mode, bool matchDayOfWeek)
+    {
+        var q = Compare(Query("2026-11-01", "2026-11-02", "Europe/Berlin", ["visitors", "pageviews", "bounce_rate"], [dimension]), mode, matchDayOfWeek);
+        q["include"]!["time_labels"] = true;
+        return data.AssertAgreesAsync(q);
+    }
+
+    [Fact]
+    public Task Breakdown_rows_are_compared_by_their_dimension_values() =>
+        data.AssertAgreesAsync(Compare(Query("2026-10-30", "2026-11-02", "UTC", ["visitors", "pageviews", "percentage"], ["country"]), "previous_period"));
+}
