@@ -20,23 +20,49 @@ public static class FreshnessProbe
 {
     public sealed record Result(int Samples, double P50Ms, double P99Ms, double MaxMs, long EventsSent);
 
-    public static async Task<Result> RunAsync(HttpClient http, Uri baseAddress, string dataDirectory, CancellationToken stop)
+    /// <summary>A probe ready to send: its token, its own site and an open socket.</summary>
+    public sealed class Prepared(string token, string siteId, string siteKey, ClientWebSocket socket) : IDisposable
+    {
+        public string Token => token;
+        public string SiteId => siteId;
+        public string SiteKey => siteKey;
+        public ClientWebSocket Socket => socket;
+        public void Dispose() => socket.Dispose();
+    }
+
+    /// <summary>Everything before the first sample, done before the phase starts: on a busy machine
+    /// the token, the site and the connection can take longer than a short (smoke) phase.</summary>
+    public static async Task<Prepared> PrepareAsync(HttpClient http, Uri baseAddress, string dataDirectory, CancellationToken ct)
     {
         // The probe's site belongs to the admin client's own merchant: a token reads only its merchant's sites.
-        var (token, merchantId) = await AdminClient.TokenAsync(http, baseAddress, dataDirectory, stop);
+        var (token, merchantId) = await AdminClient.TokenAsync(http, baseAddress, dataDirectory, ct);
         using var create = new HttpRequestMessage(HttpMethod.Post, new Uri(baseAddress, "/admin/sites"))
         {
             Content = JsonContent.Create(new { merchantId, domain = "probe.example" }),
         };
         create.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        var site = JsonDocument.Parse(await (await http.SendAsync(create, stop)).Content.ReadAsStringAsync(stop)).RootElement;
+        var site = JsonDocument.Parse(await (await http.SendAsync(create, ct)).Content.ReadAsStringAsync(ct)).RootElement;
         string siteId = site.GetProperty("id").GetString()!;
         string siteKey = site.GetProperty("siteKey").GetString()!;
 
         var ws = new UriBuilder(baseAddress) { Scheme = "ws", Path = "/v1/ws" }.Uri;
-        using var socket = new ClientWebSocket();
+        var socket = new ClientWebSocket();
         socket.Options.SetRequestHeader("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36 freshness-probe");
-        await socket.ConnectAsync(ws, stop);
+        try
+        {
+            await socket.ConnectAsync(ws, ct);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return new Prepared(token, siteId, siteKey, socket);
+    }
+
+    public static async Task<Result> RunAsync(Prepared probe, HttpClient http, Uri baseAddress, CancellationToken stop)
+    {
+        var (token, siteId, siteKey, socket) = (probe.Token, probe.SiteId, probe.SiteKey, probe.Socket);
         var samples = new List<double>();
         var buffer = new byte[4096];
         string day = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);

@@ -102,9 +102,10 @@ try
         }
         Console.Error.WriteLine($"{name}: {options.Seconds:0.#} s against {endpoint.Uri}");
         using var probeStop = CancellationTokenSource.CreateLinkedTokenSource(cancel.Token);
-        var probe = options.Freshness && reply == ReplyKind.Ack && server is not null
-            ? FreshnessProbe.RunAsync(http, baseAddress, server.DataDirectory, probeStop.Token)
+        using var prepared = options.Freshness && reply == ReplyKind.Ack && server is not null
+            ? await FreshnessProbe.PrepareAsync(http, baseAddress, server.DataDirectory, cancel.Token)
             : null;
+        var probe = prepared is not null ? FreshnessProbe.RunAsync(prepared, http, baseAddress, probeStop.Token) : null;
         var result = await LoadPhase.RunAsync(new PhaseSpec(name, endpoint.Uri, reply, transport, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Seconds), paced), pool, metrics, cancel.Token);
         if (probe is not null)
         {
