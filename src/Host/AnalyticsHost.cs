@@ -201,6 +201,8 @@ public static class AnalyticsHost
         services.AddAnalyticsTelemetry(settings.Telemetry);
 
         var app = builder.Build();
+        // The server store is opened before the host exists; its retries log through the host's loggers.
+        if (server is not null) server.Logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ClickHouseServerStore>();
         // First: everything after it (ingest's ClientInfo above all) sees the client's address.
         app.UseTrustedProxies(settings.TrustedProxies);
         app.UseApiConventions();

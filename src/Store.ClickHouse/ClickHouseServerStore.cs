@@ -33,11 +33,16 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using ClickHouse.Driver;
 using ClickHouse.Driver.ADO;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Analytics.Store.ClickHouse;
 
-public sealed class ClickHouseServerStore : IColumnStore, IDisposable
+public sealed partial class ClickHouseServerStore : IColumnStore, IDisposable
 {
+    /// <summary>Where retried failures are logged (the host sets it); the final failure is the caller's to log.</summary>
+    public ILogger Logger { get; set; } = NullLogger.Instance;
+
     /// <summary>ClickHouse error codes worth another attempt: the same statement may succeed later.</summary>
     public static readonly IReadOnlySet<int> RetryableCodes = new HashSet<int>
     {
@@ -229,11 +234,15 @@ public sealed class ClickHouseServerStore : IColumnStore, IDisposable
                     };
                 }
                 var jitter = 0.75 + Random.Shared.NextDouble() / 2;
+                LogRetrying(Logger, e, _options.Endpoint.GetLeftPart(UriPartial.Authority), attemptNumber, _options.MaxAttempts, code, (long)(backoff * jitter).TotalMilliseconds);
                 await Task.Delay(backoff * jitter, cancellationToken).ConfigureAwait(false);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _options.MaxBackoff.Ticks));
             }
         }
     }
+
+    [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "ClickHouse at {Endpoint}: attempt {Attempt} of {MaxAttempts} failed (error code {Code}); retrying in {DelayMs} ms")]
+    private static partial void LogRetrying(ILogger logger, Exception error, string endpoint, int attempt, int maxAttempts, int? code, long delayMs);
 
     private static bool IsStoreFailure(Exception e) =>
         e is ClickHouseServerException or HttpRequestException or TaskCanceledException or IOException;

@@ -55,6 +55,8 @@ public sealed class ClickHouseServerStoreTests(BackendsFixture fixture)
     public async Task A_statement_refused_before_running_is_retried_until_it_succeeds()
     {
         using var store = fixture.NewServerStore();
+        var retries = new RecordingLogger();
+        store.Logger = retries;
         var db = await NewProductDatabaseAsync(store);
         using var raw = new ProductScenario(500).RawRows();
 
@@ -62,6 +64,8 @@ public sealed class ClickHouseServerStoreTests(BackendsFixture fixture)
         var written = await store.InsertRowBinaryAsync($"{db}.events_raw", DerivedRows.RawColumns, raw.WrittenMemory, "raw:refused", Ct);
 
         Assert.Equal(0, fixture.Endpoint.FaultsLeft(db));
+        // Each retried failure is logged once, as a warning naming the attempt (event 3201).
+        Assert.Equal([1, 2, 3], retries.Entries.Where(e => e.Id == 3201 && e.Level == Microsoft.Extensions.Logging.LogLevel.Warning).Select(e => e.Attempt));
         Assert.Equal(500, written);
         Assert.Equal(500, ProductScenario.Count(await store.QueryRowsAsync($"SELECT count() FROM {db}.events_raw", Ct)));
     }
@@ -108,5 +112,20 @@ public sealed class ClickHouseServerStoreTests(BackendsFixture fixture)
         Assert.Null(e.ErrorCode);
         Assert.Equal(2, e.Attempts);
         Assert.Contains("could not be reached", e.Message, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>Keeps what was logged: the retry log's event id, level and attempt number.</summary>
+internal sealed class RecordingLogger : Microsoft.Extensions.Logging.ILogger
+{
+    public System.Collections.Concurrent.ConcurrentQueue<(int Id, Microsoft.Extensions.Logging.LogLevel Level, int Attempt)> Entries { get; } = new();
+
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+    public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+    public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        int attempt = state is IEnumerable<KeyValuePair<string, object?>> fields && fields.FirstOrDefault(f => f.Key == "Attempt").Value is int a ? a : 0;
+        Entries.Enqueue((eventId.Id, logLevel, attempt));
     }
 }
