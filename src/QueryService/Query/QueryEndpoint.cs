@@ -28,13 +28,13 @@ public static class QueryEndpoint
         var group = routes.MapGroup("").RequireAuthorization(Scopes.StatsRead);
         group.MapPost("/v1/query", async (HttpContext context, SiteRegistry sites, QueryEngine engine, TimeProvider clock) =>
         {
-            if (context.Request.ContentLength > MaxBodyBytes) return TooLarge();
+            if (context.Request.ContentLength > MaxBodyBytes) return TooLargeBody(context);
             var body = new MemoryStream();
             var buffer = new byte[16 * 1024];
             int read;
             while ((read = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
             {
-                if (body.Length + read > MaxBodyBytes) return TooLarge();
+                if (body.Length + read > MaxBodyBytes) return TooLargeBody(context);
                 body.Write(buffer, 0, read);
             }
             return await AnswerAsync(context, body.GetBuffer().AsMemory(0, (int)body.Length), sites, engine, clock);
@@ -108,6 +108,15 @@ public static class QueryEndpoint
 
     private static IResult Refuse(string field, string detail) => Results.Problem(statusCode: StatusCodes.Status400BadRequest,
         title: "Invalid query", detail: detail, extensions: new Dictionary<string, object?> { ["field"] = field });
+
+    /// <summary>413 for a body not read to its end. Kestrel will not drain the unread rest, so it
+    /// closes the connection after the answer: "Connection: close" says so, or a client that
+    /// reuses the connection for its next request finds it closed under it.</summary>
+    private static IResult TooLargeBody(HttpContext context)
+    {
+        context.Response.Headers.Connection = "close";
+        return TooLarge();
+    }
 
     private static IResult TooLarge() => Results.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "Query too large",
         detail: $"The query is over {MaxBodyBytes / 1024} KB.", extensions: new Dictionary<string, object?> { ["field"] = "$" });
