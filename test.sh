@@ -40,13 +40,24 @@ install_test_deps() {
         command -v "${dep%%:*}" >/dev/null 2>&1 || compgen -G "${dep%%:*}" >/dev/null || missing+=("${dep#*:}")
     done
     [[ ${#missing[@]} -eq 0 ]] && return 0
+    # As root directly; as another user through sudo (without a password prompt, so CI never hangs).
+    local as_root=()
     if [[ $(id -u) -ne 0 ]]; then
-        echo "test.sh: missing Debian packages, install them first: sudo apt-get install -y ${missing[*]}" >&2
-        return 1
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            as_root=(sudo -n)
+        else
+            echo "test.sh: missing Debian packages and no root or password-less sudo to install them: sudo apt-get install -y ${missing[*]}" >&2
+            return 1
+        fi
     fi
     echo "test.sh: installing ${missing[*]}" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 &&
+        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 || return 1
+    # Every program must be there now (a package that installed without it is a failure here, not
+    # a browser test failing later).
+    for dep in "${TEST_DEPS[@]}"; do
+        command -v "${dep%%:*}" >/dev/null 2>&1 || compgen -G "${dep%%:*}" >/dev/null || { echo "test.sh: ${dep%%:*} still missing after installing ${dep#*:}" >&2; return 1; }
+    done
 }
 install_test_deps || { echo "could not install the test dependencies"; echo "0 passed, 1 failed"; exit 1; }
 export CHDB_LIB_PATH="$(scripts/fetch-chdb.sh | tail -n1)" || { echo "could not fetch the ClickHouse engine"; echo "0 passed, 1 failed"; exit 1; }
