@@ -1,7 +1,8 @@
-using System.Diagnostics;
-using Analytics.EventLog.Telemetry;
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Analytics.EventLog.Telemetry;
 using Analytics.Contracts;
 using Analytics.EventLog.Kafka.Avro;
 using Confluent.Kafka;
@@ -21,7 +22,7 @@ namespace Analytics.EventLog.Kafka;
 public sealed class KafkaEventLog : IEventLog
 {
     private readonly KafkaLogOptions _options;
-    private readonly IProducer<byte[], byte[]> _producer;
+    private readonly NativeProducer _producer;
     private readonly HotMerchants _hot;
     private readonly int _schemaId;
     private long _inflightBytes;
@@ -32,12 +33,7 @@ public sealed class KafkaEventLog : IEventLog
         _options = options;
         _schemaId = schemaId;
         _hot = new HotMerchants(options.HotMerchantEventsPerSecond, clock);
-        _producer = new ProducerBuilder<byte[], byte[]>(ProducerConfig(options))
-            // Broker errors surface per record in delivery reports (and so as RETRY answers);
-            // librdkafka recovers from non-fatal ones by itself.
-            .SetErrorHandler((_, _) => { })
-            .SetLogHandler((_, _) => { })
-            .Build();
+        _producer = new NativeProducer(ProducerConfig(options), options.Topic);
     }
 
     /// <summary>Opens the log; registers the Avro schema first when a registry is configured.</summary>
@@ -82,8 +78,6 @@ public sealed class KafkaEventLog : IEventLog
             QueueBufferingMaxKbytes = (int)Math.Max(1024, options.MaxInFlightBytes / 1024 * 2),
             QueueBufferingMaxMessages = 2_000_000,
         };
-        // Delivery reports only need the status: skip copying keys and values back to .NET.
-        config.Set(ConfigPropertyNames.Producer.DeliveryReportFields, "status");
         return config;
     }
 
@@ -102,23 +96,23 @@ public sealed class KafkaEventLog : IEventLog
         long started = Stopwatch.GetTimestamp();
         // The caller's span (ingest's batch) travels in a W3C traceparent header on every record;
         // the consumer turns it back into the record's trace_context field for Rollup.
-        var headers = Activity.Current is { Recorded: true } caller ? TraceHeaders(caller) : null;
+        string? traceparent = Activity.Current is { Recorded: true } caller ? caller.Id : null;
         using var activity = EventLogTelemetry.StartAppend("kafka");
         activity?.SetTag("messaging.destination.name", _options.Topic);
         activity?.SetTag("analytics.records", recordCount);
         try
         {
-            Produce(partitionKey, records.Span, recordCount, pending, headers);
+            Produce(partitionKey, records.Span, recordCount, pending, traceparent);
             // Not cancellable once handed over: the records may still be written, and the client
             // resends on its own timeout (the copies are deduplicated by event id).
             await pending.Task.ConfigureAwait(false);
             EventLogTelemetry.AppendDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, EventLogTelemetry.Kafka);
         }
-        catch (KafkaException e)
+        catch (EventLogUnavailableException e)
         {
             Interlocked.Increment(ref _refusedBatches);
-            activity?.SetStatus(ActivityStatusCode.Error, e.Error.Reason);
-            throw new EventLogUnavailableException($"Kafka refused the batch: {e.Error.Reason} ({e.Error.Code}).", e);
+            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+            throw;
         }
         finally
         {
@@ -129,20 +123,21 @@ public sealed class KafkaEventLog : IEventLog
     /// <summary>The header name the W3C Trace Context convention for messaging uses.</summary>
     public const string TraceParentHeader = "traceparent";
 
-    // One Headers per traced append, shared by its records: the producer copies them at Produce.
-    private static Headers TraceHeaders(Activity caller) =>
-        new() { { TraceParentHeader, System.Text.Encoding.ASCII.GetBytes(caller.Id!) } };
-
-    private void Produce(ulong merchantId, ReadOnlySpan<byte> records, int recordCount, PendingAppend pending, Headers? headers)
+    private void Produce(ulong merchantId, ReadOnlySpan<byte> records, int recordCount, PendingAppend pending, string? traceparent)
     {
         bool hot = _hot.IsHot(merchantId, recordCount);
-        byte[]? merchantKey = hot ? null : MerchantKey(merchantId);
+        Span<byte> key = stackalloc byte[16];
+        BinaryPrimitives.WriteUInt64BigEndian(key, merchantId);
+        Span<byte> traceValue = stackalloc byte[traceparent?.Length ?? 0];
+        if (traceparent is not null) System.Text.Encoding.ASCII.GetBytes(traceparent, traceValue);
+        var headerName = traceparent is null ? default : TraceParentHeaderName;
         byte[] scratch = ArrayPool<byte>.Shared.Rent(4096);
         try
         {
             int pos = 0;
             for (int i = 0; i < recordCount; i++)
             {
+                int error;
                 try
                 {
                     int length = BinaryPrimitives.ReadInt32LittleEndian(records[pos..]);
@@ -157,29 +152,24 @@ public sealed class KafkaEventLog : IEventLog
                     }
                     ConfluentWireFormat.WriteHeader(scratch, _schemaId);
                     int written = ConfluentWireFormat.HeaderSize + StoredEventAvro.Transcode(record, scratch.AsSpan(ConfluentWireFormat.HeaderSize));
-                    // Confluent.Kafka takes a byte[] per record (librdkafka copies it again): the
-                    // one allocation per event that its API leaves no way around.
-                    var message = new Message<byte[], byte[]>
-                    {
-                        Key = merchantKey ?? HotKey(merchantId, record),
-                        Value = scratch.AsSpan(0, written).ToArray(),
-                        Headers = headers,
-                    };
-                    _producer.Produce(_options.Topic, message, pending.OnDelivery);
-                }
-                catch (ProduceException<byte[], byte[]> e)
-                {
-                    // Queue full or the producer is failing: the records already handed over
-                    // still report; the rest never will, so count them as failed now.
-                    pending.FailRemaining(recordCount - i, e.Error);
-                    return;
+                    // Merchant id, or merchant id + visitor id for a hot merchant: it spreads over
+                    // partitions while each visitor stays on one.
+                    if (hot) BinaryPrimitives.WriteUInt64BigEndian(key[8..], VisitorId(record));
+                    error = _producer.Produce(hot ? key : key[..8], scratch.AsSpan(0, written), pending.Handle, headerName, traceValue);
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
-                    // Anything else (a disposed producer, a record that does not transcode): the
-                    // batch fails as a whole, once the records already handed over reported, so
-                    // the in-flight bytes stay counted until then.
-                    pending.FailRemaining(recordCount - i, new Error(ErrorCode.Local_Fail, e.Message));
+                    // A record that does not transcode: the batch fails as a whole, once the
+                    // records already handed over reported, so the in-flight bytes stay counted
+                    // until then.
+                    pending.FailRemaining(recordCount - i, NativeProducer.LocalFail, e.Message);
+                    return;
+                }
+                if (error != 0)
+                {
+                    // Queue full or the producer is failing: the records already handed over
+                    // still report; the rest never will, so count them as failed now.
+                    pending.FailRemaining(recordCount - i, error, null);
                     return;
                 }
             }
@@ -190,21 +180,8 @@ public sealed class KafkaEventLog : IEventLog
         }
     }
 
-    private static byte[] MerchantKey(ulong merchantId)
-    {
-        var key = new byte[8];
-        BinaryPrimitives.WriteUInt64BigEndian(key, merchantId);
-        return key;
-    }
-
-    /// <summary>Merchant id + visitor id: a hot merchant spreads over partitions, each visitor stays on one.</summary>
-    private static byte[] HotKey(ulong merchantId, ReadOnlySpan<byte> storedEvent)
-    {
-        var key = new byte[16];
-        BinaryPrimitives.WriteUInt64BigEndian(key, merchantId);
-        BinaryPrimitives.WriteUInt64BigEndian(key.AsSpan(8), VisitorId(storedEvent));
-        return key;
-    }
+    // NUL-terminated for librdkafka.
+    private static ReadOnlySpan<byte> TraceParentHeaderName => "traceparent\0"u8;
 
     /// <summary>StoredEvent.visitor_id (field 14, fixed64), or 0.</summary>
     internal static ulong VisitorId(ReadOnlySpan<byte> storedEvent)
@@ -234,34 +211,46 @@ public sealed class KafkaEventLog : IEventLog
     }
 
     /// <summary>
-    /// One AppendAsync call: completes when all its records reported, failed if any failed. The
-    /// delivery handler is one delegate per call, not per record.
+    /// One AppendAsync call: completes when all its records reported, failed if any failed. It
+    /// is the delivery target of all its records, through one GCHandle per call (freed when the
+    /// last record reported), not an object per record.
     /// </summary>
-    private sealed class PendingAppend(int records)
+    private sealed class PendingAppend : NativeProducer.IDeliveryTarget
     {
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _remaining = records;
-        private Error? _firstError;
+        private int _remaining;
+        private int _firstError;
+        private string? _firstReason;
+
+        public PendingAppend(int records)
+        {
+            _remaining = records;
+            Handle = GCHandle.ToIntPtr(GCHandle.Alloc(this));
+        }
+
+        public IntPtr Handle { get; }
 
         public Task Task => _done.Task;
 
-        public void OnDelivery(DeliveryReport<byte[], byte[]> report)
+        public void Delivered(int error)
         {
-            if (report.Error.IsError) Interlocked.CompareExchange(ref _firstError, report.Error, null);
+            if (error != 0) Interlocked.CompareExchange(ref _firstError, error, 0);
             Complete(1);
         }
 
-        public void FailRemaining(int count, Error error)
+        public void FailRemaining(int count, int error, string? reason)
         {
-            Interlocked.CompareExchange(ref _firstError, error, null);
+            if (Interlocked.CompareExchange(ref _firstError, error, 0) == 0) _firstReason = reason;
             Complete(count);
         }
 
         private void Complete(int count)
         {
             if (Interlocked.Add(ref _remaining, -count) != 0) return;
-            if (_firstError is { } error) _done.TrySetException(new KafkaException(error));
-            else _done.TrySetResult();
+            GCHandle.FromIntPtr(Handle).Free();
+            if (_firstError == 0) _done.TrySetResult();
+            else _done.TrySetException(new EventLogUnavailableException(
+                $"Kafka refused the batch: {_firstReason ?? NativeProducer.ErrorText(_firstError)} ({_firstError})."));
         }
     }
 }

@@ -13,26 +13,10 @@ namespace Analytics.EventLog.Kafka;
 /// </summary>
 public sealed partial class MockKafkaCluster : IDisposable
 {
-    private const string Library = "librdkafka";
+    private const string Library = NativeLibraryResolver.Library;
 
-    static MockKafkaCluster()
-    {
-        // Our P/Invokes must bind to the librdkafka Confluent.Kafka ships under
-        // runtimes/RID/native, which the default probing does not search by this name. Same
-        // order as Confluent.Kafka's own loader: the default build needs libsasl2.so.3 (absent
-        // on Debian), the centos8 build does not.
-        NativeLibrary.SetDllImportResolver(typeof(MockKafkaCluster).Assembly, (name, _, _) =>
-        {
-            if (name != Library) return IntPtr.Zero;
-            string arch = RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant();
-            string native = Path.Combine(AppContext.BaseDirectory, "runtimes", $"linux-{arch}", "native");
-            foreach (var path in new[] { Path.Combine(native, "librdkafka.so"), Path.Combine(native, "centos8-librdkafka.so"), Path.Combine(AppContext.BaseDirectory, "librdkafka.so") })
-            {
-                if (NativeLibrary.TryLoad(path, out var handle)) return handle;
-            }
-            return IntPtr.Zero;
-        });
-    }
+    static MockKafkaCluster() => NativeLibraryResolver.Register();
+
     private IntPtr _handle;
     private readonly IntPtr _cluster;
 

@@ -75,18 +75,7 @@ public sealed class KafkaEventLogTests : IDisposable
         // Connect or Spark would.
         var schema = (RecordSchema)Schema.Parse(Avro.StoredEventAvro.Schema);
         var reader = new GenericDatumReader<GenericRecord>(schema, schema);
-        using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
-        {
-            BootstrapServers = _cluster.BootstrapServers, GroupId = "reader", AutoOffsetReset = AutoOffsetReset.Earliest,
-        }).Build();
-        consumer.Subscribe(_topic);
-        var received = new List<ConsumeResult<byte[], byte[]>>();
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (received.Count < events.Count && DateTime.UtcNow < deadline)
-        {
-            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { } result) received.Add(result);
-        }
-        Assert.Equal(events.Count, received.Count);
+        var received = ReadTopic(events.Count);
         Assert.Single(received.Select(r => r.Partition.Value).Distinct()); // one merchant, one partition, in order
         for (int i = 0; i < events.Count; i++)
         {
@@ -98,6 +87,62 @@ public sealed class KafkaEventLogTests : IDisposable
             var record = reader.Read(null!, new BinaryDecoder(stream));
             Assert.Equal(value.Length - 5, stream.Position);
             StoredEventAvroTests.AssertSameFields(events[i], record);
+        }
+    }
+
+    /// <summary>Up to <paramref name="count"/> records of the topic, read with Confluent.Kafka's own consumer.</summary>
+    private List<ConsumeResult<byte[], byte[]>> ReadTopic(int count)
+    {
+        using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = _cluster.BootstrapServers, GroupId = "reader", AutoOffsetReset = AutoOffsetReset.Earliest,
+        }).Build();
+        consumer.Subscribe(_topic);
+        var received = new List<ConsumeResult<byte[], byte[]>>();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (received.Count < count && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { } result) received.Add(result);
+        }
+        Assert.Equal(count, received.Count);
+        return received;
+    }
+
+    [Fact]
+    public async Task A_hot_merchants_records_are_keyed_by_merchant_and_visitor_and_a_traced_batch_carries_its_traceparent_on_every_record()
+    {
+        // The producer is our own binding of librdkafka's C API (NativeProducer): keys, values and
+        // headers are checked here through Confluent.Kafka's consumer, byte for byte.
+        var events = Events(200, merchant: 7, seed: 3);
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = _ => true,
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        using var source = new System.Diagnostics.ActivitySource("test.ingest");
+        string traceparent;
+        await using (var log = await KafkaEventLog.OpenAsync(new KafkaLogOptions
+        {
+            BootstrapServers = _cluster.BootstrapServers, Topic = _topic, DeliveryTimeout = TimeSpan.FromSeconds(2),
+            HotMerchantEventsPerSecond = 0,
+        }, cancellationToken: Ct))
+        {
+            using var batch = source.StartActivity("batch")!;
+            traceparent = batch.Id!;
+            await log.AppendAsync(7, Records(events), events.Count, Ct);
+        }
+
+        var received = ReadTopic(events.Count);
+        var visitors = events.Select(e => e.VisitorId).ToHashSet();
+        Assert.True(received.Select(r => r.Partition.Value).Distinct().Count() > 1, "a hot merchant spreads over partitions");
+        foreach (var record in received)
+        {
+            Assert.Equal(16, record.Message.Key.Length);
+            Assert.Equal(7UL, BinaryPrimitives.ReadUInt64BigEndian(record.Message.Key));
+            Assert.Contains(BinaryPrimitives.ReadUInt64BigEndian(record.Message.Key.AsSpan(8)), visitors);
+            Assert.True(record.Message.Headers.TryGetLastBytes(KafkaEventLog.TraceParentHeader, out var header));
+            Assert.Equal(traceparent, Encoding.ASCII.GetString(header));
         }
     }
 
