@@ -25,6 +25,7 @@ internal sealed unsafe partial class NativeProducer : IDisposable
     private const int VtypeRkt = 2, VtypeValue = 4, VtypeKey = 5, VtypeOpaque = 6, VtypeMsgFlags = 7, VtypeHeader = 9;
     private const int MsgFlagCopy = 0x2;
     private const int ProducerType = 0;
+    private const int PurgeQueued = 0x1, PurgeInFlight = 0x2;
 
     private IntPtr _handle;
     private readonly IntPtr _topic;
@@ -118,11 +119,14 @@ internal sealed unsafe partial class NativeProducer : IDisposable
         rd_kafka_flush(_handle, (int)timeout.TotalMilliseconds);
     }
 
-    /// <summary>Stops polling and destroys the handle (records not yet delivered are dropped
-    /// without a report: <see cref="Flush"/> first).</summary>
+    /// <summary>Fails the records still queued or in flight (their reports say purged, so no
+    /// caller waits forever), stops polling and destroys the handle. <see cref="Flush"/> first to
+    /// give them their chance.</summary>
     public void Dispose()
     {
         if (_handle == IntPtr.Zero) return;
+        rd_kafka_purge(_handle, PurgeQueued | PurgeInFlight);
+        rd_kafka_flush(_handle, 1000);
         _stopping = true;
         _poller.Join();
         rd_kafka_topic_destroy(_topic);
@@ -176,5 +180,6 @@ internal sealed unsafe partial class NativeProducer : IDisposable
     [LibraryImport(Library)] private static partial IntPtr rd_kafka_err2str(int error);
     [LibraryImport(Library)] private static partial int rd_kafka_poll(IntPtr rk, int timeoutMs);
     [LibraryImport(Library)] private static partial int rd_kafka_flush(IntPtr rk, int timeoutMs);
+    [LibraryImport(Library)] private static partial int rd_kafka_purge(IntPtr rk, int flags);
     [LibraryImport(Library)] private static partial void rd_kafka_destroy(IntPtr rk);
 }
