@@ -36,7 +36,7 @@ public class EdgeCacheTests(EngineFixture engine)
     [Fact]
     public async Task Answers_are_cached_per_credential_and_purged_when_reprocessing_changes_their_day()
     {
-        int edgePort = VarnishServer.FreePort();
+        int edgePort = ChildProcess.FreePort();
         var clock = new ManualClock(Day.AddHours(9));
         // Logic version 1 counts headless browsers; reprocessing with version 2 drops them.
         await using var host = await TestHost.StartAsync(engine, logicVersion: 1, clock: clock, edgePurgeUrls: [new Uri($"http://127.0.0.1:{edgePort}/")]);
@@ -118,7 +118,7 @@ public class EdgeCacheTests(EngineFixture engine)
     [Fact]
     public async Task A_purge_needs_keys_and_only_query_answers_are_looked_up()
     {
-        int edgePort = VarnishServer.FreePort();
+        int edgePort = ChildProcess.FreePort();
         await using var host = await TestHost.StartAsync(engine);
         using var varnish = await VarnishServer.StartAsync(edgePort, new Uri(host.BaseAddress).Port, Ct);
         using var edge = new HttpClient { BaseAddress = varnish.Url };

@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 
 namespace Analytics.EndToEnd.Tests;
@@ -16,12 +14,10 @@ public sealed class PrometheusServer : IDisposable
     public const string Binary = "/usr/bin/prometheus";
 
     private readonly string _directory;
-    private readonly Process _process;
+    private readonly ChildProcess _process;
     private readonly HttpClient _http;
-    private readonly List<string> _log = [];
-    private int _stopped;
 
-    private PrometheusServer(string directory, Process process, int port)
+    private PrometheusServer(string directory, ChildProcess process, int port)
     {
         _directory = directory;
         _process = process;
@@ -32,7 +28,7 @@ public sealed class PrometheusServer : IDisposable
     public int Port { get; }
 
     /// <summary>Prometheus's own output so far (for a failing test's message).</summary>
-    public string Log { get { lock (_log) return string.Join('\n', _log.TakeLast(30)); } }
+    public string Log => _process.Log;
 
     /// <summary>Starts Prometheus scraping <paramref name="targets"/> ("127.0.0.1:PORT") at /metrics as job "analytics".</summary>
     public static async Task<PrometheusServer> StartAsync(IEnumerable<string> targets, CancellationToken ct)
@@ -53,30 +49,23 @@ public sealed class PrometheusServer : IDisposable
                 static_configs:
                   - targets: [{string.Join(", ", targets.Select(t => $"'{t}'"))}]
             """, ct);
-        int port = FreePort();
-        var start = new ProcessStartInfo(Binary)
-        {
-            ArgumentList =
-            {
-                "--config.file=" + config,
-                "--storage.tsdb.path=" + Path.Combine(directory, "data"),
-                "--web.listen-address=127.0.0.1:" + port,
-                // Not the package's defaults under /usr/share: the web UI is not needed.
-                "--web.console.templates=" + directory,
-                "--web.console.libraries=" + directory,
-            },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        var server = new PrometheusServer(directory, Process.Start(start)!, port);
+        int port = ChildProcess.FreePort();
+        var server = new PrometheusServer(directory, ChildProcess.Start(Binary,
+        [
+            "--config.file=" + config,
+            "--storage.tsdb.path=" + Path.Combine(directory, "data"),
+            "--web.listen-address=127.0.0.1:" + port,
+            // Not the package's defaults under /usr/share: the web UI is not needed.
+            "--web.console.templates=" + directory,
+            "--web.console.libraries=" + directory,
+        ]), port);
         try
         {
-            server._process.OutputDataReceived += (_, e) => server.Keep(e.Data);
-            server._process.ErrorDataReceived += (_, e) => server.Keep(e.Data);
-            server._process.BeginOutputReadLine();
-            server._process.BeginErrorReadLine();
-            AppDomain.CurrentDomain.ProcessExit += server.OnProcessExit;
-            await server.WaitReadyAsync(ct);
+            await server._process.WaitUntilAsync(async () =>
+            {
+                try { return (await server._http.GetAsync("/-/ready", ct)).StatusCode == HttpStatusCode.OK; }
+                catch (HttpRequestException) { return false; }
+            }, "ready", ct);
             return server;
         }
         catch
@@ -84,30 +73,6 @@ public sealed class PrometheusServer : IDisposable
             server.Dispose();
             throw;
         }
-    }
-
-    private void Keep(string? line)
-    {
-        if (line is null) return;
-        lock (_log) _log.Add(line);
-    }
-
-    private async Task WaitReadyAsync(CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (_process.HasExited) throw new InvalidOperationException($"Prometheus exited with {_process.ExitCode}:\n{Log}");
-            try
-            {
-                if ((await _http.GetAsync("/-/ready", ct)).StatusCode == HttpStatusCode.OK) return;
-            }
-            catch (HttpRequestException)
-            {
-            }
-            await Task.Delay(100, ct);
-        }
-        throw new TimeoutException($"Prometheus was not ready within 30 s:\n{Log}");
     }
 
     /// <summary>An instant query through /api/v1/query: each series' labels and value.</summary>
@@ -139,31 +104,8 @@ public sealed class PrometheusServer : IDisposable
         return last;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private void OnProcessExit(object? sender, EventArgs e) => Dispose();
-
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
-        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(10_000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
         _process.Dispose();
         _http.Dispose();
         try { Directory.Delete(_directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 
@@ -18,11 +17,9 @@ public sealed class VarnishServer : IDisposable
     private const string TemplateBackendPort = ".port = \"5080\";";
 
     private readonly string _directory;
-    private readonly Process _process;
-    private readonly List<string> _log = [];
-    private int _stopped;
+    private readonly ChildProcess _process;
 
-    private VarnishServer(string directory, Process process, int port)
+    private VarnishServer(string directory, ChildProcess process, int port)
     {
         _directory = directory;
         _process = process;
@@ -31,9 +28,9 @@ public sealed class VarnishServer : IDisposable
 
     public Uri Url { get; }
 
-    public string Log { get { lock (_log) return string.Join('\n', _log.TakeLast(30)); } }
+    public string Log => _process.Log;
 
-    /// <summary>Starts varnishd on 127.0.0.1:<paramref name="port"/> (from <see cref="FreePort"/>:
+    /// <summary>Starts varnishd on 127.0.0.1:<paramref name="port"/> (from <see cref="ChildProcess.FreePort"/>:
     /// the product must know the edge's URL before the edge knows the product's port) in front of
     /// 127.0.0.1:<paramref name="backendPort"/>.</summary>
     public static async Task<VarnishServer> StartAsync(int port, int backendPort, CancellationToken ct)
@@ -49,23 +46,22 @@ public sealed class VarnishServer : IDisposable
         Directory.CreateDirectory(directory);
         string vclFile = Path.Combine(directory, "default.vcl");
         await File.WriteAllTextAsync(vclFile, vcl.Replace(TemplateBackendPort, $".port = \"{backendPort}\";", StringComparison.Ordinal), ct);
-        var start = new ProcessStartInfo(Binary)
-        {
-            // -F: foreground, so killing the process tree ends it; -j none: no privilege drop (the
-            // working directory stays ours); -T none: no management port.
-            ArgumentList = { "-F", "-j", "none", "-T", "none", "-n", Path.Combine(directory, "work"), "-a", $"127.0.0.1:{port}", "-f", vclFile, "-s", "malloc,32m" },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        var server = new VarnishServer(directory, Process.Start(start)!, port);
+        // -F: foreground, so killing the process tree ends it; -j none: no privilege drop (the
+        // working directory stays ours); -T none: no management port.
+        var server = new VarnishServer(directory, ChildProcess.Start(Binary,
+            ["-F", "-j", "none", "-T", "none", "-n", Path.Combine(directory, "work"), "-a", $"127.0.0.1:{port}", "-f", vclFile, "-s", "malloc,32m"]), port);
         try
         {
-            server._process.OutputDataReceived += (_, e) => server.Keep(e.Data);
-            server._process.ErrorDataReceived += (_, e) => server.Keep(e.Data);
-            server._process.BeginOutputReadLine();
-            server._process.BeginErrorReadLine();
-            AppDomain.CurrentDomain.ProcessExit += server.OnProcessExit;
-            await server.WaitListeningAsync(port, ct);
+            await server._process.WaitUntilAsync(async () =>
+            {
+                try
+                {
+                    using var probe = new TcpClient();
+                    await probe.ConnectAsync(IPAddress.Loopback, port, ct);
+                    return true;
+                }
+                catch (SocketException) { return false; }
+            }, "listening", ct);
             return server;
         }
         catch
@@ -75,57 +71,8 @@ public sealed class VarnishServer : IDisposable
         }
     }
 
-    private void Keep(string? line)
-    {
-        if (line is null) return;
-        lock (_log) _log.Add(line);
-    }
-
-    private async Task WaitListeningAsync(int port, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (_process.HasExited) throw new InvalidOperationException($"varnishd exited with {_process.ExitCode}:\n{Log}");
-            try
-            {
-                using var probe = new TcpClient();
-                await probe.ConnectAsync(IPAddress.Loopback, port, ct);
-                return;
-            }
-            catch (SocketException)
-            {
-            }
-            await Task.Delay(100, ct);
-        }
-        throw new TimeoutException($"varnishd was not listening within 30 s:\n{Log}");
-    }
-
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private void OnProcessExit(object? sender, EventArgs e) => Dispose();
-
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
-        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(10_000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
         _process.Dispose();
         try { Directory.Delete(_directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
