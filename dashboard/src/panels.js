@@ -47,7 +47,7 @@ export function renderPanelGroups(root) {
         group.tabs.map(t => h("button", { type: "button", role: "tab", "data-tab": t.name, "aria-selected": String(t.name === active),
           onclick: () => { if (app.tabs[group.id] !== t.name) { app.tabs[group.id] = t.name; renderPanelGroups(root); loadPanel(panelOf(t.name), app.generation).catch(e => setStatus(e.message, true)); } } }, t.title))),
       h("div", { class: "panel-body", id: `body-${group.id}` }, frame(panelOf(active))));
-  }), h("section", { class: "panel group funnel", id: "funnel-box" }));
+  }), h("section", { class: "panel group funnel", id: "funnel-box" }, h("div", { "data-panel": "funnel", "data-loading": "true" }, h("p", { class: "muted" }, "Loading…"))));
 }
 
 function frame(panel) {
