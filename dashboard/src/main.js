@@ -109,6 +109,8 @@ function renderCards(values) {
   const known = app.siteLoaded === app.state.site;
   const cards = known ? visibleCards() : CARDS.filter(c => !c.needsGoals && !c.needsRevenue);
   if (known && !cards.some(c => c.metric === app.state.metric)) app.state.metric = "visitors";
+  // Keyboard users keep their place when the cards are redrawn.
+  const focused = document.activeElement?.closest?.("[data-card]")?.dataset.card;
   $("cards").replaceChildren(...cards.map(card => {
     const { value = null, change: delta } = values[card.metric] ?? {};
     const pressed = card.metric === app.state.metric;
@@ -118,6 +120,7 @@ function renderCards(values) {
       delta === undefined ? null : h("span", { class: `change ${changeClass(delta, card)}`, "data-change": "", "data-raw": raw(delta) },
         typeof delta === "object" && delta !== null ? fmt.money(delta) : fmt.change(delta, card.points)));
   }));
+  if (focused) $("cards").querySelector(`[data-card="${focused}"]`)?.focus();
 }
 
 function changeClass(delta, card) {
