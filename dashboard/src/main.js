@@ -186,7 +186,7 @@ export async function load({ quiet = false } = {}) {
   try {
     if (!app.sites.length) await loadSites();
     if (generation !== app.generation) return;
-    if (!app.state.site) { setStatus("No site yet: create one (README, “Sites and merchants”).", true); return; }
+    if (!app.state.site) { setStatus(`${app.notice ? app.notice + " " : ""}No site yet: create one (README, “Sites and merchants”).`, true); return; }
     // The site's goals and funnels load beside the first numbers (only goal-based views wait for them).
     const config = app.siteLoaded === app.state.site ? Promise.resolve() : loadSiteConfig(generation);
     if (!quiet || !document.getElementById("funnel-box")) renderPanelGroups($("panels"));
@@ -204,7 +204,7 @@ export async function load({ quiet = false } = {}) {
     await Promise.all([first?.extras, rest]);
     if (generation !== app.generation) return;
     const answer = first?.totals;
-    setStatus(`Updated ${new Date().toLocaleTimeString()} · time zone ${answer?.query?.timezone ?? "of the site"}`);
+    setStatus(`${app.notice ? app.notice + " " : ""}Updated ${new Date().toLocaleTimeString()} · time zone ${answer?.query?.timezone ?? "of the site"}`);
   } catch (error) {
     if (generation !== app.generation) return;
     setStatus(error.message, true);
@@ -212,18 +212,41 @@ export async function load({ quiet = false } = {}) {
   }
 }
 
+// The merchant's sites, kept for this tab's session (cleared at sign-in and sign-out): a reload
+// then asks for its numbers at once and checks the list in the background.
+const SITES_KEY = "sites";
+
 async function loadSites() {
-  app.sites = await api("/v1/sites");
+  const cached = JSON.parse(sessionStorage.getItem(SITES_KEY) || "null");
+  // A site the cached list does not know may be new: then the list is asked for first.
+  if (cached && (!app.state.site || cached.some(s => s.id === app.state.site))) {
+    showSites(cached);
+    api("/v1/sites").then(fresh => {
+      sessionStorage.setItem(SITES_KEY, JSON.stringify(fresh));
+      if (JSON.stringify(fresh) === JSON.stringify(cached)) return;
+      app.sites = [];
+      load();
+    }).catch(() => { /* the view's own requests report a lost session */ });
+    return;
+  }
+  const sites = await api("/v1/sites");
+  sessionStorage.setItem(SITES_KEY, JSON.stringify(sites));
+  showSites(sites);
+}
+
+function showSites(sites) {
+  app.sites = sites;
   const picker = $("site-picker");
-  picker.replaceChildren(...app.sites.map(s => h("option", { value: s.id }, s.domain)));
-  picker.disabled = app.sites.length === 0;
+  picker.replaceChildren(...sites.map(s => h("option", { value: s.id }, s.domain)));
+  picker.disabled = sites.length === 0;
   // A site that is not one of this merchant's is never asked about (the API would say 404 anyway).
-  if (app.state.site && !app.sites.some(s => s.id === app.state.site)) {
-    setStatus(`There is no site '${app.state.site}' among your sites; showing ${app.sites[0]?.domain ?? "none"}.`, true);
+  app.notice = "";
+  if (app.state.site && !sites.some(s => s.id === app.state.site)) {
+    app.notice = `There is no site '${app.state.site}' among your sites; showing ${sites[0]?.domain ?? "none"}.`;
     app.state.site = "";
   }
-  if (!app.state.site && app.sites.length) {
-    app.state.site = app.sites[0].id;
+  if (!app.state.site && sites.length) {
+    app.state.site = sites[0].id;
     history.replaceState(null, "", "/" + serialize(app.state));
   }
   picker.value = app.state.site;
