@@ -183,6 +183,7 @@ export async function load({ quiet = false } = {}) {
   if (!session.get()) { setStatus("Sign in to see your sites' numbers."); return; }
   const generation = ++app.generation;
   if (!quiet) setStatus("Loading…", false, "loading");
+  app.loading = true;
   try {
     if (!app.sites.length) await loadSites();
     if (generation !== app.generation) return;
@@ -209,6 +210,8 @@ export async function load({ quiet = false } = {}) {
     if (generation !== app.generation) return;
     setStatus(error.message, true);
     if (error.status === 401) showAccount();
+  } finally {
+    if (generation === app.generation) app.loading = false;
   }
 }
 
@@ -324,7 +327,11 @@ function wire() {
     if (exported) exportCsv(exported.dataset.export);
   });
   // Realtime: the count every 5 s; the realtime view reloads whole.
-  setInterval(() => app.state.period === "realtime" ? load({ quiet: true }) : loadRealtime(), 5000);
+  // A background reload never cancels one still in flight (on a slow server it would never finish).
+  setInterval(() => {
+    if (app.state.period !== "realtime") loadRealtime();
+    else if (!app.loading) load({ quiet: true });
+  }, 5000);
 }
 
 applyTheme();
