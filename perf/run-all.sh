@@ -150,7 +150,7 @@ part "micro-benchmarks (BenchmarkDotNet)" \
 part "queries: pre-aggregates vs scan, idle and during Rollup catch-up (QueryBench)" \
     dotnet perf/QueryBench/bin/Release/net10.0/QueryBench.dll "${query_bench[@]}" --json "$out/query-bench.json"
 
-if [[ $smoke -eq 1 ]]; then storage=(--smoke); else storage=(); fi   # 20,000 or 1,000,000 events
+if [[ $smoke -eq 1 ]]; then storage=(--smoke); else storage=(); fi   # 5,000 or 200,000 events
 part "storage: bytes on disk per event of every table after merges (QueryBench --storage)" \
     dotnet perf/QueryBench/bin/Release/net10.0/QueryBench.dll --storage "${storage[@]}" --json "$out/storage-cost.json"
 

@@ -20,7 +20,9 @@ namespace Analytics.Perf.QueryBench;
 /// </summary>
 /// <param name="merchants">Merchants the backlog is spread over (20 unless a run asks otherwise).</param>
 /// <param name="span">The receive times cover this much time up to now (one hour unless asked otherwise).</param>
-public sealed class CatchUp(IColumnStore store, string logDirectory, int events, int merchants = 20, TimeSpan? span = null) : IAsyncDisposable
+/// <param name="mixMerchants">Every batch holds events of all merchants (drawn at random) instead of one merchant per
+/// batch, so each merchant's events spread over the whole span, as a site's traffic does.</param>
+public sealed class CatchUp(IColumnStore store, string logDirectory, int events, int merchants = 20, TimeSpan? span = null, bool mixMerchants = false) : IAsyncDisposable
 {
     private static readonly string[] Agents =
     [
@@ -49,6 +51,7 @@ public sealed class CatchUp(IColumnStore store, string logDirectory, int events,
             ulong merchant = 10_000_001 + (ulong)(i / Batch % merchants);
             for (int j = 0; j < n; j++)
             {
+                if (mixMerchants) merchant = 10_000_001 + (ulong)random.Next(merchants);
                 int visitor = random.Next(2000);
                 var e = new StoredEvent
                 {
