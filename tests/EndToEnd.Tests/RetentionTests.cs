@@ -145,6 +145,11 @@ public class RetentionTests(EngineFixture engine)
         var problem = await old.Content.ReadFromJsonAsync<JsonElement>(Ct);
         Assert.Equal("from", problem.GetProperty("field").GetString());
         Assert.Contains("raw events are kept 5y", problem.GetProperty("detail").GetString());
+        // The CLI (a child process driving this host's admin API) says the same in one line, exit 1.
+        var cli = await HostCommand.RunAsync(["reprocess", "--merchant", aged.Site.MerchantId.ToString(CultureInfo.InvariantCulture),
+            "--from", Day(middle), "--to", Day(middle), "--url", aged.BaseAddress, "--token", aged.Token], environment: null);
+        Assert.True(cli.ExitCode == 1, cli.ToString());
+        Assert.Contains("raw events are kept 5y", cli.Stderr);
         var job = await aged.ReprocessAsync(new { merchantId = aged.Site.MerchantId, from = Day(recent), to = Day(recent) });
         Assert.Equal(events.Count(e => e.Day == recent), job.GetProperty("eventsDone").GetInt64());
         await CheckTenYearsAsync(aged, events, today);
