@@ -15,6 +15,8 @@
 #   9. QueryBench: the dashboard's questions on a generated history (20M events, 100,000 merchants,
 #      13 months) from the pre-aggregates vs a scan of enriched events, idle and while Rollup
 #      catches up; Rollup's catch-up without and with the pre-aggregates
+#  10. QueryBench --storage: N events through the real Rollup, OPTIMIZE FINAL, bytes on disk per
+#      event of every table (system.parts)
 # Each part writes JSON into the results directory; LoadTool --write-results turns them into
 # RESULTS.md: machine, date, this command, the targets beside the measured values, one table per part.
 #
@@ -42,7 +44,7 @@ while [[ $# -gt 0 ]]; do
         --smoke) smoke=1 ;;
         --no-build) build=0 ;;
         --out) out="$(mkdir -p "$2" && cd "$2" && pwd)"; shift ;;
-        -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "run-all.sh: unknown option $1 (--help lists them)" >&2; exit 2 ;;
     esac
     shift
@@ -147,6 +149,10 @@ part "micro-benchmarks (BenchmarkDotNet)" \
 
 part "queries: pre-aggregates vs scan, idle and during Rollup catch-up (QueryBench)" \
     dotnet perf/QueryBench/bin/Release/net10.0/QueryBench.dll "${query_bench[@]}" --json "$out/query-bench.json"
+
+if [[ $smoke -eq 1 ]]; then storage=(--smoke); else storage=(); fi   # 5,000 or 200,000 events
+part "storage: bytes on disk per event of every table after merges (QueryBench --storage)" \
+    dotnet perf/QueryBench/bin/Release/net10.0/QueryBench.dll --storage "${storage[@]}" --json "$out/storage-cost.json"
 
 part "write $RESULTS_MD" \
     "${load_tool[@]:0:2}" --write-results "$RESULTS_MD" --results "$out" --command "$COMMAND"

@@ -34,6 +34,7 @@ internal static class ResultsWriter
         var loads = new List<(string File, RunReport Report)>();
         var storeInserts = new List<JsonElement>();
         var queryBenches = new List<JsonElement>();
+        var storageCosts = new List<JsonElement>();
         var benchmarks = new List<JsonElement>();
         var unreadable = new List<string>();
         foreach (string file in Directory.EnumerateFiles(resultsDirectory, "*.json", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
@@ -48,6 +49,7 @@ internal static class ResultsWriter
                 if (kind == RunReport.KindName) loads.Add((relative, RunReport.FromJson(json)!));
                 else if (kind == "store-insert") storeInserts.Add(root.Clone());
                 else if (kind == "query-bench") queryBenches.Add(root.Clone());
+                else if (kind == "storage-cost") storageCosts.Add(root.Clone());
                 else if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("Benchmarks", out var list) && list.ValueKind == JsonValueKind.Array) benchmarks.Add(root.Clone());
             }
             catch (JsonException e)
@@ -93,6 +95,7 @@ internal static class ResultsWriter
         ReprocessTable(md, loads.Select(l => l.Report).Where(r => r.Reprocess is not null).ToList());
         StoreInsertTables(md, storeInserts);
         QueryBenchSections(md, queryBenches);
+        StorageCostSections(md, storageCosts);
         BenchmarkTable(md, benchmarks);
 
         Directory.CreateDirectory(Path.GetDirectoryName(markdownPath)!);
@@ -248,6 +251,17 @@ internal static class ResultsWriter
             md.AppendLine();
             md.Append(run.GetProperty("markdown").GetString());
             foreach (var failure in run.GetProperty("failures").EnumerateArray()) md.AppendLine(Ci, $"- FAILED: {failure.GetString()}");
+        }
+    }
+
+    private static void StorageCostSections(StringBuilder md, List<JsonElement> runs)
+    {
+        foreach (var run in runs)
+        {
+            md.AppendLine();
+            md.AppendLine("## Bytes on disk per event, every table after merges (QueryBench --storage)");
+            md.AppendLine();
+            md.Append(run.GetProperty("markdown").GetString());
         }
     }
 

@@ -18,7 +18,11 @@ namespace Analytics.Perf.QueryBench;
 /// Processing logic 2 (hand-written rules, no enrichment data): the store's work, which is what
 /// queries compete with, is the same as under logic 3; only the derivation CPU differs.
 /// </summary>
-public sealed class CatchUp(IColumnStore store, string logDirectory, int events) : IAsyncDisposable
+/// <param name="merchants">Merchants the backlog is spread over (20 unless a run asks otherwise).</param>
+/// <param name="span">The receive times cover this much time up to now (one hour unless asked otherwise).</param>
+/// <param name="mixMerchants">Every batch holds events of all merchants (drawn at random) instead of one merchant per
+/// batch, so each merchant's events spread over the whole span, as a site's traffic does.</param>
+public sealed class CatchUp(IColumnStore store, string logDirectory, int events, int merchants = 20, TimeSpan? span = null, bool mixMerchants = false) : IAsyncDisposable
 {
     private static readonly string[] Agents =
     [
@@ -30,12 +34,13 @@ public sealed class CatchUp(IColumnStore store, string logDirectory, int events)
 
     private readonly LocalLog _log = LocalLog.Open(logDirectory);
 
-    /// <summary>Writes the backlog: 20 merchants (ids from 10,000,001), 2,000 visitors each in
-    /// visits over the last hour, pageviews and some custom events.</summary>
+    /// <summary>Writes the backlog: the merchants (ids from 10,000,001), 2,000 visitors each in
+    /// visits over the span up to now, pageviews and some custom events.</summary>
     public async Task WriteBacklogAsync(CancellationToken ct)
     {
         var random = new Random(7);
-        long start = DateTimeOffset.UtcNow.AddHours(-1).ToUnixTimeMilliseconds();
+        long spanMs = (long)(span ?? TimeSpan.FromHours(1)).TotalMilliseconds;
+        long start = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - spanMs;
         const int Batch = 500;
         using var buffer = new MemoryStream();
         var length = new byte[4];
@@ -43,16 +48,17 @@ public sealed class CatchUp(IColumnStore store, string logDirectory, int events)
         {
             buffer.SetLength(0);
             int n = Math.Min(Batch, events - i);
-            ulong merchant = 10_000_001 + (ulong)(i / Batch % 20);
+            ulong merchant = 10_000_001 + (ulong)(i / Batch % merchants);
             for (int j = 0; j < n; j++)
             {
+                if (mixMerchants) merchant = 10_000_001 + (ulong)random.Next(merchants);
                 int visitor = random.Next(2000);
                 var e = new StoredEvent
                 {
                     Id = ByteString.CopyFrom(Guid.NewGuid().ToByteArray()),
                     MerchantId = merchant,
                     SiteId = merchant,
-                    ReceivedMs = start + (long)(i + j) * 3_600_000 / events,
+                    ReceivedMs = start + (i + j) * spanMs / events,
                     ClientTimeMs = start,
                     Name = random.Next(10) == 0 ? "signup" : "pageview",
                     Url = $"https://shop{merchant}.example/p/{random.Next(500)}" + (random.Next(8) == 0 ? "?utm_source=newsletter&utm_campaign=w1" : ""),

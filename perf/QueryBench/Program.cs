@@ -32,8 +32,10 @@ string? json = OptionText("--json");
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 1000000] [--json FILE]");
+    Console.WriteLine("QueryBench --storage [--smoke] [--events 200000] [--json FILE]   bytes on disk per event for every table (StorageCost.cs)");
     return 0;
 }
+if (args.Contains("--storage")) return await StorageModeAsync();
 
 var root = Path.Combine(Path.GetTempPath(), "analytics-query-bench-" + Guid.NewGuid().ToString("N"));
 var engine = ChDbEngine.Open(Path.Combine(root, "chdb"));
@@ -176,6 +178,48 @@ finally
 }
 foreach (var f in failures) Console.Error.WriteLine("FAILED: " + f);
 return failures.Count == 0 ? 0 : 1;
+
+// --storage: only the bytes per event of every table, after merges.
+async Task<int> StorageModeAsync()
+{
+    // 200,000 in a full run: spread over 30 days, each Rollup round writes ~30 day partitions, so
+    // filling the store takes minutes on 2 shared cores.
+    int n = (int)Option("--events", smoke ? 5_000 : 200_000);
+    var dir = Path.Combine(Path.GetTempPath(), "analytics-storage-bench-" + Guid.NewGuid().ToString("N"));
+    var chdb = ChDbEngine.Open(Path.Combine(dir, "chdb"));
+    try
+    {
+        var (costs, rate) = await StorageCost.MeasureAsync(new EmbeddedColumnStore(chdb), dir, n, CancellationToken.None);
+        string md = StorageCost.Markdown(costs, n);
+        Console.WriteLine($"Rollup stored {n:N0} events at {rate:N0} events/s");
+        Console.Write(md);
+        if (json is not null)
+        {
+            await File.WriteAllTextAsync(json, JsonSerializer.Serialize(new
+            {
+                kind = "storage-cost",
+                date = DateTime.UtcNow,
+                events = n,
+                tables = costs,
+                bytesPerEvent = costs.Sum(c => c.BytesPerEvent),
+                markdown = md,
+            }, new JsonSerializerOptions { WriteIndented = true }));
+        }
+        // Every event stored once in each event table: otherwise the numbers describe something else.
+        var raw = costs.FirstOrDefault(c => c.Table == "events_raw");
+        if (raw?.Rows != n)
+        {
+            Console.Error.WriteLine($"FAILED: events_raw holds {raw?.Rows ?? 0} rows, not {n}");
+            return 1;
+        }
+        return 0;
+    }
+    finally
+    {
+        chdb.Dispose();
+        try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+    }
+}
 
 static string DerivedDay(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 

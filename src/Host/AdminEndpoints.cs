@@ -2,6 +2,7 @@ using Analytics.ControlPlane;
 using Analytics.Rollup;
 using Analytics.Rollup.Reprocessing;
 using Analytics.Security;
+using Analytics.Store;
 
 namespace Analytics.Host;
 
@@ -46,11 +47,23 @@ public static class AdminEndpoints
 
         // Reprocessing: rebuild derived data from raw events with the current (or a given)
         // processing logic. Runs inside Rollup, one site-day at a time; poll the job for progress.
-        admin.MapPost("/reprocess", (AdminReprocessRequest body, SiteRegistry registry, ReprocessQueue queue, RollupOptions options) =>
+        admin.MapPost("/reprocess", (AdminReprocessRequest body, SiteRegistry registry, ReprocessQueue queue, RollupOptions options,
+            RetentionPolicy retention, TimeProvider clock) =>
         {
             if (!TryResolveSite(registry, body.MerchantId, body.Site, out long? siteId, out var unknown)) return unknown!;
             var request = new ReprocessRequest(body.MerchantId, siteId, body.From, body.To, body.DryRun, body.LogicVersion);
             if (RangeProblem(request.From, request.To) is { } invalid) return invalid;
+            // Reprocessing rebuilds from raw events: a day whose raw events have expired (or may be
+            // expiring: TTL merges delete a day's rows part by part) would be rebuilt from fewer
+            // events than it had, and replace the right numbers with wrong ones.
+            if (retention.KeptFrom(RetentionPolicy.EventsRaw, clock.GetUtcNow()) is { } horizon && request.From < DateOnly.FromDateTime(horizon.UtcDateTime))
+            {
+                string kept = DateOnly.FromDateTime(horizon.UtcDateTime).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+                return Results.Problem(statusCode: 400, title: "Older than the raw events' retention",
+                    detail: $"from {request.From:yyyy-MM-dd} is before {kept}: raw events are kept {RetentionPeriod.Describe(retention.Raw)} (--retention-raw), " +
+                    $"so days before {kept} cannot be rebuilt; their rollups stay as they are. Reprocess from {kept} on.",
+                    extensions: new Dictionary<string, object?> { ["field"] = "from", ["keptFrom"] = kept });
+            }
             ushort version = request.LogicVersion ?? options.LogicVersion;
             if (!ProcessingLogic.IsKnown(version))
                 return Results.Problem(statusCode: 400, title: "Unknown logic version", detail: $"Known versions: {string.Join(", ", ProcessingLogic.Versions)}.");

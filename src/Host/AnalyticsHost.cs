@@ -78,6 +78,10 @@ public sealed class HostSettings
     public IReadOnlyList<Uri> EdgePurgeUrls { get; init; } = [];
     /// <summary>Trace exporters (`--otlp-endpoint`, `--zipkin-endpoint`); metrics are always at /metrics.</summary>
     public TelemetrySettings Telemetry { get; init; } = new();
+    /// <summary>How long each table keeps its rows (`--retention-*`; src/Store/Retention.cs). A process
+    /// running Rollup applies it as TTLs at start; the query API plans with it; reprocessing refuses
+    /// days older than the raw events' horizon. Default: everything kept.</summary>
+    public RetentionPolicy Retention { get; init; } = RetentionPolicy.KeepEverything;
 }
 
 /// <summary>
@@ -141,6 +145,9 @@ public static class AnalyticsHost
                 // 8 MiB reads: a Rollup round takes up to ~50k records in one read (about 170 bytes each).
                 : LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { ConsumerBufferBytes = 8 * 1024 * 1024 });
             (var store, engine, server, _) = await OpenStoreAsync(settings, data, db, ct);
+            // The writer owns its rows' lifetime: a query-only process with other settings must not
+            // undo the TTLs (it only plans with its settings, which should be the same).
+            if (settings.Roles.HasFlag(Roles.Rollup)) await ApplyRetentionAsync(settings, store, db, ct);
             // Rollup enriches (live and when reprocessing); other roles do not need the data.
             var logic = new ProcessingLogic(settings.Roles.HasFlag(Roles.Rollup)
                 ? settings.Enrichment ?? EnrichmentRules.Load(settings.EnrichmentData ?? Analytics.Enrichment.EnrichmentDataDirectory.Locate(), settings.GeoIpDatabase)
@@ -186,8 +193,9 @@ public static class AnalyticsHost
         services.AddSingleton<IngestProcessor>();
         if (settings.Roles.HasFlag(Roles.Ingest))
             services.AddHostedService(s => ActivatorUtilities.CreateInstance<DeadLetterWriter>(s, db));
-        services.AddSingleton(new MetricsReader(store, db));
-        services.AddSingleton(new Analytics.QueryService.Query.QueryEngine(store, db));
+        services.AddSingleton(settings.Retention);
+        services.AddSingleton(new MetricsReader(store, db) { Retention = settings.Retention, Clock = settings.Clock });
+        services.AddSingleton(new Analytics.QueryService.Query.QueryEngine(store, db) { Retention = settings.Retention, Clock = settings.Clock });
         services.AddSingleton(new Analytics.QueryService.Goals.FunnelReader(store, db));
         services.AddSingleton(logic);
         services.AddSingleton(new RollupOptions { Database = db, QuarantineDirectory = Path.Combine(data, "rollup", "quarantine"), ConsumerGroup = settings.ConsumerGroup, MaxBatchRecords = settings.RollupBatchRecords, LogicVersion = settings.LogicVersion });
@@ -269,6 +277,12 @@ public static class AnalyticsHost
         await store.ExecuteAsync($"CREATE DATABASE IF NOT EXISTS {db}", ct);
         return (store, engine, null, await new SchemaMigrator(store).MigrateAsync(schemas, db, ct));
     }
+
+    /// <summary>Makes the tables' TTLs match <see cref="HostSettings.Retention"/> (only where they differ).</summary>
+    public static Task<IReadOnlyList<RetentionApplier.Change>> ApplyRetentionAsync(HostSettings settings, IColumnStore store, string db, CancellationToken ct) =>
+        settings.ClickHouseServer?.Cluster is { } cluster
+            ? RetentionApplier.ApplyAsync(store, db, settings.Retention, ClusterSchemaMigrator.Target(cluster), ClusterSchema.LocalSuffix, ct)
+            : RetentionApplier.ApplyAsync(store, db, settings.Retention, cancellationToken: ct);
 
     /// <summary>The base address Kestrel bound (useful with port 0).</summary>
     public static string BoundAddress(this WebApplication app) =>

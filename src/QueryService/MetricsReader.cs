@@ -12,16 +12,24 @@ namespace Analytics.QueryService;
 /// Which rollup: day buckets for UTC days, hour buckets for zones with whole-hour offsets,
 /// minute buckets otherwise; aggregates use the coarsest rollup aligned with both ends.
 /// Unique visitors merge uniq states (uniqMerge), so they are right over any range.
+/// Retention: a rollup whose horizon is after the range's start is skipped for the next finer one
+/// that gives the same buckets; when none is left, the query is refused (400) naming `from`.
 /// </summary>
 public sealed class MetricsReader(IColumnStore store, string database)
 {
+    /// <summary>How long each rollup keeps its rows: a query uses a rollup only from its horizon on.</summary>
+    public RetentionPolicy Retention { get; init; } = RetentionPolicy.KeepEverything;
+
+    /// <summary>"Now" for the retention horizons.</summary>
+    public TimeProvider Clock { get; init; } = TimeProvider.System;
+
     public sealed record Bucket(DateTimeOffset Time, IReadOnlyDictionary<string, long> Values);
 
     public async Task<IReadOnlyList<Bucket>> TimeseriesAsync(MetricsQuery q, CancellationToken ct)
     {
         q = AlignToBuckets(q);
         var starts = BucketStarts(q).ToList();
-        var (table, bucketExpr) = ChooseTimeseriesSource(q);
+        var (table, bucketExpr) = Kept(q, TimeseriesSources(q), $"interval={q.Interval.ToString().ToLowerInvariant()}");
         string sql = $"""
             SELECT toUnixTimestamp({bucketExpr}) AS t, {MetricColumns(q)}
             FROM {database}.{table} {ActiveGeneration(q)}
@@ -47,9 +55,13 @@ public sealed class MetricsReader(IColumnStore store, string database)
 
     public async Task<IReadOnlyDictionary<string, long>> AggregateAsync(MetricsQuery q, CancellationToken ct)
     {
-        string table = q.From.Ticks % TimeSpan.TicksPerDay == 0 && q.To.Ticks % TimeSpan.TicksPerDay == 0 ? "rollup_day"
-            : q.From.Ticks % TimeSpan.TicksPerHour == 0 && q.To.Ticks % TimeSpan.TicksPerHour == 0 ? "rollup_hour"
-            : "rollup_minute";
+        // The coarsest rollup aligned with both ends, of those still holding the range's start.
+        bool days = q.From.Ticks % TimeSpan.TicksPerDay == 0 && q.To.Ticks % TimeSpan.TicksPerDay == 0;
+        bool hours = q.From.Ticks % TimeSpan.TicksPerHour == 0 && q.To.Ticks % TimeSpan.TicksPerHour == 0;
+        (RetainedTable, string)[] aligned = days ? [(RetentionPolicy.RollupDay, ""), (RetentionPolicy.RollupHour, ""), (RetentionPolicy.RollupMinute, "")]
+            : hours ? [(RetentionPolicy.RollupHour, ""), (RetentionPolicy.RollupMinute, "")]
+            : [(RetentionPolicy.RollupMinute, "")];
+        var (table, _) = Kept(q, aligned, days ? "a range of whole UTC days" : hours ? "a range of whole hours" : "a range not of whole hours");
         string sql = $"SELECT 0, {MetricColumns(q)} FROM {database}.{table} {ActiveGeneration(q)} WHERE {Scope(q, table)}";
         var rows = await store.QueryRowsAsync(sql, ct);
         var values = new Dictionary<string, long>();
@@ -104,20 +116,45 @@ public sealed class MetricsReader(IColumnStore store, string database)
         return localHour.ToUniversalTime();
     }
 
-    private static (string Table, string BucketExpr) ChooseTimeseriesSource(MetricsQuery q)
+    /// <summary>The rollups that give the query's buckets exactly, coarsest (cheapest) first.</summary>
+    private static (RetainedTable Table, string BucketExpr)[] TimeseriesSources(MetricsQuery q)
     {
         string tz = ClickHouseSql.StringLiteral(q.TimeZone.Id);
         bool utc = q.TimeZone.BaseUtcOffset == TimeSpan.Zero && !q.TimeZone.SupportsDaylightSavingTime;
         bool wholeHours = QueryParameters.HasWholeHourOffsets(q.TimeZone);
+        (RetainedTable, string) minute = (RetentionPolicy.RollupMinute, q.Interval switch
+        {
+            Interval.Minute => "bucket",
+            Interval.Hour => $"toStartOfHour(bucket, {tz})",
+            _ => $"toStartOfDay(bucket, {tz})",
+        });
+        (RetainedTable, string) hour = (RetentionPolicy.RollupHour, q.Interval == Interval.Hour ? $"toStartOfHour(bucket, {tz})" : $"toStartOfDay(bucket, {tz})");
         return q.Interval switch
         {
-            Interval.Minute => ("rollup_minute", "bucket"),
-            Interval.Hour when wholeHours => ("rollup_hour", $"toStartOfHour(bucket, {tz})"),
-            Interval.Hour => ("rollup_minute", $"toStartOfHour(bucket, {tz})"),
-            Interval.Day when utc => ("rollup_day", "toDateTime(bucket, 'UTC')"),
-            Interval.Day when wholeHours => ("rollup_hour", $"toStartOfDay(bucket, {tz})"),
-            _ => ("rollup_minute", $"toStartOfDay(bucket, {tz})"),
+            Interval.Minute => [minute],
+            Interval.Hour when wholeHours => [hour, minute],
+            Interval.Day when utc => [(RetentionPolicy.RollupDay, "toDateTime(bucket, 'UTC')"), hour, minute],
+            Interval.Day when wholeHours => [hour, minute],
+            _ => [minute],
         };
+    }
+
+    /// <summary>
+    /// The first of <paramref name="candidates"/> still holding the query's first day under the
+    /// retention (docs/query-api.md, "Old ranges and retention"); none: the query is refused,
+    /// naming the rollups that could answer it and how long they are kept.
+    /// </summary>
+    private (string Table, string BucketExpr) Kept(MetricsQuery q, (RetainedTable Table, string BucketExpr)[] candidates, string shape)
+    {
+        var now = Clock.GetUtcNow();
+        foreach (var (table, expr) in candidates)
+        {
+            if (Retention.KeptFrom(table, now) is not { } horizon || q.From >= horizon) return (table.Name, expr);
+        }
+        string kept = string.Join("; ", candidates.Select(c =>
+            $"{c.Table.Description} are kept {RetentionPeriod.Describe(Retention.PeriodOf(c.Table))} (from {Retention.KeptFrom(c.Table, now):yyyy-MM-dd} on)"));
+        throw new QueryParameters.InvalidQueryException(string.Create(CultureInfo.InvariantCulture,
+            $"from: {q.From:yyyy-MM-dd'T'HH:mm'Z'} is older than what answers {shape}: {kept}. Ask for a later from, or a coarser interval or whole days."));
     }
 
     /// <summary>

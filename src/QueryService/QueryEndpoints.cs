@@ -29,7 +29,16 @@ public static class QueryEndpoints
             query = MetricsReader.AlignToBuckets(query!);
             if (MetricsReader.BucketStarts(query).Skip(MaxBuckets).Any())
                 return Problem(StatusCodes.Status400BadRequest, "Too many buckets", $"from/to/interval give more than {MaxBuckets} buckets; use a coarser interval or a shorter range.");
-            var buckets = await reader.TimeseriesAsync(query, context.RequestAborted);
+            IReadOnlyList<MetricsReader.Bucket> buckets;
+            try
+            {
+                buckets = await reader.TimeseriesAsync(query, context.RequestAborted);
+            }
+            catch (InvalidQueryException e)
+            {
+                // The range reaches past what the rollups still keep (retention).
+                return Problem(StatusCodes.Status400BadRequest, "Invalid query", e.Message);
+            }
             context.SetQueryCacheScope(new QueryCacheScope(query.MerchantId, site, query.From, query.To));
             return Results.Json(new
             {
@@ -50,7 +59,15 @@ public static class QueryEndpoints
         app.MapGet("/v1/sites/{site}/aggregate", async (HttpContext context, string site, SiteRegistry sites, MetricsReader reader, TimeProvider clock) =>
         {
             if (!TryBuild(context, site, sites, clock, out var query, out var error)) return error!;
-            var values = await reader.AggregateAsync(query!, context.RequestAborted);
+            IReadOnlyDictionary<string, long> values;
+            try
+            {
+                values = await reader.AggregateAsync(query!, context.RequestAborted);
+            }
+            catch (InvalidQueryException e)
+            {
+                return Problem(StatusCodes.Status400BadRequest, "Invalid query", e.Message);
+            }
             context.SetQueryCacheScope(new QueryCacheScope(query!.MerchantId, site, query.From, query.To));
             return Results.Json(new { site_id = site, tz = query.TimeZone.Id, from = query.From, to = query.To, results = values });
         }).WithQueryCaching();

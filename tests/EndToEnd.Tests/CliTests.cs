@@ -12,7 +12,7 @@ public class CliTests
     public static TheoryData<string, string[]> Commands => new()
     {
         { "", ["serve", "migrate", "sites", "reprocess", "partitions", "export", "kafka-mock", "demo-traffic", "ANALYTICS_", "appsettings.json"] },
-        { "serve", ["--urls", "--demo", "--echo", "--quiet", "--roles", "--log", "--kafka-bootstrap", "--kafka-topic", "--schema-registry", "--consumer-group", "--logic-version", "--store", "--clickhouse-url", "--clickhouse-user", "--clickhouse-password", "--clickhouse-database", "--clickhouse-cluster", "--data"] },
+        { "serve", ["--urls", "--demo", "--echo", "--quiet", "--roles", "--log", "--kafka-bootstrap", "--kafka-topic", "--schema-registry", "--consumer-group", "--logic-version", "--store", "--clickhouse-url", "--clickhouse-user", "--clickhouse-password", "--clickhouse-database", "--clickhouse-cluster", "--data", "--retention-raw", "--retention-enriched", "--retention-minute", "--retention-hour", "--retention-day", "--retention-dimensions"] },
         { "migrate", ["--store", "--clickhouse-url", "--clickhouse-cluster", "--data"] },
         { "sites", ["create", "list"] },
         { "sites create", ["--domain", "--merchant", "--merchant-id", "--site-key", "--data"] },

@@ -153,6 +153,9 @@ public class StartupErrorTests
     [InlineData("--urls", "http://example.com", "urls 'http://example.com'")]
     [InlineData("--clickhouse-url", "notaurl", "--clickhouse-url 'notaurl'")]
     [InlineData("--edge-purge-url", "http://127.0.0.1:6081/,varnish:6081", "--edge-purge-url 'varnish:6081'")]
+    [InlineData("--retention-raw", "10x", "--retention-raw: '10x' is not a period")]
+    [InlineData("--retention-day", "0d", "--retention-day: '0d' is out of range")]
+    [InlineData("--retention-hour", "60y", "--retention-hour: '60y' is out of range")]
     public async Task An_inconsistent_setting_exits_2_before_anything_opens(string option, string value, string mention)
     {
         string data = NewPath("setting");

@@ -74,6 +74,45 @@ public sealed class ClusterSchemaTests(BackendsFixture fixture)
     }
 
     [Fact]
+    public async Task Retention_on_a_cluster_changes_the_replicated_tables_only_and_parses_in_ClickHouse()
+    {
+        var db = "c_" + Guid.NewGuid().ToString("N");
+        foreach (var table in RetentionPolicy.Tables)
+        {
+            await fixture.Embedded.ExecuteAsync($"CREATE DATABASE IF NOT EXISTS {db}", Ct);
+            await fixture.Embedded.ExecuteAsync($"CREATE TABLE {db}.{table.Name}{ClusterSchema.LocalSuffix} (merchant_id UInt64, {table.TimeColumn} DateTime) ENGINE = MergeTree ORDER BY merchant_id", Ct);
+        }
+        // A store that records what it is asked to run, over the real engine for the reads.
+        var recorder = new RecordingStore(fixture.Embedded);
+        await RetentionApplier.ApplyAsync(recorder, db, new RetentionPolicy { Enriched = new(2, RetentionUnit.Year) },
+            ClusterSchemaMigrator.Target("web"), ClusterSchema.LocalSuffix, Ct);
+        var statement = Assert.Single(recorder.Executed);
+        Assert.Equal($"ALTER TABLE {db}.events_enriched_local ON CLUSTER web MODIFY TTL toDateTime(toDate(received_at), 'UTC') + toIntervalYear(2)", statement);
+        await fixture.Embedded.QueryRowsAsync($"SELECT formatQuery({ClickHouseSql.StringLiteral(statement)})", Ct);
+    }
+
+    /// <summary>Runs reads on the engine and records statements instead of running them (ON CLUSTER needs a cluster).</summary>
+    private sealed class RecordingStore(IColumnStore inner) : IColumnStore
+    {
+        public List<string> Executed { get; } = [];
+
+        public Task ExecuteAsync(string sql, CancellationToken cancellationToken = default)
+        {
+            Executed.Add(sql);
+            return Task.CompletedTask;
+        }
+
+        public Task<IReadOnlyList<System.Text.Json.JsonElement[]>> QueryRowsAsync(string sql, CancellationToken cancellationToken = default) =>
+            inner.QueryRowsAsync(sql, cancellationToken);
+
+        public Task<IReadOnlyList<System.Text.Json.JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default) =>
+            inner.QueryRowsAsync(sql, keys, cancellationToken);
+
+        public Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary, string? deduplicationToken = null,
+            CancellationToken cancellationToken = default) => inner.InsertRowBinaryAsync(table, columnsWithTypes, rowBinary, deduplicationToken, cancellationToken);
+    }
+
+    [Fact]
     public void A_statement_without_a_cluster_form_is_refused()
     {
         Assert.Throws<NotSupportedException>(() => ClusterSchema.Translate("CREATE VIEW analytics.v AS SELECT 1", "web"));

@@ -69,6 +69,25 @@ public abstract class ColumnStoreConformanceTests(BackendsFixture fixture)
     }
 
     [Fact]
+    public async Task Retention_on_the_product_tables_sets_the_TTLs_once_and_expired_days_go_at_the_next_merge()
+    {
+        var db = "c_" + Guid.NewGuid().ToString("N");
+        await new SchemaMigrator(Store).MigrateAsync(BackendsFixture.SchemaDirectory, db, Ct);
+        var policy = new RetentionPolicy { Raw = new(30, RetentionUnit.Day), Hour = new(2, RetentionUnit.Year) };
+        Assert.Equal(["events_raw", "rollup_hour"], (await RetentionApplier.ApplyAsync(Store, db, policy, cancellationToken: Ct)).Select(c => c.Table));
+        Assert.Empty(await RetentionApplier.ApplyAsync(Store, db, policy, cancellationToken: Ct));
+
+        // Days 40 and 10 ago: the first is past 30 days, the second not.
+        await Store.ExecuteAsync($"INSERT INTO {db}.events_raw (merchant_id, site_id, received_at) VALUES (1, 1, now64() - INTERVAL 40 DAY), (1, 1, now64() - INTERVAL 10 DAY)", Ct);
+        await Store.ExecuteAsync($"OPTIMIZE TABLE {db}.events_raw FINAL", Ct);
+        var days = await Store.QueryRowsAsync($"SELECT dateDiff('day', toDate(received_at), today()) FROM {db}.events_raw", Ct);
+        Assert.Equal([10], days.Select(r => r[0].GetInt32()));
+
+        Assert.Equal(["events_raw", "rollup_hour"], (await RetentionApplier.ApplyAsync(Store, db, RetentionPolicy.KeepEverything, cancellationToken: Ct)).Select(c => c.Table));
+        Assert.Empty(await RetentionApplier.CurrentAsync(Store, db, cancellationToken: Ct));
+    }
+
+    [Fact]
     public async Task A_100000_row_RowBinary_insert_stores_and_reports_every_row()
     {
         var db = await NewDatabaseAsync();

@@ -75,6 +75,32 @@ public sealed class ServeSettings : StoreSettings
     /// <summary>Send spans to this Zipkin endpoint (…/api/v2/spans).</summary>
     public Uri? ZipkinEndpoint { get; set; }
 
+    // Retention tiers (docs/operations.md, "Retention"): forever or N d|w|m|y per table.
+    public string RetentionRaw { get; set; } = "forever";
+    public string RetentionEnriched { get; set; } = "forever";
+    public string RetentionMinute { get; set; } = "forever";
+    public string RetentionHour { get; set; } = "forever";
+    public string RetentionDay { get; set; } = "forever";
+    public string RetentionDimensions { get; set; } = "forever";
+
+    /// <summary>The retention settings as a policy (call after validation: a bad period throws).</summary>
+    public Analytics.Store.RetentionPolicy Retention() => new()
+    {
+        Raw = Analytics.Store.RetentionPeriod.Parse(RetentionRaw),
+        Enriched = Analytics.Store.RetentionPeriod.Parse(RetentionEnriched),
+        Minute = Analytics.Store.RetentionPeriod.Parse(RetentionMinute),
+        Hour = Analytics.Store.RetentionPeriod.Parse(RetentionHour),
+        Day = Analytics.Store.RetentionPeriod.Parse(RetentionDay),
+        Dimensions = Analytics.Store.RetentionPeriod.Parse(RetentionDimensions),
+    };
+
+    /// <summary>Each retention option with its value, for validation and messages.</summary>
+    public IEnumerable<(string Option, string Value)> RetentionValues() =>
+    [
+        ("--retention-raw", RetentionRaw), ("--retention-enriched", RetentionEnriched), ("--retention-minute", RetentionMinute),
+        ("--retention-hour", RetentionHour), ("--retention-day", RetentionDay), ("--retention-dimensions", RetentionDimensions),
+    ];
+
     public string[] EdgePurgeUrlList() => EdgePurgeUrl.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
     public string[] TrustedProxyList() => TrustedProxies.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
@@ -129,6 +155,17 @@ public sealed partial class ServeSettingsValidator : IValidateOptions<ServeSetti
             failures.Add($"--otlp-endpoint '{settings.OtlpEndpoint}': use the collector's http(s):// URL, e.g. http://127.0.0.1:4317");
         if (settings.ZipkinEndpoint is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
             failures.Add($"--zipkin-endpoint '{settings.ZipkinEndpoint}': use Zipkin's http(s):// span URL, e.g. http://127.0.0.1:9411/api/v2/spans");
+        foreach (var (option, value) in settings.RetentionValues())
+        {
+            try
+            {
+                Analytics.Store.RetentionPeriod.Parse(value);
+            }
+            catch (FormatException e)
+            {
+                failures.Add($"{option}: {e.Message}");
+            }
+        }
         if (settings.AgentJs is { Length: > 0 } agent && !File.Exists(agent))
             failures.Add($"agent-js '{agent}': no such file");
         if (settings.Dashboard is { Length: > 0 } dashboard && !File.Exists(Path.Combine(dashboard, "index.html")))
@@ -178,6 +215,18 @@ public sealed class ServeCommand : ICommandGroup
             new Option<string>("--otlp-endpoint") { Description = "Export spans to this OTLP collector (gRPC; OTLP/HTTP when the path ends in /v1/traces) [default: off]", HelpName = "URL" },
             new Option<string>("--zipkin-endpoint") { Description = "Export spans to this Zipkin endpoint, e.g. http://zipkin:9411/api/v2/spans [default: off]", HelpName = "URL" },
         };
+        foreach (var (name, what) in new[]
+        {
+            ("--retention-raw", "raw events (what reprocessing rebuilds from: days older cannot be reprocessed)"),
+            ("--retention-enriched", "enriched events (older days: the query API answers from the rollups, or refuses)"),
+            ("--retention-minute", "minute rollups"),
+            ("--retention-hour", "hour rollups"),
+            ("--retention-day", "day rollups"),
+            ("--retention-dimensions", "the dimension rollup (rollup_dims_day: top lists and the main graph)"),
+        })
+        {
+            serve.Options.Add(new Option<string>(name) { Description = $"How long to keep {what}: forever, or N with d, w, m or y, e.g. 90d, 10y [default: forever]", HelpName = "PERIOD" });
+        }
         foreach (var option in StoreSettings.Options()) serve.Options.Add(option);
         serve.SetAction((parse, ct) => RunAsync(Settings.Bind<ServeSettings>(parse, s => s
             .AddSingleton<IValidateOptions<ServeSettings>, ServeSettingsValidator>()
@@ -214,6 +263,7 @@ public sealed class ServeCommand : ICommandGroup
             // Tokens: this host's own issuer by default; --authority/--audience accept another's.
             Auth = new AuthSettings { Issuer = settings.Issuer?.ToString(), Authority = settings.Authority?.ToString(), Audience = settings.Audience },
             Telemetry = new TelemetrySettings { OtlpEndpoint = settings.OtlpEndpoint, ZipkinEndpoint = settings.ZipkinEndpoint },
+            Retention = settings.Retention(),
         }, ct);
         bool ownIssuer = settings.Authority is null;
         DemoAccess.Credentials? access = null;

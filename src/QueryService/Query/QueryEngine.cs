@@ -192,6 +192,13 @@ public sealed class QueryEngine(IColumnStore store, string database)
         return new Row(dimensions!, metrics, sort);
     }
 
+    /// <summary>How long each table keeps its rows: ranges older than the enriched events' horizon
+    /// are answered from the dimension rollup or refused (RetentionPlanner).</summary>
+    public RetentionPolicy Retention { get; init; } = RetentionPolicy.KeepEverything;
+
+    /// <summary>"Now" for the retention horizons.</summary>
+    public TimeProvider Clock { get; init; } = TimeProvider.System;
+
     /// <summary>Answer from the pre-aggregates where they answer exactly (PreAggregates/, the
     /// planner in front of QuerySql); off only to measure or test the scan on its own.</summary>
     public bool UsePreAggregates { get; set; } = true;
@@ -204,7 +211,9 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// </summary>
     public async Task<List<RawRow>> RawAsync(NormalQuery q, CancellationToken ct)
     {
-        string? planned = UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _) : null;
+        string? planned = RetentionPlanner.EnrichedCovers(q, Retention, Clock.GetUtcNow())
+            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _) : null)
+            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow());
         var rows = await RunAsync(planned ?? QuerySql.Build(q, database, MaxExecutionSeconds), ct);
         int n = q.Dimensions.Count, counts = QuerySql.RawColumns.Length - 2;
         var result = new List<RawRow>(rows.Count);
