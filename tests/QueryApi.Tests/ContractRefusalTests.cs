@@ -114,6 +114,23 @@ public class ContractRefusalTests(OracleFixture data)
         Assert.Equal(HttpStatusCode.NotFound, foreign.StatusCode);
     }
 
+    /// <summary>Found by the libFuzzer run (fuzz/corpus/query/regression-invalid-utf8.json, sent
+    /// as found): a string with a byte that is not UTF-8 passed JsonDocument.Parse and failed when
+    /// the parser read it, a 500.</summary>
+    [Fact]
+    public async Task A_body_that_is_not_utf8_is_refused_with_400_naming_the_body()
+    {
+        var found = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "fuzz-regressions", "regression-invalid-utf8.json"));
+        Assert.False(System.Text.Unicode.Utf8.IsValid(found));
+        using var content = new ByteArrayContent(found);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await data.Host.Http.PostAsync("/v1/query", content, Ct);
+        string text = await response.Content.ReadAsStringAsync(Ct);
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode} {text}");
+        Assert.Equal("$", (string?)JsonNode.Parse(text)!["field"]);
+        Assert.Contains("not valid UTF-8", text);
+    }
+
     [Fact]
     public async Task A_body_over_64_KB_is_413()
     {
