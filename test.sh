@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test suite of the repository and ends with one line: "N passed, N failed".
 #
-# Installs what the tests need first (Debian packages: chromium, npm, postgresql, haproxy, prometheus; then the
+# Installs what the tests need first (Debian packages: chromium, npm, postgresql, haproxy, prometheus, clang; then the
 # ClickHouse engine library and the enrichment data sets), builds the solution once in Release, then runs each test
-# project, the benchmark smoke runs, the browser agents' tests and the deployment manifests' checks.
+# project, the benchmark smoke runs, a short pass of each fuzz target (fuzz/run.sh), the browser agents' tests and the
+# deployment manifests' checks.
 # Exit status: 0 only when every suite ran and nothing failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
