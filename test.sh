@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test suite of the repository and ends with one line: "N passed, N failed".
 #
-# Installs what the tests need first (Debian packages: chromium, npm, postgresql, haproxy, prometheus; then the
+# Installs what the tests need first (Debian packages: chromium, npm, postgresql, haproxy, prometheus, clang; then the
 # ClickHouse engine library and the enrichment data sets), builds the solution once in Release, then runs each test
-# project, the benchmark smoke runs, the browser agents' tests and the deployment manifests' checks.
+# project, the benchmark smoke runs, a short pass of each fuzz target (fuzz/run.sh), the browser agents' tests and the
+# deployment manifests' checks.
 # Exit status: 0 only when every suite ran and nothing failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -32,6 +33,10 @@ TEST_DEPS=(
     # (own working directory and port; the package's system service is not used), with xkey.
     "/usr/sbin/varnishd:varnish"
     "/usr/lib/x86_64-linux-gnu/varnish/vmods/libvmod_xkey.so:varnish-modules"
+    # fuzz/run.sh builds its libFuzzer driver with clang -fsanitize=fuzzer (libFuzzer itself is in
+    # the compiler runtime package).
+    "clang:clang"
+    "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a:libclang-rt-14-dev"
 )
 install_test_deps() {
     local missing=() dep
@@ -147,6 +152,24 @@ if [[ -x perf/run-all.sh ]]; then
         suites_failed+=("perf smoke")
     fi
     passed=$((passed + p)); failed=$((failed + f))
+fi
+
+# Coverage-guided fuzzing (docs/security.md, "Fuzzing"): a short bounded pass of each target from its
+# checked-in corpus, one count per target. A crash or hang fails it and leaves the input under
+# .cache/test-results/fuzz/TARGET/.
+echo "== fuzz (fuzz/run.sh, ${FUZZ_SECONDS:=15} s per target)"
+if fuzz/run.sh --build > "$RESULTS/fuzz-build.log" 2>&1; then
+    for target in frames batch validator query; do
+        if line="$(fuzz/run.sh --no-build "$target" "$FUZZ_SECONDS" 2>>"$RESULTS/fuzz-build.log")"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1)); suites_failed+=("fuzz $target")
+        fi
+        echo "$line"
+    done
+else
+    tail -n 20 "$RESULTS/fuzz-build.log"
+    failed=$((failed + 4)); suites_failed+=("fuzz build")
 fi
 
 # An npm package's tests (`npm ci && npm test` in DIR): node's test runner ends with "# pass N" /

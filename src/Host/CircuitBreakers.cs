@@ -6,7 +6,11 @@
 // Retry-After) through EventLogUnavailableException, the query APIs answer 503 + Retry-After
 // through StoreUnavailableException. After BreakDuration one call goes through as a probe
 // (half-open); its success closes the breaker, its failure opens it again. No restart is needed.
-// /healthz reports every open breaker with the failure that opened it.
+// /healthz reports every open breaker with the failure that opened it. /readyz is false while a
+// breaker refuses (open, its break not yet over): a balancer then sends the traffic to nodes
+// that can take it. Once the break is over readiness is true again even though the breaker has
+// not yet closed: the half-open probe is a real call, which only traffic makes; a node kept out
+// of the balancer until its breaker closed would never be probed.
 //
 // Only failures of the dependency count: a cancelled call, or a statement the engine refused
 // for itself (a bad regular expression, a query over its time limit: the store is fine), does
@@ -38,11 +42,14 @@ public interface IDependencyHealth
 public sealed class DependencyBreaker
 {
     private readonly CircuitBreakerStateProvider _state = new();
+    private readonly TimeProvider _clock;
     private volatile string _reason = "";
+    private long _refusingUntil; // the clock's timestamp at which the current break ends
 
     public DependencyBreaker(string name, CircuitBreakerSettings settings, Func<Exception, bool> isFailure, TimeProvider clock)
     {
         Name = name;
+        _clock = clock;
         BreakDuration = settings.BreakDuration;
         Pipeline = new ResiliencePipelineBuilder { TimeProvider = clock }.AddCircuitBreaker(new CircuitBreakerStrategyOptions
         {
@@ -55,6 +62,7 @@ public sealed class DependencyBreaker
             OnOpened = args =>
             {
                 _reason = Describe(args.Outcome.Exception);
+                Interlocked.Exchange(ref _refusingUntil, clock.GetTimestamp() + (long)(args.BreakDuration.TotalSeconds * clock.TimestampFrequency));
                 return ValueTask.CompletedTask;
             },
         }).Build();
@@ -82,6 +90,14 @@ public sealed class DependencyBreaker
     public ResiliencePipeline Pipeline { get; }
     public CircuitState State => _state.CircuitState;
     public string Reason => _reason;
+
+    /// <summary>Open with the break not over (or isolated): every call is refused now.</summary>
+    public bool IsRefusing => State switch
+    {
+        CircuitState.Isolated => true,
+        CircuitState.Open => _clock.GetTimestamp() < Interlocked.Read(ref _refusingUntil),
+        _ => false,
+    };
 }
 
 public sealed class CircuitBreakers : IDependencyHealth

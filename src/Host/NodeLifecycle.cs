@@ -7,10 +7,14 @@
 //   migrated, server listening), not draining, and, for roles that use a ClickHouse server
 //   (Rollup, query), that server answering `SELECT 1` within 2 s (checked at most once a second,
 //   so a probe every second costs one query). The in-process engine is not checked: it cannot be
-//   unreachable, and a probe queued behind a long insert must not take the node out. Otherwise
-//   503 with the reason as text. Ingest's readiness
-//   does not follow Kafka: while Kafka refuses, every ingest node answers RETRY alike, and taking
-//   them all out of the balancer would turn a Kafka incident into an outage.
+//   unreachable, and a probe queued behind a long insert must not take the node out. Nor may a
+//   circuit breaker (CircuitBreakers.cs) refuse calls now: while the event log's or the store's
+//   breaker is open (its break not over), the node answers 503 to what needs that dependency,
+//   so it is not ready; once the break is over it is ready again, so that traffic can make the
+//   half-open probe that closes the breaker. Otherwise 503 with the reason as text (`store:
+//   circuit open: ClickHouse error 60 (UNKNOWN_TABLE)`). A breaker opened by a fault every node
+//   shares (Kafka down) takes every node out for the break (seconds) at a time; clients keep what
+//   was not acknowledged and resend, which they would do on the 503s anyway.
 // - On SIGTERM (the host's stop) readiness turns false at once, ingest refuses new WebSockets and
 //   batches with 503 + Retry-After, open WebSockets are closed with 1001 after answering the batch
 //   in hand (IngestDrain), and only then does the server stop listening. The wait for open
@@ -25,8 +29,10 @@ using Analytics.Store;
 
 namespace Analytics.Host;
 
-/// <summary>What `/readyz` reports; <paramref name="roles"/>: the roles whose needs it checks.</summary>
-public sealed class NodeReadiness(IColumnStore store, Roles roles)
+/// <summary>What `/readyz` reports.</summary>
+/// <param name="roles">The node's roles: whose needs (and breakers) count.</param>
+/// <param name="checkStore">Whether to check the store with `SELECT 1` (a ClickHouse server).</param>
+public sealed class NodeReadiness(IColumnStore store, Roles roles, bool checkStore, CircuitBreakers breakers)
 {
     private static readonly TimeSpan StoreCheckTimeout = TimeSpan.FromSeconds(2);
     private const long StoreCheckIntervalMs = 1000;
@@ -46,7 +52,11 @@ public sealed class NodeReadiness(IColumnStore store, Roles roles)
     {
         if (_draining) return "draining";
         if (!_started) return "starting";
-        if ((roles & (Roles.Rollup | Roles.Query)) == 0) return null;
+        bool usesStore = (roles & (Roles.Rollup | Roles.Query)) != 0;
+        // Ingest-only nodes write dead letters to the store too, but ingest goes on without it.
+        if (roles.HasFlag(Roles.Ingest) && breakers.EventLog.IsRefusing) return Refusing(breakers.EventLog);
+        if (usesStore && breakers.Store.IsRefusing) return Refusing(breakers.Store);
+        if (!usesStore || !checkStore) return null;
         long now = Environment.TickCount64;
         var check = Volatile.Read(ref _storeCheck);
         if (check is null || (check.IsCompleted && now - Interlocked.Read(ref _storeCheckedAt) > StoreCheckIntervalMs))
@@ -58,6 +68,8 @@ public sealed class NodeReadiness(IColumnStore store, Roles roles)
         }
         return await check;
     }
+
+    private static string Refusing(DependencyBreaker breaker) => $"{breaker.Name}: circuit open: {breaker.Reason}";
 
     private async Task<string?> CheckStoreAsync()
     {
@@ -142,8 +154,13 @@ public static class NodeProbes
     public static IServiceCollection AddNodeLifecycle(this IServiceCollection services, Roles roles, TimeSpan drainTimeout)
     {
         services.AddSingleton<IngestDrain>();
-        services.AddSingleton(sp => new NodeReadiness(sp.GetRequiredService<IColumnStore>(),
-            sp.GetRequiredService<IColumnStore>() is EmbeddedColumnStore ? roles & Roles.Ingest : roles));
+        services.AddSingleton(sp =>
+        {
+            var store = sp.GetRequiredService<IColumnStore>();
+            // The breaker wraps the store: what is inside decides whether there is a server to check.
+            bool embedded = (store is BreakerColumnStore b ? b.Inner : store) is EmbeddedColumnStore;
+            return new NodeReadiness(store, roles, !embedded, sp.GetRequiredService<CircuitBreakers>());
+        });
         services.AddHostedService(sp => new NodeDrain(sp.GetRequiredService<NodeReadiness>(), sp.GetRequiredService<IngestDrain>(), drainTimeout, sp.GetRequiredService<ILogger<NodeDrain>>()));
         services.Configure<HostOptions>(o => o.ShutdownTimeout = drainTimeout);
         return services;

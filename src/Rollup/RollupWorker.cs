@@ -262,7 +262,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         var round = await PrepareAsync(batch, activity);
         status.PrepareMs = prepare.ElapsedMilliseconds;
         await WithRetries(() => StoreAsync(round, ct), ct);
-        await consumer.CommitAsync(batch, ct);
+        await CommitWithRetriesAsync(consumer, batch, ct);
         activity?.SetTag("analytics.stored", round.Stored);
         activity?.SetTag("analytics.duplicates", round.Duplicates);
         status.Round(batch.Records.Count, round.Stored, round.Duplicates, Stopwatch.GetElapsedTime(started));
@@ -498,6 +498,30 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         }
     }
 
+    /// <summary>A commit that fails (the local log's disk full: its offset file cannot be
+    /// written) is retried like a store error, never thrown: thrown, it would end Rollup for good
+    /// while ingest, once the disk has room again, goes on acknowledging. The range is stored
+    /// already; a crash meanwhile replays it from the in-flight mark.</summary>
+    private async Task CommitWithRetriesAsync(IEventLogConsumer consumer, LogBatch batch, CancellationToken ct)
+    {
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            try
+            {
+                await consumer.CommitAsync(batch, ct);
+                return;
+            }
+            catch (Exception e) when (e is not OperationCanceledException && e is not ObjectDisposedException)
+            {
+                status.LastError = e.Message;
+                LogCommitError(e, delay.TotalMilliseconds);
+                await Task.Delay(delay, ct);
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5_000));
+            }
+        }
+    }
+
     private Task WithRetries(Func<Task> action, CancellationToken ct) =>
         WithRetriesResult(async () => { await action(); return true; }, ct);
 
@@ -537,4 +561,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
 
     [LoggerMessage(EventId = 2003, Level = LogLevel.Error, Message = "Store error; retrying in {DelayMs} ms")]
     private partial void LogStoreError(Exception error, double delayMs);
+
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Committing the log position failed; retrying in {DelayMs} ms")]
+    private partial void LogCommitError(Exception error, double delayMs);
 }

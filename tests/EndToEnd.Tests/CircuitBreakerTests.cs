@@ -11,10 +11,12 @@ namespace Analytics.EndToEnd.Tests;
 
 /// <summary>
 /// The circuit breakers with real faults: the embedded ClickHouse engine losing the table the
-/// query API and Rollup use (DETACH TABLE, then ATTACH), and every broker of librdkafka's mock
-/// cluster stopped. While a breaker is open callers get fast 503s with Retry-After and /healthz
-/// names the dependency; after the fault clears the next probe closes it, with no restart; every
-/// event acknowledged before, during and after is counted exactly once.
+/// query API and Rollup use (DETACH TABLE, then ATTACH), every broker of librdkafka's mock
+/// cluster stopped, and the local log's file system full (a 4 MiB tmpfs filled to the last
+/// byte). While a breaker is open callers get fast 503s with Retry-After (a RETRY ack on the
+/// WebSocket), /healthz names the dependency and /readyz is 503 with the reason; after the fault
+/// clears the next probe closes it and readiness is back, with no restart; every event
+/// acknowledged before, during and after is counted exactly once.
 /// </summary>
 public sealed class CircuitBreakerTests(EngineFixture engine) : IDisposable
 {
@@ -41,6 +43,38 @@ public sealed class CircuitBreakerTests(EngineFixture engine) : IDisposable
     {
         using var response = await host.Http.GetAsync("/healthz", Ct);
         return (response.StatusCode, await response.Content.ReadAsStringAsync(Ct));
+    }
+
+    private static async Task<(HttpStatusCode Status, string Body)> ReadyAsync(TestHost host)
+    {
+        using var response = await host.Http.GetAsync("/readyz", Ct);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync(Ct));
+    }
+
+    /// <summary>Readiness turns false (naming <paramref name="reason"/>) while the breaker refuses.
+    /// Polled: it is true again once the break is over, which a slow machine may reach first if
+    /// no call reopened the breaker meanwhile, so the caller keeps the fault hit.</summary>
+    private static async Task<string> WaitNotReadyAsync(TestHost host, string reason, Func<Task> hit)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (true)
+        {
+            var (status, body) = await ReadyAsync(host);
+            if (status == HttpStatusCode.ServiceUnavailable && body.Contains(reason, StringComparison.Ordinal)) return body;
+            Assert.True(DateTime.UtcNow < deadline, $"/readyz not 503 with '{reason}' within 10 s; last: {(int)status} {body}");
+            await hit();
+        }
+    }
+
+    private static Task WaitReadyAsync(TestHost host) =>
+        WaitUntilAsync(async () => (await ReadyAsync(host)) == (HttpStatusCode.OK, "ready"), "readiness true again", seconds: 10);
+
+    /// <summary>The half-open probe is an ordinary batch: sends one until it is accepted; returns
+    /// the events acknowledged.</summary>
+    private static async Task<long> WaitAcceptedAgainAsync(TestHost host)
+    {
+        await WaitUntilAsync(async () => (await PostAsync(host, 2)).StatusCode == HttpStatusCode.OK, "ingest accepted again");
+        return 2;
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, int seconds = 30)
@@ -82,6 +116,8 @@ public sealed class CircuitBreakerTests(EngineFixture engine) : IDisposable
         Assert.Contains("unavailable: store: circuit open", body);
         Assert.Contains("ClickHouse error 60 (UNKNOWN_TABLE)", body);
         Assert.DoesNotContain(host.Database, body); // /healthz is public: no statement, no tenant
+        string notReady = await WaitNotReadyAsync(host, "store: circuit open: ClickHouse error 60 (UNKNOWN_TABLE)", () => QueryAsync(host));
+        Assert.DoesNotContain(host.Database, notReady);
 
         // Open: answered without the engine, fast.
         var watch = Stopwatch.StartNew();
@@ -100,6 +136,7 @@ public sealed class CircuitBreakerTests(EngineFixture engine) : IDisposable
         var totals = await host.WaitForAggregateAsync(t => t["pageviews"] >= acked);
         Assert.Equal(acked, totals["pageviews"]);
         Assert.Equal("ok", (await HealthAsync(host)).Body);
+        await WaitReadyAsync(host);
     }
 
     [Fact]
@@ -115,6 +152,85 @@ public sealed class CircuitBreakerTests(EngineFixture engine) : IDisposable
         }
         Assert.Equal((HttpStatusCode.OK, "ok"), await HealthAsync(host));
         Assert.Equal(HttpStatusCode.OK, (await QueryAsync(host)).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_full_disk_under_the_local_log_gets_fast_503s_and_retry_acks_and_recovers_without_a_restart_losing_no_acknowledged_event()
+    {
+        string data = Path.Combine(Path.GetTempPath(), "analytics-e2e-disk-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            // Declared first, disposed last: the host closes its files before the unmount.
+            using var disk = TmpfsMount.Create(Path.Combine(data, "log"), megabytes: 4);
+            await using var host = await TestHost.StartAsync(engine, breakers: Fast, dataDirectory: data);
+            host.KeepData = true; // removed below, after the unmount
+            long acked = 0;
+            Assert.Equal(HttpStatusCode.OK, (await PostAsync(host, 5)).StatusCode);
+            acked += 5;
+            await host.WaitForAggregateAsync(t => t["pageviews"] == acked);
+
+            string filler = Path.Combine(disk.Directory, "filler");
+            long filled = TmpfsMount.Fill(filler);
+            // The log's last page of tmpfs memory is already allocated: batches that still fit in
+            // it are written, durable and acknowledged. Then each batch fails in the log itself
+            // (its write), until the failures outweigh the successes in the breaker's window.
+            int refused = 0;
+            for (int i = 0; (await HealthAsync(host)).Status == HttpStatusCode.OK; i++)
+            {
+                Assert.True(i < 500, "the breaker is still closed after 500 batches on a full file system");
+                var r = await PostAsync(host, 1);
+                if (r.StatusCode == HttpStatusCode.OK)
+                {
+                    Assert.Equal(0, refused);
+                    acked += 1;
+                    continue;
+                }
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode);
+                Assert.NotNull(r.Headers.RetryAfter);
+                refused++;
+            }
+            var (status, body) = await HealthAsync(host);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+            Assert.Contains("unavailable: event log: circuit open", body);
+            string notReady = await WaitNotReadyAsync(host, "event log: circuit open", () => PostAsync(host, 1));
+
+            var watch = Stopwatch.StartNew();
+            for (int i = 0; i < 20; i++)
+            {
+                var r = await PostAsync(host, 1);
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode);
+                Assert.True(r.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1), "Retry-After: " + r.Headers.RetryAfter);
+            }
+            double msPerRefusal = watch.Elapsed.TotalMilliseconds / 20;
+            // The WebSocket's equivalent: a RETRY ack naming the log, with the wait.
+            using (var socket = await host.ConnectAsync())
+            {
+                var ack = await Wire.SendAsync(socket, new EventBatch { SiteKey = host.Site.SiteKey, Seq = 9, Events = { Wire.Pageview("/ws") } });
+                Assert.Equal((AckStatus.Retry, RetryReason.LogUnavailable, 9ul, 0u), (ack.Status, ack.RetryReason, ack.Seq, ack.Accepted));
+                Assert.True(ack.RetryAfterMs > 0);
+            }
+            TestContext.Current.TestOutputHelper?.WriteLine(
+                $"disk full ({filled:N0} filler bytes): {msPerRefusal:0.00} ms per 503; /healthz: {body.Trim()}; /readyz: {notReady.Trim()}");
+            Assert.True(msPerRefusal < 100, $"{msPerRefusal} ms per refused batch");
+
+            File.Delete(filler);
+            acked += await WaitAcceptedAgainAsync(host);
+            using (var socket = await host.ConnectAsync())
+            {
+                var ack = await Wire.SendAsync(socket, new EventBatch { SiteKey = host.Site.SiteKey, Seq = 10, Events = { Wire.Pageview("/ws"), Wire.Pageview("/ws2") } });
+                Assert.Equal((AckStatus.Ok, 2u), (ack.Status, ack.Accepted));
+                acked += 2;
+            }
+            Assert.Equal("ok", (await HealthAsync(host)).Body);
+            await WaitReadyAsync(host);
+            await host.WaitForAggregateAsync(t => t["pageviews"] >= acked);
+            await Task.Delay(500, Ct); // a double count would show now
+            Assert.Equal(acked, (await host.AggregateAsync())["pageviews"]);
+        }
+        finally
+        {
+            try { Directory.Delete(data, recursive: true); } catch (IOException) { }
+        }
     }
 
     [Fact]
@@ -142,6 +258,7 @@ public sealed class CircuitBreakerTests(EngineFixture engine) : IDisposable
         var (status, body) = await HealthAsync(host);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
         Assert.Contains("unavailable: event log: circuit open", body);
+        await WaitNotReadyAsync(host, "event log: circuit open", () => PostAsync(host, 1));
 
         var watch = Stopwatch.StartNew();
         for (int i = 0; i < 20; i++)
@@ -155,15 +272,9 @@ public sealed class CircuitBreakerTests(EngineFixture engine) : IDisposable
         Assert.True(msPerRefusal < 100, $"{msPerRefusal} ms per refused batch");
 
         for (int b = 1; b <= 3; b++) _cluster.SetBrokerUp(b);
-        // The half-open probe is an ordinary batch: keep sending until one is accepted.
-        await WaitUntilAsync(async () =>
-        {
-            var r = await PostAsync(host, 2);
-            if (r.StatusCode != HttpStatusCode.OK) return false;
-            acked += 2;
-            return true;
-        }, "ingest accepted again");
+        acked += await WaitAcceptedAgainAsync(host);
         Assert.Equal("ok", (await HealthAsync(host)).Body);
+        await WaitReadyAsync(host);
         var totals = await host.WaitForAggregateAsync(t => t["pageviews"] >= acked);
         await Task.Delay(500, Ct); // a double count would show now
         Assert.Equal(acked, (await host.AggregateAsync())["pageviews"]);

@@ -62,14 +62,15 @@ public sealed class TestHost : IAsyncDisposable
     /// <param name="telemetry">Trace exporters (tests add an in-memory one).</param>
     /// <param name="edgePurgeUrls">Edge caches the purge notifier tells about reprocessed site-days.</param>
     /// <param name="retention">How long each table keeps its rows (applied as TTLs at start).</param>
+    /// <param name="dataDirectory">The data directory (prepared by the test); default: a new one under /tmp.</param>
     public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null,
         ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null,
         Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false,
         IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null, string? geoIpDatabase = null, TelemetrySettings? telemetry = null,
-        IReadOnlyList<Uri>? edgePurgeUrls = null, CircuitBreakerSettings? breakers = null, RetentionPolicy? retention = null)
+        IReadOnlyList<Uri>? edgePurgeUrls = null, CircuitBreakerSettings? breakers = null, RetentionPolicy? retention = null, string? dataDirectory = null)
     {
         string id = Guid.NewGuid().ToString("N");
-        string data = restartOf?.DataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
+        string data = restartOf?.DataDirectory ?? dataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
         string database = restartOf?.Database ?? storeOf?.Database ?? "e2e_" + id;
         var app = await AnalyticsHost.BuildAsync(new HostSettings
         {

@@ -34,6 +34,8 @@ public class ContractRefusalTests(OracleFixture data)
         { """, "pagination": {"limit": 10001}}""", "pagination" },
         { """, "pagination": {"offset": -1}}""", "pagination" },
         { """, "timezone": "Mars/Olympus_Mons"}""", "timezone" },
+        // A directory of the zone database, not a zone: found by fuzzing (was a 500).
+        { """, "timezone": "Europe/"}""", "timezone" },
         { """, "order_by": [["visitors", "sideways"]]}""", "order_by[0]" },
         { """, "include": {"comparisons": {"mode": "custom"}}}""", "include" },
     };
@@ -112,6 +114,33 @@ public class ContractRefusalTests(OracleFixture data)
         var other = registry.CreateSite(registry.CreateMerchant("Other Merchant " + Guid.NewGuid().ToString("N")), "other.example", "key-" + Guid.NewGuid().ToString("N"));
         using var foreign = await data.Host.Http.PostAsync("/v1/query", Json((Valid + "}").Replace("$SITE", other.PublicId, StringComparison.Ordinal)), Ct);
         Assert.Equal(HttpStatusCode.NotFound, foreign.StatusCode);
+    }
+
+    /// <summary>Found by the libFuzzer run (fuzz/corpus/query/regression-invalid-utf8.json, sent
+    /// as found): a string with a byte that is not UTF-8 passed JsonDocument.Parse and failed when
+    /// the parser read it, a 500.</summary>
+    [Fact]
+    public async Task A_body_that_is_not_utf8_is_refused_with_400_naming_the_body()
+    {
+        var found = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "fuzz-regressions", "regression-invalid-utf8.json"));
+        Assert.False(System.Text.Unicode.Utf8.IsValid(found));
+        using var content = new ByteArrayContent(found);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await data.Host.Http.PostAsync("/v1/query", content, Ct);
+        string text = await response.Content.ReadAsStringAsync(Ct);
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode} {text}");
+        Assert.Equal("$", (string?)JsonNode.Parse(text)!["field"]);
+        Assert.Contains("not valid UTF-8", text);
+    }
+
+    /// <summary>The other fuzzing find, on the v1 endpoints that share the time-zone parser.</summary>
+    [Fact]
+    public async Task A_time_zone_naming_a_directory_of_the_zone_database_is_400_on_the_v1_api_too()
+    {
+        using var response = await data.Host.Http.GetAsync($"/v1/sites/{data.Host.Site.PublicId}/aggregate?metrics=visitors&tz=Europe/", Ct);
+        string text = await response.Content.ReadAsStringAsync(Ct);
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode} {text}");
+        Assert.Contains("Europe/", text);
     }
 
     [Fact]

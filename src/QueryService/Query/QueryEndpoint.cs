@@ -60,11 +60,11 @@ public static class QueryEndpoint
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 32 });
+            document = QueryParser.ParseBody(json);
         }
-        catch (JsonException e)
+        catch (QueryException e)
         {
-            return Refuse("$", $"The body is not valid JSON: {e.Message}");
+            return Refuse(e.Field, e.Message);
         }
         using (document)
         {
