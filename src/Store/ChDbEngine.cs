@@ -1,10 +1,11 @@
 // The embedded ClickHouse engine (libchdb) behind a process-wide singleton.
 //
 // Contract:
-// - One engine per process, on one data directory. chDB allows one connection per process, so
-//   Open(path) returns the shared instance (reference counted) and throws when a different path
-//   is asked for while it is open. Each Open is paired with exactly one Dispose; the connection
-//   closes when the last one is disposed. Reopening later works but boots the engine again
+// - One engine per process, on one data directory. chDB runs one embedded server per process
+//   (a connection to another path is refused while one is open), so Open(path) returns the
+//   shared instance (reference counted) and throws when a different path is asked for while it
+//   is open. Each Open is paired with exactly one Dispose; the sessions close when the last one
+//   is disposed. Reopening later works but boots the engine again
 //   (~0.5 s), and chdb.h warns that repeated shutdown/boot cycles in one process are unsafe:
 //   hosts open it once at start and dispose it at exit.
 // - Statements run on up to MaxSessions engine sessions at once. chDB 26.5.3 gives every
