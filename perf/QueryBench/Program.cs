@@ -29,10 +29,14 @@ int days = (int)Option("--days", smoke ? 31 : 395);
 int iterations = (int)Option("--iterations", smoke ? 3 : 30);
 int backlog = (int)Option("--backlog", smoke ? 20_000 : 1_000_000);
 string? json = OptionText("--json");
+// Only Rollup: catch up a backlog, then reprocess everything it stored, each with the engine time
+// per statement kind (TimedStore); no data set, no questions.
+bool catchUpOnly = args.Contains("--catch-up-only");
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 1000000] [--json FILE]");
     Console.WriteLine("QueryBench --storage [--smoke] [--events 200000] [--json FILE]   bytes on disk per event for every table (StorageCost.cs)");
+    Console.WriteLine("QueryBench --catch-up-only [--backlog 1000000]   Rollup catch-up and reprocessing alone, with the engine time per statement kind");
     return 0;
 }
 if (args.Contains("--storage")) return await StorageModeAsync();
@@ -45,6 +49,11 @@ var failures = new List<string>();
 try
 {
     string schemas = Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse");
+    if (catchUpOnly)
+    {
+        await RollupAlone.RunAsync(store, schemas, Path.Combine(root, "log"), backlog, ct);
+        return 0;
+    }
     foreach (var db in new[] { "bench", "catchup_base", "catchup_pre" }) await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);
 
     var dataset = new Dataset(store, "bench", events, merchants, days);

@@ -178,6 +178,20 @@ public static class DerivedRows
         "sumIf(revenue_micros, is_bot = 0) AS revenue_micros, countIf(is_bot = 1) AS bots, uniqStateIf(visitor_id, is_bot = 0) AS visitors, generation " +
         $"FROM {db}.events_enriched WHERE ({where}) GROUP BY merchant_id, site_id, bucket, name, generation";
 
+    /// <summary>
+    /// Every rollup statement for the enriched rows selected by <paramref name="where"/>: minute,
+    /// hour and day, and the dimension rollup unless <paramref name="preAggregates"/> is off. They
+    /// read the same rows and write different tables, so they may run side by side; each token is
+    /// the table name and <paramref name="token"/>.
+    /// </summary>
+    public static IEnumerable<string> RollUpStatements(string db, string where, string token, bool preAggregates = true)
+    {
+        foreach (var (table, bucket) in Rollups)
+            yield return RollUpStatement(db, table, bucket, where, $"{table}:{token}");
+        if (preAggregates)
+            yield return DimensionRollUpStatement(db, where, $"{DimensionTable}:{token}");
+    }
+
     /// <summary>The dimension rollup (schemas/clickhouse/010): its table, and the dimensions it
     /// holds with the events_enriched column each one reads. Event dimensions first; the visit
     /// dimensions read the visit's stamped entry and are left out for bots, which have no visit.</summary>

@@ -1,21 +1,25 @@
 // The embedded ClickHouse engine (libchdb) behind a process-wide singleton.
 //
 // Contract:
-// - One engine per process, on one data directory. chDB allows one connection per process, so
-//   Open(path) returns the shared instance (reference counted) and throws when a different path
-//   is asked for while it is open. Each Open is paired with exactly one Dispose; the connection
-//   closes when the last one is disposed. Reopening later works but boots the engine again
+// - One engine per process, on one data directory. chDB runs one embedded server per process
+//   (a connection to another path is refused while one is open), so Open(path) returns the
+//   shared instance (reference counted) and throws when a different path is asked for while it
+//   is open. Each Open is paired with exactly one Dispose; the sessions close when the last one
+//   is disposed. Reopening later works but boots the engine again
 //   (~0.5 s), and chdb.h warns that repeated shutdown/boot cycles in one process are unsafe:
 //   hosts open it once at start and dispose it at exit.
-// - Statements run one at a time. Measured with chDB 26.5.3 on this machine: two concurrent
-//   `SELECT sleep(1)` from two threads took 2.0 s, two concurrent CPU-bound scans took twice one
-//   scan, and 400 mixed INSERT/SELECT calls from 8 threads with no lock of ours all returned
-//   correct results. So chDB already serialises statements internally and concurrent calls are
-//   safe; we still put a SemaphoreSlim around the native call because (a) waiting async callers
-//   then hold no thread (without it every waiter blocks a pool thread inside chdb_query), and
-//   (b) it costs no parallelism the engine would otherwise give. One statement uses many cores
-//   itself (max_threads). Consequence for callers: a long scan delays inserts; keep dashboard
-//   queries on rollup tables.
+// - Statements run on up to MaxSessions engine sessions at once. chDB 26.5.3 gives every
+//   chdb_connect on the already open path a connection of its own (a session of the one embedded
+//   server, sharing its tables, parts and caches); one connection runs its statements one after
+//   another. Measured on this machine: two `SELECT sleep(1)` on one connection took 2.0 s, on
+//   two connections 1.0 s; two writers inserting 200 blocks each (every tenth repeated with the
+//   same insert_deduplication_token) on two connections beside a reader counting on a third
+//   stored every block exactly once, and every count the reader saw was a whole number of blocks
+//   (docs/chdb.md). So the engine keeps a small pool of sessions, opened when a statement finds
+//   none idle: a dashboard query no longer waits behind a Rollup insert, and Rollup can run the
+//   independent statements of a round side by side. The SemaphoreSlim bounds the sessions, and
+//   waiting async callers hold no thread. One statement also uses many cores itself
+//   (max_threads); the engine's thread pools are shared by all sessions.
 // - Results are read outside the lock: a chdb_result is an independent buffer.
 // - JSON output formats print 64-bit integers as bare numbers (the engine is started with
 //   output_format_json_quote_64bit_integers=0); System.Text.Json reads them exactly with
@@ -69,17 +73,33 @@ public sealed class ChDbEngine : IDisposable
     private const int MaxErrorMessageChars = 4096;
     private const int MaxFormatLength = 64; // format names are short ("JSONCompact"); bounds the stackalloc
 
-    private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly nint _connectionPointer; // chdb_connection*, what chdb_close_conn wants
-    private readonly nint _connection;        // chdb_connection, what chdb_query_n wants
+    /// <summary>Sessions (chDB connections) at most: statements running at once. Rollup runs up
+    /// to four side by side (a round's rollups); the rest are for queries and the other roles.</summary>
+    public const int MaxSessions = 8;
+
+    private readonly SemaphoreSlim _gate = new(MaxSessions, MaxSessions);
+    private readonly Lock _sessionsLock = new();
+    private readonly List<Session> _sessions = [];   // every session opened, guarded by _sessionsLock
+    private readonly Stack<Session> _idle = new();   // sessions not running a statement, guarded by _sessionsLock
     private int _references;                  // guarded by s_openLock
     private volatile bool _closed;
+
+    /// <param name="ConnectionPointer">chdb_connection*, what chdb_close_conn wants</param>
+    /// <param name="Connection">chdb_connection, what chdb_query_n wants</param>
+    private sealed record Session(nint ConnectionPointer, nint Connection);
 
     private ChDbEngine(string path, nint connectionPointer)
     {
         DataPath = path;
-        _connectionPointer = connectionPointer;
-        _connection = Marshal.ReadIntPtr(connectionPointer);
+        var first = new Session(connectionPointer, Marshal.ReadIntPtr(connectionPointer));
+        _sessions.Add(first);
+        _idle.Push(first);
+    }
+
+    /// <summary>Sessions opened so far (at most <see cref="MaxSessions"/>).</summary>
+    public int SessionsOpen
+    {
+        get { lock (_sessionsLock) return _sessions.Count; }
     }
 
     /// <summary>Absolute data directory of the engine (MergeTree parts, metadata).</summary>
@@ -179,7 +199,15 @@ public sealed class ChDbEngine : IDisposable
         _gate.Wait();
         try
         {
-            result = Invoke(sql, format);
+            var session = Rent();
+            try
+            {
+                result = Invoke(session, sql, format);
+            }
+            finally
+            {
+                Return(session);
+            }
         }
         finally
         {
@@ -204,7 +232,15 @@ public sealed class ChDbEngine : IDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            result = await Task.Run(() => Invoke(sql, format), cancellationToken).ConfigureAwait(false);
+            var session = Rent();
+            try
+            {
+                result = await Task.Run(() => Invoke(session, sql, format), cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                Return(session);
+            }
         }
         finally
         {
@@ -213,14 +249,38 @@ public sealed class ChDbEngine : IDisposable
         return ReadAndDestroy(result, sql, read);
     }
 
+    // Caller holds a permit of _gate, so an idle session exists or another may be opened.
+    private Session Rent()
+    {
+        lock (_sessionsLock)
+        {
+            ObjectDisposedException.ThrowIf(_closed, this);
+            if (_idle.TryPop(out var idle))
+                return idle;
+            // Opening a session on the running engine takes about a millisecond; it is rare
+            // (MaxSessions in a process's life), so it runs under the lock rather than racing
+            // another opener over the process's signal handlers.
+            var pointer = Connect(DataPath);
+            var session = new Session(pointer, Marshal.ReadIntPtr(pointer));
+            _sessions.Add(session);
+            return session;
+        }
+    }
+
+    private void Return(Session session)
+    {
+        lock (_sessionsLock)
+            _idle.Push(session);
+    }
+
     public Task<string> QueryAsync(string sql, string format = DefaultFormat, CancellationToken cancellationToken = default) =>
         QueryAsync(sql, format, static output => Encoding.UTF8.GetString(output.Data), cancellationToken);
 
     public Task ExecuteAsync(string sql, CancellationToken cancellationToken = default) =>
         QueryAsync(sql, DefaultFormat, static _ => true, cancellationToken);
 
-    // Caller holds _gate. Returns a non-null chdb_result* that the caller must destroy.
-    private unsafe nint Invoke(string sql, string format)
+    // Caller holds a permit of _gate and the session. Returns a non-null chdb_result* that the caller must destroy.
+    private unsafe nint Invoke(Session session, string sql, string format)
     {
         // Checked again under the gate: Dispose closes the connection while holding it.
         ObjectDisposedException.ThrowIf(_closed, this);
@@ -242,7 +302,7 @@ public sealed class ChDbEngine : IDisposable
             fixed (byte* sqlPtr = sqlBytes)
             fixed (byte* formatPtr = formatBytes)
             {
-                result = ChDbNative.QueryN(_connection, sqlPtr, (nuint)sqlWritten, formatPtr, (nuint)formatWritten);
+                result = ChDbNative.QueryN(session.Connection, sqlPtr, (nuint)sqlWritten, formatPtr, (nuint)formatWritten);
             }
             if (result == 0)
                 throw new ChDbException("chdb_query_n returned no result (is the connection closed?)") { Statement = Abbreviate(sql) };
@@ -298,23 +358,32 @@ public sealed class ChDbEngine : IDisposable
             if (_closed || --_references > 0)
                 return;
 
-            _gate.Wait();
+            // Every permit: no statement runs while the sessions close.
+            for (var i = 0; i < MaxSessions; i++)
+                _gate.Wait();
             try
             {
-                _closed = true;
-                using var signals = SignalStateGuard.Capture();
-                try
+                lock (_sessionsLock)
                 {
-                    ChDbNative.CloseConnection(_connectionPointer);
-                }
-                finally
-                {
-                    signals.Restore();
+                    _closed = true;
+                    using var signals = SignalStateGuard.Capture();
+                    try
+                    {
+                        // The first session last: it is the one that started the engine.
+                        for (var i = _sessions.Count - 1; i >= 0; i--)
+                            ChDbNative.CloseConnection(_sessions[i].ConnectionPointer);
+                    }
+                    finally
+                    {
+                        signals.Restore();
+                    }
+                    _sessions.Clear();
+                    _idle.Clear();
                 }
             }
             finally
             {
-                _gate.Release();
+                _gate.Release(MaxSessions);
             }
             s_current = null;
         }

@@ -149,6 +149,50 @@ public class ChDbEngineTests(ChDbFixture fixture)
     }
 
     [Fact]
+    public async Task Statements_on_separate_sessions_run_at_the_same_time()
+    {
+        // Three one-second sleeps: one after another they take 3 s, side by side about 1 s.
+        // The bound leaves room for a loaded machine while ruling out running them in turn.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => fixture.Engine.QueryAsync("SELECT sleep(1)", cancellationToken: Ct)));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2.5), $"three sleep(1) took {clock.Elapsed.TotalSeconds:F2} s");
+        Assert.InRange(fixture.Engine.SessionsOpen, 3, ChDbEngine.MaxSessions);
+    }
+
+    [Fact]
+    public async Task Readers_beside_deduplicated_writers_on_other_sessions_see_whole_blocks_and_every_block_once()
+    {
+        var db = await fixture.NewDatabaseAsync("sessions");
+        fixture.Engine.Execute($"CREATE TABLE {db}.t (k UInt64, s String) ENGINE = MergeTree ORDER BY k SETTINGS non_replicated_deduplication_window = 1000");
+        const int Blocks = 40, Rows = 1000;
+        async Task Write(int writer)
+        {
+            for (int i = 0; i < Blocks; i++)
+            {
+                // Every fifth block twice, as a replayed round sends it: the token must skip the repeat.
+                for (int repeat = 0; repeat < (i % 5 == 0 ? 2 : 1); repeat++)
+                {
+                    await fixture.Engine.ExecuteAsync($"INSERT INTO {db}.t SETTINGS insert_deduplication_token = 'w{writer}-{i}' " +
+                        $"SELECT number + {writer * 1_000_000 + i * Rows}, repeat('x', 100) FROM numbers({Rows})", Ct);
+                }
+            }
+        }
+        var seen = new ConcurrentBag<string>();
+        var writers = Task.WhenAll(Write(1), Write(2));
+        while (!writers.IsCompleted)
+            seen.Add(await fixture.Engine.QueryAsync($"SELECT count(), uniqExact(k) FROM {db}.t", cancellationToken: Ct));
+        await writers;
+
+        Assert.All(seen, counts =>
+        {
+            var parts = counts.Trim().Split('\t').Select(long.Parse).ToArray();
+            Assert.Equal(parts[0], parts[1]);
+            Assert.Equal(0, parts[0] % Rows);
+        });
+        Assert.Equal($"{2 * Blocks * Rows}\t{2 * Blocks * Rows}\n", fixture.Engine.Query($"SELECT count(), uniqExact(k) FROM {db}.t"));
+    }
+
+    [Fact]
     public async Task QueryAsync_with_a_cancelled_token_does_not_run_the_statement()
     {
         var db = await fixture.NewDatabaseAsync("cancel");
