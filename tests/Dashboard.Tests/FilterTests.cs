@@ -19,9 +19,9 @@ public class FilterTests(DashboardFixture fixture)
         string unfiltered = dash.Page.Url;
 
         // The second source: not the largest, so the filtered numbers differ from the totals.
-        var row = dash.Page.Locator("[data-panel=sources] [data-row]").Nth(1);
+        var row = dash.Page.Locator(DashboardNumbersTests.Panel("sources") + " [data-row]").Nth(1);
         string source = await row.GetAttributeAsync("data-key") ?? "";
-        await row.ClickAsync();
+        await row.Locator("button").First.ClickAsync();
         var filtered = View.Named("30d", [new JsonArray("is", "source", new JsonArray(source))]);
         var chip = dash.Page.Locator($"[data-chip][data-dimension=source][data-op=is]");
         await Assertions.Expect(chip).ToHaveCountAsync(1);
@@ -39,9 +39,9 @@ public class FilterTests(DashboardFixture fixture)
         await DashboardNumbersTests.AssertPanelAsync(dash, fixture.Oracle, all, "pages");
 
         // A row of another panel, then its chip's remove button.
-        var country = dash.Page.Locator("[data-panel=countries] [data-row]").First;
+        var country = dash.Page.Locator(DashboardNumbersTests.Panel("countries") + " [data-row]").First;
         string code = await country.GetAttributeAsync("data-key") ?? "";
-        await country.ClickAsync();
+        await country.Locator("button").First.ClickAsync();
         await DashboardNumbersTests.AssertCardsAsync(dash, fixture.Oracle, View.Named("30d", [new JsonArray("is", "country", new JsonArray(code))]), $"cards filtered by country {code}");
         Assert.Equal([$"country,is,{code}"], dash.Query().GetValues("f") ?? []);
         await dash.Page.Locator("[data-chip][data-dimension=country] button").ClickAsync();
