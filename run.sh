@@ -17,6 +17,11 @@ if [[ ! -f agents/packages/agent/dist/agent.min.js ]]; then
     (cd agents && npm ci --no-audit --no-fund --loglevel=error && npm run build) >&2 \
         || echo "run.sh: could not build the browser agent; /agent.js and /demo/ will not work" >&2
 fi
+# The dashboard served at / (dashboard/dist; docs/dashboard.md), rebuilt when its sources changed.
+if [[ ! -f dashboard/dist/index.html || -n "$(find dashboard/src dashboard/scripts dashboard/package.json -newer dashboard/dist/index.html -print -quit)" ]]; then
+    (cd dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run build) >&2 \
+        || echo "run.sh: could not build the dashboard; / will say how to build it" >&2
+fi
 if [[ $# -eq 0 ]]; then
     set -- serve --demo
 fi

@@ -48,6 +48,9 @@ public sealed class HostSettings
     /// <summary>Another build of the browser agent to serve at /agent.js (`--agent-js`); null finds
     /// agents/packages/agent/dist/agent.min.js above the binary.</summary>
     public string? AgentScriptPath { get; init; }
+    /// <summary>Another build of the dashboard to serve at / (`--dashboard`, a dist directory); null
+    /// finds dashboard/dist above the binary.</summary>
+    public string? DashboardPath { get; init; }
     /// <summary>Who may call the APIs (access tokens, API keys); see <see cref="AuthSettings"/>.</summary>
     public AuthSettings Auth { get; init; } = new();
     /// <summary>The data sets scripts/fetch-enrichment-data.sh installs (`--enrichment-data`,
@@ -223,6 +226,7 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteManagement();
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteSecurity(db);
         app.MapAgentScript(settings.AgentScriptPath);
+        app.MapDashboard(settings.DashboardPath);
         app.MapApiDocs();
         // "ok", or 503 naming each dependency whose circuit breaker is open and why: the process is
         // alive and recovers by itself (half-open probes), but cannot serve everything now.

@@ -29,6 +29,8 @@ public sealed class ServeSettings : StoreSettings
     public ushort LogicVersion { get; set; } = ProcessingLogic.Current;
     /// <summary>Another build of the browser agent to serve at /agent.js.</summary>
     public string? AgentJs { get; set; }
+    /// <summary>Another build of the dashboard (a dist directory) to serve at /.</summary>
+    public string? Dashboard { get; set; }
     /// <summary>Load balancers and proxies whose X-Forwarded-For / Forwarded name the client:
     /// addresses and networks, comma-separated ("10.0.0.0/8,127.0.0.1"); empty believes none.</summary>
     public string TrustedProxies { get; set; } = "";
@@ -129,6 +131,8 @@ public sealed partial class ServeSettingsValidator : IValidateOptions<ServeSetti
             failures.Add($"--zipkin-endpoint '{settings.ZipkinEndpoint}': use Zipkin's http(s):// span URL, e.g. http://127.0.0.1:9411/api/v2/spans");
         if (settings.AgentJs is { Length: > 0 } agent && !File.Exists(agent))
             failures.Add($"agent-js '{agent}': no such file");
+        if (settings.Dashboard is { Length: > 0 } dashboard && !File.Exists(Path.Combine(dashboard, "index.html")))
+            failures.Add($"dashboard '{dashboard}': no index.html there (build it: {DashboardFiles.BuildCommand}, then use dashboard/dist)");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
@@ -157,6 +161,7 @@ public sealed class ServeCommand : ICommandGroup
             new Option<string>("--consumer-group") { Description = $"Rollup's Kafka consumer group [default: {defaults.ConsumerGroup}]", HelpName = "GROUP" },
             Settings.Integer<ushort>("--logic-version", $"Processing-logic version live Rollup applies ({string.Join(", ", ProcessingLogic.Versions)}) [default: {ProcessingLogic.Current}]", 1, ushort.MaxValue),
             new Option<string>("--agent-js") { Description = "Serve this build of the browser agent at /agent.js", HelpName = "FILE" },
+            new Option<string>("--dashboard") { Description = "Serve this build of the dashboard (its dist directory) at / [default: the nearest dashboard/dist]", HelpName = "DIR" },
             new Option<string>("--edge-purge-url") { Description = "Edge caches (Varnish with xkey) to purge when reprocessing changes a site-day, comma-separated [default: none]", HelpName = "URL,..." },
             new Option<string>("--trusted-proxies") { Description = "Proxies whose X-Forwarded-For/Forwarded to believe, e.g. 10.0.0.0/8,127.0.0.1 [default: none]", HelpName = "ADDRESSES" },
             Settings.Integer("--max-connections", $"Open ingest WebSockets at most; more get 503, 0: no limit [default: {defaults.MaxConnections}]", 0, int.MaxValue),
@@ -198,6 +203,7 @@ public sealed class ServeCommand : ICommandGroup
             Roles = settings.ParseRoles(),
             LogicVersion = settings.LogicVersion,
             AgentScriptPath = settings.AgentJs,
+            DashboardPath = settings.Dashboard,
             TrustedProxies = settings.TrustedProxyList(),
             EdgePurgeUrls = settings.EdgePurgeUrlList().Select(u => new Uri(u)).ToArray(),
             EnrichmentData = settings.EnrichmentData,
@@ -244,8 +250,25 @@ public sealed class ServeCommand : ICommandGroup
         return 0;
     }
 
-    private static Site EnsureDemoSite(SiteRegistry registry) =>
-        registry.Resolve(DemoSite.Key) ?? registry.CreateSite(registry.CreateMerchant("Demo Merchant"), "demo.localhost", DemoSite.Key);
+    private static Site EnsureDemoSite(SiteRegistry registry)
+    {
+        var site = registry.Resolve(DemoSite.Key) ?? registry.CreateSite(registry.CreateMerchant("Demo Merchant"), "demo.localhost", DemoSite.Key);
+        EnsureDemoGoals(registry.Store, site);
+        return site;
+    }
+
+    /// <summary>Goals and a funnel matching what the demo shop and `demo-traffic` send, so the
+    /// dashboard's conversion, revenue, goal, property and funnel views show something. Only on a
+    /// demo site without goals: a merchant's own changes stay.</summary>
+    private static void EnsureDemoGoals(IControlPlaneStore store, Site site)
+    {
+        if (store.ListGoals(site.SiteId).Count > 0) return;
+        var pricing = store.CreateGoal(site.SiteId, "Visit pricing", "page", "/pricing");
+        var signup = store.CreateGoal(site.SiteId, "Signup", "event", "signup");
+        store.CreateGoal(site.SiteId, "Pro signup", "event", "signup", new GoalProperty("plan", "pro"));
+        store.CreateGoal(site.SiteId, "Purchase", "event", "purchase", currency: "EUR");
+        store.CreateFunnel(site.SiteId, "Pricing to signup", [pricing.Id, signup.Id]);
+    }
 
     private static void PrintBanner(string address, string data, Site? demo, DemoAccess.Credentials? access, string log, string store)
     {

@@ -262,8 +262,12 @@ public sealed class QueryParser
             {
                 case "realtime": return (context.Now.AddMinutes(-5), context.Now, name);
                 case "day": return (Day(today, tz), tomorrow, name);
+                case "yesterday": return (Day(today.AddDays(-1), tz), Day(today, tz), name);
                 case "7d" or "28d" or "30d": return (Day(today.AddDays(1 - int.Parse(name[..^1], CultureInfo.InvariantCulture)), tz), tomorrow, name);
                 case "month": return (Day(new DateOnly(today.Year, today.Month, 1), tz), tomorrow, name);
+                case "last_month":
+                    var firstOfMonth = new DateOnly(today.Year, today.Month, 1);
+                    return (Day(firstOfMonth.AddMonths(-1), tz), Day(firstOfMonth, tz), name);
                 case "6mo" or "12mo":
                     var thisMonth = new DateOnly(today.Year, today.Month, 1);
                     int months = name == "6mo" ? 6 : 12;
@@ -275,7 +279,7 @@ public sealed class QueryParser
                     if (firstDay > today) firstDay = today;
                     return (Day(firstDay, tz), tomorrow, name);
                 default:
-                    throw new QueryException(path, $"Unknown date range '{name}'; use day, 7d, 28d, 30d, month, 6mo, 12mo, year, all, realtime or [from, to].");
+                    throw new QueryException(path, $"Unknown date range '{name}'; use day, yesterday, 7d, 28d, 30d, month, last_month, 6mo, 12mo, year, all, realtime or [from, to].");
             }
         }
         if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() != 2)

@@ -192,18 +192,28 @@ public sealed class QueryOracle
         DateOnly first = name switch
         {
             "day" => today,
+            "yesterday" => today.AddDays(-1),
             "7d" => today.AddDays(-6),
             "28d" => today.AddDays(-27),
             "30d" => today.AddDays(-29),
             "month" => new DateOnly(today.Year, today.Month, 1),
+            "last_month" => new DateOnly(today.Year, today.Month, 1).AddMonths(-1),
             "6mo" => new DateOnly(today.Year, today.Month, 1).AddMonths(-5),
             "12mo" => new DateOnly(today.Year, today.Month, 1).AddMonths(-11),
             "year" => new DateOnly(today.Year, 1, 1),
             "all" => _humans.Concat(_bots).Select(e => DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(e.At, tz).DateTime)).Min(),
             _ => throw new ArgumentException("the oracle does not know range " + name),
         };
-        // 6mo and 12mo are whole months: they end with the end of this month.
-        var last = name is "6mo" or "12mo" ? new DateOnly(today.Year, today.Month, 1).AddMonths(1).AddDays(-1) : today;
+        // 6mo and 12mo are whole months: they end with the end of this month; yesterday and
+        // last_month end before today.
+        var last = name switch
+        {
+            "6mo" or "12mo" => new DateOnly(today.Year, today.Month, 1).AddMonths(1).AddDays(-1),
+            "yesterday" => today.AddDays(-1),
+            // The last day of the month before this one.
+            "last_month" => new DateOnly(today.Year, today.Month, 1).AddDays(-1),
+            _ => today,
+        };
         return (LocalMidnight(first, tz), LocalMidnight(last.AddDays(1), tz));
     }
 

@@ -1,0 +1,170 @@
+// Breakdown panels: one POST /v1/query per shown panel (top 9 by visitors), a details dialog
+// paged by the API's pagination (meta.total_rows) and searched with a `contains` filter, CSV of
+// the whole breakdown through `Accept: text/csv`. Clicking a row filters the whole dashboard.
+import { app, h, raw, baseQuery, addFilter, navigate, setStatus } from "./main.js";
+import { api, query } from "./api.js";
+import * as fmt from "./format.js";
+
+const TOP = 9;
+const PAGE = 20;
+
+const visit = (name, title, dimension) => ({ name, title, dimension, metrics: ["visitors", "percentage"] });
+export const PANEL_GROUPS = [
+  { id: "pages", tabs: [
+    { name: "pages", title: "Pages", dimension: "page", metrics: ["visitors", "pageviews", "percentage"] },
+    visit("entry_pages", "Entry pages", "entry_page"), visit("exit_pages", "Exit pages", "exit_page")] },
+  { id: "sources", tabs: [
+    visit("channels", "Channels", "channel"), visit("sources", "Sources", "source"), visit("referrers", "Referrers", "referrer"),
+    visit("utm_source", "UTM source", "utm_source"), visit("utm_medium", "UTM medium", "utm_medium"), visit("utm_campaign", "UTM campaign", "utm_campaign"),
+    visit("utm_content", "UTM content", "utm_content"), visit("utm_term", "UTM term", "utm_term")] },
+  { id: "locations", tabs: [visit("countries", "Countries", "country"), visit("regions", "Regions", "region"), visit("cities", "Cities", "city")] },
+  { id: "devices", tabs: [visit("devices", "Devices", "device"), visit("browsers", "Browsers", "browser"), visit("os", "Operating systems", "os")] },
+  { id: "goals", tabs: [
+    { name: "goals", title: "Goals", dimension: "goal", metrics: ["visitors", "conversions", "conversion_rate"] },
+    { name: "props", title: "Properties", dimension: "props:", metrics: ["visitors", "events", "percentage"] }] },
+];
+const HEADINGS = { visitors: "Visitors", pageviews: "Pageviews", percentage: "%", conversions: "Conversions", conversion_rate: "CR", events: "Events" };
+const FORMATS = { percentage: fmt.percent, conversion_rate: fmt.percent };
+
+const panels = Object.fromEntries(PANEL_GROUPS.flatMap(g => g.tabs.map(t => [t.name, { ...t, group: g.id }])));
+
+/** The property key of the props panel: the URL's, else the first one a goal names. */
+export function propKey() {
+  return app.state.prop || app.goals.find(g => g.property?.key)?.property.key || "";
+}
+
+export function panelOf(name) {
+  const panel = panels[name];
+  return panel.name === "props" ? { ...panel, dimension: propKey() ? `props:${propKey()}` : "" } : panel;
+}
+
+/** The panel groups' frames: tab buttons and an empty panel, filled by loadPanel. */
+export function renderPanelGroups(root) {
+  root.replaceChildren(...PANEL_GROUPS.map(group => {
+    const active = app.tabs[group.id];
+    return h("section", { class: "panel group", "data-group": group.id },
+      h("div", { class: "tabs", role: "tablist", "aria-label": group.id },
+        group.tabs.map(t => h("button", { type: "button", role: "tab", "data-tab": t.name, "aria-selected": String(t.name === active),
+          onclick: () => { if (app.tabs[group.id] !== t.name) { app.tabs[group.id] = t.name; renderPanelGroups(root); loadPanel(panelOf(t.name), app.generation).catch(e => setStatus(e.message, true)); } } }, t.title))),
+      h("div", { class: "panel-body", id: `body-${group.id}` }, frame(panelOf(active))));
+  }), h("section", { class: "panel group funnel", id: "funnel-box" }));
+}
+
+function frame(panel) {
+  return h("div", { "data-panel": panel.name, "data-loading": "true" }, h("p", { class: "muted" }, "Loading…"));
+}
+
+const columns = panel => panel.metrics;
+
+function table(panel, rows, total) {
+  const max = Math.max(1, ...rows.map(r => r.metrics[0] ?? 0));
+  return h("table", { class: "rows" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, panel.title), columns(panel).map(m => h("th", { scope: "col", class: "num" }, HEADINGS[m])))),
+    h("tbody", {}, rows.map(r => {
+      const key = r.dimensions[0];
+      return h("tr", { "data-row": "", "data-key": key },
+        h("th", { scope: "row", class: "key" },
+          h("span", { class: "bar", style: `width:${(100 * (r.metrics[0] ?? 0) / max).toFixed(1)}%`, "aria-hidden": "true" }),
+          h("button", { type: "button", class: "link", title: `Filter by ${key}`, onclick: () => { document.getElementById("details").close(); addFilter(panel.dimension, key); } },
+            fmt.dimensionLabel(panel.dimension, key))),
+        r.metrics.map((v, i) => h("td", { class: "num", "data-col": columns(panel)[i], "data-raw": raw(v) }, (FORMATS[columns(panel)[i]] ?? fmt.count)(v))));
+    })),
+    total === 0 ? h("caption", { class: "muted" }, "Nothing in this range.") : null);
+}
+
+function panelQuery(panel, { limit, offset = 0, search = "" } = {}) {
+  const body = { ...baseQuery({ compare: false }), metrics: panel.metrics, dimensions: [panel.dimension] };
+  if (search) body.filters = [...body.filters, ["contains", panel.dimension, [search], { case_sensitive: false }]];
+  if (limit) body.pagination = { limit, offset };
+  return body;
+}
+
+function propKeyPicker() {
+  const keys = [...new Set(app.goals.map(g => g.property?.key).filter(Boolean))];
+  const input = h("input", { id: "prop-key", list: "prop-keys", value: propKey(), placeholder: "property key", "aria-label": "Property key", autocomplete: "off" });
+  return h("form", { class: "prop-key", onsubmit: e => { e.preventDefault(); navigate({ prop: input.value.trim() }); } },
+    h("label", { class: "field" }, h("span", {}, "Property"), input),
+    h("datalist", { id: "prop-keys" }, keys.map(k => h("option", { value: k }))),
+    h("button", { type: "submit" }, "Show"));
+}
+
+/** One panel's top rows into its frame (when the panel is still the one shown). */
+export async function loadPanel(panel, generation) {
+  const body = document.getElementById(`body-${panel.group}`);
+  const head = h("div", { class: "panel-actions" },
+    h("button", { type: "button", class: "small", "data-details": panel.name, disabled: !panel.dimension }, "Details"),
+    h("button", { type: "button", class: "small", "data-export": panel.name, disabled: !panel.dimension }, "CSV"));
+  const extra = panel.name === "props" ? propKeyPicker() : null;
+  let content;
+  if (panel.name === "goals" && app.goals.length === 0) {
+    content = h("p", { class: "muted" }, "No goals yet. Add them with POST /v1/sites/{site}/goals (docs/query-api.md, Goals).");
+  } else if (!panel.dimension) {
+    content = h("p", { class: "muted" }, "Choose a custom property key to break down by.");
+  } else {
+    const answer = await query(panelQuery(panel, { limit: TOP }));
+    if (generation !== app.generation) return;
+    content = table(panel, answer.results, answer.meta.total_rows);
+  }
+  if (generation !== app.generation || app.tabs[panel.group] !== panel.name || !body) return;
+  body.replaceChildren(h("div", { "data-panel": panel.name }, head, extra, content));
+}
+
+// Details dialog: the shown panel, paged and searchable.
+const details = { panel: null, offset: 0, search: "", total: 0, timer: 0, generation: 0 };
+
+export function setupDetails() {
+  const $ = id => document.getElementById(id);
+  $("details-prev").addEventListener("click", () => { details.offset = Math.max(0, details.offset - PAGE); loadDetails(); });
+  $("details-next").addEventListener("click", () => { details.offset += PAGE; loadDetails(); });
+  $("details-search").addEventListener("input", e => {
+    clearTimeout(details.timer);
+    details.timer = setTimeout(() => { details.search = e.target.value.trim(); details.offset = 0; loadDetails(); }, 250);
+  });
+}
+
+export function openDetails(name) {
+  const panel = panelOf(name);
+  if (!panel.dimension) return;
+  Object.assign(details, { panel, offset: 0, search: "", total: 0 });
+  const dialog = document.getElementById("details");
+  document.getElementById("details-title").textContent = panel.title;
+  document.getElementById("details-search").value = "";
+  document.getElementById("details-table").replaceChildren();
+  dialog.showModal();
+  document.getElementById("details-search").focus();
+  loadDetails();
+}
+
+async function loadDetails() {
+  const generation = ++details.generation;
+  const { panel, offset, search } = details;
+  try {
+    const answer = await query(panelQuery(panel, { limit: PAGE, offset, search }));
+    if (generation !== details.generation) return;
+    details.total = answer.meta.total_rows;
+    document.getElementById("details-table").replaceChildren(h("div", { "data-panel": panel.name }, table(panel, answer.results, details.total)));
+    const shown = answer.results.length;
+    document.getElementById("details-page").textContent = details.total ? `${offset + 1}–${offset + shown} of ${fmt.count(details.total)}` : "No rows";
+    document.getElementById("details-prev").disabled = offset === 0;
+    document.getElementById("details-next").disabled = offset + shown >= details.total;
+  } catch (error) {
+    if (generation === details.generation) document.getElementById("details-page").textContent = error.message;
+  }
+}
+
+/** The whole breakdown as the API's CSV (same query, `Accept: text/csv`), saved as a file. */
+export async function exportCsv(name) {
+  const panel = panelOf(name);
+  if (!panel.dimension) return;
+  try {
+    const blob = await api("/v1/query", { body: panelQuery(panel), accept: "text/csv" });
+    const url = URL.createObjectURL(blob);
+    const a = h("a", { href: url, download: `${app.state.site}-${name}-${app.state.period}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (error) {
+    setStatus(`CSV export failed: ${error.message}`, true);
+  }
+}
