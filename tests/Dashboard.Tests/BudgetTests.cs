@@ -25,7 +25,7 @@ public class BudgetTests(DashboardFixture fixture)
             """);
         dash.Responses.Clear();
         // Signed in (tokens in this tab's sessionStorage): a fresh load of the 30-day view.
-        await dash.Page.GotoAsync($"{dash.BaseAddress}/?site={fixture.SiteA.PublicId}&period=30d");
+        await dash.Page.GotoAsync($"{dash.BaseAddress}/?site={fixture.SiteA.PublicId}&period=30d", new() { WaitUntil = WaitUntilState.Commit });
         await Assertions.Expect(dash.Page.Locator("#chart")).ToHaveAttributeAsync("data-ready", "true");
         await DashboardNumbersTests.AssertCardsAsync(dash, fixture.Oracle, View.Named("30d"));
 
