@@ -10,7 +10,10 @@ const b64url = bytes => btoa(String.fromCharCode(...new Uint8Array(bytes))).repl
 export const session = {
   get: () => JSON.parse(sessionStorage.getItem("tokens") || "null"),
   set: tokens => sessionStorage.setItem("tokens", JSON.stringify(tokens)),
-  clear: () => sessionStorage.removeItem("tokens"),
+  /** A new sign-in: nothing cached for the previous user stays. */
+  start: tokens => { session.clear(); session.set(tokens); },
+  // The cached site list (main.js) belongs to the signed-in user: it goes with the tokens.
+  clear: () => { sessionStorage.removeItem("tokens"); sessionStorage.removeItem("sites"); },
 };
 
 export class ApiError extends Error {
@@ -27,11 +30,11 @@ export async function signIn() {
     `&redirect_uri=${encodeURIComponent(redirectUri())}&code_challenge=${challenge}&code_challenge_method=S256&state=${state}`);
 }
 
-async function tokenRequest(form) {
+async function tokenRequest(form, fresh = false) {
   const response = await fetch("/connect/token", { method: "POST", body: new URLSearchParams({ client_id: CLIENT_ID, ...form }) });
   const body = await response.json();
   if (!response.ok) throw new ApiError(body.error_description || body.error || response.statusText, response.status);
-  session.set({ access: body.access_token, refresh: body.refresh_token });
+  (fresh ? session.start : session.set)({ access: body.access_token, refresh: body.refresh_token });
 }
 
 /** Back from the authorization endpoint with ?code=&state=: redeem the code once, restore the URL. */
@@ -42,7 +45,7 @@ export async function completeSignIn() {
   sessionStorage.removeItem("pkce");
   history.replaceState(null, "", "/" + (pending.search || ""));
   if (params.get("state") !== pending.state) throw new Error("Sign-in answer did not match this tab; sign in again.");
-  await tokenRequest({ grant_type: "authorization_code", code: params.get("code"), redirect_uri: redirectUri(), code_verifier: pending.verifier });
+  await tokenRequest({ grant_type: "authorization_code", code: params.get("code"), redirect_uri: redirectUri(), code_verifier: pending.verifier }, true);
 }
 
 export async function signOut() {

@@ -11,7 +11,7 @@ export async function loadFunnel(generation) {
   if (!box) return;
   const title = h("h2", { class: "panel-title" }, "Funnel");
   if (app.funnels.length === 0) {
-    box.replaceChildren(h("div", { "data-panel": "funnel" }, title,
+    box.replaceChildren(h("div", { "data-panel": "funnel", "data-ready": "true" }, title,
       h("p", { class: "muted" }, "No funnels yet. A funnel is 2–8 goals in order: POST /v1/sites/{site}/funnels (docs/query-api.md, Funnels).")));
     return;
   }
@@ -21,7 +21,7 @@ export async function loadFunnel(generation) {
   const answer = await api("/v1/funnel", { body: { site_id: app.state.site, date_range: dateRange(app.state), funnel_id: chosen.id, filters: apiFilters(app.state) } });
   if (generation !== app.generation) return;
   const first = Math.max(1, answer.steps[0]?.visitors ?? 0);
-  box.replaceChildren(h("div", { "data-panel": "funnel" },
+  box.replaceChildren(h("div", { "data-panel": "funnel", "data-funnel": String(chosen.id), "data-ready": "true" },
     h("div", { class: "panel-head" }, title, h("label", { class: "field" }, h("span", {}, "Funnel"), picker)),
     h("table", { class: "rows funnel-steps" },
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Step"), h("th", { scope: "col", class: "num" }, "Visitors"),

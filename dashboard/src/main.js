@@ -47,9 +47,12 @@ export const app = {
   tabs: Object.fromEntries(PANEL_GROUPS.map(g => [g.id, g.tabs[0].name])),
 };
 
-export function setStatus(text, error = false) {
+/** The status line; data-state (loading, done, error) tells a test or a screen reader where a load stands. */
+export function setStatus(text, error = false, state = error ? "error" : "done") {
   $("status").textContent = text;
   $("status").className = error ? "error" : "";
+  $("status").dataset.state = state;
+  document.querySelector("main").setAttribute("aria-busy", String(state === "loading"));
 }
 
 /** A new view: a history entry (back restores it), then everything reloads. */
@@ -101,15 +104,15 @@ function renderChips() {
   box.hidden = app.state.filters.length === 0;
 }
 
-function renderCards(totals, conversion) {
-  const cards = visibleCards();
-  if (!cards.some(c => c.metric === app.state.metric)) app.state.metric = "visitors";
+/** values: metric → {value, change} from the answers so far; cards of goals and revenue appear once the site's goals are known. */
+function renderCards(values) {
+  const known = app.siteLoaded === app.state.site;
+  const cards = known ? visibleCards() : CARDS.filter(c => !c.needsGoals && !c.needsRevenue);
+  if (known && !cards.some(c => c.metric === app.state.metric)) app.state.metric = "visitors";
+  // Keyboard users keep their place when the cards are redrawn.
+  const focused = document.activeElement?.closest?.("[data-card]")?.dataset.card;
   $("cards").replaceChildren(...cards.map(card => {
-    const source = card.metric === "conversion_rate" ? conversion : totals;
-    const index = source?.metrics.indexOf(card.metric) ?? -1;
-    const row = source?.row;
-    const value = index >= 0 ? row?.metrics[index] ?? null : null;
-    const delta = index >= 0 && row?.comparison ? row.comparison.change[index] : undefined;
+    const { value = null, change: delta } = values[card.metric] ?? {};
     const pressed = card.metric === app.state.metric;
     return h("button", { type: "button", class: "card", "data-card": card.metric, "aria-pressed": String(pressed), onclick: () => { if (!pressed) navigate({ metric: card.metric }); } },
       h("span", { class: "label" }, card.label),
@@ -117,6 +120,7 @@ function renderCards(totals, conversion) {
       delta === undefined ? null : h("span", { class: `change ${changeClass(delta, card)}`, "data-change": "", "data-raw": raw(delta) },
         typeof delta === "object" && delta !== null ? fmt.money(delta) : fmt.change(delta, card.points)));
   }));
+  if (focused) $("cards").querySelector(`[data-card="${focused}"]`)?.focus();
 }
 
 function changeClass(delta, card) {
@@ -124,16 +128,31 @@ function changeClass(delta, card) {
   return (delta > 0) !== !!card.lowerIsBetter ? "up" : "down";
 }
 
-async function loadTotals(generation) {
+/** The values of one answer's single row by metric, with the comparison's change when there is one. */
+function valuesOf(metrics, row) {
+  return Object.fromEntries(metrics.map((m, i) => [m, { value: row?.metrics[i] ?? null, change: row?.comparison ? row.comparison.change[i] : undefined }]));
+}
+
+/** The six visit cards at once (they need nothing but the site); conversion rate and revenue when the goals say they apply. */
+async function loadTotals(generation, config) {
   const metrics = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"];
-  if (hasRevenue()) metrics.push("total_revenue");
-  const [totals, conversion] = await Promise.all([
-    query({ ...baseQuery(), metrics }),
-    hasGoals() ? query(conversionQuery(["conversion_rate"])) : null,
-  ]);
+  const totals = await query({ ...baseQuery(), metrics });
   if (generation !== app.generation) return null;
-  renderCards({ metrics, row: totals.results[0] }, conversion && { metrics: ["conversion_rate"], row: conversion.results[0] });
-  return totals;
+  const values = valuesOf(metrics, totals.results[0]);
+  renderCards(values);
+  const extras = (async () => {
+    await config;
+    if (generation !== app.generation) return;
+    const [conversion, revenue] = await Promise.all([
+      hasGoals() ? query(conversionQuery(["conversion_rate"])) : null,
+      hasRevenue() ? query({ ...baseQuery(), metrics: ["total_revenue"] }) : null,
+    ]);
+    if (generation !== app.generation) return;
+    if (conversion) Object.assign(values, valuesOf(["conversion_rate"], conversion.results[0]));
+    if (revenue) Object.assign(values, valuesOf(["total_revenue"], revenue.results[0]));
+    renderCards(values);
+  })();
+  return { totals, extras };
 }
 
 async function loadChart(generation) {
@@ -163,43 +182,74 @@ export async function load({ quiet = false } = {}) {
   showAccount();
   if (!session.get()) { setStatus("Sign in to see your sites' numbers."); return; }
   const generation = ++app.generation;
-  if (!quiet) setStatus("Loading…");
+  if (!quiet) setStatus("Loading…", false, "loading");
+  app.loading = true;
   try {
     if (!app.sites.length) await loadSites();
     if (generation !== app.generation) return;
-    if (!app.state.site) { setStatus("No site yet: create one (README, “Sites and merchants”).", true); return; }
-    if (app.siteLoaded !== app.state.site) await loadSiteConfig(generation);
-    if (generation !== app.generation) return;
+    if (!app.state.site) { setStatus(`${app.notice ? app.notice + " " : ""}No site yet: create one (README, “Sites and merchants”).`, true); return; }
+    // The site's goals and funnels load beside the first numbers (only goal-based views wait for them).
+    const config = app.siteLoaded === app.state.site ? Promise.resolve() : loadSiteConfig(generation);
     if (!quiet || !document.getElementById("funnel-box")) renderPanelGroups($("panels"));
-    const totals = loadTotals(generation);
-    const chart = loadChart(generation);
-    const panels = PANEL_GROUPS.map(g => loadPanel(panelOf(app.tabs[g.id]), generation));
-    const funnel = loadFunnel(generation);
-    const [answer] = await Promise.all([totals, chart]);
+    const needsGoals = ["conversion_rate", "total_revenue"].includes(app.state.metric);
+    const totals = loadTotals(generation, config);
+    const chart = needsGoals ? config.then(() => loadChart(generation)) : loadChart(generation);
+    const rest = config.then(() => generation === app.generation && Promise.all([
+      ...PANEL_GROUPS.map(g => loadPanel(panelOf(app.tabs[g.id]), generation)), loadFunnel(generation), loadRealtime()]));
+    // Whichever fails first is reported; the others must not surface as unhandled rejections.
+    for (const p of [totals, chart, rest]) p.catch(() => {});
+    const [first] = await Promise.all([totals, chart]);
+    first?.extras.catch(() => {});
     if (generation !== app.generation) return;
     if (!app.ready) { app.ready = true; performance.mark("dashboard-ready"); }
-    await Promise.all([...panels, funnel, loadRealtime()]);
+    await Promise.all([first?.extras, rest]);
     if (generation !== app.generation) return;
-    setStatus(`Updated ${new Date().toLocaleTimeString()} · time zone ${answer?.query?.timezone ?? "of the site"}`);
+    const answer = first?.totals;
+    setStatus(`${app.notice ? app.notice + " " : ""}Updated ${new Date().toLocaleTimeString()} · time zone ${answer?.query?.timezone ?? "of the site"}`);
   } catch (error) {
     if (generation !== app.generation) return;
     setStatus(error.message, true);
     if (error.status === 401) showAccount();
+  } finally {
+    if (generation === app.generation) app.loading = false;
   }
 }
 
+// The merchant's sites, kept for this tab's session (cleared at sign-in and sign-out): a reload
+// then asks for its numbers at once and checks the list in the background.
+const SITES_KEY = "sites";
+
 async function loadSites() {
-  app.sites = await api("/v1/sites");
+  const cached = JSON.parse(sessionStorage.getItem(SITES_KEY) || "null");
+  // A site the cached list does not know may be new: then the list is asked for first.
+  if (cached && (!app.state.site || cached.some(s => s.id === app.state.site))) {
+    showSites(cached);
+    api("/v1/sites").then(fresh => {
+      sessionStorage.setItem(SITES_KEY, JSON.stringify(fresh));
+      if (JSON.stringify(fresh) === JSON.stringify(cached)) return;
+      app.sites = [];
+      load();
+    }).catch(() => { /* the view's own requests report a lost session */ });
+    return;
+  }
+  const sites = await api("/v1/sites");
+  sessionStorage.setItem(SITES_KEY, JSON.stringify(sites));
+  showSites(sites);
+}
+
+function showSites(sites) {
+  app.sites = sites;
   const picker = $("site-picker");
-  picker.replaceChildren(...app.sites.map(s => h("option", { value: s.id }, s.domain)));
-  picker.disabled = app.sites.length === 0;
+  picker.replaceChildren(...sites.map(s => h("option", { value: s.id }, s.domain)));
+  picker.disabled = sites.length === 0;
   // A site that is not one of this merchant's is never asked about (the API would say 404 anyway).
-  if (app.state.site && !app.sites.some(s => s.id === app.state.site)) {
-    setStatus(`There is no site '${app.state.site}' among your sites; showing ${app.sites[0]?.domain ?? "none"}.`, true);
+  app.notice = "";
+  if (app.state.site && !sites.some(s => s.id === app.state.site)) {
+    app.notice = `There is no site '${app.state.site}' among your sites; showing ${sites[0]?.domain ?? "none"}.`;
     app.state.site = "";
   }
-  if (!app.state.site && app.sites.length) {
-    app.state.site = app.sites[0].id;
+  if (!app.state.site && sites.length) {
+    app.state.site = sites[0].id;
     history.replaceState(null, "", "/" + serialize(app.state));
   }
   picker.value = app.state.site;
@@ -277,7 +327,11 @@ function wire() {
     if (exported) exportCsv(exported.dataset.export);
   });
   // Realtime: the count every 5 s; the realtime view reloads whole.
-  setInterval(() => app.state.period === "realtime" ? load({ quiet: true }) : loadRealtime(), 5000);
+  // A background reload never cancels one still in flight (on a slow server it would never finish).
+  setInterval(() => {
+    if (app.state.period !== "realtime") loadRealtime();
+    else if (!app.loading) load({ quiet: true });
+  }, 5000);
 }
 
 applyTheme();

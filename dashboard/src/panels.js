@@ -38,20 +38,34 @@ export function panelOf(name) {
   return panel.name === "props" ? { ...panel, dimension: propKey() ? `props:${propKey()}` : "" } : panel;
 }
 
-/** The panel groups' frames: tab buttons and an empty panel, filled by loadPanel. */
+/** The panel groups' frames: tab buttons and an empty panel each, filled by loadPanel. */
 export function renderPanelGroups(root) {
-  root.replaceChildren(...PANEL_GROUPS.map(group => {
-    const active = app.tabs[group.id];
-    return h("section", { class: "panel group", "data-group": group.id },
-      h("div", { class: "tabs", role: "tablist", "aria-label": group.id },
-        group.tabs.map(t => h("button", { type: "button", role: "tab", "data-tab": t.name, "aria-selected": String(t.name === active),
-          onclick: () => { if (app.tabs[group.id] !== t.name) { app.tabs[group.id] = t.name; renderPanelGroups(root); loadPanel(panelOf(t.name), app.generation).catch(e => setStatus(e.message, true)); } } }, t.title))),
-      h("div", { class: "panel-body", id: `body-${group.id}` }, frame(panelOf(active))));
-  }), h("section", { class: "panel group funnel", id: "funnel-box" }));
+  root.replaceChildren(...PANEL_GROUPS.map(renderGroup),
+    h("section", { class: "panel group funnel", id: "funnel-box" }, h("div", { "data-panel": "funnel", "data-ready": "false" }, h("p", { class: "muted" }, "Loading…"))));
+}
+
+function renderGroup(group) {
+  const active = app.tabs[group.id];
+  const section = h("section", { class: "panel group", "data-group": group.id },
+    h("div", { class: "tabs", role: "tablist", "aria-label": group.tabs.map(t => t.title).join(", ") },
+      group.tabs.map(t => h("button", { type: "button", role: "tab", id: `tab-${t.name}`, "aria-controls": `body-${group.id}`, "data-tab": t.name, "aria-selected": String(t.name === active),
+        onclick: () => selectTab(group, t.name, section) }, t.title))),
+    h("div", { class: "panel-body", id: `body-${group.id}`, role: "tabpanel", "aria-labelledby": `tab-${active}` }, frame(panelOf(active))));
+  return section;
+}
+
+/** Another tab of one group: only that group's panel is redrawn and asked for; focus stays on the tab. */
+function selectTab(group, name, section) {
+  if (app.tabs[group.id] === name) return;
+  app.tabs[group.id] = name;
+  const fresh = renderGroup(group);
+  section.replaceWith(fresh);
+  fresh.querySelector(`[data-tab="${name}"]`).focus();
+  loadPanel(panelOf(name), app.generation).catch(e => setStatus(e.message, true));
 }
 
 function frame(panel) {
-  return h("div", { "data-panel": panel.name, "data-loading": "true" }, h("p", { class: "muted" }, "Loading…"));
+  return h("div", { "data-panel": panel.name, "data-dimension": panel.dimension, "data-ready": "false" }, h("p", { class: "muted" }, "Loading…"));
 }
 
 const columns = panel => panel.metrics;
@@ -59,7 +73,7 @@ const columns = panel => panel.metrics;
 function table(panel, rows, total) {
   const max = Math.max(1, ...rows.map(r => r.metrics[0] ?? 0));
   return h("table", { class: "rows" },
-    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, panel.title), columns(panel).map(m => h("th", { scope: "col", class: "num" }, HEADINGS[m])))),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, panel.name === "props" ? `Property ${propKey()}` : panel.title), columns(panel).map(m => h("th", { scope: "col", class: "num" }, HEADINGS[m])))),
     h("tbody", {}, rows.map(r => {
       const key = r.dimensions[0];
       return h("tr", { "data-row": "", "data-key": key },
@@ -106,7 +120,7 @@ export async function loadPanel(panel, generation) {
     content = table(panel, answer.results, answer.meta.total_rows);
   }
   if (generation !== app.generation || app.tabs[panel.group] !== panel.name || !body) return;
-  body.replaceChildren(h("div", { "data-panel": panel.name }, head, extra, content));
+  body.replaceChildren(h("div", { "data-panel": panel.name, "data-dimension": panel.dimension, "data-ready": "true" }, head, extra, content));
 }
 
 // Details dialog: the shown panel, paged and searchable.
@@ -119,6 +133,7 @@ export function setupDetails() {
   $("details-search").addEventListener("input", e => {
     clearTimeout(details.timer);
     details.timer = setTimeout(() => { details.search = e.target.value.trim(); details.offset = 0; loadDetails(); }, 250);
+    notReady();
   });
 }
 
@@ -130,19 +145,25 @@ export function openDetails(name) {
   document.getElementById("details-title").textContent = panel.title;
   document.getElementById("details-search").value = "";
   document.getElementById("details-table").replaceChildren();
+  delete dialog.dataset.total;
   dialog.showModal();
   document.getElementById("details-search").focus();
   loadDetails();
 }
 
+/** The rows shown belong to the previous page or search until the new answer is in. */
+const notReady = () => document.getElementById("details-table").firstElementChild?.setAttribute("data-ready", "false");
+
 async function loadDetails() {
   const generation = ++details.generation;
+  notReady();
   const { panel, offset, search } = details;
   try {
     const answer = await query(panelQuery(panel, { limit: PAGE, offset, search }));
     if (generation !== details.generation) return;
     details.total = answer.meta.total_rows;
-    document.getElementById("details-table").replaceChildren(h("div", { "data-panel": panel.name }, table(panel, answer.results, details.total)));
+    document.getElementById("details-table").replaceChildren(h("div", { "data-panel": panel.name, "data-dimension": panel.dimension, "data-ready": "true" }, table(panel, answer.results, details.total)));
+    document.getElementById("details").dataset.total = String(details.total);
     const shown = answer.results.length;
     document.getElementById("details-page").textContent = details.total ? `${offset + 1}–${offset + shown} of ${fmt.count(details.total)}` : "No rows";
     document.getElementById("details-prev").disabled = offset === 0;

@@ -1,5 +1,5 @@
+using System.Net;
 using System.Text.RegularExpressions;
-using Microsoft.Net.Http.Headers;
 
 namespace Analytics.Host;
 
@@ -38,7 +38,7 @@ public static partial class DashboardFiles
                     <link rel="icon" href="/favicon.svg" type="image/svg+xml">
                     <body style="font-family:system-ui,sans-serif;max-width:40em;margin:3em auto;line-height:1.5">
                     <h1>The dashboard is not built</h1>
-                    <p>Build it once with <code>{BuildCommand}</code> (<code>./run.sh</code> does this), then reload.</p>
+                    <p>Build it once with <code>{WebUtility.HtmlEncode(BuildCommand)}</code> (<code>./run.sh</code> does this), then reload.</p>
                     <p>The API answers without it: see <a href="/docs/api">/docs/api</a>.</p></body></html>
                     """, "text/html; charset=utf-8", statusCode: StatusCodes.Status503ServiceUnavailable);
             }

@@ -49,8 +49,9 @@ public sealed class AuthHost : IAsyncDisposable
     /// <param name="urls">Where to listen (port 0 unless a test needs the address before start).</param>
     /// <param name="auth">Token settings; default: own issuer, revocation cache <see cref="RevocationCache"/>.</param>
     /// <param name="controlPlane">Another host's control plane to share (sqlite:PATH).</param>
+    /// <param name="dashboard">A dashboard build (dist directory) to serve; default: the nearest dashboard/dist.</param>
     public static async Task<AuthHost> StartAsync(EngineFixture engine, AuthHost? restartOf = null, string urls = "http://127.0.0.1:0",
-        AuthSettings? auth = null, string? controlPlane = null, string? dataDirectory = null)
+        AuthSettings? auth = null, string? controlPlane = null, string? dataDirectory = null, string? dashboard = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? dataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-tenancy-" + id);
@@ -65,6 +66,7 @@ public sealed class AuthHost : IAsyncDisposable
             Auth = auth ?? new AuthSettings { RevocationCacheTime = RevocationCache },
             ControlPlane = controlPlane,
             Enrichment = engine.Enrichment,
+            DashboardPath = dashboard,
         });
         try
         {
