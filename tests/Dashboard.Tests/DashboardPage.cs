@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using System.Web;
 using Microsoft.Playwright;
 
@@ -93,11 +94,13 @@ public sealed class DashboardPage : IAsyncDisposable
     {
         await Page.GotoAsync(BaseAddress + pathAndQuery);
         await Page.ClickAsync("#signin");
-        await Page.WaitForURLAsync("**/account/login**");
+        // The page starts the flow after hashing the PKCE verifier, and finishes it by redeeming
+        // the code and rewriting its URL (history, no navigation): wait for the URLs themselves.
+        await Assertions.Expect(Page).ToHaveURLAsync(new Regex("/account/login"), new() { Timeout = 20_000 });
         await Page.FillAsync("#email", email);
         await Page.FillAsync("#password", DashboardFixture.Password);
         await Page.ClickAsync("button[type=submit]");
-        await Page.WaitForURLAsync(url => url.StartsWith(BaseAddress + "/", StringComparison.Ordinal) && !url.Contains("/account/", StringComparison.Ordinal) && !url.Contains("code=", StringComparison.Ordinal));
+        await Assertions.Expect(Page).ToHaveURLAsync(new Regex("^" + Regex.Escape(BaseAddress) + "/(?!account)(?!.*[?&]code=)"), new() { Timeout = 20_000 });
         await Assertions.Expect(Page.Locator("#status")).ToContainTextAsync("Updated", new() { Timeout = (float)Patience.TotalMilliseconds });
     }
 

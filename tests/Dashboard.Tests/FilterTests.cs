@@ -33,7 +33,7 @@ public class FilterTests(DashboardFixture fixture)
 
         // Back: the unfiltered URL and numbers.
         await dash.Page.GoBackAsync();
-        await dash.Page.WaitForURLAsync(unfiltered);
+        await Assertions.Expect(dash.Page).ToHaveURLAsync(unfiltered);
         await Assertions.Expect(dash.Page.Locator("[data-chip]")).ToHaveCountAsync(0);
         await DashboardNumbersTests.AssertCardsAsync(dash, fixture.Oracle, all, "cards after back");
         await DashboardNumbersTests.AssertPanelAsync(dash, fixture.Oracle, all, "pages");
