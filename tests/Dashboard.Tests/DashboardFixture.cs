@@ -20,7 +20,7 @@ public sealed class DashboardCollection : ICollectionFixture<DashboardFixture>
 /// a manual clock, MaxMind's test database for places, the oracle's goals), plus what a browser
 /// needs: the dashboard's OAuth2 client, a user of merchant A (the data set's) and one of
 /// merchant B, a "catalog" site of A with many pages (details pagination), an empty "live" site
-/// of A (realtime) and a funnel created through the API. Each test opens its own browser context.
+/// of A (realtime), and a revenue goal and a funnel created through the API. Each test opens its own browser context.
 /// </summary>
 public sealed class DashboardFixture(EngineFixture engine) : IAsyncLifetime
 {
@@ -31,12 +31,16 @@ public sealed class DashboardFixture(EngineFixture engine) : IAsyncLifetime
     public const string FunnelName = "Product to signup";
     public static readonly string[] FunnelSteps = ["Product", "Signup"];
     public const int FunnelWindowSeconds = 1800;
+    /// <summary>A revenue goal (purchases in EUR), made through the API: the revenue card shows.</summary>
+    public static readonly QueryOracle.Goal RevenueGoal = new("EUR purchase", "event", "purchase", "EUR");
 
     private bool _disposed;
 
     public OracleFixture Seeded { get; } = new(engine);
     public TestHost Host => Seeded.Host;
-    public QueryOracle Oracle => Seeded.Oracle;
+    /// <summary>The data set's oracle with the site's goals as the dashboard sees them: the
+    /// query oracle's, plus <see cref="RevenueGoal"/>.</summary>
+    public QueryOracle Oracle { get; private set; } = null!;
     public ManualClock Clock => Seeded.Clock;
     public Site SiteA => Host.Site;
     public Site SiteB { get; private set; } = null!;
@@ -72,12 +76,10 @@ public sealed class DashboardFixture(EngineFixture engine) : IAsyncLifetime
             Live = registry.CreateSite(SiteA.MerchantId, "live.example", "key-live-" + Guid.NewGuid().ToString("N"));
             Clock.Now = OracleFixture.Now;
 
-            // The funnel as a merchant makes one: through the API.
-            using var created = await Host.Http.PostAsJsonAsync($"/v1/sites/{SiteA.PublicId}/funnels",
-                new { name = FunnelName, steps = FunnelSteps, window_seconds = FunnelWindowSeconds }, ct);
-            string body = await created.Content.ReadAsStringAsync(ct);
-            if (created.StatusCode != HttpStatusCode.Created) throw new InvalidOperationException($"creating the funnel: {(int)created.StatusCode} {body}");
-            FunnelId = JsonDocument.Parse(body).RootElement.GetProperty("id").GetInt64();
+            // The revenue goal and the funnel as a merchant makes them: through the API.
+            await CreateAsync("goals", new { name = RevenueGoal.Name, kind = RevenueGoal.Kind, match = RevenueGoal.Match, currency = RevenueGoal.Currency }, ct);
+            Oracle = new QueryOracle(Seeded.Data) { Now = OracleFixture.Now, Goals = [.. OracleFixture.Goals, RevenueGoal] };
+            FunnelId = await CreateAsync("funnels", new { name = FunnelName, steps = FunnelSteps, window_seconds = FunnelWindowSeconds }, ct);
 
             Playwright = await Microsoft.Playwright.Playwright.CreateAsync();
             Browser = await Playwright.Chromium.LaunchAsync(new() { ExecutablePath = Chromium, Headless = true, Args = ["--no-sandbox"], Timeout = 20_000 });
@@ -88,6 +90,15 @@ public sealed class DashboardFixture(EngineFixture engine) : IAsyncLifetime
             await DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>POST /v1/sites/{A}/<paramref name="what"/> with the merchant's token; the new id.</summary>
+    private async Task<long> CreateAsync(string what, object body, CancellationToken ct)
+    {
+        using var created = await Host.Http.PostAsJsonAsync($"/v1/sites/{SiteA.PublicId}/{what}", body, ct);
+        string text = await created.Content.ReadAsStringAsync(ct);
+        if (created.StatusCode != HttpStatusCode.Created) throw new InvalidOperationException($"creating {what}: {(int)created.StatusCode} {text}");
+        return JsonDocument.Parse(text).RootElement.GetProperty("id").GetInt64();
     }
 
     /// <summary>
