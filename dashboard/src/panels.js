@@ -47,8 +47,16 @@ export function renderPanelGroups(root) {
 function renderGroup(group) {
   const active = app.tabs[group.id];
   const section = h("section", { class: "panel group", "data-group": group.id },
-    h("div", { class: "tabs", role: "tablist", "aria-label": group.tabs.map(t => t.title).join(", ") },
-      group.tabs.map(t => h("button", { type: "button", role: "tab", id: `tab-${t.name}`, "aria-controls": `body-${group.id}`, "data-tab": t.name, "aria-selected": String(t.name === active),
+    h("div", { class: "tabs", role: "tablist", "aria-label": group.tabs.map(t => t.title).join(", "),
+      // The tabs pattern's keys: ← → move between tabs (Home, End to the ends), each one shown as it is reached.
+      onkeydown: e => {
+        const i = group.tabs.findIndex(t => t.name === app.tabs[group.id]), n = group.tabs.length;
+        const next = { ArrowRight: (i + 1) % n, ArrowLeft: (i + n - 1) % n, Home: 0, End: n - 1 }[e.key];
+        if (next === undefined) return;
+        e.preventDefault();
+        selectTab(group, group.tabs[next].name, e.currentTarget.closest("section"));
+      } },
+      group.tabs.map(t => h("button", { type: "button", role: "tab", id: `tab-${t.name}`, "aria-controls": `body-${group.id}`, "data-tab": t.name, "aria-selected": String(t.name === active), tabindex: t.name === active ? "0" : "-1",
         onclick: () => selectTab(group, t.name, section) }, t.title))),
     h("div", { class: "panel-body", id: `body-${group.id}`, role: "tabpanel", "aria-labelledby": `tab-${active}` }, frame(panelOf(active))));
   return section;

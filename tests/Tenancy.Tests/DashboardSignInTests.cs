@@ -11,6 +11,9 @@ namespace Analytics.Tenancy.Tests;
 public class DashboardSignInTests(EngineFixture engine)
 {
     private const string Chromium = "/usr/bin/chromium";
+    // The numbers take a few queries to the engine: seconds on a busy 2-core machine, so the
+    // waits for them get more than Playwright's 5-second default.
+    private const float Wait = 20_000;
 
     [Fact]
     public async Task The_dashboard_signs_in_with_code_and_pkce_and_shows_the_merchants_numbers()
@@ -32,18 +35,18 @@ public class DashboardSignInTests(EngineFixture engine)
         await page.ClickAsync("#signin");
         // The page starts the flow after hashing the PKCE verifier (asynchronously), so the
         // navigation may begin after the click returns: wait for the form rather than an event.
-        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/account/login"));
+        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/account/login"), new() { Timeout = Wait });
         await page.FillAsync("#email", "owner@dashboard.example");
         await page.FillAsync("#password", "correct horse battery");
         await page.ClickAsync("button[type=submit]");
 
         // Back on the dashboard with the site kept, numbers from the query API, no code left in the URL.
-        await Assertions.Expect(page).ToHaveURLAsync($"{host.BaseAddress}/?site={site.PublicId}");
+        await Assertions.Expect(page).ToHaveURLAsync($"{host.BaseAddress}/?site={site.PublicId}", new() { Timeout = Wait });
         // The built dashboard (dashboard/dist: ./test.sh builds it; the host's / says how when missing).
-        await Assertions.Expect(page.Locator("[data-card=pageviews] [data-value]")).ToHaveTextAsync("0");
+        await Assertions.Expect(page.Locator("[data-card=pageviews] [data-value]")).ToHaveTextAsync("0", new() { Timeout = Wait });
         Assert.Equal("0", await page.Locator("[data-card=pageviews] [data-value]").GetAttributeAsync("data-raw"));
         await Assertions.Expect(page.Locator("#site-picker")).ToHaveValueAsync(site.PublicId);
-        await Assertions.Expect(page.Locator("#status")).ToContainTextAsync("Updated");
+        await Assertions.Expect(page.Locator("#status")).ToContainTextAsync("Updated", new() { Timeout = Wait });
         await Assertions.Expect(page.Locator("#signout")).ToBeVisibleAsync();
 
         // Signing out revokes the refresh token and hides the numbers' source.
