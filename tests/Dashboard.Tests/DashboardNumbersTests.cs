@@ -63,11 +63,11 @@ public class DashboardNumbersTests(DashboardFixture fixture)
     }
 
     [Fact]
-    public async Task Today_seven_days_month_to_date_and_a_custom_range_read_the_oracles_numbers()
+    public async Task Today_yesterday_seven_days_month_to_date_last_month_and_a_custom_range_read_the_oracles_numbers()
     {
         await using var dash = await DashboardPage.OpenAsync(fixture);
         await dash.SignInAsync(DashboardFixture.OwnerA, Site);
-        foreach (var period in new[] { "day", "7d", "month" })
+        foreach (var period in new[] { "day", "yesterday", "7d", "month", "last_month" })
         {
             await dash.Page.SelectOptionAsync("#period", period);
             await AssertCardsAsync(dash, fixture.Oracle, View.Named(period), $"cards of {period}");
