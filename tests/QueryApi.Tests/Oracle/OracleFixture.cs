@@ -56,20 +56,29 @@ public sealed class OracleFixture(EngineFixture engine) : IAsyncLifetime
         // Goals are the control plane's (set up as the goals API stores them); the query API reads them.
         var registry = Host.App.Services.GetRequiredService<SiteRegistry>();
         foreach (var goal in Goals) registry.Store.CreateGoal(Host.Site.SiteId, goal.Name, goal.Kind, goal.Match);
-        var ct = TestContext.Current.CancellationToken;
+        await IngestAsync(Host, Host.Site, Clock, Data, TestContext.Current.CancellationToken);
+        Clock.Now = Now;
+    }
+
+    /// <summary>Sends <paramref name="data"/> to <paramref name="site"/> through the real WebSocket
+    /// ingest (each person from its own address and user agent, each event received at its own
+    /// time on <paramref name="clock"/>) and waits until Rollup stored all of it. The site must be
+    /// of the host's own merchant (the wait reads the API with the host's token).</summary>
+    public static async Task IngestAsync(TestHost host, Site site, ManualClock clock, Dataset.Data data, CancellationToken ct)
+    {
         var sockets = new Dictionary<int, ClientWebSocket>();
         try
         {
-            foreach (var person in Data.People)
+            foreach (var person in data.People)
             {
-                sockets[person.Id] = await Host.ConnectAsync(person.UserAgent, ("X-Forwarded-For", person.Address));
+                sockets[person.Id] = await host.ConnectAsync(person.UserAgent, ("X-Forwarded-For", person.Address));
             }
             ulong seq = 0;
             // Events of one person at one instant travel in one batch, received at that instant.
-            foreach (var batchEvents in Runs(Data.Events))
+            foreach (var batchEvents in Runs(data.Events))
             {
-                Clock.Now = batchEvents[0].At;
-                var batch = new EventBatch { SiteKey = Host.Site.SiteKey, Seq = ++seq };
+                clock.Now = batchEvents[0].At;
+                var batch = new EventBatch { SiteKey = site.SiteKey, Seq = ++seq };
                 batch.Events.AddRange(batchEvents.Select(Wire));
                 var ack = await Analytics.EndToEnd.Tests.Wire.SendAsync(sockets[batchEvents[0].Person], batch);
                 if (ack.Accepted != batch.Events.Count) throw new InvalidOperationException($"batch {seq}: {ack}");
@@ -83,8 +92,7 @@ public sealed class OracleFixture(EngineFixture engine) : IAsyncLifetime
                 socket.Dispose();
             }
         }
-        Clock.Now = Now;
-        await WaitUntilStoredAsync(ct);
+        await WaitUntilStoredAsync(host, site, data, ct);
     }
 
     private static IEnumerable<List<Dataset.Event>> Runs(IReadOnlyList<Dataset.Event> events)
@@ -121,16 +129,16 @@ public sealed class OracleFixture(EngineFixture engine) : IAsyncLifetime
 
     /// <summary>Waits until Rollup stored every event: the v1 aggregate over all days counts
     /// them all (events without the engagement pings, and the bots).</summary>
-    private async Task WaitUntilStoredAsync(CancellationToken ct)
+    private static async Task WaitUntilStoredAsync(TestHost host, Site site, Dataset.Data data, CancellationToken ct)
     {
-        long events = Data.Events.Count(e => !Data.People[e.Person].IsBot && e.Name != "engagement");
-        long bots = Data.Events.Count(e => Data.People[e.Person].IsBot);
+        long events = data.Events.Count(e => !data.People[e.Person].IsBot && e.Name != "engagement");
+        long bots = data.Events.Count(e => data.People[e.Person].IsBot);
         var deadline = DateTime.UtcNow.AddSeconds(120);
         string last = "";
         while (DateTime.UtcNow < deadline)
         {
-            var json = await Host.Http.GetFromJsonAsync<JsonElement>(
-                $"/v1/sites/{Host.Site.PublicId}/aggregate?metrics=events,bots&from=2025-10-01&to=2026-11-30", ct);
+            var json = await host.Http.GetFromJsonAsync<JsonElement>(
+                $"/v1/sites/{site.PublicId}/aggregate?metrics=events,bots&from=2025-10-01&to=2026-11-30", ct);
             var results = json.GetProperty("results");
             last = results.ToString();
             if (results.GetProperty("events").GetInt64() == events && results.GetProperty("bots").GetInt64() == bots)

@@ -329,8 +329,9 @@ public sealed class QueryOracle
 
     /// <summary>A site goal (docs/query-api.md, Goals): an event goal completes on a custom event
     /// of that name, a page goal on a pageview whose whole path matches (<c>*</c> any characters
-    /// but '/', <c>**</c> any characters).</summary>
-    public sealed record Goal(string Name, string Kind, string Match)
+    /// but '/', <c>**</c> any characters); a revenue goal (<paramref name="Currency"/>) only on
+    /// events with revenue in that currency.</summary>
+    public sealed record Goal(string Name, string Kind, string Match, string? Currency = null)
     {
         private readonly Regex _path = new("^" + string.Concat(Regex.Split(Match, @"(\*\*|\*)").Select(part => part switch
         {
@@ -341,7 +342,9 @@ public sealed class QueryOracle
 
         public bool CompletedBy(Ev e) => Kind == "page"
             ? e.Name == "pageview" && _path.IsMatch(e.Uri.AbsolutePath)
-            : e.Name == Match && e.Name is not ("pageview" or "engagement");
+            : e.Name == Match && e.Name is not ("pageview" or "engagement")
+              // A revenue goal completes only on events with revenue in its currency.
+              && (Currency is null || (e.E.RevenueMicros != 0 && e.E.Currency == Currency));
     }
 
     public IReadOnlyList<Goal> Goals { get; init; } = [];

@@ -1,0 +1,53 @@
+using System.Text.Json.Nodes;
+using Microsoft.Playwright;
+
+namespace Analytics.Dashboard.Tests;
+
+/// <summary>Drilling down: a click on a row filters the whole page, the URL says so, back and
+/// the chip's remove button undo it.</summary>
+[Collection(DashboardCollection.Name)]
+public class FilterTests(DashboardFixture fixture)
+{
+    [Fact]
+    public async Task Clicking_a_row_filters_every_number_and_the_url_and_back_or_removing_the_chip_restores_them()
+    {
+        await using var dash = await DashboardPage.OpenAsync(fixture);
+        await dash.SignInAsync(DashboardFixture.OwnerA, $"/?site={fixture.SiteA.PublicId}");
+        var all = View.Named("30d");
+        await DashboardNumbersTests.AssertCardsAsync(dash, fixture.Oracle, all);
+        await DashboardNumbersTests.AssertPanelAsync(dash, fixture.Oracle, all, "sources");
+        string unfiltered = dash.Page.Url;
+
+        // The second source: not the largest, so the filtered numbers differ from the totals.
+        var row = dash.Page.Locator(DashboardNumbersTests.Panel("sources") + " [data-row]").Nth(1);
+        string source = await row.GetAttributeAsync("data-key") ?? "";
+        await row.Locator("button").First.ClickAsync();
+        var filtered = View.Named("30d", [new JsonArray("is", "source", new JsonArray(source))]);
+        var chip = dash.Page.Locator($"[data-chip][data-dimension=source][data-op=is]");
+        await Assertions.Expect(chip).ToHaveCountAsync(1);
+        Assert.Equal(source, await chip.GetAttributeAsync("data-value"));
+        Assert.Equal([$"source,is,{source}"], dash.Query().GetValues("f") ?? []);
+        await DashboardNumbersTests.AssertCardsAsync(dash, fixture.Oracle, filtered, $"cards filtered by source {source}");
+        await DashboardNumbersTests.AssertPanelAsync(dash, fixture.Oracle, filtered, "pages");
+        await DashboardNumbersTests.AssertPanelAsync(dash, fixture.Oracle, filtered, "countries");
+
+        // Back: the unfiltered URL and numbers.
+        await dash.Page.GoBackAsync();
+        await Assertions.Expect(dash.Page).ToHaveURLAsync(unfiltered);
+        await Assertions.Expect(dash.Page.Locator("[data-chip]")).ToHaveCountAsync(0);
+        await DashboardNumbersTests.AssertCardsAsync(dash, fixture.Oracle, all, "cards after back");
+        await DashboardNumbersTests.AssertPanelAsync(dash, fixture.Oracle, all, "pages");
+
+        // A row of another panel, then its chip's remove button.
+        var country = dash.Page.Locator(DashboardNumbersTests.Panel("countries") + " [data-row]").First;
+        string code = await country.GetAttributeAsync("data-key") ?? "";
+        await country.Locator("button").First.ClickAsync();
+        await DashboardNumbersTests.AssertCardsAsync(dash, fixture.Oracle, View.Named("30d", [new JsonArray("is", "country", new JsonArray(code))]), $"cards filtered by country {code}");
+        Assert.Equal([$"country,is,{code}"], dash.Query().GetValues("f") ?? []);
+        await dash.Page.Locator("[data-chip][data-dimension=country] button").ClickAsync();
+        await Assertions.Expect(dash.Page.Locator("[data-chip]")).ToHaveCountAsync(0);
+        await DashboardNumbersTests.AssertCardsAsync(dash, fixture.Oracle, all, "cards after removing the chip");
+        Assert.Empty(dash.Query().GetValues("f") ?? []);
+        dash.AssertClean();
+    }
+}
