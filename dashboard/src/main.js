@@ -205,7 +205,8 @@ export async function load({ quiet = false } = {}) {
     await Promise.all([first?.extras, rest]);
     if (generation !== app.generation) return;
     const answer = first?.totals;
-    setStatus(`${app.notice ? app.notice + " " : ""}Updated ${new Date().toLocaleTimeString()} · time zone ${answer?.query?.timezone ?? "of the site"}`);
+    // A refused site in the URL stays visible as an error above the numbers of the site shown instead.
+    setStatus(`${app.notice ? app.notice + " " : ""}Updated ${new Date().toLocaleTimeString()} · time zone ${answer?.query?.timezone ?? "of the site"}`, Boolean(app.notice), "done");
   } catch (error) {
     if (generation !== app.generation) return;
     setStatus(error.message, true);

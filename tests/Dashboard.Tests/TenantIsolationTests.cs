@@ -32,6 +32,7 @@ public class TenantIsolationTests(DashboardFixture fixture)
         await dash.Page.GotoAsync($"{dash.BaseAddress}/?site={a}");
         // The status line names the site it will not show; the page moves on to B's own site.
         await Assertions.Expect(dash.Page.Locator("#status")).ToContainTextAsync(a);
+        await Assertions.Expect(dash.Page.Locator("#status")).ToHaveClassAsync("error");
         Assert.NotEqual(a, dash.Query()["site"]);
         Assert.DoesNotContain(a, await dash.Page.Locator("#site-picker").EvaluateAsync<string[]>("s => [...s.options].map(o => o.value)"));
         foreach (var (metric, shown) in await dash.CardsAsync())
