@@ -91,6 +91,22 @@ public sealed class DependencyBreaker
     public CircuitState State => _state.CircuitState;
     public string Reason => _reason;
 
+    /// <summary>Tells the breaker a call made outside <see cref="Pipeline"/> succeeded.</summary>
+    public void ReportSuccess()
+    {
+        try { Pipeline.Execute(static () => { }); }
+        catch (BrokenCircuitException) { } // opened meanwhile by another call's failure
+    }
+
+    /// <summary>Tells the breaker a call made outside <see cref="Pipeline"/> failed with
+    /// <paramref name="failure"/> (counted if the breaker's failure filter says so).</summary>
+    public void ReportFailure(Exception failure)
+    {
+        try { Pipeline.Execute(static e => System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e), failure); }
+        catch (BrokenCircuitException) { }
+        catch (Exception e) when (ReferenceEquals(e, failure)) { }
+    }
+
     /// <summary>Open with the break not over (or isolated): every call is refused now.</summary>
     public bool IsRefusing => State switch
     {
@@ -146,19 +162,31 @@ public sealed class BreakerEventLog(IEventLog inner, DependencyBreaker breaker) 
 {
     public IEventLog Inner => inner;
 
+    /// <remarks>
+    /// The append runs beside the pipeline, not inside it: the log's appends complete
+    /// asynchronously (a group commit), and Polly's asynchronous path allocates about 1.3 KB per
+    /// call (26 B per event of a 50-event batch, measured with the load tool: 6.8 → 33 B/event).
+    /// Its outcome is reported to the breaker afterwards through a synchronous call, which
+    /// allocates nothing; while the break lasts, batches are refused without touching the log.
+    /// In half-open state every batch may probe (the first outcome closes or reopens it).
+    /// </remarks>
     public async ValueTask AppendAsync(ulong partitionKey, ReadOnlyMemory<byte> records, int recordCount, CancellationToken cancellationToken = default)
     {
+        if (breaker.IsRefusing) throw Refused();
         try
         {
-            // Static lambda and a value-tuple state: no closure per batch.
-            await breaker.Pipeline.ExecuteAsync(static (s, ct) => s.inner.AppendAsync(s.partitionKey, s.records, s.recordCount, ct),
-                (inner, partitionKey, records, recordCount), cancellationToken).ConfigureAwait(false);
+            await inner.AppendAsync(partitionKey, records, recordCount, cancellationToken).ConfigureAwait(false);
         }
-        catch (BrokenCircuitException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            throw new EventLogUnavailableException($"The event log is failing ({breaker.Reason}); writes are refused for up to {breaker.BreakDuration.TotalSeconds:0} s.");
+            breaker.ReportFailure(e);
+            throw;
         }
+        breaker.ReportSuccess();
     }
+
+    private EventLogUnavailableException Refused() =>
+        new($"The event log is failing ({breaker.Reason}); writes are refused for up to {breaker.BreakDuration.TotalSeconds:0} s.");
 
     public IEventLogConsumer OpenConsumer(string group) => inner.OpenConsumer(group);
 
