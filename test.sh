@@ -56,8 +56,15 @@ install_test_deps() {
         fi
     fi
     echo "test.sh: installing ${missing[*]}" >&2
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 &&
-        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 || return 1
+    # On a fresh machine apt may be busy (a start-up job holds the dpkg lock: wait for it rather
+    # than fail), and an index that does not refresh (one unreachable mirror) must not stop the
+    # install: apt-get install decides, and is tried once more after a second refresh.
+    local apt=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300)
+    "${apt[@]}" update >&2 || echo "test.sh: apt-get update reported errors; installing anyway" >&2
+    if ! "${apt[@]}" install -y "${missing[@]}" >&2; then
+        "${apt[@]}" update >&2
+        "${apt[@]}" install -y "${missing[@]}" >&2 || return 1
+    fi
     # Every program must be there now (a package that installed without it is a failure here, not
     # a browser test failing later).
     for dep in "${TEST_DEPS[@]}"; do
