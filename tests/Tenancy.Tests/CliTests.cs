@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 
@@ -101,55 +100,19 @@ public class CliTests(EngineFixture engine)
         }
     }
 
-    /// <summary>Runs <c>analytics serve</c> on a data directory that must stop it; kills it after 60 s.</summary>
+    /// <summary>Runs <c>analytics serve</c> on a data directory that must stop it (HostCommand kills it after 60 s).</summary>
     private static async Task<(int Exit, string Error)> ServeUntilExitAsync(string data)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in (string[])[Path.Combine(AppContext.BaseDirectory, "analytics.dll"), "serve", "--data", data, "--urls", "http://127.0.0.1:0", "--quiet"])
-            start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync(Ct);
-        var output = process.StandardOutput.ReadToEndAsync(Ct);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(60));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        finally
-        {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
-        }
-        await output;
-        return (process.ExitCode, await error);
+        var result = await HostCommand.RunAsync("serve", "--data", data, "--urls", "http://127.0.0.1:0", "--quiet");
+        return (result.ExitCode, result.Stderr);
     }
 
     private static Task<(string Output, string Error)> RunAsync(AuthHost host, string? stdin, params string[] args) => RunAsync(host, stdin, true, args);
 
     private static async Task<(string Output, string Error)> RunAsync(AuthHost host, string? stdin, bool expectSuccess, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "analytics.dll"));
-        foreach (var a in args) start.ArgumentList.Add(a);
-        start.ArgumentList.Add("--data");
-        start.ArgumentList.Add(host.DataDirectory);
-        using var process = Process.Start(start)!;
-        if (stdin is not null) await process.StandardInput.WriteAsync(stdin);
-        process.StandardInput.Close();
-        var output = process.StandardOutput.ReadToEndAsync(Ct);
-        var error = process.StandardError.ReadToEndAsync(Ct);
-        // A command that hangs fails the test after 60 s and never outlives it.
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(60));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        finally
-        {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
-        }
-        Assert.True((process.ExitCode == 0) == expectSuccess, $"exit {process.ExitCode}: {await error}");
-        return (await output, await error);
+        var result = await HostCommand.RunAsync([.. args, "--data", host.DataDirectory], environment: null, stdin: stdin);
+        Assert.True((result.ExitCode == 0) == expectSuccess, result.ToString());
+        return (result.Stdout, result.Stderr);
     }
 }

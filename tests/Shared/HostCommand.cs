@@ -1,10 +1,10 @@
 using System.Diagnostics;
 
-namespace Analytics.EndToEnd.Tests;
+namespace Analytics.Tests.Shared;
 
 /// <summary>
 /// One run of the built `analytics` binary as a real child process, with its exit code and both
-/// output streams. The child is killed (with its tree) in finally, whatever happens, and a run
+/// output streams (and, optionally, text on its standard input). The child is killed (with its tree) in finally, whatever happens, and a run
 /// that outlives its timeout fails the test instead of hanging it.
 /// </summary>
 public static class HostCommand
@@ -19,9 +19,10 @@ public static class HostCommand
 
     public static Task<Result> RunAsync(params string[] args) => RunAsync(args, environment: null);
 
-    public static async Task<Result> RunAsync(IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment, string? dll = null, int timeoutSeconds = 60)
+    public static async Task<Result> RunAsync(IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment, string? dll = null, int timeoutSeconds = 60,
+        string? stdin = null)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         start.ArgumentList.Add(dll ?? Dll);
         foreach (var a in args) start.ArgumentList.Add(a);
         // Settings from the test runner's own environment must not leak into the run.
@@ -30,6 +31,8 @@ public static class HostCommand
         using var process = Process.Start(start)!;
         try
         {
+            if (stdin is not null) await process.StandardInput.WriteAsync(stdin);
+            process.StandardInput.Close();
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
             timeout.CancelAfter(TimeSpan.FromSeconds(timeoutSeconds));
             var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
