@@ -49,7 +49,9 @@ internal sealed class LoadOptions
                              latency then counts from each batch's scheduled send time
           --rate-from FILE   --rate = a fraction (--rate-fraction, default 0.5) of the ingest events/s
                              measured in an earlier run's --json FILE
-          --freshness        during the ingest phase, probe send-to-visible time in the query API
+          --freshness        during the ingest phase, probe send-to-visible time in the query API: one
+                             pageview per --freshness-interval, each a sample; percentiles from 60 samples
+          --freshness-interval MS  one probe pageview per MS milliseconds (default 100)
           --idle-connections N   afterwards, hold N idle WebSockets; report server RSS growth per connection
           --reprocess        afterwards, wait for Rollup to store everything, then reprocess it all
                              (POST /admin/reprocess) and report raw events reprocessed per second
@@ -79,6 +81,8 @@ internal sealed class LoadOptions
     public bool Reprocess { get; private set; }
     /// <summary>During the ingest phase: how long until an acknowledged event shows in the query API.</summary>
     public bool Freshness { get; private set; }
+    /// <summary>One probe pageview per this interval (each one sample): 100 ms gives 100 samples in a 10 s phase.</summary>
+    public TimeSpan FreshnessInterval { get; private set; } = TimeSpan.FromMilliseconds(100);
     /// <summary>After the phases: open this many idle WebSockets and measure server memory per connection.</summary>
     public int IdleConnections { get; private set; }
     /// <summary>Total events/s to offer (paced, latency from the schedule); null = as fast as possible.</summary>
@@ -157,6 +161,7 @@ internal sealed class LoadOptions
                     case "rate": options.Rate = Double(name, value, 1, 1e9); break;
                     case "rate-from": options.RateFrom = Path.GetFullPath(value); break;
                     case "rate-fraction": options.RateFraction = Double(name, value, 0.001, 10); break;
+                    case "freshness-interval": options.FreshnessInterval = TimeSpan.FromMilliseconds(Double(name, value, 10, 60_000)); break;
                     case "idle-connections": options.IdleConnections = Int(name, value, 0, 1_000_000); break;
                     case "server-args": options.ServerArgs = SplitArguments(value); break;
                     case "label": options.Label = value; break;

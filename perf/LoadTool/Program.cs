@@ -105,7 +105,7 @@ try
         using var prepared = options.Freshness && reply == ReplyKind.Ack && server is not null
             ? await FreshnessProbe.PrepareAsync(http, baseAddress, server.DataDirectory, cancel.Token)
             : null;
-        var probe = prepared is not null ? FreshnessProbe.RunAsync(prepared, http, baseAddress, probeStop.Token) : null;
+        var probe = prepared is not null ? FreshnessProbe.RunAsync(prepared, http, baseAddress, options.FreshnessInterval, probeStop.Token, cancel.Token) : null;
         var result = await LoadPhase.RunAsync(new PhaseSpec(name, endpoint.Uri, reply, transport, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Seconds), paced), pool, metrics, cancel.Token);
         if (probe is not null)
         {

@@ -155,9 +155,9 @@ internal sealed class RunReport
         if (Freshness is { } fresh)
         {
             sb.AppendLine();
-            sb.AppendLine("| freshness under the ingest load | samples | send → visible p50 ms | p99 ms | max ms |");
-            sb.AppendLine("|---|---:|---:|---:|---:|");
-            sb.AppendLine(ci, $"| one pageview at a time to a probe site, polled every 20 ms | {fresh.Samples} | {fresh.P50Ms:0} | {fresh.P99Ms:0} | {fresh.MaxMs:0} |");
+            sb.AppendLine("| freshness under the ingest load | samples | unfinished | send → visible p50 ms | p95 ms | p99 ms | max ms |");
+            sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+            sb.AppendLine(ci, $"| one pageview per {fresh.IntervalMs:0} ms to a probe site, polled every 20 ms | {fresh.Samples} | {fresh.Unfinished} | {fresh.Show(fresh.P50Ms)} | {fresh.Show(fresh.P95Ms)} | {fresh.Show(fresh.P99Ms)} | {Format.OrNa(fresh.MaxMs, "N0")} |");
         }
         if (Idle is { } idle)
         {
