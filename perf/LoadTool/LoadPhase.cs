@@ -56,6 +56,14 @@ internal sealed class PhaseResult
     public required long? ServerPeakRssBytes { get; init; }
     /// <summary>All processes on the machine, same unit; null off Linux.</summary>
     public required double? MachineBusyCores { get; init; }
+    /// <summary>The 1-minute load average (/proc/loadavg) just before the phase opened its connections; null off Linux.
+    /// It includes this tool's own previous phase: compare runs, and read <see cref="OtherCpuCores"/> for the phase itself.</summary>
+    public double? LoadAverageBefore { get; init; }
+    /// <summary>CPU seconds other processes used during the window: the machine's busy jiffies (/proc/stat) minus
+    /// this run's processes (load tool, server, and a baseline server such as nginx); null off Linux or with --url.</summary>
+    public double? OtherCpuSeconds { get; init; }
+    /// <summary><see cref="OtherCpuSeconds"/> per wall second: 0 on a quiet machine, 1.0 = a core taken from the run.</summary>
+    public double? OtherCpuCores { get; init; }
     public required List<string> Errors { get; init; }
 }
 
@@ -90,6 +98,7 @@ internal static class LoadPhase
                 ? new HttpConnection(frames, receiveBytes, spec.BatchesPerSecondPerConnection)
                 : new WebSocketConnection(spec.Reply, frames, spec.Pipeline, receiveBytes, spec.BatchesPerSecondPerConnection);
         }
+        double? loadAverage = ServerMetrics.LoadAverage();
         try
         {
             await Task.WhenAll(connections.Select((c, i) => c.ConnectAsync(spec.Endpoint, Browsers[i % Browsers.Length], cancellationToken)));
@@ -104,7 +113,7 @@ internal static class LoadPhase
             cancellationToken.ThrowIfCancellationRequested();
 
             var after = await metrics.ScrapeAsync(cancellationToken);
-            return Summarize(spec, connections, seconds, before, after);
+            return Summarize(spec, connections, seconds, before, after, loadAverage);
         }
         finally
         {
@@ -112,8 +121,12 @@ internal static class LoadPhase
         }
     }
 
-    private static PhaseResult Summarize(PhaseSpec spec, Connection[] connections, double seconds, ServerCounters before, ServerCounters after)
+    private static PhaseResult Summarize(PhaseSpec spec, Connection[] connections, double seconds, ServerCounters before, ServerCounters after, double? loadAverage)
     {
+        // Other processes = everything busy minus ours; unknown when the server is not our child (--url).
+        double? other = after.MachineBusy - before.MachineBusy - (after.ClientCpu - before.ClientCpu) - (after.ServerCpu - before.ServerCpu) - (after.HelperCpu - before.HelperCpu) is TimeSpan o
+            ? Math.Max(0, o.TotalSeconds)
+            : null;
         long samples = connections.Sum(c => (long)c.LatencyCount);
         var all = new long[samples];
         int at = 0;
@@ -153,6 +166,9 @@ internal static class LoadPhase
             ServerCpuMicrosecondsPerEvent = eventsAcked == 0 ? null : (after.ServerCpu - before.ServerCpu)?.TotalMicroseconds / eventsAcked,
             ServerPeakRssBytes = after.ServerPeakRss,
             MachineBusyCores = (after.MachineBusy - before.MachineBusy)?.TotalSeconds / seconds,
+            LoadAverageBefore = loadAverage,
+            OtherCpuSeconds = other,
+            OtherCpuCores = other / seconds,
             Errors = connections.SelectMany(c => c.Errors).Distinct().Take(10).ToList(),
         };
     }

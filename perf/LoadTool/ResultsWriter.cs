@@ -93,6 +93,7 @@ internal static class ResultsWriter
         FreshnessTable(md, loads.Select(l => l.Report).Where(r => r.Freshness is not null).ToList());
         IdleTable(md, loads.Select(l => l.Report).Where(r => r.Idle is not null).ToList());
         ReprocessTable(md, loads.Select(l => l.Report).Where(r => r.Reprocess is not null).ToList());
+        MachineStateTable(md, loads);
         StoreInsertTables(md, storeInserts);
         QueryBenchSections(md, queryBenches);
         StorageCostSections(md, storageCosts);
@@ -160,10 +161,10 @@ internal static class ResultsWriter
     private static void PeakTable(StringBuilder md, List<RunReport> runs)
     {
         Table(md, "Ingest as fast as possible, against the echo baseline of the same run",
-            "| variant | sink | events/s | echo events/s | ingest / echo | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | server CPU µs/event | server peak RSS MiB | checks |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-            runs.Select(r => string.Create(Ci, $"| {r.Label} | {r.SinkName} | {r.Ingest.EventsPerSecond:N0} | {r.Baseline.EventsPerSecond:N0} | {r.IngestToBaselineRatio:0.00} | {Latencies(r.Ingest)} | {r.Ingest.ServerBytesPerEvent:0.0} | {Format.OrNa(r.Ingest.ServerCpuMicrosecondsPerEvent, "0.00")} | {Format.OrNa(r.Ingest.ServerPeakRssBytes / 1048576.0, "0.0")} | {Checks(r)} |")),
-            firstRow: "| *target (WebSocket → local log)* | | *≥ 1,000,000* | | *≥ 0.6* | | | | *≤ 16* | | | |");
+            "| variant | sink | events/s | echo events/s | ingest / echo | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | server CPU µs/event | server peak RSS MiB | load before / other cores | checks |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            runs.Select(r => string.Create(Ci, $"| {r.Label} | {r.SinkName} | {r.Ingest.EventsPerSecond:N0} | {r.Baseline.EventsPerSecond:N0} | {r.IngestToBaselineRatio:0.00} | {Latencies(r.Ingest)} | {r.Ingest.ServerBytesPerEvent:0.0} | {Format.OrNa(r.Ingest.ServerCpuMicrosecondsPerEvent, "0.00")} | {Format.OrNa(r.Ingest.ServerPeakRssBytes / 1048576.0, "0.0")} | {Machine(r.Ingest)} | {Checks(r)} |")),
+            firstRow: "| *target (WebSocket → local log)* | | *≥ 1,000,000* | | *≥ 0.6* | | | | *≤ 16* | | | | |");
         if (runs.Count == 0) return;
         var s = runs[0].Settings;
         md.AppendLine();
@@ -202,12 +203,28 @@ internal static class ResultsWriter
     private static void PacedTable(StringBuilder md, List<RunReport> runs)
     {
         Table(md, "Paced load (latency counted from each batch's scheduled send time)",
-            "| variant | offered events/s | events/s | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | server CPU µs/event | checks |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
-            runs.Select(r => string.Create(Ci, $"| {r.Label} | {r.OfferedEventsPerSecond:N0} | {r.Ingest.EventsPerSecond:N0} | {Latencies(r.Ingest)} | {r.Ingest.ServerBytesPerEvent:0.0} | {Format.OrNa(r.Ingest.ServerCpuMicrosecondsPerEvent, "0.00")} | {Checks(r)} |")),
-            firstRow: "| *target at half of peak* | | | | *≤ 10* | | | | |");
+            "| variant | offered events/s | events/s | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | server CPU µs/event | load before / other cores | checks |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            runs.Select(r => string.Create(Ci, $"| {r.Label} | {r.OfferedEventsPerSecond:N0} | {r.Ingest.EventsPerSecond:N0} | {Latencies(r.Ingest)} | {r.Ingest.ServerBytesPerEvent:0.0} | {Format.OrNa(r.Ingest.ServerCpuMicrosecondsPerEvent, "0.00")} | {Machine(r.Ingest)} | {Checks(r)} |")),
+            firstRow: "| *target at half of peak* | | | | *≤ 10* | | | | | |");
         if (runs.Count > 0) md.AppendLine();
         Commands(md, runs);
+    }
+
+    /// <summary>"2.31 / 0.04": the load average before the phase and the cores other processes took during it.</summary>
+    private static string Machine(PhaseResult p) => $"{Format.OrNa(p.LoadAverageBefore, "0.00")} / {Format.OrNa(p.OtherCpuCores, "0.00")}";
+
+    /// <summary>Every phase of every LoadTool run: a slow figure next to a busy machine is the machine's, not the code's.</summary>
+    private static void MachineStateTable(StringBuilder md, List<(string File, RunReport Report)> runs)
+    {
+        Table(md, "Machine state during every phase",
+            "| run | file | phase | load average before | machine busy (cores) | other processes CPU s | other processes (cores) |",
+            "|---|---|---|---:|---:|---:|---:|",
+            runs.SelectMany(x => x.Report.Phases.Select(p => string.Create(Ci,
+                $"| {x.Report.Label} | {x.File} | {p.Name} | {Format.OrNa(p.LoadAverageBefore, "0.00")} | {Format.OrNa(p.MachineBusyCores, "0.00")} | {Format.OrNa(p.OtherCpuSeconds, "0.0")} | {Format.OrNa(p.OtherCpuCores, "0.00")} |"))));
+        if (runs.Count == 0) return;
+        md.AppendLine();
+        md.AppendLine("- load average: the 1-minute figure from /proc/loadavg just before the phase opened its connections (it includes this run's previous phase); other processes: the machine's busy time from /proc/stat minus the load tool, the server and a baseline server (nginx) over the measured window. On a quiet machine the last columns are near 0; a run whose phases show other processes above ~0.1 cores was not clean.");
     }
 
     private static string Latencies(PhaseResult p) => string.Create(Ci, $"{p.P50Ms:0.00} | {p.P99Ms:0.00} | {p.P999Ms:0.00}");

@@ -138,12 +138,7 @@ internal sealed class RunReport
         if (Kafka is { } kafka) sb.AppendLine(ci, $"- kafka: topic {kafka.Topic} held {kafka.Records:N0} records after the phases, for {kafka.EventsAcked:N0} events acknowledged by the ingest phase and its warm-up");
         foreach (var r in Phases)
         {
-            sb.Append(ci, $"- {r.Name}: ");
-            if (r.MachineBusyCores is double busy)
-            {
-                double other = busy - r.ClientCpuCores - (r.ServerCpuCores ?? 0);
-                sb.Append(ci, $"machine busy {busy:0.00} of {Machine.Cores} cores (other processes {Math.Max(0, other):0.00})");
-            }
+            sb.Append(ci, $"- {r.Name}: {MachineState(r, Machine.Cores)}");
             if (r.ServerRollupStored is long stored) sb.Append(ci, $"; Rollup stored {stored:N0} events (its allocations are in server B/event)");
             sb.AppendLine();
         }
@@ -174,6 +169,20 @@ internal sealed class RunReport
             sb.AppendLine(ci, $"| demo merchant, all of it | {r2.RawEvents:N0} | {r2.SiteDays} | {r2.Seconds:0.0} | {r2.EventsPerSecond:N0} | {r2.StoreWaitSeconds:0.0} |");
         }
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// A phase's machine state in one phrase: the load average before it, the whole machine's busy
+    /// cores and how much of that other processes took (a slow run shows here, not in its numbers).
+    /// </summary>
+    public static string MachineState(PhaseResult r, int cores)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var parts = new List<string>();
+        if (r.LoadAverageBefore is double load) parts.Add(string.Create(ci, $"load average {load:0.00} before"));
+        if (r.MachineBusyCores is double busy) parts.Add(string.Create(ci, $"machine busy {busy:0.00} of {cores} cores"));
+        if (r.OtherCpuSeconds is double other) parts.Add(string.Create(ci, $"other processes {other:0.0} CPU s ({r.OtherCpuCores:0.00} cores)"));
+        return parts.Count == 0 ? "machine state not measured" : string.Join(", ", parts);
     }
 
     /// <summary>Why an HTTP run's baseline is a WebSocket echo: said wherever its ratio is shown.</summary>

@@ -7,7 +7,8 @@ namespace Analytics.LoadTool;
 /// Rollup; <paramref name="ServerCpu"/> and <paramref name="ServerPeakRss"/> when the server is not
 /// our child process (--url), because only then do we know its PID.
 /// </summary>
-internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored, TimeSpan? ServerCpu, long? ServerPeakRss, TimeSpan ClientCpu, TimeSpan? MachineBusy);
+/// <paramref name="HelperCpu"/>: CPU time of another process this run started (the nginx baseline), zero without one.
+internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored, TimeSpan? ServerCpu, long? ServerPeakRss, TimeSpan ClientCpu, TimeSpan? MachineBusy, TimeSpan HelperCpu = default);
 
 /// <summary>
 /// Reads the two counters the tool needs from GET /metrics (Prometheus text). The scrape itself
@@ -53,6 +54,21 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, ServerProc
         long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long n)
             ? n
             : (long)double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture);
+
+    /// <summary>The 1-minute load average from /proc/loadavg ("0.52 0.58 0.59 1/467 12345"); null off Linux.</summary>
+    public static double? LoadAverage()
+    {
+        try
+        {
+            if (!OperatingSystem.IsLinux()) return null;
+            string first = File.ReadAllText("/proc/loadavg").Split(' ')[0];
+            return double.Parse(first, NumberStyles.Float, CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>
     /// Busy CPU time of the whole machine (Linux /proc/stat, all cores): busy minus client minus
