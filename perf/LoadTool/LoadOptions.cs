@@ -47,8 +47,8 @@ internal sealed class LoadOptions
           --smoke            CI check: 2 connections, batch 10, 2 s, 0.5 s warm-up
           --rate N           offer N events/s in total, paced per connection (e.g. half of peak);
                              latency then counts from each batch's scheduled send time
-          --rate-from FILE   --rate = a fraction (--rate-fraction, default 0.5) of the ingest events/s
-                             measured in an earlier run's --json FILE
+          --rate-from FILE[,FILE...]  --rate = a fraction (--rate-fraction, default 0.5) of the ingest
+                             events/s measured in an earlier run's --json FILE (several: their median)
           --freshness        during the ingest phase, probe send-to-visible time in the query API: one
                              pageview per --freshness-interval, each a sample; percentiles from 60 samples
           --freshness-interval MS  one probe pageview per MS milliseconds (default 100)
@@ -88,7 +88,7 @@ internal sealed class LoadOptions
     /// <summary>Total events/s to offer (paced, latency from the schedule); null = as fast as possible.</summary>
     public double? Rate { get; private set; }
     /// <summary>Take <see cref="Rate"/> from this earlier report: <see cref="RateFraction"/> of its ingest events/s.</summary>
-    public string? RateFrom { get; private set; }
+    public IReadOnlyList<string> RateFrom { get; private set; } = [];
     public double RateFraction { get; private set; } = 0.5;
 
     /// <summary>Results mode: write this Markdown file from the JSON files in <see cref="ResultsDirectory"/>.</summary>
@@ -159,7 +159,7 @@ internal sealed class LoadOptions
                     case "server-roles": options.ServerRoles = value; break;
                     case "json": options.Json = Path.GetFullPath(value); break;
                     case "rate": options.Rate = Double(name, value, 1, 1e9); break;
-                    case "rate-from": options.RateFrom = Path.GetFullPath(value); break;
+                    case "rate-from": options.RateFrom = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Path.GetFullPath)]; break;
                     case "rate-fraction": options.RateFraction = Double(name, value, 0.001, 10); break;
                     case "freshness-interval": options.FreshnessInterval = TimeSpan.FromMilliseconds(Double(name, value, 10, 60_000)); break;
                     case "idle-connections": options.IdleConnections = Int(name, value, 0, 1_000_000); break;
@@ -186,7 +186,7 @@ internal sealed class LoadOptions
     private string? Conflicts()
     {
         if (WriteResults is not null) return ResultsDirectory is null ? "--write-results needs --results DIR" : null;
-        if (Rate is not null && RateFrom is not null) return "give --rate or --rate-from, not both";
+        if (Rate is not null && RateFrom.Count > 0) return "give --rate or --rate-from, not both";
         // HTTP/1.1 has no pipelining in HttpClient: a second request on the connection would
         // only queue in the client, and the frame it carries would be patched while queued.
         if (Transport == Transport.Http && Pipeline != 1) return "--pipeline applies to --transport ws only";

@@ -43,14 +43,21 @@ MockKafkaCluster? cluster = null; // --sink kafka
 try
 {
     double? rate = options.Rate;
-    if (options.RateFrom is not null)
+    if (options.RateFrom.Count > 0)
     {
-        var earlier = RunReport.FromJson(await File.ReadAllTextAsync(options.RateFrom, cancel.Token))
-            ?? throw new InvalidDataException($"{options.RateFrom} is not a LoadTool --json report");
-        if (!earlier.Ok || !double.IsFinite(earlier.Ingest.EventsPerSecond) || earlier.Ingest.EventsPerSecond <= 0)
-            throw new InvalidDataException($"{options.RateFrom}: its run failed its checks, so it has no peak to take a rate from");
-        rate = earlier.Ingest.EventsPerSecond * options.RateFraction;
-        Console.Error.WriteLine($"rate: {options.RateFraction:0.##} × {earlier.Ingest.EventsPerSecond:N0} events/s from {options.RateFrom} = {rate:N0} events/s");
+        // Several files (repeats of the peak run): the median of their peaks, as RESULTS.md reports it.
+        var peaks = new List<double>();
+        foreach (string file in options.RateFrom)
+        {
+            var earlier = RunReport.FromJson(await File.ReadAllTextAsync(file, cancel.Token))
+                ?? throw new InvalidDataException($"{file} is not a LoadTool --json report");
+            if (!earlier.Ok || !double.IsFinite(earlier.Ingest.EventsPerSecond) || earlier.Ingest.EventsPerSecond <= 0)
+                throw new InvalidDataException($"{file}: its run failed its checks, so it has no peak to take a rate from");
+            peaks.Add(earlier.Ingest.EventsPerSecond);
+        }
+        double peak = Repeated.MedianOf(peaks);
+        rate = peak * options.RateFraction;
+        Console.Error.WriteLine($"rate: {options.RateFraction:0.##} × {peak:N0} events/s (median of {peaks.Count} from {string.Join(", ", options.RateFrom)}) = {rate:N0} events/s");
     }
 
     Uri baseAddress;
