@@ -52,6 +52,9 @@ internal sealed class LoadOptions
           --freshness        during the ingest phase, probe send-to-visible time in the query API: one
                              pageview per --freshness-interval, each a sample; percentiles from 60 samples
           --freshness-interval MS  one probe pageview per MS milliseconds (default 100)
+          --steps R1,R2,...  sustained load instead of the two phases: one paced ingest phase per rate
+                             (events/s), each --seconds long with the freshness probe, Rollup caught up
+                             before each; stops after the first step that fails (see SteppedLoad)
           --idle-connections N   afterwards, hold N idle WebSockets; report server RSS growth per connection
           --reprocess        afterwards, wait for Rollup to store everything, then reprocess it all
                              (POST /admin/reprocess) and report raw events reprocessed per second
@@ -89,6 +92,8 @@ internal sealed class LoadOptions
     public double? Rate { get; private set; }
     /// <summary>Take <see cref="Rate"/> from this earlier report: <see cref="RateFraction"/> of its ingest events/s.</summary>
     public IReadOnlyList<string> RateFrom { get; private set; } = [];
+    /// <summary>Sustained mode: these offered rates in turn, no baseline (<see cref="SteppedLoad"/>).</summary>
+    public IReadOnlyList<double> Steps { get; private set; } = [];
     public double RateFraction { get; private set; } = 0.5;
 
     /// <summary>Results mode: write this Markdown file from the JSON files in <see cref="ResultsDirectory"/>.</summary>
@@ -162,6 +167,7 @@ internal sealed class LoadOptions
                     case "rate-from": options.RateFrom = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Path.GetFullPath)]; break;
                     case "rate-fraction": options.RateFraction = Double(name, value, 0.001, 10); break;
                     case "freshness-interval": options.FreshnessInterval = TimeSpan.FromMilliseconds(Double(name, value, 10, 60_000)); break;
+                    case "steps": options.Steps = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(v => Double(name, v, 1, 1e9))]; break;
                     case "idle-connections": options.IdleConnections = Int(name, value, 0, 1_000_000); break;
                     case "server-args": options.ServerArgs = SplitArguments(value); break;
                     case "label": options.Label = value; break;
@@ -187,6 +193,8 @@ internal sealed class LoadOptions
     {
         if (WriteResults is not null) return ResultsDirectory is null ? "--write-results needs --results DIR" : null;
         if (Rate is not null && RateFrom.Count > 0) return "give --rate or --rate-from, not both";
+        if (Steps.Count > 0 && (Rate is not null || RateFrom.Count > 0)) return "--steps sets the rate of each step; leave out --rate and --rate-from";
+        if (Steps.Count > 0 && Url is not null) return "--steps needs a server the tool starts (the freshness probe reads its admin client)";
         // HTTP/1.1 has no pipelining in HttpClient: a second request on the connection would
         // only queue in the client, and the frame it carries would be patched while queued.
         if (Transport == Transport.Http && Pipeline != 1) return "--pipeline applies to --transport ws only";

@@ -83,12 +83,15 @@ internal sealed class RunReport
     public required IReadOnlyList<PhaseResult> Phases { get; init; }
     public double IngestToBaselineRatio { get; init; }
     public FreshnessProbe.Result? Freshness { get; init; }
+    /// <summary>--steps: one entry per step run, in order (the phases hold the same steps' full figures).</summary>
+    public IReadOnlyList<SteppedLoad.Step>? Steps { get; init; }
     public IdleConnections.Result? Idle { get; init; }
     public ReprocessPhase.Result? Reprocess { get; init; }
     public required IReadOnlyList<string> Failures { get; init; }
     public bool Ok => Failures.Count == 0;
 
-    [JsonIgnore] public PhaseResult Baseline => Phases[0];
+    /// <summary>The echo phase; null in a --steps run, which has none.</summary>
+    [JsonIgnore] public PhaseResult? Baseline => Steps is null && Phases.Count > 1 ? Phases[0] : null;
     [JsonIgnore] public PhaseResult Ingest => Phases[^1];
     [JsonIgnore] public string SinkName => Sink == "kafka" ? "Kafka (mock cluster)" : "local log";
 
@@ -128,8 +131,18 @@ internal sealed class RunReport
               .AppendLine(ci, $"{r.EventsSent:N0} | {r.EventsAcked:N0} |");
         }
         sb.AppendLine();
-        sb.AppendLine(ci, $"ingest/baseline events/s: **{IngestToBaselineRatio:0.00}**");
-        sb.AppendLine();
+        if (Baseline is not null)
+        {
+            sb.AppendLine(ci, $"ingest/baseline events/s: **{IngestToBaselineRatio:0.00}**");
+            sb.AppendLine();
+        }
+        if (Steps is not null)
+        {
+            sb.AppendLine("| step: offered events/s | accepted events/s | seconds | freshness samples | unfinished | p50 ms | p95 ms | p99 ms | max ms | load before / other cores | verdict |");
+            sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+            foreach (var step in Steps) sb.AppendLine(StepRow(step));
+            sb.AppendLine();
+        }
         var s = Settings;
         sb.AppendLine(ci, $"- load: {s.Connections} connections, {s.Batch} events/batch (~{s.AverageFrameBytes:N0} B/frame), pipeline {s.Pipeline}, {s.Seconds:0.#} s measured per phase after {s.Warmup:0.#} s warm-up");
         if (OfferedEventsPerSecond is double offered) sb.AppendLine(ci, $"- paced: {offered:N0} events/s offered in total; latency counts from each batch's scheduled send time");
@@ -169,6 +182,15 @@ internal sealed class RunReport
             sb.AppendLine(ci, $"| demo merchant, all of it | {r2.RawEvents:N0} | {r2.SiteDays} | {r2.Seconds:0.0} | {r2.EventsPerSecond:N0} | {r2.StoreWaitSeconds:0.0} |");
         }
         return sb.ToString();
+    }
+
+    /// <summary>One row of the steps table, here and in RESULTS.md.</summary>
+    public static string StepRow(SteppedLoad.Step s)
+    {
+        var f = s.Freshness;
+        string probe = f is null ? "0 | 0 | n/a | n/a | n/a | n/a" : $"{f.Samples} | {f.Unfinished} | {f.Show(f.P50Ms)} | {f.Show(f.P95Ms)} | {f.Show(f.P99Ms)} | {Format.OrNa(f.MaxMs, "N0")}";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"| {s.OfferedEventsPerSecond:N0} | {s.AcceptedEventsPerSecond:N0} | {s.Seconds:0.#} | {probe} | {Format.OrNa(s.LoadAverageBefore, "0.00")} / {Format.OrNa(s.OtherCpuCores, "0.00")} | {(s.Passed ? "**passed**" : s.Verdict)} |");
     }
 
     /// <summary>
