@@ -11,6 +11,8 @@
 #      baseline for what enrichment from maintained data (logic 3) costs
 #   6. LoadTool, all roles, sustained: paced load stepped up (25,000, 50,000, 100,000, 150,000 …
 #      events/s, 60 s each) with the freshness probe, until a step misses p99 ≤ 5 s (issue #17)
+#  6b. LoadTool, all roles, one event per HTTP POST over 64 keep-alive connections, against Debian's
+#      nginx answering `return 204` to the same requests (installed here when missing, else skipped)
 #   7. StoreInsert: embedded chDB vs the ClickHouse.Driver path
 #   8. every BenchmarkDotNet micro-benchmark (job "short": 3 warm-ups, 3 iterations)
 #   9. QueryBench: the dashboard's questions on a generated history (20M events, 100,000 merchants,
@@ -83,6 +85,24 @@ if [[ $build -eq 1 ]]; then
     done
 fi
 
+# Part 6b's baseline is Debian's nginx (LoadTool runs it as a child process with a config of its
+# own; the package's service is not used). Installed as test.sh installs its packages, as root or
+# through password-less sudo; without either, one line says so and only that baseline is skipped.
+nginx_baseline=(--baseline nginx)
+if [[ ! -x /usr/sbin/nginx ]]; then
+    as_root=()
+    if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then as_root=(sudo -n); fi
+    if [[ $(id -u) -eq 0 || ${#as_root[@]} -gt 0 ]]; then
+        echo "== install nginx (Debian) for the single-event HTTP baseline"
+        apt=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300)
+        "${apt[@]}" install -y nginx >/dev/null 2>&1 || { "${apt[@]}" update >/dev/null 2>&1; "${apt[@]}" install -y nginx >/dev/null 2>&1; } || true
+    fi
+    if [[ ! -x /usr/sbin/nginx ]]; then
+        echo "run-all.sh: /usr/sbin/nginx is missing and could not be installed (apt-get install -y nginx needs root or password-less sudo): single-event HTTP runs without its nginx baseline"
+        nginx_baseline=(--baseline none)
+    fi
+fi
+
 failed=()
 part() {
     local name="$1"
@@ -105,6 +125,7 @@ if [[ $smoke -eq 1 ]]; then
     # 3 s steps, a probe pageview every 25 ms (~100 samples): too short to pass, marked so in RESULTS.md.
     sustained=(--smoke --seconds 3 --freshness-interval 25)
     steps="2000,4000"
+    single_event=(--smoke)
     store_insert=(--smoke)  # 20,000 rows in batches of 5,000
     benchmarks=(--job Dry --inProcess)
     query_bench=(--smoke)   # 100,000 events, 300 merchants, 31 days, 3 runs per question, 20,000-event backlog
@@ -115,6 +136,7 @@ else
     # 60 s steps, a probe pageview every 100 ms (~600 samples); stops at the first failing step.
     sustained=(--connections 64 --batch 50 --seconds 60)
     steps="25000,50000,100000,150000,200000,300000,400000,500000,600000"
+    single_event=(--connections 64 --seconds 10)
     store_insert=()         # 1,000,000 rows in batches of 50,000
     benchmarks=(--job short)
     query_bench=()          # 20,000,000 events, 100,000 merchants, 395 days, 30 runs per question, 1,000,000-event backlog
@@ -166,6 +188,11 @@ part "all roles: the same with processing logic 2 (enrichment baseline)" \
 part "all roles: sustained load, stepped, with freshness (${steps})" \
     "${load_tool[@]}" "${sustained[@]}" --steps "$steps" \
     --label "WebSocket /v1/ws → local log, all roles, sustained steps" --json "$out/load-6-sustained.json"
+# One event per request, the way beacons and server-side senders arrive, against nginx's `return 204`
+# with the same requests from the same client code (issue #17).
+part "all roles: single-event HTTP POST, nginx baseline" \
+    "${load_tool[@]}" "${single_event[@]}" --transport http --batch 1 "${nginx_baseline[@]}" \
+    --label "HTTP POST /v1/events, one event per request, all roles" --json "$out/load-7-single-event-http.json"
 part "store insert: embedded vs ClickHouse.Driver" \
     dotnet perf/StoreInsert/bin/Release/net10.0/StoreInsert.dll "${store_insert[@]}" --json "$out/store-insert.json"
 part "micro-benchmarks (BenchmarkDotNet)" \

@@ -11,6 +11,17 @@ internal enum Transport
     Http,
 }
 
+/// <summary>What the ingest phase is compared with, in the same run.</summary>
+internal enum BaselineKind
+{
+    /// <summary>GET /v1/echo on the server under test: Kestrel's WebSocket path with no ingest work.</summary>
+    Echo,
+    /// <summary>Debian's nginx answering <c>return 204</c> to the same HTTP requests (<see cref="NginxBaseline"/>).</summary>
+    Nginx,
+    /// <summary>No baseline phase (e.g. nginx is not installed).</summary>
+    None,
+}
+
 /// <summary>Where the server under test writes what it acknowledges.</summary>
 internal enum Sink
 {
@@ -41,6 +52,9 @@ internal sealed class LoadOptions
           --sink S           local (default): the server's local log; kafka: start a 3-broker Kafka mock
                              cluster in this process (topic with 6 partitions, replication factor 3) and
                              the server with --log kafka --kafka-bootstrap pointing at it (not with --url)
+          --baseline B       echo (default): the /v1/echo WebSocket phase first; nginx: Debian's nginx
+                             (/usr/sbin/nginx, a child process, `return 204`) with the same HTTP requests
+                             (needs --transport http); none: the ingest phase alone
           --label TEXT       what this run measures, for the table and RESULTS.md (default: from the options)
           --site-key KEY     site key for /v1/ws (default demo-site-key)
           --json FILE        also write the results as JSON
@@ -77,6 +91,7 @@ internal sealed class LoadOptions
     public IReadOnlyList<string> ServerArgs { get; private set; } = [];
     public Transport Transport { get; private set; } = Transport.WebSocket;
     public Sink Sink { get; private set; } = Sink.Local;
+    public BaselineKind Baseline { get; private set; } = BaselineKind.Echo;
     public string? Label { get; private set; }
     public string? Json { get; private set; }
     public bool Smoke { get; private set; }
@@ -172,6 +187,7 @@ internal sealed class LoadOptions
                     case "server-args": options.ServerArgs = SplitArguments(value); break;
                     case "label": options.Label = value; break;
                     case "transport": options.Transport = Choice(name, value, ("ws", Transport.WebSocket), ("http", Transport.Http)); break;
+                    case "baseline": options.Baseline = Choice(name, value, ("echo", BaselineKind.Echo), ("nginx", BaselineKind.Nginx), ("none", BaselineKind.None)); break;
                     case "sink": options.Sink = Choice(name, value, ("local", Sink.Local), ("kafka", Sink.Kafka)); break;
                     case "write-results": options.WriteResults = Path.GetFullPath(value); break;
                     case "results": options.ResultsDirectory = Path.GetFullPath(value); break;
@@ -194,6 +210,7 @@ internal sealed class LoadOptions
         if (WriteResults is not null) return ResultsDirectory is null ? "--write-results needs --results DIR" : null;
         if (Rate is not null && RateFrom.Count > 0) return "give --rate or --rate-from, not both";
         if (Steps.Count > 0 && (Rate is not null || RateFrom.Count > 0)) return "--steps sets the rate of each step; leave out --rate and --rate-from";
+        if (Baseline == BaselineKind.Nginx && Transport != Transport.Http) return "--baseline nginx compares HTTP requests: it needs --transport http";
         if (Steps.Count > 0 && Url is not null) return "--steps needs a server the tool starts (the freshness probe reads its admin client)";
         // HTTP/1.1 has no pipelining in HttpClient: a second request on the connection would
         // only queue in the client, and the frame it carries would be patched while queued.

@@ -13,6 +13,8 @@ internal enum ReplyKind
     Echo,
     /// <summary>/v1/ws: one Ack, OK, same seq, every event accepted.</summary>
     Ack,
+    /// <summary>The nginx baseline: HTTP 204 with no body for every request.</summary>
+    NoContent,
 }
 
 /// <param name="BatchesPerSecondPerConnection">Null: send as fast as replies allow. Otherwise each
@@ -95,7 +97,7 @@ internal static class LoadPhase
         {
             var frames = new ConnectionFrames(pool, i);
             connections[i] = spec.Transport == Transport.Http
-                ? new HttpConnection(frames, receiveBytes, spec.BatchesPerSecondPerConnection)
+                ? new HttpConnection(spec.Reply, frames, receiveBytes, spec.BatchesPerSecondPerConnection)
                 : new WebSocketConnection(spec.Reply, frames, spec.Pipeline, receiveBytes, spec.BatchesPerSecondPerConnection);
         }
         double? loadAverage = ServerMetrics.LoadAverage();
@@ -139,6 +141,9 @@ internal static class LoadPhase
         long eventsAcked = connections.Sum(c => c.EventsAcked);
         long batchesOk = connections.Sum(c => c.BatchesOk);
         long allocated = after.AllocatedBytes - before.AllocatedBytes;
+        // Against nginx the server figures are nginx's CPU; it has no .NET allocations to count.
+        bool nginx = spec.Reply == ReplyKind.NoContent;
+        TimeSpan? serverCpu = nginx ? after.HelperCpu - before.HelperCpu : after.ServerCpu - before.ServerCpu;
         return new PhaseResult
         {
             Name = spec.Name,
@@ -158,13 +163,13 @@ internal static class LoadPhase
             P999Ms = PercentileMs(all, 0.999),
             MaxMs = all.Length == 0 ? double.NaN : TicksToMs(all[^1]),
             ServerAllocatedBytes = allocated,
-            ServerBytesPerEvent = eventsAcked == 0 ? double.NaN : (double)allocated / eventsAcked,
+            ServerBytesPerEvent = eventsAcked == 0 || nginx ? double.NaN : (double)allocated / eventsAcked,
             ServerEventsAccepted = after.EventsAccepted - before.EventsAccepted,
             ServerRollupStored = after.RollupStored - before.RollupStored,
             ClientCpuCores = (after.ClientCpu - before.ClientCpu).TotalSeconds / seconds,
-            ServerCpuCores = (after.ServerCpu - before.ServerCpu)?.TotalSeconds / seconds,
-            ServerCpuMicrosecondsPerEvent = eventsAcked == 0 ? null : (after.ServerCpu - before.ServerCpu)?.TotalMicroseconds / eventsAcked,
-            ServerPeakRssBytes = after.ServerPeakRss,
+            ServerCpuCores = serverCpu?.TotalSeconds / seconds,
+            ServerCpuMicrosecondsPerEvent = eventsAcked == 0 ? null : serverCpu?.TotalMicroseconds / eventsAcked,
+            ServerPeakRssBytes = nginx ? null : after.ServerPeakRss,
             MachineBusyCores = (after.MachineBusy - before.MachineBusy)?.TotalSeconds / seconds,
             LoadAverageBefore = loadAverage,
             OtherCpuSeconds = other,
@@ -191,6 +196,9 @@ internal static class LoadPhase
     private abstract class Connection(ReplyKind reply, ConnectionFrames frames, int pipeline, int receiveBytes, double? batchesPerSecond)
     {
         private readonly InFlight[] _window = new InFlight[pipeline];
+
+        /// <summary>What every reply must be.</summary>
+        protected ReplyKind Reply => reply;
 
         /// <summary>Where a reply is read to; a reply that does not fit is an error.</summary>
         protected byte[] Receive { get; } = new byte[receiveBytes];
@@ -263,6 +271,18 @@ internal static class LoadPhase
 
         private void Check(in InFlight sent, ReadOnlySpan<byte> message)
         {
+            if (reply == ReplyKind.NoContent)
+            {
+                // HttpConnection has already checked the 204; there is nothing else to compare.
+                if (message.IsEmpty)
+                {
+                    BatchesOk++;
+                    EventsAcked += sent.Events;
+                    return;
+                }
+                Bad($"204 for seq {sent.Seq} with a {message.Length}-byte body");
+                return;
+            }
             if (reply == ReplyKind.Echo)
             {
                 if (message.Length == sent.Length && BatchTemplate.ReadSeq(message, sent.SeqOffset) == sent.Seq)
@@ -361,8 +381,8 @@ internal static class LoadPhase
     /// connection with MaxConnectionsPerServer 1), like a browser tab beaconing batches. The
     /// connection is opened before the window with a GET /healthz, so no handshake is measured.
     /// </summary>
-    private sealed class HttpConnection(ConnectionFrames frames, int receiveBytes, double? batchesPerSecond)
-        : Connection(ReplyKind.Ack, frames, pipeline: 1, receiveBytes, batchesPerSecond)
+    private sealed class HttpConnection(ReplyKind reply, ConnectionFrames frames, int receiveBytes, double? batchesPerSecond)
+        : Connection(reply, frames, pipeline: 1, receiveBytes, batchesPerSecond)
     {
         private readonly HttpClient _client = new(new SocketsHttpHandler
         {
@@ -400,8 +420,11 @@ internal static class LoadPhase
             using var response = await _pending!;
             _pending = null;
             // 200 OK, 403 unknown site and 503 retry all carry an Ack (checked by the caller);
-            // anything else is problem+json and ends this connection's run.
-            if (response.StatusCode is not (HttpStatusCode.OK or HttpStatusCode.Forbidden or HttpStatusCode.ServiceUnavailable))
+            // anything else is problem+json and ends this connection's run. nginx answers 204 only.
+            bool expected = Reply == ReplyKind.NoContent
+                ? response.StatusCode == HttpStatusCode.NoContent
+                : response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Forbidden or HttpStatusCode.ServiceUnavailable;
+            if (!expected)
             {
                 string body = await response.Content.ReadAsStringAsync(cancellationToken);
                 throw new InvalidDataException($"POST {_endpoint.AbsolutePath}: HTTP {(int)response.StatusCode} {body[..Math.Min(body.Length, 200)]}");

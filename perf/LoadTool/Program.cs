@@ -40,6 +40,7 @@ using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context 
 using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 ServerProcess? server = null;
 MockKafkaCluster? cluster = null; // --sink kafka
+NginxBaseline? nginx = null; // --baseline nginx
 try
 {
     double? rate = options.Rate;
@@ -94,9 +95,9 @@ try
     FreshnessProbe.Result? freshness = null;
     var steps = new List<SteppedLoad.Step>();
     // Runs one phase (after its unmeasured warm-up), with the freshness probe alongside when asked.
-    async Task<(PhaseResult Result, FreshnessProbe.Result? Fresh)> Measure(string name, string path, ReplyKind reply, Transport transport, double? eventsPerSecond, bool probeIt)
+    async Task<(PhaseResult Result, FreshnessProbe.Result? Fresh)> Measure(string name, string path, ReplyKind reply, Transport transport, double? eventsPerSecond, bool probeIt, Uri? host = null)
     {
-        var endpoint = new UriBuilder(baseAddress) { Path = path };
+        var endpoint = new UriBuilder(host ?? baseAddress) { Path = path };
         if (transport == Transport.WebSocket) endpoint.Scheme = baseAddress.Scheme == "https" ? "wss" : "ws";
         // Paced like the phase, warm-up included: an unpaced warm-up would leave a Rollup backlog behind it.
         double? paced = eventsPerSecond is { } r ? r / options.Batch / options.Connections : null;
@@ -126,10 +127,27 @@ try
 
     if (options.Steps.Count == 0)
     {
-        // The baseline is always the WebSocket echo: the server has no HTTP echo endpoint (see RunReport.BaselineNoteForHttp).
-        var (baseline, _) = await Measure("baseline", "/v1/echo", ReplyKind.Echo, Transport.WebSocket, rate, probeIt: false);
-        failures.AddRange(RunReport.Check(baseline, isIngest: false));
-        phases.Add(baseline);
+        if (options.Baseline == BaselineKind.Nginx)
+        {
+            // The same HTTP requests to nginx's `return 204`: the ceiling for one request per event here.
+            nginx = await NginxBaseline.StartAsync(cancel.Token);
+            metrics.HelperCpu = () => nginx.CpuTime;
+            Console.Error.WriteLine($"nginx: {nginx.Description} at {nginx.BaseAddress}");
+            var (baseline, _) = await Measure("nginx", "/v1/events", ReplyKind.NoContent, Transport.Http, rate, probeIt: false, nginx.BaseAddress);
+            failures.AddRange(RunReport.Check(baseline, isIngest: false));
+            phases.Add(baseline);
+            // Stopped before the ingest phase, so it takes no memory or CPU from the server under test.
+            var cpu = nginx.CpuTime;
+            await nginx.DisposeAsync();
+            metrics.HelperCpu = () => cpu;
+        }
+        else if (options.Baseline == BaselineKind.Echo)
+        {
+            // The WebSocket echo, also for HTTP: the server has no HTTP echo endpoint (see RunReport.BaselineNoteForHttp).
+            var (baseline, _) = await Measure("baseline", "/v1/echo", ReplyKind.Echo, Transport.WebSocket, rate, probeIt: false);
+            failures.AddRange(RunReport.Check(baseline, isIngest: false));
+            phases.Add(baseline);
+        }
         var (ingest, fresh) = await Measure("ingest", options.Transport == Transport.Http ? "/v1/events" : "/v1/ws", ReplyKind.Ack, options.Transport, rate, options.Freshness);
         freshness = fresh;
         if (fresh is { Samples: 0 }) failures.Add("freshness: no sample completed during the ingest phase");
@@ -200,6 +218,13 @@ try
             (int)pool.Average(t => t.Frame.Length), serverLabel),
         Phases = phases,
         IngestToBaselineRatio = phases.Count == 2 && steps.Count == 0 ? phases[1].EventsPerSecond / phases[0].EventsPerSecond : double.NaN,
+        BaselineKind = steps.Count > 0 ? "none" : options.Baseline.ToString().ToLowerInvariant(),
+        BaselineNote = options.Baseline switch
+        {
+            BaselineKind.Nginx => nginx?.Description,
+            BaselineKind.None when steps.Count == 0 => "none (--baseline none)",
+            _ => null,
+        },
         Steps = steps.Count == 0 ? null : steps,
         Freshness = freshness,
         Idle = idle,
@@ -229,6 +254,7 @@ catch (Exception e)
 }
 finally
 {
+    if (nginx is not null) await nginx.DisposeAsync();
     if (server is not null) await server.DisposeAsync();
     cluster?.Dispose(); // after the server: its producer and Rollup consumer talk to it until killed
 }

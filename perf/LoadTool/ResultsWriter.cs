@@ -88,7 +88,9 @@ internal static class ResultsWriter
         // A --steps run (sustained load) has no baseline and a table of its own.
         var stepped = loads.Select(l => l.Report).Where(r => r.Steps is not null).ToList();
         var all = loads;
-        loads = [.. loads.Where(l => l.Report.Steps is null)];
+        // So has a run against nginx (or with no baseline): its ratio is not one to echo.
+        var againstNginx = loads.Select(l => l.Report).Where(r => r.Steps is null && r.BaselineKind != "echo").ToList();
+        loads = [.. loads.Where(l => l.Report.Steps is null && l.Report.BaselineKind == "echo")];
         var groups = Repeated.Group(loads.Select(l => l.Report));
         var ingestRuns = groups.Where(g => g.First.Transport == "ws" && g.First.Sink == "local" && g.First.ServerArgs.Count == 0).ToList();
         Repeated? Preferred(Func<RunReport, bool> which) =>
@@ -103,6 +105,7 @@ internal static class ResultsWriter
         IdleTable(md, loads.Select(l => l.Report).Where(r => r.Idle is not null).ToList());
         ReprocessTable(md, loads.Select(l => l.Report).Where(r => r.Reprocess is not null).ToList());
         StepsTables(md, stepped, peak);
+        NginxTable(md, againstNginx);
         MachineStateTable(md, all);
         StoreInsertTables(md, storeInserts);
         QueryBenchSections(md, queryBenches);
@@ -259,6 +262,29 @@ internal static class ResultsWriter
                 md.AppendLine(Ci, $"- **steps of {run.Settings.Seconds:0.#} s (smoke): shorter than {SteppedLoad.MinimumSeconds:0} s, so no step can pass; the table proves the plumbing only**");
             md.AppendLine(Ci, $"- {run.Label}: `{run.Command}`");
         }
+    }
+
+    /// <summary>
+    /// One event per HTTP request (--batch 1 --transport http) against nginx's `return 204` with the
+    /// same requests from the same client code in the same run: what a request costs us over the
+    /// cheapest HTTP server on this machine.
+    /// </summary>
+    private static void NginxTable(StringBuilder md, List<RunReport> runs)
+    {
+        Table(md, "Single-event HTTP: one event per POST /v1/events against nginx `return 204`, same client, same run",
+            "| variant | events/s | nginx requests/s | ratio | ack p50 ms | ack p99 ms | ack p99.9 ms | server B/event | server CPU µs/event | nginx CPU µs/request | load before / other cores (nginx; ingest) | checks |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            runs.Select(r => string.Create(Ci, $"| {r.Label} | {r.Ingest.EventsPerSecond:N0} | {Format.OrNa(r.Baseline?.EventsPerSecond, "N0")} | {Format.OrNa(r.Baseline is null ? null : r.IngestToBaselineRatio, "0.00")} | {Latencies(r.Ingest)} | {Format.OrNa(r.Ingest.ServerBytesPerEvent, "0.0")} | {Format.OrNa(r.Ingest.ServerCpuMicrosecondsPerEvent, "0.00")} | {Format.OrNa(r.Baseline?.ServerCpuMicrosecondsPerEvent, "0.00")} | {(r.Baseline is null ? "" : Machine(r.Baseline) + "; ")}{Machine(r.Ingest)} | {Checks(r)} |")),
+            firstRow: "| *target* | | | *≥ 0.5* | | | | | | | | |");
+        if (runs.Count == 0) return;
+        md.AppendLine();
+        foreach (var r in runs)
+        {
+            var s = r.Settings;
+            md.AppendLine(Ci, $"- {r.Label}: {s.Connections} keep-alive connections, {s.Batch} event per request (~{s.AverageFrameBytes:N0} B body), one request at a time per connection, {s.Seconds:0.#} s per phase after {s.Warmup:0.#} s warm-up; baseline: {r.BaselineNote ?? r.BaselineKind}");
+            md.AppendLine(Ci, $"- {r.Label}: `{r.Command}`");
+        }
+        md.AppendLine("- nginx CPU: its one process's utime + stime over the window / requests; server B/event is n/a for nginx (no .NET heap)");
     }
 
     /// <summary>The highest offered rate of a --steps run that passed; null when none did.</summary>

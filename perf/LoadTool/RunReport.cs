@@ -75,6 +75,11 @@ internal sealed class RunReport
     /// <summary>Events/s offered with --rate or --rate-from; null = as fast as possible.</summary>
     public double? OfferedEventsPerSecond { get; init; }
     public IReadOnlyList<string> ServerArgs { get; init; } = [];
+    /// <summary>What the first phase ran against: "echo" (/v1/echo, the default and every report before the
+    /// option), "nginx" (--baseline nginx: nginx's return 204) or "none" (no baseline phase).</summary>
+    public string BaselineKind { get; init; } = "echo";
+    /// <summary>--baseline nginx: the nginx binary and how it ran; --baseline none: why there is none.</summary>
+    public string? BaselineNote { get; init; }
     /// <summary>--server-roles given to the server (null: all roles, the embedded default).</summary>
     public string? ServerRoles { get; init; }
     public required string Command { get; init; }
@@ -91,7 +96,7 @@ internal sealed class RunReport
     public bool Ok => Failures.Count == 0;
 
     /// <summary>The echo phase; null in a --steps run, which has none.</summary>
-    [JsonIgnore] public PhaseResult? Baseline => Steps is null && Phases.Count > 1 ? Phases[0] : null;
+    [JsonIgnore] public PhaseResult? Baseline => Steps is null && BaselineKind != "none" && Phases.Count > 1 ? Phases[0] : null;
     [JsonIgnore] public PhaseResult Ingest => Phases[^1];
     [JsonIgnore] public string SinkName => Sink == "kafka" ? "Kafka (mock cluster)" : "local log";
 
@@ -125,8 +130,8 @@ internal sealed class RunReport
         sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in Phases)
         {
-            sb.Append(ci, $"| {r.Name} | {r.Endpoint} ({r.Transport}) | {(r == Baseline ? "none (echo)" : SinkName)} | {r.EventsPerSecond:N0} | {r.BatchesPerSecond:N0} | {r.P50Ms:0.00} | {r.P99Ms:0.00} | {r.P999Ms:0.00} | ")
-              .Append(ci, $"{r.ServerBytesPerEvent:0.0} | {Format.OrNa(r.ServerCpuMicrosecondsPerEvent, "0.00")} | {Format.OrNa(r.ServerPeakRssBytes / 1048576.0, "0.0")} | ")
+            sb.Append(ci, $"| {r.Name} | {r.Endpoint} ({r.Transport}) | {(r != Baseline ? SinkName : BaselineKind == "nginx" ? "none (nginx 204)" : "none (echo)")} | {r.EventsPerSecond:N0} | {r.BatchesPerSecond:N0} | {r.P50Ms:0.00} | {r.P99Ms:0.00} | {r.P999Ms:0.00} | ")
+              .Append(ci, $"{Format.OrNa(r.ServerBytesPerEvent, "0.0")} | {Format.OrNa(r.ServerCpuMicrosecondsPerEvent, "0.00")} | {Format.OrNa(r.ServerPeakRssBytes / 1048576.0, "0.0")} | ")
               .Append(ci, $"{r.ClientCpuCores:0.00} / {Format.OrNa(r.ServerCpuCores, "0.00")} | ")
               .AppendLine(ci, $"{r.EventsSent:N0} | {r.EventsAcked:N0} |");
         }
@@ -146,7 +151,8 @@ internal sealed class RunReport
         var s = Settings;
         sb.AppendLine(ci, $"- load: {s.Connections} connections, {s.Batch} events/batch (~{s.AverageFrameBytes:N0} B/frame), pipeline {s.Pipeline}, {s.Seconds:0.#} s measured per phase after {s.Warmup:0.#} s warm-up");
         if (OfferedEventsPerSecond is double offered) sb.AppendLine(ci, $"- paced: {offered:N0} events/s offered in total; latency counts from each batch's scheduled send time");
-        if (Transport == "http") sb.AppendLine(BaselineNoteForHttp);
+        if (BaselineNote is not null) sb.AppendLine(ci, $"- baseline: {BaselineNote}");
+        else if (Transport == "http") sb.AppendLine(BaselineNoteForHttp);
         sb.AppendLine(ci, $"- server: {s.Server}");
         if (Kafka is { } kafka) sb.AppendLine(ci, $"- kafka: topic {kafka.Topic} held {kafka.Records:N0} records after the phases, for {kafka.EventsAcked:N0} events acknowledged by the ingest phase and its warm-up");
         foreach (var r in Phases)

@@ -25,6 +25,9 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, ServerProc
 
     private readonly Uri _metrics = new(baseAddress, "/metrics");
 
+    /// <summary>CPU time of a baseline server this run started (nginx), so that it counts as ours, not as another process's.</summary>
+    public Func<TimeSpan>? HelperCpu { get; set; }
+
     public async Task<ServerCounters> ScrapeAsync(CancellationToken cancellationToken)
     {
         string text = await http.GetStringAsync(_metrics, cancellationToken);
@@ -46,7 +49,7 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, ServerProc
             throw new InvalidDataException($"{_metrics} lacks {(allocated is null ? Allocated : Accepted)}");
         }
         return new ServerCounters(allocated.Value, accepted.Value, rollup, server?.CpuTime, server?.PeakResidentBytes(),
-            Environment.CpuUsage.TotalTime, MachineBusy());
+            Environment.CpuUsage.TotalTime, MachineBusy(), HelperCpu?.Invoke() ?? TimeSpan.Zero);
     }
 
     // Prometheus values are floats; these counters are integers, possibly written as 1.5e+09.
