@@ -145,8 +145,8 @@ for project in tests/*/*.csproj; do
 done
 
 # Benchmarks are not timed tests: CI runs every part of perf/run-all.sh at smoke size (LoadTool
-# over WebSocket into the local log and into Kafka, over HTTP, paced, freshness, reprocess, idle
-# connections; StoreInsert; QueryBench; every micro-benchmark once) to prove they work, against the Release
+# over WebSocket into the local log and into Kafka, over HTTP, paced, reprocess, idle connections,
+# sustained steps with freshness, single-event HTTP against nginx; StoreInsert; QueryBench; every micro-benchmark once) to prove they work, against the Release
 # build above. No timings asserted.
 if [[ -x perf/run-all.sh ]]; then
     echo "== perf smoke (perf/run-all.sh --smoke)"
