@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite of the repository and ends with one line: "N passed, N failed".
 #
-# Installs what the tests need first (Debian packages: chromium, npm, postgresql, haproxy, prometheus, clang; then the
+# Installs what the tests need first (Debian packages: chromium, npm, postgresql, haproxy, prometheus, varnish, nginx, clang; then the
 # ClickHouse engine library and the enrichment data sets), builds the solution once in Release, then runs each test
 # project, the benchmark smoke runs, a short pass of each fuzz target (fuzz/run.sh), the browser agents' tests and the
 # deployment manifests' checks.
@@ -33,6 +33,9 @@ TEST_DEPS=(
     # (own working directory and port; the package's system service is not used), with xkey.
     "/usr/sbin/varnishd:varnish"
     "/usr/lib/x86_64-linux-gnu/varnish/vmods/libvmod_xkey.so:varnish-modules"
+    # perf/run-all.sh's single-event HTTP part compares with nginx answering `return 204` (an nginx
+    # of its own, started by perf/LoadTool with a generated config; the package's service is not used).
+    "/usr/sbin/nginx:nginx"
     # fuzz/run.sh builds its libFuzzer driver with clang -fsanitize=fuzzer (libFuzzer itself is in
     # the compiler runtime package).
     "clang:clang"
@@ -142,8 +145,8 @@ for project in tests/*/*.csproj; do
 done
 
 # Benchmarks are not timed tests: CI runs every part of perf/run-all.sh at smoke size (LoadTool
-# over WebSocket into the local log and into Kafka, over HTTP, paced, freshness, reprocess, idle
-# connections; StoreInsert; QueryBench; every micro-benchmark once) to prove they work, against the Release
+# over WebSocket into the local log and into Kafka, over HTTP, paced, reprocess, idle connections,
+# sustained steps with freshness, single-event HTTP against nginx; StoreInsert; QueryBench; every micro-benchmark once) to prove they work, against the Release
 # build above. No timings asserted.
 if [[ -x perf/run-all.sh ]]; then
     echo "== perf smoke (perf/run-all.sh --smoke)"

@@ -11,6 +11,17 @@ internal enum Transport
     Http,
 }
 
+/// <summary>What the ingest phase is compared with, in the same run.</summary>
+internal enum BaselineKind
+{
+    /// <summary>GET /v1/echo on the server under test: Kestrel's WebSocket path with no ingest work.</summary>
+    Echo,
+    /// <summary>Debian's nginx answering <c>return 204</c> to the same HTTP requests (<see cref="NginxBaseline"/>).</summary>
+    Nginx,
+    /// <summary>No baseline phase (e.g. nginx is not installed).</summary>
+    None,
+}
+
 /// <summary>Where the server under test writes what it acknowledges.</summary>
 internal enum Sink
 {
@@ -41,15 +52,23 @@ internal sealed class LoadOptions
           --sink S           local (default): the server's local log; kafka: start a 3-broker Kafka mock
                              cluster in this process (topic with 6 partitions, replication factor 3) and
                              the server with --log kafka --kafka-bootstrap pointing at it (not with --url)
+          --baseline B       echo (default): the /v1/echo WebSocket phase first; nginx: Debian's nginx
+                             (/usr/sbin/nginx, a child process, `return 204`) with the same HTTP requests
+                             (needs --transport http); none: the ingest phase alone
           --label TEXT       what this run measures, for the table and RESULTS.md (default: from the options)
           --site-key KEY     site key for /v1/ws (default demo-site-key)
           --json FILE        also write the results as JSON
           --smoke            CI check: 2 connections, batch 10, 2 s, 0.5 s warm-up
           --rate N           offer N events/s in total, paced per connection (e.g. half of peak);
                              latency then counts from each batch's scheduled send time
-          --rate-from FILE   --rate = a fraction (--rate-fraction, default 0.5) of the ingest events/s
-                             measured in an earlier run's --json FILE
-          --freshness        during the ingest phase, probe send-to-visible time in the query API
+          --rate-from FILE[,FILE...]  --rate = a fraction (--rate-fraction, default 0.5) of the ingest
+                             events/s measured in an earlier run's --json FILE (several: their median)
+          --freshness        during the ingest phase, probe send-to-visible time in the query API: one
+                             pageview per --freshness-interval, each a sample; percentiles from 60 samples
+          --freshness-interval MS  one probe pageview per MS milliseconds (default 100)
+          --steps R1,R2,...  sustained load instead of the two phases: one paced ingest phase per rate
+                             (events/s), each --seconds long with the freshness probe, Rollup caught up
+                             before each; stops after the first step that fails (see SteppedLoad)
           --idle-connections N   afterwards, hold N idle WebSockets; report server RSS growth per connection
           --reprocess        afterwards, wait for Rollup to store everything, then reprocess it all
                              (POST /admin/reprocess) and report raw events reprocessed per second
@@ -72,6 +91,7 @@ internal sealed class LoadOptions
     public IReadOnlyList<string> ServerArgs { get; private set; } = [];
     public Transport Transport { get; private set; } = Transport.WebSocket;
     public Sink Sink { get; private set; } = Sink.Local;
+    public BaselineKind Baseline { get; private set; } = BaselineKind.Echo;
     public string? Label { get; private set; }
     public string? Json { get; private set; }
     public bool Smoke { get; private set; }
@@ -79,12 +99,16 @@ internal sealed class LoadOptions
     public bool Reprocess { get; private set; }
     /// <summary>During the ingest phase: how long until an acknowledged event shows in the query API.</summary>
     public bool Freshness { get; private set; }
+    /// <summary>One probe pageview per this interval (each one sample): 100 ms gives 100 samples in a 10 s phase.</summary>
+    public TimeSpan FreshnessInterval { get; private set; } = TimeSpan.FromMilliseconds(100);
     /// <summary>After the phases: open this many idle WebSockets and measure server memory per connection.</summary>
     public int IdleConnections { get; private set; }
     /// <summary>Total events/s to offer (paced, latency from the schedule); null = as fast as possible.</summary>
     public double? Rate { get; private set; }
     /// <summary>Take <see cref="Rate"/> from this earlier report: <see cref="RateFraction"/> of its ingest events/s.</summary>
-    public string? RateFrom { get; private set; }
+    public IReadOnlyList<string> RateFrom { get; private set; } = [];
+    /// <summary>Sustained mode: these offered rates in turn, no baseline (<see cref="SteppedLoad"/>).</summary>
+    public IReadOnlyList<double> Steps { get; private set; } = [];
     public double RateFraction { get; private set; } = 0.5;
 
     /// <summary>Results mode: write this Markdown file from the JSON files in <see cref="ResultsDirectory"/>.</summary>
@@ -155,12 +179,15 @@ internal sealed class LoadOptions
                     case "server-roles": options.ServerRoles = value; break;
                     case "json": options.Json = Path.GetFullPath(value); break;
                     case "rate": options.Rate = Double(name, value, 1, 1e9); break;
-                    case "rate-from": options.RateFrom = Path.GetFullPath(value); break;
+                    case "rate-from": options.RateFrom = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Path.GetFullPath)]; break;
                     case "rate-fraction": options.RateFraction = Double(name, value, 0.001, 10); break;
+                    case "freshness-interval": options.FreshnessInterval = TimeSpan.FromMilliseconds(Double(name, value, 10, 60_000)); break;
+                    case "steps": options.Steps = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(v => Double(name, v, 1, 1e9))]; break;
                     case "idle-connections": options.IdleConnections = Int(name, value, 0, 1_000_000); break;
                     case "server-args": options.ServerArgs = SplitArguments(value); break;
                     case "label": options.Label = value; break;
                     case "transport": options.Transport = Choice(name, value, ("ws", Transport.WebSocket), ("http", Transport.Http)); break;
+                    case "baseline": options.Baseline = Choice(name, value, ("echo", BaselineKind.Echo), ("nginx", BaselineKind.Nginx), ("none", BaselineKind.None)); break;
                     case "sink": options.Sink = Choice(name, value, ("local", Sink.Local), ("kafka", Sink.Kafka)); break;
                     case "write-results": options.WriteResults = Path.GetFullPath(value); break;
                     case "results": options.ResultsDirectory = Path.GetFullPath(value); break;
@@ -181,7 +208,10 @@ internal sealed class LoadOptions
     private string? Conflicts()
     {
         if (WriteResults is not null) return ResultsDirectory is null ? "--write-results needs --results DIR" : null;
-        if (Rate is not null && RateFrom is not null) return "give --rate or --rate-from, not both";
+        if (Rate is not null && RateFrom.Count > 0) return "give --rate or --rate-from, not both";
+        if (Steps.Count > 0 && (Rate is not null || RateFrom.Count > 0)) return "--steps sets the rate of each step; leave out --rate and --rate-from";
+        if (Baseline == BaselineKind.Nginx && Transport != Transport.Http) return "--baseline nginx compares HTTP requests: it needs --transport http";
+        if (Steps.Count > 0 && Url is not null) return "--steps needs a server the tool starts (the freshness probe reads its admin client)";
         // HTTP/1.1 has no pipelining in HttpClient: a second request on the connection would
         // only queue in the client, and the frame it carries would be patched while queued.
         if (Transport == Transport.Http && Pipeline != 1) return "--pipeline applies to --transport ws only";

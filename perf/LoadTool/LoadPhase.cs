@@ -13,6 +13,8 @@ internal enum ReplyKind
     Echo,
     /// <summary>/v1/ws: one Ack, OK, same seq, every event accepted.</summary>
     Ack,
+    /// <summary>The nginx baseline: HTTP 204 with no body for every request.</summary>
+    NoContent,
 }
 
 /// <param name="BatchesPerSecondPerConnection">Null: send as fast as replies allow. Otherwise each
@@ -56,6 +58,14 @@ internal sealed class PhaseResult
     public required long? ServerPeakRssBytes { get; init; }
     /// <summary>All processes on the machine, same unit; null off Linux.</summary>
     public required double? MachineBusyCores { get; init; }
+    /// <summary>The 1-minute load average (/proc/loadavg) just before the phase opened its connections; null off Linux.
+    /// It includes this tool's own previous phase: compare runs, and read <see cref="OtherCpuCores"/> for the phase itself.</summary>
+    public double? LoadAverageBefore { get; init; }
+    /// <summary>CPU seconds other processes used during the window: the machine's busy jiffies (/proc/stat) minus
+    /// this run's processes (load tool, server, and a baseline server such as nginx); null off Linux or with --url.</summary>
+    public double? OtherCpuSeconds { get; init; }
+    /// <summary><see cref="OtherCpuSeconds"/> per wall second: 0 on a quiet machine, 1.0 = a core taken from the run.</summary>
+    public double? OtherCpuCores { get; init; }
     public required List<string> Errors { get; init; }
 }
 
@@ -87,9 +97,10 @@ internal static class LoadPhase
         {
             var frames = new ConnectionFrames(pool, i);
             connections[i] = spec.Transport == Transport.Http
-                ? new HttpConnection(frames, receiveBytes, spec.BatchesPerSecondPerConnection)
+                ? new HttpConnection(spec.Reply, frames, receiveBytes, spec.BatchesPerSecondPerConnection)
                 : new WebSocketConnection(spec.Reply, frames, spec.Pipeline, receiveBytes, spec.BatchesPerSecondPerConnection);
         }
+        double? loadAverage = ServerMetrics.LoadAverage();
         try
         {
             await Task.WhenAll(connections.Select((c, i) => c.ConnectAsync(spec.Endpoint, Browsers[i % Browsers.Length], cancellationToken)));
@@ -104,7 +115,7 @@ internal static class LoadPhase
             cancellationToken.ThrowIfCancellationRequested();
 
             var after = await metrics.ScrapeAsync(cancellationToken);
-            return Summarize(spec, connections, seconds, before, after);
+            return Summarize(spec, connections, seconds, before, after, loadAverage);
         }
         finally
         {
@@ -112,8 +123,12 @@ internal static class LoadPhase
         }
     }
 
-    private static PhaseResult Summarize(PhaseSpec spec, Connection[] connections, double seconds, ServerCounters before, ServerCounters after)
+    private static PhaseResult Summarize(PhaseSpec spec, Connection[] connections, double seconds, ServerCounters before, ServerCounters after, double? loadAverage)
     {
+        // Other processes = everything busy minus ours; unknown when the server is not our child (--url).
+        double? other = after.MachineBusy - before.MachineBusy - (after.ClientCpu - before.ClientCpu) - (after.ServerCpu - before.ServerCpu) - (after.HelperCpu - before.HelperCpu) is TimeSpan o
+            ? Math.Max(0, o.TotalSeconds)
+            : null;
         long samples = connections.Sum(c => (long)c.LatencyCount);
         var all = new long[samples];
         int at = 0;
@@ -126,6 +141,9 @@ internal static class LoadPhase
         long eventsAcked = connections.Sum(c => c.EventsAcked);
         long batchesOk = connections.Sum(c => c.BatchesOk);
         long allocated = after.AllocatedBytes - before.AllocatedBytes;
+        // Against nginx the server figures are nginx's CPU; it has no .NET allocations to count.
+        bool nginx = spec.Reply == ReplyKind.NoContent;
+        TimeSpan? serverCpu = nginx ? after.HelperCpu - before.HelperCpu : after.ServerCpu - before.ServerCpu;
         return new PhaseResult
         {
             Name = spec.Name,
@@ -145,14 +163,17 @@ internal static class LoadPhase
             P999Ms = PercentileMs(all, 0.999),
             MaxMs = all.Length == 0 ? double.NaN : TicksToMs(all[^1]),
             ServerAllocatedBytes = allocated,
-            ServerBytesPerEvent = eventsAcked == 0 ? double.NaN : (double)allocated / eventsAcked,
+            ServerBytesPerEvent = eventsAcked == 0 || nginx ? double.NaN : (double)allocated / eventsAcked,
             ServerEventsAccepted = after.EventsAccepted - before.EventsAccepted,
             ServerRollupStored = after.RollupStored - before.RollupStored,
             ClientCpuCores = (after.ClientCpu - before.ClientCpu).TotalSeconds / seconds,
-            ServerCpuCores = (after.ServerCpu - before.ServerCpu)?.TotalSeconds / seconds,
-            ServerCpuMicrosecondsPerEvent = eventsAcked == 0 ? null : (after.ServerCpu - before.ServerCpu)?.TotalMicroseconds / eventsAcked,
-            ServerPeakRssBytes = after.ServerPeakRss,
+            ServerCpuCores = serverCpu?.TotalSeconds / seconds,
+            ServerCpuMicrosecondsPerEvent = eventsAcked == 0 ? null : serverCpu?.TotalMicroseconds / eventsAcked,
+            ServerPeakRssBytes = nginx ? null : after.ServerPeakRss,
             MachineBusyCores = (after.MachineBusy - before.MachineBusy)?.TotalSeconds / seconds,
+            LoadAverageBefore = loadAverage,
+            OtherCpuSeconds = other,
+            OtherCpuCores = other / seconds,
             Errors = connections.SelectMany(c => c.Errors).Distinct().Take(10).ToList(),
         };
     }
@@ -175,6 +196,9 @@ internal static class LoadPhase
     private abstract class Connection(ReplyKind reply, ConnectionFrames frames, int pipeline, int receiveBytes, double? batchesPerSecond)
     {
         private readonly InFlight[] _window = new InFlight[pipeline];
+
+        /// <summary>What every reply must be.</summary>
+        protected ReplyKind Reply => reply;
 
         /// <summary>Where a reply is read to; a reply that does not fit is an error.</summary>
         protected byte[] Receive { get; } = new byte[receiveBytes];
@@ -247,6 +271,18 @@ internal static class LoadPhase
 
         private void Check(in InFlight sent, ReadOnlySpan<byte> message)
         {
+            if (reply == ReplyKind.NoContent)
+            {
+                // HttpConnection has already checked the 204; there is nothing else to compare.
+                if (message.IsEmpty)
+                {
+                    BatchesOk++;
+                    EventsAcked += sent.Events;
+                    return;
+                }
+                Bad($"204 for seq {sent.Seq} with a {message.Length}-byte body");
+                return;
+            }
             if (reply == ReplyKind.Echo)
             {
                 if (message.Length == sent.Length && BatchTemplate.ReadSeq(message, sent.SeqOffset) == sent.Seq)
@@ -345,8 +381,8 @@ internal static class LoadPhase
     /// connection with MaxConnectionsPerServer 1), like a browser tab beaconing batches. The
     /// connection is opened before the window with a GET /healthz, so no handshake is measured.
     /// </summary>
-    private sealed class HttpConnection(ConnectionFrames frames, int receiveBytes, double? batchesPerSecond)
-        : Connection(ReplyKind.Ack, frames, pipeline: 1, receiveBytes, batchesPerSecond)
+    private sealed class HttpConnection(ReplyKind reply, ConnectionFrames frames, int receiveBytes, double? batchesPerSecond)
+        : Connection(reply, frames, pipeline: 1, receiveBytes, batchesPerSecond)
     {
         private readonly HttpClient _client = new(new SocketsHttpHandler
         {
@@ -384,8 +420,11 @@ internal static class LoadPhase
             using var response = await _pending!;
             _pending = null;
             // 200 OK, 403 unknown site and 503 retry all carry an Ack (checked by the caller);
-            // anything else is problem+json and ends this connection's run.
-            if (response.StatusCode is not (HttpStatusCode.OK or HttpStatusCode.Forbidden or HttpStatusCode.ServiceUnavailable))
+            // anything else is problem+json and ends this connection's run. nginx answers 204 only.
+            bool expected = Reply == ReplyKind.NoContent
+                ? response.StatusCode == HttpStatusCode.NoContent
+                : response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Forbidden or HttpStatusCode.ServiceUnavailable;
+            if (!expected)
             {
                 string body = await response.Content.ReadAsStringAsync(cancellationToken);
                 throw new InvalidDataException($"POST {_endpoint.AbsolutePath}: HTTP {(int)response.StatusCode} {body[..Math.Min(body.Length, 200)]}");

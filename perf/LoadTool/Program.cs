@@ -40,17 +40,25 @@ using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context 
 using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 ServerProcess? server = null;
 MockKafkaCluster? cluster = null; // --sink kafka
+NginxBaseline? nginx = null; // --baseline nginx
 try
 {
     double? rate = options.Rate;
-    if (options.RateFrom is not null)
+    if (options.RateFrom.Count > 0)
     {
-        var earlier = RunReport.FromJson(await File.ReadAllTextAsync(options.RateFrom, cancel.Token))
-            ?? throw new InvalidDataException($"{options.RateFrom} is not a LoadTool --json report");
-        if (!earlier.Ok || !double.IsFinite(earlier.Ingest.EventsPerSecond) || earlier.Ingest.EventsPerSecond <= 0)
-            throw new InvalidDataException($"{options.RateFrom}: its run failed its checks, so it has no peak to take a rate from");
-        rate = earlier.Ingest.EventsPerSecond * options.RateFraction;
-        Console.Error.WriteLine($"rate: {options.RateFraction:0.##} × {earlier.Ingest.EventsPerSecond:N0} events/s from {options.RateFrom} = {rate:N0} events/s");
+        // Several files (repeats of the peak run): the median of their peaks, as RESULTS.md reports it.
+        var peaks = new List<double>();
+        foreach (string file in options.RateFrom)
+        {
+            var earlier = RunReport.FromJson(await File.ReadAllTextAsync(file, cancel.Token))
+                ?? throw new InvalidDataException($"{file} is not a LoadTool --json report");
+            if (!earlier.Ok || !double.IsFinite(earlier.Ingest.EventsPerSecond) || earlier.Ingest.EventsPerSecond <= 0)
+                throw new InvalidDataException($"{file}: its run failed its checks, so it has no peak to take a rate from");
+            peaks.Add(earlier.Ingest.EventsPerSecond);
+        }
+        double peak = Repeated.MedianOf(peaks);
+        rate = peak * options.RateFraction;
+        Console.Error.WriteLine($"rate: {options.RateFraction:0.##} × {peak:N0} events/s (median of {peaks.Count} from {string.Join(", ", options.RateFrom)}) = {rate:N0} events/s");
     }
 
     Uri baseAddress;
@@ -85,14 +93,14 @@ try
     var phases = new List<PhaseResult>();
     long ingestAcked = 0; // warm-up included: what the Kafka topic must hold at least
     FreshnessProbe.Result? freshness = null;
-    // The baseline is always the WebSocket echo: the server has no HTTP echo endpoint (see RunReport.BaselineNoteForHttp).
-    string ingestPath = options.Transport == Transport.Http ? "/v1/events" : "/v1/ws";
-    foreach (var (name, path, reply, transport) in ((string, string, ReplyKind, Transport)[])[("baseline", "/v1/echo", ReplyKind.Echo, Transport.WebSocket), ("ingest", ingestPath, ReplyKind.Ack, options.Transport)])
+    var steps = new List<SteppedLoad.Step>();
+    // Runs one phase (after its unmeasured warm-up), with the freshness probe alongside when asked.
+    async Task<(PhaseResult Result, FreshnessProbe.Result? Fresh)> Measure(string name, string path, ReplyKind reply, Transport transport, double? eventsPerSecond, bool probeIt, Uri? host = null)
     {
-        var endpoint = new UriBuilder(baseAddress) { Path = path };
+        var endpoint = new UriBuilder(host ?? baseAddress) { Path = path };
         if (transport == Transport.WebSocket) endpoint.Scheme = baseAddress.Scheme == "https" ? "wss" : "ws";
         // Paced like the phase, warm-up included: an unpaced warm-up would leave a Rollup backlog behind it.
-        double? paced = rate is { } r ? r / options.Batch / options.Connections : null;
+        double? paced = eventsPerSecond is { } r ? r / options.Batch / options.Connections : null;
         if (options.Warmup > 0)
         {
             Console.Error.WriteLine($"{name}: warm-up {options.Warmup:0.#} s");
@@ -102,20 +110,71 @@ try
         }
         Console.Error.WriteLine($"{name}: {options.Seconds:0.#} s against {endpoint.Uri}");
         using var probeStop = CancellationTokenSource.CreateLinkedTokenSource(cancel.Token);
-        using var prepared = options.Freshness && reply == ReplyKind.Ack && server is not null
+        using var prepared = probeIt && reply == ReplyKind.Ack && server is not null
             ? await FreshnessProbe.PrepareAsync(http, baseAddress, server.DataDirectory, cancel.Token)
             : null;
-        var probe = prepared is not null ? FreshnessProbe.RunAsync(prepared, http, baseAddress, probeStop.Token) : null;
+        var probe = prepared is not null ? FreshnessProbe.RunAsync(prepared, http, baseAddress, options.FreshnessInterval, probeStop.Token, cancel.Token) : null;
         var result = await LoadPhase.RunAsync(new PhaseSpec(name, endpoint.Uri, reply, transport, options.Connections, options.Pipeline, TimeSpan.FromSeconds(options.Seconds), paced), pool, metrics, cancel.Token);
+        FreshnessProbe.Result? fresh = null;
         if (probe is not null)
         {
             await probeStop.CancelAsync();
-            freshness = await probe;
-            if (freshness.Samples == 0) failures.Add("freshness: no sample completed during the ingest phase");
+            fresh = await probe;
         }
-        failures.AddRange(RunReport.Check(result, isIngest: reply == ReplyKind.Ack, freshness?.EventsSent ?? 0));
         if (reply == ReplyKind.Ack) ingestAcked += result.EventsAcked;
-        phases.Add(result);
+        return (result, fresh);
+    }
+
+    if (options.Steps.Count == 0)
+    {
+        if (options.Baseline == BaselineKind.Nginx)
+        {
+            // The same HTTP requests to nginx's `return 204`: the ceiling for one request per event here.
+            nginx = await NginxBaseline.StartAsync(cancel.Token);
+            metrics.HelperCpu = () => nginx.CpuTime;
+            Console.Error.WriteLine($"nginx: {nginx.Description} at {nginx.BaseAddress}");
+            var (baseline, _) = await Measure("nginx", "/v1/events", ReplyKind.NoContent, Transport.Http, rate, probeIt: false, nginx.BaseAddress);
+            failures.AddRange(RunReport.Check(baseline, isIngest: false));
+            phases.Add(baseline);
+            // Stopped before the ingest phase, so it takes no memory or CPU from the server under test.
+            var cpu = nginx.CpuTime;
+            await nginx.DisposeAsync();
+            metrics.HelperCpu = () => cpu;
+        }
+        else if (options.Baseline == BaselineKind.Echo)
+        {
+            // The WebSocket echo, also for HTTP: the server has no HTTP echo endpoint (see RunReport.BaselineNoteForHttp).
+            var (baseline, _) = await Measure("baseline", "/v1/echo", ReplyKind.Echo, Transport.WebSocket, rate, probeIt: false);
+            failures.AddRange(RunReport.Check(baseline, isIngest: false));
+            phases.Add(baseline);
+        }
+        var (ingest, fresh) = await Measure("ingest", options.Transport == Transport.Http ? "/v1/events" : "/v1/ws", ReplyKind.Ack, options.Transport, rate, options.Freshness);
+        freshness = fresh;
+        if (fresh is { Samples: 0 }) failures.Add("freshness: no sample completed during the ingest phase");
+        failures.AddRange(RunReport.Check(ingest, isIngest: true, fresh?.EventsSent ?? 0));
+        phases.Add(ingest);
+    }
+    else
+    {
+        // Sustained load: one paced ingest phase per step, no baseline; see SteppedLoad.
+        foreach (double offered in options.Steps)
+        {
+            Console.Error.WriteLine($"step {offered:N0} events/s: waiting for Rollup to store the backlog");
+            if (!await SteppedLoad.WaitForRollupAsync(http, baseAddress, cancel.Token))
+            {
+                Console.Error.WriteLine($"step {offered:N0} events/s: Rollup still behind after the previous step; stepping stops");
+                break;
+            }
+            string name = $"step {offered.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} events/s";
+            var (phase, fresh) = await Measure(name, options.Transport == Transport.Http ? "/v1/events" : "/v1/ws", ReplyKind.Ack, options.Transport, offered, probeIt: true);
+            var checks = RunReport.Check(phase, isIngest: true, fresh?.EventsSent ?? 0);
+            failures.AddRange(checks);
+            phases.Add(phase);
+            var step = SteppedLoad.Judge(offered, phase, fresh, checks);
+            steps.Add(step);
+            Console.Error.WriteLine($"{name}: {step.Verdict}");
+            if (step.Judged && !step.Passed) break;
+        }
     }
 
     // The parts after the phases fail on their own: their failure is reported, the phases' numbers are kept.
@@ -133,7 +192,7 @@ try
     {
         if (server is null) throw new InvalidOperationException("--reprocess needs a server the tool starts (it bootstraps an admin client in its data directory)");
         Console.Error.WriteLine("reprocess: waiting for Rollup to store everything, then rebuilding it");
-        long ingested = phases[1].EventsAcked; // warm-up events come on top; lag 0 covers them
+        long ingested = phases[^1].EventsAcked; // warm-up events come on top; lag 0 covers them
         reprocess = await AfterPhase("reprocess", failures, () => ReprocessPhase.RunAsync(http, baseAddress, server.DataDirectory, ingested, cancel.Token));
     }
     IdleConnections.Result? idle = null;
@@ -158,7 +217,15 @@ try
         Settings = new RunSettings(options.Connections, options.Batch, options.Pipeline, options.Seconds, options.Warmup,
             (int)pool.Average(t => t.Frame.Length), serverLabel),
         Phases = phases,
-        IngestToBaselineRatio = phases[1].EventsPerSecond / phases[0].EventsPerSecond,
+        IngestToBaselineRatio = phases.Count == 2 && steps.Count == 0 ? phases[1].EventsPerSecond / phases[0].EventsPerSecond : double.NaN,
+        BaselineKind = steps.Count > 0 ? "none" : options.Baseline.ToString().ToLowerInvariant(),
+        BaselineNote = options.Baseline switch
+        {
+            BaselineKind.Nginx => nginx?.Description,
+            BaselineKind.None when steps.Count == 0 => "none (--baseline none)",
+            _ => null,
+        },
+        Steps = steps.Count == 0 ? null : steps,
         Freshness = freshness,
         Idle = idle,
         Reprocess = reprocess,
@@ -187,6 +254,7 @@ catch (Exception e)
 }
 finally
 {
+    if (nginx is not null) await nginx.DisposeAsync();
     if (server is not null) await server.DisposeAsync();
     cluster?.Dispose(); // after the server: its producer and Rollup consumer talk to it until killed
 }

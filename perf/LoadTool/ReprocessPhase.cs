@@ -58,7 +58,7 @@ public static class ReprocessPhase
         }
     }
 
-    private static double Metric(string text, string name)
+    internal static double Metric(string text, string name)
     {
         foreach (var line in text.Split('\n'))
         {

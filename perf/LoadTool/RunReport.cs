@@ -75,6 +75,11 @@ internal sealed class RunReport
     /// <summary>Events/s offered with --rate or --rate-from; null = as fast as possible.</summary>
     public double? OfferedEventsPerSecond { get; init; }
     public IReadOnlyList<string> ServerArgs { get; init; } = [];
+    /// <summary>What the first phase ran against: "echo" (/v1/echo, the default and every report before the
+    /// option), "nginx" (--baseline nginx: nginx's return 204) or "none" (no baseline phase).</summary>
+    public string BaselineKind { get; init; } = "echo";
+    /// <summary>--baseline nginx: the nginx binary and how it ran; --baseline none: why there is none.</summary>
+    public string? BaselineNote { get; init; }
     /// <summary>--server-roles given to the server (null: all roles, the embedded default).</summary>
     public string? ServerRoles { get; init; }
     public required string Command { get; init; }
@@ -83,12 +88,15 @@ internal sealed class RunReport
     public required IReadOnlyList<PhaseResult> Phases { get; init; }
     public double IngestToBaselineRatio { get; init; }
     public FreshnessProbe.Result? Freshness { get; init; }
+    /// <summary>--steps: one entry per step run, in order (the phases hold the same steps' full figures).</summary>
+    public IReadOnlyList<SteppedLoad.Step>? Steps { get; init; }
     public IdleConnections.Result? Idle { get; init; }
     public ReprocessPhase.Result? Reprocess { get; init; }
     public required IReadOnlyList<string> Failures { get; init; }
     public bool Ok => Failures.Count == 0;
 
-    [JsonIgnore] public PhaseResult Baseline => Phases[0];
+    /// <summary>The echo phase; null in a --steps run, which has none.</summary>
+    [JsonIgnore] public PhaseResult? Baseline => Steps is null && BaselineKind != "none" && Phases.Count > 1 ? Phases[0] : null;
     [JsonIgnore] public PhaseResult Ingest => Phases[^1];
     [JsonIgnore] public string SinkName => Sink == "kafka" ? "Kafka (mock cluster)" : "local log";
 
@@ -122,28 +130,34 @@ internal sealed class RunReport
         sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in Phases)
         {
-            sb.Append(ci, $"| {r.Name} | {r.Endpoint} ({r.Transport}) | {(r == Baseline ? "none (echo)" : SinkName)} | {r.EventsPerSecond:N0} | {r.BatchesPerSecond:N0} | {r.P50Ms:0.00} | {r.P99Ms:0.00} | {r.P999Ms:0.00} | ")
-              .Append(ci, $"{r.ServerBytesPerEvent:0.0} | {Format.OrNa(r.ServerCpuMicrosecondsPerEvent, "0.00")} | {Format.OrNa(r.ServerPeakRssBytes / 1048576.0, "0.0")} | ")
+            sb.Append(ci, $"| {r.Name} | {r.Endpoint} ({r.Transport}) | {(r != Baseline ? SinkName : BaselineKind == "nginx" ? "none (nginx 204)" : "none (echo)")} | {r.EventsPerSecond:N0} | {r.BatchesPerSecond:N0} | {r.P50Ms:0.00} | {r.P99Ms:0.00} | {r.P999Ms:0.00} | ")
+              .Append(ci, $"{Format.OrNa(r.ServerBytesPerEvent, "0.0")} | {Format.OrNa(r.ServerCpuMicrosecondsPerEvent, "0.00")} | {Format.OrNa(r.ServerPeakRssBytes / 1048576.0, "0.0")} | ")
               .Append(ci, $"{r.ClientCpuCores:0.00} / {Format.OrNa(r.ServerCpuCores, "0.00")} | ")
               .AppendLine(ci, $"{r.EventsSent:N0} | {r.EventsAcked:N0} |");
         }
         sb.AppendLine();
-        sb.AppendLine(ci, $"ingest/baseline events/s: **{IngestToBaselineRatio:0.00}**");
-        sb.AppendLine();
+        if (Baseline is not null)
+        {
+            sb.AppendLine(ci, $"ingest/baseline events/s: **{IngestToBaselineRatio:0.00}**");
+            sb.AppendLine();
+        }
+        if (Steps is not null)
+        {
+            sb.AppendLine("| step: offered events/s | accepted events/s | seconds | freshness samples | unfinished | p50 ms | p95 ms | p99 ms | max ms | load before / other cores | verdict |");
+            sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+            foreach (var step in Steps) sb.AppendLine(StepRow(step));
+            sb.AppendLine();
+        }
         var s = Settings;
         sb.AppendLine(ci, $"- load: {s.Connections} connections, {s.Batch} events/batch (~{s.AverageFrameBytes:N0} B/frame), pipeline {s.Pipeline}, {s.Seconds:0.#} s measured per phase after {s.Warmup:0.#} s warm-up");
         if (OfferedEventsPerSecond is double offered) sb.AppendLine(ci, $"- paced: {offered:N0} events/s offered in total; latency counts from each batch's scheduled send time");
-        if (Transport == "http") sb.AppendLine(BaselineNoteForHttp);
+        if (BaselineNote is not null) sb.AppendLine(ci, $"- baseline: {BaselineNote}");
+        else if (Transport == "http") sb.AppendLine(BaselineNoteForHttp);
         sb.AppendLine(ci, $"- server: {s.Server}");
         if (Kafka is { } kafka) sb.AppendLine(ci, $"- kafka: topic {kafka.Topic} held {kafka.Records:N0} records after the phases, for {kafka.EventsAcked:N0} events acknowledged by the ingest phase and its warm-up");
         foreach (var r in Phases)
         {
-            sb.Append(ci, $"- {r.Name}: ");
-            if (r.MachineBusyCores is double busy)
-            {
-                double other = busy - r.ClientCpuCores - (r.ServerCpuCores ?? 0);
-                sb.Append(ci, $"machine busy {busy:0.00} of {Machine.Cores} cores (other processes {Math.Max(0, other):0.00})");
-            }
+            sb.Append(ci, $"- {r.Name}: {MachineState(r, Machine.Cores)}");
             if (r.ServerRollupStored is long stored) sb.Append(ci, $"; Rollup stored {stored:N0} events (its allocations are in server B/event)");
             sb.AppendLine();
         }
@@ -155,9 +169,9 @@ internal sealed class RunReport
         if (Freshness is { } fresh)
         {
             sb.AppendLine();
-            sb.AppendLine("| freshness under the ingest load | samples | send → visible p50 ms | p99 ms | max ms |");
-            sb.AppendLine("|---|---:|---:|---:|---:|");
-            sb.AppendLine(ci, $"| one pageview at a time to a probe site, polled every 20 ms | {fresh.Samples} | {fresh.P50Ms:0} | {fresh.P99Ms:0} | {fresh.MaxMs:0} |");
+            sb.AppendLine("| freshness under the ingest load | samples | unfinished | send → visible p50 ms | p95 ms | p99 ms | max ms |");
+            sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+            sb.AppendLine(ci, $"| one pageview per {fresh.IntervalMs:0} ms to a probe site, polled every 20 ms | {fresh.Samples} | {fresh.Unfinished} | {fresh.Show(fresh.P50Ms)} | {fresh.Show(fresh.P95Ms)} | {fresh.Show(fresh.P99Ms)} | {Format.OrNa(fresh.MaxMs, "N0")} |");
         }
         if (Idle is { } idle)
         {
@@ -174,6 +188,29 @@ internal sealed class RunReport
             sb.AppendLine(ci, $"| demo merchant, all of it | {r2.RawEvents:N0} | {r2.SiteDays} | {r2.Seconds:0.0} | {r2.EventsPerSecond:N0} | {r2.StoreWaitSeconds:0.0} |");
         }
         return sb.ToString();
+    }
+
+    /// <summary>One row of the steps table, here and in RESULTS.md.</summary>
+    public static string StepRow(SteppedLoad.Step s)
+    {
+        var f = s.Freshness;
+        string probe = f is null ? "0 | 0 | n/a | n/a | n/a | n/a" : $"{f.Samples} | {f.Unfinished} | {f.Show(f.P50Ms)} | {f.Show(f.P95Ms)} | {f.Show(f.P99Ms)} | {Format.OrNa(f.MaxMs, "N0")}";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"| {s.OfferedEventsPerSecond:N0} | {s.AcceptedEventsPerSecond:N0} | {s.Seconds:0.#} | {probe} | {Format.OrNa(s.LoadAverageBefore, "0.00")} / {Format.OrNa(s.OtherCpuCores, "0.00")} | {(s.Passed ? "**passed**" : s.Verdict)} |");
+    }
+
+    /// <summary>
+    /// A phase's machine state in one phrase: the load average before it, the whole machine's busy
+    /// cores and how much of that other processes took (a slow run shows here, not in its numbers).
+    /// </summary>
+    public static string MachineState(PhaseResult r, int cores)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var parts = new List<string>();
+        if (r.LoadAverageBefore is double load) parts.Add(string.Create(ci, $"load average {load:0.00} before"));
+        if (r.MachineBusyCores is double busy) parts.Add(string.Create(ci, $"machine busy {busy:0.00} of {cores} cores"));
+        if (r.OtherCpuSeconds is double other) parts.Add(string.Create(ci, $"other processes {other:0.0} CPU s ({r.OtherCpuCores:0.00} cores)"));
+        return parts.Count == 0 ? "machine state not measured" : string.Join(", ", parts);
     }
 
     /// <summary>Why an HTTP run's baseline is a WebSocket echo: said wherever its ratio is shown.</summary>

@@ -7,7 +7,8 @@ namespace Analytics.LoadTool;
 /// Rollup; <paramref name="ServerCpu"/> and <paramref name="ServerPeakRss"/> when the server is not
 /// our child process (--url), because only then do we know its PID.
 /// </summary>
-internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored, TimeSpan? ServerCpu, long? ServerPeakRss, TimeSpan ClientCpu, TimeSpan? MachineBusy);
+/// <paramref name="HelperCpu"/>: CPU time of another process this run started (the nginx baseline), zero without one.
+internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored, TimeSpan? ServerCpu, long? ServerPeakRss, TimeSpan ClientCpu, TimeSpan? MachineBusy, TimeSpan HelperCpu = default);
 
 /// <summary>
 /// Reads the two counters the tool needs from GET /metrics (Prometheus text). The scrape itself
@@ -23,6 +24,9 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, ServerProc
     private const string RollupStored = "analytics_rollup_events_stored_total";
 
     private readonly Uri _metrics = new(baseAddress, "/metrics");
+
+    /// <summary>CPU time of a baseline server this run started (nginx), so that it counts as ours, not as another process's.</summary>
+    public Func<TimeSpan>? HelperCpu { get; set; }
 
     public async Task<ServerCounters> ScrapeAsync(CancellationToken cancellationToken)
     {
@@ -45,7 +49,7 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, ServerProc
             throw new InvalidDataException($"{_metrics} lacks {(allocated is null ? Allocated : Accepted)}");
         }
         return new ServerCounters(allocated.Value, accepted.Value, rollup, server?.CpuTime, server?.PeakResidentBytes(),
-            Environment.CpuUsage.TotalTime, MachineBusy());
+            Environment.CpuUsage.TotalTime, MachineBusy(), HelperCpu?.Invoke() ?? TimeSpan.Zero);
     }
 
     // Prometheus values are floats; these counters are integers, possibly written as 1.5e+09.
@@ -53,6 +57,21 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, ServerProc
         long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long n)
             ? n
             : (long)double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture);
+
+    /// <summary>The 1-minute load average from /proc/loadavg ("0.52 0.58 0.59 1/467 12345"); null off Linux.</summary>
+    public static double? LoadAverage()
+    {
+        try
+        {
+            if (!OperatingSystem.IsLinux()) return null;
+            string first = File.ReadAllText("/proc/loadavg").Split(' ')[0];
+            return double.Parse(first, NumberStyles.Float, CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>
     /// Busy CPU time of the whole machine (Linux /proc/stat, all cores): busy minus client minus

@@ -137,7 +137,7 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// Asks the OS for a free port, then releases it for the server. A small race (another process
     /// could take it in between) is acceptable for a benchmark; the start fails loudly if it happens.
     /// </summary>
-    private static int FreeLoopbackPort()
+    internal static int FreeLoopbackPort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -166,20 +166,27 @@ internal sealed class ServerProcess : IAsyncDisposable
     private void Stop()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        KillAndDelete(_process, _dataDirectory);
+    }
+
+    /// <summary>Kills a child process with its tree, waits for it, disposes it and deletes its directory
+    /// (a few attempts: files can stay open for a moment after the kill). Also used for nginx.</summary>
+    internal static void KillAndDelete(Process process, string directory)
+    {
         try
         {
-            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
-            _process.WaitForExit(10_000);
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            process.WaitForExit(10_000);
         }
         catch (InvalidOperationException)
         {
             // Never started.
         }
-        for (int attempt = 0; attempt < 5 && Directory.Exists(_dataDirectory); attempt++)
+        for (int attempt = 0; attempt < 5 && Directory.Exists(directory); attempt++)
         {
             try
             {
-                Directory.Delete(_dataDirectory, recursive: true);
+                Directory.Delete(directory, recursive: true);
             }
             catch (IOException)
             {
@@ -190,7 +197,7 @@ internal sealed class ServerProcess : IAsyncDisposable
                 Thread.Sleep(200);
             }
         }
-        _process.Dispose();
+        process.Dispose();
     }
 
     public ValueTask DisposeAsync()
