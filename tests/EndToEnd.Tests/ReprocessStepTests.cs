@@ -202,17 +202,23 @@ public class ReprocessStepTests(EngineFixture engine)
     /// site-day's rows spread over many parts, as after a day of live traffic).</summary>
     private async Task<(string Db, string Dir, List<Generated> Events)> BuildAsync()
     {
+        var events = Generate();
+        var (db, dir) = await StoreAsync(events);
+        return (db, dir, events);
+    }
+
+    private async Task<(string Db, string Dir)> StoreAsync(List<Generated> events)
+    {
         string db = "reprocstep_" + Guid.NewGuid().ToString("N")[..12];
         string dir = Path.Combine(Path.GetTempPath(), db);
         await new SchemaMigrator(engine.Store).MigrateAsync(Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse"), db, Ct);
-        var events = Generate();
         await using (var log = LocalLog.Open(Path.Combine(dir, "log")))
         {
             foreach (var chunk in events.Chunk(97)) await LogRecords.AppendAsync(log, Merchant, chunk.Select(g => g.Event), Ct);
         }
         var status = await RunWorkerUntilAsync(db, dir, new ReprocessQueue(Path.Combine(dir, "jobs-build")), 200, null, events.Count);
         Assert.Equal(events.Count, status.EventsStored);
-        return (db, dir, events);
+        return (db, dir);
     }
 
     /// <summary>Runs the real Rollup on the test's log until <paramref name="done"/> (or the
@@ -300,6 +306,45 @@ public class ReprocessStepTests(EngineFixture engine)
         IpPrefix = "81.2.69.0/24",
         UserAgent = userAgent,
     };
+
+    [Fact]
+    public async Task A_call_of_the_most_site_days_it_takes_rebuilds_each_of_them()
+    {
+        // 25 sites x 20 days, three pageviews of one visitor each: 500 site-days in one call.
+        var events = new List<Generated>();
+        for (int day = 0; day < 20; day++)
+        {
+            for (ulong site = 1; site <= 25; site++)
+            {
+                long t = Day0.AddDays(day).ToUnixTimeMilliseconds() + (long)site * 60_000;
+                for (int i = 0; i < 3; i++)
+                    events.Add(new Generated(Event(site, site * 1000 + (ulong)day, t + i * 10_000, "pageview", $"https://s{site}.example/{i}", Browser), false, day * 100 + (int)site));
+            }
+        }
+        var (db, dir) = await StoreAsync(events);
+        try
+        {
+            var siteDays = events.Select(e => new SiteDay(Merchant, e.Event.SiteId, e.Day)).Distinct().ToList();
+            Assert.Equal(SiteDayRebuilder.MaxSiteDays, siteDays.Count);
+            var rebuilder = new SiteDayRebuilder(engine.Store, db, new Generations(engine.Store, db), new ProcessingLogic(engine.Enrichment));
+            var results = await rebuilder.RebuildAsync(siteDays, ProcessingLogic.Current, dryRun: false, _ => { }, Ct);
+            Assert.All(results, r => Assert.Equal(3, r.Result.Events));
+            Assert.All(results, r => Assert.Equal(1, r.Result.RowsWritten["rollup_day"]));
+            var generation = Assert.Single(results.Select(r => r.Generation).Distinct());
+            var rows = await engine.Store.QueryRowsAsync(
+                $"SELECT countIf(generation = {generation}), countIf(generation != {generation}) FROM {db}.events_enriched WHERE merchant_id = {Merchant}", Ct);
+            Assert.Equal(events.Count, rows[0][0].GetInt64());
+            Assert.Equal(0, rows[0][1].GetInt64());
+            var active = await engine.Store.QueryRowsAsync(
+                $"SELECT count(), countIf(g = {generation}) FROM (SELECT site_id, day, argMax(generation, activated_at) AS g FROM {db}.generations WHERE merchant_id = {Merchant} GROUP BY site_id, day)", Ct);
+            Assert.Equal(SiteDayRebuilder.MaxSiteDays, active[0][1].GetInt64());
+            Assert.Equal(SiteDayRebuilder.MaxSiteDays, active[0][0].GetInt64());
+        }
+        finally
+        {
+            Cleanup(dir);
+        }
+    }
 
     private static void Cleanup(string dir)
     {

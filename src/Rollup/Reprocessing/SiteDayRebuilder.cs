@@ -38,8 +38,9 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
     public int PageRows { get; init; } = 50_000;
 
     /// <summary>Site-days per call (and per DELETE) at most: bounds the statement text (~90 bytes
-    /// each in a WHERE) well under the engine's max_query_size of 256 KiB.</summary>
-    public const int MaxSiteDays = 1_000;
+    /// and ~11 syntax-tree nodes each in a WHERE) well under the engine's max_query_size (256 KiB)
+    /// and max_ast_elements (50,000); a call of this many is tested.</summary>
+    public const int MaxSiteDays = 500;
 
     private const string RawSelect =
         "merchant_id, site_id, event_id, toUnixTimestamp64Milli(received_at), toUnixTimestamp64Milli(client_time), name, url, referrer, " +
