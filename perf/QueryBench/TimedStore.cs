@@ -31,6 +31,9 @@ public sealed partial class TimedStore(IColumnStore inner) : IColumnStore
     public Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default) =>
         Time(Kind(sql), () => inner.QueryRowsAsync(sql, keys, cancellationToken));
 
+    public Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default) =>
+        Time(Kind(sql) + " (RowBinary)", () => inner.QueryRowBinaryAsync(sql, read, cancellationToken));
+
     public Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary, string? deduplicationToken = null,
         CancellationToken cancellationToken = default) =>
         Time("insert " + table[(table.IndexOf('.') + 1)..], () => inner.InsertRowBinaryAsync(table, columnsWithTypes, rowBinary, deduplicationToken, cancellationToken));

@@ -211,6 +211,9 @@ public sealed class BreakerColumnStore(IColumnStore inner, DependencyBreaker bre
     public Task<IReadOnlyList<System.Text.Json.JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default) =>
         Run(static (s, ct) => new ValueTask<IReadOnlyList<System.Text.Json.JsonElement[]>>(s.inner.QueryRowsAsync(s.sql, s.keys, ct)), (inner, sql, keys), cancellationToken);
 
+    public Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default) =>
+        Run(static (s, ct) => new ValueTask<T>(s.inner.QueryRowBinaryAsync(s.sql, s.read, ct)), (inner, sql, read), cancellationToken);
+
     public Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
         string? deduplicationToken = null, CancellationToken cancellationToken = default) =>
         Run(static (s, ct) => new ValueTask<long>(s.inner.InsertRowBinaryAsync(s.table, s.columnsWithTypes, s.rowBinary, s.deduplicationToken, ct)),

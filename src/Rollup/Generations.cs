@@ -34,10 +34,17 @@ public sealed class Generations(IColumnStore store, string db)
     public ulong Active(ulong merchant, ulong site, DateOnly day) => _active[(merchant, site, day)];
 
     /// <summary>Makes <paramref name="generation"/> the one readers see, in one atomic insert.</summary>
-    public async Task ActivateAsync(ulong merchant, ulong site, DateOnly day, ulong generation, ushort logicVersion, long events, CancellationToken ct)
+    public Task ActivateAsync(ulong merchant, ulong site, DateOnly day, ulong generation, ushort logicVersion, long events, CancellationToken ct) =>
+        ActivateAsync([((merchant, site, day), events)], generation, logicVersion, ct);
+
+    /// <summary>Makes <paramref name="generation"/> the one readers see for every site-day given,
+    /// in one insert: one block, so readers switch all of them at once.</summary>
+    public async Task ActivateAsync(IReadOnlyList<((ulong Merchant, ulong Site, DateOnly Day) Key, long Events)> siteDays, ulong generation, ushort logicVersion, CancellationToken ct)
     {
-        await store.ExecuteAsync(string.Create(CultureInfo.InvariantCulture,
-            $"INSERT INTO {db}.generations VALUES ({merchant}, {site}, '{DerivedRows.Day(day)}', {generation}, {logicVersion}, {events}, now64(6))"), ct);
-        _active[(merchant, site, day)] = generation;
+        if (siteDays.Count == 0) return;
+        string rows = string.Join(", ", siteDays.Select(s => string.Create(CultureInfo.InvariantCulture,
+            $"({s.Key.Merchant}, {s.Key.Site}, '{DerivedRows.Day(s.Key.Day)}', {generation}, {logicVersion}, {s.Events}, now64(6))")));
+        await store.ExecuteAsync($"INSERT INTO {db}.generations VALUES {rows}", ct);
+        foreach (var s in siteDays) _active[s.Key] = generation;
     }
 }

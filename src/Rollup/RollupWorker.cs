@@ -142,9 +142,10 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                // Reprocessing runs here, one site-day between two live rounds: the two never
-                // interleave, so live events are neither lost nor counted twice by a rebuild,
-                // and live freshness waits at most one site-day's rebuild.
+                // Reprocessing runs here, one step (whole site-days, up to a round's worth of
+                // events) between two live rounds: the two never interleave, so live events are
+                // neither lost nor counted twice by a rebuild, and live freshness waits at most
+                // one step.
                 var job = jobs.NextPending();
                 var wait = job is null ? options.MaxWait : TimeSpan.Zero;
                 LogBatch batch;
@@ -457,7 +458,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
 
     /// <summary>
     /// One step of a reprocessing job: plan it (which site-days have raw events), or rebuild
-    /// its next site-day, or mark it done. Progress is saved after every step.
+    /// its next site-days, or mark it done. Progress is saved after every step.
     /// </summary>
     private async Task ReprocessStepAsync(ReprocessJob job, CancellationToken ct)
     {
@@ -486,36 +487,60 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
                 LogJobPlanned(job.Id, job.Units.Count, job.EventsTotal, job.LogicVersion, request.DryRun);
                 return;
             }
-            var unit = job.Units.FirstOrDefault(u => !u.Done);
-            if (unit is null)
+            var pending = job.Units.Where(u => !u.Done).ToList();
+            if (pending.Count == 0)
             {
+                // Once for the whole job; a crash before it is marked runs it again (idempotent).
+                if (!job.Cleaned) await DeleteSupersededAsync(job, ct);
                 job.State = "done";
                 job.FinishedAt = DateTimeOffset.UtcNow;
                 jobs.Save(job);
                 LogJobDone(job.Id, job.EventsDone, job.EventsPerSecond);
                 return;
             }
+            // A step: as many site-days as a round's worth of raw events (ReprocessSteps).
+            var step = ReprocessSteps.Next(pending, u => u.RawEvents, options.MaxBatchRecords);
             // A unit interrupted by a crash is rebuilt from the start: count only finished ones.
             job.EventsDone = job.Units.Where(u => u.Done).Sum(u => u.RawEvents);
-            var result = await _rebuilder!.RebuildAsync((ulong)request.MerchantId, (ulong)unit.SiteId, unit.Day, job.LogicVersion, request.DryRun,
-                n => job.EventsDone += n, ct);
-            if (!request.DryRun) jobs.OnSiteDayActivated(request.MerchantId, unit.SiteId, unit.Day);
-            unit.Done = true;
-            unit.Delta = result.Delta;
-            unit.RowsWritten = result.RowsWritten;
+            var results = await _rebuilder!.RebuildAsync(
+                step.Select(u => new SiteDay((ulong)request.MerchantId, (ulong)u.SiteId, u.Day)).ToList(), job.LogicVersion, request.DryRun,
+                n => job.EventsDone += n, ct, deleteNow: false);
+            for (int i = 0; i < step.Count; i++)
+            {
+                var (unit, result) = (step[i], results[i].Result);
+                if (!request.DryRun) jobs.OnSiteDayActivated(request.MerchantId, unit.SiteId, unit.Day);
+                unit.Done = true;
+                unit.Delta = result.Delta;
+                unit.RowsWritten = result.RowsWritten;
+                unit.Generation = results[i].Generation;
+                LogUnitDone(job.Id, unit.SiteId, unit.Day, result.Events, job.EventsDone, job.EventsTotal);
+            }
             var elapsed = DateTimeOffset.UtcNow - (job.StartedAt ?? DateTimeOffset.UtcNow);
             job.EventsPerSecond = elapsed.TotalSeconds > 0 ? job.EventsDone / elapsed.TotalSeconds : 0;
             jobs.Save(job);
-            LogUnitDone(job.Id, unit.SiteId, unit.Day, result.Events, job.EventsDone, job.EventsTotal);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
+            // The site-days rebuilt so far stay active; their old rows go now, if the store lets.
+            try { await DeleteSupersededAsync(job, ct); }
+            catch (Exception cleanup) when (cleanup is not OperationCanceledException) { LogJobFailed(cleanup, job.Id); }
             job.State = "failed";
             job.Error = e.Message;
             job.FinishedAt = DateTimeOffset.UtcNow;
             jobs.Save(job);
             LogJobFailed(e, job.Id);
         }
+    }
+
+    /// <summary>The rows a job's rebuilds superseded (the old generations', or a dry run's own):
+    /// invisible already, deleted once for all its steps. Units without a generation were
+    /// rebuilt and cleaned one by one (a job saved by an earlier version).</summary>
+    private async Task DeleteSupersededAsync(ReprocessJob job, CancellationToken ct)
+    {
+        var built = (job.Units ?? []).Where(u => u.Done && u.Generation is not null)
+            .Select(u => (new SiteDay((ulong)job.Request.MerchantId, (ulong)u.SiteId, u.Day), u.Generation!.Value)).ToList();
+        if (built.Count > 0) await _rebuilder!.DeleteSupersededAsync(built, job.Request.DryRun, ct);
+        job.Cleaned = true;
     }
 
     [LoggerMessage(EventId = 2101, Level = LogLevel.Information, Message = "Reprocess {JobId}: {Units} site-days, {Events} raw events, logic version {Version}, dry run {DryRun}")]

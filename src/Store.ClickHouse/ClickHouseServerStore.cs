@@ -7,6 +7,8 @@
 //   output_format_json_quote_64bit_integers=0 (64-bit integers as JSON numbers, as the embedded
 //   engine prints them) and wait_end_of_query=1, so an error half way through a result becomes an
 //   HTTP error instead of a truncated body; the results are dashboard-sized, buffering costs nothing.
+// - QueryRowBinaryAsync sends it with default_format=RowBinary and wait_end_of_query=1, and hands
+//   the buffered body to the reader (reprocessing reads pages of at most a round's rows).
 // - InsertRowBinaryAsync posts `INSERT INTO table (columns) FORMAT RowBinary` with the caller's
 //   bytes as the body (no re-encoding), the token as insert_deduplication_token, and returns
 //   written_rows from the server's X-ClickHouse-Summary header. One HTTP request per call: a
@@ -67,6 +69,12 @@ public sealed partial class ClickHouseServerStore : IColumnStore, IDisposable
     [
         new("default_format", "JSONCompact"),
         new("output_format_json_quote_64bit_integers", 0),
+        new("wait_end_of_query", 1),
+    ];
+
+    private static readonly KeyValuePair<string, object>[] RowBinarySettings =
+    [
+        new("default_format", "RowBinary"),
         new("wait_end_of_query", 1),
     ];
 
@@ -131,6 +139,18 @@ public sealed partial class ClickHouseServerStore : IColumnStore, IDisposable
             using var result = await _client.ExecuteRawResultAsync(sql, options, ct).ConfigureAwait(false);
             var bytes = await result.ReadAsByteArrayAsync().ConfigureAwait(false);
             return EmbeddedColumnStore.ParseJsonCompact(bytes);
+        }, cancellationToken);
+    }
+
+    public Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sql);
+        ArgumentNullException.ThrowIfNull(read);
+        return WithRetriesAsync(sql, async ct =>
+        {
+            using var result = await _client.ExecuteRawResultAsync(sql, NewOptions(null, RowBinarySettings), ct).ConfigureAwait(false);
+            var bytes = await result.ReadAsByteArrayAsync().ConfigureAwait(false);
+            return read(bytes);
         }, cancellationToken);
     }
 

@@ -46,6 +46,12 @@ public sealed class EmbeddedColumnStore : IColumnStore
     public Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, CancellationToken cancellationToken = default) =>
         _engine.QueryAsync(sql, "JSONCompact", static output => ParseJsonCompact(output.Data), cancellationToken);
 
+    public Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        return _engine.QueryAsync(sql, "RowBinary", output => read(output.Data), cancellationToken);
+    }
+
     /// <inheritdoc />
     /// <remarks>The keys go through a spool file read by file(), like inserts: one query, no literal.</remarks>
     public Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default)

@@ -22,6 +22,10 @@
 //   expression pipeline); as data they cost ~0.2 µs. The query must select per key (e.g.
 //   "WHERE id IN (SELECT id FROM {keys})"): a server store may run it once per slice of keys
 //   and concatenate the answers.
+// - QueryRowBinaryAsync runs a query and hands its whole output, in RowBinary, to a reader
+//   (RowBinaryReader decodes it): for reading many rows back (reprocessing reads every raw row
+//   of the site-days it rebuilds), where JSON's formatting and parsing cost more than the query.
+//   The SQL must not carry its own FORMAT clause; the bytes are valid only inside the reader.
 using System.Text.Json;
 
 namespace Analytics.Store;
@@ -38,6 +42,10 @@ public interface IColumnStore
     /// <c>{keys}</c> in <paramref name="sql"/>; see the file header for the rules.</summary>
     Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default);
 
+    /// <summary>Runs a query and passes its output, RowBinary-encoded, to <paramref name="read"/>
+    /// (valid only during the call); see the file header.</summary>
+    Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default);
+
     /// <summary>Inserts RowBinary-encoded rows into <paramref name="table"/> (optionally "db.table").
     /// With <paramref name="deduplicationToken"/>, a repeat of an insert with the same token is
     /// skipped by the store (tables need non_replicated_deduplication_window or replication).</summary>
@@ -47,6 +55,9 @@ public interface IColumnStore
     Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
         string? deduplicationToken = null, CancellationToken cancellationToken = default);
 }
+
+/// <summary>Reads a query's RowBinary output (see <see cref="RowBinaryReader"/>).</summary>
+public delegate T RowBinaryRead<out T>(ReadOnlySpan<byte> rows);
 
 /// <summary>Rows of one fixed size, RowBinary-encoded (e.g. "event_id FixedString(16)", 16 bytes each).</summary>
 public sealed record KeyRows(string Structure, int RowBytes, ReadOnlyMemory<byte> Rows)

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Globalization;
 using System.Text.Json;
 using Analytics.Contracts.Internal;
@@ -276,7 +275,7 @@ public class PreAggregateTests(EngineFixture engine)
             {
                 await using (var log = LocalLog.Open(Path.Combine(dir, "log")))
                 {
-                    foreach (var chunk in events.Chunk(97)) await AppendAsync(log, chunk.Select(g => g.Event));
+                    foreach (var chunk in events.Chunk(97)) await LogRecords.AppendAsync(log, Merchant, chunk.Select(g => g.Event), Ct);
                     var status = new RollupStatus();
                     // Rounds of 250 records: a visit's events land in several rounds, so its entry
                     // must come from the Sessionizer, not from the round.
@@ -308,22 +307,6 @@ public class PreAggregateTests(EngineFixture engine)
         var generations = new Generations(engine.Store, db);
         var rebuilder = new SiteDayRebuilder(engine.Store, db, generations, new ProcessingLogic(engine.Enrichment));
         await rebuilder.RebuildAsync(Merchant, Site, DateOnly.FromDateTime(day.UtcDateTime), ProcessingLogic.Current, dryRun: false, _ => { }, Ct);
-    }
-
-    private static async Task AppendAsync(IEventLog log, IEnumerable<StoredEvent> events)
-    {
-        using var buffer = new MemoryStream();
-        int count = 0;
-        Span<byte> length = stackalloc byte[4];
-        foreach (var e in events)
-        {
-            var bytes = e.ToByteArray();
-            BinaryPrimitives.WriteInt32LittleEndian(length, bytes.Length);
-            buffer.Write(length);
-            buffer.Write(bytes);
-            count++;
-        }
-        await log.AppendAsync(Merchant, buffer.ToArray(), count, Ct);
     }
 
     /// <summary>

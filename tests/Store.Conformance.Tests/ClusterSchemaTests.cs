@@ -108,6 +108,9 @@ public sealed class ClusterSchemaTests(BackendsFixture fixture)
         public Task<IReadOnlyList<System.Text.Json.JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default) =>
             inner.QueryRowsAsync(sql, keys, cancellationToken);
 
+        public Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default) =>
+            inner.QueryRowBinaryAsync(sql, read, cancellationToken);
+
         public Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary, string? deduplicationToken = null,
             CancellationToken cancellationToken = default) => inner.InsertRowBinaryAsync(table, columnsWithTypes, rowBinary, deduplicationToken, cancellationToken);
     }

@@ -54,6 +54,25 @@ public abstract class ColumnStoreConformanceTests(BackendsFixture fixture)
     }
 
     [Fact]
+    public async Task A_RowBinary_read_gives_the_rows_the_JSON_read_gives()
+    {
+        const string Sql = "SELECT number, concat('v', toString(number), if(number % 3 = 0, ' ümlaut \\\\ \"', '')), " +
+            "if(number % 2 = 0, map(), map('k', toString(number))) FROM numbers(500)";
+        var json = (await Store.QueryRowsAsync(Sql, Ct))
+            .Select(r => $"{r[0].GetUInt64()} {r[1].GetString()} {string.Join(",", r[2].EnumerateObject().Select(p => p.Name + "=" + p.Value.GetString()))}").ToList();
+        var binary = await Store.QueryRowBinaryAsync(Sql, static data =>
+        {
+            var rows = new List<string>();
+            var r = new RowBinaryReader(data);
+            while (!r.End)
+                rows.Add($"{r.ReadUInt64()} {r.ReadString()} {string.Join(",", r.ReadStringMap().Select(p => p.Key + "=" + p.Value))}");
+            return rows;
+        }, Ct);
+        Assert.Equal(500, json.Count);
+        Assert.Equal(json, binary);
+    }
+
+    [Fact]
     public async Task The_product_migrations_apply_once_and_a_rerun_is_a_no_op()
     {
         var db = "c_" + Guid.NewGuid().ToString("N");

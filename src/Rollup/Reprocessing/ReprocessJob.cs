@@ -17,6 +17,9 @@ public sealed class ReprocessUnit
     public MetricDelta? Delta { get; set; }
     /// <summary>Rows the rebuild writes (a dry run: would write), per table.</summary>
     public Dictionary<string, long>? RowsWritten { get; set; }
+    /// <summary>The generation the rebuild built (null until done): what the job's cleanup keeps
+    /// (or, after a dry run, deletes).</summary>
+    public ulong? Generation { get; set; }
 }
 
 public sealed record MetricValues(long Events, long Pageviews, long Visitors, long Visits);
@@ -24,6 +27,32 @@ public sealed record MetricValues(long Events, long Pageviews, long Visitors, lo
 public sealed record BucketDelta(DateTimeOffset Hour, MetricValues Before, MetricValues After);
 
 public sealed record MetricDelta(MetricValues Before, MetricValues After, IReadOnlyList<BucketDelta> SampleBuckets);
+
+/// <summary>
+/// How a job is cut into steps: the next site-days in plan order whose raw events fit in
+/// <c>maxEvents</c> (a round's worth, RollupOptions.MaxBatchRecords), one at least, at most
+/// SiteDayRebuilder.MaxSiteDays. Rebuilt together they cost a fixed number of statements (one
+/// read per page, one insert, four rollups, a count, one activation), so many small site-days
+/// cost about what one large one does; and live rounds, which run between steps, wait at most a
+/// round's worth of rebuilding, as they wait behind a catch-up round. The old generations' rows
+/// are deleted once for the whole job, in its last step (SiteDayRebuilder.DeleteSupersededAsync).
+/// </summary>
+public static class ReprocessSteps
+{
+    public static List<T> Next<T>(IEnumerable<T> pending, Func<T, long> rawEvents, long maxEvents)
+    {
+        var step = new List<T>();
+        long events = 0;
+        foreach (var unit in pending)
+        {
+            long n = rawEvents(unit);
+            if (step.Count > 0 && (events + n > maxEvents || step.Count == SiteDayRebuilder.MaxSiteDays)) break;
+            step.Add(unit);
+            events += n;
+        }
+        return step;
+    }
+}
 
 /// <summary>
 /// A reprocessing job and its progress. Persisted as JSON after every unit, so a job survives a
@@ -43,6 +72,8 @@ public sealed class ReprocessJob
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
     public double EventsPerSecond { get; set; }
+    /// <summary>Whether the rows the job's rebuilds superseded are deleted (its last step).</summary>
+    public bool Cleaned { get; set; }
     public string? Error { get; set; }
 
     [JsonIgnore]

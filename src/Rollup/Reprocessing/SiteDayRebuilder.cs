@@ -5,86 +5,157 @@ using Analytics.Store;
 namespace Analytics.Rollup.Reprocessing;
 
 /// <summary>
-/// Rebuilds the derived data of one site-day from events_raw with a given processing-logic
-/// version: enriched events (with visits, sessionized from scratch: visits end at UTC midnight
+/// Rebuilds the derived data of site-days from events_raw with a given processing-logic version:
+/// enriched events (with visits, sessionized from scratch per site-day: visits end at UTC midnight
 /// because the visitor id does) and the minute, hour, day and dimension rollups, all under a new
-/// generation. Then it activates that generation with one insert (readers switch from all-old
-/// to all-new at once) and deletes the old generation's rows. A dry run builds the same rows,
-/// measures the difference, and deletes them without activating anything.
+/// generation. Then it activates that generation with one insert (readers switch from all-old to
+/// all-new at once, for every site-day of the call) and deletes the old generations' rows. A dry
+/// run builds the same rows, measures the difference, and deletes them without activating anything.
 ///
-/// Cost: one merchant-site-day rewrites that site-day's enriched rows and its rollup rows
-/// (1,440 minute buckets at most per event name, 24 hour, 1 day), reading only that site-day's
-/// raw rows through the primary key (merchant, site, time). Nothing of other sites or days is
-/// read or rewritten, because generations make the switch atomic without replacing partitions.
+/// Many site-days go through one call the way catch-up stores a round: their raw rows are read in
+/// pages of RowBinary (one query per page for all of them, not one per site-day), enriched into one
+/// insert per page, rolled up by the four rollup statements side by side, and activated by one
+/// insert. All site-days of a call share its generation (a fresh number: unique per site-day still,
+/// which is all readers need) and its deduplication tokens. The statement count per call is fixed,
+/// so the cost per event falls as a call covers more site-days; a call's events are bounded by its
+/// caller (a reprocess step takes at most a round's worth). The superseded rows are deleted by
+/// <see cref="DeleteSupersededAsync"/>, after each call or, for a job, once after all its steps.
+///
+/// Crash safety: nothing is visible before the activation insert, which is one block; a call that
+/// dies before it leaves the old generation active and its own rows invisible (the next rebuild of
+/// those site-days deletes them, as every cleanup deletes every generation but the one it keeps).
+/// One that dies after it leaves old rows nobody reads, deleted the same way.
+///
+/// Cost: reading goes through the primary key (merchant, site, time) of the site-days asked for;
+/// nothing of other sites or days is read or rewritten, because generations make the switch
+/// atomic without replacing partitions.
 /// </summary>
 public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations generations, ProcessingLogic logic)
 {
-    /// <summary>Raw rows read per page: large enough to amortise a query, small enough to stream.</summary>
-    public const int PageRows = 20_000;
+    /// <summary>Raw rows read per page: a catch-up round's size, large enough to amortise the
+    /// statements, small enough to hold in memory (~20 MB of rows). Tests make it small to cross
+    /// page boundaries inside and between site-days.</summary>
+    public int PageRows { get; init; } = 50_000;
+
+    /// <summary>Site-days per call (and per DELETE) at most: bounds the statement text (~90 bytes
+    /// and ~11 syntax-tree nodes each in a WHERE) well under the engine's max_query_size (256 KiB)
+    /// and max_ast_elements (50,000); a call of this many is tested.</summary>
+    public const int MaxSiteDays = 500;
+
+    private const string RawSelect =
+        "merchant_id, site_id, event_id, toUnixTimestamp64Milli(received_at), toUnixTimestamp64Milli(client_time), name, url, referrer, " +
+        "props, revenue_micros, currency, screen_width, engagement_ms, visitor_id, ip_prefix, user_agent, country, log_source, log_offset, " +
+        "ch_ua_mobile, ch_ua_platform, ch_ua_model, ch_ua_form_factors";
 
     private static long s_lastGeneration;
 
     public sealed record Result(long Events, MetricDelta? Delta, Dictionary<string, long> RowsWritten);
 
-    public async Task<Result> RebuildAsync(ulong merchantId, ulong siteId, DateOnly day, ushort logicVersion, bool dryRun, Action<long> progress, CancellationToken ct)
+    /// <summary>One site-day's outcome in a call of <see cref="RebuildAsync(IReadOnlyList{SiteDay}, ushort, bool, Action{long}, CancellationToken, bool)"/>:
+    /// <paramref name="Generation"/> is the one it built (active unless a dry run).</summary>
+    public sealed record SiteDayResult(SiteDay SiteDay, ulong Generation, Result Result);
+
+    /// <summary>Rebuilds one site-day (a call of one).</summary>
+    public async Task<Result> RebuildAsync(ulong merchantId, ulong siteId, DateOnly day, ushort logicVersion, bool dryRun, Action<long> progress, CancellationToken ct) =>
+        (await RebuildAsync([new SiteDay(merchantId, siteId, day)], logicVersion, dryRun, progress, ct))[0].Result;
+
+    /// <summary>Rebuilds <paramref name="siteDays"/> (distinct, at most <see cref="MaxSiteDays"/>)
+    /// as one unit of work; results in the order given. With <paramref name="deleteNow"/> off the
+    /// rows to delete (the old generations', or a dry run's own) stay until the caller passes the
+    /// results to <see cref="DeleteSupersededAsync"/>: a job deletes once for all its steps.</summary>
+    public async Task<IReadOnlyList<SiteDayResult>> RebuildAsync(IReadOnlyList<SiteDay> siteDays, ushort logicVersion, bool dryRun, Action<long> progress, CancellationToken ct,
+        bool deleteNow = true)
     {
-        await generations.LoadAsync([(merchantId, siteId, day)], ct);
+        ArgumentOutOfRangeException.ThrowIfZero(siteDays.Count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(siteDays.Count, MaxSiteDays);
+        if (siteDays.Distinct().Count() != siteDays.Count) throw new ArgumentException("Site-days must be distinct.", nameof(siteDays));
+        await generations.LoadAsync(siteDays.Select(s => (s.MerchantId, s.SiteId, s.Day)), ct);
         ulong generation = NewGeneration();
-        string scope = string.Create(CultureInfo.InvariantCulture, $"merchant_id = {merchantId} AND site_id = {siteId} AND toDate(received_at) = '{DerivedRows.Day(day)}'");
+        string rawScope = Scope(siteDays, "received_at");
+        var events = siteDays.ToDictionary(s => s, _ => 0L);
+        using var rows = new RowBinaryWriter(4 * 1024 * 1024);
         var sessions = new Sessionizer();
-        long events = 0;
+        SiteDay? current = null;
         string after = "";
-        using var rows = new RowBinaryWriter();
-        int page = 0;
-        while (true)
+        for (int page = 0; ; page++)
         {
-            var raw = await store.QueryRowsAsync(
-                $"SELECT merchant_id, site_id, hex(event_id), toUnixTimestamp64Milli(received_at), toUnixTimestamp64Milli(client_time), name, url, referrer, " +
-                $"props, revenue_micros, currency, screen_width, engagement_ms, visitor_id, ip_prefix, user_agent, country, log_source, log_offset, " +
-                $"ch_ua_mobile, ch_ua_platform, ch_ua_model, ch_ua_form_factors " +
-                $"FROM {db}.events_raw WHERE {scope}{after} ORDER BY received_at, event_id LIMIT {PageRows}", ct);
+            var (raw, last) = await store.QueryRowBinaryAsync(
+                $"SELECT {RawSelect} FROM {db}.events_raw WHERE ({rawScope}){after} ORDER BY merchant_id, site_id, received_at, event_id LIMIT {PageRows}",
+                ReadRaw, ct);
             if (raw.Count == 0) break;
             rows.Reset();
-            foreach (var r in raw)
+            foreach (var e in raw)
             {
-                DerivedRows.WriteEnriched(rows, ToRawEvent(r), logic, sessions, logicVersion, generation);
+                var siteDay = new SiteDay(e.MerchantId, e.SiteId, e.Day);
+                // Rows come grouped by site-day (the sort key leads with merchant, site, time):
+                // a new one starts its visits from scratch, as a rebuild of it alone would.
+                if (siteDay != current)
+                {
+                    if (current is not null) sessions = new Sessionizer();
+                    current = siteDay;
+                }
+                DerivedRows.WriteEnriched(rows, e, logic, sessions, logicVersion, generation);
+                events[siteDay]++;
             }
-            await store.InsertRowBinaryAsync($"{db}.events_enriched", DerivedRows.EnrichedColumns, rows.WrittenMemory,
-                $"rebuild:{generation}:{page++}", ct);
-            events += raw.Count;
+            long stored = await store.InsertRowBinaryAsync($"{db}.events_enriched", DerivedRows.EnrichedColumns, rows.WrittenMemory,
+                string.Create(CultureInfo.InvariantCulture, $"rebuild:{generation}:{page}"), ct);
+            if (stored != raw.Count) throw new InvalidOperationException($"events_enriched: sent {raw.Count} rows, the store wrote {stored}.");
             progress(raw.Count);
-            var last = raw[^1];
-            after = string.Create(CultureInfo.InvariantCulture,
-                $" AND (received_at, event_id) > (fromUnixTimestamp64Milli({last[3].GetInt64()}, 'UTC'), unhex('{last[2].GetString()}'))");
             if (raw.Count < PageRows) break;
+            after = string.Create(CultureInfo.InvariantCulture,
+                $" AND (merchant_id, site_id, received_at, event_id) > ({last.MerchantId}, {last.SiteId}, fromUnixTimestamp64Milli({last.ReceivedMs}, 'UTC'), unhex('{Convert.ToHexString(last.Id)}'))");
         }
 
-        string generationScope = string.Create(CultureInfo.InvariantCulture, $"{scope} AND generation = {generation}");
-        foreach (var (table, bucket) in DerivedRows.Rollups)
-        {
-            await store.ExecuteAsync(DerivedRows.RollUpStatement(db, table, bucket, generationScope, $"rebuild:{generation}:{table}"), ct);
-        }
-        await store.ExecuteAsync(DerivedRows.DimensionRollUpStatement(db, generationScope, $"rebuild:{generation}:{DerivedRows.DimensionTable}"), ct);
+        // The rollups read the rows just written (this generation only) and write four tables:
+        // side by side, as catch-up runs them.
+        string generationScope = string.Create(CultureInfo.InvariantCulture, $"generation = {generation} AND ({rawScope})");
+        await Task.WhenAll(DerivedRows.RollUpStatements(db, generationScope, string.Create(CultureInfo.InvariantCulture, $"rebuild:{generation}"))
+            .Select(sql => store.ExecuteAsync(sql, ct)));
+        var written = await RowsPerSiteDayAsync(siteDays, generation, ct);
 
-        var written = new Dictionary<string, long> { ["events_enriched"] = events };
-        foreach (var table in DerivedRows.RollupTables)
-        {
-            var count = await store.QueryRowsAsync(string.Create(CultureInfo.InvariantCulture,
-                $"SELECT count() FROM {db}.{table} WHERE merchant_id = {merchantId} AND site_id = {siteId} AND toDate(bucket) = '{DerivedRows.Day(day)}' AND generation = {generation}"), ct);
-            written[table] = count[0][0].GetInt64();
-        }
-
-        ulong previous = generations.Active(merchantId, siteId, day);
+        var results = new List<SiteDayResult>(siteDays.Count);
         if (dryRun)
         {
-            var delta = await DeltaAsync(merchantId, siteId, day, previous, generation, ct);
-            await DeleteGenerationAsync(merchantId, siteId, day, $"generation = {generation}", ct);
-            return new Result(events, delta, written);
+            foreach (var s in siteDays)
+            {
+                var delta = await DeltaAsync(s.MerchantId, s.SiteId, s.Day, generations.Active(s.MerchantId, s.SiteId, s.Day), generation, ct);
+                results.Add(new SiteDayResult(s, generation, new Result(events[s], delta, Written(s))));
+            }
         }
-        await generations.ActivateAsync(merchantId, siteId, day, generation, logicVersion, events, ct);
-        // Old rows are invisible now; removing them only frees space.
-        await DeleteGenerationAsync(merchantId, siteId, day, $"generation != {generation}", ct);
-        return new Result(events, null, written);
+        else
+        {
+            await generations.ActivateAsync(siteDays.Select(s => ((s.MerchantId, s.SiteId, s.Day), events[s])).ToList(), generation, logicVersion, ct);
+            foreach (var s in siteDays) results.Add(new SiteDayResult(s, generation, new Result(events[s], null, Written(s))));
+        }
+        if (deleteNow) await DeleteSupersededAsync(results.Select(r => (r.SiteDay, r.Generation)).ToList(), dryRun, ct);
+        return results;
+
+        Dictionary<string, long> Written(SiteDay s)
+        {
+            var counts = new Dictionary<string, long> { ["events_enriched"] = events[s] };
+            foreach (var table in DerivedRows.RollupTables) counts[table] = written.GetValueOrDefault((table, s));
+            return counts;
+        }
+    }
+
+    /// <summary>The site-days as a filter the primary key serves: one (merchant, site, day) range each.</summary>
+    private static string Scope(IEnumerable<SiteDay> siteDays, string timeColumn) => string.Join(" OR ", siteDays.Select(s => string.Create(CultureInfo.InvariantCulture,
+        $"(merchant_id = {s.MerchantId} AND site_id = {s.SiteId} AND toDate({timeColumn}) = '{DerivedRows.Day(s.Day)}')")));
+
+    /// <summary>Rows of <paramref name="generation"/> per rollup table and site-day, in one query.</summary>
+    private async Task<Dictionary<(string Table, SiteDay SiteDay), long>> RowsPerSiteDayAsync(IReadOnlyList<SiteDay> siteDays, ulong generation, CancellationToken ct)
+    {
+        string bucketScope = Scope(siteDays, "bucket");
+        string sql = string.Join(" UNION ALL ", DerivedRows.RollupTables.Select(table => string.Create(CultureInfo.InvariantCulture,
+            $"SELECT '{table}', merchant_id, site_id, toString(toDate(bucket)) AS day, count() FROM {db}.{table} " +
+            $"WHERE generation = {generation} AND ({bucketScope}) GROUP BY merchant_id, site_id, day")));
+        var counts = new Dictionary<(string, SiteDay), long>();
+        foreach (var r in await store.QueryRowsAsync(sql, ct))
+        {
+            var siteDay = new SiteDay(r[1].GetUInt64(), r[2].GetUInt64(), DateOnly.Parse(r[3].GetString()!, CultureInfo.InvariantCulture));
+            counts[(r[0].GetString()!, siteDay)] = r[4].GetInt64();
+        }
+        return counts;
     }
 
     private static ulong NewGeneration()
@@ -100,14 +171,31 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
         }
     }
 
-    private async Task DeleteGenerationAsync(ulong merchantId, ulong siteId, DateOnly day, string generationFilter, CancellationToken ct)
+    /// <summary>
+    /// Deletes what rebuilds left to delete: for each site-day built (the generation it built),
+    /// every other generation's rows; after a dry run, the rows it built. Old rows are invisible
+    /// once the new generation is active, so this only frees space, and may run any time later;
+    /// repeating it deletes nothing more. Live rows written meanwhile went into the active
+    /// generation and stay.
+    ///
+    /// One lightweight DELETE per table for up to <see cref="MaxSiteDays"/> site-days, one after
+    /// another. The statement count is what costs: a DELETE marks rows in every part it touches,
+    /// and a site-day's rows lie in every part its day's rounds wrote, so one DELETE per site-day
+    /// (or per step) rewrote the same parts' masks once per site-day (or step). Side by side they
+    /// contend in the engine (each 3-8x slower, measured), so they stay sequential.
+    /// </summary>
+    public async Task DeleteSupersededAsync(IReadOnlyList<(SiteDay SiteDay, ulong Generation)> built, bool dryRun, CancellationToken ct)
     {
-        string d = DerivedRows.Day(day);
-        string site = string.Create(CultureInfo.InvariantCulture, $"merchant_id = {merchantId} AND site_id = {siteId}");
-        await store.ExecuteAsync($"DELETE FROM {db}.events_enriched WHERE {site} AND toDate(received_at) = '{d}' AND {generationFilter}", ct);
-        foreach (var table in DerivedRows.RollupTables)
+        foreach (var chunk in built.Chunk(MaxSiteDays))
         {
-            await store.ExecuteAsync($"DELETE FROM {db}.{table} WHERE {site} AND toDate(bucket) = '{d}' AND {generationFilter}", ct);
+            string Filter(string timeColumn) => string.Join(" OR ", chunk.GroupBy(b => b.Generation).Select(g => string.Create(CultureInfo.InvariantCulture,
+                $"(({Scope(g.Select(b => b.SiteDay), timeColumn)}) AND generation {(dryRun ? "=" : "!=")} {g.Key})")));
+            await store.ExecuteAsync($"DELETE FROM {db}.events_enriched WHERE {Filter("received_at")}", ct);
+            string bucketFilter = Filter("bucket");
+            foreach (var table in DerivedRows.RollupTables)
+            {
+                await store.ExecuteAsync($"DELETE FROM {db}.{table} WHERE {bucketFilter}", ct);
+            }
         }
     }
 
@@ -136,16 +224,28 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
         return new MetricDelta(Values(beforeDay[0], 0), Values(afterDay[0], 0), samples);
     }
 
-    private static RawEvent ToRawEvent(JsonElement[] r) => new(
-        r[0].GetUInt64(), r[1].GetUInt64(), Convert.FromHexString(r[2].GetString()!), r[3].GetInt64(), r[4].GetInt64(),
-        r[5].GetString()!, r[6].GetString()!, r[7].GetString()!,
-        r[8].EnumerateObject().Select(p => KeyValuePair.Create(p.Name, p.Value.GetString()!)).ToList(),
-        r[9].GetInt64(), r[10].GetString()!, r[11].GetUInt32(), r[12].GetUInt32(), r[13].GetUInt64(),
-        r[14].GetString()!, r[15].GetString()!, r[16].GetString()!, r[17].GetString()!, r[18].GetInt64())
+    /// <summary>A page of raw rows, RowBinary in <see cref="RawSelect"/>'s order, and its last one.</summary>
+    private static (List<RawEvent> Rows, RawEvent Last) ReadRaw(ReadOnlySpan<byte> data)
     {
-        ChUaMobile = r[19].GetString()!,
-        ChUaPlatform = r[20].GetString()!,
-        ChUaModel = r[21].GetString()!,
-        ChUaFormFactors = r[22].GetString()!,
-    };
+        var rows = new List<RawEvent>();
+        var r = new RowBinaryReader(data);
+        while (!r.End)
+        {
+            rows.Add(new RawEvent(
+                r.ReadUInt64(), r.ReadUInt64(), r.ReadFixedString(16), r.ReadInt64(), r.ReadInt64(),
+                r.ReadString(), r.ReadString(), r.ReadString(), r.ReadStringMap(),
+                r.ReadInt64(), r.ReadString(), r.ReadUInt32(), r.ReadUInt32(), r.ReadUInt64(),
+                r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), (long)r.ReadUInt64())
+            {
+                ChUaMobile = r.ReadString(),
+                ChUaPlatform = r.ReadString(),
+                ChUaModel = r.ReadString(),
+                ChUaFormFactors = r.ReadString(),
+            });
+        }
+        return (rows, rows.Count == 0 ? null! : rows[^1]);
+    }
 }
+
+/// <summary>A site's UTC day: the unit of atomic switch-over.</summary>
+public readonly record struct SiteDay(ulong MerchantId, ulong SiteId, DateOnly Day);
