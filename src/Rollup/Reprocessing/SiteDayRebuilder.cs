@@ -7,7 +7,7 @@ namespace Analytics.Rollup.Reprocessing;
 /// <summary>
 /// Rebuilds the derived data of one site-day from events_raw with a given processing-logic
 /// version: enriched events (with visits, sessionized from scratch: visits end at UTC midnight
-/// because the visitor id does) and the minute, hour, day and dimension rollups, all under a new
+/// because the visitor id does) and the minute, hour, day, dimension and visit rollups, all under a new
 /// generation. Then it activates that generation with one insert (readers switch from all-old
 /// to all-new at once) and deletes the old generation's rows. A dry run builds the same rows,
 /// measures the difference, and deletes them without activating anything.
@@ -65,6 +65,7 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
             await store.ExecuteAsync(DerivedRows.RollUpStatement(db, table, bucket, generationScope, $"rebuild:{generation}:{table}"), ct);
         }
         await store.ExecuteAsync(DerivedRows.DimensionRollUpStatement(db, generationScope, $"rebuild:{generation}:{DerivedRows.DimensionTable}"), ct);
+        await store.ExecuteAsync(DerivedRows.VisitRollUpStatement(db, generationScope, $"rebuild:{generation}:{DerivedRows.VisitTable}"), ct);
 
         var written = new Dictionary<string, long> { ["events_enriched"] = events };
         foreach (var table in DerivedRows.RollupTables)
