@@ -15,7 +15,8 @@
 -- (per site-day under the rebuild's generation), from events_enriched like the other rollups;
 -- `generation` joins the key for the same reason as there (003). Sorted by day before visit, so
 -- 30 days of one site are one contiguous range of the primary key. Days written before this
--- migration have no rows here until reprocessed.
+-- migration have no rows here until reprocessed. The entry/exit states (a path and a 16-byte key
+-- each, the largest columns) are compressed with ZSTD rather than the default LZ4.
 CREATE TABLE IF NOT EXISTS {db}.rollup_visits_day
 (
     merchant_id            UInt64,
@@ -30,8 +31,8 @@ CREATE TABLE IF NOT EXISTS {db}.rollup_visits_day
     interactions           SimpleAggregateFunction(sum, UInt64),
     events                 SimpleAggregateFunction(sum, UInt64),
     engagement_ms          SimpleAggregateFunction(sum, UInt64),
-    entry_page             AggregateFunction(argMin, String, Tuple(DateTime64(3, 'UTC'), UInt64)),
-    exit_page              AggregateFunction(argMax, String, Tuple(DateTime64(3, 'UTC'), UInt64)),
+    entry_page             AggregateFunction(argMin, String, Tuple(DateTime64(3, 'UTC'), UInt64)) CODEC(ZSTD(1)),
+    exit_page              AggregateFunction(argMax, String, Tuple(DateTime64(3, 'UTC'), UInt64)) CODEC(ZSTD(1)),
     source                 SimpleAggregateFunction(any, LowCardinality(String)),
     channel                SimpleAggregateFunction(any, LowCardinality(String)),
     referrer               SimpleAggregateFunction(any, String),
