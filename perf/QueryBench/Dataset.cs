@@ -80,9 +80,8 @@ public sealed class Dataset(IColumnStore store, string db, long events, int merc
             var to = from.AddDays(chunk);
             string scope = $"toDate(received_at) >= '{DerivedRows.Day(from)}' AND toDate(received_at) < '{DerivedRows.Day(to)}'";
             string token = $"generated:{DerivedRows.Day(from)}";
-            foreach (var (table, bucket) in DerivedRows.Rollups)
-                await store.ExecuteAsync(DerivedRows.RollUpStatement(db, table, bucket, scope, $"{table}:{token}"), ct);
-            await store.ExecuteAsync(DerivedRows.DimensionRollUpStatement(db, scope, $"{DerivedRows.DimensionTable}:{token}"), ct);
+            foreach (var sql in DerivedRows.RollUpStatements(db, scope, token))
+                await store.ExecuteAsync(sql, ct);
         }
         return (stored, generated, rollups.Elapsed.TotalSeconds);
     }

@@ -34,6 +34,8 @@ public static class Questions
         return
         [
             new("main graph: visitors, visits, pageviews, views per visit by day", Q(["visitors", "visits", "pageviews", "views_per_visit"], ["time:day"], timeLabels: true)),
+            new("main graph: visitors, visits, bounce rate, visit duration by day", Q(["visitors", "visits", "bounce_rate", "visit_duration"], ["time:day"], timeLabels: true)),
+            new("entry pages: visitors, bounce rate, visit duration (top 10)", Q(["visitors", "bounce_rate", "visit_duration"], ["entry_page"], limit: 10)),
             new("top pages: visitors, pageviews (top 10)", Q(["visitors", "pageviews"], ["page"], limit: 10)),
             new("sources: visitors, visits, share (top 10)", Q(["visitors", "visits", "percentage"], ["source"], limit: 10)),
             new("countries: visitors (top 10)", Q(["visitors"], ["country"], limit: 10)),

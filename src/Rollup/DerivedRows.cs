@@ -188,8 +188,9 @@ public static class DerivedRows
     {
         foreach (var (table, bucket) in Rollups)
             yield return RollUpStatement(db, table, bucket, where, $"{table}:{token}");
-        if (preAggregates)
-            yield return DimensionRollUpStatement(db, where, $"{DimensionTable}:{token}");
+        if (!preAggregates) yield break;
+        yield return DimensionRollUpStatement(db, where, $"{DimensionTable}:{token}");
+        yield return VisitRollUpStatement(db, where, $"{VisitTable}:{token}");
     }
 
     /// <summary>The dimension rollup (schemas/clickhouse/010): its table, and the dimensions it
@@ -208,7 +209,7 @@ public static class DerivedRows
     ];
 
     /// <summary>Every rollup table a site-day has rows in (what a rebuild writes, counts and deletes).</summary>
-    public static IEnumerable<string> RollupTables => Rollups.Select(r => r.Table).Append(DimensionTable);
+    public static IEnumerable<string> RollupTables => Rollups.Select(r => r.Table).Append(DimensionTable).Append(VisitTable);
 
     /// <summary>
     /// Rolls up the enriched rows selected by <paramref name="where"/> into rollup_dims_day, as one
@@ -227,6 +228,31 @@ public static class DerivedRows
             "sumIf(visit_start, is_bot = 0) AS visit_starts, countIf(is_bot = 1) AS bots, uniqExactStateIf(visitor_id, is_bot = 0) AS visitors, generation " +
             $"FROM {db}.events_enriched ARRAY JOIN if(is_bot = 1, [{Pairs(EventDimensions)}], [{Pairs(EventDimensions.Concat(VisitDimensions))}]) AS d " +
             $"WHERE ({where}) GROUP BY merchant_id, site_id, dimension, bucket, value, generation";
+    }
+
+    /// <summary>The visit rollup (schemas/clickhouse/011): one row per visit, round and generation,
+    /// merged per visit; its visit-dimension columns are the dimensions' names.</summary>
+    public const string VisitTable = "rollup_visits_day";
+
+    /// <summary>
+    /// Rolls up the enriched rows selected by <paramref name="where"/> into rollup_visits_day, as
+    /// one insert carrying a deduplication token: per visit (people only) the round's share of its
+    /// times, counts and entry/exit page states; a later round's rows of the same visit merge with
+    /// these (see the migration). Entry/exit page are ordered by (received_at, log_offset), as the
+    /// query API's scan orders a visit's pageviews; interactions are events that are neither
+    /// pageviews nor engagement pings (the contract's bounce).
+    /// </summary>
+    public static string VisitRollUpStatement(string db, string where, string token)
+    {
+        var entry = VisitEntry.Columns.Select(c => c["visit_".Length..]).ToList();
+        return $"INSERT INTO {db}.{VisitTable} (merchant_id, site_id, bucket, visit_id, generation, visitor_id, first_at, last_at, pageviews, " +
+            $"interactions, events, engagement_ms, entry_page, exit_page, {string.Join(", ", entry)}) " +
+            $"SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral(token)}, max_threads = 1 " +
+            "SELECT merchant_id, site_id, toDate(received_at) AS bucket, visit_id, generation, any(visitor_id), min(received_at), max(received_at), " +
+            "countIf(name = 'pageview'), countIf(name NOT IN ('pageview', 'engagement')), countIf(name != 'engagement'), " +
+            "sumIf(toUInt64(engagement_ms), name = 'engagement'), argMinStateIf(pathname, (received_at, log_offset), name = 'pageview'), " +
+            $"argMaxStateIf(pathname, (received_at, log_offset), name = 'pageview'), {string.Join(", ", VisitEntry.Columns.Select(c => $"any({c})"))} " +
+            $"FROM {db}.events_enriched WHERE ({where}) AND is_bot = 0 GROUP BY merchant_id, site_id, bucket, visit_id, generation";
     }
 
     public static string Day(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);

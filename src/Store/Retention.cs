@@ -121,7 +121,12 @@ public sealed record RetentionPolicy
     public static readonly RetainedTable RollupDay = new("rollup_day", "bucket", "day rollups");
     public static readonly RetainedTable RollupDimensions = new("rollup_dims_day", "bucket", "dimension rollups (day)");
 
-    public static IReadOnlyList<RetainedTable> Tables { get; } = [EventsRaw, EventsEnriched, RollupMinute, RollupHour, RollupDay, RollupDimensions];
+    /// <summary>The visit rollup: kept as long as the dimension rollup (<see cref="Dimensions"/>), so
+    /// the query API's answers for old days come from the two alike (they answer different metrics of
+    /// the same questions).</summary>
+    public static readonly RetainedTable RollupVisits = new("rollup_visits_day", "bucket", "visit rollups (day)");
+
+    public static IReadOnlyList<RetainedTable> Tables { get; } = [EventsRaw, EventsEnriched, RollupMinute, RollupHour, RollupDay, RollupDimensions, RollupVisits];
 
     /// <summary>Nothing expires: the default.</summary>
     public static RetentionPolicy KeepEverything { get; } = new();
@@ -140,7 +145,7 @@ public sealed record RetentionPolicy
         "rollup_minute" => Minute,
         "rollup_hour" => Hour,
         "rollup_day" => Day,
-        "rollup_dims_day" => Dimensions,
+        "rollup_dims_day" or "rollup_visits_day" => Dimensions,
         _ => throw new ArgumentException($"{table.Name} is not a retained table", nameof(table)),
     };
 

@@ -22,7 +22,7 @@ namespace Analytics.EndToEnd.Tests;
 /// questions whose answer the generator knows, by LINQ over the generated events. After a site-day
 /// is reprocessed (a new generation) the answers are the same again.
 /// </summary>
-public class PreAggregateTests(EngineFixture engine)
+public partial class PreAggregateTests(EngineFixture engine)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -312,7 +312,8 @@ public class PreAggregateTests(EngineFixture engine)
     /// <summary>
     /// Three UTC days of two sites: per day 30 people, each with 1-3 visits at least 40 minutes
     /// apart (so the 30-minute rule separates them), each visit 1-7 events under 10 minutes
-    /// apart, starting with a pageview; engagement pings and signups mixed in; a bot crawling
+    /// apart, most starting with a pageview, some with a signup (entry page: the first pageview
+    /// after it, or none); engagement pings and signups mixed in; a bot crawling
     /// pages. Visitor ids are per day (the real salt rotates at UTC midnight). Sorted by time:
     /// the log's order is receive order.
     /// </summary>
@@ -339,7 +340,7 @@ public class PreAggregateTests(EngineFixture engine)
                         for (int i = 0; i < n; i++)
                         {
                             string path = Pages[random.Next(Pages.Length)];
-                            string name = i == 0 ? "pageview" : random.Next(6) switch { 0 => "engagement", 1 => "signup", _ => "pageview" };
+                            string name = i == 0 ? (random.Next(8) == 0 ? "signup" : "pageview") : random.Next(6) switch { 0 => "engagement", 1 => "signup", _ => "pageview" };
                             events.Add(new Generated(Event(site, visitor, t, name, "https://shop.example" + path + (i == 0 ? utm : ""),
                                 i == 0 ? referrer : "https://shop.example/", ua, ip), false, visitNo, path));
                             t += random.Next(5, 600) * 1000L;

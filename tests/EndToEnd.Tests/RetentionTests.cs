@@ -98,6 +98,7 @@ public class RetentionTests(EngineFixture engine)
             ["rollup_hour"] = [middle, recent],
             ["rollup_day"] = [.. ancient, middle, recent],
             ["rollup_dims_day"] = [.. ancient, middle, recent],
+            ["rollup_visits_day"] = [.. ancient, middle, recent],
         };
         foreach (var table in RetentionPolicy.Tables)
         {
@@ -113,14 +114,14 @@ public class RetentionTests(EngineFixture engine)
 
         // Finer questions about expired days: refused, naming the field and the reason ...
         string from = Day(today.AddYears(-12)), to = Day(today);
-        var refused = await QueryAsync(aged, new { site_id = aged.Site.PublicId, date_range = new[] { from, to }, metrics = new[] { "bounce_rate" }, dimensions = new[] { "source" } });
+        var refused = await QueryAsync(aged, new { site_id = aged.Site.PublicId, date_range = new[] { from, to }, metrics = new[] { "total_revenue" }, dimensions = new[] { "source" } });
         Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
         Assert.Equal("metrics[0]", refused.Body.GetProperty("field").GetString());
-        Assert.Contains("bounce_rate", refused.Body.GetProperty("detail").GetString());
+        Assert.Contains("total_revenue", refused.Body.GetProperty("detail").GetString());
         Assert.Contains("enriched events are kept 6y", refused.Body.GetProperty("detail").GetString());
-        var entry = await QueryAsync(aged, new { site_id = aged.Site.PublicId, date_range = new[] { from, to }, metrics = new[] { "visitors" }, dimensions = new[] { "entry_page" } });
-        Assert.Equal(HttpStatusCode.BadRequest, entry.Status);
-        Assert.Equal("dimensions[0]", entry.Body.GetProperty("field").GetString());
+        var hourly = await QueryAsync(aged, new { site_id = aged.Site.PublicId, date_range = new[] { from, to }, metrics = new[] { "visitors" }, dimensions = new[] { "time:hour" } });
+        Assert.Equal(HttpStatusCode.BadRequest, hourly.Status);
+        Assert.Equal("dimensions[0]", hourly.Body.GetProperty("field").GetString());
         var minutes = await aged.Http.GetAsync($"/v1/sites/{aged.Site.PublicId}/timeseries?metrics=pageviews&interval=minute&from={Day(middle)}&to={Day(middle)}", Ct);
         Assert.Equal(HttpStatusCode.BadRequest, minutes.StatusCode);
         Assert.Contains("minute rollups are kept 6y", await minutes.Content.ReadAsStringAsync(Ct));
@@ -196,6 +197,15 @@ public class RetentionTests(EngineFixture engine)
             byYear.Body.GetProperty("results").EnumerateArray().Where(r => r.GetProperty("metrics")[0].GetInt64() > 0)
                 .Select(r => $"{r.GetProperty("dimensions")[0].GetString()}={r.GetProperty("metrics")[0].GetInt64()}").Order(StringComparer.Ordinal));
 
+        // Visit metrics by entry page: from the scan, then (enriched events expired) from the visit rollup.
+        // Each visitor has one visit, starting on "/"; a bounce has one pageview and no signup.
+        var entries = await QueryAsync(host, new { site_id = host.Site.PublicId, date_range = new[] { from, to }, metrics = new[] { "visits", "bounce_rate" }, dimensions = new[] { "entry_page" } });
+        Assert.True(entries.Status == HttpStatusCode.OK, entries.Body.ToString());
+        long bounces = events.GroupBy(e => e.Visitor).Count(v => v.Count(e => e.Page is not null) <= 1 && v.All(e => e.Page is not null));
+        Assert.Equal($"/ => {visitors}, {Math.Round(bounces * 100m / visitors, 1, MidpointRounding.AwayFromZero).ToString("0.#", CultureInfo.InvariantCulture)}",
+            string.Join("; ", entries.Body.GetProperty("results").EnumerateArray().Select(r =>
+                $"{r.GetProperty("dimensions")[0].GetString()} => {r.GetProperty("metrics")[0].GetInt64()}, {r.GetProperty("metrics")[1].GetDecimal().ToString("0.#", CultureInfo.InvariantCulture)}")));
+
         var aggregate = await host.Http.GetFromJsonAsync<JsonElement>($"/v1/sites/{host.Site.PublicId}/aggregate?metrics=pageviews,events,visits,visitors&from={from}&to={to}", Ct);
         var results = aggregate.GetProperty("results");
         Assert.Equal((pageviews, (long)events.Count, visitors, visitors),
@@ -212,7 +222,7 @@ public class RetentionTests(EngineFixture engine)
             var rows = await host.App.Services.GetRequiredService<IColumnStore>().QueryRowsAsync(
                 $"SELECT least((SELECT count() FROM {host.Database}.events_enriched), (SELECT sum(events) FROM {host.Database}.rollup_minute), " +
                 $"(SELECT sum(events) FROM {host.Database}.rollup_hour), (SELECT sum(events) FROM {host.Database}.rollup_day), " +
-                $"(SELECT sum(events) FROM {host.Database}.rollup_dims_day WHERE dimension = ''))", Ct);
+                $"(SELECT sum(events) FROM {host.Database}.rollup_dims_day WHERE dimension = ''), (SELECT sum(events) FROM {host.Database}.rollup_visits_day))", Ct);
             stored = rows[0][0].GetInt64();
             if (stored == events) return;
             await Task.Delay(100, Ct);

@@ -37,7 +37,7 @@ public sealed class ClusterSchemaTests(BackendsFixture fixture)
     public void Every_table_is_replicated_and_read_through_a_distributed_table_sharded_by_merchant()
     {
         var statements = AllStatements("analytics", "web");
-        string[] tables = ["events_raw", "events_enriched", "event_ids", "rollup_minute", "rollup_hour", "rollup_day", "rollup_dims_day", "generations"];
+        string[] tables = ["events_raw", "events_enriched", "event_ids", "rollup_minute", "rollup_hour", "rollup_day", "rollup_dims_day", "rollup_visits_day", "generations"];
         foreach (var table in tables)
         {
             var local = Assert.Single(statements, s => s.StartsWith($"CREATE TABLE IF NOT EXISTS analytics.{table}_local ON CLUSTER web", StringComparison.Ordinal));

@@ -222,7 +222,7 @@ public sealed class ServeCommand : ICommandGroup
             ("--retention-minute", "minute rollups"),
             ("--retention-hour", "hour rollups"),
             ("--retention-day", "day rollups"),
-            ("--retention-dimensions", "the dimension rollup (rollup_dims_day: top lists and the main graph)"),
+            ("--retention-dimensions", "the dimension and visit rollups (rollup_dims_day, rollup_visits_day: top lists, the main graph, visit metrics)"),
         })
         {
             serve.Options.Add(new Option<string>(name) { Description = $"How long to keep {what}: forever, or N with d, w, m or y, e.g. 90d, 10y [default: forever]", HelpName = "PERIOD" });

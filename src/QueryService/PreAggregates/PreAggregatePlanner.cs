@@ -180,9 +180,23 @@ public static class PreAggregatePlanner
 /// <summary>The planner in front of the query API's builder (QuerySql): a NormalQuery in its terms.</summary>
 public static class NormalQueryPlanner
 {
-    /// <summary>SQL answering <paramref name="q"/>'s raw rows from the dimension rollup, or null
-    /// (and why) when only a scan of events_enriched answers it exactly.</summary>
+    /// <summary>SQL answering <paramref name="q"/>'s raw rows from the smallest pre-aggregate that
+    /// answers it exactly: the dimension rollup (a row per day and value), else the visit rollup
+    /// (a row per visit, VisitRollupPlanner); null (and why, for both) when only a scan of
+    /// events_enriched does.</summary>
     public static string? TryPlanRaw(Query.NormalQuery q, string database, double maxExecutionSeconds, out string reason)
+    {
+        if (TryPlanDimensions(q, database, maxExecutionSeconds, out var dimensions) is { } sql)
+        {
+            reason = "";
+            return sql;
+        }
+        sql = VisitRollupPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out var visits);
+        reason = sql is null ? $"dimension rollup: {dimensions}; visit rollup: {visits}" : "";
+        return sql;
+    }
+
+    private static string? TryPlanDimensions(Query.NormalQuery q, string database, double maxExecutionSeconds, out string reason)
     {
         var filters = new List<QueryFilter>();
         foreach (var filter in q.Filter switch { null => [], Query.FilterAnd and => and.Children, var f => [f] })

@@ -172,7 +172,9 @@ public static class QuerySql
         ? $"props[{ClickHouseSql.StringLiteral(d.Argument!)}]"
         : QueryVocabulary.EventDimensions[d.Name];
 
-    private static string FilterSql(Filter filter, NormalQuery q) => filter switch
+    /// <summary>A filter tree as a condition over <c>sel</c>'s columns: a visit dimension reads
+    /// <c>v_{name}</c> (the visit rollup's planner names its per-visit values the same).</summary>
+    internal static string FilterSql(Filter filter, NormalQuery q) => filter switch
     {
         FilterAnd and => "(" + string.Join(" AND ", and.Children.Select(c => FilterSql(c, q))) + ")",
         FilterOr or => "(" + string.Join(" OR ", or.Children.Select(c => FilterSql(c, q))) + ")",

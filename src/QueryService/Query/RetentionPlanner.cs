@@ -7,9 +7,10 @@ namespace Analytics.QueryService.Query;
 /// <summary>
 /// Queries over days whose enriched events have expired (docs/query-api.md, "Old ranges and
 /// retention"). Contract: a range starting at or after the enriched events' horizon is planned as
-/// always (the dimension rollup where exact, else a scan). A range reaching further back can only
-/// be answered by the dimension rollup (rollup_dims_day: whole UTC days, the metrics and single
-/// dimensions it holds), and only when that rollup still holds the range's first day; otherwise
+/// always (the day rollups where exact, else a scan). A range reaching further back can only
+/// be answered by the day rollups (rollup_dims_day: whole UTC days, the metrics and single
+/// dimensions it holds; rollup_visits_day, kept as long: visit metrics by visit dimensions), and
+/// only when they still hold the range's first day; otherwise
 /// the query is refused with the field at fault and why, never answered from what the scan
 /// happens to find (days past the horizon may be partly deleted). The field is found by asking
 /// the planner itself about each part of the query (the range, each dimension, each filter, each
@@ -41,7 +42,8 @@ public static class RetentionPlanner
             $"rollups, which cannot answer this exactly: {reason}. Ask for a range from {Day(enriched)} on, or for what the day rollups hold " +
             "(whole UTC days; visitors, visits, pageviews, events, views_per_visit, bots, percentage; at most one of the dimensions " +
             $"{string.Join(", ", PreAggregatePlanner.EventDimensions.Concat(PreAggregatePlanner.VisitDimensions).Order(StringComparer.Ordinal))} and time:day|week|month in UTC, " +
-            "filtered with is on that dimension).");
+            "filtered with is on that dimension; or, from the visit rollup, visitors, visits, pageviews, events, views_per_visit, bounce_rate, " +
+            "visit_duration, time_on_page and percentage by and filtered on visit dimensions only, entry_page and exit_page included).");
     }
 
     /// <summary>The first part of <paramref name="q"/> the dimension rollup cannot answer, and why.</summary>

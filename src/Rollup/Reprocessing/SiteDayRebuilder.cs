@@ -7,14 +7,14 @@ namespace Analytics.Rollup.Reprocessing;
 /// <summary>
 /// Rebuilds the derived data of site-days from events_raw with a given processing-logic version:
 /// enriched events (with visits, sessionized from scratch per site-day: visits end at UTC midnight
-/// because the visitor id does) and the minute, hour, day and dimension rollups, all under a new
+/// because the visitor id does) and the minute, hour, day, dimension and visit rollups, all under a new
 /// generation. Then it activates that generation with one insert (readers switch from all-old to
 /// all-new at once, for every site-day of the call) and deletes the old generations' rows. A dry
 /// run builds the same rows, measures the difference, and deletes them without activating anything.
 ///
 /// Many site-days go through one call the way catch-up stores a round: their raw rows are read in
 /// pages of RowBinary (one query per page for all of them, not one per site-day), enriched into one
-/// insert per page, rolled up by the four rollup statements side by side, and activated by one
+/// insert per page, rolled up by the rollup statements side by side, and activated by one
 /// insert. All site-days of a call share its generation (a fresh number: unique per site-day still,
 /// which is all readers need) and its deduplication tokens. The statement count per call is fixed,
 /// so the cost per event falls as a call covers more site-days; a call's events are bounded by its
@@ -106,7 +106,7 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
                 $" AND (merchant_id, site_id, received_at, event_id) > ({last.MerchantId}, {last.SiteId}, fromUnixTimestamp64Milli({last.ReceivedMs}, 'UTC'), unhex('{Convert.ToHexString(last.Id)}'))");
         }
 
-        // The rollups read the rows just written (this generation only) and write four tables:
+        // The rollups read the rows just written (this generation only) and write one table each:
         // side by side, as catch-up runs them.
         string generationScope = string.Create(CultureInfo.InvariantCulture, $"generation = {generation} AND ({rawScope})");
         await Task.WhenAll(DerivedRows.RollUpStatements(db, generationScope, string.Create(CultureInfo.InvariantCulture, $"rebuild:{generation}"))

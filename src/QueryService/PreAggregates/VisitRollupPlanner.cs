@@ -1,0 +1,109 @@
+using System.Globalization;
+using System.Text;
+using Analytics.QueryService.Query;
+
+namespace Analytics.QueryService.PreAggregates;
+
+/// <summary>
+/// Answers a query from the visit rollup (rollup_visits_day, schemas/clickhouse/011: one merged
+/// row per visit) when that gives exactly the scan's raw columns (QuerySql.RawColumns), and
+/// otherwise says why not. It is asked after the dimension rollup (PreAggregatePlanner), which
+/// holds one row per day and value rather than per visit, so the smaller table answers what
+/// both can. Exact because:
+/// - the range is whole UTC days and a time dimension is time:day, time:week or time:month in a
+///   zone that is UTC all year: visits end at UTC midnight, so every visit of the range is whole
+///   in it, falls in one bucket, and its rollup row measures it over exactly its events in range;
+/// - every dimension and every filter leaf is a visit dimension: a visit's events then all carry
+///   the same values, so the selected events are whole visits, and per-visit sums (pageviews,
+///   events, engagement) equal the scan's per-event sums. Filters may be any operator, case and
+///   and/or/not combination: they are the scan's own SQL (QuerySql.FilterSql) over the same
+///   per-visit values (v_source, v_entry_page…);
+/// - metrics are those of people's visits: visitors, visits, pageviews, events, views_per_visit,
+///   bounce_rate, visit_duration, time_on_page, percentage. Bots (no visit), goals and revenue
+///   (not held) fall back.
+/// The visit dimensions are the entry stamped on each event (010) except entry and exit page,
+/// which are the argMin/argMax states of the visit's pageviews; the same tie order as the scan.
+/// Every statement filters on the query's merchant and site (the control plane's) and reads each
+/// day's active generation only.
+/// </summary>
+public static class VisitRollupPlanner
+{
+    public const string Table = "rollup_visits_day";
+
+    private static readonly HashSet<string> Metrics =
+        ["visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration", "time_on_page", "percentage"];
+
+    /// <summary>SQL returning the dimensions and QuerySql.RawColumns per row, unordered; null and
+    /// the reason when the visit rollup cannot answer exactly.</summary>
+    public static string? TryPlanRaw(NormalQuery q, string database, double maxExecutionSeconds, out string reason)
+    {
+        if (!Planned(q, out reason)) return null;
+        var inv = CultureInfo.InvariantCulture;
+        var used = q.Dimensions.Where(d => d.Kind == DimensionKind.Visit).Select(d => d.Name)
+            .Concat(QueryParser.Leaves(q.Filter).Select(l => l.Dimension.Name)).Distinct().ToList();
+        var perVisit = new StringBuilder();
+        foreach (var name in used)
+        {
+            string value = name switch
+            {
+                "entry_page" => "argMinMerge(entry_page)",
+                "exit_page" => "argMaxMerge(exit_page)",
+                _ => $"any({name})",
+            };
+            perVisit.Append(inv, $", toString({value}) AS v_{name}");
+        }
+        var labels = q.Dimensions.Select((d, i) => (d.Kind == DimensionKind.Time ? TimeLabel(d.Argument!) : "v_" + d.Name) + $" AS d{i}").ToList();
+        string select = string.Concat(labels.Select(l => l + ", "));
+        string group = q.Dimensions.Count == 0 ? "" : " GROUP BY " + string.Join(", ", q.Dimensions.Select((_, i) => $"d{i}"));
+        string where = q.Filter is null ? "" : " WHERE " + QuerySql.FilterSql(q.Filter, q);
+        // Parts not merged yet hold several rows of one visit (one per round): one row per visit
+        // first, then the row's aggregates over visits, in the order of QuerySql.RawColumns.
+        return string.Create(inv, $"""
+            SELECT {select}uniqExact(visitor_id), count(), sum(pv), sum(ev), sum(eng), 0, sum(pv), countIf(pv <= 1 AND ia = 0), sum(dur), 0, 0, ([], []), ([], [])
+            FROM (
+                SELECT bucket, any(visitor_id) AS visitor_id, sum(pageviews) AS pv, sum(interactions) AS ia, sum(events) AS ev, sum(engagement_ms) AS eng,
+                    dateDiff('millisecond', min(first_at), max(last_at)) AS dur{perVisit}
+                FROM {database}.{Table} AS v
+                LEFT JOIN (SELECT day, argMax(generation, activated_at) AS active_generation FROM {database}.generations
+                    WHERE merchant_id = {q.MerchantId} AND site_id = {q.SiteId} GROUP BY day) AS active ON v.bucket = active.day
+                WHERE v.merchant_id = {q.MerchantId} AND v.site_id = {q.SiteId} AND v.bucket >= toDate('{q.From.UtcDateTime:yyyy-MM-dd}')
+                    AND v.bucket < toDate('{q.To.UtcDateTime:yyyy-MM-dd}') AND v.generation = active.active_generation
+                GROUP BY bucket, visit_id)
+            {where}{group}
+            SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", inv)}
+            """);
+    }
+
+    /// <summary>Whether the visit rollup answers <paramref name="q"/> exactly; see the class summary.</summary>
+    private static bool Planned(NormalQuery q, out string reason)
+    {
+        reason = "";
+        if (q.From.UtcTicks % TimeSpan.TicksPerDay != 0 || q.To.UtcTicks % TimeSpan.TicksPerDay != 0 || q.To <= q.From)
+            return No(out reason, "the range is not whole UTC days");
+        foreach (var d in q.Dimensions)
+        {
+            if (d.Kind == DimensionKind.Time && (d.Argument is not ("day" or "week" or "month")
+                || q.TimeZone.BaseUtcOffset != TimeSpan.Zero || q.TimeZone.SupportsDaylightSavingTime))
+                return No(out reason, "time buckets other than UTC days, weeks or months");
+            if (d.Kind is DimensionKind.Event or DimensionKind.Goal) return No(out reason, $"dimension {d.Name} is not a visit dimension");
+        }
+        if (QueryParser.Leaves(q.Filter).FirstOrDefault(l => l.Dimension.Kind != DimensionKind.Visit) is { } leaf)
+            return No(out reason, $"filter on {leaf.Dimension.Name}, not a visit dimension");
+        if (q.Metrics.FirstOrDefault(m => !Metrics.Contains(m)) is { } metric)
+            return No(out reason, $"metric {metric} is not in the visit rollup");
+        return true;
+    }
+
+    private static string TimeLabel(string unit) => unit switch
+    {
+        "day" => "toString(bucket)",
+        "week" => "toString(toMonday(bucket))",
+        _ => "toString(toStartOfMonth(bucket))",
+    };
+
+    private static bool No(out string reason, string why)
+    {
+        reason = why;
+        return false;
+    }
+}
