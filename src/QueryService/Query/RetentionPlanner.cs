@@ -44,6 +44,16 @@ public static class RetentionPlanner
             "filtered with is on that dimension).");
     }
 
+    /// <summary>The refusal when the dimension rollup's rows of an old range were written before
+    /// migration 012, so hold no revenue or pageview visitors, and the enriched events are gone.</summary>
+    public static QueryException NotHeld(NormalQuery q, RetentionPolicy retention, DateTimeOffset now)
+    {
+        var enriched = retention.KeptFrom(RetentionPolicy.EventsEnriched, now)!.Value;
+        return new QueryException("metrics",
+            $"The range starts {Day(q.From)}, before the enriched events' horizon (enriched events are kept {RetentionPeriod.Describe(retention.Enriched)}, " +
+            $"from {Day(enriched)} on), and its day rollups were written before they held revenue and page-goal visitors. Ask for a range from {Day(enriched)} on.");
+    }
+
     /// <summary>The first part of <paramref name="q"/> the dimension rollup cannot answer, and why.</summary>
     private static (string Field, string Reason) Culprit(NormalQuery q, string database)
     {
