@@ -39,7 +39,7 @@ public static class RetentionPlanner
         throw new QueryException(field,
             $"The range starts {Day(q.From)}, before the enriched events' horizon ({kept}); older days are answered only from the day " +
             $"rollups, which cannot answer this exactly: {reason}. Ask for a range from {Day(enriched)} on, or for what the day rollups hold " +
-            "(whole UTC days; visitors, visits, pageviews, events, views_per_visit, bots, percentage; at most one of the dimensions " +
+            "(whole UTC days; visitors, visits, pageviews, events, views_per_visit, bots, percentage, revenue; at most one of the dimensions " +
             $"{string.Join(", ", PreAggregatePlanner.EventDimensions.Concat(PreAggregatePlanner.VisitDimensions).Order(StringComparer.Ordinal))} and time:day|week|month in UTC, " +
             "filtered with is on that dimension).");
     }
