@@ -90,7 +90,8 @@ public sealed class Dataset(IColumnStore store, string db, long events, int merc
         INSERT INTO {{db}}.events_enriched (merchant_id, site_id, event_id, received_at, name, hostname, pathname, referrer, referrer_source, channel,
             utm_source, utm_medium, utm_campaign, country, region, city, device, browser, os, is_bot, visitor_id, visit_id, visit_start,
             logic_version, log_source, log_offset, generation, visit_source, visit_channel, visit_referrer, visit_utm_source,
-            visit_utm_medium, visit_utm_campaign, visit_country, visit_region, visit_city, visit_device, visit_browser, visit_os)
+            visit_utm_medium, visit_utm_campaign, visit_country, visit_region, visit_city, visit_device, visit_browser, visit_os,
+            revenue_micros, currency)
         SETTINGS max_insert_threads = 2, max_partitions_per_insert_block = 0
         SELECT m, m, toFixedString(concat(reinterpretAsString(cityHash64(m, v, i)), reinterpretAsString(cityHash64(i, v, m, 7))), 16),
             toDateTime64(toDateTime(toDate('{{lastDay}}') - day_back, 'UTC') + start_s + i * gap_s, 3, 'UTC'),
@@ -98,7 +99,8 @@ public sealed class Dataset(IColumnStore store, string db, long events, int merc
             country, region, city, device, browser, os, bot, visitor, if(bot, 0, visit), i = 0 AND NOT bot,
             3, 'generated', 0, 0, if(bot, '', source), if(bot, '', channel), if(bot, '', referrer), if(bot, '', utm_s),
             if(bot, '', utm_m), if(bot, '', utm_c), if(bot, '', country), if(bot, '', region), if(bot, '', city), if(bot, '', device),
-            if(bot, '', browser), if(bot, '', os)
+            if(bot, '', browser), if(bot, '', os),
+            if(ev_name = 'purchase', toInt64(1 + ih % 19999) * 10000, 0), if(ev_name = 'purchase', ['EUR', 'USD', 'GBP'][1 + intDiv(ih, 100) % 3], '')
         FROM
         (
             SELECT m, v, i, day_back, start_s, gap_s, bot, visitor, visit, host, source, channel, referrer, utm_s, utm_m, utm_c,

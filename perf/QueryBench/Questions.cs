@@ -1,4 +1,5 @@
 using System.Globalization;
+using Analytics.ControlPlane;
 using Analytics.QueryService.Query;
 
 namespace Analytics.Perf.QueryBench;
@@ -18,12 +19,14 @@ public static class Questions
     {
         var to = new DateTimeOffset(lastDay.AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
         var from = to.AddDays(-30);
+        // A path goal with a wildcard and an event goal (docs/query-api.md, "Goals").
+        Goal[] goals = [new(1, (long)merchant, "Product 1x", GoalKinds.Page, "/p/1*", from), new(2, (long)merchant, "Signup", GoalKinds.Event, "signup", from)];
         NormalQuery Q(string[] metrics, string[] dimensions, FilterLeaf[]? filters = null, int limit = 10_000, bool timeLabels = false) => new(
             (long)merchant, (long)merchant, "bench", from, to, TimeZoneInfo.Utc, metrics,
             dimensions.Select(d => QueryVocabulary.ParseDimension(d)!).ToList(),
             filters is null || filters.Length == 0 ? null : filters.Length == 1 ? filters[0] : new FilterAnd(filters),
             dimensions.Any(d => d.StartsWith("time:", StringComparison.Ordinal)) ? [new(dimensions[0], false)] : [new(metrics[0], true)],
-            limit, 0, timeLabels, null, [], "30d");
+            limit, 0, timeLabels, null, goals, "30d");
         static FilterLeaf Is(string dimension, string value, string op = "is") => new(op, QueryVocabulary.ParseDimension(dimension)!, [value], true, "filters");
         string scope = string.Create(CultureInfo.InvariantCulture,
             $"e.merchant_id = {merchant} AND e.site_id = {merchant} AND e.received_at >= fromUnixTimestamp64Milli({from.ToUnixTimeMilliseconds()}, 'UTC') " +
@@ -41,6 +44,8 @@ public static class Questions
             new("countries: visitors (top 10)", Q(["visitors"], ["country"], limit: 10)),
             new("devices: visitors, visits", Q(["visitors", "visits"], ["device"])),
             new("filtered: source Google, visitors, visits, pageviews by day", Q(["visitors", "visits", "pageviews"], ["time:day"], [Is("source", "Google")])),
+            new("goal conversions (path goal + event goal): visitors, conversions, conversion rate", Q(["visitors", "conversions", "conversion_rate"], ["goal"])),
+            new("revenue per currency by day: total and average", Q(["total_revenue", "average_revenue"], ["time:day"], timeLabels: true)),
             new("arbitrary filter: top pages, country DE, Mobile, path contains /p/1", Q(["visitors", "pageviews"], ["page"],
                 [Is("country", "DE"), Is("device", "Mobile"), Is("page", "/p/1", "contains")], limit: 10), Planned: false),
             new("funnel: pageview → /p/1 → add_to_cart → purchase in 30 min (windowFunnel scan)", null,

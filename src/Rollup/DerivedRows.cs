@@ -215,17 +215,24 @@ public static class DerivedRows
     /// Rolls up the enriched rows selected by <paramref name="where"/> into rollup_dims_day, as one
     /// insert carrying a deduplication token: each event counts once in every dimension (ARRAY
     /// JOIN), under its UTC day. `events` leaves out the agent's engagement pings (the contract's
-    /// metric), `visitors` is exact (uniqExact state), bots count only in `bots`.
+    /// metric), `visitors` is exact (uniqExact state), bots count only in `bots`. From migration
+    /// 012: `pageview_visitors` (page rows only: who completed a page goal there), revenue per
+    /// currency and the count of events with non-zero revenue per currency (people only), and
+    /// `written_012` = 1, which tells readers the row holds them.
     /// </summary>
     public static string DimensionRollUpStatement(string db, string where, string token)
     {
         static string Pairs(IEnumerable<(string Dimension, string Column)> dims) =>
             string.Join(", ", dims.Select(d => $"({ClickHouseSql.StringLiteral(d.Dimension)}, toString({d.Column}))"));
-        return $"INSERT INTO {db}.{DimensionTable} (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation) " +
+        return $"INSERT INTO {db}.{DimensionTable} (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation, " +
+            "pageview_visitors, revenue, revenue_events, written_012) " +
             $"SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral(token)}, max_threads = 1 " +
             "SELECT merchant_id, site_id, d.1 AS dimension, toDate(received_at) AS bucket, d.2 AS value, " +
             "countIf(is_bot = 0 AND name != 'engagement') AS events, countIf(is_bot = 0 AND name = 'pageview') AS pageviews, " +
-            "sumIf(visit_start, is_bot = 0) AS visit_starts, countIf(is_bot = 1) AS bots, uniqExactStateIf(visitor_id, is_bot = 0) AS visitors, generation " +
+            "sumIf(visit_start, is_bot = 0) AS visit_starts, countIf(is_bot = 1) AS bots, uniqExactStateIf(visitor_id, is_bot = 0) AS visitors, generation, " +
+            "uniqExactStateIf(visitor_id, is_bot = 0 AND name = 'pageview' AND d.1 = 'page') AS pageview_visitors, " +
+            "sumMapIf(([toString(currency)], [revenue_micros]), is_bot = 0 AND revenue_micros != 0) AS revenue, " +
+            "sumMapIf(([toString(currency)], [toUInt64(1)]), is_bot = 0 AND revenue_micros != 0) AS revenue_events, toUInt8(1) AS written_012 " +
             $"FROM {db}.events_enriched ARRAY JOIN if(is_bot = 1, [{Pairs(EventDimensions)}], [{Pairs(EventDimensions.Concat(VisitDimensions))}]) AS d " +
             $"WHERE ({where}) GROUP BY merchant_id, site_id, dimension, bucket, value, generation";
     }

@@ -44,7 +44,7 @@ public static class PreAggregatePlanner
     public static string? TryPlanRaw(PreAggregateQuery q, string database, double maxExecutionSeconds, out string reason) =>
         Plan(q, database, raw: true, maxExecutionSeconds, out reason);
 
-    private static readonly Dictionary<string, string> TimeLabels = new()
+    internal static readonly Dictionary<string, string> TimeLabels = new()
     {
         ["time:day"] = "toString(bucket)",
         ["time:week"] = "toString(toMonday(bucket))",
@@ -53,13 +53,9 @@ public static class PreAggregatePlanner
 
     private static string? Plan(PreAggregateQuery q, string database, bool raw, double maxExecutionSeconds, out string reason)
     {
-        reason = "";
-        if (!WholeUtcDays(q.From) || !WholeUtcDays(q.To) || q.To <= q.From) return No(out reason, "the range is not whole UTC days");
+        if (!DaysAndBuckets(q, out reason)) return null;
         var time = q.Dimensions.Where(d => d.StartsWith("time:", StringComparison.Ordinal)).ToList();
         var plain = q.Dimensions.Where(d => !d.StartsWith("time:", StringComparison.Ordinal)).ToList();
-        if (time.Count > 1) return No(out reason, "two time dimensions");
-        if (time.Count == 1 && (!TimeLabels.ContainsKey(time[0]) || !AlwaysUtc(q.TimeZone)))
-            return No(out reason, "time buckets other than UTC days, weeks or months");
         if (plain.Count > 1) return No(out reason, "more than one non-time dimension");
         string? dimension = plain.Count == 1 ? plain[0] : null;
         if (dimension is not null && !Holds(dimension)) return No(out reason, $"dimension {dimension} is not pre-aggregated");
@@ -81,16 +77,13 @@ public static class PreAggregatePlanner
         if (bots && (dimension ?? filtered) is { } bd && VisitDimensions.Contains(bd)) return No(out reason, "bots with a visit dimension");
         foreach (var m in q.Metrics)
         {
-            if (m != "bots" && !PeopleMetrics.Contains(m)) return No(out reason, $"metric {m} is not pre-aggregated");
+            if (m != "bots" && !PeopleMetrics.Contains(m) && !(raw && GoalRevenuePlanner.IsRevenue(m))) return No(out reason, $"metric {m} is not pre-aggregated");
             if (eventScope && m is "visits" or "views_per_visit") return No(out reason, $"{m} with an event dimension or filter");
             if (m == "percentage" && dimension is null) return No(out reason, "percentage without a non-time dimension");
         }
 
         string source = dimension ?? filtered ?? "";
-        var where = new StringBuilder(string.Create(CultureInfo.InvariantCulture,
-            $"merchant_id = {q.MerchantId} AND site_id = {q.SiteId} AND dimension = {ClickHouseSql.StringLiteral(source)} " +
-            $"AND bucket >= toDate('{q.From.UtcDateTime:yyyy-MM-dd}') AND bucket < toDate('{q.To.UtcDateTime:yyyy-MM-dd}') " +
-            $"AND generation = active.active_generation"));
+        var where = new StringBuilder(RowsOf(q, $"dimension = {ClickHouseSql.StringLiteral(source)}"));
         if (values is not null)
         {
             string list = values.Count == 0 ? "NULL" : string.Join(", ", values.Order(StringComparer.Ordinal).Select(ClickHouseSql.StringLiteral));
@@ -105,9 +98,7 @@ public static class PreAggregatePlanner
             select.Add($"{expr} AS d{i}");
             group.Add($"d{i}");
         }
-        string join = string.Create(CultureInfo.InvariantCulture,
-            $"LEFT JOIN (SELECT day, argMax(generation, activated_at) AS active_generation FROM {database}.generations " +
-            $"WHERE merchant_id = {q.MerchantId} AND site_id = {q.SiteId} GROUP BY day) AS active ON bucket = active.day");
+        string join = ActiveJoin(q, database);
         if (!raw)
         {
             for (int i = 0; i < q.Metrics.Count; i++) select.Add($"{MetricExpression(q.Metrics[i], database, join, where.ToString())} AS m{i}");
@@ -121,7 +112,8 @@ public static class PreAggregatePlanner
             // The raw columns of QuerySql.RawColumns, so QueryEngine turns them into metrics as it
             // does the scan's. visit_pageviews is the row's pageviews: where visits are planned
             // they are whole in the row. What the table does not hold is never planned (0 here).
-            string rawColumns = "uniqExactMerge(visitors), sum(visit_starts), sum(pageviews), sum(events), 0, sum(bots), sum(pageviews), 0, 0, 0, 0, ([], []), ([], [])";
+            string rawColumns = "uniqExactMerge(visitors), sum(visit_starts), sum(pageviews), sum(events), 0, sum(bots), sum(pageviews), 0, 0, 0, 0, " +
+                GoalRevenuePlanner.RevenueColumns(q.Metrics);
             string grouping = group.Count > 0 ? $" GROUP BY {string.Join(", ", group)} HAVING {having}" : "";
             string limit = maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture);
             return $"SELECT {string.Concat(select.Select(x => x + ", "))}{rawColumns} FROM {database}.{Table} {join} WHERE {where}{grouping} SETTINGS max_execution_time = {limit}";
@@ -157,6 +149,28 @@ public static class PreAggregatePlanner
         "percentage" => $"round(uniqExactMerge(visitors) * 100 / (SELECT uniqExactMerge(visitors) FROM {database}.{Table} {join} WHERE {where}), 1)",
         _ => throw new InvalidOperationException($"unplanned metric {metric}"),
     };
+
+    /// <summary>The range is whole UTC days and a time dimension (at most one) is UTC days, weeks or months.</summary>
+    internal static bool DaysAndBuckets(PreAggregateQuery q, out string reason)
+    {
+        var time = q.Dimensions.Where(d => d.StartsWith("time:", StringComparison.Ordinal)).ToList();
+        reason = !WholeUtcDays(q.From) || !WholeUtcDays(q.To) || q.To <= q.From ? "the range is not whole UTC days"
+            : time.Count > 1 ? "two time dimensions"
+            : time.Count == 1 && (!TimeLabels.ContainsKey(time[0]) || !AlwaysUtc(q.TimeZone)) ? "time buckets other than UTC days, weeks or months"
+            : "";
+        return reason.Length == 0;
+    }
+
+    /// <summary>The rows of the query's site and range in each day's active generation (with
+    /// <see cref="ActiveJoin"/>) that satisfy <paramref name="rows"/>.</summary>
+    internal static string RowsOf(PreAggregateQuery q, string rows) => string.Create(CultureInfo.InvariantCulture,
+        $"merchant_id = {q.MerchantId} AND site_id = {q.SiteId} AND {rows} " +
+        $"AND bucket >= toDate('{q.From.UtcDateTime:yyyy-MM-dd}') AND bucket < toDate('{q.To.UtcDateTime:yyyy-MM-dd}') " +
+        $"AND generation = active.active_generation");
+
+    internal static string ActiveJoin(PreAggregateQuery q, string database) => string.Create(CultureInfo.InvariantCulture,
+        $"LEFT JOIN (SELECT day, argMax(generation, activated_at) AS active_generation FROM {database}.generations " +
+        $"WHERE merchant_id = {q.MerchantId} AND site_id = {q.SiteId} GROUP BY day) AS active ON bucket = active.day");
 
     private static bool Holds(string dimension) => EventDimensions.Contains(dimension) || VisitDimensions.Contains(dimension);
 
@@ -209,7 +223,9 @@ public static class NormalQueryPlanner
             filters.Add(new QueryFilter(leaf.Operator, leaf.Dimension.Name, leaf.Values, leaf.CaseSensitive));
         }
         var query = new PreAggregateQuery((ulong)q.MerchantId, (ulong)q.SiteId, q.From, q.To, q.TimeZone, q.Metrics,
-            q.Dimensions.Select(d => d.Name).ToList(), filters);
-        return PreAggregatePlanner.TryPlanRaw(query, database, maxExecutionSeconds, out reason);
+            q.Dimensions.Select(d => d.Name).ToList(), filters) { Goals = q.Goals };
+        return q.HasGoalDimension || filters.Any(f => f.Dimension == "goal")
+            ? GoalRevenuePlanner.TryPlanRaw(query, database, maxExecutionSeconds, out reason)
+            : PreAggregatePlanner.TryPlanRaw(query, database, maxExecutionSeconds, out reason);
     }
 }

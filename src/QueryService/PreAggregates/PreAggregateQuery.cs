@@ -20,6 +20,9 @@ public sealed record PreAggregateQuery(
     public IReadOnlyList<(string Key, bool Descending)> OrderBy { get; init; } = [];
     public int Limit { get; init; } = 10_000;
     public int Offset { get; init; }
+
+    /// <summary>The site's goals (for the goal dimension and goal filters, whose values name them).</summary>
+    public IReadOnlyList<ControlPlane.Goal> Goals { get; init; } = [];
 }
 
 /// <summary>One filter: operator ("is", "is_not", "contains", …), dimension, values.</summary>

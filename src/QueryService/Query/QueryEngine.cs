@@ -211,11 +211,18 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// </summary>
     public async Task<List<RawRow>> RawAsync(NormalQuery q, CancellationToken ct)
     {
-        string? planned = RetentionPlanner.EnrichedCovers(q, Retention, Clock.GetUtcNow())
+        bool enrichedCovers = RetentionPlanner.EnrichedCovers(q, Retention, Clock.GetUtcNow());
+        string? planned = enrichedCovers
             ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _) : null)
             : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow());
         var rows = await RunAsync(planned ?? QuerySql.Build(q, database, MaxExecutionSeconds), ct);
         int n = q.Dimensions.Count, counts = QuerySql.RawColumns.Length - 2;
+        // Rollup rows written before migration 012 hold no revenue or pageview visitors: scan.
+        if (planned is not null && !PreAggregates.GoalRevenuePlanner.Complete(rows, n, QuerySql.RawColumns.Length))
+        {
+            if (!enrichedCovers) throw RetentionPlanner.NotHeld(q, Retention, Clock.GetUtcNow());
+            rows = await RunAsync(QuerySql.Build(q, database, MaxExecutionSeconds), ct);
+        }
         var result = new List<RawRow>(rows.Count);
         foreach (var row in rows)
         {

@@ -40,10 +40,20 @@ public static class RetentionPlanner
         throw new QueryException(field,
             $"The range starts {Day(q.From)}, before the enriched events' horizon ({kept}); older days are answered only from the day " +
             $"rollups, which cannot answer this exactly: {reason}. Ask for a range from {Day(enriched)} on, or for what the day rollups hold " +
-            "(whole UTC days; visitors, visits, pageviews, events, views_per_visit, bots, percentage; at most one of the dimensions " +
+            "(whole UTC days; visitors, visits, pageviews, events, views_per_visit, bots, percentage, revenue; at most one of the dimensions " +
             $"{string.Join(", ", PreAggregatePlanner.EventDimensions.Concat(PreAggregatePlanner.VisitDimensions).Order(StringComparer.Ordinal))} and time:day|week|month in UTC, " +
             "filtered with is on that dimension; or, from the visit rollup, visitors, visits, pageviews, events, views_per_visit, bounce_rate, " +
             "visit_duration, time_on_page and percentage by and filtered on visit dimensions only, entry_page and exit_page included).");
+    }
+
+    /// <summary>The refusal when the dimension rollup's rows of an old range were written before
+    /// migration 012, so hold no revenue or pageview visitors, and the enriched events are gone.</summary>
+    public static QueryException NotHeld(NormalQuery q, RetentionPolicy retention, DateTimeOffset now)
+    {
+        var enriched = retention.KeptFrom(RetentionPolicy.EventsEnriched, now)!.Value;
+        return new QueryException("metrics",
+            $"The range starts {Day(q.From)}, before the enriched events' horizon (enriched events are kept {RetentionPeriod.Describe(retention.Enriched)}, " +
+            $"from {Day(enriched)} on), and its day rollups were written before they held revenue and page-goal visitors. Ask for a range from {Day(enriched)} on.");
     }
 
     /// <summary>The first part of <paramref name="q"/> the dimension rollup cannot answer, and why.</summary>

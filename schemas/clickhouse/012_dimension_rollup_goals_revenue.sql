@@ -1,0 +1,16 @@
+-- Goals and revenue from the dimension rollup (docs/query-performance.md, "Goals and revenue").
+--
+-- pageview_visitors: the visitors with a pageview in the row, an exact mergeable state like
+--   `visitors`, written for `page` rows only (empty elsewhere). A page goal completes on a
+--   pageview of a matching path; a page row's `visitors` also holds visitors with only other
+--   events on that path (engagement pings, custom events), so converted visitors need this set.
+-- revenue, revenue_events: per currency, the sum of revenue_micros and the number of events
+--   with non-zero revenue (people only), as sumMap tuples ([currency…], [value…]): the shape the
+--   scan's sumMap returns, merged by AggregatingMergeTree and by sumMap at query time.
+-- written_012: 1 on every row written by Rollup's statement from this migration on; rows written
+--   before it read the default 0 and hold neither revenue nor pageview visitors. It merges by
+--   min, so a row merged from old and new parts stays 0. The planner reads min(written_012) over
+--   exactly the rows an answer sums and, where it is 0, answers from the scan instead (never a
+--   silent 0). Reprocessing a site-day rewrites its rows with 1.
+-- Every ADD is IF NOT EXISTS, so the statement can run twice (see SchemaMigrator).
+ALTER TABLE {db}.rollup_dims_day ADD COLUMN IF NOT EXISTS pageview_visitors AggregateFunction(uniqExact, UInt64), ADD COLUMN IF NOT EXISTS revenue SimpleAggregateFunction(sumMap, Tuple(Array(String), Array(Int64))), ADD COLUMN IF NOT EXISTS revenue_events SimpleAggregateFunction(sumMap, Tuple(Array(String), Array(UInt64))), ADD COLUMN IF NOT EXISTS written_012 SimpleAggregateFunction(min, UInt8) DEFAULT 0;
