@@ -67,7 +67,11 @@ public sealed class QueryEngine(IColumnStore store, string database)
 
     public async Task<JsonObject> AnswerAsync(NormalQuery q, CancellationToken ct)
     {
-        var rows = await ComputeAsync(q, ct);
+        // The comparison range's statements run beside the query's own (see ComputeAsync).
+        var computing = ComputeAsync(q, ct);
+        var comparing = q.Comparison is { } range ? ComputeAsync(q with { From = range.From, To = range.To, Comparison = null }, ct) : null;
+        await Task.WhenAll(comparing is null ? [computing] : [computing, comparing]);
+        var rows = await computing;
         var labels = q.TimeDimension is { } time ? TimeBuckets.Labels(q.From, q.To, q.TimeZone, time.Argument!) : null;
         if (q.TimeLabels && q.Dimensions.Count == 1 && labels is not null)
         {
@@ -82,10 +86,9 @@ public sealed class QueryEngine(IColumnStore store, string database)
         List<string>? comparisonLabels = null;
         if (q.Comparison is { } c)
         {
-            var cq = q with { From = c.From, To = c.To, Comparison = null };
             comparisonLabels = q.TimeDimension is { } t ? TimeBuckets.Labels(c.From, c.To, q.TimeZone, t.Argument!) : null;
             comparison = new Dictionary<string, Row>();
-            foreach (var row in await ComputeAsync(cq, ct)) comparison.TryAdd(MatchKey(q, row.Dimensions, comparisonLabels), row);
+            foreach (var row in await comparing!) comparison.TryAdd(MatchKey(q, row.Dimensions, comparisonLabels), row);
         }
         foreach (var row in page)
         {
@@ -115,23 +118,28 @@ public sealed class QueryEngine(IColumnStore store, string database)
     }
 
     /// <summary>Every row of the query with its metrics, before order and pages.</summary>
+    /// <remarks>The denominators' statements are independent of the rows' and run beside them,
+    /// each on an engine session of its own (ChDbEngine): a question costs about its slowest
+    /// statement instead of the sum of all of them. The engine's per-statement floor (~2 ms of
+    /// CPU for SELECT 1) and a typical merchant's pre-aggregated answer (~10-15 ms) are of the
+    /// same order, so questions with a share, a conversion rate or a comparison gain most
+    /// (measured: docs/query-performance.md, "Where a question's time goes").</remarks>
     private async Task<List<Row>> ComputeAsync(NormalQuery q, CancellationToken ct)
     {
-        var raw = await RawAsync(q, ct);
-        long totalVisitors = 0;
-        if (q.Metrics.Contains("percentage"))
-            totalVisitors = (await RawAsync(q with { Dimensions = [], Metrics = ["visitors"] }, ct)).FirstOrDefault()?.Counts[0] ?? 0;
-        long conversionBase = 0;
         var withoutGoals = WithoutGoals(q.Filter);
-        if (q.Metrics.Contains("conversion_rate"))
-            conversionBase = (await RawAsync(q with { Dimensions = [], Metrics = ["visitors"], Filter = withoutGoals }, ct)).FirstOrDefault()?.Counts[0] ?? 0;
-        Dictionary<string, long>? groupBase = null;
         int[] nonGoal = q.Dimensions.Select((d, i) => (d, i)).Where(x => x.d.Kind != DimensionKind.Goal).Select(x => x.i).ToArray();
-        if (q.Metrics.Contains("group_conversion_rate"))
-        {
-            var baseQuery = q with { Dimensions = nonGoal.Select(i => q.Dimensions[i]).ToList(), Metrics = ["visitors"], Filter = withoutGoals };
-            groupBase = (await RawAsync(baseQuery, ct)).ToDictionary(r => string.Join('\u0001', r.Dimensions), r => r.Counts[0]);
-        }
+        var rawTask = RawAsync(q, ct);
+        var totalTask = q.Metrics.Contains("percentage") ? RawAsync(q with { Dimensions = [], Metrics = ["visitors"] }, ct) : null;
+        var conversionTask = q.Metrics.Contains("conversion_rate") ? RawAsync(q with { Dimensions = [], Metrics = ["visitors"], Filter = withoutGoals }, ct) : null;
+        var groupTask = q.Metrics.Contains("group_conversion_rate")
+            ? RawAsync(q with { Dimensions = nonGoal.Select(i => q.Dimensions[i]).ToList(), Metrics = ["visitors"], Filter = withoutGoals }, ct)
+            : null;
+        // WhenAll observes every failure (none is left unobserved) and throws the first.
+        await Task.WhenAll(new[] { rawTask, totalTask, conversionTask, groupTask }.OfType<Task>());
+        var raw = await rawTask;
+        long totalVisitors = totalTask is null ? 0 : (await totalTask).FirstOrDefault()?.Counts[0] ?? 0;
+        long conversionBase = conversionTask is null ? 0 : (await conversionTask).FirstOrDefault()?.Counts[0] ?? 0;
+        var groupBase = groupTask is null ? null : (await groupTask).ToDictionary(r => string.Join('\u0001', r.Dimensions), r => r.Counts[0]);
 
         var rows = new List<Row>(raw.Count);
         foreach (var r in raw)
