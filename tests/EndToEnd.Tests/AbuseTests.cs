@@ -40,12 +40,21 @@ public sealed class AbuseTests(EngineFixture engine)
     /// <summary>The machine's 1, 5 and 15 minute load averages, printed beside every timing (the CI machine is shared).</summary>
     private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
 
-    private sealed record Sample(List<double> AckMs, List<double> ApiMs);
+    /// <summary>A phase's latencies, and the process's CPU time and wall time over it (CPU time is
+    /// what a loaded, shared machine distorts least: it shows what the flood costs).</summary>
+    private sealed record Sample(List<double> AckMs, List<double> ApiMs)
+    {
+        public TimeSpan Cpu { get; set; }
+        public TimeSpan Wall { get; set; }
+        public string CpuLine => $"{Cpu.TotalMilliseconds:0} ms CPU in {Wall.TotalSeconds:0.0} s ({Cpu / Wall:0.00} cores)";
+    }
 
     /// <summary>The well-behaved client: 60 batches of 10 events, one at a time, each followed by an API call.</summary>
     private static async Task<Sample> MeasureAsync(TestHost host, ClientWebSocket socket, ulong seqBase)
     {
         var sample = new Sample([], []);
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var wall = Stopwatch.StartNew();
         for (int i = 0; i < 60; i++)
         {
             var batch = new EventBatch { SiteKey = host.Site.SiteKey, Seq = seqBase + (ulong)i };
@@ -60,6 +69,8 @@ public sealed class AbuseTests(EngineFixture engine)
             Assert.True(response.IsSuccessStatusCode, $"API answered {(int)response.StatusCode} under abuse");
             await Task.Delay(10, Ct);
         }
+        sample.Cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu;
+        sample.Wall = wall.Elapsed;
         return sample;
     }
 
@@ -117,7 +128,7 @@ public sealed class AbuseTests(EngineFixture engine)
             flooding.Stop();
 
             double abusedP99 = Percentile(abused.AckMs, 0.99);
-            output?.WriteLine($"load average {LoadAverage()}");
+            output?.WriteLine($"load average {LoadAverage()}; process (server and every client): quiet {quiet.CpuLine}, under abuse {abused.CpuLine}");
             output?.WriteLine(Ratios("ack", quiet.AckMs, abused.AckMs));
             output?.WriteLine(Ratios("API", quiet.ApiMs, abused.ApiMs));
             // In order, so where the slow calls fall (start, spread, end) says why.
