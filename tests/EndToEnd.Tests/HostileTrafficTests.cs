@@ -260,6 +260,121 @@ public class HostileTrafficTests(EngineFixture engine)
     }
 
     [Fact]
+    public async Task A_client_ignoring_rate_limited_retries_is_answered_once_per_wait_and_paused_not_closed_while_another_address_is_served()
+    {
+        // Per address: 50 events/s, burst 50. The flooder's batches hold 50 events, so no batch of
+        // it ever waits more than 1 s (a whole burst at 50/s), and at most burst + rate x time
+        // events are accepted.
+        const int perSecond = 50, batchEvents = 50;
+        const double longestWaitMs = 1_000.0 * batchEvents / perSecond;
+        await using var host = await TestHost.StartAsync(engine, new IngestLimits { MaxEventsPerSecondPerIp = perSecond, EventBurstPerIp = batchEvents },
+            trustedProxies: ["127.0.0.1"]);
+        var output = TestContext.Current.TestOutputHelper;
+        using var flooder = await host.ConnectAsync(headers: ("X-Forwarded-For", "203.0.113.9"));
+        using var client = await host.ConnectAsync(headers: ("X-Forwarded-For", "198.51.100.20"));
+
+        async Task<List<double>> WellBehavedAsync(ulong seqBase)
+        {
+            var latencies = new List<double>();
+            for (int i = 0; i < 20; i++)
+            {
+                var watch = Stopwatch.StartNew();
+                var ack = await Wire.SendAsync(client, Batch(host.Site.SiteKey, events: 2, seq: seqBase + (ulong)i));
+                latencies.Add(watch.Elapsed.TotalMilliseconds);
+                Assert.Equal(AckStatus.Ok, ack.Status); // 2 events per ~100 ms: well under its own address's 50/s
+                await Task.Delay(100, Ct);
+            }
+            return latencies;
+        }
+        var quiet = await WellBehavedAsync(100);
+
+        // ~100 KB per batch (2 KB URLs), so the buffers between the flooder and the server fill at once.
+        var flood = new EventBatch { SiteKey = host.Site.SiteKey, Seq = 1 };
+        for (int i = 0; i < batchEvents; i++) flood.Events.Add(Wire.Pageview("/" + new string('f', 1_900)));
+        byte[] payload = flood.ToByteArray();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var clock = Stopwatch.StartNew();
+        long sent = 0;
+        var answers = new List<(TimeSpan At, Ack Ack)>();
+        string? closed = null;
+        // Hostile: sends batch after batch without waiting for answers (another task reads them), so every wait is ignored.
+        var sending = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    await flooder.SendAsync(payload, WebSocketMessageType.Binary, true, stop.Token);
+                    Interlocked.Increment(ref sent);
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException) { }
+        }, Ct);
+        var receiving = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    var ack = await Wire.ReceiveAckAsync(flooder);
+                    lock (answers) answers.Add((clock.Elapsed, ack));
+                }
+            }
+            catch (WebSocketException e) { closed = e.Message; }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException) { }
+        }, Ct);
+        try
+        {
+            var abused = await WellBehavedAsync(200);
+            long sentBefore = Interlocked.Read(ref sent);
+            await Task.Delay(TimeSpan.FromSeconds(1), Ct);
+            long sentLastSecond = Interlocked.Read(ref sent) - sentBefore;
+            var at = clock.Elapsed;
+            (TimeSpan At, Ack Ack)[] seen;
+            lock (answers) seen = [.. answers];
+            var state = flooder.State;
+            string? closedThen = closed;
+
+            var refused = seen.Where(a => a.Ack.Status == AckStatus.Retry).ToList();
+            int accepted = seen.Count(a => a.Ack.Status == AckStatus.Ok);
+            long sentTotal = Interlocked.Read(ref sent);
+            output?.WriteLine($"flooder: {sentTotal} batches sent ({sentTotal * payload.Length / 1048576.0:0.0} MiB), {sentLastSecond} in the last second; " +
+                $"answered in {at.TotalSeconds:0.0} s: {accepted} OK, {refused.Count} RETRY waiting {string.Join(", ", refused.Select(a => a.Ack.RetryAfterMs))} ms; " +
+                $"answers at {string.Join(", ", seen.Select(a => a.At.TotalMilliseconds.ToString("0", System.Globalization.CultureInfo.InvariantCulture)))} ms");
+            output?.WriteLine($"well-behaved client on another address, ack ms: quiet p50 {Median(quiet):0.0} max {quiet.Max():0.0}; during the flood p50 {Median(abused):0.0} max {abused.Max():0.0}");
+
+            Assert.Equal(seen.Length, refused.Count + accepted);
+            Assert.All(refused, a => Assert.Equal(RetryReason.RateLimitedIp, a.Ack.RetryReason));
+            Assert.All(refused, a => Assert.InRange(a.Ack.RetryAfterMs, 1u, (uint)longestWaitMs));
+            Assert.InRange(accepted, 1, (int)((batchEvents + perSecond * at.TotalSeconds) / batchEvents) + 1);
+            // Answered again after each wait, and never sooner: the waits of every RETRY but the last
+            // fit in the time (one answer per wait, not one per batch sent).
+            Assert.True(refused.Count >= 2, $"{refused.Count} RETRY answers");
+            double waited = refused.Take(refused.Count - 1).Sum(a => (double)a.Ack.RetryAfterMs);
+            Assert.True(waited <= at.TotalMilliseconds, $"waits of {waited} ms answered within {at.TotalMilliseconds} ms");
+            // Paused, not closed.
+            Assert.Equal(WebSocketState.Open, state);
+            Assert.Null(closedThen);
+            // It sent far more than it was answered, until TCP flow control blocked it: what the server
+            // read in the last second (a batch or two) let at most a few more through.
+            Assert.True(sentTotal > 5 * seen.Length, $"{sentTotal} batches sent, {seen.Length} answered");
+            Assert.True(sentLastSecond <= 10, $"{sentLastSecond} batches sent in the last second: the sender was not held back");
+            // The pause holds no thread and nothing shared: another address is served as before.
+            Assert.True(Median(abused) < longestWaitMs / 2, $"well-behaved client's median ack {Median(abused)} ms during the flood");
+            // Counted as before (the flood goes on while /metrics answers: a wait or two more).
+            Assert.InRange(await MetricAsync(host, "analytics_ingest_refused_total{reason=\"RateLimitedIp\"}"), refused.Count, refused.Count + 2);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            flooder.Abort();
+            await Task.WhenAll(sending, receiving);
+        }
+    }
+
+    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+
+    [Fact]
     public async Task A_websocket_message_trickling_in_is_closed_with_1008_after_its_deadline()
     {
         var timeout = TimeSpan.FromSeconds(1);

@@ -20,6 +20,18 @@ namespace Analytics.FastIngest.Transport;
 /// Retry-After when the sender's IP holds <see cref="IngestLimits.MaxConnectionsPerIp"/>.
 /// Origins are checked per batch (the site key travels in the batch): FORBIDDEN_ORIGIN acks.
 ///
+/// A batch answered RETRY for a rate limit (this connection's, its IP's or its site's) pauses the
+/// connection: its next frame is not read until the Ack's retry_after_ms has passed (at most
+/// <see cref="MaxRetryPause"/>). A client that waits as told (the agent waits at least twice that)
+/// never notices; one that ignores the wait gets one answer per wait instead of one per batch it
+/// can send. What it sends meanwhile stays unread in Kestrel's transport buffer (at most 1 MiB per
+/// connection, SocketTransportOptions.MaxReadBufferSize, which a client that never reads its Acks
+/// could hold already) and then the kernel's, until TCP flow control blocks the sender: the flood
+/// costs the server a timer and one batch per wait, not a frame read, a parse and an Ack per batch
+/// it can send. Such a connection is paused, not closed: a closed flooder reconnects at once, and
+/// an upgrade costs more than the one batch per wait a paused connection gets (docs/security.md,
+/// "Abuse").
+///
 /// Memory: an idle connection holds no buffer of its own (only Kestrel's pipe); a message buffer
 /// is rented from the shared pool while messages flow (see PipeWebSocket).
 /// The server sends no pings: the agent reconnects (with backoff) if an idle connection drops.
@@ -31,6 +43,14 @@ internal static class WebSocketIngest
 
     /// <summary>Seconds a client refused for too many connections should wait before trying again.</summary>
     private const int ConnectionRetryAfterSeconds = 5;
+
+    /// <summary>
+    /// The longest a rate-limited connection is paused. The retry-after is already bounded by its
+    /// bucket (the time to refill a burst: 5 s with the default limits, since a batch never waits
+    /// for more than a burst); this holds whatever the configuration, and equals the agent's
+    /// longest backoff, so a well-behaved client is never paused longer than it waits anyway.
+    /// </summary>
+    internal static readonly TimeSpan MaxRetryPause = TimeSpan.FromSeconds(30);
 
     public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, TrafficLimits traffic, IngestDrain drain)
     {
@@ -98,18 +118,26 @@ internal static class WebSocketIngest
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.Draining);
         // Stopwatch timestamp of the first byte of the message being received; 0 between messages.
         long messageStarted = 0;
+        // Set after a rate-limited RETRY: how long the next read waits.
+        TimeSpan pause = TimeSpan.Zero;
         metrics.ConnectionOpened();
         try
         {
             while (true)
             {
-                // Between messages the idle timeout runs; once a message has begun, its deadline.
-                // CancelAfter restarts the one timer: no allocation per read.
-                idle.CancelAfter(messageStarted == 0 ? processor.Limits.WebSocketIdleTimeout
+                // Between messages the idle timeout runs (after a pause, if any); once a message has
+                // begun, its deadline. CancelAfter restarts the one timer: no allocation per read.
+                idle.CancelAfter(messageStarted == 0 ? pause + processor.Limits.WebSocketIdleTimeout
                     : processor.Limits.MessageReceiveTimeout - System.Diagnostics.Stopwatch.GetElapsedTime(messageStarted) is { Ticks: > 0 } left ? left : TimeSpan.FromTicks(1));
                 ReadResult read;
                 try
                 {
+                    if (pause > TimeSpan.Zero)
+                    {
+                        // One timer per wait; a drain or an abort ends the pause (the token).
+                        await Task.Delay(pause, idle.Token);
+                        pause = TimeSpan.Zero;
+                    }
                     read = await socket.Input.ReadAsync(idle.Token);
                 }
                 catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
@@ -169,6 +197,11 @@ internal static class WebSocketIngest
                 }
                 socket.WriteFrame(WebSocketFrames.OpBinary, result.Ack.Span);
                 await socket.FlushAsync(aborted);
+                if (result.Status == AckStatus.Retry && result.RetryReason is RetryReason.RateLimitedConnection or RetryReason.RateLimitedIp or RetryReason.RateLimitedSite)
+                {
+                    // Not for LOG_UNAVAILABLE: that wait is the server's doing, and the breaker already answers it without work.
+                    pause = TimeSpan.FromMilliseconds(Math.Min(result.RetryAfterMs, MaxRetryPause.TotalMilliseconds));
+                }
             }
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ConnectionAbortedException)
