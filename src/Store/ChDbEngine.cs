@@ -15,11 +15,19 @@
 //   two connections 1.0 s; two writers inserting 200 blocks each (every tenth repeated with the
 //   same insert_deduplication_token) on two connections beside a reader counting on a third
 //   stored every block exactly once, and every count the reader saw was a whole number of blocks
-//   (docs/chdb.md). So the engine keeps a small pool of sessions, opened when a statement finds
-//   none idle: a dashboard query no longer waits behind a Rollup insert, and Rollup can run the
-//   independent statements of a round side by side. The SemaphoreSlim bounds the sessions, and
-//   waiting async callers hold no thread. One statement also uses many cores itself
-//   (max_threads); the engine's thread pools are shared by all sessions.
+//   (docs/chdb.md). So the engine keeps a small pool of sessions: a dashboard query no longer
+//   waits behind a Rollup insert, and Rollup can run the independent statements of a round side
+//   by side. The SemaphoreSlim bounds the sessions, and waiting async callers hold no thread;
+//   an async caller's statement runs on its session's own thread, not the pool's (see Session). One
+//   statement also uses many cores itself (max_threads); the engine's thread pools are shared by
+//   all sessions.
+// - Every session is opened in Open, never later. Each chdb_connect installs the engine's signal
+//   handlers until SignalStateGuard puts the runtime's back (below), and for that window a GC
+//   suspension, a null dereference or a child's exit on any other thread is handled by the
+//   engine: a session opened lazily, while queries, GCs and child processes run, made that a race
+//   in the middle of a busy process (the likely cause of a CI run that hung in Store.Tests; not
+//   reproduced here in 30 tries). At Open the window comes once, at start; a session costs
+//   0.2-4 ms to open and the eight about 4 MB.
 // - Results are read outside the lock: a chdb_result is an independent buffer.
 // - JSON output formats print 64-bit integers as bare numbers (the engine is started with
 //   output_format_json_quote_64bit_integers=0); System.Text.Json reads them exactly with
@@ -27,6 +35,7 @@
 // - chdb_connect replaces the process's signal handlers; SignalStateGuard puts the .NET
 //   runtime's back (see that file for why).
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using System.Text;
 using Analytics.Store.Native;
@@ -84,19 +93,78 @@ public sealed class ChDbEngine : IDisposable
     private int _references;                  // guarded by s_openLock
     private volatile bool _closed;
 
-    /// <param name="ConnectionPointer">chdb_connection*, what chdb_close_conn wants</param>
-    /// <param name="Connection">chdb_connection, what chdb_query_n wants</param>
-    private sealed record Session(nint ConnectionPointer, nint Connection);
-
-    private ChDbEngine(string path, nint connectionPointer)
+    /// <summary>One chDB connection, and the thread that runs the async callers' statements on it.
+    /// Why a thread of its own: a statement blocks its thread in native code for its whole run,
+    /// and on the thread pool eight of them starved it: with 2 cores (2 pool threads to start)
+    /// eight `SELECT sleep(0.3)` on eight sessions took 0.9-1.2 s instead of 0.3 s while the pool
+    /// added threads, so statements ran side by side only two at a time. The gate lets one
+    /// statement at a time into a session, so its queue holds at most one.</summary>
+    private sealed class Session
     {
-        DataPath = path;
-        var first = new Session(connectionPointer, Marshal.ReadIntPtr(connectionPointer));
-        _sessions.Add(first);
-        _idle.Push(first);
+        private readonly BlockingCollection<Action> _work = new();
+        private readonly Thread _thread;
+
+        public Session(nint connectionPointer, int index)
+        {
+            ConnectionPointer = connectionPointer;
+            Connection = Marshal.ReadIntPtr(connectionPointer);
+            // Deep statements recurse in the engine's parser and analyzer on the calling thread:
+            // the main thread's 8 MB rather than the 1.5 MB of a .NET thread (reserved, not used).
+            _thread = new Thread(Run, maxStackSize: 8 * 1024 * 1024) { IsBackground = true, Name = $"chdb-session-{index}" };
+            _thread.Start();
+        }
+
+        /// <summary>chdb_connection*, what chdb_close_conn wants.</summary>
+        public nint ConnectionPointer { get; }
+
+        /// <summary>chdb_connection, what chdb_query_n wants.</summary>
+        public nint Connection { get; }
+
+        public Task<nint> RunAsync(Func<nint> statement)
+        {
+            var done = new TaskCompletionSource<nint>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _work.Add(() =>
+            {
+                try
+                {
+                    done.SetResult(statement());
+                }
+                catch (Exception e)
+                {
+                    done.SetException(e);
+                }
+            });
+            return done.Task;
+        }
+
+        private void Run()
+        {
+            foreach (var work in _work.GetConsumingEnumerable())
+                work();
+        }
+
+        /// <summary>Ends the thread once its queue is empty (no statement can be in it: the engine
+        /// holds every permit of the gate when it closes).</summary>
+        public void Stop()
+        {
+            _work.CompleteAdding();
+            _thread.Join();
+            _work.Dispose();
+        }
     }
 
-    /// <summary>Sessions opened so far (at most <see cref="MaxSessions"/>).</summary>
+    private ChDbEngine(string path, IReadOnlyList<nint> connectionPointers)
+    {
+        DataPath = path;
+        foreach (var pointer in connectionPointers)
+        {
+            var session = new Session(pointer, _sessions.Count);
+            _sessions.Add(session);
+            _idle.Push(session);
+        }
+    }
+
+    /// <summary>Sessions open: all <see cref="MaxSessions"/> from Open until Dispose.</summary>
     public int SessionsOpen
     {
         get { lock (_sessionsLock) return _sessions.Count; }
@@ -131,9 +199,41 @@ public sealed class ChDbEngine : IDisposable
             }
 
             Directory.CreateDirectory(fullPath);
-            var engine = new ChDbEngine(fullPath, Connect(fullPath)) { _references = 1 };
+            var engine = new ChDbEngine(fullPath, ConnectSessions(fullPath)) { _references = 1 };
             s_current = engine;
             return engine;
+        }
+    }
+
+    // The first connection boots the engine; the others are sessions of it (see the header).
+    private static List<nint> ConnectSessions(string fullPath)
+    {
+        var pointers = new List<nint>(MaxSessions);
+        try
+        {
+            while (pointers.Count < MaxSessions)
+                pointers.Add(Connect(fullPath));
+            return pointers;
+        }
+        catch
+        {
+            CloseSessions(pointers);
+            throw;
+        }
+    }
+
+    // The first session last: it is the one that started the engine.
+    private static void CloseSessions(List<nint> connectionPointers)
+    {
+        using var signals = SignalStateGuard.Capture();
+        try
+        {
+            for (var i = connectionPointers.Count - 1; i >= 0; i--)
+                ChDbNative.CloseConnection(connectionPointers[i]);
+        }
+        finally
+        {
+            signals.Restore();
         }
     }
 
@@ -218,7 +318,7 @@ public sealed class ChDbEngine : IDisposable
 
     /// <summary>Async form of <see cref="Query{TResult}(string, string, Func{ChDbOutput, TResult})"/>:
     /// waits for the engine without holding a thread and runs the blocking native call on the
-    /// thread pool. <paramref name="cancellationToken"/> is honoured until the statement starts;
+    /// session's own thread. <paramref name="cancellationToken"/> is honoured until the statement starts;
     /// a started statement runs to completion (chDB cannot cancel a non-streaming query).</summary>
     public async Task<TResult> QueryAsync<TResult>(string sql, string format, Func<ChDbOutput, TResult> read,
         CancellationToken cancellationToken = default)
@@ -235,7 +335,8 @@ public sealed class ChDbEngine : IDisposable
             var session = Rent();
             try
             {
-                result = await Task.Run(() => Invoke(session, sql, format), cancellationToken).ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested();
+                result = await session.RunAsync(() => Invoke(session, sql, format)).ConfigureAwait(false);
             }
             finally
             {
@@ -249,21 +350,13 @@ public sealed class ChDbEngine : IDisposable
         return ReadAndDestroy(result, sql, read);
     }
 
-    // Caller holds a permit of _gate, so an idle session exists or another may be opened.
+    // Caller holds a permit of _gate, so an idle session exists.
     private Session Rent()
     {
         lock (_sessionsLock)
         {
             ObjectDisposedException.ThrowIf(_closed, this);
-            if (_idle.TryPop(out var idle))
-                return idle;
-            // Opening a session on the running engine takes about a millisecond; it is rare
-            // (MaxSessions in a process's life), so it runs under the lock rather than racing
-            // another opener over the process's signal handlers.
-            var pointer = Connect(DataPath);
-            var session = new Session(pointer, Marshal.ReadIntPtr(pointer));
-            _sessions.Add(session);
-            return session;
+            return _idle.Pop();
         }
     }
 
@@ -366,17 +459,9 @@ public sealed class ChDbEngine : IDisposable
                 lock (_sessionsLock)
                 {
                     _closed = true;
-                    using var signals = SignalStateGuard.Capture();
-                    try
-                    {
-                        // The first session last: it is the one that started the engine.
-                        for (var i = _sessions.Count - 1; i >= 0; i--)
-                            ChDbNative.CloseConnection(_sessions[i].ConnectionPointer);
-                    }
-                    finally
-                    {
-                        signals.Restore();
-                    }
+                    CloseSessions(_sessions.ConvertAll(session => session.ConnectionPointer));
+                    foreach (var session in _sessions)
+                        session.Stop();
                     _sessions.Clear();
                     _idle.Clear();
                 }
