@@ -114,11 +114,19 @@ passed=0
 failed=0
 suites_failed=()
 
+# A hang must fail its suite, not stall CI: a test running for longer than TEST_HANG_TIMEOUT is
+# stopped with its test host (VSTest's blame collector names it in the output), and a whole suite
+# is killed after SUITE_TIMEOUT. The longest test takes about a minute and the longest suite
+# (EndToEnd) about six.
+TEST_HANG_TIMEOUT="${TEST_HANG_TIMEOUT:-5m}"
+SUITE_TIMEOUT="${SUITE_TIMEOUT:-25m}"
+
 run_suite() {
     local project="$1" name
     name="$(basename "$project" .csproj)"
     echo "== $name"
-    dotnet test "$project" -c Release --no-build --nologo \
+    timeout --kill-after=30s "$SUITE_TIMEOUT" dotnet test "$project" -c Release --no-build --nologo \
+        --blame-hang-timeout "$TEST_HANG_TIMEOUT" --blame-hang-dump-type none \
         --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
         --results-directory "$RESULTS"
     local status=$?
@@ -150,7 +158,7 @@ done
 # build above. No timings asserted.
 if [[ -x perf/run-all.sh ]]; then
     echo "== perf smoke (perf/run-all.sh --smoke)"
-    perf/run-all.sh --smoke --no-build --out "$RESULTS/perf" > "$RESULTS/perf-smoke.log" 2>&1
+    timeout --kill-after=30s "$SUITE_TIMEOUT" perf/run-all.sh --smoke --no-build --out "$RESULTS/perf" > "$RESULTS/perf-smoke.log" 2>&1
     status=$?
     grep -E '^== perf' "$RESULTS/perf-smoke.log"
     # One count per part of the runner: "== perf: NAME: done in N s" or "...: FAILED ...".
@@ -168,9 +176,9 @@ fi
 # checked-in corpus, one count per target. A crash or hang fails it and leaves the input under
 # .cache/test-results/fuzz/TARGET/.
 echo "== fuzz (fuzz/run.sh, ${FUZZ_SECONDS:=15} s per target)"
-if fuzz/run.sh --build > "$RESULTS/fuzz-build.log" 2>&1; then
+if timeout --kill-after=30s "$SUITE_TIMEOUT" fuzz/run.sh --build > "$RESULTS/fuzz-build.log" 2>&1; then
     for target in frames batch validator query; do
-        if line="$(fuzz/run.sh --no-build "$target" "$FUZZ_SECONDS" 2>>"$RESULTS/fuzz-build.log")"; then
+        if line="$(timeout --kill-after=30s "$SUITE_TIMEOUT" fuzz/run.sh --no-build "$target" "$FUZZ_SECONDS" 2>>"$RESULTS/fuzz-build.log")"; then
             passed=$((passed + 1))
         else
             failed=$((failed + 1)); suites_failed+=("fuzz $target")
@@ -187,7 +195,7 @@ fi
 run_npm_suite() {
     local name="$1" dir="$2"
     echo "== $name (npm test)"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && npm test) 2>&1 | tee "$RESULTS/$name.log"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && timeout --kill-after=30s "$SUITE_TIMEOUT" npm test) 2>&1 | tee "$RESULTS/$name.log"
     local status=${PIPESTATUS[0]} p f
     p="$(grep -E '^# pass [0-9]+$' "$RESULTS/$name.log" | tail -n1 | cut -d' ' -f3)"
     f="$(grep -E '^# fail [0-9]+$' "$RESULTS/$name.log" | tail -n1 | cut -d' ' -f3)"
