@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Net.WebSockets;
 using Analytics.Contracts.V1;
+using Analytics.Rollup;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Analytics.EndToEnd.Tests;
 
@@ -50,8 +52,13 @@ public sealed class PrometheusScrapeTests(EngineFixture engine)
         async Task<double> Wait(string selector, Func<double, bool> done, bool asWritten = false)
         {
             var answer = await prometheus.WaitForAsync(asWritten ? selector : Job(selector), done, Ct);
-            Assert.True(answer.Count == 1 && done(answer[0].Value),
-                $"{selector}: {string.Join("; ", answer.Select(a => a.Value.ToString(CultureInfo.InvariantCulture)))}\nPrometheus:\n{prometheus.Log}");
+            if (answer.Count == 1 && done(answer[0].Value))
+                return answer[0].Value;
+            // What the host itself says, to tell a scrape problem from a stalled Rollup.
+            var rollup = host.App.Services.GetRequiredService<RollupStatus>();
+            Assert.Fail($"{selector}: {string.Join("; ", answer.Select(a => a.Value.ToString(CultureInfo.InvariantCulture)))}\n" +
+                $"Rollup in the host: {rollup.EventsStored} events stored, {rollup.DuplicatesSkipped} duplicates, {rollup.Rounds} rounds, " +
+                $"lag {rollup.Lag}, last error {rollup.LastError ?? "none"}\nPrometheus:\n{prometheus.Log}");
             return answer[0].Value;
         }
 

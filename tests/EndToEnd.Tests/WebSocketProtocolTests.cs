@@ -236,18 +236,20 @@ public class WebSocketProtocolTests(EngineFixture engine)
     [Fact]
     public async Task A_silent_connection_is_closed_with_1001_after_the_idle_timeout_and_a_busy_one_is_not()
     {
-        await using var host = await TestHost.StartAsync(engine, limits: new Analytics.FastIngest.Validation.IngestLimits { WebSocketIdleTimeout = TimeSpan.FromMilliseconds(800) });
+        await using var host = await TestHost.StartAsync(engine, limits: new Analytics.FastIngest.Validation.IngestLimits { WebSocketIdleTimeout = TimeSpan.FromSeconds(2) });
         using var busy = await RawWebSocket.ConnectAsync(host);
         using var silent = await RawWebSocket.ConnectAsync(host);
-        // The busy socket sends every 300 ms for 2 s: each frame restarts its idle timer.
-        for (ulong seq = 1; seq <= 7; seq++)
+        // The busy socket sends a batch 250 ms after each ack, for more than 2.5 s: each frame
+        // restarts its idle timer. An ack may take over a second on a loaded CI machine (an fsync
+        // behind other suites' hosts), which the 2 s timeout leaves room for.
+        for (ulong seq = 1; seq <= 11; seq++)
         {
             await busy.SendFrameAsync(RawWebSocket.Binary, OneEventBatch(host, seq));
             Assert.Equal(1u, (await ReceiveAckAsync(busy)).Accepted);
-            await Task.Delay(300, Ct);
+            await Task.Delay(250, Ct);
         }
         Assert.Equal(1001, await silent.ReceiveCloseAsync());
-        await busy.SendFrameAsync(RawWebSocket.Binary, OneEventBatch(host, 8));
+        await busy.SendFrameAsync(RawWebSocket.Binary, OneEventBatch(host, 12));
         Assert.Equal(1u, (await ReceiveAckAsync(busy)).Accepted);
     }
 
