@@ -179,18 +179,27 @@ public static class DerivedRows
         $"FROM {db}.events_enriched WHERE ({where}) GROUP BY merchant_id, site_id, bucket, name, generation";
 
     /// <summary>
-    /// Every rollup statement for the enriched rows selected by <paramref name="where"/>: minute,
-    /// hour and day, and the dimension rollup unless <paramref name="preAggregates"/> is off. They
-    /// read the same rows and write different tables, so they may run side by side; each token is
-    /// the table name and <paramref name="token"/>.
+    /// Every rollup statement for the enriched rows selected by <paramref name="where"/>: the
+    /// dimension and visit rollups unless <paramref name="preAggregates"/> is off, then minute,
+    /// hour and day. They read the same rows and write different tables, so they may run side by
+    /// side; each token is the table name and <paramref name="token"/>.
     /// </summary>
-    public static IEnumerable<string> RollUpStatements(string db, string where, string token, bool preAggregates = true)
+    public static IEnumerable<string> RollUpStatements(string db, string where, string token, bool preAggregates = true) =>
+        (preAggregates ? PreAggregateStatements(db, where, token) : []).Concat(TimeRollupStatements(db, where, token));
+
+    /// <summary>The dimension and visit rollups (what the query planner reads) of <see cref="RollUpStatements"/>.</summary>
+    public static IEnumerable<string> PreAggregateStatements(string db, string where, string token)
+    {
+        yield return DimensionRollUpStatement(db, where, $"{DimensionTable}:{token}");
+        yield return VisitRollUpStatement(db, where, $"{VisitTable}:{token}");
+    }
+
+    /// <summary>The minute, hour and day rollups (what the v1 endpoints and the main graph read) of
+    /// <see cref="RollUpStatements"/>.</summary>
+    public static IEnumerable<string> TimeRollupStatements(string db, string where, string token)
     {
         foreach (var (table, bucket) in Rollups)
             yield return RollUpStatement(db, table, bucket, where, $"{table}:{token}");
-        if (!preAggregates) yield break;
-        yield return DimensionRollUpStatement(db, where, $"{DimensionTable}:{token}");
-        yield return VisitRollUpStatement(db, where, $"{VisitTable}:{token}");
     }
 
     /// <summary>The dimension rollup (schemas/clickhouse/010): its table, and the dimensions it
