@@ -220,9 +220,14 @@ public sealed class QueryEngine(IColumnStore store, string database)
     public async Task<List<RawRow>> RawAsync(NormalQuery q, CancellationToken ct)
     {
         bool enrichedCovers = RetentionPlanner.EnrichedCovers(q, Retention, Clock.GetUtcNow());
+        // Days a pre-aggregate lacks (stored before it existed, on an upgraded database) are never
+        // read from it. Asked only when a plan exists, so a query that scans pays nothing.
+        IReadOnlySet<string>? uncovered = null;
+        if ((UsePreAggregates || !enrichedCovers) && PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _) is not null)
+            uncovered = PreAggregates.PreAggregateCoverage.Read(await RunAsync(PreAggregates.PreAggregateCoverage.Sql(q.MerchantId, q.SiteId, q.From, q.To, database), ct));
         string? planned = enrichedCovers
-            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _) : null)
-            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow());
+            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _, uncovered) : null)
+            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow(), uncovered);
         var rows = await RunAsync(planned ?? QuerySql.Build(q, database, MaxExecutionSeconds), ct);
         int n = q.Dimensions.Count, counts = QuerySql.RawColumns.Length - 2;
         // Rollup rows written before migration 012 hold no revenue or pageview visitors: scan.
