@@ -118,6 +118,16 @@ public sealed class ClusterSchemaTests(BackendsFixture fixture)
     }
 
     [Fact]
+    public void A_migrations_insert_select_runs_once_as_written_through_the_distributed_tables()
+    {
+        var statements = AllStatements("analytics", "web");
+        var insert = Assert.Single(statements, s => s.StartsWith("INSERT", StringComparison.Ordinal));
+        Assert.StartsWith("INSERT INTO analytics.preaggregate_gaps (merchant_id, site_id, rollup, day, generation)", insert, StringComparison.Ordinal);
+        Assert.DoesNotContain("_local", insert, StringComparison.Ordinal);
+        Assert.Equal(["INSERT INTO analytics.t (a) SELECT 1"], ClusterSchema.Translate("INSERT INTO analytics.t (a) SELECT 1", "web"));
+    }
+
+    [Fact]
     public void A_statement_without_a_cluster_form_is_refused()
     {
         Assert.Throws<NotSupportedException>(() => ClusterSchema.Translate("CREATE VIEW analytics.v AS SELECT 1", "web"));
