@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Analytics.Store;
@@ -224,7 +226,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
         // read from it. Asked only when a plan exists, so a query that scans pays nothing.
         IReadOnlySet<string>? uncovered = null;
         if ((UsePreAggregates || !enrichedCovers) && PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _) is not null)
-            uncovered = PreAggregates.PreAggregateCoverage.Read(await RunAsync(PreAggregates.PreAggregateCoverage.Sql(q.MerchantId, q.SiteId, q.From, q.To, database), ct));
+            uncovered = await UncoveredAsync(q, ct);
         string? planned = enrichedCovers
             ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _, uncovered) : null)
             : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow(), uncovered);
@@ -246,6 +248,25 @@ public sealed class QueryEngine(IColumnStore store, string database)
             result.Add(new RawRow(dims, values, ReadMap(row[n + counts]), ReadMap(row[n + counts + 1])));
         }
         return result;
+    }
+
+    /// <summary>Per store and database, whether it lists any site-day a pre-aggregate lacks. Only
+    /// migration 013 writes the list, and the host migrates before it serves, so a database found
+    /// with none (every fresh install) has none for good: its plans skip the check from then on.</summary>
+    private static readonly ConditionalWeakTable<IColumnStore, ConcurrentDictionary<string, bool>> s_listsGaps = new();
+
+    /// <summary>The pre-aggregate tables lacking a day of <paramref name="q"/>'s range (PreAggregateCoverage).</summary>
+    private async Task<IReadOnlySet<string>> UncoveredAsync(NormalQuery q, CancellationToken ct)
+    {
+        var known = s_listsGaps.GetOrCreateValue(store);
+        if (!known.TryGetValue(database, out bool any))
+        {
+            any = ReadLong((await RunAsync($"SELECT count() FROM {database}.{PreAggregates.PreAggregateCoverage.Table}", ct))[0][0]) > 0;
+            known[database] = any;
+        }
+        return any
+            ? PreAggregates.PreAggregateCoverage.Read(await RunAsync(PreAggregates.PreAggregateCoverage.Sql(q.MerchantId, q.SiteId, q.From, q.To, database), ct))
+            : new HashSet<string>();
     }
 
     private async Task<IReadOnlyList<JsonElement[]>> RunAsync(string sql, CancellationToken ct)

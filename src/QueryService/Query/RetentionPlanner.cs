@@ -10,7 +10,8 @@ namespace Analytics.QueryService.Query;
 /// always (the day rollups where exact, else a scan). A range reaching further back can only
 /// be answered by the day rollups (rollup_dims_day: whole UTC days, the metrics and single
 /// dimensions it holds; rollup_visits_day, kept as long: visit metrics by visit dimensions), and
-/// only when they still hold the range's first day; otherwise
+/// only when they still hold the range's first day and lack none of its days (days stored before
+/// they existed, PreAggregateCoverage: refused with field date_range); otherwise
 /// the query is refused with the field at fault and why, never answered from what the scan
 /// happens to find (days past the horizon may be partly deleted). The field is found by asking
 /// the planner itself about each part of the query (the range, each dimension, each filter, each
