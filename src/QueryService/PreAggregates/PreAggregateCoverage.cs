@@ -42,6 +42,13 @@ public static class PreAggregateCoverage
             """);
     }
 
+    /// <summary>SQL returning how many site-days the database lists (0 on a fresh install).</summary>
+    public static string CountSql(string database) => $"SELECT count() FROM {database}.{Table}";
+
+    /// <summary>SQL returning the last day listed for a site as yyyy-MM-dd (1970-01-01: none).</summary>
+    public static string LastDaySql(long merchantId, long siteId, string database) => string.Create(CultureInfo.InvariantCulture,
+        $"SELECT toString(max(day)) FROM {database}.{Table} WHERE merchant_id = {merchantId} AND site_id = {siteId}");
+
     /// <summary>The tables named by <see cref="Sql"/>'s rows.</summary>
     public static IReadOnlySet<string> Read(IReadOnlyList<JsonElement[]> rows) => rows.Select(r => r[0].GetString()!).ToHashSet(StringComparer.Ordinal);
 

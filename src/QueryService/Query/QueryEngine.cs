@@ -250,23 +250,38 @@ public sealed class QueryEngine(IColumnStore store, string database)
         return result;
     }
 
-    /// <summary>Per store and database, whether it lists any site-day a pre-aggregate lacks. Only
-    /// migration 013 writes the list, and the host migrates before it serves, so a database found
-    /// with none (every fresh install) has none for good: its plans skip the check from then on.</summary>
-    private static readonly ConditionalWeakTable<IColumnStore, ConcurrentDictionary<string, bool>> s_listsGaps = new();
+    /// <summary>
+    /// What each store's databases list in preaggregate_gaps, cached per process: only migration
+    /// 013 writes the list, and the host migrates before it serves, so it never changes while a
+    /// process reads it. Per database whether it lists anything (a fresh install: never asked
+    /// again), and per site its last listed day (a range after it, such as the last 7 days a while
+    /// after the upgrade, is not asked either). The coverage statement itself runs only for
+    /// ranges reaching back to a listed day: whether that day is still lacking depends on its
+    /// active generation, which reprocessing changes.
+    /// </summary>
+    private sealed class GapCache
+    {
+        public ConcurrentDictionary<string, bool> Lists { get; } = new(StringComparer.Ordinal);
+        public ConcurrentDictionary<(string Database, long Merchant, long Site), DateOnly> LastDay { get; } = new();
+    }
+
+    private static readonly ConditionalWeakTable<IColumnStore, GapCache> s_gaps = new();
 
     /// <summary>The pre-aggregate tables lacking a day of <paramref name="q"/>'s range (PreAggregateCoverage).</summary>
     private async Task<IReadOnlySet<string>> UncoveredAsync(NormalQuery q, CancellationToken ct)
     {
-        var known = s_listsGaps.GetOrCreateValue(store);
-        if (!known.TryGetValue(database, out bool any))
+        var cache = s_gaps.GetOrCreateValue(store);
+        if (!cache.Lists.TryGetValue(database, out bool lists))
+            cache.Lists[database] = lists = ReadLong((await RunAsync(PreAggregates.PreAggregateCoverage.CountSql(database), ct))[0][0]) > 0;
+        if (!lists) return new HashSet<string>();
+        var site = (database, q.MerchantId, q.SiteId);
+        if (!cache.LastDay.TryGetValue(site, out var last))
         {
-            any = ReadLong((await RunAsync($"SELECT count() FROM {database}.{PreAggregates.PreAggregateCoverage.Table}", ct))[0][0]) > 0;
-            known[database] = any;
+            var day = (await RunAsync(PreAggregates.PreAggregateCoverage.LastDaySql(q.MerchantId, q.SiteId, database), ct))[0][0].GetString()!;
+            cache.LastDay[site] = last = DateOnly.ParseExact(day, "yyyy-MM-dd", CultureInfo.InvariantCulture);
         }
-        return any
-            ? PreAggregates.PreAggregateCoverage.Read(await RunAsync(PreAggregates.PreAggregateCoverage.Sql(q.MerchantId, q.SiteId, q.From, q.To, database), ct))
-            : new HashSet<string>();
+        if (DateOnly.FromDateTime(q.From.UtcDateTime) > last) return new HashSet<string>();
+        return PreAggregates.PreAggregateCoverage.Read(await RunAsync(PreAggregates.PreAggregateCoverage.Sql(q.MerchantId, q.SiteId, q.From, q.To, database), ct));
     }
 
     private async Task<IReadOnlyList<JsonElement[]>> RunAsync(string sql, CancellationToken ct)
