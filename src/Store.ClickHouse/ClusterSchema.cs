@@ -18,6 +18,11 @@
 //   shared by every node ('/clickhouse/tables/all/…'), so every node reads the same rows.
 // - ALTER TABLE db.t cmds → ALTER TABLE db.t_local ON CLUSTER cmds; column changes (ADD, DROP,
 //   MODIFY, RENAME COLUMN) also go to the Distributed table, whose columns must match.
+// - INSERT INTO db.t (…) SELECT … (a migration filling a table from what the database holds, such
+//   as 013's list of site-days stored before the pre-aggregates) → the same statement, not ON
+//   CLUSTER: run once, on the node running the migration, through the Distributed tables (the
+//   SELECT reads every shard, the insert routes each row to its merchant's shard). ON CLUSTER
+//   would run it on every node and write each row once per node.
 // Anything else throws: a new kind of statement needs a deliberate cluster form, not a guess.
 // The translation is checked here only by ClickHouse's parser (formatQuery in the tests); running
 // it needs a real cluster with Keeper (docs/clickhouse-server.md has the recipe).
@@ -79,6 +84,8 @@ public static partial class ClusterSchema
             return statements;
         }
 
+        if (InsertSelect().IsMatch(sql)) return [sql];
+
         throw new NotSupportedException(
             $"No cluster form is defined for this statement; extend ClusterSchema deliberately: {(sql.Length <= 120 ? sql : sql[..120])}");
     }
@@ -98,6 +105,9 @@ public static partial class ClusterSchema
 
     [GeneratedRegex(@"^ALTER\s+TABLE\s+(?<db>[A-Za-z_][A-Za-z0-9_]*)\.(?<table>[A-Za-z_][A-Za-z0-9_]*)\s+(?<commands>.+)$", RegexOptions.IgnoreCase | RegexOptions.Singleline)]
     private static partial Regex AlterTable();
+
+    [GeneratedRegex(@"^INSERT\s+INTO\s+[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*\s*\([^)]*\)\s*SELECT\s", RegexOptions.IgnoreCase)]
+    private static partial Regex InsertSelect();
 
     [GeneratedRegex(@"^\s*merchant_id\s", RegexOptions.Multiline)]
     private static partial Regex MerchantColumn();

@@ -1,7 +1,11 @@
 using System.Buffers.Binary;
 using Analytics.Contracts.Internal;
 using Analytics.EventLog;
+using Analytics.Rollup;
+using Analytics.Rollup.Reprocessing;
+using Analytics.Tests.Shared;
 using Google.Protobuf;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Analytics.EndToEnd.Tests;
 
@@ -23,5 +27,34 @@ public static class LogRecords
             count++;
         }
         await log.AppendAsync(key, buffer.ToArray(), count, ct);
+    }
+
+    /// <summary>Stores <paramref name="events"/> (one merchant's) in <paramref name="db"/> through a
+    /// real local log under <paramref name="dir"/> and the real Rollup, in rounds of
+    /// <paramref name="roundRecords"/> records; fails unless all are stored within 90 s.</summary>
+    public static async Task RollUpAsync(EngineFixture engine, string db, string dir, ulong merchant, IReadOnlyCollection<StoredEvent> events,
+        int roundRecords, CancellationToken ct)
+    {
+        await using var log = LocalLog.Open(Path.Combine(dir, "log"));
+        foreach (var chunk in events.Chunk(97)) await AppendAsync(log, merchant, chunk, ct);
+        var status = new RollupStatus();
+        var options = new RollupOptions
+        {
+            Database = db, QuarantineDirectory = Path.Combine(dir, "quarantine"), MaxBatchRecords = roundRecords,
+            MaxWait = TimeSpan.FromMilliseconds(20), MinRoundInterval = TimeSpan.Zero,
+        };
+        using var worker = new RollupWorker(log, engine.Store, options, new ProcessingLogic(engine.Enrichment), status,
+            new ReprocessQueue(Path.Combine(dir, "jobs")), NullLogger<RollupWorker>.Instance);
+        await worker.StartAsync(ct);
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(90);
+            while (status.EventsStored < events.Count && DateTime.UtcNow < deadline) await Task.Delay(50, ct);
+        }
+        finally
+        {
+            await worker.StopAsync(CancellationToken.None);
+        }
+        Assert.Equal(events.Count, status.EventsStored);
     }
 }

@@ -28,8 +28,10 @@ public sealed class ClusterSchemaTests(BackendsFixture fixture)
         Assert.True(statements.Count >= 16, $"expected the whole schema, got {statements.Count} statements");
         foreach (var statement in statements)
         {
-            var formatted = await fixture.Embedded.QueryRowsAsync($"SELECT formatQuery({ClickHouseSql.StringLiteral(statement)})", Ct);
-            Assert.Contains("ON CLUSTER web", formatted[0][0].GetString(), StringComparison.Ordinal);
+            var formatted = (await fixture.Embedded.QueryRowsAsync($"SELECT formatQuery({ClickHouseSql.StringLiteral(statement)})", Ct))[0][0].GetString()!;
+            // DDL runs on every node; a migration's INSERT … SELECT runs once, through the Distributed tables.
+            if (statement.StartsWith("INSERT", StringComparison.Ordinal)) Assert.DoesNotContain("ON CLUSTER", formatted, StringComparison.Ordinal);
+            else Assert.Contains("ON CLUSTER web", formatted, StringComparison.Ordinal);
         }
     }
 
@@ -37,7 +39,7 @@ public sealed class ClusterSchemaTests(BackendsFixture fixture)
     public void Every_table_is_replicated_and_read_through_a_distributed_table_sharded_by_merchant()
     {
         var statements = AllStatements("analytics", "web");
-        string[] tables = ["events_raw", "events_enriched", "event_ids", "rollup_minute", "rollup_hour", "rollup_day", "rollup_dims_day", "rollup_visits_day", "generations"];
+        string[] tables = ["events_raw", "events_enriched", "event_ids", "rollup_minute", "rollup_hour", "rollup_day", "rollup_dims_day", "rollup_visits_day", "generations", "preaggregate_gaps"];
         foreach (var table in tables)
         {
             var local = Assert.Single(statements, s => s.StartsWith($"CREATE TABLE IF NOT EXISTS analytics.{table}_local ON CLUSTER web", StringComparison.Ordinal));
@@ -113,6 +115,16 @@ public sealed class ClusterSchemaTests(BackendsFixture fixture)
 
         public Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary, string? deduplicationToken = null,
             CancellationToken cancellationToken = default) => inner.InsertRowBinaryAsync(table, columnsWithTypes, rowBinary, deduplicationToken, cancellationToken);
+    }
+
+    [Fact]
+    public void A_migrations_insert_select_runs_once_as_written_through_the_distributed_tables()
+    {
+        var statements = AllStatements("analytics", "web");
+        var insert = Assert.Single(statements, s => s.StartsWith("INSERT", StringComparison.Ordinal));
+        Assert.StartsWith("INSERT INTO analytics.preaggregate_gaps (merchant_id, site_id, rollup, day, generation)", insert, StringComparison.Ordinal);
+        Assert.DoesNotContain("_local", insert, StringComparison.Ordinal);
+        Assert.Equal(["INSERT INTO analytics.t (a) SELECT 1"], ClusterSchema.Translate("INSERT INTO analytics.t (a) SELECT 1", "web"));
     }
 
     [Fact]

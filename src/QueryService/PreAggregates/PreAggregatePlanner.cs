@@ -197,17 +197,29 @@ public static class NormalQueryPlanner
     /// <summary>SQL answering <paramref name="q"/>'s raw rows from the smallest pre-aggregate that
     /// answers it exactly: the dimension rollup (a row per day and value), else the visit rollup
     /// (a row per visit, VisitRollupPlanner); null (and why, for both) when only a scan of
-    /// events_enriched does.</summary>
-    public static string? TryPlanRaw(Query.NormalQuery q, string database, double maxExecutionSeconds, out string reason)
+    /// events_enriched does. A table in <paramref name="uncovered"/> lacks days of the range
+    /// (PreAggregateCoverage) and is not read.</summary>
+    public static string? TryPlanRaw(Query.NormalQuery q, string database, double maxExecutionSeconds, out string reason,
+        IReadOnlySet<string>? uncovered = null)
     {
-        if (TryPlanDimensions(q, database, maxExecutionSeconds, out var dimensions) is { } sql)
+        string dimensions = "", visits;
+        string? sql = uncovered?.Contains(PreAggregatePlanner.Table) == true ? Uncovered(PreAggregatePlanner.Table, out dimensions)
+            : TryPlanDimensions(q, database, maxExecutionSeconds, out dimensions);
+        if (sql is not null)
         {
             reason = "";
             return sql;
         }
-        sql = VisitRollupPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out var visits);
+        sql = uncovered?.Contains(VisitRollupPlanner.Table) == true ? Uncovered(VisitRollupPlanner.Table, out visits)
+            : VisitRollupPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out visits);
         reason = sql is null ? $"dimension rollup: {dimensions}; visit rollup: {visits}" : "";
         return sql;
+    }
+
+    private static string? Uncovered(string table, out string reason)
+    {
+        reason = PreAggregateCoverage.Reason(table);
+        return null;
     }
 
     private static string? TryPlanDimensions(Query.NormalQuery q, string database, double maxExecutionSeconds, out string reason)

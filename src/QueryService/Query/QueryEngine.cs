@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Analytics.Store;
@@ -220,9 +222,14 @@ public sealed class QueryEngine(IColumnStore store, string database)
     public async Task<List<RawRow>> RawAsync(NormalQuery q, CancellationToken ct)
     {
         bool enrichedCovers = RetentionPlanner.EnrichedCovers(q, Retention, Clock.GetUtcNow());
+        // Days a pre-aggregate lacks (stored before it existed, on an upgraded database) are never
+        // read from it. Asked only when a plan exists, so a query that scans pays nothing.
+        IReadOnlySet<string>? uncovered = null;
+        if ((UsePreAggregates || !enrichedCovers) && PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _) is not null)
+            uncovered = await UncoveredAsync(q, ct);
         string? planned = enrichedCovers
-            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _) : null)
-            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow());
+            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _, uncovered) : null)
+            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow(), uncovered);
         var rows = await RunAsync(planned ?? QuerySql.Build(q, database, MaxExecutionSeconds), ct);
         int n = q.Dimensions.Count, counts = QuerySql.RawColumns.Length - 2;
         // Rollup rows written before migration 012 hold no revenue or pageview visitors: scan.
@@ -241,6 +248,40 @@ public sealed class QueryEngine(IColumnStore store, string database)
             result.Add(new RawRow(dims, values, ReadMap(row[n + counts]), ReadMap(row[n + counts + 1])));
         }
         return result;
+    }
+
+    /// <summary>
+    /// What each store's databases list in preaggregate_gaps, cached per process: only migration
+    /// 013 writes the list, and the host migrates before it serves, so it never changes while a
+    /// process reads it. Per database whether it lists anything (a fresh install: never asked
+    /// again), and per site its last listed day (a range after it, such as the last 7 days a while
+    /// after the upgrade, is not asked either). The coverage statement itself runs only for
+    /// ranges reaching back to a listed day: whether that day is still lacking depends on its
+    /// active generation, which reprocessing changes.
+    /// </summary>
+    private sealed class GapCache
+    {
+        public ConcurrentDictionary<string, bool> Lists { get; } = new(StringComparer.Ordinal);
+        public ConcurrentDictionary<(string Database, long Merchant, long Site), DateOnly> LastDay { get; } = new();
+    }
+
+    private static readonly ConditionalWeakTable<IColumnStore, GapCache> s_gaps = new();
+
+    /// <summary>The pre-aggregate tables lacking a day of <paramref name="q"/>'s range (PreAggregateCoverage).</summary>
+    private async Task<IReadOnlySet<string>> UncoveredAsync(NormalQuery q, CancellationToken ct)
+    {
+        var cache = s_gaps.GetOrCreateValue(store);
+        if (!cache.Lists.TryGetValue(database, out bool lists))
+            cache.Lists[database] = lists = ReadLong((await RunAsync(PreAggregates.PreAggregateCoverage.CountSql(database), ct))[0][0]) > 0;
+        if (!lists) return new HashSet<string>();
+        var site = (database, q.MerchantId, q.SiteId);
+        if (!cache.LastDay.TryGetValue(site, out var last))
+        {
+            var day = (await RunAsync(PreAggregates.PreAggregateCoverage.LastDaySql(q.MerchantId, q.SiteId, database), ct))[0][0].GetString()!;
+            cache.LastDay[site] = last = DateOnly.ParseExact(day, "yyyy-MM-dd", CultureInfo.InvariantCulture);
+        }
+        if (DateOnly.FromDateTime(q.From.UtcDateTime) > last) return new HashSet<string>();
+        return PreAggregates.PreAggregateCoverage.Read(await RunAsync(PreAggregates.PreAggregateCoverage.Sql(q.MerchantId, q.SiteId, q.From, q.To, database), ct));
     }
 
     private async Task<IReadOnlyList<JsonElement[]>> RunAsync(string sql, CancellationToken ct)

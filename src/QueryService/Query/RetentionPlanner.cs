@@ -10,7 +10,8 @@ namespace Analytics.QueryService.Query;
 /// always (the day rollups where exact, else a scan). A range reaching further back can only
 /// be answered by the day rollups (rollup_dims_day: whole UTC days, the metrics and single
 /// dimensions it holds; rollup_visits_day, kept as long: visit metrics by visit dimensions), and
-/// only when they still hold the range's first day; otherwise
+/// only when they still hold the range's first day and lack none of its days (days stored before
+/// they existed, PreAggregateCoverage: refused with field date_range); otherwise
 /// the query is refused with the field at fault and why, never answered from what the scan
 /// happens to find (days past the horizon may be partly deleted). The field is found by asking
 /// the planner itself about each part of the query (the range, each dimension, each filter, each
@@ -23,8 +24,10 @@ public static class RetentionPlanner
         retention.KeptFrom(RetentionPolicy.EventsEnriched, now) is not { } horizon || q.From >= horizon;
 
     /// <summary>The dimension rollup's SQL for a query reaching past the enriched horizon.</summary>
-    /// <exception cref="QueryException">The rollup cannot answer it exactly, or no longer holds its first day.</exception>
-    public static string PlanOrRefuse(NormalQuery q, string database, double maxExecutionSeconds, RetentionPolicy retention, DateTimeOffset now)
+    /// <param name="uncovered">The pre-aggregate tables lacking days of the range (PreAggregateCoverage).</param>
+    /// <exception cref="QueryException">The rollup cannot answer it exactly, or no longer holds its first day, or lacks some of its days.</exception>
+    public static string PlanOrRefuse(NormalQuery q, string database, double maxExecutionSeconds, RetentionPolicy retention, DateTimeOffset now,
+        IReadOnlySet<string>? uncovered = null)
     {
         var enriched = retention.KeptFrom(RetentionPolicy.EventsEnriched, now)!.Value;
         string kept = $"enriched events are kept {RetentionPeriod.Describe(retention.Enriched)} (from {Day(enriched)} on)";
@@ -34,7 +37,14 @@ public static class RetentionPlanner
                 $"The range starts {Day(q.From)}, before anything is kept: {kept}, and the day rollups {RetentionPeriod.Describe(retention.Dimensions)} " +
                 $"(from {Day(dims)} on). Ask for a range from {Day(dims)} on.");
         }
-        if (NormalQueryPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out _) is { } sql) return sql;
+        if (NormalQueryPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out _, uncovered) is { } sql) return sql;
+        if (uncovered is { Count: > 0 } && NormalQueryPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out _) is not null)
+        {
+            throw new QueryException("date_range",
+                $"The range starts {Day(q.From)}, before the enriched events' horizon ({kept}), and the day rollups lack some of its days: their events " +
+                $"were stored before the day rollups existed (a database upgraded from an older schema) and were not reprocessed since. Ask for a range " +
+                $"from {Day(enriched)} on, or reprocess those days (POST /admin/reprocess) while their raw events are kept.");
+        }
 
         var (field, reason) = Culprit(q, database);
         throw new QueryException(field,
