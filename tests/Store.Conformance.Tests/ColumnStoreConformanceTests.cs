@@ -83,7 +83,7 @@ public abstract class ColumnStoreConformanceTests(BackendsFixture fixture)
         Assert.Empty(second);
         var tables = await Store.QueryRowsAsync($"SELECT name FROM system.tables WHERE database = '{db}' ORDER BY name", Ct);
         Assert.Equal(
-            ["event_ids", "events_enriched", "events_raw", "generations", "ingest_rejections", "rollup_day", "rollup_dims_day", "rollup_hour", "rollup_inflight", "rollup_minute", "rollup_visits_day", "schema_migrations"],
+            ["event_ids", "events_enriched", "events_raw", "generations", "ingest_rejections", "preaggregate_gaps", "rollup_day", "rollup_dims_day", "rollup_hour", "rollup_inflight", "rollup_minute", "rollup_visits_day", "schema_migrations"],
             tables.Select(r => r[0].GetString()));
     }
 
