@@ -7,8 +7,8 @@ namespace Analytics.Benchmarks;
 
 /// <summary>
 /// What the hostile-traffic checks add to one batch of 50 events on the hot path: the per-IP and
-/// per-site token buckets (System.Threading.RateLimiting's partitioned token buckets, limits set
-/// so they never refuse), and the origin check of a connection's first batch. Per-event cost =
+/// per-site token buckets (TokenBuckets, keyed and computed on demand; limits set so they never
+/// refuse), and the origin check of a connection's first batch. Per-event cost =
 /// mean / 50. The origin check runs once per connection and site policy, not per batch.
 /// </summary>
 [MemoryDiagnoser]

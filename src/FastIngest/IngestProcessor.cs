@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
 using Analytics.Contracts.V1;
 using Analytics.EventLog;
 using Analytics.FastIngest.Enrichment;
@@ -57,7 +59,124 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
         {
             return ValueTask.FromResult(Finish(prepared, scratch, started, activity));
         }
-        return AppendAsync(prepared, scratch, started, activity, cancellationToken);
+        // Traced batches keep the async method (tracing is opt-in; its span must end in the batch's own context).
+        if (activity is not null) return AppendAsync(prepared, scratch, started, activity, cancellationToken);
+        ValueTask append;
+        try
+        {
+            append = log.AppendAsync(prepared.MerchantId, scratch.Records.AsMemory(0, scratch.RecordsLength), prepared.RecordCount, cancellationToken);
+        }
+        catch (EventLogUnavailableException e)
+        {
+            return ValueTask.FromResult(LogRefused(prepared, scratch, started, null, e));
+        }
+        if (append.IsCompleted) return ValueTask.FromResult(Appended(append, prepared, scratch, started));
+        return (scratch.PendingAppend ??= new PendingAppend(this, scratch)).Await(append, prepared, started);
+    }
+
+    /// <summary>The outcome of an append that has completed (GetResult also releases a pooled log waiter).</summary>
+    private IngestResult Appended(ValueTask append, Prepared prepared, IngestScratch scratch, long started)
+    {
+        try
+        {
+            append.GetAwaiter().GetResult();
+        }
+        catch (EventLogUnavailableException e)
+        {
+            return LogRefused(prepared, scratch, started, null, e);
+        }
+        _refusals.Accepted();
+        return Finish(prepared, scratch, started, null);
+    }
+
+    private IngestResult LogRefused(Prepared prepared, IngestScratch scratch, long started, Activity? activity, EventLogUnavailableException e)
+    {
+        metrics.Retry();
+        _refusals.Refused(e);
+        activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+        return Finish(prepared with { Status = AckStatus.Retry, RetryReason = RetryReason.LogUnavailable }, scratch, started, activity);
+    }
+
+    /// <summary>
+    /// Awaits one connection's (one scratch's) append that has not completed yet, and answers
+    /// through the ValueTask the caller awaits, without an async method: an async method's frame
+    /// is allocated at each batch whose append suspends, which is nearly every batch (the log's
+    /// group commit); ~240 B per batch, 4.8 B per event of a 50-event batch. One instance per
+    /// scratch, made at its first suspended append and reused: a scratch serves one batch at a
+    /// time. The log's completion flows the batch's ExecutionContext (OnCompleted, not
+    /// UnsafeOnCompleted) as an await would.
+    /// </summary>
+    internal sealed class PendingAppend : IValueTaskSource<IngestResult>
+    {
+        private readonly IngestProcessor _processor;
+        private readonly IngestScratch _scratch;
+        private readonly Action _completed;
+        private ManualResetValueTaskSourceCore<IngestResult> _core;
+        private ConfiguredValueTaskAwaitable.ConfiguredValueTaskAwaiter _append;
+        private Prepared _prepared;
+        private long _started;
+
+        public PendingAppend(IngestProcessor processor, IngestScratch scratch)
+        {
+            _processor = processor;
+            _scratch = scratch;
+            _completed = Completed;
+        }
+
+        internal ValueTask<IngestResult> Await(ValueTask append, Prepared prepared, long started)
+        {
+            _prepared = prepared;
+            _started = started;
+            // ConfigureAwait(false), as the async method awaited: no scheduling context is captured.
+            _append = append.ConfigureAwait(false).GetAwaiter();
+            _append.OnCompleted(_completed);
+            return new ValueTask<IngestResult>(this, _core.Version);
+        }
+
+        private void Completed()
+        {
+            var append = _append;
+            _append = default;
+            IngestResult result;
+            try
+            {
+                try
+                {
+                    append.GetResult();
+                }
+                catch (EventLogUnavailableException e)
+                {
+                    result = _processor.LogRefused(_prepared, _scratch, _started, null, e);
+                    _core.SetResult(result);
+                    return;
+                }
+                _processor._refusals.Accepted();
+                result = _processor.Finish(_prepared, _scratch, _started, null);
+            }
+            catch (Exception e)
+            {
+                _core.SetException(e);
+                return;
+            }
+            _core.SetResult(result);
+        }
+
+        public IngestResult GetResult(short token)
+        {
+            try
+            {
+                return _core.GetResult(token);
+            }
+            finally
+            {
+                _core.Reset();
+            }
+        }
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
     }
 
     private ValueTask<IngestResult> ProcessTraced(ReadOnlyMemory<byte> message, ClientInfo client, IngestScratch scratch, long started, CancellationToken cancellationToken)
@@ -86,16 +205,13 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
         }
         catch (EventLogUnavailableException e)
         {
-            metrics.Retry();
-            _refusals.Refused(e);
-            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
-            return Finish(prepared with { Status = AckStatus.Retry, RetryReason = RetryReason.LogUnavailable }, scratch, started, activity);
+            return LogRefused(prepared, scratch, started, activity, e);
         }
         _refusals.Accepted();
         return Finish(prepared, scratch, started, activity);
     }
 
-    private readonly record struct Prepared(AckStatus Status, ulong Seq, ulong MerchantId, int RecordCount, int EventCount = 0, uint RetryAfterMs = RetryAfterMs,
+    internal readonly record struct Prepared(AckStatus Status, ulong Seq, ulong MerchantId, int RecordCount, int EventCount = 0, uint RetryAfterMs = RetryAfterMs,
         RetryReason RetryReason = RetryReason.Unspecified);
 
     private Prepared Prepare(ReadOnlySpan<byte> message, ClientInfo client, IngestScratch scratch, Activity? activity)
@@ -232,6 +348,9 @@ public sealed class IngestScratch : IDisposable
     public ActivityContext TraceParent { get; init; }
 
     private byte[]? _traceContext;
+
+    /// <summary>Made at the first batch whose log append suspends (see IngestProcessor.PendingAppend).</summary>
+    internal IngestProcessor.PendingAppend? PendingAppend { get; set; }
 
     /// <summary>The binary trace context (schemas/stored_event.proto, trace_context) of the batch's span.</summary>
     internal ReadOnlyMemory<byte> TraceContextBytes(ActivityContext context)

@@ -114,7 +114,7 @@ public static class ApiConventions
 
     /// <summary>Problem details for errors and the body limit; call before authentication, so the
     /// challenge's empty 401 and the forbid's 403 pass through here on their way out.</summary>
-    public static void UseApiConventions(this WebApplication app)
+    public static void UseApiConventions(this IApplicationBuilder app)
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages(async context =>

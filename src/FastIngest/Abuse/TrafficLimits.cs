@@ -1,4 +1,3 @@
-using System.Threading.RateLimiting;
 using Analytics.Contracts.V1;
 using Analytics.FastIngest.Validation;
 
@@ -14,20 +13,14 @@ namespace Analytics.FastIngest.Abuse;
 /// are not given back (the flooder pays, never the site). IPv6 addresses count per /64, the
 /// block one subscriber gets. Limits are per node, not across a deployment.
 ///
-/// The buckets are System.Threading.RateLimiting's partitioned token buckets: one limiter per
-/// key, all replenished by the partitioned limiter's one timer (AutoReplenishment off), idle
-/// ones dropped by it, so 10,000 addresses cost no timers. Cost (perf/Benchmarks,
-/// TrafficLimitsBenchmarks; docs/security.md): 80 B allocated per batch, a closure the
-/// partitioned limiter makes on every acquire; a keyed bucket computed on demand, like
-/// EventRateLimiter, would allocate nothing.
+/// The buckets are <see cref="TokenBuckets{TKey}"/>: computed on demand, no timer, nothing
+/// allocated per batch once a key has its bucket (System.Threading.RateLimiting's partitioned
+/// limiter, used before, allocated 80 B per batch; docs/security.md).
 /// </summary>
 public sealed class TrafficLimits : IDisposable
 {
-    /// <summary>Replenishment tick of the buckets: 100 ms, the partitioned limiter's own timer period.</summary>
-    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
-
-    private readonly PartitionedRateLimiter<UInt128>? _perIp;
-    private readonly PartitionedRateLimiter<long>? _perSite;
+    private readonly TokenBuckets<UInt128>? _perIp;
+    private readonly TokenBuckets<long>? _perSite;
     private readonly int _ipBurst, _siteBurst;
     private readonly int _maxConnections, _maxConnectionsPerIp;
     private readonly Dictionary<UInt128, int> _connectionsPerIp = [];
@@ -42,21 +35,11 @@ public sealed class TrafficLimits : IDisposable
         _maxConnectionsPerIp = limits.MaxConnectionsPerIp;
     }
 
-    private static (PartitionedRateLimiter<T>?, int) Buckets<T>(double perSecond, double burst) where T : notnull
+    private static (TokenBuckets<T>?, int) Buckets<T>(double perSecond, double burst) where T : notnull
     {
         if (perSecond <= 0) return (null, 0);
         int limit = (int)Math.Clamp(burst, 1, int.MaxValue);
-        var options = new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = limit,
-            TokensPerPeriod = (int)Math.Clamp(perSecond * Tick.TotalSeconds, 1, int.MaxValue),
-            ReplenishmentPeriod = Tick,
-            AutoReplenishment = false,
-            QueueLimit = 0,
-        };
-        // Both delegates are made once: the partitioner runs per batch and must not allocate.
-        Func<T, RateLimiter> create = _ => new TokenBucketRateLimiter(options);
-        return (PartitionedRateLimiter.Create<T, T>(key => new RateLimitPartition<T>(key, create)), limit);
+        return (new TokenBuckets<T>(perSecond, limit), limit);
     }
 
     /// <summary>Takes <paramref name="events"/> from the IP's bucket, then the site's; false with the wait and which limit refused.</summary>
@@ -65,30 +48,17 @@ public sealed class TrafficLimits : IDisposable
         retryAfter = TimeSpan.Zero;
         reason = RetryReason.Unspecified;
         if (events <= 0) return true;
-        if (_perIp is not null && !Take(_perIp, ip, Math.Min(events, _ipBurst), out retryAfter))
+        if (_perIp is not null && !_perIp.TryAcquire(ip, Math.Min(events, _ipBurst), out retryAfter))
         {
             reason = RetryReason.RateLimitedIp;
             return false;
         }
-        if (_perSite is not null && !Take(_perSite, siteId, Math.Min(events, _siteBurst), out retryAfter))
+        if (_perSite is not null && !_perSite.TryAcquire(siteId, Math.Min(events, _siteBurst), out retryAfter))
         {
             reason = RetryReason.RateLimitedSite;
             return false;
         }
         return true;
-    }
-
-    private static bool Take<T>(PartitionedRateLimiter<T> limiter, T key, int permits, out TimeSpan retryAfter)
-    {
-        using var lease = limiter.AttemptAcquire(key, permits);
-        if (lease.IsAcquired)
-        {
-            retryAfter = TimeSpan.Zero;
-            return true;
-        }
-        retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : Tick;
-        if (retryAfter < Tick) retryAfter = Tick;
-        return false;
     }
 
     public enum ConnectionRefusal { None, ServerFull, IpFull }
@@ -127,9 +97,8 @@ public sealed class TrafficLimits : IDisposable
         }
     }
 
+    /// <summary>Nothing to release any more (the buckets hold no timer); kept for the host's and tests' using.</summary>
     public void Dispose()
     {
-        _perIp?.Dispose();
-        _perSite?.Dispose();
     }
 }

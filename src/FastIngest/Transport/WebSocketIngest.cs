@@ -52,17 +52,51 @@ internal static class WebSocketIngest
     /// </summary>
     internal static readonly TimeSpan MaxRetryPause = TimeSpan.FromSeconds(30);
 
-    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, TrafficLimits traffic, IngestDrain drain)
+    /// <remarks>
+    /// The checks before the upgrade are synchronous and the socket's whole life is one async
+    /// method: each async method still awaiting holds its frame for as long as the socket is open
+    /// (three nested ones held ~280 B more per idle connection).
+    /// </remarks>
+    public static Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, TrafficLimits traffic, IngestDrain drain)
     {
         // A draining node refuses before anything else, so the agent goes to another node at once.
-        if (!drain.TryOpen())
-        {
-            await IngestDrain.RefuseAsync(context);
-            return;
-        }
+        if (!drain.TryOpen()) return IngestDrain.RefuseAsync(context);
+        ClientInfo client;
+        TrafficLimits.ConnectionRefusal refusal;
         try
         {
-            await HandleOpenAsync(context, processor, metrics, traffic, drain);
+            if (!context.WebSockets.IsWebSocketRequest) return ClosedAfter(UpgradeRequiredAsync(context), drain);
+            client = ClientInfo.FromRequest(context, processor.Limits.MaxUserAgentBytes);
+            refusal = traffic.TryOpenConnection(client.RateKey);
+        }
+        catch
+        {
+            drain.ConnectionClosed();
+            throw;
+        }
+        if (refusal != TrafficLimits.ConnectionRefusal.None) return ClosedAfter(RefuseConnectionAsync(context, metrics, refusal), drain);
+        return ServeAsync(context, processor, metrics, traffic, client, drain);
+    }
+
+    private static Task UpgradeRequiredAsync(HttpContext context) =>
+        Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "WebSocket upgrade required", detail: "GET /v1/ws must be a WebSocket upgrade request.").ExecuteAsync(context);
+
+    private static Task RefuseConnectionAsync(HttpContext context, IngestMetrics metrics, TrafficLimits.ConnectionRefusal refusal)
+    {
+        bool full = refusal == TrafficLimits.ConnectionRefusal.ServerFull;
+        metrics.Refused(full ? BatchRefusal.ServerConnectionsFull : BatchRefusal.IpConnectionsFull);
+        context.Response.Headers.RetryAfter = ConnectionRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Results.Problem(statusCode: full ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status429TooManyRequests,
+            title: full ? "Too many connections" : "Too many connections from this address",
+            detail: full ? "The server holds its maximum of WebSocket connections; try again later." : "This address holds its maximum of WebSocket connections.").ExecuteAsync(context);
+    }
+
+    /// <summary>Counts the connection out of the drain once <paramref name="answer"/> is written (or failed).</summary>
+    private static async Task ClosedAfter(Task answer, IngestDrain drain)
+    {
+        try
+        {
+            await answer;
         }
         finally
         {
@@ -70,147 +104,126 @@ internal static class WebSocketIngest
         }
     }
 
-    private static async Task HandleOpenAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, TrafficLimits traffic, IngestDrain drain)
+    private static async Task ServeAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, TrafficLimits traffic, ClientInfo client, IngestDrain drain)
     {
-        if (!context.WebSockets.IsWebSocketRequest)
-        {
-            await Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "WebSocket upgrade required", detail: "GET /v1/ws must be a WebSocket upgrade request.").ExecuteAsync(context);
-            return;
-        }
-        var client = ClientInfo.FromRequest(context, processor.Limits.MaxUserAgentBytes);
-        var refusal = traffic.TryOpenConnection(client.RateKey);
-        if (refusal != TrafficLimits.ConnectionRefusal.None)
-        {
-            bool full = refusal == TrafficLimits.ConnectionRefusal.ServerFull;
-            metrics.Refused(full ? BatchRefusal.ServerConnectionsFull : BatchRefusal.IpConnectionsFull);
-            context.Response.Headers.RetryAfter = ConnectionRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            await Results.Problem(statusCode: full ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status429TooManyRequests,
-                title: full ? "Too many connections" : "Too many connections from this address",
-                detail: full ? "The server holds its maximum of WebSocket connections; try again later." : "This address holds its maximum of WebSocket connections.").ExecuteAsync(context);
-            return;
-        }
         try
         {
-            await ServeAsync(context, processor, metrics, client, drain);
+            using var socket = await PipeWebSocket.AcceptAsync(context, processor.Limits.MaxMessageBytes);
+            if (socket is null)
+            {
+                await UpgradeRequiredAsync(context);
+                return;
+            }
+            using var scratch = new IngestScratch
+            {
+                RateLimiter = new EventRateLimiter(processor.Limits.MaxEventsPerSecondPerConnection, processor.Limits.EventBurstPerConnection),
+                TraceParent = IngestTelemetry.ParentOf(context),
+            };
+            var aborted = context.RequestAborted;
+            // Also cancelled when the node drains: the loop then stops waiting for the next batch
+            // (a batch being processed is answered first, since the drain never cancels processing).
+            using var idle = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.Draining);
+            // Stopwatch timestamp of the first byte of the message being received; 0 between messages.
+            long messageStarted = 0;
+            // Set after a rate-limited RETRY: how long the next read waits.
+            TimeSpan pause = TimeSpan.Zero;
+            metrics.ConnectionOpened();
+            try
+            {
+                while (true)
+                {
+                    // Between messages the idle timeout runs (after a pause, if any); once a message has
+                    // begun, its deadline. CancelAfter restarts the one timer: no allocation per read.
+                    idle.CancelAfter(messageStarted == 0 ? pause + processor.Limits.WebSocketIdleTimeout
+                        : processor.Limits.MessageReceiveTimeout - System.Diagnostics.Stopwatch.GetElapsedTime(messageStarted) is { Ticks: > 0 } left ? left : TimeSpan.FromTicks(1));
+                    ReadResult read;
+                    try
+                    {
+                        if (pause > TimeSpan.Zero)
+                        {
+                            // One timer per wait; a drain or an abort ends the pause (the token).
+                            await Task.Delay(pause, idle.Token);
+                            pause = TimeSpan.Zero;
+                        }
+                        read = await socket.Input.ReadAsync(idle.Token);
+                    }
+                    catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+                    {
+                        if (drain.IsDraining)
+                        {
+                            await socket.CloseAsync(WebSocketFrames.CloseGoingAway, "server draining", peerClosedFirst: false, aborted);
+                        }
+                        else if (messageStarted != 0)
+                        {
+                            metrics.Refused(BatchRefusal.SlowSender);
+                            await socket.CloseAsync(WebSocketFrames.ClosePolicyViolation, $"message not complete within {processor.Limits.MessageReceiveTimeout.TotalSeconds:0} s", peerClosedFirst: false, aborted);
+                        }
+                        else
+                        {
+                            await socket.CloseAsync(WebSocketFrames.CloseGoingAway, "idle", peerClosedFirst: false, aborted);
+                        }
+                        return;
+                    }
+                    var buffer = read.Buffer;
+                    var step = socket.Parse(ref buffer);
+                    socket.Input.AdvanceTo(buffer.Start, step == PipeWebSocket.Step.NeedMore ? buffer.End : buffer.Start);
+                    if (step == PipeWebSocket.Step.NeedMore)
+                    {
+                        // Part of a frame is buffered, or a fragmented message is under way: its clock runs.
+                        if (messageStarted == 0 && (buffer.Length > 0 || socket.MessageInProgress)) messageStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+                    }
+                    else
+                    {
+                        messageStarted = 0;
+                    }
+                    switch (step)
+                    {
+                        case PipeWebSocket.Step.NeedMore:
+                            if (socket.HasPendingWrites) await socket.FlushAsync(aborted); // pongs
+                            if (read.IsCompleted) return;
+                            continue;
+                        case PipeWebSocket.Step.PeerClosed:
+                            await socket.CloseAsync(WebSocketFrames.CloseNormal, "", peerClosedFirst: true, aborted);
+                            return;
+                        case PipeWebSocket.Step.Error:
+                            if (socket.ErrorCode == WebSocketFrames.CloseMessageTooBig) metrics.Oversize();
+                            await socket.CloseAsync(socket.ErrorCode, socket.ErrorCode == WebSocketFrames.CloseMessageTooBig ? $"message over {processor.Limits.MaxMessageBytes} bytes" : "protocol error", peerClosedFirst: false, aborted);
+                            return;
+                    }
+                    if (socket.MessageIsText)
+                    {
+                        await socket.CloseAsync(WebSocketFrames.CloseUnsupportedData, "binary EventBatch messages only", peerClosedFirst: false, aborted);
+                        return;
+                    }
+                    var result = await processor.ProcessAsync(socket.Message, client, scratch, aborted);
+                    socket.MessageDone();
+                    if (result.Status == AckStatus.Malformed)
+                    {
+                        await socket.CloseAsync(WebSocketFrames.CloseInvalidPayload, "message is not a valid EventBatch", peerClosedFirst: false, aborted);
+                        return;
+                    }
+                    socket.WriteFrame(WebSocketFrames.OpBinary, result.Ack.Span);
+                    await socket.FlushAsync(aborted);
+                    if (result.Status == AckStatus.Retry && result.RetryReason is RetryReason.RateLimitedConnection or RetryReason.RateLimitedIp or RetryReason.RateLimitedSite)
+                    {
+                        // Not for LOG_UNAVAILABLE: that wait is the server's doing, and the breaker already answers it without work.
+                        pause = TimeSpan.FromMilliseconds(Math.Min(result.RetryAfterMs, MaxRetryPause.TotalMilliseconds));
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException or ConnectionAbortedException)
+            {
+                // The client went away (reset, abort); nothing of an unanswered batch was acknowledged.
+            }
+            finally
+            {
+                metrics.ConnectionClosed();
+            }
         }
         finally
         {
             traffic.CloseConnection(client.RateKey);
-        }
-    }
-
-    private static async Task ServeAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, ClientInfo client, IngestDrain drain)
-    {
-        using var socket = await PipeWebSocket.AcceptAsync(context, processor.Limits.MaxMessageBytes);
-        if (socket is null)
-        {
-            await Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "WebSocket upgrade required", detail: "GET /v1/ws must be a WebSocket upgrade request.").ExecuteAsync(context);
-            return;
-        }
-        using var scratch = new IngestScratch
-        {
-            RateLimiter = new EventRateLimiter(processor.Limits.MaxEventsPerSecondPerConnection, processor.Limits.EventBurstPerConnection),
-            TraceParent = IngestTelemetry.ParentOf(context),
-        };
-        var aborted = context.RequestAborted;
-        // Also cancelled when the node drains: the loop then stops waiting for the next batch
-        // (a batch being processed is answered first, since the drain never cancels processing).
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(aborted, drain.Draining);
-        // Stopwatch timestamp of the first byte of the message being received; 0 between messages.
-        long messageStarted = 0;
-        // Set after a rate-limited RETRY: how long the next read waits.
-        TimeSpan pause = TimeSpan.Zero;
-        metrics.ConnectionOpened();
-        try
-        {
-            while (true)
-            {
-                // Between messages the idle timeout runs (after a pause, if any); once a message has
-                // begun, its deadline. CancelAfter restarts the one timer: no allocation per read.
-                idle.CancelAfter(messageStarted == 0 ? pause + processor.Limits.WebSocketIdleTimeout
-                    : processor.Limits.MessageReceiveTimeout - System.Diagnostics.Stopwatch.GetElapsedTime(messageStarted) is { Ticks: > 0 } left ? left : TimeSpan.FromTicks(1));
-                ReadResult read;
-                try
-                {
-                    if (pause > TimeSpan.Zero)
-                    {
-                        // One timer per wait; a drain or an abort ends the pause (the token).
-                        await Task.Delay(pause, idle.Token);
-                        pause = TimeSpan.Zero;
-                    }
-                    read = await socket.Input.ReadAsync(idle.Token);
-                }
-                catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
-                {
-                    if (drain.IsDraining)
-                    {
-                        await socket.CloseAsync(WebSocketFrames.CloseGoingAway, "server draining", peerClosedFirst: false, aborted);
-                    }
-                    else if (messageStarted != 0)
-                    {
-                        metrics.Refused(BatchRefusal.SlowSender);
-                        await socket.CloseAsync(WebSocketFrames.ClosePolicyViolation, $"message not complete within {processor.Limits.MessageReceiveTimeout.TotalSeconds:0} s", peerClosedFirst: false, aborted);
-                    }
-                    else
-                    {
-                        await socket.CloseAsync(WebSocketFrames.CloseGoingAway, "idle", peerClosedFirst: false, aborted);
-                    }
-                    return;
-                }
-                var buffer = read.Buffer;
-                var step = socket.Parse(ref buffer);
-                socket.Input.AdvanceTo(buffer.Start, step == PipeWebSocket.Step.NeedMore ? buffer.End : buffer.Start);
-                if (step == PipeWebSocket.Step.NeedMore)
-                {
-                    // Part of a frame is buffered, or a fragmented message is under way: its clock runs.
-                    if (messageStarted == 0 && (buffer.Length > 0 || socket.MessageInProgress)) messageStarted = System.Diagnostics.Stopwatch.GetTimestamp();
-                }
-                else
-                {
-                    messageStarted = 0;
-                }
-                switch (step)
-                {
-                    case PipeWebSocket.Step.NeedMore:
-                        if (socket.HasPendingWrites) await socket.FlushAsync(aborted); // pongs
-                        if (read.IsCompleted) return;
-                        continue;
-                    case PipeWebSocket.Step.PeerClosed:
-                        await socket.CloseAsync(WebSocketFrames.CloseNormal, "", peerClosedFirst: true, aborted);
-                        return;
-                    case PipeWebSocket.Step.Error:
-                        if (socket.ErrorCode == WebSocketFrames.CloseMessageTooBig) metrics.Oversize();
-                        await socket.CloseAsync(socket.ErrorCode, socket.ErrorCode == WebSocketFrames.CloseMessageTooBig ? $"message over {processor.Limits.MaxMessageBytes} bytes" : "protocol error", peerClosedFirst: false, aborted);
-                        return;
-                }
-                if (socket.MessageIsText)
-                {
-                    await socket.CloseAsync(WebSocketFrames.CloseUnsupportedData, "binary EventBatch messages only", peerClosedFirst: false, aborted);
-                    return;
-                }
-                var result = await processor.ProcessAsync(socket.Message, client, scratch, aborted);
-                socket.MessageDone();
-                if (result.Status == AckStatus.Malformed)
-                {
-                    await socket.CloseAsync(WebSocketFrames.CloseInvalidPayload, "message is not a valid EventBatch", peerClosedFirst: false, aborted);
-                    return;
-                }
-                socket.WriteFrame(WebSocketFrames.OpBinary, result.Ack.Span);
-                await socket.FlushAsync(aborted);
-                if (result.Status == AckStatus.Retry && result.RetryReason is RetryReason.RateLimitedConnection or RetryReason.RateLimitedIp or RetryReason.RateLimitedSite)
-                {
-                    // Not for LOG_UNAVAILABLE: that wait is the server's doing, and the breaker already answers it without work.
-                    pause = TimeSpan.FromMilliseconds(Math.Min(result.RetryAfterMs, MaxRetryPause.TotalMilliseconds));
-                }
-            }
-        }
-        catch (Exception e) when (e is IOException or OperationCanceledException or ConnectionAbortedException)
-        {
-            // The client went away (reset, abort); nothing of an unanswered batch was acknowledged.
-        }
-        finally
-        {
-            metrics.ConnectionClosed();
+            drain.ConnectionClosed();
         }
     }
 
