@@ -254,14 +254,14 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         int take = (int)Math.Min(batch.Records.Count, pending.Next - pending.Position);
         if (pending.Records.Count == 0 && take == pending.Next - pending.From)
         {
-            await ProcessAsync(consumer, inflight, batch.Slice(0, take), ct); // the whole range at once: no copy
+            await ProcessAsync(consumer, inflight, batch.Slice(0, take), ct, replay: true); // the whole range at once: no copy
         }
         else
         {
             // Batch memory is only valid until the next read: keep a copy until the range is whole.
             for (int i = 0; i < take; i++) pending.Records.Add(batch.Records[i].ToArray());
             if (pending.Position < pending.Next) return;
-            await ProcessAsync(consumer, inflight, new LogBatch(pending.Records, pending.From, pending.Next, batch.Source), ct);
+            await ProcessAsync(consumer, inflight, new LogBatch(pending.Records, pending.From, pending.Next, batch.Source), ct, replay: true);
         }
         _replays.Remove(batch.Source);
         if (take < batch.Records.Count) await ProcessAsync(consumer, inflight, batch.Slice(take, batch.Records.Count - take), ct);
@@ -277,7 +277,9 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     /// anything of its own. Preparation writes nothing; its duplicate check sees the round being
     /// stored through that round's ids, since its event_ids may not be written yet.
     /// </summary>
-    private async Task ProcessAsync(IEventLogConsumer consumer, InflightRanges inflight, LogBatch batch, CancellationToken ct)
+    /// <param name="replay">The range left in flight by the previous reader (see HandleAsync): its
+    /// events already stored still pass through the sessionizer (see PrepareAsync).</param>
+    private async Task ProcessAsync(IEventLogConsumer consumer, InflightRanges inflight, LogBatch batch, CancellationToken ct, bool replay = false)
     {
         long started = Stopwatch.GetTimestamp();
         // A root of its own: a round serves many ingest traces, which it links to instead.
@@ -289,7 +291,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             activity?.SetTag("analytics.log_from", batch.FirstOffset);
             activity?.SetTag("analytics.log_next", batch.NextOffset);
             var prepare = Stopwatch.StartNew();
-            var round = await PrepareAsync(batch, activity, _storing?.Round.Ids);
+            var round = await PrepareAsync(batch, activity, _storing?.Round.Ids, replay);
             status.PrepareMs = prepare.ElapsedMilliseconds;
             await FinishStoringAsync(consumer, ct);
             await WithRetries(() => inflight.MarkAsync(batch.Source, batch.FirstOffset, batch.NextOffset, ct), ct);
@@ -339,7 +341,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         public void Dispose() { Raw.Dispose(); Enriched.Dispose(); }
     }
 
-    private async Task<Round> PrepareAsync(LogBatch batch, Activity? activity, HashSet<EventKey>? storing)
+    private async Task<Round> PrepareAsync(LogBatch batch, Activity? activity, HashSet<EventKey>? storing, bool replay)
     {
         var events = new List<RawEvent>(batch.Records.Count);
         var linked = activity is { IsAllDataRequested: true } ? new HashSet<ActivityContext>() : null;
@@ -362,17 +364,34 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             }
         }
         var dedup = Stopwatch.StartNew();
-        var seen = await LoadSeenIds(events);
+        var storedIds = await LoadSeenIds(events);
         status.DedupMs = dedup.ElapsedMilliseconds;
         await WithRetries(() => _generations!.LoadAsync(events.Select(e => (e.MerchantId, e.SiteId, e.Day)), CancellationToken.None), CancellationToken.None);
         var days = new Dictionary<DateOnly, DayPart>();
         var ids = new HashSet<EventKey>(events.Count);
         int duplicates = 0, stored = 0;
+        // A replayed range was read by the previous reader, which may have stored all of it (and
+        // died, or lost the source, before its commit): then every event is in event_ids. The
+        // visits of this reader were seeded from the store without that range (HandleAsync), so
+        // its events go through the sessionizer all the same, in log order, into a scratch row
+        // that is thrown away: skipped, the next round started a new visit for every visitor of
+        // the source (seen in the Kafka rebalance test: 2-4 visits too many per hand-over).
+        using var replayed = replay ? new RowBinaryWriter() : null;
         foreach (var e in events)
         {
             var key = new EventKey(e.MerchantId, e.SiteId, new Guid(e.Id));
-            if (!seen.Add(key) || storing?.Contains(key) == true) { duplicates++; continue; }
-            ids.Add(key);
+            if (storing?.Contains(key) == true) { duplicates++; continue; }
+            if (storedIds.Contains(key))
+            {
+                duplicates++;
+                if (replayed is not null)
+                {
+                    replayed.Reset();
+                    DerivedRows.WriteEnriched(replayed, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day), options.PreAggregates);
+                }
+                continue;
+            }
+            if (!ids.Add(key)) { duplicates++; continue; } // a repeat within the round
             if (!days.TryGetValue(e.Day, out var part)) days[e.Day] = part = new DayPart(e.Day);
             DerivedRows.WriteRaw(part.Raw, e);
             DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day), options.PreAggregates);
@@ -385,7 +404,8 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     /// <summary>An event's identity for the duplicate check: ids are unique per site.</summary>
     private readonly record struct EventKey(ulong Merchant, ulong Site, Guid Id);
 
-    /// <summary>Ids of this round that the store already has (client resends), plus in-round repeats.</summary>
+    /// <summary>Ids of this round that the store already has (client resends, or a replayed range
+    /// that the previous reader stored before it lost the source).</summary>
     private async Task<HashSet<EventKey>> LoadSeenIds(List<RawEvent> events)
     {
         var seen = new HashSet<EventKey>();
