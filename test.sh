@@ -42,11 +42,16 @@ TEST_DEPS=(
     "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a:libclang-rt-14-dev"
 )
 install_test_deps() {
-    local missing=() dep
+    local missing=() dep reinstall=()
     for dep in "${TEST_DEPS[@]}"; do
         # A command on PATH, or a path (a glob: any version) that exists.
         command -v "${dep%%:*}" >/dev/null 2>&1 || compgen -G "${dep%%:*}" >/dev/null || missing+=("${dep#*:}")
     done
+    # The browser must also start: a chromium whose libraries were removed (autoremove, a
+    # half-finished upgrade) still has /usr/bin/chromium, and every browser suite would fail.
+    if [[ -x /usr/bin/chromium ]] && ! /usr/bin/chromium --version >/dev/null 2>&1; then
+        missing+=(chromium); reinstall=(--reinstall)
+    fi
     [[ ${#missing[@]} -eq 0 ]] && return 0
     # As root directly; as another user through sudo (without a password prompt, so CI never hangs).
     local as_root=()
@@ -64,15 +69,16 @@ install_test_deps() {
     # install: apt-get install decides, and is tried once more after a second refresh.
     local apt=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300)
     "${apt[@]}" update >&2 || echo "test.sh: apt-get update reported errors; installing anyway" >&2
-    if ! "${apt[@]}" install -y "${missing[@]}" >&2; then
+    if ! "${apt[@]}" install -y "${reinstall[@]}" "${missing[@]}" >&2; then
         "${apt[@]}" update >&2
-        "${apt[@]}" install -y "${missing[@]}" >&2 || return 1
+        "${apt[@]}" install -y "${reinstall[@]}" "${missing[@]}" >&2 || return 1
     fi
     # Every program must be there now (a package that installed without it is a failure here, not
     # a browser test failing later).
     for dep in "${TEST_DEPS[@]}"; do
         command -v "${dep%%:*}" >/dev/null 2>&1 || compgen -G "${dep%%:*}" >/dev/null || { echo "test.sh: ${dep%%:*} still missing after installing ${dep#*:}" >&2; return 1; }
     done
+    /usr/bin/chromium --version >/dev/null 2>&1 || { echo "test.sh: /usr/bin/chromium does not start after installing chromium" >&2; return 1; }
 }
 install_test_deps || { echo "could not install the test dependencies"; echo "0 passed, 1 failed"; exit 1; }
 export CHDB_LIB_PATH="$(scripts/fetch-chdb.sh | tail -n1)" || { echo "could not fetch the ClickHouse engine"; echo "0 passed, 1 failed"; exit 1; }
