@@ -15,32 +15,59 @@ public static class IngestEndpoints
     {
         // A host that never drains (tests, benchmarks) need not register one.
         var drain = app.ServiceProvider.GetService<IngestDrain>() ?? new IngestDrain();
-        app.Map("/v1/ws", (HttpContext c, IngestProcessor p, IngestMetrics m, TrafficLimits t) => WebSocketIngest.HandleAsync(c, p, m, t, drain))
-            .WithMetadata(IngestSocketEndpoint.Instance);
-        app.MapPost("/v1/events", (HttpContext c, IngestProcessor p, IngestMetrics m) => HttpIngest.HandleAsync(c, p, m, drain));
-        app.MapMethods("/v1/events", ["OPTIONS"], (HttpContext c, SiteRegistry s, IngestMetrics m) => HttpIngest.Preflight(c, s, m));
-        if (enableEcho) app.Map("/v1/echo", WebSocketIngest.EchoAsync);
+        // Singletons resolved once: a handler that takes them as parameters resolves them from
+        // the request's services, which makes a DI scope per request (~450 B and a dictionary).
+        var processor = app.ServiceProvider.GetRequiredService<IngestProcessor>();
+        var metrics = app.ServiceProvider.GetRequiredService<IngestMetrics>();
+        var traffic = app.ServiceProvider.GetRequiredService<TrafficLimits>();
+        app.Map("/v1/ws", (HttpContext c) => WebSocketIngest.HandleAsync(c, processor, metrics, traffic, drain))
+            .WithMetadata(IngestHotPathEndpoint.Instance, WebSocketEndpoint.Instance);
+        var scratches = IngestScratch.NewPool();
+        app.MapPost("/v1/events", (HttpContext c) => HttpIngest.HandleAsync(c, processor, metrics, drain, scratches))
+            .WithMetadata(IngestHotPathEndpoint.Instance);
+        app.MapMethods("/v1/events", ["OPTIONS"], (HttpContext c, SiteRegistry s) => HttpIngest.Preflight(c, s, metrics));
+        if (enableEcho) app.Map("/v1/echo", WebSocketIngest.EchoAsync).WithMetadata(WebSocketEndpoint.Instance);
         return app;
     }
 
-    /// <summary>True for GET /v1/ws, the WebSocket ingest endpoint (after routing has matched).</summary>
-    public static bool IsIngestSocket(HttpContext context) =>
-        context.GetEndpoint()?.Metadata.GetMetadata<IngestSocketEndpoint>() is not null;
+    /// <summary>True for the endpoints that take WebSocket upgrades (after routing has matched).</summary>
+    public static bool TakesWebSockets(HttpContext context) =>
+        context.GetEndpoint()?.Metadata.GetMetadata<WebSocketEndpoint>() is not null;
+
+    /// <summary>True for GET /v1/ws and POST /v1/events, ingest's hot path (after routing has matched).</summary>
+    public static bool IsIngestHotPath(HttpContext context) =>
+        context.GetEndpoint()?.Metadata.GetMetadata<IngestHotPathEndpoint>() is not null;
 }
 
 /// <summary>
-/// Marks the WebSocket ingest endpoint. It is anonymous (the site key travels in every batch) and
-/// answers its refusals itself, so a host runs none of its API middleware for it: authentication
-/// (the default scheme and OpenIddict's request handler run for every request they see),
-/// authorization, status-code pages, static files. Each of those left state on the request for the
-/// socket's whole life (about 3.4 KB per idle connection: handlers, an OpenIddict transaction, async
-/// frames) and garbage at every upgrade.
+/// Marks ingest's hot path: the WebSocket endpoint and POST /v1/events. Both are anonymous (the
+/// site key travels in every batch) and answer their refusals themselves (an Ack, or problem+json
+/// they write), so a host runs none of its API middleware for them: authentication (the default
+/// scheme and OpenIddict's request handler run for every request they see), authorization,
+/// status-code pages, static files. On a socket each of those left state on the request for its
+/// whole life (about 3.4 KB per idle connection: handlers, an OpenIddict transaction, async frames)
+/// and garbage at every upgrade; on POST /v1/events, where a beacon carries one event, they cost
+/// more per request than the event itself. The CORS preflight (OPTIONS) is rare and keeps them.
 /// </summary>
-public sealed class IngestSocketEndpoint
+public sealed class IngestHotPathEndpoint
 {
-    public static readonly IngestSocketEndpoint Instance = new();
+    public static readonly IngestHotPathEndpoint Instance = new();
 
-    private IngestSocketEndpoint()
+    private IngestHotPathEndpoint()
+    {
+    }
+}
+
+/// <summary>
+/// Marks the endpoints that take WebSocket upgrades (/v1/ws, /v1/echo): a host runs its WebSocket
+/// middleware for them only, because that middleware allocates its handshake feature for every
+/// HTTP/1.1 request it sees, a beacon's POST included.
+/// </summary>
+public sealed class WebSocketEndpoint
+{
+    public static readonly WebSocketEndpoint Instance = new();
+
+    private WebSocketEndpoint()
     {
     }
 }

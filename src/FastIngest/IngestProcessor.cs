@@ -1,4 +1,5 @@
 using System.Buffers;
+using Microsoft.Extensions.ObjectPool;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
@@ -345,7 +346,7 @@ public sealed class IngestScratch : IDisposable
 
     /// <summary>The request's trace context (W3C traceparent), parent of each batch's span;
     /// default: each batch starts a trace of its own.</summary>
-    public ActivityContext TraceParent { get; init; }
+    public ActivityContext TraceParent { get; set; }
 
     private byte[]? _traceContext;
 
@@ -401,6 +402,33 @@ public sealed class IngestScratch : IDisposable
         buffer.AsSpan(0, keep).CopyTo(bigger);
         if (buffer.Length > 0) ArrayPool<byte>.Shared.Return(buffer);
         buffer = bigger;
+    }
+
+    /// <summary>
+    /// Scratches for HTTP requests, one per request in flight and reused: a WebSocket keeps one for
+    /// its life, but over HTTP a new one per request (and its PendingAppend) was a third of what a
+    /// single-event beacon allocated. One pool per processor, since a scratch's PendingAppend
+    /// belongs to the processor that made it. A scratch that grew past <see cref="PooledBufferBytes"/>
+    /// (a large batch) is released rather than kept.
+    /// </summary>
+    public static ObjectPool<IngestScratch> NewPool() => new DefaultObjectPool<IngestScratch>(new PoolPolicy(), maximumRetained: 1024);
+
+    internal const int PooledBufferBytes = 64 * 1024;
+
+    private sealed class PoolPolicy : PooledObjectPolicy<IngestScratch>
+    {
+        public override IngestScratch Create() => new();
+
+        public override bool Return(IngestScratch scratch)
+        {
+            // What the last request learnt about its caller must not reach the next one.
+            scratch.AllowedOrigins = null;
+            scratch.TraceParent = default;
+            scratch.Reset();
+            if (scratch._records.Length <= PooledBufferBytes && scratch._ack.Length <= PooledBufferBytes) return true;
+            scratch.Dispose();
+            return false;
+        }
     }
 
     public void Dispose()

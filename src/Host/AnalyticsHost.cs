@@ -133,6 +133,11 @@ public static class AnalyticsHost
         string db = ClickHouseSql.RequirePlainIdentifier(settings.Database);
         // EF Core (OpenIddict's stores) logs every SQL command at Information.
         builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
+        // Its request logs are Information and Debug. While its logger is on at all, ASP.NET Core
+        // starts an Activity and a logging scope for every request (their ids for the scope):
+        // ~1 KB and an ExecutionContext per beacon. Tracing (--otlp-endpoint) still gets its
+        // request spans: a listener on the "Microsoft.AspNetCore" source starts them.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
 
         var registry = new SiteRegistry(ControlPlaneStore.Open(settings.ControlPlane ?? ControlPlaneStore.DefaultSpec(data)));
         IEventLog? log = null;
@@ -217,11 +222,12 @@ public static class AnalyticsHost
         // First: everything after it (ingest's ClientInfo above all) sees the client's address.
         app.UseTrustedProxies(settings.TrustedProxies);
         // Recognises upgrade requests (context.WebSockets.IsWebSocketRequest); the ingest and echo
-        // endpoints then frame WebSocket messages themselves on the connection pipes.
-        app.UseWebSockets();
-        // The WebSocket ingest endpoint needs nothing more (IngestSocketEndpoint says why): an idle
-        // socket then holds ~3.4 KB less and an upgrade allocates ~8.7 KB less (docs/security.md, "Cost on ingest's hot path").
-        app.UseWhen(static context => !IngestEndpoints.IsIngestSocket(context), api =>
+        // endpoints then frame WebSocket messages themselves on the connection pipes. Only there
+        // (WebSocketEndpoint says why).
+        app.UseWhen(IngestEndpoints.TakesWebSockets, sockets => sockets.UseWebSockets());
+        // Ingest's hot path needs nothing more (IngestHotPathEndpoint says why): an idle socket then
+        // holds ~3.4 KB less and an upgrade allocates ~8.7 KB less (docs/security.md, "Cost on ingest's hot path").
+        app.UseWhen(static context => !IngestEndpoints.IsIngestHotPath(context), api =>
         {
             api.UseApiConventions();
             // Inside the conventions' exception handler: an open store breaker answers 503, not 500.

@@ -33,16 +33,30 @@ public sealed class ClientInfo
     {
         address ??= IPAddress.Loopback;
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
-        AddressBytes = address.MapToIPv6().GetAddressBytes();
-        IpPrefixUtf8 = Encoding.ASCII.GetBytes(TruncatedPrefix(address));
+        // Written into one array rather than through MapToIPv6, GetAddressBytes and a formatted
+        // string: over HTTP this runs for every request, a beacon's single event included.
+        bool v4 = address.AddressFamily == AddressFamily.InterNetwork;
+        var mapped = new byte[16];
+        if (v4)
+        {
+            mapped[10] = mapped[11] = 0xFF;
+            address.TryWriteBytes(mapped.AsSpan(12), out _);
+        }
+        else
+        {
+            address.TryWriteBytes(mapped, out _);
+        }
+        AddressBytes = mapped;
+        IpPrefixUtf8 = v4 ? Ipv4PrefixUtf8(mapped.AsSpan(12)) : Encoding.ASCII.GetBytes(TruncatedPrefix(address));
         UserAgentUtf8 = Utf8(userAgent, maxUserAgentBytes);
         ChUaMobileUtf8 = Utf8(chUaMobile, MaxClientHintBytes);
         ChUaPlatformUtf8 = Utf8(chUaPlatform, MaxClientHintBytes);
         ChUaModelUtf8 = Utf8(chUaModel, MaxClientHintBytes);
         ChUaFormFactorsUtf8 = Utf8(chUaFormFactors, MaxClientHintBytes);
         // Rate limits count an IPv4 address alone and an IPv6 address by its /64 (one subscriber's block).
-        var key = (byte[])AddressBytes.Clone();
-        if (address.AddressFamily == AddressFamily.InterNetworkV6) key.AsSpan(8).Clear();
+        Span<byte> key = stackalloc byte[16];
+        mapped.CopyTo(key);
+        if (!v4) key[8..].Clear();
         RateKey = System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(key);
     }
 
@@ -107,6 +121,21 @@ public sealed class ClientInfo
         }
         for (int i = 6; i < bytes.Length; i++) bytes[i] = 0;
         return new IPAddress(bytes) + "/48";
+    }
+
+    /// <summary>"a.b.c.0/24" as <see cref="TruncatedPrefix"/> writes it, without the strings.</summary>
+    private static byte[] Ipv4PrefixUtf8(ReadOnlySpan<byte> address)
+    {
+        Span<byte> text = stackalloc byte[16];
+        int length = 0;
+        for (int i = 0; i < 3; i++)
+        {
+            System.Buffers.Text.Utf8Formatter.TryFormat(address[i], text[length..], out int written);
+            length += written;
+            text[length++] = (byte)'.';
+        }
+        "0/24"u8.CopyTo(text[length..]);
+        return text[..(length + 4)].ToArray();
     }
 
     private static byte[] Utf8(string? value, int max) =>

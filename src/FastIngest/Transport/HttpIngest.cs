@@ -4,6 +4,7 @@ using Analytics.Contracts.V1;
 using Analytics.ControlPlane;
 using Analytics.FastIngest.Enrichment;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.ObjectPool;
 
 namespace Analytics.FastIngest.Transport;
 
@@ -27,7 +28,7 @@ namespace Analytics.FastIngest.Transport;
 /// </summary>
 internal static class HttpIngest
 {
-    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, IngestDrain drain)
+    public static async Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, IngestDrain drain, ObjectPool<IngestScratch> scratches)
     {
         var request = context.Request;
         var response = context.Response;
@@ -53,39 +54,19 @@ internal static class HttpIngest
         }
 
         PipeReader reader = request.BodyReader;
-        ReadResult read;
-        // The whole body within the deadline: Kestrel's MinRequestBodyDataRate alone lets a body
-        // trickle at 240 bytes/s for as long as it likes.
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        deadline.CancelAfter(processor.Limits.MessageReceiveTimeout);
-        while (true)
+        // Usually the whole body came with the headers: then no deadline is needed (it costs a
+        // linked token source and a timer per request).
+        bool started = reader.TryRead(out var read);
+        if (!started || !(read.IsCompleted || read.IsCanceled) || read.Buffer.Length > max)
         {
-            try
-            {
-                read = await reader.ReadAsync(deadline.Token);
-            }
-            catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
-            {
-                metrics.Refused(BatchRefusal.SlowSender);
-                response.Headers.Connection = "close";
-                await Results.Problem(statusCode: StatusCodes.Status408RequestTimeout, title: "Body too slow",
-                    detail: $"The body must arrive within {processor.Limits.MessageReceiveTimeout.TotalSeconds:0} s.").ExecuteAsync(context);
-                return;
-            }
-            if (read.Buffer.Length > max)
-            {
-                metrics.Oversize();
-                reader.AdvanceTo(read.Buffer.End);
-                await TooLarge(context, max);
-                return;
-            }
-            if (read.IsCompleted || read.IsCanceled) break;
-            // Nothing consumed, everything examined: wake up when more arrives.
-            reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+            if (started) reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+            if (await ReadWithinDeadlineAsync(context, processor, metrics, reader, max) is not { } whole) return;
+            read = whole;
         }
 
         var body = read.Buffer;
         byte[]? copy = null;
+        IngestScratch? scratch = null;
         try
         {
             ReadOnlyMemory<byte> message;
@@ -100,7 +81,8 @@ internal static class HttpIngest
                 message = copy.AsMemory(0, (int)body.Length);
             }
             var client = ClientInfo.FromRequest(context, processor.Limits.MaxUserAgentBytes);
-            using var scratch = new IngestScratch { TraceParent = IngestTelemetry.ParentOf(context) };
+            scratch = scratches.Get();
+            scratch.TraceParent = IngestTelemetry.ParentOf(context);
             var result = await processor.ProcessAsync(message, client, scratch, context.RequestAborted);
             // Passed the origin check (or is no page at all): the page may read the answer.
             if (client.Origin is { } origin && scratch.AllowedOrigins is not null) response.Headers.AccessControlAllowOrigin = origin;
@@ -124,11 +106,50 @@ internal static class HttpIngest
             response.ContentType = "application/x-protobuf";
             response.ContentLength = result.Ack.Length;
             await response.Body.WriteAsync(result.Ack, context.RequestAborted);
+            // Only after a normal end: a scratch whose batch ended in an exception is not reused.
+            scratches.Return(scratch);
+            scratch = null;
         }
         finally
         {
+            scratch?.Dispose();
             reader.AdvanceTo(body.End);
             if (copy is not null) ArrayPool<byte>.Shared.Return(copy);
+        }
+    }
+
+    /// <summary>The rest of the body, or null once the answer was written (408, 413).</summary>
+    private static async ValueTask<ReadResult?> ReadWithinDeadlineAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, PipeReader reader, int max)
+    {
+        // The whole body within the deadline: Kestrel's MinRequestBodyDataRate alone lets a body
+        // trickle at 240 bytes/s for as long as it likes.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        deadline.CancelAfter(processor.Limits.MessageReceiveTimeout);
+        while (true)
+        {
+            ReadResult read;
+            try
+            {
+                read = await reader.ReadAsync(deadline.Token);
+            }
+            catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+            {
+                metrics.Refused(BatchRefusal.SlowSender);
+                context.Response.Headers.Connection = "close";
+                await Results.Problem(statusCode: StatusCodes.Status408RequestTimeout, title: "Body too slow",
+                    detail: $"The body must arrive within {processor.Limits.MessageReceiveTimeout.TotalSeconds:0} s.").ExecuteAsync(context);
+                return null;
+            }
+            if (read.Buffer.Length > max)
+            {
+                metrics.Oversize();
+                reader.AdvanceTo(read.Buffer.End);
+                await TooLarge(context, max);
+                return null;
+            }
+            if (read.IsCompleted || read.IsCanceled) return read;
+            // Nothing consumed, everything examined: wake up when more arrives.
+            reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
         }
     }
 
