@@ -14,6 +14,14 @@ namespace Analytics.EventLog.Kafka;
 /// consumer buffers records per partition and returns batches of one partition each (offsets in
 /// a batch are consecutive, so a batch names a range "topic/partition:[first, next)"). Offsets are
 /// committed only by <see cref="CommitAsync"/>, never automatically.
+/// Fair across partitions: a read returns the first full batch (or the biggest buffered one when
+/// nothing more has arrived), but a partition that held records when another partition's batch
+/// went out is owed the next read, full or not (the longest owed first). Otherwise, under a
+/// backlog in one partition, the others' records waited in their buffers until it drained (5-11 s
+/// for their first round); now they wait one round, at the cost of more, smaller rounds while
+/// the backlog lasts. Only the order of partitions changes: within one, batches stay consecutive.
+/// Records Kafka delivers behind an already fetched backlog still wait for it to be pulled:
+/// librdkafka keeps one prefetch queue for all of a consumer's partitions.
 /// Rebalances: partitions use the cooperative-sticky assignor (only moved partitions stop). A
 /// revoked partition's buffer is dropped; a newly assigned one starts at the group's committed
 /// offset and its first batch says <see cref="LogBatch.Resumed"/>.
@@ -35,6 +43,7 @@ internal sealed partial class KafkaLogConsumer : IEventLogConsumer
     private readonly Dictionary<int, PartitionBuffer> _partitions = [];
     private PartitionBuffer? _returned; // the buffer the last batch came from
     private int _returnedCount;
+    private long _batches; // batches returned: the turn order of owed partitions
     private bool _disposed;
 
     private readonly ILogger _logger;
@@ -99,6 +108,7 @@ internal sealed partial class KafkaLogConsumer : IEventLogConsumer
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRecords, 1);
         ObjectDisposedException.ThrowIf(_disposed, this);
         ReleaseReturned();
+        if (LongestOwed() is { } owed) return ValueTask.FromResult(Take(owed, maxRecords));
         long start = Stopwatch.GetTimestamp();
         while (true)
         {
@@ -220,7 +230,24 @@ internal sealed partial class KafkaLogConsumer : IEventLogConsumer
         var batch = buffer.Peek(maxRecords);
         _returned = buffer;
         _returnedCount = batch.Records.Count;
+        _batches++;
+        buffer.OwedSince = null;
+        foreach (var other in _partitions.Values)
+        {
+            if (other.Count > 0 && other.OwedSince is null && !ReferenceEquals(other, buffer)) other.OwedSince = _batches;
+        }
         return batch;
+    }
+
+    /// <summary>The partition passed over longest ago that still holds records, if any.</summary>
+    private PartitionBuffer? LongestOwed()
+    {
+        PartitionBuffer? owed = null;
+        foreach (var buffer in _partitions.Values)
+        {
+            if (buffer.OwedSince is { } since && buffer.Count > 0 && (owed is null || since < owed.OwedSince)) owed = buffer;
+        }
+        return owed;
     }
 
     /// <summary>The previous batch is processed (the interface's "valid until the next call").</summary>
@@ -300,6 +327,8 @@ internal sealed partial class KafkaLogConsumer : IEventLogConsumer
         public TopicPartition Partition { get; } = partition;
         public string Source { get; } = string.Create(CultureInfo.InvariantCulture, $"{partition.Topic}/{partition.Partition.Value}");
         public long? Committed { get; set; }
+        /// <summary>The batch count when another partition's batch went out while this one held records.</summary>
+        public long? OwedSince { get; set; }
         public long? NextToRead => _next;
         public int Count => _records.Count;
         public long? FirstOffset => _records.Count == 0 ? null : _records[0].Offset;

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using Analytics.Contracts.Internal;
 using Analytics.EventLog;
 using Analytics.Rollup;
@@ -355,48 +354,17 @@ public class ReprocessStepTests(EngineFixture engine)
 
     /// <summary>The real store, failing the first statement that starts with a given prefix (and
     /// every later one: the process is "dead"), before it reaches the engine.</summary>
-    private sealed class FailingStore(IColumnStore inner, string prefix) : IColumnStore
+    private sealed class FailingStore(IColumnStore inner, string prefix) : DelegatingColumnStore(inner)
     {
         private bool _dead;
 
-        private void Check(string sql)
+        protected override void Starting(string statement)
         {
-            if (_dead || sql.StartsWith(prefix, StringComparison.Ordinal))
+            if (_dead || statement.StartsWith(prefix, StringComparison.Ordinal))
             {
                 _dead = true;
-                throw new InjectedFailure(sql);
+                throw new InjectedFailure(statement);
             }
-        }
-
-        public Task ExecuteAsync(string sql, CancellationToken cancellationToken = default)
-        {
-            Check(sql);
-            return inner.ExecuteAsync(sql, cancellationToken);
-        }
-
-        public Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, CancellationToken cancellationToken = default)
-        {
-            Check(sql);
-            return inner.QueryRowsAsync(sql, cancellationToken);
-        }
-
-        public Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default)
-        {
-            Check(sql);
-            return inner.QueryRowsAsync(sql, keys, cancellationToken);
-        }
-
-        public Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default)
-        {
-            Check(sql);
-            return inner.QueryRowBinaryAsync(sql, read, cancellationToken);
-        }
-
-        public Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary, string? deduplicationToken = null,
-            CancellationToken cancellationToken = default)
-        {
-            Check("INSERT INTO " + table);
-            return inner.InsertRowBinaryAsync(table, columnsWithTypes, rowBinary, deduplicationToken, cancellationToken);
         }
     }
 }

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
 using System.Text.RegularExpressions;
 using Analytics.Contracts.Internal;
 using Analytics.EventLog;
@@ -99,31 +98,18 @@ public partial class RollupRoundOrderTests(EngineFixture engine)
     private static partial Regex InsertStatement();
 
     /// <summary>The real store, recording when each INSERT … SELECT statement started and finished.</summary>
-    private sealed class RecordingStore(IColumnStore inner) : IColumnStore
+    private sealed class RecordingStore(IColumnStore inner) : DelegatingColumnStore(inner)
     {
         private long _clock;
         public ConcurrentBag<Statement> Statements { get; } = [];
 
-        public async Task ExecuteAsync(string sql, CancellationToken cancellationToken = default)
+        public override async Task ExecuteAsync(string sql, CancellationToken cancellationToken = default)
         {
             long started = Interlocked.Increment(ref _clock);
-            await inner.ExecuteAsync(sql, cancellationToken);
+            await Inner.ExecuteAsync(sql, cancellationToken);
             long finished = Interlocked.Increment(ref _clock);
             if (InsertStatement().Match(sql) is { Success: true } m)
                 Statements.Add(new Statement(m.Groups[1].Value, m.Groups[2].Value, started, finished));
         }
-
-        public Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, CancellationToken cancellationToken = default) =>
-            inner.QueryRowsAsync(sql, cancellationToken);
-
-        public Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default) =>
-            inner.QueryRowsAsync(sql, keys, cancellationToken);
-
-        public Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default) =>
-            inner.QueryRowBinaryAsync(sql, read, cancellationToken);
-
-        public Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary, string? deduplicationToken = null,
-            CancellationToken cancellationToken = default) =>
-            inner.InsertRowBinaryAsync(table, columnsWithTypes, rowBinary, deduplicationToken, cancellationToken);
     }
 }

@@ -253,6 +253,75 @@ public sealed class KafkaEventLogTests : IDisposable
     }
 
     [Fact]
+    public async Task A_backlog_in_one_partition_delays_another_partitions_records_by_one_read_at_most()
+    {
+        string topic = _topic + "-fair";
+        _cluster.CreateTopic(topic, partitions: 2);
+        var options = new KafkaLogOptions { BootstrapServers = _cluster.BootstrapServers, Topic = topic, DeliveryTimeout = TimeSpan.FromSeconds(5), SessionTimeout = TimeSpan.FromSeconds(6) };
+        const int round = 1_000, backlogRounds = 12;
+        await using var log = await KafkaEventLog.OpenAsync(options, cancellationToken: Ct);
+        await using var consumer = log.OpenConsumer("g");
+
+        // Where merchants land: one event each, read back; the consumer then owns both partitions.
+        var partitionOf = new Dictionary<ulong, string>();
+        for (ulong merchant = 1; merchant <= 8; merchant++) await log.AppendAsync(merchant, Records(PageViews(1, merchant)), 1, Ct);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (partitionOf.Count < 8 && DateTime.UtcNow < deadline)
+        {
+            var batch = await consumer.ReadAsync(round, TimeSpan.FromMilliseconds(200), Ct);
+            foreach (var record in batch.Records) partitionOf[StoredEvent.Parser.ParseFrom(record.Span).MerchantId] = batch.Source;
+            await consumer.CommitAsync(batch, Ct);
+        }
+        string backlog = partitionOf[1];
+        ulong other = partitionOf.First(p => p.Value != backlog).Key;
+        string otherSource = partitionOf[other];
+
+        // The other partition's few events are fetched first, then the backlog (each waited for
+        // through the watermarks the consumer's fetches report), so librdkafka's one queue for
+        // both partitions holds the few, then the backlog.
+        await log.AppendAsync(other, Records(PageViews(5, other)), 5, Ct);
+        await WaitForLag(consumer, otherSource, 5);
+        for (int i = 0; i < backlogRounds * round / 100; i++) await log.AppendAsync(1, Records(PageViews(100, merchant: 1)), 100, Ct);
+        await WaitForLag(consumer, backlog, backlogRounds * round);
+
+        var reads = new List<(string Source, int Count)>();
+        while (reads.Sum(r => r.Count) < backlogRounds * round + 5 && DateTime.UtcNow < deadline)
+        {
+            var batch = await consumer.ReadAsync(round, TimeSpan.FromMilliseconds(200), Ct);
+            if (batch.IsEmpty) continue;
+            reads.Add((batch.Source, batch.Records.Count));
+            await consumer.CommitAsync(batch, Ct);
+        }
+        string order = string.Join(", ", reads.Select(r => $"{r.Source[(topic.Length + 1)..]}:{r.Count}"));
+        Assert.Equal(backlogRounds * round + 5, reads.Sum(r => r.Count));
+        // The first read gathers a full round of the backlog, taking the few into their buffer on
+        // the way; the second read serves them, however much of the backlog is left.
+        Assert.True(reads[0] == (backlog, round) && reads[1] == (otherSource, 5), $"reads: {order}");
+        Assert.Equal(0, consumer.Lag);
+    }
+
+    /// <summary>Until the consumer's fetches report at least <paramref name="records"/> past the group's commit on <paramref name="source"/>.</summary>
+    private static async Task WaitForLag(IEventLogConsumer consumer, string source, long records)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (consumer.LagBySource.FirstOrDefault(p => p.Key == source).Value < records)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"{source}: the consumer's fetches never reported {records} records: {string.Join(", ", consumer.LagBySource)}");
+            await Task.Delay(20, Ct);
+        }
+    }
+
+    private static List<StoredEvent> PageViews(int count, ulong merchant) =>
+        Enumerable.Range(0, count).Select(i => new StoredEvent
+        {
+            Id = ByteString.CopyFrom(Guid.NewGuid().ToByteArray()),
+            MerchantId = merchant,
+            SiteId = merchant,
+            Name = "pageview",
+            Url = "/page/" + i,
+        }).ToList();
+
+    [Fact]
     public async Task When_kafka_is_down_in_flight_bytes_stay_bounded_and_callers_get_a_retryable_error()
     {
         var events = Events(50, merchant: 5, seed: 3);

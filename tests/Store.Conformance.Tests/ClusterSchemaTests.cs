@@ -1,4 +1,5 @@
 using Analytics.Store.ClickHouse;
+using Analytics.Tests.Shared;
 
 namespace Analytics.Store.Conformance.Tests;
 
@@ -94,27 +95,15 @@ public sealed class ClusterSchemaTests(BackendsFixture fixture)
     }
 
     /// <summary>Runs reads on the engine and records statements instead of running them (ON CLUSTER needs a cluster).</summary>
-    private sealed class RecordingStore(IColumnStore inner) : IColumnStore
+    private sealed class RecordingStore(IColumnStore inner) : DelegatingColumnStore(inner)
     {
         public List<string> Executed { get; } = [];
 
-        public Task ExecuteAsync(string sql, CancellationToken cancellationToken = default)
+        public override Task ExecuteAsync(string sql, CancellationToken cancellationToken = default)
         {
             Executed.Add(sql);
             return Task.CompletedTask;
         }
-
-        public Task<IReadOnlyList<System.Text.Json.JsonElement[]>> QueryRowsAsync(string sql, CancellationToken cancellationToken = default) =>
-            inner.QueryRowsAsync(sql, cancellationToken);
-
-        public Task<IReadOnlyList<System.Text.Json.JsonElement[]>> QueryRowsAsync(string sql, KeyRows keys, CancellationToken cancellationToken = default) =>
-            inner.QueryRowsAsync(sql, keys, cancellationToken);
-
-        public Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default) =>
-            inner.QueryRowBinaryAsync(sql, read, cancellationToken);
-
-        public Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary, string? deduplicationToken = null,
-            CancellationToken cancellationToken = default) => inner.InsertRowBinaryAsync(table, columnsWithTypes, rowBinary, deduplicationToken, cancellationToken);
     }
 
     [Fact]

@@ -15,6 +15,15 @@ namespace Analytics.FastIngest.Abuse;
 /// allocating, locked alone. A full bucket is the same as no bucket, so buckets that have
 /// refilled are dropped at most every <see cref="SweepPeriod"/> by the acquire that notices the
 /// time (10,000 idle addresses cost memory only until then, and no timer).
+///
+/// Checked against the library's TokenBucketRateLimiter (TokenBucketsTests: the same requests on
+/// one clock, granted and refused alike; refill from whole 100 ns ticks in both). Two differences,
+/// both on the strict side. The library, replenished on a timer as the partitioned limiter did,
+/// does not move its clock while its bucket is full, so the first replenishment after a drain
+/// credits the whole time it sat full: after an idle spell it let a second full burst through
+/// 100 ms after the first. Here no span T ever lets more than burst + rate x T through. And a
+/// refusal here tells the exact wait (a tick over, so a retry at that instant is granted), where
+/// the library tells whole replenishment periods, rounded down.
 /// </summary>
 internal sealed class TokenBuckets<TKey>(double perSecond, double burst) where TKey : notnull
 {
@@ -29,9 +38,12 @@ internal sealed class TokenBuckets<TKey>(double perSecond, double burst) where T
     public int Count => _buckets.Count;
 
     /// <summary>Takes <paramref name="permits"/> tokens from <paramref name="key"/>'s bucket, or says how long until they would be there.</summary>
-    public bool TryAcquire(TKey key, int permits, out TimeSpan retryAfter)
+    public bool TryAcquire(TKey key, int permits, out TimeSpan retryAfter) =>
+        TryAcquire(key, permits, Stopwatch.GetTimestamp(), out retryAfter);
+
+    /// <summary>The same at a given <see cref="Stopwatch"/> timestamp, so that a test drives these buckets and the library's on one clock.</summary>
+    internal bool TryAcquire(TKey key, int permits, long now, out TimeSpan retryAfter)
     {
-        long now = Stopwatch.GetTimestamp();
         if (now >= Volatile.Read(ref _nextSweep)) Sweep(now);
         while (true)
         {
@@ -47,7 +59,9 @@ internal sealed class TokenBuckets<TKey>(double perSecond, double burst) where T
                     retryAfter = TimeSpan.Zero;
                     return true;
                 }
-                retryAfter = TimeSpan.FromSeconds((permits - bucket.Tokens) / perSecond);
+                // Rounded up to the tick and one over (TimeSpan.FromSeconds truncates, and the refill is
+                // computed in floating point), so that a retry at exactly this wait finds the tokens there.
+                retryAfter = TimeSpan.FromTicks((long)Math.Ceiling((permits - bucket.Tokens) / perSecond * TimeSpan.TicksPerSecond) + 1);
                 if (retryAfter < MinimumRetryAfter) retryAfter = MinimumRetryAfter;
                 return false;
             }
