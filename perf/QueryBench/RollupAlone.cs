@@ -34,7 +34,7 @@ public static class RollupAlone
         await QuietAsync(store, ct);
         Print($"catch-up: {rate:N0} events/s ({catchUpWall.TotalSeconds:F1} s), process CPU {catchUpCpu.TotalMicroseconds / backlog:F1} µs/event, " +
               $"{(Cpu() - cpu).TotalMicroseconds / backlog:F1} with the merges after it, peak RSS {System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB, load average {LoadAverage()}", timed, catchUpWall);
-        if (statementCosts) await StatementCostsAsync(store, schemas, Db, ct);
+        if (statementCosts) await StatementCostsAsync(store, schemas, Db, Math.Min(backlog, new RollupOptions { Database = Db, QuarantineDirectory = "" }.MaxBatchRecords), ct);
 
         timed.Reset();
         var units = await store.QueryRowsAsync($"SELECT merchant_id, site_id, toString(toDate(received_at)), count() FROM {Db}.events_raw GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", ct);
@@ -64,26 +64,29 @@ public static class RollupAlone
 
     /// <summary>
     /// Engine CPU per statement kind of a catch-up round, each statement run alone (catch-up runs
-    /// them side by side, so their wall-clock times overlap and say little about cost): 30,000 of
-    /// the stored catch-up's rows copied into a database of their own, then every statement of a round on it,
-    /// five times each under new tokens, each once the engine's background merges are done; process
-    /// CPU per event, median of the five.
+    /// them side by side, so their wall-clock times overlap and say little about cost): a round's
+    /// worth of the stored catch-up's rows copied into a database of their own, then every
+    /// statement of a round on them, five times each under new tokens, each once the engine's
+    /// background merges are done; process CPU per event, median of the five.
     /// </summary>
-    private static async Task StatementCostsAsync(IColumnStore store, string schemas, string from, CancellationToken ct)
+    private static async Task StatementCostsAsync(IColumnStore store, string schemas, string from, int rows, CancellationToken ct)
     {
-        const string Db = "costs";
-        const int Rows = 30_000;
+        // The inserts are measured into a database of their own: each adds a copy of the rows,
+        // and the statements after them must read exactly one (what a round reads).
+        const string Db = "costs", InsertsDb = "costs_inserts";
         await new SchemaMigrator(store).MigrateAsync(schemas, Db, ct);
-        string range = $"log_offset >= 0 AND log_offset < {Rows}";
+        await new SchemaMigrator(store).MigrateAsync(schemas, InsertsDb, ct);
+        string range = $"log_offset >= 0 AND log_offset < {rows}";
         string Columns(string typed) => string.Join(", ", ClickHouseSql.ColumnNames(typed));
         var raw = await store.QueryRowBinaryAsync($"SELECT {Columns(DerivedRows.RawColumns)} FROM {from}.events_raw WHERE {range} ORDER BY log_offset FORMAT RowBinary", r => r.ToArray(), ct);
         var enriched = await store.QueryRowBinaryAsync($"SELECT {Columns(DerivedRows.EnrichedColumns)} FROM {from}.events_enriched WHERE {range} ORDER BY log_offset FORMAT RowBinary", r => r.ToArray(), ct);
         var statements = new List<(string Kind, Func<int, Task> Run)>
         {
-            ("insert events_raw", i => store.InsertRowBinaryAsync($"{Db}.events_raw", DerivedRows.RawColumns, raw, $"raw:{i}", ct)),
-            ("insert events_enriched", i => store.InsertRowBinaryAsync($"{Db}.events_enriched", DerivedRows.EnrichedColumns, enriched, $"enriched:{i}", ct)),
+            ("insert events_raw", i => store.InsertRowBinaryAsync($"{InsertsDb}.events_raw", DerivedRows.RawColumns, raw, $"raw:{i}", ct)),
+            ("insert events_enriched", i => store.InsertRowBinaryAsync($"{InsertsDb}.events_enriched", DerivedRows.EnrichedColumns, enriched, $"enriched:{i}", ct)),
         };
-        // The rollups read the first copy of the enriched rows only (generation 0, the scope).
+        await store.InsertRowBinaryAsync($"{Db}.events_raw", DerivedRows.RawColumns, raw, "raw", ct);
+        await store.InsertRowBinaryAsync($"{Db}.events_enriched", DerivedRows.EnrichedColumns, enriched, "enriched", ct);
         string scope = $"{range} AND log_source = (SELECT any(log_source) FROM {from}.events_raw)";
         string Token(int i) => $"costs:{i}";
         foreach (var kind in new[] { "rollup_dims_day", "rollup_visits_day", "rollup_minute", "rollup_hour", "rollup_day" })
@@ -91,7 +94,7 @@ public static class RollupAlone
                 DerivedRows.RollUpStatements(Db, scope, Token(i)).Single(s => s.Contains($"INSERT INTO {Db}.{kind} ", StringComparison.Ordinal)), ct)));
         statements.Add(("insert event_ids", i => store.ExecuteAsync(
             $"INSERT INTO {Db}.event_ids SETTINGS insert_deduplication_token = 'ids:{i}', max_threads = 1 SELECT merchant_id, site_id, event_id, received_at FROM {Db}.events_raw WHERE {scope}", ct)));
-        Console.WriteLine($"engine CPU per statement kind, each alone, {Rows:N0} rows (median of 5, µs per event):");
+        Console.WriteLine($"engine CPU per statement kind, each alone, {rows:N0} rows (median of 5, µs per event):");
         foreach (var (kind, run) in statements)
         {
             var cpus = new List<double>();
@@ -100,7 +103,7 @@ public static class RollupAlone
                 await QuietAsync(store, ct);
                 var before = Cpu();
                 await run(i);
-                cpus.Add((Cpu() - before).TotalMicroseconds / Rows);
+                cpus.Add((Cpu() - before).TotalMicroseconds / rows);
             }
             cpus.Sort();
             Console.WriteLine($"  {kind,-28} {cpus[2],6:F2} µs/event  ({string.Join(", ", cpus.Select(c => c.ToString("F2", CultureInfo.InvariantCulture)))})");
