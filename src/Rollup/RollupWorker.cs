@@ -25,7 +25,7 @@ public sealed class RollupOptions
     /// engine squashes an insert into one block up to ~1M rows or 256 MiB). Only a backlog fills a
     /// round (live rounds linger at most <see cref="MinRoundInterval"/>). Catching up, 100,000
     /// rather than 50,000 (the local log's 8 MiB reads held ~30,000) cut the process CPU per
-    /// event stored from 31.7 to 26.9 µs, for ~270 MiB more resident memory at the peak
+    /// event stored from 39.6 to 32.6 µs, for ~280 MiB more resident memory at the peak
     /// (perf/README.md, issue #17, 2026-12-01).</summary>
     public int MaxBatchRecords { get; init; } = 100_000;
     /// <summary>How long a round waits for records: the floor of freshness when traffic is low.</summary>
