@@ -33,7 +33,7 @@ public sealed class CatchUp(IColumnStore store, string logDirectory, int events,
     private static readonly string[] Referrers = ["", "https://www.google.com/", "https://www.bing.com/", "https://t.co/x"];
 
     // Read as the host reads it (src/Host/AnalyticsHost.cs): the consumer's buffer bounds a round.
-    private readonly LocalLog _log = LocalLog.Open(logDirectory, new LocalLogOptions { ConsumerBufferBytes = 8 * 1024 * 1024 });
+    private readonly LocalLog _log = LocalLog.Open(logDirectory, new LocalLogOptions { ConsumerBufferBytes = 32 * 1024 * 1024 });
 
     /// <summary>Writes the backlog: the merchants (ids from 10,000,001), 2,000 visitors each in
     /// visits over the span up to now, pageviews and some custom events.</summary>

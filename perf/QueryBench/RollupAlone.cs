@@ -14,7 +14,7 @@ namespace Analytics.Perf.QueryBench;
 /// </summary>
 public static class RollupAlone
 {
-    public static async Task RunAsync(IColumnStore store, string schemas, string logDirectory, int backlog, CancellationToken ct)
+    public static async Task RunAsync(IColumnStore store, string schemas, string logDirectory, int backlog, CancellationToken ct, bool statementCosts = false)
     {
         const string Db = "catchup";
         var timed = new TimedStore(store);
@@ -27,7 +27,14 @@ public static class RollupAlone
         var cpu = Cpu();
         var sw = Stopwatch.StartNew();
         double rate = await catchUp.RunAsync(Db, "alone", preAggregates: true, null, ct);
-        Print($"catch-up: {rate:N0} events/s ({sw.Elapsed.TotalSeconds:F1} s), process CPU {(Cpu() - cpu).TotalMicroseconds / backlog:F1} µs/event, load average {LoadAverage()}", timed, sw.Elapsed);
+        var catchUpCpu = Cpu() - cpu;
+        var catchUpWall = sw.Elapsed;
+        // Merges the catch-up's parts started may still run once its last round is stored: waited
+        // for and counted too, since the round size changes how much merging a backlog costs.
+        await QuietAsync(store, ct);
+        Print($"catch-up: {rate:N0} events/s ({catchUpWall.TotalSeconds:F1} s), process CPU {catchUpCpu.TotalMicroseconds / backlog:F1} µs/event, " +
+              $"{(Cpu() - cpu).TotalMicroseconds / backlog:F1} with the merges after it, peak RSS {System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB, load average {LoadAverage()}", timed, catchUpWall);
+        if (statementCosts) await StatementCostsAsync(store, schemas, Db, Math.Min(backlog, new RollupOptions { Database = Db, QuarantineDirectory = "" }.MaxBatchRecords), ct);
 
         timed.Reset();
         var units = await store.QueryRowsAsync($"SELECT merchant_id, site_id, toString(toDate(received_at)), count() FROM {Db}.events_raw GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", ct);
@@ -53,6 +60,66 @@ public static class RollupAlone
         await rebuilder.DeleteSupersededAsync(built, dryRun: false, ct);
         Print($"reprocess: {events / sw.Elapsed.TotalSeconds:N0} raw events/s ({events:N0} events, {units.Count} site-days in {steps} steps, {sw.Elapsed.TotalSeconds:F1} s), " +
               $"{events / sw.Elapsed.TotalSeconds / rate:F2}x catch-up, process CPU {(Cpu() - cpu).TotalMicroseconds / Math.Max(1, events):F1} µs/event, load average {LoadAverage()}", timed, sw.Elapsed);
+    }
+
+    /// <summary>
+    /// Engine CPU per statement kind of a catch-up round, each statement run alone (catch-up runs
+    /// them side by side, so their wall-clock times overlap and say little about cost): a round's
+    /// worth of the stored catch-up's rows copied into a database of their own, then every
+    /// statement of a round on them, five times each under new tokens, each once the engine's
+    /// background merges are done; process CPU per event, median of the five.
+    /// </summary>
+    private static async Task StatementCostsAsync(IColumnStore store, string schemas, string from, int rows, CancellationToken ct)
+    {
+        // The inserts are measured into a database of their own: each adds a copy of the rows,
+        // and the statements after them must read exactly one (what a round reads).
+        const string Db = "costs", InsertsDb = "costs_inserts";
+        await new SchemaMigrator(store).MigrateAsync(schemas, Db, ct);
+        await new SchemaMigrator(store).MigrateAsync(schemas, InsertsDb, ct);
+        string range = $"log_offset >= 0 AND log_offset < {rows}";
+        string Columns(string typed) => string.Join(", ", ClickHouseSql.ColumnNames(typed));
+        var raw = await store.QueryRowBinaryAsync($"SELECT {Columns(DerivedRows.RawColumns)} FROM {from}.events_raw WHERE {range} ORDER BY log_offset FORMAT RowBinary", r => r.ToArray(), ct);
+        var enriched = await store.QueryRowBinaryAsync($"SELECT {Columns(DerivedRows.EnrichedColumns)} FROM {from}.events_enriched WHERE {range} ORDER BY log_offset FORMAT RowBinary", r => r.ToArray(), ct);
+        var statements = new List<(string Kind, Func<int, Task> Run)>
+        {
+            ("insert events_raw", i => store.InsertRowBinaryAsync($"{InsertsDb}.events_raw", DerivedRows.RawColumns, raw, $"raw:{i}", ct)),
+            ("insert events_enriched", i => store.InsertRowBinaryAsync($"{InsertsDb}.events_enriched", DerivedRows.EnrichedColumns, enriched, $"enriched:{i}", ct)),
+        };
+        await store.InsertRowBinaryAsync($"{Db}.events_raw", DerivedRows.RawColumns, raw, "raw", ct);
+        await store.InsertRowBinaryAsync($"{Db}.events_enriched", DerivedRows.EnrichedColumns, enriched, "enriched", ct);
+        string scope = $"{range} AND log_source = (SELECT any(log_source) FROM {from}.events_raw)";
+        string Token(int i) => $"costs:{i}";
+        foreach (var kind in new[] { "rollup_dims_day", "rollup_visits_day", "rollup_minute", "rollup_hour", "rollup_day" })
+            statements.Add(("insert " + kind, i => store.ExecuteAsync(
+                DerivedRows.RollUpStatements(Db, scope, Token(i)).Single(s => s.Contains($"INSERT INTO {Db}.{kind} ", StringComparison.Ordinal)), ct)));
+        statements.Add(("insert event_ids", i => store.ExecuteAsync(
+            $"INSERT INTO {Db}.event_ids SETTINGS insert_deduplication_token = 'ids:{i}', max_threads = 1 SELECT merchant_id, site_id, event_id, received_at FROM {Db}.events_raw WHERE {scope}", ct)));
+        Console.WriteLine($"engine CPU per statement kind, each alone, {rows:N0} rows (median of 5, µs per event):");
+        foreach (var (kind, run) in statements)
+        {
+            var cpus = new List<double>();
+            for (int i = 0; i < 5; i++)
+            {
+                await QuietAsync(store, ct);
+                var before = Cpu();
+                await run(i);
+                cpus.Add((Cpu() - before).TotalMicroseconds / rows);
+            }
+            cpus.Sort();
+            Console.WriteLine($"  {kind,-28} {cpus[2],6:F2} µs/event  ({string.Join(", ", cpus.Select(c => c.ToString("F2", CultureInfo.InvariantCulture)))})");
+        }
+    }
+
+    /// <summary>Waits (a minute at most) until no merge runs, so the process CPU measured next is
+    /// the next statement's own and that of the merges its parts start.</summary>
+    private static async Task QuietAsync(IColumnStore store, CancellationToken ct)
+    {
+        for (int i = 0; i < 1200; i++)
+        {
+            var merges = await store.QueryRowsAsync("SELECT count() FROM system.merges", ct);
+            if (merges[0][0].GetInt64() == 0) return;
+            await Task.Delay(50, ct);
+        }
     }
 
     private static void Print(string headline, TimedStore timed, TimeSpan wall)

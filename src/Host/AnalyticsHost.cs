@@ -34,7 +34,7 @@ public sealed class HostSettings
     /// <summary>Rollup's consumer group: every Rollup process of a deployment shares it.</summary>
     public string ConsumerGroup { get; init; } = "rollup";
     /// <summary>Most records per Rollup round (RollupOptions.MaxBatchRecords).</summary>
-    public int RollupBatchRecords { get; init; } = 50_000;
+    public int RollupBatchRecords { get; init; } = 100_000;
     public string Database { get; init; } = "analytics";
     public string Urls { get; init; } = "http://127.0.0.1:5080";
     public bool EnableEcho { get; init; }
@@ -147,8 +147,9 @@ public static class AnalyticsHost
         {
             log = settings.Kafka is { } kafka
                 ? await KafkaEventLog.OpenAsync(kafka, settings.Clock, ct)
-                // 8 MiB reads: a Rollup round takes up to ~50k records in one read (about 170 bytes each).
-                : LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { ConsumerBufferBytes = 8 * 1024 * 1024 });
+                // 32 MiB reads: a Rollup round takes up to 100k records (RollupBatchRecords) in one
+                // read (170-300 bytes each); 8 MiB cut catch-up rounds to ~30k records.
+                : LocalLog.Open(Path.Combine(data, "log"), new LocalLogOptions { ConsumerBufferBytes = 32 * 1024 * 1024 });
             (var store, engine, server, _) = await OpenStoreAsync(settings, data, db, ct);
             // The writer owns its rows' lifetime: a query-only process with other settings must not
             // undo the TTLs (it only plans with its settings, which should be the same).
