@@ -23,7 +23,9 @@ public static class IngestEndpoints
         app.Map("/v1/ws", (HttpContext c) => WebSocketIngest.HandleAsync(c, processor, metrics, traffic, drain))
             .WithMetadata(IngestHotPathEndpoint.Instance, WebSocketEndpoint.Instance);
         var scratches = IngestScratch.NewPool();
-        app.MapPost("/v1/events", (HttpContext c) => HttpIngest.HandleAsync(c, processor, metrics, drain, scratches))
+        // The CancellationToken (the request's, no DI) keeps this a route handler rather than a
+        // RequestDelegate, so the endpoint keeps its OpenAPI description.
+        app.MapPost("/v1/events", (HttpContext c, CancellationToken _) => HttpIngest.HandleAsync(c, processor, metrics, drain, scratches))
             .WithMetadata(IngestHotPathEndpoint.Instance);
         app.MapMethods("/v1/events", ["OPTIONS"], (HttpContext c, SiteRegistry s) => HttpIngest.Preflight(c, s, metrics));
         if (enableEcho) app.Map("/v1/echo", WebSocketIngest.EchoAsync).WithMetadata(WebSocketEndpoint.Instance);
