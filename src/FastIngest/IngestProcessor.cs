@@ -1,5 +1,4 @@
 using System.Buffers;
-using Microsoft.Extensions.ObjectPool;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
@@ -12,6 +11,7 @@ using Analytics.ControlPlane;
 using Analytics.FastIngest.Validation;
 using Analytics.FastIngest.Abuse;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.ObjectPool;
 
 namespace Analytics.FastIngest;
 
@@ -413,7 +413,7 @@ public sealed class IngestScratch : IDisposable
     /// </summary>
     public static ObjectPool<IngestScratch> NewPool() => new DefaultObjectPool<IngestScratch>(new PoolPolicy(), maximumRetained: 1024);
 
-    internal const int PooledBufferBytes = 64 * 1024;
+    private const int PooledBufferBytes = 64 * 1024;
 
     private sealed class PoolPolicy : PooledObjectPolicy<IngestScratch>
     {

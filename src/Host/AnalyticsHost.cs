@@ -34,7 +34,7 @@ public sealed class HostSettings
     /// <summary>Rollup's consumer group: every Rollup process of a deployment shares it.</summary>
     public string ConsumerGroup { get; init; } = "rollup";
     /// <summary>Most records per Rollup round (RollupOptions.MaxBatchRecords).</summary>
-    public int RollupBatchRecords { get; init; } = 100_000;
+    public int RollupBatchRecords { get; init; } = RollupOptions.DefaultMaxBatchRecords;
     public string Database { get; init; } = "analytics";
     public string Urls { get; init; } = "http://127.0.0.1:5080";
     public bool EnableEcho { get; init; }

@@ -27,7 +27,9 @@ public sealed class RollupOptions
     /// rather than 50,000 (the local log's 8 MiB reads held ~30,000) cut the process CPU per
     /// event stored from 39.6 to 32.6 µs, for ~280 MiB more resident memory at the peak
     /// (perf/README.md, issue #17, 2026-12-01).</summary>
-    public int MaxBatchRecords { get; init; } = 100_000;
+    public int MaxBatchRecords { get; init; } = DefaultMaxBatchRecords;
+
+    public const int DefaultMaxBatchRecords = 100_000;
     /// <summary>How long a round waits for records: the floor of freshness when traffic is low.</summary>
     public TimeSpan MaxWait { get; init; } = TimeSpan.FromMilliseconds(200);
     /// <summary>
