@@ -29,12 +29,17 @@ int days = (int)Option("--days", smoke ? 31 : 395);
 int iterations = (int)Option("--iterations", smoke ? 3 : 30);
 int backlog = (int)Option("--backlog", smoke ? 20_000 : 1_000_000);
 string? json = OptionText("--json");
+// Keep the engine's directory and the generated data set in it, and reuse it on the next run with
+// the same --events/--merchants/--days: before/after runs then ask the very same parts. Rollup's
+// catch-up parts are skipped (they would write into the kept data set).
+string? keptData = OptionText("--data");
 // Only Rollup: catch up a backlog, then reprocess everything it stored, each with the engine time
 // per statement kind (TimedStore); no data set, no questions.
 bool catchUpOnly = args.Contains("--catch-up-only");
 if (args.Contains("--help") || args.Contains("-h"))
 {
-    Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 1000000] [--json FILE]");
+    Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 1000000] [--json FILE] [--data DIR]");
+    Console.WriteLine("                                    --data DIR: keep the data set in DIR and reuse it next time (no catch-up parts)");
     Console.WriteLine("QueryBench --storage [--smoke] [--events 200000] [--json FILE]   bytes on disk per event for every table (StorageCost.cs)");
     Console.WriteLine("QueryBench --catch-up-only [--backlog 1000000] [--statement-costs]   Rollup catch-up and reprocessing alone, with the engine time per statement kind");
     Console.WriteLine("                                    --statement-costs: and the CPU of each statement of a round run alone");
@@ -42,7 +47,7 @@ if (args.Contains("--help") || args.Contains("-h"))
 }
 if (args.Contains("--storage")) return await StorageModeAsync();
 
-var root = Path.Combine(Path.GetTempPath(), "analytics-query-bench-" + Guid.NewGuid().ToString("N"));
+var root = keptData is not null ? Path.GetFullPath(keptData) : Path.Combine(Path.GetTempPath(), "analytics-query-bench-" + Guid.NewGuid().ToString("N"));
 var engine = ChDbEngine.Open(Path.Combine(root, "chdb"));
 var store = new EmbeddedColumnStore(engine);
 var ct = CancellationToken.None;
@@ -58,9 +63,24 @@ try
     foreach (var db in new[] { "bench", "catchup_base", "catchup_pre" }) await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);
 
     var dataset = new Dataset(store, "bench", events, merchants, days);
-    Console.WriteLine($"generating {events:N0} events over {merchants:N0} merchants and {days} days, {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
-    var (stored, genSeconds, rollupSeconds) = await dataset.GenerateAsync(ct);
-    Console.WriteLine($"stored {stored:N0} enriched events in {genSeconds:F1} s, rolled up in {rollupSeconds:F1} s");
+    string shape = string.Create(CultureInfo.InvariantCulture, $"{events} events, {merchants} merchants, {days} days ending {dataset.LastDay:yyyy-MM-dd}");
+    string shapeFile = Path.Combine(root, "dataset.txt");
+    long stored;
+    double genSeconds = 0, rollupSeconds = 0;
+    if (keptData is not null && File.Exists(shapeFile))
+    {
+        if (await File.ReadAllTextAsync(shapeFile, ct) != shape)
+            throw new InvalidOperationException($"{root} holds another data set ({await File.ReadAllTextAsync(shapeFile, ct)}), not {shape}");
+        stored = (await store.QueryRowsAsync("SELECT count() FROM bench.events_enriched", ct))[0][0].GetInt64();
+        Console.WriteLine($"reusing the data set in {root}: {stored:N0} enriched events, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+    }
+    else
+    {
+        Console.WriteLine($"generating {events:N0} events over {merchants:N0} merchants and {days} days, {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+        (stored, genSeconds, rollupSeconds) = await dataset.GenerateAsync(ct);
+        Console.WriteLine($"stored {stored:N0} enriched events in {genSeconds:F1} s, rolled up in {rollupSeconds:F1} s");
+        if (keptData is not null) await File.WriteAllTextAsync(shapeFile, shape, ct);
+    }
     var sizes = await store.QueryRowsAsync("SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = 'bench' AND active GROUP BY table ORDER BY table", ct);
     foreach (var row in sizes) Console.WriteLine($"  {row[0].GetString(),-16} {row[1].GetInt64(),14:N0} rows {row[2].GetInt64() / 1048576.0,10:F1} MiB");
 
@@ -74,6 +94,16 @@ try
         counts[m] = (c[0][0].GetInt64(), c[0][1].GetInt64());
         Console.WriteLine($"merchant {m}: {counts[m].All:N0} events, {counts[m].Last30:N0} in the last 30 days");
     }
+
+    // The floor every statement pays: the engine's session, chdb_query_n and the JSON parse.
+    var floor = new List<double>();
+    for (int i = -1; i < iterations; i++)
+    {
+        var sw = Stopwatch.StartNew();
+        await store.QueryRowsAsync("SELECT 1", ct);
+        if (i >= 0) floor.Add(sw.Elapsed.TotalMilliseconds);
+    }
+    Console.WriteLine($"SELECT 1 through the store: p50 {P(floor, 50):F2} ms, p95 {P(floor, 95):F2} ms");
 
     // Idle: the query engine with the planner and without it (the scan every query falls back
     // to), alternately, so drift in the machine's load hits both alike.
@@ -116,29 +146,37 @@ try
 
     // Rollup catching up: without, then with the pre-aggregates, then with them while the
     // largest merchant's pre-aggregated questions run back to back.
-    await using var catchUp = new CatchUp(store, Path.Combine(root, "log"), backlog);
-    await catchUp.WriteBacklogAsync(ct);
-    double baseRate = await catchUp.RunAsync("catchup_base", "base", preAggregates: false, null, ct);
-    double preRate = await catchUp.RunAsync("catchup_pre", "pre", preAggregates: true, null, ct);
-    Console.WriteLine($"Rollup catch-up of {backlog:N0} events: {baseRate:N0} events/s without pre-aggregates, {preRate:N0} with ({preRate / baseRate:F2}x)");
     var busy = results.Where(r => r.Label == "largest" && r.Planned).ToDictionary(r => r.Question, _ => new List<double>());
-    var largest = Questions.For("bench", 1, dataset.LastDay).Where(q => q.Planned).ToList();
-    double liveRate = await catchUp.RunAsync("bench", "live", preAggregates: true, async stop =>
+    double baseRate = double.NaN, preRate = double.NaN, liveRate = double.NaN;
+    if (keptData is null)
     {
-        for (int i = 0; !stop.IsCancellationRequested; i++)
+        await using var catchUp = new CatchUp(store, Path.Combine(root, "log"), backlog);
+        await catchUp.WriteBacklogAsync(ct);
+        baseRate = await catchUp.RunAsync("catchup_base", "base", preAggregates: false, null, ct);
+        preRate = await catchUp.RunAsync("catchup_pre", "pre", preAggregates: true, null, ct);
+        Console.WriteLine($"Rollup catch-up of {backlog:N0} events: {baseRate:N0} events/s without pre-aggregates, {preRate:N0} with ({preRate / baseRate:F2}x)");
+        var largest = Questions.For("bench", 1, dataset.LastDay).Where(q => q.Planned).ToList();
+        liveRate = await catchUp.RunAsync("bench", "live", preAggregates: true, async stop =>
         {
-            var q = largest[i % largest.Count];
-            var sw = Stopwatch.StartNew();
-            await planned.AnswerAsync(q.Query!, CancellationToken.None);
-            busy[q.Name].Add(sw.Elapsed.TotalMilliseconds);
-        }
-    }, ct);
-    Console.WriteLine($"Rollup catch-up beside the queries: {liveRate:N0} events/s");
+            for (int i = 0; !stop.IsCancellationRequested; i++)
+            {
+                var q = largest[i % largest.Count];
+                var sw = Stopwatch.StartNew();
+                await planned.AnswerAsync(q.Query!, CancellationToken.None);
+                busy[q.Name].Add(sw.Elapsed.TotalMilliseconds);
+            }
+        }, ct);
+        Console.WriteLine($"Rollup catch-up beside the queries: {liveRate:N0} events/s");
+    }
 
     var md = new StringBuilder();
     md.AppendLine(CultureInfo.InvariantCulture, $"Data set: {stored:N0} enriched events, {merchants:N0} merchants, {days} days (generated in {genSeconds:F0} s, rolled up in {rollupSeconds:F0} s); ");
     md.AppendLine(CultureInfo.InvariantCulture, $"largest merchant 1: {counts[1].All:N0} events ({counts[1].Last30:N0} in the 30 days asked); typical (events-weighted median) merchant {typical}: {counts[(ulong)typical].All:N0} ({counts[(ulong)typical].Last30:N0}). ");
-    md.AppendLine(CultureInfo.InvariantCulture, $"{iterations} runs per question after one warm-up, with and without the planner alternately (QueryEngine.AnswerAsync, the JSON of POST /v1/query). Under catch-up: Rollup storing a backlog of {backlog:N0} events at full speed ({liveRate:N0} events/s beside the queries).");
+    md.Append(CultureInfo.InvariantCulture, $"{iterations} runs per question after one warm-up, with and without the planner alternately (QueryEngine.AnswerAsync, the JSON of POST /v1/query). ");
+    md.Append(CultureInfo.InvariantCulture, $"The engine's floor, `SELECT 1` through the same store (session, chdb_query_n, JSONCompact parsed): p50 {P(floor, 50):F1} ms, p95 {P(floor, 95):F1} ms. ");
+    md.AppendLine(keptData is null
+        ? string.Create(CultureInfo.InvariantCulture, $"Under catch-up: Rollup storing a backlog of {backlog:N0} events at full speed ({liveRate:N0} events/s beside the queries).")
+        : "Kept data set (--data): no catch-up parts.");
     md.AppendLine();
     md.AppendLine("| merchant | question | pre-agg p50 ms | pre-agg p95 ms | scan p50 ms | scan p95 ms | scan / pre-agg (p50) | same answer | pre-agg p95 under catch-up ms | under catch-up / idle (p95) |");
     md.AppendLine("|---|---|---:|---:|---:|---:|---:|---|---:|---:|");
@@ -155,7 +193,7 @@ try
             $"| {P(r.Scan, 50):F1} | {P(r.Scan, 95):F1} | {(r.Planned ? (P(r.Scan, 50) / P(r.Pre, 50)).ToString("F1", CultureInfo.InvariantCulture) + "x" : "")} | {(r.Same is null ? "" : r.Same.Value ? "yes" : "**no**")} | {busyP95} | {ratio} |");
     }
     md.AppendLine();
-    md.AppendLine(CultureInfo.InvariantCulture, $"Rollup catch-up, the same {backlog:N0}-event backlog, no queries beside it: {baseRate:N0} events/s without the pre-aggregates (no entry stamping, no dimension rollup), {preRate:N0} with them: {preRate / baseRate:F2}x.");
+    if (keptData is null) md.AppendLine(CultureInfo.InvariantCulture, $"Rollup catch-up, the same {backlog:N0}-event backlog, no queries beside it: {baseRate:N0} events/s without the pre-aggregates (no entry stamping, no dimension rollup), {preRate:N0} with them: {preRate / baseRate:F2}x.");
     Console.WriteLine();
     Console.Write(md.ToString());
     if (json is not null)
@@ -169,7 +207,8 @@ try
             days,
             iterations,
             backlog,
-            catchUpEventsPerSecond = new { without = baseRate, with = preRate, besideQueries = liveRate },
+            catchUpEventsPerSecond = keptData is null ? new { without = baseRate, with = preRate, besideQueries = liveRate } : null,
+            selectOneMilliseconds = new { p50 = P(floor, 50), p95 = P(floor, 95) },
             failures,
             markdown = md.ToString(),
         }, new JsonSerializerOptions { WriteIndented = true }), ct);
@@ -184,7 +223,10 @@ finally
 {
     // The engine first: its files go with the directory.
     engine.Dispose();
-    try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+    if (keptData is null)
+    {
+        try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+    }
 }
 foreach (var f in failures) Console.Error.WriteLine("FAILED: " + f);
 return failures.Count == 0 ? 0 : 1;

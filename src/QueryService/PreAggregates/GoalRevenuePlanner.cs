@@ -107,7 +107,7 @@ public static class GoalRevenuePlanner
             : $" GROUP BY {string.Join(", ", q.Dimensions.Select((_, i) => $"d{i}"))} HAVING {visitors} > 0" + (marker ? $" OR {Written012} = 0" : "");
         string limit = maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture);
         reason = "";
-        return $"SELECT {string.Join(", ", select)} FROM {database}.{PreAggregatePlanner.Table} {PreAggregatePlanner.ActiveJoin(q, database)} " +
+        return $"{PreAggregatePlanner.ActiveGenerations(q, database)}SELECT {string.Join(", ", select)} FROM {database}.{PreAggregatePlanner.Table} " +
             $"WHERE {PreAggregatePlanner.RowsOf(q, rows)}{grouping} SETTINGS max_execution_time = {limit}";
     }
 

@@ -61,13 +61,12 @@ public static class VisitRollupPlanner
         return string.Create(inv, $"""
             SELECT {select}uniqExact(visitor_id), count(), sum(pv), sum(ev), sum(eng), 0, sum(pv), countIf(pv <= 1 AND ia = 0), sum(dur), 0, 0, ([], []), ([], [])
             FROM (
+                {PreAggregatePlanner.ActiveGenerations(q.MerchantId, q.SiteId, q.From, q.To, database)}
                 SELECT bucket, any(visitor_id) AS visitor_id, sum(pageviews) AS pv, sum(interactions) AS ia, sum(events) AS ev, sum(engagement_ms) AS eng,
                     dateDiff('millisecond', min(first_at), max(last_at)) AS dur{perVisit}
                 FROM {database}.{Table} AS v
-                LEFT JOIN (SELECT day, argMax(generation, activated_at) AS active_generation FROM {database}.generations
-                    WHERE merchant_id = {q.MerchantId} AND site_id = {q.SiteId} GROUP BY day) AS active ON v.bucket = active.day
                 WHERE v.merchant_id = {q.MerchantId} AND v.site_id = {q.SiteId} AND v.bucket >= toDate('{q.From.UtcDateTime:yyyy-MM-dd}')
-                    AND v.bucket < toDate('{q.To.UtcDateTime:yyyy-MM-dd}') AND v.generation = active.active_generation
+                    AND v.bucket < toDate('{q.To.UtcDateTime:yyyy-MM-dd}') AND {PreAggregatePlanner.IsActive("v.bucket", "v.generation")}
                 GROUP BY bucket, visit_id)
             {where}{group}
             SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", inv)}
