@@ -24,6 +24,10 @@ internal static class ResultsWriter
     // The targets of issue #17.
     private const double TargetSustainedToPeak = 0.5;
     private const double TargetSingleEventToNginx = 0.5;
+    private const double TargetCatchUpToPeak = 0.6;
+    private const double TargetReprocessToCatchUp = 1;
+    private const double TargetKafkaBytesPerEvent = 64;
+    private const double TargetKafkaToLocal = 0.8;
 
     private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 
@@ -98,7 +102,7 @@ internal static class ResultsWriter
             ingestRuns.Where(g => which(g.First)).OrderBy(g => g.First.ServerRoles == "ingest" ? 0 : 1).FirstOrDefault();
         var peak = Preferred(r => r.OfferedEventsPerSecond is null);
         var half = Preferred(r => r.OfferedEventsPerSecond is not null && r.Freshness is null);
-        Targets(md, peak, half, loads.Select(l => l.Report).ToList(), stepped, againstNginx);
+        Targets(md, peak, half, loads.Select(l => l.Report).ToList(), stepped, againstNginx, queryBenches);
         PeakTable(md, groups.Where(g => g.First.OfferedEventsPerSecond is null).ToList());
         SinkTable(md, peak?.MedianRun(r => r.Ingest.EventsPerSecond), loads.Select(l => l.Report).Where(r => r.OfferedEventsPerSecond is null && r.Sink == "kafka").ToList());
         PacedTable(md, groups.Where(g => g.First.OfferedEventsPerSecond is not null).ToList());
@@ -119,7 +123,8 @@ internal static class ResultsWriter
         return unreadable.Count == 0 ? 0 : 1;
     }
 
-    private static void Targets(StringBuilder md, Repeated? peak, Repeated? half, List<RunReport> all, List<RunReport> stepped, List<RunReport> againstNginx)
+    private static void Targets(StringBuilder md, Repeated? peak, Repeated? half, List<RunReport> all, List<RunReport> stepped, List<RunReport> againstNginx,
+        List<JsonElement> queryBenches)
     {
         // Freshness needs Rollup. From a sustained (--steps) run: the highest passing step, else the
         // first step (the lowest load, where it had the best chance); otherwise the all-roles run at
@@ -135,6 +140,15 @@ internal static class ResultsWriter
         // No step judged (smoke: too short) is "not measured"; steps judged and none passed is 0.
         double? sustainedRate = sustained?.Steps!.Any(s => s.Judged) == true ? HighestPassing(sustained) ?? 0 : null;
         var single = againstNginx.FirstOrDefault(r => r.BaselineKind == "nginx") ?? againstNginx.FirstOrDefault();
+        // Catch-up: QueryBench's Rollup alone storing a backlog over the local log with ingest idle,
+        // pre-aggregates on (what the product writes). Reprocessing: the all-roles runs' rebuild of
+        // what they ingested, raw events/s, median over the runs.
+        double? catchUp = queryBenches.Select(q => q.TryGetProperty("catchUpEventsPerSecond", out var c) && c.TryGetProperty("with", out var w) ? w.GetDouble() : (double?)null)
+            .LastOrDefault(v => v is not null);
+        var reprocessRates = all.Where(r => r.Reprocess is not null && r.ServerArgs.Count == 0).Select(r => r.Reprocess!.EventsPerSecond).ToList();
+        double? reprocess = reprocessRates.Count > 0 ? Repeated.MedianOf(reprocessRates) : null;
+        var kafka = all.FirstOrDefault(r => r.Sink == "kafka" && r.OfferedEventsPerSecond is null);
+        double? kafkaRate = kafka?.Ingest.EventsPerSecond;
         Table(md, "Targets", "| target | measured | met |", "|---|---:|---|",
         [
             Row($"ingest to the local log over WebSocket{(peak is null ? "" : $" ({LoadOf(peak.First)}{peak.Count})")}: ≥ 1,000,000 events/s",
@@ -158,6 +172,13 @@ internal static class ResultsWriter
                     ? "single-event HTTP (#17): ≥ 0.5 × nginx `return 204`, same requests, same run"
                     : string.Create(Ci, $"single-event HTTP (#17): {single.Ingest.EventsPerSecond:N0} events/s ≥ 0.5 × nginx `return 204` ({Format.OrNa(single.Baseline?.EventsPerSecond, "N0")} requests/s), same requests, same run"),
                 single?.Baseline is null ? null : single.IngestToBaselineRatio, "0.00", v => v >= TargetSingleEventToNginx),
+            Row(string.Create(Ci, $"Rollup catch-up (#17): {Format.OrNa(catchUp, "N0")} events/s stored from a backlog with ingest idle (QueryBench, pre-aggregates on) ≥ 0.6 × the ingest-role peak ({Format.OrNa(peakRate, "N0")} events/s)"),
+                catchUp / peakRate, "0.00", v => v >= TargetCatchUpToPeak),
+            Row(string.Create(Ci, $"reprocessing (#17): {Format.OrNa(reprocess, "N0")} raw events/s (all roles, median) ≥ the catch-up rate above"),
+                reprocess / catchUp, "0.00", v => v >= TargetReprocessToCatchUp),
+            Row("Kafka path (#17): server bytes allocated per event ≤ 64 B", kafka?.Ingest.ServerBytesPerEvent, "0.0", v => v <= TargetKafkaBytesPerEvent),
+            Row(string.Create(Ci, $"Kafka path (#17): {Format.OrNa(kafkaRate, "N0")} events/s ≥ 0.8 × the local log's rate ({Format.OrNa(peakRate, "N0")}), same run (the mock brokers share the 2 cores)"),
+                kafkaRate / peakRate, "0.00", v => v >= TargetKafkaToLocal),
         ]);
     }
 
