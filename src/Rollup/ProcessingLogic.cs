@@ -46,9 +46,11 @@ public sealed partial class ProcessingLogic
     private readonly EnrichmentRules? _rules;
 
     // Hostnames and paths repeat from event to event: one string each per distinct value rather
-    // than one per event. Bounds: a few MB at most (StringPool).
+    // than one per event. Paths over PooledPathChars are not pooled, so each pool holds at most
+    // ~8 MB (16,384 strings of at most 253 or 256 chars).
+    private const int PooledPathChars = 256;
     private readonly StringPool _hosts = new(16_384);
-    private readonly StringPool _paths = new(65_536);
+    private readonly StringPool _paths = new(16_384);
 
     public ProcessingLogic(EnrichmentRules? rules) => _rules = rules;
 
@@ -58,7 +60,7 @@ public sealed partial class ProcessingLogic
     {
         bool isUrl = PageUrl.TryParse(e.Url, out var page);
         string hostname = isUrl ? HostWithoutWww(page.Host) : "";
-        string pathname = isUrl ? _paths.Get(page.Path) : "";
+        string pathname = !isUrl ? "" : page.Path.Length <= PooledPathChars ? _paths.Get(page.Path) : page.Path.ToString();
         var query = page.Query;
         string utmContent = QueryParameter(query, "utm_content");
         string utmTerm = QueryParameter(query, "utm_term");

@@ -20,13 +20,14 @@ namespace Analytics.Rollup;
 /// </summary>
 public sealed class StoredEventReader
 {
-    /// <summary>Longer strings are decoded without pooling (and the stack scratch stays small).</summary>
-    private const int MaxPooledBytes = 1024;
+    /// <summary>Longer strings are decoded without pooling, so the pools hold at most ~16 MB
+    /// each whatever is sent (16,384 strings of at most 1 KB); user agents and URLs are shorter.</summary>
+    private const int MaxPooledBytes = 512;
 
     private readonly StringPool _values = new(16_384);
     // URLs and referrers repeat less (query strings, click ids): a pool of their own, so they
     // never crowd the user agents out of the other one.
-    private readonly StringPool _urls = new(65_536);
+    private readonly StringPool _urls = new(16_384);
 
     /// <summary>Reads one record; false when it is malformed. <paramref name="traceContext"/> is
     /// the record's trace context bytes (empty when absent), a slice of <paramref name="record"/>.</summary>
