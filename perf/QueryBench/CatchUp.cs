@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using Analytics.Contracts.Internal;
+using Analytics.Enrichment;
 using Analytics.EventLog;
 using Analytics.Rollup;
 using Analytics.Rollup.Reprocessing;
@@ -15,15 +16,35 @@ namespace Analytics.Perf.QueryBench;
 /// an outage or a burst: the load the dashboard's queries compete with for the engine. Each run
 /// reads the same log under its own consumer group into the database given, so runs with and
 /// without the pre-aggregates store the same records.
-/// Processing logic 2 (hand-written rules, no enrichment data): the store's work, which is what
-/// queries compete with, is the same as under logic 3; only the derivation CPU differs.
+/// Processing logic 2 (hand-written rules, no enrichment data) unless <paramref name="logicVersion"/>
+/// says 3 (the maintained data, as the host runs; `--catch-up-only --logic 3`): the store's work,
+/// which is what queries compete with, is the same; only the derivation CPU differs.
 /// </summary>
 /// <param name="merchants">Merchants the backlog is spread over (20 unless a run asks otherwise).</param>
 /// <param name="span">The receive times cover this much time up to now (one hour unless asked otherwise).</param>
 /// <param name="mixMerchants">Every batch holds events of all merchants (drawn at random) instead of one merchant per
 /// batch, so each merchant's events spread over the whole span, as a site's traffic does.</param>
-public sealed class CatchUp(IColumnStore store, string logDirectory, int events, int merchants = 20, TimeSpan? span = null, bool mixMerchants = false) : IAsyncDisposable
+public sealed class CatchUp(IColumnStore store, string logDirectory, int events, int merchants = 20, TimeSpan? span = null, bool mixMerchants = false,
+    ushort logicVersion = 2) : IAsyncDisposable
 {
+    /// <summary>The processing logic of a version: 3 loads the enrichment data
+    /// (ANALYTICS_ENRICHMENT_DATA or the nearest .cache/enrichment) and derives one event of each
+    /// user agent and referrer of the backlog, so the regular expressions those user agents reach
+    /// are compiled before anything is timed: a process pays that once (seconds of JIT), not per
+    /// event, and it would otherwise be most of a short run's CPU per event.</summary>
+    public static ProcessingLogic Logic(ushort version)
+    {
+        if (version < 3) return ProcessingLogic.WithoutData;
+        var logic = new ProcessingLogic(EnrichmentRules.Load(EnrichmentDataDirectory.Locate()));
+        foreach (var agent in Agents)
+            foreach (var referrer in Referrers)
+                logic.Derive(new RawEvent(1, 1, new byte[16], 0, 0, "pageview", "https://shop.example/p/1", referrer, [], 0, "", 1280, 0, 1,
+                    "203.0.113.0/24", agent, "DE", "warm-up", 0), version);
+        return logic;
+    }
+
+    private readonly ProcessingLogic _logic = Logic(logicVersion);
+
     private static readonly string[] Agents =
     [
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
@@ -53,23 +74,7 @@ public sealed class CatchUp(IColumnStore store, string logDirectory, int events,
             for (int j = 0; j < n; j++)
             {
                 if (mixMerchants) merchant = 10_000_001 + (ulong)random.Next(merchants);
-                int visitor = random.Next(2000);
-                var e = new StoredEvent
-                {
-                    Id = ByteString.CopyFrom(Guid.NewGuid().ToByteArray()),
-                    MerchantId = merchant,
-                    SiteId = merchant,
-                    ReceivedMs = start + (i + j) * spanMs / events,
-                    ClientTimeMs = start,
-                    Name = random.Next(10) == 0 ? "signup" : "pageview",
-                    Url = $"https://shop{merchant}.example/p/{random.Next(500)}" + (random.Next(8) == 0 ? "?utm_source=newsletter&utm_campaign=w1" : ""),
-                    Referrer = Referrers[visitor % Referrers.Length],
-                    ScreenWidth = 1280,
-                    VisitorId = (ulong)visitor * 0x9E3779B97F4A7C15UL + merchant,
-                    IpPrefix = "203.0.113.0/24",
-                    UserAgent = Agents[visitor % Agents.Length],
-                    Country = "DE",
-                };
+                var e = BacklogEvent(random, merchant, start + (i + j) * spanMs / events, start);
                 var bytes = e.ToByteArray();
                 BinaryPrimitives.WriteInt32LittleEndian(length, bytes.Length);
                 buffer.Write(length);
@@ -77,6 +82,30 @@ public sealed class CatchUp(IColumnStore store, string logDirectory, int events,
             }
             await _log.AppendAsync(merchant, buffer.ToArray(), n, ct);
         }
+    }
+
+    /// <summary>One event of the backlog (perf/Benchmarks' RollupRoundBenchmarks reads the same):
+    /// one of 2,000 visitors of the merchant's site, one of 500 pages, one in eight with a
+    /// campaign query, one in ten a custom event.</summary>
+    public static StoredEvent BacklogEvent(Random random, ulong merchant, long receivedMs, long clientTimeMs)
+    {
+        int visitor = random.Next(2000);
+        return new StoredEvent
+        {
+            Id = ByteString.CopyFrom(Guid.NewGuid().ToByteArray()),
+            MerchantId = merchant,
+            SiteId = merchant,
+            ReceivedMs = receivedMs,
+            ClientTimeMs = clientTimeMs,
+            Name = random.Next(10) == 0 ? "signup" : "pageview",
+            Url = $"https://shop{merchant}.example/p/{random.Next(500)}" + (random.Next(8) == 0 ? "?utm_source=newsletter&utm_campaign=w1" : ""),
+            Referrer = Referrers[visitor % Referrers.Length],
+            ScreenWidth = 1280,
+            VisitorId = (ulong)visitor * 0x9E3779B97F4A7C15UL + merchant,
+            IpPrefix = "203.0.113.0/24",
+            UserAgent = Agents[visitor % Agents.Length],
+            Country = "DE",
+        };
     }
 
     /// <summary>Stores the whole backlog into <paramref name="database"/> under consumer group
@@ -90,11 +119,11 @@ public sealed class CatchUp(IColumnStore store, string logDirectory, int events,
             Database = database,
             ConsumerGroup = group,
             QuarantineDirectory = Path.Combine(dir, "quarantine"),
-            LogicVersion = 2,
+            LogicVersion = logicVersion,
             PreAggregates = preAggregates,
         };
         var status = new RollupStatus();
-        using var worker = new RollupWorker(_log, store, options, ProcessingLogic.WithoutData, status, new ReprocessQueue(Path.Combine(dir, "jobs")),
+        using var worker = new RollupWorker(_log, store, options, _logic, status, new ReprocessQueue(Path.Combine(dir, "jobs")),
             NullLogger<RollupWorker>.Instance);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var sw = Stopwatch.StartNew();

@@ -41,8 +41,9 @@ if (args.Contains("--help") || args.Contains("-h"))
     Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 1000000] [--json FILE] [--data DIR]");
     Console.WriteLine("                                    --data DIR: keep the data set in DIR and reuse it next time (no catch-up parts)");
     Console.WriteLine("QueryBench --storage [--smoke] [--events 200000] [--json FILE]   bytes on disk per event for every table (StorageCost.cs)");
-    Console.WriteLine("QueryBench --catch-up-only [--backlog 1000000] [--statement-costs]   Rollup catch-up and reprocessing alone, with the engine time per statement kind");
+    Console.WriteLine("QueryBench --catch-up-only [--backlog 1000000] [--statement-costs] [--logic 2]   Rollup catch-up and reprocessing alone, with the engine time per statement kind");
     Console.WriteLine("                                    --statement-costs: and the CPU of each statement of a round run alone");
+    Console.WriteLine("                                    --logic 3: processing logic 3 (the maintained enrichment data, as the host runs) instead of 2");
     return 0;
 }
 if (args.Contains("--storage")) return await StorageModeAsync();
@@ -57,7 +58,7 @@ try
     string schemas = Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse");
     if (catchUpOnly)
     {
-        await RollupAlone.RunAsync(store, schemas, Path.Combine(root, "log"), backlog, ct, args.Contains("--statement-costs"));
+        await RollupAlone.RunAsync(store, schemas, Path.Combine(root, "log"), backlog, ct, args.Contains("--statement-costs"), (ushort)Option("--logic", 2));
         return 0;
     }
     foreach (var db in new[] { "bench", "catchup_base", "catchup_pre" }) await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);

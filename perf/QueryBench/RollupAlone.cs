@@ -14,14 +14,15 @@ namespace Analytics.Perf.QueryBench;
 /// </summary>
 public static class RollupAlone
 {
-    public static async Task RunAsync(IColumnStore store, string schemas, string logDirectory, int backlog, CancellationToken ct, bool statementCosts = false)
+    public static async Task RunAsync(IColumnStore store, string schemas, string logDirectory, int backlog, CancellationToken ct, bool statementCosts = false,
+        ushort logicVersion = 2)
     {
         const string Db = "catchup";
         var timed = new TimedStore(store);
         await new SchemaMigrator(store).MigrateAsync(schemas, Db, ct);
-        await using var catchUp = new CatchUp(timed, logDirectory, backlog);
+        await using var catchUp = new CatchUp(timed, logDirectory, backlog, logicVersion: logicVersion);
         await catchUp.WriteBacklogAsync(ct);
-        Console.WriteLine($"backlog of {backlog:N0} events, {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load average {LoadAverage()}");
+        Console.WriteLine($"backlog of {backlog:N0} events, processing logic {logicVersion}, {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load average {LoadAverage()}");
 
         timed.Reset();
         var cpu = Cpu();
@@ -39,7 +40,7 @@ public static class RollupAlone
         timed.Reset();
         var units = await store.QueryRowsAsync($"SELECT merchant_id, site_id, toString(toDate(received_at)), count() FROM {Db}.events_raw GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", ct);
         var generations = new Generations(timed, Db);
-        var rebuilder = new SiteDayRebuilder(timed, Db, generations, ProcessingLogic.WithoutData);
+        var rebuilder = new SiteDayRebuilder(timed, Db, generations, CatchUp.Logic(logicVersion));
         cpu = Cpu();
         sw.Restart();
         long events = 0;
@@ -51,7 +52,7 @@ public static class RollupAlone
         {
             var step = ReprocessSteps.Next(pending, u => u.Events, new RollupOptions { Database = Db, QuarantineDirectory = "" }.MaxBatchRecords);
             pending.RemoveRange(0, step.Count);
-            var results = await rebuilder.RebuildAsync(step.Select(u => u.SiteDay).ToList(), 2, dryRun: false, _ => { }, ct, deleteNow: false);
+            var results = await rebuilder.RebuildAsync(step.Select(u => u.SiteDay).ToList(), logicVersion, dryRun: false, _ => { }, ct, deleteNow: false);
             events += results.Sum(r => r.Result.Events);
             built.AddRange(results.Select(r => (r.SiteDay, r.Generation)));
             steps++;

@@ -45,16 +45,23 @@ public sealed partial class ProcessingLogic
 
     private readonly EnrichmentRules? _rules;
 
+    // Hostnames and paths repeat from event to event: one string each per distinct value rather
+    // than one per event. Paths over PooledPathChars are not pooled, so each pool holds at most
+    // ~8 MB (16,384 strings of at most 253 or 256 chars).
+    private const int PooledPathChars = 256;
+    private readonly StringPool _hosts = new(16_384);
+    private readonly StringPool _paths = new(16_384);
+
     public ProcessingLogic(EnrichmentRules? rules) => _rules = rules;
 
     public static bool IsKnown(ushort version) => Versions.Contains(version);
 
     public Derived Derive(RawEvent e, ushort version = Current)
     {
-        Uri.TryCreate(e.Url, UriKind.Absolute, out var page);
-        string hostname = page is null ? "" : StripWww(page.Host);
-        string pathname = page is null ? "" : page.AbsolutePath;
-        string query = page?.Query ?? "";
+        bool isUrl = PageUrl.TryParse(e.Url, out var page);
+        string hostname = isUrl ? HostWithoutWww(page.Host) : "";
+        string pathname = !isUrl ? "" : page.Path.Length <= PooledPathChars ? _paths.Get(page.Path) : page.Path.ToString();
+        var query = page.Query;
         string utmContent = QueryParameter(query, "utm_content");
         string utmTerm = QueryParameter(query, "utm_term");
         if (version < 3)
@@ -120,51 +127,66 @@ public sealed partial class ProcessingLogic
         : ua.Contains("Linux", StringComparison.Ordinal) ? "Linux"
         : "Other";
 
-    private static readonly (string Suffix, string Source)[] KnownSources =
+    /// <summary>A suffix ending in '.' matches a label prefix ("google." in "www.google.de",
+    /// "news.google.com"), any other the host or a parent of it; Dotted is "." + Suffix.</summary>
+    private static readonly (string Suffix, string Dotted, string Source)[] KnownSources =
     [
-        ("google.", "Google"), ("bing.com", "Bing"), ("duckduckgo.com", "DuckDuckGo"), ("yahoo.com", "Yahoo"),
-        ("yandex.", "Yandex"), ("baidu.com", "Baidu"), ("ecosia.org", "Ecosia"),
-        ("facebook.com", "Facebook"), ("instagram.com", "Instagram"), ("t.co", "Twitter"), ("twitter.com", "Twitter"),
-        ("x.com", "Twitter"), ("linkedin.com", "LinkedIn"), ("lnkd.in", "LinkedIn"), ("reddit.com", "Reddit"),
-        ("news.ycombinator.com", "Hacker News"), ("github.com", "GitHub"), ("youtube.com", "YouTube"),
-        ("chatgpt.com", "ChatGPT"), ("perplexity.ai", "Perplexity"),
+        .. new (string Suffix, string Source)[]
+        {
+            ("google.", "Google"), ("bing.com", "Bing"), ("duckduckgo.com", "DuckDuckGo"), ("yahoo.com", "Yahoo"),
+            ("yandex.", "Yandex"), ("baidu.com", "Baidu"), ("ecosia.org", "Ecosia"),
+            ("facebook.com", "Facebook"), ("instagram.com", "Instagram"), ("t.co", "Twitter"), ("twitter.com", "Twitter"),
+            ("x.com", "Twitter"), ("linkedin.com", "LinkedIn"), ("lnkd.in", "LinkedIn"), ("reddit.com", "Reddit"),
+            ("news.ycombinator.com", "Hacker News"), ("github.com", "GitHub"), ("youtube.com", "YouTube"),
+            ("chatgpt.com", "ChatGPT"), ("perplexity.ai", "Perplexity"),
+        }.Select(k => (k.Suffix, "." + k.Suffix, k.Source)),
     ];
 
     /// <summary>
     /// Versions 1 and 2: utm_source wins when present; an empty referrer or one from the same site
     /// is "Direct / None"; well-known hosts get their brand; anything else is the referring host.
     /// </summary>
-    private static string ReferrerSource(string referrer, string pageHost, string utmSource)
+    private string ReferrerSource(string referrer, string pageHost, string utmSource)
     {
         if (utmSource.Length > 0) return utmSource;
-        if (referrer.Length == 0 || !Uri.TryCreate(referrer, UriKind.Absolute, out var from)) return "Direct / None";
-        string host = StripWww(from.Host);
+        if (referrer.Length == 0 || !PageUrl.TryParse(referrer, out var from)) return "Direct / None";
+        string host = HostWithoutWww(from.Host);
         if (host == pageHost) return "Direct / None";
-        foreach (var (suffix, source) in KnownSources)
+        foreach (var (suffix, dotted, source) in KnownSources)
         {
             bool match = suffix.EndsWith('.')
-                ? host.StartsWith(suffix, StringComparison.Ordinal) || host.Contains("." + suffix, StringComparison.Ordinal)
-                : host == suffix || host.EndsWith("." + suffix, StringComparison.Ordinal);
+                ? host.StartsWith(suffix, StringComparison.Ordinal) || host.Contains(dotted, StringComparison.Ordinal)
+                : host == suffix || host.EndsWith(dotted, StringComparison.Ordinal);
             if (match) return source;
         }
         return host;
     }
 
-    private static string StripWww(string host) =>
-        host.StartsWith("www.", StringComparison.OrdinalIgnoreCase) ? host[4..].ToLowerInvariant() : host.ToLowerInvariant();
-
-    private static string QueryParameter(string query, string name)
+    /// <summary>The host in lower case without a leading "www." (any case), pooled.</summary>
+    private string HostWithoutWww(ReadOnlySpan<char> host)
     {
-        // query is "?a=1&b=2" (Uri.Query keeps the escaping).
-        foreach (var part in query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        if (host.StartsWith("www.", StringComparison.OrdinalIgnoreCase)) host = host[4..];
+        // Hosts are at most 253 characters on PageUrl's plain path; Uri's may be longer.
+        if (host.Length > 256) return host.ToString().ToLowerInvariant();
+        Span<char> lower = stackalloc char[host.Length];
+        host.ToLowerInvariant(lower);
+        return _hosts.Get(lower);
+    }
+
+    /// <summary>The first parameter named <paramref name="name"/> (any case) of a query as
+    /// Uri.Query gives it ("?a=1&amp;b=2", escapes kept), '+' read as a space, unescaped; "" when
+    /// absent.</summary>
+    private static string QueryParameter(ReadOnlySpan<char> query, string name)
+    {
+        query = query.TrimStart('?');
+        foreach (var range in query.Split('&'))
         {
+            var part = query[range];
+            if (part.IsEmpty) continue;
             int eq = part.IndexOf('=');
-            string key = eq < 0 ? part : part[..eq];
+            var key = eq < 0 ? part : part[..eq];
             if (key.Equals(name, StringComparison.OrdinalIgnoreCase))
-            {
-                string value = eq < 0 ? "" : part[(eq + 1)..];
-                return Uri.UnescapeDataString(value.Replace('+', ' '));
-            }
+                return eq < 0 ? "" : Uri.UnescapeDataString(part[(eq + 1)..].ToString().Replace('+', ' '));
         }
         return "";
     }

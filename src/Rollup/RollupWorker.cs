@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
-using Analytics.Contracts.Internal;
 using Analytics.EventLog;
 using Analytics.EventLog.Telemetry;
 using Analytics.Rollup.Reprocessing;
@@ -145,6 +144,7 @@ public static class RollupTelemetry
 public sealed partial class RollupWorker(IEventLog log, IColumnStore store, RollupOptions options, ProcessingLogic logic, RollupStatus status, ReprocessQueue jobs, ILogger<RollupWorker> logger) : BackgroundService
 {
     private readonly Sessionizer _sessions = new();
+    private readonly StoredEventReader _records = new();
     private readonly string _db = ClickHouseSql.RequirePlainIdentifier(options.Database);
     private Generations? _generations;
     private SiteDayRebuilder? _rebuilder;
@@ -363,21 +363,18 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         var linked = activity is { IsAllDataRequested: true } ? new HashSet<ActivityContext>() : null;
         for (int i = 0; i < batch.Records.Count; i++)
         {
-            try
-            {
-                var record = StoredEvent.Parser.ParseFrom(batch.Records[i].Span);
-                events.Add(RawEvent.From(record, batch.Source, batch.FirstOffset + i));
-                // Records of one batch share one context: one link per ingest batch.
-                if (linked is not null && !record.TraceContext.IsEmpty && linked.Count < RollupTelemetry.MaxLinks
-                    && TraceContextCodec.TryRead(record.TraceContext.Span, out var context) && linked.Add(context))
-                    activity!.AddLink(new ActivityLink(context));
-            }
-            catch (Google.Protobuf.InvalidProtocolBufferException e)
+            if (!_records.TryRead(batch.Records[i].Span, batch.Source, batch.FirstOffset + i, out var e, out var traceContext))
             {
                 // Only our own ingest writes the log, so this is a bug, not client input: keep the
                 // bytes for investigation and go on rather than stop every merchant's numbers.
-                Quarantine(batch.Source, batch.FirstOffset + i, batch.Records[i].Span, e);
+                Quarantine(batch.Source, batch.FirstOffset + i, batch.Records[i].Span, new InvalidDataException("Malformed StoredEvent protobuf record."));
+                continue;
             }
+            events.Add(e!);
+            // Records of one batch share one context: one link per ingest batch.
+            if (linked is not null && !traceContext.IsEmpty && linked.Count < RollupTelemetry.MaxLinks
+                && TraceContextCodec.TryRead(traceContext, out var context) && linked.Add(context))
+                activity!.AddLink(new ActivityLink(context));
         }
         var dedup = Stopwatch.StartNew();
         var storedIds = await LoadSeenIds(events);

@@ -137,6 +137,18 @@ public sealed class RowBinaryWriter : IBufferWriter<byte>, IDisposable
     /// <inheritdoc cref="WriteString(string?)"/>
     public void WriteString(ReadOnlySpan<char> value)
     {
+        // Most of a row's strings are short and ASCII (or empty): one length byte, one
+        // vectorised narrowing copy. Anything else falls through to the UTF-8 encoder.
+        if (value.Length < 0x80)
+        {
+            Ensure(1 + value.Length);
+            if (Ascii.FromUtf16(value, _buffer.AsSpan(_written + 1, value.Length), out _) == OperationStatus.Done)
+            {
+                _buffer[_written] = (byte)value.Length;
+                _written += 1 + value.Length;
+                return;
+            }
+        }
         if (value.Length > OnePassStringChars)
         {
             var exact = Encoding.UTF8.GetByteCount(value);

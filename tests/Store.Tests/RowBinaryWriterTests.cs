@@ -62,6 +62,24 @@ public class RowBinaryWriterTests(ChDbFixture fixture)
         Assert.True(expected.WrittenSpan.SequenceEqual(writer.WrittenSpan));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(100)]
+    [InlineData(127)]
+    [InlineData(128)]
+    public void WriteString_of_ascii_ending_in_another_character_is_utf8(int length)
+    {
+        // Short strings are tried as ASCII first; one that is not must come out as UTF-8 whole.
+        var value = new string('a', length - 1) + "é";
+        using var writer = new RowBinaryWriter(8);
+        writer.WriteString(value);
+        using var expected = new RowBinaryWriter(8);
+        expected.WriteVarUInt((ulong)(length + 1));
+        foreach (var b in Encoding.UTF8.GetBytes(value))
+            expected.WriteUInt8(b);
+        Assert.True(expected.WrittenSpan.SequenceEqual(writer.WrittenSpan));
+    }
+
     [Fact]
     public void Numbers_are_little_endian_fixed_width()
     {
