@@ -336,8 +336,16 @@ internal sealed partial class KafkaLogConsumer : IEventLogConsumer
         /// <summary>A batch can go out now: a full one, or the records before a gap.</summary>
         public bool Ready(int maxRecords) => _consecutive >= maxRecords || _consecutive < _records.Count;
 
+        /// <summary>
+        /// Adds a record read from the partition, unless its offset was read already: a Kafka
+        /// consumer can be handed records again from behind its position (a fetch restarted from
+        /// an older position). Such a record has gone out in a batch, or is still here; taken, it
+        /// would start a batch whose range overlaps the one before, and Rollup, whose rollups read
+        /// the enriched rows of a round's whole offset range, would count the overlap twice.
+        /// </summary>
         public void Add(long offset, ReadOnlyMemory<byte> record)
         {
+            if (offset < _next) return;
             if (_consecutive == _records.Count && (_records.Count == 0 || offset == _records[^1].Offset + 1)) _consecutive++;
             _records.Add((offset, record));
             _next = offset + 1;

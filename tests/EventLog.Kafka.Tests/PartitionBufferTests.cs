@@ -31,6 +31,22 @@ public sealed class PartitionBufferTests
     }
 
     [Fact]
+    public void Records_at_offsets_already_read_are_dropped_so_batches_never_go_back()
+    {
+        // 2 again while 0-2 are still buffered, then 1-2 again after they went out.
+        var buffer = Buffer(0, 1, 2, 2, 3);
+        var first = buffer.Peek(100);
+        Assert.Equal((0L, 4L), (first.FirstOffset, first.NextOffset));
+        Assert.Equal([0, 1, 2, 3], first.Records.Select(r => (int)r.Span[0]));
+        buffer.Remove(first.Records.Count);
+
+        foreach (long offset in new long[] { 1, 2, 4, 5 }) buffer.Add(offset, new[] { (byte)offset });
+        var second = buffer.Peek(100);
+        Assert.Equal((4L, 6L), (second.FirstOffset, second.NextOffset));
+        Assert.Equal([4, 5], second.Records.Select(r => (int)r.Span[0]));
+    }
+
+    [Fact]
     public void A_batch_holds_at_most_max_records_and_the_rest_stays()
     {
         var buffer = Buffer(0, 1, 2, 3, 4);
