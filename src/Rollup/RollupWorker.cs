@@ -29,15 +29,6 @@ public sealed class RollupOptions
     public int MaxBatchRecords { get; init; } = DefaultMaxBatchRecords;
 
     public const int DefaultMaxBatchRecords = 100_000;
-    /// <summary>
-    /// More records than this waiting (over all sources, beside the round being stored) is a
-    /// backlog: the next round is read and prepared at once, while the engine stores the previous
-    /// one, and no round lingers. Kept at 50,000 when rounds grew to 100,000 records: tied to the
-    /// round's size, overlapping waited for twice the backlog, and the next full run missed the
-    /// sustained step of 50,000 events/s, all roles, with freshness p99 6.6 s against 4.3 s
-    /// (perf/README.md, 2026-12-01).
-    /// </summary>
-    public int BacklogRecords { get; init; } = 50_000;
     /// <summary>How long a round waits for records: the floor of freshness when traffic is low.</summary>
     public TimeSpan MaxWait { get; init; } = TimeSpan.FromMilliseconds(200);
     /// <summary>
@@ -182,12 +173,13 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
                 }
                 var started = Stopwatch.GetTimestamp();
                 if (!batch.IsEmpty) await HandleAsync(consumer, inflight, batch, stoppingToken);
-                // Let records gather for the next round, unless there is a backlog (BacklogRecords)
-                // or a job. Nothing to overlap then: the round being stored finishes first.
-                if (batch.IsEmpty || job is not null || consumer.Lag - (_storing?.Records ?? 0) < Math.Min(options.BacklogRecords, options.MaxBatchRecords))
+                // Let records gather for the next round, unless there is a backlog (more than a
+                // round's worth waiting, over all sources, beside the round being stored) or a job.
+                // Nothing to overlap then: the round being stored finishes first.
+                if (batch.IsEmpty || job is not null || consumer.Lag - (_storing?.Records ?? 0) < options.MaxBatchRecords)
                     await FinishStoringAsync(consumer, stoppingToken);
                 var linger = options.MinRoundInterval - Stopwatch.GetElapsedTime(started);
-                if (!batch.IsEmpty && job is null && linger > TimeSpan.Zero && consumer.Lag < Math.Min(options.BacklogRecords, options.MaxBatchRecords))
+                if (!batch.IsEmpty && job is null && linger > TimeSpan.Zero && consumer.Lag < options.MaxBatchRecords)
                     await Task.Delay(linger, stoppingToken);
                 status.Lag = consumer.Lag;
                 status.LagBySource = consumer.LagBySource;
