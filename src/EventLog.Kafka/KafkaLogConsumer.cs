@@ -38,6 +38,10 @@ internal sealed partial class KafkaLogConsumer : IEventLogConsumer
     internal const byte UndecodableRecordPrefix = 0x07;
 
     private readonly IConsumer<Ignore, byte[]> _consumer;
+
+    /// <summary>The librdkafka consumer underneath, for tests that make Kafka itself misbehave
+    /// (a seek behind the position, as a restarted fetch would).</summary>
+    internal IConsumer<Ignore, byte[]> KafkaConsumer => _consumer;
     private readonly string _topic;
     private readonly int _schemaId;
     private readonly Dictionary<int, PartitionBuffer> _partitions = [];

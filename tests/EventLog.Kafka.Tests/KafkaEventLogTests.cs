@@ -271,8 +271,7 @@ public sealed class KafkaEventLogTests : IDisposable
         long next = read.Batches[^1].NextOffset;
         string source = read.Batches[^1].Source;
 
-        var kafka = (IConsumer<Ignore, byte[]>)typeof(KafkaLogConsumer)
-            .GetField("_consumer", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(consumer)!;
+        var kafka = consumer.KafkaConsumer;
         int partition = int.Parse(source[(source.LastIndexOf('/') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
         kafka.Seek(new TopicPartitionOffset(_topic, partition, next - 3));
         var more = Events(5, merchant: 5, seed: 2);
