@@ -111,7 +111,10 @@ public sealed class CatchUp(IColumnStore store, string logDirectory, int events,
     /// <summary>Stores the whole backlog into <paramref name="database"/> under consumer group
     /// <paramref name="group"/>; <paramref name="whileRunning"/> runs beside it and is cancelled
     /// when the backlog is stored. Returns events per second.</summary>
-    public async Task<double> RunAsync(string database, string group, bool preAggregates, Func<CancellationToken, Task>? whileRunning, CancellationToken ct)
+    /// <param name="rollupStore">The store Rollup writes through, when not the one given at construction
+    /// (the same engine at another statement priority).</param>
+    public async Task<double> RunAsync(string database, string group, bool preAggregates, Func<CancellationToken, Task>? whileRunning, CancellationToken ct,
+        IColumnStore? rollupStore = null)
     {
         var dir = Path.Combine(Path.GetDirectoryName(logDirectory)!, "rollup-" + group);
         var options = new RollupOptions
@@ -123,7 +126,7 @@ public sealed class CatchUp(IColumnStore store, string logDirectory, int events,
             PreAggregates = preAggregates,
         };
         var status = new RollupStatus();
-        using var worker = new RollupWorker(_log, store, options, _logic, status, new ReprocessQueue(Path.Combine(dir, "jobs")),
+        using var worker = new RollupWorker(_log, rollupStore ?? store, options, _logic, status, new ReprocessQueue(Path.Combine(dir, "jobs")),
             NullLogger<RollupWorker>.Instance);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var sw = Stopwatch.StartNew();

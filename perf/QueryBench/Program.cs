@@ -61,7 +61,7 @@ try
         await RollupAlone.RunAsync(store, schemas, Path.Combine(root, "log"), backlog, ct, args.Contains("--statement-costs"), (ushort)Option("--logic", 2));
         return 0;
     }
-    foreach (var db in new[] { "bench", "catchup_base", "catchup_pre" }) await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);
+    foreach (var db in keptData is null ? new[] { "bench", "catchup_base", "catchup_pre" } : ["bench"]) await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);
 
     var dataset = new Dataset(store, "bench", events, merchants, days);
     string shape = string.Create(CultureInfo.InvariantCulture, $"{events} events, {merchants} merchants, {days} days ending {dataset.LastDay:yyyy-MM-dd}");
@@ -145,29 +145,46 @@ try
         }
     }
 
-    // Rollup catching up: without, then with the pre-aggregates, then with them while the
-    // largest merchant's pre-aggregated questions run back to back.
-    var busy = results.Where(r => r.Label == "largest" && r.Planned).ToDictionary(r => r.Question, _ => new List<double>());
-    double baseRate = double.NaN, preRate = double.NaN, liveRate = double.NaN;
-    if (keptData is null)
+    // Rollup catching up: without, then with the pre-aggregates (fresh data sets only), then with
+    // them while the largest merchant's pre-aggregated questions run back to back: once with
+    // Rollup's statements at the queries' priority and once in the background, as the host runs
+    // them (ChDbEngine, StatementPriority). The queried data set stays as it is: each live
+    // catch-up stores into a database of its own, so a kept data set (--data) is measured too.
+    var busy = new Dictionary<StatementPriority, Dictionary<string, List<double>>>();
+    var liveRate = new Dictionary<StatementPriority, double>();
+    double baseRate = double.NaN, preRate = double.NaN;
+    string catchUpLog = Path.Combine(root, "catch-up-log");
+    if (Directory.Exists(catchUpLog)) Directory.Delete(catchUpLog, recursive: true);
+    foreach (var stale in Directory.GetDirectories(root, "rollup-*")) Directory.Delete(stale, recursive: true);
+    await using (var catchUp = new CatchUp(store, catchUpLog, backlog))
     {
-        await using var catchUp = new CatchUp(store, Path.Combine(root, "log"), backlog);
         await catchUp.WriteBacklogAsync(ct);
-        baseRate = await catchUp.RunAsync("catchup_base", "base", preAggregates: false, null, ct);
-        preRate = await catchUp.RunAsync("catchup_pre", "pre", preAggregates: true, null, ct);
-        Console.WriteLine($"Rollup catch-up of {backlog:N0} events: {baseRate:N0} events/s without pre-aggregates, {preRate:N0} with ({preRate / baseRate:F2}x)");
-        var largest = Questions.For("bench", 1, dataset.LastDay).Where(q => q.Planned).ToList();
-        liveRate = await catchUp.RunAsync("bench", "live", preAggregates: true, async stop =>
+        if (keptData is null)
         {
-            for (int i = 0; !stop.IsCancellationRequested; i++)
+            baseRate = await catchUp.RunAsync("catchup_base", "base", preAggregates: false, null, ct);
+            preRate = await catchUp.RunAsync("catchup_pre", "pre", preAggregates: true, null, ct);
+            Console.WriteLine($"Rollup catch-up of {backlog:N0} events: {baseRate:N0} events/s without pre-aggregates, {preRate:N0} with ({preRate / baseRate:F2}x)");
+        }
+        var largest = Questions.For("bench", 1, dataset.LastDay).Where(q => q.Planned).ToList();
+        foreach (var priority in new[] { StatementPriority.Normal, StatementPriority.Background })
+        {
+            string live = "catchup_live_" + priority.ToString().ToLowerInvariant();
+            await store.ExecuteAsync($"DROP DATABASE IF EXISTS {live} SYNC", ct);
+            await new SchemaMigrator(store).MigrateAsync(schemas, live, ct);
+            var times = busy[priority] = largest.ToDictionary(q => q.Name, _ => new List<double>());
+            liveRate[priority] = await catchUp.RunAsync(live, live, preAggregates: true, async stop =>
             {
-                var q = largest[i % largest.Count];
-                var sw = Stopwatch.StartNew();
-                await planned.AnswerAsync(q.Query!, CancellationToken.None);
-                busy[q.Name].Add(sw.Elapsed.TotalMilliseconds);
-            }
-        }, ct);
-        Console.WriteLine($"Rollup catch-up beside the queries: {liveRate:N0} events/s");
+                for (int i = 0; !stop.IsCancellationRequested; i++)
+                {
+                    var q = largest[i % largest.Count];
+                    var sw = Stopwatch.StartNew();
+                    await planned.AnswerAsync(q.Query!, CancellationToken.None);
+                    times[q.Name].Add(sw.Elapsed.TotalMilliseconds);
+                }
+            }, ct, store.WithPriority(priority));
+            await store.ExecuteAsync($"DROP DATABASE IF EXISTS {live} SYNC", ct);
+            Console.WriteLine($"Rollup catch-up beside the queries, Rollup at {priority} priority: {liveRate[priority]:N0} events/s");
+        }
     }
 
     var md = new StringBuilder();
@@ -175,23 +192,24 @@ try
     md.AppendLine(CultureInfo.InvariantCulture, $"largest merchant 1: {counts[1].All:N0} events ({counts[1].Last30:N0} in the 30 days asked); typical (events-weighted median) merchant {typical}: {counts[(ulong)typical].All:N0} ({counts[(ulong)typical].Last30:N0}). ");
     md.Append(CultureInfo.InvariantCulture, $"{iterations} runs per question after one warm-up, with and without the planner alternately (QueryEngine.AnswerAsync, the JSON of POST /v1/query). ");
     md.Append(CultureInfo.InvariantCulture, $"The engine's floor, `SELECT 1` through the same store (session, chdb_query_n, JSONCompact parsed): p50 {P(floor, 50):F1} ms, p95 {P(floor, 95):F1} ms. ");
-    md.AppendLine(keptData is null
-        ? string.Create(CultureInfo.InvariantCulture, $"Under catch-up: Rollup storing a backlog of {backlog:N0} events at full speed ({liveRate:N0} events/s beside the queries).")
-        : "Kept data set (--data): no catch-up parts.");
+    md.AppendLine(string.Create(CultureInfo.InvariantCulture,
+        $"Under catch-up: Rollup storing a backlog of {backlog:N0} events at full speed into a database of its own, its statements at the queries' priority ({liveRate[StatementPriority.Normal]:N0} events/s beside the queries) and in the background as the host runs them ({liveRate[StatementPriority.Background]:N0} events/s; the engine {(ChDbEngine.CanPrioritize ? "has" : "lacks")} CAP_SYS_NICE, without which both are alike)."));
     md.AppendLine();
-    md.AppendLine("| merchant | question | pre-agg p50 ms | pre-agg p95 ms | scan p50 ms | scan p95 ms | scan / pre-agg (p50) | same answer | pre-agg p95 under catch-up ms | under catch-up / idle (p95) |");
-    md.AppendLine("|---|---|---:|---:|---:|---:|---:|---|---:|---:|");
+    md.AppendLine("| merchant | question | pre-agg p50 ms | pre-agg p95 ms | scan p50 ms | scan p95 ms | scan / pre-agg (p50) | same answer | p95 under catch-up, Rollup normal ms | under catch-up / idle (p95) | p95 under catch-up, Rollup in background ms | under catch-up / idle (p95) |");
+    md.AppendLine("|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
     foreach (var r in results)
     {
-        string busyP95 = "", ratio = "";
-        if (r.Label == "largest" && r.Planned && busy[r.Question].Count > 0)
+        var beside = new StringBuilder();
+        foreach (var priority in new[] { StatementPriority.Normal, StatementPriority.Background })
         {
-            busyP95 = P(busy[r.Question], 95).ToString("F1", CultureInfo.InvariantCulture);
-            ratio = (P(busy[r.Question], 95) / P(r.Pre, 95)).ToString("F2", CultureInfo.InvariantCulture) + "x";
+            if (r.Label == "largest" && r.Planned && busy.TryGetValue(priority, out var times) && times[r.Question].Count > 0)
+                beside.Append(CultureInfo.InvariantCulture, $" {P(times[r.Question], 95):F1} | {P(times[r.Question], 95) / P(r.Pre, 95):F2}x |");
+            else
+                beside.Append("  |  |");
         }
         md.AppendLine(CultureInfo.InvariantCulture,
             $"| {r.Label} ({r.Merchant}) | {r.Question} | {(r.Planned ? P(r.Pre, 50).ToString("F1", CultureInfo.InvariantCulture) : "fallback")} | {(r.Planned ? P(r.Pre, 95).ToString("F1", CultureInfo.InvariantCulture) : "")} " +
-            $"| {P(r.Scan, 50):F1} | {P(r.Scan, 95):F1} | {(r.Planned ? (P(r.Scan, 50) / P(r.Pre, 50)).ToString("F1", CultureInfo.InvariantCulture) + "x" : "")} | {(r.Same is null ? "" : r.Same.Value ? "yes" : "**no**")} | {busyP95} | {ratio} |");
+            $"| {P(r.Scan, 50):F1} | {P(r.Scan, 95):F1} | {(r.Planned ? (P(r.Scan, 50) / P(r.Pre, 50)).ToString("F1", CultureInfo.InvariantCulture) + "x" : "")} | {(r.Same is null ? "" : r.Same.Value ? "yes" : "**no**")} |{beside}");
     }
     md.AppendLine();
     if (keptData is null) md.AppendLine(CultureInfo.InvariantCulture, $"Rollup catch-up, the same {backlog:N0}-event backlog, no queries beside it: {baseRate:N0} events/s without the pre-aggregates (no entry stamping, no dimension rollup), {preRate:N0} with them: {preRate / baseRate:F2}x.");
@@ -208,7 +226,14 @@ try
             days,
             iterations,
             backlog,
-            catchUpEventsPerSecond = keptData is null ? new { without = baseRate, with = preRate, besideQueries = liveRate } : null,
+            catchUpEventsPerSecond = new
+            {
+                without = keptData is null ? baseRate : (double?)null,
+                with = keptData is null ? preRate : (double?)null,
+                besideQueries = liveRate[StatementPriority.Normal],
+                besideQueriesInBackground = liveRate[StatementPriority.Background],
+            },
+            canPrioritize = ChDbEngine.CanPrioritize,
             selectOneMilliseconds = new { p50 = P(floor, 50), p95 = P(floor, 95) },
             failures,
             markdown = md.ToString(),

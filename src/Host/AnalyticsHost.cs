@@ -161,8 +161,16 @@ public static class AnalyticsHost
             // Polly measures its windows on the system clock: settings.Clock is the events' receive
             // time, which tests move by days.
             var breakers = new CircuitBreakers(settings.CircuitBreakers, TimeProvider.System);
+            // Rollup's statements (its rounds, reprocessing) run in the background: a dashboard
+            // query beside a catch-up gets the cores first (StatementPriority, docs/operations.md).
+            IColumnStore rollupStore = store switch
+            {
+                EmbeddedColumnStore embedded => embedded.WithPriority(StatementPriority.Background),
+                ClickHouseServerStore clickHouse => clickHouse.WithPriority(StatementPriority.Background),
+                _ => store,
+            };
             var app = Compose(builder, settings, data, db, registry, new BreakerEventLog(log, breakers.EventLog),
-                new BreakerColumnStore(store, breakers.Store), engine, server, logic, breakers);
+                new BreakerColumnStore(store, breakers.Store), new BreakerColumnStore(rollupStore, breakers.Store), engine, server, logic, breakers);
             if (settings.Auth.Authority is null) await app.Services.InitializeIdentityAsync(ct);
             return app;
         }
@@ -179,7 +187,7 @@ public static class AnalyticsHost
     }
 
     private static WebApplication Compose(WebApplicationBuilder builder, HostSettings settings, string data, string db,
-        SiteRegistry registry, IEventLog log, IColumnStore store, ChDbEngine? engine, ClickHouseServerStore? server, ProcessingLogic logic,
+        SiteRegistry registry, IEventLog log, IColumnStore store, IColumnStore rollupStore, ChDbEngine? engine, ClickHouseServerStore? server, ProcessingLogic logic,
         CircuitBreakers breakers)
     {
         var services = builder.Services;
@@ -208,7 +216,7 @@ public static class AnalyticsHost
         services.AddSingleton(new ReprocessQueue(Path.Combine(data, "rollup", "jobs")));
         services.AddSingleton(new PartitionAdmin(store, db));
         services.AddSingleton<RollupStatus>();
-        if (settings.Roles.HasFlag(Roles.Rollup)) services.AddHostedService<RollupWorker>();
+        if (settings.Roles.HasFlag(Roles.Rollup)) services.AddHostedService(s => ActivatorUtilities.CreateInstance<RollupWorker>(s, rollupStore));
         if (settings.Roles.HasFlag(Roles.Rollup) && settings.EdgePurgeUrls.Count > 0)
         {
             services.AddSingleton(new EdgePurgeTargets(settings.EdgePurgeUrls));
@@ -220,6 +228,11 @@ public static class AnalyticsHost
         var app = builder.Build();
         // The server store is opened before the host exists; its retries log through the host's loggers.
         if (server is not null) server.Logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ClickHouseServerStore>();
+        if (engine is not null && settings.Roles.HasFlag(Roles.Rollup) && !ChDbEngine.CanPrioritize)
+        {
+            app.Logger.LogWarning("The process lacks CAP_SYS_NICE: Rollup's statements run at the queries' CPU priority, " +
+                "so dashboards slow down more while Rollup catches up (add the capability, e.g. docker run --cap-add=SYS_NICE; docs/operations.md)");
+        }
         // First: everything after it (ingest's ClientInfo above all) sees the client's address.
         app.UseTrustedProxies(settings.TrustedProxies);
         // Recognises upgrade requests (context.WebSockets.IsWebSocketRequest); the ingest and echo

@@ -42,8 +42,16 @@ namespace Analytics.Store.ClickHouse;
 
 public sealed partial class ClickHouseServerStore : IColumnStore, IDisposable
 {
-    /// <summary>Where retried failures are logged (the host sets it); the final failure is the caller's to log.</summary>
-    public ILogger Logger { get; set; } = NullLogger.Instance;
+    /// <summary>Where retried failures are logged (the host sets it; a view made by WithPriority logs
+    /// where its store does); the final failure is the caller's to log.</summary>
+    public ILogger Logger
+    {
+        get => _viewOf?.Logger ?? _logger;
+        set => _logger = value;
+    }
+
+    private ILogger _logger = NullLogger.Instance;
+    private readonly ClickHouseServerStore? _viewOf;
 
     /// <summary>ClickHouse error codes worth another attempt: the same statement may succeed later.</summary>
     public static readonly IReadOnlySet<int> RetryableCodes = new HashSet<int>
@@ -81,6 +89,7 @@ public sealed partial class ClickHouseServerStore : IColumnStore, IDisposable
     private readonly ClickHouseClient _client;
     private readonly ClickHouseServerOptions _options;
     private readonly KeyValuePair<string, object>[] _clusterSettings;
+    private readonly StatementPriority _priority;
 
     public ClickHouseServerStore(ClickHouseServerOptions options)
     {
@@ -116,6 +125,21 @@ public sealed partial class ClickHouseServerStore : IColumnStore, IDisposable
                 new("distributed_foreground_insert", 1),
             ];
     }
+
+    // A view of another store at another priority: the same client and settings.
+    private ClickHouseServerStore(ClickHouseServerStore source, StatementPriority priority)
+    {
+        _client = source._client;
+        _options = source._options;
+        _clusterSettings = source._clusterSettings;
+        _priority = priority;
+        _viewOf = source;
+    }
+
+    /// <summary>This store's statements at <paramref name="priority"/>, over the same connection
+    /// pool; disposing the view leaves the pool to this store.</summary>
+    public ClickHouseServerStore WithPriority(StatementPriority priority) =>
+        priority == _priority ? this : new ClickHouseServerStore(this, priority);
 
     public Task ExecuteAsync(string sql, CancellationToken cancellationToken = default)
     {
@@ -195,7 +219,11 @@ public sealed partial class ClickHouseServerStore : IColumnStore, IDisposable
         }, cancellationToken)).ConfigureAwait(false);
     }
 
-    public void Dispose() => _client.Dispose();
+    public void Dispose()
+    {
+        if (_viewOf is null)
+            _client.Dispose();
+    }
 
     private QueryOptions NewOptions(string? deduplicationToken, KeyValuePair<string, object>[]? extra = null)
     {
@@ -206,6 +234,8 @@ public sealed partial class ClickHouseServerStore : IColumnStore, IDisposable
             settings[name] = value;
         if (deduplicationToken is not null)
             settings["insert_deduplication_token"] = deduplicationToken;
+        if (_priority != StatementPriority.Normal)
+            settings["os_thread_priority"] = _priority.NiceValue();
         return new QueryOptions { CustomSettings = settings };
     }
 

@@ -25,14 +25,18 @@ public sealed class EmbeddedColumnStore : IColumnStore
 
     private readonly ChDbEngine _engine;
     private readonly string _spoolDirectory;
+    private readonly StatementPriority _priority;
 
     /// <param name="engine">The open engine; the store does not own it (the host disposes it).</param>
     /// <param name="spoolDirectory">Where insert batches are staged; defaults to
     /// &lt;engine data path&gt;/rowbinary-spool.</param>
-    public EmbeddedColumnStore(ChDbEngine engine, string? spoolDirectory = null)
+    /// <param name="priority">The CPU priority of every statement of this store: Rollup's store runs
+    /// in the background so that queries beside it keep the cores (ChDbEngine).</param>
+    public EmbeddedColumnStore(ChDbEngine engine, string? spoolDirectory = null, StatementPriority priority = StatementPriority.Normal)
     {
         ArgumentNullException.ThrowIfNull(engine);
         _engine = engine;
+        _priority = priority;
         _spoolDirectory = Path.GetFullPath(spoolDirectory ?? Path.Combine(engine.DataPath, "rowbinary-spool"));
         if (_spoolDirectory.AsSpan().IndexOfAny("*?{}[]") >= 0)
             throw new ArgumentException($"The spool directory '{_spoolDirectory}' contains a glob character (* ? {{ }} [ ]), which ClickHouse's file() would expand.", nameof(spoolDirectory));
@@ -40,16 +44,20 @@ public sealed class EmbeddedColumnStore : IColumnStore
         DeleteStaleSpoolFiles();
     }
 
+    /// <summary>This store's statements' priority, on the same engine and spool as this one.</summary>
+    public EmbeddedColumnStore WithPriority(StatementPriority priority) =>
+        priority == _priority ? this : new EmbeddedColumnStore(_engine, _spoolDirectory, priority);
+
     public Task ExecuteAsync(string sql, CancellationToken cancellationToken = default) =>
-        _engine.ExecuteAsync(sql, cancellationToken);
+        _engine.QueryAsync(sql, ChDbEngine.DefaultFormat, static _ => true, cancellationToken, _priority);
 
     public Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, CancellationToken cancellationToken = default) =>
-        _engine.QueryAsync(sql, "JSONCompact", static output => ParseJsonCompact(output.Data), cancellationToken);
+        _engine.QueryAsync(sql, "JSONCompact", static output => ParseJsonCompact(output.Data), cancellationToken, _priority);
 
     public Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(read);
-        return _engine.QueryAsync(sql, "RowBinary", output => read(output.Data), cancellationToken);
+        return _engine.QueryAsync(sql, "RowBinary", output => read(output.Data), cancellationToken, _priority);
     }
 
     /// <inheritdoc />
@@ -77,7 +85,7 @@ public sealed class EmbeddedColumnStore : IColumnStore
                 .Append(deduplicationToken is null ? "" : "SETTINGS insert_deduplication_token = " + ClickHouseSql.StringLiteral(deduplicationToken) + ", max_threads = 1 ")
                 .Append("SELECT * FROM ").Append(source)
                 .ToString();
-            return _engine.QueryAsync(sql, ChDbEngine.DefaultFormat, static output => (long)output.RowsWritten, cancellationToken);
+            return _engine.QueryAsync(sql, ChDbEngine.DefaultFormat, static output => (long)output.RowsWritten, cancellationToken, _priority);
         }, cancellationToken)).ConfigureAwait(false);
     }
 

@@ -14,10 +14,11 @@
 //   data goes to a temp file and runs as INSERT INTO t (cols) SETTINGS … SELECT * FROM
 //   file(path, X, structure); the structure comes from the engine (DESCRIBE TABLE).
 // - Settings in URL parameters: on such an INSERT they go into its SETTINGS clause (that is how
-//   insert_deduplication_token reaches the engine). chDB has one session per process, shared with
-//   every other user of the engine, so a setting cannot be applied to one other statement alone:
-//   the endpoint accepts a setting on other statements only if the engine already has that value
-//   and refuses the request otherwise (never silently ignores it).
+//   insert_deduplication_token reaches the engine). ChDbEngine rents its sessions to every user of
+//   the engine, so a setting cannot be applied to one other statement alone, with one exception:
+//   os_thread_priority 0 or 10 is the engine's StatementPriority, which ChDbEngine sets on the
+//   session it runs the statement on. For any other setting the endpoint accepts it only if the
+//   engine already has that value and refuses the request otherwise (never silently ignores it).
 // - Unsupported parts of the interface are refused with an error naming them: sessions, roles,
 //   query parameters, a database other than default, native-compressed bodies.
 // - FailNext injects faults (an HTTP error before or after running a statement) to test retries.
@@ -152,10 +153,11 @@ public sealed partial class ChDbHttpEndpoint : IAsyncDisposable
             else
             {
                 var sql = urlQuery ?? Encoding.UTF8.GetString(body);
+                var priority = TakePriority(settings);
                 await RequireEngineSettingsAsync(settings, context.RequestAborted);
                 var format = request.Query["default_format"].FirstOrDefault() ?? "TabSeparated";
                 answer = await _engine.QueryAsync(sql, format,
-                    output => new Answer(output.Data.ToArray(), format, output.ResultRows, output.RowsWritten), context.RequestAborted);
+                    output => new Answer(output.Data.ToArray(), format, output.ResultRows, output.RowsWritten), context.RequestAborted, priority);
             }
 
             if (fault is { AfterRunning: true })
@@ -231,6 +233,19 @@ public sealed partial class ChDbHttpEndpoint : IAsyncDisposable
         {
             File.Delete(path);
         }
+    }
+
+    // os_thread_priority as the engine's StatementPriority (see the file header), taken out of the settings.
+    private static StatementPriority TakePriority(List<KeyValuePair<string, string>> settings)
+    {
+        var index = settings.FindIndex(s => s.Key == "os_thread_priority");
+        if (index < 0)
+            return StatementPriority.Normal;
+        var value = settings[index].Value;
+        settings.RemoveAt(index);
+        return value == StatementPriority.Background.NiceValue().ToString(CultureInfo.InvariantCulture) ? StatementPriority.Background
+            : value == "0" ? StatementPriority.Normal
+            : throw new EndpointRefusalException($"the test endpoint runs statements at os_thread_priority 0 or {StatementPriority.Background.NiceValue()}, not {value}");
     }
 
     // The engine session's value must already be the one asked for (see the file header).

@@ -16,6 +16,9 @@ public abstract class ColumnStoreConformanceTests(BackendsFixture fixture)
 
     protected abstract IColumnStore Store { get; }
 
+    /// <summary>The same backend with its statements in the background (WithPriority).</summary>
+    protected abstract IColumnStore BackgroundStore { get; }
+
     /// <summary>The engine's error code carried by a backend's exception.</summary>
     protected abstract int? ErrorCode(Exception e);
 
@@ -192,6 +195,31 @@ public abstract class ColumnStoreConformanceTests(BackendsFixture fixture)
     }
 
     [Fact]
+    public async Task A_background_store_runs_every_kind_of_statement_in_the_background_and_its_origin_at_the_normal_priority()
+    {
+        // Each statement reads the nice value it runs at (getSetting), in every way a store runs
+        // one, the two stores taking turns on the same sessions and connections. Normal is -1:
+        // both backends end in ChDbEngine here (the driver's through the test endpoint), which
+        // runs normal statements at -1 (ChDbEngine.SessionNiceValue); the driver itself sends no
+        // setting for them.
+        const string Nice = "getSetting('os_threads_nice_value_query')";
+        var db = await NewDatabaseAsync();
+        await Store.ExecuteAsync($"CREATE TABLE {db}.t (store String, nice Int32) ENGINE = MergeTree ORDER BY store", Ct);
+        for (var round = 0; round < 5; round++)
+        {
+            foreach (var (name, store, expected) in new[] { ("normal", Store, -1), ("background", BackgroundStore, 10) })
+            {
+                await store.ExecuteAsync($"INSERT INTO {db}.t SELECT '{name}', {Nice}", Ct);
+                Assert.Equal(expected, (await store.QueryRowsAsync($"SELECT {Nice}", Ct))[0][0].GetInt32());
+                Assert.Equal(expected, await store.QueryRowBinaryAsync($"SELECT toInt32({Nice})", static data => BitConverter.ToInt32(data), Ct));
+                Assert.Equal(expected, (await store.QueryRowsAsync($"SELECT {Nice} FROM {KeyRows.Placeholder} LIMIT 1", new KeyRows("k UInt64", 8, BitConverter.GetBytes(1UL)), Ct))[0][0].GetInt32());
+            }
+        }
+        var stored = await Store.QueryRowsAsync($"SELECT store, groupUniqArray(nice), count() FROM {db}.t GROUP BY store ORDER BY store", Ct);
+        Assert.Equal(["background [10] 5", "normal [-1] 5"], stored.Select(r => $"{r[0].GetString()} [{string.Join(",", r[1].EnumerateArray())}] {r[2]}"));
+    }
+
+    [Fact]
     public async Task A_refused_statement_fails_with_the_engine_error_code()
     {
         var db = await NewDatabaseAsync();
@@ -215,12 +243,16 @@ public sealed class EmbeddedStoreConformanceTests(BackendsFixture fixture) : Col
 {
     protected override IColumnStore Store => Fixture.Embedded;
 
+    protected override IColumnStore BackgroundStore => Fixture.Embedded.WithPriority(StatementPriority.Background);
+
     protected override int? ErrorCode(Exception e) => Assert.IsType<ChDbException>(e).ErrorCode;
 }
 
 public sealed class ClickHouseServerStoreConformanceTests(BackendsFixture fixture) : ColumnStoreConformanceTests(fixture)
 {
     protected override IColumnStore Store => Fixture.Server;
+
+    protected override IColumnStore BackgroundStore => Fixture.Server.WithPriority(StatementPriority.Background);
 
     protected override int? ErrorCode(Exception e) => Assert.IsType<ClickHouse.ClickHouseStoreException>(e).ErrorCode;
 }
