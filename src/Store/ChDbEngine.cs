@@ -28,16 +28,16 @@
 //   in the middle of a busy process (the likely cause of a CI run that hung in Store.Tests; not
 //   reproduced here in 30 tries). At Open the window comes once, at start; a session costs
 //   0.2-4 ms to open and the eight about 4 MB.
-// - A statement runs at Normal or Background CPU priority (StatementPriority). Rollup's statements
-//   run in the background so a dashboard query beside a catch-up gets the cores first: the engine
-//   runs a statement on threads of its own pools (an INSERT … SELECT with max_threads = 1 ran
-//   on a pool thread, not on the calling one), so the priority goes to the engine as the session
-//   setting os_thread_priority (chDB 26.5 calls it os_threads_nice_value_query and still takes
-//   the old name, which older servers know), the nice value of the threads while they run
-//   the statement; the background merges run at the background's nice value too (server setting
-//   os_threads_nice_value_merge_mutate). Normal statements run at -1 (SessionNiceValue says why).
-//   A session remembers the value it has, and switching costs one SET (0.16 ms measured). The engine applies both only with CAP_SYS_NICE (it must
-//   lower the nice value again afterwards) and otherwise ignores them: CanPrioritize says which.
+// - A statement runs at Normal or Background CPU priority (StatementPriority), so a dashboard query
+//   beside a Rollup catch-up gets the cores first. The engine runs a statement on threads of its
+//   own pools (an INSERT … SELECT with max_threads = 1 ran on a pool thread, not on the calling
+//   one), so the priority goes to the engine as the session setting os_thread_priority (chDB 26.5
+//   calls it os_threads_nice_value_query and still takes the old name), the nice value of the
+//   threads while they work for the statement; the merges get theirs from the server setting
+//   os_threads_nice_value_merge_mutate. SessionNiceValue says which values and why. A session
+//   remembers the value it has, and switching costs one SET (0.16 ms measured). The engine
+//   applies both only with CAP_SYS_NICE (it must lower the value again afterwards) and otherwise
+//   ignores them: CanPrioritize says which.
 // - Results are read outside the lock: a chdb_result is an independent buffer.
 // - JSON output formats print 64-bit integers as bare numbers (the engine is started with
 //   output_format_json_quote_64bit_integers=0); System.Text.Json reads them exactly with
@@ -83,7 +83,7 @@ public sealed class ChDbEngine : IDisposable
     private static readonly string[] EngineSettings =
     [
         "--output_format_json_quote_64bit_integers=0",
-        "--os_threads_nice_value_merge_mutate=" + StatementPriority.Background.NiceValue().ToString(System.Globalization.CultureInfo.InvariantCulture),
+        "--os_threads_nice_value_merge_mutate=" + SessionNiceValue(StatementPriority.Background).ToString(System.Globalization.CultureInfo.InvariantCulture),
     ];
 
     private static readonly Lock s_openLock = new();
@@ -438,13 +438,16 @@ public sealed class ChDbEngine : IDisposable
         return Invoke(session, sql, format);
     }
 
-    // Normal statements run at -1, not 0: the engine sets a thread's nice value only for a
-    // non-zero setting, and a pool thread that ran a background statement can keep its 10 into
-    // the next statement (in a check, 1 of 12 normal statements after a background one used its
-    // CPU at 10). -1 is set on every thread of the statement, and puts queries a notch above the
-    // process's other threads (a weight of 1.25 to their 1). Without CAP_SYS_NICE both are no-ops.
+    /// <summary>The nice value of a statement's threads in this process: queries at -1, Rollup
+    /// (and the merges) at 10, around the process's own threads at 0 (ingest, Rollup's C# work).
+    /// A busy thread at 10 gets about a tenth of the CPU of one at 0 (CFS weights 110 and 1024).
+    /// Neither is 0 because the engine sets a thread's value only for a non-zero setting and a
+    /// pool thread keeps what its last statement set into the next one (in a check, 1 of 12
+    /// statements at 0 after one at 10 ran at 10); -1 puts queries a notch above ingest (1.25
+    /// to 1). Measured against -5 and +1: the largest merchant's questions under catch-up at
+    /// 0.48-1.87x idle with these values, 0.40-2.29x with those (perf/QueryBench, docs/chdb.md).</summary>
     internal static int SessionNiceValue(StatementPriority priority) =>
-        priority == StatementPriority.Background ? priority.NiceValue() : -1;
+        priority == StatementPriority.Background ? 10 : -1;
 
     private unsafe nint Invoke(Session session, string sql, string format)
     {

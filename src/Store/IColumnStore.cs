@@ -69,9 +69,10 @@ public sealed record KeyRows(string Structure, int RowBytes, ReadOnlyMemory<byte
 
 /// <summary>How a statement shares the CPU with the others. Both stores pass it to the engine as
 /// the setting os_thread_priority (newer engines call it os_threads_nice_value_query and still
-/// take the old name, which older servers know), the nice value of the threads while they run the statement; the
-/// engine applies it only with CAP_SYS_NICE (it must lower the value again afterwards) and
-/// otherwise ignores it (ChDbEngine.CanPrioritize).</summary>
+/// take the old name, which older servers know), the nice value of the threads while they run the
+/// statement; the engine applies it only with CAP_SYS_NICE (it must lower the value again
+/// afterwards) and otherwise ignores it (ChDbEngine.CanPrioritize). The values are each store's:
+/// ChDbEngine.SessionNiceValue, ClickHouseServerStore.BackgroundNiceValue.</summary>
 public enum StatementPriority
 {
     /// <summary>Queries someone is waiting for: dashboards and the API.</summary>
@@ -79,11 +80,4 @@ public enum StatementPriority
 
     /// <summary>Work that may wait: Rollup's rounds, reprocessing.</summary>
     Background,
-}
-
-public static class StatementPriorityExtensions
-{
-    /// <summary>The nice value of the statement's threads (0 is the default, 19 the lowest
-    /// priority): at 10 a busy thread gets about a tenth of the CPU a normal one gets beside it.</summary>
-    public static int NiceValue(this StatementPriority priority) => priority == StatementPriority.Background ? 10 : 0;
 }

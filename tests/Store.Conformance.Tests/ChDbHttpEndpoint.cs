@@ -16,8 +16,9 @@
 // - Settings in URL parameters: on such an INSERT they go into its SETTINGS clause (that is how
 //   insert_deduplication_token reaches the engine). ChDbEngine rents its sessions to every user of
 //   the engine, so a setting cannot be applied to one other statement alone, with one exception:
-//   os_thread_priority 0 or 10 is the engine's StatementPriority, which ChDbEngine sets on the
-//   session it runs the statement on. For any other setting the endpoint accepts it only if the
+//   os_thread_priority 10 (ClickHouseServerStore.BackgroundNiceValue) is run as the engine's
+//   StatementPriority.Background, which ChDbEngine sets on the session it runs the statement on
+//   (at its own value), and 0 as Normal. For any other setting the endpoint accepts it only if the
 //   engine already has that value and refuses the request otherwise (never silently ignores it).
 // - Unsupported parts of the interface are refused with an error naming them: sessions, roles,
 //   query parameters, a database other than default, native-compressed bodies.
@@ -243,9 +244,9 @@ public sealed partial class ChDbHttpEndpoint : IAsyncDisposable
             return StatementPriority.Normal;
         var value = settings[index].Value;
         settings.RemoveAt(index);
-        return value == StatementPriority.Background.NiceValue().ToString(CultureInfo.InvariantCulture) ? StatementPriority.Background
+        return value == ClickHouse.ClickHouseServerStore.BackgroundNiceValue.ToString(CultureInfo.InvariantCulture) ? StatementPriority.Background
             : value == "0" ? StatementPriority.Normal
-            : throw new EndpointRefusalException($"the test endpoint runs statements at os_thread_priority 0 or {StatementPriority.Background.NiceValue()}, not {value}");
+            : throw new EndpointRefusalException($"the test endpoint runs statements at os_thread_priority 0 or {ClickHouse.ClickHouseServerStore.BackgroundNiceValue}, not {value}");
     }
 
     // The engine session's value must already be the one asked for (see the file header).

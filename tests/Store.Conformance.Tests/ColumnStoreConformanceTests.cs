@@ -198,10 +198,10 @@ public abstract class ColumnStoreConformanceTests(BackendsFixture fixture)
     public async Task A_background_store_runs_every_kind_of_statement_in_the_background_and_its_origin_at_the_normal_priority()
     {
         // Each statement reads the nice value it runs at (getSetting), in every way a store runs
-        // one, the two stores taking turns on the same sessions and connections. Normal is -1:
-        // both backends end in ChDbEngine here (the driver's through the test endpoint), which
-        // runs normal statements at -1 (ChDbEngine.SessionNiceValue); the driver itself sends no
-        // setting for them.
+        // one, the two stores taking turns on the same sessions and connections. Both backends
+        // end in ChDbEngine here (the driver's through the test endpoint, which runs the driver's
+        // os_thread_priority=10 as Background), at the engine's values: -1 and 10
+        // (ChDbEngine.SessionNiceValue). The driver itself sends nothing for normal statements.
         const string Nice = "getSetting('os_threads_nice_value_query')";
         var db = await NewDatabaseAsync();
         await Store.ExecuteAsync($"CREATE TABLE {db}.t (store String, nice Int32) ENGINE = MergeTree ORDER BY store", Ct);

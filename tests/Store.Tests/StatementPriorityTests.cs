@@ -6,7 +6,7 @@ namespace Analytics.Store.Tests;
 /// Background statements run on engine threads at nice 10 and normal ones at -1, observed in
 /// the kernel's own view of this process's threads (/proc/self/task/*/stat), not in the engine's
 /// settings. The engine sets nice values only with CAP_SYS_NICE; without it both run at 0.
-/// (-1 for normal ones: ChDbEngine.SessionNiceValue says why.)
+/// (ChDbEngine.SessionNiceValue says why these values.)
 /// </summary>
 public class StatementPriorityTests(ChDbFixture fixture)
 {
@@ -19,8 +19,8 @@ public class StatementPriorityTests(ChDbFixture fixture)
     public async Task A_background_statement_runs_on_threads_at_nice_10_and_a_normal_one_at_minus_1()
     {
         (int background, int normal) expected = ChDbEngine.CanPrioritize ? (10, -1) : (0, 0);
-        // Taking turns on the same sessions and pool threads: in a check before normal statements
-        // were set to -1, 1 in 12 normal statements after a background one ran at 10.
+        // Taking turns on the same sessions and pool threads: in a check while normal statements
+        // ran at 0, 1 in 12 of them after a background one at 10 ran at 10.
         for (int round = 0; round < 4; round++)
         {
             var background = await CpuByNiceValueWhileRunningAsync(fixture.Store.WithPriority(StatementPriority.Background));
@@ -53,9 +53,9 @@ public class StatementPriorityTests(ChDbFixture fixture)
     private static string Describe(string label, Dictionary<int, double> cpu) =>
         $"{label}: CPU seconds by nice value: {string.Join(", ", cpu.OrderBy(c => c.Key).Select(c => $"{c.Key}: {c.Value:F2}"))}";
 
-    // CPU seconds the engine's statement threads (every thread but the merges', which run at 10
-    // by design, and the runtime's) used while the busy statement ran on the given store, by the
-    // nice value each thread had when sampled (every 5 ms).
+    // CPU seconds the engine's statement threads (every thread but the merges', which run at the
+    // background value by design, and the runtime's) used while the busy statement ran on the
+    // given store, by the nice value each thread had when sampled (every 5 ms).
     private static async Task<Dictionary<int, double>> CpuByNiceValueWhileRunningAsync(IColumnStore store)
     {
         var cpu = new Dictionary<int, double>();
