@@ -143,7 +143,7 @@ internal static class ResultsWriter
         // Catch-up: QueryBench's Rollup alone storing a backlog over the local log with ingest idle,
         // pre-aggregates on (what the product writes). Reprocessing: the all-roles runs' rebuild of
         // what they ingested, raw events/s, median over the runs.
-        double? catchUp = queryBenches.Select(q => q.TryGetProperty("catchUpEventsPerSecond", out var c) && c.TryGetProperty("with", out var w) ? w.GetDouble() : (double?)null)
+        double? catchUp = queryBenches.Select(q => q.TryGetProperty("catchUpEventsPerSecond", out var c) && c.TryGetProperty("with", out var w) && w.ValueKind == JsonValueKind.Number ? w.GetDouble() : (double?)null)
             .LastOrDefault(v => v is not null);
         var reprocessRates = all.Where(r => r.Reprocess is not null && r.ServerArgs.Count == 0).Select(r => r.Reprocess!.EventsPerSecond).ToList();
         double? reprocess = reprocessRates.Count > 0 ? Repeated.MedianOf(reprocessRates) : null;
