@@ -63,6 +63,39 @@ public class RollupPriorityTests(EngineFixture engine)
         Assert.All(queries, s => Assert.True(s.Nice == "-1", $"query statement at nice '{s.Nice}': {s.Statement[..Math.Min(200, s.Statement.Length)]}"));
     }
 
+    [Fact]
+    public async Task Without_CAP_SYS_NICE_the_server_warns_once_at_start_and_with_it_says_nothing()
+    {
+        // setpriv (util-linux) drops the capability from the bounding set, so the server's
+        // effective set lacks it even as root.
+        var without = await StartupLinesAsync(["setpriv", "--bounding-set", "-sys_nice"]);
+        var with = await StartupLinesAsync([]);
+
+        var warning = Assert.Single(without, line => line.Contains("CAP_SYS_NICE", StringComparison.Ordinal));
+        Assert.Contains("lacks CAP_SYS_NICE: Rollup's statements run at the queries' CPU priority", warning, StringComparison.Ordinal);
+        if (ChDbEngine.CanPrioritize) Assert.DoesNotContain(with, line => line.Contains("CAP_SYS_NICE", StringComparison.Ordinal));
+    }
+
+    // Everything a server (all roles) printed by the time it answered /healthz.
+    private static async Task<List<string>> StartupLinesAsync(IReadOnlyList<string> launcher)
+    {
+        string data = Path.Combine(Path.GetTempPath(), "analytics-nice-" + Guid.NewGuid().ToString("N"));
+        var server = new ServerProcess(data, Ports.Free(), demo: false) { Launcher = launcher };
+        try
+        {
+            await server.StartAsync();
+            // The console logger writes from a queue of its own: give a warning a moment to arrive.
+            for (int i = 0; i < 20 && !server.Output.Concat(server.Errors).Any(l => l.Contains("CAP_SYS_NICE", StringComparison.Ordinal)); i++)
+                await Task.Delay(100, Ct);
+            return [.. server.Output, .. server.Errors];
+        }
+        finally
+        {
+            server.Kill();
+            try { Directory.Delete(data, recursive: true); } catch (IOException) { }
+        }
+    }
+
     // Rollup writes (INSERT, ALTER, DELETE) and reads its own bookkeeping: duplicate lookups in
     // event_ids, marks in rollup_inflight, a day's active generation. The query API only reads,
     // always one merchant's rows.

@@ -18,6 +18,9 @@ public sealed partial class ServerProcess(string data, int port, bool demo = tru
 
     public int Port => port;
 
+    /// <summary>A command the server starts under (its arguments follow), e.g. setpriv to drop a capability.</summary>
+    public IReadOnlyList<string> Launcher { get; init; } = [];
+
     /// <summary>Lines the server wrote to stderr (start-up errors).</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> Errors { get; } = new();
     /// <summary>Lines the server wrote to stdout (the banner, log lines such as the drain's).</summary>
@@ -39,12 +42,17 @@ public sealed partial class ServerProcess(string data, int port, bool demo = tru
     private async Task StartOnceAsync(string[] extraArguments)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "analytics.dll");
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(Launcher.Count > 0 ? Launcher[0] : "dotnet")
         {
-            ArgumentList = { dll, "serve", "--data", data, "--urls", $"http://127.0.0.1:{port}", "--quiet" },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        if (Launcher.Count > 0)
+        {
+            foreach (var argument in Launcher.Skip(1)) start.ArgumentList.Add(argument);
+            start.ArgumentList.Add("dotnet");
+        }
+        foreach (var argument in new[] { dll, "serve", "--data", data, "--urls", $"http://127.0.0.1:{port}", "--quiet" }) start.ArgumentList.Add(argument);
         if (demo) start.ArgumentList.Add("--demo");
         foreach (var argument in extraArguments) start.ArgumentList.Add(argument);
         _process = Process.Start(start)!;
