@@ -237,6 +237,11 @@ try
                 besideQueriesInBackground = liveRate[StatementPriority.Background],
             },
             canPrioritize = ChDbEngine.CanPrioritize,
+            // The largest merchant's pre-aggregated questions: p95 under catch-up / p95 idle.
+            underCatchUpToIdleP95 = busy.ToDictionary(b => b.Key.ToString().ToLowerInvariant(), b => results
+                .Where(r => r.Label == "largest" && r.Planned && b.Value.TryGetValue(r.Question, out var t) && t.Count > 0)
+                .Select(r => new { question = r.Question, ratio = P(b.Value[r.Question], 95) / P(r.Pre, 95) })
+                .ToList()),
             selectOneMilliseconds = new { p50 = P(floor, 50), p95 = P(floor, 95) },
             failures,
             markdown = md.ToString(),
