@@ -22,15 +22,17 @@ namespace Analytics.Perf.QueryBench;
 /// named sources plus ~3,000 referring sites; 60 countries, 20 regions each, ~5,000 cities; 3
 /// devices, 6 browsers, 6 OSs; 15 % of visits with UTM tags (300 campaigns).
 /// </summary>
-public sealed class Dataset(IColumnStore store, string db, long events, int merchants, int days)
+/// <param name="largestShare">Merchant 1's share of all events (0.10 unless a run asks otherwise:
+/// --largest-share 0.5 of 20M events gives a 10M-event merchant without generating 100M).</param>
+public sealed class Dataset(IColumnStore store, string db, long events, int merchants, int days, double largestShare = Dataset.DefaultLargestShare)
 {
-    public const double LargestShare = 0.10;
+    public const double DefaultLargestShare = 0.10;
     private const double EventsPerVisit = 2.2;
 
     public DateOnly LastDay { get; } = DateOnly.FromDateTime(DateTime.UtcNow).AddDays(-1);
 
     /// <summary>Events of merchant <paramref name="rank"/> by construction (before rounding to visits).</summary>
-    public double EventsOf(int rank) => rank == 1 ? events * LargestShare : events * (1 - LargestShare) / (rank * Harmonic(merchants));
+    public double EventsOf(int rank) => rank == 1 ? events * largestShare : events * (1 - largestShare) / (rank * Harmonic(merchants));
 
     /// <summary>The merchant at the events-weighted median: half of all events belong to larger
     /// merchants. What a typical dashboard user (or event) sees.</summary>
@@ -58,10 +60,10 @@ public sealed class Dataset(IColumnStore store, string db, long events, int merc
         double h = Harmonic(merchants);
         // Slices of merchants of about 2.5M events each (memory of one INSERT … SELECT); the
         // largest merchant alone is one.
-        int slices = (int)Math.Max(1, Math.Ceiling(events * (1 - LargestShare) / 2_500_000));
+        int slices = (int)Math.Max(1, Math.Ceiling(events * (1 - largestShare) / 2_500_000));
         string last = LastDay.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         string visitsOf = string.Create(CultureInfo.InvariantCulture,
-            $"greatest(1, toUInt64(if(m = 1, {events * LargestShare / EventsPerVisit}, {events * (1 - LargestShare) / EventsPerVisit / h} / m)))");
+            $"greatest(1, toUInt64(if(m = 1, {events * largestShare / EventsPerVisit}, {events * (1 - largestShare) / EventsPerVisit / h} / m)))");
         for (int slice = -1; slice < slices; slice++)
         {
             string merchantsOf = slice < 0 ? "m = 1" : string.Create(CultureInfo.InvariantCulture, $"m > 1 AND m % {slices} = {slice}");

@@ -28,6 +28,8 @@ int merchants = (int)Option("--merchants", smoke ? 300 : 100_000);
 int days = (int)Option("--days", smoke ? 31 : 395);
 int iterations = (int)Option("--iterations", smoke ? 3 : 30);
 int backlog = (int)Option("--backlog", smoke ? 20_000 : 1_000_000);
+double largestShare = double.Parse(OptionText("--largest-share") ?? Dataset.DefaultLargestShare.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+if (largestShare is <= 0 or >= 1) { Console.Error.WriteLine("--largest-share must be between 0 and 1"); return 2; }
 string? json = OptionText("--json");
 // Keep the engine's directory and the generated data set in it, and reuse it on the next run with
 // the same --events/--merchants/--days: before/after runs then ask the very same parts. Rollup's
@@ -38,7 +40,8 @@ string? keptData = OptionText("--data");
 bool catchUpOnly = args.Contains("--catch-up-only");
 if (args.Contains("--help") || args.Contains("-h"))
 {
-    Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 1000000] [--json FILE] [--data DIR]");
+    Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 1000000] [--largest-share 0.1] [--json FILE] [--data DIR]");
+    Console.WriteLine("                                    --largest-share: merchant 1's share of the events (0.5 of 20M: a 10M-event merchant)");
     Console.WriteLine("                                    --data DIR: keep the data set in DIR and reuse it next time (no catch-up parts)");
     Console.WriteLine("QueryBench --storage [--smoke] [--events 200000] [--json FILE]   bytes on disk per event for every table (StorageCost.cs)");
     Console.WriteLine("QueryBench --catch-up-only [--backlog 1000000] [--statement-costs] [--logic 2]   Rollup catch-up and reprocessing alone, with the engine time per statement kind");
@@ -63,8 +66,9 @@ try
     }
     foreach (var db in keptData is null ? new[] { "bench", "catchup_base", "catchup_pre" } : ["bench"]) await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);
 
-    var dataset = new Dataset(store, "bench", events, merchants, days);
-    string shape = string.Create(CultureInfo.InvariantCulture, $"{events} events, {merchants} merchants, {days} days ending {dataset.LastDay:yyyy-MM-dd}");
+    var dataset = new Dataset(store, "bench", events, merchants, days, largestShare);
+    string shape = string.Create(CultureInfo.InvariantCulture, $"{events} events, {merchants} merchants, {days} days ending {dataset.LastDay:yyyy-MM-dd}")
+        + (largestShare == Dataset.DefaultLargestShare ? "" : string.Create(CultureInfo.InvariantCulture, $", the largest merchant {largestShare:P0} of them"));
     string shapeFile = Path.Combine(root, "dataset.txt");
     long stored;
     double genSeconds = 0, rollupSeconds = 0;
