@@ -35,11 +35,14 @@ public sealed class Dataset(IColumnStore store, string db, long events, int merc
     public double EventsOf(int rank) => rank == 1 ? events * largestShare : events * (1 - largestShare) / (rank * Harmonic(merchants));
 
     /// <summary>The merchant at the events-weighted median: half of all events belong to larger
-    /// merchants. What a typical dashboard user (or event) sees.</summary>
+    /// merchants. What a typical dashboard user (or event) sees. When the largest holds half of
+    /// all events or more (--largest-share), it would be the median itself: then the median of
+    /// the others.</summary>
     public int TypicalMerchant()
     {
-        double half = events / 2.0, sum = 0;
-        for (int rank = 1; rank <= merchants; rank++)
+        bool largestIsHalf = largestShare >= 0.5;
+        double half = largestIsHalf ? events * (1 - largestShare) / 2.0 : events / 2.0, sum = 0;
+        for (int rank = largestIsHalf ? 2 : 1; rank <= merchants; rank++)
         {
             sum += EventsOf(rank);
             if (sum >= half) return rank;
