@@ -53,8 +53,17 @@ public class OriginPolicyTests
     {
         var policy = OriginPolicy.For("shop.example", ["https://shop.example", "https://*.cdn.example"]);
         Assert.True(policy.Allows("https://a.cdn.example"));
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 10_000; i++) policy.Allows("https://a.cdn.example");
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // The fewest bytes of a few rounds: the runtime may allocate on this thread once while it
+        // recompiles the loop or the method at a higher tier (a CI run on a busy machine saw
+        // 49,200 B in the one round this test had), while a check that allocates does so in
+        // every round.
+        long fewest = long.MaxValue;
+        for (int round = 0; round < 5 && fewest > 0; round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 10_000; i++) policy.Allows("https://a.cdn.example");
+            fewest = Math.Min(fewest, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        Assert.Equal(0, fewest);
     }
 }
