@@ -294,7 +294,7 @@ public sealed class ServeCommand : ICommandGroup
         string log = settings.KafkaOptions() is { } kafka ? $"Kafka at {kafka.BootstrapServers}, topic {kafka.Topic}" : "local event log";
         string store = server is null ? "in-process ClickHouse"
             : $"ClickHouse at {server.Endpoint.GetLeftPart(UriPartial.Authority)}{(server.Cluster is null ? "" : ", cluster " + server.Cluster)}";
-        PrintBanner(app.BoundAddress(), data, demo, access, log, store);
+        PrintBanner(app.BoundAddress(), data, demo, access, log, store, settings.ParseRoles(), ownIssuer);
         NodeDrain.ExitIfStopHangs(app.Lifetime, TimeSpan.FromSeconds(settings.DrainTimeout));
         await app.WaitForShutdownAsync(CancellationToken.None);
         return 0;
@@ -320,38 +320,42 @@ public sealed class ServeCommand : ICommandGroup
         store.CreateFunnel(site.SiteId, "Pricing to signup", [pricing.Id, signup.Id]);
     }
 
-    private static void PrintBanner(string address, string data, Site? demo, DemoAccess.Credentials? access, string log, string store)
+    /// <summary>What this process serves, and nothing it does not: a node of a split deployment
+    /// (`--roles ingest`) has no query API or dashboard to point at.</summary>
+    private static void PrintBanner(string address, string data, Site? demo, DemoAccess.Credentials? access, string log, string store, Roles roles, bool ownIssuer)
     {
         string ws = address.Replace("http://", "ws://", StringComparison.Ordinal);
-        Console.WriteLine($$"""
-
-            Analytics is running ({{log}} + {{store}})
-              dashboard      {{address}}/{{(demo is null ? "" : "?site=" + demo.PublicId)}}
-              ingest         {{ws}}/v1/ws   (WebSocket, protobuf EventBatch)   and   POST {{address}}/v1/events
-              query API      {{address}}/v1/sites/{site}/timeseries?metrics=pageviews,visitors&interval=minute
-                             {{address}}/v1/sites/{site}/aggregate?metrics=pageviews,visitors,visits,events
-              sign-in        {{address}}/account/login   tokens: POST {{address}}/connect/token (OAuth2)
-              admin          ./run.sh bootstrap   (once: the first admin client, saved in {{data}}/admin-client.json)
-              metrics        {{address}}/metrics
-              data           {{data}}
-            """);
+        bool ingest = roles.HasFlag(Roles.Ingest), query = roles.HasFlag(Roles.Query);
+        string roleNames = string.Join(", ", new[] { Roles.Ingest, Roles.Rollup, Roles.Query }.Where(r => roles.HasFlag(r)).Select(r => r.ToString().ToLowerInvariant()));
+        var lines = new List<string> { "", $"Analytics is running ({log} + {store}; roles {roleNames})" };
+        if (query) lines.Add($"  dashboard      {address}/{(demo is null ? "" : "?site=" + demo.PublicId)}");
+        if (ingest) lines.Add($"  ingest         {ws}/v1/ws   (WebSocket, protobuf EventBatch)   and   POST {address}/v1/events");
+        if (query)
+        {
+            lines.Add($"  query API      {address}/v1/sites/{{site}}/timeseries?metrics=pageviews,visitors&interval=minute");
+            lines.Add($"                 {address}/v1/sites/{{site}}/aggregate?metrics=pageviews,visitors,visits,events");
+        }
+        if (ownIssuer) lines.Add($"  sign-in        {address}/account/login   tokens: POST {address}/connect/token (OAuth2)");
+        lines.Add($"  admin          ./run.sh bootstrap   (once: the first admin client, saved in {data}/admin-client.json)");
+        lines.Add($"  metrics        {address}/metrics");
+        lines.Add($"  data           {data}");
         if (demo is not null)
         {
-            Console.WriteLine($"""
-                  demo site      id {demo.PublicId}, key {demo.SiteKey} (merchant {demo.MerchantId})
-                  demo shop      {address}/demo/   (a page with the real agent: click around, then watch the dashboard)
-                  send traffic   ./run.sh demo-traffic     (simulated visitors for 60 s)
-                """);
+            lines.Add($"  demo site      id {demo.PublicId}, key {demo.SiteKey} (merchant {demo.MerchantId})");
+            if (ingest)
+            {
+                lines.Add($"  demo shop      {address}/demo/   (a page with the real agent: click around, then watch the dashboard)");
+                lines.Add("  send traffic   ./run.sh demo-traffic     (simulated visitors for 60 s)");
+            }
         }
-        if (demo is not null && access is not null)
+        if (demo is not null && access is not null && query)
         {
-            Console.WriteLine($"""
-                  dashboard user {access.Email}   password {access.Password}   (open {address}/?site={demo.PublicId} and sign in)
-                  API token      TOKEN=$(curl -s {address}/connect/token -d grant_type=client_credentials \
-                                      -d client_id={access.ClientId} -d client_secret={access.ClientSecret} | sed -n 's/.*"access_token": *"\([^"]*\)".*/\1/p')
-                  see numbers    curl -H "Authorization: Bearer $TOKEN" '{address}/v1/sites/{demo.PublicId}/aggregate?metrics=pageviews,visitors,visits,events'
-                """);
+            lines.Add($"  dashboard user {access.Email}   password {access.Password}   (open {address}/?site={demo.PublicId} and sign in)");
+            lines.Add($"  API token      TOKEN=$(curl -s {address}/connect/token -d grant_type=client_credentials \\");
+            lines.Add($"                      -d client_id={access.ClientId} -d client_secret={access.ClientSecret} | sed -n 's/.*\"access_token\": *\"\\([^\"]*\\)\".*/\\1/p')");
+            lines.Add($"  see numbers    curl -H \"Authorization: Bearer $TOKEN\" '{address}/v1/sites/{demo.PublicId}/aggregate?metrics=pageviews,visitors,visits,events'");
         }
+        Console.WriteLine(string.Join(Environment.NewLine, lines));
     }
 }
 
