@@ -113,15 +113,7 @@ public static class RollupAlone
 
     /// <summary>Waits (a minute at most) until no merge runs, so the process CPU measured next is
     /// the next statement's own and that of the merges its parts start.</summary>
-    private static async Task QuietAsync(IColumnStore store, CancellationToken ct)
-    {
-        for (int i = 0; i < 1200; i++)
-        {
-            var merges = await store.QueryRowsAsync("SELECT count() FROM system.merges", ct);
-            if (merges[0][0].GetInt64() == 0) return;
-            await Task.Delay(50, ct);
-        }
-    }
+    private static Task QuietAsync(IColumnStore store, CancellationToken ct) => Merges.WaitUntilNoneAsync(store, TimeSpan.FromMinutes(1), ct);
 
     private static void Print(string headline, TimedStore timed, TimeSpan wall)
     {
