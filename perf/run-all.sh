@@ -138,8 +138,8 @@ else
     idle=10000
     # 60 s steps, a probe pageview every 100 ms (~600 samples); stops at the first failing step.
     # Each step runs 20 s at its rate before it is measured: sustained means Rollup's steady state,
-    # and a just-started server needs ~10 s of load before its rounds reach it (JIT tiering: rounds
-    # of the first seconds take ~3x as long, the lag peaks at ~4 s of load; perf/README.md).
+    # and a just-started server needs ~10 s of load before its rounds reach it (JIT tiering: its
+    # first rounds store ~30,000 events/s, the lag peaks at ~4 s of load; perf/README.md).
     sustained=(--connections 64 --batch 50 --seconds 60 --warmup 20)
     steps="25000,50000,75000,100000,150000,200000,300000,400000,500000"
     single_event=(--connections 64 --seconds 10)
