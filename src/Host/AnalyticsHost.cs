@@ -264,7 +264,8 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteManagement();
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteSecurity(db);
         app.MapAgentScript(settings.AgentScriptPath);
-        app.MapDashboard(settings.DashboardPath);
+        // The dashboard is a client of the query API: a node without it would serve a page whose every call 404s.
+        if (settings.Roles.HasFlag(Roles.Query)) app.MapDashboard(settings.DashboardPath);
         app.MapApiDocs();
         // "ok", or 503 naming each dependency whose circuit breaker is open and why: the process is
         // alive and recovers by itself (half-open probes), but cannot serve everything now.
