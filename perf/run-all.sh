@@ -26,9 +26,9 @@
 # Each part writes JSON into the results directory; LoadTool --write-results turns them into
 # RESULTS.md: machine, date, this command, the targets beside the measured values, one table per part.
 #
-#   perf/run-all.sh            full run, an estimated 30-40 minutes on 2 cores (the 3 repeats of parts 1, 4
-#                              and 5 about 5 minutes; part 6 about 90-120 s per step, 6-9 minutes as 3-4
-#                              steps pass); run it on a quiet machine.
+#   perf/run-all.sh            full run, an estimated 40-50 minutes on 2 cores (44 on 2026-12-01; the 3 repeats
+#                              of parts 1, 4 and 5 about 5 minutes; part 6 about 90-120 s per step, 6-10
+#                              minutes as 3-4 steps pass and the next fails); run it on a quiet machine.
 #                              Results: perf/results/ (its *.json are replaced; git-ignored) and perf/RESULTS.md
 #   perf/run-all.sh --smoke    every part at smoke size (seconds each) to prove it works; results and
 #                              RESULTS.md go to a temporary directory, never to perf/RESULTS.md

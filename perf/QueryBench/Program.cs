@@ -100,8 +100,8 @@ try
         Console.WriteLine($"merchant {m}: {counts[m].All:N0} events, {counts[m].Last30:N0} in the last 30 days");
     }
 
-    // Idle means idle: a large data set's inserts leave the engine merging their parts for
-    // minutes after the last one, on the same two cores the questions are timed on.
+    // Idle means idle: a data set's inserts can leave the engine merging their parts after the
+    // last one, on the same two cores the questions are timed on.
     var (mergeSeconds, mergesDone) = await Merges.WaitUntilNoneAsync(store, TimeSpan.FromMinutes(15), ct);
     Console.WriteLine($"merges after the data set: {mergeSeconds:F0} s until none ran{(mergesDone ? "" : " (still running at the limit; the idle questions run beside them)")}");
 
@@ -252,7 +252,7 @@ try
                 .Select(r => new { question = r.Question, ratio = P(b.Value[r.Question], 95) / P(r.Pre, 95) })
                 .ToList()),
             selectOneMilliseconds = new { p50 = P(floor, 50), p95 = P(floor, 95) },
-            mergesAfterDataSetSeconds = mergeSeconds,
+            mergesAfterDataSet = new { seconds = mergeSeconds, done = mergesDone },
             failures,
             markdown = md.ToString(),
         }, new JsonSerializerOptions { WriteIndented = true }), ct);
