@@ -1,3 +1,4 @@
+using System.Globalization;
 using Analytics.EventLog.Kafka;
 using Confluent.Kafka;
 
@@ -18,7 +19,7 @@ internal static class KafkaSink
 
     /// <summary>For the report's server line: what the server writes to and where the brokers run.</summary>
     public static string Description { get; } =
-        $"Kafka log: librdkafka mock cluster of {Brokers} brokers in the load tool's process (their CPU counts as client CPU), " +
+        $"Kafka log: librdkafka mock cluster of {Brokers} brokers in the load tool's process (their CPU counts as client CPU, and is given on its own below), " +
         $"topic {Topic} with {Partitions} partitions, replication factor {ReplicationFactor}; the server acks a batch once the producer (acks=all, idempotent) has it acknowledged";
 
     /// <summary>Starts the cluster and creates the topic; the caller disposes the cluster.</summary>
@@ -36,6 +37,36 @@ internal static class KafkaSink
             throw;
         }
     }
+
+    /// <summary>
+    /// CPU time of the mock cluster: librdkafka names its threads "rdk:…", and during the phases the
+    /// only librdkafka handle in this process is the one hosting the cluster (its brokers all run on
+    /// its "rdk:mock" thread; the handle's own threads are nearly idle). Null off Linux.
+    /// </summary>
+    public static TimeSpan? BrokersCpu()
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        long ticks = 0;
+        foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
+        {
+            try
+            {
+                if (!File.ReadAllText(Path.Combine(task, "comm")).StartsWith("rdk:", StringComparison.Ordinal)) continue;
+                // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
+                string stat = File.ReadAllText(Path.Combine(task, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                ticks += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            }
+            catch (IOException)
+            {
+                // The thread ended between listing and reading.
+            }
+        }
+        return TimeSpan.FromSeconds(ticks / (double)ClockTicksPerSecond);
+    }
+
+    // USER_HZ: 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)).
+    private const int ClockTicksPerSecond = 100;
 
     /// <summary>Appended to the server's command line (after any --server-args).</summary>
     public static string[] ServerArgs(MockKafkaCluster cluster) =>

@@ -52,6 +52,10 @@ internal sealed class PhaseResult
     /// <summary>CPU seconds per wall second (1.0 = one core busy) over the measured window.</summary>
     public required double ClientCpuCores { get; init; }
     public required double? ServerCpuCores { get; init; }
+    /// <summary>--sink kafka: the mock brokers' share of <see cref="ClientCpuCores"/> (they run in the load tool); null otherwise.</summary>
+    public double? BrokerCpuCores { get; init; }
+    /// <summary>The mock brokers' CPU per event acknowledged; null without them.</summary>
+    public double? BrokerCpuMicrosecondsPerEvent { get; init; }
     /// <summary>Server CPU time (user + system) over the window per event acknowledged; null with --url.</summary>
     public required double? ServerCpuMicrosecondsPerEvent { get; init; }
     /// <summary>Server RSS high-water mark (VmHWM) at the end of the phase, since the server started; null with --url.</summary>
@@ -168,6 +172,8 @@ internal static class LoadPhase
             ServerRollupStored = after.RollupStored - before.RollupStored,
             ClientCpuCores = (after.ClientCpu - before.ClientCpu).TotalSeconds / seconds,
             ServerCpuCores = serverCpu?.TotalSeconds / seconds,
+            BrokerCpuCores = (after.BrokerCpu - before.BrokerCpu)?.TotalSeconds / seconds,
+            BrokerCpuMicrosecondsPerEvent = eventsAcked == 0 ? null : (after.BrokerCpu - before.BrokerCpu)?.TotalMicroseconds / eventsAcked,
             ServerCpuMicrosecondsPerEvent = eventsAcked == 0 ? null : serverCpu?.TotalMicroseconds / eventsAcked,
             ServerPeakRssBytes = nginx ? null : after.ServerPeakRss,
             MachineBusyCores = (after.MachineBusy - before.MachineBusy)?.TotalSeconds / seconds,

@@ -89,6 +89,7 @@ try
 
     var pool = BatchTemplate.Build(options.SiteKey, options.Batch, count: 16);
     var metrics = new ServerMetrics(http, baseAddress, server);
+    if (cluster is not null) metrics.BrokerCpu = KafkaSink.BrokersCpu;
     var failures = new List<string>();
     var phases = new List<PhaseResult>();
     long ingestAcked = 0; // warm-up included: what the Kafka topic must hold at least

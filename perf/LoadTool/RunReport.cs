@@ -159,6 +159,8 @@ internal sealed class RunReport
         {
             sb.Append(ci, $"- {r.Name}: {MachineState(r, Machine.Cores)}");
             if (r.ServerRollupStored is long stored) sb.Append(ci, $"; Rollup stored {stored:N0} events (its allocations are in server B/event)");
+            if (r.BrokerCpuCores is double brokers && r.ServerEventsAccepted > 0)
+                sb.Append(ci, $"; the mock brokers took {brokers:0.00} of the client's {r.ClientCpuCores:0.00} cores ({r.BrokerCpuMicrosecondsPerEvent:0.00} µs per event)");
             sb.AppendLine();
         }
         var m = Machine;

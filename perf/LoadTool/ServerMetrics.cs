@@ -8,7 +8,8 @@ namespace Analytics.LoadTool;
 /// our child process (--url), because only then do we know its PID.
 /// </summary>
 /// <paramref name="HelperCpu"/>: CPU time of another process this run started (the nginx baseline), zero without one.
-internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored, TimeSpan? ServerCpu, long? ServerPeakRss, TimeSpan ClientCpu, TimeSpan? MachineBusy, TimeSpan HelperCpu = default);
+/// <paramref name="BrokerCpu"/>: CPU time of the mock Kafka cluster in this process (part of <paramref name="ClientCpu"/>); null without one.
+internal readonly record struct ServerCounters(long AllocatedBytes, long EventsAccepted, long? RollupStored, TimeSpan? ServerCpu, long? ServerPeakRss, TimeSpan ClientCpu, TimeSpan? MachineBusy, TimeSpan HelperCpu = default, TimeSpan? BrokerCpu = null);
 
 /// <summary>
 /// Reads the two counters the tool needs from GET /metrics (Prometheus text). The scrape itself
@@ -27,6 +28,9 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, ServerProc
 
     /// <summary>CPU time of a baseline server this run started (nginx), so that it counts as ours, not as another process's.</summary>
     public Func<TimeSpan>? HelperCpu { get; set; }
+
+    /// <summary>CPU time of the mock Kafka cluster (--sink kafka), which runs in this process.</summary>
+    public Func<TimeSpan?>? BrokerCpu { get; set; }
 
     public async Task<ServerCounters> ScrapeAsync(CancellationToken cancellationToken)
     {
@@ -49,7 +53,7 @@ internal sealed class ServerMetrics(HttpClient http, Uri baseAddress, ServerProc
             throw new InvalidDataException($"{_metrics} lacks {(allocated is null ? Allocated : Accepted)}");
         }
         return new ServerCounters(allocated.Value, accepted.Value, rollup, server?.CpuTime, server?.PeakResidentBytes(),
-            Environment.CpuUsage.TotalTime, MachineBusy(), HelperCpu?.Invoke() ?? TimeSpan.Zero);
+            Environment.CpuUsage.TotalTime, MachineBusy(), HelperCpu?.Invoke() ?? TimeSpan.Zero, BrokerCpu?.Invoke());
     }
 
     // Prometheus values are floats; these counters are integers, possibly written as 1.5e+09.
