@@ -209,7 +209,12 @@ public static class AnalyticsHost
             services.AddHostedService(s => ActivatorUtilities.CreateInstance<DeadLetterWriter>(s, db));
         services.AddSingleton(settings.Retention);
         services.AddSingleton(new MetricsReader(store, db) { Retention = settings.Retention, Clock = settings.Clock });
-        services.AddSingleton(new Analytics.QueryService.Query.QueryEngine(store, db) { Retention = settings.Retention, Clock = settings.Clock });
+        // With the embedded engine this process makes every activation of a generation (one
+        // process per data directory), so the query engine may keep each site's active
+        // generations between questions; behind a ClickHouse server other nodes activate too.
+        var activations = engine is not null ? new GenerationActivations() : null;
+        if (activations is not null) services.AddSingleton(activations);
+        services.AddSingleton(new Analytics.QueryService.Query.QueryEngine(store, db) { Retention = settings.Retention, Clock = settings.Clock, GenerationActivations = activations });
         services.AddSingleton(new Analytics.QueryService.Goals.FunnelReader(store, db));
         services.AddSingleton(logic);
         services.AddSingleton(new RollupOptions { Database = db, QuarantineDirectory = Path.Combine(data, "rollup", "quarantine"), ConsumerGroup = settings.ConsumerGroup, MaxBatchRecords = settings.RollupBatchRecords, LogicVersion = settings.LogicVersion });

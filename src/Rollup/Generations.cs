@@ -7,9 +7,11 @@ namespace Analytics.Rollup;
 /// Which generation of derived rows is active for each (merchant, site, day); see
 /// schemas/clickhouse/003_generations.sql. Live Rollup writes into the active generation;
 /// a rebuild writes a new one and activates it. Both run in the Rollup loop, one after the
-/// other, so the cache here is always what the store says.
+/// other, so the cache here is always what the store says. Every activation is counted in
+/// <paramref name="activations"/> (when given), which tells the query service's cache of active
+/// generations to read again.
 /// </summary>
-public sealed class Generations(IColumnStore store, string db)
+public sealed class Generations(IColumnStore store, string db, GenerationActivations? activations = null)
 {
     private readonly Dictionary<(ulong Merchant, ulong Site, DateOnly Day), ulong> _active = new();
 
@@ -44,7 +46,16 @@ public sealed class Generations(IColumnStore store, string db)
         if (siteDays.Count == 0) return;
         string rows = string.Join(", ", siteDays.Select(s => string.Create(CultureInfo.InvariantCulture,
             $"({s.Key.Merchant}, {s.Key.Site}, '{DerivedRows.Day(s.Key.Day)}', {generation}, {logicVersion}, {s.Events}, now64(6))")));
-        await store.ExecuteAsync($"INSERT INTO {db}.generations VALUES {rows}", ct);
+        try
+        {
+            await store.ExecuteAsync($"INSERT INTO {db}.generations VALUES {rows}", ct);
+        }
+        finally
+        {
+            // After the insert, whatever its outcome (a failed insert may still have stored the
+            // rows): a reader that read before this point reads again.
+            activations?.Activated();
+        }
         foreach (var s in siteDays) _active[s.Key] = generation;
     }
 }

@@ -130,9 +130,11 @@ public static class RollupTelemetry
 /// leaves the committed offset at the range's start: the next reader finds the mark and stores
 /// the same range with the same tokens. Stored blocks are skipped by the store, missing ones are
 /// written, and step 2 answers as it did the first time because event_ids is written last.
-/// Store errors are retried with backoff, never skipped.
+/// Store errors are retried with backoff, never skipped. Reprocessing's activations are counted in
+/// <paramref name="activations"/> when given (Generations).
 /// </summary>
-public sealed partial class RollupWorker(IEventLog log, IColumnStore store, RollupOptions options, ProcessingLogic logic, RollupStatus status, ReprocessQueue jobs, ILogger<RollupWorker> logger) : BackgroundService
+public sealed partial class RollupWorker(IEventLog log, IColumnStore store, RollupOptions options, ProcessingLogic logic, RollupStatus status, ReprocessQueue jobs, ILogger<RollupWorker> logger,
+    GenerationActivations? activations = null) : BackgroundService
 {
     private readonly Sessionizer _sessions = new();
     private readonly StoredEventReader _records = new();
@@ -144,7 +146,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     {
         await using var consumer = log.OpenConsumer(options.ConsumerGroup);
         var inflight = new InflightRanges(store, _db, options.ConsumerGroup);
-        _generations = new Generations(store, _db);
+        _generations = new Generations(store, _db, activations);
         _rebuilder = new SiteDayRebuilder(store, _db, _generations, logic);
         try
         {

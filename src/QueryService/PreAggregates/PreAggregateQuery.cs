@@ -21,6 +21,11 @@ public sealed record PreAggregateQuery(
     public int Limit { get; init; } = 10_000;
     public int Offset { get; init; }
 
+    /// <summary>The site's active generations (day → generation; a day not listed is generation
+    /// 0) when the caller has read them already (ActiveGenerationCache); null: the statement reads
+    /// them itself.</summary>
+    public IReadOnlyDictionary<DateOnly, ulong>? KnownGenerations { get; init; }
+
     /// <summary>The site's goals (for the goal dimension and goal filters, whose values name them).</summary>
     public IReadOnlyList<ControlPlane.Goal> Goals { get; init; } = [];
 }

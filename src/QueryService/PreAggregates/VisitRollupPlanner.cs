@@ -35,7 +35,8 @@ public static class VisitRollupPlanner
 
     /// <summary>SQL returning the dimensions and QuerySql.RawColumns per row, unordered; null and
     /// the reason when the visit rollup cannot answer exactly.</summary>
-    public static string? TryPlanRaw(NormalQuery q, string database, double maxExecutionSeconds, out string reason)
+    public static string? TryPlanRaw(NormalQuery q, string database, double maxExecutionSeconds, out string reason,
+        IReadOnlyDictionary<DateOnly, ulong>? knownGenerations = null)
     {
         if (!Planned(q, out reason)) return null;
         var inv = CultureInfo.InvariantCulture;
@@ -61,7 +62,7 @@ public static class VisitRollupPlanner
         return string.Create(inv, $"""
             SELECT {select}uniqExact(visitor_id), count(), sum(pv), sum(ev), sum(eng), 0, sum(pv), countIf(pv <= 1 AND ia = 0), sum(dur), 0, 0, ([], []), ([], [])
             FROM (
-                {PreAggregatePlanner.ActiveGenerations(q.MerchantId, q.SiteId, q.From, q.To, database)}
+                {PreAggregatePlanner.ActiveGenerations(q.MerchantId, q.SiteId, q.From, q.To, database, knownGenerations)}
                 SELECT bucket, any(visitor_id) AS visitor_id, sum(pageviews) AS pv, sum(interactions) AS ia, sum(events) AS ev, sum(engagement_ms) AS eng,
                     dateDiff('millisecond', min(first_at), max(last_at)) AS dur{perVisit}
                 FROM {database}.{Table} AS v

@@ -214,6 +214,20 @@ public sealed class QueryEngine(IColumnStore store, string database)
     public bool UsePreAggregates { get; set; } = true;
 
     /// <summary>
+    /// The count of generation activations when every one goes through this process (the embedded
+    /// engine): each site's active generations are then read once and kept until the count moves
+    /// (ActiveGenerationCache), not read by every statement. Null (a ClickHouse server, where
+    /// other processes activate): every statement reads them.
+    /// </summary>
+    public GenerationActivations? GenerationActivations
+    {
+        get => _generations?.Activations;
+        init => _generations = value is null ? null : new PreAggregates.ActiveGenerationCache(database, value);
+    }
+
+    private readonly PreAggregates.ActiveGenerationCache? _generations;
+
+    /// <summary>
     /// The one place a normalised query becomes raw rows (every statement of a query, the
     /// denominators' included, comes through here): the pre-aggregate planner answers where it
     /// can exactly (same <see cref="NormalQuery"/> in, same raw columns, <see cref="QuerySql.RawColumns"/>,
@@ -225,11 +239,15 @@ public sealed class QueryEngine(IColumnStore store, string database)
         // Days a pre-aggregate lacks (stored before it existed, on an upgraded database) are never
         // read from it. Asked only when a plan exists, so a query that scans pays nothing.
         IReadOnlySet<string>? uncovered = null;
+        IReadOnlyDictionary<DateOnly, ulong>? known = null;
         if ((UsePreAggregates || !enrichedCovers) && PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _) is not null)
+        {
             uncovered = await UncoveredAsync(q, ct);
+            if (_generations is not null) known = await _generations.GetAsync(q.MerchantId, q.SiteId, RunAsync, ct);
+        }
         string? planned = enrichedCovers
-            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _, uncovered) : null)
-            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow(), uncovered);
+            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _, uncovered, known) : null)
+            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow(), uncovered, known);
         var rows = await RunAsync(planned ?? QuerySql.Build(q, database, MaxExecutionSeconds), ct);
         int n = q.Dimensions.Count, counts = QuerySql.RawColumns.Length - 2;
         // Rollup rows written before migration 012 hold no revenue or pageview visitors: scan.
