@@ -46,15 +46,16 @@ public sealed class Generations(IColumnStore store, string db, GenerationActivat
         if (siteDays.Count == 0) return;
         string rows = string.Join(", ", siteDays.Select(s => string.Create(CultureInfo.InvariantCulture,
             $"({s.Key.Merchant}, {s.Key.Site}, '{DerivedRows.Day(s.Key.Day)}', {generation}, {logicVersion}, {s.Events}, now64(6))")));
+        // Counted around the insert, whatever its outcome (a failed insert may still have stored
+        // the rows): a reader that kept the active generations reads them again.
+        activations?.Starting();
         try
         {
             await store.ExecuteAsync($"INSERT INTO {db}.generations VALUES {rows}", ct);
         }
         finally
         {
-            // After the insert, whatever its outcome (a failed insert may still have stored the
-            // rows): a reader that read before this point reads again.
-            activations?.Activated();
+            activations?.Finished();
         }
         foreach (var s in siteDays) _active[s.Key] = generation;
     }

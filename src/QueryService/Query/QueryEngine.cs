@@ -240,15 +240,28 @@ public sealed class QueryEngine(IColumnStore store, string database)
         // read from it. Asked only when a plan exists, so a query that scans pays nothing.
         IReadOnlySet<string>? uncovered = null;
         IReadOnlyDictionary<DateOnly, ulong>? known = null;
+        long activations = 0;
         if ((UsePreAggregates || !enrichedCovers) && PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _) is not null)
         {
+            // The kept active generations only if no activation runs now, asked before anything
+            // else of the question is read (the coverage too reads generations).
+            bool quiet = _generations is not null && _generations.Activations.TryQuiet(out activations);
             uncovered = await UncoveredAsync(q, ct);
-            if (_generations is not null) known = await _generations.GetAsync(q.MerchantId, q.SiteId, RunAsync, ct);
+            if (quiet) known = await _generations!.GetAsync(q.MerchantId, q.SiteId, activations, RunAsync, ct);
         }
-        string? planned = enrichedCovers
-            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _, uncovered, known) : null)
-            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow(), uncovered, known);
+        string? Plan(IReadOnlyDictionary<DateOnly, ulong>? generations) => enrichedCovers
+            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _, uncovered, generations) : null)
+            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow(), uncovered, generations);
+        string? planned = Plan(known);
         var rows = await RunAsync(planned ?? QuerySql.Build(q, database, MaxExecutionSeconds), ct);
+        if (known is not null && _generations!.Activations.Started != activations)
+        {
+            // An activation started before the statement finished (it may have waited for an
+            // engine session): reprocessing may have deleted the rows of the generations it was
+            // given by then. Asked again with each statement reading the generations itself.
+            planned = Plan(null);
+            rows = await RunAsync(planned ?? QuerySql.Build(q, database, MaxExecutionSeconds), ct);
+        }
         int n = q.Dimensions.Count, counts = QuerySql.RawColumns.Length - 2;
         // Rollup rows written before migration 012 hold no revenue or pageview visitors: scan.
         if (planned is not null && !PreAggregates.GoalRevenuePlanner.Complete(rows, n, QuerySql.RawColumns.Length))
