@@ -157,6 +157,35 @@ public class RetentionTests(EngineFixture engine)
         var job = await aged.ReprocessAsync(new { merchantId = aged.Site.MerchantId, from = Day(recent), to = Day(recent) });
         Assert.Equal(events.Count(e => e.Day == recent), job.GetProperty("eventsDone").GetInt64());
         await CheckTenYearsAsync(aged, events, today);
+
+        // Funnels read enriched events only: refused past their horizon, answered after it.
+        var goals = aged.App.Services.GetRequiredService<Analytics.ControlPlane.SiteRegistry>().Store;
+        goals.CreateGoal(aged.Site.SiteId, "Home", "page", "/");
+        goals.CreateGoal(aged.Site.SiteId, "Shoes", "page", "/shoes");
+        var oldFunnel = await FunnelAsync(aged, new { site_id = aged.Site.PublicId, date_range = new[] { from, to }, steps = new[] { "Home", "Shoes" } });
+        Assert.Equal(HttpStatusCode.BadRequest, oldFunnel.Status);
+        Assert.Equal("date_range", oldFunnel.Body.GetProperty("field").GetString());
+        Assert.Contains("enriched events are kept 6y", oldFunnel.Body.GetProperty("detail").GetString());
+        var recentFunnel = await FunnelAsync(aged, new { site_id = aged.Site.PublicId, date_range = new[] { Day(recent), to }, steps = new[] { "Home", "Shoes" } });
+        Assert.Equal(HttpStatusCode.OK, recentFunnel.Status);
+        Assert.Equal(events.Where(e => e.Day == recent && e.Page == "/").Select(e => e.Visitor).Distinct().Count(),
+            recentFunnel.Body.GetProperty("steps")[0].GetProperty("visitors").GetInt64());
+
+        // "all" starts at the enriched horizon even while an expired row lingers (TTL merges remove
+        // rows lazily): here one written back 7 years, past the 6-year horizon.
+        var lingering = today.AddYears(-7);
+        await engine.Store.ExecuteAsync($"INSERT INTO {db}.events_enriched SELECT * REPLACE (toDateTime64('{Day(lingering)} 10:00:00', 3, 'UTC') AS received_at) " +
+            $"FROM {db}.events_enriched WHERE site_id = {aged.Site.SiteId} LIMIT 1", Ct);
+        var all = await QueryAsync(aged, new { site_id = aged.Site.PublicId, date_range = "all", metrics = new[] { "visitors" } });
+        Assert.Equal(HttpStatusCode.OK, all.Status);
+        var allFrom = DateOnly.FromDateTime(all.Body.GetProperty("query").GetProperty("date_range")[0].GetDateTimeOffset().UtcDateTime);
+        Assert.True(allFrom >= today.AddYears(-6).AddDays(-1) && allFrom <= today.AddYears(-6).AddDays(1), $"all starts {Day(allFrom)}, not at the 6-year horizon");
+    }
+
+    private static async Task<(HttpStatusCode Status, JsonElement Body)> FunnelAsync(TestHost host, object query)
+    {
+        using var response = await host.Http.PostAsJsonAsync("/v1/funnel", query, Ct);
+        return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>(Ct));
     }
 
     [Fact]

@@ -223,6 +223,27 @@ public class QueryTimeLimitTests(EngineFixture engine)
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.Equal(TimeSpan.FromSeconds(30), response.Headers.RetryAfter?.Delta);
     }
+
+    [Fact]
+    public async Task A_funnel_past_the_engine_time_limit_answers_503_with_Retry_After_too()
+    {
+        await using var host = await QueryHost.StartAsync(engine);
+        var store = host.Host.App.Services.GetRequiredService<Analytics.ControlPlane.SiteRegistry>().Store;
+        store.CreateGoal(host.Site.SiteId, "Page", "page", "/p*");
+        store.CreateGoal(host.Site.SiteId, "Signup", "event", "signup");
+        for (int i = 0; i < 20; i++)
+            await host.SendAsync(QueryHost.Visitor("V" + i), QueryHost.Day.AddMinutes(i), QueryHost.Page("/p" + i), QueryHost.Custom("signup"));
+        await host.WaitForStoredAsync();
+        string json = $$"""{"site_id": "{{host.Site.PublicId}}", "date_range": ["2026-01-15", "2026-01-15"], "steps": ["Page", "Signup"]}""";
+        Assert.Equal(HttpStatusCode.OK, (await GoalApiTests.SendAsync(host.Host.Http, HttpMethod.Post, "/v1/funnel", json)).Status);
+
+        host.Host.App.Services.GetRequiredService<Analytics.QueryService.Query.QueryEngine>().MaxExecutionSeconds = 0.000001;
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/funnel") { Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json") };
+        using var response = await host.Host.Http.SendAsync(request, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(30), response.Headers.RetryAfter?.Delta);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
 }
 
 /// <summary>

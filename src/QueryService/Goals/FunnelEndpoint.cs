@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Analytics.ControlPlane;
+using Analytics.QueryService.Http;
 using Analytics.QueryService.Query;
 using Analytics.Security;
 using Microsoft.AspNetCore.Builder;
@@ -51,7 +52,10 @@ public static class FunnelEndpoint
 
             var tz = body.Timezone is null ? TimeZoneInfo.FindSystemTimeZoneById(site.TimeZone) : Zone(body.Timezone);
             var ct = context.RequestAborted;
-            var parser = new QueryParser.Context(_ => site, _ => goals, s => engine.FirstEventAsync(s.MerchantId, s.SiteId, ct), p => engine.RegexErrorAsync(p, ct), clock.GetUtcNow());
+            var parser = new QueryParser.Context(_ => site, _ => goals, s => engine.FirstEventAsync(s.MerchantId, s.SiteId, ct), p => engine.RegexErrorAsync(p, ct), clock.GetUtcNow())
+            {
+                EnrichedKeptFrom = engine.EnrichedKeptFrom,
+            };
             NormalQuery query;
             try
             {
@@ -64,12 +68,23 @@ public static class FunnelEndpoint
                 }
                 var (from, to, input) = await QueryParser.ParseDateRangeAsync(range, "date_range", tz, parser, site);
                 query = new NormalQuery(site.MerchantId, site.SiteId, site.PublicId, from, to, tz, ["visitors"], [], filter, [], 0, 0, false, null, goals, input);
+                // A funnel orders each visitor's events, which only the enriched events hold.
+                if (!RetentionPlanner.EnrichedCovers(query, engine.Retention, engine.Clock.GetUtcNow()))
+                    throw RetentionPlanner.EventsOnly(query, engine.Retention, engine.Clock.GetUtcNow(), "funnels");
             }
             catch (QueryException e)
             {
                 throw new ApiProblemException(StatusCodes.Status400BadRequest, "Invalid request", e.Message, e.Field);
             }
-            var visitors = await reader.VisitorsPerStepAsync(query, steps, window, order, ct);
+            long[] visitors;
+            try
+            {
+                visitors = await reader.VisitorsPerStepAsync(query, steps, window, order, engine.MaxExecutionSeconds, ct);
+            }
+            catch (QueryEngine.QueryTimeoutException)
+            {
+                return QueryEndpoint.TooSlow(context, engine.MaxExecutionSeconds);
+            }
             return Results.Json(new
             {
                 steps = steps.Select((g, i) => new
@@ -88,7 +103,7 @@ public static class FunnelEndpoint
                     timezone = tz.Id,
                 },
             });
-        })).RequireAuthorization(Scopes.StatsRead);
+        })).RequireAuthorization(Scopes.StatsRead).AcceptsJson();
         return routes;
     }
 

@@ -24,7 +24,8 @@ public sealed class FunnelReader(IColumnStore store, string database)
 {
     /// <summary>Visitors who reached each step (index 0 = step 1), over the events
     /// <paramref name="q"/> selects (its range and filters; QuerySql's <c>sel</c>).</summary>
-    public async Task<long[]> VisitorsPerStepAsync(NormalQuery q, IReadOnlyList<Goal> steps, int windowSeconds, string order, CancellationToken ct)
+    /// <exception cref="QueryEngine.QueryTimeoutException">The statement ran past <paramref name="maxExecutionSeconds"/>.</exception>
+    public async Task<long[]> VisitorsPerStepAsync(NormalQuery q, IReadOnlyList<Goal> steps, int windowSeconds, string order, double maxExecutionSeconds, CancellationToken ct)
     {
         int n = steps.Count;
         long windowMs = windowSeconds * 1000L;
@@ -55,8 +56,16 @@ public sealed class FunnelReader(IColumnStore store, string database)
                 GROUP BY visitor_id
                 """;
         }
-        string sql = $"{selected}SELECT level, count() FROM ({perVisitor}) WHERE level > 0 GROUP BY level SETTINGS max_execution_time = {QuerySql.MaxExecutionSeconds}";
-        var rows = await store.QueryRowsAsync(sql, ct);
+        string sql = $"{selected}SELECT level, count() FROM ({perVisitor}) WHERE level > 0 GROUP BY level SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}";
+        IReadOnlyList<JsonElement[]> rows;
+        try
+        {
+            rows = await store.QueryRowsAsync(sql, ct);
+        }
+        catch (Exception e) when (QueryEngine.IsTimeout(e))
+        {
+            throw new QueryEngine.QueryTimeoutException(e);
+        }
         var reachedExactly = new long[n + 1];
         foreach (var row in rows) reachedExactly[(int)ReadLong(row[0])] += ReadLong(row[1]);
         var reached = new long[n];

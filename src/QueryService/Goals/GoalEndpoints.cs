@@ -1,4 +1,5 @@
 using Analytics.ControlPlane;
+using Analytics.QueryService.Http;
 using Analytics.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -41,14 +42,14 @@ public static class GoalEndpoints
             var g = ValidGoal(await JsonBodies.ReadAsync<GoalBody>(context));
             var goal = sites.Store.CreateGoal(found.SiteId, g.Name, g.Kind, g.Match, g.Property, g.Currency);
             return Results.Json(GoalJson(goal), statusCode: StatusCodes.Status201Created);
-        }));
+        })).AcceptsJson();
         write.MapPut("/goals/{goal_id}", async (HttpContext context, string site, [FromRoute(Name = "goal_id")] string goalId, SiteRegistry sites) => await AnswerAsync(async () =>
         {
             var goal = OwnGoal(OwnSite(context, site, sites), goalId, sites.Store);
             var g = ValidGoal(await JsonBodies.ReadAsync<GoalBody>(context));
             sites.Store.UpdateGoal(goal.Id, g.Name, g.Kind, g.Match, g.Property, g.Currency);
             return Results.Json(GoalJson(sites.Store.GetGoal(goal.Id)!));
-        }));
+        })).AcceptsJson();
         write.MapDelete("/goals/{goal_id}", (HttpContext context, string site, [FromRoute(Name = "goal_id")] string goalId, SiteRegistry sites) => Answer(() =>
         {
             var found = OwnSite(context, site, sites);
@@ -73,7 +74,7 @@ public static class GoalEndpoints
             var f = ValidFunnel(await JsonBodies.ReadAsync<FunnelBody>(context), goals);
             var funnel = sites.Store.CreateFunnel(found.SiteId, f.Name, f.GoalIds, f.WindowSeconds, f.Order);
             return Results.Json(FunnelJson(funnel, goals.ToDictionary(g => g.Id, g => g.Name)), statusCode: StatusCodes.Status201Created);
-        }));
+        })).AcceptsJson();
         write.MapPut("/funnels/{funnel_id}", async (HttpContext context, string site, [FromRoute(Name = "funnel_id")] string funnelId, SiteRegistry sites) => await AnswerAsync(async () =>
         {
             var found = OwnSite(context, site, sites);
@@ -82,7 +83,7 @@ public static class GoalEndpoints
             var f = ValidFunnel(await JsonBodies.ReadAsync<FunnelBody>(context), goals);
             sites.Store.UpdateFunnel(funnel.Id, f.Name, f.GoalIds, f.WindowSeconds, f.Order);
             return Results.Json(FunnelJson(sites.Store.GetFunnel(funnel.Id)!, goals.ToDictionary(g => g.Id, g => g.Name)));
-        }));
+        })).AcceptsJson();
         write.MapDelete("/funnels/{funnel_id}", (HttpContext context, string site, [FromRoute(Name = "funnel_id")] string funnelId, SiteRegistry sites) => Answer(() =>
         {
             var funnel = OwnFunnel(OwnSite(context, site, sites), funnelId, sites.Store);

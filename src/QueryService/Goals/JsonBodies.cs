@@ -23,7 +23,7 @@ public sealed class ApiProblemException(int status, string title, string detail,
 /// </summary>
 public static class JsonBodies
 {
-    public const int MaxBytes = 64 * 1024;
+    public const int MaxBytes = Http.JsonRequestBody.MaxBytes;
 
     public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
     {

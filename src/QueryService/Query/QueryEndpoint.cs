@@ -17,7 +17,7 @@ namespace Analytics.QueryService.Query;
 /// </summary>
 public static class QueryEndpoint
 {
-    public const int MaxBodyBytes = 64 * 1024;
+    public const int MaxBodyBytes = JsonRequestBody.MaxBytes;
     public const int RetryAfterSeconds = 30;
 
     /// <summary>Offsets ("+01:00") and page paths stay readable; the answer is JSON, never HTML.</summary>
@@ -38,7 +38,7 @@ public static class QueryEndpoint
                 body.Write(buffer, 0, read);
             }
             return await AnswerAsync(context, body.GetBuffer().AsMemory(0, (int)body.Length), sites, engine, clock);
-        }).WithQueryCaching().WithCsv(CsvShape.QueryResponse);
+        }).AcceptsJson().WithQueryCaching().WithCsv(CsvShape.QueryResponse);
         group.MapGet("/v1/query", async (HttpContext context, SiteRegistry sites, QueryEngine engine, TimeProvider clock) =>
         {
             foreach (var key in context.Request.Query.Keys)
@@ -51,6 +51,14 @@ public static class QueryEndpoint
             return await AnswerAsync(context, System.Text.Encoding.UTF8.GetBytes(text), sites, engine, clock);
         }).WithQueryCaching().WithCsv(CsvShape.QueryResponse);
         return routes;
+    }
+
+    /// <summary>503 + Retry-After: a statement ran past the engine's time limit (also POST /v1/funnel's).</summary>
+    public static IResult TooSlow(HttpContext context, double maxExecutionSeconds)
+    {
+        context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Query too slow",
+            detail: $"The query ran longer than {maxExecutionSeconds} s and was stopped; retry later, or ask for a shorter range or fewer dimensions.");
     }
 
     private static async Task<IResult> AnswerAsync(HttpContext context, ReadOnlyMemory<byte> json, SiteRegistry sites, QueryEngine engine, TimeProvider clock)
@@ -78,6 +86,7 @@ public static class QueryEndpoint
                     Now: clock.GetUtcNow())
                 {
                     EngineKnowsZoneAsync = zone => engine.EngineKnowsZoneAsync(zone, ct),
+                    EnrichedKeptFrom = engine.EnrichedKeptFrom,
                 };
                 var query = await QueryParser.ParseAsync(document.RootElement, parserContext);
                 var answer = await engine.AnswerAsync(query, ct);
@@ -99,9 +108,7 @@ public static class QueryEndpoint
             }
             catch (QueryEngine.QueryTimeoutException)
             {
-                context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                return Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Query too slow",
-                    detail: $"The query ran longer than {engine.MaxExecutionSeconds} s and was stopped; retry later, or ask for a shorter range or fewer dimensions.");
+                return TooSlow(context, engine.MaxExecutionSeconds);
             }
         }
     }

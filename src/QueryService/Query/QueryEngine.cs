@@ -209,6 +209,9 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// <summary>"Now" for the retention horizons.</summary>
     public TimeProvider Clock { get; init; } = TimeProvider.System;
 
+    /// <summary>Where the enriched events' retention starts now (null: kept forever).</summary>
+    public DateTimeOffset? EnrichedKeptFrom => Retention.KeptFrom(RetentionPolicy.EventsEnriched, Clock.GetUtcNow());
+
     /// <summary>Answer from the pre-aggregates where they answer exactly (PreAggregates/, the
     /// planner in front of QuerySql); off only to measure or test the scan on its own.</summary>
     public bool UsePreAggregates { get; set; } = true;
@@ -321,11 +324,15 @@ public sealed class QueryEngine(IColumnStore store, string database)
         {
             return await store.QueryRowsAsync(sql, ct);
         }
-        catch (Exception e) when (e.Message.Contains("TIMEOUT_EXCEEDED", StringComparison.Ordinal) || e.Message.Contains("Code: 159.", StringComparison.Ordinal))
+        catch (Exception e) when (IsTimeout(e))
         {
             throw new QueryTimeoutException(e);
         }
     }
+
+    /// <summary>Whether a store error is the engine stopping a statement at its max_execution_time.</summary>
+    public static bool IsTimeout(Exception e) =>
+        e.Message.Contains("TIMEOUT_EXCEEDED", StringComparison.Ordinal) || e.Message.Contains("Code: 159.", StringComparison.Ordinal);
 
     private static long ReadLong(JsonElement e) => e.ValueKind switch
     {

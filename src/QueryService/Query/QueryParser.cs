@@ -31,6 +31,11 @@ public sealed class QueryParser
         /// <summary>Whether ClickHouse knows a zone .NET knows (their zone data can differ);
         /// null skips the check.</summary>
         public Func<string, Task<bool>>? EngineKnowsZoneAsync { get; init; }
+
+        /// <summary>The enriched events' retention horizon (null: kept forever). The range
+        /// <c>all</c> starts at the first whole day from it: rows older than it may linger until
+        /// the TTL merges remove them, and a day it cuts has lost part of its events.</summary>
+        public DateTimeOffset? EnrichedKeptFrom { get; init; }
     }
 
     /// <summary>The site the query names is unknown to the caller (404, like a site that does not exist).</summary>
@@ -292,7 +297,9 @@ public sealed class QueryParser
                 case "year": return (Day(new DateOnly(today.Year, 1, 1), tz), tomorrow, name);
                 case "all":
                     var first = await context.FirstEventAsync(site);
+                    if (context.EnrichedKeptFrom is { } kept && first < kept) first = kept;
                     var firstDay = first is null ? today : DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(first.Value, tz).DateTime);
+                    if (context.EnrichedKeptFrom is { } horizon && Day(firstDay, tz) < horizon) firstDay = firstDay.AddDays(1);
                     if (firstDay > today) firstDay = today;
                     return (Day(firstDay, tz), tomorrow, name);
                 default:

@@ -67,6 +67,16 @@ public static class RetentionPlanner
             $"from {Day(enriched)} on), and its day rollups were written before they held revenue and page-goal visitors. Ask for a range from {Day(enriched)} on.");
     }
 
+    /// <summary>The refusal of a question only enriched events can answer (<paramref name="what"/>,
+    /// e.g. funnels) over a range reaching past their horizon.</summary>
+    public static QueryException EventsOnly(NormalQuery q, RetentionPolicy retention, DateTimeOffset now, string what)
+    {
+        var enriched = retention.KeptFrom(RetentionPolicy.EventsEnriched, now)!.Value;
+        return new QueryException("date_range",
+            $"The range starts {Day(q.From)}, before the enriched events' horizon (enriched events are kept {RetentionPeriod.Describe(retention.Enriched)}, " +
+            $"from {Day(enriched)} on), and {what} are computed from enriched events only. Ask for a range from {Day(enriched)} on.");
+    }
+
     /// <summary>The first part of <paramref name="q"/> the dimension rollup cannot answer, and why.</summary>
     private static (string Field, string Reason) Culprit(NormalQuery q, string database)
     {
