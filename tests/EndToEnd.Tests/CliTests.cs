@@ -64,15 +64,19 @@ public class CliTests
         Assert.False(Directory.Exists(data), "nothing may be created for a command that was called wrong");
     }
 
-    [Fact]
-    public async Task A_bad_value_from_the_environment_exits_2_naming_the_setting()
+    [Theory]
+    [InlineData("ANALYTICS_LOGIC_VERSION", "abc", "'abc'", "LogicVersion")]
+    [InlineData("ANALYTICS_DRAIN_TIMEOUT", "0", "--drain-timeout", "from 1 to 3600")]
+    [InlineData("ANALYTICS_MAX_CONNECTIONS", "-1", "--max-connections", "from 0 to")]
+    [InlineData("ANALYTICS_EVENTS_PER_SECOND_PER_SITE", "-5", "--events-per-second-per-site", "from 0 to")]
+    public async Task A_bad_value_from_the_environment_exits_2_naming_the_setting(string variable, string value, params string[] mentions)
     {
         var result = await HostCommand.RunAsync(["serve", "--data", Path.Combine(Path.GetTempPath(), "analytics-cli-" + Guid.NewGuid().ToString("N"))],
-            new Dictionary<string, string?> { ["ANALYTICS_LOGIC_VERSION"] = "abc" });
+            new Dictionary<string, string?> { [variable] = value });
         Assert.True(result.ExitCode == 2, result.ToString());
         Assert.Single(result.StderrLines);
-        Assert.Contains("'abc'", result.Stderr);
-        Assert.Contains("LogicVersion", result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr);
+        foreach (string mention in mentions) Assert.Contains(mention, result.Stderr);
     }
 
     /// <summary>

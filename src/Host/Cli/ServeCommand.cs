@@ -38,12 +38,19 @@ public sealed class ServeSettings : StoreSettings
     public string EdgePurgeUrl { get; set; } = "";
     /// <summary>Seconds the stop after SIGTERM may take: WebSockets closed with 1001 after their
     /// batch in hand, then the server, Rollup and the log (docs/operations.md, "Drain").</summary>
+    // The ranges hold for values from ANALYTICS_* and appsettings.json too (the command line's
+    // parser checks its own), with the same words.
+    [Range(1, 3600, ErrorMessage = "--drain-timeout: {0} must be a whole number from {1} to {2}")]
     public int DrainTimeout { get; set; } = 10;
 
     // Ingest limits (IngestLimits has the reasons for the defaults); 0 lifts a limit.
+    [Range(0, int.MaxValue, ErrorMessage = "--max-connections: {0} must be a whole number from {1} to {2}")]
     public int MaxConnections { get; set; } = IngestLimits.Default.MaxConnections;
+    [Range(0, int.MaxValue, ErrorMessage = "--max-connections-per-ip: {0} must be a whole number from {1} to {2}")]
     public int MaxConnectionsPerIp { get; set; } = IngestLimits.Default.MaxConnectionsPerIp;
+    [Range(0, int.MaxValue, ErrorMessage = "--events-per-second-per-ip: {0} must be a whole number from {1} to {2}")]
     public int EventsPerSecondPerIp { get; set; } = (int)IngestLimits.Default.MaxEventsPerSecondPerIp;
+    [Range(0, int.MaxValue, ErrorMessage = "--events-per-second-per-site: {0} must be a whole number from {1} to {2}")]
     public int EventsPerSecondPerSite { get; set; } = (int)IngestLimits.Default.MaxEventsPerSecondPerSite;
 
     /// <summary>The ingest limits with these settings; bursts stay five seconds' worth, as the defaults.</summary>
