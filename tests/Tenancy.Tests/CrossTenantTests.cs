@@ -125,8 +125,9 @@ public class CrossTenantTests(EngineFixture engine)
         foreach (var (endpoint, c) in Cases.OrderBy(c => c.Value.Order))
         {
             var method = new HttpMethod(endpoint[..endpoint.IndexOf(' ')]);
-            string path = c.Path.Replace("{site}", bSite.PublicId).Replace("{merchant}", bMerchant.Id.ToString())
+            string PathFor(string site) => c.Path.Replace("{site}", site).Replace("{merchant}", bMerchant.Id.ToString())
                 .Replace("{job}", job).Replace("{prefix}", bKey.Prefix).Replace("{goal}", bGoal.Id.ToString()).Replace("{funnel}", bFunnel.Id.ToString()).Replace("{sitekey}", bSite.SiteKey);
+            string path = PathFor(bSite.PublicId);
             object? body = c.Body?.Invoke(target);
 
             var anonymous = await SendAsync(host, method, path, null, body);
@@ -138,6 +139,12 @@ public class CrossTenantTests(EngineFixture engine)
             Assert.True(refused || ownList, $"{endpoint} with merchant A's token: {(int)other.Status} {other.Text}");
             foreach (string secret in c.ListsOwn ? [.. secrets, bKey.Prefix, bSite.PublicId] : secrets)
                 Assert.False(other.Text.Contains(secret, StringComparison.OrdinalIgnoreCase), $"{endpoint} showed merchant A '{secret}': {other.Text}");
+            // B's site answers A exactly as a site that does not exist: nothing tells A that B's id is real.
+            if (c.Path.Contains("{site}", StringComparison.Ordinal))
+            {
+                var nobody = await SendAsync(host, method, PathFor(NoSuchSite), aToken, body);
+                Assert.Equal(Answer(nobody, NoSuchSite), Answer(other, bSite.PublicId));
+            }
 
             var own = await SendAsync(host, method, path, c.As == Owner.User ? bUser : bAdmin, body);
             Assert.True(own.Status == c.OwnStatus, $"{endpoint} with merchant B's own credentials: {(int)own.Status} {own.Text}");
@@ -148,6 +155,17 @@ public class CrossTenantTests(EngineFixture engine)
         Assert.Null(host.Store.FindSiteByKey(bSite.SiteKey));
         Assert.Empty(host.Store.ListRetiredSiteKeys(bSite.SiteId));
     }
+
+    /// <summary>A well-formed public site id that no site has.</summary>
+    private const string NoSuchSite = "aaaaaaaaaaaaaaaa";
+
+    /// <summary>What a refusal tells the caller, with the site id it names blanked: status, title and detail.</summary>
+    private static string Answer((HttpStatusCode Status, string Text, JsonElement Body) answer, string site) =>
+        answer.Body.ValueKind == JsonValueKind.Object
+            ? $"{(int)answer.Status} {Field(answer.Body, "title")} {Field(answer.Body, "detail").Replace(site, "SITE", StringComparison.Ordinal)}"
+            : $"{(int)answer.Status} {answer.Text.Replace(site, "SITE", StringComparison.Ordinal)}";
+
+    private static string Field(JsonElement body, string name) => body.TryGetProperty(name, out var value) ? value.ToString() : "";
 
     private static async Task<(HttpStatusCode Status, string Text, JsonElement Body)> SendAsync(AuthHost host, HttpMethod method, string path, string? token, object? body)
     {
