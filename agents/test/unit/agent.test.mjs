@@ -160,6 +160,38 @@ test("Ack RETRY: nothing was kept, so the batch is sent again after retry_after_
   assert.deepEqual(ids(b.socket.sent[2]), ids(b.socket.sent[1]));
 });
 
+test("Ack RETRY: events recorded during the wait, even a full batch of them, do not send anything before it ends", () => {
+  const agent = connected();
+  agent.track("a");
+  agent.flush();
+  const retried = ids(b.socket.sent[1]);
+  b.socket.ack(2, 2, { retryAfterMs: 700, retryReason: 1 });
+  for (let i = 0; i < 12; i++) agent.track("during", { i }); // past batchSize: would flush at once
+  agent.flush(); // and the page asking for it does not shorten the wait either
+  tick(699);
+  assert.equal(b.socket.sent.length, 2, "nothing before retry_after_ms");
+  tick(1);
+  assert.equal(b.socket.sent.length, 3);
+  assert.deepEqual(ids(b.socket.sent[2]).slice(0, 1), retried, "the retried event goes first");
+  assert.deepEqual(names([b.socket.sent[2]]), ["a", ...Array(12).fill("during")]);
+});
+
+test("Ack RETRY: a socket that closes during the wait reconnects only after it", () => {
+  const agent = connected();
+  mock.method(Math, "random", () => 1);
+  agent.track("a");
+  agent.flush();
+  b.socket.ack(2, 2, { retryAfterMs: 5000, retryReason: 1 });
+  b.socket.drop(1006);
+  tick(4999);
+  assert.equal(b.sockets.length, 1, "no reconnect inside the wait");
+  tick(1); // the wait ends: reconnect with the usual backoff (attempt 1: 1 s at Math.random() = 1)
+  tick(1000);
+  assert.equal(b.sockets.length, 2);
+  b.socket.open();
+  assert.deepEqual(names(b.socket.sent), ["a"]);
+});
+
 test("Ack RETRY for a rate limit: the wait doubles while the server keeps limiting (at most 30 s), and starts again after an OK", () => {
   const agent = connected();
   agent.track("a");
@@ -209,6 +241,20 @@ test("Ack FORBIDDEN_ORIGIN: the page may not send for this site, so the agent st
   tick(60_000);
   assert.equal(b.batches.length, 2);
   assert.equal(b.sockets.length, 1);
+});
+
+test("after a refusal (UNKNOWN_SITE, FORBIDDEN_ORIGIN) nothing is beaconed either: the server would refuse it too", async () => {
+  for (const status of [3, 5]) {
+    const agent = connected();
+    agent.track("refused");
+    agent.flush();
+    agent.track("waiting");
+    b.socket.ack(2, status);
+    agent.track("after");
+    b.window.dispatchEvent(new Event("pagehide"));
+    assert.deepEqual(await b.beaconBatches(), [], `status ${status}`);
+    b.uninstall();
+  }
 });
 
 test("Ack UNKNOWN_SITE: the agent stops for good", () => {

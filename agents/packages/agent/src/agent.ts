@@ -113,6 +113,8 @@ export function createAgent(o: AgentOptions): Agent {
   let ws: WebSocket | 0 = 0;
   let attempt = 0;
   let batchTimer: any = 0;
+  /** The wait before the next connection attempt, or (with a socket) the wait an Ack RETRY asked
+   *  for: while it runs, flush sends nothing, whatever calls it. */
   let retryTimer: any = 0;
   /** The page last recorded by pageview(): path (and hash with hashRouting). */
   let last: string | 0 = 0;
@@ -179,11 +181,11 @@ export function createAgent(o: AgentOptions): Agent {
    *  is none. Only the page's first connection (and the first after an `online` event) is
    *  immediate. */
   const flush = safe(() => {
-    clearTimeout(batchTimer);
-    batchTimer = 0;
-    if (queue.length && !off && consent) {
+    // (clearTimeout returns undefined: falsy, as "no timer" is.)
+    batchTimer = clearTimeout(batchTimer);
+    if (queue.length && !off && consent && !retryTimer) {
       if (!ws)
-        retryTimer ||= setTimeout(
+        retryTimer = setTimeout(
           connect,
           attempt && Math.min(BACKOFF_MAX_MS, BACKOFF_MS * 2 ** attempt) * (0.5 + Math.random() / 2),
         );
@@ -203,28 +205,25 @@ export function createAgent(o: AgentOptions): Agent {
     s.onmessage = safe((m: MessageEvent) => {
       const ack = decodeAck(new Uint8Array(m.data));
       if (ack[1] != seq) return;
-      if (ack[2] == 2) {
+      if (ack[2] > 2)
+        // UNKNOWN_SITE, FORBIDDEN_ORIGIN (and MALFORMED): refusals that no retry fixes, nor a
+        // beacon (the server would refuse it too): what waits is dropped, nothing is recorded.
+        (queue = sent = []), (off = 1), s.close();
+      else if (ack[2] == 2)
         // RETRY: nothing of the batch was kept; send it again first, after the server's delay
-        // (retry_after_ms, which the server always sends with RETRY). Rate limited (retry_reason
-        // 2-4: this socket, this address, this site): slow down too, doubling the wait while the
-        // server keeps limiting. The count is the reconnect backoff's `attempt` (1 after an OK
-        // ack; false counts as 0 doublings): a page the server is limiting also reconnects
-        // slower. The log being unavailable is not our doing, so its wait is taken as given.
-        queue = sent.concat(queue);
-        sent = [];
-        clearTimeout(batchTimer);
-        batchTimer = setTimeout(flush, Math.min(BACKOFF_MAX_MS, ack[6] * 2 ** ((ack[7] > 1 && attempt++) as number)));
-      } else if (ack[2] > 2) {
-        // UNKNOWN_SITE, FORBIDDEN_ORIGIN (and MALFORMED): refusals that no retry fixes.
-        off = 1;
-        s.close();
-      } else {
-        // Not 0: after a drop, even the first reconnect waits (with jitter), so that a server
-        // restart is not met by every page at the same instant.
-        attempt = 1;
-        sent = [];
-        flush();
-      }
+        // (retry_after_ms, which the server always sends with RETRY), during which flush sends
+        // nothing. Rate limited (retry_reason 2-4: this socket, this address, this site): slow
+        // down too, doubling the wait while the server keeps limiting. The count is the
+        // reconnect backoff's `attempt` (1 after an OK ack; false counts as 0 doublings): a page
+        // the server is limiting also reconnects slower. The log being unavailable is not our
+        // doing, so its wait is taken as given.
+        (queue = sent.concat(queue)),
+          (retryTimer = setTimeout(() => ((retryTimer = 0), flush()), Math.min(BACKOFF_MAX_MS, ack[6] * 2 ** ((ack[7] > 1 && attempt++) as number))));
+      // OK. Not 0: after a drop, even the first reconnect waits (with jitter), so that a server
+      // restart is not met by every page at the same instant.
+      else attempt = 1;
+      sent = [];
+      flush();
     });
     s.onclose = safe((e: CloseEvent) => {
       if (s != ws) return;
@@ -316,8 +315,7 @@ export function createAgent(o: AgentOptions): Agent {
     on(w, "pageshow", (e: PageTransitionEvent) => e.persisted && auto && ((last = 0), pageview()));
     on(w, "online", () => {
       attempt = 0;
-      clearTimeout(retryTimer);
-      retryTimer = 0;
+      retryTimer = clearTimeout(retryTimer);
       flush();
     });
   }
