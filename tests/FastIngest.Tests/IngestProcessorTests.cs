@@ -153,6 +153,23 @@ public sealed class IngestProcessorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_batch_larger_than_the_connections_burst_gets_too_many_events_not_an_endless_retry()
+    {
+        // A burst of 1,000 events per connection, a batch of 1,200 (the protocol's 500 plus 700):
+        // the limiter is charged with the 500 that may be stored, so the batch is answered.
+        var batch = new EventBatch { SiteKey = "shop-key" };
+        for (int i = 0; i < 1_200; i++) batch.Events.Add(Samples.ValidPageview());
+        using var scratch = new IngestScratch { RateLimiter = new EventRateLimiter(100, 1_000) };
+        var result = await Processor().ProcessAsync(batch.ToByteArray(), Client(), scratch, TestContext.Current.CancellationToken);
+        var ack = Ack.Parser.ParseFrom(result.Ack.Span);
+        Assert.Equal(AckStatus.Ok, ack.Status);
+        Assert.Equal(500u, ack.Accepted);
+        Assert.Equal(700, ack.Rejections.Count);
+        Assert.All(ack.Rejections, r => Assert.Equal(RejectionReason.TooManyEvents, r.Reason));
+        Assert.Equal(500, _log.NextOffset);
+    }
+
+    [Fact]
     public async Task A_malformed_event_is_rejected_alone()
     {
         var good = Samples.ValidPageview().ToByteArray();
