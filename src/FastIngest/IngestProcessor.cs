@@ -291,7 +291,7 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
                 scratch.AddRejection(new Rejected(index, reason));
                 metrics.Rejected(reason);
                 if (deadLetters is not null && deadLetters.Admit(site.SiteId, receivedAt))
-                    deadLetters.Add(new DeadLetter(site.MerchantId, site.SiteId, receivedAt, reason.ToString(), client.Origin ?? "", 1, DeadLetterDetail(raw, index)));
+                    deadLetters.Add(new DeadLetter(site.MerchantId, site.SiteId, receivedAt, DeadLetter.NameOf(reason), client.Origin ?? "", 1, DeadLetterDetail(raw, index)));
             }
             index++;
         }

@@ -86,8 +86,8 @@ public static class SiteSecurityEndpoints
                 // Only integers from the control plane and the validated limit reach the SQL.
                 string where = string.Create(CultureInfo.InvariantCulture, $"merchant_id = {s.MerchantId} AND site_id = {s.SiteId}");
                 var newest = await store.QueryRowsAsync(string.Create(CultureInfo.InvariantCulture,
-                    $"SELECT formatDateTime(received_at, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC'), reason, origin, events, detail FROM {database}.ingest_rejections WHERE {where} ORDER BY received_at DESC LIMIT {rows}"), ct);
-                var counts = await store.QueryRowsAsync($"SELECT reason, count(), sum(events) FROM {database}.ingest_rejections WHERE {where} GROUP BY reason ORDER BY reason", ct);
+                    $"SELECT formatDateTime(received_at, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC'), {ReasonName}, origin, events, detail FROM {database}.ingest_rejections WHERE {where} ORDER BY received_at DESC LIMIT {rows}"), ct);
+                var counts = await store.QueryRowsAsync($"SELECT {ReasonName} AS name, count(), sum(events) FROM {database}.ingest_rejections WHERE {where} GROUP BY name ORDER BY name", ct);
                 return Results.Json(new
                 {
                     site = s.PublicId,
@@ -96,6 +96,10 @@ public static class SiteSecurityEndpoints
                 });
             });
     }
+
+    /// <summary>The reason as schemas/events.proto names it: rows written before 2026-12-02 hold
+    /// the C# name ("InvalidId" for INVALID_ID; the table keeps rows 7 days).</summary>
+    private const string ReasonName = @"upper(replaceRegexpAll(reason, '([a-z0-9])([A-Z])', '\1_\2'))";
 
     private static Site? OwnSite(string publicId, ClaimsPrincipal caller, SiteRegistry registry) =>
         registry.FindByPublicId(publicId) is { } site && site.MerchantId == caller.RequireMerchantId() ? site : null;

@@ -8,6 +8,7 @@ using System.Text.Json;
 using Analytics.Contracts.V1;
 using Analytics.FastIngest.Validation;
 using Google.Protobuf;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Analytics.EndToEnd.Tests;
 
@@ -460,8 +461,16 @@ public class HostileTrafficTests(EngineFixture engine)
         Assert.Equal(2u, ack.Accepted);
         var rejections = await RejectionsAsync(host, j => j.GetProperty("rejections").GetArrayLength() >= 1);
         var row = Assert.Single(rejections.GetProperty("rejections").EnumerateArray());
-        Assert.Equal("InvalidId", row.GetProperty("reason").GetString());
+        Assert.Equal("INVALID_ID", row.GetProperty("reason").GetString());
         Assert.Equal("event 2: signup", row.GetProperty("detail").GetString());
         Assert.Equal(1, row.GetProperty("events").GetInt64());
+
+        // A row an older version wrote, with the C# name: read back, and counted, under the contract's.
+        await host.App.Services.GetRequiredService<Analytics.Store.IColumnStore>().ExecuteAsync(
+            $"INSERT INTO {host.Database}.ingest_rejections (merchant_id, site_id, received_at, reason, origin, events, detail) " +
+            $"VALUES ({host.Site.MerchantId}, {host.Site.SiteId}, now64(3), 'PropKeyInvalid', '', 1, 'event 0: older')", Ct);
+        rejections = await RejectionsAsync(host, j => j.GetProperty("rejections").GetArrayLength() >= 2);
+        Assert.Equal(["INVALID_ID", "PROP_KEY_INVALID"], rejections.GetProperty("rejections").EnumerateArray().Select(r => r.GetProperty("reason").GetString()).Order());
+        Assert.Equal(["INVALID_ID", "PROP_KEY_INVALID"], rejections.GetProperty("reasons").EnumerateArray().Select(r => r.GetProperty("reason").GetString()));
     }
 }

@@ -208,9 +208,9 @@ public class CrossTenantDataTests(EngineFixture engine)
         }
 
         await CheckAsync(alpha, bravo, ":2,2,3,4", "50", "/alpha-only-home:2,2,2 | /alpha-only-pricing:1,1,2", "alpha_only_signup:1,1 | pageview:2,3", "2 → 1",
-            "FORBIDDEN_ORIGIN,https://alpha-only-origin.example,2, | InvalidId,,1,event 0: alpha_only_rejected");
+            "FORBIDDEN_ORIGIN,https://alpha-only-origin.example,2, | INVALID_ID,,1,event 0: alpha_only_rejected");
         await CheckAsync(bravo, alpha, ":3,3,6,7", "0", "/bravo-secret-home:3,3,3 | /bravo-secret-landing:1,1,1 | /bravo-secret-pricing:2,2,3", "bravo_secret_purchase:1,1 | pageview:3,6", "3 → 2",
-            "FORBIDDEN_ORIGIN,https://bravo-secret-origin.example,3, | InvalidId,,1,event 0: bravo_secret_rejected");
+            "FORBIDDEN_ORIGIN,https://bravo-secret-origin.example,3, | INVALID_ID,,1,event 0: bravo_secret_rejected");
     }
 
     /// <summary>An answer's rows, sorted, as "dimensions:metrics".</summary>

@@ -1,10 +1,21 @@
 using System.Collections.Concurrent;
+using System.Reflection;
 using System.Threading.Channels;
+using Analytics.Contracts.V1;
+using Google.Protobuf.Reflection;
 
 namespace Analytics.FastIngest.Abuse;
 
 /// <summary>One refused thing a merchant can read back: an event rejected by validation, or a batch refused for its origin.</summary>
-public readonly record struct DeadLetter(long MerchantId, long SiteId, DateTimeOffset At, string Reason, string Origin, int Events, string Detail);
+/// <param name="Reason">As schemas/events.proto names it: a RejectionReason (INVALID_ID, …) or FORBIDDEN_ORIGIN.</param>
+public readonly record struct DeadLetter(long MerchantId, long SiteId, DateTimeOffset At, string Reason, string Origin, int Events, string Detail)
+{
+    private static readonly Dictionary<RejectionReason, string> ProtoNames = Enum.GetValues<RejectionReason>().ToDictionary(r => r,
+        r => typeof(RejectionReason).GetField(r.ToString())!.GetCustomAttribute<OriginalNameAttribute>()!.Name);
+
+    /// <summary>"INVALID_ID" for RejectionReason.InvalidId: the contract's name, not the C# one.</summary>
+    public static string NameOf(RejectionReason reason) => ProtoNames[reason];
+}
 
 /// <summary>
 /// Rejected events and refused batches on their way to the store's <c>ingest_rejections</c>
