@@ -24,7 +24,8 @@ backend default {
     .first_byte_timeout = 60s;
 }
 
-# Who may purge: the query nodes' purge notifier runs next to the edge.
+# Who may purge: the Rollup nodes' purge notifier (it runs with the Rollup role, which reprocesses
+# site-days); here it runs next to the edge.
 acl purgers {
     "127.0.0.1";
     "::1";
