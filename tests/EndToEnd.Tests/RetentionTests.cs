@@ -174,12 +174,17 @@ public class RetentionTests(EngineFixture engine)
         // "all" starts at the enriched horizon even while an expired row lingers (TTL merges remove
         // rows lazily): here one written back 7 years, past the 6-year horizon.
         var lingering = today.AddYears(-7);
+        // No TTL merge may remove it before the question (the check below proves it was there).
+        await engine.Store.ExecuteAsync($"SYSTEM STOP TTL MERGES {db}.events_enriched", Ct);
         await engine.Store.ExecuteAsync($"INSERT INTO {db}.events_enriched SELECT * REPLACE (toDateTime64('{Day(lingering)} 10:00:00', 3, 'UTC') AS received_at) " +
             $"FROM {db}.events_enriched WHERE site_id = {aged.Site.SiteId} LIMIT 1", Ct);
         var all = await QueryAsync(aged, new { site_id = aged.Site.PublicId, date_range = "all", metrics = new[] { "visitors" } });
         Assert.Equal(HttpStatusCode.OK, all.Status);
         var allFrom = DateOnly.FromDateTime(all.Body.GetProperty("query").GetProperty("date_range")[0].GetDateTimeOffset().UtcDateTime);
         Assert.True(allFrom >= today.AddYears(-6).AddDays(-1) && allFrom <= today.AddYears(-6).AddDays(1), $"all starts {Day(allFrom)}, not at the 6-year horizon");
+        var stillThere = await engine.Store.QueryRowsAsync($"SELECT toString(count()) FROM {db}.events_enriched WHERE toDate(received_at) = '{Day(lingering)}'", Ct);
+        Assert.Equal("1", stillThere[0][0].GetString());
+        await engine.Store.ExecuteAsync($"SYSTEM START TTL MERGES {db}.events_enriched", Ct);
     }
 
     private static async Task<(HttpStatusCode Status, JsonElement Body)> FunnelAsync(TestHost host, object query)

@@ -117,6 +117,7 @@ public class ApiHygieneTests(EngineFixture engine)
             if (api.TakesJson)
             {
                 (await ExpectProblemAsync(method, api.Path, full, new StringContent("{}", Encoding.UTF8, "text/plain"), 415, $"{api.Key} text/plain body")).Dispose();
+                (await ExpectProblemAsync(method, api.Path, full, new ByteArrayContent("{}"u8.ToArray()), 415, $"{api.Key} body without a content type")).Dispose();
                 string big = "{\"name\": \"" + new string('x', (int)ApiConventions.MaxBodyBytes) + "\"}";
                 (await ExpectProblemAsync(method, api.Path, full, new StringContent(big, Encoding.UTF8, "application/json"), 413, $"{api.Key} body over 64 KiB")).Dispose();
             }

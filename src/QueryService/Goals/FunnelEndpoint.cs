@@ -76,6 +76,11 @@ public static class FunnelEndpoint
             {
                 throw new ApiProblemException(StatusCodes.Status400BadRequest, "Invalid request", e.Message, e.Field);
             }
+            catch (QueryEngine.QueryTimeoutException)
+            {
+                // date_range "all" reads the site's first event.
+                return QueryEndpoint.TooSlow(context, engine.MaxExecutionSeconds);
+            }
             long[] visitors;
             try
             {
