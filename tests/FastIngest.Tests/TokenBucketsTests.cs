@@ -197,3 +197,18 @@ public sealed class TokenBucketsTests
         }
     }
 }
+
+/// <summary>The per-connection limiter (a bucket of its own, not a TokenBuckets entry).</summary>
+public class EventRateLimiterTests
+{
+    [Fact]
+    public void A_batch_larger_than_the_burst_takes_a_full_bucket_instead_of_waiting_forever()
+    {
+        var limiter = new Analytics.FastIngest.Validation.EventRateLimiter(eventsPerSecond: 50, burst: 250);
+        Assert.True(limiter.TryAcquire(300, out var wait), "a full bucket lets a larger batch through");
+        Assert.Equal(TimeSpan.Zero, wait);
+        Assert.False(limiter.TryAcquire(300, out wait), "the bucket is empty now");
+        // The wait is what fills the bucket again (250 events at 50/s), not what 300 would need.
+        Assert.InRange(wait.TotalSeconds, 4.5, 5.0);
+    }
+}

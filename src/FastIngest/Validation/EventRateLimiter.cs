@@ -23,14 +23,16 @@ public sealed class EventRateLimiter(double eventsPerSecond, double burst)
         long now = Stopwatch.GetTimestamp();
         _tokens = Math.Min(_burst, _tokens + Stopwatch.GetElapsedTime(_last, now).TotalSeconds * eventsPerSecond);
         _last = now;
-        if (events <= _tokens)
+        // A batch larger than the burst takes a full bucket (as TrafficLimits' buckets do), else it
+        // could never fit and would be answered RETRY forever.
+        double need = Math.Min(events, _burst);
+        if (need <= _tokens)
         {
-            _tokens -= events;
+            _tokens -= need;
             retryAfter = TimeSpan.Zero;
             return true;
         }
-        // A batch larger than the burst can never fit: answer with the time to fill the bucket.
-        double missing = Math.Min(events, _burst) - _tokens;
+        double missing = need - _tokens;
         retryAfter = TimeSpan.FromSeconds(Math.Max(missing, 1) / eventsPerSecond);
         return false;
     }

@@ -114,7 +114,8 @@ export function createAgent(o: AgentOptions): Agent {
   let attempt = 0;
   let batchTimer: any = 0;
   /** The wait before the next connection attempt, or (with a socket) the wait an Ack RETRY asked
-   *  for: while it runs, flush sends nothing, whatever calls it. */
+   *  for: while it runs, flush sends nothing, whatever calls it. The browser's `online` event ends
+   *  either early (one timer for both keeps the script within its 2 KiB). */
   let retryTimer: any = 0;
   /** The page last recorded by pageview(): path (and hash with hashRouting). */
   let last: string | 0 = 0;
