@@ -14,10 +14,9 @@ public static class JsonRequestBody
     /// that binds a typed body is, before the handler looks at anything (its site included):
     /// routing answers 415 to any other content type, this filter to none at all (routing lets a
     /// request without one through), and a declared length over <see cref="MaxBytes"/> is 413 (a
-    /// chunked body is cut at the limit as it is read). The
-    /// OpenAPI document then names the body: any JSON, since the fields are documented in
-    /// docs/query-api.md (a schema from the request records would show camelCase names, while
-    /// these bodies are snake_case).
+    /// chunked body is cut at the limit as it is read). The OpenAPI document then names the body:
+    /// any JSON, since the fields are documented in docs/query-api.md (a schema from the request
+    /// records would show camelCase names, while these bodies are snake_case).
     /// </summary>
     public static RouteHandlerBuilder AcceptsJson(this RouteHandlerBuilder endpoint) => endpoint
         .Accepts<JsonElement>("application/json")
