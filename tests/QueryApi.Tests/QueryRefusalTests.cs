@@ -131,7 +131,10 @@ public class QueryRefusalTests(EngineFixture engine)
         // Without a Content-Length (chunked), the limit holds while reading.
         using var chunked = new HttpRequestMessage(HttpMethod.Post, "/v1/query")
         {
-            Content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(Body(100 * 1024)))),
+            Content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(Body(100 * 1024))))
+            {
+                Headers = { ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json") },
+            },
         };
         chunked.Headers.TransferEncodingChunked = true;
         (status, _) = await host.SendAsync(chunked, null);
