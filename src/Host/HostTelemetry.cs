@@ -65,7 +65,16 @@ internal static class HostTelemetry
             ((IDeferredMeterProviderBuilder)metrics).Configure((services, builder) =>
             {
                 var own = services.GetRequiredService<IMeterFactory>();
-                builder.AddView(instrument => instrument.Meter.Scope is IMeterFactory other && !ReferenceEquals(other, own) ? MetricStreamConfiguration.Drop : null);
+                // Another host's instruments, and ingest or Rollup instruments made without any
+                // factory (tests and benchmarks that run a RollupWorker of their own): those are
+                // never this host's, and beside a host in the same process they made its series
+                // show their counts (a Prometheus test read another worker's events stored).
+                builder.AddView(instrument => instrument.Meter.Scope switch
+                {
+                    IMeterFactory other when !ReferenceEquals(other, own) => MetricStreamConfiguration.Drop,
+                    null when instrument.Meter.Name is IngestMetrics.MeterName or RollupStatus.MeterName => MetricStreamConfiguration.Drop,
+                    _ => null,
+                });
             });
             // Every scrape sees the numbers of that moment (tests read /metrics right after acting).
             metrics.AddPrometheusExporter(o =>
