@@ -244,16 +244,12 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
             }
             scratch.AllowedOrigins = access.Origins;
         }
-        // The limits count what a batch may store: events past MaxEventsPerBatch are rejected,
-        // whatever the rate. (Charged with all of them, a batch larger than the connection's burst
-        // could never fit: RETRY forever instead of TOO_MANY_EVENTS.)
-        int charged = Math.Min(batch.EventCount, limits.MaxEventsPerBatch);
-        if (scratch.RateLimiter is { } limiter && !limiter.TryAcquire(charged, out var wait))
+        if (scratch.RateLimiter is { } limiter && !limiter.TryAcquire(batch.EventCount, out var wait))
         {
             metrics.Refused(BatchRefusal.RateLimitedConnection);
             return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, batch.EventCount, (uint)Math.Ceiling(wait.TotalMilliseconds), RetryReason.RateLimitedConnection);
         }
-        if (traffic is not null && !traffic.TryAcquire(client.RateKey, site.SiteId, charged, out wait, out var retryReason))
+        if (traffic is not null && !traffic.TryAcquire(client.RateKey, site.SiteId, batch.EventCount, out wait, out var retryReason))
         {
             metrics.Refused(retryReason == RetryReason.RateLimitedIp ? BatchRefusal.RateLimitedIp : BatchRefusal.RateLimitedSite);
             return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, batch.EventCount, (uint)Math.Ceiling(wait.TotalMilliseconds), retryReason);

@@ -156,7 +156,7 @@ public sealed class IngestProcessorTests : IAsyncLifetime
     public async Task A_batch_larger_than_the_connections_burst_gets_too_many_events_not_an_endless_retry()
     {
         // A burst of 1,000 events per connection, a batch of 1,200 (the protocol's 500 plus 700):
-        // the limiter is charged with the 500 that may be stored, so the batch is answered.
+        // a full bucket lets it through, so the events past the 500th get their own answer.
         var batch = new EventBatch { SiteKey = "shop-key" };
         for (int i = 0; i < 1_200; i++) batch.Events.Add(Samples.ValidPageview());
         using var scratch = new IngestScratch { RateLimiter = new EventRateLimiter(100, 1_000) };

@@ -57,6 +57,7 @@ public static class FunnelEndpoint
                 EnrichedKeptFrom = engine.EnrichedKeptFrom,
             };
             NormalQuery query;
+            long[] visitors;
             try
             {
                 if (body.DateRange is not { ValueKind: not JsonValueKind.Null } range) throw new QueryException("date_range", "date_range is required: a name such as \"7d\" or [from, to].");
@@ -71,6 +72,7 @@ public static class FunnelEndpoint
                 // A funnel orders each visitor's events, which only the enriched events hold.
                 if (!RetentionPlanner.EnrichedCovers(query, engine.Retention, engine.Clock.GetUtcNow()))
                     throw RetentionPlanner.EventsOnly(query, engine.Retention, engine.Clock.GetUtcNow(), "funnels");
+                visitors = await reader.VisitorsPerStepAsync(query, steps, window, order, engine.MaxExecutionSeconds, ct);
             }
             catch (QueryException e)
             {
@@ -78,16 +80,7 @@ public static class FunnelEndpoint
             }
             catch (QueryEngine.QueryTimeoutException)
             {
-                // date_range "all" reads the site's first event.
-                return QueryEndpoint.TooSlow(context, engine.MaxExecutionSeconds);
-            }
-            long[] visitors;
-            try
-            {
-                visitors = await reader.VisitorsPerStepAsync(query, steps, window, order, engine.MaxExecutionSeconds, ct);
-            }
-            catch (QueryEngine.QueryTimeoutException)
-            {
+                // The funnel's statement, or the site's first event for date_range "all".
                 return QueryEndpoint.TooSlow(context, engine.MaxExecutionSeconds);
             }
             return Results.Json(new

@@ -33,7 +33,7 @@ public static class JsonBodies
 
     public static async Task<T> ReadAsync<T>(HttpContext context) where T : class
     {
-        if (context.Request.ContentLength > MaxBytes) throw TooLarge();
+        // A declared length over the limit was refused already (AcceptsJson); a chunked body is cut here.
         var buffer = new MemoryStream();
         var chunk = new byte[16 * 1024];
         int read;
