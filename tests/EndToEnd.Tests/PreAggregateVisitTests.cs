@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Analytics.QueryService.PreAggregates;
 using Analytics.QueryService.Query;
+using Analytics.Store;
 
 namespace Analytics.EndToEnd.Tests;
 
@@ -103,6 +104,50 @@ public partial class PreAggregateTests
         var day0 = Day0.ToUnixTimeMilliseconds();
         Assert.Equal(events.Where(g => !g.IsBot && g.Event.SiteId == OtherSite && g.Event.ReceivedMs < day0 + 86_400_000).Select(g => g.Visit).Distinct().Count(),
             result.RowsWritten[VisitRollupPlanner.Table]);
+    }
+
+    /// <summary>
+    /// The visit rollup's reader merges a visit's rows itself: with merges stopped, visit A lies in
+    /// two parts (a pageview of /a in one round, a pageview of /b and a signup in the next) beside
+    /// visit B (one pageview of /b, a bounce). Written by hand, so the expected numbers are the
+    /// definitions applied to these five events: A enters at /a, leaves at /b, 2 pageviews, an
+    /// interaction, 10:00 to 10:07; B enters and leaves at /b.
+    /// </summary>
+    [Fact]
+    public async Task The_visit_rollup_reader_merges_a_visit_stored_in_two_rounds_before_it_counts_or_filters_it()
+    {
+        string db = "visits_split_" + Guid.NewGuid().ToString("N")[..12];
+        await new SchemaMigrator(engine.Store).MigrateAsync(Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse"), db, Ct);
+        await engine.Store.ExecuteAsync($"SYSTEM STOP MERGES {db}.{VisitRollupPlanner.Table}", Ct);
+        string RoundRow(ulong visit, ulong visitor, string first, string last, int pageviews, int interactions, int events, string entry, string exit) => string.Create(CultureInfo.InvariantCulture, $"""
+            INSERT INTO {db}.{VisitRollupPlanner.Table} (merchant_id, site_id, bucket, visit_id, generation, visitor_id, first_at, last_at,
+                pageviews, interactions, events, engagement_ms, entry_page, exit_page, device)
+            SELECT {Merchant}, {Site}, toDate('2026-03-01'), {visit}, 0, {visitor}, toDateTime64('{first}', 3, 'UTC'), toDateTime64('{last}', 3, 'UTC'),
+                {pageviews}, {interactions}, {events}, 0, argMinState(p, (t, o)), argMaxState(x, (u, o)), 'Desktop'
+            FROM (SELECT '{entry}' AS p, '{exit}' AS x, toDateTime64('{first}', 3, 'UTC') AS t, toDateTime64('{last}', 3, 'UTC') AS u, toUInt64({visit}) AS o)
+            """);
+        await engine.Store.ExecuteAsync(RoundRow(1, 11, "2026-03-01 10:00:00", "2026-03-01 10:00:00", 1, 0, 1, "/a", "/a"), Ct);
+        await engine.Store.ExecuteAsync(RoundRow(1, 11, "2026-03-01 10:05:00", "2026-03-01 10:07:00", 1, 1, 2, "/b", "/b"), Ct);
+        await engine.Store.ExecuteAsync(RoundRow(2, 22, "2026-03-01 11:00:00", "2026-03-01 11:00:00", 1, 0, 1, "/b", "/b"), Ct);
+        var split = await engine.Store.QueryRowsAsync($"SELECT count(), countDistinct(visit_id) FROM {db}.{VisitRollupPlanner.Table}", Ct);
+        Assert.Equal((3L, 2L), (split[0][0].GetInt64(), split[0][1].GetInt64()));
+
+        async Task<string[]> Ask(string dimension, FilterLeaf? filter = null)
+        {
+            var q = new NormalQuery((long)Merchant, (long)Site, "site", Day0, Day0.AddDays(1), TimeZoneInfo.Utc,
+                ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"], [Dimension(dimension)], filter,
+                [new("visitors", true)], 100, 0, false, null, [], "custom");
+            Assert.Contains(VisitRollupPlanner.Table, NormalQueryPlanner.TryPlanRaw(q, db, 10, out _), StringComparison.Ordinal);
+            var rows = JsonNode.Parse((await new QueryEngine(engine.Store, db).AnswerAsync(q, Ct)).ToJsonString())!["results"]!.AsArray();
+            return [.. rows.Select(r => Line(r!["dimensions"]!.AsArray(), r["metrics"]!.AsArray())).Order(StringComparer.Ordinal)];
+        }
+        Assert.Equal(["/a => 1, 1, 2, 0, 420", "/b => 1, 1, 1, 100, 0"], await Ask("entry_page"));
+        Assert.Equal(["/b => 2, 2, 3, 50, 210"], await Ask("exit_page"));
+        // A's second round alone starts at /b: counted as entering there, A would be a second visit.
+        Assert.Equal(["Desktop => 1, 1, 1, 100, 0"], await Ask("device", Leaf("is", "entry_page", "/b")));
+        Assert.Equal(["Desktop => 1, 1, 2, 0, 420"], await Ask("device", Leaf("is", "entry_page", "/a")));
+        // A's first round alone leaves at /a; the visit leaves at /b.
+        Assert.Empty(await Ask("device", Leaf("is", "exit_page", "/a")));
     }
 
     private static NormalQuery VisitQuery(string question)
