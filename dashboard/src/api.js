@@ -48,12 +48,15 @@ export async function completeSignIn() {
   await tokenRequest({ grant_type: "authorization_code", code: params.get("code"), redirect_uri: redirectUri(), code_verifier: pending.verifier }, true);
 }
 
+/** Revokes the refresh token and ends the server's sign-in session (its cookie), so the next
+ * "Sign in" asks for the password again instead of passing straight through. */
 export async function signOut() {
   const tokens = session.get();
   session.clear();
-  if (tokens?.refresh) {
-    await fetch("/connect/revoke", { method: "POST", body: new URLSearchParams({ client_id: CLIENT_ID, token: tokens.refresh, token_type_hint: "refresh_token" }) });
-  }
+  await Promise.all([
+    tokens?.refresh ? fetch("/connect/revoke", { method: "POST", body: new URLSearchParams({ client_id: CLIENT_ID, token: tokens.refresh, token_type_hint: "refresh_token" }) }) : null,
+    fetch("/account/logout", { method: "POST", redirect: "manual" }),
+  ]);
 }
 
 // Several requests may meet an expired token at once: one refresh serves them all (a refresh

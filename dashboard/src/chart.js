@@ -57,6 +57,9 @@ export function drawChart(container, spec) {
   plot = new uPlot(options, data, container);
   container.dataset.metric = metric;
   container.dataset.points = String(rows.length);
+  // The drawn values as data (a test, or anyone without a mouse to hover, reads them here).
+  container.dataset.labels = JSON.stringify(labels);
+  container.dataset.values = JSON.stringify(current);
   container.dataset.ready = "true";
   container.setAttribute("role", "img");
   container.setAttribute("aria-label", `${label} by ${unit.slice(5)}: ${rows.length} points`);
@@ -69,6 +72,8 @@ export function clearChart(container) {
   container.replaceChildren();
   container.dataset.ready = "false";
   container.dataset.points = "0";
+  delete container.dataset.labels;
+  delete container.dataset.values;
 }
 
 /** Colours follow the theme; the size follows the window. */

@@ -48,6 +48,29 @@ export function bucketLabel(label, unit, long = false) {
   }
 }
 
+/** Country codes whose English name contains the text (case-insensitive): the panel shows
+ * names, the API stores ISO codes, so a search for "germ" must ask for DE. */
+export function countriesNamed(text) {
+  const needle = text.toLowerCase();
+  if (!regions || !needle) return [];
+  const codes = [];
+  for (let a = 65; a <= 90; a++) for (let b = 65; b <= 90; b++) {
+    const code = String.fromCharCode(a, b);
+    let name;
+    try { name = regions.of(code); } catch { continue; }
+    if (name && name !== code && name.toLowerCase().includes(needle)) codes.push(code);
+  }
+  return codes;
+}
+
+/** total_revenue's change: a % per currency ({"EUR": 25, "USD": null}), each read as change() reads one. */
+export function moneyChange(v) {
+  if (v == null || typeof v !== "object") return "–";
+  const entries = Object.entries(v);
+  if (!entries.length) return "–";
+  return entries.length === 1 ? change(entries[0][1], false) : entries.map(([currency, pct]) => `${currency} ${change(pct, false)}`).join(" · ");
+}
+
 /** A comparison change: % for counts, points for rates (docs/query-api.md, comparisons). */
 export function change(value, points) {
   if (value == null) return "–";

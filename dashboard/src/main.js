@@ -118,14 +118,16 @@ function renderCards(values) {
       h("span", { class: "label" }, card.label),
       h("span", { class: "value", "data-value": "", "data-raw": raw(value) }, card.format(value)),
       delta === undefined ? null : h("span", { class: `change ${changeClass(delta, card)}`, "data-change": "", "data-raw": raw(delta) },
-        typeof delta === "object" && delta !== null ? fmt.money(delta) : fmt.change(delta, card.points)));
+        typeof delta === "object" && delta !== null ? fmt.moneyChange(delta) : fmt.change(delta, card.points)));
   }));
   if (focused) $("cards").querySelector(`[data-card="${focused}"]`)?.focus();
 }
 
 function changeClass(delta, card) {
-  if (typeof delta !== "number" || delta === 0) return "flat";
-  return (delta > 0) !== !!card.lowerIsBetter ? "up" : "down";
+  // Revenue changes per currency: up or down only when every currency that has one agrees.
+  const changes = (delta !== null && typeof delta === "object" ? Object.values(delta) : [delta]).filter(d => typeof d === "number" && d !== 0);
+  if (!changes.length || !(changes.every(d => d > 0) || changes.every(d => d < 0))) return "flat";
+  return (changes[0] > 0) !== !!card.lowerIsBetter ? "up" : "down";
 }
 
 /** The values of one answer's single row by metric, with the comparison's change when there is one. */
@@ -159,7 +161,9 @@ async function loadChart(generation) {
   const metric = app.state.metric;
   const card = CARDS.find(c => c.metric === metric);
   const unit = interval(app.state);
-  const body = metric === "conversion_rate" ? conversionQuery([metric]) : { ...baseQuery(), metrics: [metric] };
+  // Per bucket the rate is the bucket's converted visitors over the bucket's visitors:
+  // group_conversion_rate. (conversion_rate divides every bucket by the whole range's visitors.)
+  const body = metric === "conversion_rate" ? conversionQuery(["group_conversion_rate"]) : { ...baseQuery(), metrics: [metric] };
   body.dimensions = [unit];
   body.include = { ...body.include, time_labels: true };
   const answer = await query(body);
@@ -193,7 +197,15 @@ export async function load({ quiet = false } = {}) {
     if (!quiet || !document.getElementById("funnel-box")) renderPanelGroups($("panels"));
     const needsGoals = ["conversion_rate", "total_revenue"].includes(app.state.metric);
     const totals = loadTotals(generation, config);
-    const chart = needsGoals ? config.then(() => loadChart(generation)) : loadChart(generation);
+    const chart = needsGoals ? config.then(() => {
+      if (generation !== app.generation) return;
+      // A site without goals (another site picked, an old link) has no such card: chart visitors.
+      if (!visibleCards().some(c => c.metric === app.state.metric)) {
+        app.state.metric = "visitors";
+        history.replaceState(null, "", "/" + serialize(app.state));
+      }
+      return loadChart(generation);
+    }) : loadChart(generation);
     const rest = config.then(() => generation === app.generation && Promise.all([
       ...PANEL_GROUPS.map(g => loadPanel(panelOf(app.tabs[g.id]), generation)), loadFunnel(generation), loadRealtime()]));
     // Whichever fails first is reported; the others must not surface as unhandled rejections.
@@ -284,10 +296,11 @@ function applyTheme() {
 function wire() {
   $("signin").addEventListener("click", signIn);
   $("signout").addEventListener("click", async () => {
-    await signOut();
+    // The page is cleared even when the server cannot be reached to revoke.
+    await signOut().catch(() => {});
     app.sites = []; app.goals = []; app.funnels = []; app.siteLoaded = null; app.generation++;
-    // Nothing of this user's stays on the page.
-    for (const id of ["cards", "panels", "filters"]) $(id).replaceChildren();
+    // Nothing of this user's stays on the page, the site picker's domains included.
+    for (const id of ["cards", "panels", "filters", "site-picker"]) $(id).replaceChildren();
     clearChart($("chart"));
     $("realtime-visitors").textContent = "–"; $("realtime-visitors").dataset.raw = "";
     showAccount();

@@ -94,11 +94,32 @@ function table(panel, rows, total) {
     total === 0 ? h("caption", { class: "muted" }, "Nothing in this range.") : null);
 }
 
+/** The panel's query; null when a search matches nothing the API could be asked for. */
 function panelQuery(panel, { limit, offset = 0, search = "" } = {}) {
   const body = { ...baseQuery({ compare: false }), metrics: panel.metrics, dimensions: [panel.dimension] };
-  if (search) body.filters = [...body.filters, ["contains", panel.dimension, [search], { case_sensitive: false }]];
+  if (search) {
+    const filter = searchFilter(panel.dimension, search);
+    if (!filter) return null;
+    body.filters = [...body.filters, filter];
+  }
   if (limit) body.pagination = { limit, offset };
   return body;
+}
+
+/** What a search in the details means for each dimension: the text the rows show. */
+function searchFilter(dimension, search) {
+  const contains = ["contains", dimension, [search], { case_sensitive: false }];
+  // Goals take is/is_not only: the site's goal names containing the text.
+  if (dimension === "goal") {
+    const names = app.goals.map(g => g.name).filter(n => n.toLowerCase().includes(search.toLowerCase()));
+    return names.length ? ["is", "goal", names] : null;
+  }
+  // Countries are shown by name and stored as ISO codes: a name or a code.
+  if (dimension === "country") {
+    const codes = fmt.countriesNamed(search);
+    return codes.length ? ["or", [contains, ["is", "country", codes]]] : contains;
+  }
+  return contains;
 }
 
 function propKeyPicker() {
@@ -167,7 +188,8 @@ async function loadDetails() {
   notReady();
   const { panel, offset, search } = details;
   try {
-    const answer = await query(panelQuery(panel, { limit: PAGE, offset, search }));
+    const body = panelQuery(panel, { limit: PAGE, offset, search });
+    const answer = body ? await query(body) : { results: [], meta: { total_rows: 0 } };
     if (generation !== details.generation) return;
     details.total = answer.meta.total_rows;
     document.getElementById("details-table").replaceChildren(h("div", { "data-panel": panel.name, "data-dimension": panel.dimension, "data-ready": "true" }, table(panel, answer.results, details.total)));

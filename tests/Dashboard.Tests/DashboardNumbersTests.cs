@@ -59,6 +59,69 @@ public class DashboardNumbersTests(DashboardFixture fixture)
         await dash.Page.SelectOptionAsync("#compare", mode);
         await AssertCardsAsync(dash, fixture.Oracle, View.Named("30d", compare: mode), $"cards compared ({mode})");
         Assert.Equal(mode, dash.Query()["compare"]);
+        // Revenue's change is a % per currency (its data-raw, checked above): read as one, not as money.
+        var change = dash.Page.Locator("[data-card=total_revenue] [data-change]");
+        var perCurrency = JsonNode.Parse((await change.GetAttributeAsync("data-raw"))!)!.AsObject();
+        var shown = perCurrency.Select(kv => kv.Value is null ? "–"
+            : $"{(kv.Value.GetValue<double>() > 0 ? "↑ " : kv.Value.GetValue<double>() < 0 ? "↓ " : "")}{Math.Abs(kv.Value.GetValue<double>()).ToString("#,##0.##", System.Globalization.CultureInfo.InvariantCulture)}%").ToList();
+        Assert.Equal(perCurrency.Count == 1 ? shown[0] : string.Join(" · ", perCurrency.Select((kv, i) => $"{kv.Key} {shown[i]}")), await change.InnerTextAsync());
+        dash.AssertClean();
+    }
+
+    /// <summary>Site A's 30-day view, signed in, with the conversion rate card charted.</summary>
+    private async Task<DashboardPage> ChartingConversionRateAsync()
+    {
+        var dash = await DashboardPage.OpenAsync(fixture);
+        try
+        {
+            await dash.SignInAsync(DashboardFixture.OwnerA, Site);
+            await dash.Page.ClickAsync("[data-card=conversion_rate]");
+            await Assertions.Expect(dash.Page.Locator("#chart[data-metric=conversion_rate][data-ready=true]"))
+                .ToHaveCountAsync(1, new() { Timeout = (float)DashboardPage.Patience.TotalMilliseconds });
+            return dash;
+        }
+        catch
+        {
+            await dash.DisposeAsync();
+            throw;
+        }
+    }
+
+    [Fact]
+    public async Task The_conversion_rate_chart_shows_each_days_own_rate()
+    {
+        await using var dash = await ChartingConversionRateAsync();
+        var chart = dash.Page.Locator("#chart[data-metric=conversion_rate][data-ready=true]");
+        var labels = JsonNode.Parse((await chart.GetAttributeAsync("data-labels"))!)!.AsArray().Select(l => l!.GetValue<string>()).ToList();
+        var values = JsonNode.Parse((await chart.GetAttributeAsync("data-values"))!)!.AsArray();
+        Assert.Equal(30, labels.Count);
+
+        // Each day: the day's visitors who completed any goal / the day's visitors (the oracle's
+        // group_conversion_rate by day); days without visitors are 0.
+        var view = View.Named("30d");
+        var goals = Expected.AnyGoal(fixture.Oracle.Goals);
+        var days = fixture.Oracle.Run(view.Request(["group_conversion_rate"], "time:day", goals)).Rows.ToDictionary(r => r.Dimensions[0], r => r.Metrics[0]);
+        var problems = labels.Select((label, i) => (label, raw: values[i]?.ToJsonString() ?? ""))
+            .Where(p => days.TryGetValue(p.label, out var want) ? !Expected.Matches(want, p.raw) : p.raw is not ("" or "0"))
+            .Select(p => $"{p.label}: shown {p.raw}, expected {(days.TryGetValue(p.label, out var want) ? want : "0")}").ToList();
+        Assert.True(problems.Count == 0, "conversion rate chart:\n" + string.Join("\n", problems));
+        // The whole range's visitors as the denominator (conversion_rate by day) would differ.
+        var overRange = fixture.Oracle.Run(view.Request(["conversion_rate"], "time:day", goals)).Rows.ToDictionary(r => r.Dimensions[0], r => r.Metrics[0]);
+        Assert.Contains(labels.Select((label, i) => (label, raw: values[i]?.ToJsonString() ?? "")), p => overRange.TryGetValue(p.label, out var other) && !Expected.Matches(other, p.raw));
+        dash.AssertClean();
+    }
+
+    [Fact]
+    public async Task A_site_without_goals_charts_visitors_when_the_conversion_rate_was_charted()
+    {
+        await using var dash = await ChartingConversionRateAsync();
+        await dash.Page.SelectOptionAsync("#site-picker", fixture.Catalog.PublicId);
+        await Assertions.Expect(dash.Page.Locator("#chart")).ToHaveAttributeAsync("data-metric", "visitors", new() { Timeout = (float)DashboardPage.Patience.TotalMilliseconds });
+        await Assertions.Expect(dash.Page.Locator("#status")).ToContainTextAsync("Updated", new() { Timeout = (float)DashboardPage.Patience.TotalMilliseconds });
+        Assert.Equal("", await dash.Page.Locator("#status").GetAttributeAsync("class"));
+        await Assertions.Expect(dash.Page.Locator("[data-card=visitors]")).ToHaveAttributeAsync("aria-pressed", "true");
+        Assert.Equal(0, await dash.Page.Locator("[data-card=conversion_rate]").CountAsync());
+        Assert.NotEqual("conversion_rate", dash.Query()["metric"]);
         dash.AssertClean();
     }
 

@@ -38,6 +38,27 @@ public class DetailsAndExportTests(DashboardFixture fixture)
         dash.AssertClean();
     }
 
+    /// <summary>Goals take no `contains` and countries show names over ISO codes: a search finds
+    /// the goal by a piece of its name and the country by a piece of its English name.</summary>
+    [Theory]
+    [InlineData("goals", "goal", "sIGn", "Signup")]
+    [InlineData("countries", "country", "austral", "AU")]
+    public async Task The_details_search_finds_goals_and_countries_by_the_names_shown(string panel, string dimension, string text, string key)
+    {
+        await using var dash = await DashboardPage.OpenAsync(fixture);
+        await dash.SignInAsync(DashboardFixture.OwnerA, $"/?site={fixture.SiteA.PublicId}");
+        await dash.Page.ClickAsync($"[data-tab={panel}]");
+        await dash.Page.ClickAsync($"[data-details={panel}]");
+        await Assertions.Expect(dash.Page.Locator("dialog#details")).ToBeVisibleAsync();
+        await dash.Page.FillAsync("#details-search", text);
+        var view = View.Named("30d");
+        var only = new JsonArray(new JsonArray("is", dimension, new JsonArray(key)));
+        var found = await DashboardPage.EventuallyAsync($"details of {panel}, searched for {text}", () => dash.RowsAsync("dialog#details"),
+            rows => rows.Count != 1 ? [$"{rows.Count} rows: {string.Join(", ", rows.Select(r => r.Key))}"] : Expected.RowProblems(fixture.Oracle, view, dimension, rows, 20, extraFilters: only));
+        Assert.Equal(key, found.Single().Key);
+        dash.AssertClean();
+    }
+
     [Fact]
     public async Task A_panels_csv_export_holds_the_oracles_rows()
     {

@@ -54,5 +54,12 @@ public class DashboardSignInTests(EngineFixture engine)
         await Assertions.Expect(page.Locator("#signin")).ToBeVisibleAsync();
         Assert.Null(await page.EvaluateAsync<string?>("sessionStorage.getItem('tokens')"));
         Assert.Equal(0, await page.Locator("[data-card=pageviews]").CountAsync());
+        Assert.Equal(0, await page.Locator("#site-picker option").CountAsync());
+
+        // It also ends the server's sign-in session: signing in again asks for the password
+        // (on a shared computer the next person must not pass straight through).
+        await page.ClickAsync("#signin");
+        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/account/login"), new() { Timeout = Wait });
+        await Assertions.Expect(page.Locator("#password")).ToBeVisibleAsync();
     }
 }
