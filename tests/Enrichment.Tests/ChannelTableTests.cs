@@ -45,6 +45,9 @@ public class ChannelTableTests
         // Rule 4, Paid Social.
         { "", Page, "?utm_source=facebook&utm_medium=cpc", "facebook", "Paid Social", "cpc" },
         { "", Page, "?utm_source=fb&utm_medium=paid_social", "fb", "Paid Social", "paid_social" },
+        // "meta" is also a search engine's name in referers.yml (meta.ua): ours says Facebook.
+        { "", Page, "?utm_source=meta&utm_medium=paid_social", "meta", "Paid Social", "paid_social" },
+        { "", Page, "?utm_source=Meta&utm_medium=cpc", "Meta", "Paid Social", "cpc" },
         { "", Page, "?ttclid=abc", "TikTok", "Paid Social", "cpc" },
         { "https://www.linkedin.com/", Page, "?li_fat_id=abc", "LinkedIn", "Paid Social", "cpc" },
         // Rule 5, Paid Video (our table files YouTube under video).
@@ -73,6 +76,7 @@ public class ChannelTableTests
         { "https://mastodon.social/@someone", Page, "", "Mastodon", "Organic Social", "social" },
         { "https://news.ycombinator.com/item?id=1", Page, "", "Hacker News", "Organic Social", "social" },
         { "", Page, "?utm_source=facebook&utm_medium=social", "facebook", "Organic Social", "social" },
+        { "", Page, "?utm_source=meta", "meta", "Organic Social", "(none)" },
         { "", Page, "?utm_source=partner-site&utm_medium=social", "partner-site", "Organic Social", "social" },
         // Rule 10, Organic Video.
         { "https://www.youtube.com/watch?v=1", Page, "", "YouTube", "Organic Video", "video" },
