@@ -80,7 +80,10 @@ export async function api(url, { body, accept = "application/json", retry = true
   }
   if (!response.ok) {
     const problem = await response.json().catch(() => ({}));
-    throw new ApiError(problem.detail || problem.title || response.statusText, response.status);
+    const error = new ApiError(problem.detail || problem.title || response.statusText, response.status);
+    // A 503 (the store's circuit breaker, a query past its time limit) says when to try again.
+    error.retryAfter = Number(response.headers.get("Retry-After")) || 0;
+    throw error;
   }
   return accept === "application/json" ? response.json() : response.blob();
 }

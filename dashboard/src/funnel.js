@@ -3,6 +3,7 @@
 // visitors who reached it, % of step 1, and the drop-off from the step before.
 import { app, h, raw, navigate } from "./main.js";
 import { api } from "./api.js";
+import { failed } from "./panels.js";
 import { dateRange, apiFilters } from "./state.js";
 import * as fmt from "./format.js";
 
@@ -18,7 +19,13 @@ export async function loadFunnel(generation) {
   const chosen = app.funnels.find(f => String(f.id) === app.state.funnel) ?? app.funnels[0];
   const picker = h("select", { id: "funnel-picker", "aria-label": "Funnel", onchange: e => navigate({ funnel: e.target.value }) },
     app.funnels.map(f => h("option", { value: String(f.id), selected: f.id === chosen.id }, f.name)));
-  const answer = await api("/v1/funnel", { body: { site_id: app.state.site, date_range: dateRange(app.state), funnel_id: chosen.id, filters: apiFilters(app.state) } });
+  let answer;
+  try {
+    answer = await api("/v1/funnel", { body: { site_id: app.state.site, date_range: dateRange(app.state), funnel_id: chosen.id, filters: apiFilters(app.state) } });
+  } catch (error) {
+    if (generation === app.generation) box.replaceChildren(failed("funnel", "", error, () => loadFunnel(app.generation).catch(() => {})));
+    throw error;
+  }
   if (generation !== app.generation) return;
   const first = Math.max(1, answer.steps[0]?.visitors ?? 0);
   box.replaceChildren(h("div", { "data-panel": "funnel", "data-funnel": String(chosen.id), "data-ready": "true" },

@@ -57,6 +57,8 @@ export function setStatus(text, error = false, state = error ? "error" : "done")
 
 /** A new view: a history entry (back restores it), then everything reloads. */
 export function navigate(change) {
+  // A refused site of the URL was reported once; a new view is the user's own choice.
+  app.notice = "";
   Object.assign(app.state, change);
   history.pushState(null, "", "/" + serialize(app.state));
   syncControls();
@@ -184,7 +186,8 @@ async function loadRealtime() {
 /** Everything of the current view, in parallel; answers of an older view are dropped. */
 export async function load({ quiet = false } = {}) {
   showAccount();
-  if (!session.get()) { setStatus("Sign in to see your sites' numbers."); return; }
+  // A sign-in that failed on the way back says why, instead of the plain invitation.
+  if (!session.get()) { setStatus(app.signInError ?? "Sign in to see your sites' numbers.", Boolean(app.signInError)); return; }
   const generation = ++app.generation;
   if (!quiet) setStatus("Loading…", false, "loading");
   app.loading = true;
@@ -353,5 +356,5 @@ wire();
 syncControls();
 completeSignIn()
   .then(() => { app.state = parse(location.search); syncControls(); })
-  .catch(error => setStatus(error.message, true))
+  .catch(error => { app.signInError = error.message; })
   .finally(() => load());

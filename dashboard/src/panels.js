@@ -144,12 +144,27 @@ export async function loadPanel(panel, generation) {
   } else if (!panel.dimension) {
     content = h("p", { class: "muted" }, "Choose a custom property key to break down by.");
   } else {
-    const answer = await query(panelQuery(panel, { limit: TOP }));
-    if (generation !== app.generation) return;
-    content = table(panel, answer.results, answer.meta.total_rows);
+    try {
+      const answer = await query(panelQuery(panel, { limit: TOP }));
+      if (generation !== app.generation) return;
+      content = table(panel, answer.results, answer.meta.total_rows);
+    } catch (error) {
+      // The panel says what failed and offers another try; the status line reports it too.
+      if (generation !== app.generation || app.tabs[panel.group] !== panel.name || !body) throw error;
+      body.replaceChildren(failed(panel.name, panel.dimension, error, () => loadPanel(panelOf(panel.name), app.generation).catch(() => {})));
+      throw error;
+    }
   }
   if (generation !== app.generation || app.tabs[panel.group] !== panel.name || !body) return;
   body.replaceChildren(h("div", { "data-panel": panel.name, "data-dimension": panel.dimension, "data-ready": "true" }, head, extra, content));
+}
+
+/** A panel whose query failed: the reason (a 503 says when to try again) and a Retry button. */
+export function failed(name, dimension, error, retry) {
+  const after = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";
+  return h("div", { "data-panel": name, "data-dimension": dimension, "data-ready": "error" },
+    h("p", { class: "error", "data-error": "" }, `Could not load: ${error.message}.${after}`),
+    h("button", { type: "button", class: "small", "data-retry": "", onclick: retry }, "Retry"));
 }
 
 // Details dialog: the shown panel, paged and searchable.

@@ -59,6 +59,38 @@ public class DetailsAndExportTests(DashboardFixture fixture)
         dash.AssertClean();
     }
 
+    /// <summary>A panel whose query fails (the store's circuit breaker answers 503 with
+    /// Retry-After; here the browser's route answers it for the countries query only) says so
+    /// and offers Retry, instead of "Loading…" for good; Retry then shows the oracle's rows.</summary>
+    [Fact]
+    public async Task A_panel_whose_query_fails_says_so_and_retry_loads_it()
+    {
+        await using var dash = await DashboardPage.OpenAsync(fixture);
+        bool failing = true;
+        await dash.Page.RouteAsync("**/v1/query", async route =>
+        {
+            if (failing && (route.Request.PostData ?? "").Contains("\"dimensions\":[\"country\"]", StringComparison.Ordinal))
+                await route.FulfillAsync(new() { Status = 503, ContentType = "application/problem+json", Headers = new Dictionary<string, string> { ["Retry-After"] = "30" },
+                    Body = """{"title":"The store is unavailable","status":503,"detail":"the store did not answer"}""" });
+            else await route.ContinueAsync();
+        });
+        dash.Allow(p => p.StartsWith("response 503: POST", StringComparison.Ordinal)
+            || p.StartsWith("console error: Failed to load resource: the server responded with a status of 503", StringComparison.Ordinal));
+        await dash.SignInAsync(DashboardFixture.OwnerA, $"/?site={fixture.SiteA.PublicId}", expectUpdated: false);
+        var panel = dash.Page.Locator(DashboardNumbersTests.Panel("countries"));
+        await Assertions.Expect(panel).ToHaveAttributeAsync("data-ready", "error");
+        await Assertions.Expect(panel.Locator("[data-error]")).ToContainTextAsync("the store did not answer");
+        await Assertions.Expect(panel.Locator("[data-error]")).ToContainTextAsync("Try again in 30 s");
+        // The other panels are unaffected.
+        await Assertions.Expect(dash.Page.Locator(DashboardNumbersTests.Panel("pages"))).ToHaveAttributeAsync("data-ready", "true");
+
+        failing = false;
+        await panel.Locator("[data-retry]").ClickAsync();
+        await DashboardPage.EventuallyAsync("countries after retry", () => dash.RowsAsync(DashboardNumbersTests.Panel("countries")),
+            rows => rows.Count == 0 ? ["no rows"] : Expected.RowProblems(fixture.Oracle, View.Named("30d"), "country", rows, 9));
+        dash.AssertClean();
+    }
+
     [Fact]
     public async Task A_panels_csv_export_holds_the_oracles_rows()
     {
