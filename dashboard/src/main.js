@@ -8,7 +8,7 @@ import { api, query, session, signIn, signOut, completeSignIn } from "./api.js";
 import { parse, serialize, dateRange, interval, apiFilters } from "./state.js";
 import * as fmt from "./format.js";
 import { drawChart, redrawChart, clearChart } from "./chart.js";
-import { PANEL_GROUPS, panelOf, renderPanelGroups, loadPanel, openDetails, setupDetails, exportCsv } from "./panels.js";
+import { PANEL_GROUPS, panelOf, renderPanelGroups, loadPanel, openDetails, setupDetails, exportCsv, tabsOf } from "./panels.js";
 import { loadFunnel } from "./funnel.js";
 
 const $ = id => document.getElementById(id);
@@ -44,7 +44,7 @@ export const app = {
   funnels: [],
   generation: 0,
   ready: false,
-  tabs: Object.fromEntries(PANEL_GROUPS.map(g => [g.id, g.tabs[0].name])),
+  tabs: {},
 };
 
 /** The status line; data-state (loading, done, error) tells a test or a screen reader where a load stands. */
@@ -332,6 +332,7 @@ function wire() {
   addEventListener("popstate", () => {
     const previous = app.state.site;
     app.state = parse(location.search);
+    app.tabs = tabsOf(app.state);
     if (app.state.site !== previous) app.siteLoaded = null;
     syncControls();
     load();
@@ -353,8 +354,9 @@ function wire() {
 
 applyTheme();
 wire();
+app.tabs = tabsOf(app.state);
 syncControls();
 completeSignIn()
-  .then(() => { app.state = parse(location.search); syncControls(); })
+  .then(() => { app.state = parse(location.search); app.tabs = tabsOf(app.state); syncControls(); })
   .catch(error => { app.signInError = error.message; })
   .finally(() => load());

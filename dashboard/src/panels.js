@@ -3,6 +3,7 @@
 // the whole breakdown through `Accept: text/csv`. Clicking a row filters the whole dashboard.
 import { app, h, raw, baseQuery, addFilter, navigate, setStatus } from "./main.js";
 import { api, query } from "./api.js";
+import { serialize } from "./state.js";
 import * as fmt from "./format.js";
 
 const TOP = 9;
@@ -27,6 +28,15 @@ const HEADINGS = { visitors: "Visitors", pageviews: "Pageviews", percentage: "%"
 const FORMATS = { percentage: fmt.percent, conversion_rate: fmt.percent };
 
 const panels = Object.fromEntries(PANEL_GROUPS.flatMap(g => g.tabs.map(t => [t.name, { ...t, group: g.id }])));
+
+/** Each group's shown tab from the URL's state: its `tab=` names, else the Properties tab when
+ * the URL names a property key, else the group's first tab. */
+export function tabsOf(state) {
+  const tabs = Object.fromEntries(PANEL_GROUPS.map(g => [g.id, g.tabs[0].name]));
+  if (state.prop) tabs.goals = "props";
+  for (const name of state.tabs) if (panels[name]) tabs[panels[name].group] = name;
+  return tabs;
+}
 
 /** The property key of the props panel: the URL's, else the first one a goal names. */
 export function propKey() {
@@ -66,6 +76,10 @@ function renderGroup(group) {
 function selectTab(group, name, section) {
   if (app.tabs[group.id] === name) return;
   app.tabs[group.id] = name;
+  // The URL keeps the tabs (a reload or a shared link shows the same panels), without a history
+  // entry per tab: back goes to the previous view, not the previous tab.
+  app.state.tabs = PANEL_GROUPS.map(g => app.tabs[g.id]).filter((t, i) => t !== PANEL_GROUPS[i].tabs[0].name);
+  history.replaceState(null, "", "/" + serialize(app.state));
   const fresh = renderGroup(group);
   section.replaceWith(fresh);
   fresh.querySelector(`[data-tab="${name}"]`).focus();

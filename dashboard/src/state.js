@@ -1,7 +1,8 @@
 // The dashboard's whole state lives in the URL, so a view can be bookmarked or shared and the
 // browser's back button restores the previous one:
 //   /?site=ID&period=30d&compare=previous_period&metric=visitors&f=DIM,OP,VALUE&f=…
-//     &from=YYYY-MM-DD&to=YYYY-MM-DD (custom only) &funnel=ID &prop=KEY
+//     &from=YYYY-MM-DD&to=YYYY-MM-DD (custom only) &funnel=ID &prop=KEY &tab=NAME&tab=… (each
+//     panel group's tab when it is not the group's first)
 // A filter's VALUE is everything after the second comma (values may contain commas).
 
 export const PERIODS = ["realtime", "day", "yesterday", "7d", "30d", "month", "last_month", "6mo", "12mo", "custom"];
@@ -28,6 +29,7 @@ export function parse(search) {
     to: DATE.test(p.get("to") || "") ? p.get("to") : "",
     funnel: p.get("funnel") || "",
     prop: p.get("prop") || "",
+    tabs: p.getAll("tab").filter(Boolean),
   };
   // A custom range without both dates falls back to the default.
   if (state.period === "custom" && !(state.from && state.to)) state.period = "30d";
@@ -44,6 +46,7 @@ export function serialize(state) {
   for (const f of state.filters) p.append("f", `${f.dimension},${f.op},${f.value}`);
   if (state.funnel) p.set("funnel", state.funnel);
   if (state.prop) p.set("prop", state.prop);
+  for (const tab of state.tabs ?? []) p.append("tab", tab);
   return "?" + p.toString();
 }
 

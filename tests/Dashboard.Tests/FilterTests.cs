@@ -50,4 +50,27 @@ public class FilterTests(DashboardFixture fixture)
         Assert.Empty(dash.Query().GetValues("f") ?? []);
         dash.AssertClean();
     }
+
+    [Fact]
+    public async Task The_chosen_tabs_are_in_the_url_so_a_reload_or_a_shared_link_shows_the_same_panels()
+    {
+        await using var dash = await DashboardPage.OpenAsync(fixture);
+        await dash.SignInAsync(DashboardFixture.OwnerA, $"/?site={fixture.SiteA.PublicId}");
+        await DashboardNumbersTests.AssertPanelAsync(dash, fixture.Oracle, View.Named("30d"), "cities");
+        await DashboardNumbersTests.AssertPanelAsync(dash, fixture.Oracle, View.Named("30d"), "utm_campaign");
+        Assert.Equal(["utm_campaign", "cities"], (dash.Query().GetValues("tab") ?? []).Order(StringComparer.Ordinal).Reverse());
+
+        await dash.Page.ReloadAsync();
+        foreach (var (tab, dimension) in new[] { ("cities", "city"), ("utm_campaign", "utm_campaign") })
+        {
+            await Assertions.Expect(dash.Page.Locator($"[data-tab={tab}]")).ToHaveAttributeAsync("aria-selected", "true");
+            await DashboardPage.EventuallyAsync($"{tab} after a reload", () => dash.RowsAsync(DashboardNumbersTests.Panel(tab)),
+                rows => Expected.RowProblems(fixture.Oracle, View.Named("30d"), dimension, rows, 9));
+        }
+        // A link naming a property key opens the Properties tab.
+        await dash.Page.GotoAsync($"{dash.BaseAddress}/?site={fixture.SiteA.PublicId}&prop=plan");
+        await Assertions.Expect(dash.Page.Locator("[data-tab=props]")).ToHaveAttributeAsync("aria-selected", "true");
+        await Assertions.Expect(dash.Page.Locator(DashboardNumbersTests.Panel("props"))).ToHaveAttributeAsync("data-dimension", "props:plan");
+        dash.AssertClean();
+    }
 }
