@@ -87,5 +87,12 @@ public sealed record Funnel(long Id, long SiteId, string Name, IReadOnlyList<lon
 /// <summary>A uniqueness rule refused a write (a taken email, site key, client id, goal name…).</summary>
 public sealed class ControlPlaneConflictException(string message, Exception inner) : Exception(message, inner);
 
+/// <summary>A value the control plane refuses to store, naming the request field it came from
+/// (<c>domain</c>, <c>siteKey</c>, <c>timeZone</c>) so an API answers with it.</summary>
+public sealed class ControlPlaneValidationException(string field, string message) : ArgumentException(message)
+{
+    public string Field { get; } = field;
+}
+
 /// <summary>The control plane could not be opened (bad --control-plane value, unreachable server).</summary>
 public sealed class ControlPlaneUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

@@ -33,6 +33,9 @@ public interface IControlPlaneStore : IDisposable
 
     /// <summary>Creates a site with a new random public id and a new random site key (or the given key).</summary>
     Site CreateSite(long merchantId, string domain, string? siteKey = null, string timeZone = "UTC");
+    /// <summary>A new merchant and its first site in one transaction: a refused site (bad value,
+    /// taken key) leaves no merchant behind.</summary>
+    Site CreateMerchantWithSite(string merchantName, string domain, string? siteKey = null, string timeZone = "UTC");
     /// <summary>The site of a current key, or of a rotated key still in its grace period.</summary>
     Site? FindSiteByKey(string siteKey);
     Site? FindSiteById(long siteId);

@@ -179,9 +179,15 @@ public sealed class SiteRegistry : IDisposable
     public long CreateMerchant(string name) => Store.CreateMerchant(name).Id;
 
     /// <summary>Creates a site with a new random key (or the given one, for demos and tests).</summary>
-    public Site CreateSite(long merchantId, string domain, string? siteKey = null, string timeZone = "UTC")
+    public Site CreateSite(long merchantId, string domain, string? siteKey = null, string timeZone = "UTC") =>
+        Created(Store.CreateSite(merchantId, domain, siteKey, timeZone));
+
+    /// <summary>A new merchant with its first site, in one transaction (see <see cref="IControlPlaneStore.CreateMerchantWithSite"/>).</summary>
+    public Site CreateMerchantWithSite(string merchantName, string domain, string? siteKey = null, string timeZone = "UTC") =>
+        Created(Store.CreateMerchantWithSite(merchantName, domain, siteKey, timeZone));
+
+    private Site Created(Site created)
     {
-        var created = Store.CreateSite(merchantId, domain, siteKey, timeZone);
         if (_byKey.TryRemove(created.SiteKey, out var stale) && stale.Access is null) Interlocked.Decrement(ref _negativeEntries);
         return Resolve(created.SiteKey) ?? throw new InvalidOperationException("site vanished after insert");
     }

@@ -138,22 +138,34 @@ public abstract class SqlControlPlaneStore : IControlPlaneStore
 
     private static Site ReadSite(DbDataReader r) => new(r.Long(0), r.GetString(1), r.Long(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6));
 
-    private static string ValidTimeZone(string timeZone) =>
-        TimeZoneInfo.TryFindSystemTimeZoneById(timeZone, out _) && timeZone.Contains('/', StringComparison.Ordinal) || timeZone == "UTC"
-            ? timeZone : throw new ArgumentException($"time zone: '{timeZone}' is not an IANA time zone (e.g. Europe/Berlin, UTC).");
-
     public Site CreateSite(long merchantId, string domain, string? siteKey = null, string timeZone = "UTC")
     {
-        domain = Required(domain, "domain");
-        timeZone = ValidTimeZone(timeZone);
-        siteKey ??= Identifiers.NewSiteKey();
-        return Write($"site (key '{siteKey}', merchant {merchantId})", (db, tx) =>
+        (domain, siteKey, timeZone) = ValidSite(domain, siteKey, timeZone);
+        return Write($"site (key '{siteKey}', merchant {merchantId})", (db, tx) => InsertSite(db, tx, merchantId, domain, siteKey, timeZone));
+    }
+
+    public Site CreateMerchantWithSite(string merchantName, string domain, string? siteKey = null, string timeZone = "UTC")
+    {
+        merchantName = Required(merchantName, "merchant name");
+        (domain, siteKey, timeZone) = ValidSite(domain, siteKey, timeZone);
+        // One transaction: a taken site key rolls the new merchant back with it.
+        return Write($"site (key '{siteKey}', new merchant '{merchantName}')", (db, tx) =>
         {
-            long id = NextId(db, tx, "sites");
-            Sql.Execute(db, tx, "INSERT INTO sites (id, public_id, merchant_id, site_key, domain, time_zone, created_at) VALUES (@i, @p, @m, @k, @d, @z, @t)",
-                ("@i", id), ("@p", Identifiers.NewPublicId()), ("@m", merchantId), ("@k", siteKey), ("@d", domain), ("@z", timeZone), ("@t", Now));
-            return Sql.Rows(db, tx, ReadSite, SiteColumns + " WHERE s.id = @i", ("@i", id))[0];
+            long merchantId = NextId(db, tx, "merchants");
+            Sql.Execute(db, tx, "INSERT INTO merchants (id, name, created_at) VALUES (@i, @n, @t)", ("@i", merchantId), ("@n", merchantName), ("@t", Now));
+            return InsertSite(db, tx, merchantId, domain, siteKey, timeZone);
         });
+    }
+
+    private static (string Domain, string SiteKey, string TimeZone) ValidSite(string domain, string? siteKey, string timeZone) =>
+        (SiteRules.NormalizeDomain(domain), siteKey is null ? Identifiers.NewSiteKey() : SiteRules.ValidSiteKey(siteKey), SiteRules.ValidTimeZone(timeZone));
+
+    private static Site InsertSite(DbConnection db, DbTransaction tx, long merchantId, string domain, string siteKey, string timeZone)
+    {
+        long id = NextId(db, tx, "sites");
+        Sql.Execute(db, tx, "INSERT INTO sites (id, public_id, merchant_id, site_key, domain, time_zone, created_at) VALUES (@i, @p, @m, @k, @d, @z, @t)",
+            ("@i", id), ("@p", Identifiers.NewPublicId()), ("@m", merchantId), ("@k", siteKey), ("@d", domain), ("@z", timeZone), ("@t", Now));
+        return Sql.Rows(db, tx, ReadSite, SiteColumns + " WHERE s.id = @i", ("@i", id))[0];
     }
 
     public Site? FindSiteByKey(string siteKey) =>
@@ -202,7 +214,7 @@ public abstract class SqlControlPlaneStore : IControlPlaneStore
         : Read(ReadSite, SiteColumns + " ORDER BY s.id");
 
     public bool UpdateSite(long siteId, string domain, string timeZone) =>
-        Change("site", "UPDATE sites SET domain = @d, time_zone = @z WHERE id = @i", ("@d", Required(domain, "domain")), ("@z", ValidTimeZone(timeZone)), ("@i", siteId));
+        Change("site", "UPDATE sites SET domain = @d, time_zone = @z WHERE id = @i", ("@d", SiteRules.NormalizeDomain(domain)), ("@z", SiteRules.ValidTimeZone(timeZone)), ("@i", siteId));
 
     public bool AddAllowedOrigin(long siteId, string origin) =>
         Change("allowed origin", "INSERT INTO site_allowed_origins (site_id, origin) VALUES (@s, @o) ON CONFLICT (site_id, origin) DO NOTHING",

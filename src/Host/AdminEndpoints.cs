@@ -14,7 +14,7 @@ namespace Analytics.Host;
 /// </summary>
 public static class AdminEndpoints
 {
-    public sealed record CreateSiteRequest(string? Merchant, long? MerchantId, string Domain, string? SiteKey, string? TimeZone);
+    public sealed record CreateSiteRequest(string? Merchant, long? MerchantId, string? Domain, string? SiteKey, string? TimeZone);
 
     public sealed record AdminReprocessRequest(long MerchantId, string? Site, DateOnly From, DateOnly To, bool DryRun, ushort? LogicVersion);
 
@@ -25,13 +25,14 @@ public static class AdminEndpoints
         var admin = app.MapGroup("/admin").RequireAuthorization(Scopes.Admin);
         admin.MapPost("/sites", (CreateSiteRequest request, SiteRegistry registry) =>
         {
-            if (string.IsNullOrWhiteSpace(request.Domain)) return Results.Problem(statusCode: 400, title: "Invalid site", detail: "domain is required.");
             if (request.MerchantId is null && string.IsNullOrWhiteSpace(request.Merchant))
                 return Results.Problem(statusCode: 400, title: "Invalid site", detail: "Give merchant (a name, to create one) or merchantId.");
             try
             {
-                long merchantId = request.MerchantId ?? registry.CreateMerchant(request.Merchant!);
-                var site = registry.CreateSite(merchantId, request.Domain, request.SiteKey, request.TimeZone ?? "UTC");
+                // A new merchant comes with its site in one transaction: a refused site leaves none behind.
+                var site = request.MerchantId is { } merchantId
+                    ? registry.CreateSite(merchantId, request.Domain ?? "", request.SiteKey, request.TimeZone ?? "UTC")
+                    : registry.CreateMerchantWithSite(request.Merchant!, request.Domain ?? "", request.SiteKey, request.TimeZone ?? "UTC");
                 return Results.Json(site, statusCode: 201);
             }
             catch (ControlPlaneConflictException e)
@@ -40,7 +41,7 @@ public static class AdminEndpoints
             }
             catch (ArgumentException e)
             {
-                return Results.Problem(statusCode: 400, title: "Invalid site", detail: e.Message);
+                return SiteEndpoints.InvalidSite(e);
             }
         });
         admin.MapGet("/sites", (SiteRegistry registry) => Results.Json(registry.ListSites()));

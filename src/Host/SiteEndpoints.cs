@@ -18,16 +18,20 @@ public static class SiteEndpoints
     {
         app.MapGroup("/v1/sites").RequireAuthorization(Scopes.SitesWrite).MapPost("", (CreateOwnSiteRequest request, ClaimsPrincipal caller, SiteRegistry registry) =>
         {
-            if (string.IsNullOrWhiteSpace(request.Domain)) return Results.Problem(statusCode: 400, title: "Invalid site", detail: "domain is required.");
             try
             {
-                var site = registry.CreateSite(caller.RequireMerchantId(), request.Domain.Trim(), null, request.TimeZone ?? "UTC");
+                var site = registry.CreateSite(caller.RequireMerchantId(), request.Domain ?? "", null, request.TimeZone ?? "UTC");
                 return Results.Json(new { id = site.PublicId, siteKey = site.SiteKey, domain = site.Domain, timeZone = site.TimeZone }, statusCode: 201);
             }
             catch (ArgumentException e)
             {
-                return Results.Problem(statusCode: 400, title: "Invalid site", detail: e.Message);
+                return InvalidSite(e);
             }
         });
     }
+
+    /// <summary>400 problem+json for a refused site, naming the field when the control plane
+    /// says which one (domain, siteKey, timeZone).</summary>
+    internal static IResult InvalidSite(ArgumentException e) => Results.Problem(statusCode: 400, title: "Invalid site", detail: e.Message,
+        extensions: e is ControlPlaneValidationException v ? new Dictionary<string, object?> { ["field"] = v.Field } : null);
 }

@@ -64,9 +64,11 @@ public static class SiteSecurityEndpoints
         write.MapPost("/keys/rotate", (string site, RotateRequest? request, ClaimsPrincipal caller, SiteRegistry registry) =>
         {
             if (OwnSite(site, caller, registry) is not { } s) return NotFound(site);
-            var grace = request?.GraceHours is { } hours ? TimeSpan.FromHours(hours) : DefaultKeyGrace;
-            if (grace < TimeSpan.Zero || grace > MaxKeyGrace || double.IsNaN(grace.TotalHours))
-                return Results.Problem(statusCode: 400, title: "Invalid grace period", detail: $"graceHours must be between 0 and {MaxKeyGrace.TotalHours:0}.");
+            // The number is checked before it becomes a TimeSpan: FromHours throws (a 500) past ~2.5e8 hours.
+            if (request?.GraceHours is { } hours && !(hours >= 0 && hours <= MaxKeyGrace.TotalHours))
+                return Results.Problem(statusCode: 400, title: "Invalid grace period", detail: $"graceHours must be between 0 and {MaxKeyGrace.TotalHours:0}.",
+                    extensions: new Dictionary<string, object?> { ["field"] = "graceHours" });
+            var grace = request?.GraceHours is { } h ? TimeSpan.FromHours(h) : DefaultKeyGrace;
             var rotated = registry.RotateSiteKey(s.SiteId, grace);
             return rotated is null ? NotFound(site) : Results.Json(Keys(registry, rotated));
         });

@@ -113,10 +113,50 @@ public abstract class ControlPlaneStoreTests : IDisposable
         var m = _store.CreateMerchant("M");
         _store.CreateSite(m.Id, "a.example", "taken");
         Assert.Throws<ControlPlaneConflictException>(() => _store.CreateSite(m.Id, "b.example", "taken"));
-        Assert.Throws<ArgumentException>(() => _store.CreateSite(m.Id, "b.example", timeZone: "Mars/Olympus"));
-        Assert.Throws<ArgumentException>(() => _store.CreateSite(m.Id, ""));
+        Assert.Equal("timeZone", Assert.Throws<ControlPlaneValidationException>(() => _store.CreateSite(m.Id, "b.example", timeZone: "Mars/Olympus")).Field);
+        Assert.Equal("domain", Assert.Throws<ControlPlaneValidationException>(() => _store.CreateSite(m.Id, "")).Field);
         Assert.Throws<ArgumentException>(() => _store.CreateSite(424242, "b.example"));
         Assert.Single(_store.ListSites());
+    }
+
+    [Fact]
+    public void A_domain_is_a_host_name_stored_lower_case_on_create_and_update()
+    {
+        var m = _store.CreateMerchant("M");
+        var site = _store.CreateSite(m.Id, " Shop.Example ");
+        Assert.Equal("shop.example", site.Domain);
+        foreach (string bad in (string[])["https://shop.example", "shop.example/", "shop.example:8080", "shop example", "-shop.example", "shop.example.", new string('a', 64) + ".example"])
+        {
+            var create = Assert.Throws<ControlPlaneValidationException>(() => _store.CreateSite(m.Id, bad));
+            Assert.Equal("domain", create.Field);
+            var update = Assert.Throws<ControlPlaneValidationException>(() => _store.UpdateSite(site.SiteId, bad, "UTC"));
+            Assert.Equal("domain", update.Field);
+        }
+        Assert.True(_store.UpdateSite(site.SiteId, "WWW.Shop.Example", "UTC"));
+        Assert.Equal("www.shop.example", _store.FindSiteById(site.SiteId)!.Domain);
+        Assert.Single(_store.ListSites());
+    }
+
+    [Fact]
+    public void A_site_key_is_stored_only_in_the_shape_ingest_accepts()
+    {
+        var m = _store.CreateMerchant("M");
+        foreach (string bad in (string[])["a b", "a.b", "ключ", new string('k', 65)])
+            Assert.Equal("siteKey", Assert.Throws<ControlPlaneValidationException>(() => _store.CreateSite(m.Id, "a.example", bad)).Field);
+        Assert.Equal(new string('k', 64), _store.CreateSite(m.Id, "a.example", new string('k', 64)).SiteKey);
+    }
+
+    [Fact]
+    public void A_new_merchant_with_a_refused_site_is_not_created()
+    {
+        var m = _store.CreateMerchant("M");
+        _store.CreateSite(m.Id, "a.example", "taken");
+        Assert.Throws<ControlPlaneConflictException>(() => _store.CreateMerchantWithSite("New Shop", "b.example", "taken"));
+        Assert.Throws<ControlPlaneValidationException>(() => _store.CreateMerchantWithSite("New Shop", "b.example", timeZone: "Mars/Olympus"));
+        Assert.Equal(["M"], _store.ListMerchants().Select(x => x.Name));
+        var site = _store.CreateMerchantWithSite("New Shop", "b.example", "free");
+        Assert.Equal(("New Shop", "b.example", "free"), (site.MerchantName, site.Domain, site.SiteKey));
+        Assert.Equal(["M", "New Shop"], _store.ListMerchants().Select(x => x.Name));
     }
 
     [Fact]

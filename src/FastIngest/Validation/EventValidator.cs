@@ -106,14 +106,7 @@ internal static class EventValidator
     private static bool IsCurrencyCode(ReadOnlySpan<byte> code) =>
         code.Length == 3 && code[0] is >= (byte)'A' and <= (byte)'Z' && code[1] is >= (byte)'A' and <= (byte)'Z' && code[2] is >= (byte)'A' and <= (byte)'Z';
 
-    /// <summary>Site keys are 1-64 characters of [A-Za-z0-9_-].</summary>
-    public static bool IsSiteKeyFormat(ReadOnlySpan<byte> key, IngestLimits limits)
-    {
-        if (key.IsEmpty || key.Length > limits.MaxSiteKeyBytes) return false;
-        foreach (byte b in key)
-        {
-            if (!(b is >= (byte)'a' and <= (byte)'z' || b is >= (byte)'A' and <= (byte)'Z' || b is >= (byte)'0' and <= (byte)'9' || b == '_' || b == '-')) return false;
-        }
-        return true;
-    }
+    /// <summary>Site keys are 1-64 characters of [A-Za-z0-9_-]: the rule the control plane also
+    /// applies to keys it stores (<see cref="Analytics.Contracts.SiteKeys"/>).</summary>
+    public static bool IsSiteKeyFormat(ReadOnlySpan<byte> key, IngestLimits limits) => Analytics.Contracts.SiteKeys.IsValid(key, limits.MaxSiteKeyBytes);
 }

@@ -23,6 +23,10 @@ public sealed class SitesCommands : ICommandGroup
             string? zone = result.GetValueOrDefault<string>();
             if (zone is null || !TimeZoneInfo.TryFindSystemTimeZoneById(zone, out _)) result.AddError($"--time-zone: '{zone}' is not an IANA time zone, e.g. Europe/Berlin");
         });
+        // The control plane's own rules, checked while parsing: a mistake is one line, exit 2, and
+        // nothing is created (not even the --merchant).
+        domain.Validators.Add(result => Refusal(result, () => SiteRules.NormalizeDomain(result.GetValueOrDefault<string>()), "--domain"));
+        siteKey.Validators.Add(result => Refusal(result, () => SiteRules.ValidSiteKey(result.GetValueOrDefault<string>() ?? ""), "--site-key"));
         var controlPlane = ControlPlaneSettings.Option();
         var create = new Command("create", "Create a site (and a merchant with --merchant)") { domain, merchant, merchantId, siteKey, timeZone, controlPlane };
         create.Validators.Add(result =>
@@ -33,9 +37,19 @@ public sealed class SitesCommands : ICommandGroup
         create.SetAction(parse =>
         {
             using var registry = Open(parse);
-            long id = parse.GetResult(merchantId) is not null ? parse.GetValue(merchantId) : registry.CreateMerchant(parse.GetValue(merchant)!);
-            Console.WriteLine(JsonSerializer.Serialize(registry.CreateSite(id, parse.GetValue(domain)!, parse.GetValue(siteKey), parse.GetValue(timeZone)!), Json.Indented));
-            return 0;
+            try
+            {
+                // A new merchant comes with its site in one transaction: a refused site leaves none behind.
+                var site = parse.GetResult(merchantId) is not null
+                    ? registry.CreateSite(parse.GetValue(merchantId), parse.GetValue(domain)!, parse.GetValue(siteKey), parse.GetValue(timeZone)!)
+                    : registry.CreateMerchantWithSite(parse.GetValue(merchant)!, parse.GetValue(domain)!, parse.GetValue(siteKey), parse.GetValue(timeZone)!);
+                return Print(site);
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 2;
+            }
         });
 
         var list = new Command("list", "List every site") { ControlPlaneSettings.Option() };
@@ -47,6 +61,20 @@ public sealed class SitesCommands : ICommandGroup
         });
 
         yield return new Command("sites", "Sites and merchants in the registry (JSON out)") { create, list, Origins(), Keys() };
+    }
+
+    /// <summary>The rule's refusal as the option's parse error, e.g. "--domain: 'x:8080' is not a host name (it has a port); …".</summary>
+    private static void Refusal(System.CommandLine.Parsing.OptionResult result, Action check, string option)
+    {
+        try
+        {
+            check();
+        }
+        catch (ControlPlaneValidationException e)
+        {
+            int colon = e.Message.IndexOf(": ", StringComparison.Ordinal);
+            result.AddError($"{option}: {(colon >= 0 ? e.Message[(colon + 2)..] : e.Message)}");
+        }
     }
 
     private static Option<string> SiteOption() => new("--site") { Description = "The site's public id", HelpName = "ID", Required = true };
