@@ -1,6 +1,7 @@
 // Store settings shared by `serve` and `migrate`: the embedded engine (default) or a ClickHouse
 // server or cluster (docs/clickhouse-server.md). Checked together at start: `--store clickhouse`
-// needs a URL, the database must be a plain identifier.
+// needs a URL, --clickhouse-url and --clickhouse-cluster need `--store clickhouse`, the database
+// must be a plain identifier.
 using System.CommandLine;
 using Analytics.Store.ClickHouse;
 using Microsoft.Extensions.Options;
@@ -50,6 +51,12 @@ public sealed class StoreSettingsValidator<T> : IValidateOptions<T> where T : St
             failures.Add("--store clickhouse needs --clickhouse-url, e.g. http://127.0.0.1:8123");
         if (settings.ClickHouseUrl is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
             failures.Add($"--clickhouse-url '{settings.ClickHouseUrl}': use an http:// or https:// URL");
+        // Without --store clickhouse the embedded engine stores, whatever a server option says:
+        // given anyway, it is a mistake (a forgotten --store), not something to ignore.
+        var serverOnly = new[] { ("--clickhouse-url", settings.ClickHouseUrl is not null), ("--clickhouse-cluster", settings.ClickHouseCluster is not null) }
+            .Where(o => o.Item2).Select(o => o.Item1).ToList();
+        if (settings.Store != "clickhouse" && serverOnly.Count > 0)
+            failures.Add($"{string.Join(" and ", serverOnly)} {(serverOnly.Count == 1 ? "needs" : "need")} --store clickhouse (the store is {settings.Store})");
         if (!Analytics.Store.ClickHouseSql.IsPlainIdentifier(settings.DatabaseName()))
             failures.Add($"database '{settings.DatabaseName()}': use letters, digits and underscores");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
