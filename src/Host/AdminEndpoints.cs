@@ -20,7 +20,9 @@ public static class AdminEndpoints
 
     public sealed record ExportRequest(long MerchantId, string? Site, DateOnly From, DateOnly To, string? Kind, string? Format, string Out);
 
-    public static void MapAdmin(this WebApplication app)
+    /// <param name="roles">This process's roles: only a process with the Rollup role runs
+    /// reprocessing jobs, so another one refuses them instead of queueing a job nobody runs.</param>
+    public static void MapAdmin(this WebApplication app, Roles roles)
     {
         var admin = app.MapGroup("/admin").RequireAuthorization(Scopes.Admin);
         admin.MapPost("/sites", (CreateSiteRequest request, SiteRegistry registry) =>
@@ -51,6 +53,9 @@ public static class AdminEndpoints
         admin.MapPost("/reprocess", (AdminReprocessRequest body, SiteRegistry registry, ReprocessQueue queue, RollupOptions options,
             RetentionPolicy retention, TimeProvider clock) =>
         {
+            if (!roles.HasFlag(Roles.Rollup))
+                return Results.Problem(statusCode: 503, title: "Reprocessing runs in the Rollup role",
+                    detail: $"This process runs {roles.ToString().ToLowerInvariant()}; send reprocessing to a process with the rollup role (serve --roles rollup, or all), which runs the jobs.");
             if (!TryResolveSite(registry, body.MerchantId, body.Site, out long? siteId, out var unknown)) return unknown!;
             var request = new ReprocessRequest(body.MerchantId, siteId, body.From, body.To, body.DryRun, body.LogicVersion);
             if (RangeProblem(request.From, request.To) is { } invalid) return invalid;
@@ -102,11 +107,18 @@ public static class AdminEndpoints
         : to.DayNumber - from.DayNumber > 3660 ? Results.Problem(statusCode: 400, title: "Invalid range", detail: "At most ten years per job.")
         : null;
 
-    /// <summary>A public site id of the given merchant, as the internal id the store uses; no site given is no filter.</summary>
+    /// <summary>A public site id of the given merchant, as the internal id the store uses; no site
+    /// given is no filter. A merchant the control plane does not know is 404: a typo must not run a
+    /// job over nothing and report it done.</summary>
     private static bool TryResolveSite(SiteRegistry registry, long merchantId, string? publicId, out long? siteId, out IResult? error)
     {
         siteId = null;
         error = null;
+        if (registry.Store.GetMerchant(merchantId) is null)
+        {
+            error = Results.Problem(statusCode: 404, title: "Unknown merchant", detail: $"There is no merchant {merchantId}.");
+            return false;
+        }
         if (string.IsNullOrEmpty(publicId)) return true;
         if (registry.FindByPublicId(publicId) is { } site && site.MerchantId == merchantId)
         {

@@ -98,6 +98,9 @@ public sealed class AuthSettings
     public string Audience { get; init; } = ApiAuthenticationOptions.DefaultAudience;
     public TimeSpan RevocationCacheTime { get; init; } = TimeSpan.FromSeconds(10);
     public TimeSpan AccessTokenLifetime { get; init; } = TimeSpan.FromMinutes(15);
+    /// <summary>Tolerance for clocks that differ when checking a token's lifetime (1 minute). Tests
+    /// set 0 with a short <see cref="AccessTokenLifetime"/> to see a token expire in seconds.</summary>
+    public TimeSpan ClockSkew { get; init; } = TimeSpan.FromMinutes(1);
 }
 
 [Flags]
@@ -265,7 +268,7 @@ public static class AnalyticsHost
         if (settings.Roles.HasFlag(Roles.Ingest)) app.MapFastIngest(settings.EnableEcho);
         if (settings.Roles.HasFlag(Roles.Query)) app.MapQueryService();
         if (settings.Roles.HasFlag(Roles.Query)) Analytics.QueryService.Goals.GoalEndpoints.MapGoalsAndFunnels(app);
-        app.MapAdmin();
+        app.MapAdmin(settings.Roles);
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteManagement();
         if (settings.Roles.HasFlag(Roles.Query)) app.MapSiteSecurity(db);
         app.MapAgentScript(settings.AgentScriptPath);
@@ -354,6 +357,7 @@ public static class AnalyticsHost
             Authority = auth.Authority,
             SigningKeys = keys,
             RevocationCacheTime = auth.RevocationCacheTime,
+            ClockSkew = auth.ClockSkew,
             // Loopback development against a local issuer may be plain HTTP; anything else needs TLS.
             RequireHttpsMetadata = auth.Authority is not null && !new Uri(auth.Authority).IsLoopback,
         });

@@ -122,6 +122,105 @@ public class AdminTests(EngineFixture engine)
     }
 
     [Fact]
+    public async Task Reprocessing_a_merchant_that_does_not_exist_is_404_and_the_cli_exits_1_with_one_line()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        using var response = await host.Http.SendAsync(host.AdminRequest(HttpMethod.Post, "/admin/reprocess", new { merchantId = 987654, from = "2026-01-01", to = "2026-01-02" }), Ct);
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("There is no merchant 987654.", await response.Content.ReadAsStringAsync(Ct));
+
+        await RunAsync("bootstrap", "--data", host.DataDirectory);
+        var result = await HostCommand.RunAsync("reprocess", "--merchant", "987654", "--from", "2026-01-01", "--to", "2026-01-02", "--url", host.BaseAddress, "--data", host.DataDirectory);
+        Assert.True(result.ExitCode == 1, result.ToString());
+        Assert.Equal(["404 Unknown merchant: There is no merchant 987654."], result.StderrLines);
+        Assert.Equal("", result.Stdout);
+    }
+
+    [Fact]
+    public async Task A_reprocess_of_a_range_without_raw_events_says_so_and_prints_the_job_on_one_line()
+    {
+        await using var host = await TestHost.StartAsync(engine);
+        await RunAsync("bootstrap", "--data", host.DataDirectory);
+        var result = await HostCommand.RunAsync("reprocess", "--merchant", host.Site.MerchantId.ToString(), "--from", "2020-01-01", "--to", "2020-01-31",
+            "--url", host.BaseAddress, "--data", host.DataDirectory);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal([$"nothing was reprocessed: merchant {host.Site.MerchantId} from 2020-01-01 to 2020-01-31 holds no raw events (check --merchant, --site, --from and --to)"],
+            result.StderrLines);
+        // Redirected, stdout is JSON lines only: the progress, then the final job on one line.
+        var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal("done", lines[^1].GetProperty("state").GetString());
+        Assert.Equal(0, lines[^1].GetProperty("partitions").GetInt64());
+        Assert.Equal(lines[^1].GetProperty("id").GetString(), lines[0].GetProperty("job").GetString());
+    }
+
+    [Fact]
+    public async Task A_process_without_the_rollup_role_refuses_reprocessing_with_503_naming_the_role()
+    {
+        await using var host = await TestHost.StartAsync(engine, roles: Roles.Ingest | Roles.Query);
+        using var response = await host.Http.SendAsync(host.AdminRequest(HttpMethod.Post, "/admin/reprocess",
+            new { merchantId = host.Site.MerchantId, from = "2026-01-01", to = "2026-01-02" }), Ct);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        string body = await response.Content.ReadAsStringAsync(Ct);
+        Assert.Contains("This process runs ingest, query; send reprocessing to a process with the rollup role", body);
+    }
+
+    /// <summary>
+    /// Access tokens living 2 s (and no clock skew) against a job of many one-site-day steps: the CLI
+    /// with the admin client of --data gets a new token when a poll is 401 and follows the job to
+    /// its end; with --token it says the token expired and how to follow the job, which keeps running.
+    /// </summary>
+    [Fact]
+    public async Task The_reprocess_command_outlives_its_access_token()
+    {
+        var lifetime = TimeSpan.FromSeconds(2);
+        var clock = new ManualClock(DateTimeOffset.UtcNow.Date.AddDays(-40));
+        await using var host = await TestHost.StartAsync(engine, clock: clock, rollupBatchRecords: 1,
+            auth: new AuthSettings { AccessTokenLifetime = lifetime, ClockSkew = TimeSpan.Zero });
+        const int days = 30;
+        for (int d = 0; d < days; d++)
+        {
+            clock.Now = DateTimeOffset.UtcNow.Date.AddDays(d - 40).AddHours(12);
+            using var socket = await host.ConnectAsync();
+            var batch = new Analytics.Contracts.V1.EventBatch { SiteKey = host.Site.SiteKey };
+            batch.Events.Add(Wire.Pageview("/" + d));
+            Assert.Equal(1u, (await Wire.SendAsync(socket, batch)).Accepted);
+        }
+        var client = JsonDocument.Parse(await RunAsync("bootstrap", "--data", host.DataDirectory)).RootElement;
+        async Task<string> FreshTokenAsync() => await Analytics.Tests.Shared.TestTokens.ClientCredentialsAsync(host.Http,
+            client.GetProperty("clientId").GetString()!, client.GetProperty("clientSecret").GetString()!, "admin");
+        string from = clock.Now.AddDays(1 - days).ToString("yyyy-MM-dd"), to = clock.Now.ToString("yyyy-MM-dd");
+        for (var deadline = DateTime.UtcNow.AddSeconds(30); ;)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/admin/partitions?merchantId={host.Site.MerchantId}");
+            request.Headers.Authorization = new("Bearer", await FreshTokenAsync());
+            var partitions = JsonDocument.Parse(await (await host.Http.SendAsync(request, Ct)).Content.ReadAsStringAsync(Ct)).RootElement;
+            if (partitions.EnumerateArray().Sum(p => p.GetProperty("events").GetInt64()) == days) break;
+            Assert.True(DateTime.UtcNow < deadline, "the events were not stored in 30 s");
+            await Task.Delay(100, Ct);
+        }
+
+        var renewed = await HostCommand.RunAsync("reprocess", "--merchant", host.Site.MerchantId.ToString(), "--from", from, "--to", to,
+            "--url", host.BaseAddress, "--data", host.DataDirectory);
+        Assert.True(renewed.ExitCode == 0, renewed.ToString());
+        var job = JsonDocument.Parse(renewed.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]).RootElement;
+        Assert.Equal("done", job.GetProperty("state").GetString());
+        Assert.Equal(days, job.GetProperty("eventsDone").GetInt64());
+        // The test means something only if the job outlived a token (it takes one step per site-day).
+        var ran = job.GetProperty("finishedAt").GetDateTimeOffset() - job.GetProperty("createdAt").GetDateTimeOffset();
+        Assert.True(ran > lifetime * 1.5, $"the job took {ran}: too short to outlive a token of {lifetime}");
+
+        var given = await HostCommand.RunAsync(["reprocess", "--merchant", host.Site.MerchantId.ToString(), "--from", from, "--to", to,
+            "--url", host.BaseAddress, "--data", host.DataDirectory, "--token", await FreshTokenAsync()], environment: null);
+        Assert.True(given.ExitCode == 1, given.ToString());
+        string id = JsonDocument.Parse(given.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[0]).RootElement.GetProperty("job").GetString()!;
+        Assert.Equal([$"the access token expired (tokens live 15 minutes; --token/ANALYTICS_TOKEN cannot be renewed); job {id} keeps running: " +
+            $"follow it with GET {host.BaseAddress}/admin/reprocess/{id} and a new token, or run without --token to use the admin client of --data"], given.StderrLines);
+        Assert.DoesNotContain("cannot reach", given.Stderr);
+    }
+
+    [Fact]
     public async Task The_migrate_command_applies_the_schema_once_and_is_safe_to_rerun()
     {
         string data = Path.Combine(Path.GetTempPath(), "analytics-migrate-" + Guid.NewGuid().ToString("N"));

@@ -63,11 +63,12 @@ public sealed class TestHost : IAsyncDisposable
     /// <param name="edgePurgeUrls">Edge caches the purge notifier tells about reprocessed site-days.</param>
     /// <param name="retention">How long each table keeps its rows (applied as TTLs at start).</param>
     /// <param name="dataDirectory">The data directory (prepared by the test); default: a new one under /tmp.</param>
+    /// <param name="auth">Token settings (a test may make access tokens expire in seconds).</param>
     public static async Task<TestHost> StartAsync(EngineFixture engine, Analytics.FastIngest.Validation.IngestLimits? limits = null, TestHost? restartOf = null,
         ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null,
         Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false,
         IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null, string? geoIpDatabase = null, TelemetrySettings? telemetry = null,
-        IReadOnlyList<Uri>? edgePurgeUrls = null, CircuitBreakerSettings? breakers = null, RetentionPolicy? retention = null, string? dataDirectory = null)
+        IReadOnlyList<Uri>? edgePurgeUrls = null, CircuitBreakerSettings? breakers = null, RetentionPolicy? retention = null, string? dataDirectory = null, AuthSettings? auth = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? dataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
@@ -94,6 +95,7 @@ public sealed class TestHost : IAsyncDisposable
             Telemetry = telemetry ?? new TelemetrySettings(),
             EdgePurgeUrls = edgePurgeUrls ?? [],
             Retention = retention ?? RetentionPolicy.KeepEverything,
+            Auth = auth ?? new AuthSettings(),
         });
         try
         {

@@ -17,7 +17,8 @@ public sealed class AdminSettings : CommonSettings
 
 /// <summary>
 /// CLI commands that drive a running server's admin API: reprocess (with a progress bar on a
-/// terminal, one JSON line per change otherwise), partitions status, export. The server does
+/// terminal; otherwise JSON lines only, one per change and the finished job), partitions status,
+/// export. The server does
 /// the work because it owns the store and the log.
 /// </summary>
 public sealed class AdminCommands : ICommandGroup
@@ -48,7 +49,7 @@ public sealed class AdminCommands : ICommandGroup
             to = Day(parse.GetValue(to)),
             dryRun = parse.GetValue(dryRun),
             logicVersion = parse.GetResult(logicVersion) is null ? (ushort?)null : parse.GetValue(logicVersion),
-        })));
+        }, $"merchant {parse.GetValue(merchant)}{(parse.GetValue(site) is { } s ? $", site {s}," : "")} from {Day(parse.GetValue(from))} to {Day(parse.GetValue(to))}")));
 
         var status = new Command("status", "Site-days and the logic versions that built them") { merchant, site, url, token };
         status.SetAction(parse => RunAsync(parse, async http =>
@@ -66,7 +67,7 @@ public sealed class AdminCommands : ICommandGroup
         {
             merchant, site, from, to, kind, format, output, url, token,
         };
-        export.SetAction(parse => RunAsync(parse, async http => await PrintAsync(await http.PostAsJsonAsync("/admin/export", new
+        export.SetAction(parse => RunAsync(parse, async admin => await PrintAsync(await admin.Http.PostAsJsonAsync("/admin/export", new
         {
             merchantId = parse.GetValue(merchant),
             site = parse.GetValue(site),
@@ -77,6 +78,17 @@ public sealed class AdminCommands : ICommandGroup
             @out = Path.GetFullPath(parse.GetValue(output)!),
         }))));
 
+        // An inverted range is a mistake in the call: said here, before the server is asked.
+        foreach (var command in new[] { reprocess, export })
+        {
+            command.Validators.Add(result =>
+            {
+                if (result.GetResult(from) is { Implicit: false } && result.GetResult(to) is { Implicit: false }
+                    && result.GetValue(from) is var first && result.GetValue(to) is var last && first > last)
+                    result.AddError($"--from {Day(first)} is after --to {Day(last)}");
+            });
+        }
+
         yield return reprocess;
         yield return new Command("partitions", "Partition status of a running server") { status };
         yield return export;
@@ -84,24 +96,56 @@ public sealed class AdminCommands : ICommandGroup
 
     private static string Day(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 
-    private static async Task<int> RunAsync(ParseResult parse, Func<HttpClient, Task<int>> call)
+    private static async Task<int> RunAsync(ParseResult parse, Func<AdminConnection, Task<int>> call)
     {
         // The call carries the admin client's secret or a token: plain HTTP only to this machine.
-        var settings = Settings.Bind<AdminSettings>(parse, s => s.AddSingleton<IValidateOptions<AdminSettings>>(new ValidateOptions<AdminSettings>(
-            null, a => a.Url is { IsAbsoluteUri: true, Scheme: "https" } or { IsAbsoluteUri: true, Scheme: "http", IsLoopback: true },
-            "--url: http:// only on this machine (e.g. http://127.0.0.1:5080), https:// for another: the admin credentials must not cross the network in plain text")));
+        var settings = Settings.Bind<AdminSettings>(parse, s => s.AddSingleton<IValidateOptions<AdminSettings>, AdminUrlValidator>());
         using var http = new HttpClient { BaseAddress = settings.Url };
         try
         {
-            string? token = settings.Token ?? await AdminClientTokenAsync(http, settings.DataDirectory());
+            string data = settings.DataDirectory();
+            // A token obtained from the admin client file can be obtained again when it expires
+            // (they live 15 minutes); a token given by --token/ANALYTICS_TOKEN cannot.
+            Func<Task<string?>>? renew = settings.Token is null ? () => AdminClientTokenAsync(http, data) : null;
+            string? token = settings.Token ?? await renew!();
             if (token is null) return 1;
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-            return await call(http);
+            return await call(new AdminConnection(http, renew));
         }
-        catch (HttpRequestException e)
+        catch (HttpRequestException e) when (e.StatusCode is null)
         {
             Console.Error.WriteLine($"cannot reach the server at {http.BaseAddress}: {e.Message} (is ./run.sh running?)");
             return 1;
+        }
+    }
+
+    /// <summary>--url (or ANALYTICS_URL): an absolute URL; plain http only to this machine, since
+    /// the call carries the admin client's secret or a token.</summary>
+    private sealed class AdminUrlValidator : IValidateOptions<AdminSettings>
+    {
+        public ValidateOptionsResult Validate(string? name, AdminSettings a) => a.Url switch
+        {
+            { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") } =>
+                ValidateOptionsResult.Fail($"--url '{a.Url.OriginalString}' is not a URL: give the server's address, e.g. http://127.0.0.1:5080"),
+            { Scheme: "http", IsLoopback: false } => ValidateOptionsResult.Fail(
+                "--url: http:// only on this machine (e.g. http://127.0.0.1:5080), https:// for another: the admin credentials must not cross the network in plain text"),
+            _ => ValidateOptionsResult.Success,
+        };
+    }
+
+    /// <summary>The server's client with the admin token, and how to get a new token when it
+    /// expires (null when the token was given, not obtained).</summary>
+    private sealed record AdminConnection(HttpClient Http, Func<Task<string?>>? Renew)
+    {
+        /// <summary>GET, once more with a new token if the server says the token expired (401).</summary>
+        public async Task<HttpResponseMessage> GetAsync(string path)
+        {
+            var response = await Http.GetAsync(path);
+            if (response.StatusCode != System.Net.HttpStatusCode.Unauthorized || Renew is null) return response;
+            response.Dispose();
+            if (await Renew() is not { } token) return new HttpResponseMessage(System.Net.HttpStatusCode.Unauthorized);
+            Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            return await Http.GetAsync(path);
         }
     }
 
@@ -137,23 +181,50 @@ public sealed class AdminCommands : ICommandGroup
         string body = await response.Content.ReadAsStringAsync();
         if (!response.IsSuccessStatusCode)
         {
-            Console.Error.WriteLine($"{(int)response.StatusCode}: {body}");
+            Console.Error.WriteLine(Refusal(response, body));
             return 1;
         }
         Console.WriteLine(JsonSerializer.Serialize(JsonDocument.Parse(body).RootElement, new JsonSerializerOptions { WriteIndented = true }));
         return 0;
     }
 
-    private static async Task<int> ReprocessAsync(HttpClient http, object request)
+    /// <summary>A refusal in one line: "404 Unknown merchant: There is no merchant 9." for a
+    /// problem+json body, else the status and the body.</summary>
+    private static string Refusal(HttpResponseMessage response, string body)
     {
+        string status = $"{(int)response.StatusCode} {response.ReasonPhrase}";
+        try
+        {
+            var problem = JsonDocument.Parse(body).RootElement;
+            if (problem.ValueKind == JsonValueKind.Object && problem.TryGetProperty("title", out var title))
+                return $"{(int)response.StatusCode} {title.GetString()}: {(problem.TryGetProperty("detail", out var detail) ? detail.GetString() : "")}";
+        }
+        catch (JsonException)
+        {
+        }
+        return body.Length == 0 ? status : $"{status}: {body.ReplaceLineEndings(" ")}";
+    }
+
+    /// <summary>How long a job may stay queued (not planned by any Rollup) before the CLI stops
+    /// following it: the job is planned in the first step Rollup takes, within seconds.</summary>
+    private static readonly TimeSpan QueuedPatience = TimeSpan.FromSeconds(60);
+
+    private static async Task<int> ReprocessAsync(AdminConnection connection, object request, string range)
+    {
+        var http = connection.Http;
         var response = await http.PostAsJsonAsync("/admin/reprocess", request);
         if (!response.IsSuccessStatusCode) return await PrintAsync(response);
-        string id = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+        var job = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        string id = job.GetProperty("id").GetString()!;
+        string follow = $"GET {new Uri(http.BaseAddress!, $"/admin/reprocess/{id}")}";
         bool terminal = !Console.IsOutputRedirected;
+        // The id at once, so that a job whose CLI stops can still be followed. Redirected, the first
+        // JSON line (below, before any wait) carries it; stderr stays for what went wrong.
+        if (terminal) Console.Error.WriteLine($"job {id} accepted ({follow})");
         long lastDone = -1;
+        var queuedSince = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
-            var job = JsonDocument.Parse(await http.GetStringAsync($"/admin/reprocess/{id}")).RootElement;
             string state = job.GetProperty("state").GetString()!;
             long done = job.GetProperty("eventsDone").GetInt64(), total = job.GetProperty("eventsTotal").GetInt64();
             double rate = job.GetProperty("eventsPerSecond").GetDouble();
@@ -169,10 +240,37 @@ public sealed class AdminCommands : ICommandGroup
             if (state is "done" or "failed")
             {
                 if (terminal) Console.WriteLine();
-                Console.WriteLine(JsonSerializer.Serialize(job, new JsonSerializerOptions { WriteIndented = true }));
+                // Redirected: one line, like the progress lines before it; on a terminal, readable.
+                Console.WriteLine(JsonSerializer.Serialize(job, new JsonSerializerOptions { WriteIndented = terminal }));
+                if (state == "done" && job.GetProperty("partitions").GetInt64() == 0)
+                    Console.Error.WriteLine($"nothing was reprocessed: {range} holds no raw events (check --merchant, --site, --from and --to)");
                 return state == "done" ? 0 : 1;
             }
+            if (state != "queued") queuedSince.Restart();
+            else if (queuedSince.Elapsed > QueuedPatience)
+            {
+                if (terminal) Console.WriteLine();
+                Console.Error.WriteLine($"job {id} is still queued after {QueuedPatience.TotalSeconds:0} s: no process with the rollup role is taking jobs on this server's data " +
+                    $"(or another job runs first); it stays queued; follow it with {follow}");
+                return 1;
+            }
             await Task.Delay(500);
+            using var poll = await connection.GetAsync($"/admin/reprocess/{id}");
+            string body = await poll.Content.ReadAsStringAsync();
+            if (poll.StatusCode == System.Net.HttpStatusCode.Unauthorized && connection.Renew is null)
+            {
+                if (terminal) Console.WriteLine();
+                Console.Error.WriteLine($"the access token expired (tokens live 15 minutes; --token/ANALYTICS_TOKEN cannot be renewed); job {id} keeps running: " +
+                    $"follow it with {follow} and a new token, or run without --token to use the admin client of --data");
+                return 1;
+            }
+            if (!poll.IsSuccessStatusCode)
+            {
+                if (terminal) Console.WriteLine();
+                Console.Error.WriteLine($"following job {id}: {Refusal(poll, body)}; the job may still be running: {follow}");
+                return 1;
+            }
+            job = JsonDocument.Parse(body).RootElement;
         }
     }
 
