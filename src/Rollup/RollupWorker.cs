@@ -116,13 +116,13 @@ public static class RollupTelemetry
 }
 
 /// <summary>
-/// Consumes the event log and stores raw events, enriched events and the minute/hour/day
-/// rollups. Exactly once, by construction:
+/// Consumes the event log and stores raw events, enriched events and the five rollups
+/// (minute, hour, day, dimensions per day, visits per day). Exactly once, by construction:
 ///  1. A round takes a range of one log source (the local log, or one Kafka partition) and
 ///     records it as in flight in the store (rollup_inflight) first.
 ///  2. Events whose id the site already has (client resends) are dropped: checked against
 ///     event_ids, which is written last in a round.
-///  3. For each day partition the round writes raw, enriched, the four rollups (computed by
+///  3. For each day partition the round writes raw, enriched, the five rollups (computed by
 ///     the store from the enriched rows of this range) and event_ids, each insert with a
 ///     deduplication token made of table, log range and day.
 ///  4. The consumer offset is committed.
