@@ -8,7 +8,7 @@ import { api, query, session, signIn, signOut, completeSignIn } from "./api.js";
 import { parse, serialize, dateRange, interval, apiFilters } from "./state.js";
 import * as fmt from "./format.js";
 import { drawChart, redrawChart, clearChart } from "./chart.js";
-import { PANEL_GROUPS, panelOf, renderPanelGroups, loadPanel, openDetails, setupDetails, exportCsv, tabsOf } from "./panels.js";
+import { PANEL_GROUPS, panelOf, renderPanelGroups, loadPanel, openDetails, setupDetails, exportCsv, tabsOf, tabsParam } from "./panels.js";
 import { loadFunnel } from "./funnel.js";
 
 const $ = id => document.getElementById(id);
@@ -60,6 +60,8 @@ export function navigate(change) {
   // A refused site of the URL was reported once; a new view is the user's own choice.
   app.notice = "";
   Object.assign(app.state, change);
+  // The tabs shown stay shown: a change of prop= (a site change clears it) must not flip them.
+  app.state.tabs = tabsParam(app.state);
   history.pushState(null, "", "/" + serialize(app.state));
   syncControls();
   load();

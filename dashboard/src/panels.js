@@ -29,6 +29,14 @@ const FORMATS = { percentage: fmt.percent, conversion_rate: fmt.percent };
 
 const panels = Object.fromEntries(PANEL_GROUPS.flatMap(g => g.tabs.map(t => [t.name, { ...t, group: g.id }])));
 
+/** The `tab=` names that make the URL of `state` show the tabs shown now: each group's
+ * tab where it differs from what the URL would show without any (so Goals is written while a
+ * `prop=` would otherwise open Properties). */
+export function tabsParam(state) {
+  const defaults = tabsOf({ ...state, tabs: [] });
+  return PANEL_GROUPS.map(g => app.tabs[g.id]).filter((name, i) => name !== defaults[PANEL_GROUPS[i].id]);
+}
+
 /** Each group's shown tab from the URL's state: its `tab=` names, else the Properties tab when
  * the URL names a property key, else the group's first tab. */
 export function tabsOf(state) {
@@ -78,7 +86,7 @@ function selectTab(group, name, section) {
   app.tabs[group.id] = name;
   // The URL keeps the tabs (a reload or a shared link shows the same panels), without a history
   // entry per tab: back goes to the previous view, not the previous tab.
-  app.state.tabs = PANEL_GROUPS.map(g => app.tabs[g.id]).filter((t, i) => t !== PANEL_GROUPS[i].tabs[0].name);
+  app.state.tabs = tabsParam(app.state);
   history.replaceState(null, "", "/" + serialize(app.state));
   const fresh = renderGroup(group);
   section.replaceWith(fresh);
@@ -165,7 +173,9 @@ export async function loadPanel(panel, generation) {
     } catch (error) {
       // The panel says what failed and offers another try; the status line reports it too.
       if (generation !== app.generation || app.tabs[panel.group] !== panel.name || !body) throw error;
-      body.replaceChildren(failed(panel.name, panel.dimension, error, () => loadPanel(panelOf(panel.name), app.generation).catch(() => {})));
+      body.replaceChildren(failed(panel.name, panel.dimension, error, () => loadPanel(panelOf(panel.name), app.generation)
+        .then(() => { if (document.getElementById("status").classList.contains("error")) setStatus(`Updated ${new Date().toLocaleTimeString()}`); })
+        .catch(() => {})));
       throw error;
     }
   }

@@ -20,7 +20,9 @@ public static class SiteRules
     /// it in Origin); throws <see cref="ControlPlaneValidationException"/> naming what is wrong.</summary>
     public static string NormalizeDomain(string? domain)
     {
+        // A fully qualified name's trailing dot ("shop.example.") names the same host.
         string value = domain?.Trim() ?? "";
+        if (value.EndsWith('.') && value.Length > 1 && !value.EndsWith("..", StringComparison.Ordinal)) value = value[..^1];
         if (value.Length == 0) throw new ControlPlaneValidationException("domain", "domain is required.");
         if (ShapeProblem(value) is { } shape) throw Invalid(value, shape);
         string host = value;

@@ -125,7 +125,7 @@ public abstract class ControlPlaneStoreTests : IDisposable
         var m = _store.CreateMerchant("M");
         var site = _store.CreateSite(m.Id, " Shop.Example ");
         Assert.Equal("shop.example", site.Domain);
-        foreach (string bad in (string[])["https://shop.example", "shop.example/", "shop.example:8080", "shop example", "-shop.example", "shop.example.", new string('a', 64) + ".example"])
+        foreach (string bad in (string[])["https://shop.example", "shop.example/", "shop.example:8080", "shop example", "-shop.example", "shop.example..", ".", new string('a', 64) + ".example"])
         {
             var create = Assert.Throws<ControlPlaneValidationException>(() => _store.CreateSite(m.Id, bad));
             Assert.Equal("domain", create.Field);
@@ -134,6 +134,9 @@ public abstract class ControlPlaneStoreTests : IDisposable
         }
         Assert.True(_store.UpdateSite(site.SiteId, "WWW.Shop.Example", "UTC"));
         Assert.Equal("www.shop.example", _store.FindSiteById(site.SiteId)!.Domain);
+        // A fully qualified name's trailing dot names the same host (the origin rule drops it too).
+        Assert.True(_store.UpdateSite(site.SiteId, "Shop.Example.", "UTC"));
+        Assert.Equal("shop.example", _store.FindSiteById(site.SiteId)!.Domain);
         Assert.Single(_store.ListSites());
     }
 

@@ -81,6 +81,9 @@ public sealed class DashboardFixture(EngineFixture engine) : IAsyncLifetime
             Oracle = new QueryOracle(Seeded.Data) { Now = OracleFixture.Now, Goals = [.. OracleFixture.Goals, RevenueGoal] };
             FunnelId = await CreateAsync("funnels", new { name = FunnelName, steps = FunnelSteps, window_seconds = FunnelWindowSeconds }, ct);
 
+            // Assertions.Expect waits 5 s by default, whatever the page's own timeout: a view
+            // loading right after a sign-in or a reload on this busy 2-core machine gets Patience.
+            Assertions.SetDefaultExpectTimeout((float)DashboardPage.Patience.TotalMilliseconds);
             Playwright = await Microsoft.Playwright.Playwright.CreateAsync();
             Browser = await Playwright.Chromium.LaunchAsync(new() { ExecutablePath = Chromium, Headless = true, Args = ["--no-sandbox"], Timeout = 20_000 });
             Directory.CreateDirectory(Artifacts);

@@ -71,6 +71,11 @@ public class FilterTests(DashboardFixture fixture)
         await dash.Page.GotoAsync($"{dash.BaseAddress}/?site={fixture.SiteA.PublicId}&prop=plan");
         await Assertions.Expect(dash.Page.Locator("[data-tab=props]")).ToHaveAttributeAsync("aria-selected", "true");
         await Assertions.Expect(dash.Page.Locator(DashboardNumbersTests.Panel("props"))).ToHaveAttributeAsync("data-dimension", "props:plan");
+        // Goals chosen there is written (the prop= alone would open Properties again) and kept.
+        await dash.Page.ClickAsync("[data-tab=goals]");
+        Assert.Equal(["goals"], dash.Query().GetValues("tab") ?? []);
+        await dash.Page.ReloadAsync();
+        await Assertions.Expect(dash.Page.Locator("[data-tab=goals]")).ToHaveAttributeAsync("aria-selected", "true");
         dash.AssertClean();
     }
 }

@@ -205,8 +205,9 @@ public sealed class AdminCommands : ICommandGroup
         return body.Length == 0 ? status : $"{status}: {body.ReplaceLineEndings(" ")}";
     }
 
-    /// <summary>How long a job may stay queued (not planned by any Rollup) before the CLI stops
-    /// following it: the job is planned in the first step Rollup takes, within seconds.</summary>
+    /// <summary>How long a job may stay queued before the CLI says so (once, on stderr, and keeps
+    /// following it): a job is planned within seconds unless another job runs first (jobs run one
+    /// at a time, oldest first) or no process with the Rollup role takes jobs on this data.</summary>
     private static readonly TimeSpan QueuedPatience = TimeSpan.FromSeconds(60);
 
     private static async Task<int> ReprocessAsync(AdminConnection connection, object request, string range)
@@ -223,6 +224,7 @@ public sealed class AdminCommands : ICommandGroup
         if (terminal) Console.Error.WriteLine($"job {id} accepted ({follow})");
         long lastDone = -1;
         var queuedSince = System.Diagnostics.Stopwatch.StartNew();
+        bool saidQueued = false;
         while (true)
         {
             string state = job.GetProperty("state").GetString()!;
@@ -247,12 +249,12 @@ public sealed class AdminCommands : ICommandGroup
                 return state == "done" ? 0 : 1;
             }
             if (state != "queued") queuedSince.Restart();
-            else if (queuedSince.Elapsed > QueuedPatience)
+            else if (queuedSince.Elapsed > QueuedPatience && !saidQueued)
             {
+                saidQueued = true;
                 if (terminal) Console.WriteLine();
-                Console.Error.WriteLine($"job {id} is still queued after {QueuedPatience.TotalSeconds:0} s: no process with the rollup role is taking jobs on this server's data " +
-                    $"(or another job runs first); it stays queued; follow it with {follow}");
-                return 1;
+                Console.Error.WriteLine($"job {id} is still queued after {QueuedPatience.TotalSeconds:0} s: another job runs first, or no process with the rollup role " +
+                    $"takes jobs on this server's data; still following it (Ctrl+C stops following, not the job; {follow})");
             }
             await Task.Delay(500);
             using var poll = await connection.GetAsync($"/admin/reprocess/{id}");
