@@ -25,6 +25,36 @@ export const h = (tag, attrs = {}, ...children) => {
 };
 export const raw = v => v == null ? "" : JSON.stringify(v);
 
+/** Replaces a box's content without taking the keyboard from the user: the realtime view redraws
+ * every 5 s, and a redraw must not drop the key they are typing, the button they tabbed to or
+ * the row they were about to click. The element in focus is found again in the new content by
+ * its id, its data-* name or its row, and gets the focus, typed text and caret back. A list
+ * the user has open (a focused <select>) is left alone by a background refresh: replacing it
+ * would close it under the mouse; the next refresh after it updates the box. Returns whether
+ * the box was replaced. */
+export function replaceKeepingFocus(box, ...nodes) {
+  const active = document.activeElement;
+  if (!active || !box.contains(active)) { box.replaceChildren(...nodes); return true; }
+  if (app.refreshing && active.tagName === "SELECT") return false;
+  const key = focusKey(active);
+  const typed = active.tagName === "INPUT" ? { value: active.value, start: active.selectionStart, end: active.selectionEnd } : null;
+  box.replaceChildren(...nodes);
+  const again = key && box.querySelector(key);
+  if (!again) return true;
+  if (typed && again.tagName === "INPUT") { again.value = typed.value; again.setSelectionRange?.(typed.start, typed.end); }
+  again.focus();
+  return true;
+}
+
+function focusKey(el) {
+  if (el.id) return `#${CSS.escape(el.id)}`;
+  for (const name of ["data-card", "data-details", "data-export", "data-retry", "data-tab"])
+    if (el.hasAttribute(name)) return `[${name}="${CSS.escape(el.getAttribute(name))}"]`;
+  const row = el.closest("[data-key]");
+  if (row) return `[data-key="${CSS.escape(row.dataset.key)}"] ${el.tagName.toLowerCase()}`;
+  return el.type === "submit" ? `${el.tagName.toLowerCase()}[type=submit]` : null;
+}
+
 export const CARDS = [
   { metric: "visitors", label: "Unique visitors", format: fmt.count },
   { metric: "visits", label: "Visits", format: fmt.count },
@@ -57,8 +87,9 @@ export function setStatus(text, error = false, state = error ? "error" : "done")
 
 /** A new view: a history entry (back restores it), then everything reloads. */
 export function navigate(change) {
-  // A refused site of the URL was reported once; a new view is the user's own choice.
+  // A refused site of the URL or a failed sign-in was reported once; a new view is the user's own choice.
   app.notice = "";
+  app.signInError = null;
   Object.assign(app.state, change);
   // The tabs shown stay shown: a change of prop= (a site change clears it) must not flip them.
   app.state.tabs = tabsParam(app.state);
@@ -113,9 +144,7 @@ function renderCards(values) {
   const known = app.siteLoaded === app.state.site;
   const cards = known ? visibleCards() : CARDS.filter(c => !c.needsGoals && !c.needsRevenue);
   if (known && !cards.some(c => c.metric === app.state.metric)) app.state.metric = "visitors";
-  // Keyboard users keep their place when the cards are redrawn.
-  const focused = document.activeElement?.closest?.("[data-card]")?.dataset.card;
-  $("cards").replaceChildren(...cards.map(card => {
+  replaceKeepingFocus($("cards"), ...cards.map(card => {
     const { value = null, change: delta } = values[card.metric] ?? {};
     const pressed = card.metric === app.state.metric;
     return h("button", { type: "button", class: "card", "data-card": card.metric, "aria-pressed": String(pressed), onclick: () => { if (!pressed) navigate({ metric: card.metric }); } },
@@ -124,7 +153,6 @@ function renderCards(values) {
       delta === undefined ? null : h("span", { class: `change ${changeClass(delta, card)}`, "data-change": "", "data-raw": raw(delta) },
         typeof delta === "object" && delta !== null ? fmt.moneyChange(delta) : fmt.change(delta, card.points)));
   }));
-  if (focused) $("cards").querySelector(`[data-card="${focused}"]`)?.focus();
 }
 
 function changeClass(delta, card) {
@@ -185,6 +213,10 @@ async function loadRealtime() {
   } catch { /* the main view reports errors; the counter keeps its last value */ }
 }
 
+/** What the status line keeps saying above the numbers: a sign-in that failed while an older
+ * session still shows its numbers, a refused site of the URL. */
+const notices = () => [app.signInError, app.notice].filter(Boolean).map(t => t + " ").join("");
+
 /** Everything of the current view, in parallel; answers of an older view are dropped. */
 export async function load({ quiet = false } = {}) {
   showAccount();
@@ -193,10 +225,11 @@ export async function load({ quiet = false } = {}) {
   const generation = ++app.generation;
   if (!quiet) setStatus("Loading…", false, "loading");
   app.loading = true;
+  app.refreshing = quiet;
   try {
     if (!app.sites.length) await loadSites();
     if (generation !== app.generation) return;
-    if (!app.state.site) { setStatus(`${app.notice ? app.notice + " " : ""}No site yet: create one (README, “Sites and merchants”).`, true); return; }
+    if (!app.state.site) { setStatus(`${notices()}No site yet: create one (README, “Sites and merchants”).`, true); return; }
     // The site's goals and funnels load beside the first numbers (only goal-based views wait for them).
     const config = app.siteLoaded === app.state.site ? Promise.resolve() : loadSiteConfig(generation);
     if (!quiet || !document.getElementById("funnel-box")) renderPanelGroups($("panels"));
@@ -223,7 +256,7 @@ export async function load({ quiet = false } = {}) {
     if (generation !== app.generation) return;
     const answer = first?.totals;
     // A refused site in the URL stays visible as an error above the numbers of the site shown instead.
-    setStatus(`${app.notice ? app.notice + " " : ""}Updated ${new Date().toLocaleTimeString()} · time zone ${answer?.query?.timezone ?? "of the site"}`, Boolean(app.notice), "done");
+    setStatus(`${notices()}Updated ${new Date().toLocaleTimeString()} · time zone ${answer?.query?.timezone ?? "of the site"}`, Boolean(notices()), "done");
   } catch (error) {
     if (generation !== app.generation) return;
     setStatus(error.message, true);

@@ -1,7 +1,7 @@
 // Breakdown panels: one POST /v1/query per shown panel (top 9 by visitors), a details dialog
 // paged by the API's pagination (meta.total_rows) and searched with a `contains` filter, CSV of
 // the whole breakdown through `Accept: text/csv`. Clicking a row filters the whole dashboard.
-import { app, h, raw, baseQuery, addFilter, navigate, setStatus } from "./main.js";
+import { app, h, raw, baseQuery, addFilter, navigate, setStatus, replaceKeepingFocus } from "./main.js";
 import { api, query } from "./api.js";
 import { serialize } from "./state.js";
 import * as fmt from "./format.js";
@@ -173,14 +173,14 @@ export async function loadPanel(panel, generation) {
     } catch (error) {
       // The panel says what failed and offers another try; the status line reports it too.
       if (generation !== app.generation || app.tabs[panel.group] !== panel.name || !body) throw error;
-      body.replaceChildren(failed(panel.name, panel.dimension, error, () => loadPanel(panelOf(panel.name), app.generation)
+      replaceKeepingFocus(body, failed(panel.name, panel.dimension, error, () => loadPanel(panelOf(panel.name), app.generation)
         .then(() => { if (document.getElementById("status").classList.contains("error")) setStatus(`Updated ${new Date().toLocaleTimeString()}`); })
         .catch(() => {})));
       throw error;
     }
   }
   if (generation !== app.generation || app.tabs[panel.group] !== panel.name || !body) return;
-  body.replaceChildren(h("div", { "data-panel": panel.name, "data-dimension": panel.dimension, "data-ready": "true" }, head, extra, content));
+  replaceKeepingFocus(body, h("div", { "data-panel": panel.name, "data-dimension": panel.dimension, "data-ready": "true" }, head, extra, content));
 }
 
 /** A panel whose query failed: the reason (a 503 says when to try again) and a Retry button. */

@@ -44,4 +44,34 @@ public class FunnelViewTests(DashboardFixture fixture)
         Assert.Equal(id, dash.Query()["funnel"]);
         dash.AssertClean();
     }
+
+    /// <summary>A funnel whose query fails says why and offers Retry, and keeps its picker (before,
+    /// the error replaced the picker too, so another funnel could not be chosen).</summary>
+    [Fact]
+    public async Task A_funnel_whose_query_fails_keeps_its_picker_and_retry_loads_it()
+    {
+        await using var dash = await DashboardPage.OpenAsync(fixture);
+        bool failing = true;
+        await dash.Page.RouteAsync("**/v1/funnel", async route =>
+        {
+            if (failing)
+                await route.FulfillAsync(new() { Status = 503, ContentType = "application/problem+json", Headers = new Dictionary<string, string> { ["Retry-After"] = "30" },
+                    Body = """{"title":"The store is unavailable","status":503,"detail":"the store did not answer"}""" });
+            else await route.ContinueAsync();
+        });
+        dash.Allow(p => p.StartsWith("response 503: POST", StringComparison.Ordinal)
+            || p.StartsWith("console error: Failed to load resource: the server responded with a status of 503", StringComparison.Ordinal));
+        string id = fixture.FunnelId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await dash.SignInAsync(DashboardFixture.OwnerA, $"/?site={fixture.SiteA.PublicId}&funnel={id}", expectUpdated: false);
+        var panel = dash.Page.Locator(DashboardNumbersTests.Panel("funnel"));
+        await Assertions.Expect(panel).ToHaveAttributeAsync("data-ready", "error");
+        await Assertions.Expect(panel.Locator("[data-error]")).ToContainTextAsync("the store did not answer");
+        await Assertions.Expect(panel.Locator("#funnel-picker")).ToHaveValueAsync(id);
+
+        failing = false;
+        await panel.Locator("[data-retry]").ClickAsync();
+        await Assertions.Expect(panel).ToHaveAttributeAsync("data-ready", "true");
+        await Assertions.Expect(panel.Locator("[data-step]")).ToHaveCountAsync(DashboardFixture.FunnelSteps.Length);
+        dash.AssertClean();
+    }
 }

@@ -36,4 +36,37 @@ public class RealtimeTests(DashboardFixture fixture)
         await Assertions.Expect(realtime).ToHaveAttributeAsync("data-raw", expected.ToString(System.Globalization.CultureInfo.InvariantCulture), new() { Timeout = 15_000 });
         dash.AssertClean();
     }
+
+    /// <summary>The realtime view redraws its cards and panels every 5 s. A redraw must not take
+    /// the keyboard from the user: the property key half typed stays typed and in focus, and the
+    /// button tabbed to is still the one in focus (before, each redraw dropped both).</summary>
+    [Fact]
+    public async Task A_realtime_refresh_keeps_what_the_user_is_typing_and_where_the_keyboard_is()
+    {
+        await using var dash = await DashboardPage.OpenAsync(fixture);
+        await dash.SignInAsync(DashboardFixture.OwnerA, $"/?site={fixture.Live.PublicId}&period=realtime&tab=props");
+        var key = dash.Page.Locator("#prop-key");
+        await key.ClickAsync();
+        await key.PressSequentiallyAsync("pla");
+        await RefreshedAsync(dash, "props");
+        await Assertions.Expect(key).ToBeFocusedAsync();
+        await Assertions.Expect(key).ToHaveValueAsync("pla");
+        // Typing goes on where it stopped.
+        await dash.Page.Keyboard.TypeAsync("n");
+        await Assertions.Expect(key).ToHaveValueAsync("plan");
+
+        var details = dash.Page.Locator("[data-details=pages]:not(dialog *)");
+        await details.FocusAsync();
+        await RefreshedAsync(dash, "pages");
+        await Assertions.Expect(details).ToBeFocusedAsync();
+        dash.AssertClean();
+    }
+
+    /// <summary>Marks the panel's current content, then waits until a refresh has replaced it.</summary>
+    static async Task RefreshedAsync(DashboardPage dash, string panel)
+    {
+        string selector = DashboardNumbersTests.Panel(panel);
+        await dash.Page.Locator(selector).EvaluateAsync("e => e.dataset.stale = '1'");
+        await Assertions.Expect(dash.Page.Locator(selector + ":not([data-stale])")).ToHaveCountAsync(1, new() { Timeout = 15_000 });
+    }
 }

@@ -37,4 +37,22 @@ public class StatusLineTests(DashboardFixture fixture)
         await Assertions.Expect(dash.Page.Locator("#signin")).ToBeVisibleAsync();
         dash.AssertClean();
     }
+
+    /// <summary>The same failed answer in a tab that still holds an older session: the numbers of
+    /// that session load, and the status line says the new sign-in failed (before, it said only
+    /// "Updated", so the user believed they had signed in again).</summary>
+    [Fact]
+    public async Task A_failed_sign_in_beside_an_older_session_is_reported_above_its_numbers()
+    {
+        await using var dash = await DashboardPage.OpenAsync(fixture);
+        await dash.SignInAsync(DashboardFixture.OwnerA, $"/?site={fixture.SiteA.PublicId}");
+        await dash.Page.EvaluateAsync("() => sessionStorage.setItem('pkce', JSON.stringify({ state: 'mine', verifier: 'v', search: '' }))");
+        await dash.Page.GotoAsync(dash.BaseAddress + "/?code=abc&state=theirs");
+        var status = dash.Page.Locator("#status");
+        await Assertions.Expect(status).ToHaveAttributeAsync("data-state", "done");
+        await Assertions.Expect(status).ToContainTextAsync("did not match");
+        await Assertions.Expect(status).ToContainTextAsync("Updated");
+        await Assertions.Expect(status).ToHaveClassAsync("error");
+        dash.AssertClean();
+    }
 }
