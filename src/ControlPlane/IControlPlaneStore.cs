@@ -66,7 +66,10 @@ public interface IControlPlaneStore : IDisposable
     ApiKey CreateApiKey(long merchantId, long userId, string prefix, byte[] secretHash, string name, string scopes);
     /// <summary>The key with this prefix and its stored secret hash.</summary>
     (ApiKey Key, byte[] SecretHash)? FindApiKey(string prefix);
-    IReadOnlyList<ApiKey> ListApiKeys(long merchantId);
+    /// <summary>The merchant's keys in the order they were made: all of them, or one user's
+    /// (<paramref name="userId"/>), those made after the key with id <paramref name="afterId"/>,
+    /// at most <paramref name="limit"/>.</summary>
+    IReadOnlyList<ApiKey> ListApiKeys(long merchantId, long? userId = null, long afterId = 0, int limit = int.MaxValue);
     void TouchApiKey(long id, DateTimeOffset usedAt);
     bool RevokeApiKey(long id);
 

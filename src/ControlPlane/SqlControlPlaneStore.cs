@@ -278,7 +278,10 @@ public abstract class SqlControlPlaneStore : IControlPlaneStore
     public (ApiKey Key, byte[] SecretHash)? FindApiKey(string prefix) =>
         Read(r => (ReadKey(r), (byte[])r.GetValue(9)), KeyColumns + " WHERE prefix = @p", ("@p", prefix)) is [var found] ? found : null;
 
-    public IReadOnlyList<ApiKey> ListApiKeys(long merchantId) => Read(ReadKey, KeyColumns + " WHERE merchant_id = @m ORDER BY id", ("@m", merchantId));
+    public IReadOnlyList<ApiKey> ListApiKeys(long merchantId, long? userId = null, long afterId = 0, int limit = int.MaxValue) =>
+        userId is { } user
+            ? Read(ReadKey, KeyColumns + " WHERE merchant_id = @m AND user_id = @u AND id > @a ORDER BY id LIMIT @l", ("@m", merchantId), ("@u", user), ("@a", afterId), ("@l", limit))
+            : Read(ReadKey, KeyColumns + " WHERE merchant_id = @m AND id > @a ORDER BY id LIMIT @l", ("@m", merchantId), ("@a", afterId), ("@l", limit));
 
     public void TouchApiKey(long id, DateTimeOffset usedAt) =>
         Change("API key", "UPDATE api_keys SET last_used_at = @t WHERE id = @i", ("@t", Sql.Millis(usedAt)), ("@i", id));

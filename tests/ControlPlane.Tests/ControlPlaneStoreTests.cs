@@ -203,6 +203,24 @@ public abstract class ControlPlaneStoreTests : IDisposable
     }
 
     [Fact]
+    public void Api_keys_are_listed_per_merchant_or_user_in_the_order_made_a_page_at_a_time()
+    {
+        var m = _store.CreateMerchant("M");
+        var other = _store.CreateMerchant("Other");
+        var ana = _store.CreateUser(m.Id, "ana@shop.example", "h", UserRoles.Owner);
+        var bo = _store.CreateUser(m.Id, "bo@shop.example", "h", UserRoles.Viewer);
+        var eve = _store.CreateUser(other.Id, "eve@other.example", "h", UserRoles.Owner);
+        var made = Enumerable.Range(0, 5).Select(i => ApiKeys.Create(_store, m.Id, i % 2 == 0 ? ana.Id : bo.Id, "k" + i, "stats:read").Key).ToList();
+        ApiKeys.Create(_store, other.Id, eve.Id, "theirs", "stats:read");
+
+        Assert.Equal(made.Select(k => k.Prefix), _store.ListApiKeys(m.Id).Select(k => k.Prefix));
+        Assert.Equal(made.Where(k => k.UserId == bo.Id).Select(k => k.Prefix), _store.ListApiKeys(m.Id, bo.Id).Select(k => k.Prefix));
+        Assert.Equal(made.Skip(2).Take(2).Select(k => k.Prefix), _store.ListApiKeys(m.Id, afterId: made[1].Id, limit: 2).Select(k => k.Prefix));
+        Assert.Equal([made[4].Prefix], _store.ListApiKeys(m.Id, ana.Id, afterId: made[2].Id, limit: 10).Select(k => k.Prefix));
+        Assert.Empty(_store.ListApiKeys(m.Id, eve.Id));
+    }
+
+    [Fact]
     public void Api_keys_verify_once_issued_keep_only_a_sha256_of_the_secret_and_stop_working_when_revoked()
     {
         var m = _store.CreateMerchant("M");

@@ -288,6 +288,69 @@ public class FlowTests(EngineFixture engine)
         Assert.Equal(HttpStatusCode.OK, (await host.GetAsync(AuthHost.AggregatePath(site), ownerSecret)).StatusCode);
     }
 
+    /// <summary>GET /v1/keys: an owner sees every key of the merchant and whose it is, a viewer only
+    /// their own (as they may revoke only those), a key or a client none; pages of at most
+    /// <c>limit</c> keys in the order they were made, the next one named by a Link header.</summary>
+    [Fact]
+    public async Task Keys_are_listed_to_whoever_may_revoke_them_a_page_at_a_time()
+    {
+        await using var host = await AuthHost.StartAsync(engine);
+        var (merchant, _) = host.NewMerchant("Shop M");
+        host.NewUser(merchant.Id, "owner@shop-m.example", "correct horse battery");
+        host.NewUser(merchant.Id, "viewer@shop-m.example", "correct horse battery", UserRoles.Viewer);
+        string owner = (await host.SignInAsync("owner@shop-m.example", "correct horse battery")).GetProperty("access_token").GetString()!;
+        string viewer = (await host.SignInAsync("viewer@shop-m.example", "correct horse battery")).GetProperty("access_token").GetString()!;
+        var made = new List<(string Prefix, string Secret, string User)>();
+        for (int i = 0; i < 5; i++)
+        {
+            bool mine = i % 2 == 0;
+            var (prefix, secret) = await CreateKeyAsync(host, mine ? owner : viewer, "stats:read");
+            made.Add((prefix, secret, mine ? "owner@shop-m.example" : "viewer@shop-m.example"));
+        }
+
+        var all = await ListKeysAsync(host, owner, "/v1/keys");
+        Assert.Equal(made.Select(k => (k.Prefix, k.User)), all.Keys);
+        Assert.Null(all.Next);
+        var own = await ListKeysAsync(host, viewer, "/v1/keys");
+        Assert.Equal(made.Where(k => k.User.StartsWith("viewer", StringComparison.Ordinal)).Select(k => (k.Prefix, k.User)), own.Keys);
+
+        // Pages of two: 2 + 2 + 1, each Link naming the next, the last none.
+        var seen = new List<(string, string)>();
+        string? next = "/v1/keys?limit=2";
+        int pages = 0;
+        while (next is not null)
+        {
+            var page = await ListKeysAsync(host, owner, next);
+            Assert.True(page.Keys.Count <= 2, $"{page.Keys.Count} keys on a page of 2");
+            seen.AddRange(page.Keys);
+            next = page.Next;
+            Assert.True(++pages <= 3, "at most three pages of two for five keys");
+        }
+        Assert.Equal(made.Select(k => (k.Prefix, k.User)), seen);
+
+        // Neither a key nor a client lists keys; a bad limit or cursor is named.
+        Assert.Equal(HttpStatusCode.Forbidden, (await host.GetAsync("/v1/keys", made[0].Secret)).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await host.GetAsync("/v1/keys", await host.ClientTokenAsync(merchant.Id, "stats:read"))).StatusCode);
+        foreach (string bad in new[] { "limit=0", "limit=501", "limit=x", "after=nosuchkey" })
+        {
+            using var refused = await host.GetAsync("/v1/keys?" + bad, owner);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Contains(bad.Split('=')[0], JsonDocument.Parse(await refused.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("title").GetString(), StringComparison.Ordinal);
+        }
+    }
+
+    private static async Task<(List<(string Prefix, string User)> Keys, string? Next)> ListKeysAsync(AuthHost host, string bearer, string path)
+    {
+        using var response = await host.GetAsync(path, bearer);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var keys = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement.EnumerateArray()
+            .Select(k => (k.GetProperty("prefix").GetString()!, k.GetProperty("user").GetString()!)).ToList();
+        string? link = response.Headers.TryGetValues("Link", out var values) ? values.Single() : null;
+        var next = link is null ? null : System.Text.RegularExpressions.Regex.Match(link, "^<([^>]+)>; rel=\"next\"$");
+        Assert.True(next is null || next.Success, $"Link: {link}");
+        return (keys, next?.Groups[1].Value);
+    }
+
     [Fact]
     public async Task A_key_never_has_more_than_its_users_current_role_allows()
     {
