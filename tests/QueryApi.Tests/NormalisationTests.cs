@@ -45,14 +45,22 @@ public class NormalisationTests
 
     [Theory]
     [InlineData("\"7d\"", "{\"mode\":\"previous_period\"}", "2026-11-17T00:00+01:00 2026-11-24T00:00+01:00")]
-    // November 1-30 (30 days) before: 2 October to 1 November, across the end of DST.
-    [InlineData("\"month\"", "{\"mode\":\"previous_period\"}", "2026-10-02T00:00+02:00 2026-11-01T00:00+01:00")]
+    // November (a whole month) before: October, across the end of DST; six whole months before six.
+    [InlineData("\"month\"", "{\"mode\":\"previous_period\"}", "2026-10-01T00:00+02:00 2026-11-01T00:00+01:00")]
+    [InlineData("[\"2026-03-01\",\"2026-08-31\"]", "{\"mode\":\"previous_period\"}", "2025-09-01T00:00+02:00 2026-03-01T00:00+01:00")]
+    // Whole days that are not whole months: the same number of days.
+    [InlineData("[\"2026-03-01\",\"2026-03-30\"]", "{\"mode\":\"previous_period\"}", "2026-01-30T00:00+01:00 2026-03-01T00:00+01:00")]
     // 1 November 2026 is a Sunday, 2 October a Friday: back 5 more days to Sunday 27 September.
     [InlineData("\"month\"", "{\"mode\":\"previous_period\",\"match_day_of_week\":true}", "2026-09-27T00:00+02:00 2026-10-27T00:00+01:00")]
     // Sunday 1 November back to Sunday 25 October, a 25-hour day in Berlin: local midnights (qcore-bugs #1).
     [InlineData("[\"2026-11-01\",\"2026-11-02\"]", "{\"mode\":\"previous_period\",\"match_day_of_week\":true}", "2026-10-25T00:00+02:00 2026-10-27T00:00+01:00")]
     [InlineData("\"7d\"", "{\"mode\":\"year_over_year\"}", "2025-11-24T00:00+01:00 2025-12-01T00:00+01:00")]
     [InlineData("[\"2024-02-29\",\"2024-02-29\"]", "{\"mode\":\"year_over_year\"}", "2023-02-28T00:00+01:00 2023-03-01T00:00+01:00")]
+    // A range ending on 28 February of a leap year keeps its last day a year earlier; one ending
+    // on 28 February the year after a leap year does not gain 29 February.
+    [InlineData("[\"2024-02-28\",\"2024-02-28\"]", "{\"mode\":\"year_over_year\"}", "2023-02-28T00:00+01:00 2023-03-01T00:00+01:00")]
+    [InlineData("[\"2024-02-01\",\"2024-02-28\"]", "{\"mode\":\"year_over_year\"}", "2023-02-01T00:00+01:00 2023-03-01T00:00+01:00")]
+    [InlineData("[\"2025-02-01\",\"2025-02-28\"]", "{\"mode\":\"year_over_year\"}", "2024-02-01T00:00+01:00 2024-02-29T00:00+01:00")]
     [InlineData("\"day\"", "{\"mode\":\"custom\",\"date_range\":[\"2026-01-01\",\"2026-01-02\"]}", "2026-01-01T00:00+01:00 2026-01-03T00:00+01:00")]
     public async Task Comparison_ranges_follow_the_documented_modes(string range, string comparison, string expected)
     {

@@ -25,12 +25,16 @@ public class OracleComparisonTests(OracleFixture data)
     [InlineData("2026-10-31", "2026-11-02", "Europe/Berlin", false)]
     [InlineData("2026-11-01", "2026-11-02", "America/New_York", true)]
     [InlineData("2026-10-26", "2026-10-26", "Asia/Kolkata", false)]
+    // December (31 days) against November, not against 31 October to 30 November.
+    [InlineData("2026-12-01", "2026-12-31", "UTC", false)]
     public Task The_previous_period_and_the_change_equal_the_oracle(string from, string to, string tz, bool matchDayOfWeek) =>
         data.AssertAgreesAsync(Compare(Query(from, to, tz, Metrics), "previous_period", matchDayOfWeek));
 
     [Theory]
     [InlineData("2026-10-25", "2026-10-26", "Europe/Berlin")]
     [InlineData("2026-11-01", "2026-11-02", "UTC")]
+    // Ends on 1 November: a year earlier also ends on (includes) 1 November.
+    [InlineData("2026-10-26", "2026-11-01", "Europe/Berlin")]
     public Task Year_over_year_compares_the_same_dates_a_year_earlier(string from, string to, string tz) =>
         data.AssertAgreesAsync(Compare(Query(from, to, tz, Metrics), "year_over_year"));
 

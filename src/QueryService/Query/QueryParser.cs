@@ -367,13 +367,23 @@ public sealed class QueryParser
         switch (mode)
         {
             case "previous_period":
-                // Whole local days shift by days (a DST change inside keeps the same calendar days).
-                (cFrom, cTo) = IsWholeDays(from, to, tz)
+                // Whole calendar months (month, last_month, 6mo, 12mo, year) shift by months, so
+                // time:month rows meet the months before them (6 months are 181-184 days); with
+                // match_day_of_week the weekday matters more, so days. Other whole local days
+                // shift by days (a DST change inside keeps the same calendar days).
+                if (IsWholeDays(from, to, tz) && MonthsBetween(LocalDate(from, tz), LocalDate(to, tz)) is > 0 and int months && !matchDay)
+                    (cFrom, cTo) = (Day(LocalDate(from, tz).AddMonths(-months), tz), from);
+                else (cFrom, cTo) = IsWholeDays(from, to, tz)
                     ? (Day(LocalDate(from, tz).AddDays(-(LocalDate(to, tz).DayNumber - LocalDate(from, tz).DayNumber)), tz), from)
                     : (from - (to - from), from);
                 break;
             case "year_over_year":
-                (cFrom, cTo) = (YearEarlier(from, tz), YearEarlier(to, tz));
+                // Whole days map their first and their last day (the end is exclusive: a range
+                // ending on 28 February of a leap year ends at 29 February 00:00, whose year-earlier
+                // 28 February would drop that day).
+                (cFrom, cTo) = IsWholeDays(from, to, tz)
+                    ? (Day(LocalDate(from, tz).AddYears(-1), tz), Day(LocalDate(to, tz).AddDays(-1).AddYears(-1).AddDays(1), tz))
+                    : (YearEarlier(from, tz), YearEarlier(to, tz));
                 break;
             case "custom":
                 if (!hasRange) throw new QueryException(Path + ".date_range", "The custom comparison needs date_range: [from, to].");
@@ -397,6 +407,10 @@ public sealed class QueryParser
         Day(LocalDate(t, tz), tz) == t ? Day(LocalDate(t, tz).AddDays(-days), tz) : t.AddDays(-days);
 
     private static DateOnly LocalDate(DateTimeOffset t, TimeZoneInfo tz) => DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(t, tz).DateTime);
+
+    /// <summary>The number of whole calendar months from one first of a month to another; 0 when either is another day.</summary>
+    private static int MonthsBetween(DateOnly from, DateOnly to) =>
+        from.Day == 1 && to.Day == 1 ? (to.Year * 12 + to.Month) - (from.Year * 12 + from.Month) : 0;
 
     private static bool IsWholeDays(DateTimeOffset from, DateTimeOffset to, TimeZoneInfo tz) =>
         Day(LocalDate(from, tz), tz) == from && Day(LocalDate(to, tz), tz) == to;

@@ -237,6 +237,9 @@ public sealed class QueryOracle
             case "previous_period":
                 end = first.AddDays(-1);
                 start = end.AddDays(-(days - 1));
+                // Whole calendar months: as many months before (the contract).
+                int months = (last.Year - first.Year) * 12 + last.Month - first.Month + 1;
+                if (!matchWeekday && first.Day == 1 && last.AddDays(1).Day == 1) start = first.AddMonths(-months);
                 if (matchWeekday)
                 {
                     int back = ((int)start.DayOfWeek - (int)first.DayOfWeek + 7) % 7;
