@@ -310,16 +310,60 @@ test("pagehide: the unacknowledged batch and the queue go to sendBeacon as text/
   assert.equal(b.socket.sent.length, 2);
 });
 
-test("a large backlog is split into beacons under 64 KiB each", async () => {
+/** An agent with 2,000 events (about 150 KB) waiting and no connection yet. */
+async function backlog() {
   b = installBrowser();
   const agent = createAgent(options({ autoPageviews: false, batchSize: 1e6, maxQueue: 1e6 }));
   for (let i = 0; i < 2000; i++) agent.track("bulk", { i, pad: "x".repeat(40) });
-  b.window.dispatchEvent(new Event("pagehide"));
-  const beacons = await b.beaconBatches();
-  assert.ok(beacons.length > 1);
+  return agent;
+}
+const beaconed = async () => (await b.beaconBatches()).flatMap((x) => ids(x.batch));
+/** Opens a socket and acknowledges every batch until nothing more comes; returns the ids sent. */
+function drain() {
+  tick(1000);
+  b.socket.open();
+  for (let n = 0; n < b.socket.sent.length; n++) b.socket.ack(Number(b.socket.sent[n].seq));
+  return b.socket.sent.flatMap(ids);
+}
+
+test("a hidden tab with a backlog over the browser's 64 KiB of beacons: beacons until the first refusal, everything kept, all of it sent once visible", async () => {
+  await backlog();
+  b.setHidden(true);
+  const first = await beaconed();
+  assert.ok(b.beacons.length > 1, "split into several beacons");
   assert.ok(b.beacons.every((x) => x.blob.size < 65536));
-  assert.ok(beacons.every((x) => x.batch.events.length <= 500));
-  assert.equal(beacons.reduce((n, x) => n + x.batch.events.length, 0), 2000);
+  assert.ok((await b.beaconBatches()).every((x) => x.batch.events.length <= 500));
+  assert.ok(first.length > 0 && first.length < 2000, `the browser took ${first.length} events, not all`);
+  b.beaconsDelivered();
+  b.setHidden(false);
+  const socket = drain();
+  assert.equal(new Set(socket).size, 2000, "every event over the socket, the beaconed ones too (the server drops those by id)");
+  assert.deepEqual(socket.slice(0, first.length), first, "in order, with the same ids");
+});
+
+test("pagehide with a backlog over 64 KiB: what the browser took is dropped, what it refused is kept (the page may come back)", async () => {
+  await backlog();
+  b.window.dispatchEvent(new Event("pagehide"));
+  const took = await beaconed();
+  b.beaconsDelivered();
+  const socket = drain();
+  assert.equal(took.length + socket.length, 2000);
+  assert.equal(new Set([...took, ...socket]).size, 2000, "none twice");
+});
+
+test("offline, a hidden page beacons nothing (it would be lost) and sends it all once online", async () => {
+  const agent = connected();
+  agent.track("offline");
+  b.navigator.onLine = false;
+  b.socket.drop();
+  b.setHidden(true);
+  b.window.dispatchEvent(new Event("pagehide"));
+  assert.equal(b.beacons.length, 0);
+  b.navigator.onLine = true;
+  b.window.dispatchEvent(new Event("online"));
+  tick(0);
+  b.socket.open();
+  assert.deepEqual(names(b.socket.sent), ["offline"]);
 });
 
 test("engagement: visible time since the previous event rides on the next event, the rest on pagehide", async () => {
@@ -331,6 +375,9 @@ test("engagement: visible time since the previous event rides on the next event,
   assert.deepEqual(names(beacons.map((x) => x.batch)), ["engagement"]);
   assert.equal(beacons[0].batch.events[0].engagementMs, 4000);
   tick(60_000); // hidden: not engaged
+  // A hidden page may come back, so the beaconed event was kept and went over the socket too.
+  assert.deepEqual(ids(b.socket.sent.at(-1)), ids(beacons[0].batch));
+  b.socket.ackLast();
   b.setHidden(false);
   tick(500);
   agent.track("click");

@@ -42,7 +42,10 @@ export class FakeSocket {
 
 /** Installs the fake globals; returns the handle the test drives. */
 export function installBrowser({ url = "https://shop.example/", userAgent = "Mozilla/5.0 Chrome/156.0 Safari/537.36", webdriver = false, doNotTrack = null, gpc = false } = {}) {
-  const browser = { sockets: [], beacons: [] };
+  // beaconBytes: the bytes of beacons the browser holds. Chromium refuses a beacon (sendBeacon
+  // returns false) that would take its pending keepalive bytes past 64 KiB; the test calls
+  // beaconsDelivered() when the network has carried them.
+  const browser = { sockets: [], beacons: [], beaconBytes: 0 };
   const window = new EventTarget();
   const document = new EventTarget();
   document.hidden = false;
@@ -75,7 +78,10 @@ export function installBrowser({ url = "https://shop.example/", userAgent = "Moz
     webdriver,
     doNotTrack,
     globalPrivacyControl: gpc,
+    onLine: true,
     sendBeacon(url, blob) {
+      if (browser.beaconBytes + blob.size > 65536) return false;
+      browser.beaconBytes += blob.size;
       browser.beacons.push({ url, blob });
       return true;
     },
@@ -122,6 +128,9 @@ export function installBrowser({ url = "https://shop.example/", userAgent = "Moz
       Object.defineProperty(e, "target", { value: { closest: () => link } });
       Object.defineProperty(e, "button", { value: button });
       document.dispatchEvent(e);
+    },
+    beaconsDelivered() {
+      browser.beaconBytes = 0;
     },
     setHidden(hidden) {
       document.hidden = hidden;

@@ -8,9 +8,10 @@
 // goes back to the front of the queue and is sent again after the reconnect; the server
 // deduplicates by the event's random 128-bit id, so a resend never counts twice. On pagehide (or
 // when the page is hidden, the last moment mobile browsers guarantee) everything unacknowledged is
-// handed to navigator.sendBeacon, which outlives the page. Trade-offs: memory is bounded (maxQueue
-// events plus one batch), so a page offline for very long drops its oldest events first; and a
-// beacon has no answer, so an event lost after a beacon is not retried.
+// handed to navigator.sendBeacon, which outlives the page, as far as the browser takes it; a
+// hidden page keeps it all until acknowledged, in case it comes back. Trade-offs: memory is
+// bounded (maxQueue events plus one batch), so a page offline for very long drops its oldest
+// events first; and a beacon has no answer, so an event lost after a page's last beacon is lost.
 //
 // The host page comes first: every entry point (API, listeners, the history patch) runs inside
 // `safe`, so nothing here ever throws into the page, and nothing blocks it (no sync XHR, no
@@ -237,23 +238,28 @@ export function createAgent(o: AgentOptions): Agent {
     });
   });
 
-  /** Hands everything unacknowledged to the browser, which sends it even after the page is gone. */
-  const beacon = () => {
-    const all = sent.concat(queue);
-    sent = [];
-    queue = [];
+  /** Hands everything unacknowledged to the browser, which sends it even after the page is gone,
+   *  batch by batch until it refuses one: browsers cap the bytes of pending beacons (about 64 KiB
+   *  in all), so a large backlog does not fit. Only when the page is going away (`unload`) is what
+   *  the browser took dropped; a page that is merely hidden may come back, so everything stays
+   *  until the socket's Ack (a resend of a beaconed event is dropped by the server, by its id).
+   *  Offline, a beacon would be lost, so nothing is handed over. Beacons carry no seq (nothing
+   *  answers them), so the socket's batch in flight keeps its own. */
+  const beacon = (unload?: unknown) => {
+    let rest = sent.concat(queue), refused: Bytes[] = [];
     // text/plain: the only body type sendBeacon may send cross-origin without a preflight. (fetch
     // keepalive shares sendBeacon's 64 KiB budget, so it would not rescue a refused beacon.)
-    while (all.length)
-      nav.sendBeacon(http + "/v1/events", new Blob([encodeBatch(key, ++seq, take(all))], { type: "text/plain" }));
+    while (nav.onLine && rest.length && nav.sendBeacon(http + "/v1/events", new Blob([encodeBatch(key, 0, (refused = take(rest)))], { type: "text/plain" })))
+      refused = [];
+    if (unload) (sent = []), (queue = refused.concat(rest));
   };
 
-  /** The page is hidden or going away: report its visible time, then send what is left. */
-  const hide = () => {
+  /** The page is hidden or going away: report its visible time, then beacon what is left. */
+  const hide = (unload?: unknown) => {
     if (shown) engaged += now() - shown;
     shown = 0;
     if (engaged >= 1e3 && last) record("engagement");
-    beacon();
+    beacon(unload);
   };
 
   const pageview = (url?: string) => {
@@ -310,6 +316,7 @@ export function createAgent(o: AgentOptions): Agent {
     on(d, "click", click);
     on(d, "auxclick", click);
     on(d, "visibilitychange", () => (d.hidden ? hide() : (shown = now())));
+    // pagehide passes its event (truthy): the page is going away.
     on(w, "pagehide", hide);
     // Back from the back/forward cache: a new view of the page. (visibilitychange restarts the
     // engagement clock.)
