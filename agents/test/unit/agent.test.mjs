@@ -452,6 +452,35 @@ test("custom events carry properties and revenue in micros with the currency", (
   assert.equal(e.currency, "EUR");
 });
 
+test("values the server would reject are made valid: a path is resolved against the page, a currency upper-cased", () => {
+  const agent = connected({}, { url: "https://shop.example/checkout/step-1?x=1" });
+  agent.pageview("/checkout/step-2");
+  agent.pageview("step-3");
+  agent.track("purchase", {}, { amount: 5, currency: "eur" });
+  agent.flush();
+  const [a, c, p] = b.socket.sent[1].events;
+  assert.equal(a.url, "https://shop.example/checkout/step-2");
+  assert.equal(c.url, "https://shop.example/checkout/step-3");
+  assert.equal(p.currency, "EUR");
+});
+
+test("a referrer that is not http(s) (an Android app's android-app://) is left out; http(s) ones are kept", () => {
+  for (const [referrer, sent] of [
+    ["android-app://com.google.android.gm/", ""],
+    ["HTTPS://news.example/a", "HTTPS://news.example/a"],
+    ["http://news.example/", "http://news.example/"],
+  ]) {
+    b = installBrowser();
+    b.document.referrer = referrer;
+    createAgent(options());
+    tick(1000);
+    tick(0);
+    b.socket.open();
+    assert.equal(b.socket.sent[0].events[0].referrer, sent, referrer);
+    b.uninstall();
+  }
+});
+
 test("consent required: nothing at all before optIn (not even a connection); optOut discards what waits and stops", () => {
   b = installBrowser();
   const agent = createAgent(options({ requireConsent: true }));

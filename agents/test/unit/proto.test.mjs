@@ -18,7 +18,8 @@ function randomEvent(r) {
   const pick = (a) => a[Math.floor(r() * a.length)];
   const props = {};
   const n = Math.floor(r() * 4);
-  for (let i = 0; i < n; i++) props[`k${i}${pick(texts)}`] = pick(texts) + i;
+  // Keys within the server's 128 bytes: a longer one is cut (tested below).
+  for (let i = 0; i < n; i++) props[`k${i}${pick(texts)}`.slice(0, 128)] = pick(texts) + i;
   const revenue = r() < 0.5 ? 0 : Math.round((r() - 0.3) * 2e12); // negative too: refunds
   return {
     id: randomBytes(16),
@@ -67,6 +68,36 @@ test("proto3 defaults are not written: an event with only an id is 18 bytes", ()
   const bytes = encodeEvent(new Uint8Array(16), "", 0, "", "", undefined, 0, "", 0, 0);
   assert.equal(bytes.length, 18);
   assert.deepEqual([...bytes.slice(0, 2)], [0x0a, 16]);
+});
+
+/** The one event `fields` encode to, decoded. */
+const roundTrip = (fields) => decodeBatch(encodeBatch("k", 1, [encode({ ...randomEvent(rng(1)), ...fields })])).events[0];
+
+test("strings are sent as the server accepts them: cut to its byte limits on a character boundary, control characters as spaces", () => {
+  // The limits of schemas/events.proto: name 128 bytes, url 2,048, property key 128, value 512.
+  const e = roundTrip({
+    name: "n".repeat(200),
+    url: "https://shop.example/?q=" + "u".repeat(3000),
+    props: { ["k".repeat(130)]: "v", odd: "a" + "é".repeat(300), even: "é".repeat(300), ctl: "a\nb\tc\x7fd\0" },
+  });
+  assert.equal(e.name, "n".repeat(128));
+  assert.equal(Buffer.byteLength(e.url), 2048);
+  const props = Object.fromEntries(e.props.map((p) => [p.key, p.value]));
+  assert.equal(props["k".repeat(128)], "v");
+  // "é" is 2 bytes: after "a", 255 of them are 511 bytes (a 256th would end at byte 513).
+  assert.equal(props.odd, "a" + "é".repeat(255));
+  assert.equal(props.even, "é".repeat(256));
+  assert.equal(props.ctl, "a b c d ");
+});
+
+test("properties past the 30th and empty keys are left out, so the event is not rejected (TOO_MANY_PROPS, PROP_KEY_INVALID)", () => {
+  const props = { "": "empty" };
+  for (let i = 0; i < 35; i++) props[`p${i}`] = String(i);
+  const e = roundTrip({ props });
+  assert.deepEqual(
+    e.props.map((p) => p.key),
+    Array.from({ length: 30 }, (_, i) => `p${i}`),
+  );
 });
 
 test("negative revenue is a 10-byte two's-complement varint, as int64 requires", () => {

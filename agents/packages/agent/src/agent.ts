@@ -50,20 +50,22 @@ export interface AgentOptions {
   maxQueue?: number;
 }
 
-/** Custom properties: at most 30, key 1-128 bytes, value at most 512 bytes (server limits). */
+/** Custom properties. The server's limits are applied before sending: the first 30 are sent,
+ *  empty keys are left out, keys are cut to 128 bytes and values to 512 (UTF-8), control
+ *  characters become spaces. */
 export type Props = Record<string, string | number | boolean>;
 
 export interface Revenue {
   /** In currency units: 12.34 means 12.34 EUR. */
   amount: number;
-  /** ISO 4217 code, e.g. "EUR". */
+  /** ISO 4217 code, e.g. "EUR" ("eur" is sent as "EUR"). */
   currency: string;
 }
 
 export interface Agent {
   /** Records a pageview. Without a URL: the current page, unless it is the page already
    *  recorded (so routers and the automatic tracking never count one navigation twice).
-   *  With a URL: always recorded. */
+   *  With a URL (absolute, or a path resolved against the page's): always recorded. */
   pageview(url?: string): void;
   /** Records a custom event, with optional properties and revenue. */
   track(name: string, props?: Props, revenue?: Revenue): void;
@@ -156,13 +158,15 @@ export function createAgent(o: AgentOptions): Agent {
         id(),
         name,
         now(),
-        // href and referrer are ASCII (the URL serializer percent-encodes), so 2,048 characters
-        // are 2,048 bytes: the server's limit, cut here rather than lose the event.
-        url.slice(0, 2048),
-        d.referrer.slice(0, 2048),
+        // The server takes absolute http(s) URLs only: a path ("/checkout/step-2") is resolved
+        // against the page, and a referrer of another scheme (android-app://, which Android
+        // apps send) is left out rather than have the server reject every event of the page.
+        new URL(url, loc.href).href,
+        /^https?:/i.test(d.referrer) ? d.referrer : "",
         props,
         revenue && Math.round(revenue.amount * 1e6),
-        revenue && revenue.currency,
+        // ISO 4217 codes are upper case on the wire; "eur" means EUR.
+        revenue && revenue.currency.toUpperCase(),
         screen.width,
         engagement(),
       ),

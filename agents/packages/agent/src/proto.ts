@@ -35,7 +35,18 @@ const bytes = (o: Out, field: number, b: ArrayLike<number>) => {
   }
 };
 
-const str = (o: Out, field: number, s: string | undefined) => bytes(o, field, utf8.encode(s));
+/** A string field as the server accepts it: control characters (U+0000-U+001F, U+007F) become
+ *  spaces and the UTF-8 is cut to `max` bytes on a character boundary. The server rejects the
+ *  whole event for either (INVALID_STRING, *_TOO_LONG); a changed value loses less than the event. */
+const str = (o: Out, field: number, s: string | undefined, max = 2048) => {
+  let b = utf8.encode(s?.replace(/[\0-\x1f\x7f]/g, " "));
+  if (b.length > max) {
+    // b[max] is the first byte left out: while it continues a character, leave that one out too.
+    while ((b[max] & 192) == 128) max--;
+    b = b.subarray(0, max);
+  }
+  bytes(o, field, b);
+};
 
 /** One analytics.v1.Event, encoded once when it happens and kept as bytes until acknowledged. */
 export const encodeEvent = (
@@ -52,16 +63,21 @@ export const encodeEvent = (
 ) => {
   const o: Out = [];
   bytes(o, 1, id);
-  str(o, 2, name);
+  // The server's limits (schemas/events.proto): name 128 bytes, url and referrer 2,048, at most
+  // 30 properties with keys of 1-128 bytes and values of at most 512. Properties past the 30th
+  // and empty keys are left out rather than lose the event (TOO_MANY_PROPS, PROP_KEY_INVALID).
+  str(o, 2, name, 128);
   num(o, 3, timeMs);
   str(o, 4, url);
   str(o, 5, referrer);
-  for (const k in props) {
-    const p: Out = [];
-    str(p, 1, k);
-    str(p, 2, String(props[k]));
-    bytes(o, 6, p);
-  }
+  let n = 0;
+  for (const k in props)
+    if (k && n++ < 30) {
+      const p: Out = [];
+      str(p, 1, k, 128);
+      str(p, 2, String(props[k]), 512);
+      bytes(o, 6, p);
+    }
   num(o, 7, revenueMicros);
   str(o, 8, currency);
   num(o, 9, screenWidth);
