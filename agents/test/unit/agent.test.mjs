@@ -116,6 +116,33 @@ test("a dropped socket: the unacknowledged batch is resent first, with the same 
   assert.deepEqual(names([resent]), ["a", "b"]);
 });
 
+test("a socket that never answers (a connection dead without a close): after 15 s it is closed and the batch resent, same ids, on a new one", () => {
+  const agent = connected();
+  mock.method(Math, "random", () => 1);
+  agent.track("a");
+  agent.flush();
+  const silent = b.socket;
+  const inFlight = ids(silent.sent[1]);
+  agent.track("b");
+  tick(14_999);
+  assert.equal(b.sockets.length, 1, "still waiting for the Ack");
+  tick(1);
+  assert.equal(silent.readyState, 3, "the silent socket is closed");
+  tick(1000); // the reconnect backoff (attempt 1 after an OK: at most 1 s)
+  assert.equal(b.sockets.length, 2);
+  b.socket.open();
+  assert.deepEqual(ids(b.socket.sent[0]).slice(0, 1), inFlight);
+  assert.deepEqual(names(b.socket.sent), ["a", "b"]);
+  b.socket.ackLast();
+  agent.track("c");
+  agent.flush();
+  b.socket.ackLast();
+  tick(15_000); // acknowledged in time: the socket stays
+  tick(1000);
+  assert.equal(b.sockets.length, 2);
+  assert.equal(b.socket.readyState, 1);
+});
+
 test("reconnects back off exponentially with jitter, capped at 30 s; the online event retries at once", () => {
   const delays = [];
   for (const r of [0, 0.999999]) {

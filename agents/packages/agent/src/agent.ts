@@ -2,7 +2,8 @@
 //
 // Delivery contract: an event is kept (as encoded bytes) until the server acknowledges the batch
 // that carried it. Batches go over one WebSocket per page, one batch at a time: the next is sent
-// when the previous one's Ack (same seq, sent by the server once the events are durable) arrives.
+// when the previous one's Ack (same seq, sent by the server once the events are durable) arrives,
+// and a socket without an Ack for ACK_MS is given up.
 // Stop-and-wait keeps the agent small and is fast enough, because a batch may hold up to 500
 // events and the server acks within milliseconds. When the socket closes, the unacknowledged batch
 // goes back to the front of the queue and is sent again after the reconnect; the server
@@ -85,6 +86,11 @@ const BATCH_BYTES = 13e3;
  *  ("equal jitter") so that a server restart is not met by every page at the same instant. */
 const BACKOFF_MS = 500;
 const BACKOFF_MAX_MS = 3e4;
+/** A batch not acknowledged within this gives the socket up: a connection can die without a close
+ *  (a NAT or a phone's network dropping it) and then nothing would ever answer. The server acks
+ *  within milliseconds, or answers RETRY once its log gave up (Kafka's delivery timeout: 10 s);
+ *  a timeout that was too early costs a resend, which the server drops by the events' ids. */
+const ACK_MS = 15e3;
 
 // Browser user agents never say these; crawlers and automation do.
 // (Automation frameworks set navigator.webdriver, which is checked separately.)
@@ -116,6 +122,8 @@ export function createAgent(o: AgentOptions): Agent {
   let ws: WebSocket | 0 = 0;
   let attempt = 0;
   let batchTimer: any = 0;
+  /** Runs while a batch is in flight on the socket (ACK_MS). */
+  let ackTimer: any = 0;
   /** The wait before the next connection attempt, or (with a socket) the wait an Ack RETRY asked
    *  for: while it runs, flush sends nothing, whatever calls it. The browser's `online` event ends
    *  either early (one timer for both keeps the script within its 2 KiB). */
@@ -195,8 +203,23 @@ export function createAgent(o: AgentOptions): Agent {
           connect,
           attempt && Math.min(BACKOFF_MAX_MS, BACKOFF_MS * 2 ** attempt) * (0.5 + Math.random() / 2),
         );
-      else if (ws.readyState == 1 && !sent.length) ws.send(encodeBatch(key, ++seq, (sent = take(queue))));
+      else if (ws.readyState == 1 && !sent.length)
+        ws.send(encodeBatch(key, ++seq, (sent = take(queue)))), (ackTimer = setTimeout(drop, ACK_MS));
     }
+  });
+
+  /** The socket is gone: closed, or silent past ACK_MS (then it is closed here, and its own close
+   *  event later is ignored). Its unacknowledged batch goes back to the front of the queue, unless
+   *  the server refused that batch itself (`poison`), and the agent reconnects. safe: it also runs
+   *  from a timer. */
+  const drop = safe((poison?: unknown) => {
+    const s = ws;
+    ws = 0;
+    ackTimer = clearTimeout(ackTimer);
+    s && s.close();
+    queue = (poison ? [] : sent).concat(queue);
+    sent = [];
+    flush();
   });
 
   // safe: it runs from a timer, where a throw (a WebSocket blocked by CSP, say) would reach
@@ -211,6 +234,7 @@ export function createAgent(o: AgentOptions): Agent {
     s.onmessage = safe((m: MessageEvent) => {
       const ack = decodeAck(new Uint8Array(m.data));
       if (ack[1] != seq) return;
+      ackTimer = clearTimeout(ackTimer);
       if (ack[2] > 2)
         // UNKNOWN_SITE, FORBIDDEN_ORIGIN (and MALFORMED): refusals that no retry fixes, nor a
         // beacon (the server would refuse it too): what waits is dropped, nothing is recorded.
@@ -231,15 +255,9 @@ export function createAgent(o: AgentOptions): Agent {
       sent = [];
       flush();
     });
-    s.onclose = safe((e: CloseEvent) => {
-      if (s != ws) return;
-      ws = 0;
-      // 1003 / 1007 / 1009: the server refused the batch itself (not binary, undecodable, too
-      // big). Resending it would fail forever; any other close sends it again.
-      queue = (/^100[379]$/.test(e.code as any) ? [] : sent).concat(queue);
-      sent = [];
-      flush();
-    });
+    // 1003 / 1007 / 1009: the server refused the batch itself (not binary, undecodable, too
+    // big). Resending it would fail forever; any other close sends it again.
+    s.onclose = (e: CloseEvent) => s == ws && drop(/^100[379]$/.test(e.code as any));
   });
 
   /** Hands everything unacknowledged to the browser, which sends it even after the page is gone,
