@@ -358,18 +358,18 @@ const nothing = () => {};
  *  rendering) or when the options are unusable. */
 export const noopAgent: Agent = { pageview: nothing, track: nothing, optIn: nothing, optOut: nothing, flush: nothing };
 
-let instance: Agent | undefined;
+/** Where the page's agent is kept: on window, not in a module variable, so that every copy of
+ *  this code on a page (the script tag and an npm package, or two bundles) finds the same agent
+ *  instead of counting everything twice. */
+export const AGENT = Symbol.for("analytics.agent");
 
 /** The page's agent: created on the first call, returned by every later one (options of later
  *  calls are ignored), so a page never holds more than one WebSocket. Never throws: without a
  *  browser (server-side rendering) or with unusable options it returns `noopAgent`. */
 export const init = (options: AgentOptions): Agent => {
-  if (!instance) {
-    try {
-      instance = createAgent(options);
-    } catch {
-      instance = noopAgent;
-    }
+  try {
+    return ((window as any)[AGENT] ||= createAgent(options));
+  } catch {
+    return noopAgent;
   }
-  return instance;
 };
