@@ -530,6 +530,18 @@ test("consent required: nothing at all before optIn (not even a connection); opt
   assert.equal(b.beacons.length, 0);
 });
 
+test("optOut() then optIn() on the same page records the page again, as optIn() promises", () => {
+  b = installBrowser();
+  const agent = createAgent(options({ requireConsent: true }));
+  agent.optIn();
+  agent.optOut();
+  agent.optIn();
+  tick(1000);
+  tick(0);
+  b.socket.open();
+  assert.deepEqual(names(b.socket.sent), ["pageview"]);
+});
+
 for (const [label, browserOptions, agentOptions, tracked] of [
   ["navigator.webdriver", { webdriver: true }, {}, false],
   ["a HeadlessChrome user agent", { userAgent: "Mozilla/5.0 HeadlessChrome/156.0" }, {}, false],

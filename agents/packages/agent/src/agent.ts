@@ -312,9 +312,11 @@ export function createAgent(o: AgentOptions): Agent {
     }),
     optOut: safe(() => {
       consent = false;
-      // The socket may stay open: with consent false nothing is written to it.
+      // The socket may stay open: with consent false nothing is written to it. The page's
+      // pageview was discarded or may be, so a later optIn() records the page again.
       sent = [];
       queue = [];
+      last = 0;
     }),
     flush,
   };
