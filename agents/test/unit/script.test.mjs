@@ -1,6 +1,7 @@
 // The script-tag entry (src/script.ts) in the fake browser: options from the tag's data-
 // attributes, one agent per page whichever copy of the code comes first.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { afterEach, beforeEach, mock, test } from "node:test";
 import { installBrowser, names } from "./fake-browser.mjs";
 import { loadSource } from "./load.mjs";
@@ -47,4 +48,21 @@ test("the script tag first, then an npm init: init returns the script's agent", 
   const { init } = await loadSource("agent");
   assert.equal(init({ siteKey: "site-1", endpoint: "https://analytics.example" }), b.window.analyticsAgent);
   assert.deepEqual(names(delivered()), ["pageview"]);
+});
+
+test("the README's pre-load stub takes every method (a consent manager's optIn() too) and the script replays them in order", async () => {
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const stub = readme.match(/<script>\s*(window\.analyticsAgent = [^]*?)<\/script>/)[1];
+  b = installBrowser();
+  new Function("window", stub)(b.window);
+  const early = b.window.analyticsAgent;
+  assert.doesNotThrow(() => {
+    early.optIn();
+    early.track("early", { n: 1 });
+    early.pageview("/virtual");
+    early.flush();
+  });
+  await scriptTag({ siteKey: "site-1", requireConsent: "" });
+  assert.notEqual(b.window.analyticsAgent, early);
+  assert.deepEqual(names(delivered()), ["pageview", "early", "pageview"]);
 });
