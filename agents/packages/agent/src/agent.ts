@@ -92,8 +92,10 @@ const BACKOFF_MAX_MS = 3e4;
  *  a timeout that was too early costs a resend, which the server drops by the events' ids. */
 const ACK_MS = 15e3;
 
-// Browser user agents never say these; crawlers and automation do.
-// (Automation frameworks set navigator.webdriver, which is checked separately.)
+// Browser user agents never say these; crawlers and automation do. Except Cubot phones
+// ("...; CUBOT X30) ..."), whose " cubot" is taken out first: isbot's rule ("(?<! cu)bot"),
+// without the lookbehind, which older Safari cannot parse (and a syntax error would stop the
+// whole script). (Automation frameworks set navigator.webdriver, which is checked separately.)
 const BOT = /bot|crawl|spider|headless|lighthouse/i;
 // Links with a `download` attribute count too, whatever their extension.
 const DOWNLOAD = /\.(pdf|zip|gz|7z|rar|dmg|exe|msi|apk|csv|xlsx?|docx?|pptx?|txt|mp[34])$/i;
@@ -135,7 +137,7 @@ export function createAgent(o: AgentOptions): Agent {
   let shown = d.hidden ? 0 : now();
   let engaged = 0;
   let off: unknown =
-    (!o.trackBots && (nav.webdriver || BOT.test(nav.userAgent))) ||
+    (!o.trackBots && (nav.webdriver || BOT.test(nav.userAgent.replace(/ cubot/gi, "")))) ||
     (o.respectDnt && (nav.doNotTrack == "1" || (nav as any).globalPrivacyControl));
 
   const on = (t: EventTarget, type: string, f: (e: any) => void) => t.addEventListener(type, safe(f), true);
