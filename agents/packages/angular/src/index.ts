@@ -7,8 +7,9 @@
 //
 // When the app has a Router, every NavigationEnd records a pageview (the first navigation
 // included); agent.pageview() skips a page it has just recorded, so the agent's own history
-// tracking, if left on, never counts a navigation twice. On the server (no window) the service
-// does nothing.
+// tracking, if left on, never counts a navigation twice. With withHashLocation() (or
+// HashLocationStrategy) pass `hashRouting: true`: it is not detected, and without it every route
+// is the page "/". On the server (no window) the service does nothing.
 //
 // Written without decorators (providers via makeEnvironmentProviders and a factory), so this
 // package needs no Angular compiler: it works unchanged in AOT (Angular CLI) and JIT builds.
