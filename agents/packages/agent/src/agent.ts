@@ -128,7 +128,7 @@ export function createAgent(o: AgentOptions): Agent {
   let ackTimer: any = 0;
   /** The wait before the next connection attempt, or (with a socket) the wait an Ack RETRY asked
    *  for: while it runs, flush sends nothing, whatever calls it. The browser's `online` event ends
-   *  either early (one timer for both keeps the script within its 2 KiB). */
+   *  either early (one timer for both keeps the script small). */
   let retryTimer: any = 0;
   /** The page last recorded by pageview(): path (and hash with hashRouting). */
   let last: string | 0 = 0;
@@ -152,7 +152,7 @@ export function createAgent(o: AgentOptions): Agent {
   };
 
   /** A time-ordered id: 48-bit Unix ms (big endian), then 80 random bits, the layout of a UUIDv7
-   *  without its version bits (the server needs neither, and the agent's 2 KB budget is tight).
+   *  without its version bits (the server needs neither, and the agent's size budget is tight).
    *  Time-ordered ids keep the server's duplicate check on the recent end of its id index.
    *  (Typed arrays store each assignment mod 256, so dividing by 256 walks the bytes from the end.) */
   const id = () => {

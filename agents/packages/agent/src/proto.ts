@@ -1,5 +1,5 @@
 // Protobuf writer for analytics.v1.EventBatch and reader for analytics.v1.Ack
-// (schemas/events.proto), hand-written because the agent's whole budget is 2 KB gzipped and a
+// (schemas/events.proto), hand-written because the agent's whole budget is 2.6 KB gzipped and a
 // protobuf library alone is ten times that. Only what the agent sends is written: varints
 // (wire type 0) and length-delimited fields (wire type 2). proto3 defaults (0, "") are left out,
 // exactly as the reference encoders do. The tests decode every byte with protobufjs loading
