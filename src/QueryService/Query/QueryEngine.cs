@@ -28,7 +28,9 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// <summary>One group of the raw answer: dimension labels and the raw columns of <see cref="QuerySql.RawColumns"/>.</summary>
     public sealed record RawRow(string[] Dimensions, long[] Counts, Dictionary<string, long> Revenue, Dictionary<string, long> RevenueEvents);
 
-    private sealed record Row(string[] Dimensions, JsonNode?[] Metrics, decimal?[] SortValues);
+    /// <summary>A result row; <paramref name="Undefined"/> marks the rates whose denominator is 0
+    /// (shown as 0, but no change is computed from or to them).</summary>
+    private sealed record Row(string[] Dimensions, JsonNode?[] Metrics, decimal?[] SortValues, bool[] Undefined);
 
     public async Task<DateTimeOffset?> FirstEventAsync(long merchantId, long siteId, CancellationToken ct)
     {
@@ -148,13 +150,15 @@ public sealed class QueryEngine(IColumnStore store, string database)
         {
             var metrics = new JsonNode?[q.Metrics.Count];
             var sort = new decimal?[q.Metrics.Count];
+            var undefined = new bool[q.Metrics.Count];
             long groupVisitors = groupBase is null ? 0
                 : groupBase.GetValueOrDefault(string.Join('\u0001', nonGoal.Select(i => r.Dimensions[i])));
             for (int i = 0; i < q.Metrics.Count; i++)
             {
                 (metrics[i], sort[i]) = Metric(q.Metrics[i], r, totalVisitors, conversionBase, groupVisitors);
+                undefined[i] = RateDenominator(q.Metrics[i], r, totalVisitors, conversionBase, groupVisitors) == 0;
             }
-            rows.Add(new Row(r.Dimensions, metrics, sort));
+            rows.Add(new Row(r.Dimensions, metrics, sort, undefined));
         }
         return rows;
     }
@@ -190,6 +194,16 @@ public sealed class QueryEngine(IColumnStore store, string database)
         return (money, null);
     }
 
+    /// <summary>What a rate in points divides by; -1 for metrics that are no such rate.</summary>
+    private static long RateDenominator(string metric, RawRow r, long totalVisitors, long conversionBase, long groupVisitors) => metric switch
+    {
+        "bounce_rate" => r.Counts[1],
+        "percentage" => totalVisitors,
+        "conversion_rate" => conversionBase,
+        "group_conversion_rate" => groupVisitors,
+        _ => -1,
+    };
+
     private static decimal Ratio(long numerator, long denominator, decimal scale, int decimals) =>
         denominator == 0 ? 0 : Math.Round(numerator * scale / denominator, decimals, MidpointRounding.AwayFromZero);
 
@@ -199,7 +213,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
         var metrics = new JsonNode?[q.Metrics.Count];
         var sort = new decimal?[q.Metrics.Count];
         for (int i = 0; i < q.Metrics.Count; i++) (metrics[i], sort[i]) = Metric(q.Metrics[i], raw, 0, 0, 0);
-        return new Row(dimensions!, metrics, sort);
+        return new Row(dimensions!, metrics, sort, [.. q.Metrics.Select(m => RateDenominator(m, raw, 0, 0, 0) == 0)]);
     }
 
     /// <summary>How long each table keeps its rows: ranges older than the enriched events' horizon
@@ -405,7 +419,10 @@ public sealed class QueryEngine(IColumnStore store, string database)
             return change;
         }
         decimal a = now.SortValues[i] ?? 0, b = before.SortValues[i] ?? 0;
-        return QueryVocabulary.RateMetrics.Contains(metric) ? JsonValue.Create(Math.Round(a - b, 1, MidpointRounding.AwayFromZero)) : Percent(a, b);
+        // A rate of nothing (no visits, no visitors) has no change in points, as a % of 0 has none.
+        if (QueryVocabulary.RateMetrics.Contains(metric))
+            return now.Undefined[i] || before.Undefined[i] ? null : JsonValue.Create(Math.Round(a - b, 1, MidpointRounding.AwayFromZero));
+        return Percent(a, b);
     }
 
     private static JsonNode? Percent(decimal now, decimal before) =>

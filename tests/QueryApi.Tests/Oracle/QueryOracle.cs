@@ -503,6 +503,8 @@ public sealed class QueryOracle
             return new ChangePerCurrency(c.Values.Keys.Union(p.Values.Keys).ToDictionary(k => k, k => ChangeOf(metric,
                 c.Values.GetValueOrDefault(k) ?? new Rounded(0, 0.01), p.Values.GetValueOrDefault(k) ?? new Rounded(0, 0.01)) as Change ?? new Change([null])));
         }
+        // A rate of nothing (its denominator 0) has no change in points (the contract).
+        if (PointMetrics.Contains(metric) && (current is Rounded { Undefined: true } || previous is Rounded { Undefined: true })) return new Change([null]);
         var cur = Candidates(current);
         var prev = Candidates(previous);
         var results = new List<double?>();
