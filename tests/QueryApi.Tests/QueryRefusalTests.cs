@@ -75,6 +75,9 @@ public class QueryRefusalTests(EngineFixture engine)
         new($"{{{Ok},\"metrics\":[\"bots\"],\"dimensions\":[\"country\"]}}", "metrics[0]", "bots have no visits"),
         new($"{{{Ok},\"metrics\":[\"bots\"],\"filters\":[[\"is\",\"source\",[\"Google\"]]]}}", "metrics[0]", "filtered by the visit dimension source"),
         new($"{{{Ok},\"metrics\":[\"conversions\"]}}", "metrics[0]", "needs the goal dimension or a goal filter"),
+        // A goal filter under not or or has no goals-in-scope meaning for conversions.
+        new($"{{{Ok},\"metrics\":[\"conversion_rate\"],\"filters\":[[\"not\",[\"is\",\"goal\",[\"Signup\"]]]]}}", "filters[0][1]", "under or / not"),
+        new($"{{{Ok},\"metrics\":[\"conversions\"],\"filters\":[[\"or\",[[\"is\",\"goal\",[\"Signup\"]],[\"is\",\"page\",[\"/pricing\"]]]]]}}", "filters[0][1][0]", "under or / not"),
         new($"{{{Ok},\"metrics\":[\"percentage\"],\"dimensions\":[\"time:day\"]}}", "metrics[0]", "needs a dimension other than time"),
         new($"{{{Ok},\"metrics\":[\"visitors\"],\"dimensions\":[\"time:minute\"]}}", "dimensions[0]", "more than 10000 time buckets"),
     ];

@@ -272,6 +272,16 @@ public sealed class QueryParser
         _ => [],
     };
 
+    /// <summary>A goal filter under an or or a not, if any.</summary>
+    private static FilterLeaf? NestedGoalFilter(Filter? filter, bool nested) => filter switch
+    {
+        FilterLeaf leaf => nested && leaf.Dimension.Kind == DimensionKind.Goal ? leaf : null,
+        FilterAnd and => and.Children.Select(c => NestedGoalFilter(c, nested)).FirstOrDefault(l => l is not null),
+        FilterOr or => or.Children.Select(c => NestedGoalFilter(c, true)).FirstOrDefault(l => l is not null),
+        FilterNot not => NestedGoalFilter(not.Child, true),
+        _ => null,
+    };
+
     internal static async Task<(DateTimeOffset From, DateTimeOffset To, string Input)> ParseDateRangeAsync(
         JsonElement value, string path, TimeZoneInfo tz, Context context, Site site)
     {
@@ -484,6 +494,11 @@ public sealed class QueryParser
                 throw new QueryException(path, $"bots cannot be filtered by the visit dimension {visitFilter.Dimension.Name} ({visitFilter.Path}): bots have no visits.");
             if (m is "conversions" or "conversion_rate" or "group_conversion_rate" && !hasGoal)
                 throw new QueryException(path, $"{m} needs the goal dimension or a goal filter.");
+            // The goals in scope come from is / is_not goal filters that every row must pass; one
+            // under or / not has no such meaning (["not", ["is", "goal", …]] would read as is, and
+            // an or's other branch would widen the denominator past the converting visitors).
+            if (m is "conversions" or "conversion_rate" or "group_conversion_rate" && !q.HasGoalDimension && NestedGoalFilter(q.Filter, false) is { } nested)
+                throw new QueryException(nested.Path, $"{m} takes goal filters at the top level or under and only; this one is under or / not. Use is_not for the goals not to count.");
             if (m == "percentage" && !q.Dimensions.Any(d => d.Kind != DimensionKind.Time))
                 throw new QueryException(path, "percentage needs a dimension other than time (it is a share of the query's visitors).");
         }
