@@ -73,7 +73,8 @@ public sealed class HostSettings
     /// <summary>Bounds the stop after SIGTERM (`--drain-timeout`): readiness false, WebSockets
     /// closed with 1001, then the server, Rollup and the log stop (NodeLifecycle.cs).</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
-    /// <summary>Edge caches to purge when reprocessing changes a site-day (`--edge-purge-url`,
+    /// <summary>Edge caches to purge when reprocessing changes a site-day, an API key is revoked or a
+    /// site's goals change (`--edge-purge-url`,
     /// ANALYTICS_EDGE_PURGE_URL; EdgePurger.cs). Empty: none.</summary>
     public IReadOnlyList<Uri> EdgePurgeUrls { get; init; } = [];
     /// <summary>Trace exporters (`--otlp-endpoint`, `--zipkin-endpoint`); metrics are always at /metrics.</summary>
@@ -225,10 +226,14 @@ public static class AnalyticsHost
         services.AddSingleton(new PartitionAdmin(store, db));
         services.AddSingleton<RollupStatus>();
         if (settings.Roles.HasFlag(Roles.Rollup)) services.AddHostedService(s => ActivatorUtilities.CreateInstance<RollupWorker>(s, rollupStore));
-        if (settings.Roles.HasFlag(Roles.Rollup) && settings.EdgePurgeUrls.Count > 0)
+        // Every role may change what edges hold: Rollup reprocesses days, the query role serves key
+        // revocations and goal changes.
+        if (settings.EdgePurgeUrls.Count > 0)
         {
             services.AddSingleton(new EdgePurgeTargets(settings.EdgePurgeUrls));
-            services.AddHostedService<EdgePurger>();
+            services.AddSingleton<EdgePurger>();
+            services.AddSingleton<IAnswerInvalidation>(s => s.GetRequiredService<EdgePurger>());
+            services.AddHostedService(s => s.GetRequiredService<EdgePurger>());
         }
         services.AddNodeLifecycle(settings.Roles, settings.DrainTimeout);
         services.AddAnalyticsTelemetry(settings.Telemetry);

@@ -3,26 +3,44 @@ using System.Threading.Channels;
 using Analytics.ControlPlane;
 using Analytics.QueryService.Http;
 using Analytics.Rollup.Reprocessing;
+using Analytics.Security;
 
 namespace Analytics.Host;
 
 /// <summary>
-/// Tells the edge caches (`--edge-purge-url`, deploy/varnish/default.vcl) to drop the answers a
-/// reprocessed site-day changed: once Rollup activates a rebuilt site-day, each edge gets
-/// <c>PURGE</c> with <c>xkey: sd-S-D sm-S-M sy-S-Y</c> (<see cref="SurrogateKeys.ForSiteDay"/>).
-/// Off the rebuild's path: the hook only queues the day; a failing edge is retried
+/// Tells the edge caches (`--edge-purge-url`, deploy/varnish/default.vcl) to drop answers that
+/// changed or may no longer be served: each edge gets <c>PURGE</c> with <c>xkey: k1 k2 …</c>.
+/// <list type="bullet">
+/// <item>once Rollup activates a rebuilt site-day: <c>sd-S-D sm-S-M sy-S-Y</c>
+/// (<see cref="SurrogateKeys.ForSiteDay"/>);</item>
+/// <item>a revoked API key (<see cref="IAnswerInvalidation.CredentialRevoked"/>): its credential key
+/// (<see cref="SurrogateKeys.Credential"/>), so the next request reaches this server and is refused;</item>
+/// <item>a site whose goals or funnels changed (<see cref="IAnswerInvalidation.SiteChanged"/>): <c>s-S</c>.</item>
+/// </list>
+/// One component for every node with edges configured, whatever its roles: the node that serves
+/// the change purges. Off the caller's path: callers only queue keys; a failing edge is retried
 /// <see cref="Attempts"/> times with doubling backoff, then logged and counted
-/// (<c>analytics.edge.purges{outcome}</c>), and the rebuild never waits for it. An edge that
+/// (<c>analytics.edge.purges{outcome}</c>), and the caller never waits for it. An edge that
 /// missed a purge serves the old answer until its max-age runs out (an hour at most).
 /// </summary>
-public sealed partial class EdgePurger(ReprocessQueue queue, SiteRegistry registry, EdgePurgeTargets targets, IMeterFactory meters, ILogger<EdgePurger> logger) : BackgroundService
+public sealed partial class EdgePurger(ReprocessQueue queue, SiteRegistry registry, SurrogateKeys surrogateKeys, EdgePurgeTargets targets, IMeterFactory meters, ILogger<EdgePurger> logger)
+    : BackgroundService, IAnswerInvalidation
 {
     public const int Attempts = 4;
     public static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(250);
     public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly Channel<(long SiteId, DateOnly Day)> _days = Channel.CreateUnbounded<(long, DateOnly)>(new UnboundedChannelOptions { SingleReader = true });
+    // Each item names its keys when the loop gets to it: a site-day's need a control-plane lookup,
+    // which must not run on the rebuild's path.
+    private readonly Channel<Func<IReadOnlyList<string>>> _keys = Channel.CreateUnbounded<Func<IReadOnlyList<string>>>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Counter<long> _purges = meters.Create(HostTelemetry.HostMeterName).CreateCounter<long>("analytics.edge.purges", description: "Purge requests to edge caches by outcome (ok, retried, failed)");
+
+    /// <summary>Queues a purge of <paramref name="keys"/> at every edge; returns at once.</summary>
+    private void Purge(IReadOnlyList<string> keys) => _keys.Writer.TryWrite(() => keys);
+
+    public void CredentialRevoked(string credential) => Purge([surrogateKeys.Credential(credential)]);
+
+    public void SiteChanged(string sitePublicId) => Purge([SurrogateKeys.Site(sitePublicId)]);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -30,11 +48,12 @@ public sealed partial class EdgePurger(ReprocessQueue queue, SiteRegistry regist
         queue.SiteDayActivated += Enqueue;
         try
         {
-            await foreach (var (siteId, day) in _days.Reader.ReadAllAsync(stoppingToken))
+            await foreach (var keysOf in _keys.Reader.ReadAllAsync(stoppingToken))
             {
-                if (registry.FindById(siteId) is not { } site) continue;
-                string keys = string.Join(' ', SurrogateKeys.ForSiteDay(site.PublicId, day));
-                await Task.WhenAll(targets.Urls.Select(edge => PurgeAsync(http, edge, keys, stoppingToken)));
+                var keys = keysOf();
+                if (keys.Count == 0) continue;
+                string header = string.Join(' ', keys);
+                await Task.WhenAll(targets.Urls.Select(edge => PurgeAsync(http, edge, header, stoppingToken)));
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -46,7 +65,9 @@ public sealed partial class EdgePurger(ReprocessQueue queue, SiteRegistry regist
         }
     }
 
-    private void Enqueue(long merchantId, long siteId, DateOnly day) => _days.Writer.TryWrite((siteId, day));
+    // Only a process running reprocessing (the Rollup role) raises this; elsewhere it never fires.
+    private void Enqueue(long merchantId, long siteId, DateOnly day) =>
+        _keys.Writer.TryWrite(() => registry.FindById(siteId) is { } site ? SurrogateKeys.ForSiteDay(site.PublicId, day) : []);
 
     private async Task PurgeAsync(HttpClient http, Uri edge, string keys, CancellationToken ct)
     {

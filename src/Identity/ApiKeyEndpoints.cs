@@ -5,6 +5,7 @@ using Analytics.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Analytics.Identity;
 
@@ -14,7 +15,7 @@ namespace Analytics.Identity;
 /// once), <c>GET /v1/keys</c> (never a secret: an owner or admin sees the merchant's keys, a
 /// viewer their own; paged by <c>limit</c> and <c>after</c>, the next page in a <c>Link</c> header), <c>DELETE /v1/keys/{prefix}</c>
 /// (revoke: the caller's own keys, any of the merchant's for an owner or admin; another merchant's
-/// key answers 404 like an unknown one). A key cannot list, create or revoke keys, nor can a client:
+/// key answers 404 like an unknown one; edge caches are told to drop the key's answers). A key cannot list, create or revoke keys, nor can a client:
 /// both need a user's access token.
 /// </summary>
 public static class ApiKeyEndpoints
@@ -74,7 +75,7 @@ public static class ApiKeyEndpoints
                 context.Response.Headers.Link = $"</v1/keys?limit={limit}&after={Uri.EscapeDataString(page[limit - 1].Prefix)}>; rel=\"next\"";
             return Results.Json(page.Take(limit).Select(k => new { k.Prefix, k.Name, k.Scopes, User = emails.GetValueOrDefault(k.UserId), k.CreatedAt, k.LastUsedAt, k.RevokedAt }));
         });
-        keys.MapDelete("/{prefix}", (string prefix, ClaimsPrincipal caller, IControlPlaneStore store) =>
+        keys.MapDelete("/{prefix}", (string prefix, ClaimsPrincipal caller, IControlPlaneStore store, HttpContext context) =>
         {
             if (caller.FindFirst(ApiKeyAuthenticationHandler.KeyPrefixClaim) is not null ||
                 !long.TryParse(caller.FindFirst(UserClaims.UserId)?.Value, NumberStyles.None, CultureInfo.InvariantCulture, out long userId) ||
@@ -86,6 +87,9 @@ public static class ApiKeyEndpoints
             if (key.UserId != userId && user.Role is not (UserRoles.Owner or UserRoles.Admin))
                 return Results.Problem(statusCode: 403, title: "Not your key", detail: $"Key {prefix} belongs to another user; an owner or admin of the merchant may revoke it.");
             store.RevokeApiKey(key.Id);
+            // The key is checked on every request here, but an edge cache answers its stored
+            // answers without asking: they must go now, not when their max-age ends.
+            context.RequestServices.GetService<IAnswerInvalidation>()?.CredentialRevoked(CredentialNames.ApiKey(key.Prefix));
             return Results.NoContent();
         });
     }

@@ -37,7 +37,8 @@ public class CachingTests(EngineFixture engine)
     [Fact]
     public async Task A_settled_range_is_cacheable_for_an_hour_with_a_strong_etag_and_keys_for_merchant_site_and_each_utc_day()
     {
-        await using var host = await TestHost.StartAsync(engine);
+        // Tokens of two hours: an answer never outlives its token, so a 15-minute one would cut the hour.
+        await using var host = await TestHost.StartAsync(engine, auth: new Analytics.Host.AuthSettings { AccessTokenLifetime = TimeSpan.FromHours(2) });
         string site = host.Site.PublicId;
         using var response = await GetAsync(host, $"/v1/sites/{site}/aggregate?metrics=pageviews&from=2026-01-01&to=2026-01-03&tz=UTC");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);

@@ -30,7 +30,8 @@ public class QueryCachingAndCsvTests(EngineFixture engine)
     [Fact]
     public async Task The_get_form_of_a_settled_query_with_a_comparison_is_cacheable_for_an_hour_under_the_days_of_both_ranges()
     {
-        await using var host = await QueryHost.StartAsync(engine);
+        // Tokens of two hours: an answer never outlives its token, so a 15-minute one would cut the hour.
+        await using var host = await QueryHost.StartAsync(engine, new Analytics.Host.AuthSettings { AccessTokenLifetime = TimeSpan.FromHours(2) });
         host.Clock.Now = QueryHost.Day.AddDays(5);
         string site = host.Site.PublicId;
         var query = new

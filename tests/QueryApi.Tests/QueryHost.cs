@@ -32,10 +32,11 @@ public sealed class QueryHost : IAsyncDisposable
     public IControlPlaneStore Store => Host.App.Services.GetRequiredService<SiteRegistry>().Store;
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public static async Task<QueryHost> StartAsync(EngineFixture engine)
+    /// <param name="auth">Token settings (a test of cache lifetimes needs tokens that outlive them).</param>
+    public static async Task<QueryHost> StartAsync(EngineFixture engine, Analytics.Host.AuthSettings? auth = null)
     {
         var clock = new ManualClock(Day);
-        return new QueryHost(await TestHost.StartAsync(engine, clock: clock), clock);
+        return new QueryHost(await TestHost.StartAsync(engine, clock: clock, auth: auth), clock);
     }
 
     public static Event Page(string path, string? referrer = null) => new()

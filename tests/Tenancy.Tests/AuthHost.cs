@@ -50,8 +50,9 @@ public sealed class AuthHost : IAsyncDisposable
     /// <param name="auth">Token settings; default: own issuer, revocation cache <see cref="RevocationCache"/>.</param>
     /// <param name="controlPlane">Another host's control plane to share (sqlite:PATH).</param>
     /// <param name="dashboard">A dashboard build (dist directory) to serve; default: the nearest dashboard/dist.</param>
+    /// <param name="edgePurgeUrls">Edge caches the host tells what to drop.</param>
     public static async Task<AuthHost> StartAsync(EngineFixture engine, AuthHost? restartOf = null, string urls = "http://127.0.0.1:0",
-        AuthSettings? auth = null, string? controlPlane = null, string? dataDirectory = null, string? dashboard = null)
+        AuthSettings? auth = null, string? controlPlane = null, string? dataDirectory = null, string? dashboard = null, IReadOnlyList<Uri>? edgePurgeUrls = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? dataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-tenancy-" + id);
@@ -67,6 +68,7 @@ public sealed class AuthHost : IAsyncDisposable
             ControlPlane = controlPlane,
             Enrichment = engine.Enrichment,
             DashboardPath = dashboard,
+            EdgePurgeUrls = edgePurgeUrls ?? [],
         });
         try
         {

@@ -1,4 +1,7 @@
+using System.Globalization;
+using System.Security.Claims;
 using System.Security.Cryptography;
+using Analytics.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -28,7 +31,9 @@ public sealed record QueryCacheScope(long MerchantId, string SitePublicId, DateT
 /// private, max-age=3600</c> once the range ended more than an hour ago (it changes only by
 /// reprocessing, which purges by key), <c>max-age=5</c> while live (dashboards refreshing together
 /// share one answer while numbers stay seconds fresh); the same in <c>Surrogate-Control</c> for an
-/// edge cache; <c>Surrogate-Key</c> from <see cref="SurrogateKeys"/>;</item>
+/// edge cache, never longer than the caller's access token has left (its <c>exp</c>);
+/// <c>Surrogate-Key</c> from <see cref="SurrogateKeys"/>, with the caller's credential key when it
+/// was a personal API key (revoking it purges that key);</item>
 /// <item><c>Vary: Authorization</c> always: the answer depends on who asks.</item>
 /// </list>
 /// Errors pass through untouched. Add this filter before any filter that changes the body
@@ -43,6 +48,7 @@ public static class QueryCaching
     public static readonly TimeSpan SettledAfter = TimeSpan.FromHours(1);
 
     private static readonly object ScopeKey = new();
+    private const string JwtExpiry = "exp";
 
     public static void SetQueryCacheScope(this HttpContext context, QueryCacheScope scope) => context.Items[ScopeKey] = scope;
 
@@ -70,11 +76,12 @@ public static class QueryCaching
             if (HttpMethods.IsGet(http.Request.Method) && http.Items[ScopeKey] is QueryCacheScope scope)
             {
                 var now = (http.RequestServices.GetService<TimeProvider>() ?? TimeProvider.System).GetUtcNow();
-                int maxAge = scope.Ranges.All(r => r.To <= now - SettledAfter) ? SettledMaxAgeSeconds : LiveMaxAgeSeconds;
+                int maxAge = Math.Min(scope.Ranges.All(r => r.To <= now - SettledAfter) ? SettledMaxAgeSeconds : LiveMaxAgeSeconds, TokenSecondsLeft(http.User));
                 response.Headers.CacheControl = $"private, max-age={maxAge}";
                 response.Headers["Surrogate-Control"] = $"max-age={maxAge}";
                 var keys = http.RequestServices.GetRequiredService<SurrogateKeys>();
-                response.Headers["Surrogate-Key"] = string.Join(' ', keys.ForAnswer(scope.MerchantId, scope.SitePublicId, scope.Ranges));
+                response.Headers["Surrogate-Key"] = string.Join(' ', keys.ForAnswer(scope.MerchantId, scope.SitePublicId, scope.Ranges)
+                    .Concat(CredentialNames.Of(http.User).Select(keys.Credential)));
             }
             if (Matches(http.Request.Headers.IfNoneMatch, etag))
             {
@@ -85,6 +92,21 @@ public static class QueryCaching
             }
             await BufferedResult.WriteAsync(http, body.GetBuffer().AsMemory(0, (int)body.Length));
         }
+    }
+
+    /// <summary>
+    /// Seconds until the caller's access token expires (its <c>exp</c>), or no limit for a
+    /// credential without one (an API key). An edge cache serves a stored answer to whoever
+    /// presents the same Authorization header without asking this server, so an answer must not
+    /// outlive the token that fetched it: an expired token would go on getting numbers. Measured on
+    /// the wall clock, as the token's lifetime is checked (ApiAuthentication), not on the host's
+    /// clock, which tests move by days.
+    /// </summary>
+    private static int TokenSecondsLeft(ClaimsPrincipal user)
+    {
+        if (!long.TryParse(user.FindFirst(JwtExpiry)?.Value, NumberStyles.None, CultureInfo.InvariantCulture, out long exp)) return int.MaxValue;
+        long left = exp - TimeProvider.System.GetUtcNow().ToUnixTimeSeconds();
+        return (int)Math.Clamp(left, 0, int.MaxValue);
     }
 
     /// <summary>128 bits of SHA-256 of the body, base64url: collisions are out of reach, the header stays short.</summary>

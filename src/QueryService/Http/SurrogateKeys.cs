@@ -11,6 +11,9 @@ namespace Analytics.QueryService.Http;
 /// <item><c>m-{merchant}</c>: every answer about the merchant; {merchant} is an opaque token
 /// (keyed hash of the internal id), never the sequential id itself.</item>
 /// <item><c>s-{site}</c>: every answer about the site ({site}: its public id).</item>
+/// <item><c>c-{credential}</c>: every answer fetched with a personal API key
+/// (<see cref="Analytics.Security.CredentialNames"/>), purged when it is revoked; {credential} is
+/// a keyed hash of its name like the merchant's, so the header names no key prefix.</item>
 /// <item>per UTC day the answer's range touches: <c>sd-{site}-2026-11-30</c> for ranges of up to
 /// <see cref="MaxDayKeys"/> days; longer ranges name months (<c>sm-{site}-2026-11</c>) up to
 /// <see cref="MaxMonthKeys"/> months, and years beyond (<c>sy-{site}-2026</c>), so the header stays
@@ -31,11 +34,16 @@ public sealed class SurrogateKeys(byte[] merchantSecret)
 
     /// <summary>m-{80 bits of HMAC-SHA256(secret, merchant id), as 16 base32 characters}: stable for a
     /// deployment sharing the secret, tells nothing about how many merchants there are.</summary>
-    public string Merchant(long merchantId)
+    public string Merchant(long merchantId) => "m-" + Mac("merchant:" + merchantId.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>c-{HMAC of the credential's name (<see cref="Analytics.Security.CredentialNames"/>)}.</summary>
+    public string Credential(string credential) => "c-" + Mac("credential:" + credential);
+
+    private string Mac(string material)
     {
         Span<byte> mac = stackalloc byte[32];
-        HMACSHA256.HashData(_secret, Encoding.ASCII.GetBytes("merchant:" + merchantId.ToString(CultureInfo.InvariantCulture)), mac);
-        return "m-" + Base32(mac[..16]);
+        HMACSHA256.HashData(_secret, Encoding.UTF8.GetBytes(material), mac);
+        return Base32(mac[..16]);
     }
 
     public static string Site(string sitePublicId) => "s-" + sitePublicId;

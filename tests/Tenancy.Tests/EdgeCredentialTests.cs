@@ -1,0 +1,94 @@
+using System.Net;
+using System.Net.Http.Headers;
+using Analytics.ControlPlane;
+using Analytics.EndToEnd.Tests;
+using Analytics.Host;
+
+namespace Analytics.Tenancy.Tests;
+
+/// <summary>
+/// A real Varnish with deploy/varnish/default.vcl in front of a real host: an answer stored for a
+/// credential is not served once the credential is gone, whether it was revoked (the host purges
+/// the credential's surrogate key) or an access token expired (the answer's edge lifetime ends
+/// with the token).
+/// </summary>
+public class EdgeCredentialTests(EngineFixture engine)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    // A range that ended months ago: the host says max-age 3600, so only the fix ends it sooner.
+    private static string SettledPath(Site site) => $"/v1/sites/{site.PublicId}/aggregate?metrics=pageviews,visitors&from=2026-01-15&to=2026-01-15";
+
+    private static async Task<(HttpStatusCode Status, string? Cache, TimeSpan? MaxAge)> GetAsync(HttpClient edge, string path, string bearer)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        using var response = await edge.SendAsync(request, Ct);
+        string? cache = response.Headers.TryGetValues("X-Cache", out var values) ? values.Single() : null;
+        return (response.StatusCode, cache, response.Headers.CacheControl?.MaxAge);
+    }
+
+    [Fact]
+    public async Task A_revoked_api_key_is_refused_at_the_edge_not_served_its_cached_answer()
+    {
+        int edgePort = EndToEnd.Tests.ChildProcess.FreePort();
+        await using var host = await AuthHost.StartAsync(engine, edgePurgeUrls: [new Uri($"http://127.0.0.1:{edgePort}/")]);
+        using var varnish = await VarnishServer.StartAsync(edgePort, new Uri(host.BaseAddress).Port, Ct);
+        using var edge = new HttpClient { BaseAddress = varnish.Url };
+        var (merchant, site) = host.NewMerchant("Edge Key " + Guid.NewGuid().ToString("N")[..8]);
+        string email = $"owner-{Guid.NewGuid():N}@edge.example";
+        var user = host.NewUser(merchant.Id, email, "correct horse battery");
+        string owner = (await host.SignInAsync(email, "correct horse battery")).GetProperty("access_token").GetString()!;
+        var (key, secret) = ApiKeys.Create(host.Store, merchant.Id, user.Id, "script", "stats:read");
+        string path = SettledPath(site);
+
+        var first = await GetAsync(edge, path, secret);
+        Assert.True(first.Status == HttpStatusCode.OK, $"{first.Status}\n{varnish.Log}");
+        Assert.Equal("MISS", first.Cache);
+        Assert.Equal(TimeSpan.FromHours(1), first.MaxAge);
+        Assert.Equal("HIT", (await GetAsync(edge, path, secret)).Cache);
+
+        using var revoke = new HttpRequestMessage(HttpMethod.Delete, "/v1/keys/" + key.Prefix);
+        revoke.Headers.Authorization = new AuthenticationHeaderValue("Bearer", owner);
+        Assert.Equal(HttpStatusCode.NoContent, (await host.Http.SendAsync(revoke, Ct)).StatusCode);
+
+        // The purge is sent beside the revocation, not before its answer: a moment's HIT is allowed.
+        var after = await GetAsync(edge, path, secret);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (after.Cache == "HIT" && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100, Ct);
+            after = await GetAsync(edge, path, secret);
+        }
+        Assert.True(after.Status == HttpStatusCode.Unauthorized, $"{after.Status} {after.Cache} 10 s after the revocation\n{varnish.Log}");
+        Assert.Equal("MISS", after.Cache);
+    }
+
+    [Fact]
+    public async Task An_answer_fetched_with_an_access_token_is_not_served_after_the_token_expired()
+    {
+        var lifetime = TimeSpan.FromSeconds(6);
+        int edgePort = EndToEnd.Tests.ChildProcess.FreePort();
+        await using var host = await AuthHost.StartAsync(engine,
+            auth: new AuthSettings { AccessTokenLifetime = lifetime, ClockSkew = TimeSpan.Zero, RevocationCacheTime = AuthHost.RevocationCache });
+        using var varnish = await VarnishServer.StartAsync(edgePort, new Uri(host.BaseAddress).Port, Ct);
+        using var edge = new HttpClient { BaseAddress = varnish.Url };
+        var (merchant, site) = host.NewMerchant("Edge Token " + Guid.NewGuid().ToString("N")[..8]);
+        string token = await host.ClientTokenAsync(merchant.Id, "stats:read");
+        string path = SettledPath(site);
+
+        var first = await GetAsync(edge, path, token);
+        Assert.True(first.Status == HttpStatusCode.OK, $"{first.Status}\n{varnish.Log}");
+        Assert.Equal("MISS", first.Cache);
+        // At most what the token had left, not the settled range's hour.
+        Assert.InRange(first.MaxAge!.Value, TimeSpan.Zero, lifetime);
+        Assert.Equal("HIT", (await GetAsync(edge, path, token)).Cache);
+
+        // A second past the token's own exp (the validator allows no clock skew here).
+        var expiry = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(token).ValidTo;
+        await Task.Delay(expiry + TimeSpan.FromSeconds(1) - DateTime.UtcNow, Ct);
+        var expired = await GetAsync(edge, path, token);
+        Assert.True(expired.Status == HttpStatusCode.Unauthorized, $"{expired.Status} {expired.Cache} after the token expired\n{varnish.Log}");
+        Assert.NotEqual("HIT", expired.Cache);
+    }
+}
