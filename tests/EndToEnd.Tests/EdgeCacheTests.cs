@@ -12,7 +12,8 @@ namespace Analytics.EndToEnd.Tests;
 /// <summary>
 /// The edge cache (deploy/varnish/default.vcl) in a real varnishd in front of a real host: answers
 /// are stored and served again by credential, never across merchants, and a reprocessed site-day's
-/// answers are purged by the product's notifier so the next request fetches the new numbers.
+/// answers, or a site's answers after a goal changed, are purged by the product's notifier so the
+/// next request fetches the new numbers.
 /// </summary>
 public class EdgeCacheTests(EngineFixture engine)
 {
@@ -116,6 +117,69 @@ public class EdgeCacheTests(EngineFixture engine)
         Assert.Equal("HIT", (await GetAsync(edge, pathA, host.Token)).Cache);
         // B's site is another site: its answer was not purged.
         Assert.Equal("HIT", (await GetAsync(edge, AggregatePath(siteB.PublicId), tokenB)).Cache);
+    }
+
+    private static long Metric(string body) => JsonDocument.Parse(body).RootElement.GetProperty("results")[0].GetProperty("metrics")[0].GetInt64();
+
+    [Fact]
+    public async Task Changing_a_goal_purges_the_sites_cached_answers()
+    {
+        int edgePort = ChildProcess.FreePort();
+        var clock = new ManualClock(Day.AddHours(9));
+        await using var host = await TestHost.StartAsync(engine, clock: clock, edgePurgeUrls: [new Uri($"http://127.0.0.1:{edgePort}/")]);
+        using var varnish = await VarnishServer.StartAsync(edgePort, new Uri(host.BaseAddress).Port, Ct);
+        using var edge = new HttpClient { BaseAddress = varnish.Url, Timeout = TimeSpan.FromSeconds(30) };
+
+        // Each visitor's pages; the goal's visitors change when its page moves from /pricing to /about.
+        string[][] visits = [["/pricing", "/signup"], ["/pricing", "/signup"], ["/pricing"], ["/signup", "/about"]];
+        for (int v = 0; v < visits.Length; v++)
+        {
+            var batch = new EventBatch { SiteKey = host.Site.SiteKey };
+            foreach (string page in visits[v]) batch.Events.Add(Wire.Pageview(page));
+            using var socket = await host.ConnectAsync(TestHost.BrowserUserAgent + " goal-visitor/" + v);
+            Assert.Equal((uint)visits[v].Length, (await Wire.SendAsync(socket, batch)).Accepted);
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, Ct);
+        }
+        long pricing = visits.Count(v => v.Contains("/pricing"));
+        long about = visits.Count(v => v.Contains("/about"));
+        Assert.NotEqual(pricing, about);
+        long pageviews = visits.Sum(v => v.Length);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (Events(await host.Http.GetStringAsync(AggregatePath(host.Site.PublicId), Ct)) != pageviews && DateTime.UtcNow < deadline) await Task.Delay(100, Ct);
+
+        using var create = host.AdminRequest(HttpMethod.Post, $"/v1/sites/{host.Site.PublicId}/goals", new { name = "Key page", kind = "page", match = "/pricing" });
+        using var created = await host.Http.SendAsync(create, Ct);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        long goalId = JsonDocument.Parse(await created.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("id").GetInt64();
+
+        // Settled: only a purge ends the answer within the token's lifetime.
+        clock.Now = Day.AddDays(2);
+        string query = "/v1/query?query=" + Uri.EscapeDataString(JsonSerializer.Serialize(new
+        {
+            site_id = host.Site.PublicId,
+            date_range = new[] { "2026-01-15", "2026-01-15" },
+            metrics = new[] { "visitors" },
+            filters = new object[] { new object[] { "is", "goal", new[] { "Key page" } } },
+        }));
+        var first = await GetAsync(edge, query, host.Token);
+        Assert.True(first.Status == HttpStatusCode.OK, first.Body + "\n" + varnish.Log);
+        Assert.Equal("MISS", first.Cache);
+        Assert.Equal(pricing, Metric(first.Body));
+        Assert.Equal("HIT", (await GetAsync(edge, query, host.Token)).Cache);
+
+        using var update = host.AdminRequest(HttpMethod.Put, $"/v1/sites/{host.Site.PublicId}/goals/{goalId}", new { name = "Key page", kind = "page", match = "/about" });
+        Assert.Equal(HttpStatusCode.OK, (await host.Http.SendAsync(update, Ct)).StatusCode);
+
+        // The purge is sent beside the change, not before its answer: a moment's HIT is allowed.
+        var after = await GetAsync(edge, query, host.Token);
+        deadline = DateTime.UtcNow.AddSeconds(10);
+        while (after.Cache == "HIT" && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100, Ct);
+            after = await GetAsync(edge, query, host.Token);
+        }
+        Assert.True(after.Cache == "MISS", $"still {after.Cache} 10 s after the goal changed\n{varnish.Log}");
+        Assert.Equal(about, Metric(after.Body));
     }
 
     [Fact]

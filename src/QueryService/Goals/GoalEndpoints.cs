@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Analytics.QueryService.Goals;
 
@@ -14,7 +15,8 @@ namespace Analytics.QueryService.Goals;
 /// funnels, and POST /v1/funnel (<see cref="FunnelEndpoint"/>). Reading needs <c>stats:read</c>,
 /// writing <c>sites:write</c>. The merchant comes from the token: another merchant's site, or a
 /// goal or funnel of another site, answers 404 exactly like one that does not exist. Every
-/// mistake is a 400 problem+json naming the field; a taken name is 409.
+/// mistake is a 400 problem+json naming the field; a taken name is 409. Every successful write
+/// tells edge caches to drop the site's answers (<see cref="IAnswerInvalidation.SiteChanged"/>).
 /// </summary>
 public static class GoalEndpoints
 {
@@ -30,6 +32,15 @@ public static class GoalEndpoints
     {
         var read = routes.MapGroup("/v1/sites/{site}").RequireAuthorization(Scopes.StatsRead);
         var write = routes.MapGroup("/v1/sites/{site}").RequireAuthorization(Scopes.SitesWrite);
+        // Goal and funnel definitions go into the queries' SQL: a change alters cached answers
+        // about the site without any new event, so edge caches must drop them (s-{site}).
+        write.AddEndpointFilter(async (context, next) =>
+        {
+            object? result = await next(context);
+            if (result is IStatusCodeHttpResult { StatusCode: null or (>= 200 and < 300) } && context.HttpContext.GetRouteValue("site") is string site)
+                context.HttpContext.RequestServices.GetService<IAnswerInvalidation>()?.SiteChanged(site);
+            return result;
+        });
 
         read.MapGet("/goals", (HttpContext context, string site, SiteRegistry sites) => Answer(() =>
         {
