@@ -76,6 +76,42 @@ public class QueryCachingAndCsvTests(EngineFixture engine)
     }
 
     [Fact]
+    public async Task A_named_range_is_not_cached_past_the_midnight_or_month_start_that_changes_its_meaning()
+    {
+        // Tokens of two hours: an answer never outlives its token, which must not be what cuts it here.
+        await using var host = await QueryHost.StartAsync(engine, new Analytics.Host.AuthSettings { AccessTokenLifetime = TimeSpan.FromHours(2) });
+        var berlin = TimeSpan.FromHours(1); // Europe/Berlin in winter
+        async Task<string> CacheControlAsync(string range)
+        {
+            var query = new { site_id = host.Site.PublicId, date_range = range, timezone = "Europe/Berlin", metrics = new[] { "pageviews" } };
+            using var response = await SendAsync(host, HttpMethod.Get, query);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(response.Headers.NonValidated["Cache-Control"].ToString(), "private, " + response.Headers.GetValues("Surrogate-Control").Single());
+            return response.Headers.NonValidated["Cache-Control"].ToString();
+        }
+
+        // 23:30 on 15 January: yesterday (the 14th) ended long ago, but at midnight it means the 15th.
+        host.Clock.Now = new DateTimeOffset(2026, 1, 15, 23, 30, 0, berlin);
+        int toMidnight = (int)(new DateTimeOffset(2026, 1, 16, 0, 0, 0, berlin) - host.Clock.Now).TotalSeconds;
+        Assert.Equal($"private, max-age={toMidnight}", await CacheControlAsync("yesterday"));
+        // Last month (December) keeps its meaning until 1 February: the settled hour holds.
+        Assert.Equal("private, max-age=3600", await CacheControlAsync("last_month"));
+        Assert.Equal("private, max-age=5", await CacheControlAsync("7d"));
+
+        // 23:30 on 31 January: last month becomes January at midnight.
+        host.Clock.Now = new DateTimeOffset(2026, 1, 31, 23, 30, 0, berlin);
+        Assert.Equal($"private, max-age={toMidnight}", await CacheControlAsync("last_month"));
+        // Two seconds before midnight even a live range's five seconds are cut.
+        host.Clock.Now = new DateTimeOffset(2026, 1, 31, 23, 59, 58, berlin);
+        Assert.Equal("private, max-age=2", await CacheControlAsync("7d"));
+        Assert.Equal("private, max-age=2", await CacheControlAsync("year"));
+        // Explicit dates never change meaning.
+        var explicitRange = new { site_id = host.Site.PublicId, date_range = new[] { "2026-01-14", "2026-01-14" }, timezone = "Europe/Berlin", metrics = new[] { "pageviews" } };
+        using var dated = await SendAsync(host, HttpMethod.Get, explicitRange);
+        Assert.Equal("private, max-age=3600", dated.Headers.NonValidated["Cache-Control"].ToString());
+    }
+
+    [Fact]
     public async Task Csv_holds_the_rows_of_the_json_answer_with_one_revenue_column_per_currency()
     {
         await using var host = await QueryHost.StartAsync(engine);

@@ -13,10 +13,13 @@ namespace Analytics.QueryService.Http;
 /// <summary>What a query answer is about: the handler states it, <see cref="QueryCaching"/> turns
 /// it into cache headers. From/To are the instants the answer really covers ([From, To));
 /// <see cref="Comparison"/> the earlier range a comparison also read, whose days the answer
-/// depends on as well.</summary>
+/// depends on as well; <see cref="ValidUntil"/> when the request's words (a named range such as
+/// <c>yesterday</c>) start to mean another range, past which no cache may keep the answer.</summary>
 public sealed record QueryCacheScope(long MerchantId, string SitePublicId, DateTimeOffset From, DateTimeOffset To)
 {
     public (DateTimeOffset From, DateTimeOffset To)? Comparison { get; init; }
+
+    public DateTimeOffset? ValidUntil { get; init; }
 
     public IReadOnlyList<(DateTimeOffset From, DateTimeOffset To)> Ranges => Comparison is { } c ? [(From, To), c] : [(From, To)];
 }
@@ -31,7 +34,8 @@ public sealed record QueryCacheScope(long MerchantId, string SitePublicId, DateT
 /// private, max-age=3600</c> once the range ended more than an hour ago (it changes only by
 /// reprocessing, which purges by key), <c>max-age=5</c> while live (dashboards refreshing together
 /// share one answer while numbers stay seconds fresh); the same in <c>Surrogate-Control</c> for an
-/// edge cache, never longer than the caller's access token has left (its <c>exp</c>);
+/// edge cache, never longer than the caller's access token has left (its <c>exp</c>) nor past
+/// the scope's <see cref="QueryCacheScope.ValidUntil"/>;
 /// <c>Surrogate-Key</c> from <see cref="SurrogateKeys"/>, with the caller's credential key when it
 /// was a personal API key (revoking it purges that key);</item>
 /// <item><c>Vary: Authorization</c> always: the answer depends on who asks.</item>
@@ -77,6 +81,8 @@ public static class QueryCaching
             {
                 var now = (http.RequestServices.GetService<TimeProvider>() ?? TimeProvider.System).GetUtcNow();
                 int maxAge = Math.Min(scope.Ranges.All(r => r.To <= now - SettledAfter) ? SettledMaxAgeSeconds : LiveMaxAgeSeconds, TokenSecondsLeft(http.User));
+                // "yesterday" asked at 23:30 is settled, but at midnight the same URL means another day.
+                if (scope.ValidUntil is { } until) maxAge = (int)Math.Clamp(Math.Floor((until - now).TotalSeconds), 0, maxAge);
                 response.Headers.CacheControl = $"private, max-age={maxAge}";
                 response.Headers["Surrogate-Control"] = $"max-age={maxAge}";
                 var keys = http.RequestServices.GetRequiredService<SurrogateKeys>();

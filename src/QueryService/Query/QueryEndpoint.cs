@@ -95,6 +95,7 @@ public static class QueryEndpoint
                 context.SetQueryCacheScope(new QueryCacheScope(query.MerchantId, query.PublicSiteId, query.From, query.To)
                 {
                     Comparison = query.Comparison is { } c ? (c.From, c.To) : null,
+                    ValidUntil = QueryParser.ValidUntil(query.DateRangeInput, query.TimeZone, parserContext.Now),
                 });
                 return Results.Text(answer.ToJsonString(Output), "application/json", System.Text.Encoding.UTF8);
             }

@@ -357,6 +357,25 @@ public sealed class QueryParser
 
     public static DateTimeOffset Day(DateOnly day, TimeZoneInfo tz) => QueryParameters.StartOfLocalDay(day, tz);
 
+    /// <summary>
+    /// When a named date range (<see cref="NormalQuery.DateRangeInput"/>) starts to mean other
+    /// days, so that no cache keeps an answer past it: every name counts from today in
+    /// <paramref name="tz"/>, so it changes at the next local midnight; <c>last_month</c>,
+    /// <c>6mo</c> and <c>12mo</c> count whole months, so they change when the next month starts.
+    /// Null for <c>[from, to]</c>, which never changes meaning, and for <c>realtime</c>, which
+    /// follows the clock and is live (seconds) anyway.
+    /// </summary>
+    public static DateTimeOffset? ValidUntil(string rangeInput, TimeZoneInfo tz, DateTimeOffset now)
+    {
+        var today = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, tz).DateTime);
+        return rangeInput switch
+        {
+            "custom" or "realtime" => null,
+            "last_month" or "6mo" or "12mo" => Day(new DateOnly(today.Year, today.Month, 1).AddMonths(1), tz),
+            _ => Day(today.AddDays(1), tz),
+        };
+    }
+
     private static async Task<ComparisonRange> ParseComparisonAsync(JsonElement value, DateTimeOffset from, DateTimeOffset to, TimeZoneInfo tz, Context context, Site site)
     {
         const string Path = "include.comparisons";
