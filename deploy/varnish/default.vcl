@@ -4,6 +4,8 @@
 #    else (ingest, admin, sign-in, the dashboard's cookie session) goes straight to the backend.
 #  * The Authorization header is part of the cache key (vcl_hash), on top of the answers'
 #    `Vary: Authorization`: an answer is only ever served to the exact credential that fetched it.
+#    A hit is not checked with the backend, so the backend bounds the lifetime by the token's exp
+#    and purges a revoked API key's answers (docs/operations.md, "Edge cache").
 #  * Lifetime: Surrogate-Control max-age (the answers' edge lifetime), else Cache-Control
 #    max-age. The answers say `private` to every other shared cache; this one is configured to
 #    keep them because it keys on the credential. Only 200s are stored.
@@ -24,8 +26,8 @@ backend default {
     .first_byte_timeout = 60s;
 }
 
-# Who may purge: the Rollup nodes' purge notifier (it runs with the Rollup role, which reprocesses
-# site-days); here it runs next to the edge.
+# Who may purge: the nodes' purge notifier (every node with --edge-purge-url: Rollup purges
+# reprocessed site-days, query nodes revoked API keys and changed goals); here it runs next to the edge.
 acl purgers {
     "127.0.0.1";
     "::1";

@@ -11,8 +11,10 @@ namespace Analytics.Security;
 /// <summary>
 /// Personal API keys (<c>Authorization: Bearer ak_…</c>), for scripts that should not run an
 /// OAuth2 flow. The key is checked against its SHA-256 in the control plane
-/// (<see cref="ApiKeys.Verify"/>: unknown, wrong or revoked keys fail) on every request, so a
-/// revocation is immediate. The caller gets the same claims as an access token: the key's
+/// (<see cref="ApiKeys.Verify"/>: unknown, wrong or revoked keys fail) on every request, so this
+/// server refuses a revoked key at once. An edge cache answers from its stored objects without
+/// asking: revoking over HTTP purges the key's answers there (ApiKeyEndpoints), the offline
+/// `analytics keys revoke` does not. The caller gets the same claims as an access token: the key's
 /// merchant, its user, the key's prefix (never the secret) for logs, and the key's scopes cut to
 /// what the user's role allows now (a demoted user's keys lose what the role lost).
 /// </summary>

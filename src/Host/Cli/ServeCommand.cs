@@ -206,7 +206,7 @@ public sealed class ServeCommand : ICommandGroup
             Settings.Integer<ushort>("--logic-version", $"Processing-logic version live Rollup applies ({string.Join(", ", ProcessingLogic.Versions)}) [default: {ProcessingLogic.Current}]", 1, ushort.MaxValue),
             new Option<string>("--agent-js") { Description = "Serve this build of the browser agent at /agent.js", HelpName = "FILE" },
             new Option<string>("--dashboard") { Description = "Serve this build of the dashboard (its dist directory) at / [default: the nearest dashboard/dist]", HelpName = "DIR" },
-            new Option<string>("--edge-purge-url") { Description = "Edge caches (Varnish with xkey) to purge when reprocessing changes a site-day, comma-separated [default: none]", HelpName = "URL,..." },
+            new Option<string>("--edge-purge-url") { Description = "Edge caches (Varnish with xkey) to purge when reprocessing changes a site-day, an API key is revoked or goals change, comma-separated [default: none]", HelpName = "URL,..." },
             new Option<string>("--trusted-proxies") { Description = "Proxies whose X-Forwarded-For/Forwarded to believe, e.g. 10.0.0.0/8,127.0.0.1 [default: none]", HelpName = "ADDRESSES" },
             Settings.Integer("--max-connections", $"Open ingest WebSockets at most; more get 503, 0: no limit [default: {defaults.MaxConnections}]", 0, int.MaxValue),
             Settings.Integer("--max-connections-per-ip", $"Open ingest WebSockets per IP address (IPv6: /64); more get 429, 0: no limit [default: {defaults.MaxConnectionsPerIp}]", 0, int.MaxValue),
