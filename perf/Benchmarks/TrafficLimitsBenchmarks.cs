@@ -29,7 +29,7 @@ public class TrafficLimitsBenchmarks
     public void Cleanup() => _limits.Dispose();
 
     [Benchmark]
-    public bool BucketsPerIpAndSiteForABatchOf50() => _limits.TryAcquire(_ip, 42, 50, out _, out _);
+    public bool BucketsPerIpAndSiteForABatchOf50() => _limits.TryAcquireIp(_ip, 50, out _) && _limits.TryAcquireSite(42, 50, out _);
 
     [Benchmark]
     public bool OriginCheck() => _origins.Allows("https://a.cdn.example");

@@ -94,5 +94,6 @@ public sealed class ControlPlaneValidationException(string field, string message
     public string Field { get; } = field;
 }
 
-/// <summary>The control plane could not be opened (bad --control-plane value, unreachable server).</summary>
+/// <summary>The control plane could not be opened (bad --control-plane value, unreachable server),
+/// or failed a lookup ingest needed (<see cref="SiteRegistry"/>: a site key, the day's salt).</summary>
 public sealed class ControlPlaneUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

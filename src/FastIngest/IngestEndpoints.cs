@@ -27,7 +27,7 @@ public static class IngestEndpoints
         // RequestDelegate, so the endpoint keeps its OpenAPI description.
         app.MapPost("/v1/events", (HttpContext c, CancellationToken _) => HttpIngest.HandleAsync(c, processor, metrics, drain, scratches))
             .WithMetadata(IngestHotPathEndpoint.Instance);
-        app.MapMethods("/v1/events", ["OPTIONS"], (HttpContext c, SiteRegistry s) => HttpIngest.Preflight(c, s, metrics));
+        app.MapMethods("/v1/events", ["OPTIONS"], (HttpContext c, SiteRegistry s) => HttpIngest.Preflight(c, s, metrics, traffic, processor.Limits));
         if (enableEcho) app.Map("/v1/echo", WebSocketIngest.EchoAsync).WithMetadata(WebSocketEndpoint.Instance);
         return app;
     }

@@ -126,4 +126,9 @@ public enum BatchRefusal
     IpConnectionsFull,
     /// <summary>A WebSocket message or HTTP body not complete within its deadline (1008 / 408).</summary>
     SlowSender,
+    /// <summary>The control plane's store failed the site key or salt lookup a batch needed (RETRY
+    /// CONTROL_PLANE_UNAVAILABLE / 503), or a preflight's key lookup (503).</summary>
+    ControlPlaneUnavailable,
+    /// <summary>A CORS preflight whose ?site= is not in a site key's format (400).</summary>
+    PreflightMalformedSiteKey,
 }

@@ -22,10 +22,11 @@ namespace Analytics.FastIngest;
 /// nothing of the batch counts as accepted (a resend is safe: events are deduplicated by id).
 /// The synchronous part runs on spans; only the log append is awaited.
 ///
-/// Refusals before any event is looked at, in this order: undecodable (MALFORMED), unknown or
-/// revoked site key (UNKNOWN_SITE), a web page of an origin the site does not allow
-/// (FORBIDDEN_ORIGIN), over the connection's, the IP's or the site's events per second (RETRY
-/// with the wait and the reason). Events rejected by validation and batches refused for their
+/// Refusals before any event is looked at, in this order: undecodable (MALFORMED), over the
+/// connection's or the IP's events per second (RETRY with the wait and the reason; every batch
+/// costs at least one event), unknown or revoked site key (UNKNOWN_SITE), a web page of an origin
+/// the site does not allow (FORBIDDEN_ORIGIN), over the site's events per second (RETRY), the
+/// control plane failing the key or salt lookup (RETRY, CONTROL_PLANE_UNAVAILABLE). Events rejected by validation and batches refused for their
 /// origin are also handed to <see cref="DeadLetters"/> for the merchant to read.
 ///
 /// Tracing: each batch is a span "ingest.batch" (child of the request's trace context) whose
@@ -36,6 +37,7 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
     TrafficLimits? traffic = null, DeadLetters? deadLetters = null, ILogger<IngestProcessor>? logger = null)
 {
     private readonly LogRefusals _refusals = new(logger ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+    private readonly ControlPlaneRefusals _controlPlaneRefusals = new(logger ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
 
     private readonly VisitorIdHasher _visitorIds = new(sites);
 
@@ -223,7 +225,30 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
             metrics.Malformed();
             return new Prepared(AckStatus.Malformed, 0, 0, 0);
         }
-        SiteAccess? access = EventValidator.IsSiteKeyFormat(batch.SiteKey, limits) ? sites.ResolveAccess(batch.SiteKey) : null;
+        // Every batch costs at least one token of its connection and its IP before anything that
+        // costs more than the parse (the key lookup, which may ask the store; the origin check;
+        // the HMAC; the Ack), so a flood of empty batches, unknown keys or a foreign origin is
+        // limited (and paused) like a flood of events.
+        int cost = Math.Max(1, batch.EventCount);
+        if (scratch.RateLimiter is { } limiter && !limiter.TryAcquire(cost, out var wait))
+        {
+            metrics.Refused(BatchRefusal.RateLimitedConnection);
+            return RateLimited(batch, wait, RetryReason.RateLimitedConnection);
+        }
+        if (traffic is not null && !traffic.TryAcquireIp(client.RateKey, cost, out wait))
+        {
+            metrics.Refused(BatchRefusal.RateLimitedIp);
+            return RateLimited(batch, wait, RetryReason.RateLimitedIp);
+        }
+        SiteAccess? access;
+        try
+        {
+            access = EventValidator.IsSiteKeyFormat(batch.SiteKey, limits) ? sites.ResolveAccess(batch.SiteKey) : null;
+        }
+        catch (ControlPlaneUnavailableException e)
+        {
+            return ControlPlaneRefused(batch, e);
+        }
         if (access is null)
         {
             metrics.UnknownSite();
@@ -244,21 +269,32 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
             }
             scratch.AllowedOrigins = access.Origins;
         }
-        if (scratch.RateLimiter is { } limiter && !limiter.TryAcquire(batch.EventCount, out var wait))
+        // The site's bucket only once the origin passed: a foreign page must not drain what the
+        // site's own pages share.
+        if (traffic is not null && !traffic.TryAcquireSite(site.SiteId, cost, out wait))
         {
-            metrics.Refused(BatchRefusal.RateLimitedConnection);
-            return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, batch.EventCount, (uint)Math.Ceiling(wait.TotalMilliseconds), RetryReason.RateLimitedConnection);
-        }
-        if (traffic is not null && !traffic.TryAcquire(client.RateKey, site.SiteId, batch.EventCount, out wait, out var retryReason))
-        {
-            metrics.Refused(retryReason == RetryReason.RateLimitedIp ? BatchRefusal.RateLimitedIp : BatchRefusal.RateLimitedSite);
-            return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, batch.EventCount, (uint)Math.Ceiling(wait.TotalMilliseconds), retryReason);
+            metrics.Refused(BatchRefusal.RateLimitedSite);
+            return RateLimited(batch, wait, RetryReason.RateLimitedSite);
         }
 
         var receivedAt = clock.GetUtcNow();
+        if (batch.EventCount > 0)
+        {
+            // The day's salt is asked of the store by the first batch after midnight UTC: asked
+            // here, before any event is counted, so a failing store refuses the batch whole.
+            try
+            {
+                sites.GetSalt(DateOnly.FromDateTime(receivedAt.UtcDateTime));
+            }
+            catch (ControlPlaneUnavailableException e)
+            {
+                return ControlPlaneRefused(batch, e);
+            }
+        }
+        // The visitor id (an HMAC) is computed at the first event kept: a batch whose every event
+        // is rejected does not pay for it.
         var enrichment = new StoredEventWriter.Enrichment(
-            (ulong)site.MerchantId, (ulong)site.SiteId, receivedAt.ToUnixTimeMilliseconds(),
-            _visitorIds.Compute(client, site.SiteId, receivedAt), client)
+            (ulong)site.MerchantId, (ulong)site.SiteId, receivedAt.ToUnixTimeMilliseconds(), 0, client)
         {
             TraceContext = activity is { Recorded: true } ? scratch.TraceContextBytes(activity.Context) : default,
         };
@@ -275,6 +311,7 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
                 reason = EventValidator.Validate(evt, limits);
                 if (reason == RejectionReason.Unspecified)
                 {
+                    if (records == 0) enrichment = enrichment with { VisitorId = _visitorIds.Compute(client, site.SiteId, receivedAt) };
                     var destination = scratch.ReserveRecord(StoredEventWriter.MaxEncodedSize(raw.Length, client));
                     int written = StoredEventWriter.Write(destination[4..], evt, enrichment);
                     BinaryPrimitives.WriteInt32LittleEndian(destination, written);
@@ -292,6 +329,18 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
             index++;
         }
         return new Prepared(AckStatus.Ok, batch.Seq, (ulong)site.MerchantId, records, index);
+    }
+
+    private static Prepared RateLimited(in BatchView batch, TimeSpan wait, RetryReason reason) =>
+        new(AckStatus.Retry, batch.Seq, 0, 0, batch.EventCount, (uint)Math.Ceiling(wait.TotalMilliseconds), reason);
+
+    /// <summary>The store behind the site registry failed: RETRY, as for a log that refuses (the
+    /// client resends; nothing of the batch was counted).</summary>
+    private Prepared ControlPlaneRefused(in BatchView batch, ControlPlaneUnavailableException e)
+    {
+        metrics.Refused(BatchRefusal.ControlPlaneUnavailable);
+        _controlPlaneRefusals.Refused(e);
+        return new Prepared(AckStatus.Retry, batch.Seq, 0, 0, batch.EventCount, RetryAfterMs, RetryReason.ControlPlaneUnavailable);
     }
 
     private IngestResult Finish(Prepared prepared, IngestScratch scratch, long started, Activity? activity)

@@ -58,3 +58,26 @@ internal sealed partial class LogRefusals(ILogger logger)
     [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "The event log takes writes again; {Refused} batches were answered with RETRY meanwhile")]
     private static partial void LogRecovered(ILogger logger, long refused);
 }
+
+/// <summary>
+/// Logs the control plane's failures at most once a minute, with how many batches were answered
+/// RETRY since the last line: during an outage keys already cached keep being served, so no
+/// batch marks its end the way an accepted append ends a log outage (<see cref="LogRefusals"/>).
+/// </summary>
+internal sealed partial class ControlPlaneRefusals(ILogger logger)
+{
+    private long _refused;
+    private long _nextLineAt;
+
+    public void Refused(Exception error)
+    {
+        Interlocked.Increment(ref _refused);
+        long now = Environment.TickCount64;
+        long due = Volatile.Read(ref _nextLineAt);
+        if (now < due || Interlocked.CompareExchange(ref _nextLineAt, now + 60_000, due) != due) return;
+        LogFailure(logger, Interlocked.Exchange(ref _refused, 0), error);
+    }
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "The control plane failed a lookup ingest needed (a site key or the day's visitor salt); {Refused} batches answered RETRY since the last such line")]
+    private static partial void LogFailure(ILogger logger, long refused, Exception error);
+}

@@ -1,4 +1,3 @@
-using Analytics.Contracts.V1;
 using Analytics.FastIngest.Validation;
 
 namespace Analytics.FastIngest.Abuse;
@@ -6,8 +5,9 @@ namespace Analytics.FastIngest.Abuse;
 /// <summary>
 /// Limits shared by every connection and request of this server: open WebSocket connections in
 /// total and per IP address, and events per second per IP address and per site (token buckets).
-/// Contract: a batch takes its events from the IP's bucket, then from the site's; a batch that
-/// does not fit is refused whole (RETRY with the wait; HTTP 429 + Retry-After) and nothing of it
+/// Contract: a batch takes its events (at least one token, however few events it has) from the
+/// IP's bucket before its site key is even looked up, then, once the site is known and the origin
+/// allowed, from the site's; a batch that does not fit is refused whole (RETRY with the wait; HTTP 429 + Retry-After) and nothing of it
 /// is kept. The IP is checked first so that one flooding address is stopped before it drains the
 /// bucket its site shares with everyone else; tokens an IP paid for a batch the site then refuses
 /// are not given back (the flooder pays, never the site). IPv6 addresses count per /64, the
@@ -42,23 +42,20 @@ public sealed class TrafficLimits : IDisposable
         return (new TokenBuckets<T>(perSecond, limit), limit);
     }
 
-    /// <summary>Takes <paramref name="events"/> from the IP's bucket, then the site's; false with the wait and which limit refused.</summary>
-    public bool TryAcquire(UInt128 ip, long siteId, int events, out TimeSpan retryAfter, out RetryReason reason)
+    /// <summary>Takes <paramref name="events"/> (at least one: every batch costs) from the IP's
+    /// bucket; false with the wait. Asked before the site key is resolved, so a flood of unknown
+    /// keys or empty batches is limited like one of events.</summary>
+    public bool TryAcquireIp(UInt128 ip, int events, out TimeSpan retryAfter)
     {
         retryAfter = TimeSpan.Zero;
-        reason = RetryReason.Unspecified;
-        if (events <= 0) return true;
-        if (_perIp is not null && !_perIp.TryAcquire(ip, Math.Min(events, _ipBurst), out retryAfter))
-        {
-            reason = RetryReason.RateLimitedIp;
-            return false;
-        }
-        if (_perSite is not null && !_perSite.TryAcquire(siteId, Math.Min(events, _siteBurst), out retryAfter))
-        {
-            reason = RetryReason.RateLimitedSite;
-            return false;
-        }
-        return true;
+        return _perIp is null || _perIp.TryAcquire(ip, Math.Clamp(events, 1, _ipBurst), out retryAfter);
+    }
+
+    /// <summary>Takes <paramref name="events"/> (at least one) from the site's bucket, after the IP's; false with the wait.</summary>
+    public bool TryAcquireSite(long siteId, int events, out TimeSpan retryAfter)
+    {
+        retryAfter = TimeSpan.Zero;
+        return _perSite is null || _perSite.TryAcquire(siteId, Math.Clamp(events, 1, _siteBurst), out retryAfter);
     }
 
     public enum ConnectionRefusal { None, ServerFull, IpFull }

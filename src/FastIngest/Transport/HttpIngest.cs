@@ -1,7 +1,10 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using Analytics.Contracts.V1;
+using Analytics.Contracts;
 using Analytics.ControlPlane;
+using Analytics.FastIngest.Abuse;
+using Analytics.FastIngest.Validation;
 using Analytics.FastIngest.Enrichment;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.ObjectPool;
@@ -15,7 +18,8 @@ namespace Analytics.FastIngest.Transport;
 /// 200 Ack; 400 undecodable (problem+json); 403 unknown site or forbidden origin (Ack); 408 a
 /// body not complete within <see cref="Validation.IngestLimits.MessageReceiveTimeout"/>; 413 over
 /// the size limit; 415 wrong content type; 429 + Retry-After over the IP's or the site's events
-/// per second (Ack RETRY); 503 + Retry-After when the log refused the write (Ack RETRY).
+/// per second (Ack RETRY); 503 + Retry-After when the log refused the write or the control plane
+/// failed the site lookup (Ack RETRY).
 /// Content types: application/x-protobuf, or text/plain because sendBeacon may only send
 /// CORS-safelisted types without a preflight.
 ///
@@ -95,7 +99,7 @@ internal static class HttpIngest
                     response.StatusCode = StatusCodes.Status403Forbidden;
                     break;
                 case AckStatus.Retry:
-                    response.StatusCode = result.RetryReason == RetryReason.LogUnavailable ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status429TooManyRequests;
+                    response.StatusCode = result.RetryReason is RetryReason.LogUnavailable or RetryReason.ControlPlaneUnavailable ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status429TooManyRequests;
                     // Whole seconds, rounded up: Retry-After has no finer unit.
                     response.Headers.RetryAfter = Math.Max(1, (result.RetryAfterMs + 999) / 1000).ToString(System.Globalization.CultureInfo.InvariantCulture);
                     break;
@@ -156,8 +160,10 @@ internal static class HttpIngest
     private static Task TooLarge(HttpContext context, int max) =>
         Results.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "Batch too large", detail: $"A batch may have at most {max} bytes.").ExecuteAsync(context);
 
-    /// <summary>CORS preflight for browsers posting application/x-protobuf from merchants' pages.</summary>
-    public static void Preflight(HttpContext context, SiteRegistry sites, IngestMetrics metrics)
+    /// <summary>CORS preflight for browsers posting application/x-protobuf from merchants' pages.
+    /// With ?site= it may ask the store, so it is charged to the caller's IP like a batch (429),
+    /// looks up only keys in a site key's format (else 400), and answers 503 when the store fails.</summary>
+    public static void Preflight(HttpContext context, SiteRegistry sites, IngestMetrics metrics, TrafficLimits traffic, IngestLimits limits)
     {
         var headers = context.Response.Headers;
         headers.Vary = "Origin";
@@ -168,16 +174,49 @@ internal static class HttpIngest
             context.Response.StatusCode = StatusCodes.Status204NoContent;
             return;
         }
-        if (key is { Length: > 0 and <= 64 } && sites.ResolveAccess(System.Text.Encoding.ASCII.GetBytes(key)) is { } access && !access.Origins.Allows(origin))
+        if (!string.IsNullOrEmpty(key))
         {
-            metrics.Refused(BatchRefusal.ForbiddenOrigin);
-            context.Response.StatusCode = StatusCodes.Status403Forbidden;
-            return;
+            if (!SiteKeys.IsValid(key.AsSpan()) || key.Length > limits.MaxSiteKeyBytes)
+            {
+                metrics.Refused(BatchRefusal.PreflightMalformedSiteKey);
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return;
+            }
+            if (!traffic.TryAcquireIp(ClientInfo.FromRequest(context, limits.MaxUserAgentBytes).RateKey, 1, out var wait))
+            {
+                metrics.Refused(BatchRefusal.RateLimitedIp);
+                RetryAfter(context, StatusCodes.Status429TooManyRequests, wait);
+                return;
+            }
+            SiteAccess? access;
+            try
+            {
+                access = sites.ResolveAccess(System.Text.Encoding.ASCII.GetBytes(key));
+            }
+            catch (ControlPlaneUnavailableException)
+            {
+                metrics.Refused(BatchRefusal.ControlPlaneUnavailable);
+                RetryAfter(context, StatusCodes.Status503ServiceUnavailable, TimeSpan.FromMilliseconds(IngestProcessor.RetryAfterMs));
+                return;
+            }
+            if (access is not null && !access.Origins.Allows(origin))
+            {
+                metrics.Refused(BatchRefusal.ForbiddenOrigin);
+                context.Response.StatusCode = StatusCodes.Status403Forbidden;
+                return;
+            }
         }
         headers.AccessControlAllowOrigin = origin;
         headers.AccessControlAllowMethods = "POST, OPTIONS";
         headers.AccessControlAllowHeaders = "Content-Type";
         headers.AccessControlMaxAge = "86400";
         context.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+
+    private static void RetryAfter(HttpContext context, int status, TimeSpan wait)
+    {
+        context.Response.StatusCode = status;
+        // Whole seconds, rounded up: Retry-After has no finer unit.
+        context.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 }
