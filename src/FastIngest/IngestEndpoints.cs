@@ -22,7 +22,7 @@ public static class IngestEndpoints
         var traffic = app.ServiceProvider.GetRequiredService<TrafficLimits>();
         app.Map("/v1/ws", (HttpContext c) => WebSocketIngest.HandleAsync(c, processor, metrics, traffic, drain))
             .WithMetadata(IngestHotPathEndpoint.Instance, WebSocketEndpoint.Instance);
-        var scratches = IngestScratch.NewPool();
+        var scratches = IngestScratch.NewPool(metrics);
         // The CancellationToken (the request's, no DI) keeps this a route handler rather than a
         // RequestDelegate, so the endpoint keeps its OpenAPI description.
         app.MapPost("/v1/events", (HttpContext c, CancellationToken _) => HttpIngest.HandleAsync(c, processor, metrics, drain, scratches))

@@ -27,7 +27,7 @@ public sealed class IngestMetrics
     private static readonly long[] BatchBuckets = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
 
     private readonly long[] _rejectedByReason = new long[Reasons.Max(r => (int)r) + 1];
-    private long _batches, _accepted, _retryBatches, _malformedBatches, _unknownSiteBatches, _oversizeMessages, _connections, _openConnections, _rateLimitedBatches;
+    private long _batches, _accepted, _retryBatches, _malformedBatches, _unknownSiteBatches, _oversizeMessages, _connections, _openConnections, _rateLimitedBatches, _scratchBytes;
     private readonly Histogram<double> _ackDuration;
     private readonly Histogram<long> _batchEvents;
 
@@ -50,6 +50,7 @@ public sealed class IngestMetrics
         meter.CreateObservableCounter("analytics_ingest_messages_oversize_total", () => Interlocked.Read(ref _oversizeMessages), null, "Messages over the size limit.");
         meter.CreateObservableCounter("analytics_ingest_connections_total", () => Interlocked.Read(ref _connections), null, "WebSocket connections accepted.");
         meter.CreateObservableUpDownCounter("analytics_ingest_connections_open", () => Interlocked.Read(ref _openConnections), null, "WebSocket connections open now.");
+        meter.CreateObservableUpDownCounter("analytics_ingest_scratch_bytes", () => ScratchBytes, "By", "Bytes held by ingest's per-connection and per-request buffers (records, Acks, rejections) now.");
         _ackDuration = meter.CreateHistogram("analytics_ingest_ack_duration", "s", "From a whole batch received to its Ack ready (includes the durable log append), by Ack status.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = AckBuckets });
         _batchEvents = meter.CreateHistogram("analytics_ingest_batch_events", "{event}", "Events per batch (accepted and rejected).",
@@ -78,6 +79,9 @@ public sealed class IngestMetrics
     internal void Oversize() => Interlocked.Increment(ref _oversizeMessages);
     internal void ConnectionOpened() { Interlocked.Increment(ref _connections); Interlocked.Increment(ref _openConnections); }
     internal void ConnectionClosed() => Interlocked.Decrement(ref _openConnections);
+    /// <summary>A scratch grew or gave back a buffer (not per batch: only when a size changes).</summary>
+    internal void ScratchResized(long bytes) => Interlocked.Add(ref _scratchBytes, bytes);
+    public long ScratchBytes => Interlocked.Read(ref _scratchBytes);
 
     /// <summary>One answered batch: its latency since <paramref name="startTimestamp"/> (Stopwatch) and size.</summary>
     internal void Answered(AckStatus status, long startTimestamp, int events)

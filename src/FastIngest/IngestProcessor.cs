@@ -380,12 +380,25 @@ public readonly record struct IngestResult(AckStatus Status, ulong Seq, int Acce
 
 /// <summary>
 /// Buffers reused across the batches of one connection (or request): encoded records,
-/// rejections and the Ack. Rented from the shared pool so idle connections hold little.
+/// rejections and the Ack. Rented from the shared pool so idle connections hold little: after
+/// each batch, a buffer grown past <see cref="RetainedBufferBytes"/> (a large batch) is given back
+/// (<see cref="ReleaseLargeBuffers"/>), so one large batch does not pin its buffers for the rest
+/// of a connection's life. What scratches hold is <see cref="IngestMetrics.ScratchBytes"/>.
 /// </summary>
 public sealed class IngestScratch : IDisposable
 {
+    /// <summary>The most a buffer keeps between batches (records, Ack): 64 KiB, a batch of ~200 typical events.</summary>
+    public const int RetainedBufferBytes = 64 * 1024;
+
+    /// <summary>The most rejections kept between batches; a batch of a few thousand tiny events past
+    /// the 500th grows the array to megabytes otherwise.</summary>
+    private const int RetainedRejections = 1024;
+
     private byte[] _records = [];
     private Rejected[] _rejections = [];
+
+    /// <summary>Where the bytes this scratch holds are counted; null: nowhere (benchmarks, unit tests).</summary>
+    public IngestMetrics? Metrics { get; init; }
 
     /// <summary>Set for WebSocket connections: their event rate limit.</summary>
     public EventRateLimiter? RateLimiter { get; init; }
@@ -433,7 +446,12 @@ public sealed class IngestScratch : IDisposable
 
     internal void AddRejection(Rejected rejection)
     {
-        if (_rejectionCount == _rejections.Length) Array.Resize(ref _rejections, Math.Max(16, _rejections.Length * 2));
+        if (_rejectionCount == _rejections.Length)
+        {
+            int before = _rejections.Length;
+            Array.Resize(ref _rejections, Math.Max(16, before * 2));
+            Metrics?.ScratchResized((_rejections.Length - before) * Unsafe.SizeOf<Rejected>());
+        }
         _rejections[_rejectionCount++] = rejection;
     }
 
@@ -445,28 +463,51 @@ public sealed class IngestScratch : IDisposable
 
     internal ReadOnlyMemory<byte> AckMemory(int length) => _ack.AsMemory(0, length);
 
-    private static void Grow(ref byte[] buffer, int needed, int keep)
+    private void Grow(ref byte[] buffer, int needed, int keep)
     {
         var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, Math.Max(4096, buffer.Length * 2)));
         buffer.AsSpan(0, keep).CopyTo(bigger);
+        Metrics?.ScratchResized(bigger.Length - buffer.Length);
         if (buffer.Length > 0) ArrayPool<byte>.Shared.Return(buffer);
         buffer = bigger;
+    }
+
+    /// <summary>
+    /// After a batch (its Ack sent): gives back each buffer grown past what a connection keeps
+    /// between batches. Three compares when nothing is large; the next large batch rents again.
+    /// </summary>
+    public void ReleaseLargeBuffers()
+    {
+        if (_records.Length > RetainedBufferBytes) Release(ref _records);
+        if (_ack.Length > RetainedBufferBytes) Release(ref _ack);
+        if (_rejections.Length > RetainedRejections)
+        {
+            Metrics?.ScratchResized(-_rejections.Length * Unsafe.SizeOf<Rejected>());
+            _rejections = [];
+        }
+    }
+
+    private void Release(ref byte[] buffer)
+    {
+        if (buffer.Length == 0) return;
+        Metrics?.ScratchResized(-buffer.Length);
+        ArrayPool<byte>.Shared.Return(buffer);
+        buffer = [];
     }
 
     /// <summary>
     /// Scratches for HTTP requests, one per request in flight and reused: a WebSocket keeps one for
     /// its life, but over HTTP a new one per request (and its PendingAppend) was a third of what a
     /// single-event beacon allocated. One pool per processor, since a scratch's PendingAppend
-    /// belongs to the processor that made it. A scratch that grew past <see cref="PooledBufferBytes"/>
-    /// (a large batch) is released rather than kept.
+    /// belongs to the processor that made it. A scratch goes back without its large buffers
+    /// (<see cref="ReleaseLargeBuffers"/>).
     /// </summary>
-    public static ObjectPool<IngestScratch> NewPool() => new DefaultObjectPool<IngestScratch>(new PoolPolicy(), maximumRetained: 1024);
+    public static ObjectPool<IngestScratch> NewPool(IngestMetrics? metrics = null) =>
+        new DefaultObjectPool<IngestScratch>(new PoolPolicy(metrics), maximumRetained: 1024);
 
-    private const int PooledBufferBytes = 64 * 1024;
-
-    private sealed class PoolPolicy : PooledObjectPolicy<IngestScratch>
+    private sealed class PoolPolicy(IngestMetrics? metrics) : PooledObjectPolicy<IngestScratch>
     {
-        public override IngestScratch Create() => new();
+        public override IngestScratch Create() => new() { Metrics = metrics };
 
         public override bool Return(IngestScratch scratch)
         {
@@ -474,17 +515,16 @@ public sealed class IngestScratch : IDisposable
             scratch.AllowedOrigins = null;
             scratch.TraceParent = default;
             scratch.Reset();
-            if (scratch._records.Length <= PooledBufferBytes && scratch._ack.Length <= PooledBufferBytes) return true;
-            scratch.Dispose();
-            return false;
+            scratch.ReleaseLargeBuffers();
+            return true;
         }
     }
 
     public void Dispose()
     {
-        if (_records.Length > 0) ArrayPool<byte>.Shared.Return(_records);
-        if (_ack.Length > 0) ArrayPool<byte>.Shared.Return(_ack);
-        _records = [];
-        _ack = [];
+        Release(ref _records);
+        Release(ref _ack);
+        Metrics?.ScratchResized(-_rejections.Length * Unsafe.SizeOf<Rejected>());
+        _rejections = [];
     }
 }

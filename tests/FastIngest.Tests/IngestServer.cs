@@ -65,7 +65,8 @@ internal sealed class IngestServer : IAsyncDisposable
     {
         var ct = TestContext.Current.CancellationToken;
         await socket.SendAsync(batch.ToByteArray(), WebSocketMessageType.Binary, true, ct);
-        var buffer = new byte[64 * 1024];
+        // Room for the largest Ack: a batch of the maximum size with every event rejected.
+        var buffer = new byte[1024 * 1024];
         int length = 0;
         while (true)
         {

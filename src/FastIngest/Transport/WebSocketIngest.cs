@@ -32,8 +32,9 @@ namespace Analytics.FastIngest.Transport;
 /// an upgrade costs more than the one batch per wait a paused connection gets (docs/security.md,
 /// "Abuse").
 ///
-/// Memory: an idle connection holds no buffer of its own (only Kestrel's pipe); a message buffer
-/// is rented from the shared pool while messages flow (see PipeWebSocket).
+/// Memory: an idle connection holds no message buffer of its own (only Kestrel's pipe); a message
+/// buffer is rented from the shared pool while messages flow (see PipeWebSocket), and the batch
+/// buffers (IngestScratch) keep at most 64 KiB each between batches.
 /// The server sends no pings: the agent reconnects (with backoff) if an idle connection drops.
 /// When the node drains (<see cref="IngestDrain"/>), upgrades are refused with 503 and open
 /// sockets are closed with 1001 after answering the batch in hand.
@@ -116,6 +117,7 @@ internal static class WebSocketIngest
             }
             using var scratch = new IngestScratch
             {
+                Metrics = metrics,
                 RateLimiter = new EventRateLimiter(processor.Limits.MaxEventsPerSecondPerConnection, processor.Limits.EventBurstPerConnection),
                 TraceParent = IngestTelemetry.ParentOf(context),
             };
@@ -204,6 +206,8 @@ internal static class WebSocketIngest
                     }
                     socket.WriteFrame(WebSocketFrames.OpBinary, result.Ack.Span);
                     await socket.FlushAsync(aborted);
+                    // The Ack is sent: a large batch's buffers go back now, not at the socket's end.
+                    scratch.ReleaseLargeBuffers();
                     if (result.Status == AckStatus.Retry && result.RetryReason is RetryReason.RateLimitedConnection or RetryReason.RateLimitedIp or RetryReason.RateLimitedSite)
                     {
                         // Not for LOG_UNAVAILABLE: that wait is the server's doing, and the breaker already answers it without work.
