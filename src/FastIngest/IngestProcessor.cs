@@ -263,7 +263,7 @@ public sealed class IngestProcessor(SiteRegistry sites, IEventLog log, IngestLim
             {
                 metrics.Refused(BatchRefusal.ForbiddenOrigin);
                 var at = clock.GetUtcNow();
-                if (deadLetters is not null && deadLetters.Admit(site.SiteId, at))
+                if (deadLetters is not null && deadLetters.AdmitOriginRefusal(site.SiteId, at))
                     deadLetters.Add(new DeadLetter(site.MerchantId, site.SiteId, at, "FORBIDDEN_ORIGIN", origin, batch.EventCount, ""));
                 return new Prepared(AckStatus.ForbiddenOrigin, batch.Seq, 0, 0);
             }
