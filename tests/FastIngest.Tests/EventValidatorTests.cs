@@ -51,6 +51,9 @@ public class EventValidatorTests
         { "prop-value-long", RejectionReason.PropValueTooLong },
         { "revenue-no-currency", RejectionReason.CurrencyInvalid },
         { "currency-lowercase", RejectionReason.CurrencyInvalid },
+        { "revenue-negative", RejectionReason.RevenueOutOfRange },
+        { "revenue-over-max", RejectionReason.RevenueOutOfRange },
+        { "revenue-int64-max", RejectionReason.RevenueOutOfRange },
         { "screen-wide", RejectionReason.ScreenWidthOutOfRange },
         { "engagement-long", RejectionReason.EngagementOutOfRange },
         { "client-time-negative", RejectionReason.ClientTimeInvalid },
@@ -82,6 +85,9 @@ public class EventValidatorTests
             case "prop-value-long": e.Props.Add(new Property { Key = "k", Value = new string('v', 513) }); break;
             case "revenue-no-currency": e.RevenueMicros = 1; break;
             case "currency-lowercase": e.RevenueMicros = 1; e.Currency = "eur"; break;
+            case "revenue-negative": e.RevenueMicros = -1; e.Currency = "EUR"; break;
+            case "revenue-over-max": e.RevenueMicros = 1_000_000_000_000_001; e.Currency = "EUR"; break;
+            case "revenue-int64-max": e.RevenueMicros = long.MaxValue; e.Currency = "EUR"; break;
             case "screen-wide": e.ScreenWidth = 20_001; break;
             case "engagement-long": e.EngagementMs = 86_400_001; break;
             case "client-time-negative": e.ClientTimeMs = -1; break;
@@ -98,6 +104,8 @@ public class EventValidatorTests
         // 30 unique keys of exactly 128 bytes, values of exactly 512 bytes.
         for (int i = 0; i < 30; i++) e.Props.Add(new Property { Key = i.ToString("D3") + new string('k', 125), Value = new string('v', 512) });
         e.ScreenWidth = 20_000;
+        e.RevenueMicros = 1_000_000_000_000_000;
+        e.Currency = "EUR";
         e.EngagementMs = 86_400_000;
         Assert.Equal(RejectionReason.Unspecified, Validate(e));
     }

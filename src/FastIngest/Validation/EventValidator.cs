@@ -51,6 +51,8 @@ internal static class EventValidator
         if (!e.Currency.IsEmpty || e.RevenueMicros != 0)
         {
             if (!IsCurrencyCode(e.Currency)) return RejectionReason.CurrencyInvalid;
+            // Bounded so that rollups' Int64 sums cannot overflow.
+            if (e.RevenueMicros < 0 || e.RevenueMicros > limits.MaxRevenueMicros) return RejectionReason.RevenueOutOfRange;
         }
 
         if (e.PropertyCount > limits.MaxProperties) return RejectionReason.TooManyProps;

@@ -19,6 +19,9 @@ public sealed class IngestLimits
     public int MaxPropertyValueBytes { get; init; } = 512;
     public uint MaxScreenWidth { get; init; } = 20_000;
     public uint MaxEngagementMs { get; init; } = 86_400_000;
+    /// <summary>10^15 micros, a billion currency units per event: 9,223 such events fit in an Int64
+    /// sum, and a real day of a site stays far below that; negative amounts (refunds) are not events.</summary>
+    public long MaxRevenueMicros { get; init; } = 1_000_000_000_000_000;
     /// <summary>User-Agent bytes kept with the raw event; longer ones are cut (never rejected: the client does not choose it).</summary>
     public int MaxUserAgentBytes { get; init; } = 512;
     /// <summary>
