@@ -238,7 +238,8 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             // Visits continue across the hand-over: seed them from what the store has of this
             // source, minus the range about to be replayed (so it computes visit starts as the
             // interrupted round did).
-            await WithRetries(() => RestoreSessionsAsync(batch.Source, replay ? mark!.Value.From : null, ct), ct);
+            long? resumeMs = FirstReceivedMs(batch);
+            await WithRetries(() => RestoreSessionsAsync(batch.Source, replay ? mark!.Value.From : null, resumeMs, ct), ct);
             if (replay)
             {
                 LogReplay(batch.Source, mark!.Value.From, mark.Value.Next);
@@ -589,13 +590,20 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     private partial void LogJobFailed(Exception error, string jobId);
 
     /// <summary>
-    /// Open visits from the store: every visitor seen in the last 30 minutes, from any source (a
-    /// hot merchant's visitor may have moved partition), without this source's offsets from
+    /// Open visits from the store: every visitor seen in the 30 minutes before the point where
+    /// reading resumes (<paramref name="resumeMs"/>, the received time of the first record read;
+    /// the wall clock when nothing is waiting) or after it, from any source (a hot merchant's
+    /// visitor may have moved partition), without this source's offsets from
     /// <paramref name="excludeFrom"/> on (the range about to be replayed, so it computes visit
-    /// starts as the interrupted round did).
+    /// starts as the interrupted round did). Counted from the resume point, not the wall clock:
+    /// a Rollup that restarts behind the log (a backlog of minutes or hours) would otherwise
+    /// restore none of the visits open where it resumes, and split each in two.
     /// </summary>
-    private async Task RestoreSessionsAsync(string source, long? excludeFrom, CancellationToken ct)
+    private async Task RestoreSessionsAsync(string source, long? excludeFrom, long? resumeMs, CancellationToken ct)
     {
+        string since = resumeMs is { } ms
+            ? string.Create(CultureInfo.InvariantCulture, $"fromUnixTimestamp64Milli({ms}, 'UTC') - INTERVAL 30 MINUTE")
+            : "now64(3) - INTERVAL 30 MINUTE";
         string exclude = excludeFrom is { } from
             ? string.Create(CultureInfo.InvariantCulture, $" AND NOT (log_source = {ClickHouseSql.StringLiteral(source)} AND log_offset >= {from})")
             : "";
@@ -603,7 +611,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         // so an event after the restart is stamped as it would have been without one.
         var rows = await store.QueryRowsAsync(
             $"SELECT site_id, visitor_id, toUnixTimestamp64Milli(max(received_at)), argMax(tuple(visit_id, {string.Join(", ", VisitEntry.Columns)}), received_at) " +
-            $"FROM {_db}.events_enriched WHERE received_at >= now64(3) - INTERVAL 30 MINUTE AND is_bot = 0{exclude} GROUP BY site_id, visitor_id", ct);
+            $"FROM {_db}.events_enriched WHERE received_at >= {since} AND is_bot = 0{exclude} GROUP BY site_id, visitor_id", ct);
         foreach (var row in rows)
         {
             // A tuple comes as a JSON array, or as an object when the engine names its elements.
@@ -613,6 +621,14 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             var entry = VisitEntry.FromValues(visit.Skip(1).Select(v => v.GetString() ?? "").ToList());
             _sessions.Restore(row[0].GetUInt64(), row[1].GetUInt64(), row[2].GetInt64(), visit[0].GetUInt64(), entry);
         }
+    }
+
+    /// <summary>The received time of the batch's first readable record; null for an empty batch.</summary>
+    private long? FirstReceivedMs(LogBatch batch)
+    {
+        for (int i = 0; i < batch.Records.Count; i++)
+            if (_records.TryRead(batch.Records[i].Span, batch.Source, batch.FirstOffset + i, out var e, out _)) return e!.ReceivedMs;
+        return null;
     }
 
     /// <summary>A commit that fails (the local log's disk full: its offset file cannot be

@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using Analytics.Contracts.V1;
 using Analytics.Store;
 
@@ -92,6 +93,49 @@ public class RollupReplayTests(EngineFixture engine)
         await second.WaitForAggregateAsync(t => t["pageviews"] >= 15);
         await Task.Delay(500, Ct);
         Assert.Equal(15, (await second.AggregateAsync())["pageviews"]);
+    }
+
+    /// <summary>Rollup restarted behind the log (here: events received on 15 January 2026 by the
+    /// host's clock, far behind the wall clock, as under a long backlog): the visit open where it
+    /// resumes goes on, as the definition says (a visit ends after 30 minutes without events).
+    /// Open visits were restored from the last 30 minutes of the wall clock, so a Rollup resuming
+    /// more than 30 minutes behind split every open visit in two.</summary>
+    [Fact]
+    public async Task A_visit_open_where_Rollup_resumes_behind_the_log_goes_on_after_the_restart()
+    {
+        var at = new DateTimeOffset(2026, 1, 15, 9, 0, 0, TimeSpan.Zero);
+        var clock = new ManualClock(at);
+        var first = await TestHost.StartAsync(engine, clock: clock);
+        first.KeepData = true;
+        using (var socket = await first.ConnectAsync()) await SendAsync(first, socket, 3);
+        await WaitForDayAsync(first, t => t["pageviews"] == 3);
+        await first.DisposeAsync();
+        // Ten minutes later the same visitor goes on while Rollup is down.
+        clock.Now = at.AddMinutes(10);
+        var ingestOnly = await TestHost.StartAsync(engine, restartOf: first, roles: Analytics.Host.Roles.Ingest, clock: clock);
+        using (var socket = await ingestOnly.ConnectAsync()) await SendAsync(ingestOnly, socket, 2);
+        ingestOnly.KeepData = true;
+        await ingestOnly.DisposeAsync();
+
+        await using var second = await TestHost.StartAsync(engine, restartOf: first, clock: clock);
+        var totals = await WaitForDayAsync(second, t => t["pageviews"] == 5);
+        // One visitor with events at 09:00 and 09:10: one visit.
+        Assert.Equal(1, totals["visitors"]);
+        Assert.Equal(1, totals["visits"]);
+    }
+
+    private static async Task<Dictionary<string, long>> WaitForDayAsync(TestHost host, Func<Dictionary<string, long>, bool> done)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            var json = await host.Http.GetFromJsonAsync<System.Text.Json.JsonElement>(
+                $"/v1/sites/{host.Site.PublicId}/aggregate?metrics=pageviews,visitors,visits&from=2026-01-15&to=2026-01-15", Ct);
+            var totals = json.GetProperty("results").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());
+            if (done(totals)) return totals;
+            Assert.True(DateTime.UtcNow < deadline, $"not stored within 30 s: {string.Join(", ", totals)}");
+            await Task.Delay(100, Ct);
+        }
     }
 
     private static async Task SendAsync(TestHost host, System.Net.WebSockets.ClientWebSocket socket, int events)
