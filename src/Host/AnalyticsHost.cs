@@ -68,6 +68,9 @@ public sealed class HostSettings
     /// reverse proxies in front of this server, whose X-Forwarded-For / Forwarded headers name the
     /// client (`--trusted-proxies`, ANALYTICS_TRUSTED_PROXIES). Empty: no header is believed.</summary>
     public IReadOnlyList<string> TrustedProxies { get; init; } = [];
+    /// <summary>The header those proxies write the client's address into (`--forwarded-header`):
+    /// only that one is believed.</summary>
+    public ClientAddressHeader ForwardedHeader { get; init; } = ClientAddressHeader.XForwardedFor;
     /// <summary>The circuit breakers around the event log and the store (CircuitBreakers.cs).</summary>
     public CircuitBreakerSettings CircuitBreakers { get; init; } = new();
     /// <summary>Bounds the stop after SIGTERM (`--drain-timeout`): readiness false, WebSockets
@@ -247,7 +250,7 @@ public static class AnalyticsHost
                 "so dashboards slow down more while Rollup catches up (add the capability, e.g. docker run --cap-add=SYS_NICE; docs/operations.md)");
         }
         // First: everything after it (ingest's ClientInfo above all) sees the client's address.
-        app.UseTrustedProxies(settings.TrustedProxies);
+        app.UseTrustedProxies(settings.TrustedProxies, settings.ForwardedHeader);
         // Recognises upgrade requests (context.WebSockets.IsWebSocketRequest); the ingest and echo
         // endpoints then frame WebSocket messages themselves on the connection pipes. Only there
         // (WebSocketEndpoint says why).

@@ -57,7 +57,7 @@ public sealed class TestHost : IAsyncDisposable
     /// directory of its own: a second replica of a service in a scale-out deployment.</param>
     /// <param name="controlPlane">The control plane (--control-plane); null: SQLite in the data directory.</param>
     /// <param name="echo">Also map the /v1/echo WebSocket endpoint (the benchmark baseline).</param>
-    /// <param name="trustedProxies">Proxies whose X-Forwarded-For / Forwarded the host believes.</param>
+    /// <param name="trustedProxies">Proxies whose X-Forwarded-For (or Forwarded: <paramref name="forwardedHeader"/>) the host believes.</param>
     /// <param name="geoIpDatabase">A GeoIP2 database instead of the GeoLite2 City of the enrichment data.</param>
     /// <param name="telemetry">Trace exporters (tests add an in-memory one).</param>
     /// <param name="edgePurgeUrls">Edge caches the purge notifier tells about reprocessed site-days.</param>
@@ -68,7 +68,8 @@ public sealed class TestHost : IAsyncDisposable
         ushort logicVersion = Analytics.Rollup.ProcessingLogic.Current, TimeProvider? clock = null,
         Analytics.EventLog.Kafka.KafkaLogOptions? kafka = null, Roles roles = Roles.All, TestHost? storeOf = null, int rollupBatchRecords = 50_000, bool echo = false,
         IReadOnlyList<string>? trustedProxies = null, string? controlPlane = null, string? geoIpDatabase = null, TelemetrySettings? telemetry = null,
-        IReadOnlyList<Uri>? edgePurgeUrls = null, CircuitBreakerSettings? breakers = null, RetentionPolicy? retention = null, string? dataDirectory = null, AuthSettings? auth = null)
+        IReadOnlyList<Uri>? edgePurgeUrls = null, CircuitBreakerSettings? breakers = null, RetentionPolicy? retention = null, string? dataDirectory = null, AuthSettings? auth = null,
+        Analytics.FastIngest.Transport.ClientAddressHeader forwardedHeader = Analytics.FastIngest.Transport.ClientAddressHeader.XForwardedFor)
     {
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? dataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
@@ -88,6 +89,7 @@ public sealed class TestHost : IAsyncDisposable
             RollupBatchRecords = rollupBatchRecords,
             EnableEcho = echo,
             TrustedProxies = trustedProxies ?? [],
+            ForwardedHeader = forwardedHeader,
             ControlPlane = controlPlane,
             GeoIpDatabase = geoIpDatabase,
             CircuitBreakers = breakers ?? new(),

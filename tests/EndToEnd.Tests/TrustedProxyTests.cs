@@ -74,7 +74,7 @@ public class TrustedProxyTests(EngineFixture engine)
     [Fact]
     public async Task The_standard_Forwarded_header_from_a_trusted_proxy_names_the_client_too()
     {
-        await using var host = await TestHost.StartAsync(engine, trustedProxies: ["127.0.0.1"]);
+        await using var host = await TestHost.StartAsync(engine, trustedProxies: ["127.0.0.1"], forwardedHeader: ClientAddressHeader.Forwarded);
         await SendOverHttpAsync(host, "/v4", ("Forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43"));
         await SendOverWebSocketAsync(host, "/v6", ("Forwarded", "for=\"[2001:db8:cafe::17]:4711\""));
         await SendOverHttpAsync(host, "/chain", ("Forwarded", "for=1.2.3.4, for=198.51.100.7;proto=https"));
@@ -86,6 +86,30 @@ public class TrustedProxyTests(EngineFixture engine)
         Assert.Equal("198.51.100.0/24", stored["/chain"].Prefix);
         // An address the proxy hid cannot be used: the proxy's own address stays.
         Assert.Equal("127.0.0.0/24", stored["/obfuscated"].Prefix);
+    }
+
+    /// <summary>A proxy writes one of the two headers and passes the other through as the client
+    /// sent it: only the configured one is believed. Before, behind a proxy that writes
+    /// Forwarded, a client's own X-Forwarded-For won (it was read first), so a client chose its
+    /// address: its visitor id, its place, its per-IP limits.</summary>
+    [Fact]
+    public async Task Only_the_header_the_proxies_write_is_believed_never_the_one_a_client_sent_through_them()
+    {
+        await using (var forwarded = await TestHost.StartAsync(engine, trustedProxies: ["127.0.0.1"], forwardedHeader: ClientAddressHeader.Forwarded))
+        {
+            await SendOverHttpAsync(forwarded, "/spoofed-xff", ("X-Forwarded-For", "1.2.3.4"), ("Forwarded", "for=198.51.100.7"));
+            await SendOverWebSocketAsync(forwarded, "/spoofed-xff-ws", ("X-Forwarded-For", "1.2.3.4"), ("Forwarded", "for=198.51.100.7"));
+            var stored = await StoredAsync(forwarded, expected: 2);
+            Assert.Equal("198.51.100.0/24", stored["/spoofed-xff"].Prefix);
+            Assert.Equal("198.51.100.0/24", stored["/spoofed-xff-ws"].Prefix);
+        }
+        await using var xff = await TestHost.StartAsync(engine, trustedProxies: ["127.0.0.1"]);
+        await SendOverHttpAsync(xff, "/spoofed-forwarded", ("X-Forwarded-For", "198.51.100.7"), ("Forwarded", "for=1.2.3.4"));
+        await SendOverHttpAsync(xff, "/forwarded-only", ("Forwarded", "for=1.2.3.4"));
+        var xffStored = await StoredAsync(xff, expected: 2);
+        Assert.Equal("198.51.100.0/24", xffStored["/spoofed-forwarded"].Prefix);
+        // Forwarded is not read at all: the proxy's own address stays.
+        Assert.Equal("127.0.0.0/24", xffStored["/forwarded-only"].Prefix);
     }
 
     [Theory]

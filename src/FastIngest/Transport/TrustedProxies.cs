@@ -10,8 +10,9 @@ namespace Analytics.FastIngest.Transport;
 /// <summary>
 /// The client's own address behind load balancers and reverse proxies.
 ///
-/// Contract: `X-Forwarded-For` (and RFC 7239 `Forwarded: for=…`) is honoured only when the
-/// connection comes from a configured trusted proxy (an address or a network). ASP.NET Core's
+/// Contract: `X-Forwarded-For`, or RFC 7239 `Forwarded: for=…` (one of them, as configured:
+/// <see cref="ClientAddressHeader"/>), is honoured only when the connection comes from a
+/// configured trusted proxy (an address or a network). ASP.NET Core's
 /// ForwardedHeaders middleware does the work: it walks the list from the right, replacing the
 /// connection's remote address with each entry while the address it came from is trusted, so
 /// the result is the right-most address not in the trusted list. Entries a client wrote itself
@@ -23,6 +24,17 @@ namespace Analytics.FastIngest.Transport;
 /// The WebSocket and HTTP ingest paths both read HttpContext.Connection.RemoteIpAddress after
 /// this middleware, so both see the client's address.
 /// </summary>
+/// <summary>Which header the trusted proxies write the client's address into. Exactly one is
+/// believed: a proxy that writes one passes the other through as the client sent it, so
+/// believing both would let a client choose its own address.</summary>
+public enum ClientAddressHeader
+{
+    /// <summary>`X-Forwarded-For` (HAProxy's `option forwardfor`, nginx, cloud load balancers); `Forwarded` is ignored.</summary>
+    XForwardedFor,
+    /// <summary>RFC 7239 `Forwarded: for=…` (HAProxy's `option forwarded`, Envoy, some CDNs); `X-Forwarded-For` is ignored.</summary>
+    Forwarded,
+}
+
 public static class TrustedProxies
 {
     /// <summary>Parses "10.0.0.0/8", "127.0.0.1", "::1", "fd00::/8" entries (commas or whitespace
@@ -60,7 +72,7 @@ public static class TrustedProxies
 
     /// <summary>Adds the forwarded-headers step for the given trusted proxies; nothing when the
     /// list is empty. Call it first, before anything reads the remote address.</summary>
-    public static IApplicationBuilder UseTrustedProxies(this IApplicationBuilder app, IReadOnlyList<string> trusted)
+    public static IApplicationBuilder UseTrustedProxies(this IApplicationBuilder app, IReadOnlyList<string> trusted, ClientAddressHeader header = ClientAddressHeader.XForwardedFor)
     {
         if (!TryParse(trusted, out var proxies, out var networks, out string? error)) throw new ArgumentException(error);
         if (proxies.Count == 0 && networks.Count == 0) return app;
@@ -86,22 +98,28 @@ public static class TrustedProxies
             if (network.BaseAddress.AddressFamily == AddressFamily.InterNetwork)
                 options.KnownIPNetworks.Add(new IPNetwork(network.BaseAddress.MapToIPv6(), network.PrefixLength + 96));
         }
-        app.Use(TranslateForwarded);
+        app.Use(header == ClientAddressHeader.Forwarded ? TranslateForwarded : IgnoreForwarded);
         return app.UseForwardedHeaders(options);
     }
 
+    /// <summary>Only X-Forwarded-For is believed; a `Forwarded` header plays no part (nothing here
+    /// reads it, so this only states the contract next to its twin).</summary>
+    private static Task IgnoreForwarded(HttpContext context, Func<Task> next) => next();
+
     /// <summary>
-    /// ForwardedHeaders reads only X-Forwarded-For. A proxy that sends the standard `Forwarded`
-    /// header instead gets its `for=` values copied into X-Forwarded-For, in order, so the same
-    /// trust rules apply. When both headers are present X-Forwarded-For is used as it is.
+    /// ForwardedHeaders reads only X-Forwarded-For. With proxies that write the standard
+    /// `Forwarded` header, its `for=` values are copied into X-Forwarded-For, in order, so the same
+    /// trust rules apply, and an X-Forwarded-For the client sent (which such a proxy passes
+    /// through) is dropped first: believed, it would let the client name its own address.
     /// Elements without `for=`, and obfuscated (`_hidden`) or `unknown` values, become `unknown`,
     /// which stops the middleware there (it never trusts past what it cannot read).
     /// </summary>
     private static Task TranslateForwarded(HttpContext context, Func<Task> next)
     {
         var headers = context.Request.Headers;
-        if (headers.ContainsKey("Forwarded") && !headers.ContainsKey(ForwardedHeadersDefaults.XForwardedForHeaderName))
-            headers[ForwardedHeadersDefaults.XForwardedForHeaderName] = ForwardedToXForwardedFor(headers["Forwarded"].ToString());
+        headers.Remove(ForwardedHeadersDefaults.XForwardedForHeaderName);
+        if (headers.TryGetValue("Forwarded", out var forwarded))
+            headers[ForwardedHeadersDefaults.XForwardedForHeaderName] = ForwardedToXForwardedFor(forwarded.ToString());
         return next();
     }
 

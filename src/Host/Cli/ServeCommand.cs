@@ -34,6 +34,7 @@ public sealed class ServeSettings : StoreSettings
     /// <summary>Load balancers and proxies whose X-Forwarded-For / Forwarded name the client:
     /// addresses and networks, comma-separated ("10.0.0.0/8,127.0.0.1"); empty believes none.</summary>
     public string TrustedProxies { get; set; } = "";
+    public string ForwardedHeader { get; set; } = "x-forwarded-for";
     /// <summary>Edge caches' purge URLs, comma-separated (docs/operations.md, "Edge cache").</summary>
     public string EdgePurgeUrl { get; set; } = "";
     /// <summary>Seconds the stop after SIGTERM may take: WebSockets closed with 1001 after their
@@ -145,6 +146,8 @@ public sealed partial class ServeSettingsValidator : IValidateOptions<ServeSetti
         }
         if (!Analytics.FastIngest.Transport.TrustedProxies.TryParse(settings.TrustedProxyList(), out _, out _, out string? proxyError))
             failures.Add(proxyError!);
+        if (settings.ForwardedHeader is not ("x-forwarded-for" or "forwarded"))
+            failures.Add($"forwarded-header '{settings.ForwardedHeader}': use x-forwarded-for or forwarded");
         foreach (string edge in settings.EdgePurgeUrlList())
         {
             if (!Uri.TryCreate(edge, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
@@ -207,7 +210,8 @@ public sealed class ServeCommand : ICommandGroup
             new Option<string>("--agent-js") { Description = "Serve this build of the browser agent at /agent.js", HelpName = "FILE" },
             new Option<string>("--dashboard") { Description = "Serve this build of the dashboard (its dist directory) at / [default: the nearest dashboard/dist]", HelpName = "DIR" },
             new Option<string>("--edge-purge-url") { Description = "Edge caches (Varnish with xkey) to purge when reprocessing changes a site-day, an API key is revoked or goals change, comma-separated [default: none]", HelpName = "URL,..." },
-            new Option<string>("--trusted-proxies") { Description = "Proxies whose X-Forwarded-For/Forwarded to believe, e.g. 10.0.0.0/8,127.0.0.1 [default: none]", HelpName = "ADDRESSES" },
+            new Option<string>("--trusted-proxies") { Description = "Proxies whose client-address header (--forwarded-header) to believe, e.g. 10.0.0.0/8,127.0.0.1 [default: none]", HelpName = "ADDRESSES" },
+            Settings.OneOf("--forwarded-header", "The header the trusted proxies write the client's address into; the other is ignored", "x-forwarded-for", "forwarded"),
             Settings.Integer("--max-connections", $"Open ingest WebSockets at most; more get 503, 0: no limit [default: {defaults.MaxConnections}]", 0, int.MaxValue),
             Settings.Integer("--max-connections-per-ip", $"Open ingest WebSockets per IP address (IPv6: /64); more get 429, 0: no limit [default: {defaults.MaxConnectionsPerIp}]", 0, int.MaxValue),
             Settings.Integer("--events-per-second-per-ip", $"Events per second per IP address (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerIp}]", 0, int.MaxValue),
@@ -261,6 +265,7 @@ public sealed class ServeCommand : ICommandGroup
             AgentScriptPath = settings.AgentJs,
             DashboardPath = settings.Dashboard,
             TrustedProxies = settings.TrustedProxyList(),
+            ForwardedHeader = settings.ForwardedHeader == "forwarded" ? Analytics.FastIngest.Transport.ClientAddressHeader.Forwarded : Analytics.FastIngest.Transport.ClientAddressHeader.XForwardedFor,
             EdgePurgeUrls = settings.EdgePurgeUrlList().Select(u => new Uri(u)).ToArray(),
             EnrichmentData = settings.EnrichmentData,
             GeoIpDatabase = settings.GeoipDb,
