@@ -135,4 +135,14 @@ public enum BatchRefusal
     ControlPlaneUnavailable,
     /// <summary>A CORS preflight whose ?site= is not in a site key's format (400).</summary>
     PreflightMalformedSiteKey,
+    /// <summary>A WebSocket frame against the protocol (close 1002: unmasked, a bad opcode or length).</summary>
+    WebSocketProtocolError,
+    /// <summary>A text WebSocket message (close 1003: EventBatch messages are binary).</summary>
+    WebSocketTextMessage,
+    /// <summary>GET /v1/ws without a WebSocket upgrade (400).</summary>
+    UpgradeRequired,
+    /// <summary>POST /v1/events with a content type other than protobuf or text/plain (415).</summary>
+    UnsupportedContentType,
+    /// <summary>A batch, request or connection refused while the node drains (503 + Retry-After).</summary>
+    Draining,
 }

@@ -3,6 +3,7 @@ using Analytics.Contracts.V1;
 using Analytics.ControlPlane;
 using Analytics.EventLog;
 using Analytics.FastIngest.Abuse;
+using Analytics.FastIngest.Transport;
 using Analytics.FastIngest.Validation;
 using Google.Protobuf;
 using Microsoft.AspNetCore.Builder;
@@ -28,6 +29,7 @@ internal sealed class IngestServer : IAsyncDisposable
     public Uri Http { get; private set; } = null!;
     public Uri WebSocket => new(Http.ToString().Replace("http://", "ws://", StringComparison.Ordinal) + "v1/ws");
     public IngestMetrics Metrics { get; } = new();
+    public IngestDrain Drain { get; } = new();
 
     public static async Task<IngestServer> StartAsync(IControlPlaneStore store, IngestLimits? limits = null, DeadLetters? deadLetters = null)
     {
@@ -41,6 +43,7 @@ internal sealed class IngestServer : IAsyncDisposable
         var registry = new SiteRegistry(store);
         builder.Services.AddSingleton(registry);
         builder.Services.AddSingleton(server.Metrics);
+        builder.Services.AddSingleton(server.Drain);
         builder.Services.AddSingleton(new TrafficLimits(limits));
         builder.Services.AddSingleton(sp => new IngestProcessor(registry, server._log, limits, server.Metrics, TimeProvider.System,
             sp.GetRequiredService<TrafficLimits>(), deadLetters));

@@ -40,12 +40,13 @@ internal static class HttpIngest
         response.Headers.Vary = "Origin";
         if (drain.IsDraining)
         {
-            await IngestDrain.RefuseAsync(context);
+            await IngestDrain.RefuseAsync(context, metrics);
             return;
         }
         string? contentType = request.ContentType;
         if (contentType is null || !(contentType.StartsWith("application/x-protobuf", StringComparison.OrdinalIgnoreCase) || contentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase)))
         {
+            metrics.Refused(BatchRefusal.UnsupportedContentType);
             await Results.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported content type", detail: "Send an EventBatch as application/x-protobuf (or text/plain from sendBeacon).").ExecuteAsync(context);
             return;
         }

@@ -59,8 +59,9 @@ public sealed class IngestDrain
     }
 
     /// <summary>The refusal while draining: 503 with Retry-After, as for a log that refuses.</summary>
-    internal static Task RefuseAsync(Microsoft.AspNetCore.Http.HttpContext context)
+    internal static Task RefuseAsync(Microsoft.AspNetCore.Http.HttpContext context, IngestMetrics metrics)
     {
+        metrics.Refused(BatchRefusal.Draining);
         context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return Microsoft.AspNetCore.Http.Results.Problem(statusCode: Microsoft.AspNetCore.Http.StatusCodes.Status503ServiceUnavailable,
             title: "Draining", detail: "This node is shutting down; retry (another node will answer).").ExecuteAsync(context);

@@ -61,12 +61,12 @@ internal static class WebSocketIngest
     public static Task HandleAsync(HttpContext context, IngestProcessor processor, IngestMetrics metrics, TrafficLimits traffic, IngestDrain drain)
     {
         // A draining node refuses before anything else, so the agent goes to another node at once.
-        if (!drain.TryOpen()) return IngestDrain.RefuseAsync(context);
+        if (!drain.TryOpen()) return IngestDrain.RefuseAsync(context, metrics);
         ClientInfo client;
         TrafficLimits.ConnectionRefusal refusal;
         try
         {
-            if (!context.WebSockets.IsWebSocketRequest) return ClosedAfter(UpgradeRequiredAsync(context), drain);
+            if (!context.WebSockets.IsWebSocketRequest) return ClosedAfter(UpgradeRequiredAsync(context, metrics), drain);
             client = ClientInfo.FromRequest(context, processor.Limits.MaxUserAgentBytes);
             refusal = traffic.TryOpenConnection(client.RateKey);
         }
@@ -79,8 +79,11 @@ internal static class WebSocketIngest
         return ServeAsync(context, processor, metrics, traffic, client, drain);
     }
 
-    private static Task UpgradeRequiredAsync(HttpContext context) =>
-        Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "WebSocket upgrade required", detail: "GET /v1/ws must be a WebSocket upgrade request.").ExecuteAsync(context);
+    private static Task UpgradeRequiredAsync(HttpContext context, IngestMetrics metrics)
+    {
+        metrics.Refused(BatchRefusal.UpgradeRequired);
+        return Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "WebSocket upgrade required", detail: "GET /v1/ws must be a WebSocket upgrade request.").ExecuteAsync(context);
+    }
 
     private static Task RefuseConnectionAsync(HttpContext context, IngestMetrics metrics, TrafficLimits.ConnectionRefusal refusal)
     {
@@ -112,7 +115,7 @@ internal static class WebSocketIngest
             using var socket = await PipeWebSocket.AcceptAsync(context, processor.Limits.MaxMessageBytes);
             if (socket is null)
             {
-                await UpgradeRequiredAsync(context);
+                await UpgradeRequiredAsync(context, metrics);
                 return;
             }
             using var scratch = new IngestScratch
@@ -189,11 +192,13 @@ internal static class WebSocketIngest
                             return;
                         case PipeWebSocket.Step.Error:
                             if (socket.ErrorCode == WebSocketFrames.CloseMessageTooBig) metrics.Oversize();
+                            else metrics.Refused(BatchRefusal.WebSocketProtocolError);
                             await socket.CloseAsync(socket.ErrorCode, socket.ErrorCode == WebSocketFrames.CloseMessageTooBig ? $"message over {processor.Limits.MaxMessageBytes} bytes" : "protocol error", peerClosedFirst: false, aborted);
                             return;
                     }
                     if (socket.MessageIsText)
                     {
+                        metrics.Refused(BatchRefusal.WebSocketTextMessage);
                         await socket.CloseAsync(WebSocketFrames.CloseUnsupportedData, "binary EventBatch messages only", peerClosedFirst: false, aborted);
                         return;
                     }
