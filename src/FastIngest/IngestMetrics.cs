@@ -135,6 +135,9 @@ public enum BatchRefusal
     ControlPlaneUnavailable,
     /// <summary>A CORS preflight whose ?site= is not in a site key's format (400).</summary>
     PreflightMalformedSiteKey,
+    /// <summary>A WebSocket peer that read nothing of what it was sent (Acks, pongs) within the
+    /// message deadline: the connection is dropped.</summary>
+    SlowReader,
     /// <summary>A WebSocket frame against the protocol (close 1002: unmasked, a bad opcode or length).</summary>
     WebSocketProtocolError,
     /// <summary>A text WebSocket message (close 1003: EventBatch messages are binary).</summary>

@@ -139,10 +139,27 @@ internal sealed class PipeWebSocket : IDisposable
         HasPendingWrites = true;
     }
 
+    /// <summary>How long a flush may wait for the peer to take what was written (infinite unless
+    /// set). Kestrel's minimum data rates do not apply to an upgraded connection, so without it a
+    /// peer that never reads would hold its connection (and a drain) forever.</summary>
+    public TimeSpan WriteTimeout { get; set; } = Timeout.InfiniteTimeSpan;
+
     public ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken)
     {
         HasPendingWrites = false;
-        return Output.FlushAsync(cancellationToken);
+        var pending = Output.FlushAsync(cancellationToken);
+        return pending.IsCompleted || WriteTimeout == Timeout.InfiniteTimeSpan ? pending : FlushWithinAsync(pending);
+    }
+
+    /// <summary>Only when the output is backed up (the peer reads slower than it is sent to):
+    /// then one timer, which cancels the pending flush at the deadline.</summary>
+    private async ValueTask<FlushResult> FlushWithinAsync(ValueTask<FlushResult> pending)
+    {
+        using var deadline = new CancellationTokenSource(WriteTimeout);
+        using var cancel = deadline.Token.Register(static output => ((PipeWriter)output!).CancelPendingFlush(), Output);
+        var result = await pending;
+        if (result.IsCanceled && deadline.IsCancellationRequested) throw new PeerNotReadingException(WriteTimeout);
+        return result;
     }
 
     /// <summary>
@@ -184,3 +201,6 @@ internal sealed class PipeWebSocket : IDisposable
 
     public void Dispose() => ReleaseBuffer();
 }
+
+/// <summary>The peer did not take what was sent to it within <see cref="PipeWebSocket.WriteTimeout"/>.</summary>
+internal sealed class PeerNotReadingException(TimeSpan timeout) : Exception($"the peer read nothing for {timeout.TotalSeconds:0} s");

@@ -15,7 +15,8 @@ namespace Analytics.FastIngest.Transport;
 /// batch that does not decode, 1009 for a message over the size limit, 1002 for a frame that
 /// breaks the protocol (unmasked, reserved bits, bad control frame), 1008 for a message not
 /// complete within <see cref="IngestLimits.MessageReceiveTimeout"/> of its first byte (a slow
-/// sender: Kestrel's body-rate limits stop at the upgrade). The upgrade itself is refused with
+/// sender: Kestrel's body-rate limits stop at the upgrade); a peer that reads nothing of what it
+/// is sent (Acks, pongs) for as long is dropped without a close frame (a slow reader). The upgrade itself is refused with
 /// 503 + Retry-After when the server holds <see cref="IngestLimits.MaxConnections"/>, 429 +
 /// Retry-After when the sender's IP holds <see cref="IngestLimits.MaxConnectionsPerIp"/>.
 /// Origins are checked per batch (the site key travels in the batch): FORBIDDEN_ORIGIN acks.
@@ -118,6 +119,9 @@ internal static class WebSocketIngest
                 await UpgradeRequiredAsync(context, metrics);
                 return;
             }
+            // A peer that stops reading (its Acks, pongs, close frame pile up) gets as long as a
+            // message may take to arrive, then the connection is dropped.
+            socket.WriteTimeout = processor.Limits.MessageReceiveTimeout;
             using var scratch = new IngestScratch
             {
                 Metrics = metrics,
@@ -219,6 +223,13 @@ internal static class WebSocketIngest
                         pause = TimeSpan.FromMilliseconds(Math.Min(result.RetryAfterMs, MaxRetryPause.TotalMilliseconds));
                     }
                 }
+            }
+            catch (PeerNotReadingException)
+            {
+                // Nothing more can reach it, not even a close frame. A batch whose Ack did not
+                // leave is in the log; the client resends it and the copy is dropped by its id.
+                metrics.Refused(BatchRefusal.SlowReader);
+                context.Abort();
             }
             catch (Exception e) when (e is IOException or OperationCanceledException or ConnectionAbortedException)
             {
