@@ -56,6 +56,27 @@ internal sealed class IngestServer : IAsyncDisposable
         return server;
     }
 
+    /// <summary>A WebSocket upgrade by hand on <paramref name="tcp"/> (for frames no client
+    /// library sends); returns the stream after the 101 answer.</summary>
+    public async Task<System.Net.Sockets.NetworkStream> UpgradeRawAsync(System.Net.Sockets.TcpClient tcp)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await tcp.ConnectAsync(Http.Host, Http.Port, ct);
+        var stream = tcp.GetStream();
+        string upgrade = $"GET /v1/ws HTTP/1.1\r\nHost: {Http.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(upgrade), ct);
+        var head = new System.Text.StringBuilder();
+        while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
+        {
+            int b = stream.ReadByte();
+            Assert.True(b >= 0, "the connection closed during the upgrade: " + head);
+            head.Append((char)b);
+        }
+        Assert.StartsWith("HTTP/1.1 101", head.ToString(), StringComparison.Ordinal);
+        return stream;
+    }
+
     public async Task<ClientWebSocket> ConnectAsync(string? origin = null)
     {
         var socket = new ClientWebSocket();

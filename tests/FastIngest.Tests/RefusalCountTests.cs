@@ -56,23 +56,10 @@ public sealed class RefusalCountTests
     private static async Task<int> UnmaskedFrameCloseCodeAsync(IngestServer server)
     {
         using var tcp = new TcpClient();
-        await tcp.ConnectAsync(server.Http.Host, server.Http.Port, Ct);
-        var stream = tcp.GetStream();
-        stream.ReadTimeout = 10_000;
-        string upgrade = $"GET /v1/ws HTTP/1.1\r\nHost: {server.Http.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(upgrade), Ct);
-        var head = new StringBuilder();
-        while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
-        {
-            int b = stream.ReadByte();
-            Assert.True(b >= 0, "the connection closed during the upgrade: " + head);
-            head.Append((char)b);
-        }
-        Assert.StartsWith("HTTP/1.1 101", head.ToString(), StringComparison.Ordinal);
+        var stream = await server.UpgradeRawAsync(tcp);
         await stream.WriteAsync(new byte[] { 0x82, 0x01, 0x00 }, Ct); // FIN + binary, length 1, no mask bit
         var frame = new byte[4];
-        await stream.ReadExactlyAsync(frame, Ct);
+        await stream.ReadExactlyAsync(frame, Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Ct);
         Assert.Equal(0x88, frame[0]); // FIN + close
         return frame[2] << 8 | frame[3];
     }

@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using System.Text;
 using Analytics.FastIngest.Validation;
 using Analytics.Tests.Shared;
 
@@ -22,19 +21,7 @@ public sealed class SlowReaderTests
         var timeout = TimeSpan.FromSeconds(2);
         await using var server = await IngestServer.StartAsync(store, new IngestLimits { MessageReceiveTimeout = timeout });
         using var tcp = new TcpClient { ReceiveBufferSize = 4096 };
-        await tcp.ConnectAsync(server.Http.Host, server.Http.Port, Ct);
-        var stream = tcp.GetStream();
-        string upgrade = $"GET /v1/ws HTTP/1.1\r\nHost: {server.Http.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(upgrade), Ct);
-        var head = new StringBuilder();
-        while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
-        {
-            int b = stream.ReadByte();
-            Assert.True(b >= 0, "the connection closed during the upgrade: " + head);
-            head.Append((char)b);
-        }
-        Assert.StartsWith("HTTP/1.1 101", head.ToString(), StringComparison.Ordinal);
+        var stream = await server.UpgradeRawAsync(tcp);
 
         // Masked pings of 125 bytes (the mask key 0 leaves the payload as it is), 100 per write,
         // until the server stops taking them; never a byte read.
