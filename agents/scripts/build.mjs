@@ -16,9 +16,9 @@ import * as esbuild from "esbuild";
 import { minify } from "terser";
 
 /** The script-tag build's budget, minified and gzipped. It was 2 KiB; delivery fixes (beacons the
- *  browser refuses are kept, an Ack timeout) and values the server would reject being made valid
- *  needed more, and an HTTP fallback for pages whose WebSocket cannot connect will need more
- *  still, so it is 2,600 bytes: still a fraction of one image request. */
+ *  browser refuses are kept, an Ack timeout), values the server would reject being made valid and
+ *  an HTTP fallback for pages whose WebSocket cannot connect needed more, so it is 2,600 bytes:
+ *  still a fraction of one image request. */
 export const BUDGET = 2600;
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");

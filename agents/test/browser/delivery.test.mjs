@@ -1,7 +1,8 @@
 // Delivery under faults, in headless Chromium against the real server: a server killed and
 // restarted mid-session, acknowledgements lost (so acknowledged events are resent), and a
 // browser that goes offline and comes back. The numbers checked: events lost = 0 and events
-// counted twice = 0, read back from the query API.
+// counted twice = 0, read back from the query API. And a page whose CSP lets no WebSocket
+// through, whose events arrive by the HTTP fallback.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { decodeBatch } from "../unit/load.mjs";
@@ -139,6 +140,39 @@ test("offline, then online: what was tracked offline is sent, once", async () =>
     ];
     assert.deepEqual(await analytics.expectCounts(site.id, expected, { timeoutMs: 20_000 }), want(expected));
     assert.equal(during.events, 0, "nothing arrived while offline");
+    await p.close();
+  } finally {
+    await web.close();
+  }
+});
+
+test("a page whose CSP allows no WebSocket to the server (connect-src http: only): events go by HTTP POST, counted once", async () => {
+  const site = await analytics.createSite();
+  const page = scriptPage({ "site-key": site.siteKey, endpoint: analytics.base, "track-bots": true, "flush-interval": 100 });
+  // An http: source does not match ws: URLs (CSP 3, scheme-part matching), so fetch may reach the
+  // server and the socket may not.
+  page.body = page.body.replace("<head>", `<head><meta http-equiv="Content-Security-Policy" content="connect-src ${analytics.base}">`);
+  const web = await startStatic({ "/agent.js": agentScript(), "/app/*": page });
+  try {
+    const p = await browser.newPage();
+    const errors = [], sockets = [], posts = [];
+    p.on("pageerror", (e) => errors.push(e.message));
+    p.on("websocket", (ws) => sockets.push(ws.url()));
+    p.on("request", (r) => r.url().endsWith("/v1/events") && posts.push(r.method()));
+    await p.goto(`${web.base}/app/`);
+    await p.waitForFunction(() => window.analyticsAgent);
+    await p.evaluate(() => {
+      for (let i = 0; i < 5; i++) analyticsAgent.track("no-socket", { i });
+      history.pushState({}, "", "/app/second");
+    });
+    const expected = [
+      { event: "no-socket", metric: "events", value: 5 },
+      { metric: "pageviews", value: 2 },
+    ];
+    assert.deepEqual(await analytics.expectCounts(site.id, expected, { timeoutMs: 20_000 }), want(expected));
+    assert.ok(posts.length >= 1 && posts.every((m) => m === "POST"), `posted: ${posts.length}`);
+    assert.deepEqual(sockets, [], "no WebSocket got through");
+    assert.deepEqual(errors, []);
     await p.close();
   } finally {
     await web.close();

@@ -1,10 +1,10 @@
 // The agent's logic, step by step, in a fake browser with fake timers: batching, one batch in
 // flight, acks, reconnects with backoff and jitter, resends with the same event ids, RETRY and
-// UNKNOWN_SITE, poison batches, the bounded queue, pagehide beacons, engagement time, SPA
+// UNKNOWN_SITE, poison batches, the HTTP fallback for a socket that never opens, the bounded queue, pagehide beacons, engagement time, SPA
 // pageviews, outbound links and downloads, consent, Do Not Track / GPC, bots, and never throwing.
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, mock, test } from "node:test";
-import { installBrowser, names } from "./fake-browser.mjs";
+import { installBrowser, names, settle } from "./fake-browser.mjs";
 import { loadSource } from "./load.mjs";
 
 const { createAgent, init, noopAgent } = await loadSource("agent");
@@ -337,6 +337,156 @@ test("pagehide: the unacknowledged batch and the queue go to sendBeacon as text/
   assert.equal(b.socket.sent.length, 2);
 });
 
+/** An agent whose WebSocket never opens, past the three failed attempts after which it posts:
+ *  with Math.random() = 1 they start 0, 1 and 2 s apart (500 ms doubling). */
+async function socketBlocked() {
+  b = installBrowser();
+  mock.method(Math, "random", () => 1);
+  const agent = createAgent(options());
+  tick(1000); // batching interval; the first attempt is immediate
+  tick(0);
+  b.socket.drop(1006);
+  tick(1000);
+  b.socket.drop(1006);
+  tick(2000);
+  b.socket.drop(1006);
+  await settle();
+  return agent;
+}
+
+test("a WebSocket that never opens (server full, a proxy stripping Upgrade, a CSP): after three failed attempts batches go by HTTP POST, one at a time, while the socket is still tried", async () => {
+  b = installBrowser();
+  mock.method(Math, "random", () => 1);
+  const agent = createAgent(options());
+  tick(1000);
+  tick(0);
+  b.socket.drop(1006);
+  tick(1000);
+  b.socket.drop(1006);
+  tick(2000);
+  assert.equal(b.sockets.length, 3);
+  await settle();
+  assert.equal(b.requests.length, 0, "not while the third attempt may still open");
+  b.socket.drop(1006);
+  await settle();
+  assert.equal(b.requests.length, 1);
+  const [first] = b.requests;
+  assert.equal(first.url, "https://analytics.example/v1/events");
+  assert.equal(first.method, "POST");
+  // One of the two types the server takes (HttpIngest.cs), and the one needing no CORS preflight.
+  assert.equal(first.type, "text/plain");
+  assert.equal(first.batch.siteKey, "site-1");
+  assert.deepEqual(names([first.batch]), ["pageview"]);
+  agent.track("a");
+  agent.flush();
+  await settle();
+  assert.equal(b.requests.length, 1, "one batch at a time");
+  first.ok();
+  await settle();
+  assert.equal(b.requests.length, 2);
+  assert.deepEqual(names([b.requests[1].batch]), ["a"]);
+  // The fourth attempt, at the backoff's pace (500 ms * 2^3 at Math.random() = 1), meanwhile.
+  tick(3999);
+  assert.equal(b.sockets.length, 3);
+  tick(1);
+  assert.equal(b.sockets.length, 4);
+  b.requests[1].ok();
+  await settle();
+  tick(60_000);
+  await settle();
+  assert.equal(b.requests.length, 2, "acknowledged batches are not sent again");
+  assert.equal(b.batches.length, 0);
+});
+
+/** Asserts that the HTTP batch just answered is resent, with the same events, after exactly ms. */
+async function resentAfter(ms, sentIds, why) {
+  const before = b.requests.length;
+  await settle();
+  tick(ms - 1);
+  await settle();
+  assert.equal(b.requests.length, before, `nothing before ${why}`);
+  tick(1);
+  await settle();
+  assert.equal(b.requests.length, before + 1, `resent after ${why}`);
+  assert.deepEqual(ids(b.requests.at(-1).batch), sentIds, "the same events");
+}
+
+test("a WebSocket the page's CSP blocks (Chromium: an error event and no close) is a failed attempt: the events go by HTTP", async () => {
+  b = installBrowser();
+  mock.method(Math, "random", () => 1);
+  createAgent(options());
+  tick(1000);
+  tick(0);
+  b.socket.blocked();
+  tick(1000);
+  b.socket.blocked();
+  tick(2000);
+  b.socket.blocked();
+  await settle();
+  assert.equal(b.sockets.length, 3);
+  assert.deepEqual(names(b.requests.map((r) => r.batch)), ["pageview"]);
+});
+
+test("by HTTP, a 503 with Retry-After waits that long and resends the same batch; an Ack RETRY's retry_after_ms, finer, comes first", async () => {
+  await socketBlocked();
+  const sentIds = ids(b.requests[0].batch);
+  // A draining server answers 503 + Retry-After with problem+json, not an Ack.
+  b.requests[0].respond(503, { headers: { "retry-after": "3" } });
+  await resentAfter(3000, sentIds, "Retry-After");
+  // The log unavailable: 503, Retry-After in whole seconds, the Ack's wait in milliseconds.
+  b.requests[1].respond(503, { ack: { seq: Number(b.requests[1].batch.seq), status: 2, retryAfterMs: 1500, retryReason: 1 }, headers: { "retry-after": "2" } });
+  await resentAfter(1500, sentIds, "retry_after_ms");
+  b.requests[2].ok();
+  await settle();
+  tick(60_000);
+  await settle();
+  assert.equal(b.requests.length, 3);
+});
+
+test("by HTTP, an answer the page may not read (network error, CSP, no CORS grant) resends after the backoff; a 400 (undecodable) drops the batch", async () => {
+  const agent = await socketBlocked();
+  const sentIds = ids(b.requests[0].batch);
+  b.requests[0].fail();
+  // Three attempts and this failure: attempt 4, 500 ms * 2^4 at Math.random() = 1.
+  await resentAfter(8000, sentIds, "the backoff");
+  b.requests[1].respond(400);
+  await settle();
+  agent.track("next");
+  agent.flush();
+  await settle();
+  assert.equal(b.requests.length, 3);
+  assert.deepEqual(names([b.requests[2].batch]), ["next"], "the refused batch is not sent again");
+});
+
+test("by HTTP, the socket opening later takes over once the batch in flight is answered", async () => {
+  const agent = await socketBlocked();
+  b.requests[0].ok();
+  await settle();
+  tick(4000); // the fourth attempt (500 ms * 2^3 at Math.random() = 1)
+  agent.track("by-http");
+  agent.flush();
+  await settle();
+  assert.equal(b.requests.length, 2, "the socket is still connecting");
+  b.socket.open();
+  assert.equal(b.socket.sent.length, 0, "the HTTP batch is still in flight");
+  b.requests[1].ok();
+  await settle();
+  agent.track("by-socket");
+  agent.flush();
+  await settle();
+  assert.deepEqual(names(b.socket.sent), ["by-socket"]);
+  b.socket.ackLast();
+  // A socket that opened starts the count again: a drop means reconnecting, not HTTP.
+  b.socket.drop(1006);
+  agent.track("after-drop");
+  agent.flush();
+  await settle();
+  assert.equal(b.requests.length, 2);
+  tick(1000);
+  b.socket.open();
+  assert.deepEqual(names([b.socket.sent[0]]), ["after-drop"]);
+});
+
 /** An agent with 2,000 events (about 150 KB) waiting and no connection yet. */
 async function backlog() {
   b = installBrowser();
@@ -576,6 +726,9 @@ test("never throws into the page: a broken WebSocket, misuse of the API, a faili
   b.navigator.sendBeacon = () => {
     throw new TypeError("beacon refused");
   };
+  // Past three failed attempts it posts: a fetch the CSP blocks too.
+  let posts = 0;
+  globalThis.fetch = () => (posts++, Promise.reject(new TypeError("blocked by CSP")));
   const agent = createAgent(options());
   assert.doesNotThrow(() => {
     agent.track(undefined);
@@ -583,11 +736,12 @@ test("never throws into the page: a broken WebSocket, misuse of the API, a faili
     agent.pageview(42);
     agent.track("r", {}, { amount: NaN, currency: "EUR" });
     agent.flush();
-    tick(60_000);
+    for (let t = 0; t < 60; t++) tick(1000); // (one tick at a time: timers set during a tick wait for the next)
     b.history.pushState({}, "", "/next");
     b.window.dispatchEvent(new Event("pagehide"));
   });
   assert.equal(new URL(location.href).pathname, "/next", "the page's own pushState still works");
+  assert.ok(posts > 0, "the HTTP fallback was tried");
 });
 
 test("init keeps one agent per page and returns a no-op agent where there is no browser", () => {

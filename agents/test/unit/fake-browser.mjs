@@ -1,6 +1,7 @@
 // A minimal browser for the agent's unit tests: the globals the agent touches (window, document,
-// navigator, location, history, screen, WebSocket, sendBeacon), each under the test's control.
-// The WebSocket is a fake the test opens, answers and drops by hand. Real-browser behaviour is
+// navigator, location, history, screen, WebSocket, sendBeacon, fetch), each under the test's
+// control. The WebSocket is a fake the test opens, answers and drops by hand; so is fetch, whose
+// requests wait until the test answers them (await settle() lets the agent see the answer). Real-browser behaviour is
 // covered by test/browser; these tests pin down the agent's own logic step by step.
 import { decodeBatch, encodeAck } from "./load.mjs";
 
@@ -32,6 +33,11 @@ export class FakeSocket {
     this.readyState = 3;
     this.onclose?.({ code });
   }
+  /** A socket the page's CSP blocks, as Chromium ends it: an error event, and no close. */
+  blocked() {
+    this.readyState = 3;
+    this.onerror?.({});
+  }
   /** The last batch sent, acknowledged OK. */
   ackLast() {
     const b = this.sent.at(-1);
@@ -40,12 +46,36 @@ export class FakeSocket {
   }
 }
 
+/** Lets pending promises (a fetch and its answer) run; fake timers do not move. */
+export const settle = () => new Promise((r) => setImmediate(r));
+
+/** One fetch() the agent made, with its body decoded, waiting for the test's answer. */
+class FakeRequest {
+  constructor(url, init, batch, resolve, reject) {
+    Object.assign(this, { url, method: init.method, type: init.body.type, batch, resolve, reject });
+  }
+  /** Answers with a status, an Ack (protobuf body, as the server sends) or else a problem+json
+   *  body, and headers. */
+  respond(status, { ack, headers = {} } = {}) {
+    const body = ack ? new Uint8Array(encodeAck(ack)) : JSON.stringify({ title: "not an Ack" });
+    this.resolve(new Response(body, { status, headers: { "content-type": ack ? "application/x-protobuf" : "application/problem+json", ...headers } }));
+  }
+  /** 200 with Ack OK for this batch. */
+  ok() {
+    this.respond(200, { ack: { seq: Number(this.batch.seq), status: 1 } });
+  }
+  /** What a browser does for a network error, a CSP, or an answer without a CORS grant. */
+  fail() {
+    this.reject(new TypeError("Failed to fetch"));
+  }
+}
+
 /** Installs the fake globals; returns the handle the test drives. */
 export function installBrowser({ url = "https://shop.example/", userAgent = "Mozilla/5.0 Chrome/156.0 Safari/537.36", webdriver = false, doNotTrack = null, gpc = false } = {}) {
   // beaconBytes: the bytes of beacons the browser holds. Chromium refuses a beacon (sendBeacon
   // returns false) that would take its pending keepalive bytes past 64 KiB; the test calls
   // beaconsDelivered() when the network has carried them.
-  const browser = { sockets: [], beacons: [], beaconBytes: 0 };
+  const browser = { sockets: [], beacons: [], beaconBytes: 0, requests: [] };
   const window = new EventTarget();
   const document = new EventTarget();
   document.hidden = false;
@@ -97,6 +127,10 @@ export function installBrowser({ url = "https://shop.example/", userAgent = "Moz
       constructor(u) {
         super(u, browser);
       }
+    },
+    async fetch(url, init) {
+      const batch = decodeBatch(new Uint8Array(await init.body.arrayBuffer()));
+      return new Promise((resolve, reject) => browser.requests.push(new FakeRequest(url, init, batch, resolve, reject)));
     },
   };
   for (const [k, v] of Object.entries(globals)) Object.defineProperty(globalThis, k, { value: v, configurable: true, writable: true });

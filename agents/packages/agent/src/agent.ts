@@ -7,7 +7,12 @@
 // Stop-and-wait keeps the agent small and is fast enough, because a batch may hold up to 500
 // events and the server acks within milliseconds. When the socket closes, the unacknowledged batch
 // goes back to the front of the queue and is sent again after the reconnect; the server
-// deduplicates by the event's random 128-bit id, so a resend never counts twice. On pagehide (or
+// deduplicates by the event's random 128-bit id, so a resend never counts twice. A page whose
+// socket does not open (a server full answering 503 to the upgrade, a proxy that strips Upgrade,
+// a CSP without wss:) sends its batches by HTTP POST to /v1/events instead, after three
+// connection attempts in a row that never opened: the same EventBatch, still one batch at a time,
+// answered by the same Ack (or, unreadable, counted as a failure); the socket is still tried at
+// the backoff's pace, and takes over once it opens. On pagehide (or
 // when the page is hidden, the last moment mobile browsers guarantee) everything unacknowledged is
 // handed to navigator.sendBeacon, which outlives the page, as far as the browser takes it; a
 // hidden page keeps it all until acknowledged, in case it comes back. Trade-offs: memory is
@@ -123,12 +128,18 @@ export function createAgent(o: AgentOptions): Agent {
   let seq = 0;
   let ws: WebSocket | 0 = 0;
   let attempt = 0;
+  /** Connection attempts in a row whose socket never opened, the one connecting now included:
+   *  after three, batches go by HTTP. */
+  let fails = 0;
   let batchTimer: any = 0;
   /** Runs while a batch is in flight on the socket (ACK_MS). */
   let ackTimer: any = 0;
-  /** The wait before the next connection attempt, or (with a socket) the wait an Ack RETRY asked
-   *  for: while it runs, flush sends nothing, whatever calls it. The browser's `online` event ends
-   *  either early (one timer for both keeps the script small). */
+  /** The wait before the next connection attempt. */
+  let connectTimer: any = 0;
+  /** The wait a RETRY (or an HTTP batch that failed) asked for: while it runs, flush sends
+   *  nothing (and schedules no connection), whatever calls it. The browser's `online` event ends
+   *  it early, as it ends connectTimer's. (Not one timer for both: by HTTP, batches go during the
+   *  socket's backoff.) */
   let retryTimer: any = 0;
   /** The page last recorded by pageview(): path (and hash with hashRouting). */
   let last: string | 0 = 0;
@@ -193,22 +204,79 @@ export function createAgent(o: AgentOptions): Agent {
     return from.splice(0, i);
   };
 
-  /** Sends the next batch if the socket is ready and idle; (re)connects, with backoff, if there
-   *  is none. Only the page's first connection (and the first after an `online` event) is
-   *  immediate. */
+  /** The reconnect backoff's delay after n attempts (0 for none: the page's first connection, and
+   *  the first after an `online` event, are immediate). */
+  const backoff = (n: number) => n && Math.min(BACKOFF_MAX_MS, BACKOFF_MS * 2 ** n) * (0.5 + Math.random() / 2);
+
+  /** Sends nothing for ms, then what waits. */
+  const wait = (ms: number) => (retryTimer = setTimeout(() => ((retryTimer = 0), flush()), ms));
+
+  /** An EventBatch as a request body. text/plain: the only body type sendBeacon may send
+   *  cross-origin without a preflight, and a fetch with it needs none either. */
+  const body = (n: number, events: Bytes[]) => new Blob([encodeBatch(key, n, events)], { type: "text/plain" });
+
+  /** Sends the next batch if nothing is in flight: over the socket when it is open, else by HTTP
+   *  after three attempts that never opened; (re)connects, with backoff, if there is no socket. */
   const flush = safe(() => {
     // (clearTimeout returns undefined: falsy, as "no timer" is.)
     batchTimer = clearTimeout(batchTimer);
-    if (queue.length && !off && consent && !retryTimer) {
-      if (!ws)
-        retryTimer = setTimeout(
-          connect,
-          attempt && Math.min(BACKOFF_MAX_MS, BACKOFF_MS * 2 ** attempt) * (0.5 + Math.random() / 2),
-        );
-      else if (ws.readyState == 1 && !sent.length)
-        ws.send(encodeBatch(key, ++seq, (sent = take(queue)))), (ackTimer = setTimeout(drop, ACK_MS));
+    // (A batch in flight by HTTP keeps the socket's attempts going.)
+    if (sent.length + queue.length && !off && consent && !retryTimer) {
+      if (!ws) connectTimer ||= setTimeout(connect, backoff(attempt));
+      // (Then the queue is not empty.)
+      if (!sent.length) {
+        if (ws && ws.readyState == 1)
+          ws.send(encodeBatch(key, ++seq, (sent = take(queue)))), (ackTimer = setTimeout(drop, ACK_MS));
+        // A socket still connecting is one of the attempts counted, not yet one that failed.
+        else if (fails > (ws ? 3 : 2)) post();
+      }
     }
   });
+
+  /** The server's Ack for the batch in flight (`sent`), from the socket or by HTTP. safe: it runs
+   *  after an await too, where a throw would reach the page as an unhandled rejection. */
+  const answer = safe((ack: number[], socket?: unknown) => {
+    ackTimer = clearTimeout(ackTimer);
+    if (ack[2] > 2)
+      // UNKNOWN_SITE, FORBIDDEN_ORIGIN (and MALFORMED): refusals that no retry fixes, nor a
+      // beacon (the server would refuse it too): what waits is dropped, nothing is recorded.
+      (queue = sent = []), (off = 1), ws && ws.close();
+    else if (ack[2] == 2)
+      // RETRY: nothing of the batch was kept; send it again first, after the server's delay
+      // (retry_after_ms, which the server always sends with RETRY), during which flush sends
+      // nothing. Rate limited (retry_reason 2-4: this socket, this address, this site): slow
+      // down too, doubling the wait while the server keeps limiting. The count is the
+      // reconnect backoff's `attempt` (1 after an OK ack; false counts as 0 doublings): a page
+      // the server is limiting also reconnects slower. The log being unavailable is not our
+      // doing, so its wait is taken as given.
+      (queue = sent.concat(queue)), wait(Math.min(BACKOFF_MAX_MS, ack[6] * 2 ** ((ack[7] > 1 && attempt++) as number)));
+    // OK over the socket. Not 0: after a drop, even the first reconnect waits (with jitter), so
+    // that a server restart is not met by every page at the same instant. (OK by HTTP says
+    // nothing about the socket: its backoff goes on.)
+    else if (socket) attempt = 1;
+    sent = [];
+    flush();
+  });
+
+  /** Sends the next batch by HTTP. Cross-origin the page may read only answers the server grants
+   *  its origin (an Ack: OK, or RETRY once the site is known); anything else (a network error, a
+   *  CSP, a refusal without CORS headers, a 503 while the server drains) is resent after the
+   *  Retry-After it gave, when readable, or the backoff, which then grows. */
+  const post = async () => {
+    const n = ++seq;
+    let r: any = 0, ack: number[] = [];
+    try {
+      r = await fetch(http + "/v1/events", { method: "POST", body: body(n, (sent = take(queue))) });
+      ack = decodeAck(new Uint8Array(await r.arrayBuffer()));
+    } catch {}
+    // Else not this batch's answer any more: it went back to the queue (a socket opened and closed).
+    if (n == seq) {
+      if (ack[1] == n) answer(ack);
+      // 400 undecodable, 413 too big: resending would fail forever (the socket's 1007 / 1009).
+      else if (r.status == 400 || r.status == 413) (sent = []), flush();
+      else (queue = sent.concat(queue)), (sent = []), wait(+(r && r.headers.get("retry-after")) * 1e3 || backoff(++attempt));
+    }
+  };
 
   /** The socket is gone: closed, or silent past ACK_MS (then it is closed here, and its own close
    *  event later is ignored). Its unacknowledged batch goes back to the front of the queue, unless
@@ -224,43 +292,32 @@ export function createAgent(o: AgentOptions): Agent {
     flush();
   });
 
-  // safe: it runs from a timer, where a throw (a WebSocket blocked by CSP, say) would reach
-  // the page's error handlers.
-  const connect = safe(() => {
-    retryTimer = 0;
-    attempt++;
-    if (ws || !consent) return;
+  // safe: it runs from a timer, where a throw (a WebSocket blocked by CSP, which some browsers
+  // throw at once) would reach the page's error handlers.
+  const open = safe(() => {
     const s = (ws = new WebSocket(http.replace(/^http/, "ws") + "/v1/ws"));
     s.binaryType = "arraybuffer";
-    s.onopen = flush;
+    s.onopen = () => ((fails = 0), flush());
     s.onmessage = safe((m: MessageEvent) => {
       const ack = decodeAck(new Uint8Array(m.data));
-      if (ack[1] != seq) return;
-      ackTimer = clearTimeout(ackTimer);
-      if (ack[2] > 2)
-        // UNKNOWN_SITE, FORBIDDEN_ORIGIN (and MALFORMED): refusals that no retry fixes, nor a
-        // beacon (the server would refuse it too): what waits is dropped, nothing is recorded.
-        (queue = sent = []), (off = 1), s.close();
-      else if (ack[2] == 2)
-        // RETRY: nothing of the batch was kept; send it again first, after the server's delay
-        // (retry_after_ms, which the server always sends with RETRY), during which flush sends
-        // nothing. Rate limited (retry_reason 2-4: this socket, this address, this site): slow
-        // down too, doubling the wait while the server keeps limiting. The count is the
-        // reconnect backoff's `attempt` (1 after an OK ack; false counts as 0 doublings): a page
-        // the server is limiting also reconnects slower. The log being unavailable is not our
-        // doing, so its wait is taken as given.
-        (queue = sent.concat(queue)),
-          (retryTimer = setTimeout(() => ((retryTimer = 0), flush()), Math.min(BACKOFF_MAX_MS, ack[6] * 2 ** ((ack[7] > 1 && attempt++) as number))));
-      // OK. Not 0: after a drop, even the first reconnect waits (with jitter), so that a server
-      // restart is not met by every page at the same instant.
-      else attempt = 1;
-      sent = [];
-      flush();
+      ack[1] == seq && answer(ack, 1);
     });
-    // 1003 / 1007 / 1009: the server refused the batch itself (not binary, undecodable, too
-    // big). Resending it would fail forever; any other close sends it again.
-    s.onclose = (e: CloseEvent) => s == ws && drop(/^100[379]$/.test(e.code as any));
+    // A socket that never opened (fails is not 0) carried nothing: the batch in flight, if any,
+    // is HTTP's. 1003 / 1007 / 1009: the server refused the batch itself (not binary,
+    // undecodable, too big). Resending it would fail forever; any other close sends it again.
+    // error too: Chromium ends a socket its CSP blocks with an error and no close. (Elsewhere a
+    // close follows the error, and finds the socket given up already.)
+    s.onerror = s.onclose = (e: CloseEvent) => s == ws && (fails ? ((ws = 0), flush()) : drop(/^100[379]$/.test(e.code as any)));
   });
+
+  /** A connection attempt; then flush, which posts by HTTP once enough attempts failed, and
+   *  schedules the next attempt when the WebSocket constructor threw. */
+  const connect = () => {
+    connectTimer = 0;
+    attempt++;
+    if (!ws && consent) fails++, open();
+    flush();
+  };
 
   /** Hands everything unacknowledged to the browser, which sends it even after the page is gone,
    *  batch by batch until it refuses one: browsers cap the bytes of pending beacons (about 64 KiB
@@ -271,9 +328,8 @@ export function createAgent(o: AgentOptions): Agent {
    *  answers them), so the socket's batch in flight keeps its own. */
   const beacon = (unload?: unknown) => {
     let rest = sent.concat(queue), refused: Bytes[] = [];
-    // text/plain: the only body type sendBeacon may send cross-origin without a preflight. (fetch
-    // keepalive shares sendBeacon's 64 KiB budget, so it would not rescue a refused beacon.)
-    while (nav.onLine && rest.length && nav.sendBeacon(http + "/v1/events", new Blob([encodeBatch(key, 0, (refused = take(rest)))], { type: "text/plain" })))
+    // (fetch keepalive shares sendBeacon's 64 KiB budget, so it would not rescue a refused beacon.)
+    while (nav.onLine && rest.length && nav.sendBeacon(http + "/v1/events", body(0, (refused = take(rest)))))
       refused = [];
     if (unload) (sent = []), (queue = refused.concat(rest));
   };
@@ -350,6 +406,7 @@ export function createAgent(o: AgentOptions): Agent {
     on(w, "online", () => {
       attempt = 0;
       retryTimer = clearTimeout(retryTimer);
+      connectTimer = clearTimeout(connectTimer);
       flush();
     });
   }
