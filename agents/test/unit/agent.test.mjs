@@ -330,7 +330,8 @@ test("pagehide: the unacknowledged batch and the queue go to sendBeacon as text/
   assert.equal(beacons.length, 1);
   assert.equal(beacons[0].url, "https://analytics.example/v1/events");
   assert.equal(beacons[0].type, "text/plain");
-  assert.deepEqual(names([beacons[0].batch]), ["in-flight", "queued"]);
+  // (And the page's visible time: connected()'s second.)
+  assert.deepEqual(names([beacons[0].batch]), ["in-flight", "queued", "engagement"]);
   assert.deepEqual(ids(beacons[0].batch)[0], ids(b.socket.sent[1])[0]);
   // Nothing is sent twice by the page itself afterwards.
   tick(5000);
@@ -540,10 +541,11 @@ test("offline, a hidden page beacons nothing (it would be lost) and sends it all
   b.window.dispatchEvent(new Event("online"));
   tick(0);
   b.socket.open();
-  assert.deepEqual(names(b.socket.sent), ["offline"]);
+  // (With the page's visible time, reported when it was hidden: connected()'s second.)
+  assert.deepEqual(names(b.socket.sent), ["offline", "engagement"]);
 });
 
-test("engagement: visible time since the previous event rides on the next event, the rest on pagehide", async () => {
+test("engagement: the page's visible time goes out as an engagement event when it is hidden, from a second on; other events carry none", async () => {
   const agent = connected(); // the pageview at T0: nothing before it
   assert.equal(b.socket.sent[0].events[0].engagementMs, 0);
   tick(3000);
@@ -559,12 +561,52 @@ test("engagement: visible time since the previous event rides on the next event,
   tick(500);
   agent.track("click");
   agent.flush();
-  assert.equal(b.socket.sent.at(-1).events[0].engagementMs, 500);
+  assert.equal(b.socket.sent.at(-1).events[0].engagementMs, 0, "the server counts engagement events' time only");
   b.socket.ackLast();
   tick(200);
-  b.window.dispatchEvent(new Event("pagehide")); // under a second: no engagement event
+  b.setHidden(true); // 700 ms: under a second, no engagement event; it waits for more
+  b.setHidden(false);
+  tick(400);
+  b.window.dispatchEvent(new Event("pagehide")); // 1,100 ms visible since the last report
   beacons = await b.beaconBatches();
-  assert.equal(beacons.length, 1);
+  assert.equal(beacons.length, 2);
+  assert.deepEqual(beacons[1].batch.events.map((e) => [e.name, e.engagementMs]), [["engagement", 1100]]);
+});
+
+test("SPA: each page's visible time goes out as an engagement event for that page before the next pageview; custom events take none of it", async () => {
+  const agent = connected({ batchSize: 1e3 }, { url: "https://shop.example/a" });
+  const visible = { "/a": 0 };
+  let since = T0; // /a has been visible since the agent started
+  tick(20_000);
+  agent.track("click"); // on /a: not the end of its time
+  tick(40_000);
+  visible["/a"] = Date.now() - since;
+  b.history.pushState({}, "", "/b");
+  since = Date.now();
+  tick(30_000);
+  visible["/b"] = Date.now() - since;
+  b.history.pushState({}, "", "/c");
+  tick(500); // under a second on /c: not reported, and not counted on /d either
+  b.history.pushState({}, "", "/d");
+  since = Date.now();
+  tick(2000);
+  visible["/d"] = Date.now() - since;
+  b.setHidden(true);
+  // Everything after connected()'s acknowledged pageview is unacknowledged: all of it is beaconed.
+  const events = (await b.beaconBatches()).flatMap((x) => x.batch.events);
+  assert.deepEqual(
+    events.map((e) => [e.name, new URL(e.url).pathname, e.engagementMs]),
+    [
+      ["click", "/a", 0],
+      ["engagement", "/a", visible["/a"]],
+      ["pageview", "/b", 0],
+      ["engagement", "/b", visible["/b"]],
+      ["pageview", "/c", 0],
+      ["pageview", "/d", 0],
+      ["engagement", "/d", visible["/d"]],
+    ],
+  );
+  assert.deepEqual([visible["/a"], visible["/b"], visible["/d"]], [61_000, 30_000, 2000]);
 });
 
 test("SPA pageviews: pushState and popstate to a new path count, replaceState on the same path and hash changes do not", () => {
@@ -593,7 +635,7 @@ test("hash routing: hash changes are pages; pageview(url) always records", () =>
   agent.pageview("https://shop.example/virtual");
   agent.flush();
   assert.deepEqual(
-    b.socket.sent[1].events.map((e) => e.url),
+    b.socket.sent[1].events.filter((e) => e.name == "pageview").map((e) => e.url),
     ["https://shop.example/#/a", "https://shop.example/#/b", "https://shop.example/virtual"],
   );
 });
@@ -635,7 +677,8 @@ test("values the server would reject are made valid: a path is resolved against 
   agent.pageview("step-3");
   agent.track("purchase", {}, { amount: 5, currency: "eur" });
   agent.flush();
-  const [a, c, p] = b.socket.sent[1].events;
+  // (After an engagement event for step-1, visible for connected()'s second.)
+  const [a, c, p] = b.socket.sent[1].events.filter((e) => e.name != "engagement");
   assert.equal(a.url, "https://shop.example/checkout/step-2");
   assert.equal(c.url, "https://shop.example/checkout/step-3");
   assert.equal(p.currency, "EUR");

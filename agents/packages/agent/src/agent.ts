@@ -141,8 +141,9 @@ export function createAgent(o: AgentOptions): Agent {
    *  it early, as it ends connectTimer's. (Not one timer for both: by HTTP, batches go during the
    *  socket's backoff.) */
   let retryTimer: any = 0;
-  /** The page last recorded by pageview(): path (and hash with hashRouting). */
+  /** The page last recorded by pageview(): path (and hash with hashRouting), and its URL as sent. */
   let last: string | 0 = 0;
+  let page = "";
   let consent = !o.requireConsent;
   // Millisecond instant the page became visible (0 while hidden), and visible time not yet reported.
   let shown = d.hidden ? 0 : now();
@@ -154,14 +155,6 @@ export function createAgent(o: AgentOptions): Agent {
   const on = (t: EventTarget, type: string, f: (e: any) => void) => t.addEventListener(type, safe(f), true);
   const pageKey = () => loc.pathname + (o.hashRouting ? loc.hash : "");
 
-  /** Visible time since the previous event (protobuf field engagement_ms; at most one day). */
-  const engagement = () => {
-    const ms = engaged + (shown && now() - shown);
-    engaged = 0;
-    if (shown) shown = now();
-    return Math.min(864e5, ms);
-  };
-
   /** A time-ordered id: 48-bit Unix ms (big endian), then 80 random bits, the layout of a UUIDv7
    *  without its version bits (the server needs neither, and the agent's size budget is tight).
    *  Time-ordered ids keep the server's duplicate check on the recent end of its id index.
@@ -172,7 +165,8 @@ export function createAgent(o: AgentOptions): Agent {
     return b;
   };
 
-  const record = (name: string, props?: Props, revenue?: Revenue, url = loc.href) => {
+  /** ms: engagement_ms, which only `engagement` events carry. */
+  const record = (name: string, props?: Props, revenue?: Revenue, url = loc.href, ms?: number) => {
     if (off || !consent) return;
     queue.push(
       encodeEvent(
@@ -189,7 +183,7 @@ export function createAgent(o: AgentOptions): Agent {
         // ISO 4217 codes are upper case on the wire; "eur" means EUR.
         revenue && revenue.currency.toUpperCase(),
         screen.width,
-        engagement(),
+        ms,
       ),
     );
     if (queue.length > max) queue.shift();
@@ -334,11 +328,19 @@ export function createAgent(o: AgentOptions): Agent {
     if (unload) (sent = []), (queue = refused.concat(rest));
   };
 
+  /** Reports the page's visible time not yet reported, once it is at least a second, as an
+   *  `engagement` event for the page (the URL of its pageview; engagement_ms at most one day):
+   *  the server's time_on_page sums engagement_ms of these events only. Less waits for more
+   *  visible time on the same page. */
+  const engage = () => {
+    if (shown) (engaged += now() - shown), (shown = now());
+    if (engaged >= 1e3 && last) record("engagement", undefined, undefined, page, Math.min(864e5, engaged)), (engaged = 0);
+  };
+
   /** The page is hidden or going away: report its visible time, then beacon what is left. */
   const hide = (unload?: unknown) => {
-    if (shown) engaged += now() - shown;
+    engage();
     shown = 0;
-    if (engaged >= 1e3 && last) record("engagement");
     beacon(unload);
   };
 
@@ -346,8 +348,12 @@ export function createAgent(o: AgentOptions): Agent {
     const k = pageKey();
     // Without consent the page is not recorded, so optIn() can still record it.
     if (consent && (url || k != last)) {
+      // A new page (a SPA's navigation): the page left gets its time first, and keeps what was
+      // under a second; the new one starts from nothing.
+      engage();
+      engaged = 0;
       last = k;
-      record("pageview", undefined, undefined, url);
+      record("pageview", undefined, undefined, (page = new URL(url || loc.href, loc.href).href));
     }
   };
 
