@@ -301,7 +301,7 @@ export function createAgent(o: AgentOptions): Agent {
     // undecodable, too big). Resending it would fail forever; any other close sends it again.
     // error too: Chromium ends a socket its CSP blocks with an error and no close. (Elsewhere a
     // close follows the error, and finds the socket given up already.)
-    s.onerror = s.onclose = (e: CloseEvent) => s == ws && (fails ? ((ws = 0), flush()) : drop(/^100[379]$/.test(e.code as any)));
+    s.onerror = s.onclose = (e: any) => s == ws && (fails ? ((ws = 0), flush()) : drop(/^100[379]$/.test(e.code)));
   });
 
   /** A connection attempt; then flush, which posts by HTTP once enough attempts failed, and

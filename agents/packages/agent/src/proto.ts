@@ -59,7 +59,7 @@ export const encodeEvent = (
   revenueMicros: number | undefined,
   currency: string | undefined,
   screenWidth: number,
-  engagementMs: number,
+  engagementMs?: number,
 ) => {
   const o: Out = [];
   bytes(o, 1, id);
