@@ -25,7 +25,7 @@ public static class ApiConventions
     public const long MaxBodyBytes = 64 * 1024;
     public const string OpenApiPath = "/openapi/v1.json";
     public const string DocsPath = "/docs/api";
-    private const string SurrogateSecretFile = "surrogate-key.secret";
+    public const string SurrogateSecretFile = "surrogate-key.secret";
 
     /// <summary>8 KiB request line (URL), 32 KiB and 100 header fields: Kestrel's defaults, stated
     /// here so they are a decision with a test, not an accident. Kestrel answers 414 and 431
@@ -175,6 +175,15 @@ public static class ApiConventions
         StatusCodes.Status415UnsupportedMediaType => "Send the body as application/json.",
         _ => null,
     };
+
+    /// <summary>The surrogate keys of the nodes serving <paramref name="dataDirectory"/> (its
+    /// <see cref="SurrogateSecretFile"/>, written by the first `serve`), for commands that purge
+    /// edges without a server; null when the file does not exist.</summary>
+    public static SurrogateKeys? ExistingSurrogateKeys(string dataDirectory)
+    {
+        string path = Path.Combine(dataDirectory, SurrogateSecretFile);
+        return File.Exists(path) ? new SurrogateKeys(File.ReadAllBytes(path)) : null;
+    }
 
     /// <summary>
     /// The key of the merchant surrogate keys' hash: 32 random bytes made once, owner-only. Every

@@ -71,6 +71,25 @@ public sealed partial class EdgePurger(ReprocessQueue queue, SiteRegistry regist
 
     private async Task PurgeAsync(HttpClient http, Uri edge, string keys, CancellationToken ct)
     {
+        string? error = await SendAsync(http, edge, keys, () => _purges.Add(1, new KeyValuePair<string, object?>("outcome", "retried")), ct);
+        if (error is null)
+        {
+            _purges.Add(1, new KeyValuePair<string, object?>("outcome", "ok"));
+            LogPurged(edge, keys);
+            return;
+        }
+        _purges.Add(1, new KeyValuePair<string, object?>("outcome", "failed"));
+        LogPurgeFailed(edge, keys, Attempts, error);
+    }
+
+    /// <summary>
+    /// <c>PURGE</c> with <c>xkey: keys</c> at <paramref name="edge"/>, tried <see cref="Attempts"/>
+    /// times with doubling backoff (<paramref name="retrying"/> is called before each retry).
+    /// Returns null once the edge answered 2xx, else the last attempt's error. Also used by the
+    /// offline CLI (`analytics keys revoke --edge-purge-url`), which has no purger running.
+    /// </summary>
+    public static async Task<string?> SendAsync(HttpClient http, Uri edge, string keys, Action? retrying, CancellationToken ct)
+    {
         var backoff = FirstBackoff;
         for (int attempt = 1; ; attempt++)
         {
@@ -80,25 +99,15 @@ public sealed partial class EdgePurger(ReprocessQueue queue, SiteRegistry regist
                 using var request = new HttpRequestMessage(new HttpMethod("PURGE"), edge);
                 request.Headers.TryAddWithoutValidation("xkey", keys);
                 using var response = await http.SendAsync(request, ct);
-                if (response.IsSuccessStatusCode)
-                {
-                    _purges.Add(1, new KeyValuePair<string, object?>("outcome", "ok"));
-                    LogPurged(edge, keys);
-                    return;
-                }
+                if (response.IsSuccessStatusCode) return null;
                 error = $"HTTP {(int)response.StatusCode}";
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
             {
                 error = e.Message;
             }
-            if (attempt == Attempts)
-            {
-                _purges.Add(1, new KeyValuePair<string, object?>("outcome", "failed"));
-                LogPurgeFailed(edge, keys, attempt, error);
-                return;
-            }
-            _purges.Add(1, new KeyValuePair<string, object?>("outcome", "retried"));
+            if (attempt == Attempts) return error;
+            retrying?.Invoke();
             await Task.Delay(backoff, ct);
             backoff *= 2;
         }

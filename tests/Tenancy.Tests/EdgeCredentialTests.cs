@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using Analytics.ControlPlane;
 using Analytics.EndToEnd.Tests;
 using Analytics.Host;
+using Analytics.Tests.Shared;
 
 namespace Analytics.Tenancy.Tests;
 
@@ -62,6 +63,61 @@ public class EdgeCredentialTests(EngineFixture engine)
         }
         Assert.True(after.Status == HttpStatusCode.Unauthorized, $"{after.Status} {after.Cache} 10 s after the revocation\n{varnish.Log}");
         Assert.Equal("MISS", after.Cache);
+    }
+
+    [Fact]
+    public async Task An_api_key_revoked_offline_by_the_cli_naming_the_edge_is_purged_there_before_the_cli_returns()
+    {
+        int edgePort = EndToEnd.Tests.ChildProcess.FreePort();
+        // The server itself purges nothing here: only the CLI knows the edge.
+        await using var host = await AuthHost.StartAsync(engine);
+        using var varnish = await VarnishServer.StartAsync(edgePort, new Uri(host.BaseAddress).Port, Ct);
+        using var edge = new HttpClient { BaseAddress = varnish.Url };
+        var (merchant, site) = host.NewMerchant("Edge Cli " + Guid.NewGuid().ToString("N")[..8]);
+        var user = host.NewUser(merchant.Id, $"owner-{Guid.NewGuid():N}@edge.example", "correct horse battery");
+        var (key, secret) = ApiKeys.Create(host.Store, merchant.Id, user.Id, "script", "stats:read");
+        var (other, otherSecret) = ApiKeys.Create(host.Store, merchant.Id, user.Id, "other script", "stats:read");
+        string path = SettledPath(site);
+        Assert.Equal("MISS", (await GetAsync(edge, path, secret)).Cache);
+        Assert.Equal("HIT", (await GetAsync(edge, path, secret)).Cache);
+        Assert.Equal("MISS", (await GetAsync(edge, path, otherSecret)).Cache);
+
+        // A bad edge URL, or a data directory without the query nodes' surrogate-key secret, stops
+        // the command before anything is revoked: one line, non-zero exit, the key still works.
+        var badUrl = await HostCommand.RunAsync(["keys", "revoke", "--prefix", key.Prefix, "--edge-purge-url", "ftp://edge.example/", "--data", host.DataDirectory], environment: null);
+        Assert.True(badUrl.ExitCode == 2, badUrl.ToString());
+        Assert.Equal("analytics keys revoke: --edge-purge-url 'ftp://edge.example/': use the edge cache's http(s):// URL, e.g. http://127.0.0.1:6081/", Assert.Single(badUrl.StderrLines));
+        string elsewhere = Directory.CreateTempSubdirectory("analytics-no-secret-").FullName;
+        try
+        {
+            var noSecret = await HostCommand.RunAsync(["keys", "revoke", "--prefix", key.Prefix, "--edge-purge-url", varnish.Url.ToString(), "--data", elsewhere, "--control-plane", "sqlite:" + Path.Combine(host.DataDirectory, "control-plane.db")], environment: null);
+            Assert.True(noSecret.ExitCode != 0, noSecret.ToString());
+            Assert.Contains("surrogate-key.secret does not exist", Assert.Single(noSecret.StderrLines));
+        }
+        finally
+        {
+            Directory.Delete(elsewhere, recursive: true);
+        }
+        Assert.Equal("HIT", (await GetAsync(edge, path, secret)).Cache);
+
+        var revoked = await HostCommand.RunAsync(["keys", "revoke", "--prefix", key.Prefix, "--edge-purge-url", varnish.Url.ToString(), "--data", host.DataDirectory], environment: null);
+        Assert.True(revoked.ExitCode == 0, revoked.ToString());
+        Assert.Contains($"revoked key {key.Prefix}", revoked.Stdout);
+        Assert.Contains("purged c-", revoked.Stdout);
+        // At once: the purge is done when the command returns. The other key's answer stays.
+        var after = await GetAsync(edge, path, secret);
+        Assert.True(after.Status == HttpStatusCode.Unauthorized, $"{after.Status} {after.Cache} after the CLI returned\n{varnish.Log}");
+        Assert.Equal("MISS", after.Cache);
+        Assert.Equal("HIT", (await GetAsync(edge, path, otherSecret)).Cache);
+
+        // An edge that does not answer: the key is revoked all the same, and the command says
+        // which edge kept the answers, with exit code 1.
+        var unreachable = new Uri($"http://127.0.0.1:{EndToEnd.Tests.ChildProcess.FreePort()}/");
+        var failed = await HostCommand.RunAsync(["keys", "revoke", "--prefix", other.Prefix, "--edge-purge-url", unreachable.ToString(), "--data", host.DataDirectory], environment: null);
+        Assert.True(failed.ExitCode == 1, failed.ToString());
+        Assert.Contains($"revoked key {other.Prefix}", failed.Stdout);
+        Assert.Contains($"edge {unreachable} did not purge", Assert.Single(failed.StderrLines));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await host.GetAsync(AuthHost.AggregatePath(site), otherSecret)).StatusCode);
     }
 
     [Fact]

@@ -109,7 +109,6 @@ public sealed class ServeSettings : StoreSettings
         ("--retention-hour", RetentionHour), ("--retention-day", RetentionDay), ("--retention-dimensions", RetentionDimensions),
     ];
 
-    public string[] EdgePurgeUrlList() => EdgePurgeUrl.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
     public string[] TrustedProxyList() => TrustedProxies.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
     public Roles ParseRoles() => Roles.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
@@ -148,11 +147,8 @@ public sealed partial class ServeSettingsValidator : IValidateOptions<ServeSetti
             failures.Add(proxyError!);
         if (settings.ForwardedHeader is not ("x-forwarded-for" or "forwarded"))
             failures.Add($"forwarded-header '{settings.ForwardedHeader}': use x-forwarded-for or forwarded");
-        foreach (string edge in settings.EdgePurgeUrlList())
-        {
-            if (!Uri.TryCreate(edge, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-                failures.Add($"--edge-purge-url '{edge}': use the edge cache's http(s):// URL, e.g. http://127.0.0.1:6081/");
-        }
+        if (!EdgePurgeOption.TryParse(settings.EdgePurgeUrl, out _, out string? edgeError))
+            failures.Add(edgeError!);
         if (settings.Authority is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
             failures.Add($"--authority '{settings.Authority}': use the issuer's https:// URL");
         if (settings.Issuer is { IsAbsoluteUri: false } or { Scheme: not ("http" or "https") })
@@ -209,7 +205,7 @@ public sealed class ServeCommand : ICommandGroup
             Settings.Integer<ushort>("--logic-version", $"Processing-logic version live Rollup applies ({string.Join(", ", ProcessingLogic.Versions)}) [default: {ProcessingLogic.Current}]", 1, ushort.MaxValue),
             new Option<string>("--agent-js") { Description = "Serve this build of the browser agent at /agent.js", HelpName = "FILE" },
             new Option<string>("--dashboard") { Description = "Serve this build of the dashboard (its dist directory) at / [default: the nearest dashboard/dist]", HelpName = "DIR" },
-            new Option<string>("--edge-purge-url") { Description = "Edge caches (Varnish with xkey) to purge when reprocessing changes a site-day, an API key is revoked or goals change, comma-separated [default: none]", HelpName = "URL,..." },
+            EdgePurgeOption.Create("Edge caches (Varnish with xkey) to purge when reprocessing changes a site-day, an API key is revoked or goals change, comma-separated [default: none]"),
             new Option<string>("--trusted-proxies") { Description = "Proxies whose client-address header (--forwarded-header) to believe, e.g. 10.0.0.0/8,127.0.0.1 [default: none]", HelpName = "ADDRESSES" },
             Settings.OneOf("--forwarded-header", "The header the trusted proxies write the client's address into; the other is ignored", "x-forwarded-for", "forwarded"),
             Settings.Integer("--max-connections", $"Open ingest WebSockets at most; more get 503, 0: no limit [default: {defaults.MaxConnections}]", 0, int.MaxValue),
@@ -266,7 +262,7 @@ public sealed class ServeCommand : ICommandGroup
             DashboardPath = settings.Dashboard,
             TrustedProxies = settings.TrustedProxyList(),
             ForwardedHeader = settings.ForwardedHeader == "forwarded" ? Analytics.FastIngest.Transport.ClientAddressHeader.Forwarded : Analytics.FastIngest.Transport.ClientAddressHeader.XForwardedFor,
-            EdgePurgeUrls = settings.EdgePurgeUrlList().Select(u => new Uri(u)).ToArray(),
+            EdgePurgeUrls = EdgePurgeOption.TryParse(settings.EdgePurgeUrl, out var edges, out _) ? edges : [],
             EnrichmentData = settings.EnrichmentData,
             GeoIpDatabase = settings.GeoipDb,
             ControlPlane = settings.ControlPlane,

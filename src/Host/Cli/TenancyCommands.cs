@@ -9,6 +9,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Analytics.ControlPlane;
 using Analytics.Identity;
+using Analytics.QueryService.Http;
 using Analytics.Security;
 
 namespace Analytics.Host.Cli;
@@ -63,12 +64,28 @@ public sealed class TenancyCommands : ICommandGroup
         keyCreate.SetAction((parse, _) => WithStoreAsync(parse, (_, store, _) =>
             Task.FromResult(CreateKey(store, parse.GetValue(merchant), parse.GetValue(keyUser)!, parse.GetValue(keyScopes)!, parse.GetValue(name) ?? "script"))));
         var prefix = new Option<string>("--prefix") { Description = "The key's prefix (shown when it was created and by list)", HelpName = "PREFIX", Required = true };
-        var keyRevoke = new Command("revoke", "Revoke a personal API key") { prefix, ControlPlaneSettings.Option() };
-        keyRevoke.SetAction((parse, _) => WithStoreAsync(parse, (_, store, _) =>
+        var keyRevoke = new Command("revoke", "Revoke a personal API key")
         {
-            string p = parse.GetValue(prefix)!;
-            return Task.FromResult(store.FindApiKey(p) is var (key, _) ? Revoked(store.RevokeApiKey(key.Id), "key", key.Prefix) : Revoked(false, "key", p));
-        }));
+            prefix, ControlPlaneSettings.Option(),
+            EdgePurgeOption.Create("Edge caches (Varnish with xkey) to purge of the key's cached answers, comma-separated, as given to `serve` [default: none]"),
+        };
+        keyRevoke.SetAction((parse, _) =>
+        {
+            // Checked before the key is revoked: a revocation whose purge cannot even start would
+            // leave the key's answers at the edge for up to an hour, unnoticed.
+            var settings = Settings.Bind<KeyRevokeSettings>(parse);
+            if (!EdgePurgeOption.TryParse(settings.EdgePurgeUrl, out var edges, out string? edgeError)) throw new UsageException(edgeError!);
+            SurrogateKeys? surrogateKeys = null;
+            if (edges.Length > 0 && (surrogateKeys = ApiConventions.ExistingSurrogateKeys(settings.DataDirectory())) is null)
+                throw new StartupException($"{Path.Combine(settings.DataDirectory(), ApiConventions.SurrogateSecretFile)} does not exist: the edge names a key's answers with the query nodes' secret, so run this on a query node's data directory (nothing was revoked)");
+            return WithStoreAsync(parse, async (_, store, _) =>
+            {
+                string p = parse.GetValue(prefix)!;
+                if (store.FindApiKey(p) is not var (key, _)) return Revoked(false, "key", p);
+                Revoked(store.RevokeApiKey(key.Id), "key", key.Prefix);
+                return edges.Length == 0 ? 0 : await PurgeAsync(edges, surrogateKeys!.Credential(CredentialNames.ApiKey(key.Prefix)));
+            });
+        });
 
         yield return bootstrap;
         yield return new Command("clients", "API clients (OAuth2 client credentials)") { clientCreate, clientRevoke };
@@ -141,6 +158,26 @@ public sealed class TenancyCommands : ICommandGroup
         return 0;
     }
 
+    /// <summary>Purges <paramref name="keys"/> at every edge, as the server's EdgePurger would;
+    /// 0 once all did, else 1 with one line per edge that did not.</summary>
+    private static async Task<int> PurgeAsync(IReadOnlyList<Uri> edges, string keys)
+    {
+        using var http = new HttpClient { Timeout = EdgePurger.RequestTimeout };
+        var errors = await Task.WhenAll(edges.Select(edge => EdgePurger.SendAsync(http, edge, keys, null, CancellationToken.None)));
+        int failed = 0;
+        for (int i = 0; i < edges.Count; i++)
+        {
+            if (errors[i] is null)
+            {
+                Console.WriteLine($"purged {keys} at {edges[i]}");
+                continue;
+            }
+            failed++;
+            Console.Error.WriteLine($"analytics keys revoke: edge {edges[i]} did not purge {keys} after {EdgePurger.Attempts} attempts ({errors[i]}): it serves the key's cached answers until their max-age ends (an hour at most)");
+        }
+        return failed == 0 ? 0 : 1;
+    }
+
     private static int Revoked(bool done, string what, string? id)
     {
         if (!done) throw new StartupException($"no such {what}: {id}");
@@ -156,4 +193,10 @@ public sealed class TenancyCommands : ICommandGroup
         using var writer = new StreamWriter(new FileStream(path, options));
         writer.Write(content);
     }
+}
+
+/// <summary>`keys revoke`'s settings: the control plane, and the edges to purge.</summary>
+public sealed class KeyRevokeSettings : ControlPlaneSettings
+{
+    public string EdgePurgeUrl { get; set; } = "";
 }
