@@ -246,6 +246,69 @@ public class HostileTrafficTests(EngineFixture engine)
     }
 
     [Fact]
+    public async Task A_page_may_read_every_refusal_that_depends_on_no_site_with_its_retry_after_but_no_403()
+    {
+        // Cross-origin, a browser hands the agent only answers that name its origin in
+        // Access-Control-Allow-Origin, and only the headers listed in -Expose-Headers besides the
+        // safelisted ones (Retry-After is not one). Every HTTP answer is checked as a browser does.
+        await using var host = await TestHost.StartAsync(engine, new IngestLimits { MaxEventsPerSecondPerIp = 10, EventBurstPerIp = 20, MaxMessageBytes = 4096 });
+        const string page = "https://www.shop.example";
+        static (string? Origin, string? Exposed) Cors(HttpResponseMessage r) => (
+            r.Headers.TryGetValues("Access-Control-Allow-Origin", out var o) ? o.Single() : null,
+            r.Headers.TryGetValues("Access-Control-Expose-Headers", out var e) ? string.Join(",", e) : null);
+        var readable = (page, "Retry-After");
+
+        // 415: not an EventBatch content type.
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/events") { Content = new StringContent("x", Encoding.UTF8, "application/json") })
+        {
+            request.Headers.TryAddWithoutValidation("Origin", page);
+            var unsupported = await host.Http.SendAsync(request, Ct);
+            Assert.Equal(HttpStatusCode.UnsupportedMediaType, unsupported.StatusCode);
+            Assert.Equal(readable, Cors(unsupported));
+        }
+        // 413: over the size limit (the agent drops such a batch instead of resending it forever).
+        var big = Batch(host.Site.SiteKey);
+        big.Events[0].Props.Add(new Property { Key = "note", Value = new string('x', 5000) });
+        var tooLarge = await PostAsync(host, big, ("Origin", page));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
+        Assert.Equal(readable, Cors(tooLarge));
+        // 400: not an EventBatch at all.
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/events") { Content = new ByteArrayContent([0xFF, 0xFF, 0xFF]) })
+        {
+            request.Content.Headers.ContentType = new("application/x-protobuf");
+            request.Headers.TryAddWithoutValidation("Origin", page);
+            var malformed = await host.Http.SendAsync(request, Ct);
+            Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+            Assert.Equal(readable, Cors(malformed));
+        }
+        // 200 from the site's own page; then 429 from the IP's bucket, before the key is looked up.
+        var ok = await PostAsync(host, Batch(host.Site.SiteKey, events: 20), ("Origin", page));
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        Assert.Equal(readable, Cors(ok));
+        var limited = await PostAsync(host, Batch(host.Site.SiteKey, events: 10), ("Origin", page));
+        Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
+        Assert.Equal(RetryReason.RateLimitedIp, Ack.Parser.ParseFrom(await limited.Content.ReadAsByteArrayAsync(Ct)).RetryReason);
+        Assert.NotNull(limited.Headers.RetryAfter);
+        Assert.Equal(readable, Cors(limited));
+
+        // 403 stays unreadable: a foreign page learns nothing, nor does a page with an unknown key.
+        await Task.Delay(2_100, Ct); // the IP's bucket refills
+        var foreign = await PostAsync(host, Batch(host.Site.SiteKey), ("Origin", "https://evil.example"));
+        Assert.Equal(HttpStatusCode.Forbidden, foreign.StatusCode);
+        Assert.Equal((null, null), Cors(foreign));
+        var unknown = await PostAsync(host, Batch("sk_" + new string('a', 24)), ("Origin", page));
+        Assert.Equal(HttpStatusCode.Forbidden, unknown.StatusCode);
+        Assert.Equal((null, null), Cors(unknown));
+
+        // 503 while the node drains.
+        host.App.Services.GetRequiredService<Analytics.FastIngest.Transport.IngestDrain>().Begin();
+        var draining = await PostAsync(host, Batch(host.Site.SiteKey), ("Origin", page));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, draining.StatusCode);
+        Assert.NotNull(draining.Headers.RetryAfter);
+        Assert.Equal(readable, Cors(draining));
+    }
+
+    [Fact]
     public async Task Events_over_the_per_site_rate_are_limited_whatever_the_address()
     {
         await using var host = await TestHost.StartAsync(engine, new IngestLimits { MaxEventsPerSecondPerSite = 10, EventBurstPerSite = 20 },

@@ -23,9 +23,10 @@ namespace Analytics.FastIngest.Transport;
 /// Content types: application/x-protobuf, or text/plain because sendBeacon may only send
 /// CORS-safelisted types without a preflight.
 ///
-/// CORS answers come from the site's allowed origins (<see cref="OriginPolicy"/>): the response
-/// names the caller's origin in Access-Control-Allow-Origin only when the site allows it, so a
-/// foreign page can neither read the answer nor (the batch being refused first) send events. A
+/// CORS answers come from the site's allowed origins (<see cref="OriginPolicy"/>): an Ack names the
+/// caller's origin in Access-Control-Allow-Origin only when the site allows it, so a foreign page
+/// can neither read the answer nor (the batch being refused first) send events; refusals that
+/// depend on no site are readable by any page (<see cref="AllowReading"/>), a 403 by none. A
 /// preflight carries no body and so no site key; with <c>?site=KEY</c> in the URL it is answered
 /// from that site's list (403 for a foreign origin), without it the preflight is granted and the
 /// POST that follows is checked.
@@ -36,10 +37,10 @@ internal static class HttpIngest
     {
         var request = context.Request;
         var response = context.Response;
-        // Decided per site once the batch is read; until then (and for refusals before it) no CORS grant.
         response.Headers.Vary = "Origin";
         if (drain.IsDraining)
         {
+            AllowReading(context);
             await IngestDrain.RefuseAsync(context, metrics);
             return;
         }
@@ -47,6 +48,7 @@ internal static class HttpIngest
         if (contentType is null || !(contentType.StartsWith("application/x-protobuf", StringComparison.OrdinalIgnoreCase) || contentType.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase)))
         {
             metrics.Refused(BatchRefusal.UnsupportedContentType);
+            AllowReading(context);
             await Results.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported content type", detail: "Send an EventBatch as application/x-protobuf (or text/plain from sendBeacon).").ExecuteAsync(context);
             return;
         }
@@ -54,6 +56,7 @@ internal static class HttpIngest
         if (request.ContentLength > max)
         {
             metrics.Oversize();
+            AllowReading(context);
             await TooLarge(context, max);
             return;
         }
@@ -89,8 +92,9 @@ internal static class HttpIngest
             scratch = scratches.Get();
             scratch.TraceParent = IngestTelemetry.ParentOf(context);
             var result = await processor.ProcessAsync(message, client, scratch, context.RequestAborted);
-            // Passed the origin check (or is no page at all): the page may read the answer.
-            if (client.Origin is { } origin && scratch.AllowedOrigins is not null) response.Headers.AccessControlAllowOrigin = origin;
+            // Passed the origin check, or refused before the site was known: the page may read
+            // the answer. A 403 (unknown key, foreign origin) stays unreadable.
+            if (scratch.AllowedOrigins is not null || result.Status is AckStatus.Malformed or AckStatus.Retry) AllowReading(context);
             switch (result.Status)
             {
                 case AckStatus.Malformed:
@@ -141,6 +145,7 @@ internal static class HttpIngest
             {
                 metrics.Refused(BatchRefusal.SlowSender);
                 context.Response.Headers.Connection = "close";
+                AllowReading(context);
                 await Results.Problem(statusCode: StatusCodes.Status408RequestTimeout, title: "Body too slow",
                     detail: $"The body must arrive within {processor.Limits.MessageReceiveTimeout.TotalSeconds:0} s.").ExecuteAsync(context);
                 return null;
@@ -149,6 +154,7 @@ internal static class HttpIngest
             {
                 metrics.Oversize();
                 reader.AdvanceTo(read.Buffer.End);
+                AllowReading(context);
                 await TooLarge(context, max);
                 return null;
             }
@@ -156,6 +162,21 @@ internal static class HttpIngest
             // Nothing consumed, everything examined: wake up when more arrives.
             reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
         }
+    }
+
+    /// <summary>
+    /// Lets the page that sent the request read the answer: its status and Retry-After (not a
+    /// CORS-safelisted header, so it must be exposed). Given to answers that depend on no site
+    /// (415, 413, 408, 400, 503 draining, and a RETRY before the site was known: this IP's or
+    /// connection's rate, the control plane down) and to the site's own origins. Without it a
+    /// browser hides the status from the agent, which then cannot tell a batch refused for what
+    /// it is (drop it) from a network error (resend it), nor wait as long as it is told.
+    /// </summary>
+    private static void AllowReading(HttpContext context)
+    {
+        if (context.Request.Headers.Origin is not { Count: 1 } origin) return;
+        context.Response.Headers.AccessControlAllowOrigin = origin;
+        context.Response.Headers.AccessControlExposeHeaders = "Retry-After";
     }
 
     private static Task TooLarge(HttpContext context, int max) =>
