@@ -13,6 +13,8 @@ namespace Analytics.QueryApi.Tests;
 /// definition: per visitor, the longest chain of steps in order that starts at a step-1 event in
 /// the range, each step at most window_seconds after that step-1 event; strict: no other
 /// pageview or custom event between two steps (engagement pings do not count); bots never count.
+/// Each step is another event, later in the log: one event never completes two steps; events of
+/// one batch (one millisecond) follow their order in the batch.
 /// </summary>
 public class FunnelTests(EngineFixture engine)
 {
@@ -71,25 +73,41 @@ public class FunnelTests(EngineFixture engine)
         new(Bot, 0, "/"), new(Bot, 5, "/product/a"), new(Bot, 10, "signup"), new(Bot, 15, "purchase", "pro"),
         // after the range
         new("v14", 3600, "/"), new("v14", 3610, "/product/a"),
+        // one batch (the same millisecond): its events in the order sent, home then product...
+        new("v15", 40, "/"), new("v15", 40, "/product/c"),
+        // ...and product then home, which is not the funnel's order
+        new("v16", 40, "/product/d"), new("v16", 40, "/"), new("v16", 45, "signup"),
+    ];
+
+    // Steps whose goals overlap: "/" completes both "Any page" (a page pattern, * = any characters
+    // but '/') and "Home".
+    private static readonly (string Name, Func<Sent, bool> Completes)[] OverlappingSteps =
+    [
+        ("Any page", e => e.IsPageview && !e.What[1..].Contains('/')),
+        Steps[0],
+        Steps[2],
     ];
 
     private static long[] Expected(bool strict) => Expected(strict, T0, T0.AddHours(1));
 
-    private static long[] Expected(bool strict, DateTimeOffset from, DateTimeOffset to, Func<Sent, bool>? selected = null)
+    private static long[] Expected(bool strict, DateTimeOffset from, DateTimeOffset to, Func<Sent, bool>? selected = null) =>
+        Expected(Steps, strict, from, to, selected);
+
+    private static long[] Expected((string Name, Func<Sent, bool> Completes)[] steps, bool strict, DateTimeOffset from, DateTimeOffset to, Func<Sent, bool>? selected = null)
     {
-        var counts = new long[Steps.Length];
+        var counts = new long[steps.Length];
         foreach (var visitor in Traffic.Where(e => e.Visitor != Bot).GroupBy(e => e.Visitor))
         {
             var events = visitor.Where(e => e.Name != "engagement" && T0.AddSeconds(e.Second) >= from && T0.AddSeconds(e.Second) < to && (selected?.Invoke(e) ?? true))
-                .OrderBy(e => e.Second).ToList();
+                .OrderBy(e => e.Second).ToList(); // stable: a batch's events stay in the order sent
             int best = 0;
             for (int i = 0; i < events.Count; i++)
             {
-                if (!Steps[0].Completes(events[i])) continue;
+                if (!steps[0].Completes(events[i])) continue;
                 int reached = 1, at = i;
-                while (reached < Steps.Length)
+                while (reached < steps.Length)
                 {
-                    var step = Steps[reached];
+                    var step = steps[reached];
                     int next = strict
                         ? (at + 1 < events.Count && step.Completes(events[at + 1]) ? at + 1 : -1)
                         : events.FindIndex(at + 1, e => step.Completes(e));
@@ -113,6 +131,7 @@ public class FunnelTests(EngineFixture engine)
             foreach (var goal in new object[]
             {
                 new { name = "Home", kind = "page", match = "/" },
+                new { name = "Any page", kind = "page", match = "/*" },
                 new { name = "Product", kind = "page", match = "/product/*" },
                 new { name = "Signup", kind = "event", match = "signup" },
                 new { name = "Pro purchase", kind = "event", match = "purchase", property = new { key = "plan", value = "pro" } },
@@ -125,17 +144,19 @@ public class FunnelTests(EngineFixture engine)
             var sockets = new Dictionary<string, ClientWebSocket>();
             try
             {
-                foreach (var e in Traffic.OrderBy(e => e.Second))
+                // One batch per visitor and second, its events in the order listed.
+                foreach (var group in Traffic.GroupBy(e => (e.Visitor, e.Second)).OrderBy(g => g.Key.Second))
                 {
-                    if (!sockets.TryGetValue(e.Visitor, out var socket))
+                    var (visitor, second) = group.Key;
+                    if (!sockets.TryGetValue(visitor, out var socket))
                     {
-                        string ua = e.Visitor == Bot ? "Googlebot/2.1 (+http://www.google.com/bot.html)" : TestHost.BrowserUserAgent.Replace("Chrome/131", $"Chrome/131.{e.Visitor[1..]}", StringComparison.Ordinal);
-                        sockets[e.Visitor] = socket = await host.ConnectAsync(ua);
+                        string ua = visitor == Bot ? "Googlebot/2.1 (+http://www.google.com/bot.html)" : TestHost.BrowserUserAgent.Replace("Chrome/131", $"Chrome/131.{visitor[1..]}", StringComparison.Ordinal);
+                        sockets[visitor] = socket = await host.ConnectAsync(ua);
                     }
-                    clock.Now = T0.AddSeconds(e.Second);
+                    clock.Now = T0.AddSeconds(second);
                     var batch = new EventBatch { SiteKey = host.Site.SiteKey };
-                    batch.Events.Add(ToWire(e));
-                    Assert.Equal(1u, (await Wire.SendAsync(socket, batch)).Accepted);
+                    foreach (var e in group) batch.Events.Add(ToWire(e));
+                    Assert.Equal((uint)batch.Events.Count, (await Wire.SendAsync(socket, batch)).Accepted);
                 }
             }
             finally
@@ -233,6 +254,24 @@ public class FunnelTests(EngineFixture engine)
         Assert.Equal(2 * Traffic.Length, await StoredAsync(host));
         AssertSteps(strict, await FunnelAsync(host, $"\"funnel_id\": {funnel.GetProperty("id").GetInt64()}"));
         AssertSteps(sequential, await FunnelAsync(host, $$"""  "steps": {{steps}}, "window_seconds": {{Window}}  """));
+    }
+
+    [Fact]
+    public async Task One_event_never_completes_two_steps_and_a_batch_keeps_its_order()
+    {
+        var (host, _) = await StartWithTrafficAsync(engine);
+        await using var owned = host;
+        string steps = """["Any page", "Home", "Signup"]""";
+        var sequential = Expected(OverlappingSteps, strict: false, T0, T0.AddHours(1));
+        var strict = Expected(OverlappingSteps, strict: true, T0, T0.AddHours(1));
+        // By hand: 13 visitors have a page in range; only v7 and v8 have a second "/" after one,
+        // and only v8 a signup after that. Counting one "/" as both steps gives 13, 13, 8.
+        Assert.Equal([13, 2, 1], sequential);
+        AssertSteps(sequential, await FunnelAsync(host, $$"""  "steps": {{steps}}, "window_seconds": {{Window}}  """));
+        AssertSteps(strict, await FunnelAsync(host, $$"""  "steps": {{steps}}, "window_seconds": {{Window}}, "order": "strict"  """));
+        // The batches of v15 (home, product) and v16 (product, home, then signup) in the order sent.
+        var ordered = Expected(strict: false);
+        AssertSteps(ordered, await FunnelAsync(host, $$"""  "steps": ["Home", "Product", "Signup", "Pro purchase"], "window_seconds": {{Window}}  """));
     }
 
     [Fact]

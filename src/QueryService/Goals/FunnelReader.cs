@@ -12,8 +12,18 @@ namespace Analytics.QueryService.Goals;
 /// generation only, people only), the agent's engagement pings left out.
 /// A visitor reaches step k when, starting from one of their step-1 events in the range, steps
 /// 2..k follow in order, each at most the window after that step-1 event.
-/// Sequential: other events may come between steps; ClickHouse's windowFunnel computes exactly
-/// that. Strict: the pageview or custom event right after a step must be the next step.
+/// Each step is another event, later in the log: an event that completes two goals (a pageview of
+/// /pricing for "any page" and "Pricing") is one step, never two. Events received in the same
+/// millisecond (one batch) follow their order in the log, which is the order they were sent in.
+/// Sequential: other events may come between steps; ClickHouse's windowFunnel computes that, but
+/// it lets one event complete several steps (it tests an event's conditions in turn), and with
+/// 'strict_increase' it drops a chain when one event completes two of them. So an event is split
+/// into one row per step it completes, those of one event in descending step order (a step is
+/// never advanced by the same event's earlier step), each row with a time of its own: the
+/// millisecond · <see cref="TimeScale"/> + (the event's rank in its millisecond, in log order) · 8
+/// + 7 − step; 'strict_increase' then takes a step only after a strictly earlier row. The window
+/// scales with the times and stays exact (<see cref="ScaledWindow"/>).
+/// Strict: the pageview or custom event right after a step must be the next step.
 /// windowFunnel's 'strict_order' is not that (it stops at the first other event after ANY
 /// step-1 event, so A X A B reaches 1, and it can continue a chain across a new step-1 event,
 /// so A B A C reaches 3), hence strict is counted with array functions: for every step-1 event,
@@ -22,6 +32,20 @@ namespace Analytics.QueryService.Goals;
 /// </summary>
 public sealed class FunnelReader(IColumnStore store, string database)
 {
+    /// <summary>Rows of a visitor's one millisecond told apart: an event's rank in it times 8 (a
+    /// funnel has at most 8 steps) plus its step's slot. Ranks beyond 8,191 (more events in one
+    /// millisecond than a batch holds) share the last.</summary>
+    public const long SlotsPerMillisecond = 65_536;
+
+    /// <summary>Milliseconds are scaled by twice the slots, so a slot difference (less than
+    /// <see cref="SlotsPerMillisecond"/> either way) never reaches a whole millisecond's step.</summary>
+    public const long TimeScale = 2 * SlotsPerMillisecond;
+
+    /// <summary>The window on scaled times: Δt ≤ w ms ⇔ Δt·scale + Δslot ≤ w·scale + slots − 1,
+    /// since |Δslot| &lt; slots and scale − slots = slots (exactly window_seconds still counts,
+    /// one millisecond more does not, whatever the slots).</summary>
+    public static long ScaledWindow(long windowMs) => windowMs * TimeScale + SlotsPerMillisecond - 1;
+
     /// <summary>Visitors who reached each step (index 0 = step 1), over the events
     /// <paramref name="q"/> selects (its range and filters; QuerySql's <c>sel</c>).</summary>
     /// <exception cref="QueryEngine.QueryTimeoutException">The statement ran past <paramref name="maxExecutionSeconds"/>.</exception>
@@ -32,27 +56,31 @@ public sealed class FunnelReader(IColumnStore store, string database)
         var conditions = steps.Select(GoalConditions.Sql).ToList();
         bool needVisits = QueryParser.Leaves(q.Filter).Any(l => l.Dimension.Kind == DimensionKind.Visit);
         string selected = QuerySql.SelectedEvents(q, database, bots: false, needVisits);
-        const string events = "SELECT visitor_id, toUInt64(toUnixTimestamp64Milli(received_at)) AS t, name, pathname, props, currency FROM sel WHERE name != 'engagement'";
+        // Every non-engagement event, with the steps it completes as bits.
+        string mask = string.Join(" + ", conditions.Select((c, i) => $"toUInt16({c}) * {1 << i}"));
+        string events = $"SELECT visitor_id, toUInt64(toUnixTimestamp64Milli(received_at)) AS t, log_offset, {mask} AS mask FROM sel WHERE name != 'engagement'";
         string perVisitor;
         if (order == FunnelOrders.Strict)
         {
-            // Every non-engagement event takes part: any of them between two steps breaks the chain.
-            string mask = string.Join(" + ", conditions.Select((c, i) => $"toUInt16({c}) * {1 << i}"));
+            // Every event takes part: any of them between two steps breaks the chain.
             perVisitor = $"""
-                SELECT arraySort(groupArray((t, mask))) AS ev,
-                  arrayMax(arrayMap(i -> if(bitTest(ev[i].2, 0),
-                      arrayFirstIndex(j -> NOT (j < {n} AND bitTest(ev[i + j].2, j) AND ev[i + j].1 <= ev[i].1 + {windowMs}), range(1, {n + 1})),
+                SELECT arraySort(groupArray((t, log_offset, mask))) AS ev,
+                  arrayMax(arrayMap(i -> if(bitTest(ev[i].3, 0),
+                      arrayFirstIndex(j -> NOT (j < {n} AND bitTest(ev[i + j].3, j) AND ev[i + j].1 <= ev[i].1 + {windowMs}), range(1, {n + 1})),
                       0), arrayEnumerate(ev))) AS level
-                FROM (SELECT visitor_id, t, {mask} AS mask FROM ({events}))
+                FROM ({events})
                 GROUP BY visitor_id
                 """;
         }
         else
         {
             perVisitor = $"""
-                SELECT windowFunnel({windowMs})(t, {string.Join(", ", conditions)}) AS level
-                FROM ({events})
-                WHERE {string.Join(" OR ", conditions)}
+                SELECT windowFunnel({ScaledWindow(windowMs)}, 'strict_increase')(toUInt64(t * {TimeScale} + least(rank, {SlotsPerMillisecond / 8 - 1}) * 8 + 7 - step),
+                  {string.Join(", ", Enumerable.Range(0, n).Select(k => $"step = {k}"))}) AS level
+                FROM (
+                  SELECT visitor_id, t, row_number() OVER (PARTITION BY visitor_id, t ORDER BY log_offset) - 1 AS rank, mask
+                  FROM ({events}) WHERE mask != 0)
+                ARRAY JOIN arrayFilter(k -> bitTest(mask, k), range({n})) AS step
                 GROUP BY visitor_id
                 """;
         }
