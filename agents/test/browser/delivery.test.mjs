@@ -2,7 +2,8 @@
 // restarted mid-session, acknowledgements lost (so acknowledged events are resent), and a
 // browser that goes offline and comes back. The numbers checked: events lost = 0 and events
 // counted twice = 0, read back from the query API. And a page whose CSP lets no WebSocket
-// through, whose events arrive by the HTTP fallback.
+// through, whose events arrive by the HTTP fallback. And a tab hidden and shown again, whose
+// events each leave the page once: over the socket or by beacon, never both.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { decodeBatch } from "../unit/load.mjs";
@@ -173,6 +174,76 @@ test("a page whose CSP allows no WebSocket to the server (connect-src http: only
     assert.ok(posts.length >= 1 && posts.every((m) => m === "POST"), `posted: ${posts.length}`);
     assert.deepEqual(sockets, [], "no WebSocket got through");
     assert.deepEqual(errors, []);
+    await p.close();
+  } finally {
+    await web.close();
+  }
+});
+
+/** Hides or shows the page as the browser would: document.hidden and visibilityState change and
+ *  visibilitychange fires. (Headless Chromium never hides a page by itself: a minimized window or
+ *  another page in front leaves it visible, and CDP has no visibility override.) */
+const setHidden = (p, hidden) =>
+  p.evaluate((hidden) => {
+    Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
+    Object.defineProperty(document, "visibilityState", { configurable: true, get: () => (hidden ? "hidden" : "visible") });
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, hidden);
+
+test("a tab hidden and shown again: each event leaves the page once, by the socket or by beacon, and is counted once", async () => {
+  const site = await analytics.createSite();
+  const web = await startStatic({
+    "/agent.js": agentScript(),
+    "/app/*": scriptPage({ "site-key": site.siteKey, endpoint: analytics.base, "track-bots": true }),
+  });
+  try {
+    const p = await browser.newPage();
+    // What leaves the page: the socket's frames (as Chromium sends them), and the beacons the
+    // browser accepted (their bodies, copied on the way to the real sendBeacon).
+    const frames = [];
+    let acks = 0;
+    p.on("websocket", (ws) => {
+      ws.on("framesent", (f) => frames.push(decodeBatch(f.payload)));
+      ws.on("framereceived", () => acks++);
+    });
+    await p.addInitScript(() => {
+      const send = navigator.sendBeacon.bind(navigator);
+      window.beacons = [];
+      navigator.sendBeacon = (url, data) => {
+        const ok = send(url, data);
+        if (ok) data.arrayBuffer().then((b) => window.beacons.push([...new Uint8Array(b)]));
+        return ok;
+      };
+    });
+    await p.goto(`${web.base}/app/`);
+    await p.waitForFunction(() => window.analyticsAgent);
+    const deadline = Date.now() + 10_000;
+    while (acks < 1 && Date.now() < deadline) await sleep(50); // the pageview's Ack: the socket is open and answering
+    await sleep(1000); // a second visible, so hiding records an engagement event too
+    // Tracked just before the tab is hidden: they wait for the batching interval, so the
+    // hidden page hands them to sendBeacon.
+    await p.evaluate(() => {
+      for (let i = 0; i < 3; i++) analyticsAgent.track("hidden", { i });
+    });
+    await setHidden(p, true);
+    await sleep(2000); // past the batching interval and any Ack
+    await setHidden(p, false);
+    await p.evaluate(() => analyticsAgent.track("shown"));
+    await sleep(2000);
+    const beacons = (await p.evaluate(() => window.beacons)).map((b) => decodeBatch(Uint8Array.from(b)));
+    const ids = (batches) => batches.flatMap((x) => x.events.map((e) => Buffer.from(e.id).toString("hex")));
+    const names = (batches) => batches.flatMap((x) => x.events.map((e) => e.name)).sort();
+    assert.deepEqual(names(beacons), ["engagement", "hidden", "hidden", "hidden"]);
+    assert.deepEqual(names(frames), ["pageview", "shown"]);
+    const all = [...ids(frames), ...ids(beacons)];
+    assert.equal(all.length - new Set(all).size, 0, "events that left the page twice");
+    const expected = [
+      { event: "hidden", metric: "events", value: 3 },
+      { event: "shown", metric: "events", value: 1 },
+      { event: "engagement", metric: "events", value: 1 },
+      { metric: "pageviews", value: 1 },
+    ];
+    assert.deepEqual(await analytics.expectCounts(site.id, expected), want(expected));
     await p.close();
   } finally {
     await web.close();
