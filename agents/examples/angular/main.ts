@@ -2,11 +2,12 @@
 // standalone components, Router, pageviews from provideAnalytics()'s Router integration and a
 // purchase event from the injected AnalyticsService. The Angular CLI is not used; esbuild bundles
 // this file (TypeScript decorators) and the JIT compiler compiles the templates at start.
-// The test page sets window.ANALYTICS_CONFIG (site key, endpoint, options).
+// The test page sets window.ANALYTICS_CONFIG (site key, endpoint, options). Opened at /#/, the app
+// routes with Angular's HashLocationStrategy (withHashLocation()), which provideAnalytics() detects.
 import "@angular/compiler";
 import { Component, inject, provideZonelessChangeDetection } from "@angular/core";
 import { bootstrapApplication } from "@angular/platform-browser";
-import { ActivatedRoute, RouterLink, RouterOutlet, provideRouter, type Routes } from "@angular/router";
+import { ActivatedRoute, RouterLink, RouterOutlet, provideRouter, withHashLocation, type Routes } from "@angular/router";
 import { AnalyticsService, provideAnalytics, type AgentOptions } from "@analytics/angular";
 
 const config: AgentOptions = (window as any).ANALYTICS_CONFIG ?? { siteKey: "demo-site-key", endpoint: "http://127.0.0.1:5080" };
@@ -54,5 +55,9 @@ const routes: Routes = [
 ];
 
 bootstrapApplication(AppComponent, {
-  providers: [provideZonelessChangeDetection(), provideRouter(routes), provideAnalytics(config)],
+  providers: [
+    provideZonelessChangeDetection(),
+    provideRouter(routes, ...(location.hash.startsWith("#/") ? [withHashLocation()] : [])),
+    provideAnalytics(config),
+  ],
 }).catch((e) => console.error(e));

@@ -7,12 +7,16 @@
 //
 // When the app has a Router, every NavigationEnd records a pageview (the first navigation
 // included); agent.pageview() skips a page it has just recorded, so the agent's own history
-// tracking, if left on, never counts a navigation twice. With withHashLocation() (or
-// HashLocationStrategy) pass `hashRouting: true`: it is not detected, and without it every route
-// is the page "/". On the server (no window) the service does nothing.
+// tracking, if left on, never counts a navigation twice. An app whose LocationStrategy is
+// Angular's HashLocationStrategy (withHashLocation(), RouterModule's useHash: true) routes in the
+// hash (/#/cart), so hashRouting is turned on unless the options set it: without it every route
+// would be the page "/". (Like every option, it counts only when this call creates the page's
+// agent: a script tag that came first keeps its own.) On the server (no window) the service does
+// nothing.
 //
 // Written without decorators (providers via makeEnvironmentProviders and a factory), so this
 // package needs no Angular compiler: it works unchanged in AOT (Angular CLI) and JIT builds.
+import { HashLocationStrategy, LocationStrategy } from "@angular/common";
 import { inject, makeEnvironmentProviders, provideAppInitializer, type EnvironmentProviders } from "@angular/core";
 import { NavigationEnd, Router } from "@angular/router";
 import { init, type Agent, type AgentOptions, type Props, type Revenue } from "@analytics/agent";
@@ -38,7 +42,16 @@ export class AnalyticsService implements Agent {
 
 export function provideAnalytics(options: AgentOptions): EnvironmentProviders {
   return makeEnvironmentProviders([
-    { provide: AnalyticsService, useFactory: () => new AnalyticsService(init(options)) },
+    {
+      provide: AnalyticsService,
+      useFactory: () =>
+        new AnalyticsService(
+          init({
+            ...options,
+            hashRouting: options.hashRouting ?? inject(LocationStrategy, { optional: true }) instanceof HashLocationStrategy,
+          }),
+        ),
+    },
     provideAppInitializer(() => {
       const analytics = inject(AnalyticsService);
       inject(Router, { optional: true })?.events.subscribe((e) => {
