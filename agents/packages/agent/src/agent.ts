@@ -14,8 +14,8 @@
 // answered by the same Ack (or, unreadable, counted as a failure); the socket is still tried at
 // the backoff's pace, and takes over once it opens. On pagehide (or
 // when the page is hidden, the last moment mobile browsers guarantee) what waits is handed to
-// navigator.sendBeacon, which outlives the page, as far as the browser takes it; each event goes
-// once, by the socket or by a beacon, unless the server is not known to take it (see beacon()).
+// navigator.sendBeacon, which outlives the page, as far as the browser takes it; each waiting event
+// goes once, by the socket or by a beacon, unless the server is not known to take it (see beacon()).
 // Trade-offs: memory is bounded (maxQueue events plus one batch), so a page offline for very long
 // drops its oldest events first; and a beacon has no answer, so an event lost after a page's last
 // beacon is lost.
@@ -97,9 +97,6 @@ const BACKOFF_MAX_MS = 3e4;
  *  within milliseconds, or answers RETRY once its log gave up (Kafka's delivery timeout: 10 s);
  *  a timeout that was too early costs a resend, which the server drops by the events' ids. */
 const ACK_MS = 15e3;
-/** An Ack that has not come this long after its batch went out is late: the server acks within
- *  milliseconds, so the socket may have died without a close (beacon() then trusts it no more). */
-const ACK_LATE_MS = 1e3;
 
 // Browser user agents never say these; crawlers and automation do. Except Cubot phones
 // ("...; CUBOT X30) ..."), whose " cubot" is taken out first: isbot's rule ("(?<! cu)bot"),
@@ -129,8 +126,6 @@ export function createAgent(o: AgentOptions): Agent {
   let queue: Bytes[] = [];
   /** The events of batch `seq`, sent and not yet acknowledged. */
   let sent: Bytes[] = [];
-  /** When the socket's Ack for `sent` is overdue (see beacon()). */
-  let due = 0;
   let seq = 0;
   let ws: WebSocket | 0 = 0;
   let attempt = 0;
@@ -226,7 +221,7 @@ export function createAgent(o: AgentOptions): Agent {
       // (Then the queue is not empty.)
       if (!sent.length) {
         if (ws && ws.readyState == 1)
-          ws.send(encodeBatch(key, ++seq, (sent = take(queue)))), (due = now() + ACK_LATE_MS), (ackTimer = setTimeout(drop, ACK_MS));
+          ws.send(encodeBatch(key, ++seq, (sent = take(queue)))), (ackTimer = setTimeout(drop, ACK_MS));
         // A socket still connecting is one of the attempts counted, not yet one that failed.
         else if (fails > (ws ? 3 : 2)) post();
       }
@@ -319,35 +314,32 @@ export function createAgent(o: AgentOptions): Agent {
     flush();
   };
 
-  /** Hands what waits to the browser, which sends it even after the page is gone, batch by batch
-   *  until it refuses one: browsers cap the bytes of pending beacons (about 64 KiB in all), so a
-   *  large backlog does not fit, and what the browser refused is kept for the socket. Offline, a
-   *  beacon would be lost, so nothing is handed over. A beacon has no answer (nor a seq: the
-   *  socket's batch in flight keeps its own), so:
-   *  - The page is going away (`unload`, pagehide): the batch in flight is beaconed too (its Ack
-   *    would find no page), and what the browser took is dropped.
-   *  - The page is merely hidden, and the socket is open and answering (no RETRY wait, no Ack
-   *    late): the batch in flight is left to the socket, which resends it if it drops, and what
-   *    waits is beaconed and dropped as the browser takes it. Each event goes once. Not left to
-   *    the socket as well: it takes one batch per Ack, and a hidden page may be frozen or killed
-   *    (mobile browsers) without a pagehide before it gets to the rest; nor kept as well: the
-   *    copy would go over the socket too, on nearly every hide (hiding records the page's
-   *    engagement event). A batch sent less than ACK_LATE_MS before the page was hidden, on a
-   *    socket that had died without a close, is lost if the page never runs again: the price of
-   *    not sending every batch in flight twice.
-   *  - Merely hidden otherwise (no socket open: connecting, backing off, by HTTP; a RETRY wait;
-   *    an Ack late, the socket perhaps dead without a close): the server is not known to take
-   *    events now, so it may well refuse or never get the beacon, and nothing would tell. Then
-   *    everything is beaconed, the batch in flight included, and everything is kept: sent again
-   *    when the page runs, and the server drops what arrives twice, by the events' ids. */
+  /** Hands everything unacknowledged to the browser, which sends it even after the page is gone,
+   *  batch by batch until it refuses one: browsers cap the bytes of pending beacons (about 64 KiB
+   *  in all), so a large backlog does not fit, and what the browser refused is kept for the
+   *  socket. Offline, a beacon would be lost, so nothing is handed over. A beacon has no answer
+   *  (nor a seq: the socket's batch in flight keeps its own), so:
+   *  - The page is going away (`unload`, pagehide): what the browser took is dropped.
+   *  - The page is merely hidden and the socket takes events (open, no RETRY wait): what the
+   *    browser took from the queue is dropped (each of those events goes once; left to the socket
+   *    alone, a hidden page frozen or killed without a pagehide would lose it), while the batch in
+   *    flight, beaconed too, stays the socket's until its Ack: a socket that died without a close
+   *    resends it, a page killed meanwhile has it beaconed. Only that batch can arrive twice
+   *    (the server drops the copy by the events' ids); usually nothing is in flight, as Acks come
+   *    within milliseconds.
+   *  - Merely hidden otherwise (no socket open: connecting, backing off, by HTTP; a RETRY wait):
+   *    the server is not known to take events now, so it may refuse or never get the beacon, and
+   *    nothing would tell: everything is kept and sent again when the page runs. */
   const beacon = (unload?: unknown) => {
-    const socket = !unload && ws && ws.readyState == 1 && !retryTimer && !(sent.length && now() > due);
-    let rest = (socket ? [] : sent).concat(queue), refused: Bytes[] = [];
+    const socket = !unload && ws && ws.readyState == 1 && !retryTimer;
+    let rest = sent.concat(queue), refused: Bytes[] = [];
     // (fetch keepalive shares sendBeacon's 64 KiB budget, so it would not rescue a refused beacon.)
     while (nav.onLine && rest.length && nav.sendBeacon(http + "/v1/events", body(0, (refused = take(rest)))))
       refused = [];
-    if (unload) sent = [];
-    if (unload || socket) queue = refused.concat(rest);
+    // Not handed over: a suffix of sent + queue. Shorter than the queue, it is the queue's tail.
+    rest = refused.concat(rest);
+    if (unload) (sent = []), (queue = rest);
+    else if (socket && rest.length < queue.length) queue = rest;
   };
 
   /** Reports the page's visible time not yet reported, once it is at least a second, as an
