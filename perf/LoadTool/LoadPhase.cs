@@ -65,6 +65,9 @@ internal sealed class PhaseResult
     /// <summary>The 1-minute load average (/proc/loadavg) just before the phase opened its connections; null off Linux.
     /// It includes this tool's own previous phase: compare runs, and read <see cref="OtherCpuCores"/> for the phase itself.</summary>
     public double? LoadAverageBefore { get; init; }
+    /// <summary>MB/s into new page-cache pages just before the phase (<see cref="ServerMetrics.FreshPageCacheWriteMegabytesPerSecond"/>):
+    /// low on a machine whose memory is cold, where the local log's writes cost several times more.</summary>
+    public double? FreshPageCacheMegabytesPerSecond { get; init; }
     /// <summary>CPU seconds other processes used during the window: the machine's busy jiffies (/proc/stat) minus
     /// this run's processes (load tool, server, and a baseline server such as nginx); null off Linux or with --url.</summary>
     public double? OtherCpuSeconds { get; init; }
@@ -105,6 +108,7 @@ internal static class LoadPhase
                 : new WebSocketConnection(spec.Reply, frames, spec.Pipeline, receiveBytes, spec.BatchesPerSecondPerConnection);
         }
         double? loadAverage = ServerMetrics.LoadAverage();
+        double? pageCache = ServerMetrics.FreshPageCacheWriteMegabytesPerSecond();
         try
         {
             await Task.WhenAll(connections.Select((c, i) => c.ConnectAsync(spec.Endpoint, Browsers[i % Browsers.Length], cancellationToken)));
@@ -119,7 +123,7 @@ internal static class LoadPhase
             cancellationToken.ThrowIfCancellationRequested();
 
             var after = await metrics.ScrapeAsync(cancellationToken);
-            return Summarize(spec, connections, seconds, before, after, loadAverage);
+            return Summarize(spec, connections, seconds, before, after, loadAverage, pageCache);
         }
         finally
         {
@@ -127,7 +131,7 @@ internal static class LoadPhase
         }
     }
 
-    private static PhaseResult Summarize(PhaseSpec spec, Connection[] connections, double seconds, ServerCounters before, ServerCounters after, double? loadAverage)
+    private static PhaseResult Summarize(PhaseSpec spec, Connection[] connections, double seconds, ServerCounters before, ServerCounters after, double? loadAverage, double? pageCache)
     {
         // Other processes = everything busy minus ours; unknown when the server is not our child (--url).
         double? other = after.MachineBusy - before.MachineBusy - (after.ClientCpu - before.ClientCpu) - (after.ServerCpu - before.ServerCpu) - (after.HelperCpu - before.HelperCpu) is TimeSpan o
@@ -178,6 +182,7 @@ internal static class LoadPhase
             ServerPeakRssBytes = nginx ? null : after.ServerPeakRss,
             MachineBusyCores = (after.MachineBusy - before.MachineBusy)?.TotalSeconds / seconds,
             LoadAverageBefore = loadAverage,
+            FreshPageCacheMegabytesPerSecond = pageCache,
             OtherCpuSeconds = other,
             OtherCpuCores = other / seconds,
             Errors = connections.SelectMany(c => c.Errors).Distinct().Take(10).ToList(),

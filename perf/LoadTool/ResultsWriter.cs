@@ -351,13 +351,13 @@ internal static class ResultsWriter
     private static void MachineStateTable(StringBuilder md, List<(string File, RunReport Report)> runs)
     {
         Table(md, "Machine state during every phase",
-            "| run | file | phase | load average before | machine busy (cores) | other processes CPU s | other processes (cores) |",
-            "|---|---|---|---:|---:|---:|---:|",
+            "| run | file | phase | load average before | new page-cache writes MB/s before | machine busy (cores) | other processes CPU s | other processes (cores) |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
             runs.SelectMany(x => x.Report.Phases.Select(p => string.Create(Ci,
-                $"| {x.Report.Label} | {x.File} | {p.Name} | {Format.OrNa(p.LoadAverageBefore, "0.00")} | {Format.OrNa(p.MachineBusyCores, "0.00")} | {Format.OrNa(p.OtherCpuSeconds, "0.0")} | {Format.OrNa(p.OtherCpuCores, "0.00")} |"))));
+                $"| {x.Report.Label} | {x.File} | {p.Name} | {Format.OrNa(p.LoadAverageBefore, "0.00")} | {Format.OrNa(p.FreshPageCacheMegabytesPerSecond, "N0")} | {Format.OrNa(p.MachineBusyCores, "0.00")} | {Format.OrNa(p.OtherCpuSeconds, "0.0")} | {Format.OrNa(p.OtherCpuCores, "0.00")} |"))));
         if (runs.Count == 0) return;
         md.AppendLine();
-        md.AppendLine("- load average: the 1-minute figure from /proc/loadavg just before the phase opened its connections (it includes this run's previous phase); other processes: the machine's busy time from /proc/stat minus the load tool, the server and a baseline server (nginx) over the measured window. On a quiet machine the last columns are near 0; a run whose phases show other processes above ~0.1 cores was not clean.");
+        md.AppendLine("- load average: the 1-minute figure from /proc/loadavg just before the phase opened its connections (it includes this run's previous phase); other processes: the machine's busy time from /proc/stat minus the load tool, the server and a baseline server (nginx) over the measured window. On a quiet machine the last columns are near 0; a run whose phases show other processes above ~0.1 cores was not clean. New page-cache writes: 64 MiB into a new (then deleted) temporary file just before the phase; on this VM about 500 MB/s when its memory is cold (never touched, or paged out after a minute unused) and several GB/s when warm, and the local log's writes cost the ingest role up to a fifth of its CPU when cold (perf/README.md, \"Cold memory\").");
     }
 
     private static string Latencies(PhaseResult p) => string.Create(Ci, $"{p.P50Ms:0.00} | {p.P99Ms:0.00} | {p.P999Ms:0.00}");

@@ -210,6 +210,7 @@ internal sealed class RunReport
         var ci = CultureInfo.InvariantCulture;
         var parts = new List<string>();
         if (r.LoadAverageBefore is double load) parts.Add(string.Create(ci, $"load average {load:0.00} before"));
+        if (r.FreshPageCacheMegabytesPerSecond is double pages) parts.Add(string.Create(ci, $"new page-cache writes {pages:N0} MB/s before"));
         if (r.MachineBusyCores is double busy) parts.Add(string.Create(ci, $"machine busy {busy:0.00} of {cores} cores"));
         if (r.OtherCpuSeconds is double other) parts.Add(string.Create(ci, $"other processes {other:0.0} CPU s ({r.OtherCpuCores:0.00} cores)"));
         return parts.Count == 0 ? "machine state not measured" : string.Join(", ", parts);
