@@ -1,8 +1,9 @@
 // Vue example shop: Vue Router routes, pageviews from the plugin's router integration, a
 // purchase event from useAnalytics(). Render functions, so no template compiler is bundled.
-// The test page sets window.ANALYTICS_CONFIG (site key, endpoint, options).
+// The test page sets window.ANALYTICS_CONFIG (site key, endpoint, options). Opened at /#/, the app
+// routes with a hash history (createWebHashHistory()), which createAnalytics() detects.
 import { createApp, defineComponent, h } from "vue";
-import { RouterLink, RouterView, createRouter, createWebHistory, useRoute } from "vue-router";
+import { RouterLink, RouterView, createRouter, createWebHashHistory, createWebHistory, useRoute } from "vue-router";
 import { createAnalytics, useAnalytics, type AgentOptions } from "@analytics/vue";
 
 const config: AgentOptions = (window as any).ANALYTICS_CONFIG ?? { siteKey: "demo-site-key", endpoint: "http://127.0.0.1:5080" };
@@ -33,7 +34,7 @@ const App = defineComponent({
 });
 
 const router = createRouter({
-  history: createWebHistory(),
+  history: location.hash.startsWith("#/") ? createWebHashHistory() : createWebHistory(),
   routes: [
     { path: "/", component: Home },
     { path: "/products", component: Products },

@@ -1,7 +1,8 @@
 // The React, Vue and Angular example apps in headless Chromium against the real server: each
 // reports its route changes (router integration only: the agent's own history tracking is
-// off) and a custom event from its hook / service, counted exactly. The Angular app also routes
-// with HashLocationStrategy (/#/products), which its adapter detects.
+// off) and a custom event from its hook / service, counted exactly. The Angular and Vue apps also
+// route with hash URLs (/#/products: HashLocationStrategy, createWebHashHistory()), which their
+// adapters detect.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { bundleExample, exampleHtml, exampleNames } from "../../scripts/examples.mjs";
@@ -17,8 +18,8 @@ before(async () => {
 after(stopAll);
 
 /** Home -> Products -> Product 7 (buy) -> back to Products: four pages and one purchase. With
- *  `hash` the app is opened at /#/ (the Angular example then routes with HashLocationStrategy),
- *  and its routes are /#/products ... */
+ *  `hash` the app is opened at /#/ (the Angular example then routes with HashLocationStrategy, the
+ *  Vue example with createWebHashHistory()), and its routes are /#/products ... */
 async function visitShop(name, options, { hash = false, pageviews = 4 } = {}) {
   const site = await analytics.createSite();
   const config = { siteKey: site.siteKey, endpoint: analytics.base, trackBots: true, ...options };
@@ -70,3 +71,9 @@ test("angular example app with HashLocationStrategy (withHashLocation()): hash r
 
 test("angular example app with HashLocationStrategy and hashRouting: false set by the app: the app's choice stands, every route is the page /", () =>
   visitShop("angular", { autoPageviews: false, hashRouting: false }, { hash: true, pageviews: 1 }));
+
+test("vue example app with a hash history (createWebHashHistory()): hash routing is detected, every route is a page", () =>
+  visitShop("vue", { autoPageviews: false }, { hash: true }));
+
+test("vue example app with a hash history and hashRouting: false set by the app: the app's choice stands, every route is the page /", () =>
+  visitShop("vue", { autoPageviews: false, hashRouting: false }, { hash: true, pageviews: 1 }));
