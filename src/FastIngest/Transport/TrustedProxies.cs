@@ -7,6 +7,17 @@ using IPNetwork = System.Net.IPNetwork;
 
 namespace Analytics.FastIngest.Transport;
 
+/// <summary>Which header the trusted proxies write the client's address into. Exactly one is
+/// believed: a proxy that writes one passes the other through as the client sent it, so
+/// believing both would let a client choose its own address.</summary>
+public enum ClientAddressHeader
+{
+    /// <summary>`X-Forwarded-For` (HAProxy's `option forwardfor`, nginx, cloud load balancers); `Forwarded` is ignored.</summary>
+    XForwardedFor,
+    /// <summary>RFC 7239 `Forwarded: for=…` (HAProxy's `option forwarded`, Envoy, some CDNs); `X-Forwarded-For` is ignored.</summary>
+    Forwarded,
+}
+
 /// <summary>
 /// The client's own address behind load balancers and reverse proxies.
 ///
@@ -24,17 +35,6 @@ namespace Analytics.FastIngest.Transport;
 /// The WebSocket and HTTP ingest paths both read HttpContext.Connection.RemoteIpAddress after
 /// this middleware, so both see the client's address.
 /// </summary>
-/// <summary>Which header the trusted proxies write the client's address into. Exactly one is
-/// believed: a proxy that writes one passes the other through as the client sent it, so
-/// believing both would let a client choose its own address.</summary>
-public enum ClientAddressHeader
-{
-    /// <summary>`X-Forwarded-For` (HAProxy's `option forwardfor`, nginx, cloud load balancers); `Forwarded` is ignored.</summary>
-    XForwardedFor,
-    /// <summary>RFC 7239 `Forwarded: for=…` (HAProxy's `option forwarded`, Envoy, some CDNs); `X-Forwarded-For` is ignored.</summary>
-    Forwarded,
-}
-
 public static class TrustedProxies
 {
     /// <summary>Parses "10.0.0.0/8", "127.0.0.1", "::1", "fd00::/8" entries (commas or whitespace
@@ -98,13 +98,10 @@ public static class TrustedProxies
             if (network.BaseAddress.AddressFamily == AddressFamily.InterNetwork)
                 options.KnownIPNetworks.Add(new IPNetwork(network.BaseAddress.MapToIPv6(), network.PrefixLength + 96));
         }
-        app.Use(header == ClientAddressHeader.Forwarded ? TranslateForwarded : IgnoreForwarded);
+        // With X-Forwarded-For nothing more is needed: ForwardedHeaders reads only that header.
+        if (header == ClientAddressHeader.Forwarded) app.Use(TranslateForwarded);
         return app.UseForwardedHeaders(options);
     }
-
-    /// <summary>Only X-Forwarded-For is believed; a `Forwarded` header plays no part (nothing here
-    /// reads it, so this only states the contract next to its twin).</summary>
-    private static Task IgnoreForwarded(HttpContext context, Func<Task> next) => next();
 
     /// <summary>
     /// ForwardedHeaders reads only X-Forwarded-For. With proxies that write the standard
