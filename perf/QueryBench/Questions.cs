@@ -49,15 +49,14 @@ public static class Questions
             new("revenue per currency by day: total and average", Q(["total_revenue", "average_revenue"], ["time:day"], timeLabels: true)),
             new("arbitrary filter: top pages, country DE, Mobile, path contains /p/1", Q(["visitors", "pageviews"], ["page"],
                 [Is("country", "DE"), Is("device", "Mobile"), Is("page", "/p/1", "contains")], limit: 10), Planned: false),
-            // The shape FunnelReader runs for a sequential funnel (one row per step an event
-            // completes; a pageview of /p/1 is step 1 or step 2 of a chain, never both).
+            // The statement FunnelReader runs for a sequential funnel (one row per step an event
+            // completes: a pageview of /p/1 is step 1 or step 2 of a chain, never both).
             new("funnel: pageview → /p/1 → add_to_cart → purchase in 30 min (windowFunnel scan)", null,
-                $"SELECT level, count() FROM (SELECT windowFunnel({FunnelReader.ScaledWindow(1_800_000)}, 'strict_increase')(toUInt64(t * {FunnelReader.TimeScale} + least(rank, 8191) * 8 + 7 - step), " +
-                "step = 0, step = 1, step = 2, step = 3) AS level FROM (SELECT visitor_id, t, row_number() OVER (PARTITION BY visitor_id, t ORDER BY log_offset) - 1 AS rank, mask FROM (" +
-                "SELECT e.visitor_id AS visitor_id, toUInt64(toUnixTimestamp64Milli(e.received_at)) AS t, e.log_offset AS log_offset, " +
-                "toUInt16(e.name = 'pageview') + toUInt16(e.name = 'pageview' AND e.pathname = '/p/1') * 2 + toUInt16(e.name = 'add_to_cart') * 4 + toUInt16(e.name = 'purchase') * 8 AS mask " +
-                $"FROM {source} WHERE {scope}) WHERE mask != 0) ARRAY JOIN arrayFilter(k -> bitTest(mask, k), range(4)) AS step GROUP BY visitor_id) " +
-                "WHERE level > 0 GROUP BY level ORDER BY level", Planned: false),
+                "SELECT level, count() FROM (" + FunnelReader.SequentialLevels(
+                    "SELECT e.visitor_id AS visitor_id, toUInt64(toUnixTimestamp64Milli(e.received_at)) AS t, e.log_offset AS log_offset, " +
+                    "toUInt16(e.name = 'pageview') + toUInt16(e.name = 'pageview' AND e.pathname = '/p/1') * 2 + toUInt16(e.name = 'add_to_cart') * 4 + toUInt16(e.name = 'purchase') * 8 AS mask " +
+                    $"FROM {source} WHERE {scope}", steps: 4, windowMs: 1_800_000) +
+                ") WHERE level > 0 GROUP BY level ORDER BY level", Planned: false),
         ];
     }
 }

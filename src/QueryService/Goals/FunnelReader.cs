@@ -35,16 +35,32 @@ public sealed class FunnelReader(IColumnStore store, string database)
     /// <summary>Rows of a visitor's one millisecond told apart: an event's rank in it times 8 (a
     /// funnel has at most 8 steps) plus its step's slot. Ranks beyond 8,191 (more events in one
     /// millisecond than a batch holds) share the last.</summary>
-    public const long SlotsPerMillisecond = 65_536;
+    private const long SlotsPerMillisecond = 65_536;
 
     /// <summary>Milliseconds are scaled by twice the slots, so a slot difference (less than
     /// <see cref="SlotsPerMillisecond"/> either way) never reaches a whole millisecond's step.</summary>
-    public const long TimeScale = 2 * SlotsPerMillisecond;
+    private const long TimeScale = 2 * SlotsPerMillisecond;
 
     /// <summary>The window on scaled times: Δt ≤ w ms ⇔ Δt·scale + Δslot ≤ w·scale + slots − 1,
     /// since |Δslot| &lt; slots and scale − slots = slots (exactly window_seconds still counts,
     /// one millisecond more does not, whatever the slots).</summary>
-    public static long ScaledWindow(long windowMs) => windowMs * TimeScale + SlotsPerMillisecond - 1;
+    private static long ScaledWindow(long windowMs) => windowMs * TimeScale + SlotsPerMillisecond - 1;
+
+    /// <summary>
+    /// The sequential funnel's level per visitor (column <c>level</c>, 0 for none) over
+    /// <paramref name="events"/>, a subquery with columns visitor_id, t (ms, UInt64), log_offset
+    /// and mask (bit k: the event completes step k+1). See the class remarks. Also run by
+    /// QueryBench, so the benchmark measures this statement.
+    /// </summary>
+    public static string SequentialLevels(string events, int steps, long windowMs) => $"""
+        SELECT windowFunnel({ScaledWindow(windowMs)}, 'strict_increase')(toUInt64(t * {TimeScale} + least(rank, {SlotsPerMillisecond / 8 - 1}) * 8 + 7 - step),
+          {string.Join(", ", Enumerable.Range(0, steps).Select(k => $"step = {k}"))}) AS level
+        FROM (
+          SELECT visitor_id, t, row_number() OVER (PARTITION BY visitor_id, t ORDER BY log_offset) - 1 AS rank, mask
+          FROM ({events}) WHERE mask != 0)
+        ARRAY JOIN arrayFilter(k -> bitTest(mask, k), range({steps})) AS step
+        GROUP BY visitor_id
+        """;
 
     /// <summary>Visitors who reached each step (index 0 = step 1), over the events
     /// <paramref name="q"/> selects (its range and filters; QuerySql's <c>sel</c>).</summary>
@@ -59,11 +75,8 @@ public sealed class FunnelReader(IColumnStore store, string database)
         // Every non-engagement event, with the steps it completes as bits.
         string mask = string.Join(" + ", conditions.Select((c, i) => $"toUInt16({c}) * {1 << i}"));
         string events = $"SELECT visitor_id, toUInt64(toUnixTimestamp64Milli(received_at)) AS t, log_offset, {mask} AS mask FROM sel WHERE name != 'engagement'";
-        string perVisitor;
-        if (order == FunnelOrders.Strict)
-        {
-            // Every event takes part: any of them between two steps breaks the chain.
-            perVisitor = $"""
+        // Strict: every event takes part, as any of them between two steps breaks the chain.
+        string perVisitor = order != FunnelOrders.Strict ? SequentialLevels(events, n, windowMs) : $"""
                 SELECT arraySort(groupArray((t, log_offset, mask))) AS ev,
                   arrayMax(arrayMap(i -> if(bitTest(ev[i].3, 0),
                       arrayFirstIndex(j -> NOT (j < {n} AND bitTest(ev[i + j].3, j) AND ev[i + j].1 <= ev[i].1 + {windowMs}), range(1, {n + 1})),
@@ -71,19 +84,6 @@ public sealed class FunnelReader(IColumnStore store, string database)
                 FROM ({events})
                 GROUP BY visitor_id
                 """;
-        }
-        else
-        {
-            perVisitor = $"""
-                SELECT windowFunnel({ScaledWindow(windowMs)}, 'strict_increase')(toUInt64(t * {TimeScale} + least(rank, {SlotsPerMillisecond / 8 - 1}) * 8 + 7 - step),
-                  {string.Join(", ", Enumerable.Range(0, n).Select(k => $"step = {k}"))}) AS level
-                FROM (
-                  SELECT visitor_id, t, row_number() OVER (PARTITION BY visitor_id, t ORDER BY log_offset) - 1 AS rank, mask
-                  FROM ({events}) WHERE mask != 0)
-                ARRAY JOIN arrayFilter(k -> bitTest(mask, k), range({n})) AS step
-                GROUP BY visitor_id
-                """;
-        }
         string sql = $"{selected}SELECT level, count() FROM ({perVisitor}) WHERE level > 0 GROUP BY level SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}";
         IReadOnlyList<JsonElement[]> rows;
         try

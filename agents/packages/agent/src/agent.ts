@@ -253,10 +253,11 @@ export function createAgent(o: AgentOptions): Agent {
     flush();
   });
 
-  /** Sends the next batch by HTTP. Cross-origin the page may read only answers the server grants
-   *  its origin (an Ack: OK, or RETRY once the site is known); anything else (a network error, a
-   *  CSP, a refusal without CORS headers, a 503 while the server drains) is resent after the
-   *  Retry-After it gave, when readable, or the backoff, which then grows. */
+  /** Sends the next batch by HTTP. Cross-origin the page reads every answer but a 403 (foreign
+   *  origin, unknown key), which the server lets no page read: an Ack is honoured as the socket's,
+   *  400 and 413 drop the batch; anything else (a 503 without an Ack, a 403, a network error, a
+   *  CSP) resends it after the Retry-After it gave, when readable, or the backoff, which then
+   *  grows. */
   const post = async () => {
     const n = ++seq;
     let r: any = 0, ack: number[] = [];
