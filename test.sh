@@ -217,7 +217,30 @@ run_npm_suite() {
 # Kubernetes and Istio schemas and across objects (selectors, ports, keys, subsets, settings).
 [[ -f deploy/test/package.json ]] && run_npm_suite deploy deploy/test
 
+# CI keeps only the end of this output: name each failed .NET test there with the first line of its
+# message (the full text is in .cache/test-results/SUITE.trx).
+report_failed_tests() {
+    local trx
+    for trx in "$RESULTS"/*.trx; do
+        [[ -f "$trx" ]] || continue
+        perl -0777 -ne '
+            while (/<UnitTestResult\b([^>]*?)(?:\/>|>(.*?)<\/UnitTestResult>)/gs) {
+                my ($attributes, $body) = ($1, $2 // "");
+                next unless $attributes =~ /outcome="Failed"/;
+                my ($test) = $attributes =~ /testName="([^"]*)"/;
+                my ($message) = $body =~ /<Message>(.*?)<\/Message>/s;
+                $message = (split /\n/, $message // "")[0] // "";
+                $message = substr($message, 0, 300);
+                my $line = "failed: $test: $message";
+                my %entity = (quot => q("), apos => "\x27", lt => "<", gt => ">", amp => "&");
+                $line =~ s/&(quot|apos|lt|gt|amp);/$entity{$1}/g;
+                print "$line\n";
+            }' "$trx"
+    done
+}
+
 if [[ ${#suites_failed[@]} -gt 0 ]]; then
+    report_failed_tests
     echo "failing: ${suites_failed[*]}"
 fi
 echo "$passed passed, $failed failed"
