@@ -33,12 +33,13 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
         string id = Guid.NewGuid().ToString("N")[..12];
         string root = Path.Combine(Path.GetTempPath(), "analytics-topology-" + id);
         string password = Guid.NewGuid().ToString("N");
+        var secrets = new Dictionary<string, string> { ["ANALYTICS_CLICKHOUSE_PASSWORD"] = password }; // kept out of ps
         string database = "topology_" + id, topic = "events-" + id;
         int lbPort = Ports.Free(), statsPort = Ports.Free();
-        var query = new ServerProcess(Path.Combine(root, "query"), Ports.Free(), demo: true, StartSeconds);
-        var rollup = new ServerProcess(Path.Combine(root, "rollup"), Ports.Free(), demo: false, StartSeconds);
-        var ingest1 = new ServerProcess(Path.Combine(root, "ingest1"), Ports.Free(), demo: false, StartSeconds);
-        var ingest2 = new ServerProcess(Path.Combine(root, "ingest2"), Ports.Free(), demo: false, StartSeconds);
+        var query = new ServerProcess(Path.Combine(root, "query"), Ports.Free(), demo: true, StartSeconds) { Environment = secrets };
+        var rollup = new ServerProcess(Path.Combine(root, "rollup"), Ports.Free(), demo: false, StartSeconds) { Environment = secrets };
+        var ingest1 = new ServerProcess(Path.Combine(root, "ingest1"), Ports.Free(), demo: false, StartSeconds) { Environment = secrets };
+        var ingest2 = new ServerProcess(Path.Combine(root, "ingest2"), Ports.Free(), demo: false, StartSeconds) { Environment = secrets };
         ChDbHttpEndpoint? store = null;
         ChildProcess? kafka = null, haproxy = null;
         NumberedAgents? agents = null;
@@ -49,7 +50,6 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
             store = await ChDbHttpEndpoint.StartAsync(engine.Engine, "default", password);
             kafka = ChildProcess.Start("dotnet", [Path.Combine(AppContext.BaseDirectory, "analytics.dll"), "kafka-mock", "--brokers", "3", "--partitions", "6", "--kafka-topic", topic]);
             string bootstrap = await kafka.FirstLineAsync(TimeSpan.FromSeconds(30));
-            Environment.SetEnvironmentVariable("ANALYTICS_CLICKHOUSE_PASSWORD", password); // inherited by the nodes, kept out of ps
             string controlPlane = "postgres:" + postgres.CreateDatabase("topology");
             string[] shared =
             [
@@ -170,7 +170,6 @@ public sealed class HaProxyTopologyTests(EngineFixture engine, PostgresServer po
             foreach (var node in new[] { ingest1, ingest2, rollup, query }) node.Kill();
             kafka?.Dispose();
             if (store is not null) await store.DisposeAsync();
-            Environment.SetEnvironmentVariable("ANALYTICS_CLICKHOUSE_PASSWORD", null);
             try { Directory.Delete(root, recursive: true); } catch (IOException) { }
         }
     }

@@ -21,6 +21,10 @@ public sealed partial class ServerProcess(string data, int port, bool demo = tru
     /// <summary>A command the server starts under (its arguments follow), e.g. setpriv to drop a capability.</summary>
     public IReadOnlyList<string> Launcher { get; init; } = [];
 
+    /// <summary>Variables set for the server alone (a secret kept out of ps), not for the test
+    /// process, whose environment every test running beside it would see.</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Lines the server wrote to stderr (start-up errors).</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> Errors { get; } = new();
     /// <summary>Lines the server wrote to stdout (the banner, log lines such as the drain's).</summary>
@@ -54,6 +58,7 @@ public sealed partial class ServerProcess(string data, int port, bool demo = tru
         }
         foreach (var argument in new[] { dll, "serve", "--data", data, "--urls", $"http://127.0.0.1:{port}", "--quiet" }) start.ArgumentList.Add(argument);
         if (demo) start.ArgumentList.Add("--demo");
+        foreach (var (key, value) in Environment) start.Environment[key] = value;
         foreach (var argument in extraArguments) start.ArgumentList.Add(argument);
         _process = Process.Start(start)!;
         AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;

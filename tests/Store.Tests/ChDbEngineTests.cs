@@ -209,18 +209,9 @@ public class ChDbEngineTests(ChDbFixture fixture)
     [Fact]
     public void Locator_names_the_fetch_script_when_the_env_var_points_nowhere()
     {
-        var previous = Environment.GetEnvironmentVariable(LibChDbLocator.EnvironmentVariable);
-        try
-        {
-            Environment.SetEnvironmentVariable(LibChDbLocator.EnvironmentVariable, "/nonexistent/libchdb.so");
-            var e = Assert.Throws<DllNotFoundException>(LibChDbLocator.Locate);
-            Assert.Contains("scripts/fetch-chdb.sh", e.Message);
-            Assert.Contains("/nonexistent/libchdb.so", e.Message);
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable(LibChDbLocator.EnvironmentVariable, previous);
-        }
+        var e = Assert.Throws<DllNotFoundException>(() => LibChDbLocator.Locate("/nonexistent/libchdb.so"));
+        Assert.Contains("scripts/fetch-chdb.sh", e.Message);
+        Assert.Contains("/nonexistent/libchdb.so", e.Message);
         Assert.EndsWith("libchdb.so", LibChDbLocator.Locate());
     }
 }

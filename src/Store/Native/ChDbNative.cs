@@ -72,9 +72,13 @@ public static class LibChDbLocator
     public const string EnvironmentVariable = "CHDB_LIB_PATH";
     private static readonly string RelativeCachePath = Path.Combine(".cache", "chdb", "libchdb.so");
 
-    public static string Locate()
+    public static string Locate() => Locate(Environment.GetEnvironmentVariable(EnvironmentVariable));
+
+    /// <summary>Locates the library as <see cref="Locate()"/> does with <paramref name="fromEnv"/> as
+    /// the variable's value (a test can ask without changing the process's environment, which
+    /// tests running beside it read).</summary>
+    public static string Locate(string? fromEnv)
     {
-        var fromEnv = Environment.GetEnvironmentVariable(EnvironmentVariable);
         if (!string.IsNullOrEmpty(fromEnv))
         {
             if (File.Exists(fromEnv))
