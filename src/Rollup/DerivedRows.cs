@@ -40,6 +40,9 @@ public sealed record RawEvent(
 /// </summary>
 public static class DerivedRows
 {
+    /// <summary>The agent's time-on-page ping (docs/query-api.md, `time_on_page`).</summary>
+    public const string EngagementEvent = "engagement";
+
     public const string RawColumns =
         "merchant_id UInt64, site_id UInt64, event_id FixedString(16), received_at DateTime64(3, 'UTC'), client_time DateTime64(3, 'UTC'), " +
         "name String, url String, referrer String, props Map(String, String), revenue_micros Int64, currency String, screen_width UInt32, " +
@@ -92,11 +95,17 @@ public static class DerivedRows
         w.WriteUInt64((ulong)e.LogOffset);
     }
 
-    /// <summary>Enriches one event with the given logic version and writes its row.</summary>
-    public static void WriteEnriched(RowBinaryWriter w, RawEvent e, ProcessingLogic logic, Sessionizer sessions, ushort logicVersion, ulong generation,
+    /// <summary>Enriches one event with the given logic version and writes its row; returns false,
+    /// writing nothing and leaving the visits as they were, for an event the logic does not count:
+    /// from version 4 on, a person's `engagement` ping that no open visit takes (see
+    /// <see cref="ProcessingLogic"/>). Such an event stays in events_raw only.</summary>
+    public static bool WriteEnriched(RowBinaryWriter w, RawEvent e, ProcessingLogic logic, Sessionizer sessions, ushort logicVersion, ulong generation,
         bool stampVisitEntry = true)
     {
         var d = logic.Derive(e, logicVersion);
+        if (logicVersion >= ProcessingLogic.EngagementNeedsVisit && !d.IsBot && e.Name == EngagementEvent
+            && !sessions.IsOpen(e.SiteId, e.VisitorId, e.ReceivedMs))
+            return false;
         // Bots have no visit; a person's event starting a visit offers its own attributes as the
         // visit's entry, any later one gets the entry its visit started with.
         (ulong visitId, bool starts, VisitEntry entry) = d.IsBot
@@ -156,6 +165,7 @@ public static class DerivedRows
         w.WriteString(entry.BrowserVersion);
         w.WriteString(entry.Os);
         w.WriteString(entry.OsVersion);
+        return true;
     }
 
     private static void WriteProps(RowBinaryWriter w, RawEvent e)

@@ -33,12 +33,21 @@ public readonly record struct Derived(
 ///      and city from a GeoLite2/GeoIP2 database looked up by the stored /24 or /48 prefix;
 ///      referrer source from Snowplow's referer-parser data and our table of newer sources; a
 ///      GA4-style channel from referrer, utm_* and click ids.
-/// Versions 1 and 2 need no data; version 3 needs <see cref="EnrichmentRules"/>.
+///   4  fix: an `engagement` ping never starts a visit (<see cref="DerivedRows.WriteEnriched"/>).
+///      The agent sends one when a page is hidden, with the page's visible time; one that arrives
+///      30 minutes or more after its visitor's last event (a tab left open), or after the UTC
+///      midnight that renews the visitor id, made a visit of its own: a visit and a bounce more,
+///      and a visitor more after midnight. It is kept in events_raw only; nothing counts it.
+///      Enrichment is version 3's.
+/// Versions 1 and 2 need no data; versions 3 and 4 need <see cref="EnrichmentRules"/>.
 /// </summary>
 public sealed partial class ProcessingLogic
 {
-    public const ushort Current = 3;
-    public static readonly ushort[] Versions = [1, 2, 3];
+    public const ushort Current = 4;
+    public static readonly ushort[] Versions = [1, 2, 3, 4];
+
+    /// <summary>The first version in which an engagement ping never starts a visit.</summary>
+    public const ushort EngagementNeedsVisit = 4;
 
     /// <summary>Versions 1 and 2 only: for tools and tests that have no enrichment data.</summary>
     public static readonly ProcessingLogic WithoutData = new(null);

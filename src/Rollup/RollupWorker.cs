@@ -58,7 +58,7 @@ public sealed class RollupStatus
 {
     public const string MeterName = "Analytics.Rollup";
 
-    private long _events, _duplicates, _rounds, _quarantined;
+    private long _events, _duplicates, _uncounted, _rounds, _quarantined;
     private readonly Histogram<double> _roundDuration;
     private readonly Histogram<long> _roundEvents;
 
@@ -67,6 +67,8 @@ public sealed class RollupStatus
         var meter = meters?.Create(MeterName) ?? new Meter(MeterName);
         meter.CreateObservableCounter("analytics_rollup_events_stored_total", () => EventsStored, null, "Events stored by Rollup.");
         meter.CreateObservableCounter("analytics_rollup_duplicates_skipped_total", () => DuplicatesSkipped, null, "Resent events skipped by id.");
+        meter.CreateObservableCounter("analytics_rollup_engagement_without_visit_total", () => EngagementWithoutVisit, null,
+            "Engagement pings stored in events_raw only, counted in no metric: no open visit took them (processing logic 4).");
         meter.CreateObservableCounter("analytics_rollup_rounds_total", () => Rounds, null, "Rollup rounds completed (one log range each).");
         meter.CreateObservableCounter("analytics_rollup_quarantined_records_total", () => QuarantinedRecords, null, "Log records that did not decode (kept under rollup/quarantine).");
         meter.CreateObservableGauge("analytics_rollup_lag_records", () => Lag, null, "Records in the log not yet stored.");
@@ -86,6 +88,7 @@ public sealed class RollupStatus
     internal void Quarantined() => Interlocked.Increment(ref _quarantined);
     public long EventsStored => Interlocked.Read(ref _events);
     public long DuplicatesSkipped => Interlocked.Read(ref _duplicates);
+    public long EngagementWithoutVisit => Interlocked.Read(ref _uncounted);
     public long Rounds => Interlocked.Read(ref _rounds);
     public long Lag { get; internal set; }
     public IReadOnlyList<KeyValuePair<string, long>> LagBySource { get; internal set; } = [];
@@ -94,10 +97,11 @@ public sealed class RollupStatus
     public long PrepareMs { get; internal set; }
     public long DedupMs { get; internal set; }
     public long StoreMs { get; internal set; }
-    internal void Round(long records, long events, long duplicates, TimeSpan duration)
+    internal void Round(long records, long events, long duplicates, long engagementWithoutVisit, TimeSpan duration)
     {
         Interlocked.Add(ref _events, events);
         Interlocked.Add(ref _duplicates, duplicates);
+        Interlocked.Add(ref _uncounted, engagementWithoutVisit);
         Interlocked.Increment(ref _rounds);
         _roundDuration.Record(duration.TotalSeconds);
         _roundEvents.Record(records);
@@ -336,12 +340,14 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         await CommitWithRetriesAsync(consumer, s.Commit, ct);
         activity?.SetTag("analytics.stored", s.Round.Stored);
         activity?.SetTag("analytics.duplicates", s.Round.Duplicates);
-        status.Round(s.Commit.Records.Count, s.Round.Stored, s.Round.Duplicates, Stopwatch.GetElapsedTime(s.Started));
+        status.Round(s.Commit.Records.Count, s.Round.Stored, s.Round.Duplicates, s.Round.Uncounted, Stopwatch.GetElapsedTime(s.Started));
     }
 
     /// <param name="Ids">The ids this round stores: the next round's duplicate check reads them
     /// while this round's event_ids may still be on the way.</param>
-    private sealed record Round(string Source, long From, long Next, List<DayPart> Days, int Stored, int Duplicates, HashSet<EventKey> Ids);
+    /// <summary>A prepared round; <paramref name="Uncounted"/> of the stored events have no
+    /// enriched row (DerivedRows.WriteEnriched).</summary>
+    private sealed record Round(string Source, long From, long Next, List<DayPart> Days, int Stored, int Duplicates, int Uncounted, HashSet<EventKey> Ids);
 
     private sealed class DayPart(DateOnly day) : IDisposable
     {
@@ -349,6 +355,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         public RowBinaryWriter Raw { get; } = new();
         public RowBinaryWriter Enriched { get; } = new();
         public int Rows { get; set; }
+        public int EnrichedRows { get; set; }
         public void Dispose() { Raw.Dispose(); Enriched.Dispose(); }
     }
 
@@ -377,7 +384,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         await WithRetries(() => _generations!.LoadAsync(events.Select(e => (e.MerchantId, e.SiteId, e.Day)), CancellationToken.None), CancellationToken.None);
         var days = new Dictionary<DateOnly, DayPart>();
         var ids = new HashSet<EventKey>(events.Count);
-        int duplicates = 0, stored = 0;
+        int duplicates = 0, stored = 0, uncounted = 0;
         // A replayed range was read by the previous reader, which may have stored all of it (and
         // died, or lost the source, before its commit): then every event is in event_ids. The
         // visits of this reader were seeded from the store without that range (HandleAsync), so
@@ -402,11 +409,14 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             if (!ids.Add(key)) { duplicates++; continue; } // a repeat within the round
             if (!days.TryGetValue(e.Day, out var part)) days[e.Day] = part = new DayPart(e.Day);
             DerivedRows.WriteRaw(part.Raw, e);
-            DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day), options.PreAggregates);
+            if (DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day), options.PreAggregates))
+                part.EnrichedRows++;
+            else
+                uncounted++;
             part.Rows++;
             stored++;
         }
-        return new Round(batch.Source, batch.FirstOffset, batch.NextOffset, days.Values.OrderBy(d => d.Day).ToList(), stored, duplicates, ids);
+        return new Round(batch.Source, batch.FirstOffset, batch.NextOffset, days.Values.OrderBy(d => d.Day).ToList(), stored, duplicates, uncounted, ids);
     }
 
     /// <summary>An event's identity for the duplicate check: ids are unique per site.</summary>
@@ -467,7 +477,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             // statements, so the extra step costs little.
             await Task.WhenAll(
                 Insert($"{_db}.events_raw", DerivedRows.RawColumns, part.Raw, $"raw:{range}", part.Rows, ct),
-                Insert($"{_db}.events_enriched", DerivedRows.EnrichedColumns, part.Enriched, $"enriched:{range}", part.Rows, ct));
+                Insert($"{_db}.events_enriched", DerivedRows.EnrichedColumns, part.Enriched, $"enriched:{range}", part.EnrichedRows, ct));
             if (options.PreAggregates)
                 await Task.WhenAll(DerivedRows.PreAggregateStatements(_db, scope, range).Select(sql => store.ExecuteAsync(sql, ct)));
             await Task.WhenAll(DerivedRows.TimeRollupStatements(_db, scope, range).Select(sql => store.ExecuteAsync(sql, ct)));

@@ -7,7 +7,8 @@ namespace Analytics.Rollup;
 /// visit id and the visit's entry attributes (its first event's, see <see cref="VisitEntry"/>);
 /// Rollup rebuilds it from events_enriched on start, so a restart does not invent new visits or
 /// change a visit's entry. Events arrive in log order, which is receive order per ingest node; a
-/// late event (older than the visitor's last one) joins the current visit.
+/// late event (older than the visitor's last one) joins the current visit. Which events may start
+/// a visit is the processing logic's choice (DerivedRows.WriteEnriched asks <see cref="IsOpen"/>).
 /// </summary>
 public sealed class Sessionizer
 {

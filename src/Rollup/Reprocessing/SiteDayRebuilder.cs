@@ -84,6 +84,7 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
                 ReadRaw, ct);
             if (raw.Count == 0) break;
             rows.Reset();
+            int enriched = 0;
             foreach (var e in raw)
             {
                 var siteDay = new SiteDay(e.MerchantId, e.SiteId, e.Day);
@@ -94,12 +95,14 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
                     if (current is not null) sessions = new Sessionizer();
                     current = siteDay;
                 }
-                DerivedRows.WriteEnriched(rows, e, logic, sessions, logicVersion, generation);
+                // An event the logic counts nowhere (an engagement ping no visit takes) has no row.
+                if (!DerivedRows.WriteEnriched(rows, e, logic, sessions, logicVersion, generation)) continue;
                 events[siteDay]++;
+                enriched++;
             }
             long stored = await store.InsertRowBinaryAsync($"{db}.events_enriched", DerivedRows.EnrichedColumns, rows.WrittenMemory,
                 string.Create(CultureInfo.InvariantCulture, $"rebuild:{generation}:{page}"), ct);
-            if (stored != raw.Count) throw new InvalidOperationException($"events_enriched: sent {raw.Count} rows, the store wrote {stored}.");
+            if (stored != enriched) throw new InvalidOperationException($"events_enriched: sent {enriched} rows, the store wrote {stored}.");
             progress(raw.Count);
             if (raw.Count < PageRows) break;
             after = string.Create(CultureInfo.InvariantCulture,

@@ -155,8 +155,9 @@ public static class Dataset
     }
 
     /// <summary>One visit from <paramref name="start"/>; returns the time of its last event.
-    /// Gaps inside are under 30 minutes (29:59 at most); an engagement ping never bridges two
-    /// visits, since the next visit is measured from it.</summary>
+    /// Gaps inside are under 30 minutes (29:59 at most). One visit in ten ends with an engagement
+    /// ping 30 to 90 minutes late (a tab left open), which starts no visit; the next visit is
+    /// measured from it, so it never bridges two.</summary>
     private static DateTimeOffset Visit(Random random, Person person, DateTimeOffset start, List<Event> events)
     {
         var client = person.Client!;
@@ -202,6 +203,11 @@ public static class Dataset
                 long cents = random.Next(99, 25_000);
                 events.Add(new Event(person.Id, at, "purchase", url, "", [KeyValuePair.Create("plan", "pro")], cents * 10_000, currency, 0, client.ScreenWidth, null));
             }
+        }
+        if (random.Next(10) == 0)
+        {
+            at += random.Next(3) == 0 ? TimeSpan.FromMinutes(30) : TimeSpan.FromSeconds(random.Next(30 * 60, 90 * 60));
+            events.Add(new Event(person.Id, at, "engagement", url, "", [], 0, "", (uint)random.Next(1000, 600_000), client.ScreenWidth, null));
         }
         return at;
     }

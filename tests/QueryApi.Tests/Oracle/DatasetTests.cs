@@ -43,6 +43,26 @@ public class DatasetTests
     }
 
     [Fact]
+    public void Some_engagement_pings_come_with_no_open_visit_after_30_minutes_exactly_or_more_or_after_UTC_midnight()
+    {
+        var late = new List<(TimeSpan Gap, bool Midnight)>();
+        foreach (var person in Data.Events.Where(e => !Data.People[e.Person].IsBot).GroupBy(e => e.Person))
+        {
+            var events = person.OrderBy(e => e.At).ToList();
+            for (int i = 1; i < events.Count; i++)
+            {
+                if (events[i].Name != "engagement") continue;
+                var gap = events[i].At - events[i - 1].At;
+                bool midnight = events[i].At.Date != events[i - 1].At.Date;
+                if (gap >= TimeSpan.FromMinutes(30) || midnight) late.Add((gap, midnight));
+            }
+        }
+        Assert.Contains(late, l => l.Gap == TimeSpan.FromMinutes(30) && !l.Midnight);
+        Assert.Contains(late, l => l.Gap > TimeSpan.FromMinutes(30) && !l.Midnight);
+        Assert.Contains(late, l => l.Gap < TimeSpan.FromMinutes(30) && l.Midnight);
+    }
+
+    [Fact]
     public void Events_fall_in_the_repeated_hours_of_both_DST_changes_and_on_exact_bucket_edges()
     {
         var berlin = new DateTimeOffset(2026, 10, 25, 0, 0, 0, TimeSpan.Zero);

@@ -8,8 +8,8 @@ namespace Analytics.QueryApi.Tests.Oracle;
 /// What `POST /v1/query` must answer, computed by plain LINQ over the events the test generated
 /// and the definitions of docs/query-api.md, never by product code. Visitors are (person, UTC
 /// day), since the visitor id's salt changes at UTC midnight; visits are a visitor's runs of
-/// events with gaps shorter than 30 minutes; a visit is measured over its events in the range
-/// only; visit dimensions take the value of the visit's first event, even one before the range.
+/// events with gaps shorter than 30 minutes, and an engagement ping never starts one (it counts
+/// nowhere then); a visit is measured over its events in the range only; visit dimensions take the value of the visit's first event, even one before the range.
 /// Rounded metrics are compared as exact values with a tolerance of half their unit, so a tie
 /// (10.5 s) may round either way, which the contract leaves open.
 /// </summary>
@@ -39,7 +39,11 @@ public sealed class QueryOracle
             DateTimeOffset? last = null;
             foreach (var e in visitor.OrderBy(e => e.At))
             {
-                if (last is null || e.At - last.Value >= VisitGap) visit++;
+                if (last is null || e.At - last.Value >= VisitGap)
+                {
+                    if (e.Name == "engagement") continue;
+                    visit++;
+                }
                 last = e.At;
                 _humans.Add(new Ev(e, data.People[e.Person], visit));
             }
