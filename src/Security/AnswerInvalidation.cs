@@ -3,20 +3,25 @@ using System.Security.Claims;
 namespace Analytics.Security;
 
 /// <summary>
-/// The credentials behind an authenticated caller whose revocation is served over HTTP, by name:
-/// <c>key:{prefix}</c> for a personal API key (DELETE /v1/keys/{prefix}). Answers fetched with
-/// one are filed under its name in shared caches (as a keyed hash, never the name itself: see the
-/// query service's SurrogateKeys), so that revoking the key drops them. Access tokens need no
-/// name: their answers' edge lifetime ends with the token (QueryCaching caps it by <c>exp</c>),
-/// 15 minutes at most, which bounds a revoked client or deleted user too.
+/// The credentials behind an authenticated caller whose revocation edge caches must hear of, by
+/// name: <c>key:{prefix}</c> for a personal API key (DELETE /v1/keys/{prefix}, `analytics keys
+/// revoke`), <c>client:{client id}</c> for an API client's access tokens (`analytics clients
+/// revoke`). Answers fetched with one are filed under its name in shared caches (as a keyed hash,
+/// never the name itself: see the query service's SurrogateKeys), so that revoking it drops them.
+/// Every access token's answers also leave the edge when the token expires (QueryCaching caps
+/// their lifetime by <c>exp</c>, 15 minutes at most), which bounds a deleted user's.
 /// </summary>
 public static class CredentialNames
 {
     public static string ApiKey(string prefix) => "key:" + prefix;
 
+    public static string ApiClient(string clientId) => "client:" + clientId;
+
     public static IEnumerable<string> Of(ClaimsPrincipal principal)
     {
         if (principal.FindFirst(ApiKeyAuthenticationHandler.KeyPrefixClaim)?.Value is { Length: > 0 } prefix) yield return ApiKey(prefix);
+        // Users' tokens may name the dashboard's client too: one more name on their answers, never purged.
+        if (principal.FindFirst(TenantClaims.ClientId)?.Value is { Length: > 0 } clientId) yield return ApiClient(clientId);
     }
 }
 

@@ -49,7 +49,9 @@ public class QueryCachingAndCsvTests(EngineFixture engine)
         Assert.Contains("Accept", response.Headers.Vary);
         string[] keys = response.Headers.GetValues("Surrogate-Key").Single().Split(' ');
         Assert.Matches("^m-[a-z2-7]{16}$", keys[0]);
-        Assert.Equal(["s-" + site, $"sd-{site}-2026-01-14", $"sd-{site}-2026-01-15", $"sd-{site}-2026-01-12", $"sd-{site}-2026-01-13"], keys[1..]);
+        // Then the site's and the days' keys, and last the API client's (c-…) of the test's token.
+        Assert.Equal(["s-" + site, $"sd-{site}-2026-01-14", $"sd-{site}-2026-01-15", $"sd-{site}-2026-01-12", $"sd-{site}-2026-01-13"], keys[1..^1]);
+        Assert.StartsWith("c-", keys[^1], StringComparison.Ordinal);
 
         using var notModified = await SendAsync(host, HttpMethod.Get, query, ifNoneMatch: response.Headers.ETag!.Tag);
         Assert.Equal(HttpStatusCode.NotModified, notModified.StatusCode);

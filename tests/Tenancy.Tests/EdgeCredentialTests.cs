@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using Analytics.ControlPlane;
 using Analytics.EndToEnd.Tests;
 using Analytics.Host;
+using Analytics.Identity;
 using Analytics.Tests.Shared;
 
 namespace Analytics.Tenancy.Tests;
@@ -100,15 +101,7 @@ public class EdgeCredentialTests(EngineFixture engine)
         }
         Assert.Equal("HIT", (await GetAsync(edge, path, secret)).Cache);
 
-        var revoked = await HostCommand.RunAsync(["keys", "revoke", "--prefix", key.Prefix, "--edge-purge-url", varnish.Url.ToString(), "--data", host.DataDirectory], environment: null);
-        Assert.True(revoked.ExitCode == 0, revoked.ToString());
-        Assert.Contains($"revoked key {key.Prefix}", revoked.Stdout);
-        Assert.Contains("purged c-", revoked.Stdout);
-        // At once: the purge is done when the command returns. The other key's answer stays.
-        var after = await GetAsync(edge, path, secret);
-        Assert.True(after.Status == HttpStatusCode.Unauthorized, $"{after.Status} {after.Cache} after the CLI returned\n{varnish.Log}");
-        Assert.Equal("MISS", after.Cache);
-        Assert.Equal("HIT", (await GetAsync(edge, path, otherSecret)).Cache);
+        await RevokeThroughTheCliAsync(["keys", "revoke", "--prefix", key.Prefix], $"revoked key {key.Prefix}", host, varnish, edge, path, secret, otherSecret);
 
         // An edge that does not answer: the key is revoked all the same, and the command says
         // which edge kept the answers, with exit code 1.
@@ -118,6 +111,47 @@ public class EdgeCredentialTests(EngineFixture engine)
         Assert.Contains($"revoked key {other.Prefix}", failed.Stdout);
         Assert.Contains($"edge {unreachable} did not purge", Assert.Single(failed.StderrLines));
         Assert.Equal(HttpStatusCode.Unauthorized, (await host.GetAsync(AuthHost.AggregatePath(site), otherSecret)).StatusCode);
+    }
+
+    [Fact]
+    public async Task An_api_client_revoked_by_the_cli_naming_the_edge_loses_its_tokens_cached_answers_there_at_once()
+    {
+        int edgePort = EndToEnd.Tests.ChildProcess.FreePort();
+        await using var host = await AuthHost.StartAsync(engine);
+        using var varnish = await VarnishServer.StartAsync(edgePort, new Uri(host.BaseAddress).Port, Ct);
+        using var edge = new HttpClient { BaseAddress = varnish.Url };
+        var (merchant, site) = host.NewMerchant("Edge Client " + Guid.NewGuid().ToString("N")[..8]);
+        var (client, secret) = await ApiClients.CreateAsync(host.App.Services, merchant.Id, "integration", ["stats:read"], Ct);
+        string token = await TestTokens.ClientCredentialsAsync(host.Http, client.ClientId, secret);
+        string otherToken = await host.ClientTokenAsync(merchant.Id, "stats:read");
+        string path = SettledPath(site);
+        Assert.Equal("MISS", (await GetAsync(edge, path, token)).Cache);
+        Assert.Equal("HIT", (await GetAsync(edge, path, token)).Cache);
+        Assert.Equal("MISS", (await GetAsync(edge, path, otherToken)).Cache);
+        Assert.Equal("HIT", (await GetAsync(edge, path, otherToken)).Cache);
+
+        var badUrl = await HostCommand.RunAsync(["clients", "revoke", "--client-id", client.ClientId, "--edge-purge-url", "ftp://edge.example/", "--data", host.DataDirectory], environment: null);
+        Assert.True(badUrl.ExitCode == 2, badUrl.ToString());
+        Assert.Equal("HIT", (await GetAsync(edge, path, token)).Cache);
+
+        // The token has minutes left, but the edge no longer answers for it: the host does, 401.
+        await RevokeThroughTheCliAsync(["clients", "revoke", "--client-id", client.ClientId], $"revoked client {client.ClientId}", host, varnish, edge, path, token, otherToken);
+    }
+
+    /// <summary>Runs the CLI's revoke <paramref name="command"/> naming the edge, then checks at
+    /// once (the purge is done when the command returns) that the revoked credential's request
+    /// reaches the host and gets 401, while another credential's answer stays a HIT.</summary>
+    private static async Task RevokeThroughTheCliAsync(string[] command, string said, AuthHost host, VarnishServer varnish, HttpClient edge, string path,
+        string revokedBearer, string otherBearer)
+    {
+        var revoked = await HostCommand.RunAsync([.. command, "--edge-purge-url", varnish.Url.ToString(), "--data", host.DataDirectory], environment: null);
+        Assert.True(revoked.ExitCode == 0, revoked.ToString());
+        Assert.Contains(said, revoked.Stdout);
+        Assert.Contains("purged c-", revoked.Stdout);
+        var after = await GetAsync(edge, path, revokedBearer);
+        Assert.True(after.Status == HttpStatusCode.Unauthorized, $"{after.Status} {after.Cache} after the CLI returned\n{varnish.Log}");
+        Assert.Equal("MISS", after.Cache);
+        Assert.Equal("HIT", (await GetAsync(edge, path, otherBearer)).Cache);
     }
 
     [Fact]

@@ -42,9 +42,16 @@ public sealed class TenancyCommands : ICommandGroup
         clientCreate.SetAction((parse, _) => WithStoreAsync(parse, (_, _, services) =>
             CreateClientAsync(services, parse.GetValue(merchant), parse.GetValue(clientScopes)!, parse.GetValue(name) ?? "api client")));
         var clientId = new Option<string>("--client-id") { Description = "The client to revoke", HelpName = "ID", Required = true };
-        var clientRevoke = new Command("revoke", "Revoke an API client: no new tokens, outstanding ones refused within 10 s") { clientId, ControlPlaneSettings.Option() };
-        clientRevoke.SetAction((parse, _) => WithStoreAsync(parse, (_, store, _) =>
-            Task.FromResult(Revoked(store.RevokeApiClient(parse.GetValue(clientId)!), "client", parse.GetValue(clientId)))));
+        var clientRevoke = new Command("revoke", "Revoke an API client: no new tokens, outstanding ones refused within 10 s")
+        {
+            clientId, ControlPlaneSettings.Option(),
+            EdgePurgeOption.Create("Edge caches (Varnish with xkey) to purge of the client's cached answers, comma-separated, as given to `serve` [default: none]"),
+        };
+        clientRevoke.SetAction((parse, _) => RevokeAsync(parse, "client", store =>
+        {
+            string id = parse.GetValue(clientId)!;
+            return (store.RevokeApiClient(id), id, CredentialNames.ApiClient(id));
+        }));
 
         var email = new Option<string>("--email") { Description = "The user's email (their sign-in name)", HelpName = "EMAIL", Required = true };
         var passwordStdin = new Option<bool>("--password-stdin") { Description = "Read the password from standard input (required: never on the command line)" };
@@ -69,23 +76,12 @@ public sealed class TenancyCommands : ICommandGroup
             prefix, ControlPlaneSettings.Option(),
             EdgePurgeOption.Create("Edge caches (Varnish with xkey) to purge of the key's cached answers, comma-separated, as given to `serve` [default: none]"),
         };
-        keyRevoke.SetAction((parse, _) =>
+        keyRevoke.SetAction((parse, _) => RevokeAsync(parse, "key", store =>
         {
-            // Checked before the key is revoked: a revocation whose purge cannot even start would
-            // leave the key's answers at the edge for up to an hour, unnoticed.
-            var settings = Settings.Bind<KeyRevokeSettings>(parse);
-            if (!EdgePurgeOption.TryParse(settings.EdgePurgeUrl, out var edges, out string? edgeError)) throw new UsageException(edgeError!);
-            SurrogateKeys? surrogateKeys = null;
-            if (edges.Length > 0 && (surrogateKeys = ApiConventions.ExistingSurrogateKeys(settings.DataDirectory())) is null)
-                throw new StartupException($"{Path.Combine(settings.DataDirectory(), ApiConventions.SurrogateSecretFile)} does not exist: the edge names a key's answers with the query nodes' secret, so run this on a query node's data directory (nothing was revoked)");
-            return WithStoreAsync(parse, async (_, store, _) =>
-            {
-                string p = parse.GetValue(prefix)!;
-                if (store.FindApiKey(p) is not var (key, _)) return Revoked(false, "key", p);
-                Revoked(store.RevokeApiKey(key.Id), "key", key.Prefix);
-                return edges.Length == 0 ? 0 : await PurgeAsync(edges, surrogateKeys!.Credential(CredentialNames.ApiKey(key.Prefix)));
-            });
-        });
+            string p = parse.GetValue(prefix)!;
+            if (store.FindApiKey(p) is not var (key, _)) return (false, p, "");
+            return (store.RevokeApiKey(key.Id), key.Prefix, CredentialNames.ApiKey(key.Prefix));
+        }));
 
         yield return bootstrap;
         yield return new Command("clients", "API clients (OAuth2 client credentials)") { clientCreate, clientRevoke };
@@ -160,7 +156,26 @@ public sealed class TenancyCommands : ICommandGroup
 
     /// <summary>Purges <paramref name="keys"/> at every edge, as the server's EdgePurger would;
     /// 0 once all did, else 1 with one line per edge that did not.</summary>
-    private static async Task<int> PurgeAsync(IReadOnlyList<Uri> edges, string keys)
+    /// <summary>Revokes a credential (<paramref name="revoke"/>: whether it existed, its id, its
+    /// CredentialNames name) and purges its cached answers from the edges of --edge-purge-url.</summary>
+    private static Task<int> RevokeAsync(ParseResult parse, string what, Func<IControlPlaneStore, (bool Done, string Id, string Credential)> revoke)
+    {
+        // Checked before anything is revoked: a revocation whose purge cannot even start would
+        // leave the credential's answers at the edge for up to an hour, unnoticed.
+        var settings = Settings.Bind<RevokeSettings>(parse);
+        if (!EdgePurgeOption.TryParse(settings.EdgePurgeUrl, out var edges, out string? edgeError)) throw new UsageException(edgeError!);
+        SurrogateKeys? surrogateKeys = null;
+        if (edges.Length > 0 && (surrogateKeys = ApiConventions.ExistingSurrogateKeys(settings.DataDirectory())) is null)
+            throw new StartupException($"{Path.Combine(settings.DataDirectory(), ApiConventions.SurrogateSecretFile)} does not exist: the edge names a {what}'s answers with the query nodes' secret, so run this on a query node's data directory (nothing was revoked)");
+        return WithStoreAsync(parse, async (_, store, _) =>
+        {
+            var (done, id, credential) = revoke(store);
+            Revoked(done, what, id);
+            return edges.Length == 0 ? 0 : await PurgeAsync(edges, what, surrogateKeys!.Credential(credential));
+        });
+    }
+
+    private static async Task<int> PurgeAsync(IReadOnlyList<Uri> edges, string what, string keys)
     {
         using var http = new HttpClient { Timeout = EdgePurger.RequestTimeout };
         var errors = await Task.WhenAll(edges.Select(edge => EdgePurger.SendAsync(http, edge, keys, null, CancellationToken.None)));
@@ -173,7 +188,7 @@ public sealed class TenancyCommands : ICommandGroup
                 continue;
             }
             failed++;
-            Console.Error.WriteLine($"analytics keys revoke: edge {edges[i]} did not purge {keys} after {EdgePurger.Attempts} attempts ({errors[i]}): it serves the key's cached answers until their max-age ends (an hour at most)");
+            Console.Error.WriteLine($"analytics {what}s revoke: edge {edges[i]} did not purge {keys} after {EdgePurger.Attempts} attempts ({errors[i]}): it serves the {what}'s cached answers until their max-age ends (an hour at most)");
         }
         return failed == 0 ? 0 : 1;
     }
@@ -195,8 +210,8 @@ public sealed class TenancyCommands : ICommandGroup
     }
 }
 
-/// <summary>`keys revoke`'s settings: the control plane, and the edges to purge.</summary>
-public sealed class KeyRevokeSettings : ControlPlaneSettings
+/// <summary>`keys revoke` and `clients revoke`: the control plane, and the edges to purge.</summary>
+public sealed class RevokeSettings : ControlPlaneSettings
 {
     public string EdgePurgeUrl { get; set; } = "";
 }

@@ -11,9 +11,10 @@ namespace Analytics.QueryService.Http;
 /// <item><c>m-{merchant}</c>: every answer about the merchant; {merchant} is an opaque token
 /// (keyed hash of the internal id), never the sequential id itself.</item>
 /// <item><c>s-{site}</c>: every answer about the site ({site}: its public id).</item>
-/// <item><c>c-{credential}</c>: every answer fetched with a personal API key
-/// (<see cref="Analytics.Security.CredentialNames"/>), purged when it is revoked; {credential} is
-/// a keyed hash of its name like the merchant's, so the header names no key prefix.</item>
+/// <item><c>c-{credential}</c>: every answer fetched with a personal API key or an API client's
+/// access token (<see cref="Analytics.Security.CredentialNames"/>), purged when it is revoked;
+/// {credential} is a keyed hash of its name like the merchant's, so the header names no key
+/// prefix or client id.</item>
 /// <item>per UTC day the answer's range touches: <c>sd-{site}-2026-11-30</c> for ranges of up to
 /// <see cref="MaxDayKeys"/> days; longer ranges name months (<c>sm-{site}-2026-11</c>) up to
 /// <see cref="MaxMonthKeys"/> months, and years beyond (<c>sy-{site}-2026</c>), so the header stays
