@@ -58,7 +58,7 @@ public sealed class RollupStatus
 {
     public const string MeterName = "Analytics.Rollup";
 
-    private long _events, _duplicates, _uncounted, _rounds, _quarantined;
+    private long _events, _duplicates, _engagementWithoutVisit, _rounds, _quarantined;
     private readonly Histogram<double> _roundDuration;
     private readonly Histogram<long> _roundEvents;
 
@@ -88,7 +88,7 @@ public sealed class RollupStatus
     internal void Quarantined() => Interlocked.Increment(ref _quarantined);
     public long EventsStored => Interlocked.Read(ref _events);
     public long DuplicatesSkipped => Interlocked.Read(ref _duplicates);
-    public long EngagementWithoutVisit => Interlocked.Read(ref _uncounted);
+    public long EngagementWithoutVisit => Interlocked.Read(ref _engagementWithoutVisit);
     public long Rounds => Interlocked.Read(ref _rounds);
     public long Lag { get; internal set; }
     public IReadOnlyList<KeyValuePair<string, long>> LagBySource { get; internal set; } = [];
@@ -101,7 +101,7 @@ public sealed class RollupStatus
     {
         Interlocked.Add(ref _events, events);
         Interlocked.Add(ref _duplicates, duplicates);
-        Interlocked.Add(ref _uncounted, engagementWithoutVisit);
+        Interlocked.Add(ref _engagementWithoutVisit, engagementWithoutVisit);
         Interlocked.Increment(ref _rounds);
         _roundDuration.Record(duration.TotalSeconds);
         _roundEvents.Record(records);
@@ -340,14 +340,14 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         await CommitWithRetriesAsync(consumer, s.Commit, ct);
         activity?.SetTag("analytics.stored", s.Round.Stored);
         activity?.SetTag("analytics.duplicates", s.Round.Duplicates);
-        status.Round(s.Commit.Records.Count, s.Round.Stored, s.Round.Duplicates, s.Round.Uncounted, Stopwatch.GetElapsedTime(s.Started));
+        status.Round(s.Commit.Records.Count, s.Round.Stored, s.Round.Duplicates, s.Round.EngagementWithoutVisit, Stopwatch.GetElapsedTime(s.Started));
     }
 
     /// <param name="Ids">The ids this round stores: the next round's duplicate check reads them
     /// while this round's event_ids may still be on the way.</param>
-    /// <summary>A prepared round; <paramref name="Uncounted"/> of the stored events have no
+    /// <summary>A prepared round; <paramref name="EngagementWithoutVisit"/> of the stored events have no
     /// enriched row (DerivedRows.WriteEnriched).</summary>
-    private sealed record Round(string Source, long From, long Next, List<DayPart> Days, int Stored, int Duplicates, int Uncounted, HashSet<EventKey> Ids);
+    private sealed record Round(string Source, long From, long Next, List<DayPart> Days, int Stored, int Duplicates, int EngagementWithoutVisit, HashSet<EventKey> Ids);
 
     private sealed class DayPart(DateOnly day) : IDisposable
     {
@@ -384,7 +384,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         await WithRetries(() => _generations!.LoadAsync(events.Select(e => (e.MerchantId, e.SiteId, e.Day)), CancellationToken.None), CancellationToken.None);
         var days = new Dictionary<DateOnly, DayPart>();
         var ids = new HashSet<EventKey>(events.Count);
-        int duplicates = 0, stored = 0, uncounted = 0;
+        int duplicates = 0, stored = 0, engagementWithoutVisit = 0;
         // A replayed range was read by the previous reader, which may have stored all of it (and
         // died, or lost the source, before its commit): then every event is in event_ids. The
         // visits of this reader were seeded from the store without that range (HandleAsync), so
@@ -412,11 +412,11 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             if (DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day), options.PreAggregates))
                 part.EnrichedRows++;
             else
-                uncounted++;
+                engagementWithoutVisit++;
             part.Rows++;
             stored++;
         }
-        return new Round(batch.Source, batch.FirstOffset, batch.NextOffset, days.Values.OrderBy(d => d.Day).ToList(), stored, duplicates, uncounted, ids);
+        return new Round(batch.Source, batch.FirstOffset, batch.NextOffset, days.Values.OrderBy(d => d.Day).ToList(), stored, duplicates, engagementWithoutVisit, ids);
     }
 
     /// <summary>An event's identity for the duplicate check: ids are unique per site.</summary>
