@@ -20,8 +20,10 @@ public static class CredentialNames
     public static IEnumerable<string> Of(ClaimsPrincipal principal)
     {
         if (principal.FindFirst(ApiKeyAuthenticationHandler.KeyPrefixClaim)?.Value is { Length: > 0 } prefix) yield return ApiKey(prefix);
-        // Users' tokens may name the dashboard's client too: one more name on their answers, never purged.
-        if (principal.FindFirst(TenantClaims.ClientId)?.Value is { Length: > 0 } clientId) yield return ApiClient(clientId);
+        // A user's token names the client the user signed in with (the dashboard) too, which is
+        // revoked with no user's answers: only an API client's own tokens (no user) get its name.
+        if (principal.FindFirst(UserClaims.UserId) is null && principal.FindFirst(TenantClaims.ClientId)?.Value is { Length: > 0 } clientId)
+            yield return ApiClient(clientId);
     }
 }
 

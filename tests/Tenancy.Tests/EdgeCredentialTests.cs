@@ -125,6 +125,13 @@ public class EdgeCredentialTests(EngineFixture engine)
         string token = await TestTokens.ClientCredentialsAsync(host.Http, client.ClientId, secret);
         string otherToken = await host.ClientTokenAsync(merchant.Id, "stats:read");
         string path = SettledPath(site);
+        // A dashboard user's answers carry no client name (their token names the dashboard's
+        // client, which no revocation concerns), an API client's do.
+        string email = $"owner-{Guid.NewGuid():N}@edge.example";
+        host.NewUser(merchant.Id, email, "correct horse battery");
+        string userToken = (await host.SignInAsync(email, "correct horse battery")).GetProperty("access_token").GetString()!;
+        Assert.DoesNotContain(await SurrogateKeysAsync(host, path, userToken), k => k.StartsWith("c-", StringComparison.Ordinal));
+        Assert.Single(await SurrogateKeysAsync(host, path, token), k => k.StartsWith("c-", StringComparison.Ordinal));
         Assert.Equal("MISS", (await GetAsync(edge, path, token)).Cache);
         Assert.Equal("HIT", (await GetAsync(edge, path, token)).Cache);
         Assert.Equal("MISS", (await GetAsync(edge, path, otherToken)).Cache);
@@ -136,6 +143,14 @@ public class EdgeCredentialTests(EngineFixture engine)
 
         // The token has minutes left, but the edge no longer answers for it: the host does, 401.
         await RevokeThroughTheCliAsync(["clients", "revoke", "--client-id", client.ClientId], $"revoked client {client.ClientId}", host, varnish, edge, path, token, otherToken);
+    }
+
+    /// <summary>The Surrogate-Key of an answer straight from the host (an edge strips it).</summary>
+    private static async Task<string[]> SurrogateKeysAsync(AuthHost host, string path, string bearer)
+    {
+        using var response = await host.GetAsync(path, bearer);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return response.Headers.GetValues("Surrogate-Key").Single().Split(' ');
     }
 
     /// <summary>Runs the CLI's revoke <paramref name="command"/> naming the edge, then checks at
