@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text.Json;
@@ -10,8 +11,30 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 
 [assembly: AssemblyFixture(typeof(Analytics.Tests.Shared.EngineFixture))]
+[assembly: AssemblyFixture(typeof(Analytics.EndToEnd.Tests.HostDataDirectories))]
 
 namespace Analytics.EndToEnd.Tests;
+
+/// <summary>
+/// Deletes, after the last test, every data directory a <see cref="TestHost"/> made. A host that
+/// keeps its data (<see cref="TestHost.KeepData"/>) leaves it to the host restarted on it, which a
+/// test that fails in between never starts.
+/// </summary>
+public sealed class HostDataDirectories : IDisposable
+{
+    private static readonly ConcurrentDictionary<string, bool> s_made = new(StringComparer.Ordinal);
+
+    public static void Add(string path) => s_made.TryAdd(path, true);
+
+    public void Dispose()
+    {
+        foreach (var path in s_made.Keys)
+        {
+            try { if (Directory.Exists(path)) Directory.Delete(path, recursive: true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+    }
+}
 
 /// <summary>A clock the test moves: events are received at the times it says.</summary>
 public sealed class ManualClock(DateTimeOffset start) : TimeProvider
@@ -74,6 +97,7 @@ public sealed class TestHost : IAsyncDisposable
         string id = Guid.NewGuid().ToString("N");
         string data = restartOf?.DataDirectory ?? dataDirectory ?? Path.Combine(Path.GetTempPath(), "analytics-e2e-" + id);
         string database = restartOf?.Database ?? storeOf?.Database ?? "e2e_" + id;
+        if (restartOf is null && dataDirectory is null) HostDataDirectories.Add(data);
         var app = await AnalyticsHost.BuildAsync(new HostSettings
         {
             DataDirectory = data,

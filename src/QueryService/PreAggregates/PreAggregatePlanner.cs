@@ -237,8 +237,9 @@ public static class NormalQueryPlanner
     /// (a row per visit, VisitRollupPlanner); null (and why, for both) when only a scan of
     /// events_enriched does. A table in <paramref name="uncovered"/> lacks days of the range
     /// (PreAggregateCoverage) and is not read.</summary>
+    /// <param name="mergedVisits">Read the visit rollup merged by the engine (VisitRollupPlanner.MergedReadFromVisits).</param>
     public static string? TryPlanRaw(Query.NormalQuery q, string database, double maxExecutionSeconds, out string reason,
-        IReadOnlySet<string>? uncovered = null, IReadOnlyDictionary<DateOnly, ulong>? knownGenerations = null)
+        IReadOnlySet<string>? uncovered = null, IReadOnlyDictionary<DateOnly, ulong>? knownGenerations = null, bool mergedVisits = false)
     {
         string dimensions = "", visits;
         string? sql = uncovered?.Contains(PreAggregatePlanner.Table) == true ? Uncovered(PreAggregatePlanner.Table, out dimensions)
@@ -249,7 +250,7 @@ public static class NormalQueryPlanner
             return sql;
         }
         sql = uncovered?.Contains(VisitRollupPlanner.Table) == true ? Uncovered(VisitRollupPlanner.Table, out visits)
-            : VisitRollupPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out visits, knownGenerations);
+            : VisitRollupPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out visits, knownGenerations, mergedVisits);
         reason = sql is null ? $"dimension rollup: {dimensions}; visit rollup: {visits}" : "";
         return sql;
     }

@@ -266,9 +266,10 @@ public sealed class QueryEngine(IColumnStore store, string database)
             uncovered = await UncoveredAsync(q, ct);
             if (quiet) known = await _generations!.GetAsync(q.MerchantId, q.SiteId, activations, RunAsync, ct);
         }
+        bool mergedVisits = ReadsVisitRollupMerged(q);
         string? Plan(IReadOnlyDictionary<DateOnly, ulong>? generations) => enrichedCovers
-            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _, uncovered, generations) : null)
-            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow(), uncovered, generations);
+            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _, uncovered, generations, mergedVisits) : null)
+            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow(), uncovered, generations, mergedVisits);
         string? planned = Plan(known);
         var rows = await RunAsync(planned ?? QuerySql.Build(q, database, MaxExecutionSeconds), ct);
         if (known is not null && _generations!.Activations.Started != activations)
@@ -295,8 +296,34 @@ public sealed class QueryEngine(IColumnStore store, string database)
             for (int i = 0; i < counts; i++) values[i] = ReadLong(row[n + i]);
             result.Add(new RawRow(dims, values, ReadMap(row[n + counts]), ReadMap(row[n + counts + 1])));
         }
+        // A site's total visits by time (the main graph, which a dashboard asks first): each visit
+        // is in one row, so their sum is the range's visits. The latest range counts, not an
+        // earlier one answered beside it (a comparison's previous period).
+        if (q.Filter is null && q.Dimensions.All(d => d.Kind == DimensionKind.Time) && q.Metrics.Contains("visits") && q.To > q.From)
+        {
+            var seen = (PerDay: result.Sum(r => r.Counts[VisitsColumn]) / (q.To - q.From).TotalDays, q.To);
+            _visitsPerDay.AddOrUpdate((q.MerchantId, q.SiteId), seen, (_, old) => old.To > seen.To ? old : seen);
+        }
         return result;
     }
+
+    private static readonly int VisitsColumn = Array.IndexOf(QuerySql.RawColumns, "visits");
+
+    /// <summary>
+    /// Visits in a range from which the visit rollup is read merged by the engine (FINAL) rather
+    /// than grouped per visit (VisitRollupPlanner.MergedReadFromVisits); 0: always. Settable to
+    /// measure and test both forms.
+    /// </summary>
+    public long MergedVisitReadFrom { get; set; } = PreAggregates.VisitRollupPlanner.MergedReadFromVisits;
+
+    /// <summary>Each site's visits per day over its last answer of total visits by time, without
+    /// a filter: the estimate behind the visit rollup's read form. One entry per site asked (a few
+    /// dozen bytes each); a site not asked yet is read grouped, as nearly every site should be.</summary>
+    private readonly ConcurrentDictionary<(long Merchant, long Site), (double PerDay, DateTimeOffset To)> _visitsPerDay = new();
+
+    /// <summary>Whether <paramref name="q"/>'s visit rollup rows are read merged by the engine.</summary>
+    public bool ReadsVisitRollupMerged(NormalQuery q) => MergedVisitReadFrom <= 0
+        || (_visitsPerDay.TryGetValue((q.MerchantId, q.SiteId), out var seen) && seen.PerDay * (q.To - q.From).TotalDays >= MergedVisitReadFrom);
 
     /// <summary>
     /// What each store's databases list in preaggregate_gaps, cached per process: only migration
