@@ -73,7 +73,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         // above any rate reached here, so their cost is in every figure but they never refuse.
         // (Unless --server-args sets limits itself, e.g. all 0 to measure without them.)
         bool ownLimits = extraArgs.Any(a => a.StartsWith("--max-connections", StringComparison.Ordinal) || a.StartsWith("--events-per-second", StringComparison.Ordinal));
-        string[] limits = ownLimits ? [] : ["--max-connections-per-ip", "0", "--events-per-second-per-ip", "100000000", "--events-per-second-per-site", "100000000"];
+        string[] limits = ownLimits ? [] : ["--max-connections-per-ip", "0", "--max-peer-connections-per-ip", "0", "--events-per-second-per-ip", "100000000", "--events-per-second-per-site", "100000000"];
         foreach (string arg in (string[])[serverDll, "serve", "--data", data, "--urls", baseAddress.ToString().TrimEnd('/'), "--demo", "--echo", "--quiet", .. limits])
         {
             info.ArgumentList.Add(arg);

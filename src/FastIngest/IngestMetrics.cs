@@ -63,6 +63,9 @@ public sealed class IngestMetrics
     internal void Rejected(RejectionReason reason) => Interlocked.Increment(ref _rejectedByReason[(int)reason]);
     internal void Retry() => Interlocked.Increment(ref _retryBatches);
     /// <summary>A batch, request or connection refused as a whole for <paramref name="reason"/>.</summary>
+    /// <summary>A connection over its peer address's limit (the host's PeerConnectionLimit).</summary>
+    public void PeerConnectionRefused() => Refused(BatchRefusal.PeerConnectionsFull);
+
     internal void Refused(BatchRefusal reason)
     {
         Interlocked.Increment(ref _refusedByReason[(int)reason]);
@@ -128,6 +131,9 @@ public enum BatchRefusal
     ServerConnectionsFull,
     /// <summary>WebSocket upgrade refused: the IP holds its maximum of connections (429).</summary>
     IpConnectionsFull,
+    /// <summary>A TCP connection over the open connections per peer address (429 to its request, or
+    /// dropped if it sends none within 5 s; PeerConnectionLimit in the host).</summary>
+    PeerConnectionsFull,
     /// <summary>A WebSocket message or HTTP body not complete within its deadline (1008 / 408).</summary>
     SlowSender,
     /// <summary>The control plane's store failed the site key or salt lookup a batch needed (RETRY

@@ -182,6 +182,119 @@ public class HostileTrafficTests(EngineFixture engine)
         Assert.True(clock.Elapsed <= Analytics.ControlPlane.SiteRegistry.CacheTtl + TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
     }
 
+    /// <summary>A raw keep-alive TCP connection to the host; <paramref name="ask"/> sends a GET and
+    /// reads the answer's head (status line and headers).</summary>
+    private sealed class RawConnection : IDisposable
+    {
+        private readonly TcpClient _tcp = new();
+        private NetworkStream Stream => _tcp.GetStream();
+
+        public static async Task<RawConnection> OpenAsync(TestHost host)
+        {
+            var raw = new RawConnection();
+            var uri = new Uri(host.BaseAddress);
+            await raw._tcp.ConnectAsync(uri.Host, uri.Port, Ct);
+            return raw;
+        }
+
+        public async Task<string> AskAsync(string path = "/healthz")
+        {
+            await Stream.WriteAsync(Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), Ct);
+            var head = new StringBuilder();
+            var buffer = new byte[1];
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(10));
+            while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal) && await Stream.ReadAsync(buffer, timeout.Token) == 1) head.Append((char)buffer[0]);
+            // The body too, so the next answer starts at its status line.
+            var length = System.Text.RegularExpressions.Regex.Match(head.ToString(), @"Content-Length: (\d+)\r\n", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+            if (length.Success) await Stream.ReadExactlyAsync(new byte[int.Parse(length.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)], timeout.Token);
+            if (head.ToString().Contains("Transfer-Encoding: chunked", StringComparison.OrdinalIgnoreCase))
+            {
+                var body = new StringBuilder();
+                while (!body.ToString().EndsWith("0\r\n\r\n", StringComparison.Ordinal) && await Stream.ReadAsync(buffer, timeout.Token) == 1) body.Append((char)buffer[0]);
+            }
+            return head.ToString();
+        }
+
+        /// <summary>Reads until the server closes the connection: true if it did within <paramref name="within"/>.</summary>
+        public async Task<bool> ClosedByServerAsync(TimeSpan within)
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+            timeout.CancelAfter(within);
+            var buffer = new byte[4096];
+            try
+            {
+                while (await Stream.ReadAsync(buffer, timeout.Token) > 0) { }
+                return true;
+            }
+            catch (IOException) { return true; } // reset
+            catch (OperationCanceledException) when (!Ct.IsCancellationRequested) { return false; }
+        }
+
+        public void Dispose() => _tcp.Dispose();
+    }
+
+    [Fact]
+    public async Task Tcp_connections_over_the_per_address_limit_get_429_and_are_closed_and_idle_ones_are_dropped()
+    {
+        await using var host = await TestHost.StartAsync(engine, new IngestLimits { MaxPeerConnectionsPerIp = 3 });
+        var held = new List<RawConnection>();
+        try
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                held.Add(await RawConnection.OpenAsync(host));
+                Assert.StartsWith("HTTP/1.1 200", await held[i].AskAsync(), StringComparison.Ordinal);
+            }
+            // A fourth: its request (any endpoint) gets 429 with Retry-After, and the connection closes.
+            using (var fourth = await RawConnection.OpenAsync(host))
+            {
+                string head = await fourth.AskAsync("/v1/query");
+                Assert.StartsWith("HTTP/1.1 429", head, StringComparison.Ordinal);
+                Assert.Contains("Retry-After: 5\r\n", head, StringComparison.Ordinal);
+                Assert.Contains("Connection: close\r\n", head, StringComparison.Ordinal);
+                Assert.Contains("Content-Type: application/problem+json", head, StringComparison.Ordinal);
+                Assert.True(await fourth.ClosedByServerAsync(TimeSpan.FromSeconds(5)), "the refused connection stayed open");
+            }
+            // A WebSocket is a TCP connection too: refused before its upgrade.
+            var refused = await Assert.ThrowsAsync<WebSocketException>(() => host.ConnectAsync());
+            Assert.Contains("429", refused.Message + refused.InnerException?.Message);
+            // A connection over the limit that asks nothing is dropped after 5 s, not kept for the
+            // keep-alive timeout (130 s).
+            using (var quiet = await RawConnection.OpenAsync(host))
+            {
+                var clock = Stopwatch.StartNew();
+                Assert.True(await quiet.ClosedByServerAsync(TimeSpan.FromSeconds(15)), "the idle connection over the limit stayed open");
+                Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(4), TimeSpan.FromSeconds(10));
+            }
+            // The held connections were never disturbed, and a closed one frees its slot.
+            Assert.StartsWith("HTTP/1.1 200", await held[0].AskAsync(), StringComparison.Ordinal);
+            held[2].Dispose();
+            held.RemoveAt(2);
+            var deadline = DateTime.UtcNow.AddSeconds(5);
+            string again;
+            do
+            {
+                using var next = await RawConnection.OpenAsync(host);
+                again = await next.AskAsync();
+            }
+            while (!again.StartsWith("HTTP/1.1 200", StringComparison.Ordinal) && DateTime.UtcNow < deadline);
+            Assert.StartsWith("HTTP/1.1 200", again, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var connection in held) connection.Dispose();
+        }
+        Assert.True(await MetricAsync(host, "analytics_ingest_refused_total{reason=\"PeerConnectionsFull\"}") >= 3);
+
+        // A trusted proxy's connections carry many clients: not counted.
+        await using var behindProxy = await TestHost.StartAsync(engine, new IngestLimits { MaxPeerConnectionsPerIp = 1 }, trustedProxies: ["127.0.0.1"]);
+        using var first = await RawConnection.OpenAsync(behindProxy);
+        using var second = await RawConnection.OpenAsync(behindProxy);
+        Assert.StartsWith("HTTP/1.1 200", await first.AskAsync(), StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 200", await second.AskAsync(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Connections_over_the_per_ip_limit_get_429_and_over_the_total_get_503()
     {

@@ -52,6 +52,12 @@ public sealed class IngestLimits
     /// <summary>Open WebSocket connections per IP address (IPv6: per /64); past it the upgrade gets
     /// 429. A browser holds one per tab; 1,000 leaves room for carrier-grade NAT. 0: no limit.</summary>
     public int MaxConnectionsPerIp { get; init; } = 1_000;
+    /// <summary>Open TCP connections per peer address (IPv6: per /64), HTTP and WebSocket alike, on
+    /// every endpoint; trusted proxies are not counted. Past it a connection's request gets 429 and
+    /// the connection is closed (PeerConnectionLimit). A browser holds up to 6 HTTP connections
+    /// per host beside a WebSocket per tab: 2,000 leaves room for carrier-grade NAT, twice the
+    /// WebSockets. 0: no limit.</summary>
+    public int MaxPeerConnectionsPerIp { get; init; } = 2_000;
     /// <summary>Events per second (refill) and burst per IP address (IPv6: per /64), over every
     /// connection and request of that address. The same as one connection's: one address must not
     /// take more than one runaway socket can. 0: no limit.</summary>
