@@ -28,6 +28,9 @@ public class EventValidatorTests
         e.ClientTimeMs = 1_764_000_000_000;
         e.Props.Add(new Property { Key = "plan", Value = "pro" });
         Assert.Equal(RejectionReason.Unspecified, Validate(e));
+        // The last millisecond the store holds (2299-12-31T23:59:59.999Z) is a time still.
+        e.ClientTimeMs = new DateTimeOffset(2299, 12, 31, 23, 59, 59, 999, TimeSpan.Zero).ToUnixTimeMilliseconds();
+        Assert.Equal(RejectionReason.Unspecified, Validate(e));
     }
 
     public static TheoryData<string, RejectionReason> Cases => new()
@@ -57,6 +60,7 @@ public class EventValidatorTests
         { "screen-wide", RejectionReason.ScreenWidthOutOfRange },
         { "engagement-long", RejectionReason.EngagementOutOfRange },
         { "client-time-negative", RejectionReason.ClientTimeInvalid },
+        { "client-time-after-2299", RejectionReason.ClientTimeInvalid },
     };
 
     [Theory]
@@ -91,6 +95,8 @@ public class EventValidatorTests
             case "screen-wide": e.ScreenWidth = 20_001; break;
             case "engagement-long": e.EngagementMs = 86_400_001; break;
             case "client-time-negative": e.ClientTimeMs = -1; break;
+            // One millisecond past 2299-12-31T23:59:59.999Z, the end of ClickHouse's DateTime64 range.
+            case "client-time-after-2299": e.ClientTimeMs = new DateTimeOffset(2300, 1, 1, 0, 0, 0, TimeSpan.Zero).ToUnixTimeMilliseconds(); break;
         }
         Assert.Equal(expected, Validate(e));
     }

@@ -44,7 +44,7 @@ internal static class EventValidator
             if (!IsAbsoluteHttpUrl(e.Referrer)) return RejectionReason.ReferrerInvalid;
         }
 
-        if (e.ClientTimeMs < 0) return RejectionReason.ClientTimeInvalid;
+        if (e.ClientTimeMs < 0 || e.ClientTimeMs > limits.MaxClientTimeMs) return RejectionReason.ClientTimeInvalid;
         if (e.ScreenWidth > limits.MaxScreenWidth) return RejectionReason.ScreenWidthOutOfRange;
         if (e.EngagementMs > limits.MaxEngagementMs) return RejectionReason.EngagementOutOfRange;
 

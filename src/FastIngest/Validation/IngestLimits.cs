@@ -19,6 +19,10 @@ public sealed class IngestLimits
     public int MaxPropertyValueBytes { get; init; } = 512;
     public uint MaxScreenWidth { get; init; } = 20_000;
     public uint MaxEngagementMs { get; init; } = 86_400_000;
+    /// <summary>2299-12-31T23:59:59.999Z, the end of DateTime64's documented range in the
+    /// ClickHouse the store runs (chDB 26.5: [1900-01-01, 2299-12-31 23:59:59.99999999]), which
+    /// holds client_time; a client clock later than that is no clock.</summary>
+    public long MaxClientTimeMs { get; init; } = 10_413_791_999_999;
     /// <summary>10^15 micros, a billion currency units per event: 9,223 such events fit in an Int64
     /// sum, and a real day of a site stays far below that; negative amounts (refunds) are not events.</summary>
     public long MaxRevenueMicros { get; init; } = 1_000_000_000_000_000;
