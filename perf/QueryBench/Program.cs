@@ -38,15 +38,16 @@ string? keptData = OptionText("--data");
 // Only Rollup: catch up a backlog, then reprocess everything it stored, each with the engine time
 // per statement kind (TimedStore); no data set, no questions.
 bool catchUpOnly = args.Contains("--catch-up-only");
-// Visits in a range from which the visit rollup is read merged by the engine (QueryEngine.MergedVisitReadFrom):
-// the product's threshold unless given, to compare the two read forms on one data set.
-long mergedVisitReadFrom = Option("--merged-visit-read-from", VisitRollupPlanner.MergedReadFromVisits);
+// Visits in a range from which a site is read as a large one (QueryEngine.LargeSiteFromVisits: the
+// visit rollup with FINAL, top lists' visitors summed per day): the product's threshold unless
+// given, to compare both forms on one data set.
+long largeSiteFromVisits = Option("--large-site-from-visits", VisitRollupPlanner.MergedReadFromVisits);
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 1000000] [--largest-share 0.1] [--json FILE] [--data DIR]");
     Console.WriteLine("                                    --largest-share: merchant 1's share of the events (0.5 of 20M: a 10M-event merchant)");
     Console.WriteLine("                                    --data DIR: keep the data set in DIR and reuse it next time (no catch-up parts)");
-    Console.WriteLine("                                    --merged-visit-read-from N: read the visit rollup with FINAL from N visits in the range (0: always)");
+    Console.WriteLine("                                    --large-site-from-visits N: read a site as a large one from N visits in the range (0: always)");
     Console.WriteLine("QueryBench --storage [--smoke] [--events 200000] [--json FILE]   bytes on disk per event for every table (StorageCost.cs)");
     Console.WriteLine("QueryBench --catch-up-only [--backlog 1000000] [--statement-costs] [--logic 2]   Rollup catch-up and reprocessing alone, with the engine time per statement kind");
     Console.WriteLine("                                    --statement-costs: and the CPU of each statement of a round run alone");
@@ -123,7 +124,7 @@ try
     // to), alternately, so drift in the machine's load hits both alike.
     // As the host runs it on the embedded engine: each site's active generations kept between
     // questions (nothing activates a generation in this run).
-    var planned = new QueryEngine(store, "bench") { GenerationActivations = new GenerationActivations(), MergedVisitReadFrom = mergedVisitReadFrom };
+    var planned = new QueryEngine(store, "bench") { GenerationActivations = new GenerationActivations(), LargeSiteFromVisits = largeSiteFromVisits };
     var scanning = new QueryEngine(store, "bench") { UsePreAggregates = false };
     var results = new List<Result>();
     foreach (var (label, merchant) in subjects)

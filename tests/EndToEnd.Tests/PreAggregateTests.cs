@@ -128,6 +128,12 @@ public partial class PreAggregateTests(EngineFixture engine)
         var scanned = await new Analytics.QueryService.Query.QueryEngine(engine.Store, db) { UsePreAggregates = false }.AnswerAsync(q, Ct);
         Assert.Equal(scanned.ToJsonString(), planned.ToJsonString());
         Assert.NotEmpty(planned["results"]!.AsArray());
+        // As a large site is read (LargeSiteFromVisits = 0): a top list's visitors summed per day.
+        var large = await new Analytics.QueryService.Query.QueryEngine(engine.Store, db) { LargeSiteFromVisits = 0 }.AnswerAsync(q, Ct);
+        Assert.Equal(scanned.ToJsonString(), large.ToJsonString());
+        bool topList = dimensions.Any(d => !d.StartsWith("time:", StringComparison.Ordinal));
+        Assert.Equal(topList && !metrics.Any(m => m.Contains("revenue", StringComparison.Ordinal)),
+            NormalQueryPlanner.TryPlanRaw(q, db, 10, out _, largeSite: true)!.Contains("GROUP BY bucket", StringComparison.Ordinal));
     }
 
     /// <summary>
@@ -147,21 +153,23 @@ public partial class PreAggregateTests(EngineFixture engine)
             var first = v.OrderBy(g => g.Event.ReceivedMs).First().Event;
             return first.Url.Contains("utm_source=", StringComparison.Ordinal) ? "utm" : first.Referrer;
         });
-        var planned = new Analytics.QueryService.Query.QueryEngine(engine.Store, db);
+        // Both as a small site is read (each row's sets merged over the range) and as a large one
+        // (LargeSiteFromVisits = 0: a top list's visitors counted per day and added up).
+        foreach (var planned in new[] { new Analytics.QueryService.Query.QueryEngine(engine.Store, db), new Analytics.QueryService.Query.QueryEngine(engine.Store, db) { LargeSiteFromVisits = 0 } })
         foreach (int days in new[] { 1, 2, 3 })
         {
             var people = events.Where(g => !g.IsBot && g.Event.SiteId == Site && g.Event.ReceivedMs < Day0.AddDays(days).ToUnixTimeMilliseconds()).ToList();
-            Assert.Equal([$"[] {people.Select(g => g.Event.VisitorId).Distinct().Count()}"], await AskAsync(days, "visitors", null, null));
+            Assert.Equal([$"[] {people.Select(g => g.Event.VisitorId).Distinct().Count()}"], await AskAsync(planned, days, "visitors", null, null));
             Assert.Equal(people.GroupBy(g => g.Path).Select(p => $"[\"{p.Key}\"] {p.Select(g => g.Event.VisitorId).Distinct().Count()}").Order(StringComparer.Ordinal),
-                (await AskAsync(days, "visitors", "page", null)).Order(StringComparer.Ordinal));
+                (await AskAsync(planned, days, "visitors", "page", null)).Order(StringComparer.Ordinal));
             var searched = people.Where(g => firstReferrer[g.Visit] is "https://www.google.com/" or "https://www.bing.com/search?q=shoes").ToList();
             Assert.True(searched.Select(g => g.Event.VisitorId).Distinct().Count()
                 < searched.GroupBy(g => firstReferrer[g.Visit]).Sum(s => s.Select(g => g.Event.VisitorId).Distinct().Count()),
                 "some visitor came from both sources: a sum of the two would count them twice");
-            Assert.Equal([$"[] {searched.Select(g => g.Event.VisitorId).Distinct().Count()}"], await AskAsync(days, "visitors", null, ["Google", "Bing"]));
+            Assert.Equal([$"[] {searched.Select(g => g.Event.VisitorId).Distinct().Count()}"], await AskAsync(planned, days, "visitors", null, ["Google", "Bing"]));
         }
 
-        async Task<List<string>> AskAsync(int days, string metric, string? dimension, string[]? sources)
+        async Task<List<string>> AskAsync(Analytics.QueryService.Query.QueryEngine planned, int days, string metric, string? dimension, string[]? sources)
         {
             var q = new Analytics.QueryService.Query.NormalQuery(
                 (long)Merchant, (long)Site, "site", Day0, Day0.AddDays(days), TimeZoneInfo.Utc, [metric],

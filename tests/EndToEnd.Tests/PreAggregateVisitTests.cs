@@ -47,14 +47,14 @@ public partial class PreAggregateTests
         Assert.True(sql is not null, $"the planner fell back: {reason}");
         Assert.Contains(VisitRollupPlanner.Table, sql, StringComparison.Ordinal);
 
-        Assert.Contains(" FINAL", NormalQueryPlanner.TryPlanRaw(q, db, 10, out _, mergedVisits: true), StringComparison.Ordinal);
+        Assert.Contains(" FINAL", NormalQueryPlanner.TryPlanRaw(q, db, 10, out _, largeSite: true), StringComparison.Ordinal);
         Assert.DoesNotContain(" FINAL", sql, StringComparison.Ordinal);
 
         var planned = (await new QueryEngine(engine.Store, db).AnswerAsync(q, Ct)).ToJsonString();
         var scanned = (await new QueryEngine(engine.Store, db) { UsePreAggregates = false }.AnswerAsync(q, Ct)).ToJsonString();
         Assert.Equal(scanned, planned);
         // Read merged by the engine (FINAL) rather than grouped per visit: the same answer.
-        Assert.Equal(planned, (await new QueryEngine(engine.Store, db) { MergedVisitReadFrom = 0 }.AnswerAsync(q, Ct)).ToJsonString());
+        Assert.Equal(planned, (await new QueryEngine(engine.Store, db) { LargeSiteFromVisits = 0 }.AnswerAsync(q, Ct)).ToJsonString());
         var rows = JsonNode.Parse(planned)!["results"]!.AsArray();
         Assert.True(rows.Count > (q.Dimensions.Count == 0 ? 0 : 1), planned);
         if (ExpectedByGenerator(question, q, events) is { } expected)
@@ -63,7 +63,7 @@ public partial class PreAggregateTests
         // A rebuilt site-day (new generation, old rows deleted) answers the same.
         await RebuildAsync(db, Day0.AddDays(2));
         Assert.Equal(planned, (await new QueryEngine(engine.Store, db).AnswerAsync(q, Ct)).ToJsonString());
-        Assert.Equal(planned, (await new QueryEngine(engine.Store, db) { MergedVisitReadFrom = 0 }.AnswerAsync(q, Ct)).ToJsonString());
+        Assert.Equal(planned, (await new QueryEngine(engine.Store, db) { LargeSiteFromVisits = 0 }.AnswerAsync(q, Ct)).ToJsonString());
         Assert.Equal(planned, (await new QueryEngine(engine.Store, db) { UsePreAggregates = false }.AnswerAsync(q, Ct)).ToJsonString());
     }
 
@@ -139,7 +139,7 @@ public partial class PreAggregateTests
         Assert.Equal((3L, 2L), (split[0][0].GetInt64(), split[0][1].GetInt64()));
 
         // Each question asked with the visit's rows grouped by the reader and merged by the engine
-        // (FINAL, MergedVisitReadFrom = 0): both must give the one answer.
+        // (FINAL, LargeSiteFromVisits = 0): both must give the one answer.
         async Task<string[]> Ask(string dimension, FilterLeaf? filter = null)
         {
             var q = new NormalQuery((long)Merchant, (long)Site, "site", Day0, Day0.AddDays(1), TimeZoneInfo.Utc,
@@ -149,7 +149,7 @@ public partial class PreAggregateTests
             var answers = new List<string[]>();
             foreach (long mergedFrom in new long[] { long.MaxValue, 0 })
             {
-                var rows = JsonNode.Parse((await new QueryEngine(engine.Store, db) { MergedVisitReadFrom = mergedFrom }.AnswerAsync(q, Ct)).ToJsonString())!["results"]!.AsArray();
+                var rows = JsonNode.Parse((await new QueryEngine(engine.Store, db) { LargeSiteFromVisits = mergedFrom }.AnswerAsync(q, Ct)).ToJsonString())!["results"]!.AsArray();
                 answers.Add([.. rows.Select(r => Line(r!["dimensions"]!.AsArray(), r["metrics"]!.AsArray())).Order(StringComparer.Ordinal)]);
             }
             Assert.Equal(answers[0], answers[1]);
@@ -166,7 +166,7 @@ public partial class PreAggregateTests
 
     /// <summary>
     /// The reader's form follows the site's size: a site is read merged by the engine (FINAL) once
-    /// an answer of its total visits by time puts the range at MergedVisitReadFrom visits or more,
+    /// an answer of its total visits by time puts the range at LargeSiteFromVisits visits or more,
     /// and grouped before that and for shorter ranges. The visits come from the generator (LINQ).
     /// </summary>
     [Fact]
@@ -176,17 +176,17 @@ public partial class PreAggregateTests
         long visits = events.Where(g => !g.IsBot && g.Event.SiteId == Site).Select(g => g.Visit).Distinct().LongCount();
         var threeDays = VisitQuery("entry pages");
         var oneDay = threeDays with { To = Day0.AddDays(1), Comparison = null };
-        var query = new QueryEngine(engine.Store, db) { MergedVisitReadFrom = visits };
-        Assert.False(query.ReadsVisitRollupMerged(threeDays));
+        var query = new QueryEngine(engine.Store, db) { LargeSiteFromVisits = visits };
+        Assert.False(query.IsLargeSite(threeDays));
 
         await query.AnswerAsync(VisitQuery("main graph with bounce rate and duration"), Ct);
-        Assert.True(query.ReadsVisitRollupMerged(threeDays));
-        Assert.False(query.ReadsVisitRollupMerged(oneDay));
-        Assert.False(query.ReadsVisitRollupMerged(threeDays with { SiteId = (long)OtherSite }));
+        Assert.True(query.IsLargeSite(threeDays));
+        Assert.False(query.IsLargeSite(oneDay));
+        Assert.False(query.IsLargeSite(threeDays with { SiteId = (long)OtherSite }));
         // A filtered answer counts only some visits: it leaves the estimate as it is.
         await query.AnswerAsync(VisitQuery("main graph with bounce rate and duration") with { Filter = Leaf("is", "entry_page", "/nowhere") }, Ct);
-        Assert.True(query.ReadsVisitRollupMerged(threeDays));
-        Assert.False(new QueryEngine(engine.Store, db) { MergedVisitReadFrom = visits + 1 }.ReadsVisitRollupMerged(threeDays));
+        Assert.True(query.IsLargeSite(threeDays));
+        Assert.False(new QueryEngine(engine.Store, db) { LargeSiteFromVisits = visits + 1 }.IsLargeSite(threeDays));
     }
 
     private static NormalQuery VisitQuery(string question)

@@ -116,6 +116,19 @@ public static class PreAggregatePlanner
                 GoalRevenuePlanner.RevenueColumns(q.Metrics);
             string grouping = group.Count > 0 ? $" GROUP BY {string.Join(", ", group)} HAVING {having}" : "";
             string limit = maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture);
+            if (q.DailyVisitorSums && !q.Metrics.Any(GoalRevenuePlanner.IsRevenue))
+            {
+                // A visitor id lives one UTC day (its salt changes at midnight): the range's
+                // distinct visitors of a row are the sum of each day's, exactly. Each day's sets
+                // are merged on their own (small sets), not one set per row over every day; a
+                // filter naming several values merges them per day, so a visitor of two counts
+                // once. Measured: docs/query-performance.md, "Visitors per day".
+                string inner = string.Concat(select.Select(x => x + ", "));
+                string outerGroup = group.Count > 0 ? $" GROUP BY {string.Join(", ", group)} HAVING {(bots ? "(sum(v) > 0 OR sum(b) > 0)" : "sum(v) > 0")}" : "";
+                return $"{active}SELECT {string.Concat(group.Select(g => g + ", "))}sum(v), sum(s), sum(p), sum(e), 0, sum(b), sum(p), 0, 0, 0, 0, ([], []), ([], []) FROM (" +
+                    $"SELECT {inner}uniqExactMerge(visitors) AS v, sum(visit_starts) AS s, sum(pageviews) AS p, sum(events) AS e, sum(bots) AS b " +
+                    $"FROM {database}.{Table} WHERE {where} GROUP BY bucket{string.Concat(group.Select(g => ", " + g))}){outerGroup} SETTINGS max_execution_time = {limit}";
+            }
             return $"{active}SELECT {string.Concat(select.Select(x => x + ", "))}{rawColumns} FROM {database}.{Table} WHERE {where}{grouping} SETTINGS max_execution_time = {limit}";
         }
 
@@ -237,20 +250,22 @@ public static class NormalQueryPlanner
     /// (a row per visit, VisitRollupPlanner); null (and why, for both) when only a scan of
     /// events_enriched does. A table in <paramref name="uncovered"/> lacks days of the range
     /// (PreAggregateCoverage) and is not read.</summary>
-    /// <param name="mergedVisits">Read the visit rollup merged by the engine (VisitRollupPlanner.MergedReadFromVisits).</param>
+    /// <param name="largeSite">The site has many visits in the range (QueryEngine's estimate,
+    /// VisitRollupPlanner.MergedReadFromVisits): read the forms that win at that size, the visit
+    /// rollup merged by the engine and a top list's visitors summed per day.</param>
     public static string? TryPlanRaw(Query.NormalQuery q, string database, double maxExecutionSeconds, out string reason,
-        IReadOnlySet<string>? uncovered = null, IReadOnlyDictionary<DateOnly, ulong>? knownGenerations = null, bool mergedVisits = false)
+        IReadOnlySet<string>? uncovered = null, IReadOnlyDictionary<DateOnly, ulong>? knownGenerations = null, bool largeSite = false)
     {
         string dimensions = "", visits;
         string? sql = uncovered?.Contains(PreAggregatePlanner.Table) == true ? Uncovered(PreAggregatePlanner.Table, out dimensions)
-            : TryPlanDimensions(q, database, maxExecutionSeconds, out dimensions, knownGenerations);
+            : TryPlanDimensions(q, database, maxExecutionSeconds, out dimensions, knownGenerations, largeSite);
         if (sql is not null)
         {
             reason = "";
             return sql;
         }
         sql = uncovered?.Contains(VisitRollupPlanner.Table) == true ? Uncovered(VisitRollupPlanner.Table, out visits)
-            : VisitRollupPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out visits, knownGenerations, mergedVisits);
+            : VisitRollupPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out visits, knownGenerations, largeSite);
         reason = sql is null ? $"dimension rollup: {dimensions}; visit rollup: {visits}" : "";
         return sql;
     }
@@ -262,7 +277,7 @@ public static class NormalQueryPlanner
     }
 
     private static string? TryPlanDimensions(Query.NormalQuery q, string database, double maxExecutionSeconds, out string reason,
-        IReadOnlyDictionary<DateOnly, ulong>? knownGenerations)
+        IReadOnlyDictionary<DateOnly, ulong>? knownGenerations, bool largeSite)
     {
         var filters = new List<QueryFilter>();
         foreach (var filter in q.Filter switch { null => [], Query.FilterAnd and => and.Children, var f => [f] })
@@ -275,7 +290,14 @@ public static class NormalQueryPlanner
             filters.Add(new QueryFilter(leaf.Operator, leaf.Dimension.Name, leaf.Values, leaf.CaseSensitive));
         }
         var query = new PreAggregateQuery((ulong)q.MerchantId, (ulong)q.SiteId, q.From, q.To, q.TimeZone, q.Metrics,
-            q.Dimensions.Select(d => d.Name).ToList(), filters) { Goals = q.Goals, KnownGenerations = knownGenerations };
+            q.Dimensions.Select(d => d.Name).ToList(), filters)
+        {
+            Goals = q.Goals,
+            KnownGenerations = knownGenerations,
+            // Only a top list (a dimension other than time): by day the days are apart already,
+            // and the second aggregation costs a small site more than its small sets save.
+            DailyVisitorSums = largeSite && q.Dimensions.Any(d => d.Kind != Query.DimensionKind.Time),
+        };
         return q.HasGoalDimension || filters.Any(f => f.Dimension == "goal")
             ? GoalRevenuePlanner.TryPlanRaw(query, database, maxExecutionSeconds, out reason)
             : PreAggregatePlanner.TryPlanRaw(query, database, maxExecutionSeconds, out reason);

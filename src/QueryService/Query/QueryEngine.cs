@@ -266,10 +266,10 @@ public sealed class QueryEngine(IColumnStore store, string database)
             uncovered = await UncoveredAsync(q, ct);
             if (quiet) known = await _generations!.GetAsync(q.MerchantId, q.SiteId, activations, RunAsync, ct);
         }
-        bool mergedVisits = ReadsVisitRollupMerged(q);
+        bool largeSite = IsLargeSite(q);
         string? Plan(IReadOnlyDictionary<DateOnly, ulong>? generations) => enrichedCovers
-            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _, uncovered, generations, mergedVisits) : null)
-            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow(), uncovered, generations, mergedVisits);
+            ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _, uncovered, generations, largeSite) : null)
+            : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow(), uncovered, generations, largeSite);
         string? planned = Plan(known);
         var rows = await RunAsync(planned ?? QuerySql.Build(q, database, MaxExecutionSeconds), ct);
         if (known is not null && _generations!.Activations.Started != activations)
@@ -310,20 +310,21 @@ public sealed class QueryEngine(IColumnStore store, string database)
     private static readonly int VisitsColumn = Array.IndexOf(QuerySql.RawColumns, "visits");
 
     /// <summary>
-    /// Visits in a range from which the visit rollup is read merged by the engine (FINAL) rather
-    /// than grouped per visit (VisitRollupPlanner.MergedReadFromVisits); 0: always. Settable to
-    /// measure and test both forms.
+    /// Visits in a range from which a site is read as a large one (VisitRollupPlanner.MergedReadFromVisits):
+    /// the visit rollup merged by the engine (FINAL) rather than grouped per visit, and a top
+    /// list's visitors counted per day and added up rather than merged over the range
+    /// (PreAggregateQuery.DailyVisitorSums); 0: always. Settable to measure and test both forms.
     /// </summary>
-    public long MergedVisitReadFrom { get; set; } = PreAggregates.VisitRollupPlanner.MergedReadFromVisits;
+    public long LargeSiteFromVisits { get; set; } = PreAggregates.VisitRollupPlanner.MergedReadFromVisits;
 
     /// <summary>Each site's visits per day over its last answer of total visits by time, without
-    /// a filter: the estimate behind the visit rollup's read form. One entry per site asked (a few
+    /// a filter: the estimate behind <see cref="IsLargeSite"/>. One entry per site asked (a few
     /// dozen bytes each); a site not asked yet is read grouped, as nearly every site should be.</summary>
     private readonly ConcurrentDictionary<(long Merchant, long Site), (double PerDay, DateTimeOffset To)> _visitsPerDay = new();
 
-    /// <summary>Whether <paramref name="q"/>'s visit rollup rows are read merged by the engine.</summary>
-    public bool ReadsVisitRollupMerged(NormalQuery q) => MergedVisitReadFrom <= 0
-        || (_visitsPerDay.TryGetValue((q.MerchantId, q.SiteId), out var seen) && seen.PerDay * (q.To - q.From).TotalDays >= MergedVisitReadFrom);
+    /// <summary>Whether <paramref name="q"/>'s site is expected to have <see cref="LargeSiteFromVisits"/> visits or more in its range.</summary>
+    public bool IsLargeSite(NormalQuery q) => LargeSiteFromVisits <= 0
+        || (_visitsPerDay.TryGetValue((q.MerchantId, q.SiteId), out var seen) && seen.PerDay * (q.To - q.From).TotalDays >= LargeSiteFromVisits);
 
     /// <summary>
     /// What each store's databases list in preaggregate_gaps, cached per process: only migration

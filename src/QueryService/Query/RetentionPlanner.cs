@@ -26,10 +26,10 @@ public static class RetentionPlanner
     /// <summary>The dimension rollup's SQL for a query reaching past the enriched horizon.</summary>
     /// <param name="uncovered">The pre-aggregate tables lacking days of the range (PreAggregateCoverage).</param>
     /// <param name="knownGenerations">The site's active generations when the caller knows them (ActiveGenerationCache).</param>
-    /// <param name="mergedVisits">Read the visit rollup merged by the engine (VisitRollupPlanner.MergedReadFromVisits).</param>
+    /// <param name="largeSite">The site has many visits in the range (NormalQueryPlanner.TryPlanRaw).</param>
     /// <exception cref="QueryException">The rollup cannot answer it exactly, or no longer holds its first day, or lacks some of its days.</exception>
     public static string PlanOrRefuse(NormalQuery q, string database, double maxExecutionSeconds, RetentionPolicy retention, DateTimeOffset now,
-        IReadOnlySet<string>? uncovered = null, IReadOnlyDictionary<DateOnly, ulong>? knownGenerations = null, bool mergedVisits = false)
+        IReadOnlySet<string>? uncovered = null, IReadOnlyDictionary<DateOnly, ulong>? knownGenerations = null, bool largeSite = false)
     {
         var enriched = retention.KeptFrom(RetentionPolicy.EventsEnriched, now)!.Value;
         string kept = $"enriched events are kept {RetentionPeriod.Describe(retention.Enriched)} (from {Day(enriched)} on)";
@@ -39,7 +39,7 @@ public static class RetentionPlanner
                 $"The range starts {Day(q.From)}, before anything is kept: {kept}, and the day rollups {RetentionPeriod.Describe(retention.Dimensions)} " +
                 $"(from {Day(dims)} on). Ask for a range from {Day(dims)} on.");
         }
-        if (NormalQueryPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out _, uncovered, knownGenerations, mergedVisits) is { } sql) return sql;
+        if (NormalQueryPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out _, uncovered, knownGenerations, largeSite) is { } sql) return sql;
         if (uncovered is { Count: > 0 } && NormalQueryPlanner.TryPlanRaw(q, database, maxExecutionSeconds, out _) is not null)
         {
             throw new QueryException("date_range",
