@@ -62,10 +62,10 @@ public sealed class IngestMetrics
     internal void Batch(int accepted) { Interlocked.Increment(ref _batches); Interlocked.Add(ref _accepted, accepted); }
     internal void Rejected(RejectionReason reason) => Interlocked.Increment(ref _rejectedByReason[(int)reason]);
     internal void Retry() => Interlocked.Increment(ref _retryBatches);
-    /// <summary>A batch, request or connection refused as a whole for <paramref name="reason"/>.</summary>
     /// <summary>A connection over its peer address's limit (the host's PeerConnectionLimit).</summary>
     public void PeerConnectionRefused() => Refused(BatchRefusal.PeerConnectionsFull);
 
+    /// <summary>A batch, request or connection refused as a whole for <paramref name="reason"/>.</summary>
     internal void Refused(BatchRefusal reason)
     {
         Interlocked.Increment(ref _refusedByReason[(int)reason]);

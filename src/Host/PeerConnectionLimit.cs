@@ -60,8 +60,12 @@ public sealed class PeerConnectionLimit(int maxPerIp, IReadOnlyList<IPAddress> p
             return;
         }
         over.Answered = true;
-        // HTTP/1.x closes after this answer; HTTP/2 forbids the header and answers each stream so.
-        if (!HttpProtocol.IsHttp2(context.Request.Protocol) && !HttpProtocol.IsHttp3(context.Request.Protocol)) context.Response.Headers.Connection = "close";
+        // HTTP/1.x closes after this answer; HTTP/2 and 3 forbid the header: the connection is
+        // asked to close (GOAWAY) once its streams are answered.
+        if (HttpProtocol.IsHttp2(context.Request.Protocol) || HttpProtocol.IsHttp3(context.Request.Protocol))
+            context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
+        else
+            context.Response.Headers.Connection = "close";
         context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         await Results.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many connections from this address",
             detail: "This address holds its maximum of open connections; close one or try again later.").ExecuteAsync(context);
@@ -72,9 +76,11 @@ public sealed class PeerConnectionLimit(int maxPerIp, IReadOnlyList<IPAddress> p
         public volatile bool Answered;
     }
 
-    private bool Trusted(IPAddress address)
+    /// <summary>The peer as written (a network may be written IPv4-mapped) or as plain IPv4.</summary>
+    private bool Trusted(IPAddress address) => Listed(address) || (address.IsIPv4MappedToIPv6 && Listed(address.MapToIPv4()));
+
+    private bool Listed(IPAddress address)
     {
-        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
         foreach (var proxy in proxies) if (proxy.Equals(address)) return true;
         foreach (var network in networks) if (network.Contains(address)) return true;
         return false;

@@ -165,9 +165,9 @@ public partial class PreAggregateTests
     }
 
     /// <summary>
-    /// The reader's form follows the site's size: a site is read merged by the engine (FINAL) once
-    /// an answer of its total visits by time puts the range at LargeSiteFromVisits visits or more,
-    /// and grouped before that and for shorter ranges. The visits come from the generator (LINQ).
+    /// A site is read as a large one (the visit rollup merged by the engine, FINAL) once an answer
+    /// of its total visits by time puts the range at LargeSiteFromVisits visits or more, and as a
+    /// small one before that and for shorter ranges. The visits come from the generator (LINQ).
     /// </summary>
     [Fact]
     public async Task The_visit_rollup_is_read_merged_by_the_engine_once_a_site_is_known_to_have_that_many_visits_in_the_range()
@@ -183,6 +183,10 @@ public partial class PreAggregateTests
         Assert.True(query.IsLargeSite(threeDays));
         Assert.False(query.IsLargeSite(oneDay));
         Assert.False(query.IsLargeSite(threeDays with { SiteId = (long)OtherSite }));
+        // Rows of another range than the one asked (a comparison's, a denominator's: RawAsync
+        // without `asked`) leave the estimate as it is; here the three empty days before.
+        await query.RawAsync(VisitQuery("main graph with bounce rate and duration") with { From = Day0.AddDays(-3), To = Day0, Comparison = null }, Ct);
+        Assert.True(query.IsLargeSite(threeDays));
         // A filtered answer counts only some visits: it leaves the estimate as it is.
         await query.AnswerAsync(VisitQuery("main graph with bounce rate and duration") with { Filter = Leaf("is", "entry_page", "/nowhere") }, Ct);
         Assert.True(query.IsLargeSite(threeDays));

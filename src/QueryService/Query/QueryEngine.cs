@@ -72,8 +72,8 @@ public sealed class QueryEngine(IColumnStore store, string database)
     public async Task<JsonObject> AnswerAsync(NormalQuery q, CancellationToken ct)
     {
         // The comparison range's statements run beside the query's own (see ComputeAsync).
-        var computing = ComputeAsync(q, ct);
-        var comparing = q.Comparison is { } range ? ComputeAsync(q with { From = range.From, To = range.To, Comparison = null }, ct) : null;
+        var computing = ComputeAsync(q, asked: true, ct);
+        var comparing = q.Comparison is { } range ? ComputeAsync(q with { From = range.From, To = range.To, Comparison = null }, asked: false, ct) : null;
         await Task.WhenAll(comparing is null ? [computing] : [computing, comparing]);
         var rows = await computing;
         var labels = q.TimeDimension is { } time ? TimeBuckets.Labels(q.From, q.To, q.TimeZone, time.Argument!) : null;
@@ -128,11 +128,11 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// CPU for SELECT 1) and a typical merchant's pre-aggregated answer (~10-15 ms) are of the
     /// same order, so questions with a share, a conversion rate or a comparison gain most
     /// (measured: docs/query-performance.md, "Where a question's time goes").</remarks>
-    private async Task<List<Row>> ComputeAsync(NormalQuery q, CancellationToken ct)
+    private async Task<List<Row>> ComputeAsync(NormalQuery q, bool asked, CancellationToken ct)
     {
         var withoutGoals = WithoutGoals(q.Filter);
         int[] nonGoal = q.Dimensions.Select((d, i) => (d, i)).Where(x => x.d.Kind != DimensionKind.Goal).Select(x => x.i).ToArray();
-        var rawTask = RawAsync(q, ct);
+        var rawTask = RawAsync(q, ct, asked);
         var totalTask = q.Metrics.Contains("percentage") ? RawAsync(q with { Dimensions = [], Metrics = ["visitors"] }, ct) : null;
         var conversionTask = q.Metrics.Contains("conversion_rate") ? RawAsync(q with { Dimensions = [], Metrics = ["visitors"], Filter = withoutGoals }, ct) : null;
         var groupTask = q.Metrics.Contains("group_conversion_rate")
@@ -250,7 +250,9 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// can exactly (same <see cref="NormalQuery"/> in, same raw columns, <see cref="QuerySql.RawColumns"/>,
     /// out), <see cref="QuerySql.Build"/> otherwise.
     /// </summary>
-    public async Task<List<RawRow>> RawAsync(NormalQuery q, CancellationToken ct)
+    /// <param name="asked">The rows of the range the question asked (not a comparison's or a
+    /// denominator's): their visits may update the site's size estimate.</param>
+    public async Task<List<RawRow>> RawAsync(NormalQuery q, CancellationToken ct, bool asked = false)
     {
         bool enrichedCovers = RetentionPlanner.EnrichedCovers(q, Retention, Clock.GetUtcNow());
         // Days a pre-aggregate lacks (stored before it existed, on an upgraded database) are never
@@ -296,18 +298,25 @@ public sealed class QueryEngine(IColumnStore store, string database)
             for (int i = 0; i < counts; i++) values[i] = ReadLong(row[n + i]);
             result.Add(new RawRow(dims, values, ReadMap(row[n + counts]), ReadMap(row[n + counts + 1])));
         }
-        // A site's total visits by time (the main graph, which a dashboard asks first): each visit
-        // is in one row, so their sum is the range's visits. The latest range counts, not an
-        // earlier one answered beside it (a comparison's previous period).
-        if (q.Filter is null && q.Dimensions.All(d => d.Kind == DimensionKind.Time) && q.Metrics.Contains("visits") && q.To > q.From)
-        {
-            var seen = (PerDay: result.Sum(r => r.Counts[VisitsColumn]) / (q.To - q.From).TotalDays, q.To);
-            _visitsPerDay.AddOrUpdate((q.MerchantId, q.SiteId), seen, (_, old) => old.To > seen.To ? old : seen);
-        }
+        if (asked) NoteSiteSize(q, result);
         return result;
     }
 
     private static readonly int VisitsColumn = Array.IndexOf(QuerySql.RawColumns, "visits");
+
+    /// <summary>
+    /// A site's total visits by time without a filter (the main graph, which a dashboard asks
+    /// first): each visit is in one row, so their sum is the range's visits, per day of the range
+    /// already past (a range such as this month or 12mo ends in the future). Only ranges with a
+    /// whole day past: a day asked in its first hours would stand for the site's whole day.
+    /// </summary>
+    private void NoteSiteSize(NormalQuery q, List<RawRow> rows)
+    {
+        if (q.Filter is not null || !q.Dimensions.All(d => d.Kind == DimensionKind.Time) || !q.Metrics.Contains("visits")) return;
+        var past = (q.To < Clock.GetUtcNow() ? q.To : Clock.GetUtcNow()) - q.From;
+        if (past < TimeSpan.FromDays(1)) return;
+        _visitsPerDay[(q.MerchantId, q.SiteId)] = rows.Sum(r => r.Counts[VisitsColumn]) / past.TotalDays;
+    }
 
     /// <summary>
     /// Visits in a range from which a site is read as a large one (VisitRollupPlanner.MergedReadFromVisits):
@@ -320,11 +329,11 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// <summary>Each site's visits per day over its last answer of total visits by time, without
     /// a filter: the estimate behind <see cref="IsLargeSite"/>. One entry per site asked (a few
     /// dozen bytes each); a site not asked yet is read grouped, as nearly every site should be.</summary>
-    private readonly ConcurrentDictionary<(long Merchant, long Site), (double PerDay, DateTimeOffset To)> _visitsPerDay = new();
+    private readonly ConcurrentDictionary<(long Merchant, long Site), double> _visitsPerDay = new();
 
     /// <summary>Whether <paramref name="q"/>'s site is expected to have <see cref="LargeSiteFromVisits"/> visits or more in its range.</summary>
     public bool IsLargeSite(NormalQuery q) => LargeSiteFromVisits <= 0
-        || (_visitsPerDay.TryGetValue((q.MerchantId, q.SiteId), out var seen) && seen.PerDay * (q.To - q.From).TotalDays >= LargeSiteFromVisits);
+        || (_visitsPerDay.TryGetValue((q.MerchantId, q.SiteId), out double perDay) && perDay * (q.To - q.From).TotalDays >= LargeSiteFromVisits);
 
     /// <summary>
     /// What each store's databases list in preaggregate_gaps, cached per process: only migration
