@@ -24,12 +24,15 @@ namespace Analytics.Perf.QueryBench;
 /// </summary>
 /// <param name="largestShare">Merchant 1's share of all events (0.10 unless a run asks otherwise:
 /// --largest-share 0.5 of 20M events gives a 10M-event merchant without generating 100M).</param>
-public sealed class Dataset(IColumnStore store, string db, long events, int merchants, int days, double largestShare = Dataset.DefaultLargestShare)
+/// <param name="lastDay">The history's last day: yesterday (UTC) unless a kept data set (--data)
+/// says which day it was generated up to.</param>
+public sealed class Dataset(IColumnStore store, string db, long events, int merchants, int days, double largestShare = Dataset.DefaultLargestShare,
+    DateOnly? lastDay = null)
 {
     public const double DefaultLargestShare = 0.10;
     private const double EventsPerVisit = 2.2;
 
-    public DateOnly LastDay { get; } = DateOnly.FromDateTime(DateTime.UtcNow).AddDays(-1);
+    public DateOnly LastDay { get; } = lastDay ?? DateOnly.FromDateTime(DateTime.UtcNow).AddDays(-1);
 
     /// <summary>Events of merchant <paramref name="rank"/> by construction (before rounding to visits).</summary>
     public double EventsOf(int rank) => rank == 1 ? events * largestShare : events * (1 - largestShare) / (rank * Harmonic(merchants));

@@ -14,6 +14,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Analytics.Perf.QueryBench;
 using Analytics.QueryService.PreAggregates;
 using Analytics.QueryService.Query;
@@ -71,10 +72,15 @@ try
     }
     foreach (var db in keptData is null ? new[] { "bench", "catchup_base", "catchup_pre" } : ["bench"]) await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);
 
-    var dataset = new Dataset(store, "bench", events, merchants, days, largestShare);
+    // A kept data set ends on the day it was generated up to, not on yesterday: the questions ask
+    // its last 30 days whichever day it is reused on.
+    string shapeFile = Path.Combine(root, "dataset.txt");
+    var keptEnding = keptData is not null && File.Exists(shapeFile)
+        ? Regex.Match(await File.ReadAllTextAsync(shapeFile, ct), @"ending (\d{4}-\d{2}-\d{2})") : null;
+    var dataset = new Dataset(store, "bench", events, merchants, days, largestShare,
+        keptEnding is { Success: true } ? DateOnly.ParseExact(keptEnding.Groups[1].Value, "yyyy-MM-dd", CultureInfo.InvariantCulture) : null);
     string shape = string.Create(CultureInfo.InvariantCulture, $"{events} events, {merchants} merchants, {days} days ending {dataset.LastDay:yyyy-MM-dd}")
         + (largestShare == Dataset.DefaultLargestShare ? "" : string.Create(CultureInfo.InvariantCulture, $", the largest merchant {largestShare:P0} of them"));
-    string shapeFile = Path.Combine(root, "dataset.txt");
     long stored;
     double genSeconds = 0, rollupSeconds = 0;
     if (keptData is not null && File.Exists(shapeFile))
