@@ -62,8 +62,10 @@ public sealed class IngestMetrics
     internal void Batch(int accepted) { Interlocked.Increment(ref _batches); Interlocked.Add(ref _accepted, accepted); }
     internal void Rejected(RejectionReason reason) => Interlocked.Increment(ref _rejectedByReason[(int)reason]);
     internal void Retry() => Interlocked.Increment(ref _retryBatches);
-    /// <summary>A connection over its peer address's limit (the host's PeerConnectionLimit).</summary>
+    /// <summary>A connection over its peer address's limit (the host's TcpConnectionLimits).</summary>
     public void PeerConnectionRefused() => Refused(BatchRefusal.PeerConnectionsFull);
+    /// <summary>A connection over the server's open TCP connections (the host's TcpConnectionLimits).</summary>
+    public void TcpConnectionRefused() => Refused(BatchRefusal.TcpConnectionsFull);
 
     /// <summary>A batch, request or connection refused as a whole for <paramref name="reason"/>.</summary>
     internal void Refused(BatchRefusal reason)
@@ -132,8 +134,11 @@ public enum BatchRefusal
     /// <summary>WebSocket upgrade refused: the IP holds its maximum of connections (429).</summary>
     IpConnectionsFull,
     /// <summary>A TCP connection over the open connections per peer address (429 to its request, or
-    /// dropped if it sends none within 5 s; PeerConnectionLimit in the host).</summary>
+    /// dropped if it sends none within 5 s; TcpConnectionLimits in the host).</summary>
     PeerConnectionsFull,
+    /// <summary>A TCP connection over the server's open connections (503 to its request, or dropped
+    /// if it sends none within 5 s; TcpConnectionLimits in the host).</summary>
+    TcpConnectionsFull,
     /// <summary>A WebSocket message or HTTP body not complete within its deadline (1008 / 408).</summary>
     SlowSender,
     /// <summary>The control plane's store failed the site key or salt lookup a batch needed (RETRY

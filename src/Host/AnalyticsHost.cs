@@ -133,9 +133,9 @@ public static class AnalyticsHost
         // Trusted proxies are validated by the CLI (ServeCommand) before a host is built.
         if (!Analytics.FastIngest.Transport.TrustedProxies.TryParse(settings.TrustedProxies, out var proxies, out var proxyNetworks, out string? proxyError))
             throw new ArgumentException(proxyError, nameof(settings));
-        var peerLimit = new PeerConnectionLimit(settings.Limits.MaxPeerConnectionsPerIp, proxies, proxyNetworks, TimeProvider.System);
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Use(peerLimit.Middleware)));
-        builder.Services.AddSingleton(peerLimit);
+        var connectionLimits = new TcpConnectionLimits(settings.Limits.MaxTcpConnections, settings.Limits.MaxPeerConnectionsPerIp, proxies, proxyNetworks, TimeProvider.System);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Use(connectionLimits.Middleware)));
+        builder.Services.AddSingleton(connectionLimits);
         if (settings.Quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);
         // The generic host logs a failed start ("Hosting failed to start": a taken port, say) with
         // its whole stack trace before the caller can report it in one line. Critical stays on: a
@@ -255,9 +255,9 @@ public static class AnalyticsHost
             app.Logger.LogWarning("The process lacks CAP_SYS_NICE: Rollup's statements run at the queries' CPU priority, " +
                 "so dashboards slow down more while Rollup catches up (add the capability, e.g. docker run --cap-add=SYS_NICE; docs/operations.md)");
         }
-        app.Services.GetRequiredService<PeerConnectionLimit>().Metrics = app.Services.GetRequiredService<IngestMetrics>();
+        app.Services.GetRequiredService<TcpConnectionLimits>().Metrics = app.Services.GetRequiredService<IngestMetrics>();
         // First: a connection over its address's limit gets 429 for whatever it asks.
-        app.Use(PeerConnectionLimit.RefuseOverLimit);
+        app.Use(TcpConnectionLimits.RefuseOverLimit);
         // Then: everything after it (ingest's ClientInfo above all) sees the client's address.
         app.UseTrustedProxies(settings.TrustedProxies, settings.ForwardedHeader);
         // Recognises upgrade requests (context.WebSockets.IsWebSocketRequest); the ingest and echo

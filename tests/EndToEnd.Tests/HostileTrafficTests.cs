@@ -247,15 +247,7 @@ public class HostileTrafficTests(EngineFixture engine)
                 Assert.StartsWith("HTTP/1.1 200", await held[i].AskAsync(), StringComparison.Ordinal);
             }
             // A fourth: its request (any endpoint) gets 429 with Retry-After, and the connection closes.
-            using (var fourth = await RawConnection.OpenAsync(host))
-            {
-                string head = await fourth.AskAsync("/v1/query");
-                Assert.StartsWith("HTTP/1.1 429", head, StringComparison.Ordinal);
-                Assert.Contains("Retry-After: 5\r\n", head, StringComparison.Ordinal);
-                Assert.Contains("Connection: close\r\n", head, StringComparison.Ordinal);
-                Assert.Contains("Content-Type: application/problem+json", head, StringComparison.Ordinal);
-                Assert.True(await fourth.ClosedByServerAsync(TimeSpan.FromSeconds(5)), "the refused connection stayed open");
-            }
+            await AssertRefusedAndClosedAsync(host, "429");
             // A WebSocket is a TCP connection too: refused before its upgrade.
             var refused = await Assert.ThrowsAsync<WebSocketException>(() => host.ConnectAsync());
             Assert.Contains("429", refused.Message + refused.InnerException?.Message);
@@ -271,15 +263,7 @@ public class HostileTrafficTests(EngineFixture engine)
             Assert.StartsWith("HTTP/1.1 200", await held[0].AskAsync(), StringComparison.Ordinal);
             held[2].Dispose();
             held.RemoveAt(2);
-            var deadline = DateTime.UtcNow.AddSeconds(5);
-            string again;
-            do
-            {
-                using var next = await RawConnection.OpenAsync(host);
-                again = await next.AskAsync();
-            }
-            while (!again.StartsWith("HTTP/1.1 200", StringComparison.Ordinal) && DateTime.UtcNow < deadline);
-            Assert.StartsWith("HTTP/1.1 200", again, StringComparison.Ordinal);
+            await AssertServedAgainAsync(host);
         }
         finally
         {
@@ -293,6 +277,63 @@ public class HostileTrafficTests(EngineFixture engine)
         using var second = await RawConnection.OpenAsync(behindProxy);
         Assert.StartsWith("HTTP/1.1 200", await first.AskAsync(), StringComparison.Ordinal);
         Assert.StartsWith("HTTP/1.1 200", await second.AskAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Tcp_connections_over_the_total_get_503_and_are_closed_whoever_opens_them()
+    {
+        // 127.0.0.1 is a trusted proxy here, so the per-address limit does not count it: only the
+        // total can refuse.
+        await using var host = await TestHost.StartAsync(engine, new IngestLimits { MaxTcpConnections = 2, MaxPeerConnectionsPerIp = 1 }, trustedProxies: ["127.0.0.1"]);
+        var held = new List<RawConnection>();
+        try
+        {
+            for (int i = 0; i < 2; i++)
+            {
+                held.Add(await RawConnection.OpenAsync(host));
+                Assert.StartsWith("HTTP/1.1 200", await held[i].AskAsync(), StringComparison.Ordinal);
+            }
+            await AssertRefusedAndClosedAsync(host, "503");
+            var refused = await Assert.ThrowsAsync<WebSocketException>(() => host.ConnectAsync());
+            Assert.Contains("503", refused.Message + refused.InnerException?.Message);
+            // The held connections were never disturbed, and a closed one frees its slot.
+            Assert.StartsWith("HTTP/1.1 200", await held[0].AskAsync(), StringComparison.Ordinal);
+            held[1].Dispose();
+            held.RemoveAt(1);
+            await AssertServedAgainAsync(host);
+        }
+        finally
+        {
+            foreach (var connection in held) connection.Dispose();
+        }
+        Assert.True(await MetricAsync(host, "analytics_ingest_refused_total{reason=\"TcpConnectionsFull\"}") >= 2);
+    }
+
+    /// <summary>A new connection's request (any endpoint) gets <paramref name="status"/> with
+    /// Retry-After and Connection: close, as problem+json, and the server closes it.</summary>
+    private static async Task AssertRefusedAndClosedAsync(TestHost host, string status)
+    {
+        using var refused = await RawConnection.OpenAsync(host);
+        string head = await refused.AskAsync("/v1/query");
+        Assert.StartsWith("HTTP/1.1 " + status, head, StringComparison.Ordinal);
+        Assert.Contains("Retry-After: 5\r\n", head, StringComparison.Ordinal);
+        Assert.Contains("Connection: close\r\n", head, StringComparison.Ordinal);
+        Assert.Contains("Content-Type: application/problem+json", head, StringComparison.Ordinal);
+        Assert.True(await refused.ClosedByServerAsync(TimeSpan.FromSeconds(5)), "the refused connection stayed open");
+    }
+
+    /// <summary>A slot freed by a closed connection is taken by a new one within 5 s.</summary>
+    private static async Task AssertServedAgainAsync(TestHost host)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        string again;
+        do
+        {
+            using var next = await RawConnection.OpenAsync(host);
+            again = await next.AskAsync();
+        }
+        while (!again.StartsWith("HTTP/1.1 200", StringComparison.Ordinal) && DateTime.UtcNow < deadline);
+        Assert.StartsWith("HTTP/1.1 200", again, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -58,10 +58,16 @@ public sealed class IngestLimits
     public int MaxConnectionsPerIp { get; init; } = 1_000;
     /// <summary>Open TCP connections per peer address (IPv6: per /64), HTTP and WebSocket alike, on
     /// every endpoint; trusted proxies are not counted. Past it a connection's request gets 429 and
-    /// the connection is closed (PeerConnectionLimit). A browser holds up to 6 HTTP connections
+    /// the connection is closed (TcpConnectionLimits). A browser holds up to 6 HTTP connections
     /// per host beside a WebSocket per tab: 2,000 leaves room for carrier-grade NAT, twice the
     /// WebSockets. 0: no limit.</summary>
     public int MaxPeerConnectionsPerIp { get; init; } = 2_000;
+    /// <summary>Open TCP connections on this server, HTTP and WebSocket alike, every peer counted
+    /// (trusted proxies too): past it a connection's request gets 503 and the connection is closed
+    /// (TcpConnectionLimits). Bounds the process's sockets against many addresses at once: the
+    /// WebSockets' 100,000 (MaxConnections) plus 10,000 plain HTTP connections. The process's
+    /// open-files limit (ulimit -n) must be above it, or accepting fails first. 0: no limit.</summary>
+    public int MaxTcpConnections { get; init; } = 110_000;
     /// <summary>Events per second (refill) and burst per IP address (IPv6: per /64), over every
     /// connection and request of that address. The same as one connection's: one address must not
     /// take more than one runaway socket can. 0: no limit.</summary>

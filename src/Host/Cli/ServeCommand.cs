@@ -51,6 +51,8 @@ public sealed class ServeSettings : StoreSettings
     public int MaxConnectionsPerIp { get; set; } = IngestLimits.Default.MaxConnectionsPerIp;
     [Range(0, int.MaxValue, ErrorMessage = "--max-peer-connections-per-ip: {0} must be a whole number from {1} to {2}")]
     public int MaxPeerConnectionsPerIp { get; set; } = IngestLimits.Default.MaxPeerConnectionsPerIp;
+    [Range(0, int.MaxValue, ErrorMessage = "--max-tcp-connections: {0} must be a whole number from {1} to {2}")]
+    public int MaxTcpConnections { get; set; } = IngestLimits.Default.MaxTcpConnections;
     [Range(0, int.MaxValue, ErrorMessage = "--events-per-second-per-ip: {0} must be a whole number from {1} to {2}")]
     public int EventsPerSecondPerIp { get; set; } = (int)IngestLimits.Default.MaxEventsPerSecondPerIp;
     [Range(0, int.MaxValue, ErrorMessage = "--events-per-second-per-site: {0} must be a whole number from {1} to {2}")]
@@ -62,6 +64,7 @@ public sealed class ServeSettings : StoreSettings
         MaxConnections = MaxConnections,
         MaxConnectionsPerIp = MaxConnectionsPerIp,
         MaxPeerConnectionsPerIp = MaxPeerConnectionsPerIp,
+        MaxTcpConnections = MaxTcpConnections,
         MaxEventsPerSecondPerIp = EventsPerSecondPerIp,
         EventBurstPerIp = 5.0 * EventsPerSecondPerIp,
         MaxEventsPerSecondPerSite = EventsPerSecondPerSite,
@@ -214,6 +217,7 @@ public sealed class ServeCommand : ICommandGroup
             Settings.Integer("--max-connections", $"Open ingest WebSockets at most; more get 503, 0: no limit [default: {defaults.MaxConnections}]", 0, int.MaxValue),
             Settings.Integer("--max-connections-per-ip", $"Open ingest WebSockets per IP address (IPv6: /64); more get 429, 0: no limit [default: {defaults.MaxConnectionsPerIp}]", 0, int.MaxValue),
             Settings.Integer("--max-peer-connections-per-ip", $"Open TCP connections per peer address (IPv6: /64), HTTP and WebSocket, trusted proxies not counted; more get 429 and are closed, 0: no limit [default: {defaults.MaxPeerConnectionsPerIp}]", 0, int.MaxValue),
+            Settings.Integer("--max-tcp-connections", $"Open TCP connections on this server, HTTP and WebSocket, every peer counted; more get 503 and are closed, 0: no limit [default: {defaults.MaxTcpConnections}]", 0, int.MaxValue),
             Settings.Integer("--events-per-second-per-ip", $"Events per second per IP address (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerIp}]", 0, int.MaxValue),
             Settings.Integer("--events-per-second-per-site", $"Events per second per site (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerSite}]", 0, int.MaxValue),
             Settings.Integer("--drain-timeout", $"Seconds a stop (SIGTERM) may take: readiness false, WebSockets closed with 1001, log flushed [default: {defaults.DrainTimeout}]", 1, 3600),
