@@ -133,7 +133,8 @@ public static class AnalyticsHost
         // Trusted proxies are validated by the CLI (ServeCommand) before a host is built.
         if (!Analytics.FastIngest.Transport.TrustedProxies.TryParse(settings.TrustedProxies, out var proxies, out var proxyNetworks, out string? proxyError))
             throw new ArgumentException(proxyError, nameof(settings));
-        var connectionLimits = new TcpConnectionLimits(settings.Limits.MaxTcpConnections, settings.Limits.MaxPeerConnectionsPerIp, proxies, proxyNetworks, TimeProvider.System);
+        int maxTcpConnections = TcpConnectionLimits.WithinOpenFiles(settings.Limits.MaxTcpConnections, TcpConnectionLimits.OpenFilesLimit());
+        var connectionLimits = new TcpConnectionLimits(maxTcpConnections, settings.Limits.MaxPeerConnectionsPerIp, proxies, proxyNetworks, TimeProvider.System);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Use(connectionLimits.Middleware)));
         builder.Services.AddSingleton(connectionLimits);
         if (settings.Quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -255,8 +256,15 @@ public static class AnalyticsHost
             app.Logger.LogWarning("The process lacks CAP_SYS_NICE: Rollup's statements run at the queries' CPU priority, " +
                 "so dashboards slow down more while Rollup catches up (add the capability, e.g. docker run --cap-add=SYS_NICE; docs/operations.md)");
         }
-        app.Services.GetRequiredService<TcpConnectionLimits>().Metrics = app.Services.GetRequiredService<IngestMetrics>();
-        // First: a connection over its address's limit gets 429 for whatever it asks.
+        var connectionLimits = app.Services.GetRequiredService<TcpConnectionLimits>();
+        // The default is "110,000 or what the open-files limit allows": only a value asked for is worth a warning.
+        if (connectionLimits.MaxTotal != settings.Limits.MaxTcpConnections && settings.Limits.MaxTcpConnections != IngestLimits.Default.MaxTcpConnections)
+        {
+            app.Logger.LogWarning("Open TCP connections limited to {Connections} instead of {Configured} (--max-tcp-connections): the process may open {OpenFiles} files (ulimit -n), " +
+                "and the store and the log need the rest; raise the limit to accept more", connectionLimits.MaxTotal, settings.Limits.MaxTcpConnections, TcpConnectionLimits.OpenFilesLimit());
+        }
+        connectionLimits.Metrics = app.Services.GetRequiredService<IngestMetrics>();
+        // First: a connection over the total (503) or its address's limit (429) gets that for whatever it asks.
         app.Use(TcpConnectionLimits.RefuseOverLimit);
         // Then: everything after it (ingest's ClientInfo above all) sees the client's address.
         app.UseTrustedProxies(settings.TrustedProxies, settings.ForwardedHeader);

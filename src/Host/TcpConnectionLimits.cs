@@ -31,6 +31,9 @@ public sealed class TcpConnectionLimits(int maxTotal, int maxPerIp, IReadOnlyLis
     private int _total;
     private readonly Lock _lock = new();
 
+    /// <summary>Open connections at most in total; 0: no limit.</summary>
+    public int MaxTotal => maxTotal;
+
     /// <summary>Refusals so far, for /metrics (analytics_ingest_refused_total{reason="TcpConnectionsFull"
     /// or "PeerConnectionsFull"}).</summary>
     public IngestMetrics? Metrics { get; set; }
@@ -110,6 +113,36 @@ public sealed class TcpConnectionLimits(int maxTotal, int maxPerIp, IReadOnlyLis
             bytes[8..].Clear();
         }
         return System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(bytes);
+    }
+
+    /// <summary>The total kept below the process's open-files limit: past that limit Kestrel's
+    /// accept fails and the peer gets no answer at all, while under it an extra connection gets
+    /// 503. A fifth of the limit, at least 512, stays for everything else that opens files (the
+    /// engine's parts, the log's segments, Kafka's and the control plane's sockets: 392 in an idle
+    /// host with all roles and the demo site). 0 (no limit) becomes that bound too.</summary>
+    public static int WithinOpenFiles(int configured, long? openFiles)
+    {
+        if (openFiles is not { } files) return configured;
+        long bound = Math.Max(1, files - Math.Max(512, files / 5));
+        return configured > 0 && configured <= bound ? configured : (int)Math.Min(bound, int.MaxValue);
+    }
+
+    /// <summary>The soft limit of open files (RLIMIT_NOFILE) from /proc/self/limits, which the
+    /// runtime has raised to the hard limit at start; null where unknown or unlimited.</summary>
+    public static long? OpenFilesLimit()
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/limits"))
+            {
+                if (!line.StartsWith("Max open files", StringComparison.Ordinal)) continue;
+                var fields = line["Max open files".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return fields.Length > 0 && long.TryParse(fields[0], System.Globalization.CultureInfo.InvariantCulture, out long soft) ? soft : null;
+            }
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return null;
     }
 
     /// <summary>Counts the connection in; null when it fits, else whether the total (true) or its

@@ -189,11 +189,12 @@ public class HostileTrafficTests(EngineFixture engine)
         private readonly TcpClient _tcp = new();
         private NetworkStream Stream => _tcp.GetStream();
 
-        public static async Task<RawConnection> OpenAsync(TestHost host)
+        public static Task<RawConnection> OpenAsync(TestHost host) => OpenAsync(new Uri(host.BaseAddress).Port);
+
+        public static async Task<RawConnection> OpenAsync(int port)
         {
             var raw = new RawConnection();
-            var uri = new Uri(host.BaseAddress);
-            await raw._tcp.ConnectAsync(uri.Host, uri.Port, Ct);
+            await raw._tcp.ConnectAsync("127.0.0.1", port, Ct);
             return raw;
         }
 
@@ -307,6 +308,42 @@ public class HostileTrafficTests(EngineFixture engine)
             foreach (var connection in held) connection.Dispose();
         }
         Assert.True(await MetricAsync(host, "analytics_ingest_refused_total{reason=\"TcpConnectionsFull\"}") >= 2);
+    }
+
+    [Fact]
+    public async Task The_total_stays_below_the_open_files_limit_so_a_connection_past_it_gets_503_not_silence()
+    {
+        // 1,100 open files (prlimit): 1,100 - max(512, 1,100 / 5) = 588 connections, documented in
+        // IngestLimits and docs/security.md; 5,000 asked for, so the server says it lowered them.
+        const int Expected = 1_100 - 512;
+        string data = Path.Combine(Path.GetTempPath(), "analytics-nofile-" + Guid.NewGuid().ToString("N"));
+        var server = new ServerProcess(data, Ports.Free(), demo: false) { Launcher = ["prlimit", "--nofile=1100:1100"] };
+        var held = new List<RawConnection>();
+        try
+        {
+            await server.StartAsync("--max-tcp-connections", "5000", "--max-peer-connections-per-ip", "0");
+            string? warning = null;
+            for (int i = 0; i < 50 && warning is null; i++, await Task.Delay(100, Ct))
+                warning = server.Output.Concat(server.Errors).FirstOrDefault(l => l.Contains("Open TCP connections limited", StringComparison.Ordinal));
+            Assert.NotNull(warning);
+            Assert.Contains($"limited to {Expected} instead of 5000", warning, StringComparison.Ordinal);
+            Assert.Contains("may open 1100 files", warning, StringComparison.Ordinal);
+            for (int i = 0; i < Expected; i++)
+            {
+                held.Add(await RawConnection.OpenAsync(server.Port));
+                Assert.StartsWith("HTTP/1.1 200", await held[i].AskAsync(), StringComparison.Ordinal);
+            }
+            using var past = await RawConnection.OpenAsync(server.Port);
+            string head = await past.AskAsync();
+            Assert.StartsWith("HTTP/1.1 503", head, StringComparison.Ordinal);
+            Assert.Contains("Retry-After: 5\r\n", head, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var connection in held) connection.Dispose();
+            server.Kill();
+            try { Directory.Delete(data, recursive: true); } catch (IOException) { }
+        }
     }
 
     /// <summary>A new connection's request (any endpoint) gets <paramref name="status"/> with

@@ -65,8 +65,10 @@ public sealed class IngestLimits
     /// <summary>Open TCP connections on this server, HTTP and WebSocket alike, every peer counted
     /// (trusted proxies too): past it a connection's request gets 503 and the connection is closed
     /// (TcpConnectionLimits). Bounds the process's sockets against many addresses at once: the
-    /// WebSockets' 100,000 (MaxConnections) plus 10,000 plain HTTP connections. The process's
-    /// open-files limit (ulimit -n) must be above it, or accepting fails first. 0: no limit.</summary>
+    /// WebSockets' 100,000 (MaxConnections) plus 10,000 plain HTTP connections. The host keeps it
+    /// below the process's open-files limit (ulimit -n) less a fifth of it (at least 512), since past
+    /// that limit accepting fails without an answer (TcpConnectionLimits.WithinOpenFiles); 0 means
+    /// that bound alone.</summary>
     public int MaxTcpConnections { get; init; } = 110_000;
     /// <summary>Events per second (refill) and burst per IP address (IPv6: per /64), over every
     /// connection and request of that address. The same as one connection's: one address must not
