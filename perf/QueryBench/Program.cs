@@ -33,8 +33,9 @@ double largestShare = double.Parse(OptionText("--largest-share") ?? Dataset.Defa
 if (largestShare is <= 0 or >= 1) { Console.Error.WriteLine("--largest-share must be between 0 and 1"); return 2; }
 string? json = OptionText("--json");
 // Keep the engine's directory and the generated data set in it, and reuse it on the next run with
-// the same --events/--merchants/--days: before/after runs then ask the very same parts. Rollup's
-// catch-up parts are skipped (they would write into the kept data set).
+// the same --events/--merchants/--days (on later days too: it keeps its last day): before/after
+// runs then ask the very same parts. Part 3, Rollup's catch-up with and without pre-aggregates, is
+// skipped; part 4's catch-up stores into a database of its own and runs.
 string? keptData = OptionText("--data");
 // Only Rollup: catch up a backlog, then reprocess everything it stored, each with the engine time
 // per statement kind (TimedStore); no data set, no questions.
@@ -47,7 +48,7 @@ if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 1000000] [--largest-share 0.1] [--json FILE] [--data DIR]");
     Console.WriteLine("                                    --largest-share: merchant 1's share of the events (0.5 of 20M: a 10M-event merchant)");
-    Console.WriteLine("                                    --data DIR: keep the data set in DIR and reuse it next time (no catch-up parts)");
+    Console.WriteLine("                                    --data DIR: keep the data set in DIR and reuse it next time (part 3 skipped)");
     Console.WriteLine("                                    --large-site-from-visits N: read a site as a large one from N visits in the range (0: always)");
     Console.WriteLine("QueryBench --storage [--smoke] [--events 200000] [--json FILE]   bytes on disk per event for every table (StorageCost.cs)");
     Console.WriteLine("QueryBench --catch-up-only [--backlog 1000000] [--statement-costs] [--logic 2]   Rollup catch-up and reprocessing alone, with the engine time per statement kind");

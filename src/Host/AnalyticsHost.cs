@@ -257,8 +257,10 @@ public static class AnalyticsHost
                 "so dashboards slow down more while Rollup catches up (add the capability, e.g. docker run --cap-add=SYS_NICE; docs/operations.md)");
         }
         var connectionLimits = app.Services.GetRequiredService<TcpConnectionLimits>();
-        // The default is "110,000 or what the open-files limit allows": only a value asked for is worth a warning.
-        if (connectionLimits.MaxTotal != settings.Limits.MaxTcpConnections && settings.Limits.MaxTcpConnections != IngestLimits.Default.MaxTcpConnections)
+        // The default is "110,000 or what the open-files limit allows" and 0 asks for that bound: only
+        // another value asked for is worth a warning.
+        if (connectionLimits.MaxTotal != settings.Limits.MaxTcpConnections && settings.Limits.MaxTcpConnections != IngestLimits.Default.MaxTcpConnections
+            && settings.Limits.MaxTcpConnections != 0)
         {
             app.Logger.LogWarning("Open TCP connections limited to {Connections} instead of {Configured} (--max-tcp-connections): the process may open {OpenFiles} files (ulimit -n), " +
                 "and the store and the log need the rest; raise the limit to accept more", connectionLimits.MaxTotal, settings.Limits.MaxTcpConnections, TcpConnectionLimits.OpenFilesLimit());

@@ -72,6 +72,14 @@ public sealed class TcpConnectionLimits(int maxTotal, int maxPerIp, IReadOnlyLis
             context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
         else
             context.Response.Headers.Connection = "close";
+        // The liveness probe is answered anyway: a server full of connections is alive, and an
+        // orchestrator that restarted it for a 503 here would drop every connection it holds.
+        // (Readiness is refused like the rest: a full node may well be rotated out.)
+        if (HttpMethods.IsGet(context.Request.Method) && context.Request.Path.Equals("/livez", StringComparison.Ordinal))
+        {
+            await next();
+            return;
+        }
         context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         await (over.ServerFull
             ? Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Too many open connections",
