@@ -133,8 +133,10 @@ public static class AnalyticsHost
         // Trusted proxies are validated by the CLI (ServeCommand) before a host is built.
         if (!Analytics.FastIngest.Transport.TrustedProxies.TryParse(settings.TrustedProxies, out var proxies, out var proxyNetworks, out string? proxyError))
             throw new ArgumentException(proxyError, nameof(settings));
-        int maxTcpConnections = TcpConnectionLimits.WithinOpenFiles(settings.Limits.MaxTcpConnections, TcpConnectionLimits.OpenFilesLimit());
-        var connectionLimits = new TcpConnectionLimits(maxTcpConnections, settings.Limits.MaxPeerConnectionsPerIp, proxies, proxyNetworks, TimeProvider.System);
+        long? openFiles = TcpConnectionLimits.OpenFilesLimit();
+        int maxTcpConnections = TcpConnectionLimits.WithinOpenFiles(settings.Limits.MaxTcpConnections, openFiles);
+        var connectionLimits = new TcpConnectionLimits(maxTcpConnections, settings.Limits.MaxPeerConnectionsPerIp, proxies, proxyNetworks, TimeProvider.System,
+            TcpConnectionLimits.RefusingAtMost(openFiles));
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Use(connectionLimits.Middleware)));
         builder.Services.AddSingleton(connectionLimits);
         if (settings.Quiet) builder.Logging.SetMinimumLevel(LogLevel.Warning);

@@ -21,8 +21,15 @@ namespace Analytics.Host;
 /// request as HTTP requires); if it sends no request within <see cref="QuietDeadline"/> it is
 /// dropped, so idle connections over a limit do not live for Kestrel's keep-alive timeout (130 s).
 /// </summary>
-public sealed class TcpConnectionLimits(int maxTotal, int maxPerIp, IReadOnlyList<IPAddress> proxies, IReadOnlyList<IPNetwork> networks, TimeProvider clock)
+/// <param name="maxRefusing">Connections over a limit held at once while they wait for their answer
+/// (or their 5 s): they use file descriptors too, uncounted by the total, so past this many a
+/// connection over a limit is closed at once without an answer (<see cref="RefusingAtMost"/>).</param>
+public sealed class TcpConnectionLimits(int maxTotal, int maxPerIp, IReadOnlyList<IPAddress> proxies, IReadOnlyList<IPNetwork> networks, TimeProvider clock,
+    int maxRefusing = TcpConnectionLimits.DefaultMaxRefusing)
 {
+    public const int DefaultMaxRefusing = 1_024;
+    private int _refusing;
+
     public static readonly TimeSpan QuietDeadline = TimeSpan.FromSeconds(5);
     public const int RetryAfterSeconds = 5;
     private const string OverLimitItem = "analytics.connection-over-limit";
@@ -49,12 +56,22 @@ public sealed class TcpConnectionLimits(int maxTotal, int maxPerIp, IReadOnlyLis
             return;
         }
         var over = new OverLimit(serverFull.Value);
-        connection.Items[OverLimitItem] = over;
         if (over.ServerFull) Metrics?.TcpConnectionRefused();
         else Metrics?.PeerConnectionRefused();
-        using var quiet = clock.CreateTimer(_ => { if (!over.Answered) connection.Abort(new ConnectionAbortedException("over the open connections, no request")); },
-            null, QuietDeadline, Timeout.InfiniteTimeSpan);
-        await next(connection);
+        try
+        {
+            if (Interlocked.Increment(ref _refusing) > maxRefusing)
+            {
+                // A flood of connections over the limits: no answer, the descriptor back at once.
+                connection.Abort(new ConnectionAbortedException("over the open connections, too many refusals at once"));
+                return;
+            }
+            connection.Items[OverLimitItem] = over;
+            using var quiet = clock.CreateTimer(_ => { if (!over.Answered) connection.Abort(new ConnectionAbortedException("over the open connections, no request")); },
+                null, QuietDeadline, Timeout.InfiniteTimeSpan);
+            await next(connection);
+        }
+        finally { Interlocked.Decrement(ref _refusing); }
     };
 
     /// <summary>The first middleware: answers every request of a connection over the limit.</summary>
@@ -131,9 +148,17 @@ public sealed class TcpConnectionLimits(int maxTotal, int maxPerIp, IReadOnlyLis
     public static int WithinOpenFiles(int configured, long? openFiles)
     {
         if (openFiles is not { } files) return configured;
-        long bound = Math.Max(1, files - Math.Max(512, files / 5));
+        long bound = Math.Max(1, files - Reserve(files));
         return configured > 0 && configured <= bound ? configured : (int)Math.Min(bound, int.MaxValue);
     }
+
+    /// <summary>Connections over a limit held at once while they are answered: an eighth of the
+    /// files kept out of the total (<see cref="WithinOpenFiles"/>), so refusing cannot use up the
+    /// descriptors the engine and the log need; 1,024 where the limit is unknown.</summary>
+    public static int RefusingAtMost(long? openFiles) =>
+        openFiles is { } files ? (int)Math.Min(Reserve(files) / 8, DefaultMaxRefusing) : DefaultMaxRefusing;
+
+    private static long Reserve(long files) => Math.Max(512, files / 5);
 
     /// <summary>The soft limit of open files (RLIMIT_NOFILE) from /proc/self/limits, which the
     /// runtime has raised to the hard limit at start; null where unknown or unlimited.</summary>
