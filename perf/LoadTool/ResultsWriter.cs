@@ -29,6 +29,7 @@ internal static class ResultsWriter
     private const double TargetKafkaBytesPerEvent = 64;
     private const double TargetKafkaToLocal = 0.8;
     private const double TargetUnderCatchUpToIdle = 2.0;
+    private const int MinimumRunsForP95 = 20;
 
     private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 
@@ -152,9 +153,13 @@ internal static class ResultsWriter
         double? kafkaRate = kafka?.Ingest.EventsPerSecond;
         double? kafkaBrokers = kafka?.Ingest.BrokerCpuCores;
         // Dashboards beside a catch-up (#14): the largest merchant's questions, Rollup in the background as the host runs it.
-        var underCatchUp = queryBenches.Select(q => q.TryGetProperty("underCatchUpToIdleP95", out var u) && u.TryGetProperty("background", out var b)
-                ? b.EnumerateArray().Select(e => e.GetProperty("ratio").GetDouble()).ToList() : null)
+        // A p95 of fewer runs than MinimumRunsForP95 is about the slowest run (of 9 runs it is the
+        // slowest), so such a run is "not measured"; older files without run counts count as 0.
+        var underCatchUpRuns = queryBenches.Select(q => q.TryGetProperty("underCatchUpToIdleP95", out var u) && u.TryGetProperty("background", out var b)
+                ? b.EnumerateArray().Select(e => (Ratio: e.GetProperty("ratio").GetDouble(), Runs: e.TryGetProperty("runs", out var n) ? n.GetInt32() : 0)).ToList() : null)
             .LastOrDefault(v => v is { Count: > 0 });
+        var underCatchUp = underCatchUpRuns?.Select(r => r.Ratio).ToList();
+        int fewestRuns = underCatchUpRuns?.Min(r => r.Runs) ?? 0;
         Table(md, "Targets", "| target | measured | met |", "|---|---:|---|",
         [
             Row($"ingest to the local log over WebSocket{(peak is null ? "" : $" ({LoadOf(peak.First)}{peak.Count})")}: ≥ 1,000,000 events/s",
@@ -184,8 +189,9 @@ internal static class ResultsWriter
                 reprocess / catchUp, "0.00", v => v >= TargetReprocessToCatchUp),
             Row(underCatchUp is null
                     ? "dashboard questions under Rollup catch-up (#14), largest merchant: p95 ≤ 2 × idle p95"
-                    : string.Create(Ci, $"dashboard questions under Rollup catch-up (#14), largest merchant, Rollup in the background: the worst p95 / idle p95 ({underCatchUp.Count(r => r <= TargetUnderCatchUpToIdle)} of {underCatchUp.Count} within) ≤ 2"),
-                underCatchUp?.Max(), "0.00", v => v <= TargetUnderCatchUpToIdle),
+                    : string.Create(Ci, $"dashboard questions under Rollup catch-up (#14), largest merchant, Rollup in the background: the worst p95 / idle p95 ({underCatchUp.Count(r => r <= TargetUnderCatchUpToIdle)} of {underCatchUp.Count} within; at least {fewestRuns} runs per question under catch-up, p95 needs ≥ {MinimumRunsForP95}) ≤ 2"),
+                fewestRuns >= MinimumRunsForP95 ? underCatchUp?.Max() : null, "0.00", v => v <= TargetUnderCatchUpToIdle,
+                underCatchUp is null || fewestRuns >= MinimumRunsForP95 ? null : string.Create(Ci, $"{underCatchUp.Max():0.00} from {fewestRuns} runs")),
             Row("Kafka path (#17): server bytes allocated per event ≤ 64 B", kafka?.Ingest.ServerBytesPerEvent, "0.0", v => v <= TargetKafkaBytesPerEvent),
             Row(string.Create(Ci, $"Kafka path (#17): {Format.OrNa(kafkaRate, "N0")} events/s ≥ 0.8 × the local log's rate ({Format.OrNa(peakRate, "N0")}), same run (the mock brokers share the 2 cores; they took {Format.OrNa(kafkaBrokers, "0.00")} of them)"),
                 kafkaRate / peakRate, "0.00", v => v >= TargetKafkaToLocal),

@@ -28,7 +28,7 @@ long events = Option("--events", smoke ? 100_000 : 20_000_000);
 int merchants = (int)Option("--merchants", smoke ? 300 : 100_000);
 int days = (int)Option("--days", smoke ? 31 : 395);
 int iterations = (int)Option("--iterations", smoke ? 3 : 30);
-int backlog = (int)Option("--backlog", smoke ? 20_000 : 1_000_000);
+int backlog = (int)Option("--backlog", smoke ? 20_000 : 2_000_000);
 double largestShare = double.Parse(OptionText("--largest-share") ?? Dataset.DefaultLargestShare.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 if (largestShare is <= 0 or >= 1) { Console.Error.WriteLine("--largest-share must be between 0 and 1"); return 2; }
 string? json = OptionText("--json");
@@ -46,12 +46,12 @@ bool catchUpOnly = args.Contains("--catch-up-only");
 long largeSiteFromVisits = Option("--large-site-from-visits", VisitRollupPlanner.MergedReadFromVisits);
 if (args.Contains("--help") || args.Contains("-h"))
 {
-    Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 1000000] [--largest-share 0.1] [--json FILE] [--data DIR]");
+    Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 2000000] [--largest-share 0.1] [--json FILE] [--data DIR]");
     Console.WriteLine("                                    --largest-share: merchant 1's share of the events (0.5 of 20M: a 10M-event merchant)");
     Console.WriteLine("                                    --data DIR: keep the data set in DIR and reuse it next time (part 3 skipped)");
     Console.WriteLine("                                    --large-site-from-visits N: read a site as a large one from N visits in the range (0: always)");
     Console.WriteLine("QueryBench --storage [--smoke] [--events 200000] [--json FILE]   bytes on disk per event for every table (StorageCost.cs)");
-    Console.WriteLine("QueryBench --catch-up-only [--backlog 1000000] [--statement-costs] [--logic 2]   Rollup catch-up and reprocessing alone, with the engine time per statement kind");
+    Console.WriteLine("QueryBench --catch-up-only [--backlog 2000000] [--statement-costs] [--logic 2]   Rollup catch-up and reprocessing alone, with the engine time per statement kind");
     Console.WriteLine("                                    --statement-costs: and the CPU of each statement of a round run alone");
     Console.WriteLine("                                    --logic 3: processing logic 3 (the maintained enrichment data, as the host runs) instead of 2");
     return 0;
@@ -213,13 +213,19 @@ try
         }
     }
 
+    // "5-7": the fewest and most runs any question got while Rollup caught up (questions take turns).
+    string Runs(StatementPriority priority) => busy.TryGetValue(priority, out var t) && t.Count > 0
+        ? $"{t.Values.Min(l => l.Count)}-{t.Values.Max(l => l.Count)}" : "none";
+    string fewRuns = busy.Values.Any(t => t.Values.Any(l => l.Count < 20))
+        ? "; **fewer than 20 runs: such a p95 is about the slowest run, a larger --backlog gives more**." : ".";
     var md = new StringBuilder();
     md.AppendLine(CultureInfo.InvariantCulture, $"Data set: {stored:N0} enriched events, {merchants:N0} merchants, {days} days (generated in {genSeconds:F0} s, rolled up in {rollupSeconds:F0} s, then {mergeSeconds:F0} s until no merge ran{(mergesDone ? "" : ", **merges still running when the questions started**")}); ");
     md.AppendLine(CultureInfo.InvariantCulture, $"largest merchant 1: {counts[1].All:N0} events ({counts[1].Last30:N0} in the 30 days asked); typical (events-weighted median) merchant {typical}: {counts[(ulong)typical].All:N0} ({counts[(ulong)typical].Last30:N0}). ");
     md.Append(CultureInfo.InvariantCulture, $"{iterations} runs per question after one warm-up, with and without the planner alternately (QueryEngine.AnswerAsync, the JSON of POST /v1/query). ");
     md.Append(CultureInfo.InvariantCulture, $"The engine's floor, `SELECT 1` through the same store (session, chdb_query_n, JSONCompact parsed): p50 {P(floor, 50):F1} ms, p95 {P(floor, 95):F1} ms. ");
     md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-        $"Under catch-up: Rollup storing a backlog of {backlog:N0} events at full speed into a database of its own, its statements at the queries' priority ({liveRate[StatementPriority.Normal]:N0} events/s beside the queries) and in the background as the host runs them ({liveRate[StatementPriority.Background]:N0} events/s; the engine {(ChDbEngine.CanPrioritize ? "has" : "lacks")} CAP_SYS_NICE, without which both are alike)."));
+        $"Under catch-up: Rollup storing a backlog of {backlog:N0} events at full speed into a database of its own, its statements at the queries' priority ({liveRate[StatementPriority.Normal]:N0} events/s beside the queries) and in the background as the host runs them ({liveRate[StatementPriority.Background]:N0} events/s; the engine {(ChDbEngine.CanPrioritize ? "has" : "lacks")} CAP_SYS_NICE, without which both are alike). " +
+        $"Runs per question under catch-up (the p95 below is of these): {Runs(StatementPriority.Normal)} with Rollup normal, {Runs(StatementPriority.Background)} in the background{fewRuns}"));
     md.AppendLine();
     md.AppendLine("| merchant | question | pre-agg p50 ms | pre-agg p95 ms | scan p50 ms | scan p95 ms | scan / pre-agg (p50) | same answer | p95 under catch-up, Rollup normal ms | under catch-up / idle (p95) | p95 under catch-up, Rollup in background ms | under catch-up / idle (p95) |");
     md.AppendLine("|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
@@ -263,7 +269,7 @@ try
             // The largest merchant's pre-aggregated questions: p95 under catch-up / p95 idle.
             underCatchUpToIdleP95 = busy.ToDictionary(b => b.Key.ToString().ToLowerInvariant(), b => results
                 .Where(r => r.Label == "largest" && r.Planned && b.Value.TryGetValue(r.Question, out var t) && t.Count > 0)
-                .Select(r => new { question = r.Question, ratio = P(b.Value[r.Question], 95) / P(r.Pre, 95) })
+                .Select(r => new { question = r.Question, ratio = P(b.Value[r.Question], 95) / P(r.Pre, 95), runs = b.Value[r.Question].Count })
                 .ToList()),
             selectOneMilliseconds = new { p50 = P(floor, 50), p95 = P(floor, 95) },
             mergesAfterDataSet = new { seconds = mergeSeconds, done = mergesDone },
