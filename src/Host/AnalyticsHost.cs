@@ -267,6 +267,14 @@ public static class AnalyticsHost
             app.Logger.LogWarning("Open TCP connections limited to {Connections} instead of {Configured} (--max-tcp-connections): the process may open {OpenFiles} files (ulimit -n), " +
                 "and the store and the log need the rest; raise the limit to accept more", connectionLimits.MaxTotal, settings.Limits.MaxTcpConnections, TcpConnectionLimits.OpenFilesLimit());
         }
+        // Ingest's WebSockets are TCP connections too: a total below --max-connections makes that
+        // limit unreachable, which an operator sizing for it should hear at start, not at the 503s.
+        if (settings.Roles.HasFlag(Roles.Ingest) && settings.Limits.MaxConnections > connectionLimits.MaxTotal)
+        {
+            app.Logger.LogWarning("Ingest WebSockets can reach {Connections}, not --max-connections {WebSockets}: open TCP connections are limited to {Connections} " +
+                "(--max-tcp-connections, kept below the open-files limit of {OpenFiles}, ulimit -n)",
+                connectionLimits.MaxTotal, settings.Limits.MaxConnections, connectionLimits.MaxTotal, TcpConnectionLimits.OpenFilesLimit());
+        }
         connectionLimits.Metrics = app.Services.GetRequiredService<IngestMetrics>();
         // First: a connection over the total (503) or its address's limit (429) gets that for whatever it asks.
         app.Use(TcpConnectionLimits.RefuseOverLimit);
