@@ -145,7 +145,7 @@ else
     single_event=(--connections 64 --seconds 10)
     store_insert=()         # 1,000,000 rows in batches of 50,000
     benchmarks=(--job short)
-    query_bench=()          # 20,000,000 events, 100,000 merchants, 395 days, 30 runs per question, 2,000,000-event backlog (at least 20 runs per question under catch-up)
+    query_bench=()          # 20,000,000 events, 100,000 merchants, 395 days, 30 runs per question, 2,000,000-event backlog (for ≥ 20 runs per question under catch-up)
 fi
 
 # Parts 1-4: the ingest service alone (--server-roles ingest), as it runs in the scale-out

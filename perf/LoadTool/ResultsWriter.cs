@@ -153,8 +153,9 @@ internal static class ResultsWriter
         double? kafkaRate = kafka?.Ingest.EventsPerSecond;
         double? kafkaBrokers = kafka?.Ingest.BrokerCpuCores;
         // Dashboards beside a catch-up (#14): the largest merchant's questions, Rollup in the background as the host runs it.
-        // A p95 of fewer runs than MinimumRunsForP95 is about the slowest run (of 9 runs it is the
-        // slowest), so such a run is "not measured"; older files without run counts count as 0.
+        // QueryBench's nearest-rank p95 of fewer runs than MinimumRunsForP95 is the slowest run
+        // (ceil(0.95 n) = n for n < 20), so such a run is "not measured"; older files without run
+        // counts count as 0.
         var underCatchUpRuns = queryBenches.Select(q => q.TryGetProperty("underCatchUpToIdleP95", out var u) && u.TryGetProperty("background", out var b)
                 ? b.EnumerateArray().Select(e => (Ratio: e.GetProperty("ratio").GetDouble(), Runs: e.TryGetProperty("runs", out var n) ? n.GetInt32() : 0)).ToList() : null)
             .LastOrDefault(v => v is { Count: > 0 });
