@@ -325,16 +325,12 @@ public class HostileTrafficTests(EngineFixture engine)
         try
         {
             await server.StartAsync("--max-tcp-connections", "5000", "--max-peer-connections-per-ip", "0");
-            string? warning = null;
-            for (int i = 0; i < 50 && warning is null; i++, await Task.Delay(100, Ct))
-                warning = server.Output.Concat(server.Errors).FirstOrDefault(l => l.Contains("Open TCP connections limited", StringComparison.Ordinal));
+            string? warning = await server.LogLineAsync("Open TCP connections limited", TimeSpan.FromSeconds(5));
             Assert.NotNull(warning);
             Assert.Contains($"limited to {Expected} instead of 5000", warning, StringComparison.Ordinal);
             Assert.Contains("may open 1100 files", warning, StringComparison.Ordinal);
             // --max-connections (100,000 WebSockets by default) cannot be reached under that total.
-            string? unreachable = null;
-            for (int i = 0; i < 50 && unreachable is null; i++, await Task.Delay(100, Ct))
-                unreachable = server.Output.Concat(server.Errors).FirstOrDefault(l => l.Contains("Ingest WebSockets can reach", StringComparison.Ordinal));
+            string? unreachable = await server.LogLineAsync("Ingest WebSockets can reach", TimeSpan.FromSeconds(5));
             Assert.NotNull(unreachable);
             Assert.Contains($"can reach {Expected}, not --max-connections 100000", unreachable, StringComparison.Ordinal);
             for (int i = 0; i < Expected; i++)

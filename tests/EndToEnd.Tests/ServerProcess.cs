@@ -109,6 +109,20 @@ public sealed partial class ServerProcess(string data, int port, bool demo = tru
         return sites.EnumerateArray().Single().GetProperty("id").GetString()!;
     }
 
+    /// <summary>The first line of stdout or stderr containing <paramref name="text"/>, waiting up
+    /// to <paramref name="within"/> for it (the console logger writes from a queue of its own, so a
+    /// start-up warning can arrive after the server answers); null if none came.</summary>
+    public async Task<string?> LogLineAsync(string text, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (true)
+        {
+            string? line = Output.Concat(Errors).FirstOrDefault(l => l.Contains(text, StringComparison.Ordinal));
+            if (line is not null || DateTime.UtcNow >= deadline) return line;
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+        }
+    }
+
     /// <summary>Waits until `/readyz` answers 200 (started, and the store reachable for roles that use it).</summary>
     public async Task WaitReadyAsync(TimeSpan timeout)
     {

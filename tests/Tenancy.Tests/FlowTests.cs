@@ -397,10 +397,10 @@ public class FlowTests(EngineFixture engine)
     }
 
     /// <summary>Every file of the control plane's database (the database, its WAL and shared
-    /// memory) as one moment's contents. SQLite checkpoints the WAL into the database and deletes
-    /// it (and the shared memory) when its last connection closes, so a file listed may be gone
-    /// when it is opened (seen once under CI's load): the database changed too, so all are read
-    /// again.</summary>
+    /// memory) with its contents. SQLite checkpoints the WAL into the database and deletes it (and
+    /// the shared memory) when its last connection closes, so a file listed may be gone when it is
+    /// opened (seen once under CI's load); the database file changed with it, so the directory is
+    /// listed and every file read again.</summary>
     private static async Task<List<(string File, byte[] Bytes)>> ReadControlPlaneFilesAsync(string directory)
     {
         for (int attempt = 1; ; attempt++)
