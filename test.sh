@@ -96,27 +96,38 @@ ENRICHMENT_DATA="$(scripts/fetch-enrichment-data.sh | tail -n1)" || { echo "coul
 export ANALYTICS_ENRICHMENT_DATA="$ENRICHMENT_DATA"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
+# How long each step took, printed before the last line (CI's time is the sum: where to cut it).
+timings=()
+timed() { timings+=("$1 $(( SECONDS - $2 )) s"); }
+timings+=("install and fetch $SECONDS s")
+
+started=$SECONDS
+
 echo "== build (Release)"
 if ! dotnet build Analytics.sln -c Release -nologo -v quiet -clp:ErrorsOnly; then
     echo "build failed"
     echo "0 passed, 1 failed"
     exit 1
 fi
+timed build "$started"
 
 # The browser agent's script-tag build (agents/packages/agent/dist), which the ingest nodes serve
 # at /agent.js: EndToEnd's HAProxy topology test loads it in Chromium. The agents' own suite below
 # builds it again.
 echo "== build the browser agent"
+started=$SECONDS
 if ! (cd agents && npm ci --no-audit --no-fund --loglevel=error && npm run build) > "$RESULTS/agent-build.log" 2>&1; then
     tail -n 20 "$RESULTS/agent-build.log"
     echo "agent build failed"
     echo "0 passed, 1 failed"
     exit 1
 fi
+timed "agent build" "$started"
 
 # The dashboard (dashboard/, served at /): the sign-in test (tests/Tenancy.Tests) and the dashboard's
 # browser suite load it in Chromium. Its build fails when the JavaScript is over its gzipped budget.
 echo "== build the dashboard"
+started=$SECONDS
 if ! (cd dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run build) > "$RESULTS/dashboard-build.log" 2>&1; then
     tail -n 20 "$RESULTS/dashboard-build.log"
     echo "dashboard build failed"
@@ -124,6 +135,7 @@ if ! (cd dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run bu
     exit 1
 fi
 grep '^dashboard:' "$RESULTS/dashboard-build.log"
+timed "dashboard build" "$started"
 
 passed=0
 failed=0
@@ -132,12 +144,12 @@ suites_failed=()
 # A hang must fail its suite, not stall CI: a test running for longer than TEST_HANG_TIMEOUT is
 # stopped with its test host (VSTest's blame collector names it in the output), and a whole suite
 # is killed after SUITE_TIMEOUT. The longest test takes about a minute and the longest suite
-# (EndToEnd) about six.
+# (EndToEnd) about eight.
 TEST_HANG_TIMEOUT="${TEST_HANG_TIMEOUT:-5m}"
 SUITE_TIMEOUT="${SUITE_TIMEOUT:-25m}"
 
 run_suite() {
-    local project="$1" name
+    local project="$1" name started=$SECONDS
     name="$(basename "$project" .csproj)"
     echo "== $name"
     timeout --kill-after=30s "$SUITE_TIMEOUT" dotnet test "$project" -c Release --no-build --nologo \
@@ -161,6 +173,7 @@ run_suite() {
     passed=$((passed + p))
     failed=$((failed + f))
     [[ $f -ne 0 ]] && suites_failed+=("$name")
+    timed "$name" "$started"
 }
 
 for project in tests/*/*.csproj; do
@@ -173,6 +186,7 @@ done
 # build above. No timings asserted.
 if [[ -x perf/run-all.sh ]]; then
     echo "== perf smoke (perf/run-all.sh --smoke)"
+    started=$SECONDS
     timeout --kill-after=30s "$SUITE_TIMEOUT" perf/run-all.sh --smoke --no-build --out "$RESULTS/perf" > "$RESULTS/perf-smoke.log" 2>&1
     status=$?
     grep -E '^== perf' "$RESULTS/perf-smoke.log"
@@ -185,12 +199,14 @@ if [[ -x perf/run-all.sh ]]; then
         suites_failed+=("perf smoke")
     fi
     passed=$((passed + p)); failed=$((failed + f))
+    timed "perf smoke" "$started"
 fi
 
 # Coverage-guided fuzzing (docs/security.md, "Fuzzing"): a short bounded pass of each target from its
 # checked-in corpus, one count per target. A crash or hang fails it and leaves the input under
 # .cache/test-results/fuzz/TARGET/.
 echo "== fuzz (fuzz/run.sh, ${FUZZ_SECONDS:=15} s per target)"
+started=$SECONDS
 if timeout --kill-after=30s "$SUITE_TIMEOUT" fuzz/run.sh --build > "$RESULTS/fuzz-build.log" 2>&1; then
     for target in frames batch validator query; do
         if line="$(timeout --kill-after=30s "$SUITE_TIMEOUT" fuzz/run.sh --no-build "$target" "$FUZZ_SECONDS" 2>>"$RESULTS/fuzz-build.log")"; then
@@ -204,11 +220,12 @@ else
     tail -n 20 "$RESULTS/fuzz-build.log"
     failed=$((failed + 4)); suites_failed+=("fuzz build")
 fi
+timed fuzz "$started"
 
 # An npm package's tests (`npm ci && npm test` in DIR): node's test runner ends with "# pass N" /
 # "# fail N" (TAP), which are added here.
 run_npm_suite() {
-    local name="$1" dir="$2"
+    local name="$1" dir="$2" started=$SECONDS
     echo "== $name (npm test)"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && timeout --kill-after=30s "$SUITE_TIMEOUT" npm test) 2>&1 | tee "$RESULTS/$name.log"
     local status=${PIPESTATUS[0]} p f
@@ -218,6 +235,7 @@ run_npm_suite() {
     if [[ $status -ne 0 && $f -eq 0 ]]; then f=1; fi
     passed=$((passed + p)); failed=$((failed + f))
     [[ $f -ne 0 ]] && suites_failed+=("$name")
+    timed "$name" "$started"
 }
 
 # Browser agents (agents/): unit tests and headless-Chromium tests against the Release host built above.
@@ -252,5 +270,6 @@ if [[ ${#suites_failed[@]} -gt 0 ]]; then
     report_failed_tests
     echo "failing: ${suites_failed[*]}"
 fi
+printf 'time: %s; total %d s\n' "$(IFS=,; echo "${timings[*]}" | sed 's/,/, /g')" "$SECONDS"
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
