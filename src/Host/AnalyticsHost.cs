@@ -35,6 +35,8 @@ public sealed class HostSettings
     public string ConsumerGroup { get; init; } = "rollup";
     /// <summary>Most records per Rollup round (RollupOptions.MaxBatchRecords).</summary>
     public int RollupBatchRecords { get; init; } = RollupOptions.DefaultMaxBatchRecords;
+    /// <summary>Least time between two Rollup rounds' starts without a backlog (RollupOptions.MinRoundInterval).</summary>
+    public TimeSpan RollupRoundInterval { get; init; } = RollupOptions.DefaultMinRoundInterval;
     public string Database { get; init; } = "analytics";
     public string Urls { get; init; } = "http://127.0.0.1:5080";
     public bool EnableEcho { get; init; }
@@ -233,7 +235,7 @@ public static class AnalyticsHost
         services.AddSingleton(new Analytics.QueryService.Query.QueryEngine(store, db) { Retention = settings.Retention, Clock = settings.Clock, GenerationActivations = activations });
         services.AddSingleton(new Analytics.QueryService.Goals.FunnelReader(store, db));
         services.AddSingleton(logic);
-        services.AddSingleton(new RollupOptions { Database = db, QuarantineDirectory = Path.Combine(data, "rollup", "quarantine"), ConsumerGroup = settings.ConsumerGroup, MaxBatchRecords = settings.RollupBatchRecords, LogicVersion = settings.LogicVersion });
+        services.AddSingleton(new RollupOptions { Database = db, QuarantineDirectory = Path.Combine(data, "rollup", "quarantine"), ConsumerGroup = settings.ConsumerGroup, MaxBatchRecords = settings.RollupBatchRecords, MinRoundInterval = settings.RollupRoundInterval, LogicVersion = settings.LogicVersion });
         services.AddSingleton(new ReprocessQueue(Path.Combine(data, "rollup", "jobs")));
         services.AddSingleton(new PartitionAdmin(store, db));
         services.AddSingleton<RollupStatus>();

@@ -36,9 +36,12 @@ public sealed class RollupOptions
     /// round's worth waiting). A round costs ~10 statements and 7 new parts in the store whatever
     /// its size, so at moderate rates many tiny rounds cost more CPU (and merges) than the events
     /// themselves: at 50,000 events/s offered, all roles, lingering cut the ingest ack p99 from
-    /// 129 ms to 22-31 ms. Freshness pays at most this much.
+    /// 129 ms to 22-31 ms. Freshness pays at most this much. Operators may trade more freshness
+    /// for CPU (`serve --rollup-interval-ms`; docs/operations.md, "Rollup's round interval").
     /// </summary>
-    public TimeSpan MinRoundInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan MinRoundInterval { get; init; } = DefaultMinRoundInterval;
+
+    public static readonly TimeSpan DefaultMinRoundInterval = TimeSpan.FromMilliseconds(500);
     /// <summary>
     /// Stamp visit entries on enriched events and write the dimension rollup (schemas/clickhouse/010).
     /// Off only for measuring what they cost (perf/QueryBench's catch-up baseline): without them

@@ -62,6 +62,7 @@ public class CliTests
     [InlineData("demo-traffic --visitors 0", "--visitors: '0'")]
     [InlineData("demo-traffic --url http://127.0.0.1:5080/v1/ws", "ws://")]
     [InlineData("kafka-mock --brokers many", "--brokers: 'many'")]
+    [InlineData("serve --rollup-interval-ms 60001", "--rollup-interval-ms")]
     [InlineData("nonsense", "'nonsense'")]
     public async Task A_wrong_option_or_value_exits_2_with_one_line_naming_it(string commandLine, params string[] mentions)
     {
@@ -77,6 +78,7 @@ public class CliTests
     [Theory]
     [InlineData("ANALYTICS_LOGIC_VERSION", "abc", "'abc'", "LogicVersion")]
     [InlineData("ANALYTICS_DRAIN_TIMEOUT", "0", "--drain-timeout", "from 1 to 3600")]
+    [InlineData("ANALYTICS_ROLLUP_INTERVAL_MS", "-1", "--rollup-interval-ms", "from 0 to 60000")]
     [InlineData("ANALYTICS_MAX_CONNECTIONS", "-1", "--max-connections", "from 0 to")]
     [InlineData("ANALYTICS_EVENTS_PER_SECOND_PER_SITE", "-5", "--events-per-second-per-site", "from 0 to")]
     public async Task A_bad_value_from_the_environment_exits_2_naming_the_setting(string variable, string value, params string[] mentions)

@@ -43,6 +43,10 @@ public sealed class ServeSettings : StoreSettings
     // parser checks its own), with the same words.
     [Range(1, 3600, ErrorMessage = "--drain-timeout: {0} must be a whole number from {1} to {2}")]
     public int DrainTimeout { get; set; } = 10;
+    /// <summary>Milliseconds between two Rollup rounds at least, unless a backlog waits: freshness
+    /// against the CPU rounds cost (docs/operations.md, "Rollup's round interval").</summary>
+    [Range(0, 60_000, ErrorMessage = "--rollup-interval-ms: {0} must be a whole number from {1} to {2}")]
+    public int RollupIntervalMs { get; set; } = (int)RollupOptions.DefaultMinRoundInterval.TotalMilliseconds;
 
     // Ingest limits (IngestLimits has the reasons for the defaults); 0 lifts a limit.
     [Range(0, int.MaxValue, ErrorMessage = "--max-connections: {0} must be a whole number from {1} to {2}")]
@@ -221,6 +225,7 @@ public sealed class ServeCommand : ICommandGroup
             Settings.Integer("--events-per-second-per-ip", $"Events per second per IP address (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerIp}]", 0, int.MaxValue),
             Settings.Integer("--events-per-second-per-site", $"Events per second per site (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerSite}]", 0, int.MaxValue),
             Settings.Integer("--drain-timeout", $"Seconds a stop (SIGTERM) may take: readiness false, WebSockets closed with 1001, log flushed [default: {defaults.DrainTimeout}]", 1, 3600),
+            Settings.Integer("--rollup-interval-ms", $"Milliseconds between the starts of two Rollup rounds at least, unless a backlog waits: longer costs freshness, saves CPU [default: {defaults.RollupIntervalMs}]", 0, 60_000),
             ControlPlaneSettings.Option(),
             new Option<string>("--enrichment-data") { Description = "Enrichment data sets (scripts/fetch-enrichment-data.sh) [default: the nearest .cache/enrichment]", HelpName = "DIR" },
             new Option<string>("--geoip-db") { Description = "GeoIP2/GeoLite2 Country or City database [default: GeoLite2 City in the enrichment data]", HelpName = "FILE" },
@@ -276,6 +281,7 @@ public sealed class ServeCommand : ICommandGroup
             ControlPlane = settings.ControlPlane,
             Limits = settings.Limits(),
             DrainTimeout = TimeSpan.FromSeconds(settings.DrainTimeout),
+            RollupRoundInterval = TimeSpan.FromMilliseconds(settings.RollupIntervalMs),
             // Tokens: this host's own issuer by default; --authority/--audience accept another's.
             Auth = new AuthSettings { Issuer = settings.Issuer?.ToString(), Authority = settings.Authority?.ToString(), Audience = settings.Audience },
             Telemetry = new TelemetrySettings { OtlpEndpoint = settings.OtlpEndpoint, ZipkinEndpoint = settings.ZipkinEndpoint },
