@@ -99,7 +99,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 # How long each step took, printed before the last line (CI's time is the sum: where to cut it).
 timings=()
 timed() { timings+=("$1 $(( SECONDS - $2 )) s"); }
-timings+=("install and fetch $SECONDS s")
+timed "install and fetch" 0
 
 started=$SECONDS
 

@@ -62,7 +62,7 @@ public class CliTests
     [InlineData("demo-traffic --visitors 0", "--visitors: '0'")]
     [InlineData("demo-traffic --url http://127.0.0.1:5080/v1/ws", "ws://")]
     [InlineData("kafka-mock --brokers many", "--brokers: 'many'")]
-    [InlineData("serve --rollup-interval-ms 60001", "--rollup-interval-ms")]
+    [InlineData("serve --rollup-interval-ms 60001", "--rollup-interval-ms", "60001")]
     [InlineData("nonsense", "'nonsense'")]
     public async Task A_wrong_option_or_value_exits_2_with_one_line_naming_it(string commandLine, params string[] mentions)
     {

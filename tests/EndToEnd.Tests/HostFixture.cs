@@ -171,7 +171,8 @@ public sealed class TestHost : IAsyncDisposable
         }
     }
 
-    /// <summary>The aggregate of the days around the host's clock (the day before to the day after).</summary>
+    /// <summary>The aggregate from the day before the host's clock to the day after, so that a host on a
+    /// ManualClock is asked about the days its events were received on.</summary>
     public async Task<Dictionary<string, long>> AggregateAsync(string metrics = "pageviews,events,visitors,visits")
     {
         var now = Clock.GetUtcNow().UtcDateTime;
@@ -186,9 +187,12 @@ public sealed class TestHost : IAsyncDisposable
     /// with its labels as exported (<c>name{reason="InvalidId"}</c>), or the bare name for a series
     /// without labels (which OpenTelemetry's exporter writes as <c>name{}</c>).
     /// </summary>
-    public async Task<long> MetricAsync(string series)
+    public async Task<long> MetricAsync(string series) =>
+        MetricValue(await Http.GetStringAsync("/metrics", TestContext.Current.CancellationToken), series);
+
+    /// <summary>One series' value in Prometheus text (see <see cref="MetricAsync"/>), for a server that is not a TestHost.</summary>
+    public static long MetricValue(string text, string series)
     {
-        string text = await Http.GetStringAsync("/metrics", TestContext.Current.CancellationToken);
         foreach (var line in text.Split('\n'))
         {
             int space = line.LastIndexOf(' ');

@@ -225,7 +225,7 @@ public sealed class ServeCommand : ICommandGroup
             Settings.Integer("--events-per-second-per-ip", $"Events per second per IP address (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerIp}]", 0, int.MaxValue),
             Settings.Integer("--events-per-second-per-site", $"Events per second per site (burst: 5 s worth); more get RETRY/429, 0: no limit [default: {defaults.EventsPerSecondPerSite}]", 0, int.MaxValue),
             Settings.Integer("--drain-timeout", $"Seconds a stop (SIGTERM) may take: readiness false, WebSockets closed with 1001, log flushed [default: {defaults.DrainTimeout}]", 1, 3600),
-            Settings.Integer("--rollup-interval-ms", $"Milliseconds between the starts of two Rollup rounds at least, unless a backlog waits: longer costs freshness, saves CPU [default: {defaults.RollupIntervalMs}]", 0, 60_000),
+            Settings.Integer("--rollup-interval-ms", $"Milliseconds between the starts of two Rollup rounds at least, unless a backlog waits: longer costs freshness, saves CPU; 0: a round as soon as records arrive [default: {defaults.RollupIntervalMs}]", 0, 60_000),
             ControlPlaneSettings.Option(),
             new Option<string>("--enrichment-data") { Description = "Enrichment data sets (scripts/fetch-enrichment-data.sh) [default: the nearest .cache/enrichment]", HelpName = "DIR" },
             new Option<string>("--geoip-db") { Description = "GeoIP2/GeoLite2 Country or City database [default: GeoLite2 City in the enrichment data]", HelpName = "FILE" },
