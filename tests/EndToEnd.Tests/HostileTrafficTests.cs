@@ -39,14 +39,6 @@ public class HostileTrafficTests(EngineFixture engine)
         return await host.Http.SendAsync(request, Ct);
     }
 
-    private static async Task<long> MetricAsync(TestHost host, string line)
-    {
-        string metrics = await host.Http.GetStringAsync("/metrics", Ct);
-        var found = metrics.Split('\n').FirstOrDefault(l => l.StartsWith(line + " ", StringComparison.Ordinal));
-        Assert.True(found is not null, $"no metric {line} in:\n{metrics}");
-        return long.Parse(found[(line.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-    }
-
     private static async Task<JsonElement> RejectionsAsync(TestHost host, Func<JsonElement, bool> done)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);
@@ -87,7 +79,7 @@ public class HostileTrafficTests(EngineFixture engine)
         Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
         Assert.Equal("https://shop.example", allowed.Headers.GetValues("Access-Control-Allow-Origin").Single());
 
-        Assert.Equal(3, await MetricAsync(host, "analytics_ingest_refused_total{reason=\"ForbiddenOrigin\"}"));
+        Assert.Equal(3, await host.MetricAsync("analytics_ingest_refused_total{reason=\"ForbiddenOrigin\"}"));
         var rejections = await RejectionsAsync(host, j => j.GetProperty("rejections").GetArrayLength() >= 3);
         var rows = rejections.GetProperty("rejections").EnumerateArray().ToList();
         Assert.Equal(3, rows.Count);
@@ -267,7 +259,7 @@ public class HostileTrafficTests(EngineFixture engine)
         {
             foreach (var connection in held) connection.Dispose();
         }
-        Assert.True(await MetricAsync(host, "analytics_ingest_refused_total{reason=\"PeerConnectionsFull\"}") >= 3);
+        Assert.True(await host.MetricAsync("analytics_ingest_refused_total{reason=\"PeerConnectionsFull\"}") >= 3);
 
         // A trusted proxy's connections carry many clients: not counted.
         await using var behindProxy = await TestHost.StartAsync(engine, new IngestLimits { MaxPeerConnectionsPerIp = 1 }, trustedProxies: ["127.0.0.1"]);
@@ -430,13 +422,13 @@ public class HostileTrafficTests(EngineFixture engine)
             catch (WebSocketException) when (DateTime.UtcNow < deadline) { await Task.Delay(50, Ct); }
         }
         c.Dispose();
-        Assert.True(await MetricAsync(host, "analytics_ingest_refused_total{reason=\"IpConnectionsFull\"}") >= 2);
+        Assert.True(await host.MetricAsync("analytics_ingest_refused_total{reason=\"IpConnectionsFull\"}") >= 2);
 
         await using var small = await TestHost.StartAsync(engine, new IngestLimits { MaxConnections = 1, MaxConnectionsPerIp = 0 });
         using var only = await small.ConnectAsync();
         var full = await Assert.ThrowsAsync<WebSocketException>(() => small.ConnectAsync());
         Assert.Contains("503", full.Message + full.InnerException?.Message);
-        Assert.Equal(1, await MetricAsync(small, "analytics_ingest_refused_total{reason=\"ServerConnectionsFull\"}"));
+        Assert.Equal(1, await small.MetricAsync("analytics_ingest_refused_total{reason=\"ServerConnectionsFull\"}"));
     }
 
     [Fact]
@@ -462,7 +454,7 @@ public class HostileTrafficTests(EngineFixture engine)
         await Task.Delay(TimeSpan.FromMilliseconds(limited.RetryAfterMs + 100), Ct);
         Assert.Equal(10u, (await Wire.SendAsync(two, Batch(host.Site.SiteKey, events: 10, seq: 3))).Accepted);
         Assert.Equal(30, (await host.WaitForAggregateAsync(r => r["pageviews"] >= 30))["pageviews"]);
-        Assert.Equal(2, await MetricAsync(host, "analytics_ingest_refused_total{reason=\"RateLimitedIp\"}"));
+        Assert.Equal(2, await host.MetricAsync("analytics_ingest_refused_total{reason=\"RateLimitedIp\"}"));
     }
 
     [Fact]
@@ -656,7 +648,7 @@ public class HostileTrafficTests(EngineFixture engine)
             // The pause holds no thread and nothing shared: another address is served as before.
             Assert.True(Median(abused) < longestWaitMs / 2, $"well-behaved client's median ack {Median(abused)} ms during the flood");
             // Counted as before (the flood goes on while /metrics answers: a wait or two more).
-            Assert.InRange(await MetricAsync(host, "analytics_ingest_refused_total{reason=\"RateLimitedIp\"}"), refused.Count, refused.Count + 2);
+            Assert.InRange(await host.MetricAsync("analytics_ingest_refused_total{reason=\"RateLimitedIp\"}"), refused.Count, refused.Count + 2);
         }
         finally
         {
@@ -703,7 +695,7 @@ public class HostileTrafficTests(EngineFixture engine)
         Assert.Equal(0x88, closeFrame[0]); // close frame
         Assert.Equal(1008, closeFrame[2] << 8 | closeFrame[3]);
         Assert.InRange(elapsed, timeout - TimeSpan.FromMilliseconds(100), timeout + TimeSpan.FromSeconds(2));
-        Assert.Equal(1, await MetricAsync(host, "analytics_ingest_refused_total{reason=\"SlowSender\"}"));
+        Assert.Equal(1, await host.MetricAsync("analytics_ingest_refused_total{reason=\"SlowSender\"}"));
     }
 
     [Fact]
