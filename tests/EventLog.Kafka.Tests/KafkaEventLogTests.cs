@@ -347,6 +347,69 @@ public sealed class KafkaEventLogTests : IDisposable
         Assert.Equal(0, consumer.Lag);
     }
 
+    /// <summary>
+    /// A member joins while the first one works through a backlog it has already buffered (batches
+    /// ready on every read, each read followed by a round's work). librdkafka hands partitions over
+    /// only inside Consume; a consumer that polled only when no batch was ready kept every partition
+    /// until its buffer drained (here: the whole backlog, 114 reads). It must give some up within a few reads,
+    /// and the two members together still return every record.
+    /// </summary>
+    [Fact]
+    public async Task A_member_joining_gets_partitions_while_the_first_works_through_a_buffered_backlog()
+    {
+        const int merchants = 30, perMerchant = 600, batchSize = 100;
+        await using var log = await KafkaEventLog.OpenAsync(Options(), cancellationToken: Ct);
+        for (ulong merchant = 1; merchant <= merchants; merchant++) await log.AppendAsync(merchant, Records(PageViews(perMerchant, merchant)), perMerchant, Ct);
+        var seen = new HashSet<ByteString>();
+        void Keep(LogBatch batch)
+        {
+            foreach (var record in batch.Records) seen.Add(StoredEvent.Parser.ParseFrom(record.Span).Id);
+        }
+
+        await using var first = log.OpenConsumer("g");
+        // One read takes in everything fetched so far: the backlog is now in the first member's buffers.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        LogBatch taken;
+        do taken = await first.ReadAsync(merchants * perMerchant, TimeSpan.FromMilliseconds(500), Ct);
+        while (taken.IsEmpty && DateTime.UtcNow < deadline);
+        Keep(taken);
+        await first.CommitAsync(taken, Ct);
+        Assert.Equal(6, first.LagBySource.Count);
+
+        await using var second = log.OpenConsumer("g");
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var secondSeen = new List<LogBatch>();
+        var secondReads = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var batch = await second.ReadAsync(batchSize, TimeSpan.FromMilliseconds(100), stop.Token);
+                if (batch.IsEmpty) continue;
+                lock (secondSeen) { Keep(batch); secondSeen.Add(batch); }
+                await second.CommitAsync(batch, stop.Token);
+            }
+        }, CancellationToken.None);
+
+        int reads = 0, readsUntilHandedOver = -1;
+        while (seen.Count < merchants * perMerchant && DateTime.UtcNow < deadline)
+        {
+            var batch = await first.ReadAsync(batchSize, TimeSpan.FromMilliseconds(100), Ct);
+            reads++;
+            if (readsUntilHandedOver < 0 && first.LagBySource.Count < 6) readsUntilHandedOver = reads;
+            if (batch.IsEmpty) continue;
+            lock (secondSeen) Keep(batch);
+            await first.CommitAsync(batch, Ct);
+            await Task.Delay(100, Ct); // the round's work
+        }
+        await stop.CancelAsync();
+        try { await secondReads; } catch (OperationCanceledException) { }
+
+        TestContext.Current.TestOutputHelper?.WriteLine($"partitions handed over after {readsUntilHandedOver} reads; reads in all {reads}; the second member's batches {secondSeen.Count}");
+        Assert.Equal(merchants * perMerchant, seen.Count);
+        Assert.InRange(readsUntilHandedOver, 1, 40);
+        Assert.NotEmpty(secondSeen);
+    }
+
     /// <summary>Until the consumer's fetches report at least <paramref name="records"/> past the group's commit on <paramref name="source"/>.</summary>
     private static async Task WaitForLag(IEventLogConsumer consumer, string source, long records)
     {
