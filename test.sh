@@ -176,8 +176,52 @@ run_suite() {
     timed "$name" "$started"
 }
 
+# An npm package's tests (`npm ci && npm test` in DIR): node's test runner ends with "# pass N" /
+# "# fail N" (TAP), which are added here. start_npm_suite runs one in the background (its output
+# goes to its log and is printed by finish_npm_suite); run_npm_suite runs one in the foreground.
+declare -A npm_pid npm_started
+start_npm_suite() {
+    local name="$1" dir="$2"
+    npm_started[$name]=$SECONDS
+    # A process group of its own, so that an interrupted test.sh can stop it with everything it started.
+    setsid bash -c 'cd "$1" && npm ci --no-audit --no-fund --loglevel=error && timeout --kill-after=30s "$2" npm test' \
+        _ "$dir" "$SUITE_TIMEOUT" > "$RESULTS/$name.log" 2>&1 &
+    npm_pid[$name]=$!
+}
+stop_npm_suites() {
+    local pid
+    for pid in "${npm_pid[@]}"; do kill -TERM -- "-$pid" 2>/dev/null; done
+}
+trap 'stop_npm_suites; exit 130' INT TERM
+finish_npm_suite() {
+    local name="$1" status p f
+    wait "${npm_pid[$name]}"
+    status=$?
+    unset "npm_pid[$name]"
+    echo "== $name (npm test)"
+    cat "$RESULTS/$name.log"
+    p="$(grep -E '^# pass [0-9]+$' "$RESULTS/$name.log" | tail -n1 | cut -d' ' -f3)"
+    f="$(grep -E '^# fail [0-9]+$' "$RESULTS/$name.log" | tail -n1 | cut -d' ' -f3)"
+    p=${p:-0}; f=${f:-0}
+    if [[ $status -ne 0 && $f -eq 0 ]]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+    [[ $f -ne 0 ]] && suites_failed+=("$name")
+    timed "$name" "${npm_started[$name]}"
+}
+run_npm_suite() { start_npm_suite "$1" "$2"; finish_npm_suite "$1"; }
+
 for project in tests/*/*.csproj; do
-    run_suite "$project"
+    # The browser agents' suite (agents/: unit tests and headless-Chromium tests against the Release
+    # host built above) runs beside Dashboard.Tests: each keeps about 0.8 of the 2 cores busy (the
+    # rest is browsers and servers waiting), so together they took 180 s against 104 + 140 s one
+    # after the other. The CPU-bound suites (EndToEnd above all) run alone.
+    if [[ "$project" == */Dashboard.Tests.csproj && -f agents/package.json ]]; then
+        start_npm_suite agents agents
+        run_suite "$project"
+        finish_npm_suite agents
+    else
+        run_suite "$project"
+    fi
 done
 
 # Benchmarks are not timed tests: CI runs every part of perf/run-all.sh at smoke size (LoadTool
@@ -208,13 +252,23 @@ fi
 echo "== fuzz (fuzz/run.sh, ${FUZZ_SECONDS:=15} s per target)"
 started=$SECONDS
 if timeout --kill-after=30s "$SUITE_TIMEOUT" fuzz/run.sh --build > "$RESULTS/fuzz-build.log" 2>&1; then
-    for target in frames batch validator query; do
-        if line="$(timeout --kill-after=30s "$SUITE_TIMEOUT" fuzz/run.sh --no-build "$target" "$FUZZ_SECONDS" 2>>"$RESULTS/fuzz-build.log")"; then
-            passed=$((passed + 1))
-        else
-            failed=$((failed + 1)); suites_failed+=("fuzz $target")
-        fi
-        echo "$line"
+    # Two targets at a time: each fuzzer is one process on one core.
+    for pair in "frames batch" "validator query"; do
+        declare -A fuzz_pid=()
+        for target in $pair; do
+            timeout --kill-after=30s "$SUITE_TIMEOUT" fuzz/run.sh --no-build "$target" "$FUZZ_SECONDS" \
+                > "$RESULTS/fuzz-$target.line" 2>>"$RESULTS/fuzz-$target.err" &
+            fuzz_pid[$target]=$!
+        done
+        for target in $pair; do
+            if wait "${fuzz_pid[$target]}"; then
+                passed=$((passed + 1))
+            else
+                failed=$((failed + 1)); suites_failed+=("fuzz $target")
+                tail -n 5 "$RESULTS/fuzz-$target.err"
+            fi
+            cat "$RESULTS/fuzz-$target.line"
+        done
     done
 else
     tail -n 20 "$RESULTS/fuzz-build.log"
@@ -222,24 +276,6 @@ else
 fi
 timed fuzz "$started"
 
-# An npm package's tests (`npm ci && npm test` in DIR): node's test runner ends with "# pass N" /
-# "# fail N" (TAP), which are added here.
-run_npm_suite() {
-    local name="$1" dir="$2" started=$SECONDS
-    echo "== $name (npm test)"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && timeout --kill-after=30s "$SUITE_TIMEOUT" npm test) 2>&1 | tee "$RESULTS/$name.log"
-    local status=${PIPESTATUS[0]} p f
-    p="$(grep -E '^# pass [0-9]+$' "$RESULTS/$name.log" | tail -n1 | cut -d' ' -f3)"
-    f="$(grep -E '^# fail [0-9]+$' "$RESULTS/$name.log" | tail -n1 | cut -d' ' -f3)"
-    p=${p:-0}; f=${f:-0}
-    if [[ $status -ne 0 && $f -eq 0 ]]; then f=1; fi
-    passed=$((passed + p)); failed=$((failed + f))
-    [[ $f -ne 0 ]] && suites_failed+=("$name")
-    timed "$name" "$started"
-}
-
-# Browser agents (agents/): unit tests and headless-Chromium tests against the Release host built above.
-[[ -f agents/package.json ]] && run_npm_suite agents agents
 # Deployment manifests (deploy/kubernetes): every overlay rendered and checked offline against the
 # Kubernetes and Istio schemas and across objects (selectors, ports, keys, subsets, settings).
 [[ -f deploy/test/package.json ]] && run_npm_suite deploy deploy/test
