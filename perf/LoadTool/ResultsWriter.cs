@@ -29,7 +29,7 @@ internal static class ResultsWriter
     private const double TargetKafkaBytesPerEvent = 64;
     private const double TargetKafkaToLocal = 0.8;
     private const double TargetUnderCatchUpToIdle = 2.0;
-    private const int MinimumRunsForP95 = 20;
+    private const int MinimumRunsForP95 = Analytics.Perf.QueryBench.QueryBenchRuns.MinimumForP95;
 
     private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 

@@ -28,8 +28,7 @@ long events = Option("--events", smoke ? 100_000 : 20_000_000);
 int merchants = (int)Option("--merchants", smoke ? 300 : 100_000);
 int days = (int)Option("--days", smoke ? 31 : 395);
 int iterations = (int)Option("--iterations", smoke ? 3 : 30);
-// The nearest-rank p95 of fewer runs than this is the slowest of them (ceil(0.95 n) = n for n < 20).
-const int MinimumRunsForP95 = 20;
+const int MinimumRunsForP95 = QueryBenchRuns.MinimumForP95;
 
 // Beside the queries, 2M for ≥ 20 runs per question under catch-up (35-36 on a 4M-event set whose
 // largest merchant has 1.25M events in 30 days); Rollup alone (--catch-up-only) keeps 1M.
