@@ -140,7 +140,7 @@ try
     var results = new List<Result>();
     foreach (var (label, merchant) in subjects)
     {
-        foreach (var question in Questions.For("bench", merchant, dataset.LastDay))
+        foreach (var question in Questions.For("bench", merchant, dataset.LastDay, planned.IsLargeSite))
         {
             if (question.Planned && NormalQueryPlanner.TryPlanRaw(question.Query!, "bench", 10, out var reason) is null)
                 throw new InvalidOperationException($"{question.Name}: the planner fell back ({reason})");
@@ -159,7 +159,7 @@ try
                 var watch = Stopwatch.StartNew();
                 string scanned = question.Query is not null
                     ? (await scanning.AnswerAsync(question.Query, ct)).ToJsonString()
-                    : (await store.QueryRowsAsync(question.Sql!, ct)).Count.ToString(CultureInfo.InvariantCulture);
+                    : (await store.QueryRowsAsync(question.Sql!(), ct)).Count.ToString(CultureInfo.InvariantCulture);
                 if (i >= 0) scan.Add(watch.Elapsed.TotalMilliseconds);
                 if (i == -1 && answer is not null)
                 {
@@ -192,7 +192,7 @@ try
             preRate = await catchUp.RunAsync("catchup_pre", "pre", preAggregates: true, null, ct);
             Console.WriteLine($"Rollup catch-up of {backlog:N0} events: {baseRate:N0} events/s without pre-aggregates, {preRate:N0} with ({preRate / baseRate:F2}x)");
         }
-        var largest = Questions.For("bench", 1, dataset.LastDay).Where(q => q.Planned).ToList();
+        var largest = Questions.For("bench", 1, dataset.LastDay, planned.IsLargeSite).Where(q => q.Planned).ToList();
         foreach (var priority in new[] { StatementPriority.Normal, StatementPriority.Background })
         {
             string live = "catchup_live_" + priority.ToString().ToLowerInvariant();

@@ -9,14 +9,16 @@ namespace Analytics.Perf.QueryBench;
 /// One dashboard question: a POST /v1/query query after normalisation, answered by the query
 /// engine with the planner in front (pre-aggregates where exact) and without it (the scan of
 /// events_enriched every query falls back to); or, for the funnel, which the query API does not
-/// pre-aggregate, one scan statement.
+/// pre-aggregate, one scan statement (built when asked: its form depends on the site's size,
+/// which the query engine knows once the site's main graph was answered).
 /// </summary>
-public sealed record Question(string Name, NormalQuery? Query, string? Sql = null, bool Planned = true);
+public sealed record Question(string Name, NormalQuery? Query, Func<string>? Sql = null, bool Planned = true);
 
 public static class Questions
 {
-    /// <summary>The dashboard's questions over the last 30 whole UTC days of one site.</summary>
-    public static IReadOnlyList<Question> For(string db, ulong merchant, DateOnly lastDay)
+    /// <summary>The dashboard's questions over the last 30 whole UTC days of one site;
+    /// <paramref name="isLargeSite"/> as QueryEngine.IsLargeSite (the funnel's form).</summary>
+    public static IReadOnlyList<Question> For(string db, ulong merchant, DateOnly lastDay, Func<NormalQuery, bool> isLargeSite)
     {
         var to = new DateTimeOffset(lastDay.AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
         var from = to.AddDays(-30);
@@ -52,10 +54,10 @@ public static class Questions
             // The statement FunnelReader runs for a sequential funnel (one row per step an event
             // completes: a pageview of /p/1 is step 1 or step 2 of a chain, never both).
             new("funnel: pageview → /p/1 → add_to_cart → purchase in 30 min (windowFunnel scan)", null,
-                "SELECT level, count() FROM (" + FunnelReader.SequentialLevels(
+                () => "SELECT level, count() FROM (" + FunnelReader.SequentialLevels(
                     "SELECT e.visitor_id AS visitor_id, toUInt64(toUnixTimestamp64Milli(e.received_at)) AS t, e.log_offset AS log_offset, " +
                     "toUInt16(e.name = 'pageview') + toUInt16(e.name = 'pageview' AND e.pathname = '/p/1') * 2 + toUInt16(e.name = 'add_to_cart') * 4 + toUInt16(e.name = 'purchase') * 8 AS mask " +
-                    $"FROM {source} WHERE {scope}", steps: 4, windowMs: 1_800_000) +
+                    $"FROM {source} WHERE {scope}", steps: 4, windowMs: 1_800_000, largeSite: isLargeSite(Q(["visitors"], []))) +
                 ") WHERE level > 0 GROUP BY level ORDER BY level", Planned: false),
         ];
     }

@@ -190,6 +190,11 @@ public class FunnelTests(EngineFixture engine)
     }
 
     /// <summary>Events stored by Rollup (bots included): the traffic is in once this reaches its size.</summary>
+    /// <summary>The sequential funnel has a statement for small sites and one for large ones
+    /// (FunnelReader.SequentialLevels): every site read as one or as the other.</summary>
+    private static void ReadAsLargeSite(TestHost host, bool largeSite) =>
+        host.App.Services.GetRequiredService<Analytics.QueryService.Query.QueryEngine>().LargeSiteFromVisits = largeSite ? 0 : long.MaxValue;
+
     private static async Task<long> StoredAsync(TestHost host)
     {
         var rows = await host.App.Services.GetRequiredService<Analytics.Store.IColumnStore>()
@@ -218,11 +223,14 @@ public class FunnelTests(EngineFixture engine)
         }
     }
 
-    [Fact]
-    public async Task Sequential_and_strict_funnels_count_what_the_definition_counts()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Sequential_and_strict_funnels_count_what_the_definition_counts(bool largeSite)
     {
         var (host, _) = await StartWithTrafficAsync(engine);
         await using var owned = host;
+        ReadAsLargeSite(host, largeSite);
         string steps = """["Home", "Product", "Signup", "Pro purchase"]""";
         var sequential = Expected(strict: false);
         var strict = Expected(strict: true);
@@ -256,11 +264,14 @@ public class FunnelTests(EngineFixture engine)
         AssertSteps(sequential, await FunnelAsync(host, $$"""  "steps": {{steps}}, "window_seconds": {{Window}}  """));
     }
 
-    [Fact]
-    public async Task One_event_never_completes_two_steps_and_a_batch_keeps_its_order()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task One_event_never_completes_two_steps_and_a_batch_keeps_its_order(bool largeSite)
     {
         var (host, _) = await StartWithTrafficAsync(engine);
         await using var owned = host;
+        ReadAsLargeSite(host, largeSite);
         string steps = """["Any page", "Home", "Signup"]""";
         var sequential = Expected(OverlappingSteps, strict: false, T0, T0.AddHours(1));
         var strict = Expected(OverlappingSteps, strict: true, T0, T0.AddHours(1));
