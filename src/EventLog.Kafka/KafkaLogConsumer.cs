@@ -120,6 +120,13 @@ internal sealed partial class KafkaLogConsumer : IEventLogConsumer
             cancellationToken.ThrowIfCancellationRequested();
             var full = _partitions.Values.FirstOrDefault(p => p.Ready(maxRecords));
             if (full is not null) return ValueTask.FromResult(Take(full, maxRecords));
+            // A record the poll above could not read stops its partition only once nothing else
+            // buffered can go out (as when the loop below meets it).
+            if (_blocked is { } blocked)
+            {
+                _blocked = null;
+                throw blocked;
+            }
             var remaining = maxWait - Stopwatch.GetElapsedTime(start);
             bool haveRecords = _partitions.Values.Any(p => p.Count > 0);
             // Poll in short slices so cancellation is noticed; once records are buffered, only
@@ -153,8 +160,9 @@ internal sealed partial class KafkaLogConsumer : IEventLogConsumer
     /// only inside Consume, and with a batch ready (a buffered backlog) the loop below never calls
     /// it: a member joining or leaving waited until this consumer's buffer drained (8.3 s for a
     /// join, 17 s for a leave under load in KafkaTests), and this consumer's commits failed with a
-    /// stale generation meanwhile, so the next owner read those ranges again. A record the poll
-    /// returns is buffered like any other.
+    /// stale generation meanwhile, so the next owner read those ranges again. Now a revoke runs at
+    /// the first read after librdkafka has it. A record the poll returns is buffered like any
+    /// other; one that cannot be read (another schema) is held until nothing else can go out.
     /// </summary>
     private void ServeGroup()
     {
@@ -168,7 +176,15 @@ internal sealed partial class KafkaLogConsumer : IEventLogConsumer
         {
             LastError = e.Error.ToString();
         }
+        catch (EventLogRecordException e)
+        {
+            // Its partition is rewound already (Decode); the other partitions' buffered batches
+            // still go out first.
+            _blocked = e;
+        }
     }
+
+    private EventLogRecordException? _blocked;
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
@@ -292,9 +308,11 @@ internal sealed partial class KafkaLogConsumer : IEventLogConsumer
 
     /// <inheritdoc />
     /// <remarks>
-    /// A partition this consumer no longer owns is not committed (rebalance callbacks run inside
-    /// Consume, so this only happens to a member the group fenced, e.g. after a long stall): its
-    /// new owner starts at the previous commit and finds the range this consumer left in flight.
+    /// A partition this consumer no longer owns is not committed: the group moved it while its
+    /// round was being stored (a read serves the revoke, and during a backlog Rollup reads the
+    /// next round while the previous one is stored), or fenced this member after a long stall.
+    /// Its new owner starts at the previous commit and finds the range this consumer left in
+    /// flight (RollupWorker replays it with the same insert tokens).
     /// </remarks>
     public ValueTask CommitAsync(LogBatch batch, CancellationToken cancellationToken = default)
     {

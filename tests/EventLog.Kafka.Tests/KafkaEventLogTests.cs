@@ -391,23 +391,94 @@ public sealed class KafkaEventLogTests : IDisposable
         }, CancellationToken.None);
 
         int reads = 0, readsUntilHandedOver = -1;
-        while (seen.Count < merchants * perMerchant && DateTime.UtcNow < deadline)
+        int Seen() { lock (secondSeen) return seen.Count; }
+        try
         {
-            var batch = await first.ReadAsync(batchSize, TimeSpan.FromMilliseconds(100), Ct);
-            reads++;
-            if (readsUntilHandedOver < 0 && first.LagBySource.Count < 6) readsUntilHandedOver = reads;
-            if (batch.IsEmpty) continue;
-            lock (secondSeen) Keep(batch);
-            await first.CommitAsync(batch, Ct);
-            await Task.Delay(100, Ct); // the round's work
+            while (Seen() < merchants * perMerchant && DateTime.UtcNow < deadline)
+            {
+                var batch = await first.ReadAsync(batchSize, TimeSpan.FromMilliseconds(100), Ct);
+                reads++;
+                if (readsUntilHandedOver < 0 && first.LagBySource.Count < 6) readsUntilHandedOver = reads;
+                if (batch.IsEmpty) continue;
+                lock (secondSeen) Keep(batch);
+                await first.CommitAsync(batch, Ct);
+                await Task.Delay(100, Ct); // the round's work
+            }
         }
-        await stop.CancelAsync();
-        try { await secondReads; } catch (OperationCanceledException) { }
+        finally
+        {
+            // The second member's reads end before it is disposed, on every path.
+            await stop.CancelAsync();
+            try { await secondReads; } catch (OperationCanceledException) { }
+        }
 
         TestContext.Current.TestOutputHelper?.WriteLine($"partitions handed over after {readsUntilHandedOver} reads; reads in all {reads}; the second member's batches {secondSeen.Count}");
-        Assert.Equal(merchants * perMerchant, seen.Count);
+        Assert.Equal(merchants * perMerchant, Seen());
         Assert.InRange(readsUntilHandedOver, 1, 40);
         Assert.NotEmpty(secondSeen);
+    }
+
+    /// <summary>
+    /// A record written with another schema id stops its partition (the reader waits at it,
+    /// never skips it), but not the others: their batches still go out. (Whether the record is met
+    /// by the poll a read makes before it picks a batch, or by the loop after it, depends on
+    /// librdkafka's queue: with the poll's handling removed this test still passed 3 of 3.)
+    /// </summary>
+    [Fact]
+    public async Task A_record_of_another_schema_stops_its_partition_and_not_the_others()
+    {
+        string topic = _topic + "-schema";
+        _cluster.CreateTopic(topic, partitions: 2);
+        var options = new KafkaLogOptions { BootstrapServers = _cluster.BootstrapServers, Topic = topic, DeliveryTimeout = TimeSpan.FromSeconds(5), SessionTimeout = TimeSpan.FromSeconds(6) };
+        await using var log = await KafkaEventLog.OpenAsync(options, cancellationToken: Ct);
+        const int good = 300;
+        using (var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig { BootstrapServers = _cluster.BootstrapServers }).Build())
+        {
+            byte[] Value(StoredEvent e, int schemaId)
+            {
+                var protobuf = e.ToByteArray();
+                var value = new byte[Avro.ConfluentWireFormat.HeaderSize + Avro.StoredEventAvro.MaxEncodedSize(protobuf.Length)];
+                Avro.ConfluentWireFormat.WriteHeader(value, schemaId);
+                int length = Avro.StoredEventAvro.Transcode(protobuf, value.AsSpan(Avro.ConfluentWireFormat.HeaderSize));
+                return value[..(Avro.ConfluentWireFormat.HeaderSize + length)];
+            }
+            // Partition 1 starts with a record of schema 99; partition 0 holds ours only.
+            await producer.ProduceAsync(new TopicPartition(topic, 1), new Message<byte[], byte[]> { Value = Value(PageViews(1, 7)[0], 99) }, Ct);
+            foreach (var e in PageViews(good, 5))
+                producer.Produce(new TopicPartition(topic, 0), new Message<byte[], byte[]> { Value = Value(e, log.SchemaId) });
+            producer.Flush(Ct);
+        }
+
+        await using var consumer = log.OpenConsumer("g");
+        long next = 0, stops = 0;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (next < good && DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                var batch = await consumer.ReadAsync(100, TimeSpan.FromMilliseconds(200), Ct);
+                if (batch.IsEmpty) continue;
+                Assert.Equal(topic + "/0", batch.Source);
+                Assert.Equal(next, batch.FirstOffset);
+                next = batch.NextOffset;
+                await consumer.CommitAsync(batch, Ct);
+            }
+            catch (EventLogRecordException e)
+            {
+                Assert.Equal(topic + "/1", e.LogSource);
+                stops++;
+            }
+        }
+        TestContext.Current.TestOutputHelper?.WriteLine($"partition 0 read to {next}; partition 1 stopped {stops} times");
+        Assert.Equal(good, next);
+        // Partition 1 still waits at its first record.
+        Exception? stopped = null;
+        for (var until = DateTime.UtcNow.AddSeconds(10); stopped is null && DateTime.UtcNow < until;)
+        {
+            try { Assert.True((await consumer.ReadAsync(100, TimeSpan.FromMilliseconds(200), Ct)).IsEmpty); }
+            catch (EventLogRecordException e) { stopped = e; }
+        }
+        Assert.IsType<EventLogRecordException>(stopped);
     }
 
     /// <summary>Until the consumer's fetches report at least <paramref name="records"/> past the group's commit on <paramref name="source"/>.</summary>

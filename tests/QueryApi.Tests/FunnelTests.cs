@@ -189,12 +189,12 @@ public class FunnelTests(EngineFixture engine)
         return wire;
     }
 
-    /// <summary>Events stored by Rollup (bots included): the traffic is in once this reaches its size.</summary>
     /// <summary>The sequential funnel has a statement for small sites and one for large ones
     /// (FunnelReader.SequentialLevels): every site read as one or as the other.</summary>
     private static void ReadAsLargeSite(TestHost host, bool largeSite) =>
         host.App.Services.GetRequiredService<Analytics.QueryService.Query.QueryEngine>().LargeSiteFromVisits = largeSite ? 0 : long.MaxValue;
 
+    /// <summary>Events stored by Rollup (bots included): the traffic is in once this reaches its size.</summary>
     private static async Task<long> StoredAsync(TestHost host)
     {
         var rows = await host.App.Services.GetRequiredService<Analytics.Store.IColumnStore>()

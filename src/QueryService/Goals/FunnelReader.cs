@@ -54,10 +54,12 @@ public sealed class FunnelReader(IColumnStore store, string database)
     /// An event's rank in its millisecond (in log order) comes, for a small site, from
     /// <c>row_number() OVER (PARTITION BY visitor_id, t ORDER BY log_offset)</c>. For a
     /// <paramref name="largeSite"/> it comes from each visitor's events sorted as an array (the
-    /// row's index minus that of the first row of its millisecond): the same numbers, without the
-    /// window function's sort, which took about half of the statement for a merchant with 1.2M
-    /// events in 30 days (the statement 675 → 411 ms p50). The array form costs a small site about
-    /// 5-7 ms more (47 → 52 ms at 750 events, 36 → 43 ms at 60), hence the two.
+    /// row's index minus that of the first row of its millisecond, found by where the time
+    /// changes): the same numbers, without the window function's sort, which took about half of
+    /// the statement for a merchant with 1.2M events in 30 days (the statement 675 → 411 ms p50).
+    /// The arrays cost a small site 4-8 ms more (docs/query-performance.md), hence the two. No
+    /// lambda here reads the visitor's array by index: a lambda that captures an array column gets
+    /// a copy of it per element, which made one visitor of 10,000 events take 16 s.
     /// </summary>
     public static string SequentialLevels(string events, int steps, long windowMs, bool largeSite)
     {
@@ -67,7 +69,7 @@ public sealed class FunnelReader(IColumnStore store, string database)
             SELECT windowFunnel({ScaledWindow(windowMs)}, 'strict_increase')({key("e.1", "i - first")}, {conditions}) AS level
             FROM (
               SELECT visitor_id, arraySort(groupArray((t, log_offset, mask))) AS ev,
-                arrayFill(x -> x != 0, arrayMap((x, i) -> if(i = 1 OR x.1 != ev[i - 1].1, i, 0), ev, arrayEnumerate(ev))) AS first_of_ms
+                arrayFill(x -> x != 0, arrayMap((d, i) -> if(i = 1 OR d != 0, i, 0), arrayDifference(arrayMap(x -> x.1, ev)), arrayEnumerate(ev))) AS first_of_ms
               FROM ({events}) WHERE mask != 0 GROUP BY visitor_id)
             ARRAY JOIN ev AS e, arrayEnumerate(ev) AS i, first_of_ms AS first
             ARRAY JOIN arrayFilter(k -> bitTest(e.3, k), range({steps})) AS step
@@ -78,6 +80,32 @@ public sealed class FunnelReader(IColumnStore store, string database)
               SELECT visitor_id, t, row_number() OVER (PARTITION BY visitor_id, t ORDER BY log_offset) - 1 AS rank, mask
               FROM ({events}) WHERE mask != 0)
             ARRAY JOIN arrayFilter(k -> bitTest(mask, k), range({steps})) AS step
+            GROUP BY visitor_id
+            """;
+    }
+
+    /// <summary>
+    /// The strict funnel's level per visitor over <paramref name="events"/> (as
+    /// <see cref="SequentialLevels"/>): every event takes part, as any of them between two steps
+    /// breaks the chain. For each step-1 event of the visitor's sorted events, the events right
+    /// after it are read from the same arrays shifted left by 1..steps−1 (time and mask of the
+    /// j-th next event; past the end a mask of 0, which completes no step), so the level is
+    /// 1 + c1·(1 + c2·(…)), cj: the j-th next event completes step j+1 within the window of the
+    /// step-1 event. The shifted arrays are passed to one lambda rather than read by index inside
+    /// it: a lambda that captures an array gets a copy of it per element (quadratic in the
+    /// visitor's events).
+    /// </summary>
+    public static string StrictLevels(string events, int steps, long windowMs)
+    {
+        string chain = "";
+        for (int j = steps - 1; j >= 1; j--)
+            chain = $"toUInt8(bitTest(m{j}, {j}) AND t{j} <= t0 + {windowMs}) * (1{(chain.Length == 0 ? "" : " + " + chain)})";
+        string parameters = string.Join(", ", Enumerable.Range(0, steps).Select(j => $"t{j}, m{j}"));
+        string arrays = string.Join(", ", Enumerable.Range(0, steps).Select(j => j == 0 ? "ts, ms" : $"arrayShiftLeft(ts, {j}), arrayShiftLeft(ms, {j})"));
+        return $"""
+            SELECT arraySort(groupArray((t, log_offset, mask))) AS ev, arrayMap(x -> x.1, ev) AS ts, arrayMap(x -> x.3, ev) AS ms,
+              arrayMax(arrayMap(({parameters}) -> if(bitTest(m0, 0), 1 + {chain}, 0), {arrays})) AS level
+            FROM ({events})
             GROUP BY visitor_id
             """;
     }
@@ -97,15 +125,7 @@ public sealed class FunnelReader(IColumnStore store, string database)
         // Every non-engagement event, with the steps it completes as bits.
         string mask = string.Join(" + ", conditions.Select((c, i) => $"toUInt16({c}) * {1 << i}"));
         string events = $"SELECT visitor_id, toUInt64(toUnixTimestamp64Milli(received_at)) AS t, log_offset, {mask} AS mask FROM sel WHERE name != 'engagement'";
-        // Strict: every event takes part, as any of them between two steps breaks the chain.
-        string perVisitor = order != FunnelOrders.Strict ? SequentialLevels(events, n, windowMs, largeSite) : $"""
-                SELECT arraySort(groupArray((t, log_offset, mask))) AS ev,
-                  arrayMax(arrayMap(i -> if(bitTest(ev[i].3, 0),
-                      arrayFirstIndex(j -> NOT (j < {n} AND bitTest(ev[i + j].3, j) AND ev[i + j].1 <= ev[i].1 + {windowMs}), range(1, {n + 1})),
-                      0), arrayEnumerate(ev))) AS level
-                FROM ({events})
-                GROUP BY visitor_id
-                """;
+        string perVisitor = order != FunnelOrders.Strict ? SequentialLevels(events, n, windowMs, largeSite) : StrictLevels(events, n, windowMs);
         string sql = $"{selected}SELECT level, count() FROM ({perVisitor}) WHERE level > 0 GROUP BY level SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}";
         IReadOnlyList<JsonElement[]> rows;
         try
