@@ -148,20 +148,27 @@ suites_failed=()
 TEST_HANG_TIMEOUT="${TEST_HANG_TIMEOUT:-5m}"
 SUITE_TIMEOUT="${SUITE_TIMEOUT:-25m}"
 
-run_suite() {
-    local project="$1" name started=$SECONDS
-    name="$(basename "$project" .csproj)"
-    echo "== $name"
-    # In the background and waited for, so that an interrupt's trap (below) runs at once rather
-    # than when the suite ends.
-    timeout --kill-after=30s "$SUITE_TIMEOUT" dotnet test "$project" -c Release --no-build --nologo \
-        --blame-hang-timeout "$TEST_HANG_TIMEOUT" --blame-hang-dump-type none \
-        --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
-        --results-directory "$RESULTS" &
+# Runs a command in the background and waits for it: bash runs a trap only between foreground
+# commands, so this lets an interrupt's trap (below) run at once and stop the command.
+suite_pid=
+waited() {
+    "$@" &
     suite_pid=$!
     wait "$suite_pid"
     local status=$?
     suite_pid=
+    return $status
+}
+
+run_suite() {
+    local project="$1" name started=$SECONDS
+    name="$(basename "$project" .csproj)"
+    echo "== $name"
+    waited timeout --kill-after=30s "$SUITE_TIMEOUT" dotnet test "$project" -c Release --no-build --nologo \
+        --blame-hang-timeout "$TEST_HANG_TIMEOUT" --blame-hang-dump-type none \
+        --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
+        --results-directory "$RESULTS"
+    local status=$?
     local trx="$RESULTS/$name.trx"
     local p=0 f=0
     if [[ -f "$trx" ]]; then
@@ -193,9 +200,9 @@ start_npm_suite() {
         _ "$dir" "$SUITE_TIMEOUT" > "$RESULTS/$name.log" 2>&1 &
     npm_pid[$name]=$!
 }
-# An interrupted run stops what it started: the .NET suite running (timeout passes the signal on),
-# the background npm suite's process group, the fuzzers.
-suite_pid=
+# An interrupted run stops what it started: the command waited for (a .NET suite, the perf smoke
+# run, the fuzz build: timeout passes the signal on), the background npm suite's process group,
+# the fuzzers.
 declare -A fuzz_pid=()
 stop_children() {
     local pid
@@ -246,7 +253,7 @@ done
 if [[ -x perf/run-all.sh ]]; then
     echo "== perf smoke (perf/run-all.sh --smoke)"
     started=$SECONDS
-    timeout --kill-after=30s "$SUITE_TIMEOUT" perf/run-all.sh --smoke --no-build --out "$RESULTS/perf" > "$RESULTS/perf-smoke.log" 2>&1
+    waited timeout --kill-after=30s "$SUITE_TIMEOUT" perf/run-all.sh --smoke --no-build --out "$RESULTS/perf" > "$RESULTS/perf-smoke.log" 2>&1
     status=$?
     grep -E '^== perf' "$RESULTS/perf-smoke.log"
     # One count per part of the runner: "== perf: NAME: done in N s" or "...: FAILED ...".
@@ -266,7 +273,7 @@ fi
 # .cache/test-results/fuzz/TARGET/.
 echo "== fuzz (fuzz/run.sh, ${FUZZ_SECONDS:=15} s per target)"
 started=$SECONDS
-if timeout --kill-after=30s "$SUITE_TIMEOUT" fuzz/run.sh --build > "$RESULTS/fuzz-build.log" 2>&1; then
+if waited timeout --kill-after=30s "$SUITE_TIMEOUT" fuzz/run.sh --build > "$RESULTS/fuzz-build.log" 2>&1; then
     # Two targets at a time: each fuzzer is one process on one core.
     for pair in "frames batch" "validator query"; do
         fuzz_pid=()

@@ -64,9 +64,9 @@ public sealed class FunnelReader(IColumnStore store, string database)
     public static string SequentialLevels(string events, int steps, long windowMs, bool largeSite)
     {
         string conditions = string.Join(", ", Enumerable.Range(0, steps).Select(k => $"step = {k}"));
-        string key(string t, string rank) => $"toUInt64({t} * {TimeScale} + least({rank}, {SlotsPerMillisecond / 8 - 1}) * 8 + 7 - step)";
+        string Key(string t, string rank) => $"toUInt64({t} * {TimeScale} + least({rank}, {SlotsPerMillisecond / 8 - 1}) * 8 + 7 - step)";
         return largeSite ? $"""
-            SELECT windowFunnel({ScaledWindow(windowMs)}, 'strict_increase')({key("e.1", "i - first")}, {conditions}) AS level
+            SELECT windowFunnel({ScaledWindow(windowMs)}, 'strict_increase')({Key("e.1", "i - first")}, {conditions}) AS level
             FROM (
               SELECT visitor_id, arraySort(groupArray((t, log_offset, mask))) AS ev,
                 arrayFill(x -> x != 0, arrayMap((d, i) -> if(i = 1 OR d != 0, i, 0), arrayDifference(arrayMap(x -> x.1, ev)), arrayEnumerate(ev))) AS first_of_ms
@@ -75,7 +75,7 @@ public sealed class FunnelReader(IColumnStore store, string database)
             ARRAY JOIN arrayFilter(k -> bitTest(e.3, k), range({steps})) AS step
             GROUP BY visitor_id
             """ : $"""
-            SELECT windowFunnel({ScaledWindow(windowMs)}, 'strict_increase')({key("t", "rank")}, {conditions}) AS level
+            SELECT windowFunnel({ScaledWindow(windowMs)}, 'strict_increase')({Key("t", "rank")}, {conditions}) AS level
             FROM (
               SELECT visitor_id, t, row_number() OVER (PARTITION BY visitor_id, t ORDER BY log_offset) - 1 AS rank, mask
               FROM ({events}) WHERE mask != 0)
