@@ -168,7 +168,7 @@ public sealed partial class ClickHouseServerStore : IColumnStore, IDisposable
             var options = NewOptions(null, QuerySettings);
             using var result = await _client.ExecuteRawResultAsync(sql, options, ct).ConfigureAwait(false);
             var bytes = await result.ReadAsByteArrayAsync().ConfigureAwait(false);
-            return EmbeddedColumnStore.ParseJsonCompact(bytes);
+            return EmbeddedColumnStore.ParseJsonCompact(bytes, sql);
         }, cancellationToken);
     }
 

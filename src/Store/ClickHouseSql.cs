@@ -81,6 +81,41 @@ public static class ClickHouseSql
         return table;
     }
 
+    /// <summary>Whether a statement answers with a result set: its first keyword (after spaces,
+    /// comments and opening parentheses) is SELECT, WITH, SHOW, DESCRIBE, DESC, EXPLAIN or EXISTS.
+    /// The engine prints such a statement's JSON output (meta, data) even when it has no rows, so
+    /// empty output from one is a failure, never "no rows".</summary>
+    public static bool ReturnsResultSet(string sql)
+    {
+        ArgumentNullException.ThrowIfNull(sql);
+        var rest = sql.AsSpan();
+        while (true)
+        {
+            rest = rest.TrimStart();
+            if (rest.StartsWith("--"))
+            {
+                var end = rest.IndexOf('\n');
+                rest = end < 0 ? [] : rest[(end + 1)..];
+            }
+            else if (rest.StartsWith("/*"))
+            {
+                var end = rest.IndexOf("*/");
+                rest = end < 0 ? [] : rest[(end + 2)..];
+            }
+            else if (rest.StartsWith("("))
+                rest = rest[1..];
+            else
+                break;
+        }
+        var length = 0;
+        while (length < rest.Length && char.IsAsciiLetter(rest[length])) length++;
+        var keyword = rest[..length];
+        foreach (var k in (ReadOnlySpan<string>)["SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"])
+            if (keyword.Equals(k, StringComparison.OrdinalIgnoreCase))
+                return true;
+        return false;
+    }
+
     /// <summary>Column names of a structure string such as "id UInt64, tags Map(String, String)":
     /// splits at top-level commas (not inside parentheses or quotes) and takes each part's first
     /// token, which may be back-quoted. Returns them ready to paste (plain or back-quoted).</summary>

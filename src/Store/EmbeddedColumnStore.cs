@@ -52,7 +52,7 @@ public sealed class EmbeddedColumnStore : IColumnStore
         _engine.QueryAsync(sql, ChDbEngine.DefaultFormat, static _ => true, cancellationToken, _priority);
 
     public Task<IReadOnlyList<JsonElement[]>> QueryRowsAsync(string sql, CancellationToken cancellationToken = default) =>
-        _engine.QueryAsync(sql, "JSONCompact", static output => ParseJsonCompact(output.Data), cancellationToken, _priority);
+        _engine.QueryAsync(sql, "JSONCompact", output => ParseJsonCompact(output.Data, sql), cancellationToken, _priority);
 
     public Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default)
     {
@@ -116,14 +116,21 @@ public sealed class EmbeddedColumnStore : IColumnStore
     // JSONCompact: {"meta":[…],"data":[[v, v, …], …],"rows":N,…}. ParseValue copies the bytes
     // into a document of its own (no pooled memory, nothing to dispose), so the elements stay
     // valid after the engine's buffer is freed; one document per result, not one per row.
-    internal static IReadOnlyList<JsonElement[]> ParseJsonCompact(ReadOnlySpan<byte> json)
+    // Empty output is no rows only for a statement without a result set (DDL, INSERT): a query's
+    // output always carries "data", even with no rows. Reading a query's empty output as no rows
+    // would be silently wrong (an empty duplicate lookup stores events twice, an empty answer
+    // shows zeros), and once, right after the engine refused a 24 GiB allocation, chDB handed
+    // back neither an error nor output for a SELECT.
+    internal static IReadOnlyList<JsonElement[]> ParseJsonCompact(ReadOnlySpan<byte> json, string sql)
     {
         if (json.IsEmpty)
-            return [];
+            return ClickHouseSql.ReturnsResultSet(sql)
+                ? throw new InvalidDataException("The store answered a query with no output at all (not even its columns); refusing to read that as no rows.")
+                : [];
         var reader = new Utf8JsonReader(json);
         var root = JsonElement.ParseValue(ref reader);
         if (!root.TryGetProperty("data"u8, out var data))
-            return [];
+            throw new InvalidDataException("The store's JSONCompact output has no \"data\".");
 
         var rows = new JsonElement[data.GetArrayLength()][];
         var r = 0;

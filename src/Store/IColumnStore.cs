@@ -8,7 +8,9 @@
 //   JSONCompact). 64-bit integers are JSON numbers, not strings: read them with
 //   GetUInt64()/GetInt64(), which are exact. A server implementation must pass
 //   output_format_json_quote_64bit_integers=0 with each query to keep this. nan/inf come as null.
-//   The SQL must not carry its own FORMAT clause.
+//   The SQL must not carry its own FORMAT clause. A query (ClickHouseSql.ReturnsResultSet) whose
+//   output is empty or has no "data" is an error (InvalidDataException), never "no rows"; only a
+//   statement without a result set (DDL) answers no rows with empty output.
 // - InsertRowBinaryAsync stores rows encoded with RowBinaryWriter. columnsWithTypes names the
 //   columns present in the data, in order, with their ClickHouse types ("id UInt64, url String");
 //   the table may have more columns, which take their defaults. It returns the row count the

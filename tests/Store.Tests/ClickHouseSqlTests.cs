@@ -44,4 +44,28 @@ public class ClickHouseSqlTests(ChDbFixture fixture)
     {
         Assert.Equal(expected, ClickHouseSql.IsPlainIdentifier(name));
     }
+
+    [Theory]
+    [InlineData("SELECT 1", true)]
+    [InlineData("  select count() FROM t", true)]
+    [InlineData("WITH (SELECT 1) AS a SELECT a", true)]
+    [InlineData("(SELECT 1) UNION ALL (SELECT 2)", true)]
+    [InlineData("-- note\nSELECT 1", true)]
+    [InlineData("/* a */ /* b */\n SELECT 1", true)]
+    [InlineData("SHOW TABLES", true)]
+    [InlineData("DESCRIBE TABLE t", true)]
+    [InlineData("DESC t", true)]
+    [InlineData("EXPLAIN indexes = 1 SELECT 1", true)]
+    [InlineData("EXISTS TABLE t", true)]
+    [InlineData("CREATE TABLE t (a UInt8) ENGINE = Memory", false)]
+    [InlineData("INSERT INTO t SELECT 1", false)]
+    [InlineData("ALTER TABLE t DROP PARTITION 1", false)]
+    [InlineData("SET os_thread_priority = 1", false)]
+    [InlineData("SELECTED", false)]
+    [InlineData("-- only a comment", false)]
+    [InlineData("", false)]
+    public void ReturnsResultSet_reads_the_first_keyword(string sql, bool expected)
+    {
+        Assert.Equal(expected, ClickHouseSql.ReturnsResultSet(sql));
+    }
 }

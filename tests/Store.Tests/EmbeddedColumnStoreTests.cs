@@ -36,6 +36,20 @@ public class EmbeddedColumnStoreTests(ChDbFixture fixture, ITestOutputHelper out
         Assert.Empty(await fixture.Store.QueryRowsAsync($"CREATE TABLE {db}.t (a UInt8) ENGINE = Memory", Ct));
     }
 
+    // The engine's output is checked, not trusted: a query always prints its columns and "data",
+    // so output without them is a failure to report, never a silent "no rows" (an empty duplicate
+    // lookup would store events twice). chDB cannot be made to fail this way on demand, so the
+    // parser is fed the outputs directly.
+    [Fact]
+    public void A_query_answered_with_no_output_or_without_data_is_an_error_not_no_rows()
+    {
+        Assert.Throws<InvalidDataException>(() => EmbeddedColumnStore.ParseJsonCompact([], "SELECT count() FROM t"));
+        Assert.Throws<InvalidDataException>(() => EmbeddedColumnStore.ParseJsonCompact([], "WITH 1 AS a SELECT a"));
+        Assert.Throws<InvalidDataException>(() => EmbeddedColumnStore.ParseJsonCompact("{\"meta\":[],\"rows\":0}"u8, "SELECT 1"));
+        Assert.Empty(EmbeddedColumnStore.ParseJsonCompact([], "CREATE TABLE t (a UInt8) ENGINE = Memory"));
+        Assert.Empty(EmbeddedColumnStore.ParseJsonCompact("{\"meta\":[],\"data\":[],\"rows\":0}"u8, "SELECT 1 WHERE 0"));
+    }
+
     [Fact]
     public async Task QueryRowsAsync_results_outlive_the_engine_buffer()
     {
