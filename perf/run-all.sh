@@ -21,6 +21,9 @@
 #      catches up; Rollup's catch-up without and with the pre-aggregates
 #  10. QueryBench --storage: N events through the real Rollup, OPTIMIZE FINAL, bytes on disk per
 #      event of every table (system.parts)
+#  11. QueryBench --catch-up-only: Rollup alone catching up a backlog with ingest idle under the host's
+#      processing logic, then reprocessing every site-day of it, in one process (issue #17's catch-up
+#      and reprocessing targets, same events and logic on both sides)
 # Parts 1, 4 and 5 (the headline figures) run 3 times in a full run (once in smoke); RESULTS.md gives
 # the median of each figure with its spread (min-max), part 4 paced at half of part 1's median peak.
 # Each part writes JSON into the results directory; LoadTool --write-results turns them into
@@ -132,6 +135,7 @@ if [[ $smoke -eq 1 ]]; then
     store_insert=(--smoke)  # 20,000 rows in batches of 5,000
     benchmarks=(--job Dry --inProcess)
     query_bench=(--smoke)   # 100,000 events, 300 merchants, 31 days, 3 runs per question, 20,000-event backlog
+    rollup_alone=(--smoke)  # a 20,000-event backlog
 else
     load=(--connections 64 --batch 50 --seconds 10)
     repeats=3               # the headline parts 1, 4 and 5; RESULTS.md reports the median and the spread
@@ -146,6 +150,7 @@ else
     store_insert=()         # 1,000,000 rows in batches of 50,000
     benchmarks=(--job short)
     query_bench=()          # 20,000,000 events, 100,000 merchants, 395 days, 30 runs per question, 2,000,000-event backlog (for ≥ 20 runs per question under catch-up)
+    rollup_alone=()         # a 1,000,000-event backlog: 10 rounds of 100,000
 fi
 
 # Parts 1-4: the ingest service alone (--server-roles ingest), as it runs in the scale-out
@@ -211,6 +216,9 @@ part "queries: pre-aggregates vs scan, idle and during Rollup catch-up (QueryBen
 if [[ $smoke -eq 1 ]]; then storage=(--smoke); else storage=(); fi   # 5,000 or 200,000 events
 part "storage: bytes on disk per event of every table after merges (QueryBench --storage)" \
     dotnet perf/QueryBench/bin/Release/net10.0/QueryBench.dll --storage "${storage[@]}" --json "$out/storage-cost.json"
+
+part "Rollup alone: catch-up and reprocessing of one backlog, the host's processing logic (QueryBench --catch-up-only)" \
+    dotnet perf/QueryBench/bin/Release/net10.0/QueryBench.dll --catch-up-only --logic current "${rollup_alone[@]}" --json "$out/rollup-alone.json"
 
 part "write $RESULTS_MD" \
     "${load_tool[@]:0:2}" --write-results "$RESULTS_MD" --results "$out" --command "$COMMAND"

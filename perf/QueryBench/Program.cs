@@ -17,6 +17,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Analytics.Perf.QueryBench;
 using Analytics.QueryService.PreAggregates;
+using Analytics.Rollup;
 using Analytics.QueryService.Query;
 using Analytics.Store;
 
@@ -55,9 +56,9 @@ if (args.Contains("--help") || args.Contains("-h"))
     Console.WriteLine("                                    --data DIR: keep the data set in DIR and reuse it next time (part 3 skipped)");
     Console.WriteLine("                                    --large-site-from-visits N: read a site as a large one from N visits in the range (0: always)");
     Console.WriteLine("QueryBench --storage [--smoke] [--events 200000] [--json FILE]   bytes on disk per event for every table (StorageCost.cs)");
-    Console.WriteLine("QueryBench --catch-up-only [--backlog 1000000] [--statement-costs] [--logic 2]   Rollup catch-up and reprocessing alone, with the engine time per statement kind");
+    Console.WriteLine("QueryBench --catch-up-only [--backlog 1000000] [--statement-costs] [--logic 2] [--json FILE]   Rollup catch-up and reprocessing alone, with the engine time per statement kind");
     Console.WriteLine("                                    --statement-costs: and the CPU of each statement of a round run alone");
-    Console.WriteLine("                                    --logic 3: processing logic 3 (the maintained enrichment data, as the host runs) instead of 2");
+    Console.WriteLine("                                    --logic N: processing logic N (3 and up read the maintained enrichment data); current: the host's (" + ProcessingLogic.Current + ")");
     return 0;
 }
 if (args.Contains("--storage")) return await StorageModeAsync();
@@ -72,7 +73,9 @@ try
     string schemas = Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse");
     if (catchUpOnly)
     {
-        await RollupAlone.RunAsync(store, schemas, Path.Combine(root, "log"), backlog, ct, args.Contains("--statement-costs"), (ushort)Option("--logic", 2));
+        // "current": the version the host runs (ProcessingLogic.Current), as perf/run-all.sh asks.
+        ushort logic = OptionText("--logic") == "current" ? ProcessingLogic.Current : (ushort)Option("--logic", 2);
+        await RollupAlone.RunAsync(store, schemas, Path.Combine(root, "log"), backlog, ct, args.Contains("--statement-costs"), logic, json);
         return 0;
     }
     foreach (var db in keptData is null ? new[] { "bench", "catchup_base", "catchup_pre" } : ["bench"]) await new SchemaMigrator(store).MigrateAsync(schemas, db, ct);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using Analytics.Rollup;
 using Analytics.Rollup.Reprocessing;
 using Analytics.Store;
@@ -15,8 +16,9 @@ namespace Analytics.Perf.QueryBench;
 public static class RollupAlone
 {
     public static async Task RunAsync(IColumnStore store, string schemas, string logDirectory, int backlog, CancellationToken ct, bool statementCosts = false,
-        ushort logicVersion = 2)
+        ushort logicVersion = 2, string? json = null)
     {
+        string loadBefore = LoadAverage();
         const string Db = "catchup";
         var timed = new TimedStore(store);
         await new SchemaMigrator(store).MigrateAsync(schemas, Db, ct);
@@ -30,11 +32,14 @@ public static class RollupAlone
         double rate = await catchUp.RunAsync(Db, "alone", preAggregates: true, null, ct);
         var catchUpCpu = Cpu() - cpu;
         var catchUpWall = sw.Elapsed;
+        double catchUpCpuPerEvent = catchUpCpu.TotalMicroseconds / backlog;
         // Merges the catch-up's parts started may still run once its last round is stored: waited
         // for and counted too, since the round size changes how much merging a backlog costs.
         await QuietAsync(store, ct);
-        Print($"catch-up: {rate:N0} events/s ({catchUpWall.TotalSeconds:F1} s), process CPU {catchUpCpu.TotalMicroseconds / backlog:F1} µs/event, " +
-              $"{(Cpu() - cpu).TotalMicroseconds / backlog:F1} with the merges after it, peak RSS {System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB, load average {LoadAverage()}", timed, catchUpWall);
+        double withMergesPerEvent = (Cpu() - cpu).TotalMicroseconds / backlog;
+        double peakRssMiB = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0;
+        Print($"catch-up: {rate:N0} events/s ({catchUpWall.TotalSeconds:F1} s), process CPU {catchUpCpuPerEvent:F1} µs/event, " +
+              $"{withMergesPerEvent:F1} with the merges after it, peak RSS {peakRssMiB:F0} MiB, load average {LoadAverage()}", timed, catchUpWall);
         if (statementCosts) await StatementCostsAsync(store, schemas, Db, Math.Min(backlog, new RollupOptions { Database = Db, QuarantineDirectory = "" }.MaxBatchRecords), ct);
 
         timed.Reset();
@@ -59,8 +64,23 @@ public static class RollupAlone
         }
         // The job's last step: the old generations' rows, once for all steps.
         await rebuilder.DeleteSupersededAsync(built, dryRun: false, ct);
-        Print($"reprocess: {events / sw.Elapsed.TotalSeconds:N0} raw events/s ({events:N0} events, {units.Count} site-days in {steps} steps, {sw.Elapsed.TotalSeconds:F1} s), " +
-              $"{events / sw.Elapsed.TotalSeconds / rate:F2}x catch-up, process CPU {(Cpu() - cpu).TotalMicroseconds / Math.Max(1, events):F1} µs/event, load average {LoadAverage()}", timed, sw.Elapsed);
+        double reprocessRate = events / sw.Elapsed.TotalSeconds, reprocessCpuPerEvent = (Cpu() - cpu).TotalMicroseconds / Math.Max(1, events);
+        var reprocessWall = sw.Elapsed;
+        Print($"reprocess: {reprocessRate:N0} raw events/s ({events:N0} events, {units.Count} site-days in {steps} steps, {reprocessWall.TotalSeconds:F1} s), " +
+              $"{reprocessRate / rate:F2}x catch-up, process CPU {reprocessCpuPerEvent:F1} µs/event, load average {LoadAverage()}", timed, reprocessWall);
+        // For perf/RESULTS.md (LoadTool --write-results): issue #17's catch-up and reprocessing
+        // targets, both from this one process, backlog and processing logic.
+        if (json is not null)
+            await File.WriteAllTextAsync(json, JsonSerializer.Serialize(new
+            {
+                kind = "rollup-alone",
+                date = DateTime.UtcNow,
+                backlog,
+                logic = logicVersion,
+                loadAverageBefore = loadBefore,
+                catchUp = new { eventsPerSecond = rate, seconds = catchUpWall.TotalSeconds, cpuMicrosPerEvent = catchUpCpuPerEvent, cpuMicrosPerEventWithMerges = withMergesPerEvent, peakRssMiB },
+                reprocess = new { eventsPerSecond = reprocessRate, events, siteDays = units.Count, steps, seconds = reprocessWall.TotalSeconds, cpuMicrosPerEvent = reprocessCpuPerEvent },
+            }, new JsonSerializerOptions { WriteIndented = true }), ct);
     }
 
     /// <summary>
