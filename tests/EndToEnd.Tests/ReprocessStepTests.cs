@@ -109,6 +109,80 @@ public class ReprocessStepTests(EngineFixture engine)
         }
     }
 
+    // Pages overlap (the next one is read while this one is derived and stored), so a failing
+    // insert meets a read still running: the rebuild must end with that failure only after its
+    // other statements ended (their rows' memory is freed as it returns), and leave the old
+    // numbers answering.
+    [Fact]
+    public async Task A_page_insert_that_fails_while_the_next_page_is_read_ends_the_rebuild_after_every_statement_of_it()
+    {
+        var (db, dir, events) = await BuildAsync();
+        try
+        {
+            var before = await SnapshotAsync(db);
+            var siteDays = Days.SelectMany(d => new[] { new SiteDay(Merchant, SiteA, d), new SiteDay(Merchant, SiteB, d) }).ToList();
+            var store = new SlowReadsFailingSecondInsert(engine.Store, $"{db}.events_enriched");
+            var rebuilder = new SiteDayRebuilder(store, db, new Generations(store, db), new ProcessingLogic(engine.Enrichment)) { PageRows = 37 };
+            await Assert.ThrowsAsync<InjectedFailure>(() => rebuilder.RebuildAsync(siteDays, ProcessingLogic.Current, dryRun: false, _ => { }, Ct));
+            Assert.Equal(0, store.Running);
+            Assert.True(store.ReadsRunningAtFailure > 0, "a page read was running when the insert failed (else this test proves nothing)");
+            Assert.Empty(await engine.Store.QueryRowsAsync($"SELECT generation FROM {db}.generations WHERE merchant_id = {Merchant}", Ct));
+
+            // A rebuild that completes deletes the dead one's page and rebuilds exactly.
+            rebuilder = new SiteDayRebuilder(engine.Store, db, new Generations(engine.Store, db), new ProcessingLogic(engine.Enrichment)) { PageRows = 37 };
+            await rebuilder.RebuildAsync(siteDays, ProcessingLogic.Current, dryRun: false, _ => { }, Ct);
+            await AssertRebuiltExactlyAsync(db, before, events);
+        }
+        finally
+        {
+            Cleanup(dir);
+        }
+    }
+
+    /// <summary>Page reads take 300 ms more; the second RowBinary insert into the table fails after
+    /// 50 ms. Counts the calls still running.</summary>
+    private sealed class SlowReadsFailingSecondInsert(IColumnStore inner, string table) : DelegatingColumnStore(inner)
+    {
+        private int _running, _readsRunning, _inserts;
+        public int Running => Volatile.Read(ref _running);
+        public int ReadsRunningAtFailure { get; private set; }
+
+        public override Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default) =>
+            Tracked(async () =>
+            {
+                Interlocked.Increment(ref _readsRunning);
+                try
+                {
+                    await Task.Delay(300, cancellationToken);
+                    return await Inner.QueryRowBinaryAsync(sql, read, cancellationToken);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _readsRunning);
+                }
+            });
+
+        public override Task<long> InsertRowBinaryAsync(string table1, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
+            string? deduplicationToken = null, CancellationToken cancellationToken = default) =>
+            Tracked(async () =>
+            {
+                if (table1 == table && Interlocked.Increment(ref _inserts) == 2)
+                {
+                    await Task.Delay(50, cancellationToken);
+                    ReadsRunningAtFailure = Volatile.Read(ref _readsRunning);
+                    throw new InjectedFailure("INSERT INTO " + table1);
+                }
+                return await Inner.InsertRowBinaryAsync(table1, columnsWithTypes, rowBinary, deduplicationToken, cancellationToken);
+            });
+
+        private async Task<T> Tracked<T>(Func<Task<T>> call)
+        {
+            Interlocked.Increment(ref _running);
+            try { return await call(); }
+            finally { Interlocked.Decrement(ref _running); }
+        }
+    }
+
     /// <summary>Readers see what they saw before, the generator's numbers, and only the active
     /// generations have rows left: the old ones were deleted, nothing else was.</summary>
     private async Task AssertRebuiltExactlyAsync(string db, Snapshot before, List<Generated> events)

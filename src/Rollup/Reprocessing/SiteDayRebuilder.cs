@@ -73,40 +73,70 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
         ulong generation = NewGeneration();
         string rawScope = Scope(siteDays, "received_at");
         var events = siteDays.ToDictionary(s => s, _ => 0L);
-        using var rows = new RowBinaryWriter(4 * 1024 * 1024);
+        // Pages overlap: the next page is read while this one is derived, and a page's insert runs
+        // while the next one is derived (the engine runs each statement on a session of its own).
+        // The derivation itself stays in order, one page after another: visits carry over between
+        // pages. Without the overlap a rebuild left a core idle (2026-12-03: reprocessing 0.83x
+        // catch-up's events/s at 21.8 against 25.0 µs of CPU per event; the page reads were 37 %
+        // of its wall clock). Two writers, since a page's insert still reads its rows while the
+        // next page is written; at most one insert is in flight.
+        using var rowsA = new RowBinaryWriter(4 * 1024 * 1024);
+        using var rowsB = new RowBinaryWriter(4 * 1024 * 1024);
         var sessions = new Sessionizer();
         SiteDay? current = null;
-        string after = "";
-        for (int page = 0; ; page++)
+        Task<(List<RawEvent> Rows, RawEvent Last)>? reading = ReadPageAsync("");
+        Task? inserting = null;
+        try
         {
-            var (raw, last) = await store.QueryRowBinaryAsync(
-                $"SELECT {RawSelect} FROM {db}.events_raw WHERE ({rawScope}){after} ORDER BY merchant_id, site_id, received_at, event_id LIMIT {PageRows}",
-                ReadRaw, ct);
-            if (raw.Count == 0) break;
-            rows.Reset();
-            int enriched = 0;
-            foreach (var e in raw)
+            for (int page = 0; reading is not null; page++)
             {
-                var siteDay = new SiteDay(e.MerchantId, e.SiteId, e.Day);
-                // Rows come grouped by site-day (the sort key leads with merchant, site, time):
-                // a new one starts its visits from scratch, as a rebuild of it alone would.
-                if (siteDay != current)
+                var (raw, last) = await reading;
+                // A short page is the last; a full one may be too (the next read finds nothing).
+                reading = raw.Count < PageRows ? null : ReadPageAsync(string.Create(CultureInfo.InvariantCulture,
+                    $" AND (merchant_id, site_id, received_at, event_id) > ({last.MerchantId}, {last.SiteId}, fromUnixTimestamp64Milli({last.ReceivedMs}, 'UTC'), unhex('{Convert.ToHexString(last.Id)}'))"));
+                if (raw.Count == 0) break;
+                var rows = page % 2 == 0 ? rowsA : rowsB;
+                rows.Reset();
+                int enriched = 0;
+                foreach (var e in raw)
                 {
-                    if (current is not null) sessions = new Sessionizer();
-                    current = siteDay;
+                    var siteDay = new SiteDay(e.MerchantId, e.SiteId, e.Day);
+                    // Rows come grouped by site-day (the sort key leads with merchant, site, time):
+                    // a new one starts its visits from scratch, as a rebuild of it alone would.
+                    if (siteDay != current)
+                    {
+                        if (current is not null) sessions = new Sessionizer();
+                        current = siteDay;
+                    }
+                    // An event the logic counts nowhere (an engagement ping no visit takes) has no row.
+                    if (!DerivedRows.WriteEnriched(rows, e, logic, sessions, logicVersion, generation)) continue;
+                    events[siteDay]++;
+                    enriched++;
                 }
-                // An event the logic counts nowhere (an engagement ping no visit takes) has no row.
-                if (!DerivedRows.WriteEnriched(rows, e, logic, sessions, logicVersion, generation)) continue;
-                events[siteDay]++;
-                enriched++;
+                // The previous page's insert has finished before this one starts, so the writer
+                // this page reuses next time is free by then.
+                if (inserting is not null) await inserting;
+                inserting = InsertPageAsync(rows, enriched, page, raw.Count);
             }
+            if (inserting is not null) await inserting;
+        }
+        finally
+        {
+            // On a failure, no statement may still read the writers' memory once they are disposed.
+            await SettledAsync(inserting);
+            await SettledAsync(reading);
+        }
+
+        Task<(List<RawEvent> Rows, RawEvent Last)> ReadPageAsync(string after) => store.QueryRowBinaryAsync(
+            $"SELECT {RawSelect} FROM {db}.events_raw WHERE ({rawScope}){after} ORDER BY merchant_id, site_id, received_at, event_id LIMIT {PageRows}",
+            ReadRaw, ct);
+
+        async Task InsertPageAsync(RowBinaryWriter rows, int enriched, int page, int rawRows)
+        {
             long stored = await store.InsertRowBinaryAsync($"{db}.events_enriched", DerivedRows.EnrichedColumns, rows.WrittenMemory,
                 string.Create(CultureInfo.InvariantCulture, $"rebuild:{generation}:{page}"), ct);
             if (stored != enriched) throw new InvalidOperationException($"events_enriched: sent {enriched} rows, the store wrote {stored}.");
-            progress(raw.Count);
-            if (raw.Count < PageRows) break;
-            after = string.Create(CultureInfo.InvariantCulture,
-                $" AND (merchant_id, site_id, received_at, event_id) > ({last.MerchantId}, {last.SiteId}, fromUnixTimestamp64Milli({last.ReceivedMs}, 'UTC'), unhex('{Convert.ToHexString(last.Id)}'))");
+            progress(rawRows);
         }
 
         // The rollups read the rows just written (this generation only) and write one table each:
@@ -139,6 +169,14 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
             foreach (var table in DerivedRows.RollupTables) counts[table] = written.GetValueOrDefault((table, s));
             return counts;
         }
+    }
+
+    /// <summary>Waits for a task without its outcome: the failure being thrown already is the one reported.</summary>
+    private static async Task SettledAsync(Task? task)
+    {
+        if (task is null) return;
+        try { await task; }
+        catch (Exception) { }
     }
 
     /// <summary>The site-days as a filter the primary key serves: one (merchant, site, day) range each.</summary>
