@@ -106,7 +106,7 @@ internal static class ResultsWriter
             ingestRuns.Where(g => which(g.First)).OrderBy(g => g.First.ServerRoles == "ingest" ? 0 : 1).FirstOrDefault();
         var peak = Preferred(r => r.OfferedEventsPerSecond is null);
         var half = Preferred(r => r.OfferedEventsPerSecond is not null && r.Freshness is null);
-        Targets(md, peak, half, loads.Select(l => l.Report).ToList(), stepped, againstNginx, queryBenches, rollupAlones.LastOrDefault());
+        Targets(md, peak, half, loads.Select(l => l.Report).ToList(), stepped, againstNginx, queryBenches, rollupAlones.Count > 0 ? rollupAlones[^1] : null);
         PeakTable(md, groups.Where(g => g.First.OfferedEventsPerSecond is null).ToList());
         SinkTable(md, peak?.MedianRun(r => r.Ingest.EventsPerSecond), loads.Select(l => l.Report).Where(r => r.OfferedEventsPerSecond is null && r.Sink == "kafka").ToList());
         PacedTable(md, groups.Where(g => g.First.OfferedEventsPerSecond is not null).ToList());
@@ -153,7 +153,7 @@ internal static class ResultsWriter
         double? catchUp = rollupAlone?.GetProperty("catchUp").GetProperty("eventsPerSecond").GetDouble();
         double? reprocess = rollupAlone?.GetProperty("reprocess").GetProperty("eventsPerSecond").GetDouble();
         string rollupAloneHow = rollupAlone is { } ra
-            ? string.Create(Ci, $"Rollup alone, processing logic {ra.GetProperty("logic").GetInt32()}, a {ra.GetProperty("backlog").GetInt64():N0}-event backlog")
+            ? string.Create(Ci, $"Rollup alone, pre-aggregates on, processing logic {ra.GetProperty("logic").GetInt32()}, a {ra.GetProperty("backlog").GetInt64():N0}-event backlog")
             : "Rollup alone: not measured";
         var kafka = all.FirstOrDefault(r => r.Sink == "kafka" && r.OfferedEventsPerSecond is null);
         double? kafkaRate = kafka?.Ingest.EventsPerSecond;

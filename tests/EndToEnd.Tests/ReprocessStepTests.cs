@@ -109,26 +109,36 @@ public class ReprocessStepTests(EngineFixture engine)
         }
     }
 
-    // Pages overlap (the next one is read while this one is derived and stored), so a failing
-    // insert meets a read still running: the rebuild must end with that failure only after its
-    // other statements ended (their rows' memory is freed as it returns), and leave the old
-    // numbers answering.
-    [Fact]
-    public async Task A_page_insert_that_fails_while_the_next_page_is_read_ends_the_rebuild_after_every_statement_of_it()
+    // Pages overlap (the next one is read while this one is derived, a page's insert runs while
+    // the next one is derived), so a failing statement meets another one still running: the
+    // rebuild must end with that failure only after its other statements ended (a page's insert
+    // reads rows whose memory is returned as the rebuild returns), leave the old numbers
+    // answering, and a later rebuild must be exact. Reads or inserts are slowed by 300 ms so the
+    // other statement is surely still running when the failure surfaces.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_failing_page_statement_ends_the_rebuild_only_after_its_other_running_statement(bool insertFails)
     {
         var (db, dir, events) = await BuildAsync();
         try
         {
             var before = await SnapshotAsync(db);
             var siteDays = Days.SelectMany(d => new[] { new SiteDay(Merchant, SiteA, d), new SiteDay(Merchant, SiteB, d) }).ToList();
-            var store = new SlowReadsFailingSecondInsert(engine.Store, $"{db}.events_enriched");
+            // The second page's insert fails while the third page is read, or the third page's read
+            // fails while the second page is inserted.
+            var store = insertFails
+                ? new PipelineProbeStore(engine.Store, $"{db}.events_enriched", slowReads: true, failingInsert: 2, failingRead: 0)
+                : new PipelineProbeStore(engine.Store, $"{db}.events_enriched", slowReads: false, failingInsert: 0, failingRead: 3);
             var rebuilder = new SiteDayRebuilder(store, db, new Generations(store, db), new ProcessingLogic(engine.Enrichment)) { PageRows = 37 };
+            Assert.True(events.Count > 4 * 37, "enough events for four pages");
             await Assert.ThrowsAsync<InjectedFailure>(() => rebuilder.RebuildAsync(siteDays, ProcessingLogic.Current, dryRun: false, _ => { }, Ct));
             Assert.Equal(0, store.Running);
-            Assert.True(store.ReadsRunningAtFailure > 0, "a page read was running when the insert failed (else this test proves nothing)");
+            Assert.True(store.MostRunning >= 2, "a read and an insert ran at once (else this test proves nothing)");
+            Assert.False(store.InsertRowsChanged, "an insert's rows changed while it ran");
             Assert.Empty(await engine.Store.QueryRowsAsync($"SELECT generation FROM {db}.generations WHERE merchant_id = {Merchant}", Ct));
 
-            // A rebuild that completes deletes the dead one's page and rebuilds exactly.
+            // A rebuild that completes deletes the dead one's pages and rebuilds exactly.
             rebuilder = new SiteDayRebuilder(engine.Store, db, new Generations(engine.Store, db), new ProcessingLogic(engine.Enrichment)) { PageRows = 37 };
             await rebuilder.RebuildAsync(siteDays, ProcessingLogic.Current, dryRun: false, _ => { }, Ct);
             await AssertRebuiltExactlyAsync(db, before, events);
@@ -139,45 +149,44 @@ public class ReprocessStepTests(EngineFixture engine)
         }
     }
 
-    /// <summary>Page reads take 300 ms more; the second RowBinary insert into the table fails after
-    /// 50 ms. Counts the calls still running.</summary>
-    private sealed class SlowReadsFailingSecondInsert(IColumnStore inner, string table) : DelegatingColumnStore(inner)
+    /// <summary>The real store with page reads (RowBinary queries) or the RowBinary inserts into one
+    /// table 300 ms slower, failing the Nth insert into that table or the Nth read (0: none) after
+    /// 50 ms. Counts the calls running and the most at once, and checks that each insert's rows are
+    /// the same bytes when it ends as when it started.</summary>
+    private sealed class PipelineProbeStore(IColumnStore inner, string table, bool slowReads, int failingInsert, int failingRead) : DelegatingColumnStore(inner)
     {
-        private int _running, _readsRunning, _inserts;
+        private int _running, _mostRunning, _inserts, _reads;
         public int Running => Volatile.Read(ref _running);
-        public int ReadsRunningAtFailure { get; private set; }
+        public int MostRunning => Volatile.Read(ref _mostRunning);
+        public bool InsertRowsChanged { get; private set; }
 
         public override Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken cancellationToken = default) =>
             Tracked(async () =>
             {
-                Interlocked.Increment(ref _readsRunning);
-                try
-                {
-                    await Task.Delay(300, cancellationToken);
-                    return await Inner.QueryRowBinaryAsync(sql, read, cancellationToken);
-                }
-                finally
-                {
-                    Interlocked.Decrement(ref _readsRunning);
-                }
+                bool fails = Interlocked.Increment(ref _reads) == failingRead;
+                await Task.Delay(fails ? 50 : slowReads ? 300 : 0, cancellationToken);
+                if (fails) throw new InjectedFailure(sql);
+                return await Inner.QueryRowBinaryAsync(sql, read, cancellationToken);
             });
 
-        public override Task<long> InsertRowBinaryAsync(string table1, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
+        public override Task<long> InsertRowBinaryAsync(string into, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
             string? deduplicationToken = null, CancellationToken cancellationToken = default) =>
             Tracked(async () =>
             {
-                if (table1 == table && Interlocked.Increment(ref _inserts) == 2)
-                {
-                    await Task.Delay(50, cancellationToken);
-                    ReadsRunningAtFailure = Volatile.Read(ref _readsRunning);
-                    throw new InjectedFailure("INSERT INTO " + table1);
-                }
-                return await Inner.InsertRowBinaryAsync(table1, columnsWithTypes, rowBinary, deduplicationToken, cancellationToken);
+                if (into != table) return await Inner.InsertRowBinaryAsync(into, columnsWithTypes, rowBinary, deduplicationToken, cancellationToken);
+                bool fails = Interlocked.Increment(ref _inserts) == failingInsert;
+                byte[] sent = rowBinary.ToArray();
+                await Task.Delay(fails ? 50 : slowReads ? 0 : 300, cancellationToken);
+                if (!rowBinary.Span.SequenceEqual(sent)) InsertRowsChanged = true;
+                if (fails) throw new InjectedFailure("INSERT INTO " + into);
+                return await Inner.InsertRowBinaryAsync(into, columnsWithTypes, sent, deduplicationToken, cancellationToken);
             });
 
         private async Task<T> Tracked<T>(Func<Task<T>> call)
         {
-            Interlocked.Increment(ref _running);
+            int running = Interlocked.Increment(ref _running);
+            for (int most = Volatile.Read(ref _mostRunning); running > most; most = Volatile.Read(ref _mostRunning))
+                Interlocked.CompareExchange(ref _mostRunning, running, most);
             try { return await call(); }
             finally { Interlocked.Decrement(ref _running); }
         }
