@@ -33,7 +33,8 @@ namespace Analytics.Rollup.Reprocessing;
 public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations generations, ProcessingLogic logic)
 {
     /// <summary>Raw rows read per page: a catch-up round's size, large enough to amortise the
-    /// statements, small enough to hold in memory (~20 MB of rows). Tests make it small to cross
+    /// statements, small enough to hold in memory (~20 MB of rows; a rebuild holds two pages at
+    /// once, since the next one is read while this one is derived). Tests make it small to cross
     /// page boundaries inside and between site-days.</summary>
     public int PageRows { get; init; } = 50_000;
 
