@@ -81,27 +81,37 @@ public static class ClickHouseSql
         return table;
     }
 
-    /// <summary>Whether a statement answers with a result set: its first keyword (after spaces,
-    /// comments and opening parentheses) is SELECT, WITH, SHOW, DESCRIBE, DESC, EXPLAIN or EXISTS.
-    /// The engine prints such a statement's JSON output (meta, data) even when it has no rows, so
-    /// empty output from one is a failure, never "no rows".</summary>
-    public static bool ReturnsResultSet(string sql)
+    /// <summary>Whether a statement answers with a result set: anything but a statement whose
+    /// first keyword (after spaces, comments and opening parentheses) names one that never does
+    /// (CREATE, INSERT, ALTER, SET, …), and but an empty one. The engine prints a query's JSON
+    /// output (meta, data) even when it has no rows, so empty output from one is a failure, never
+    /// "no rows". Unknown forms count as queries on purpose (FROM t SELECT, CHECK TABLE, KILL): a
+    /// wrong guess that way is an error a caller sees, the other way silent zeros.</summary>
+    public static bool ReturnsResultSet(string sql) => FirstKeyword(sql) is { Length: > 0 } keyword && !NoResultSet.Contains(keyword);
+
+    private static readonly HashSet<string> NoResultSet = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "CREATE", "ALTER", "DROP", "UNDROP", "INSERT", "DELETE", "UPDATE", "TRUNCATE", "RENAME", "EXCHANGE", "ATTACH", "DETACH",
+        "OPTIMIZE", "SYSTEM", "SET", "USE", "GRANT", "REVOKE", "BEGIN", "COMMIT", "ROLLBACK", "MOVE",
+    };
+
+    /// <summary>The statement's first word (ASCII letters), after spaces, the engine's comments
+    /// (<c>--</c> and <c>#</c> to the end of the line, <c>/* */</c> nested) and opening
+    /// parentheses; "" when there is none.</summary>
+    internal static string FirstKeyword(string sql)
     {
         ArgumentNullException.ThrowIfNull(sql);
         var rest = sql.AsSpan();
         while (true)
         {
             rest = rest.TrimStart();
-            if (rest.StartsWith("--"))
+            if (rest.StartsWith("--") || rest.StartsWith("#"))
             {
                 var end = rest.IndexOf('\n');
                 rest = end < 0 ? [] : rest[(end + 1)..];
             }
             else if (rest.StartsWith("/*"))
-            {
-                var end = rest.IndexOf("*/");
-                rest = end < 0 ? [] : rest[(end + 2)..];
-            }
+                rest = AfterBlockComment(rest);
             else if (rest.StartsWith("("))
                 rest = rest[1..];
             else
@@ -109,11 +119,26 @@ public static class ClickHouseSql
         }
         var length = 0;
         while (length < rest.Length && char.IsAsciiLetter(rest[length])) length++;
-        var keyword = rest[..length];
-        foreach (var k in (ReadOnlySpan<string>)["SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"])
-            if (keyword.Equals(k, StringComparison.OrdinalIgnoreCase))
-                return true;
-        return false;
+        return rest[..length].ToString();
+    }
+
+    private static ReadOnlySpan<char> AfterBlockComment(ReadOnlySpan<char> rest)
+    {
+        var depth = 0;
+        for (var i = 0; i + 1 < rest.Length; i++)
+        {
+            if (rest[i] == '/' && rest[i + 1] == '*')
+            {
+                depth++;
+                i++;
+            }
+            else if (rest[i] == '*' && rest[i + 1] == '/')
+            {
+                if (--depth == 0) return rest[(i + 2)..];
+                i++;
+            }
+        }
+        return [];
     }
 
     /// <summary>Column names of a structure string such as "id UInt64, tags Map(String, String)":

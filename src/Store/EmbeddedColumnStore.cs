@@ -125,7 +125,8 @@ public sealed class EmbeddedColumnStore : IColumnStore
     {
         if (json.IsEmpty)
             return ClickHouseSql.ReturnsResultSet(sql)
-                ? throw new InvalidDataException("The store answered a query with no output at all (not even its columns); refusing to read that as no rows.")
+                ? throw new InvalidDataException($"The store answered a {ClickHouseSql.FirstKeyword(sql).ToUpperInvariant()} statement of {sql.Length} characters " +
+                    "with no output at all (not even its columns); refusing to read that as no rows.")
                 : [];
         var reader = new Utf8JsonReader(json);
         var root = JsonElement.ParseValue(ref reader);

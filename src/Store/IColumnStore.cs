@@ -10,7 +10,7 @@
 //   output_format_json_quote_64bit_integers=0 with each query to keep this. nan/inf come as null.
 //   The SQL must not carry its own FORMAT clause. A query (ClickHouseSql.ReturnsResultSet) whose
 //   output is empty or has no "data" is an error (InvalidDataException), never "no rows"; only a
-//   statement without a result set (DDL) answers no rows with empty output.
+//   statement that never has one (DDL, INSERT, SET, SYSTEM…) answers no rows with empty output.
 // - InsertRowBinaryAsync stores rows encoded with RowBinaryWriter. columnsWithTypes names the
 //   columns present in the data, in order, with their ClickHouse types ("id UInt64, url String");
 //   the table may have more columns, which take their defaults. It returns the row count the

@@ -61,10 +61,19 @@ public class ClickHouseSqlTests(ChDbFixture fixture)
     [InlineData("INSERT INTO t SELECT 1", false)]
     [InlineData("ALTER TABLE t DROP PARTITION 1", false)]
     [InlineData("SET os_thread_priority = 1", false)]
-    [InlineData("SELECTED", false)]
+    [InlineData("# note\nSELECT 1", true)]
+    [InlineData("/* outer /* inner */ still a comment; CREATE */ SELECT 1", true)]
+    [InlineData("/* outer /* inner */ SELECT 1 */ CREATE TABLE t (a UInt8) ENGINE = Memory", false)]
+    [InlineData("FROM t SELECT a", true)]
+    [InlineData("CHECK TABLE t", true)]
+    [InlineData("CREATED 1", true)]
+    [InlineData("SYSTEM STOP MERGES t", false)]
+    [InlineData("OPTIMIZE TABLE t FINAL", false)]
+    [InlineData("TRUNCATE TABLE t", false)]
     [InlineData("-- only a comment", false)]
+    [InlineData("/* unterminated SELECT 1", false)]
     [InlineData("", false)]
-    public void ReturnsResultSet_reads_the_first_keyword(string sql, bool expected)
+    public void ReturnsResultSet_is_false_only_for_statements_that_never_answer_rows(string sql, bool expected)
     {
         Assert.Equal(expected, ClickHouseSql.ReturnsResultSet(sql));
     }

@@ -44,10 +44,22 @@ public class EmbeddedColumnStoreTests(ChDbFixture fixture, ITestOutputHelper out
     public void A_query_answered_with_no_output_or_without_data_is_an_error_not_no_rows()
     {
         Assert.Throws<InvalidDataException>(() => EmbeddedColumnStore.ParseJsonCompact([], "SELECT count() FROM t"));
-        Assert.Throws<InvalidDataException>(() => EmbeddedColumnStore.ParseJsonCompact([], "WITH 1 AS a SELECT a"));
+        var named = Assert.Throws<InvalidDataException>(() => EmbeddedColumnStore.ParseJsonCompact([], "-- a note\nWITH 1 AS a SELECT a"));
+        Assert.StartsWith("The store answered a WITH statement of 30 characters with no output", named.Message);
         Assert.Throws<InvalidDataException>(() => EmbeddedColumnStore.ParseJsonCompact("{\"meta\":[],\"rows\":0}"u8, "SELECT 1"));
         Assert.Empty(EmbeddedColumnStore.ParseJsonCompact([], "CREATE TABLE t (a UInt8) ENGINE = Memory"));
         Assert.Empty(EmbeddedColumnStore.ParseJsonCompact("{\"meta\":[],\"data\":[],\"rows\":0}"u8, "SELECT 1 WHERE 0"));
+    }
+
+    [Fact]
+    public async Task The_engine_reads_the_comments_ReturnsResultSet_skips_as_comments()
+    {
+        // ReturnsResultSet looks past these to the first keyword; the engine must see them the same way.
+        foreach (var sql in (string[])["# a note\nSELECT 1", "/* outer /* inner */ still outer */ SELECT 1", "-- a note\n(SELECT 1)"])
+        {
+            Assert.True(ClickHouseSql.ReturnsResultSet(sql), sql);
+            Assert.Equal(1UL, Assert.Single(await fixture.Store.QueryRowsAsync(sql, Ct))[0].GetUInt64());
+        }
     }
 
     [Fact]
