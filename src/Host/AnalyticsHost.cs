@@ -230,9 +230,16 @@ public static class AnalyticsHost
         // With the embedded engine this process makes every activation of a generation (one
         // process per data directory), so the query engine may keep each site's active
         // generations between questions; behind a ClickHouse server other nodes activate too.
+        // Likewise every write of a site-day: a large site's top lists then add up numbers kept
+        // per past day (DailyRowsCache) rather than reading every day's visitor sets again.
         var activations = engine is not null ? new GenerationActivations() : null;
+        var siteDayWrites = engine is not null ? new SiteDayWrites() : null;
         if (activations is not null) services.AddSingleton(activations);
-        services.AddSingleton(new Analytics.QueryService.Query.QueryEngine(store, db) { Retention = settings.Retention, Clock = settings.Clock, GenerationActivations = activations });
+        if (siteDayWrites is not null) services.AddSingleton(siteDayWrites);
+        services.AddSingleton(new Analytics.QueryService.Query.QueryEngine(store, db)
+        {
+            Retention = settings.Retention, Clock = settings.Clock, GenerationActivations = activations, SiteDayWrites = siteDayWrites,
+        });
         services.AddSingleton(new Analytics.QueryService.Goals.FunnelReader(store, db));
         services.AddSingleton(logic);
         services.AddSingleton(new RollupOptions { Database = db, QuarantineDirectory = Path.Combine(data, "rollup", "quarantine"), ConsumerGroup = settings.ConsumerGroup, MaxBatchRecords = settings.RollupBatchRecords, MinRoundInterval = settings.RollupRoundInterval, LogicVersion = settings.LogicVersion });

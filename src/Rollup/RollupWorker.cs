@@ -138,10 +138,11 @@ public static class RollupTelemetry
 /// the same range with the same tokens. Stored blocks are skipped by the store, missing ones are
 /// written, and step 2 answers as it did the first time because event_ids is written last.
 /// Store errors are retried with backoff, never skipped. Reprocessing's activations are counted in
-/// <paramref name="activations"/> when given (Generations).
+/// <paramref name="activations"/> when given (Generations), and the site-days each round writes
+/// are announced to <paramref name="writes"/> when given (readers that keep numbers of past days).
 /// </summary>
 public sealed partial class RollupWorker(IEventLog log, IColumnStore store, RollupOptions options, ProcessingLogic logic, RollupStatus status, ReprocessQueue jobs, ILogger<RollupWorker> logger,
-    GenerationActivations? activations = null) : BackgroundService
+    GenerationActivations? activations = null, SiteDayWrites? writes = null) : BackgroundService
 {
     private readonly Sessionizer _sessions = new();
     private readonly StoredEventReader _records = new();
@@ -359,6 +360,8 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         public RowBinaryWriter Enriched { get; } = new();
         public int Rows { get; set; }
         public int EnrichedRows { get; set; }
+        /// <summary>The sites of the part's rows (for SiteDayWrites).</summary>
+        public HashSet<(ulong Merchant, ulong Site)> Sites { get; } = [];
         public void Dispose() { Raw.Dispose(); Enriched.Dispose(); }
     }
 
@@ -412,6 +415,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             if (!ids.Add(key)) { duplicates++; continue; } // a repeat within the round
             if (!days.TryGetValue(e.Day, out var part)) days[e.Day] = part = new DayPart(e.Day);
             DerivedRows.WriteRaw(part.Raw, e);
+            part.Sites.Add((e.MerchantId, e.SiteId));
             if (DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day), options.PreAggregates))
                 part.EnrichedRows++;
             else
@@ -465,6 +469,23 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     private async Task StoreAsync(Round round, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
+        var siteDays = writes is null ? [] : round.Days.SelectMany(d => d.Sites.Select(s => (s.Merchant, s.Site, d.Day))).ToList();
+        writes?.Begin(_db, siteDays);
+        try
+        {
+            await StoreDaysAsync(round, ct);
+        }
+        finally
+        {
+            writes?.End(_db, siteDays);
+        }
+        status.StoreMs = sw.ElapsedMilliseconds;
+        LogRound(round.From, round.Next, round.Stored, round.Duplicates, sw.ElapsedMilliseconds);
+        foreach (var part in round.Days) part.Dispose();
+    }
+
+    private async Task StoreDaysAsync(Round round, CancellationToken ct)
+    {
         foreach (var part in round.Days)
         {
             string range = string.Create(CultureInfo.InvariantCulture, $"{round.Source}:{round.From}-{round.Next}:{part.Day:yyyyMMdd}");
@@ -488,9 +509,6 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
                 $"INSERT INTO {_db}.event_ids SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral("ids:" + range)}, max_threads = 1 " +
                 $"SELECT merchant_id, site_id, event_id, received_at FROM {_db}.events_raw WHERE {scope}", ct);
         }
-        status.StoreMs = sw.ElapsedMilliseconds;
-        LogRound(round.From, round.Next, round.Stored, round.Duplicates, sw.ElapsedMilliseconds);
-        foreach (var part in round.Days) part.Dispose();
     }
 
     private async Task Insert(string table, string columns, RowBinaryWriter rows, string token, int expectedRows, CancellationToken ct)

@@ -104,6 +104,7 @@ public partial class PreAggregateTests(EngineFixture engine)
         ["events"] = (["visitors", "events"], ["event"], []),
         ["a page's totals"] = (["visitors", "pageviews", "events"], [], [("page", "/shoes")]),
         ["campaigns by day"] = (["visits", "visitors"], ["time:day", "utm_campaign"], []),
+        ["totals with bots"] = (["visitors", "visits", "pageviews", "events", "bots"], [], []),
     };
 
     [Theory]
@@ -134,6 +135,17 @@ public partial class PreAggregateTests(EngineFixture engine)
         bool topList = dimensions.Any(d => !d.StartsWith("time:", StringComparison.Ordinal));
         Assert.Equal(topList && !metrics.Any(m => m.Contains("revenue", StringComparison.Ordinal)),
             NormalQueryPlanner.TryPlanRaw(q, db, 10, out _, largeSite: true)!.Contains("GROUP BY bucket", StringComparison.Ordinal));
+
+        // As a large site is read when the engine keeps each past day's numbers (DailyRowsCache):
+        // the first answer reads the days and keeps them, the second adds up the kept ones.
+        var keeping = new Analytics.QueryService.Query.QueryEngine(engine.Store, db)
+        {
+            LargeSiteFromVisits = 0, GenerationActivations = new GenerationActivations(), SiteDayWrites = new SiteDayWrites(),
+        };
+        Assert.Equal(scanned.ToJsonString(), (await keeping.AnswerAsync(q, Ct)).ToJsonString());
+        Assert.Equal(scanned.ToJsonString(), (await keeping.AnswerAsync(q, Ct)).ToJsonString());
+        bool kept = !dimensions.Any(d => d.StartsWith("time:", StringComparison.Ordinal)) && filters.Length == 0;
+        Assert.Equal(kept, keeping.DailyRows!.DaysKept > 0);
     }
 
     /// <summary>
@@ -154,8 +166,14 @@ public partial class PreAggregateTests(EngineFixture engine)
             return first.Url.Contains("utm_source=", StringComparison.Ordinal) ? "utm" : first.Referrer;
         });
         // Both as a small site is read (each row's sets merged over the range) and as a large one
-        // (LargeSiteFromVisits = 0: a top list's visitors counted per day and added up).
-        foreach (var planned in new[] { new Analytics.QueryService.Query.QueryEngine(engine.Store, db), new Analytics.QueryService.Query.QueryEngine(engine.Store, db) { LargeSiteFromVisits = 0 } })
+        // (LargeSiteFromVisits = 0: a top list's visitors counted per day and added up), also with
+        // each past day's numbers kept (DailyRowsCache: the longer ranges add up days kept by the
+        // shorter ones and days read now).
+        var keeping = new Analytics.QueryService.Query.QueryEngine(engine.Store, db)
+        {
+            LargeSiteFromVisits = 0, GenerationActivations = new GenerationActivations(), SiteDayWrites = new SiteDayWrites(),
+        };
+        foreach (var planned in new[] { new Analytics.QueryService.Query.QueryEngine(engine.Store, db), new Analytics.QueryService.Query.QueryEngine(engine.Store, db) { LargeSiteFromVisits = 0 }, keeping })
         foreach (int days in new[] { 1, 2, 3 })
         {
             var people = events.Where(g => !g.IsBot && g.Event.SiteId == Site && g.Event.ReceivedMs < Day0.AddDays(days).ToUnixTimeMilliseconds()).ToList();
@@ -168,6 +186,7 @@ public partial class PreAggregateTests(EngineFixture engine)
                 "some visitor came from both sources: a sum of the two would count them twice");
             Assert.Equal([$"[] {searched.Select(g => g.Event.VisitorId).Distinct().Count()}"], await AskAsync(planned, days, "visitors", null, ["Google", "Bing"]));
         }
+        Assert.True(keeping.DailyRows!.DaysKept >= 6, $"{keeping.DailyRows.DaysKept} days kept"); // days 1-2 of the page and total questions
 
         async Task<List<string>> AskAsync(Analytics.QueryService.Query.QueryEngine planned, int days, string metric, string? dimension, string[]? sources)
         {

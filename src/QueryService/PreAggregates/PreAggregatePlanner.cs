@@ -270,6 +270,22 @@ public static class NormalQueryPlanner
         return sql;
     }
 
+    /// <summary>
+    /// The dimension <paramref name="q"/> lists ("" for none) when it is a top list that
+    /// DailyRowsCache answers: the dimension rollup answers it exactly (over whole UTC days, with
+    /// none of its days missing from the table), with at most one dimension, not time or goal,
+    /// no filter and no revenue metric; null otherwise.
+    /// </summary>
+    public static string? DailyRowsDimension(Query.NormalQuery q, IReadOnlySet<string>? uncovered)
+    {
+        if (q.Filter is not null || q.Dimensions.Count > 1 || q.HasGoalDimension || q.TimeDimension is not null
+            || q.Metrics.Any(GoalRevenuePlanner.IsRevenue) || uncovered?.Contains(PreAggregatePlanner.Table) == true)
+            return null;
+        // Only whether a plan exists: its text is not used.
+        return TryPlanDimensions(q, "db", maxExecutionSeconds: 1, out _, knownGenerations: null, largeSite: true) is null ? null
+            : q.Dimensions.Count == 1 ? q.Dimensions[0].Name : "";
+    }
+
     private static string? Uncovered(string table, out string reason)
     {
         reason = PreAggregateCoverage.Reason(table);

@@ -245,6 +245,19 @@ public sealed class QueryEngine(IColumnStore store, string database)
     private readonly PreAggregates.ActiveGenerationCache? _generations;
 
     /// <summary>
+    /// The site-days this process writes (Rollup announces them) when every write goes through it
+    /// (the embedded engine, with <see cref="GenerationActivations"/>): a large site's top lists
+    /// are then answered from numbers kept per past day (DailyRowsCache). Null: read every time.
+    /// </summary>
+    public SiteDayWrites? SiteDayWrites { get; init; }
+
+    private PreAggregates.DailyRowsCache? _dailyRows;
+
+    /// <summary>The kept per-day numbers, when <see cref="SiteDayWrites"/> and <see cref="GenerationActivations"/> are given.</summary>
+    public PreAggregates.DailyRowsCache? DailyRows => _generations is null || SiteDayWrites is null ? null
+        : LazyInitializer.EnsureInitialized(ref _dailyRows, () => new PreAggregates.DailyRowsCache(database, SiteDayWrites, _generations.Activations));
+
+    /// <summary>
     /// The one place a normalised query becomes raw rows (every statement of a query, the
     /// denominators' included, comes through here): the pre-aggregate planner answers where it
     /// can exactly (same <see cref="NormalQuery"/> in, same raw columns, <see cref="QuerySql.RawColumns"/>,
@@ -269,6 +282,24 @@ public sealed class QueryEngine(IColumnStore store, string database)
             if (quiet) known = await _generations!.GetAsync(q.MerchantId, q.SiteId, activations, RunAsync, ct);
         }
         bool largeSite = IsLargeSite(q);
+        // Days the dimension rollup's retention is deleting are never kept: their rows go without
+        // a write anyone announces.
+        if (known is not null && largeSite && enrichedCovers && UsePreAggregates && DailyRows is { } daily
+            && (q.To - q.From).TotalDays <= PreAggregates.DailyRowsCache.MaxDays
+            && !(Retention.KeptFrom(RetentionPolicy.RollupDimensions, Clock.GetUtcNow()) is { } dimensionsFrom && q.From < dimensionsFrom)
+            && PreAggregates.NormalQueryPlanner.DailyRowsDimension(q, uncovered) is { } dimension)
+        {
+            var sums = await daily.SumAsync(q.MerchantId, q.SiteId, dimension, DateOnly.FromDateTime(q.From.UtcDateTime), DateOnly.FromDateTime(q.To.UtcDateTime),
+                known, activations, DateOnly.FromDateTime(Clock.GetUtcNow().UtcDateTime), MaxExecutionSeconds, (sql, read) => RunRowBinaryAsync(sql, read, ct));
+            if (sums is not null)
+            {
+                var summed = DailyRaw(q, sums);
+                if (asked) NoteSiteSize(q, summed);
+                return summed;
+            }
+            // An activation started meanwhile: asked the usual way, which reads the generations itself then.
+            known = null;
+        }
         string? Plan(IReadOnlyDictionary<DateOnly, ulong>? generations) => enrichedCovers
             ? (UsePreAggregates ? PreAggregates.NormalQueryPlanner.TryPlanRaw(q, database, MaxExecutionSeconds, out _, uncovered, generations, largeSite) : null)
             : RetentionPlanner.PlanOrRefuse(q, database, MaxExecutionSeconds, Retention, Clock.GetUtcNow(), uncovered, generations, largeSite);
@@ -303,6 +334,19 @@ public sealed class QueryEngine(IColumnStore store, string database)
     }
 
     private static readonly int VisitsColumn = Array.IndexOf(QuerySql.RawColumns, "visits");
+
+    /// <summary>DailyRowsCache's sums as the planner's raw rows: visitors, visits, pageviews,
+    /// events, bots, and pageviews as visit_pageviews (visits are whole in a row where they are
+    /// planned); a row per value with visitors (or bots, when asked), or the one row without a dimension.</summary>
+    private static List<RawRow> DailyRaw(NormalQuery q, List<(string Value, long[] Counts)> sums)
+    {
+        static RawRow Row(string[] dimensions, long[] c) =>
+            new(dimensions, [c[0], c[1], c[2], c[3], 0, c[4], c[2], 0, 0, 0, 0], [], []);
+        if (q.Dimensions.Count == 0)
+            return [Row([], sums.Count == 0 ? new long[5] : sums[0].Counts)];
+        bool bots = q.Metrics.Contains("bots");
+        return [.. sums.Where(s => s.Counts[0] > 0 || (bots && s.Counts[4] > 0)).Select(s => Row([s.Value], s.Counts))];
+    }
 
     /// <summary>
     /// A site's total visits by time without a filter (the main graph, which a dashboard asks
@@ -367,6 +411,18 @@ public sealed class QueryEngine(IColumnStore store, string database)
         }
         if (DateOnly.FromDateTime(q.From.UtcDateTime) > last) return new HashSet<string>();
         return PreAggregates.PreAggregateCoverage.Read(await RunAsync(PreAggregates.PreAggregateCoverage.Sql(q.MerchantId, q.SiteId, q.From, q.To, database), ct));
+    }
+
+    private async Task<T> RunRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken ct)
+    {
+        try
+        {
+            return await store.QueryRowBinaryAsync(sql, read, ct);
+        }
+        catch (Exception e) when (IsTimeout(e))
+        {
+            throw new QueryTimeoutException(e);
+        }
     }
 
     private async Task<IReadOnlyList<JsonElement[]>> RunAsync(string sql, CancellationToken ct)

@@ -1,0 +1,242 @@
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text.Json;
+using Analytics.Contracts.V1;
+using Analytics.QueryService.Query;
+using Analytics.Rollup;
+using Analytics.Store;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Analytics.EndToEnd.Tests;
+
+/// <summary>
+/// A large site's top lists add up numbers kept per past day (DailyRowsCache). Kept numbers that
+/// outlived a write of their day, or an activation, would answer stale: these tests write the
+/// day again in every way the product does and check that the answer follows. (The answers
+/// themselves are checked against the scan and against LINQ in PreAggregateTests.)
+/// </summary>
+public class DailyRowsCacheTests(EngineFixture engine)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+    private static readonly DateTimeOffset Day = new(2026, 2, 10, 0, 0, 0, TimeSpan.Zero);
+    private const long Merchant = 5, Site = 50;
+    private static readonly (ulong, ulong, DateOnly)[] SiteDay = [(Merchant, Site, DateOnly.FromDateTime(Day.UtcDateTime))];
+
+    /// <summary>Holds the per-day statement's answer once it has read the rows, as a slow
+    /// answer would be held: what it read may be stale by the time it is used.</summary>
+    private sealed class HeldStore(IColumnStore inner) : Analytics.Tests.Shared.DelegatingColumnStore(inner)
+    {
+        private volatile TaskCompletionSource? _hold;
+        private volatile TaskCompletionSource _reached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Holds the next per-day statement; returns when it has read, and the release.</summary>
+        public async Task<Action> HoldNextAsync(Func<Task> asking)
+        {
+            var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _hold = hold;
+            _ = asking();
+            await _reached.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+            return () => { _hold = null; hold.SetResult(); };
+        }
+
+        public override async Task<T> QueryRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken ct = default)
+        {
+            var answer = await base.QueryRowBinaryAsync(sql, read, ct);
+            if (_hold is { } hold && sql.Contains("rollup_dims_day", StringComparison.Ordinal))
+            {
+                _reached.TrySetResult();
+                await hold.Task;
+            }
+            return answer;
+        }
+    }
+
+    /// <summary>
+    /// The engine on its own, rows written here: a day's numbers are kept once read, and kept
+    /// numbers are used (a write behind the registry's back is not seen, which shows they are).
+    /// An announced write makes the day be read again, both while it runs (and then not kept) and
+    /// after it ended; a write after the day's statement read its rows, before its answer is used,
+    /// keeps that answer from being kept; an activation of another generation is answered from
+    /// that generation, also when it happens while the statement's answer is held.
+    /// </summary>
+    [Fact]
+    public async Task A_kept_day_is_read_again_after_every_write_or_activation_of_it()
+    {
+        string db = "dailyrows_" + Guid.NewGuid().ToString("N")[..12];
+        await new SchemaMigrator(engine.Store).MigrateAsync(Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse"), db, Ct);
+        async Task RowsAsync(string page, int firstVisitor, int visitors, ulong generation = 0) => await engine.Store.ExecuteAsync(
+            $"INSERT INTO {db}.rollup_dims_day (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation) " +
+            $"SELECT {Merchant}, {Site}, 'page', toDate('2026-02-10'), '{page}', {visitors}, {visitors}, 0, 0, " +
+            $"arrayReduce('uniqExactState', arrayMap(x -> toUInt64(x), range({firstVisitor}, {firstVisitor + visitors}))), {generation}", Ct);
+        var writes = new SiteDayWrites();
+        var activations = new GenerationActivations();
+        var held = new HeldStore(engine.Store);
+        var keeping = new QueryEngine(held, db) { LargeSiteFromVisits = 0, GenerationActivations = activations, SiteDayWrites = writes };
+        var daily = keeping.DailyRows!;
+        await RowsAsync("/a", 1, 3);
+        await RowsAsync("/b", 1, 2);
+
+        Assert.Equal(["/a 3 3", "/b 2 2"], await TopPagesAsync(keeping));
+        Assert.Equal((0, 1), (daily.DaysKept, daily.DaysRead));
+        Assert.Equal(["/a 3 3", "/b 2 2"], await TopPagesAsync(keeping));
+        Assert.Equal((1, 1), (daily.DaysKept, daily.DaysRead));
+
+        // Not announced (not how the product writes): the kept numbers answer.
+        await RowsAsync("/a", 4, 2);
+        Assert.Equal(["/a 3 3", "/b 2 2"], await TopPagesAsync(keeping));
+
+        // Announced: read while it runs, not kept then, and read again once it ended.
+        writes.Begin(db, SiteDay);
+        await RowsAsync("/c", 1, 1);
+        Assert.Equal(["/a 5 5", "/b 2 2", "/c 1 1"], await TopPagesAsync(keeping));
+        await RowsAsync("/c", 2, 1);
+        Assert.Equal(["/a 5 5", "/b 2 2", "/c 2 2"], await TopPagesAsync(keeping));
+        writes.End(db, SiteDay);
+        long read = daily.DaysRead;
+        Assert.Equal(["/a 5 5", "/b 2 2", "/c 2 2"], await TopPagesAsync(keeping));
+        Assert.Equal(read + 1, daily.DaysRead);
+        Assert.Equal(["/a 5 5", "/b 2 2", "/c 2 2"], await TopPagesAsync(keeping));
+        Assert.Equal(read + 1, daily.DaysRead); // kept this time
+
+        // Another site-day's write leaves this day's numbers kept.
+        writes.Begin(db, [(Merchant, Site, DateOnly.FromDateTime(Day.UtcDateTime.AddDays(1)))]);
+        writes.Begin(db, [(Merchant, Site + 1, DateOnly.FromDateTime(Day.UtcDateTime))]);
+        Assert.Equal(["/a 5 5", "/b 2 2", "/c 2 2"], await TopPagesAsync(keeping));
+        Assert.Equal(read + 1, daily.DaysRead);
+
+        // A write that begins and ends after the day's statement read its rows, before its
+        // answer is used: that answer (without the write) is not kept.
+        writes.Begin(db, SiteDay);
+        writes.End(db, SiteDay); // the day is read again by the next question
+        Task<string[]>? stale = null;
+        var release = await held.HoldNextAsync(() => stale = TopPagesAsync(keeping));
+        writes.Begin(db, SiteDay);
+        await RowsAsync("/d", 1, 1);
+        writes.End(db, SiteDay);
+        release();
+        Assert.Equal(["/a 5 5", "/b 2 2", "/c 2 2"], await stale!.WaitAsync(TimeSpan.FromSeconds(30), Ct));
+        Assert.Equal(["/a 5 5", "/b 2 2", "/c 2 2", "/d 1 1"], await TopPagesAsync(keeping));
+        Assert.Equal(["/a 5 5", "/b 2 2", "/c 2 2", "/d 1 1"], await TopPagesAsync(keeping));
+
+        // A reprocessed day: another generation's rows, activated through the counted path.
+        await RowsAsync("/z", 1, 7, generation: 9);
+        Assert.Equal(["/a 5 5", "/b 2 2", "/c 2 2", "/d 1 1"], await TopPagesAsync(keeping));
+        await new Generations(engine.Store, db, activations).ActivateAsync(Merchant, Site, DateOnly.FromDateTime(Day.UtcDateTime), 9, ProcessingLogic.Current, 7, Ct);
+        Assert.Equal(["/z 7 7"], await TopPagesAsync(keeping));
+        Assert.Equal(["/z 7 7"], await TopPagesAsync(keeping));
+
+        // Another activation while a statement's answer is held, and the superseded rows deleted
+        // as reprocessing does: the held answer (generation 9's rows) is not used, the question
+        // is asked again and answers from generation 11.
+        await RowsAsync("/y", 1, 4, generation: 11);
+        writes.Begin(db, SiteDay);
+        writes.End(db, SiteDay);
+        release = await held.HoldNextAsync(() => stale = TopPagesAsync(keeping));
+        await new Generations(engine.Store, db, activations).ActivateAsync(Merchant, Site, DateOnly.FromDateTime(Day.UtcDateTime), 11, ProcessingLogic.Current, 4, Ct);
+        await engine.Store.ExecuteAsync($"DELETE FROM {db}.rollup_dims_day WHERE merchant_id = {Merchant} AND site_id = {Site} AND generation != 11", Ct);
+        release();
+        Assert.Equal(["/y 4 4"], await stale!.WaitAsync(TimeSpan.FromSeconds(30), Ct));
+        Assert.Equal(["/y 4 4"], await TopPagesAsync(keeping));
+    }
+
+    /// <summary>
+    /// Today is read on every question, never kept (Rollup is still writing it), and a range
+    /// longer than DailyRowsCache.MaxDays is asked the usual way: the same numbers either way.
+    /// </summary>
+    [Fact]
+    public async Task Today_is_never_kept_and_long_ranges_are_asked_as_before()
+    {
+        string db = "dailytoday_" + Guid.NewGuid().ToString("N")[..12];
+        await new SchemaMigrator(engine.Store).MigrateAsync(Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse"), db, Ct);
+        await engine.Store.ExecuteAsync(
+            $"INSERT INTO {db}.rollup_dims_day (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation) " +
+            $"SELECT {Merchant}, {Site}, 'page', toDate('2026-02-10') - number % 2, '/a', 2, 2, 0, 0, arrayReduce('uniqExactState', [toUInt64(number), toUInt64(number) + 100]), 0 FROM numbers(2)", Ct);
+        var keeping = new QueryEngine(engine.Store, db)
+        {
+            LargeSiteFromVisits = 0, GenerationActivations = new GenerationActivations(), SiteDayWrites = new SiteDayWrites(),
+            Clock = new ManualClock(Day.AddHours(12)),
+        };
+        var daily = keeping.DailyRows!;
+        // Two days, the second of them today, 2 visitors each.
+        Assert.Equal(["/a 4 4"], await TopPagesAsync(keeping, Day.AddDays(-1), Day.AddDays(1)));
+        Assert.Equal(["/a 4 4"], await TopPagesAsync(keeping, Day.AddDays(-1), Day.AddDays(1)));
+        Assert.Equal((1, 3), (daily.DaysKept, daily.DaysRead)); // yesterday kept once, today read twice
+        Assert.Equal(["/a 4 4"], await TopPagesAsync(keeping, Day.AddDays(1 - Analytics.QueryService.PreAggregates.DailyRowsCache.MaxDays - 1), Day.AddDays(1)));
+        Assert.Equal((1, 3), (daily.DaysKept, daily.DaysRead));
+    }
+
+    /// <summary>
+    /// Through the host, its Rollup writing: a past day's top pages are kept; events of that day
+    /// stored later (a late round) are in the next answer, because Rollup announced the day.
+    /// </summary>
+    [Fact]
+    public async Task Events_Rollup_stores_for_a_kept_day_are_in_the_next_answer()
+    {
+        var clock = new ManualClock(Day.AddHours(9));
+        await using var host = await TestHost.StartAsync(engine, clock: clock);
+        var queries = host.App.Services.GetRequiredService<QueryEngine>();
+        queries.LargeSiteFromVisits = 0;
+        Assert.NotNull(queries.DailyRows);
+        async Task SendAsync(params string[] pages)
+        {
+            var batch = new EventBatch { SiteKey = host.Site.SiteKey };
+            foreach (var page in pages) batch.Events.Add(Wire.Pageview(page));
+            using var socket = await host.ConnectAsync();
+            Assert.Equal((uint)pages.Length, (await Wire.SendAsync(socket, batch)).Accepted);
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, Ct);
+        }
+        var question = new
+        {
+            site_id = host.Site.PublicId, date_range = new[] { "2026-02-10", "2026-02-10" }, timezone = "UTC",
+            metrics = new[] { "visitors", "pageviews" }, dimensions = new[] { "page" },
+        };
+
+        // The aggregate counts the events once the time rollups have them; the round's last
+        // insert (event_ids) and its announcement's end follow.
+        var writes = host.App.Services.GetRequiredService<SiteDayWrites>();
+        async Task StoredAsync()
+        {
+            var day = DateOnly.FromDateTime(Day.UtcDateTime);
+            for (var waited = System.Diagnostics.Stopwatch.StartNew(); !writes.TryQuiet(host.Database, (ulong)host.Site.MerchantId, (ulong)host.Site.SiteId, day, out _); )
+            {
+                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), "Rollup's round never ended");
+                await Task.Delay(20, Ct);
+            }
+        }
+
+        await SendAsync("/p0", "/p0", "/p1");
+        await host.WaitForAggregateAsync(t => t["pageviews"] == 3);
+        await StoredAsync();
+        clock.Now = Day.AddDays(1).AddHours(9); // the day is past: its numbers may be kept
+        Assert.Equal(["/p0 1 2", "/p1 1 1"], await AskAsync(host, question));
+        Assert.Equal(["/p0 1 2", "/p1 1 1"], await AskAsync(host, question));
+        Assert.True(queries.DailyRows!.DaysKept >= 1, "the second answer adds up the kept day");
+
+        // Late events of the same day (the clock stamps them, so it goes back for them).
+        clock.Now = Day.AddHours(10);
+        await SendAsync("/p1", "/p2");
+        await host.WaitForAggregateAsync(t => t["pageviews"] == 5);
+        await StoredAsync();
+        clock.Now = Day.AddDays(1).AddHours(10);
+        Assert.Equal(["/p0 1 2", "/p1 1 2", "/p2 1 1"], await AskAsync(host, question));
+    }
+
+    private static async Task<string[]> TopPagesAsync(QueryEngine engine, DateTimeOffset? from = null, DateTimeOffset? to = null)
+    {
+        var q = new NormalQuery(Merchant, Site, "site", from ?? Day, to ?? Day.AddDays(1), TimeZoneInfo.Utc, ["visitors", "pageviews"],
+            [QueryVocabulary.ParseDimension("page")!], null, [new("visitors", true)], 10_000, 0, false, null, [], "custom");
+        var results = (await engine.AnswerAsync(q, Ct))["results"]!.AsArray();
+        return [.. results.Select(r => $"{r!["dimensions"]![0]} {r["metrics"]![0]} {r["metrics"]![1]}").Order(StringComparer.Ordinal)];
+    }
+
+    private static async Task<string[]> AskAsync(TestHost host, object question)
+    {
+        using var response = await host.Http.PostAsJsonAsync("/v1/query", question, Ct);
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+        Assert.True(response.IsSuccessStatusCode, body.ToString());
+        return [.. body.GetProperty("results").EnumerateArray()
+            .Select(r => $"{r.GetProperty("dimensions")[0].GetString()} {r.GetProperty("metrics")[0]} {r.GetProperty("metrics")[1]}")
+            .Order(StringComparer.Ordinal)];
+    }
+}
