@@ -10,7 +10,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Analytics.EndToEnd.Tests;
 
 /// <summary>
-/// A large site's top lists add up numbers kept per past day (DailyRowsCache). Kept numbers that
+/// The dimension rollup's questions add up numbers kept per past day (DailyRowsCache). Kept numbers that
 /// outlived a write of their day, or an activation, would answer stale: these tests write the
 /// day again in every way the product does and check that the answer follows. (The answers
 /// themselves are checked against the scan and against LINQ in PreAggregateTests.)
@@ -167,8 +167,9 @@ public class DailyRowsCacheTests(EngineFixture engine)
     }
 
     /// <summary>
-    /// Through the host, its Rollup writing: a past day's top pages are kept; events of that day
-    /// stored later (a late round) are in the next answer, because Rollup announced the day.
+    /// Through the host, its Rollup writing: a past day's top pages and entry pages are kept;
+    /// events of that day stored later (a late round) are in the next answer, because Rollup
+    /// announced the day.
     /// </summary>
     [Fact]
     public async Task Events_Rollup_stores_for_a_kept_day_are_in_the_next_answer()
@@ -205,6 +206,13 @@ public class DailyRowsCacheTests(EngineFixture engine)
             }
         }
 
+        // And the visit rollup's: visitors and visits per entry page.
+        var entries = new
+        {
+            site_id = host.Site.PublicId, date_range = new[] { "2026-02-10", "2026-02-10" }, timezone = "UTC",
+            metrics = new[] { "visitors", "visits" }, dimensions = new[] { "entry_page" },
+        };
+
         await SendAsync("/p0", "/p0", "/p1");
         await host.WaitForAggregateAsync(t => t["pageviews"] == 3);
         await StoredAsync();
@@ -212,6 +220,10 @@ public class DailyRowsCacheTests(EngineFixture engine)
         Assert.Equal(["/p0 1 2", "/p1 1 1"], await AskAsync(host, question));
         Assert.Equal(["/p0 1 2", "/p1 1 1"], await AskAsync(host, question));
         Assert.True(queries.DailyRows!.DaysKept >= 1, "the second answer adds up the kept day");
+        Assert.Equal(["/p0 1 1"], await AskAsync(host, entries));
+        long kept = queries.DailyRows.DaysKept;
+        Assert.Equal(["/p0 1 1"], await AskAsync(host, entries));
+        Assert.Equal(kept + 1, queries.DailyRows.DaysKept);
 
         // Late events of the same day (the clock stamps them, so it goes back for them).
         clock.Now = Day.AddHours(10);
@@ -220,6 +232,47 @@ public class DailyRowsCacheTests(EngineFixture engine)
         await StoredAsync();
         clock.Now = Day.AddDays(1).AddHours(10);
         Assert.Equal(["/p0 1 2", "/p1 1 2", "/p2 1 1"], await AskAsync(host, question));
+        // The same visitor an hour later: a second visit, entering at /p1.
+        Assert.Equal(["/p0 1 1", "/p1 1 1"], await AskAsync(host, entries));
+    }
+
+    /// <summary>
+    /// Past its bound the cache drops the least recently used days until half is left: a day
+    /// kept first but used since stays, days not used since go, and what is asked again is read
+    /// again with the same numbers.
+    /// </summary>
+    [Fact]
+    public async Task Past_its_bound_the_least_recently_used_days_are_dropped()
+    {
+        string db = "dailyevict_" + Guid.NewGuid().ToString("N")[..12];
+        await new SchemaMigrator(engine.Store).MigrateAsync(Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse"), db, Ct);
+        // Five days, two pages a day (3 values kept per day, with the day's own entry).
+        await engine.Store.ExecuteAsync(
+            $"INSERT INTO {db}.rollup_dims_day (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation) " +
+            $"SELECT {Merchant}, {Site}, 'page', toDate('2026-02-10') + intDiv(number, 2), concat('/', toString(number % 2)), 1, 1, 0, 0, " +
+            $"arrayReduce('uniqExactState', [toUInt64(number)]), 0 FROM numbers(10)", Ct);
+        var activations = new GenerationActivations();
+        var daily = new Analytics.QueryService.PreAggregates.DailyRowsCache(db, new SiteDayWrites(), activations, maxValues: 12);
+        var first = DateOnly.FromDateTime(Day.UtcDateTime);
+        async Task<string> DayAsync(int day)
+        {
+            var sums = await daily.SumAsync(Merchant, Site, new(Analytics.QueryService.PreAggregates.DailyRollup.Dimensions, "page", null), d => d.ToString("MM-dd"),
+                first.AddDays(day), first.AddDays(day + 1), new Dictionary<DateOnly, ulong>(), activations.Started, first.AddDays(100), 10, merged: false,
+                (sql, read) => engine.Store.QueryRowBinaryAsync(sql, read, Ct));
+            return string.Join(" ", sums!.OrderBy(s => s.Key.Value, StringComparer.Ordinal).Select(s => $"{s.Key.Bucket}{s.Key.Value}={s.Value[0]}"));
+        }
+        for (int d = 0; d < 4; d++) Assert.Equal($"02-{10 + d}/0=1 02-{10 + d}/1=1", await DayAsync(d)); // 12 values: the bound
+        Assert.Equal((0, 4), (daily.DaysKept, daily.DaysRead));
+        Assert.Equal("02-10/0=1 02-10/1=1", await DayAsync(0)); // used: now the most recent
+        Assert.Equal((1, 4), (daily.DaysKept, daily.DaysRead));
+        Assert.Equal("02-14/0=1 02-14/1=1", await DayAsync(4)); // 15 > 12: days 1, 2 and 3 go
+        Assert.Equal((1, 5), (daily.DaysKept, daily.DaysRead));
+        Assert.Equal("02-10/0=1 02-10/1=1", await DayAsync(0));
+        Assert.Equal("02-14/0=1 02-14/1=1", await DayAsync(4));
+        Assert.Equal((3, 5), (daily.DaysKept, daily.DaysRead));
+        Assert.Equal("02-11/0=1 02-11/1=1", await DayAsync(1));
+        Assert.Equal("02-13/0=1 02-13/1=1", await DayAsync(3));
+        Assert.Equal((3, 7), (daily.DaysKept, daily.DaysRead));
     }
 
     private static async Task<string[]> TopPagesAsync(QueryEngine engine, DateTimeOffset? from = null, DateTimeOffset? to = null)

@@ -55,6 +55,20 @@ public partial class PreAggregateTests
         Assert.Equal(scanned, planned);
         // Read merged by the engine (FINAL) rather than grouped per visit: the same answer.
         Assert.Equal(planned, (await new QueryEngine(engine.Store, db) { LargeSiteFromVisits = 0 }.AnswerAsync(q, Ct)).ToJsonString());
+        // With each past day's numbers kept (DailyRowsCache), read grouped and merged: the first
+        // answer reads the days and keeps them, the second adds up the kept ones. Questions
+        // without a filter are kept; the others here filter on another dimension than the one
+        // grouped by, or not with `is`, and are asked as before.
+        foreach (long mergedFrom in new long[] { long.MaxValue, 0 })
+        {
+            var keeping = new QueryEngine(engine.Store, db)
+            {
+                LargeSiteFromVisits = mergedFrom, GenerationActivations = new GenerationActivations(), SiteDayWrites = new SiteDayWrites(),
+            };
+            Assert.Equal(planned, (await keeping.AnswerAsync(q, Ct)).ToJsonString());
+            Assert.Equal(planned, (await keeping.AnswerAsync(q, Ct)).ToJsonString());
+            Assert.Equal(q.Filter is null, keeping.DailyRows!.DaysKept > 0);
+        }
         var rows = JsonNode.Parse(planned)!["results"]!.AsArray();
         Assert.True(rows.Count > (q.Dimensions.Count == 0 ? 0 : 1), planned);
         if (ExpectedByGenerator(question, q, events) is { } expected)
@@ -146,13 +160,25 @@ public partial class PreAggregateTests
                 ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"], [Dimension(dimension)], filter,
                 [new("visitors", true)], 100, 0, false, null, [], "custom");
             Assert.Contains(VisitRollupPlanner.Table, NormalQueryPlanner.TryPlanRaw(q, db, 10, out _), StringComparison.Ordinal);
+            // And with each past day's numbers kept (DailyRowsCache), whose statement reads the
+            // day's visits grouped by value, read twice (the second adds up the kept day).
             var answers = new List<string[]>();
             foreach (long mergedFrom in new long[] { long.MaxValue, 0 })
+            foreach (bool keep in new[] { false, true })
             {
-                var rows = JsonNode.Parse((await new QueryEngine(engine.Store, db) { LargeSiteFromVisits = mergedFrom }.AnswerAsync(q, Ct)).ToJsonString())!["results"]!.AsArray();
-                answers.Add([.. rows.Select(r => Line(r!["dimensions"]!.AsArray(), r["metrics"]!.AsArray())).Order(StringComparer.Ordinal)]);
+                var query = new QueryEngine(engine.Store, db) { LargeSiteFromVisits = mergedFrom };
+                if (keep) query = new QueryEngine(engine.Store, db)
+                {
+                    LargeSiteFromVisits = mergedFrom, GenerationActivations = new GenerationActivations(), SiteDayWrites = new SiteDayWrites(),
+                };
+                for (int ask = 0; ask < (keep ? 2 : 1); ask++)
+                {
+                    var rows = JsonNode.Parse((await query.AnswerAsync(q, Ct)).ToJsonString())!["results"]!.AsArray();
+                    answers.Add([.. rows.Select(r => Line(r!["dimensions"]!.AsArray(), r["metrics"]!.AsArray())).Order(StringComparer.Ordinal)]);
+                }
+                if (keep) Assert.Equal(filter is null, query.DailyRows!.DaysKept > 0);
             }
-            Assert.Equal(answers[0], answers[1]);
+            Assert.All(answers, a => Assert.Equal(answers[0], a));
             return answers[0];
         }
         Assert.Equal(["/a => 1, 1, 2, 0, 420", "/b => 1, 1, 1, 100, 0"], await Ask("entry_page"));

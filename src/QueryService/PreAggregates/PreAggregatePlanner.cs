@@ -218,6 +218,15 @@ public static class PreAggregatePlanner
             $"CAST([{string.Join(", ", days.Select(d => d.Value.ToString(inv)))}] AS Array(UInt64))) AS active ");
     }
 
+    /// <summary>The same, over the days from the first of <paramref name="days"/> to the last, <paramref name="known"/> given.</summary>
+    internal static string ActiveGenerations(long merchantId, long siteId, IReadOnlyList<DateOnly> days, string database, IReadOnlyDictionary<DateOnly, ulong> known) =>
+        ActiveGenerations(merchantId, siteId, new DateTimeOffset(days.Min().ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
+            new DateTimeOffset(days.Max().AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero), database, known);
+
+    /// <summary>Days as a list of Date literals, for `bucket IN (…)`.</summary>
+    internal static string DayList(IEnumerable<DateOnly> days) =>
+        string.Join(", ", days.Select(d => "'" + d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) + "'"));
+
     /// <summary>Whether a row of UTC day <paramref name="day"/> and <paramref name="generation"/> is
     /// in its day's active generation (<see cref="ActiveGenerations(long, long, DateTimeOffset, DateTimeOffset, string, IReadOnlyDictionary{DateOnly, ulong})"/>).</summary>
     internal static string IsActive(string day, string generation) =>
@@ -271,19 +280,45 @@ public static class NormalQueryPlanner
     }
 
     /// <summary>
-    /// The dimension <paramref name="q"/> lists ("" for none) when it is a top list that
-    /// DailyRowsCache answers: the dimension rollup answers it exactly (over whole UTC days, with
-    /// none of its days missing from the table), with at most one dimension, not time or goal,
-    /// no filter and no revenue metric; null otherwise.
+    /// What DailyRowsCache reads for <paramref name="q"/> when it answers it, or null. The
+    /// dimension rollup's questions (a plan exists for them there, so whole UTC days, UTC days,
+    /// weeks or months as time buckets, at most one other dimension, `is` filters on it or on one
+    /// dimension), without goals or revenue; else the visit rollup's (bounce rate, visit duration,
+    /// entry and exit pages…), with at most one dimension besides time and no filter but `is`
+    /// (case-sensitive, and-combined) on it or, without it, on one dimension. Either way not a
+    /// filter naming several values without grouping by their dimension: its visitors are the
+    /// union of the values' sets (a visitor of two values counts once), which kept per-value
+    /// counts cannot give. A rollup lacking a day of the range (PreAggregateCoverage) is not read.
     /// </summary>
-    public static string? DailyRowsDimension(Query.NormalQuery q, IReadOnlySet<string>? uncovered)
+    public static DailyQuestion? DailyQuestion(Query.NormalQuery q, IReadOnlySet<string>? uncovered)
     {
-        if (q.Filter is not null || q.Dimensions.Count > 1 || q.HasGoalDimension || q.TimeDimension is not null
-            || q.Metrics.Any(GoalRevenuePlanner.IsRevenue) || uncovered?.Contains(PreAggregatePlanner.Table) == true)
+        // Goals (a dimension, or a filter the goal planner reads) and revenue are not kept.
+        if (q.HasGoalDimension || Query.QueryParser.Leaves(q.Filter).Any(l => l.Dimension.Kind == Query.DimensionKind.Goal)
+            || q.Metrics.Any(GoalRevenuePlanner.IsRevenue))
             return null;
-        // Only whether a plan exists: its text is not used.
-        return TryPlanDimensions(q, "db", maxExecutionSeconds: 1, out _, knownGenerations: null, largeSite: true) is null ? null
-            : q.Dimensions.Count == 1 ? q.Dimensions[0].Name : "";
+        DailyRollup rollup;
+        // Whether a plan exists (its text is not used): the rollup's rules hold then.
+        if (uncovered?.Contains(PreAggregatePlanner.Table) != true
+            && TryPlanDimensions(q, "db", maxExecutionSeconds: 1, out _, knownGenerations: null, largeSite: true) is not null)
+            rollup = DailyRollup.Dimensions;
+        else if (uncovered?.Contains(VisitRollupPlanner.Table) != true && VisitRollupPlanner.Answers(q))
+            rollup = DailyRollup.Visits;
+        else
+            return null;
+        var grouped = q.Dimensions.Where(d => d.Kind != Query.DimensionKind.Time).ToList();
+        if (grouped.Count > 1) return null;
+        HashSet<string>? values = null;
+        string? filtered = null;
+        foreach (var filter in q.Filter switch { null => [], Query.FilterAnd and => and.Children, var f => [f] })
+        {
+            if (filter is not Query.FilterLeaf { Operator: "is", CaseSensitive: true } leaf || (filtered ?? leaf.Dimension.Name) != leaf.Dimension.Name)
+                return null;
+            filtered = leaf.Dimension.Name;
+            values = values is null ? [.. leaf.Values] : [.. values.Intersect(leaf.Values)];
+        }
+        if (grouped.Count == 1 && filtered is not null && filtered != grouped[0].Name) return null;
+        if (grouped.Count == 0 && values is { Count: > 1 }) return null;
+        return new DailyQuestion(rollup, grouped.Count == 1 ? grouped[0].Name : filtered ?? "", values);
     }
 
     private static string? Uncovered(string table, out string reason)

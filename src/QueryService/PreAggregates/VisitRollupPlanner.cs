@@ -53,6 +53,32 @@ public static class VisitRollupPlanner
         var inv = CultureInfo.InvariantCulture;
         var used = q.Dimensions.Where(d => d.Kind == DimensionKind.Visit).Select(d => d.Name)
             .Concat(QueryParser.Leaves(q.Filter).Select(l => l.Dimension.Name)).Distinct().ToList();
+        var labels = q.Dimensions.Select((d, i) => (d.Kind == DimensionKind.Time ? TimeLabel(d.Argument!) : "v_" + d.Name) + $" AS d{i}").ToList();
+        string select = string.Concat(labels.Select(l => l + ", "));
+        string group = q.Dimensions.Count == 0 ? "" : " GROUP BY " + string.Join(", ", q.Dimensions.Select((_, i) => $"d{i}"));
+        string where = q.Filter is null ? "" : " WHERE " + QuerySql.FilterSql(q.Filter, q);
+        string perVisitRows = PerVisitRows(database, RangeCondition(q), used, merged);
+        return string.Create(inv, $"""
+            SELECT {select}uniqExact(visitor_id), count(), sum(pv), sum(ev), sum(eng), 0, sum(pv), countIf(pv <= 1 AND ia = 0), sum(dur), 0, 0, ([], []), ([], [])
+            FROM (
+                {PreAggregatePlanner.ActiveGenerations(q.MerchantId, q.SiteId, q.From, q.To, database, knownGenerations)}
+                {perVisitRows})
+            {where}{group}
+            SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", inv)}
+            """);
+    }
+
+    /// <summary>
+    /// One row per visit of the rows <paramref name="range"/> selects: its day, visitor, pageviews
+    /// (pv), interactions (ia), events (ev), engagement (eng), duration (dur) and each of
+    /// <paramref name="used"/> visit dimensions as v_NAME. Parts not merged yet hold several rows
+    /// of one visit (one per round): one row per visit either by grouping (a hash table of the
+    /// range's visits) or by FINAL (the engine merges the sorted parts' rows of a key as it reads
+    /// them; the range names key columns only, so it filters the merged rows, never a part of a visit).
+    /// </summary>
+    private static string PerVisitRows(string database, string range, IEnumerable<string> used, bool merged)
+    {
+        var inv = CultureInfo.InvariantCulture;
         var perVisit = new StringBuilder();
         foreach (var name in used)
         {
@@ -66,38 +92,49 @@ public static class VisitRollupPlanner
             };
             perVisit.Append(inv, $", toString({value}) AS v_{name}");
         }
-        var labels = q.Dimensions.Select((d, i) => (d.Kind == DimensionKind.Time ? TimeLabel(d.Argument!) : "v_" + d.Name) + $" AS d{i}").ToList();
-        string select = string.Concat(labels.Select(l => l + ", "));
-        string group = q.Dimensions.Count == 0 ? "" : " GROUP BY " + string.Join(", ", q.Dimensions.Select((_, i) => $"d{i}"));
-        string where = q.Filter is null ? "" : " WHERE " + QuerySql.FilterSql(q.Filter, q);
-        // Parts not merged yet hold several rows of one visit (one per round): one row per visit
-        // first, then the row's aggregates over visits, in the order of QuerySql.RawColumns. One
-        // row per visit either by grouping (a hash table of the range's visits) or by FINAL (the
-        // engine merges the sorted parts' rows of a key as it reads them; the WHERE names key
-        // columns only, so it filters the merged rows, never a part of a visit).
-        string perVisitRows = merged
+        return merged
             ? $"""
                 SELECT bucket, visitor_id, pageviews AS pv, interactions AS ia, events AS ev, engagement_ms AS eng,
                     dateDiff('millisecond', first_at, last_at) AS dur{perVisit}
                 FROM {database}.{Table} AS v FINAL
-                WHERE {RangeCondition(q)}
+                WHERE {range}
                 """
             : $"""
                 SELECT bucket, any(visitor_id) AS visitor_id, sum(pageviews) AS pv, sum(interactions) AS ia, sum(events) AS ev, sum(engagement_ms) AS eng,
                     dateDiff('millisecond', min(first_at), max(last_at)) AS dur{perVisit}
                 FROM {database}.{Table} AS v
-                WHERE {RangeCondition(q)}
+                WHERE {range}
                 GROUP BY bucket, visit_id
                 """;
+    }
+
+    /// <summary>
+    /// Per day of <paramref name="days"/> and value of <paramref name="dimension"/> (a visit
+    /// dimension, or "" for the site's visits as one value), in the days' active generations:
+    /// visitors, visits, pageviews, events, engagement_ms, bounces and duration_ms, as UInt64
+    /// (DailyRowsCache keeps them; DailyRollup.Visits names the order). The same per-visit rows
+    /// and aggregates as <see cref="TryPlanRaw"/>, grouped by day as well.
+    /// </summary>
+    internal static string DailyStatement(long merchantId, long siteId, string dimension, IReadOnlyList<DateOnly> days,
+        IReadOnlyDictionary<DateOnly, ulong> generations, string database, double maxExecutionSeconds, bool merged)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string range = $"v.merchant_id = {merchantId} AND v.site_id = {siteId} AND v.bucket IN ({PreAggregatePlanner.DayList(days)}) " +
+            $"AND {PreAggregatePlanner.IsActive("v.bucket", "v.generation")}";
+        string value = dimension == "" ? "''" : "v_" + dimension;
         return string.Create(inv, $"""
-            SELECT {select}uniqExact(visitor_id), count(), sum(pv), sum(ev), sum(eng), 0, sum(pv), countIf(pv <= 1 AND ia = 0), sum(dur), 0, 0, ([], []), ([], [])
+            SELECT bucket, {value} AS value, toUInt64(uniqExact(visitor_id)), toUInt64(count()), toUInt64(sum(pv)), toUInt64(sum(ev)), toUInt64(sum(eng)),
+                toUInt64(countIf(pv <= 1 AND ia = 0)), toUInt64(sum(dur))
             FROM (
-                {PreAggregatePlanner.ActiveGenerations(q.MerchantId, q.SiteId, q.From, q.To, database, knownGenerations)}
-                {perVisitRows})
-            {where}{group}
+                {PreAggregatePlanner.ActiveGenerations(merchantId, siteId, days, database, generations)}
+                {PerVisitRows(database, range, dimension == "" ? [] : [dimension], merged)})
+            GROUP BY bucket, value
             SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", inv)}
             """);
     }
+
+    /// <summary>Whether the visit rollup answers <paramref name="q"/> exactly; see the class summary.</summary>
+    internal static bool Answers(NormalQuery q) => Planned(q, out _);
 
     private static string RangeCondition(NormalQuery q) => string.Create(CultureInfo.InvariantCulture,
         $"v.merchant_id = {q.MerchantId} AND v.site_id = {q.SiteId} AND v.bucket >= toDate('{q.From.UtcDateTime:yyyy-MM-dd}') " +

@@ -246,7 +246,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
 
     /// <summary>
     /// The site-days this process writes (Rollup announces them) when every write goes through it
-    /// (the embedded engine, with <see cref="GenerationActivations"/>): a large site's top lists
+    /// (the embedded engine, with <see cref="GenerationActivations"/>): the rollups' questions
     /// are then answered from numbers kept per past day (DailyRowsCache). Null: read every time.
     /// </summary>
     public SiteDayWrites? SiteDayWrites { get; init; }
@@ -284,16 +284,17 @@ public sealed class QueryEngine(IColumnStore store, string database)
         bool largeSite = IsLargeSite(q);
         // Days the dimension rollup's retention is deleting are never kept: their rows go without
         // a write anyone announces.
-        if (known is not null && largeSite && enrichedCovers && UsePreAggregates && DailyRows is { } daily
+        if (known is not null && enrichedCovers && UsePreAggregates && DailyRows is { } daily
             && (q.To - q.From).TotalDays <= PreAggregates.DailyRowsCache.MaxDays
             && !(Retention.KeptFrom(RetentionPolicy.RollupDimensions, Clock.GetUtcNow()) is { } dimensionsFrom && q.From < dimensionsFrom)
-            && PreAggregates.NormalQueryPlanner.DailyRowsDimension(q, uncovered) is { } dimension)
+            && PreAggregates.NormalQueryPlanner.DailyQuestion(q, uncovered) is { } question)
         {
-            var sums = await daily.SumAsync(q.MerchantId, q.SiteId, dimension, DateOnly.FromDateTime(q.From.UtcDateTime), DateOnly.FromDateTime(q.To.UtcDateTime),
-                known, activations, DateOnly.FromDateTime(Clock.GetUtcNow().UtcDateTime), MaxExecutionSeconds, (sql, read) => RunRowBinaryAsync(sql, read, ct));
+            var sums = await daily.SumAsync(q.MerchantId, q.SiteId, question, DayBucket(q.TimeDimension),
+                DateOnly.FromDateTime(q.From.UtcDateTime), DateOnly.FromDateTime(q.To.UtcDateTime), known, activations,
+                DateOnly.FromDateTime(Clock.GetUtcNow().UtcDateTime), MaxExecutionSeconds, merged: largeSite, (sql, read) => RunRowBinaryAsync(sql, read, ct));
             if (sums is not null)
             {
-                var summed = DailyRaw(q, sums);
+                var summed = DailyRaw(q, question.Rollup, sums);
                 if (asked) NoteSiteSize(q, summed);
                 return summed;
             }
@@ -335,18 +336,34 @@ public sealed class QueryEngine(IColumnStore store, string database)
 
     private static readonly int VisitsColumn = Array.IndexOf(QuerySql.RawColumns, "visits");
 
-    /// <summary>DailyRowsCache's sums as the planner's raw rows: visitors, visits, pageviews,
-    /// events, bots, and pageviews as visit_pageviews (visits are whole in a row where they are
-    /// planned); a row per value with visitors (or bots, when asked), or the one row without a dimension.</summary>
-    private static List<RawRow> DailyRaw(NormalQuery q, List<(string Value, long[] Counts)> sums)
+    /// <summary>DailyRowsCache's sums as the planners' raw rows (QuerySql.RawColumns), with
+    /// dimensions a row per (bucket, value) with visitors (or bots, when asked), without one row.
+    /// From the dimension rollup: visitors, visits, pageviews, events, bots, and pageviews as
+    /// visit_pageviews (visits are whole in a row where they are planned). From the visit
+    /// rollup: visitors, visits, pageviews, events, engagement, pageviews as visit_pageviews,
+    /// bounces and duration, as VisitRollupPlanner reads them.</summary>
+    private static List<RawRow> DailyRaw(NormalQuery q, PreAggregates.DailyRollup rollup, Dictionary<(string Bucket, string Value), long[]> sums)
     {
-        static RawRow Row(string[] dimensions, long[] c) =>
-            new(dimensions, [c[0], c[1], c[2], c[3], 0, c[4], c[2], 0, 0, 0, 0], [], []);
+        RawRow Row(string[] dimensions, long[] c) => new(dimensions, rollup == PreAggregates.DailyRollup.Dimensions
+            ? [c[0], c[1], c[2], c[3], 0, c[4], c[2], 0, 0, 0, 0]
+            : [c[0], c[1], c[2], c[3], c[4], 0, c[2], c[5], c[6], 0, 0], [], []);
         if (q.Dimensions.Count == 0)
-            return [Row([], sums.Count == 0 ? new long[5] : sums[0].Counts)];
-        bool bots = q.Metrics.Contains("bots");
-        return [.. sums.Where(s => s.Counts[0] > 0 || (bots && s.Counts[4] > 0)).Select(s => Row([s.Value], s.Counts))];
+            return [Row([], sums.Count == 0 ? new long[PreAggregates.DailyRowsCache.Width(rollup)] : sums.Values.Single())];
+        bool bots = rollup == PreAggregates.DailyRollup.Dimensions && q.Metrics.Contains("bots");
+        return [.. sums.Where(s => s.Value[0] > 0 || (bots && s.Value[4] > 0))
+            .Select(s => Row([.. q.Dimensions.Select(d => d.Kind == DimensionKind.Time ? s.Key.Bucket : s.Key.Value)], s.Value))];
     }
+
+    /// <summary>A UTC day's label as the planner's time buckets name it (PreAggregatePlanner.TimeLabels:
+    /// the day, its week's Monday, its month's first day), or "" without a time dimension.</summary>
+    private static Func<DateOnly, string> DayBucket(Dimension? time) => time?.Name switch
+    {
+        null => _ => "",
+        "time:day" => d => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+        "time:week" => d => d.AddDays(-(((int)d.DayOfWeek + 6) % 7)).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+        "time:month" => d => new DateOnly(d.Year, d.Month, 1).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+        var other => throw new InvalidOperationException($"the dimension rollup has no {other} buckets"),
+    };
 
     /// <summary>
     /// A site's total visits by time without a filter (the main graph, which a dashboard asks
