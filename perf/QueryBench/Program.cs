@@ -58,7 +58,7 @@ if (args.Contains("--help") || args.Contains("-h"))
     Console.WriteLine("                                    --largest-share: merchant 1's share of the events (0.5 of 20M: a 10M-event merchant)");
     Console.WriteLine("                                    --data DIR: keep the data set in DIR and reuse it next time (part 3 skipped)");
     Console.WriteLine("                                    --large-site-from-visits N: read a site as a large one from N visits in the range (0: always)");
-    Console.WriteLine("                                    --daily-rows off: the rollups' questions read every day each time (the host keeps past days' numbers)");
+    Console.WriteLine("                                    --daily-rows off: planned questions read every day each time (the host keeps past days' numbers)");
     Console.WriteLine("QueryBench --storage [--smoke] [--events 200000] [--json FILE]   bytes on disk per event for every table (StorageCost.cs)");
     Console.WriteLine("QueryBench --catch-up-only [--backlog 1000000] [--statement-costs] [--logic 2] [--json FILE]   Rollup catch-up and reprocessing alone, with the engine time per statement kind");
     Console.WriteLine("                                    --statement-costs: and the CPU of each statement of a round run alone");
@@ -141,7 +141,7 @@ try
     // Idle: the query engine with the planner and without it (the scan every query falls back
     // to), alternately, so drift in the machine's load hits both alike.
     // As the host runs it on the embedded engine: each site's active generations kept between
-    // questions (nothing activates a generation in this run), and the rollups' questions from
+    // questions (nothing activates a generation in this run), and the planned questions from
     // each past day's kept numbers (nothing writes the data set's days after it is generated; the
     // catch-ups below write databases of their own). The first answer of each question (the
     // warm-up, not in p50/p95) is where those are read: it is reported on its own.
@@ -243,8 +243,8 @@ try
     md.AppendLine(CultureInfo.InvariantCulture, $"largest merchant 1: {counts[1].All:N0} events ({counts[1].Last30:N0} in the 30 days asked); typical (events-weighted median) merchant {typical}: {counts[(ulong)typical].All:N0} ({counts[(ulong)typical].Last30:N0}). ");
     md.Append(CultureInfo.InvariantCulture, $"{iterations} runs per question after one warm-up, with and without the planner alternately (QueryEngine.AnswerAsync, the JSON of POST /v1/query). ");
     md.Append(dailyRows
-        ? "The rollups' questions (not goals, revenue or filters other than one value's `is`) add up each past day's kept numbers (DailyRowsCache), as the host does: the warm-up reads and keeps them, and its time is the first answer column (it also pays the first run's JIT). "
-        : "The rollups' questions read every day's rows each time (`--daily-rows off`). ");
+        ? "The planned questions add up each past day's kept numbers (DailyRowsCache), as the host does: the warm-up reads and keeps them, and its time is the first answer column (it also pays the first run's JIT). "
+        : "The planned questions read every day's rows each time (`--daily-rows off`). ");
     md.Append(CultureInfo.InvariantCulture, $"The engine's floor, `SELECT 1` through the same store (session, chdb_query_n, JSONCompact parsed): p50 {P(floor, 50):F1} ms, p95 {P(floor, 95):F1} ms. ");
     md.AppendLine(string.Create(CultureInfo.InvariantCulture,
         $"Under catch-up: Rollup storing a backlog of {backlog:N0} events at full speed into a database of its own, its statements at the queries' priority ({liveRate[StatementPriority.Normal]:N0} events/s beside the queries) and in the background as the host runs them ({liveRate[StatementPriority.Background]:N0} events/s; the engine {(ChDbEngine.CanPrioritize ? "has" : "lacks")} CAP_SYS_NICE, without which both are alike). " +

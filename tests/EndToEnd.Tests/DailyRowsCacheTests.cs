@@ -256,10 +256,11 @@ public class DailyRowsCacheTests(EngineFixture engine)
         var first = DateOnly.FromDateTime(Day.UtcDateTime);
         async Task<string> DayAsync(int day)
         {
-            var sums = await daily.SumAsync(Merchant, Site, new(Analytics.QueryService.PreAggregates.DailyRollup.Dimensions, "page", null), d => d.ToString("MM-dd"),
-                first.AddDays(day), first.AddDays(day + 1), new Dictionary<DateOnly, ulong>(), activations.Started, first.AddDays(100), 10, merged: false,
-                (sql, read) => engine.Store.QueryRowBinaryAsync(sql, read, Ct));
-            return string.Join(" ", sums!.OrderBy(s => s.Key.Value, StringComparer.Ordinal).Select(s => $"{s.Key.Bucket}{s.Key.Value}={s.Value[0]}"));
+            var sums = await daily.SumAsync(Merchant, Site, "pages", null, d => d.ToString("MM-dd"), first.AddDays(day), first.AddDays(day + 1),
+                new Dictionary<DateOnly, ulong>(), activations.Started, first.AddDays(100), async days => await engine.Store.QueryRowBinaryAsync(
+                    $"SELECT bucket, value, toUInt64(uniqExactMerge(visitors)), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0) FROM {db}.rollup_dims_day WHERE bucket IN ({string.Join(", ", days.Select(d => $"'{d:yyyy-MM-dd}'"))}) GROUP BY bucket, value",
+                    data => Analytics.QueryService.PreAggregates.PreAggregatePlanner.DayRows(data, 5, c => [.. c]), Ct));
+            return string.Join(" ", sums!.OrderBy(s => s.Key.Value, StringComparer.Ordinal).Select(s => $"{s.Key.Bucket}{s.Key.Value}={s.Value.Counts[0]}"));
         }
         for (int d = 0; d < 4; d++) Assert.Equal($"02-{10 + d}/0=1 02-{10 + d}/1=1", await DayAsync(d)); // 12 values: the bound
         Assert.Equal((0, 4), (daily.DaysKept, daily.DaysRead));

@@ -197,11 +197,11 @@ public class PreAggregateGoalTests(EngineFixture engine)
             Assert.False(GoalRevenuePlanner.Complete(await engine.Store.QueryRowsAsync(planned, Ct), q.Dimensions.Count, QuerySql.RawColumns.Length));
         }
         var expectedRevenue = people.GroupBy(Day).Select(d => $"{d.Key} => {Money(d)}").Order(StringComparer.Ordinal).ToList();
-        Assert.Equal(expectedRevenue, Lines(await AnswerBothWaysAsync(db, revenue)));
+        Assert.Equal(expectedRevenue, Lines(await AnswerBothWaysAsync(db, revenue, kept: false)));
         var expectedBlog = people.GroupBy(Day).SelectMany(d => Planned.Select(goal => (goal, converted: d.Where(g => Completes(goal, g)).ToList()))
             .Where(x => x.converted.Count > 0)
             .Select(x => $"{d.Key} | {x.goal.Name} => {x.converted.Select(g => g.Event.VisitorId).Distinct().Count()}, {x.converted.Count}")).Order(StringComparer.Ordinal).ToList();
-        Assert.Equal(expectedBlog, Lines(await AnswerBothWaysAsync(db, blog)));
+        Assert.Equal(expectedBlog, Lines(await AnswerBothWaysAsync(db, blog, kept: false)));
 
         // Reprocessing the site-day writes its rows anew, with the columns: planned again.
         await RebuildAsync(db, OldSite, Day0.AddDays(1));
@@ -238,12 +238,26 @@ public class PreAggregateGoalTests(EngineFixture engine)
         (long)Merchant, (long)site, "site", Day0, Day0.AddDays(3), TimeZoneInfo.Utc, metrics,
         dimensions.Select(d => QueryVocabulary.ParseDimension(d)!).ToList(), filter, [new(metrics[0], true)], 10_000, 0, TimeLabels: false, null, Planned, "custom");
 
-    /// <summary>QueryEngine's answer with the planner, checked equal (as JSON) to its answer without it.</summary>
-    private async Task<JsonObject> AnswerBothWaysAsync(string db, NormalQuery q)
+    /// <summary>QueryEngine's answer with the planner, checked equal (as JSON) to its answer
+    /// without it, and to its answers with each past day's numbers kept (DailyRowsCache: the
+    /// first reads the days by the planner's statement grouped by day and keeps them, the second
+    /// adds the kept days up), as a small and as a large site.</summary>
+    /// <param name="kept">Whether days are kept: not from rows that send the question to the scan.</param>
+    private async Task<JsonObject> AnswerBothWaysAsync(string db, NormalQuery q, bool kept = true)
     {
         var planned = await new QueryEngine(engine.Store, db).AnswerAsync(q, Ct);
         var scanned = await new QueryEngine(engine.Store, db) { UsePreAggregates = false }.AnswerAsync(q, Ct);
         Assert.Equal(scanned.ToJsonString(), planned.ToJsonString());
+        foreach (long largeFrom in new long[] { long.MaxValue, 0 })
+        {
+            var keeping = new QueryEngine(engine.Store, db)
+            {
+                LargeSiteFromVisits = largeFrom, GenerationActivations = new GenerationActivations(), SiteDayWrites = new SiteDayWrites(),
+            };
+            Assert.Equal(scanned.ToJsonString(), (await keeping.AnswerAsync(q, Ct)).ToJsonString());
+            Assert.Equal(scanned.ToJsonString(), (await keeping.AnswerAsync(q, Ct)).ToJsonString());
+            Assert.Equal(kept, keeping.DailyRows!.DaysKept > 0);
+        }
         return planned;
     }
 

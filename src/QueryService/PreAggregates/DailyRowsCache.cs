@@ -1,19 +1,18 @@
 using System.Collections.Concurrent;
-using System.Globalization;
-using System.Text;
 using Analytics.Store;
 
 namespace Analytics.QueryService.PreAggregates;
 
 /// <summary>
-/// The rollups' questions from numbers kept per past UTC day: top lists, the main graph, entry
-/// and exit pages, one value's rows (NormalQueryPlanner.DailyQuestion says which). For each
-/// (site, rollup, dimension, day) it keeps every value's counts of the day's active generation,
-/// as the dimension rollup or the visit rollup gives them, and answers over whole UTC days by
-/// adding the days up per time bucket and value: exact, for the reason the planner's per-day
-/// form is (a visitor id lives one UTC day and a visit ends at UTC midnight, PreAggregatePlanner).
-/// Only the days not kept (today, days written or reprocessed since, days never asked) are read
-/// from the engine, in one statement.
+/// The planned questions from numbers kept per past UTC day: top lists, the main graph, entry
+/// and exit pages, filtered views, goals, revenue (QueryEngine says which). For each (site,
+/// question shape, day) it keeps the raw columns (QuerySql.RawColumns) of each row of the day's
+/// active generation, as the pre-aggregates give them per day, and answers over whole UTC days by
+/// adding the days up per time bucket and value: exact, for the reason the planner's per-day form
+/// is (a visitor id lives one UTC day and a visit ends at UTC midnight, so visitors, visits,
+/// bounces, durations, conversions and revenue of several days are the sums of each day's;
+/// PreAggregatePlanner). Only the days not kept (today, days written or reprocessed since, days
+/// never asked) are read from the engine, in one statement.
 /// <para>
 /// Why: a large site's top list over 30 days merges tens of thousands of exact visitor sets per
 /// question (the largest merchant's top pages: about 72,000 page-day sets), and reading those sets
@@ -35,13 +34,13 @@ namespace Analytics.QueryService.PreAggregates;
 /// goes through this process.
 /// </para>
 /// </summary>
-/// <param name="maxValues">Values kept at most (<see cref="MaxValues"/>; smaller in tests).</param>
+/// <param name="maxValues">Rows kept at most (<see cref="MaxValues"/>; smaller in tests).</param>
 public sealed class DailyRowsCache(string database, SiteDayWrites writes, GenerationActivations activations, int maxValues = DailyRowsCache.MaxValues)
 {
-    /// <summary>Values kept at most (each 48-64 bytes, its string shared between days and sites):
-    /// past it the least recently used days are dropped until half is left. The largest test
-    /// merchant's top pages over 30 days are about 72,000; a typical merchant's whole dashboard a
-    /// few thousand.</summary>
+    /// <summary>Rows kept at most (each about 100 bytes: 11 counts and a string shared between
+    /// days and sites): past it the least recently used days are dropped until half is left. The
+    /// largest test merchant's top pages over 30 days are about 72,000; a typical merchant's whole
+    /// dashboard a few hundred.</summary>
     public const int MaxValues = 1_000_000;
 
     /// <summary>
@@ -52,17 +51,17 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
     /// </summary>
     public const int MaxDays = 92;
 
-    /// <summary>The counts kept per value, in the order of <see cref="DailyRollup"/>'s members.</summary>
-    public static int Width(DailyRollup rollup) => rollup == DailyRollup.Dimensions ? 5 : 7;
-
-    private sealed record Day(ulong Generation, long Version, string[] Values, long[] Counts)
+    /// <summary>A day's rows, their counts flattened (Width per value) and revenue maps only
+    /// where asked: about 100 bytes per value rather than a record and an array each.</summary>
+    private sealed record Day(ulong Generation, long Version, int Width, string[] Values, long[] Counts,
+        Dictionary<string, long>?[]? Revenue, Dictionary<string, long>?[]? RevenueEvents)
     {
         /// <summary>When it was last kept or used (<see cref="_clock"/>), for the eviction.</summary>
         public long Used;
         public int Size => Values.Length + 1;
     }
 
-    private readonly ConcurrentDictionary<(long Merchant, long Site, DailyRollup Rollup, string Dimension, DateOnly Day), Day> _days = new();
+    private readonly ConcurrentDictionary<(long Merchant, long Site, string Shape, DateOnly Day), Day> _days = new();
     private readonly ConcurrentDictionary<string, string> _strings = new(StringComparer.Ordinal);
     private readonly Lock _evicting = new();
     private long _values, _clock;
@@ -73,26 +72,25 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
     private long _kept, _read;
 
     /// <summary>
-    /// The counts of <paramref name="question"/>'s dimension's values ("" for the site's totals,
-    /// one value) over [from, to) (whole UTC days), added up per (bucket of the day, value), in
-    /// the order of <see cref="DailyRollup"/>'s members. Exact because a visitor id lives one UTC
-    /// day, so a value's visitors over several days are the sum of each day's, and so are its
-    /// visits, bounces and durations (a visit ends at UTC midnight). Null when an activation
-    /// started while it read (the caller asks the usual way).
+    /// The rows of the question <paramref name="shape"/> names over [from, to) (whole UTC days),
+    /// added up per (bucket of the day, value): the raw columns, and revenue per currency. Null
+    /// when an activation started while it read, or when <paramref name="read"/> could not
+    /// answer (the caller asks the usual way).
     /// </summary>
+    /// <param name="shape">What the rows are, whatever the range: the same shape, the same rows
+    /// for a day.</param>
+    /// <param name="values">The values kept by an `is` filter (null: all). Each is summed on its
+    /// own: the caller never asks for several values added into one row.</param>
     /// <param name="bucket">A day's time bucket (its label), or "" for every day.</param>
     /// <param name="generations">The site's active generations (ActiveGenerationCache), read
     /// when <paramref name="started"/> activations had started and none ran.</param>
     /// <param name="today">The current UTC day: it and later days are read, never kept.</param>
-    /// <param name="merged">Read the visit rollup merged by the engine (VisitRollupPlanner.MergedReadFromVisits).</param>
-    /// <param name="read">Runs a statement and reads its RowBinary output.</param>
-    public async Task<Dictionary<(string Bucket, string Value), long[]>?> SumAsync(long merchantId, long siteId, DailyQuestion question,
-        Func<DateOnly, string> bucket, DateOnly from, DateOnly to,
-        IReadOnlyDictionary<DateOnly, ulong> generations, long started, DateOnly today, double maxExecutionSeconds, bool merged,
-        Func<string, RowBinaryRead<List<(DateOnly Day, string Value, long[] Counts)>>, Task<List<(DateOnly Day, string Value, long[] Counts)>>> read)
+    /// <param name="read">Reads the rows of the given days from the engine, in one statement;
+    /// null when they cannot answer (rows a plan may not use).</param>
+    public async Task<Dictionary<(string Bucket, string Value), DayRow>?> SumAsync(long merchantId, long siteId, string shape,
+        IReadOnlySet<string>? values, Func<DateOnly, string> bucket, DateOnly from, DateOnly to,
+        IReadOnlyDictionary<DateOnly, ulong> generations, long started, DateOnly today, Func<IReadOnlyList<DateOnly>, Task<List<DayRow>?>> read)
     {
-        var (rollup, dimension, values) = question;
-        int width = Width(rollup);
         var kept = new List<(DateOnly Date, Day Day)>();
         var missing = new List<(DateOnly Day, bool Quiet, long Version)>();
         long now = Interlocked.Increment(ref _clock);
@@ -102,7 +100,7 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
             bool quiet = writes.TryQuiet(database, (ulong)merchantId, (ulong)siteId, d, out long version);
             // (quiet: belt and braces. Numbers are kept only under a version read while no
             // write ran, and a running write has a newer one.)
-            if (quiet && d < today && _days.TryGetValue((merchantId, siteId, rollup, dimension, d), out var day)
+            if (quiet && d < today && _days.TryGetValue((merchantId, siteId, shape, d), out var day)
                 && day.Generation == generation && day.Version == version)
             {
                 Volatile.Write(ref day.Used, now);
@@ -112,16 +110,12 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
                 missing.Add((d, quiet && d < today, version));
         }
 
-        var days = missing.Select(m => m.Day).ToList();
-        var fresh = missing.Count == 0 ? [] : await read(rollup == DailyRollup.Dimensions
-            ? Statement(merchantId, siteId, dimension, days, generations, maxExecutionSeconds)
-            : VisitRollupPlanner.DailyStatement(merchantId, siteId, dimension, days, generations, database, maxExecutionSeconds, merged),
-            data => ReadRows(data, width));
-        if (activations.Started != started) return null; // reprocessing may have deleted what it read
+        var fresh = missing.Count == 0 ? [] : await read([.. missing.Select(m => m.Day)]);
+        if (fresh is null || activations.Started != started) return null; // reprocessing may have deleted what it read
         Interlocked.Add(ref _kept, kept.Count);
         Interlocked.Add(ref _read, missing.Count);
 
-        var byDay = fresh.GroupBy(r => r.Day).ToDictionary(g => g.Key, g => g.ToList());
+        var byDay = fresh.GroupBy(r => r.Day).ToDictionary(g => g.Key, g => g.ToArray());
         foreach (var (d, quiet, version) in missing)
         {
             // Kept under the version read before the statement, and only if the day was quiet
@@ -130,29 +124,44 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
             // second look only saves keeping numbers that could never be used.
             if (!quiet || !writes.TryQuiet(database, (ulong)merchantId, (ulong)siteId, d, out long current) || current != version) continue;
             var rows = byDay.GetValueOrDefault(d) ?? [];
-            var day = new Day(generations.GetValueOrDefault(d), version, [.. rows.Select(r => _strings.GetOrAdd(r.Value, r.Value))], [.. rows.SelectMany(r => r.Counts)]) { Used = now };
-            var key = (merchantId, siteId, rollup, dimension, d);
+            int width = rows.Length == 0 ? 0 : rows[0].Counts.Length;
+            bool revenue = rows.Any(r => r.Revenue is not null || r.RevenueEvents is not null);
+            var day = new Day(generations.GetValueOrDefault(d), version, width, [.. rows.Select(r => _strings.GetOrAdd(r.Value, r.Value))],
+                [.. rows.SelectMany(r => r.Counts)], revenue ? [.. rows.Select(r => r.Revenue)] : null, revenue ? [.. rows.Select(r => r.RevenueEvents)] : null)
+            { Used = now };
+            var key = (merchantId, siteId, shape, d);
             int replaced = _days.TryGetValue(key, out var previous) ? previous.Size : 0;
             _days[key] = day;
             if (Interlocked.Add(ref _values, day.Size - replaced) > maxValues) Evict();
         }
 
-        var sums = new Dictionary<(string Bucket, string Value), long[]>();
-        void Add(DateOnly d, string value, ReadOnlySpan<long> counts)
+        var sums = new Dictionary<(string Bucket, string Value), DayRow>();
+        void Add(DateOnly d, string value, ReadOnlySpan<long> counts, Dictionary<string, long>? revenue, Dictionary<string, long>? revenueEvents)
         {
             if (values is not null && !values.Contains(value)) return;
             var key = (bucket(d), value);
-            if (!sums.TryGetValue(key, out var sum)) sums[key] = sum = new long[width];
-            for (int i = 0; i < width; i++) sum[i] += counts[i];
+            if (!sums.TryGetValue(key, out var sum))
+                sums[key] = sum = new DayRow(d, value, new long[counts.Length], revenue is null ? null : new(StringComparer.Ordinal),
+                    revenueEvents is null ? null : new(StringComparer.Ordinal));
+            for (int i = 0; i < counts.Length; i++) sum.Counts[i] += counts[i];
+            AddMap(sum.Revenue, revenue);
+            AddMap(sum.RevenueEvents, revenueEvents);
         }
         foreach (var (d, day) in kept)
-            for (int i = 0; i < day.Values.Length; i++) Add(d, day.Values[i], day.Counts.AsSpan(i * width, width));
-        foreach (var row in fresh) Add(row.Day, row.Value, row.Counts);
+            for (int i = 0; i < day.Values.Length; i++)
+                Add(d, day.Values[i], day.Counts.AsSpan(i * day.Width, day.Width), day.Revenue?[i], day.RevenueEvents?[i]);
+        foreach (var row in fresh) Add(row.Day, row.Value, row.Counts, row.Revenue, row.RevenueEvents);
         return sums;
     }
 
-    /// <summary>Drops the least recently used days until half of the bound is left,
-    /// and recounts what stays (the count kept while adding may drift under concurrent keeps).</summary>
+    private static void AddMap(Dictionary<string, long>? sum, Dictionary<string, long>? add)
+    {
+        if (sum is null || add is null) return;
+        foreach (var (key, value) in add) sum[key] = sum.GetValueOrDefault(key) + value;
+    }
+
+    /// <summary>Drops the least recently used days until half of the bound is left, and recounts
+    /// what stays (the count kept while adding may drift under concurrent keeps).</summary>
     private void Evict()
     {
         lock (_evicting)
@@ -169,50 +178,8 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
             Interlocked.Exchange(ref _values, left);
         }
     }
-
-    /// <summary>Every value's counts on each of <paramref name="days"/>, in their active
-    /// generations: what the planner's per-day form reads before it adds the days up.</summary>
-    private string Statement(long merchantId, long siteId, string dimension, IReadOnlyList<DateOnly> days, IReadOnlyDictionary<DateOnly, ulong> generations,
-        double maxExecutionSeconds)
-    {
-        var inv = CultureInfo.InvariantCulture;
-        var sql = new StringBuilder(PreAggregatePlanner.ActiveGenerations(merchantId, siteId, days, database, generations));
-        sql.Append(inv, $"SELECT bucket, value, toUInt64(uniqExactMerge(visitors)), toUInt64(sum(visit_starts)), toUInt64(sum(pageviews)), ");
-        sql.Append(inv, $"toUInt64(sum(events)), toUInt64(sum(bots)) FROM {database}.{PreAggregatePlanner.Table} ");
-        sql.Append(inv, $"WHERE merchant_id = {merchantId} AND site_id = {siteId} AND dimension = {ClickHouseSql.StringLiteral(dimension)} ");
-        sql.Append("AND bucket IN (").Append(PreAggregatePlanner.DayList(days)).Append(") ");
-        sql.Append("AND ").Append(PreAggregatePlanner.IsActive("bucket", "generation")).Append(" GROUP BY bucket, value");
-        sql.Append(" SETTINGS max_execution_time = ").Append(maxExecutionSeconds.ToString("0.######", inv));
-        return sql.ToString();
-    }
-
-    private static List<(DateOnly Day, string Value, long[] Counts)> ReadRows(ReadOnlySpan<byte> data, int width)
-    {
-        var rows = new List<(DateOnly, string, long[])>();
-        var reader = new RowBinaryReader(data);
-        var epoch = new DateOnly(1970, 1, 1);
-        while (!reader.End)
-        {
-            var day = epoch.AddDays(reader.ReadUInt16());
-            string value = reader.ReadString();
-            var counts = new long[width];
-            for (int i = 0; i < width; i++) counts[i] = (long)reader.ReadUInt64();
-            rows.Add((day, value, counts));
-        }
-        return rows;
-    }
 }
 
-/// <summary>The rollup a question's days are read from, and the counts kept per value, in order.</summary>
-public enum DailyRollup
-{
-    /// <summary>rollup_dims_day: visitors, visits, pageviews, events, bots.</summary>
-    Dimensions,
-    /// <summary>rollup_visits_day: visitors, visits, pageviews, events, engagement_ms, bounces, duration_ms.</summary>
-    Visits,
-}
-
-/// <summary>A question DailyRowsCache answers: the rollup, its dimension read ("" for the site's
-/// totals) and the values an `is` filter keeps (null: all). Each value is summed on its own: a
-/// question never adds several values into one row (NormalQueryPlanner.DailyQuestion).</summary>
-public sealed record DailyQuestion(DailyRollup Rollup, string Dimension, IReadOnlySet<string>? Values);
+/// <summary>One row of a day: its value ("" without a dimension), the raw columns
+/// (QuerySql.RawColumns without the two revenue maps) and revenue per currency (null: not asked).</summary>
+public sealed record DayRow(DateOnly Day, string Value, long[] Counts, Dictionary<string, long>? Revenue = null, Dictionary<string, long>? RevenueEvents = null);

@@ -223,6 +223,43 @@ public static class PreAggregatePlanner
         ActiveGenerations(merchantId, siteId, new DateTimeOffset(days.Min().ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
             new DateTimeOffset(days.Max().AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero), database, known);
 
+    /// <summary>
+    /// Per day of <paramref name="days"/> and value of <paramref name="dimension"/> ("" for the
+    /// site's totals, one value), in the days' active generations: visitors, visits, pageviews,
+    /// events and bots as UInt64, what the per-day form reads before it adds the days up
+    /// (<see cref="ReadDaily"/> reads them).
+    /// </summary>
+    internal static string DailyStatement(long merchantId, long siteId, string dimension, IReadOnlyList<DateOnly> days,
+        IReadOnlyDictionary<DateOnly, ulong> generations, string database, double maxExecutionSeconds) => string.Create(CultureInfo.InvariantCulture,
+        $"{ActiveGenerations(merchantId, siteId, days, database, generations)}SELECT bucket, value, toUInt64(uniqExactMerge(visitors)), " +
+        $"toUInt64(sum(visit_starts)), toUInt64(sum(pageviews)), toUInt64(sum(events)), toUInt64(sum(bots)) FROM {database}.{Table} " +
+        $"WHERE merchant_id = {merchantId} AND site_id = {siteId} AND dimension = {ClickHouseSql.StringLiteral(dimension)} " +
+        $"AND bucket IN ({DayList(days)}) AND {IsActive("bucket", "generation")} GROUP BY bucket, value " +
+        $"SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}");
+
+    /// <summary><see cref="DailyStatement"/>'s rows as the raw columns of the planner's statement
+    /// (visit_pageviews is the row's pageviews: visits are whole in a row where they are planned).</summary>
+    internal static List<DayRow> ReadDaily(ReadOnlySpan<byte> data) => DayRows(data, 5, c => [c[0], c[1], c[2], c[3], 0, c[4], c[2], 0, 0, 0, 0]);
+
+    /// <summary>RowBinary rows of (Date, String, <paramref name="width"/> UInt64) as DayRows, their
+    /// counts placed as raw columns by <paramref name="raw"/> (given one array for every row: it
+    /// returns a new one).</summary>
+    public static List<DayRow> DayRows(ReadOnlySpan<byte> data, int width, Func<long[], long[]> raw)
+    {
+        var rows = new List<DayRow>();
+        var reader = new RowBinaryReader(data);
+        var epoch = new DateOnly(1970, 1, 1);
+        var counts = new long[width];
+        while (!reader.End)
+        {
+            var day = epoch.AddDays(reader.ReadUInt16());
+            string value = reader.ReadString();
+            for (int i = 0; i < width; i++) counts[i] = (long)reader.ReadUInt64();
+            rows.Add(new DayRow(day, value, raw(counts)));
+        }
+        return rows;
+    }
+
     /// <summary>Days as a list of Date literals, for `bucket IN (…)`.</summary>
     internal static string DayList(IEnumerable<DateOnly> days) =>
         string.Join(", ", days.Select(d => "'" + d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) + "'"));
@@ -354,3 +391,11 @@ public static class NormalQueryPlanner
             : PreAggregatePlanner.TryPlanRaw(query, database, maxExecutionSeconds, out reason);
     }
 }
+
+/// <summary>The rollup a question's days are read from (NormalQueryPlanner.DailyQuestion).</summary>
+public enum DailyRollup { Dimensions, Visits }
+
+/// <summary>A question whose days one statement per rollup reads for DailyRowsCache: the rollup,
+/// its dimension read ("" for the site's totals) and the values an `is` filter keeps (null: all).
+/// Each value is summed on its own: a question never adds several values into one row.</summary>
+public sealed record DailyQuestion(DailyRollup Rollup, string Dimension, IReadOnlySet<string>? Values);

@@ -112,7 +112,7 @@ public static class VisitRollupPlanner
     /// Per day of <paramref name="days"/> and value of <paramref name="dimension"/> (a visit
     /// dimension, or "" for the site's visits as one value), in the days' active generations:
     /// visitors, visits, pageviews, events, engagement_ms, bounces and duration_ms, as UInt64
-    /// (DailyRowsCache keeps them; DailyRollup.Visits names the order). The same per-visit rows
+    /// (<see cref="ReadDaily"/> reads them). The same per-visit rows
     /// and aggregates as <see cref="TryPlanRaw"/>, grouped by day as well.
     /// </summary>
     internal static string DailyStatement(long merchantId, long siteId, string dimension, IReadOnlyList<DateOnly> days,
@@ -132,6 +132,10 @@ public static class VisitRollupPlanner
             SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", inv)}
             """);
     }
+
+    /// <summary><see cref="DailyStatement"/>'s rows as the raw columns of <see cref="TryPlanRaw"/>.</summary>
+    internal static List<DayRow> ReadDaily(ReadOnlySpan<byte> data) =>
+        PreAggregatePlanner.DayRows(data, 7, c => [c[0], c[1], c[2], c[3], c[4], 0, c[2], c[5], c[6], 0, 0]);
 
     /// <summary>Whether the visit rollup answers <paramref name="q"/> exactly; see the class summary.</summary>
     internal static bool Answers(NormalQuery q) => Planned(q, out _);

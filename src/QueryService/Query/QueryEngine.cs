@@ -287,14 +287,14 @@ public sealed class QueryEngine(IColumnStore store, string database)
         if (known is not null && enrichedCovers && UsePreAggregates && DailyRows is { } daily
             && (q.To - q.From).TotalDays <= PreAggregates.DailyRowsCache.MaxDays
             && !(Retention.KeptFrom(RetentionPolicy.RollupDimensions, Clock.GetUtcNow()) is { } dimensionsFrom && q.From < dimensionsFrom)
-            && PreAggregates.NormalQueryPlanner.DailyQuestion(q, uncovered) is { } question)
+            && DailyForm(q, uncovered, known, largeSite, ct) is var (shape, onlyValues, read))
         {
-            var sums = await daily.SumAsync(q.MerchantId, q.SiteId, question, DayBucket(q.TimeDimension),
+            var sums = await daily.SumAsync(q.MerchantId, q.SiteId, shape, onlyValues, DayBucket(q.TimeDimension),
                 DateOnly.FromDateTime(q.From.UtcDateTime), DateOnly.FromDateTime(q.To.UtcDateTime), known, activations,
-                DateOnly.FromDateTime(Clock.GetUtcNow().UtcDateTime), MaxExecutionSeconds, merged: largeSite, (sql, read) => RunRowBinaryAsync(sql, read, ct));
+                DateOnly.FromDateTime(Clock.GetUtcNow().UtcDateTime), read);
             if (sums is not null)
             {
-                var summed = DailyRaw(q, question.Rollup, sums);
+                var summed = DailyRaw(q, sums);
                 if (asked) NoteSiteSize(q, summed);
                 return summed;
             }
@@ -336,23 +336,80 @@ public sealed class QueryEngine(IColumnStore store, string database)
 
     private static readonly int VisitsColumn = Array.IndexOf(QuerySql.RawColumns, "visits");
 
-    /// <summary>DailyRowsCache's sums as the planners' raw rows (QuerySql.RawColumns), with
-    /// dimensions a row per (bucket, value) with visitors (or bots, when asked), without one row.
-    /// From the dimension rollup: visitors, visits, pageviews, events, bots, and pageviews as
-    /// visit_pageviews (visits are whole in a row where they are planned). From the visit
-    /// rollup: visitors, visits, pageviews, events, engagement, pageviews as visit_pageviews,
-    /// bounces and duration, as VisitRollupPlanner reads them.</summary>
-    private static List<RawRow> DailyRaw(NormalQuery q, PreAggregates.DailyRollup rollup, Dictionary<(string Bucket, string Value), long[]> sums)
+    /// <summary>
+    /// How DailyRowsCache reads <paramref name="q"/>'s days (one statement for any set of days),
+    /// or null when it cannot. The rollups' plain questions (NormalQueryPlanner.DailyQuestion: top
+    /// lists, main graphs, entry pages, one value's rows) read one statement per rollup whose rows
+    /// (a value per day) serve every question of that dimension, whatever its metrics. Any other
+    /// question the planner answers with at most one dimension besides time (goals, revenue,
+    /// filters) reads the planner's own statement grouped by UTC day as well: its shape is that
+    /// statement over a fixed day, so the same question asked over another range finds its days.
+    /// </summary>
+    private (string Shape, IReadOnlySet<string>? Values, Func<IReadOnlyList<DateOnly>, Task<List<PreAggregates.DayRow>?>> Read)? DailyForm(
+        NormalQuery q, IReadOnlySet<string>? uncovered, IReadOnlyDictionary<DateOnly, ulong> known, bool largeSite, CancellationToken ct)
     {
-        RawRow Row(string[] dimensions, long[] c) => new(dimensions, rollup == PreAggregates.DailyRollup.Dimensions
-            ? [c[0], c[1], c[2], c[3], 0, c[4], c[2], 0, 0, 0, 0]
-            : [c[0], c[1], c[2], c[3], c[4], 0, c[2], c[5], c[6], 0, 0], [], []);
+        if (PreAggregates.NormalQueryPlanner.DailyQuestion(q, uncovered) is { } question)
+        {
+            return question.Rollup == PreAggregates.DailyRollup.Dimensions
+                ? ("dimensions:" + question.Dimension, question.Values, async days => await RunRowBinaryAsync(
+                    PreAggregates.PreAggregatePlanner.DailyStatement(q.MerchantId, q.SiteId, question.Dimension, days, known, database, MaxExecutionSeconds),
+                    PreAggregates.PreAggregatePlanner.ReadDaily, ct))
+                : ("visits:" + question.Dimension, question.Values, async days => await RunRowBinaryAsync(
+                    PreAggregates.VisitRollupPlanner.DailyStatement(q.MerchantId, q.SiteId, question.Dimension, days, known, database, MaxExecutionSeconds, merged: largeSite),
+                    PreAggregates.VisitRollupPlanner.ReadDaily, ct));
+        }
+        if (q.TimeDimension is { Argument: not ("day" or "week" or "month") } || q.Dimensions.Count(d => d.Kind != DimensionKind.Time) > 1) return null;
+        var byDay = q with { Dimensions = [s_day, .. q.Dimensions.Where(d => d.Kind != DimensionKind.Time)] };
+        var someDay = new DateTimeOffset(2000, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        string? shape = PreAggregates.NormalQueryPlanner.TryPlanRaw(byDay with { From = someDay, To = someDay.AddDays(1) }, database, MaxExecutionSeconds, out _,
+            uncovered, s_noGenerations, largeSite: false);
+        if (shape is null) return null;
+        return ("plan:" + shape, null, async days =>
+        {
+            var span = byDay with
+            {
+                From = new DateTimeOffset(days.Min().ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
+                To = new DateTimeOffset(days.Max().AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
+            };
+            if (PreAggregates.NormalQueryPlanner.TryPlanRaw(span, database, MaxExecutionSeconds, out _, uncovered, known, largeSite) is not { } sql) return null;
+            var rows = await RunAsync(sql, ct);
+            int n = byDay.Dimensions.Count, counts = QuerySql.RawColumns.Length - 2;
+            // Rows written before migration 012: the question is asked the usual way (which scans).
+            if (!PreAggregates.GoalRevenuePlanner.Complete(rows, n, QuerySql.RawColumns.Length)) return null;
+            var wanted = days.ToHashSet();
+            bool revenue = q.Metrics.Any(PreAggregates.GoalRevenuePlanner.IsRevenue); // else the maps are empty: not kept
+            var result = new List<PreAggregates.DayRow>(rows.Count);
+            foreach (var row in rows)
+            {
+                var day = DateOnly.ParseExact(row[0].GetString()!, "yyyy-MM-dd", CultureInfo.InvariantCulture);
+                if (!wanted.Contains(day)) continue; // kept already, inside the span read
+                var values = new long[counts];
+                for (int i = 0; i < counts; i++) values[i] = ReadLong(row[n + i]);
+                string value = n == 1 ? "" : row[1].ValueKind == JsonValueKind.String ? row[1].GetString()! : row[1].GetRawText();
+                result.Add(revenue ? new PreAggregates.DayRow(day, value, values, ReadMap(row[n + counts]), ReadMap(row[n + counts + 1]))
+                    : new PreAggregates.DayRow(day, value, values));
+            }
+            return result;
+        });
+    }
+
+    private static readonly Dimension s_day = QueryVocabulary.ParseDimension("time:day")!;
+    private static readonly Dictionary<DateOnly, ulong> s_noGenerations = [];
+
+    /// <summary>DailyRowsCache's sums as raw rows: with dimensions a row per (bucket, value) with
+    /// visitors (or bots, when asked), as the plans' HAVING keeps them; without, one row.</summary>
+    private static List<RawRow> DailyRaw(NormalQuery q, Dictionary<(string Bucket, string Value), PreAggregates.DayRow> sums)
+    {
+        static RawRow Row(string[] dimensions, PreAggregates.DayRow r) =>
+            new(dimensions, r.Counts, r.Revenue ?? new(StringComparer.Ordinal), r.RevenueEvents ?? new(StringComparer.Ordinal));
         if (q.Dimensions.Count == 0)
-            return [Row([], sums.Count == 0 ? new long[PreAggregates.DailyRowsCache.Width(rollup)] : sums.Values.Single())];
-        bool bots = rollup == PreAggregates.DailyRollup.Dimensions && q.Metrics.Contains("bots");
-        return [.. sums.Where(s => s.Value[0] > 0 || (bots && s.Value[4] > 0))
+            return [sums.Count == 0 ? Row([], new PreAggregates.DayRow(default, "", new long[QuerySql.RawColumns.Length - 2])) : Row([], sums.Values.Single())];
+        bool bots = q.Metrics.Contains("bots");
+        return [.. sums.Where(s => s.Value.Counts[0] > 0 || (bots && s.Value.Counts[BotsColumn] > 0))
             .Select(s => Row([.. q.Dimensions.Select(d => d.Kind == DimensionKind.Time ? s.Key.Bucket : s.Key.Value)], s.Value))];
     }
+
+    private static readonly int BotsColumn = Array.IndexOf(QuerySql.RawColumns, "bots");
 
     /// <summary>A UTC day's label as the planner's time buckets name it (PreAggregatePlanner.TimeLabels:
     /// the day, its week's Monday, its month's first day), or "" without a time dimension.</summary>
