@@ -131,7 +131,9 @@ public sealed class CatchUp(IColumnStore store, string logDirectory, int events,
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var sw = Stopwatch.StartNew();
         await worker.StartAsync(ct);
-        var beside = whileRunning is null ? Task.CompletedTask : whileRunning(stop.Token);
+        // On the thread pool: questions answered from kept days complete without yielding, and a
+        // loop of them called inline would never hand control back to this wait.
+        var beside = whileRunning is null ? Task.CompletedTask : Task.Run(() => whileRunning(stop.Token), CancellationToken.None);
         while (status.EventsStored < events)
         {
             if (sw.Elapsed > TimeSpan.FromMinutes(10)) throw new TimeoutException($"Rollup stored {status.EventsStored} of {events} events in 10 minutes ({status.LastError})");
