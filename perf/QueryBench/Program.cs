@@ -153,9 +153,9 @@ try
     var results = new List<Result>();
     foreach (var (label, merchant) in subjects)
     {
-        foreach (var question in Questions.For("bench", merchant, dataset.LastDay, planned.IsLargeSite))
+        foreach (var question in Questions.For(store, "bench", merchant, dataset.LastDay))
         {
-            if (question.Planned && NormalQueryPlanner.TryPlanRaw(question.Query!, "bench", 10, out var reason) is null)
+            if (question.Planned && question.Answer is null && NormalQueryPlanner.TryPlanRaw(question.Query!, "bench", 10, out var reason) is null)
                 throw new InvalidOperationException($"{question.Name}: the planner fell back ({reason})");
             var pre = new List<double>();
             var scan = new List<double>();
@@ -167,14 +167,12 @@ try
                 if (question.Planned)
                 {
                     var sw = Stopwatch.StartNew();
-                    answer = (await planned.AnswerAsync(question.Query!, ct)).ToJsonString();
+                    answer = await AnswerAsync(question, planned, ct);
                     if (i >= 0) pre.Add(sw.Elapsed.TotalMilliseconds);
                     else first = sw.Elapsed.TotalMilliseconds;
                 }
                 var watch = Stopwatch.StartNew();
-                string scanned = question.Query is not null
-                    ? (await scanning.AnswerAsync(question.Query, ct)).ToJsonString()
-                    : (await store.QueryRowsAsync(question.Sql!(), ct)).Count.ToString(CultureInfo.InvariantCulture);
+                string scanned = await AnswerAsync(question, scanning, ct);
                 if (i >= 0) scan.Add(watch.Elapsed.TotalMilliseconds);
                 // Every run, not only the first: later answers add up kept days (DailyRowsCache).
                 if (answer is not null && same != false)
@@ -208,7 +206,7 @@ try
             preRate = await catchUp.RunAsync("catchup_pre", "pre", preAggregates: true, null, ct);
             Console.WriteLine($"Rollup catch-up of {backlog:N0} events: {baseRate:N0} events/s without pre-aggregates, {preRate:N0} with ({preRate / baseRate:F2}x)");
         }
-        var largest = Questions.For("bench", 1, dataset.LastDay, planned.IsLargeSite).Where(q => q.Planned).ToList();
+        var largest = Questions.For(store, "bench", 1, dataset.LastDay).Where(q => q.Planned).ToList();
         foreach (var priority in new[] { StatementPriority.Normal, StatementPriority.Background })
         {
             string live = "catchup_live_" + priority.ToString().ToLowerInvariant();
@@ -224,7 +222,7 @@ try
                 {
                     var q = largest[i % largest.Count];
                     var sw = Stopwatch.StartNew();
-                    await planned.AnswerAsync(q.Query!, CancellationToken.None);
+                    await AnswerAsync(q, planned, CancellationToken.None);
                     times[q.Name].Add(sw.Elapsed.TotalMilliseconds);
                 }
             }, ct, store.WithPriority(priority));
@@ -360,6 +358,11 @@ async Task<int> StorageModeAsync()
         try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
     }
 }
+
+// A question's answer as text, to time it and compare the two engines' answers.
+static async Task<string> AnswerAsync(Question question, QueryEngine engine, CancellationToken ct) => question.Answer is { } answer
+    ? await answer(engine, ct)
+    : (await engine.AnswerAsync(question.Query!, ct)).ToJsonString();
 
 static string DerivedDay(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 

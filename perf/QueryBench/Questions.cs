@@ -2,23 +2,23 @@ using System.Globalization;
 using Analytics.ControlPlane;
 using Analytics.QueryService.Goals;
 using Analytics.QueryService.Query;
+using Analytics.Store;
 
 namespace Analytics.Perf.QueryBench;
 
 /// <summary>
 /// One dashboard question: a POST /v1/query query after normalisation, answered by the query
-/// engine with the planner in front (pre-aggregates where exact) and without it (the scan of
-/// events_enriched every query falls back to); or, for the funnel, which the query API does not
-/// pre-aggregate, one scan statement (built when asked: its form depends on the site's size,
-/// which the query engine knows once the site's main graph was answered).
+/// engine with the planner in front (pre-aggregates and kept days where exact) and without it
+/// (the scan of events_enriched every query falls back to); or, for the funnel, which POST
+/// /v1/query does not answer, <see cref="Answer"/>: POST /v1/funnel's FunnelReader with the one
+/// engine or the other (kept days, or its one statement every time).
 /// </summary>
-public sealed record Question(string Name, NormalQuery? Query, Func<string>? Sql = null, bool Planned = true);
+public sealed record Question(string Name, NormalQuery? Query, Func<QueryEngine, CancellationToken, Task<string>>? Answer = null, bool Planned = true);
 
 public static class Questions
 {
-    /// <summary>The dashboard's questions over the last 30 whole UTC days of one site;
-    /// <paramref name="isLargeSite"/> as QueryEngine.IsLargeSite (the funnel's form).</summary>
-    public static IReadOnlyList<Question> For(string db, ulong merchant, DateOnly lastDay, Func<NormalQuery, bool> isLargeSite)
+    /// <summary>The dashboard's questions over the last 30 whole UTC days of one site.</summary>
+    public static IReadOnlyList<Question> For(IColumnStore store, string db, ulong merchant, DateOnly lastDay)
     {
         var to = new DateTimeOffset(lastDay.AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
         var from = to.AddDays(-30);
@@ -31,12 +31,10 @@ public static class Questions
             dimensions.Any(d => d.StartsWith("time:", StringComparison.Ordinal)) ? [new(dimensions[0], false)] : [new(metrics[0], true)],
             limit, 0, timeLabels, null, goals, "30d");
         static FilterLeaf Is(string dimension, string value, string op = "is") => new(op, QueryVocabulary.ParseDimension(dimension)!, [value], true, "filters");
-        string scope = string.Create(CultureInfo.InvariantCulture,
-            $"e.merchant_id = {merchant} AND e.site_id = {merchant} AND e.received_at >= fromUnixTimestamp64Milli({from.ToUnixTimeMilliseconds()}, 'UTC') " +
-            $"AND e.received_at < fromUnixTimestamp64Milli({to.ToUnixTimeMilliseconds()}, 'UTC') AND e.generation = a.active_generation AND e.is_bot = 0");
-        string source = string.Create(CultureInfo.InvariantCulture,
-            $"{db}.events_enriched AS e LEFT JOIN (SELECT day, argMax(generation, activated_at) AS active_generation FROM {db}.generations " +
-            $"WHERE merchant_id = {merchant} AND site_id = {merchant} GROUP BY day) AS a ON toDate(e.received_at) = a.day");
+        // The funnel's steps: any pageview, a pageview of /p/1, then two custom events.
+        Goal[] funnel = [new(3, (long)merchant, "Any page", GoalKinds.Page, "**", from), new(4, (long)merchant, "Product 1", GoalKinds.Page, "/p/1", from),
+            new(5, (long)merchant, "Add to cart", GoalKinds.Event, "add_to_cart", from), new(6, (long)merchant, "Purchase", GoalKinds.Event, "purchase", from)];
+        var reader = new FunnelReader(store, db);
         return
         [
             new("main graph: visitors, visits, pageviews, views per visit by day", Q(["visitors", "visits", "pageviews", "views_per_visit"], ["time:day"], timeLabels: true)),
@@ -51,14 +49,10 @@ public static class Questions
             new("revenue per currency by day: total and average", Q(["total_revenue", "average_revenue"], ["time:day"], timeLabels: true)),
             new("arbitrary filter: top pages, country DE, Mobile, path contains /p/1", Q(["visitors", "pageviews"], ["page"],
                 [Is("country", "DE"), Is("device", "Mobile"), Is("page", "/p/1", "contains")], limit: 10), Planned: false),
-            // The statement FunnelReader runs for a sequential funnel (one row per step an event
-            // completes: a pageview of /p/1 is step 1 or step 2 of a chain, never both).
-            new("funnel: pageview → /p/1 → add_to_cart → purchase in 30 min (windowFunnel scan)", null,
-                () => "SELECT level, count() FROM (" + FunnelReader.SequentialLevels(
-                    "SELECT e.visitor_id AS visitor_id, toUInt64(toUnixTimestamp64Milli(e.received_at)) AS t, e.log_offset AS log_offset, " +
-                    "toUInt16(e.name = 'pageview') + toUInt16(e.name = 'pageview' AND e.pathname = '/p/1') * 2 + toUInt16(e.name = 'add_to_cart') * 4 + toUInt16(e.name = 'purchase') * 8 AS mask " +
-                    $"FROM {source} WHERE {scope}", steps: 4, windowMs: 1_800_000, largeSite: isLargeSite(Q(["visitors"], []))) +
-                ") WHERE level > 0 GROUP BY level ORDER BY level", Planned: false),
+            // POST /v1/funnel's answer, sequential (a pageview of /p/1 is step 1 or step 2 of a
+            // chain, never both).
+            new("funnel: pageview → /p/1 → add_to_cart → purchase in 30 min", Q(["visitors"], []), async (engine, ct) =>
+                string.Join(" ", await reader.VisitorsPerStepAsync(Q(["visitors"], []), funnel, 1800, FunnelOrders.Sequential, engine, ct))),
         ];
     }
 }

@@ -93,10 +93,12 @@ public class FunnelTests(EngineFixture engine)
     private static long[] Expected(bool strict, DateTimeOffset from, DateTimeOffset to, Func<Sent, bool>? selected = null) =>
         Expected(Steps, strict, from, to, selected);
 
-    private static long[] Expected((string Name, Func<Sent, bool> Completes)[] steps, bool strict, DateTimeOffset from, DateTimeOffset to, Func<Sent, bool>? selected = null)
+    private static long[] Expected((string Name, Func<Sent, bool> Completes)[] steps, bool strict, DateTimeOffset from, DateTimeOffset to,
+        Func<Sent, bool>? selected = null, IEnumerable<Sent>? traffic = null)
     {
         var counts = new long[steps.Length];
-        foreach (var visitor in Traffic.Where(e => e.Visitor != Bot).GroupBy(e => e.Visitor))
+        // A visitor is one per UTC day: the id is keyed with the day's salt (docs/control-plane.md).
+        foreach (var visitor in (traffic ?? Traffic).Where(e => e.Visitor != Bot).GroupBy(e => (e.Visitor, T0.AddSeconds(e.Second).UtcDateTime.Date)))
         {
             var events = visitor.Where(e => e.Name != "engagement" && T0.AddSeconds(e.Second) >= from && T0.AddSeconds(e.Second) < to && (selected?.Invoke(e) ?? true))
                 .OrderBy(e => e.Second).ToList(); // stable: a batch's events stay in the order sent
@@ -283,6 +285,73 @@ public class FunnelTests(EngineFixture engine)
         // The batches of v15 (home, product) and v16 (product, home, then signup) in the order sent.
         var ordered = Expected(strict: false);
         AssertSteps(ordered, await FunnelAsync(host, $$"""  "steps": ["Home", "Product", "Signup", "Pro purchase"], "window_seconds": {{Window}}  """));
+    }
+
+    /// <summary>
+    /// A funnel over past whole UTC days adds up numbers kept per day (QueryEngine.KeptDaysAsync):
+    /// asked again it reads no day, a day kept inside a span of days read counts once, and a late
+    /// event Rollup stores into a kept day (the clock set back) is in the next answer. A chain
+    /// across UTC midnight is two visitors, one per day, kept or not.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Past_days_add_up_kept_numbers_and_a_late_event_is_counted(bool strict)
+    {
+        var (host, clock) = await StartWithTrafficAsync(engine);
+        await using var owned = host;
+        var daily = host.App.Services.GetRequiredService<Analytics.QueryService.Query.QueryEngine>().DailyRows!;
+        string steps = $$"""  "steps": ["Home", "Product", "Signup", "Pro purchase"], "window_seconds": {{Window}}{{(strict ? ", \"order\": \"strict\"" : "")}}  """;
+        var day = T0.UtcDateTime.Date;
+        var late = new List<Sent>();
+        long[] Expect(int fromDay, int toDay) => Expected(Steps, strict, day.AddDays(fromDay), day.AddDays(toDay), traffic: Traffic.Concat(late));
+        string Dates(int fromDay, int lastDay) => $"""["{day.AddDays(fromDay):yyyy-MM-dd}", "{day.AddDays(lastDay):yyyy-MM-dd}"]""";
+
+        // The events are stored before the round's last insert and the end of its announcement.
+        var writes = host.App.Services.GetRequiredService<Analytics.Store.SiteDayWrites>();
+        async Task RoundsEndedAsync()
+        {
+            for (var waited = System.Diagnostics.Stopwatch.StartNew(); Enumerable.Range(-1, 3).Any(d => !writes.TryQuiet(host.Database,
+                (ulong)host.Site.MerchantId, (ulong)host.Site.SiteId, DateOnly.FromDateTime(day.AddDays(d)), out _)); await Task.Delay(20, Ct))
+                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), "Rollup's round never ended");
+        }
+
+        await RoundsEndedAsync();
+        clock.Now = T0.AddDays(3);
+        AssertSteps(Expect(0, 1), await FunnelAsync(host, steps, Dates(0, 0)));
+        long read = daily.DaysRead, kept = daily.DaysKept;
+        AssertSteps(Expect(0, 1), await FunnelAsync(host, steps, Dates(0, 0)));
+        Assert.Equal((read, kept + 1), (daily.DaysRead, daily.DaysKept));
+        // The day before and the day after are read in one statement whose span holds the kept day.
+        AssertSteps(Expect(-1, 2), await FunnelAsync(host, steps, Dates(-1, 1)));
+        Assert.Equal((read + 2, kept + 2), (daily.DaysRead, daily.DaysKept));
+
+        // Late events: a whole chain on the kept day, and one across midnight into the next day.
+        late.AddRange([
+            new("v20", 3600 * 8, "/"), new("v20", 3600 * 8 + 10, "/product/late"), new("v20", 3600 * 8 + 20, "signup"),
+            new("v21", 3600 * 12 - 10, "/"), new("v21", 3600 * 12 + 10, "/product/midnight"), new("v21", 3600 * 12 + 20, "signup"),
+        ]);
+        foreach (var visitor in late.GroupBy(e => e.Visitor))
+        {
+            using var socket = await host.ConnectAsync(TestHost.BrowserUserAgent.Replace("Chrome/131", $"Chrome/131.{visitor.Key[1..]}", StringComparison.Ordinal));
+            foreach (var e in visitor)
+            {
+                clock.Now = T0.AddSeconds(e.Second);
+                Assert.Equal(1u, (await Wire.SendAsync(socket, new EventBatch { SiteKey = host.Site.SiteKey, Events = { ToWire(e) } })).Accepted);
+            }
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, Ct);
+        }
+        clock.Now = T0.AddDays(3);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await StoredAsync(host) < Traffic.Length + late.Count && DateTime.UtcNow < deadline) await Task.Delay(100, Ct);
+        Assert.Equal(Traffic.Length + late.Count, await StoredAsync(host));
+        await RoundsEndedAsync();
+        var withLate = Expect(-1, 2);
+        Assert.NotEqual(Expected(Steps, strict, day.AddDays(-1), day.AddDays(2)), withLate);
+        // v21's home and product are on two days: two visitors, neither reaching step 2 by it.
+        Assert.Equal(Expected(Steps, strict, day.AddDays(-1), day.AddDays(2))[1] + 1, withLate[1]);
+        AssertSteps(withLate, await FunnelAsync(host, steps, Dates(-1, 1)));
+        AssertSteps(withLate, await FunnelAsync(host, steps, Dates(-1, 1)));
     }
 
     [Fact]

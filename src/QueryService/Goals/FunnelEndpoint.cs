@@ -72,7 +72,7 @@ public static class FunnelEndpoint
                 // A funnel orders each visitor's events, which only the enriched events hold.
                 if (!RetentionPlanner.EnrichedCovers(query, engine.Retention, engine.Clock.GetUtcNow()))
                     throw RetentionPlanner.EventsOnly(query, engine.Retention, engine.Clock.GetUtcNow(), "funnels");
-                visitors = await reader.VisitorsPerStepAsync(query, steps, window, order, engine.MaxExecutionSeconds, engine.IsLargeSite(query), ct);
+                visitors = await reader.VisitorsPerStepAsync(query, steps, window, order, engine, ct);
             }
             catch (QueryException e)
             {

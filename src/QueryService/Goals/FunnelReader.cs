@@ -61,26 +61,28 @@ public sealed class FunnelReader(IColumnStore store, string database)
     /// lambda here reads the visitor's array by index: a lambda that captures an array column gets
     /// a copy of it per element, which made one visitor of 10,000 events take 16 s.
     /// </summary>
-    public static string SequentialLevels(string events, int steps, long windowMs, bool largeSite)
+    public static string SequentialLevels(string events, int steps, long windowMs, bool largeSite, bool byDay = false)
     {
+        // By day: <paramref name="events"/> has a column day too, and each visitor's level is per day.
+        string day = byDay ? "day, " : "", andDay = byDay ? ", day" : "";
         string conditions = string.Join(", ", Enumerable.Range(0, steps).Select(k => $"step = {k}"));
         string Key(string t, string rank) => $"toUInt64({t} * {TimeScale} + least({rank}, {SlotsPerMillisecond / 8 - 1}) * 8 + 7 - step)";
         return largeSite ? $"""
-            SELECT windowFunnel({ScaledWindow(windowMs)}, 'strict_increase')({Key("e.1", "i - first")}, {conditions}) AS level
+            SELECT {day}windowFunnel({ScaledWindow(windowMs)}, 'strict_increase')({Key("e.1", "i - first")}, {conditions}) AS level
             FROM (
-              SELECT visitor_id, arraySort(groupArray((t, log_offset, mask))) AS ev,
+              SELECT visitor_id{andDay}, arraySort(groupArray((t, log_offset, mask))) AS ev,
                 arrayFill(x -> x != 0, arrayMap((d, i) -> if(i = 1 OR d != 0, i, 0), arrayDifference(arrayMap(x -> x.1, ev)), arrayEnumerate(ev))) AS first_of_ms
-              FROM ({events}) WHERE mask != 0 GROUP BY visitor_id)
+              FROM ({events}) WHERE mask != 0 GROUP BY visitor_id{andDay})
             ARRAY JOIN ev AS e, arrayEnumerate(ev) AS i, first_of_ms AS first
             ARRAY JOIN arrayFilter(k -> bitTest(e.3, k), range({steps})) AS step
-            GROUP BY visitor_id
+            GROUP BY visitor_id{andDay}
             """ : $"""
-            SELECT windowFunnel({ScaledWindow(windowMs)}, 'strict_increase')({Key("t", "rank")}, {conditions}) AS level
+            SELECT {day}windowFunnel({ScaledWindow(windowMs)}, 'strict_increase')({Key("t", "rank")}, {conditions}) AS level
             FROM (
-              SELECT visitor_id, t, row_number() OVER (PARTITION BY visitor_id, t ORDER BY log_offset) - 1 AS rank, mask
+              SELECT visitor_id{andDay}, t, row_number() OVER (PARTITION BY visitor_id, t ORDER BY log_offset) - 1 AS rank, mask
               FROM ({events}) WHERE mask != 0)
             ARRAY JOIN arrayFilter(k -> bitTest(mask, k), range({steps})) AS step
-            GROUP BY visitor_id
+            GROUP BY visitor_id{andDay}
             """;
     }
 
@@ -95,52 +97,91 @@ public sealed class FunnelReader(IColumnStore store, string database)
     /// it: a lambda that captures an array gets a copy of it per element (quadratic in the
     /// visitor's events).
     /// </summary>
-    public static string StrictLevels(string events, int steps, long windowMs)
+    public static string StrictLevels(string events, int steps, long windowMs, bool byDay = false)
     {
+        string day = byDay ? "day, " : "", andDay = byDay ? ", day" : "";
         string chain = "";
         for (int j = steps - 1; j >= 1; j--)
             chain = $"toUInt8(bitTest(m{j}, {j}) AND t{j} <= t0 + {windowMs}) * (1{(chain.Length == 0 ? "" : " + " + chain)})";
         string parameters = string.Join(", ", Enumerable.Range(0, steps).Select(j => $"t{j}, m{j}"));
         string arrays = string.Join(", ", Enumerable.Range(0, steps).Select(j => j == 0 ? "ts, ms" : $"arrayShiftLeft(ts, {j}), arrayShiftLeft(ms, {j})"));
         return $"""
-            SELECT arraySort(groupArray((t, log_offset, mask))) AS ev, arrayMap(x -> x.1, ev) AS ts, arrayMap(x -> x.3, ev) AS ms,
+            SELECT {day}arraySort(groupArray((t, log_offset, mask))) AS ev, arrayMap(x -> x.1, ev) AS ts, arrayMap(x -> x.3, ev) AS ms,
               arrayMax(arrayMap(({parameters}) -> if(bitTest(m0, 0), 1 + {chain}, 0), {arrays})) AS level
             FROM ({events})
-            GROUP BY visitor_id
+            GROUP BY visitor_id{andDay}
             """;
     }
 
     /// <summary>Visitors who reached each step (index 0 = step 1), over the events
-    /// <paramref name="q"/> selects (its range and filters; QuerySql's <c>sel</c>).
-    /// <paramref name="largeSite"/>: the site is expected to have many visits in the range
-    /// (QueryEngine.IsLargeSite), which picks the sequential statement's form.</summary>
-    /// <exception cref="QueryEngine.QueryTimeoutException">The statement ran past <paramref name="maxExecutionSeconds"/>.</exception>
-    public async Task<long[]> VisitorsPerStepAsync(NormalQuery q, IReadOnlyList<Goal> steps, int windowSeconds, string order, double maxExecutionSeconds, bool largeSite, CancellationToken ct)
+    /// <paramref name="q"/> selects (its range and filters; QuerySql's <c>sel</c>). Past UTC days
+    /// come from the numbers <paramref name="engine"/> keeps per day where it can
+    /// (QueryEngine.KeptDaysAsync): a visitor id lives one UTC day, so a visitor's steps are all in
+    /// one day and the visitors per level of several days are the sums of each day's. The rest is
+    /// one statement, whose sequential form depends on the site's size (QueryEngine.IsLargeSite).</summary>
+    /// <exception cref="QueryEngine.QueryTimeoutException">A statement ran past the engine's MaxExecutionSeconds.</exception>
+    public async Task<long[]> VisitorsPerStepAsync(NormalQuery q, IReadOnlyList<Goal> steps, int windowSeconds, string order, QueryEngine engine, CancellationToken ct)
+    {
+        int n = steps.Count;
+        bool largeSite = engine.IsLargeSite(q);
+        string Statement(NormalQuery range, bool large, bool byDay) => LevelsStatement(range, steps, windowSeconds, order, engine.MaxExecutionSeconds, large, byDay);
+        // The shape: the statement over a fixed day, so the same funnel over another range finds
+        // its days (filters, goals, window and order are in it; the site's size changes only its form).
+        var someDay = new DateTimeOffset(2000, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        string shape = "funnel:" + Statement(q with { From = someDay, To = someDay.AddDays(1) }, false, true);
+        var reachedExactly = new long[n + 1];
+        var kept = await engine.KeptDaysAsync(q, shape, async days =>
+        {
+            var span = q with
+            {
+                From = new DateTimeOffset(days.Min().ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
+                To = new DateTimeOffset(days.Max().AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
+            };
+            var wanted = days.ToHashSet();
+            var rows = new List<PreAggregates.DayRow>();
+            foreach (var row in await RunAsync(Statement(span, largeSite, true), ct))
+            {
+                var day = DateOnly.ParseExact(row[0].GetString()!, "yyyy-MM-dd", CultureInfo.InvariantCulture);
+                // Days kept already, inside the span read, are dropped: they count once.
+                if (wanted.Contains(day)) rows.Add(new(day, ReadLong(row[1]).ToString(CultureInfo.InvariantCulture), [ReadLong(row[2])]));
+            }
+            return rows;
+        }, ct);
+        if (kept is not null)
+            foreach (var ((_, level), row) in kept) reachedExactly[int.Parse(level, CultureInfo.InvariantCulture)] += row.Counts[0];
+        else
+            foreach (var row in await RunAsync(Statement(q, largeSite, false), ct)) reachedExactly[(int)ReadLong(row[0])] += ReadLong(row[1]);
+        var reached = new long[n];
+        for (int k = n; k >= 1; k--) reached[k - 1] = reachedExactly[k] + (k < n ? reached[k] : 0);
+        return reached;
+    }
+
+    /// <summary>Rows (level, visitors) of the visitors who reached at least step 1, or with
+    /// <paramref name="byDay"/> (day, level, visitors) per UTC day.</summary>
+    private string LevelsStatement(NormalQuery q, IReadOnlyList<Goal> steps, int windowSeconds, string order, double maxExecutionSeconds, bool largeSite, bool byDay)
     {
         int n = steps.Count;
         long windowMs = windowSeconds * 1000L;
-        var conditions = steps.Select(GoalConditions.Sql).ToList();
         bool needVisits = QueryParser.Leaves(q.Filter).Any(l => l.Dimension.Kind == DimensionKind.Visit);
         string selected = QuerySql.SelectedEvents(q, database, bots: false, needVisits);
         // Every non-engagement event, with the steps it completes as bits.
-        string mask = string.Join(" + ", conditions.Select((c, i) => $"toUInt16({c}) * {1 << i}"));
-        string events = $"SELECT visitor_id, toUInt64(toUnixTimestamp64Milli(received_at)) AS t, log_offset, {mask} AS mask FROM sel WHERE name != 'engagement'";
-        string perVisitor = order != FunnelOrders.Strict ? SequentialLevels(events, n, windowMs, largeSite) : StrictLevels(events, n, windowMs);
-        string sql = $"{selected}SELECT level, count() FROM ({perVisitor}) WHERE level > 0 GROUP BY level SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}";
-        IReadOnlyList<JsonElement[]> rows;
+        string mask = string.Join(" + ", steps.Select(GoalConditions.Sql).Select((c, i) => $"toUInt16({c}) * {1 << i}"));
+        string events = $"SELECT visitor_id, {(byDay ? "toDate(received_at) AS day, " : "")}toUInt64(toUnixTimestamp64Milli(received_at)) AS t, log_offset, {mask} AS mask FROM sel WHERE name != 'engagement'";
+        string perVisitor = order != FunnelOrders.Strict ? SequentialLevels(events, n, windowMs, largeSite, byDay) : StrictLevels(events, n, windowMs, byDay);
+        string group = byDay ? "day, level" : "level";
+        return $"{selected}SELECT {group}, count() FROM ({perVisitor}) WHERE level > 0 GROUP BY {group} SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}";
+    }
+
+    private async Task<IReadOnlyList<JsonElement[]>> RunAsync(string sql, CancellationToken ct)
+    {
         try
         {
-            rows = await store.QueryRowsAsync(sql, ct);
+            return await store.QueryRowsAsync(sql, ct);
         }
         catch (Exception e) when (QueryEngine.IsTimeout(e))
         {
             throw new QueryEngine.QueryTimeoutException(e);
         }
-        var reachedExactly = new long[n + 1];
-        foreach (var row in rows) reachedExactly[(int)ReadLong(row[0])] += ReadLong(row[1]);
-        var reached = new long[n];
-        for (int k = n; k >= 1; k--) reached[k - 1] = reachedExactly[k] + (k < n ? reached[k] : 0);
-        return reached;
     }
 
     private static long ReadLong(JsonElement e) => e.ValueKind == JsonValueKind.String

@@ -334,6 +334,30 @@ public sealed class QueryEngine(IColumnStore store, string database)
         return result;
     }
 
+    /// <summary>
+    /// A question of the enriched events that adds up per UTC day but is not one of the
+    /// pre-aggregates' (a funnel: a visitor id lives one UTC day, so each visitor's steps do),
+    /// from numbers kept per past UTC day (DailyRowsCache, summed with "" as the bucket and each
+    /// row's value as read): <paramref name="read"/> reads the given days from the enriched
+    /// events in one statement (each day's active generation, as QuerySql.SelectedEvents reads
+    /// it). Null when they cannot be used: no kept days here (another engine than the embedded
+    /// one, or <see cref="UsePreAggregates"/> off), a range not whole UTC days or over
+    /// DailyRowsCache.MaxDays, days the enriched events' retention is deleting (their rows go
+    /// without a write anyone announces), or an activation running or starting meanwhile.
+    /// </summary>
+    /// <param name="shape">What a day's rows are, whatever the range (the statement over a fixed day).</param>
+    public async Task<Dictionary<(string Bucket, string Value), PreAggregates.DayRow>?> KeptDaysAsync(NormalQuery q, string shape,
+        Func<IReadOnlyList<DateOnly>, Task<List<PreAggregates.DayRow>?>> read, CancellationToken ct)
+    {
+        if (!UsePreAggregates || DailyRows is not { } daily || q.From.UtcTicks % TimeSpan.TicksPerDay != 0 || q.To.UtcTicks % TimeSpan.TicksPerDay != 0
+            || q.To <= q.From || (q.To - q.From).TotalDays > PreAggregates.DailyRowsCache.MaxDays
+            || EnrichedKeptFrom is { } keptFrom && q.From < keptFrom
+            || !_generations!.Activations.TryQuiet(out long activations)) return null;
+        var known = await _generations.GetAsync(q.MerchantId, q.SiteId, activations, RunAsync, ct);
+        return await daily.SumAsync(q.MerchantId, q.SiteId, shape, null, _ => "", DateOnly.FromDateTime(q.From.UtcDateTime),
+            DateOnly.FromDateTime(q.To.UtcDateTime), known, activations, DateOnly.FromDateTime(Clock.GetUtcNow().UtcDateTime), read);
+    }
+
     private static readonly int VisitsColumn = Array.IndexOf(QuerySql.RawColumns, "visits");
 
     /// <summary>
