@@ -145,11 +145,16 @@ try
     // each past day's kept numbers (nothing writes the data set's days after it is generated; the
     // catch-ups below write databases of their own). The first answer of each question (the
     // warm-up, not in p50/p95) is where those are read: it is reported on its own.
+    // The range's last day is the engines' today (their clock at 23:00 UTC of it), as the
+    // dashboard's 30d ends with today: it is read on every question, never kept, with a whole
+    // day's events in it.
+    var today = new FixedClock(new DateTimeOffset(dataset.LastDay.ToDateTime(new TimeOnly(23, 0)), TimeSpan.Zero));
     var planned = new QueryEngine(store, "bench")
     {
         GenerationActivations = new GenerationActivations(), LargeSiteFromVisits = largeSiteFromVisits, SiteDayWrites = dailyRows ? new SiteDayWrites() : null,
+        Clock = today,
     };
-    var scanning = new QueryEngine(store, "bench") { UsePreAggregates = false };
+    var scanning = new QueryEngine(store, "bench") { UsePreAggregates = false, Clock = today };
     var results = new List<Result>();
     foreach (var (label, merchant) in subjects)
     {
@@ -241,7 +246,8 @@ try
     md.AppendLine(CultureInfo.InvariantCulture, $"largest merchant 1: {counts[1].All:N0} events ({counts[1].Last30:N0} in the 30 days asked); typical (events-weighted median) merchant {typical}: {counts[(ulong)typical].All:N0} ({counts[(ulong)typical].Last30:N0}). ");
     md.Append(CultureInfo.InvariantCulture, $"{iterations} runs per question after one warm-up, with and without the planner alternately (QueryEngine.AnswerAsync, the JSON of POST /v1/query). ");
     md.Append(dailyRows
-        ? "The planned questions add up each past day's kept numbers (DailyRowsCache), as the host does: the warm-up reads and keeps them, and its time is the first answer column (it also pays the first run's JIT). "
+        ? "The planned questions add up each past day's kept numbers (DailyRowsCache), as the host does: the warm-up reads and keeps them, and its time is the first answer column (it also pays the first run's JIT). " +
+          "The range's last day is the engines' today (as the dashboard's 30d ends with today), so every answer also reads that whole day of events from the engine. "
         : "The planned questions read every day's rows each time (`--daily-rows off`). ");
     md.Append(CultureInfo.InvariantCulture, $"The engine's floor, `SELECT 1` through the same store (session, chdb_query_n, JSONCompact parsed): p50 {P(floor, 50):F1} ms, p95 {P(floor, 95):F1} ms. ");
     md.AppendLine(string.Create(CultureInfo.InvariantCulture,
@@ -386,3 +392,9 @@ string? OptionText(string name)
 }
 
 internal sealed record Result(string Label, ulong Merchant, string Question, bool Planned, List<double> Pre, List<double> Scan, bool? Same, double First);
+
+/// <summary>The engines' now: a fixed instant.</summary>
+sealed class FixedClock(DateTimeOffset now) : TimeProvider
+{
+    public override DateTimeOffset GetUtcNow() => now;
+}
