@@ -141,35 +141,46 @@ public class DailyRowsCacheTests(EngineFixture engine)
     }
 
     /// <summary>
-    /// Today is read on every question, never kept (Rollup is still writing it), and a range
+    /// Today is kept like any other day until a write of it (Rollup announces each round's
+    /// site-days) moves its version; then it is read again, the other days still kept. A range
     /// longer than DailyRowsCache.MaxDays is asked the usual way: the same numbers either way.
     /// </summary>
     [Fact]
-    public async Task Today_is_never_kept_and_long_ranges_are_asked_as_before()
+    public async Task Today_is_kept_until_written_and_long_ranges_are_asked_as_before()
     {
         string db = "dailytoday_" + Guid.NewGuid().ToString("N")[..12];
         await new SchemaMigrator(engine.Store).MigrateAsync(Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse"), db, Ct);
         await engine.Store.ExecuteAsync(
             $"INSERT INTO {db}.rollup_dims_day (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation) " +
             $"SELECT {Merchant}, {Site}, 'page', toDate('2026-02-10') - number % 2, '/a', 2, 2, 0, 0, arrayReduce('uniqExactState', [toUInt64(number), toUInt64(number) + 100]), 0 FROM numbers(2)", Ct);
+        var writes = new SiteDayWrites();
         var keeping = new QueryEngine(engine.Store, db)
         {
-            LargeSiteFromVisits = 0, GenerationActivations = new GenerationActivations(), SiteDayWrites = new SiteDayWrites(),
+            LargeSiteFromVisits = 0, GenerationActivations = new GenerationActivations(), SiteDayWrites = writes,
             Clock = new ManualClock(Day.AddHours(12)),
         };
         var daily = keeping.DailyRows!;
         // Two days, the second of them today, 2 visitors each.
         Assert.Equal(["/a 4 4"], await TopPagesAsync(keeping, Day.AddDays(-1), Day.AddDays(1)));
         Assert.Equal(["/a 4 4"], await TopPagesAsync(keeping, Day.AddDays(-1), Day.AddDays(1)));
-        Assert.Equal((1, 3), (daily.DaysKept, daily.DaysRead)); // yesterday kept once, today read twice
-        Assert.Equal(["/a 4 4"], await TopPagesAsync(keeping, Day.AddDays(1 - Analytics.QueryService.PreAggregates.DailyRowsCache.MaxDays - 1), Day.AddDays(1)));
-        Assert.Equal((1, 3), (daily.DaysKept, daily.DaysRead));
+        Assert.Equal((2, 2), (daily.DaysKept, daily.DaysRead)); // both read once, then kept
+
+        // A round of today's events: 2 more visitors with a pageview each.
+        writes.Begin(db, SiteDay);
+        await engine.Store.ExecuteAsync(
+            $"INSERT INTO {db}.rollup_dims_day (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation) " +
+            $"SELECT {Merchant}, {Site}, 'page', toDate('2026-02-10'), '/a', 2, 2, 0, 0, arrayReduce('uniqExactState', [toUInt64(500), toUInt64(501)]), 0", Ct);
+        writes.End(db, SiteDay);
+        Assert.Equal(["/a 6 6"], await TopPagesAsync(keeping, Day.AddDays(-1), Day.AddDays(1)));
+        Assert.Equal((3, 3), (daily.DaysKept, daily.DaysRead)); // yesterday kept, today read again
+        Assert.Equal(["/a 6 6"], await TopPagesAsync(keeping, Day.AddDays(1 - Analytics.QueryService.PreAggregates.DailyRowsCache.MaxDays - 1), Day.AddDays(1)));
+        Assert.Equal((3, 3), (daily.DaysKept, daily.DaysRead));
     }
 
     /// <summary>
-    /// Through the host, its Rollup writing: a past day's top pages and entry pages are kept;
-    /// events of that day stored later (a late round) are in the next answer, because Rollup
-    /// announced the day.
+    /// Through the host, its Rollup writing: a day's top pages and entry pages are kept, today
+    /// and once past; events of that day stored later (a late round) are in the next answer,
+    /// because Rollup announced the day.
     /// </summary>
     [Fact]
     public async Task Events_Rollup_stores_for_a_kept_day_are_in_the_next_answer()
@@ -216,7 +227,12 @@ public class DailyRowsCacheTests(EngineFixture engine)
         await SendAsync("/p0", "/p0", "/p1");
         await host.WaitForAggregateAsync(t => t["pageviews"] == 3);
         await StoredAsync();
-        clock.Now = Day.AddDays(1).AddHours(9); // the day is past: its numbers may be kept
+        // Today, between Rollup's rounds: kept.
+        Assert.Equal(["/p0 1 2", "/p1 1 1"], await AskAsync(host, question));
+        long keptToday = queries.DailyRows!.DaysKept;
+        Assert.Equal(["/p0 1 2", "/p1 1 1"], await AskAsync(host, question));
+        Assert.Equal(keptToday + 1, queries.DailyRows.DaysKept);
+        clock.Now = Day.AddDays(1).AddHours(9); // the day is past
         Assert.Equal(["/p0 1 2", "/p1 1 1"], await AskAsync(host, question));
         Assert.Equal(["/p0 1 2", "/p1 1 1"], await AskAsync(host, question));
         Assert.True(queries.DailyRows!.DaysKept >= 1, "the second answer adds up the kept day");
@@ -230,6 +246,7 @@ public class DailyRowsCacheTests(EngineFixture engine)
         await SendAsync("/p1", "/p2");
         await host.WaitForAggregateAsync(t => t["pageviews"] == 5);
         await StoredAsync();
+        Assert.Equal(["/p0 1 2", "/p1 1 2", "/p2 1 1"], await AskAsync(host, question)); // while it is today
         clock.Now = Day.AddDays(1).AddHours(10);
         Assert.Equal(["/p0 1 2", "/p1 1 2", "/p2 1 1"], await AskAsync(host, question));
         // The same visitor an hour later: a second visit, entering at /p1.
@@ -257,7 +274,7 @@ public class DailyRowsCacheTests(EngineFixture engine)
         async Task<string> DayAsync(int day)
         {
             var sums = await daily.SumAsync(Merchant, Site, "pages", null, d => d.ToString("MM-dd"), first.AddDays(day), first.AddDays(day + 1),
-                new Dictionary<DateOnly, ulong>(), activations.Started, first.AddDays(100), async days => await engine.Store.QueryRowBinaryAsync(
+                new Dictionary<DateOnly, ulong>(), activations.Started, async days => await engine.Store.QueryRowBinaryAsync(
                     $"SELECT bucket, value, toUInt64(uniqExactMerge(visitors)), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0) FROM {db}.rollup_dims_day WHERE bucket IN ({string.Join(", ", days.Select(d => $"'{d:yyyy-MM-dd}'"))}) GROUP BY bucket, value",
                     data => Analytics.QueryService.PreAggregates.PreAggregatePlanner.DayRows(data, 5, c => [.. c]), Ct));
             return string.Join(" ", sums!.OrderBy(s => s.Key.Value, StringComparer.Ordinal).Select(s => $"{s.Key.Bucket}{s.Key.Value}={s.Value.Counts[0]}"));

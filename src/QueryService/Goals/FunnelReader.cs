@@ -114,7 +114,7 @@ public sealed class FunnelReader(IColumnStore store, string database)
     }
 
     /// <summary>Visitors who reached each step (index 0 = step 1), over the events
-    /// <paramref name="q"/> selects (its range and filters; QuerySql's <c>sel</c>). Past UTC days
+    /// <paramref name="q"/> selects (its range and filters; QuerySql's <c>sel</c>). Whole UTC days
     /// come from the numbers <paramref name="engine"/> keeps per day where it can
     /// (QueryEngine.KeptDaysAsync): a visitor id lives one UTC day, so a visitor's steps are all in
     /// one day and the visitors per level of several days are the sums of each day's. The rest is

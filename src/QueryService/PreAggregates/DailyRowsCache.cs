@@ -4,23 +4,24 @@ using Analytics.Store;
 namespace Analytics.QueryService.PreAggregates;
 
 /// <summary>
-/// The planned questions from numbers kept per past UTC day: top lists, the main graph, entry
+/// The planned questions from numbers kept per UTC day: top lists, the main graph, entry
 /// and exit pages, filtered views, goals, revenue (QueryEngine says which). For each (site,
 /// question shape, day) it keeps the raw columns (QuerySql.RawColumns) of each row of the day's
 /// active generation, as the pre-aggregates give them per day, and answers over whole UTC days by
 /// adding the days up per time bucket and value: exact, for the reason the planner's per-day form
 /// is (a visitor id lives one UTC day and a visit ends at UTC midnight, so visitors, visits,
 /// bounces, durations, conversions and revenue of several days are the sums of each day's;
-/// PreAggregatePlanner). Only the days not kept (today, days written or reprocessed since, days
-/// never asked) are read from the engine, in one statement.
+/// PreAggregatePlanner). Only the days not kept (days written or reprocessed since, days never
+/// asked) are read from the engine, in one statement. Today too is kept between Rollup's rounds:
+/// a busy site's today is read again after each round, a quiet site's rarely.
 /// <para>
 /// Why: a large site's top list over 30 days merges tens of thousands of exact visitor sets per
 /// question (the largest merchant's top pages: about 72,000 page-day sets), and reading those sets
 /// is the cost whatever the SQL's shape (docs/query-performance.md, "Where a question's time
 /// goes" and "Visitors per day"); even a small site's question costs the engine's floor of a
-/// statement (about 10 ms) where adding kept days up costs microseconds. A finished day's numbers
-/// do not change unless the day is written again, which only this process does with the
-/// embedded engine.
+/// statement (about 10 ms) where adding kept days up costs microseconds. A day's numbers, today's
+/// included, do not change unless the day is written again, which only this process does with
+/// the embedded engine.
 /// </para>
 /// <para>
 /// Exact because a day's numbers are used only while nothing changed them. They are kept with the
@@ -84,12 +85,11 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
     /// <param name="bucket">A day's time bucket (its label), or "" for every day.</param>
     /// <param name="generations">The site's active generations (ActiveGenerationCache), read
     /// when <paramref name="started"/> activations had started and none ran.</param>
-    /// <param name="today">The current UTC day: it and later days are read, never kept.</param>
     /// <param name="read">Reads the rows of the given days from the engine, in one statement;
     /// null when they cannot answer (rows a plan may not use).</param>
     public async Task<Dictionary<(string Bucket, string Value), DayRow>?> SumAsync(long merchantId, long siteId, string shape,
         IReadOnlySet<string>? values, Func<DateOnly, string> bucket, DateOnly from, DateOnly to,
-        IReadOnlyDictionary<DateOnly, ulong> generations, long started, DateOnly today, Func<IReadOnlyList<DateOnly>, Task<List<DayRow>?>> read)
+        IReadOnlyDictionary<DateOnly, ulong> generations, long started, Func<IReadOnlyList<DateOnly>, Task<List<DayRow>?>> read)
     {
         var kept = new List<(DateOnly Date, Day Day)>();
         var missing = new List<(DateOnly Day, bool Quiet, long Version)>();
@@ -100,14 +100,14 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
             bool quiet = writes.TryQuiet(database, (ulong)merchantId, (ulong)siteId, d, out long version);
             // (quiet: belt and braces. Numbers are kept only under a version read while no
             // write ran, and a running write has a newer one.)
-            if (quiet && d < today && _days.TryGetValue((merchantId, siteId, shape, d), out var day)
+            if (quiet && _days.TryGetValue((merchantId, siteId, shape, d), out var day)
                 && day.Generation == generation && day.Version == version)
             {
                 Volatile.Write(ref day.Used, now);
                 kept.Add((d, day));
             }
             else
-                missing.Add((d, quiet && d < today, version));
+                missing.Add((d, quiet, version));
         }
 
         var fresh = missing.Count == 0 ? [] : await read([.. missing.Select(m => m.Day)]);

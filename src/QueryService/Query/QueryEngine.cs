@@ -247,7 +247,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// <summary>
     /// The site-days this process writes (Rollup announces them) when every write goes through it
     /// (the embedded engine, with <see cref="GenerationActivations"/>): the rollups' questions
-    /// are then answered from numbers kept per past day (DailyRowsCache). Null: read every time.
+    /// are then answered from numbers kept per UTC day (DailyRowsCache). Null: read every time.
     /// </summary>
     public SiteDayWrites? SiteDayWrites { get; init; }
 
@@ -290,8 +290,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
             && DailyForm(q, uncovered, known, largeSite, ct) is var (shape, onlyValues, read))
         {
             var sums = await daily.SumAsync(q.MerchantId, q.SiteId, shape, onlyValues, DayBucket(q.TimeDimension),
-                DateOnly.FromDateTime(q.From.UtcDateTime), DateOnly.FromDateTime(q.To.UtcDateTime), known, activations,
-                DateOnly.FromDateTime(Clock.GetUtcNow().UtcDateTime), read);
+                DateOnly.FromDateTime(q.From.UtcDateTime), DateOnly.FromDateTime(q.To.UtcDateTime), known, activations, read);
             if (sums is not null)
             {
                 var summed = DailyRaw(q, sums);
@@ -337,7 +336,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// <summary>
     /// A question of the enriched events that adds up per UTC day but is not one of the
     /// pre-aggregates' (a funnel: a visitor id lives one UTC day, so each visitor's steps do),
-    /// from numbers kept per past UTC day (DailyRowsCache, summed with "" as the bucket and each
+    /// from numbers kept per UTC day (DailyRowsCache, summed with "" as the bucket and each
     /// row's value as read): <paramref name="read"/> reads the given days from the enriched
     /// events in one statement (each day's active generation, as QuerySql.SelectedEvents reads
     /// it). Null when they cannot be used: no kept days here (another engine than the embedded
@@ -355,7 +354,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
             || !_generations!.Activations.TryQuiet(out long activations)) return null;
         var known = await _generations.GetAsync(q.MerchantId, q.SiteId, activations, RunAsync, ct);
         return await daily.SumAsync(q.MerchantId, q.SiteId, shape, null, _ => "", DateOnly.FromDateTime(q.From.UtcDateTime),
-            DateOnly.FromDateTime(q.To.UtcDateTime), known, activations, DateOnly.FromDateTime(Clock.GetUtcNow().UtcDateTime), read);
+            DateOnly.FromDateTime(q.To.UtcDateTime), known, activations, read);
     }
 
     private static readonly int VisitsColumn = Array.IndexOf(QuerySql.RawColumns, "visits");
