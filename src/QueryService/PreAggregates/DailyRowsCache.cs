@@ -1,4 +1,7 @@
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
 using Analytics.Store;
 
 namespace Analytics.QueryService.PreAggregates;
@@ -62,7 +65,10 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
         public int Size => Values.Length + 1;
     }
 
-    private readonly ConcurrentDictionary<(long Merchant, long Site, string Shape, DateOnly Day), Day> _days = new();
+    /// <summary>Keyed by the shape's SHA-256 (its first 128 bits), not the shape: a planned or
+    /// funnel shape is a whole statement (kilobytes), which each request builds anew, and the
+    /// bound counts values, not keys.</summary>
+    private readonly ConcurrentDictionary<(long Merchant, long Site, UInt128 Shape, DateOnly Day), Day> _days = new();
     private readonly ConcurrentDictionary<string, string> _strings = new(StringComparer.Ordinal);
     private readonly Lock _evicting = new();
     private long _values, _clock;
@@ -91,6 +97,7 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
         IReadOnlySet<string>? values, Func<DateOnly, string> bucket, DateOnly from, DateOnly to,
         IReadOnlyDictionary<DateOnly, ulong> generations, long started, Func<IReadOnlyList<DateOnly>, Task<List<DayRow>?>> read)
     {
+        var shapeKey = BinaryPrimitives.ReadUInt128LittleEndian(SHA256.HashData(Encoding.UTF8.GetBytes(shape)));
         var kept = new List<(DateOnly Date, Day Day)>();
         var missing = new List<(DateOnly Day, bool Quiet, long Version)>();
         long now = Interlocked.Increment(ref _clock);
@@ -100,7 +107,7 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
             bool quiet = writes.TryQuiet(database, (ulong)merchantId, (ulong)siteId, d, out long version);
             // (quiet: belt and braces. Numbers are kept only under a version read while no
             // write ran, and a running write has a newer one.)
-            if (quiet && _days.TryGetValue((merchantId, siteId, shape, d), out var day)
+            if (quiet && _days.TryGetValue((merchantId, siteId, shapeKey, d), out var day)
                 && day.Generation == generation && day.Version == version)
             {
                 Volatile.Write(ref day.Used, now);
@@ -129,7 +136,7 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
             var day = new Day(generations.GetValueOrDefault(d), version, width, [.. rows.Select(r => _strings.GetOrAdd(r.Value, r.Value))],
                 [.. rows.SelectMany(r => r.Counts)], revenue ? [.. rows.Select(r => r.Revenue)] : null, revenue ? [.. rows.Select(r => r.RevenueEvents)] : null)
             { Used = now };
-            var key = (merchantId, siteId, shape, d);
+            var key = (merchantId, siteId, shapeKey, d);
             int replaced = _days.TryGetValue(key, out var previous) ? previous.Size : 0;
             _days[key] = day;
             if (Interlocked.Add(ref _values, day.Size - replaced) > maxValues) Evict();
