@@ -134,15 +134,23 @@ public sealed class CatchUp(IColumnStore store, string logDirectory, int events,
         // On the thread pool: questions answered from kept days complete without yielding, and a
         // loop of them called inline would never hand control back to this wait.
         var beside = whileRunning is null ? Task.CompletedTask : Task.Run(() => whileRunning(stop.Token), CancellationToken.None);
-        while (status.EventsStored < events)
+        double seconds;
+        try
         {
-            if (sw.Elapsed > TimeSpan.FromMinutes(10)) throw new TimeoutException($"Rollup stored {status.EventsStored} of {events} events in 10 minutes ({status.LastError})");
-            await Task.Delay(20, ct);
+            while (status.EventsStored < events)
+            {
+                if (sw.Elapsed > TimeSpan.FromMinutes(10)) throw new TimeoutException($"Rollup stored {status.EventsStored} of {events} events in 10 minutes ({status.LastError})");
+                await Task.Delay(20, ct);
+            }
+            seconds = sw.Elapsed.TotalSeconds;
         }
-        double seconds = sw.Elapsed.TotalSeconds;
-        await stop.CancelAsync();
-        try { await beside; } catch (OperationCanceledException) { }
-        await worker.StopAsync(CancellationToken.None);
+        finally
+        {
+            // The questions stop on every path, a timeout's included.
+            await stop.CancelAsync();
+            try { await beside; } catch (OperationCanceledException) { }
+            await worker.StopAsync(CancellationToken.None);
+        }
         return events / seconds;
     }
 

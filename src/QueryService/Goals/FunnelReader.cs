@@ -132,20 +132,9 @@ public sealed class FunnelReader(IColumnStore store, string database)
         var reachedExactly = new long[n + 1];
         var kept = await engine.KeptDaysAsync(q, shape, async days =>
         {
-            var span = q with
-            {
-                From = new DateTimeOffset(days.Min().ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
-                To = new DateTimeOffset(days.Max().AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
-            };
-            var wanted = days.ToHashSet();
-            var rows = new List<PreAggregates.DayRow>();
-            foreach (var row in await RunAsync(Statement(span, largeSite, true), ct))
-            {
-                var day = DateOnly.ParseExact(row[0].GetString()!, "yyyy-MM-dd", CultureInfo.InvariantCulture);
-                // Days kept already, inside the span read, are dropped: they count once.
-                if (wanted.Contains(day)) rows.Add(new(day, ReadLong(row[1]).ToString(CultureInfo.InvariantCulture), [ReadLong(row[2])]));
-            }
-            return rows;
+            var (from, to) = PreAggregates.DailyRowsCache.Span(days);
+            return [.. (await RunAsync(Statement(q with { From = from, To = to }, largeSite, true), ct)).Select(row => new PreAggregates.DayRow(
+                DateOnly.ParseExact(row[0].GetString()!, "yyyy-MM-dd", CultureInfo.InvariantCulture), ReadLong(row[1]).ToString(CultureInfo.InvariantCulture), [ReadLong(row[2])]))];
         }, ct);
         if (kept is not null)
             foreach (var ((_, level), row) in kept) reachedExactly[int.Parse(level, CultureInfo.InvariantCulture)] += row.Counts[0];

@@ -117,8 +117,11 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
                 missing.Add((d, quiet, version));
         }
 
-        var fresh = missing.Count == 0 ? [] : await read([.. missing.Select(m => m.Day)]);
-        if (fresh is null || activations.Started != started) return null; // reprocessing may have deleted what it read
+        var answered = missing.Count == 0 ? [] : await read([.. missing.Select(m => m.Day)]);
+        if (answered is null || activations.Started != started) return null; // reprocessing may have deleted what it read
+        // A reader may read the span of the missing days (Span): the kept days inside it count once.
+        var asked = missing.Select(m => m.Day).ToHashSet();
+        var fresh = answered.Where(r => asked.Contains(r.Day)).ToList();
         Interlocked.Add(ref _kept, kept.Count);
         Interlocked.Add(ref _read, missing.Count);
 
@@ -160,6 +163,12 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
         foreach (var row in fresh) Add(row.Day, row.Value, row.Counts, row.Revenue, row.RevenueEvents);
         return sums;
     }
+
+    /// <summary>The whole UTC days from the first of <paramref name="days"/> through the last: one
+    /// statement may read them all, rows of days not asked included (SumAsync drops those).</summary>
+    public static (DateTimeOffset From, DateTimeOffset To) Span(IReadOnlyList<DateOnly> days) =>
+        (new DateTimeOffset(days.Min().ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
+         new DateTimeOffset(days.Max().AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero));
 
     private static void AddMap(Dictionary<string, long>? sum, Dictionary<string, long>? add)
     {

@@ -389,23 +389,18 @@ public sealed class QueryEngine(IColumnStore store, string database)
         if (shape is null) return null;
         return ("plan:" + shape, null, async days =>
         {
-            var span = byDay with
-            {
-                From = new DateTimeOffset(days.Min().ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
-                To = new DateTimeOffset(days.Max().AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
-            };
+            var (spanFrom, spanTo) = PreAggregates.DailyRowsCache.Span(days);
+            var span = byDay with { From = spanFrom, To = spanTo };
             if (PreAggregates.NormalQueryPlanner.TryPlanRaw(span, database, MaxExecutionSeconds, out _, uncovered, known, largeSite) is not { } sql) return null;
             var rows = await RunAsync(sql, ct);
             int n = byDay.Dimensions.Count, counts = QuerySql.RawColumns.Length - 2;
             // Rows written before migration 012: the question is asked the usual way (which scans).
             if (!PreAggregates.GoalRevenuePlanner.Complete(rows, n, QuerySql.RawColumns.Length)) return null;
-            var wanted = days.ToHashSet();
             bool revenue = q.Metrics.Any(PreAggregates.GoalRevenuePlanner.IsRevenue); // else the maps are empty: not kept
             var result = new List<PreAggregates.DayRow>(rows.Count);
             foreach (var row in rows)
             {
                 var day = DateOnly.ParseExact(row[0].GetString()!, "yyyy-MM-dd", CultureInfo.InvariantCulture);
-                if (!wanted.Contains(day)) continue; // kept already, inside the span read
                 var values = new long[counts];
                 for (int i = 0; i < counts; i++) values[i] = ReadLong(row[n + i]);
                 string value = n == 1 ? "" : row[1].ValueKind == JsonValueKind.String ? row[1].GetString()! : row[1].GetRawText();
