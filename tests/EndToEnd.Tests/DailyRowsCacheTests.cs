@@ -293,6 +293,79 @@ public class DailyRowsCacheTests(EngineFixture engine)
         Assert.Equal((3, 7), (daily.DaysKept, daily.DaysRead));
     }
 
+    /// <summary>
+    /// A range's kept days are kept added up too (KeptSum): the next answer over the same range
+    /// adds only the days it reads to that sum. It is used only while every kept day is the same
+    /// (a day written again is read and kept anew, and the sum follows), the same buckets and the
+    /// same values; and a day read on every answer (written meanwhile) is added to a copy, never
+    /// to the kept sum itself.
+    /// </summary>
+    [Fact]
+    public async Task A_ranges_kept_days_are_kept_added_up_and_follow_every_write()
+    {
+        string db = "dailysums_" + Guid.NewGuid().ToString("N")[..12];
+        await new SchemaMigrator(engine.Store).MigrateAsync(Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse"), db, Ct);
+        var first = DateOnly.FromDateTime(Day.UtcDateTime);
+        // Three days, visitors 0-9 each: pages /0 and /1 (even and odd visitors), visitor ids of a day its own.
+        async Task RowsAsync(int day, int fromVisitor, int visitors) => await engine.Store.ExecuteAsync(
+            $"INSERT INTO {db}.rollup_dims_day (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation) " +
+            $"SELECT {Merchant}, {Site}, 'page', toDate('{first.AddDays(day):yyyy-MM-dd}'), concat('/', toString(number % 2)), 1, 1, 0, 0, " +
+            $"arrayReduce('uniqExactState', [toUInt64(number + {day * 1000})]), 0 FROM numbers({fromVisitor}, {visitors})", Ct);
+        for (int d = 0; d < 3; d++) await RowsAsync(d, 0, 10);
+        var writes = new SiteDayWrites();
+        var activations = new GenerationActivations();
+        var daily = new Analytics.QueryService.PreAggregates.DailyRowsCache(db, writes, activations, sumFromValues: 1);
+        Func<DateOnly, string> all = _ => "", byDay = d => d.ToString("MM-dd");
+        async Task<string> SumAsync(Func<DateOnly, string> bucket, IReadOnlySet<string>? values = null, int days = 3)
+        {
+            var sums = await daily.SumAsync(Merchant, Site, "pages", values, bucket, first, first.AddDays(days),
+                new Dictionary<DateOnly, ulong>(), activations.Started, async days => await engine.Store.QueryRowBinaryAsync(
+                    $"SELECT bucket, value, toUInt64(uniqExactMerge(visitors)), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0) FROM {db}.rollup_dims_day " +
+                    $"WHERE bucket IN ({string.Join(", ", days.Select(d => $"'{d:yyyy-MM-dd}'"))}) GROUP BY bucket, value",
+                    data => Analytics.QueryService.PreAggregates.PreAggregatePlanner.DayRows(data, 5, c => [.. c]), Ct));
+            return string.Join(" ", sums!.OrderBy(s => s.Key.Bucket + s.Key.Value, StringComparer.Ordinal).Select(s => $"{s.Key.Bucket}{s.Key.Value}={s.Value.Counts[0]}"));
+        }
+
+        Assert.Equal("/0=15 /1=15", await SumAsync(all));
+        Assert.Equal("/0=15 /1=15", await SumAsync(all)); // the three days kept: added up once more, then kept so
+        Assert.Equal(0, daily.SumsReused);
+        Assert.Equal("/0=15 /1=15", await SumAsync(all));
+        Assert.Equal(1, daily.SumsReused);
+
+        // Other buckets or values: not that sum.
+        Assert.Equal("02-10/0=5 02-10/1=5 02-11/0=5 02-11/1=5 02-12/0=5 02-12/1=5", await SumAsync(byDay));
+        Assert.Equal("/1=15", await SumAsync(all, new HashSet<string> { "/1" }));
+        Assert.Equal(1, daily.SumsReused);
+
+        // Today (the last day) written on every answer: read each time, added to a copy of the
+        // two other days' sum, which stays as it was.
+        (ulong, ulong, DateOnly)[] today = [(Merchant, Site, first.AddDays(2))];
+        writes.Begin(db, today);
+        Assert.Equal("/0=15 /1=15", await SumAsync(all));
+        for (int round = 1; round <= 3; round++)
+        {
+            await RowsAsync(2, 10 * round, 10);
+            Assert.Equal($"/0={15 + 5 * round} /1={15 + 5 * round}", await SumAsync(all));
+        }
+        Assert.Equal(4, daily.SumsReused);
+        writes.End(db, today);
+        Assert.Equal("/0=30 /1=30", await SumAsync(all)); // today read once more, then kept
+        Assert.Equal("/0=30 /1=30", await SumAsync(all));
+        Assert.Equal("/0=30 /1=30", await SumAsync(all));
+        Assert.Equal(6, daily.SumsReused);
+
+        // A past day written again (announced) and read by another range: kept anew, so the
+        // three days kept are not the ones added up before.
+        writes.Begin(db, SiteDay);
+        await RowsAsync(0, 10, 4);
+        writes.End(db, SiteDay);
+        Assert.Equal("/0=7 /1=7", await SumAsync(all, days: 1));
+        Assert.Equal("/0=32 /1=32", await SumAsync(all));
+        Assert.Equal(6, daily.SumsReused);
+        Assert.Equal("/0=32 /1=32", await SumAsync(all));
+        Assert.Equal(7, daily.SumsReused);
+    }
+
     private static async Task<string[]> TopPagesAsync(QueryEngine engine, DateTimeOffset? from = null, DateTimeOffset? to = null)
     {
         var q = new NormalQuery(Merchant, Site, "site", from ?? Day, to ?? Day.AddDays(1), TimeZoneInfo.Utc, ["visitors", "pageviews"],
