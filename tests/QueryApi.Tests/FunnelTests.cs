@@ -352,6 +352,19 @@ public class FunnelTests(EngineFixture engine)
         Assert.Equal(Expected(Steps, strict, day.AddDays(-1), day.AddDays(2))[1] + 1, withLate[1]);
         AssertSteps(withLate, await FunnelAsync(host, steps, Dates(-1, 1)));
         AssertSteps(withLate, await FunnelAsync(host, steps, Dates(-1, 1)));
+
+        // A generation not active (as reprocessing writes one before it activates it): other
+        // visitors' copies of the kept day's events, announced, so the day is read again with
+        // the active generations written into the statement. They are not counted.
+        (ulong, ulong, DateOnly)[] written = [((ulong)host.Site.MerchantId, (ulong)host.Site.SiteId, DateOnly.FromDateTime(day))];
+        writes.Begin(host.Database, written);
+        await host.App.Services.GetRequiredService<Analytics.Store.IColumnStore>().ExecuteAsync(
+            $"INSERT INTO {host.Database}.events_enriched SELECT * REPLACE (visitor_id + 1000000 AS visitor_id, 999 AS generation) FROM {host.Database}.events_enriched " +
+            $"WHERE merchant_id = {host.Site.MerchantId} AND site_id = {host.Site.SiteId} AND toDate(received_at) = '{day:yyyy-MM-dd}'", Ct);
+        writes.End(host.Database, written);
+        read = daily.DaysRead;
+        AssertSteps(withLate, await FunnelAsync(host, steps, Dates(-1, 1)));
+        Assert.Equal(read + 1, daily.DaysRead);
     }
 
     [Fact]

@@ -124,16 +124,21 @@ public sealed class FunnelReader(IColumnStore store, string database)
     {
         int n = steps.Count;
         bool largeSite = engine.IsLargeSite(q);
-        string Statement(NormalQuery range, bool large, bool byDay) => LevelsStatement(range, steps, windowSeconds, order, engine.MaxExecutionSeconds, large, byDay);
+        string Statement(NormalQuery range, bool large, bool byDay, IReadOnlyDictionary<DateOnly, ulong>? generations = null) =>
+            LevelsStatement(range, steps, windowSeconds, order, engine.MaxExecutionSeconds, large, byDay, generations);
         // The shape: the statement over a fixed day, so the same funnel over another range finds
         // its days (filters, goals, window and order are in it; the site's size changes only its form).
         var someDay = new DateTimeOffset(2000, 1, 1, 0, 0, 0, TimeSpan.Zero);
         string shape = "funnel:" + Statement(q with { From = someDay, To = someDay.AddDays(1) }, false, true);
         var reachedExactly = new long[n + 1];
-        var kept = await engine.KeptDaysAsync(q, shape, async days =>
+        var kept = await engine.KeptDaysAsync(q, shape, async (days, generations) =>
         {
+            // The form for the site's size over the days read, not the range asked: a large site's
+            // today alone is read faster ranked by the window function (one day of the largest test
+            // merchant, 42,000 events: 40 against 51 ms).
             var (from, to) = PreAggregates.DailyRowsCache.Span(days);
-            return [.. (await RunAsync(Statement(q with { From = from, To = to }, largeSite, true), ct)).Select(row => new PreAggregates.DayRow(
+            var span = q with { From = from, To = to };
+            return [.. (await RunAsync(Statement(span, engine.IsLargeSite(span), true, generations), ct)).Select(row => new PreAggregates.DayRow(
                 DateOnly.ParseExact(row[0].GetString()!, "yyyy-MM-dd", CultureInfo.InvariantCulture), ReadLong(row[1]).ToString(CultureInfo.InvariantCulture), [ReadLong(row[2])]))];
         }, ct);
         if (kept is not null)
@@ -147,12 +152,13 @@ public sealed class FunnelReader(IColumnStore store, string database)
 
     /// <summary>Rows (level, visitors) of the visitors who reached at least step 1, or with
     /// <paramref name="byDay"/> (day, level, visitors) per UTC day.</summary>
-    private string LevelsStatement(NormalQuery q, IReadOnlyList<Goal> steps, int windowSeconds, string order, double maxExecutionSeconds, bool largeSite, bool byDay)
+    private string LevelsStatement(NormalQuery q, IReadOnlyList<Goal> steps, int windowSeconds, string order, double maxExecutionSeconds, bool largeSite, bool byDay,
+        IReadOnlyDictionary<DateOnly, ulong>? generations)
     {
         int n = steps.Count;
         long windowMs = windowSeconds * 1000L;
         bool needVisits = QueryParser.Leaves(q.Filter).Any(l => l.Dimension.Kind == DimensionKind.Visit);
-        string selected = QuerySql.SelectedEvents(q, database, bots: false, needVisits);
+        string selected = QuerySql.SelectedEvents(q, database, bots: false, needVisits, generations);
         // Every non-engagement event, with the steps it completes as bits.
         string mask = string.Join(" + ", steps.Select(GoalConditions.Sql).Select((c, i) => $"toUInt16({c}) * {1 << i}"));
         string events = $"SELECT visitor_id, {(byDay ? "toDate(received_at) AS day, " : "")}toUInt64(toUnixTimestamp64Milli(received_at)) AS t, log_offset, {mask} AS mask FROM sel WHERE name != 'engagement'";

@@ -345,8 +345,10 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// without a write anyone announces), or an activation running or starting meanwhile.
     /// </summary>
     /// <param name="shape">What a day's rows are, whatever the range (the statement over a fixed day).</param>
+    /// <param name="read">Given the days and the site's active generations (ActiveGenerationCache: every
+    /// day with a row in generations), which it may write into its statement as constants.</param>
     public async Task<Dictionary<(string Bucket, string Value), PreAggregates.DayRow>?> KeptDaysAsync(NormalQuery q, string shape,
-        Func<IReadOnlyList<DateOnly>, Task<List<PreAggregates.DayRow>?>> read, CancellationToken ct)
+        Func<IReadOnlyList<DateOnly>, IReadOnlyDictionary<DateOnly, ulong>, Task<List<PreAggregates.DayRow>?>> read, CancellationToken ct)
     {
         if (!UsePreAggregates || DailyRows is not { } daily || q.From.UtcTicks % TimeSpan.TicksPerDay != 0 || q.To.UtcTicks % TimeSpan.TicksPerDay != 0
             || q.To <= q.From || (q.To - q.From).TotalDays > PreAggregates.DailyRowsCache.MaxDays
@@ -354,7 +356,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
             || !_generations!.Activations.TryQuiet(out long activations)) return null;
         var known = await _generations.GetAsync(q.MerchantId, q.SiteId, activations, RunAsync, ct);
         return await daily.SumAsync(q.MerchantId, q.SiteId, shape, null, _ => "", DateOnly.FromDateTime(q.From.UtcDateTime),
-            DateOnly.FromDateTime(q.To.UtcDateTime), known, activations, read);
+            DateOnly.FromDateTime(q.To.UtcDateTime), known, activations, days => read(days, known));
     }
 
     private static readonly int VisitsColumn = Array.IndexOf(QuerySql.RawColumns, "visits");

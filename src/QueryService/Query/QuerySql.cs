@@ -76,18 +76,29 @@ public static class QuerySql
     /// <summary>The <c>WITH active, scan[, visits], sel</c> part of <see cref="Build"/>: <c>sel</c>
     /// is the selected events (in range, passing the filters, each with its visit's attributes).
     /// POST /v1/funnel reads <c>sel</c> too, so its filters mean what they mean here.</summary>
-    internal static string SelectedEvents(NormalQuery q, string database, bool bots, bool needVisits)
+    /// <param name="generations">The site's active generations as the caller read them (every day
+    /// with a row in generations; ActiveGenerationCache), written out as constants rather than
+    /// joined from generations: one day of the largest test merchant's funnel, 58 → 51 ms. The
+    /// caller must not use the answer if an activation started meanwhile.</param>
+    internal static string SelectedEvents(NormalQuery q, string database, bool bots, bool needVisits,
+        IReadOnlyDictionary<DateOnly, ulong>? generations = null)
     {
         var scanFrom = q.From.UtcDateTime.Date;
         var scanTo = q.To.UtcDateTime.Date == q.To.UtcDateTime ? q.To.UtcDateTime : q.To.UtcDateTime.Date.AddDays(1);
         var sql = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
-        sql.Append(inv, $"""
+        string activeGenerations = generations is null ? $"""
             WITH
             active AS (
                 SELECT day, argMax(generation, activated_at) AS active_generation FROM {database}.generations
                 WHERE merchant_id = {q.MerchantId} AND site_id = {q.SiteId} AND day >= toDate('{scanFrom:yyyy-MM-dd}') AND day <= toDate('{scanTo:yyyy-MM-dd}')
                 GROUP BY day),
+            """ + "\n" : PreAggregates.PreAggregatePlanner.ActiveGenerations(q.MerchantId, q.SiteId,
+                new DateTimeOffset(scanFrom, TimeSpan.Zero), new DateTimeOffset(scanTo, TimeSpan.Zero), database, generations) + ",\n";
+        string join = generations is null ? " LEFT JOIN active ON toDate(e.received_at) = active.day" : "";
+        string isActive = generations is null ? "e.generation = active.active_generation" : PreAggregates.PreAggregatePlanner.IsActive("toDate(e.received_at)", "e.generation");
+        sql.Append(activeGenerations);
+        sql.Append(inv, $"""
             scan AS (
                 SELECT e.received_at AS received_at, e.log_offset AS log_offset, e.event_id AS event_id, e.name AS name, e.hostname AS hostname,
                     e.pathname AS pathname, e.referrer AS referrer, e.referrer_source AS referrer_source, e.channel AS channel,
@@ -96,10 +107,10 @@ public static class QuerySql
                     e.os AS os, e.os_version AS os_version, e.is_bot AS is_bot, e.props AS props, e.revenue_micros AS revenue_micros, e.currency AS currency,
                     e.engagement_ms AS engagement_ms, e.visitor_id AS visitor_id, e.visit_id AS visit_id,
                     e.received_at >= {Instant(q.From)} AND e.received_at < {Instant(q.To)} AS in_range
-                FROM {database}.events_enriched AS e LEFT JOIN active ON toDate(e.received_at) = active.day
+                FROM {database}.events_enriched AS e{join}
                 WHERE e.merchant_id = {q.MerchantId} AND e.site_id = {q.SiteId}
                     AND e.received_at >= {Instant(scanFrom)} AND e.received_at < {Instant(scanTo)}
-                    AND e.generation = active.active_generation{(bots ? "" : " AND e.is_bot = 0")}),
+                    AND {isActive}{(bots ? "" : " AND e.is_bot = 0")}),
 
             """);
         if (needVisits)
