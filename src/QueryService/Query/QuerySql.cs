@@ -87,13 +87,13 @@ public static class QuerySql
         var scanTo = q.To.UtcDateTime.Date == q.To.UtcDateTime ? q.To.UtcDateTime : q.To.UtcDateTime.Date.AddDays(1);
         var sql = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
-        string activeGenerations = generations is null ? $"""
+        string activeGenerations = generations is null ? string.Create(inv, $"""
             WITH
             active AS (
                 SELECT day, argMax(generation, activated_at) AS active_generation FROM {database}.generations
                 WHERE merchant_id = {q.MerchantId} AND site_id = {q.SiteId} AND day >= toDate('{scanFrom:yyyy-MM-dd}') AND day <= toDate('{scanTo:yyyy-MM-dd}')
                 GROUP BY day),
-            """ + "\n" : PreAggregates.PreAggregatePlanner.ActiveGenerations(q.MerchantId, q.SiteId,
+            """) + "\n" : PreAggregates.PreAggregatePlanner.ActiveGenerations(q.MerchantId, q.SiteId,
                 new DateTimeOffset(scanFrom, TimeSpan.Zero), new DateTimeOffset(scanTo, TimeSpan.Zero), database, generations) + ",\n";
         string join = generations is null ? " LEFT JOIN active ON toDate(e.received_at) = active.day" : "";
         string isActive = generations is null ? "e.generation = active.active_generation" : PreAggregates.PreAggregatePlanner.IsActive("toDate(e.received_at)", "e.generation");
