@@ -219,9 +219,11 @@ public static class PreAggregatePlanner
     }
 
     /// <summary>The same, over the days from the first of <paramref name="days"/> to the last, <paramref name="known"/> given.</summary>
-    internal static string ActiveGenerations(long merchantId, long siteId, IReadOnlyList<DateOnly> days, string database, IReadOnlyDictionary<DateOnly, ulong> known) =>
-        ActiveGenerations(merchantId, siteId, new DateTimeOffset(days.Min().ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
-            new DateTimeOffset(days.Max().AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero), database, known);
+    internal static string ActiveGenerations(long merchantId, long siteId, IReadOnlyList<DateOnly> days, string database, IReadOnlyDictionary<DateOnly, ulong> known)
+    {
+        var (from, to) = DailyRowsCache.Span(days);
+        return ActiveGenerations(merchantId, siteId, from, to, database, known);
+    }
 
     /// <summary>
     /// Per day of <paramref name="days"/> and value of <paramref name="dimension"/> ("" for the
