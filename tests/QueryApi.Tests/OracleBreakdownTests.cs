@@ -117,6 +117,32 @@ public class OracleBreakdownTests(OracleFixture data)
         Assert.Equal(whole.GetProperty("results").EnumerateArray().Select(r => r.ToString()), rows);
     }
 
+    /// <summary>A page that is a small part of a long list (240 hours, most of them empty, so the
+    /// order's ties are broken by the label) is picked without sorting the whole list: the same
+    /// rows as the whole list cut, and the oracle's.</summary>
+    [Theory]
+    [InlineData("visitors", "desc")]
+    [InlineData("pageviews", "asc")]
+    [InlineData("time:hour", "desc")]
+    public async Task A_short_page_of_a_long_list_is_the_whole_list_cut(string orderBy, string direction)
+    {
+        JsonObject Hours(int? limit, int offset)
+        {
+            var q = Query(From, To, "UTC", ["visitors", "pageviews"], ["time:hour"]);
+            q["include"] = new JsonObject { ["time_labels"] = true };
+            q["order_by"] = new JsonArray(new JsonArray(orderBy, direction));
+            if (limit is not null) q["pagination"] = new JsonObject { ["limit"] = limit, ["offset"] = offset };
+            return q;
+        }
+        var whole = (await data.AssertAgreesAsync(Hours(null, 0))).GetProperty("results").EnumerateArray().Select(r => r.ToString()).ToList();
+        Assert.Equal(240, whole.Count); // ten days
+        foreach (var (limit, offset) in new[] { (1, 0), (3, 0), (3, 5), (10, 20), (5, 235) })
+        {
+            var page = await data.AssertAgreesAsync(Hours(limit, offset));
+            Assert.Equal(whole.Skip(offset).Take(limit), page.GetProperty("results").EnumerateArray().Select(r => r.ToString()));
+        }
+    }
+
     [Fact]
     public async Task An_offset_past_the_end_answers_no_rows_and_the_total()
     {

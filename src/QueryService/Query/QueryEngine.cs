@@ -25,12 +25,39 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// <summary>A statement ran past <see cref="MaxExecutionSeconds"/> (503 + Retry-After).</summary>
     public sealed class QueryTimeoutException(Exception inner) : Exception("The query ran too long.", inner);
 
-    /// <summary>One group of the raw answer: dimension labels and the raw columns of <see cref="QuerySql.RawColumns"/>.</summary>
-    public sealed record RawRow(string[] Dimensions, long[] Counts, Dictionary<string, long> Revenue, Dictionary<string, long> RevenueEvents);
+    /// <summary>One group of the raw answer: dimension labels and the raw columns of <see cref="QuerySql.RawColumns"/>.
+    /// Its arrays and maps may be shared with kept numbers (DailyRowsCache): read them, never change them.</summary>
+    public sealed record RawRow(string[] Dimensions, long[] Counts, IReadOnlyDictionary<string, long> Revenue, IReadOnlyDictionary<string, long> RevenueEvents);
 
-    /// <summary>A result row; <paramref name="Undefined"/> marks the rates whose denominator is 0
-    /// (shown as 0, but no change is computed from or to them).</summary>
-    private sealed record Row(string[] Dimensions, JsonNode?[] Metrics, decimal?[] SortValues, bool[] Undefined);
+    private static readonly IReadOnlyDictionary<string, long> NoRevenue = System.Collections.Frozen.FrozenDictionary<string, long>.Empty;
+
+    /// <summary>
+    /// A result row: its sort values (each metric as a number, null for revenue maps) at once,
+    /// its metrics' JSON and which rates are undefined (a denominator of 0: shown as 0, but no
+    /// change is computed from or to them) only when first read. A top list ranks every value but
+    /// shows a page of them: the largest test merchant's top pages rank 20,000 pages, and building
+    /// every row's JSON took 10-50 ms of a question (docs/query-performance.md).
+    /// </summary>
+    private sealed class Row(string[] dimensions, RawRow raw, IReadOnlyList<string> metricNames, long totalVisitors, long conversionBase, long groupVisitors)
+    {
+        private JsonNode?[]? _metrics;
+        private bool[]? _undefined;
+
+        public string[] Dimensions => dimensions;
+
+        public decimal?[] SortValues { get; } = Numbers(metricNames, raw, totalVisitors, conversionBase, groupVisitors);
+
+        public JsonNode?[] Metrics => _metrics ??= [.. metricNames.Select((m, i) => Json(m, SortValues[i], raw))];
+
+        public bool[] Undefined => _undefined ??= [.. metricNames.Select(m => RateDenominator(m, raw, totalVisitors, conversionBase, groupVisitors) == 0)];
+
+        private static decimal?[] Numbers(IReadOnlyList<string> metricNames, RawRow raw, long totalVisitors, long conversionBase, long groupVisitors)
+        {
+            var numbers = new decimal?[metricNames.Count];
+            for (int i = 0; i < numbers.Length; i++) numbers[i] = Number(metricNames[i], raw, totalVisitors, conversionBase, groupVisitors);
+            return numbers;
+        }
+    }
 
     public async Task<DateTimeOffset?> FirstEventAsync(long merchantId, long siteId, CancellationToken ct)
     {
@@ -82,8 +109,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
             var byLabel = rows.ToDictionary(r => r.Dimensions[0]);
             rows = labels.Select(l => byLabel.TryGetValue(l, out var r) ? r : ZeroRow(q, [l])).ToList();
         }
-        rows.Sort(Comparer(q));
-        var page = rows.Skip(q.Offset).Take(q.Limit).ToList();
+        var page = Page(rows, Comparer(q), q.Offset, q.Limit);
 
         var results = new JsonArray();
         Dictionary<string, Row>? comparison = null;
@@ -148,26 +174,46 @@ public sealed class QueryEngine(IColumnStore store, string database)
         var rows = new List<Row>(raw.Count);
         foreach (var r in raw)
         {
-            var metrics = new JsonNode?[q.Metrics.Count];
-            var sort = new decimal?[q.Metrics.Count];
-            var undefined = new bool[q.Metrics.Count];
             long groupVisitors = groupBase is null ? 0
                 : groupBase.GetValueOrDefault(string.Join('\u0001', nonGoal.Select(i => r.Dimensions[i])));
-            for (int i = 0; i < q.Metrics.Count; i++)
-            {
-                (metrics[i], sort[i]) = Metric(q.Metrics[i], r, totalVisitors, conversionBase, groupVisitors);
-                undefined[i] = RateDenominator(q.Metrics[i], r, totalVisitors, conversionBase, groupVisitors) == 0;
-            }
-            rows.Add(new Row(r.Dimensions, metrics, sort, undefined));
+            rows.Add(new Row(r.Dimensions, r, q.Metrics, totalVisitors, conversionBase, groupVisitors));
         }
         return rows;
     }
 
-    private static (JsonNode? Value, decimal? Sort) Metric(string metric, RawRow r, long totalVisitors, long conversionBase, long groupVisitors)
+    /// <summary>
+    /// Rows [<paramref name="offset"/>, <paramref name="offset"/> + <paramref name="limit"/>) of
+    /// <paramref name="rows"/> in <paramref name="order"/>. A page that is a small part of the
+    /// rows (a top 10 of 20,000 pages) is picked by a heap of its size instead of sorting every
+    /// row: the same rows, since the order is total (its last terms are the row's dimensions,
+    /// unique per row).
+    /// </summary>
+    private static List<Row> Page(List<Row> rows, Comparison<Row> order, int offset, int limit)
+    {
+        long first = (long)offset + limit;
+        if (first * 4 >= rows.Count)
+        {
+            rows.Sort(order);
+            return rows.Skip(offset).Take(limit).ToList();
+        }
+        // The heap's top is the last of the first rows kept so far.
+        var kept = new PriorityQueue<Row, Row>((int)first + 1, Comparer<Row>.Create((a, b) => order(b, a)));
+        foreach (var row in rows)
+        {
+            if (kept.Count < first) kept.Enqueue(row, row);
+            else if (order(row, kept.Peek()) < 0) kept.DequeueEnqueue(row, row);
+        }
+        var page = kept.UnorderedItems.Select(e => e.Element).ToList();
+        page.Sort(order);
+        return page.Skip(offset).ToList();
+    }
+
+    /// <summary>A metric as a number (what rows sort by), or null for the revenue maps.</summary>
+    private static decimal? Number(string metric, RawRow r, long totalVisitors, long conversionBase, long groupVisitors)
     {
         long[] c = r.Counts;
         long visitors = c[0], visits = c[1], pageviews = c[2];
-        decimal? number = metric switch
+        return metric switch
         {
             "visitors" => visitors,
             "visits" => visits,
@@ -184,14 +230,19 @@ public sealed class QueryEngine(IColumnStore store, string database)
             "group_conversion_rate" => Ratio(c[10], groupVisitors, 100, 1),
             _ => null,
         };
-        if (number is { } n) return (n == decimal.Truncate(n) && metric is "visitors" or "visits" or "pageviews" or "events" or "bots" or "conversions" ? JsonValue.Create((long)n) : JsonValue.Create(n), n);
+    }
+
+    /// <summary>A metric's JSON: <paramref name="number"/> (<see cref="Number"/>), or the revenue map per currency.</summary>
+    private static JsonNode? Json(string metric, decimal? number, RawRow r)
+    {
+        if (number is { } n) return n == decimal.Truncate(n) && metric is "visitors" or "visits" or "pageviews" or "events" or "bots" or "conversions" ? JsonValue.Create((long)n) : JsonValue.Create(n);
         var money = new JsonObject();
         foreach (var (currency, micros) in r.Revenue.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             decimal units = micros / 1_000_000m;
             money[currency] = metric == "total_revenue" ? units : Math.Round(units / Math.Max(1, r.RevenueEvents.GetValueOrDefault(currency)), 2, MidpointRounding.AwayFromZero);
         }
-        return (money, null);
+        return money;
     }
 
     /// <summary>What a rate in points divides by; -1 for metrics that are no such rate.</summary>
@@ -207,14 +258,8 @@ public sealed class QueryEngine(IColumnStore store, string database)
     private static decimal Ratio(long numerator, long denominator, decimal scale, int decimals) =>
         denominator == 0 ? 0 : Math.Round(numerator * scale / denominator, decimals, MidpointRounding.AwayFromZero);
 
-    private Row ZeroRow(NormalQuery q, string?[] dimensions)
-    {
-        var raw = new RawRow(dimensions.Select(d => d ?? "").ToArray(), new long[QuerySql.RawColumns.Length], [], []);
-        var metrics = new JsonNode?[q.Metrics.Count];
-        var sort = new decimal?[q.Metrics.Count];
-        for (int i = 0; i < q.Metrics.Count; i++) (metrics[i], sort[i]) = Metric(q.Metrics[i], raw, 0, 0, 0);
-        return new Row(dimensions!, metrics, sort, [.. q.Metrics.Select(m => RateDenominator(m, raw, 0, 0, 0) == 0)]);
-    }
+    private static Row ZeroRow(NormalQuery q, string?[] dimensions) =>
+        new(dimensions!, new RawRow(dimensions.Select(d => d ?? "").ToArray(), new long[QuerySql.RawColumns.Length], NoRevenue, NoRevenue), q.Metrics, 0, 0, 0);
 
     /// <summary>How long each table keeps its rows: ranges older than the enriched events' horizon
     /// are answered from the dimension rollup or refused (RetentionPlanner).</summary>
@@ -420,13 +465,20 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// visitors (or bots, when asked), as the plans' HAVING keeps them; without, one row.</summary>
     private static List<RawRow> DailyRaw(NormalQuery q, Dictionary<(string Bucket, string Value), PreAggregates.DayRow> sums)
     {
-        static RawRow Row(string[] dimensions, PreAggregates.DayRow r) =>
-            new(dimensions, r.Counts, r.Revenue ?? new(StringComparer.Ordinal), r.RevenueEvents ?? new(StringComparer.Ordinal));
+        static RawRow Row(string[] dimensions, PreAggregates.DayRow r) => new(dimensions, r.Counts, r.Revenue ?? NoRevenue, r.RevenueEvents ?? NoRevenue);
         if (q.Dimensions.Count == 0)
             return [sums.Count == 0 ? Row([], new PreAggregates.DayRow(default, "", new long[QuerySql.RawColumns.Length - 2])) : Row([], sums.Values.Single())];
         bool bots = q.Metrics.Contains("bots");
-        return [.. sums.Where(s => s.Value.Counts[0] > 0 || (bots && s.Value.Counts[BotsColumn] > 0))
-            .Select(s => Row([.. q.Dimensions.Select(d => d.Kind == DimensionKind.Time ? s.Key.Bucket : s.Key.Value)], s.Value))];
+        var timeAt = q.Dimensions.Select(d => d.Kind == DimensionKind.Time).ToArray();
+        var rows = new List<RawRow>(sums.Count);
+        foreach (var ((bucket, value), sum) in sums)
+        {
+            if (!(sum.Counts[0] > 0 || (bots && sum.Counts[BotsColumn] > 0))) continue;
+            var dimensions = new string[timeAt.Length];
+            for (int i = 0; i < dimensions.Length; i++) dimensions[i] = timeAt[i] ? bucket : value;
+            rows.Add(Row(dimensions, sum));
+        }
+        return rows;
     }
 
     private static readonly int BotsColumn = Array.IndexOf(QuerySql.RawColumns, "bots");
