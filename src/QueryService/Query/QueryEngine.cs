@@ -190,6 +190,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// </summary>
     private static List<Row> Page(List<Row> rows, Comparison<Row> order, int offset, int limit)
     {
+        if (limit <= 0) return [];
         long first = (long)offset + limit;
         if (first * 4 >= rows.Count)
         {
