@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Runtime.CompilerServices;
@@ -34,9 +35,8 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// <summary>
     /// A result row: its sort values (each metric as a number, null for revenue maps) at once,
     /// its metrics' JSON and which rates are undefined (a denominator of 0: shown as 0, but no
-    /// change is computed from or to them) only when first read. A top list ranks every value but
-    /// shows a page of them: the largest test merchant's top pages rank 20,000 pages, and building
-    /// every row's JSON took 10-50 ms of a question (docs/query-performance.md).
+    /// change is computed from or to them) only when first read. Made only for the rows a page
+    /// shows, compares or may rank (<see cref="Rows"/>).
     /// </summary>
     private sealed class Row(string[] dimensions, RawRow raw, IReadOnlyList<string> metricNames, long totalVisitors, long conversionBase, long groupVisitors)
     {
@@ -57,6 +57,29 @@ public sealed class QueryEngine(IColumnStore store, string database)
             for (int i = 0; i < numbers.Length; i++) numbers[i] = Number(metricNames[i], raw, totalVisitors, conversionBase, groupVisitors);
             return numbers;
         }
+    }
+
+    /// <summary>
+    /// Every raw row of a question with what its metrics divide by, before order and pages. A
+    /// top list ranks every value but shows a page of them: the largest test merchant's top pages
+    /// rank 20,000 pages, and a <see cref="Row"/> for each (its sort values, later its JSON) was
+    /// most of what a question allocated after its statements (docs/query-performance.md), so
+    /// rows are made only where <see cref="Page"/> needs them.
+    /// </summary>
+    private sealed class Rows(List<RawRow> raw, IReadOnlyList<string> metrics, long totalVisitors, long conversionBase,
+        Dictionary<string, long>? groupBase, int[] nonGoal)
+    {
+        public List<RawRow> Raw { get; set; } = raw;
+
+        public Row Make(RawRow r) => new(r.Dimensions, r, metrics, totalVisitors, conversionBase, GroupVisitors(r));
+
+        /// <summary>What <see cref="Row.SortValues"/> holds at <paramref name="metric"/>, without the row.</summary>
+        public decimal? Number(int metric, RawRow r) => QueryEngine.Number(metrics[metric], r, totalVisitors, conversionBase,
+            metrics[metric] == "group_conversion_rate" ? GroupVisitors(r) : 0);
+
+        /// <summary>0 for an empty time bucket filled in (<see cref="ZeroRaw"/>), whose rates divide by nothing.</summary>
+        private long GroupVisitors(RawRow r) => groupBase is null || ReferenceEquals(r.Counts, s_zeroCounts) ? 0
+            : groupBase.GetValueOrDefault(string.Join('\u0001', nonGoal.Select(i => r.Dimensions[i])));
     }
 
     public async Task<DateTimeOffset?> FirstEventAsync(long merchantId, long siteId, CancellationToken ct)
@@ -106,19 +129,21 @@ public sealed class QueryEngine(IColumnStore store, string database)
         var labels = q.TimeDimension is { } time ? TimeBuckets.Labels(q.From, q.To, q.TimeZone, time.Argument!) : null;
         if (q.TimeLabels && q.Dimensions.Count == 1 && labels is not null)
         {
-            var byLabel = rows.ToDictionary(r => r.Dimensions[0]);
-            rows = labels.Select(l => byLabel.TryGetValue(l, out var r) ? r : ZeroRow(q, [l])).ToList();
+            var byLabel = rows.Raw.ToDictionary(r => r.Dimensions[0]);
+            rows.Raw = labels.Select(l => byLabel.TryGetValue(l, out var r) ? r : ZeroRaw([l])).ToList();
         }
-        var page = Page(rows, Comparer(q), q.Offset, q.Limit);
+        var page = Page(rows, q, q.Offset, q.Limit);
 
         var results = new JsonArray();
-        Dictionary<string, Row>? comparison = null;
+        Dictionary<string, RawRow>? comparison = null;
+        Rows? compared = null;
         List<string>? comparisonLabels = null;
         if (q.Comparison is { } c)
         {
             comparisonLabels = q.TimeDimension is { } t ? TimeBuckets.Labels(c.From, c.To, q.TimeZone, t.Argument!) : null;
-            comparison = new Dictionary<string, Row>();
-            foreach (var row in await comparing!) comparison.TryAdd(MatchKey(q, row.Dimensions, comparisonLabels), row);
+            comparison = new Dictionary<string, RawRow>();
+            compared = await comparing!;
+            foreach (var row in compared.Raw) comparison.TryAdd(MatchKey(q, row.Dimensions, comparisonLabels), row);
         }
         foreach (var row in page)
         {
@@ -130,7 +155,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
             if (comparison is not null)
             {
                 string key = MatchKey(q, row.Dimensions, labels);
-                var other = comparison.TryGetValue(key, out var found) ? found : ZeroRow(q, ComparisonDimensions(q, row.Dimensions, labels, comparisonLabels));
+                var other = comparison.TryGetValue(key, out var found) ? compared!.Make(found) : ZeroRow(q, ComparisonDimensions(q, row.Dimensions, labels, comparisonLabels));
                 item["comparison"] = new JsonObject
                 {
                     ["dimensions"] = new JsonArray(other.Dimensions.Select(d => (JsonNode?)JsonValue.Create(d)).ToArray()),
@@ -141,7 +166,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
             results.Add(item);
         }
 
-        var meta = new JsonObject { ["total_rows"] = rows.Count };
+        var meta = new JsonObject { ["total_rows"] = rows.Raw.Count };
         if (q.TimeLabels && labels is not null) meta["time_labels"] = new JsonArray(labels.Select(l => (JsonNode?)JsonValue.Create(l)).ToArray());
         if (q.Comparison is { } cr) meta["comparison_date_range"] = new JsonArray(Local(cr.From, q.TimeZone), Local(cr.To, q.TimeZone));
         return new JsonObject { ["results"] = results, ["meta"] = meta, ["query"] = Echo(q) };
@@ -154,7 +179,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// CPU for SELECT 1) and a typical merchant's pre-aggregated answer (~10-15 ms) are of the
     /// same order, so questions with a share, a conversion rate or a comparison gain most
     /// (measured: docs/query-performance.md, "Where a question's time goes").</remarks>
-    private async Task<List<Row>> ComputeAsync(NormalQuery q, bool asked, CancellationToken ct)
+    private async Task<Rows> ComputeAsync(NormalQuery q, bool asked, CancellationToken ct)
     {
         var withoutGoals = WithoutGoals(q.Filter);
         int[] nonGoal = q.Dimensions.Select((d, i) => (d, i)).Where(x => x.d.Kind != DimensionKind.Goal).Select(x => x.i).ToArray();
@@ -170,43 +195,63 @@ public sealed class QueryEngine(IColumnStore store, string database)
         long totalVisitors = totalTask is null ? 0 : (await totalTask).FirstOrDefault()?.Counts[0] ?? 0;
         long conversionBase = conversionTask is null ? 0 : (await conversionTask).FirstOrDefault()?.Counts[0] ?? 0;
         var groupBase = groupTask is null ? null : (await groupTask).ToDictionary(r => string.Join('\u0001', r.Dimensions), r => r.Counts[0]);
-
-        var rows = new List<Row>(raw.Count);
-        foreach (var r in raw)
-        {
-            long groupVisitors = groupBase is null ? 0
-                : groupBase.GetValueOrDefault(string.Join('\u0001', nonGoal.Select(i => r.Dimensions[i])));
-            rows.Add(new Row(r.Dimensions, r, q.Metrics, totalVisitors, conversionBase, groupVisitors));
-        }
-        return rows;
+        return new Rows(raw, q.Metrics, totalVisitors, conversionBase, groupBase, nonGoal);
     }
 
     /// <summary>
     /// Rows [<paramref name="offset"/>, <paramref name="offset"/> + <paramref name="limit"/>) of
-    /// <paramref name="rows"/> in <paramref name="order"/>. A page that is a small part of the
-    /// rows (a top 10 of 20,000 pages) is picked by a heap of its size instead of sorting every
-    /// row: the same rows, since the order is total (its last terms are the row's dimensions,
-    /// unique per row).
+    /// <paramref name="rows"/> in the query's order. A page that is a small part of the rows (a
+    /// top 10 of 20,000 pages) ordered first by a metric is picked without a <see cref="Row"/>
+    /// for every row: the first offset + limit values of that metric are found with a heap of
+    /// their size, and only the rows at least as far up as the last of them (every row of the
+    /// page is: a row further down has offset + limit rows before it) are made and sorted. The
+    /// same rows as sorting them all, since the order is total (its last terms are the row's
+    /// dimensions, unique per row).
     /// </summary>
-    private static List<Row> Page(List<Row> rows, Comparison<Row> order, int offset, int limit)
+    private static List<Row> Page(Rows rows, NormalQuery q, int offset, int limit)
     {
         if (limit <= 0) return [];
+        var order = Comparer(q);
+        var raw = rows.Raw;
         long first = (long)offset + limit;
-        if (first * 4 >= rows.Count)
+        int metric = q.OrderBy.Count == 0 ? -1 : IndexOf(q.Metrics, q.OrderBy[0].Key);
+        if (first * 4 >= raw.Count || metric < 0)
         {
-            rows.Sort(order);
-            return rows.Skip(offset).Take(limit).ToList();
+            var all = raw.ConvertAll(rows.Make);
+            all.Sort(order);
+            return all.Skip(offset).Take(limit).ToList();
         }
-        // The heap's top is the last of the first rows kept so far.
-        var kept = new PriorityQueue<Row, Row>((int)first + 1, Comparer<Row>.Create((a, b) => order(b, a)));
-        foreach (var row in rows)
+        bool descending = q.OrderBy[0].Descending;
+        // Negative: x comes before y in the query's order of that metric.
+        int Before(decimal? x, decimal? y) => descending ? Nullable.Compare(y, x) : Nullable.Compare(x, y);
+        var values = ArrayPool<decimal?>.Shared.Rent(raw.Count);
+        try
         {
-            if (kept.Count < first) kept.Enqueue(row, row);
-            else if (order(row, kept.Peek()) < 0) kept.DequeueEnqueue(row, row);
+            // The heap's top is the last of the first values kept so far.
+            var kept = new PriorityQueue<decimal?, decimal?>((int)first + 1, Comparer<decimal?>.Create((x, y) => Before(y, x)));
+            for (int i = 0; i < raw.Count; i++)
+            {
+                var value = values[i] = rows.Number(metric, raw[i]);
+                if (kept.Count < first) kept.Enqueue(value, value);
+                else if (Before(value, kept.Peek()) < 0) kept.DequeueEnqueue(value, value);
+            }
+            var last = kept.Peek();
+            var candidates = new List<Row>();
+            for (int i = 0; i < raw.Count; i++)
+                if (Before(values[i], last) <= 0) candidates.Add(rows.Make(raw[i]));
+            candidates.Sort(order);
+            return candidates.Skip(offset).Take(limit).ToList();
         }
-        var page = kept.UnorderedItems.Select(e => e.Element).ToList();
-        page.Sort(order);
-        return page.Skip(offset).ToList();
+        finally
+        {
+            ArrayPool<decimal?>.Shared.Return(values);
+        }
+    }
+
+    private static int IndexOf(IReadOnlyList<string> list, string key)
+    {
+        for (int i = 0; i < list.Count; i++) if (list[i] == key) return i;
+        return -1;
     }
 
     /// <summary>A metric as a number (what rows sort by), or null for the revenue maps.</summary>
@@ -259,8 +304,11 @@ public sealed class QueryEngine(IColumnStore store, string database)
     private static decimal Ratio(long numerator, long denominator, decimal scale, int decimals) =>
         denominator == 0 ? 0 : Math.Round(numerator * scale / denominator, decimals, MidpointRounding.AwayFromZero);
 
-    private static Row ZeroRow(NormalQuery q, string?[] dimensions) =>
-        new(dimensions!, new RawRow(dimensions.Select(d => d ?? "").ToArray(), new long[QuerySql.RawColumns.Length], NoRevenue, NoRevenue), q.Metrics, 0, 0, 0);
+    private static Row ZeroRow(NormalQuery q, string?[] dimensions) => new(dimensions!, ZeroRaw([.. dimensions.Select(d => d ?? "")]), q.Metrics, 0, 0, 0);
+
+    private static RawRow ZeroRaw(string[] dimensions) => new(dimensions, s_zeroCounts, NoRevenue, NoRevenue);
+
+    private static readonly long[] s_zeroCounts = new long[QuerySql.RawColumns.Length];
 
     /// <summary>How long each table keeps its rows: ranges older than the enriched events' horizon
     /// are answered from the dimension rollup or refused (RetentionPlanner).</summary>
