@@ -441,7 +441,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// <param name="shape">What a day's rows are, whatever the range (the statement over a fixed day).</param>
     /// <param name="read">Given the days and the site's active generations (ActiveGenerationCache: every
     /// day with a row in generations), which it may write into its statement as constants.</param>
-    public async Task<Dictionary<(string Bucket, string Value), PreAggregates.DayRow>?> KeptDaysAsync(NormalQuery q, string shape,
+    public async Task<PreAggregates.DaySums?> KeptDaysAsync(NormalQuery q, string shape,
         Func<IReadOnlyList<DateOnly>, IReadOnlyDictionary<DateOnly, ulong>, Task<List<PreAggregates.DayRow>?>> read, CancellationToken ct)
     {
         if (!UsePreAggregates || DailyRows is not { } daily || q.From.UtcTicks % TimeSpan.TicksPerDay != 0 || q.To.UtcTicks % TimeSpan.TicksPerDay != 0
@@ -512,11 +512,11 @@ public sealed class QueryEngine(IColumnStore store, string database)
 
     /// <summary>DailyRowsCache's sums as raw rows: with dimensions a row per (bucket, value) with
     /// visitors (or bots, when asked), as the plans' HAVING keeps them; without, one row.</summary>
-    private static List<RawRow> DailyRaw(NormalQuery q, Dictionary<(string Bucket, string Value), PreAggregates.DayRow> sums)
+    private static List<RawRow> DailyRaw(NormalQuery q, PreAggregates.DaySums sums)
     {
         static RawRow Row(string[] dimensions, PreAggregates.DayRow r) => new(dimensions, r.Counts, r.Revenue ?? NoRevenue, r.RevenueEvents ?? NoRevenue);
         if (q.Dimensions.Count == 0)
-            return [sums.Count == 0 ? Row([], new PreAggregates.DayRow(default, "", new long[QuerySql.RawColumns.Length - 2])) : Row([], sums.Values.Single())];
+            return [sums.Count == 0 ? Row([], new PreAggregates.DayRow(default, "", new long[QuerySql.RawColumns.Length - 2])) : Row([], sums.Single().Value)];
         bool bots = q.Metrics.Contains("bots");
         var timeAt = q.Dimensions.Select(d => d.Kind == DimensionKind.Time).ToArray();
         var rows = new List<RawRow>(sums.Count);
