@@ -150,11 +150,13 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
         if (answered is null || activations.Started != started) return null; // reprocessing may have deleted what it read
         // A reader may read the span of the missing days (Span): the kept days inside it count once.
         var asked = missing.Select(m => m.Day).ToHashSet();
-        var fresh = answered.Where(r => asked.Contains(r.Day)).ToList();
+        var fresh = answered.TrueForAll(r => asked.Contains(r.Day)) ? answered : answered.FindAll(r => asked.Contains(r.Day));
         Interlocked.Add(ref _kept, kept.Count);
         Interlocked.Add(ref _read, missing.Count);
 
-        var byDay = fresh.GroupBy(r => r.Day).ToDictionary(g => g.Key, g => g.ToArray());
+        // A busy site's question reads one day (today): its rows as they are, not grouped anew.
+        var byDay = missing.Count == 1 ? new Dictionary<DateOnly, List<DayRow>> { [missing[0].Day] = fresh }
+            : fresh.GroupBy(r => r.Day).ToDictionary(g => g.Key, g => g.ToList());
         foreach (var (d, quiet, version) in missing)
         {
             // Kept under the version read before the statement, and only if the day was quiet
@@ -163,10 +165,17 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
             // second look only saves keeping numbers that could never be used.
             if (!quiet || !writes.TryQuiet(database, (ulong)merchantId, (ulong)siteId, d, out long current) || current != version) continue;
             var rows = byDay.GetValueOrDefault(d) ?? [];
-            int width = rows.Length == 0 ? 0 : rows[0].Counts.Length;
-            bool revenue = rows.Any(r => r.Revenue is not null || r.RevenueEvents is not null);
-            var day = new Day(generations.GetValueOrDefault(d), version, width, [.. rows.Select(r => _strings.GetOrAdd(r.Value, r.Value))],
-                [.. rows.SelectMany(r => r.Counts)], revenue ? [.. rows.Select(r => r.Revenue)] : null, revenue ? [.. rows.Select(r => r.RevenueEvents)] : null)
+            int width = rows.Count == 0 ? 0 : rows[0].Counts.Length;
+            bool revenue = rows.Exists(r => r.Revenue is not null || r.RevenueEvents is not null);
+            var dayValues = new string[rows.Count];
+            var dayCounts = new long[rows.Count * width];
+            for (int i = 0; i < rows.Count; i++)
+            {
+                dayValues[i] = _strings.GetOrAdd(rows[i].Value, rows[i].Value);
+                rows[i].Counts.CopyTo(dayCounts, i * width);
+            }
+            var day = new Day(generations.GetValueOrDefault(d), version, width, dayValues, dayCounts,
+                revenue ? [.. rows.Select(r => r.Revenue)] : null, revenue ? [.. rows.Select(r => r.RevenueEvents)] : null)
             { Used = now };
             var key = (merchantId, siteId, shapeKey, d);
             int replaced = _days.TryGetValue(key, out var previous) ? previous.Size : 0;
