@@ -71,15 +71,18 @@ public sealed class QueryEngine(IColumnStore store, string database)
     {
         public List<RawRow> Raw { get; set; } = raw;
 
-        public Row Make(RawRow r) => new(r.Dimensions, r, metrics, totalVisitors, conversionBase, GroupVisitors(r));
+        /// <summary>An empty time bucket filled in (<see cref="ZeroRaw"/>) divides its rates by
+        /// nothing: they are undefined, and no change is computed from or to them.</summary>
+        public Row Make(RawRow r) => Filled(r) ? new(r.Dimensions, r, metrics, 0, 0, 0)
+            : new(r.Dimensions, r, metrics, totalVisitors, conversionBase, GroupVisitors(r));
 
         /// <summary>What <see cref="Row.SortValues"/> holds at <paramref name="metric"/>, without the row.</summary>
-        public decimal? Number(int metric, RawRow r) => QueryEngine.Number(metrics[metric], r, totalVisitors, conversionBase,
-            metrics[metric] == "group_conversion_rate" ? GroupVisitors(r) : 0);
+        public decimal? Number(int metric, RawRow r) => Filled(r) ? QueryEngine.Number(metrics[metric], r, 0, 0, 0)
+            : QueryEngine.Number(metrics[metric], r, totalVisitors, conversionBase, metrics[metric] == "group_conversion_rate" ? GroupVisitors(r) : 0);
 
-        /// <summary>0 for an empty time bucket filled in (<see cref="ZeroRaw"/>), whose rates divide by nothing.</summary>
-        private long GroupVisitors(RawRow r) => groupBase is null || ReferenceEquals(r.Counts, s_zeroCounts) ? 0
-            : groupBase.GetValueOrDefault(string.Join('\u0001', nonGoal.Select(i => r.Dimensions[i])));
+        private long GroupVisitors(RawRow r) => groupBase is null ? 0 : groupBase.GetValueOrDefault(string.Join('\u0001', nonGoal.Select(i => r.Dimensions[i])));
+
+        private static bool Filled(RawRow r) => ReferenceEquals(r.Counts, s_zeroCounts);
     }
 
     public async Task<DateTimeOffset?> FirstEventAsync(long merchantId, long siteId, CancellationToken ct)
@@ -306,6 +309,8 @@ public sealed class QueryEngine(IColumnStore store, string database)
 
     private static Row ZeroRow(NormalQuery q, string?[] dimensions) => new(dimensions!, ZeroRaw([.. dimensions.Select(d => d ?? "")]), q.Metrics, 0, 0, 0);
 
+    /// <summary>An empty time bucket's raw row. Its counts are one shared array, which tells
+    /// <see cref="Rows"/> the row was filled in: never write to it.</summary>
     private static RawRow ZeroRaw(string[] dimensions) => new(dimensions, s_zeroCounts, NoRevenue, NoRevenue);
 
     private static readonly long[] s_zeroCounts = new long[QuerySql.RawColumns.Length];
