@@ -192,8 +192,8 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
             if (values is not null && !values.Contains(value)) return;
             var key = (bucket(d), value);
             if (!sums.TryGetValue(key, out var sum))
-                sums[key] = sum = shared is not null && shared.TryGetValue(key, out var kept) ? Copy(kept)
-                    : new DayRow(d, value, new long[counts.Length], revenue is null ? null : new(StringComparer.Ordinal), revenueEvents is null ? null : new(StringComparer.Ordinal));
+                sums[key] = sum = new DayRow(d, value, new long[counts.Length], revenue is null ? null : new(StringComparer.Ordinal),
+                    revenueEvents is null ? null : new(StringComparer.Ordinal));
             for (int i = 0; i < counts.Length; i++) sum.Counts[i] += counts[i];
             AddMap(sum.Revenue, revenue);
             AddMap(sum.RevenueEvents, revenueEvents);

@@ -27,8 +27,11 @@ public sealed class QueryEngine(IColumnStore store, string database)
     public sealed class QueryTimeoutException(Exception inner) : Exception("The query ran too long.", inner);
 
     /// <summary>One group of the raw answer: dimension labels and the raw columns of <see cref="QuerySql.RawColumns"/>.
-    /// Its arrays and maps may be shared with kept numbers (DailyRowsCache): read them, never change them.</summary>
-    public sealed record RawRow(string[] Dimensions, long[] Counts, IReadOnlyDictionary<string, long> Revenue, IReadOnlyDictionary<string, long> RevenueEvents);
+    /// Its arrays and maps may be shared with kept numbers (DailyRowsCache): read them, never change them.
+    /// <paramref name="Filled"/>: an empty time bucket filled in, whose rates divide by nothing (undefined:
+    /// no change is computed from or to them).</summary>
+    public sealed record RawRow(string[] Dimensions, long[] Counts, IReadOnlyDictionary<string, long> Revenue, IReadOnlyDictionary<string, long> RevenueEvents,
+        bool Filled = false);
 
     private static readonly IReadOnlyDictionary<string, long> NoRevenue = System.Collections.Frozen.FrozenDictionary<string, long>.Empty;
 
@@ -71,18 +74,14 @@ public sealed class QueryEngine(IColumnStore store, string database)
     {
         public List<RawRow> Raw { get; set; } = raw;
 
-        /// <summary>An empty time bucket filled in (<see cref="ZeroRaw"/>) divides its rates by
-        /// nothing: they are undefined, and no change is computed from or to them.</summary>
-        public Row Make(RawRow r) => Filled(r) ? new(r.Dimensions, r, metrics, 0, 0, 0)
+        public Row Make(RawRow r) => r.Filled ? new(r.Dimensions, r, metrics, 0, 0, 0)
             : new(r.Dimensions, r, metrics, totalVisitors, conversionBase, GroupVisitors(r));
 
         /// <summary>What <see cref="Row.SortValues"/> holds at <paramref name="metric"/>, without the row.</summary>
-        public decimal? Number(int metric, RawRow r) => Filled(r) ? QueryEngine.Number(metrics[metric], r, 0, 0, 0)
+        public decimal? Number(int metric, RawRow r) => r.Filled ? QueryEngine.Number(metrics[metric], r, 0, 0, 0)
             : QueryEngine.Number(metrics[metric], r, totalVisitors, conversionBase, metrics[metric] == "group_conversion_rate" ? GroupVisitors(r) : 0);
 
         private long GroupVisitors(RawRow r) => groupBase is null ? 0 : groupBase.GetValueOrDefault(string.Join('\u0001', nonGoal.Select(i => r.Dimensions[i])));
-
-        private static bool Filled(RawRow r) => ReferenceEquals(r.Counts, s_zeroCounts);
     }
 
     public async Task<DateTimeOffset?> FirstEventAsync(long merchantId, long siteId, CancellationToken ct)
@@ -309,11 +308,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
 
     private static Row ZeroRow(NormalQuery q, string?[] dimensions) => new(dimensions!, ZeroRaw([.. dimensions.Select(d => d ?? "")]), q.Metrics, 0, 0, 0);
 
-    /// <summary>An empty time bucket's raw row. Its counts are one shared array, which tells
-    /// <see cref="Rows"/> the row was filled in: never write to it.</summary>
-    private static RawRow ZeroRaw(string[] dimensions) => new(dimensions, s_zeroCounts, NoRevenue, NoRevenue);
-
-    private static readonly long[] s_zeroCounts = new long[QuerySql.RawColumns.Length];
+    private static RawRow ZeroRaw(string[] dimensions) => new(dimensions, new long[QuerySql.RawColumns.Length], NoRevenue, NoRevenue, Filled: true);
 
     /// <summary>How long each table keeps its rows: ranges older than the enriched events' horizon
     /// are answered from the dimension rollup or refused (RetentionPlanner).</summary>
