@@ -123,13 +123,8 @@ public sealed class CatchUp(IColumnStore store, string logDirectory, int events,
             ConsumerGroup = group,
             QuarantineDirectory = Path.Combine(dir, "quarantine"),
             LogicVersion = logicVersion,
+            PreAggregates = preAggregates,
         };
-        // Without the pre-aggregates: the views that write them from each enriched insert
-        // (schemas/clickhouse/014) dropped from this run's database, to measure what they cost.
-        if (!preAggregates)
-            foreach (var view in await store.QueryRowsAsync(
-                $"SELECT name FROM system.tables WHERE database = {ClickHouseSql.StringLiteral(database)} AND engine = 'MaterializedView'", ct))
-                await store.ExecuteAsync($"DROP VIEW {database}.{view[0].GetString()}", ct);
         var status = new RollupStatus();
         using var worker = new RollupWorker(_log, rollupStore ?? store, options, _logic, status, new ReprocessQueue(Path.Combine(dir, "jobs")),
             NullLogger<RollupWorker>.Instance);

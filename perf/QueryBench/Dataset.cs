@@ -8,10 +8,9 @@ namespace Analytics.Perf.QueryBench;
 /// <summary>
 /// A generated history written straight into the store, shaped as Rollup writes it: enriched
 /// events (visits with their entry stamped on every event, visit starts, bots without visits,
-/// generation 0) inserted by one SQL statement per slice of merchants, which writes the dimension
-/// and visit rollups as every insert into events_enriched does (the views of
-/// schemas/clickhouse/014), then the minute, hour and day rollups built from them by the very
-/// statements Rollup runs (DerivedRows.TimeRollupStatements). events_raw is left empty: queries
+/// generation 0) inserted by one SQL statement per slice of merchants, then the minute, hour,
+/// day and dimension rollups built from them by the very statements Rollup runs
+/// (DerivedRows.RollUpStatement, DimensionRollUpStatement). events_raw is left empty: queries
 /// never read it.
 ///
 /// Shape: merchants ranked 1..M; merchant 1 has 10 % of all events (≥ 10M of 100M, the issue's
@@ -79,8 +78,8 @@ public sealed class Dataset(IColumnStore store, string db, long events, int merc
         long stored = (await store.QueryRowsAsync($"SELECT count() FROM {db}.events_enriched", ct))[0][0].GetInt64();
         double generated = sw.Elapsed.TotalSeconds;
 
-        // Time rollups over chunks of days of about 1M events: the statements Rollup runs, scoped by
-        // day range instead of a log range.
+        // Rollups over chunks of days of about 1M events: the statements Rollup runs, scoped by day
+        // range instead of a log range.
         var rollups = Stopwatch.StartNew();
         int chunk = (int)Math.Max(1, Math.Min(31, 1_000_000 / Math.Max(1, events / days)));
         var first = LastDay.AddDays(-(days - 1));
@@ -91,7 +90,7 @@ public sealed class Dataset(IColumnStore store, string db, long events, int merc
             string token = $"generated:{DerivedRows.Day(from)}";
             // Side by side, as a Rollup round runs them: each statement is single-threaded
             // (max_threads = 1), so one after another they left a core idle.
-            await Task.WhenAll(DerivedRows.TimeRollupStatements(db, scope, token).Select(sql => store.ExecuteAsync(sql, ct)));
+            await Task.WhenAll(DerivedRows.RollUpStatements(db, scope, token).Select(sql => store.ExecuteAsync(sql, ct)));
         }
         return (stored, generated, rollups.Elapsed.TotalSeconds);
     }

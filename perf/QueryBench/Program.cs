@@ -290,7 +290,7 @@ try
             $"| {P(r.Scan, 50):F1} | {P(r.Scan, 95):F1} | {(r.Planned ? (P(r.Scan, 50) / P(r.Pre, 50)).ToString("F1", CultureInfo.InvariantCulture) + "x" : "")} | {(r.Same is null ? "" : r.Same.Value ? "yes" : "**no**")} |{beside}");
     }
     md.AppendLine();
-    if (keptData is null) md.AppendLine(CultureInfo.InvariantCulture, $"Rollup catch-up, the same {backlog:N0}-event backlog, no queries beside it: {baseRate:N0} events/s without the pre-aggregates (their views dropped from that run's database; visit entries still stamped), {preRate:N0} with them: {preRate / baseRate:F2}x.");
+    if (keptData is null) md.AppendLine(CultureInfo.InvariantCulture, $"Rollup catch-up, the same {backlog:N0}-event backlog, no queries beside it: {baseRate:N0} events/s without the pre-aggregates (no entry stamping, no dimension rollup), {preRate:N0} with them: {preRate / baseRate:F2}x.");
     Console.WriteLine();
     Console.Write(md.ToString());
     if (json is not null)

@@ -22,7 +22,7 @@ ALTER TABLE {db}.events_enriched ADD COLUMN IF NOT EXISTS visit_source LowCardin
 --    visitors over any range, and merging per-day sets is exact where HyperLogLog-style uniq is
 --    not. `visit_starts` counts visits exactly over whole UTC days, because visits end at UTC
 --    midnight. Ordered by dimension before day, so one top list over 30 days is one contiguous
---    range of the primary key. (Since 014 written by views on the enriched insert.) Written by Rollup (per round and day, its own deduplication
+--    range of the primary key. Written by Rollup (per round and day, its own deduplication
 --    token) and by reprocessing (per site-day and generation), from events_enriched, like the
 --    other rollups; `generation` joins the key for the same reason as there (003).
 CREATE TABLE IF NOT EXISTS {db}.rollup_dims_day

@@ -11,7 +11,7 @@
 -- `any` keeps them. Readers group by (bucket, visit_id) first (parts not yet merged hold several
 -- rows of one visit), then aggregate over visits. People only: bots have no visit.
 --
--- (Since 014 written by a view on the enriched insert.) Written by Rollup (per round and day, token `rollup_visits_day:{range}`) and by reprocessing
+-- Written by Rollup (per round and day, token `rollup_visits_day:{range}`) and by reprocessing
 -- (per site-day under the rebuild's generation), from events_enriched like the other rollups;
 -- `generation` joins the key for the same reason as there (003). Sorted by day before visit, so
 -- 30 days of one site are one contiguous range of the primary key. Days written before this

@@ -42,6 +42,12 @@ public sealed class RollupOptions
     public TimeSpan MinRoundInterval { get; init; } = DefaultMinRoundInterval;
 
     public static readonly TimeSpan DefaultMinRoundInterval = TimeSpan.FromMilliseconds(500);
+    /// <summary>
+    /// Stamp visit entries on enriched events and write the dimension rollup (schemas/clickhouse/010).
+    /// Off only for measuring what they cost (perf/QueryBench's catch-up baseline): without them
+    /// the query API's pre-aggregates are missing for the events stored meanwhile.
+    /// </summary>
+    public bool PreAggregates { get; init; } = true;
     /// <summary>The processing-logic version live Rollup applies (see ProcessingLogic).</summary>
     public ushort LogicVersion { get; init; } = ProcessingLogic.Current;
 }
@@ -402,7 +408,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
                 if (replayed is not null)
                 {
                     replayed.Reset();
-                    DerivedRows.WriteEnriched(replayed, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day));
+                    DerivedRows.WriteEnriched(replayed, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day), options.PreAggregates);
                 }
                 continue;
             }
@@ -410,7 +416,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             if (!days.TryGetValue(e.Day, out var part)) days[e.Day] = part = new DayPart(e.Day);
             DerivedRows.WriteRaw(part.Raw, e);
             part.Sites.Add((e.MerchantId, e.SiteId));
-            if (DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day)))
+            if (DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day), options.PreAggregates))
                 part.EnrichedRows++;
             else
                 engagementWithoutVisit++;
@@ -485,18 +491,19 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             string range = string.Create(CultureInfo.InvariantCulture, $"{round.Source}:{round.From}-{round.Next}:{part.Day:yyyyMMdd}");
             string scope = string.Create(CultureInfo.InvariantCulture,
                 $"toDate(received_at) = '{part.Day:yyyy-MM-dd}' AND log_source = {ClickHouseSql.StringLiteral(round.Source)} AND log_offset >= {round.From} AND log_offset < {round.Next}");
-            // Raw and enriched side by side (the engine runs them on two sessions; the enriched
-            // insert also writes the dimension and visit rollups, by the views of
-            // schemas/clickhouse/014), then the time rollups, which read the enriched rows, then
-            // event_ids last. Each insert carries its token, so a retry of the whole round after a
-            // partial failure writes only what is missing, views included. The pre-aggregates are
-            // written before the minute/hour/day rollups, not beside them: once the totals (v1
-            // aggregate, main graph) count an event, every question about it answers with it too.
-            // Side by side, a page filter asked right after the totals showed the events could
-            // still answer 0 (seen in CI).
+            // Raw and enriched side by side (the engine runs them on two sessions), then the
+            // rollups, which read the enriched rows, then event_ids last. Each insert carries its
+            // token, so a retry of the whole round after a partial failure writes only what is
+            // missing. The pre-aggregates go before the minute/hour/day rollups rather than beside
+            // them: once the totals (v1 aggregate, main graph) count an event, every question about
+            // it answers with it too. Side by side, a page filter asked right after the totals
+            // showed the events could still answer 0 (seen in CI); the time rollups are small
+            // statements, so the extra step costs little.
             await Task.WhenAll(
                 Insert($"{_db}.events_raw", DerivedRows.RawColumns, part.Raw, $"raw:{range}", part.Rows, ct),
-                Insert($"{_db}.events_enriched", DerivedRows.EnrichedColumns, part.Enriched, $"enriched:{range}", part.EnrichedRows, ct, viewsWrite: true));
+                Insert($"{_db}.events_enriched", DerivedRows.EnrichedColumns, part.Enriched, $"enriched:{range}", part.EnrichedRows, ct));
+            if (options.PreAggregates)
+                await Task.WhenAll(DerivedRows.PreAggregateStatements(_db, scope, range).Select(sql => store.ExecuteAsync(sql, ct)));
             await Task.WhenAll(DerivedRows.TimeRollupStatements(_db, scope, range).Select(sql => store.ExecuteAsync(sql, ct)));
             await store.ExecuteAsync(
                 $"INSERT INTO {_db}.event_ids SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral("ids:" + range)}, max_threads = 1 " +
@@ -504,14 +511,13 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         }
     }
 
-    private async Task Insert(string table, string columns, RowBinaryWriter rows, string token, int expectedRows, CancellationToken ct, bool viewsWrite = false)
+    private async Task Insert(string table, string columns, RowBinaryWriter rows, string token, int expectedRows, CancellationToken ct)
     {
         long written = await store.InsertRowBinaryAsync(table, columns, rows.WrittenMemory, token, ct);
         // A repeat whose token the store recognises reports the same count (pinned by
         // Store.Tests' and Store.Conformance.Tests' dedup tests), so any other number is a
-        // partial insert: fail loudly. The engine counts the rows its views wrote too, a number
-        // only the views know, so there fewer than sent is what gives a partial insert away.
-        if (viewsWrite ? written < expectedRows : written != expectedRows)
+        // partial insert: fail loudly.
+        if (written != expectedRows)
             throw new InvalidOperationException($"{table}: sent {expectedRows} rows, the store wrote {written}.");
     }
 

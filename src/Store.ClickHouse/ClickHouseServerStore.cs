@@ -239,12 +239,7 @@ public sealed partial class ClickHouseServerStore : IColumnStore, IDisposable
         foreach (var (name, value) in extra ?? [])
             settings[name] = value;
         if (deduplicationToken is not null)
-        {
             settings["insert_deduplication_token"] = deduplicationToken;
-            // A repeat reaches the table's views too, each deduplicated by a token derived from
-            // this one (the default from ClickHouse 24.x on; said here for older servers).
-            settings["deduplicate_blocks_in_dependent_materialized_views"] = 1;
-        }
         if (_priority != StatementPriority.Normal)
             settings["os_thread_priority"] = BackgroundNiceValue;
         return new QueryOptions { CustomSettings = settings };

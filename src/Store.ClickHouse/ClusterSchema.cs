@@ -18,12 +18,6 @@
 //   shared by every node ('/clickhouse/tables/all/…'), so every node reads the same rows.
 // - ALTER TABLE db.t cmds → ALTER TABLE db.t_local ON CLUSTER cmds; column changes (ADD, DROP,
 //   MODIFY, RENAME COLUMN) also go to the Distributed table, whose columns must match.
-// - CREATE MATERIALIZED VIEW IF NOT EXISTS db.v TO db.t AS SELECT … FROM db.s … (014: a rollup
-//   written from each insert into a table) → the same view ON CLUSTER, writing db.t_local and
-//   reading db.s_local: a view fires on the inserts into its source table, and on a cluster the
-//   rows land in each shard's replicated table (the Distributed table forwards them there), so
-//   every node aggregates its own shard's inserts into its own shard's rollup. Every table the
-//   view names becomes its local table.
 // - INSERT INTO db.t (…) SELECT … (a migration filling a table from what the database holds, such
 //   as 013's list of site-days stored before the pre-aggregates) → the same statement, not ON
 //   CLUSTER: run once, on the node running the migration, through the Distributed tables (the
@@ -90,15 +84,6 @@ public static partial class ClusterSchema
             return statements;
         }
 
-        if (CreateView().Match(sql) is { Success: true } view)
-        {
-            var db = view.Groups["db"].Value;
-            var select = Regex.Replace(view.Groups["select"].Value, $@"\b{Regex.Escape(db)}\.(?<table>[A-Za-z_][A-Za-z0-9_]*)\b",
-                m => $"{db}.{m.Groups["table"].Value}{LocalSuffix}");
-            return [$"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view.Groups["view"].Value} ON CLUSTER {cluster} " +
-                $"TO {view.Groups["todb"].Value}.{view.Groups["to"].Value}{LocalSuffix} AS {select}"];
-        }
-
         if (InsertSelect().IsMatch(sql)) return [sql];
 
         throw new NotSupportedException(
@@ -120,9 +105,6 @@ public static partial class ClusterSchema
 
     [GeneratedRegex(@"^ALTER\s+TABLE\s+(?<db>[A-Za-z_][A-Za-z0-9_]*)\.(?<table>[A-Za-z_][A-Za-z0-9_]*)\s+(?<commands>.+)$", RegexOptions.IgnoreCase | RegexOptions.Singleline)]
     private static partial Regex AlterTable();
-
-    [GeneratedRegex(@"^CREATE\s+MATERIALIZED\s+VIEW\s+IF\s+NOT\s+EXISTS\s+(?<db>[A-Za-z_][A-Za-z0-9_]*)\.(?<view>[A-Za-z_][A-Za-z0-9_]*)\s+TO\s+(?<todb>[A-Za-z_][A-Za-z0-9_]*)\.(?<to>[A-Za-z_][A-Za-z0-9_]*)\s+AS\s+(?<select>SELECT\s.+)$", RegexOptions.IgnoreCase | RegexOptions.Singleline)]
-    private static partial Regex CreateView();
 
     [GeneratedRegex(@"^INSERT\s+INTO\s+[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*\s*\([^)]*\)\s*SELECT\s", RegexOptions.IgnoreCase)]
     private static partial Regex InsertSelect();

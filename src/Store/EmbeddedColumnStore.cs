@@ -82,10 +82,7 @@ public sealed class EmbeddedColumnStore : IColumnStore
             var sql = new StringBuilder(128 + columnsWithTypes.Length + source.Length)
                 .Append("INSERT INTO ").Append(table).Append(" (").AppendJoin(", ", columns)
                 .Append(") ")
-                // A repeat reaches the table's views too, each deduplicated by a token derived from
-                // this one (the engine's default; said so it cannot change under us).
-                .Append(deduplicationToken is null ? "" : "SETTINGS insert_deduplication_token = " + ClickHouseSql.StringLiteral(deduplicationToken) +
-                    ", deduplicate_blocks_in_dependent_materialized_views = 1, max_threads = 1 ")
+                .Append(deduplicationToken is null ? "" : "SETTINGS insert_deduplication_token = " + ClickHouseSql.StringLiteral(deduplicationToken) + ", max_threads = 1 ")
                 .Append("SELECT * FROM ").Append(source)
                 .ToString();
             return _engine.QueryAsync(sql, ChDbEngine.DefaultFormat, static output => (long)output.RowsWritten, cancellationToken, _priority);

@@ -12,9 +12,8 @@ namespace Analytics.EndToEnd.Tests;
 
 /// <summary>
 /// The order in which a live Rollup round makes its tables visible, on the real engine: the
-/// pre-aggregates the query planner reads (rollup_dims_day, rollup_visits_day, written by the
-/// enriched insert's views, schemas/clickhouse/014) are complete before the minute/hour/day
-/// rollups the totals read start, and event_ids comes last. So once
+/// pre-aggregates the query planner reads (rollup_dims_day, rollup_visits_day) are complete
+/// before the minute/hour/day rollups the totals read start, and event_ids comes last. So once
 /// the totals count an event, a question answered from the pre-aggregates counts it too (a page
 /// filter asked right after the totals showed the events once answered 0 in CI while both ran
 /// side by side).
@@ -77,18 +76,14 @@ public partial class RollupRoundOrderTests(EngineFixture engine)
             foreach (var round in byRange)
             {
                 var tables = round.Select(s => s.Table).ToHashSet();
-                Assert.Superset(new HashSet<string> { "events_enriched", "rollup_minute", "rollup_hour", "rollup_day", "event_ids" }, tables);
-                long preAggregatesDone = round.Single(s => s.Table == "events_enriched").Finished;
+                Assert.Superset(new HashSet<string> { "rollup_dims_day", "rollup_visits_day", "rollup_minute", "rollup_hour", "rollup_day", "event_ids" }, tables);
+                long preAggregatesDone = round.Where(s => s.Table is "rollup_dims_day" or "rollup_visits_day").Max(s => s.Finished);
                 long timeRollupsStart = round.Where(s => s.Table is "rollup_minute" or "rollup_hour" or "rollup_day").Min(s => s.Started);
                 long timeRollupsDone = round.Where(s => s.Table is "rollup_minute" or "rollup_hour" or "rollup_day").Max(s => s.Finished);
                 long idsStart = round.Single(s => s.Table == "event_ids").Started;
                 Assert.True(preAggregatesDone <= timeRollupsStart, $"{round.Key}: a time rollup started before the pre-aggregates were written");
                 Assert.True(timeRollupsDone <= idsStart, $"{round.Key}: event_ids started before the rollups were written");
             }
-            // The pre-aggregates were written by the inserts, every event counted once.
-            var counts = await engine.Store.QueryRowsAsync(
-                $"SELECT (SELECT sum(pageviews) FROM {db}.rollup_dims_day WHERE dimension = 'page'), (SELECT sum(pageviews) FROM {db}.rollup_visits_day)", Ct);
-            Assert.Equal([events.Count, events.Count], counts[0].Select(c => long.Parse(c.ToString(), System.Globalization.CultureInfo.InvariantCulture)));
         }
         finally
         {
@@ -102,23 +97,11 @@ public partial class RollupRoundOrderTests(EngineFixture engine)
     [GeneratedRegex(@"^INSERT INTO \w+\.(\w+) .*?insert_deduplication_token = '(?:\w+:)?([^']+)'", RegexOptions.Singleline)]
     private static partial Regex InsertStatement();
 
-    /// <summary>The real store, recording when each INSERT statement started and finished.</summary>
+    /// <summary>The real store, recording when each INSERT … SELECT statement started and finished.</summary>
     private sealed class RecordingStore(IColumnStore inner) : DelegatingColumnStore(inner)
     {
         private long _clock;
         public ConcurrentBag<Statement> Statements { get; } = [];
-
-        public override async Task<long> InsertRowBinaryAsync(string table, string columnsWithTypes, ReadOnlyMemory<byte> rowBinary,
-            string? deduplicationToken = null, CancellationToken cancellationToken = default)
-        {
-            long started = Interlocked.Increment(ref _clock);
-            long written = await Inner.InsertRowBinaryAsync(table, columnsWithTypes, rowBinary, deduplicationToken, cancellationToken);
-            long finished = Interlocked.Increment(ref _clock);
-            // "enriched:source:from-next:yyyyMMdd": the round-day after the first colon.
-            if (deduplicationToken is not null)
-                Statements.Add(new Statement(table[(table.IndexOf('.') + 1)..], deduplicationToken[(deduplicationToken.IndexOf(':') + 1)..], started, finished));
-            return written;
-        }
 
         public override async Task ExecuteAsync(string sql, CancellationToken cancellationToken = default)
         {

@@ -117,23 +117,6 @@ public sealed class ClusterSchemaTests(BackendsFixture fixture)
     }
 
     [Fact]
-    public void A_view_fires_on_each_shards_table_and_writes_that_shards_rollup()
-    {
-        var statements = AllStatements("analytics", "web");
-        var views = statements.Where(s => s.StartsWith("CREATE MATERIALIZED VIEW", StringComparison.Ordinal)).ToList();
-        Assert.Equal(4, views.Count);
-        foreach (var view in views)
-        {
-            Assert.Matches(@"^CREATE MATERIALIZED VIEW IF NOT EXISTS analytics\.mv_\w+ ON CLUSTER web TO analytics\.rollup_(dims|visits)_day_local AS SELECT ", view);
-            Assert.Contains("FROM analytics.events_enriched_local", view, StringComparison.Ordinal);
-            var named = System.Text.RegularExpressions.Regex.Matches(view, @"analytics\.(\w+)").Select(m => m.Groups[1].Value).Skip(1); // the view itself first
-            Assert.All(named, table => Assert.EndsWith("_local", table, StringComparison.Ordinal));
-        }
-        Assert.Equal(["CREATE MATERIALIZED VIEW IF NOT EXISTS a.v ON CLUSTER web TO a.t_local AS SELECT x FROM a.s_local JOIN a.u_local USING (x)"],
-            ClusterSchema.Translate("CREATE MATERIALIZED VIEW IF NOT EXISTS a.v TO a.t AS SELECT x FROM a.s JOIN a.u USING (x)", "web"));
-    }
-
-    [Fact]
     public void A_statement_without_a_cluster_form_is_refused()
     {
         Assert.Throws<NotSupportedException>(() => ClusterSchema.Translate("CREATE VIEW analytics.v AS SELECT 1", "web"));

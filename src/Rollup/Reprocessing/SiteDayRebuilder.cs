@@ -136,17 +136,14 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
         {
             long stored = await store.InsertRowBinaryAsync($"{db}.events_enriched", DerivedRows.EnrichedColumns, rows.WrittenMemory,
                 string.Create(CultureInfo.InvariantCulture, $"rebuild:{generation}:{page}"), ct);
-            // The engine counts the rows the views of schemas/clickhouse/014 wrote too (the
-            // dimension and visit rollups of the page): fewer than sent is a partial insert.
-            if (stored < enriched) throw new InvalidOperationException($"events_enriched: sent {enriched} rows, the store wrote {stored}.");
+            if (stored != enriched) throw new InvalidOperationException($"events_enriched: sent {enriched} rows, the store wrote {stored}.");
             progress(rawRows);
         }
 
-        // The dimension and visit rollups were written with each page (the views of
-        // schemas/clickhouse/014). The time rollups read the rows just written (this generation
-        // only) and write one table each: side by side, as catch-up runs them.
+        // The rollups read the rows just written (this generation only) and write one table each:
+        // side by side, as catch-up runs them.
         string generationScope = string.Create(CultureInfo.InvariantCulture, $"generation = {generation} AND ({rawScope})");
-        await Task.WhenAll(DerivedRows.TimeRollupStatements(db, generationScope, string.Create(CultureInfo.InvariantCulture, $"rebuild:{generation}"))
+        await Task.WhenAll(DerivedRows.RollUpStatements(db, generationScope, string.Create(CultureInfo.InvariantCulture, $"rebuild:{generation}"))
             .Select(sql => store.ExecuteAsync(sql, ct)));
         var written = await RowsPerSiteDayAsync(siteDays, generation, ct);
 
