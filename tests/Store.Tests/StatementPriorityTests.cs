@@ -30,10 +30,11 @@ public class StatementPriorityTests(ChDbFixture fixture)
             // asked for; other tests' statements beside it run at -1, so that is not all of it.
             Assert.True(background.GetValueOrDefault(expected.background) >= 0.25, Describe($"background {round}", background));
             Assert.True(normal.GetValueOrDefault(expected.normal) >= 0.25, Describe($"normal {round}", normal));
-            // None of a normal statement at 10, but for a tick or so: CPU is counted in 10 ms
-            // ticks and sampled every 5 ms, so a thread that another test's background statement
-            // took over between two samples lends it its last tick (seen in CI: "10: 0.01" beside
-            // 2.6 s at -1 and 0). The bug this guards against ran whole statements at 10 (≥ 0.25 s).
+            // None of a normal statement at 10, but for a tick or so: CPU is counted in 10 ms ticks
+            // and sampled every 5 ms, each delta under the nice value the thread has at the sample,
+            // so a thread whose value changed between two samples can put a tick under the other
+            // value (seen in CI: "10: 0.01" beside 2.6 s at -1 and 0). The bug this guards
+            // against ran whole statements at 10 (≥ 0.25 s).
             if (ChDbEngine.CanPrioritize) Assert.True(normal.GetValueOrDefault(10) <= 0.05, Describe($"normal {round}", normal));
         }
     }
