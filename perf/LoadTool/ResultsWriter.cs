@@ -152,6 +152,10 @@ internal static class ResultsWriter
         // from the all-roles runs under the host's logic 4, one site-day of other events.)
         double? catchUp = rollupAlone?.GetProperty("catchUp").GetProperty("eventsPerSecond").GetDouble();
         double? reprocess = rollupAlone?.GetProperty("reprocess").GetProperty("eventsPerSecond").GetDouble();
+        // A job is done once its numbers are served; the engine deletes the superseded rows after it
+        // (lightweight DELETEs left to its background pool). The target is judged with them done.
+        double? reprocessWithDeletes = rollupAlone?.GetProperty("reprocess").TryGetProperty("eventsPerSecondWithDeletes", out var withDeletes) == true
+            ? withDeletes.GetDouble() : reprocess;
         string rollupAloneHow = rollupAlone is { } ra
             ? string.Create(Ci, $"Rollup alone, pre-aggregates on, processing logic {ra.GetProperty("logic").GetInt32()}, a {ra.GetProperty("backlog").GetInt64():N0}-event backlog")
             : "Rollup alone: not measured";
@@ -192,8 +196,8 @@ internal static class ResultsWriter
                 single?.Baseline is null ? null : single.IngestToBaselineRatio, "0.00", v => v >= TargetSingleEventToNginx),
             Row(string.Create(Ci, $"Rollup catch-up (#17): {Format.OrNa(catchUp, "N0")} events/s stored from a backlog with ingest idle ({rollupAloneHow}) ≥ 0.6 × the ingest-role peak ({Format.OrNa(peakRate, "N0")} events/s)"),
                 catchUp / peakRate, "0.00", v => v >= TargetCatchUpToPeak),
-            Row(string.Create(Ci, $"reprocessing (#17): {Format.OrNa(reprocess, "N0")} raw events/s, every site-day of that backlog rebuilt by the same process ≥ the catch-up rate above"),
-                reprocess / catchUp, "0.00", v => v >= TargetReprocessToCatchUp),
+            Row(string.Create(Ci, $"reprocessing (#17): {Format.OrNa(reprocessWithDeletes, "N0")} raw events/s until the superseded rows were deleted too ({Format.OrNa(reprocess, "N0")} until the job was done), every site-day of that backlog rebuilt by the same process ≥ the catch-up rate above"),
+                reprocessWithDeletes / catchUp, "0.00", v => v >= TargetReprocessToCatchUp),
             Row(underCatchUp is null
                     ? "dashboard questions under Rollup catch-up (#14), largest merchant: p95 ≤ 2 × idle p95"
                     : string.Create(Ci, $"dashboard questions under Rollup catch-up (#14), largest merchant, Rollup in the background: the worst p95 / idle p95 ({underCatchUp.Count(r => r <= TargetUnderCatchUpToIdle)} of {underCatchUp.Count} within; at least {fewestRuns} runs per question under catch-up, p95 needs ≥ {MinimumRunsForP95}) ≤ 2"),
@@ -403,13 +407,19 @@ internal static class ResultsWriter
 
     private static void RollupAloneTable(StringBuilder md, List<JsonElement> runs) =>
         Table(md, "Rollup alone: a backlog caught up with ingest idle, then every site-day of it reprocessed, one process (QueryBench --catch-up-only)",
-            "| processing logic | backlog | load before | catch-up events/s | catch-up CPU µs/event (with the merges after it) | peak RSS MiB | reprocessed raw events/s | site-days, steps | reprocess CPU µs/event | reprocess / catch-up |",
+            "| processing logic | backlog | load before | catch-up events/s | catch-up CPU µs/event (with the merges after it) | peak RSS MiB | reprocessed raw events/s, job done (with the background DELETEs done) | site-days, steps | reprocess CPU µs/event (with the DELETEs) | reprocess / catch-up (with the DELETEs) |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             runs.Select(r => (Run: r, C: r.GetProperty("catchUp"), R: r.GetProperty("reprocess"))).Select(x => string.Create(Ci,
                 $"| {x.Run.GetProperty("logic").GetInt32()} | {x.Run.GetProperty("backlog").GetInt64():N0} | {x.Run.GetProperty("loadAverageBefore").GetString()} | {x.C.GetProperty("eventsPerSecond").GetDouble():N0} | " +
                 $"{x.C.GetProperty("cpuMicrosPerEvent").GetDouble():0.0} ({x.C.GetProperty("cpuMicrosPerEventWithMerges").GetDouble():0.0}) | {x.C.GetProperty("peakRssMiB").GetDouble():N0} | " +
-                $"{x.R.GetProperty("eventsPerSecond").GetDouble():N0} | {x.R.GetProperty("siteDays").GetInt32()}, {x.R.GetProperty("steps").GetInt32()} | {x.R.GetProperty("cpuMicrosPerEvent").GetDouble():0.0} | " +
-                $"{x.R.GetProperty("eventsPerSecond").GetDouble() / x.C.GetProperty("eventsPerSecond").GetDouble():0.00} |")));
+                $"{x.R.GetProperty("eventsPerSecond").GetDouble():N0}{WithDeletes(x.R, "eventsPerSecondWithDeletes", "N0")} | {x.R.GetProperty("siteDays").GetInt32()}, {x.R.GetProperty("steps").GetInt32()} | " +
+                $"{x.R.GetProperty("cpuMicrosPerEvent").GetDouble():0.0}{WithDeletes(x.R, "cpuMicrosPerEventWithDeletes", "0.0")} | " +
+                $"{x.R.GetProperty("eventsPerSecond").GetDouble() / x.C.GetProperty("eventsPerSecond").GetDouble():0.00}" +
+                $"{(x.R.TryGetProperty("eventsPerSecondWithDeletes", out var d) ? string.Create(Ci, $" ({d.GetDouble() / x.C.GetProperty("eventsPerSecond").GetDouble():0.00})") : "")} |")));
+
+    // Runs before 2026-12-05 deleted inside the job and have no such figure.
+    private static string WithDeletes(JsonElement reprocess, string property, string format) =>
+        reprocess.TryGetProperty(property, out var value) ? " (" + value.GetDouble().ToString(format, Ci) + ")" : "";
 
     private static void StoreInsertTables(StringBuilder md, List<JsonElement> runs)
     {

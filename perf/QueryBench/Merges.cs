@@ -19,4 +19,19 @@ internal static class Merges
             await Task.Delay(50, ct);
         }
     }
+
+    /// <summary>Waits until every mutation of <paramref name="database"/> (the lightweight DELETEs a
+    /// reprocess job leaves to the engine's background pool) is done, or <paramref name="limit"/>
+    /// has passed; the seconds waited, and whether they were done by then.</summary>
+    public static async Task<(double Seconds, bool Done)> WaitUntilMutationsDoneAsync(IColumnStore store, string database, TimeSpan limit, CancellationToken ct)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            var pending = await store.QueryRowsAsync($"SELECT count() FROM system.mutations WHERE database = '{database}' AND NOT is_done", ct);
+            if (pending[0][0].GetInt64() == 0) return (waited.Elapsed.TotalSeconds, true);
+            if (waited.Elapsed >= limit) return (waited.Elapsed.TotalSeconds, false);
+            await Task.Delay(50, ct);
+        }
+    }
 }

@@ -62,12 +62,19 @@ public static class RollupAlone
             built.AddRange(results.Select(r => (r.SiteDay, r.Generation)));
             steps++;
         }
-        // The job's last step: the old generations' rows, once for all steps.
-        await rebuilder.DeleteSupersededAsync(built, dryRun: false, ct);
+        // The job's last step: the old generations' rows, once for all steps, left to the engine's
+        // background pool as the job leaves them (it is done once its numbers are served).
+        await rebuilder.DeleteSupersededAsync(built, dryRun: false, ct, inBackground: true);
         double reprocessRate = events / sw.Elapsed.TotalSeconds, reprocessCpuPerEvent = (Cpu() - cpu).TotalMicroseconds / Math.Max(1, events);
         var reprocessWall = sw.Elapsed;
         Print($"reprocess: {reprocessRate:N0} raw events/s ({events:N0} events, {units.Count} site-days in {steps} steps, {reprocessWall.TotalSeconds:F1} s), " +
               $"{reprocessRate / rate:F2}x catch-up, process CPU {reprocessCpuPerEvent:F1} µs/event, load average {LoadAverage()}", timed, reprocessWall);
+        // What the background DELETEs cost: their time after the job, and the CPU per event with them.
+        var (deleteSeconds, deleted) = await Merges.WaitUntilMutationsDoneAsync(store, Db, TimeSpan.FromMinutes(5), ct);
+        double withDeletesRate = events / sw.Elapsed.TotalSeconds, withDeletesCpuPerEvent = (Cpu() - cpu).TotalMicroseconds / Math.Max(1, events);
+        long enrichedLeft = (await store.QueryRowsAsync($"SELECT count() FROM {Db}.events_enriched", ct))[0][0].GetInt64();
+        Console.WriteLine($"  superseded rows deleted {(deleted ? "" : "NOT ")}{deleteSeconds:F1} s after the job ({enrichedLeft:N0} enriched rows left for {events:N0} events): " +
+                          $"{withDeletesRate:N0} raw events/s and {withDeletesCpuPerEvent:F1} µs/event of process CPU with them ({withDeletesRate / rate:F2}x catch-up)");
         // For perf/RESULTS.md (LoadTool --write-results): issue #17's catch-up and reprocessing
         // targets, both from this one process, backlog and processing logic.
         if (json is not null)
@@ -79,7 +86,8 @@ public static class RollupAlone
                 logic = logicVersion,
                 loadAverageBefore = loadBefore,
                 catchUp = new { eventsPerSecond = rate, seconds = catchUpWall.TotalSeconds, cpuMicrosPerEvent = catchUpCpuPerEvent, cpuMicrosPerEventWithMerges = withMergesPerEvent, peakRssMiB },
-                reprocess = new { eventsPerSecond = reprocessRate, events, siteDays = units.Count, steps, seconds = reprocessWall.TotalSeconds, cpuMicrosPerEvent = reprocessCpuPerEvent },
+                reprocess = new { eventsPerSecond = reprocessRate, events, siteDays = units.Count, steps, seconds = reprocessWall.TotalSeconds, cpuMicrosPerEvent = reprocessCpuPerEvent,
+                    deletesDoneAfterSeconds = deleted ? deleteSeconds : (double?)null, eventsPerSecondWithDeletes = withDeletesRate, cpuMicrosPerEventWithDeletes = withDeletesCpuPerEvent },
             }, new JsonSerializerOptions { WriteIndented = true }), ct);
     }
 

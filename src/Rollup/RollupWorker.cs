@@ -598,13 +598,14 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     }
 
     /// <summary>The rows a job's rebuilds superseded (the old generations', or a dry run's own):
-    /// invisible already, deleted once for all its steps. Units without a generation were
-    /// rebuilt and cleaned one by one (a job saved by an earlier version).</summary>
+    /// invisible already, deleted once for all its steps, by the engine in the background (the job
+    /// is done when its numbers are served, not when the space is freed). Units without a
+    /// generation were rebuilt and cleaned one by one (a job saved by an earlier version).</summary>
     private async Task DeleteSupersededAsync(ReprocessJob job, CancellationToken ct)
     {
         var built = (job.Units ?? []).Where(u => u.Done && u.Generation is not null)
             .Select(u => (new SiteDay((ulong)job.Request.MerchantId, (ulong)u.SiteId, u.Day), u.Generation!.Value)).ToList();
-        if (built.Count > 0) await _rebuilder!.DeleteSupersededAsync(built, job.Request.DryRun, ct);
+        if (built.Count > 0) await _rebuilder!.DeleteSupersededAsync(built, job.Request.DryRun, ct, inBackground: true);
         job.Cleaned = true;
     }
 

@@ -34,11 +34,7 @@ public class ActiveGenerationCacheTests(EngineFixture engine)
         await using var host = await TestHost.StartAsync(engine, clock: clock);
         var batch = new EventBatch { SiteKey = host.Site.SiteKey };
         for (int i = 0; i < 7; i++) batch.Events.Add(Wire.Pageview("/p" + (i % 3)));
-        using (var socket = await host.ConnectAsync())
-        {
-            Assert.Equal(7u, (await Wire.SendAsync(socket, batch)).Accepted);
-            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, Ct);
-        }
+        await host.SendAllAsync(batch);
         await host.WaitForAggregateAsync(t => t["pageviews"] == 7);
         var question = new
         {
@@ -53,7 +49,9 @@ public class ActiveGenerationCacheTests(EngineFixture engine)
 
         await host.ReprocessAsync(new { merchantId = host.Site.MerchantId, from = "2026-02-10", to = "2026-02-10" });
 
-        // The job deleted the superseded generation's rows: an answer from it would be empty.
+        // The job deleted the superseded generation's rows (the engine, in the background, once
+        // the job was done): an answer from it would be empty.
+        await engine.WaitForMutationsAsync(host.Database, Ct);
         var store = host.App.Services.GetRequiredService<IColumnStore>();
         var generations = await store.QueryRowsAsync(
             $"SELECT groupUniqArray(generation) FROM {host.Database}.rollup_dims_day WHERE site_id = {host.Site.SiteId}", Ct);

@@ -158,6 +158,15 @@ public sealed class TestHost : IAsyncDisposable
 
     /// <summary>Polls the aggregate endpoint until <paramref name="done"/> holds; fails after 30 s
     /// with the last totals (a wait that ran out silently once hid a question about the wrong days).</summary>
+    /// <summary>Sends <paramref name="batch"/> over a WebSocket of its own (a browser's user agent)
+    /// and checks that every event of it was accepted.</summary>
+    public async Task SendAllAsync(EventBatch batch)
+    {
+        using var socket = await ConnectAsync();
+        Assert.Equal((uint)batch.Events.Count, (await Wire.SendAsync(socket, batch)).Accepted);
+        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, TestContext.Current.CancellationToken);
+    }
+
     public async Task<Dictionary<string, long>> WaitForAggregateAsync(Func<Dictionary<string, long>, bool> done, string metrics = "pageviews,events,visitors,visits")
     {
         var deadline = DateTime.UtcNow.AddSeconds(30);
@@ -214,13 +223,13 @@ public sealed class TestHost : IAsyncDisposable
     }
 
     /// <summary>Starts a reprocessing job and waits until it is done; returns the job JSON.</summary>
-    public async Task<JsonElement> ReprocessAsync(object request)
+    public async Task<JsonElement> ReprocessAsync(object request, int timeoutSeconds = 60)
     {
         var response = await Http.SendAsync(AdminRequest(HttpMethod.Post, "/admin/reprocess", request), TestContext.Current.CancellationToken);
         string body = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
         Assert.True(response.StatusCode == System.Net.HttpStatusCode.Accepted, body);
         string id = JsonDocument.Parse(body).RootElement.GetProperty("id").GetString()!;
-        var deadline = DateTime.UtcNow.AddSeconds(60);
+        var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
         while (DateTime.UtcNow < deadline)
         {
             using var poll = await Http.SendAsync(AdminRequest(HttpMethod.Get, $"/admin/reprocess/{id}"), TestContext.Current.CancellationToken);

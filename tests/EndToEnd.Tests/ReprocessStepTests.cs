@@ -193,9 +193,11 @@ public class ReprocessStepTests(EngineFixture engine)
     }
 
     /// <summary>Readers see what they saw before, the generator's numbers, and only the active
-    /// generations have rows left: the old ones were deleted, nothing else was.</summary>
+    /// generations have rows left once the engine has applied the DELETEs (a job leaves them to
+    /// its background pool): the old ones were deleted, nothing else was.</summary>
     private async Task AssertRebuiltExactlyAsync(string db, Snapshot before, List<Generated> events)
     {
+        await engine.WaitForMutationsAsync(db, Ct);
         var after = await SnapshotAsync(db);
         Assert.Equal(before.Tables, after.Tables);
         CheckAgainstGenerator(after, events);

@@ -1,8 +1,10 @@
 using System.Net.WebSockets;
 using System.Text.Json;
 using Analytics.Contracts.V1;
+using Analytics.Rollup;
 using Analytics.Store;
 using Google.Protobuf;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Analytics.EndToEnd.Tests;
 
@@ -130,6 +132,60 @@ public class ReprocessTests(EngineFixture engine)
         // Running it again changes nothing.
         await fixedHost.ReprocessAsync(new { merchantId = fixedHost.Site.MerchantId, from = "2026-01-15", to = "2026-01-15" });
         Assert.Equal(await SeriesAsync(fresh, "minute"), await SeriesAsync(fixedHost, "minute"));
+    }
+
+    /// <summary>
+    /// A job is done once its generation is active; the rows it superseded (the old generation's,
+    /// and a dry run's own) are deleted by the engine in the background. With the engine's merges
+    /// (which apply mutations) stopped on every derived table, a dry run and a job still finish, the
+    /// answers are the new generation's, and the superseded rows are still there; once merges run
+    /// again, nothing but the active generation's rows is left in any derived table.
+    /// </summary>
+    [Fact]
+    public async Task A_job_is_done_before_the_engine_has_deleted_what_it_superseded_and_then_nothing_else_is_left()
+    {
+        var clock = new ManualClock(Day.AddHours(9));
+        await using var host = await TestHost.StartAsync(engine, clock: clock);
+        var batch = new EventBatch { SiteKey = host.Site.SiteKey };
+        for (int i = 0; i < 7; i++) batch.Events.Add(Wire.Pageview("/p" + (i % 3)));
+        await host.SendAllAsync(batch);
+        var before = await host.WaitForAggregateAsync(t => t["pageviews"] == 7);
+        var store = host.App.Services.GetRequiredService<IColumnStore>();
+        string db = host.Database;
+        string[] tables = [.. DerivedRows.RollupTables.Prepend("events_enriched")];
+        const string ActiveGeneration = "(SELECT argMax(generation, activated_at) FROM {0}.generations WHERE site_id = {1})";
+        async Task<(long Active, long Other)> RowsAsync(string table)
+        {
+            string active = string.Format(System.Globalization.CultureInfo.InvariantCulture, ActiveGeneration, db, host.Site.SiteId);
+            var rows = await store.QueryRowsAsync($"SELECT countIf(generation = {active}), countIf(generation != {active}) FROM {db}.{table} WHERE site_id = {host.Site.SiteId}", Ct);
+            return (rows[0][0].GetInt64(), rows[0][1].GetInt64());
+        }
+
+        foreach (var table in tables) await store.ExecuteAsync($"SYSTEM STOP MERGES {db}.{table}", Ct);
+        try
+        {
+            await host.ReprocessAsync(new { merchantId = host.Site.MerchantId, from = "2026-01-15", to = "2026-01-15", dryRun = true }, timeoutSeconds: 20);
+            await host.ReprocessAsync(new { merchantId = host.Site.MerchantId, from = "2026-01-15", to = "2026-01-15" }, timeoutSeconds: 20);
+            Assert.Equal(before, await host.AggregateAsync());
+            var pending = await store.QueryRowsAsync($"SELECT count() FROM system.mutations WHERE database = '{db}' AND NOT is_done", Ct);
+            Assert.True(pending[0][0].GetInt64() >= tables.Length, $"{pending[0][0]} mutations pending");
+            var enriched = await RowsAsync("events_enriched");
+            Assert.Equal(7, enriched.Active);
+            Assert.Equal(14, enriched.Other); // the first generation's 7 and the dry run's 7
+        }
+        finally
+        {
+            foreach (var table in tables) await store.ExecuteAsync($"SYSTEM START MERGES {db}.{table}", CancellationToken.None);
+        }
+        await engine.WaitForMutationsAsync(db, Ct);
+        foreach (var table in tables)
+        {
+            var (active, other) = await RowsAsync(table);
+            Assert.True(active > 0, $"{table}: no rows of the active generation");
+            Assert.True(other == 0, $"{table}: {other} rows of other generations left");
+        }
+        Assert.Equal(7, (await RowsAsync("events_enriched")).Active);
+        Assert.Equal(before, await host.AggregateAsync());
     }
 
     [Fact]

@@ -26,6 +26,20 @@ public sealed class EngineFixture : IDisposable
     /// <summary>The enrichment data, loaded once for every host of the run (as one process would).</summary>
     public Analytics.Rollup.EnrichmentRules Enrichment => _enrichment.Value;
 
+    /// <summary>Waits until the engine has applied every mutation of <paramref name="database"/>
+    /// (the DELETEs a reprocess job leaves to its background pool); fails after 60 s.</summary>
+    public async Task WaitForMutationsAsync(string database, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            var pending = await Store.QueryRowsAsync($"SELECT count() FROM system.mutations WHERE database = '{database}' AND NOT is_done", ct);
+            if (pending[0][0].GetInt64() == 0) return;
+            if (DateTime.UtcNow >= deadline) throw new TimeoutException($"{pending[0][0]} mutations of {database} not done after 60 s");
+            await Task.Delay(50, ct);
+        }
+    }
+
     public void Dispose()
     {
         Engine.Dispose();
