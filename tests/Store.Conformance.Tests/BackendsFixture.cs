@@ -49,6 +49,13 @@ public sealed class BackendsFixture : IAsyncLifetime
     {
         Server.Dispose();
         await Endpoint.DisposeAsync();
+        // A reprocess job (HostOnClickHouseServerTests) leaves its DELETEs to the engine's
+        // background pool: close the engine once they are applied (30 s at most). A fresh-clone
+        // run hung once in this disposal after such a job; four local runs did not.
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); waited.Elapsed < TimeSpan.FromSeconds(30); await Task.Delay(50))
+        {
+            if (Engine.Query("SELECT count() FROM system.mutations WHERE NOT is_done", "TSV").Trim() == "0") break;
+        }
         Engine.Dispose();
         try
         {
