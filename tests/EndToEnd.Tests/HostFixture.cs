@@ -156,8 +156,6 @@ public sealed class TestHost : IAsyncDisposable
         return socket;
     }
 
-    /// <summary>Polls the aggregate endpoint until <paramref name="done"/> holds; fails after 30 s
-    /// with the last totals (a wait that ran out silently once hid a question about the wrong days).</summary>
     /// <summary>Sends <paramref name="batch"/> over a WebSocket of its own (a browser's user agent)
     /// and checks that every event of it was accepted.</summary>
     public async Task SendAllAsync(EventBatch batch)
@@ -167,6 +165,8 @@ public sealed class TestHost : IAsyncDisposable
         await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, TestContext.Current.CancellationToken);
     }
 
+    /// <summary>Polls the aggregate endpoint until <paramref name="done"/> holds; fails after 30 s
+    /// with the last totals (a wait that ran out silently once hid a question about the wrong days).</summary>
     public async Task<Dictionary<string, long>> WaitForAggregateAsync(Func<Dictionary<string, long>, bool> done, string metrics = "pageviews,events,visitors,visits")
     {
         var deadline = DateTime.UtcNow.AddSeconds(30);
