@@ -201,10 +201,11 @@ public static class DerivedRows
     public static IEnumerable<string> RollUpStatements(string db, string where, string token, bool preAggregates = true) =>
         (preAggregates ? PreAggregateStatements(db, where, token) : []).Concat(TimeRollupStatements(db, where, token));
 
-    /// <summary>The dimension and visit rollups (what the query planner reads) of <see cref="RollUpStatements"/>.</summary>
-    public static IEnumerable<string> PreAggregateStatements(string db, string where, string token)
+    /// <summary>The dimension and visit rollups (what the query planner reads) of <see cref="RollUpStatements"/>;
+    /// <paramref name="writeVersion"/> as in <see cref="DimensionRollUpStatement"/>.</summary>
+    public static IEnumerable<string> PreAggregateStatements(string db, string where, string token, long writeVersion = 0)
     {
-        yield return DimensionRollUpStatement(db, where, $"{DimensionTable}:{token}");
+        yield return DimensionRollUpStatement(db, where, $"{DimensionTable}:{token}", writeVersion);
         yield return VisitRollUpStatement(db, where, $"{VisitTable}:{token}");
     }
 
@@ -251,17 +252,21 @@ public static class DerivedRows
     /// (2.62 against 2.31 µs per event on a catch-up round, `QueryBench --catch-up-only
     /// --statement-costs`; on five times the rows per value, the eleven visit dimensions alone
     /// took 2.9 µs per row this way against 9.3 for all fifteen by ARRAY JOIN; perf/README.md).
+    /// From migration 014, `write_version`: the version SiteDayWrites gave the round (0 where
+    /// nothing reads it: reprocessing's new generations, the data set generator), with which a
+    /// reader that kept the day reads only the values written since.
     /// </summary>
-    public static string DimensionRollUpStatement(string db, string where, string token)
+    public static string DimensionRollUpStatement(string db, string where, string token, long writeVersion = 0)
     {
         // The metrics of one part: people is the condition for a person's event (is_bot = 0, or
         // true where the part reads people only), page whether the rows are page rows.
-        static string Metrics(string people, bool page) =>
+        string Metrics(string people, bool page) =>
             $"countIf({people} AND name != 'engagement') AS events, countIf({people} AND name = 'pageview') AS pageviews, " +
             $"sumIf(visit_start, {people}) AS visit_starts, countIf(NOT ({people})) AS bots, uniqExactStateIf(visitor_id, {people}) AS visitors, generation, " +
             $"uniqExactStateIf(visitor_id, {people} AND name = 'pageview' AND {(page ? "1" : "0")}) AS pageview_visitors, " +
             $"sumMapIf(([toString(currency)], [revenue_micros]), {people} AND revenue_micros != 0) AS revenue, " +
-            $"sumMapIf(([toString(currency)], [toUInt64(1)]), {people} AND revenue_micros != 0) AS revenue_events, toUInt8(1) AS written_012";
+            $"sumMapIf(([toString(currency)], [toUInt64(1)]), {people} AND revenue_micros != 0) AS revenue_events, toUInt8(1) AS written_012, " +
+            string.Create(CultureInfo.InvariantCulture, $"toUInt64({writeVersion}) AS write_version");
         const string Keys = "merchant_id, site_id, bucket, generation";
         const string Read = "merchant_id, site_id, toDate(received_at) AS bucket, generation, is_bot, name, visit_start, visitor_id, currency, revenue_micros";
         // One GROUPING SETS part: a set per dimension (the keys alone for the site total ''), each
@@ -280,7 +285,7 @@ public static class DerivedRows
         }
         var page = EventDimensions.Single(d => d.Dimension == "page");
         return $"INSERT INTO {db}.{DimensionTable} (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation, " +
-            "pageview_visitors, revenue, revenue_events, written_012) " +
+            "pageview_visitors, revenue, revenue_events, written_012, write_version) " +
             $"SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral(token)}, max_threads = 1 " +
             $"SELECT merchant_id, site_id, 'page' AS dimension, bucket, toString(page) AS value, {Metrics("is_bot = 0", page: true)} " +
             $"FROM (SELECT {Read}, {page.Column} AS page FROM {db}.events_enriched WHERE ({where})) GROUP BY {Keys}, page " +

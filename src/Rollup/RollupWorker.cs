@@ -470,10 +470,10 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
     {
         var sw = Stopwatch.StartNew();
         var siteDays = writes is null ? [] : round.Days.SelectMany(d => d.Sites.Select(s => (s.Merchant, s.Site, d.Day))).ToList();
-        writes?.Begin(_db, siteDays);
+        long version = writes?.Begin(_db, siteDays) ?? 0;
         try
         {
-            await StoreDaysAsync(round, ct);
+            await StoreDaysAsync(round, version, ct);
         }
         finally
         {
@@ -484,7 +484,8 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         foreach (var part in round.Days) part.Dispose();
     }
 
-    private async Task StoreDaysAsync(Round round, CancellationToken ct)
+    /// <param name="version">What SiteDayWrites gave the round (0 without it): the dimension rollup's write_version.</param>
+    private async Task StoreDaysAsync(Round round, long version, CancellationToken ct)
     {
         foreach (var part in round.Days)
         {
@@ -503,7 +504,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
                 Insert($"{_db}.events_raw", DerivedRows.RawColumns, part.Raw, $"raw:{range}", part.Rows, ct),
                 Insert($"{_db}.events_enriched", DerivedRows.EnrichedColumns, part.Enriched, $"enriched:{range}", part.EnrichedRows, ct));
             if (options.PreAggregates)
-                await Task.WhenAll(DerivedRows.PreAggregateStatements(_db, scope, range).Select(sql => store.ExecuteAsync(sql, ct)));
+                await Task.WhenAll(DerivedRows.PreAggregateStatements(_db, scope, range, version).Select(sql => store.ExecuteAsync(sql, ct)));
             await Task.WhenAll(DerivedRows.TimeRollupStatements(_db, scope, range).Select(sql => store.ExecuteAsync(sql, ct)));
             await store.ExecuteAsync(
                 $"INSERT INTO {_db}.event_ids SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral("ids:" + range)}, max_threads = 1 " +

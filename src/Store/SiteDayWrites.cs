@@ -12,26 +12,55 @@ namespace Analytics.Store;
 /// holds per data directory (like <see cref="GenerationActivations"/>, which covers reprocessing:
 /// a rebuild writes a generation no reader reads until it is activated). The versions are exact
 /// per site-day; to stay bounded, site-days no write runs on are forgotten once there are more
-/// than <paramref name="maxSiteDays"/>, and a forgotten site-day reads as the newest version
+/// than the constructor's maxSiteDays, and a forgotten site-day reads as the newest version
 /// forgotten, so nothing kept about it before a write is used after it (at worst, numbers still
 /// good are read again).
 /// </para>
+/// <para>
+/// The version <see cref="Begin"/> returns is also written on the dimension rollup's rows of the
+/// round (schemas/clickhouse/014): a reader that kept a site-day at version V reads again only the
+/// values with a row of a higher version. Versions come from one counter over every site-day,
+/// started at the clock's microseconds when the process starts, so a round beginning after a
+/// reader's <see cref="TryQuiet"/> gets a higher version than the one it read, and rows of earlier
+/// processes are lower unless the clock went back (then they are read again: slower, never wrong).
+/// </para>
 /// </summary>
-public sealed class SiteDayWrites(int maxSiteDays = SiteDayWrites.MaxSiteDays)
+public sealed class SiteDayWrites
 {
     /// <summary>Site-days remembered at most (about 64 bytes each) before the quiet ones are forgotten.</summary>
     public const int MaxSiteDays = 1_000_000;
 
     private readonly Lock _lock = new();
     private readonly Dictionary<(string Database, ulong Merchant, ulong Site, DateOnly Day), (long Version, int Running)> _days = [];
+    private readonly int _maxSiteDays;
     private long _version, _forgotten;
 
-    /// <summary>Called before the first insert that writes rows of these site-days is sent.</summary>
-    public void Begin(string database, IEnumerable<(ulong Merchant, ulong Site, DateOnly Day)> siteDays) => Move(database, siteDays, +1);
+    public SiteDayWrites(int maxSiteDays = MaxSiteDays)
+    {
+        _maxSiteDays = maxSiteDays;
+        // Site-days never written by this process read as _forgotten, this start: rows stored by
+        // earlier processes (lower versions) are not newer than what a reader kept of them.
+        _version = _forgotten = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / 10;
+    }
+
+    /// <summary>Called before the first insert that writes rows of these site-days is sent.
+    /// Returns the version the round writes on its dimension rollup rows: higher than every
+    /// version <see cref="TryQuiet"/> returned before this call.</summary>
+    public long Begin(string database, IEnumerable<(ulong Merchant, ulong Site, DateOnly Day)> siteDays)
+    {
+        lock (_lock)
+        {
+            Move(database, siteDays, +1);
+            return ++_version;
+        }
+    }
 
     /// <summary>Called once every insert begun for these site-days has returned, failed or been
     /// cancelled (a failed insert may still have stored its rows): exactly once per <see cref="Begin"/>.</summary>
-    public void End(string database, IEnumerable<(ulong Merchant, ulong Site, DateOnly Day)> siteDays) => Move(database, siteDays, -1);
+    public void End(string database, IEnumerable<(ulong Merchant, ulong Site, DateOnly Day)> siteDays)
+    {
+        lock (_lock) Move(database, siteDays, -1);
+    }
 
     /// <summary>The site-day's version, when no write of it runs; false while one does.</summary>
     public bool TryQuiet(string database, ulong merchant, ulong site, DateOnly day, out long version)
@@ -48,22 +77,20 @@ public sealed class SiteDayWrites(int maxSiteDays = SiteDayWrites.MaxSiteDays)
         }
     }
 
+    /// <summary>Under _lock.</summary>
     private void Move(string database, IEnumerable<(ulong Merchant, ulong Site, DateOnly Day)> siteDays, int running)
     {
-        lock (_lock)
+        foreach (var (merchant, site, day) in siteDays)
         {
-            foreach (var (merchant, site, day) in siteDays)
-            {
-                var key = (database, merchant, site, day);
-                _days.TryGetValue(key, out var state);
-                int now = state.Running + running;
-                if (now < 0) throw new InvalidOperationException($"A write of {database} site {site}, {day:yyyy-MM-dd} ended that had not begun.");
-                // New or forgotten site-days start above every version handed out, so a version
-                // read while forgotten never matches one after this write.
-                _days[key] = (++_version, now);
-            }
-            if (_days.Count > maxSiteDays) Forget();
+            var key = (database, merchant, site, day);
+            _days.TryGetValue(key, out var state);
+            int now = state.Running + running;
+            if (now < 0) throw new InvalidOperationException($"A write of {database} site {site}, {day:yyyy-MM-dd} ended that had not begun.");
+            // New or forgotten site-days start above every version handed out, so a version
+            // read while forgotten never matches one after this write.
+            _days[key] = (++_version, now);
         }
+        if (_days.Count > _maxSiteDays) Forget();
     }
 
     private void Forget()

@@ -65,32 +65,37 @@ public class DailyRowsCacheTests(EngineFixture engine)
     {
         string db = "dailyrows_" + Guid.NewGuid().ToString("N")[..12];
         await new SchemaMigrator(engine.Store).MigrateAsync(Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse"), db, Ct);
-        async Task RowsAsync(string page, int firstVisitor, int visitors, ulong generation = 0) => await engine.Store.ExecuteAsync(
-            $"INSERT INTO {db}.rollup_dims_day (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation) " +
+        // Written as Rollup writes: under the version of the round's announcement (write_version).
+        async Task RowsAsync(string page, int firstVisitor, int visitors, long version, ulong generation = 0) => await engine.Store.ExecuteAsync(
+            $"INSERT INTO {db}.rollup_dims_day (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation, write_version) " +
             $"SELECT {Merchant}, {Site}, 'page', toDate('2026-02-10'), '{page}', {visitors}, {visitors}, 0, 0, " +
-            $"arrayReduce('uniqExactState', arrayMap(x -> toUInt64(x), range({firstVisitor}, {firstVisitor + visitors}))), {generation}", Ct);
+            $"arrayReduce('uniqExactState', arrayMap(x -> toUInt64(x), range({firstVisitor}, {firstVisitor + visitors}))), {generation}, {version}", Ct);
         var writes = new SiteDayWrites();
         var activations = new GenerationActivations();
         var held = new HeldStore(engine.Store);
         var keeping = new QueryEngine(held, db) { LargeSiteFromVisits = 0, GenerationActivations = activations, SiteDayWrites = writes };
         var daily = keeping.DailyRows!;
-        await RowsAsync("/a", 1, 3);
-        await RowsAsync("/b", 1, 2);
+        await RowsAsync("/a", 1, 3, 0);
+        await RowsAsync("/b", 1, 2, 0);
 
         Assert.Equal(["/a 3 3", "/b 2 2"], await TopPagesAsync(keeping));
         Assert.Equal((0, 1), (daily.DaysKept, daily.DaysRead));
         Assert.Equal(["/a 3 3", "/b 2 2"], await TopPagesAsync(keeping));
         Assert.Equal((1, 1), (daily.DaysKept, daily.DaysRead));
 
-        // Not announced (not how the product writes): the kept numbers answer.
-        await RowsAsync("/a", 4, 2);
+        // Not announced (not how the product writes; its version is another site-day's round):
+        // the kept numbers answer.
+        long unannounced = writes.Begin(db, [(Merchant, Site + 7, DateOnly.FromDateTime(Day.UtcDateTime))]);
+        writes.End(db, [(Merchant, Site + 7, DateOnly.FromDateTime(Day.UtcDateTime))]);
+        await RowsAsync("/a", 4, 2, unannounced);
         Assert.Equal(["/a 3 3", "/b 2 2"], await TopPagesAsync(keeping));
 
-        // Announced: read while it runs, not kept then, and read again once it ended.
-        writes.Begin(db, SiteDay);
-        await RowsAsync("/c", 1, 1);
+        // Announced: read while it runs, not kept then, and read again once it ended (a day of a
+        // few values is read whole; A_busy_days_rounds… has days brought up to date).
+        long round = writes.Begin(db, SiteDay);
+        await RowsAsync("/c", 1, 1, round);
         Assert.Equal(["/a 5 5", "/b 2 2", "/c 1 1"], await TopPagesAsync(keeping));
-        await RowsAsync("/c", 2, 1);
+        await RowsAsync("/c", 2, 1, round);
         Assert.Equal(["/a 5 5", "/b 2 2", "/c 2 2"], await TopPagesAsync(keeping));
         writes.End(db, SiteDay);
         long read = daily.DaysRead;
@@ -111,8 +116,8 @@ public class DailyRowsCacheTests(EngineFixture engine)
         writes.End(db, SiteDay); // the day is read again by the next question
         Task<string[]>? stale = null;
         var release = await held.HoldNextAsync(() => stale = TopPagesAsync(keeping));
-        writes.Begin(db, SiteDay);
-        await RowsAsync("/d", 1, 1);
+        round = writes.Begin(db, SiteDay);
+        await RowsAsync("/d", 1, 1, round);
         writes.End(db, SiteDay);
         release();
         Assert.Equal(["/a 5 5", "/b 2 2", "/c 2 2"], await stale!.WaitAsync(TimeSpan.FromSeconds(30), Ct));
@@ -120,7 +125,7 @@ public class DailyRowsCacheTests(EngineFixture engine)
         Assert.Equal(["/a 5 5", "/b 2 2", "/c 2 2", "/d 1 1"], await TopPagesAsync(keeping));
 
         // A reprocessed day: another generation's rows, activated through the counted path.
-        await RowsAsync("/z", 1, 7, generation: 9);
+        await RowsAsync("/z", 1, 7, 0, generation: 9);
         Assert.Equal(["/a 5 5", "/b 2 2", "/c 2 2", "/d 1 1"], await TopPagesAsync(keeping));
         await new Generations(engine.Store, db, activations).ActivateAsync(Merchant, Site, DateOnly.FromDateTime(Day.UtcDateTime), 9, ProcessingLogic.Current, 7, Ct);
         Assert.Equal(["/z 7 7"], await TopPagesAsync(keeping));
@@ -129,7 +134,7 @@ public class DailyRowsCacheTests(EngineFixture engine)
         // Another activation while a statement's answer is held, and the superseded rows deleted
         // as reprocessing does: the held answer (generation 9's rows) is not used, the question
         // is asked again and answers from generation 11.
-        await RowsAsync("/y", 1, 4, generation: 11);
+        await RowsAsync("/y", 1, 4, 0, generation: 11);
         writes.Begin(db, SiteDay);
         writes.End(db, SiteDay);
         release = await held.HoldNextAsync(() => stale = TopPagesAsync(keeping));
@@ -165,11 +170,11 @@ public class DailyRowsCacheTests(EngineFixture engine)
         Assert.Equal(["/a 4 4"], await TopPagesAsync(keeping, Day.AddDays(-1), Day.AddDays(1)));
         Assert.Equal((2, 2), (daily.DaysKept, daily.DaysRead)); // both read once, then kept
 
-        // A round of today's events: 2 more visitors with a pageview each.
-        writes.Begin(db, SiteDay);
+        // A round of today's events: 2 more visitors with a pageview each, under the round's version.
+        long round = writes.Begin(db, SiteDay);
         await engine.Store.ExecuteAsync(
-            $"INSERT INTO {db}.rollup_dims_day (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation) " +
-            $"SELECT {Merchant}, {Site}, 'page', toDate('2026-02-10'), '/a', 2, 2, 0, 0, arrayReduce('uniqExactState', [toUInt64(500), toUInt64(501)]), 0", Ct);
+            $"INSERT INTO {db}.rollup_dims_day (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation, write_version) " +
+            $"SELECT {Merchant}, {Site}, 'page', toDate('2026-02-10'), '/a', 2, 2, 0, 0, arrayReduce('uniqExactState', [toUInt64(500), toUInt64(501)]), 0, {round}", Ct);
         writes.End(db, SiteDay);
         Assert.Equal(["/a 6 6"], await TopPagesAsync(keeping, Day.AddDays(-1), Day.AddDays(1)));
         Assert.Equal((3, 3), (daily.DaysKept, daily.DaysRead)); // yesterday kept, today read again
@@ -364,6 +369,103 @@ public class DailyRowsCacheTests(EngineFixture engine)
         Assert.Equal(6, daily.SumsReused);
         Assert.Equal("/0=32 /1=32", await SumAsync(all));
         Assert.Equal(7, daily.SumsReused);
+    }
+
+    /// <summary>
+    /// A busy site's today, written round after round by Rollup's own statement (each round's
+    /// rows under the version of its announcement): after the first read, each answer reads only
+    /// the values the rounds since wrote (DaysUpdated, no whole read) and adds them to the last
+    /// answer's rows (TodaySumsReused), and is exact every time against LINQ over the events:
+    /// rounds bring the same visitor to the same page again (counted once), new visitors to
+    /// pages kept, new pages, engagement pings and custom events (no pageview); a second
+    /// question (the site's totals: one value a day, read whole) follows the same rounds.
+    /// </summary>
+    [Fact]
+    public async Task A_busy_days_rounds_are_read_by_the_values_they_wrote_and_answers_stay_exact()
+    {
+        string db = "dailyround_" + Guid.NewGuid().ToString("N")[..12];
+        await new SchemaMigrator(engine.Store).MigrateAsync(Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse"), db, Ct);
+        var today = DateOnly.FromDateTime(Day.UtcDateTime);
+        var events = new List<(DateOnly Day, int Visitor, string Page, string Name)>();
+        var writes = new SiteDayWrites();
+        long offset = 0;
+        async Task RoundAsync(DateOnly day, IEnumerable<(int Visitor, string Page, string Name)> round)
+        {
+            var rows = round.Select(e => (Day: day, e.Visitor, e.Page, e.Name)).ToList();
+            long from = offset;
+            string values = string.Join(", ", rows.Select((e, i) =>
+                $"({Merchant}, {Site}, '{from + i:D16}', '{e.Day:yyyy-MM-dd} 12:00:00.000', '{e.Name}', '{e.Page}', {e.Visitor}, {e.Visitor}, " +
+                $"{(events.Any(o => o.Day == e.Day && o.Visitor == e.Visitor) || rows.Take(i).Any(o => o.Visitor == e.Visitor) ? 0 : 1)}, 'test', {from + i})"));
+            offset += rows.Count;
+            (ulong, ulong, DateOnly)[] siteDay = [(Merchant, Site, day)];
+            long version = writes.Begin(db, siteDay);
+            try
+            {
+                if (rows.Count > 0)
+                    await engine.Store.ExecuteAsync($"INSERT INTO {db}.events_enriched (merchant_id, site_id, event_id, received_at, name, pathname, visitor_id, " +
+                        $"visit_id, visit_start, log_source, log_offset) VALUES {values}", Ct);
+                await engine.Store.ExecuteAsync(DerivedRows.DimensionRollUpStatement(db,
+                    $"log_source = 'test' AND log_offset >= {from} AND log_offset < {offset}", $"test:{from}", version), Ct);
+            }
+            finally
+            {
+                writes.End(db, siteDay);
+            }
+            events.AddRange(rows);
+        }
+        // Yesterday: 1,200 pages (enough for the range's kept days to be kept added up), its own
+        // visitor ids (as the product's: a visitor id lives one UTC day).
+        await RoundAsync(today.AddDays(-1), Enumerable.Range(0, 1_200).Select(i => (100_000 + i, $"/p{i}", "pageview")));
+        // Today: as many (a day of fewer values is read whole: the site's totals below).
+        await RoundAsync(today, [(1, "/p1", "pageview"), (2, "/p1", "pageview"), (3, "/p2", "pageview"),
+            .. Enumerable.Range(0, 1_200).Select(i => (10_000 + i, $"/q{i}", "pageview"))]);
+        var keeping = new QueryEngine(engine.Store, db)
+        {
+            LargeSiteFromVisits = 0, GenerationActivations = new GenerationActivations(), SiteDayWrites = writes,
+            Clock = new ManualClock(Day.AddHours(13)),
+        };
+        var daily = keeping.DailyRows!;
+        string[] Expected() => [.. events.GroupBy(e => e.Page)
+            .Select(g => $"{g.Key} {g.Select(e => (e.Day, e.Visitor)).Distinct().Count()} {g.Count(e => e.Name == "pageview")}").Order(StringComparer.Ordinal)];
+        string Totals() => $"{events.Select(e => (e.Day, e.Visitor)).Distinct().Count()} {events.Count(e => e.Name == "pageview")}";
+        async Task<string> TotalsAsync()
+        {
+            var q = new NormalQuery(Merchant, Site, "site", Day.AddDays(-1), Day.AddDays(1), TimeZoneInfo.Utc, ["visitors", "pageviews"],
+                [], null, [], 10, 0, false, null, [], "custom");
+            var metrics = (await keeping.AnswerAsync(q, Ct))["results"]![0]!["metrics"]!.AsArray();
+            return $"{metrics[0]} {metrics[1]}";
+        }
+        for (int asked = 0; asked < 3; asked++) // read, then the past day kept added up, then reused
+        {
+            Assert.Equal(Expected(), await TopPagesAsync(keeping, Day.AddDays(-1), Day.AddDays(1)));
+            Assert.Equal(Totals(), await TotalsAsync());
+        }
+        Assert.Equal(0, daily.DaysUpdated);
+
+        (int, string, string)[][] rounds =
+        [
+            [(1, "/p1", "pageview"), (1, "/p1", "engagement")],        // the same visitor and page again: still 1 visitor
+            [(4, "/p1", "pageview"), (5, "/new", "pageview")],          // a new visitor on a kept page, a new page
+            [(6, "/p3", "add_to_cart"), (2, "/new", "pageview")],       // no pageview; a visitor of /p1 on /new
+            [],                                                          // a round announced that wrote nothing
+            [(7, "/p1199", "pageview"), (7, "/p2", "pageview"), (3, "/p2", "engagement")],
+        ];
+        long updated = 0;
+        foreach (var round in rounds)
+        {
+            await RoundAsync(today, round);
+            Assert.Equal(Expected(), await TopPagesAsync(keeping, Day.AddDays(-1), Day.AddDays(1)));
+            Assert.Equal(Totals(), await TotalsAsync());
+            Assert.Equal(++updated, daily.DaysUpdated); // top pages: today brought up to date
+        }
+        Assert.Equal(4 + rounds.Length, daily.DaysRead); // each question read each day once, and the totals today after each round
+        // Top pages only (the totals are one value, below the kept sum's threshold): the first
+        // round keeps yesterday added up alone (the sum before held today too), the second adds
+        // today whole on top of it, every later one only the values it wrote.
+        Assert.Equal(rounds.Length - 2, daily.TodaySumsReused);
+        // And the scan says the same.
+        var scanning = new QueryEngine(engine.Store, db) { UsePreAggregates = false, Clock = new ManualClock(Day.AddHours(13)) };
+        Assert.Equal(Expected(), await TopPagesAsync(scanning, Day.AddDays(-1), Day.AddDays(1)));
     }
 
     private static async Task<string[]> TopPagesAsync(QueryEngine engine, DateTimeOffset? from = null, DateTimeOffset? to = null)

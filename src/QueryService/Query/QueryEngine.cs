@@ -381,10 +381,10 @@ public sealed class QueryEngine(IColumnStore store, string database)
         if (known is not null && enrichedCovers && UsePreAggregates && DailyRows is { } daily
             && (q.To - q.From).TotalDays <= PreAggregates.DailyRowsCache.MaxDays
             && !(Retention.KeptFrom(RetentionPolicy.RollupDimensions, Clock.GetUtcNow()) is { } dimensionsFrom && q.From < dimensionsFrom)
-            && DailyForm(q, uncovered, known, largeSite, ct) is var (shape, onlyValues, read))
+            && DailyForm(q, uncovered, known, largeSite, ct) is var (shape, onlyValues, read, readWritten))
         {
             var sums = await daily.SumAsync(q.MerchantId, q.SiteId, shape, onlyValues, DayBucket(q.TimeDimension),
-                DateOnly.FromDateTime(q.From.UtcDateTime), DateOnly.FromDateTime(q.To.UtcDateTime), known, activations, read);
+                DateOnly.FromDateTime(q.From.UtcDateTime), DateOnly.FromDateTime(q.To.UtcDateTime), known, activations, read, readWritten);
             if (sums is not null)
             {
                 var summed = DailyRaw(q, sums);
@@ -463,8 +463,11 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// question the planner answers with at most one dimension besides time (goals, revenue,
     /// filters) reads the planner's own statement grouped by UTC day as well: its shape is that
     /// statement over a fixed day, so the same question asked over another range finds its days.
+    /// The dimension rollup's rows also say which round wrote them last (write_version), so a
+    /// day kept before a round is brought up to date by its written values (ReadWritten).
     /// </summary>
-    private (string Shape, IReadOnlySet<string>? Values, Func<IReadOnlyList<DateOnly>, Task<List<PreAggregates.DayRow>?>> Read)? DailyForm(
+    private (string Shape, IReadOnlySet<string>? Values, Func<IReadOnlyList<DateOnly>, Task<List<PreAggregates.DayRow>?>> Read,
+        Func<DateOnly, long, Task<List<PreAggregates.DayRow>?>>? ReadWritten)? DailyForm(
         NormalQuery q, IReadOnlySet<string>? uncovered, IReadOnlyDictionary<DateOnly, ulong> known, bool largeSite, CancellationToken ct)
     {
         if (PreAggregates.NormalQueryPlanner.DailyQuestion(q, uncovered) is { } question)
@@ -472,10 +475,13 @@ public sealed class QueryEngine(IColumnStore store, string database)
             return question.Rollup == PreAggregates.DailyRollup.Dimensions
                 ? ("dimensions:" + question.Dimension, question.Values, async days => await RunRowBinaryAsync(
                     PreAggregates.PreAggregatePlanner.DailyStatement(q.MerchantId, q.SiteId, question.Dimension, days, known, database, MaxExecutionSeconds),
+                    PreAggregates.PreAggregatePlanner.ReadDaily, ct),
+                    async (day, since) => await RunRowBinaryAsync(
+                    PreAggregates.PreAggregatePlanner.DailyStatement(q.MerchantId, q.SiteId, question.Dimension, [day], known, database, MaxExecutionSeconds, since),
                     PreAggregates.PreAggregatePlanner.ReadDaily, ct))
                 : ("visits:" + question.Dimension, question.Values, async days => await RunRowBinaryAsync(
                     PreAggregates.VisitRollupPlanner.DailyStatement(q.MerchantId, q.SiteId, question.Dimension, days, known, database, MaxExecutionSeconds, merged: largeSite),
-                    PreAggregates.VisitRollupPlanner.ReadDaily, ct));
+                    PreAggregates.VisitRollupPlanner.ReadDaily, ct), null);
         }
         if (q.TimeDimension is { Argument: not ("day" or "week" or "month") } || q.Dimensions.Count(d => d.Kind != DimensionKind.Time) > 1) return null;
         var byDay = q with { Dimensions = [s_day, .. q.Dimensions.Where(d => d.Kind != DimensionKind.Time)] };
@@ -483,7 +489,8 @@ public sealed class QueryEngine(IColumnStore store, string database)
         string? shape = PreAggregates.NormalQueryPlanner.TryPlanRaw(byDay with { From = someDay, To = someDay.AddDays(1) }, database, MaxExecutionSeconds, out _,
             uncovered, s_noGenerations, largeSite: false);
         if (shape is null) return null;
-        return ("plan:" + shape, null, async days =>
+        return ("plan:" + shape, null, ReadPlanned, null);
+        async Task<List<PreAggregates.DayRow>?> ReadPlanned(IReadOnlyList<DateOnly> days)
         {
             var (spanFrom, spanTo) = PreAggregates.DailyRowsCache.Span(days);
             var span = byDay with { From = spanFrom, To = spanTo };
@@ -504,7 +511,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
                     : new PreAggregates.DayRow(day, value, values));
             }
             return result;
-        });
+        }
     }
 
     private static readonly Dimension s_day = QueryVocabulary.ParseDimension("time:day")!;

@@ -1,0 +1,14 @@
+-- Which values of a day a round changed, so a kept day is brought up to date by reading those
+-- values only (docs/query-performance.md, "Today brought up to date by the values a round wrote").
+--
+-- write_version: the version the round that wrote the row was given when it announced its
+--   site-days (SiteDayWrites.Begin in this process; the versions start from the clock's
+--   microseconds at process start, so they grow across restarts too). It merges by max, so a
+--   value's rows, merged or not, hold the version of the last round that wrote the value.
+--   A reader that kept a day's numbers at version V reads again only the values with a row of
+--   write_version > V: every round that began after it read has a higher version, every round
+--   before it a lower one.
+-- Rows written before this migration, by reprocessing (a new generation, read whole once active)
+--   or by the data set generator read the default 0: never newer than what was kept.
+-- ADD … IF NOT EXISTS, so the statement can run twice (see SchemaMigrator).
+ALTER TABLE {db}.rollup_dims_day ADD COLUMN IF NOT EXISTS write_version SimpleAggregateFunction(max, UInt64) DEFAULT 0;
