@@ -3,8 +3,10 @@
 --
 -- write_version: the version the round that wrote the row was given when it announced its
 --   site-days (SiteDayWrites.Begin in this process; the versions start from the clock's
---   microseconds at process start, so they grow across restarts too). It merges by max, so a
---   value's rows, merged or not, hold the version of the last round that wrote the value.
+--   microseconds at process start, so they grow across restarts too, unless the clock went back
+--   or a process handed out more than one a microsecond: then older rows read as newer, and are
+--   read again, never missed). It merges by max, so the highest version among a value's rows,
+--   merged or not, is that of the last round that wrote the value.
 --   A reader that kept a day's numbers at version V reads again only the values with a row of
 --   write_version > V: every round that began after it read has a higher version, every round
 --   before it a lower one.

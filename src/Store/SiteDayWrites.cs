@@ -22,7 +22,8 @@ namespace Analytics.Store;
 /// values with a row of a higher version. Versions come from one counter over every site-day,
 /// started at the clock's microseconds when the process starts, so a round beginning after a
 /// reader's <see cref="TryQuiet"/> gets a higher version than the one it read, and rows of earlier
-/// processes are lower unless the clock went back (then they are read again: slower, never wrong).
+/// processes are lower unless the clock went back or a process handed out more than one version a
+/// microsecond (then they are read again: slower, never wrong).
 /// </para>
 /// </summary>
 public sealed class SiteDayWrites

@@ -16,8 +16,10 @@ namespace Analytics.QueryService.PreAggregates;
 /// bounces, durations, conversions and revenue of several days are the sums of each day's;
 /// PreAggregatePlanner). Only the days not kept (days written or reprocessed since, days never
 /// asked) are read from the engine, in one statement. Today too is kept between Rollup's rounds:
-/// a busy site's today is read again after each round, a quiet site's rarely. A range's kept days
-/// are also kept added up (<see cref="KeptSum"/>), so a busy site's question adds only today's rows.
+/// a busy site's today is read again after each round (only the values the round wrote, where the
+/// rows say which: readWritten), a quiet site's rarely. A range's kept days are also kept added up
+/// (<see cref="KeptSum"/>), so a busy site's question adds only today's rows, or only the values a
+/// round wrote to the last answer's rows (<see cref="TodaySum"/>).
 /// <para>
 /// Why: a large site's top list over 30 days merges tens of thousands of exact visitor sets per
 /// question (the largest merchant's top pages: about 72,000 page-day sets), and reading those sets
@@ -141,9 +143,10 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
     /// null when they cannot answer (rows a plan may not use).</param>
     /// <param name="readWritten">Reads the rows of one day's values written since a version
     /// (SiteDayWrites), each over all of that day's rows; null where the rows carry no version
-    /// (only the dimension rollup's do). When the one day to read was kept at an older version of
-    /// the same generation (a busy site's today, after a round), it is brought up to date by these
-    /// rows instead of read whole: a value no round wrote since has the numbers kept.</param>
+    /// (only the dimension rollup's do). When the one day to read is quiet, was kept at an older
+    /// version of the same generation (a busy site's today, after a round) and holds at least
+    /// sumFromValues values, it is brought up to date by these rows instead of read whole: a value
+    /// no round wrote since has the numbers kept.</param>
     public async Task<DaySums?> SumAsync(long merchantId, long siteId, string shape,
         IReadOnlySet<string>? values, Func<DateOnly, string> bucket, DateOnly from, DateOnly to,
         IReadOnlyDictionary<DateOnly, ulong> generations, long started, Func<IReadOnlyList<DateOnly>, Task<List<DayRow>?>> read,
@@ -267,6 +270,9 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
             {
                 var keptSum = new KeptSum([.. kept.Select(k => k.Day)], bucket, values, sums.ToDictionary(e => e.Key, e => Copy(e.Value)));
                 int replaced = _sums.TryGetValue(sumKey, out var previous) ? previous.Size : 0;
+                // The last answer's rows over the sum replaced can never be reused (another sum),
+                // and they hold it: both go, and both leave the count.
+                if (_todaySums.TryRemove(sumKey, out var over)) replaced += over.Size;
                 _sums[sumKey] = keptSum;
                 if (Interlocked.Add(ref _values, keptSum.Size - replaced) > maxValues) Evict();
             }

@@ -240,9 +240,11 @@ public static class PreAggregatePlanner
         var inv = CultureInfo.InvariantCulture;
         string rows = string.Create(inv, $"merchant_id = {merchantId} AND site_id = {siteId} AND dimension = {ClickHouseSql.StringLiteral(dimension)} AND bucket IN ({DayList(days)})");
         // The written values first, by a read of two light columns of the day's rows; then only
-        // their rows (value is in the sorting key) have their visitor sets merged, which is the
-        // cost of reading a day: 15-28 ms for the largest test merchant's 12,261 pages of a day
-        // against 7-9 ms this way with a few values written (docs/query-performance.md).
+        // their rows (value is in the sorting key) have their visitor sets merged. Not much
+        // cheaper in the engine where a round writes popular values, whose sets are most of a
+        // day's (18-31 against 16-28 ms on the largest test merchant's pages): what it saves is
+        // the other rows' parsing and adding up (docs/query-performance.md, "Today brought up to
+        // date by the values a round wrote").
         string written = writtenSince is { } since
             ? string.Create(inv, $" AND value IN (SELECT value FROM {database}.{Table} WHERE {rows} AND write_version > {since})") : "";
         return string.Create(inv,
