@@ -202,11 +202,11 @@ public static class DerivedRows
         (preAggregates ? PreAggregateStatements(db, where, token) : []).Concat(TimeRollupStatements(db, where, token));
 
     /// <summary>The dimension and visit rollups (what the query planner reads) of <see cref="RollUpStatements"/>;
-    /// <paramref name="writeVersion"/> as in <see cref="DimensionRollUpStatement"/>.</summary>
+    /// <paramref name="writeVersion"/> as in <see cref="DimensionRollUpStatement"/> and <see cref="VisitRollUpStatement"/>.</summary>
     public static IEnumerable<string> PreAggregateStatements(string db, string where, string token, long writeVersion = 0)
     {
         yield return DimensionRollUpStatement(db, where, $"{DimensionTable}:{token}", writeVersion);
-        yield return VisitRollUpStatement(db, where, $"{VisitTable}:{token}");
+        yield return VisitRollUpStatement(db, where, $"{VisitTable}:{token}", writeVersion);
     }
 
     /// <summary>The minute, hour and day rollups (what the v1 endpoints and the main graph read) of
@@ -303,18 +303,21 @@ public static class DerivedRows
     /// times, counts and entry/exit page states; a later round's rows of the same visit merge with
     /// these (see the migration). Entry/exit page are ordered by (received_at, log_offset), as the
     /// query API's scan orders a visit's pageviews; interactions are events that are neither
-    /// pageviews nor engagement pings (the contract's bounce).
+    /// pageviews nor engagement pings (the contract's bounce). From migration 015, `write_version`
+    /// as in the dimension rollup: with it a reader that kept a day's visits reads only the visits
+    /// written since.
     /// </summary>
-    public static string VisitRollUpStatement(string db, string where, string token)
+    public static string VisitRollUpStatement(string db, string where, string token, long writeVersion = 0)
     {
         var entry = VisitEntry.Columns.Select(c => c["visit_".Length..]).ToList();
         return $"INSERT INTO {db}.{VisitTable} (merchant_id, site_id, bucket, visit_id, generation, visitor_id, first_at, last_at, pageviews, " +
-            $"interactions, events, engagement_ms, entry_page, exit_page, {string.Join(", ", entry)}) " +
+            $"interactions, events, engagement_ms, entry_page, exit_page, {string.Join(", ", entry)}, write_version) " +
             $"SETTINGS insert_deduplication_token = {ClickHouseSql.StringLiteral(token)}, max_threads = 1 " +
             "SELECT merchant_id, site_id, toDate(received_at) AS bucket, visit_id, generation, any(visitor_id), min(received_at), max(received_at), " +
             "countIf(name = 'pageview'), countIf(name NOT IN ('pageview', 'engagement')), countIf(name != 'engagement'), " +
             "sumIf(toUInt64(engagement_ms), name = 'engagement'), argMinStateIf(pathname, (received_at, log_offset), name = 'pageview'), " +
-            $"argMaxStateIf(pathname, (received_at, log_offset), name = 'pageview'), {string.Join(", ", VisitEntry.Columns.Select(c => $"any({c})"))} " +
+            $"argMaxStateIf(pathname, (received_at, log_offset), name = 'pageview'), {string.Join(", ", VisitEntry.Columns.Select(c => $"any({c})"))}, " +
+            string.Create(CultureInfo.InvariantCulture, $"toUInt64({writeVersion}) ") +
             $"FROM {db}.events_enriched WHERE ({where}) AND is_bot = 0 GROUP BY merchant_id, site_id, bucket, visit_id, generation";
     }
 

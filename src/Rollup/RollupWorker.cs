@@ -484,7 +484,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         foreach (var part in round.Days) part.Dispose();
     }
 
-    /// <param name="version">What SiteDayWrites gave the round (0 without it): the dimension rollup's write_version.</param>
+    /// <param name="version">What SiteDayWrites gave the round (0 without it): the dimension and visit rollups' write_version.</param>
     private async Task StoreDaysAsync(Round round, long version, CancellationToken ct)
     {
         foreach (var part in round.Days)

@@ -397,20 +397,8 @@ public class DailyRowsCacheTests(EngineFixture engine)
                 $"({Merchant}, {Site}, '{from + i:D16}', '{e.Day:yyyy-MM-dd} 12:00:00.000', '{e.Name}', '{e.Page}', {e.Visitor}, {e.Visitor}, " +
                 $"{(events.Any(o => o.Day == e.Day && o.Visitor == e.Visitor) || rows.Take(i).Any(o => o.Visitor == e.Visitor) ? 0 : 1)}, 'test', {from + i})"));
             offset += rows.Count;
-            (ulong, ulong, DateOnly)[] siteDay = [(Merchant, Site, day)];
-            long version = writes.Begin(db, siteDay);
-            try
-            {
-                if (rows.Count > 0)
-                    await engine.Store.ExecuteAsync($"INSERT INTO {db}.events_enriched (merchant_id, site_id, event_id, received_at, name, pathname, visitor_id, " +
-                        $"visit_id, visit_start, log_source, log_offset) VALUES {values}", Ct);
-                await engine.Store.ExecuteAsync(DerivedRows.DimensionRollUpStatement(db,
-                    $"log_source = 'test' AND log_offset >= {from} AND log_offset < {offset}", $"test:{from}", version), Ct);
-            }
-            finally
-            {
-                writes.End(db, siteDay);
-            }
+            await StoreRoundAsync(writes, db, day, "visit_start", values, version => DerivedRows.DimensionRollUpStatement(db,
+                $"log_source = 'test' AND log_offset >= {from} AND log_offset < {offset}", $"test:{from}", version));
             events.AddRange(rows);
         }
         // Yesterday: 1,200 pages (enough for the range's kept days to be kept added up), its own
@@ -466,6 +454,138 @@ public class DailyRowsCacheTests(EngineFixture engine)
         // And the scan says the same.
         var scanning = new QueryEngine(engine.Store, db) { UsePreAggregates = false, Clock = new ManualClock(Day.AddHours(13)) };
         Assert.Equal(Expected(), await TopPagesAsync(scanning, Day.AddDays(-1), Day.AddDays(1)));
+    }
+
+    /// <summary>
+    /// A large site's today for the visit rollup's questions (entry pages, exit pages, the site's
+    /// totals with bounce rate and duration), written round after round by Rollup's own statement
+    /// under each round's version: after the first read, each answer reads only the visits the
+    /// rounds since wrote (KeptVisits.DaysUpdated) and is exact every time against LINQ over the
+    /// events and the documented definitions: a bounce that stops being one, a visit that began
+    /// without a pageview getting its entry page, a visitor's second visit, an engagement ping
+    /// lengthening a visit, a round that wrote nothing, and exit pages left by every visit of
+    /// them today (gone, and kept from yesterday alone).
+    /// </summary>
+    [Fact]
+    public async Task A_large_sites_visits_are_kept_one_row_each_and_rounds_bring_them_up_to_date()
+    {
+        string db = "dailyvisits_" + Guid.NewGuid().ToString("N")[..12];
+        await new SchemaMigrator(engine.Store).MigrateAsync(Path.Combine(AppContext.BaseDirectory, "schemas", "clickhouse"), db, Ct);
+        var today = DateOnly.FromDateTime(Day.UtcDateTime);
+        var events = new List<(int Visit, int Visitor, DateTimeOffset At, long Offset, string Name, string Page)>();
+        var writes = new SiteDayWrites();
+        long offset = 0;
+        async Task RoundAsync(DateOnly day, IEnumerable<(int Visit, int Visitor, TimeSpan At, string Name, string Page)> round)
+        {
+            var rows = round.Select(e => (e.Visit, e.Visitor, At: new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero) + e.At, Offset: 0L, e.Name, e.Page)).ToList();
+            long from = offset;
+            for (int i = 0; i < rows.Count; i++) rows[i] = rows[i] with { Offset = offset++ };
+            string values = string.Join(", ", rows.Select(e =>
+                $"({Merchant}, {Site}, '{e.Offset:D16}', '{e.At.UtcDateTime:yyyy-MM-dd HH:mm:ss.fff}', '{e.Name}', '{e.Page}', {e.Visitor}, {e.Visit}, " +
+                $"{(e.Name == "engagement" ? 1000 : 0)}, 'test', {e.Offset})"));
+            await StoreRoundAsync(writes, db, day, "engagement_ms", values, version => DerivedRows.VisitRollUpStatement(db,
+                $"log_source = 'test' AND log_offset >= {from} AND log_offset < {offset}", $"test:{from}", version));
+            events.AddRange(rows);
+        }
+        TimeSpan At(int hour, int minute = 0, int ms = 0) => new TimeSpan(hour, minute, 0) + TimeSpan.FromMilliseconds(ms);
+        // Yesterday: 1,200 one-page visits (enough values for a day to be brought up to date, and
+        // for the range's kept days to be kept added up), visitor ids of its own, as the product's.
+        await RoundAsync(today.AddDays(-1), Enumerable.Range(0, 1_200).Select(i => (100_000 + i, 100_000 + i, At(12, 0, i), "pageview", $"/p{i}")));
+        // Today: as many, and visits 1 (a bounce on /a), 2 (a custom event, no pageview yet) and 3 (/a then /b).
+        await RoundAsync(today, [(1, 1, At(10), "pageview", "/a"), (2, 2, At(10), "add_to_cart", ""), (3, 3, At(10), "pageview", "/a"),
+            (3, 3, At(10, 1), "pageview", "/b"), .. Enumerable.Range(0, 1_200).Select(i => (10_000 + i, 10_000 + i, At(12, 0, i), "pageview", $"/q{i}"))]);
+        var keeping = new QueryEngine(engine.Store, db)
+        {
+            LargeSiteFromVisits = 0, GenerationActivations = new GenerationActivations(), SiteDayWrites = writes,
+            Clock = new ManualClock(Day.AddHours(13)),
+        };
+        var kept = keeping.KeptVisits!;
+        // The documented definitions over the events: a visit's entry and exit page are its first
+        // and last pageview's path ("" without one), a bounce at most one pageview and no event
+        // but pageviews and engagement pings, its duration from its first event to its last.
+        string[] Expected(string? dimension, DateTimeOffset? from = null)
+        {
+            var visits = events.Where(e => e.At >= (from ?? Day.AddDays(-1))).GroupBy(e => e.Visit).Select(v =>
+            {
+                var ordered = v.OrderBy(e => e.At).ThenBy(e => e.Offset).ToList();
+                var pages = ordered.Where(e => e.Name == "pageview").ToList();
+                return (Visitor: v.First().Visitor, Pageviews: pages.Count, Entry: pages.FirstOrDefault().Page ?? "", Exit: pages.LastOrDefault().Page ?? "",
+                    Bounce: pages.Count <= 1 && !ordered.Any(e => e.Name is not ("pageview" or "engagement")),
+                    Ms: (long)(ordered[^1].At - ordered[0].At).TotalMilliseconds);
+            }).ToList();
+            return [.. visits.GroupBy(v => dimension switch { "entry_page" => v.Entry, "exit_page" => v.Exit, _ => "" })
+                .Select(g => $"{g.Key} => {g.Select(v => v.Visitor).Distinct().Count()}, {g.Count()}, {g.Sum(v => v.Pageviews)}, " +
+                    $"{Math.Round(g.Count(v => v.Bounce) * 100m / g.Count(), 1, MidpointRounding.AwayFromZero).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}, " +
+                    $"{Math.Round(g.Sum(v => v.Ms) * 0.001m / g.Count(), 0, MidpointRounding.AwayFromZero).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}")
+                .Order(StringComparer.Ordinal)];
+        }
+        async Task<string[]> AskAsync(QueryEngine engine, string? dimension, DateTimeOffset? from = null)
+        {
+            var q = new NormalQuery(Merchant, Site, "site", from ?? Day.AddDays(-1), Day.AddDays(1), TimeZoneInfo.Utc, ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"],
+                dimension is null ? [] : [QueryVocabulary.ParseDimension(dimension)!], null, [new("visitors", true)], 10_000, 0, false, null, [], "custom");
+            var results = (await engine.AnswerAsync(q, Ct))["results"]!.AsArray();
+            return [.. results.Select(r => (dimension is null ? "" : r!["dimensions"]![0]!.GetValue<string>()) + " => " +
+                string.Join(", ", r!["metrics"]!.AsArray().Select(m => decimal.Parse(m!.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture))))
+                .Order(StringComparer.Ordinal)];
+        }
+        string?[] questions = ["entry_page", "exit_page", null];
+        async Task AllExactAsync(QueryEngine engine)
+        {
+            foreach (var dimension in questions) Assert.Equal(Expected(dimension), await AskAsync(engine, dimension));
+        }
+        for (int asked = 0; asked < 3; asked++) await AllExactAsync(keeping); // read, then kept added up, then reused
+        Assert.Equal((0, 0), (kept.DaysRead, kept.DaysUpdated)); // two days read in one statement, then kept
+
+        (int, int, TimeSpan, string, string)[][] rounds =
+        [
+            [(6, 6, At(9), "pageview", "/a")],                                       // a new visitor's bounce (today then read whole once)
+            [(1, 1, At(10, 5), "pageview", "/b")],                                   // visit 1: no longer a bounce, exit /a -> /b
+            [(2, 2, At(10, 2), "pageview", "/c")],                                   // visit 2 gets its entry and exit page
+            [(4, 1, At(11), "pageview", "/a")],                                      // visitor 1's second visit, entering at /a
+            [(5, 1, At(11, 30), "pageview", "/b")],                                  // and third: two of visitor 1's visits leave from /b
+            [(3, 3, At(10, 3), "engagement", "/b")],                                 // visit 3 lasts longer, exit still /b
+            [],                                                                       // a round announced that wrote nothing
+            [(1, 1, At(10, 6), "pageview", "/p7"), (3, 3, At(10, 4), "pageview", "/e")], // visits 1 and 3 leave /b: visitor 1 stays by visit 5
+            [(5, 1, At(11, 31), "pageview", "/h"), (1, 1, At(10, 7), "pageview", "/z")], // the last leaves /b; today leaves /p7: yesterday's alone
+        ];
+        foreach (var round in rounds)
+        {
+            await RoundAsync(today, round);
+            await AllExactAsync(keeping);
+        }
+        // Each question read today's visits whole once (after the first round), then only the visits written.
+        Assert.Equal((3, 3 * (rounds.Length - 1)), (kept.DaysRead, kept.DaysUpdated));
+        Assert.DoesNotContain(await AskAsync(keeping, "exit_page"), l => l.StartsWith("/b ", StringComparison.Ordinal));
+        Assert.Contains("/p7 => 1, 1, 1, 100, 0", await AskAsync(keeping, "exit_page"));
+        // Entry and exit pages (a day of 1,000 values or more) added only the values that changed
+        // to the last answer's rows from the third round on (the first read today whole, the
+        // second added it whole to the kept sum of yesterday alone).
+        Assert.Equal(2 * (rounds.Length - 2), keeping.DailyRows!.TodaySumsReused);
+        // Today alone: its kept day as brought up to date, the values every visit left gone from it.
+        foreach (var dimension in questions) Assert.Equal(Expected(dimension, Day), await AskAsync(keeping, dimension, Day));
+        var scanning = new QueryEngine(engine.Store, db) { UsePreAggregates = false, Clock = new ManualClock(Day.AddHours(13)) };
+        await AllExactAsync(scanning);
+    }
+
+    /// <summary>Stores a round of the site's <paramref name="day"/> as Rollup does: announced, its
+    /// enriched rows (<paramref name="values"/>: the site, event id, time, name, path, visitor,
+    /// visit, <paramref name="column"/>, log source and offset of each), then a rollup statement
+    /// under the round's version.</summary>
+    private async Task StoreRoundAsync(SiteDayWrites writes, string db, DateOnly day, string column, string values, Func<long, string> rollUp)
+    {
+        (ulong, ulong, DateOnly)[] siteDay = [(Merchant, Site, day)];
+        long version = writes.Begin(db, siteDay);
+        try
+        {
+            if (values.Length > 0)
+                await engine.Store.ExecuteAsync($"INSERT INTO {db}.events_enriched (merchant_id, site_id, event_id, received_at, name, pathname, visitor_id, " +
+                    $"visit_id, {column}, log_source, log_offset) VALUES {values}", Ct);
+            await engine.Store.ExecuteAsync(rollUp(version), Ct);
+        }
+        finally
+        {
+            writes.End(db, siteDay);
+        }
     }
 
     private static async Task<string[]> TopPagesAsync(QueryEngine engine, DateTimeOffset? from = null, DateTimeOffset? to = null)

@@ -142,11 +142,13 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
     /// <param name="read">Reads the rows of the given days from the engine, in one statement;
     /// null when they cannot answer (rows a plan may not use).</param>
     /// <param name="readWritten">Reads the rows of one day's values written since a version
-    /// (SiteDayWrites), each over all of that day's rows; null where the rows carry no version
-    /// (only the dimension rollup's do). When the one day to read is quiet, was kept at an older
-    /// version of the same generation (a busy site's today, after a round) and holds at least
-    /// sumFromValues values, it is brought up to date by these rows instead of read whole: a value
-    /// no round wrote since has the numbers kept.</param>
+    /// (SiteDayWrites), each over all of that day's rows, a row of zeros for a value that has none
+    /// left (a visit rollup's value every visit of it left: kept as zeros, and an answer's rows
+    /// without visitors are left out, QueryEngine.DailyRaw); null where the rows carry no version.
+    /// When the one day to read is quiet, was kept at an older version of the same generation (a
+    /// busy site's today, after a round) and holds at least sumFromValues values, it is brought up
+    /// to date by these rows instead of read whole: a value no round wrote since has the numbers
+    /// kept. When it returns null (it cannot tell what changed since) the day is read whole.</param>
     public async Task<DaySums?> SumAsync(long merchantId, long siteId, string shape,
         IReadOnlySet<string>? values, Func<DateOnly, string> bucket, DateOnly from, DateOnly to,
         IReadOnlyDictionary<DateOnly, ulong> generations, long started, Func<IReadOnlyList<DateOnly>, Task<List<DayRow>?>> read,
@@ -183,7 +185,12 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
             && _days.TryGetValue((merchantId, siteId, shapeKey, missing[0].Day), out var previousDay)
             && previousDay.Generation == generations.GetValueOrDefault(missing[0].Day) && previousDay.Values.Length >= sumFromValues)
             stale = previousDay;
-        var answered = missing.Count == 0 ? [] : stale is not null ? await readWritten!(missing[0].Day, stale.Version) : await read([.. missing.Select(m => m.Day)]);
+        var answered = stale is null ? null : await readWritten!(missing[0].Day, stale.Version);
+        if (answered is null)
+        {
+            stale = null; // the reader could not tell what changed since: read whole
+            answered = missing.Count == 0 ? [] : await read([.. missing.Select(m => m.Day)]);
+        }
         if (answered is null || activations.Started != started) return null; // reprocessing may have deleted what it read
         // A reader may read the span of the missing days (Span): the kept days inside it count once.
         var asked = missing.Select(m => m.Day).ToHashSet();

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Analytics.QueryService.Query;
+using Analytics.Store;
 
 namespace Analytics.QueryService.PreAggregates;
 
@@ -69,7 +70,7 @@ public static class VisitRollupPlanner
     }
 
     /// <summary>
-    /// One row per visit of the rows <paramref name="range"/> selects: its day, visitor, pageviews
+    /// One row per visit of the rows <paramref name="range"/> selects: its day, id, visitor, pageviews
     /// (pv), interactions (ia), events (ev), engagement (eng), duration (dur) and each of
     /// <paramref name="used"/> visit dimensions as v_NAME. Parts not merged yet hold several rows
     /// of one visit (one per round): one row per visit either by grouping (a hash table of the
@@ -94,13 +95,13 @@ public static class VisitRollupPlanner
         }
         return merged
             ? $"""
-                SELECT bucket, visitor_id, pageviews AS pv, interactions AS ia, events AS ev, engagement_ms AS eng,
+                SELECT bucket, visit_id, visitor_id, pageviews AS pv, interactions AS ia, events AS ev, engagement_ms AS eng,
                     dateDiff('millisecond', first_at, last_at) AS dur{perVisit}
                 FROM {database}.{Table} AS v FINAL
                 WHERE {range}
                 """
             : $"""
-                SELECT bucket, any(visitor_id) AS visitor_id, sum(pageviews) AS pv, sum(interactions) AS ia, sum(events) AS ev, sum(engagement_ms) AS eng,
+                SELECT bucket, visit_id, any(visitor_id) AS visitor_id, sum(pageviews) AS pv, sum(interactions) AS ia, sum(events) AS ev, sum(engagement_ms) AS eng,
                     dateDiff('millisecond', min(first_at), max(last_at)) AS dur{perVisit}
                 FROM {database}.{Table} AS v
                 WHERE {range}
@@ -131,6 +132,47 @@ public static class VisitRollupPlanner
             GROUP BY bucket, value
             SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", inv)}
             """);
+    }
+
+    /// <summary>
+    /// One row per visit of <paramref name="day"/> in its active generation: visit id, visitor,
+    /// pageviews, interactions, events, engagement_ms (UInt64), duration in ms (Int64) and the
+    /// value of <paramref name="dimension"/> ("" for the site's visits as one value): the per-visit
+    /// rows <see cref="DailyStatement"/> groups, which KeptVisits groups in memory instead.
+    /// </summary>
+    /// <param name="writtenSince">Only the visits with a row written by a round of a higher version
+    /// (write_version, schemas/clickhouse/015), each over all its rows: what changed in a day kept
+    /// at that version. Found by a read of two light columns of the day's rows, then read by their
+    /// key (visit_id is in the sorting key), grouped rather than FINAL, which costs a statement
+    /// 6-12 ms however few visits it reads. Null: every visit.</param>
+    /// <param name="merged">As in <see cref="TryPlanRaw"/>, for the whole day.</param>
+    internal static string VisitsStatement(long merchantId, long siteId, string dimension, DateOnly day,
+        IReadOnlyDictionary<DateOnly, ulong> generations, string database, double maxExecutionSeconds, long? writtenSince, bool merged)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string date = day.ToString("yyyy-MM-dd", inv);
+        string range = string.Create(inv, $"v.merchant_id = {merchantId} AND v.site_id = {siteId} AND v.bucket = '{date}' AND {PreAggregatePlanner.IsActive("v.bucket", "v.generation")}");
+        if (writtenSince is { } since)
+            range += string.Create(inv, $" AND v.visit_id IN (SELECT visit_id FROM {database}.{Table} WHERE merchant_id = {merchantId} AND site_id = {siteId} AND bucket = '{date}' AND write_version > {since})");
+        string value = dimension == "" ? "''" : "v_" + dimension;
+        return string.Create(inv, $"""
+            SELECT visit_id, visitor_id, toUInt64(pv), toUInt64(ia), toUInt64(ev), toUInt64(eng), toInt64(dur), {value}
+            FROM (
+                {PreAggregatePlanner.ActiveGenerations(merchantId, siteId, [day], database, generations)}
+                {PerVisitRows(database, range, dimension == "" ? [] : [dimension], merged && writtenSince is null)})
+            SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", inv)}
+            """);
+    }
+
+    /// <summary><see cref="VisitsStatement"/>'s rows.</summary>
+    internal static List<VisitRow> ReadVisits(ReadOnlySpan<byte> data)
+    {
+        var rows = new List<VisitRow>();
+        var reader = new RowBinaryReader(data);
+        while (!reader.End)
+            rows.Add(new VisitRow(reader.ReadUInt64(), reader.ReadUInt64(), (long)reader.ReadUInt64(), (long)reader.ReadUInt64(), (long)reader.ReadUInt64(),
+                (long)reader.ReadUInt64(), reader.ReadInt64(), reader.ReadString()));
+        return rows;
     }
 
     /// <summary><see cref="DailyStatement"/>'s rows as the raw columns of <see cref="TryPlanRaw"/>.</summary>

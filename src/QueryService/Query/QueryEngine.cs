@@ -351,6 +351,13 @@ public sealed class QueryEngine(IColumnStore store, string database)
     public PreAggregates.DailyRowsCache? DailyRows => _generations is null || SiteDayWrites is null ? null
         : LazyInitializer.EnsureInitialized(ref _dailyRows, () => new PreAggregates.DailyRowsCache(database, SiteDayWrites, _generations.Activations));
 
+    private PreAggregates.KeptVisits? _keptVisits;
+
+    /// <summary>A large site's day kept one row per visit for the visit rollup's questions, under
+    /// the same conditions as <see cref="DailyRows"/>.</summary>
+    public PreAggregates.KeptVisits? KeptVisits => _generations is null || SiteDayWrites is null ? null
+        : LazyInitializer.EnsureInitialized(ref _keptVisits, () => new PreAggregates.KeptVisits(database, SiteDayWrites, _generations.Activations));
+
     /// <summary>
     /// The one place a normalised query becomes raw rows (every statement of a query, the
     /// denominators' included, comes through here): the pre-aggregate planner answers where it
@@ -381,7 +388,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
         if (known is not null && enrichedCovers && UsePreAggregates && DailyRows is { } daily
             && (q.To - q.From).TotalDays <= PreAggregates.DailyRowsCache.MaxDays
             && !(Retention.KeptFrom(RetentionPolicy.RollupDimensions, Clock.GetUtcNow()) is { } dimensionsFrom && q.From < dimensionsFrom)
-            && DailyForm(q, uncovered, known, largeSite, ct) is var (shape, onlyValues, read, readWritten))
+            && DailyForm(q, uncovered, known, activations, largeSite, ct) is var (shape, onlyValues, read, readWritten))
         {
             var sums = await daily.SumAsync(q.MerchantId, q.SiteId, shape, onlyValues, DayBucket(q.TimeDimension),
                 DateOnly.FromDateTime(q.From.UtcDateTime), DateOnly.FromDateTime(q.To.UtcDateTime), known, activations, read, readWritten);
@@ -464,24 +471,36 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// filters) reads the planner's own statement grouped by UTC day as well: its shape is that
     /// statement over a fixed day, so the same question asked over another range finds its days.
     /// The dimension rollup's rows also say which round wrote them last (write_version), so a
-    /// day kept before a round is brought up to date by its written values (ReadWritten).
+    /// day kept before a round is brought up to date by its written values (ReadWritten); the
+    /// visit rollup's too, by the visits written, where a large site's day is kept one row per
+    /// visit (KeptVisits).
     /// </summary>
     private (string Shape, IReadOnlySet<string>? Values, Func<IReadOnlyList<DateOnly>, Task<List<PreAggregates.DayRow>?>> Read,
         Func<DateOnly, long, Task<List<PreAggregates.DayRow>?>>? ReadWritten)? DailyForm(
-        NormalQuery q, IReadOnlySet<string>? uncovered, IReadOnlyDictionary<DateOnly, ulong> known, bool largeSite, CancellationToken ct)
+        NormalQuery q, IReadOnlySet<string>? uncovered, IReadOnlyDictionary<DateOnly, ulong> known, long activations, bool largeSite, CancellationToken ct)
     {
         if (PreAggregates.NormalQueryPlanner.DailyQuestion(q, uncovered) is { } question)
         {
-            return question.Rollup == PreAggregates.DailyRollup.Dimensions
-                ? ("dimensions:" + question.Dimension, question.Values, async days => await RunRowBinaryAsync(
-                    PreAggregates.PreAggregatePlanner.DailyStatement(q.MerchantId, q.SiteId, question.Dimension, days, known, database, MaxExecutionSeconds),
+            string dimension = question.Dimension;
+            if (question.Rollup == PreAggregates.DailyRollup.Dimensions)
+                return ("dimensions:" + dimension, question.Values, async days => await RunRowBinaryAsync(
+                    PreAggregates.PreAggregatePlanner.DailyStatement(q.MerchantId, q.SiteId, dimension, days, known, database, MaxExecutionSeconds),
                     PreAggregates.PreAggregatePlanner.ReadDaily, ct),
                     async (day, since) => await RunRowBinaryAsync(
-                    PreAggregates.PreAggregatePlanner.DailyStatement(q.MerchantId, q.SiteId, question.Dimension, [day], known, database, MaxExecutionSeconds, since),
-                    PreAggregates.PreAggregatePlanner.ReadDaily, ct))
-                : ("visits:" + question.Dimension, question.Values, async days => await RunRowBinaryAsync(
-                    PreAggregates.VisitRollupPlanner.DailyStatement(q.MerchantId, q.SiteId, question.Dimension, days, known, database, MaxExecutionSeconds, merged: largeSite),
-                    PreAggregates.VisitRollupPlanner.ReadDaily, ct), null);
+                    PreAggregates.PreAggregatePlanner.DailyStatement(q.MerchantId, q.SiteId, dimension, [day], known, database, MaxExecutionSeconds, since),
+                    PreAggregates.PreAggregatePlanner.ReadDaily, ct));
+            // A large site's one day to read (today, after a round) from its visits kept: a small
+            // site's days are not worth their memory, and several days are read in one statement.
+            var kept = largeSite ? KeptVisits : null;
+            Func<long?, Task<List<PreAggregates.VisitRow>>> Visits(DateOnly day) => async since => await RunRowBinaryAsync(
+                PreAggregates.VisitRollupPlanner.VisitsStatement(q.MerchantId, q.SiteId, dimension, day, known, database, MaxExecutionSeconds, since, merged: true),
+                PreAggregates.VisitRollupPlanner.ReadVisits, ct);
+            return ("visits:" + dimension, question.Values, async days => kept is not null && days.Count == 1
+                ? await kept.ReadAsync(q.MerchantId, q.SiteId, dimension, days[0], known.GetValueOrDefault(days[0]), activations, Visits(days[0]))
+                : await RunRowBinaryAsync(
+                    PreAggregates.VisitRollupPlanner.DailyStatement(q.MerchantId, q.SiteId, dimension, days, known, database, MaxExecutionSeconds, merged: largeSite),
+                    PreAggregates.VisitRollupPlanner.ReadDaily, ct),
+                kept is null ? null : (day, since) => kept.ReadWrittenAsync(q.MerchantId, q.SiteId, dimension, day, known.GetValueOrDefault(day), since, activations, Visits(day)));
         }
         if (q.TimeDimension is { Argument: not ("day" or "week" or "month") } || q.Dimensions.Count(d => d.Kind != DimensionKind.Time) > 1) return null;
         var byDay = q with { Dimensions = [s_day, .. q.Dimensions.Where(d => d.Kind != DimensionKind.Time)] };

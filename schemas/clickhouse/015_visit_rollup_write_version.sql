@@ -1,0 +1,13 @@
+-- Which visits of a day a round wrote, so a busy site's today, kept one row per visit, is brought
+-- up to date by reading those visits only (docs/query-performance.md, "Today's visits kept one row
+-- per visit").
+--
+-- write_version: as in rollup_dims_day (014), the version the round that wrote the row was given
+--   when it announced its site-days (SiteDayWrites.Begin), merged by max: a visit's rows, merged
+--   or not, hold the version of the last round that wrote the visit. A reader that kept a day's
+--   visits at version V reads again only the visits with a row of write_version > V, each over
+--   all its rows.
+-- Rows written before this migration, by reprocessing (a new generation, read whole once active)
+--   or by the data set generator read the default 0: never newer than what was kept.
+-- ADD … IF NOT EXISTS, so the statement can run twice (see SchemaMigrator).
+ALTER TABLE {db}.rollup_visits_day ADD COLUMN IF NOT EXISTS write_version SimpleAggregateFunction(max, UInt64) DEFAULT 0;
