@@ -99,7 +99,7 @@ public sealed class Dataset(IColumnStore store, string db, long events, int merc
     /// One Rollup round's share of a busy merchant's last day, stored as Rollup stores a round:
     /// its enriched rows (a new visitor's visit: a pageview on an entry page, a pageview on another
     /// page and an engagement ping from it; the visit's entry stamped on each), then the rollups over exactly
-    /// those rows, the dimension rollup's under <paramref name="version"/> (what SiteDayWrites gave
+    /// those rows, the dimension and visit rollups' under <paramref name="version"/> (what SiteDayWrites gave
     /// the round). About what a merchant of ~30,000 events a day adds between two questions a few
     /// seconds apart. The rows stay: each run adds its rounds to a kept data set (--data).
     /// </summary>

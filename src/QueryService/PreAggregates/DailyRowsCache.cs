@@ -186,6 +186,7 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
             && previousDay.Generation == generations.GetValueOrDefault(missing[0].Day) && previousDay.Values.Length >= sumFromValues)
             stale = previousDay;
         var answered = stale is null ? null : await readWritten!(missing[0].Day, stale.Version);
+        if (activations.Started != started) return null; // reprocessing may have deleted what it read
         if (answered is null)
         {
             stale = null; // the reader could not tell what changed since: read whole

@@ -492,8 +492,10 @@ public sealed class QueryEngine(IColumnStore store, string database)
             // A large site's one day to read (today, after a round) from its visits kept: a small
             // site's days are not worth their memory, and several days are read in one statement.
             var kept = largeSite ? KeptVisits : null;
+            // The day whole merged by the engine (FINAL) where the site has that many visits a day.
             Func<long?, Task<List<PreAggregates.VisitRow>>> Visits(DateOnly day) => async since => await RunRowBinaryAsync(
-                PreAggregates.VisitRollupPlanner.VisitsStatement(q.MerchantId, q.SiteId, dimension, day, known, database, MaxExecutionSeconds, since, merged: true),
+                PreAggregates.VisitRollupPlanner.VisitsStatement(q.MerchantId, q.SiteId, dimension, day, known, database, MaxExecutionSeconds, since,
+                    merged: PreAggregates.DailyRowsCache.Span([day]) is var (from, to) && IsLargeSite(q with { From = from, To = to })),
                 PreAggregates.VisitRollupPlanner.ReadVisits, ct);
             return ("visits:" + dimension, question.Values, async days => kept is not null && days.Count == 1
                 ? await kept.ReadAsync(q.MerchantId, q.SiteId, dimension, days[0], known.GetValueOrDefault(days[0]), activations, Visits(days[0]))
