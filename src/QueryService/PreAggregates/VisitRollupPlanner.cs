@@ -153,7 +153,8 @@ public static class VisitRollupPlanner
         string date = day.ToString("yyyy-MM-dd", inv);
         string range = string.Create(inv, $"v.merchant_id = {merchantId} AND v.site_id = {siteId} AND v.bucket = '{date}' AND {PreAggregatePlanner.IsActive("v.bucket", "v.generation")}");
         if (writtenSince is { } since)
-            range += string.Create(inv, $" AND v.visit_id IN (SELECT visit_id FROM {database}.{Table} WHERE merchant_id = {merchantId} AND site_id = {siteId} AND bucket = '{date}' AND write_version > {since})");
+            range += string.Create(inv, $" AND v.visit_id IN (SELECT visit_id FROM {database}.{Table} WHERE merchant_id = {merchantId} AND site_id = {siteId} " +
+                $"AND bucket = '{date}' AND generation = {generations.GetValueOrDefault(day)} AND write_version > {since})");
         string value = dimension == "" ? "''" : "v_" + dimension;
         return string.Create(inv, $"""
             SELECT visit_id, visitor_id, toUInt64(pv), toUInt64(ia), toUInt64(ev), toUInt64(eng), toInt64(dur), {value}
