@@ -189,6 +189,10 @@ try
             // else): unlike times on this shared VM, the same from run to run, and what makes the
             // collector run while a question waits.
             var allocated = new List<double>();
+            // The collector's pauses during each planned answer: with 30 runs the p95 is about the
+            // second slowest, and a run that pays a collection (a gen1 one promoting the days the
+            // warm-up kept took 40-75 ms here) sets it; this column says when it did.
+            var paused = new List<double>();
             double first = double.NaN;
             bool? same = null;
             for (int i = -1; i < iterations; i++)
@@ -198,11 +202,13 @@ try
                 {
                     await RoundOfTodayAsync(merchant);
                     long before = GC.GetTotalAllocatedBytes(precise: true);
+                    var pausedBefore = GC.GetTotalPauseDuration();
                     var sw = Stopwatch.StartNew();
                     answer = await AnswerAsync(question, planned, ct);
                     if (i >= 0) pre.Add(sw.Elapsed.TotalMilliseconds);
                     else first = sw.Elapsed.TotalMilliseconds;
                     if (i >= 0) allocated.Add((GC.GetTotalAllocatedBytes(precise: true) - before) / 1048576.0);
+                    if (i >= 0) paused.Add((GC.GetTotalPauseDuration() - pausedBefore).TotalMilliseconds);
                 }
                 var watch = Stopwatch.StartNew();
                 string scanned = await AnswerAsync(question, scanning, ct);
@@ -214,8 +220,8 @@ try
                     if (same == false) failures.Add($"{label} merchant, {question.Name}: the pre-aggregated answer differs from the scan (run {i + 2})");
                 }
             }
-            results.Add(new Result(label, merchant, question.Name, question.Planned, pre, scan, same, first, allocated));
-            Console.WriteLine($"  {label,-8} {question.Name,-80} pre p95 {P(pre, 95),8:F1} ms   scan p95 {P(scan, 95),8:F1} ms");
+            results.Add(new Result(label, merchant, question.Name, question.Planned, pre, scan, same, first, allocated, paused));
+            Console.WriteLine($"  {label,-8} {question.Name,-80} pre p95 {P(pre, 95),8:F1} ms   scan p95 {P(scan, 95),8:F1} ms   runs paused ≥ 10 ms by the GC {paused.Count(p => p >= 10)}");
         }
     }
 
@@ -283,8 +289,8 @@ try
         $"Under catch-up: Rollup storing a backlog of {backlog:N0} events at full speed into a database of its own, its statements at the queries' priority ({liveRate[StatementPriority.Normal]:N0} events/s beside the queries) and in the background as the host runs them ({liveRate[StatementPriority.Background]:N0} events/s; the engine {(ChDbEngine.CanPrioritize ? "has" : "lacks")} CAP_SYS_NICE, without which both are alike). " +
         $"Runs per question under catch-up (the p95 below is of these): {Runs(StatementPriority.Normal)} with Rollup normal, {Runs(StatementPriority.Background)} in the background{fewRuns}"));
     md.AppendLine();
-    md.AppendLine("| merchant | question | pre-agg p50 ms | pre-agg p95 ms | pre-agg first answer ms | pre-agg MiB allocated (p50) | scan p50 ms | scan p95 ms | scan / pre-agg (p50) | same answer | p95 under catch-up, Rollup normal ms | under catch-up / idle (p95) | p95 under catch-up, Rollup in background ms | under catch-up / idle (p95) |");
-    md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    md.AppendLine("| merchant | question | pre-agg p50 ms | pre-agg p95 ms | pre-agg first answer ms | pre-agg MiB allocated (p50) | pre-agg runs paused ≥ 10 ms by the GC (longest pause ms) | scan p50 ms | scan p95 ms | scan / pre-agg (p50) | same answer | p95 under catch-up, Rollup normal ms | under catch-up / idle (p95) | p95 under catch-up, Rollup in background ms | under catch-up / idle (p95) |");
+    md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
     foreach (var r in results)
     {
         var beside = new StringBuilder();
@@ -298,6 +304,7 @@ try
         md.AppendLine(CultureInfo.InvariantCulture,
             $"| {r.Label} ({r.Merchant}) | {r.Question} | {(r.Planned ? P(r.Pre, 50).ToString("F1", CultureInfo.InvariantCulture) : "fallback")} | {(r.Planned ? P(r.Pre, 95).ToString("F1", CultureInfo.InvariantCulture) : "")} " +
             $"| {(r.Planned ? r.First.ToString("F1", CultureInfo.InvariantCulture) : "")} | {(r.Planned ? P(r.Allocated, 50).ToString("F2", CultureInfo.InvariantCulture) : "")} " +
+            $"| {(r.Planned ? string.Create(CultureInfo.InvariantCulture, $"{r.Paused.Count(p => p >= 10)} ({r.Paused.DefaultIfEmpty(0).Max():F1})") : "")} " +
             $"| {P(r.Scan, 50):F1} | {P(r.Scan, 95):F1} | {(r.Planned ? (P(r.Scan, 50) / P(r.Pre, 50)).ToString("F1", CultureInfo.InvariantCulture) + "x" : "")} | {(r.Same is null ? "" : r.Same.Value ? "yes" : "**no**")} |{beside}");
     }
     md.AppendLine();
@@ -420,7 +427,7 @@ string? OptionText(string name)
     return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 }
 
-internal sealed record Result(string Label, ulong Merchant, string Question, bool Planned, List<double> Pre, List<double> Scan, bool? Same, double First, List<double> Allocated);
+internal sealed record Result(string Label, ulong Merchant, string Question, bool Planned, List<double> Pre, List<double> Scan, bool? Same, double First, List<double> Allocated, List<double> Paused);
 
 /// <summary>The engines' now: a fixed instant.</summary>
 sealed class FixedClock(DateTimeOffset now) : TimeProvider
