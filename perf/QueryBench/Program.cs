@@ -190,8 +190,8 @@ try
             // collector run while a question waits.
             var allocated = new List<double>();
             // The collector's pauses during each planned answer: with 30 runs the p95 is about the
-            // second slowest, and a run that pays a collection (a gen1 one promoting the days the
-            // warm-up kept took 40-75 ms here) sets it; this column says when it did.
+            // second slowest, and a run that pays a collection (one promoting what a warm-up kept
+            // took 43-123 ms on the 12.5M-event set) sets it; this column says when it did.
             var paused = new List<double>();
             double first = double.NaN;
             bool? same = null;
