@@ -99,7 +99,7 @@ public sealed class Dataset(IColumnStore store, string db, long events, int merc
     /// One Rollup round's share of a busy merchant's last day, stored as Rollup stores a round:
     /// its enriched rows (a new visitor's visit: a pageview on an entry page, a pageview on another
     /// page and an engagement ping from it; the visit's entry stamped on each), then the rollups over exactly
-    /// those rows, the dimension and visit rollups' under <paramref name="version"/> (what SiteDayWrites gave
+    /// those rows, the rows and the dimension and visit rollups' under <paramref name="version"/> (what SiteDayWrites gave
     /// the round). About what a merchant of ~30,000 events a day adds between two questions a few
     /// seconds apart. The rows stay: each run adds its rounds to a kept data set (--data).
     /// </summary>
@@ -114,11 +114,11 @@ public sealed class Dataset(IColumnStore store, string db, long events, int merc
         const string Entry = "'Google', 'Organic Search', 'https://google/', 'DE', 'DE-1', 'City 1', 'Desktop', 'Chrome', 'Windows'";
         string second = Page(); // the engagement ping is sent from the page it measures
         var rows = new[] { ("pageview", Page(), 1), ("pageview", second, 0), ("engagement", second, 0) }.Select((e, i) => string.Create(inv,
-            $"({merchant}, {merchant}, '{Guid.NewGuid():N}', '{at.AddSeconds(i * 20):yyyy-MM-dd HH:mm:ss}', '{e.Item1}', 'shop{merchant}.example', '{e.Item2}', {visitor}, {visit}, {e.Item3}, 4, '{source}', {i}, 0, {Entry}, {Entry})"));
+            $"({merchant}, {merchant}, '{Guid.NewGuid():N}', '{at.AddSeconds(i * 20):yyyy-MM-dd HH:mm:ss}', '{e.Item1}', 'shop{merchant}.example', '{e.Item2}', {visitor}, {visit}, {e.Item3}, 4, '{source}', {i}, 0, {Entry}, {Entry}, {version})"));
         await store.ExecuteAsync($"INSERT INTO {db}.events_enriched (merchant_id, site_id, event_id, received_at, name, hostname, pathname, visitor_id, " +
             "visit_id, visit_start, logic_version, log_source, log_offset, generation, referrer_source, channel, referrer, country, region, city, device, browser, os, " +
-            "visit_source, visit_channel, visit_referrer, visit_country, visit_region, visit_city, visit_device, visit_browser, visit_os) " +
-            $"SELECT c1, c2, unhex(c3), c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, c26, c27, c28, c29, c30, c31, c32 " +
+            "visit_source, visit_channel, visit_referrer, visit_country, visit_region, visit_city, visit_device, visit_browser, visit_os, write_version) " +
+            $"SELECT c1, c2, unhex(c3), c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, c26, c27, c28, c29, c30, c31, c32, c33 " +
             $"FROM values({string.Join(", ", rows)})", ct);
         string scope = string.Create(inv, $"merchant_id = {merchant} AND site_id = {merchant} AND toDate(received_at) = '{LastDay:yyyy-MM-dd}' AND log_source = '{source}'");
         await Task.WhenAll(DerivedRows.PreAggregateStatements(db, scope, source, version).Concat(DerivedRows.TimeRollupStatements(db, scope, source))

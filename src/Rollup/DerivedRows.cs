@@ -59,7 +59,7 @@ public static class DerivedRows
         "visit_source String, visit_channel String, visit_referrer String, visit_utm_source String, " +
         "visit_utm_medium String, visit_utm_campaign String, visit_utm_content String, visit_utm_term String, visit_country String, " +
         "visit_region String, visit_city String, visit_device String, visit_browser String, visit_browser_version String, " +
-        "visit_os String, visit_os_version String";
+        "visit_os String, visit_os_version String, write_version UInt64";
 
     public static readonly (string Table, string Bucket)[] Rollups =
     [
@@ -99,6 +99,10 @@ public static class DerivedRows
     /// writing nothing and leaving the visits as they were, for an event the logic does not count:
     /// from version 4 on, a person's `engagement` ping that no open visit takes (see
     /// <see cref="ProcessingLogic"/>). Such an event stays in events_raw only.</summary>
+    /// <summary>Where a row's write_version starts, counted back from the row's end: it is the
+    /// last column <see cref="WriteEnriched"/> writes.</summary>
+    public const int VersionOffset = sizeof(ulong);
+
     public static bool WriteEnriched(RowBinaryWriter w, RawEvent e, ProcessingLogic logic, Sessionizer sessions, ushort logicVersion, ulong generation,
         bool stampVisitEntry = true)
     {
@@ -165,6 +169,10 @@ public static class DerivedRows
         w.WriteString(entry.BrowserVersion);
         w.WriteString(entry.Os);
         w.WriteString(entry.OsVersion);
+        // write_version (migration 016), last so that live Rollup can set it at
+        // VersionOffset once SiteDayWrites has given the round its version; 0 elsewhere
+        // (reprocessing writes a new generation, which a kept day never matches).
+        w.WriteUInt64(0);
         return true;
     }
 

@@ -360,6 +360,9 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         public RowBinaryWriter Enriched { get; } = new();
         public int Rows { get; set; }
         public int EnrichedRows { get; set; }
+        /// <summary>Where each enriched row's write_version is in <see cref="Enriched"/>: set once
+        /// the round has its version (StoreDaysAsync).</summary>
+        public List<int> VersionAt { get; } = [];
         /// <summary>The sites of the part's rows (for SiteDayWrites).</summary>
         public HashSet<(ulong Merchant, ulong Site)> Sites { get; } = [];
         public void Dispose() { Raw.Dispose(); Enriched.Dispose(); }
@@ -417,7 +420,10 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
             DerivedRows.WriteRaw(part.Raw, e);
             part.Sites.Add((e.MerchantId, e.SiteId));
             if (DerivedRows.WriteEnriched(part.Enriched, e, logic, _sessions, options.LogicVersion, _generations!.Active(e.MerchantId, e.SiteId, e.Day), options.PreAggregates))
+            {
                 part.EnrichedRows++;
+                part.VersionAt.Add(part.Enriched.WrittenCount - DerivedRows.VersionOffset);
+            }
             else
                 engagementWithoutVisit++;
             part.Rows++;
@@ -484,11 +490,16 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
         foreach (var part in round.Days) part.Dispose();
     }
 
-    /// <param name="version">What SiteDayWrites gave the round (0 without it): the dimension and visit rollups' write_version.</param>
+    /// <param name="version">What SiteDayWrites gave the round (0 without it): the enriched events' and
+    /// the dimension and visit rollups' write_version.</param>
     private async Task StoreDaysAsync(Round round, long version, CancellationToken ct)
     {
         foreach (var part in round.Days)
         {
+            // The rows were built before the round had its version (its site-days come from them).
+            // A retry of the round sets its new version; rows its first try stored keep theirs
+            // (the insert's token drops the repeat), which were in any day kept since.
+            foreach (int at in part.VersionAt) part.Enriched.OverwriteUInt64(at, (ulong)version);
             string range = string.Create(CultureInfo.InvariantCulture, $"{round.Source}:{round.From}-{round.Next}:{part.Day:yyyyMMdd}");
             string scope = string.Create(CultureInfo.InvariantCulture,
                 $"toDate(received_at) = '{part.Day:yyyy-MM-dd}' AND log_source = {ClickHouseSql.StringLiteral(round.Source)} AND log_offset >= {round.From} AND log_offset < {round.Next}");

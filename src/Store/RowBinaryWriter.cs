@@ -97,6 +97,14 @@ public sealed class RowBinaryWriter : IBufferWriter<byte>, IDisposable
         BinaryPrimitives.WriteUInt64LittleEndian(Reserve(sizeof(ulong)), value);
     }
 
+    /// <summary>Overwrites the 8 bytes at <paramref name="offset"/> of what was written (a column
+    /// whose value is known only once the rows are built, such as a round's write_version).</summary>
+    public void OverwriteUInt64(int offset, ulong value)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(offset, _written - sizeof(ulong));
+        BinaryPrimitives.WriteUInt64LittleEndian(_buffer.AsSpan(offset, sizeof(ulong)), value);
+    }
+
     public void WriteInt32(int value)
     {
         BinaryPrimitives.WriteInt32LittleEndian(Reserve(sizeof(int)), value);

@@ -232,7 +232,7 @@ public class AdminTests(EngineFixture engine)
         try
         {
             var first = JsonDocument.Parse(await RunAsync("migrate", "--data", data)).RootElement;
-            Assert.Equal(new uint[] { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 }, first.GetProperty("applied").EnumerateArray().Select(m => m.GetProperty("version").GetUInt32()));
+            Assert.Equal(new uint[] { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 }, first.GetProperty("applied").EnumerateArray().Select(m => m.GetProperty("version").GetUInt32()));
             var second = JsonDocument.Parse(await RunAsync("migrate", "--data", data)).RootElement;
             Assert.Equal(0, second.GetProperty("applied").GetArrayLength());
         }

@@ -367,6 +367,82 @@ public class FunnelTests(EngineFixture engine)
         Assert.Equal(read + 1, daily.DaysRead);
     }
 
+    /// <summary>
+    /// A large site's day (on a busy site, today after each round) is kept per visitor
+    /// (KeptFunnelVisitors): after a Rollup round only the events it wrote are read (their
+    /// write_version), and only their visitors' levels change. Each answer equals the definition's
+    /// over every event: a visitor reaching a further step, a new visitor, an event landing between
+    /// a visitor's older ones (strict: a chain made and one broken), a round that changes no level.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_large_sites_day_is_kept_per_visitor_and_a_round_reads_only_its_events(bool strict)
+    {
+        var (host, clock) = await StartWithTrafficAsync(engine);
+        await using var owned = host;
+        ReadAsLargeSite(host, true);
+        var kept = host.App.Services.GetRequiredService<Analytics.QueryService.Query.QueryEngine>().KeptFunnelVisitors!;
+        var writes = host.App.Services.GetRequiredService<Analytics.Store.SiteDayWrites>();
+        string steps = $$"""  "steps": ["Home", "Product", "Signup", "Pro purchase"], "window_seconds": {{Window}}{{(strict ? ", \"order\": \"strict\"" : "")}}  """;
+        var day = T0.UtcDateTime.Date;
+        string today = $"""["{day:yyyy-MM-dd}", "{day:yyyy-MM-dd}"]""";
+        var late = new List<Sent>();
+        long[] Expect() => Expected(Steps, strict, day, day.AddDays(1), traffic: Traffic.Concat(late));
+
+        async Task SendAsync(params Sent[] round)
+        {
+            foreach (var visitor in round.GroupBy(e => e.Visitor))
+            {
+                using var socket = await host.ConnectAsync(TestHost.BrowserUserAgent.Replace("Chrome/131", $"Chrome/131.{visitor.Key[1..]}", StringComparison.Ordinal));
+                foreach (var e in visitor)
+                {
+                    clock.Now = T0.AddSeconds(e.Second);
+                    Assert.Equal(1u, (await Wire.SendAsync(socket, new EventBatch { SiteKey = host.Site.SiteKey, Events = { ToWire(e) } })).Accepted);
+                }
+                await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, Ct);
+            }
+            late.AddRange(round);
+            clock.Now = T0.AddHours(2);
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (await StoredAsync(host) < Traffic.Length + late.Count && DateTime.UtcNow < deadline) await Task.Delay(100, Ct);
+            Assert.Equal(Traffic.Length + late.Count, await StoredAsync(host));
+            // The events are stored before the round's last insert and the end of its announcement.
+            for (var waited = System.Diagnostics.Stopwatch.StartNew(); !writes.TryQuiet(host.Database, (ulong)host.Site.MerchantId, (ulong)host.Site.SiteId,
+                DateOnly.FromDateTime(day), out _); await Task.Delay(20, Ct))
+                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), "Rollup's round never ended");
+        }
+
+        await SendAsync(new Sent("v30", 300, "/about")); // the traffic's rounds ended, and one more
+        AssertSteps(Expect(), await FunnelAsync(host, steps, today));
+        Assert.Equal((1, 0), (kept.DaysRead, kept.DaysUpdated));
+        AssertSteps(Expect(), await FunnelAsync(host, steps, today)); // no round since: the day's numbers kept
+        Assert.Equal((1, 0), (kept.DaysRead, kept.DaysUpdated));
+
+        Sent[][] rounds =
+        [
+            // v2's product now within the window of its home; a new visitor's chain
+            [new("v2", 100, "/product/b"), new("v31", 400, "/"), new("v31", 410, "/product/n"), new("v31", 420, "signup")],
+            // between older events: v5's product right after its home (strict: a chain to step 2),
+            // v1's free purchase between its signup and pro purchase (strict: the chain stops at 3)
+            [new("v5", 5, "/product/q"), new("v1", 130, "purchase", "free")],
+            // an event after v6's chain, completing no step: no level changes
+            [new("v6", 30, "download")],
+        ];
+        var answers = new List<long[]> { Expect() };
+        foreach (var round in rounds)
+        {
+            await SendAsync(round);
+            AssertSteps(Expect(), await FunnelAsync(host, steps, today));
+            answers.Add(Expect());
+        }
+        Assert.Equal((1, rounds.Length), (kept.DaysRead, kept.DaysUpdated));
+        // The rounds changed the answer (both orders), and the read of the whole day agrees.
+        Assert.NotEqual(answers[0], answers[^1]);
+        ReadAsLargeSite(host, false);
+        AssertSteps(Expect(), await FunnelAsync(host, steps, $"""["{day:yyyy-MM-dd}T00:00:00Z", "{day:yyyy-MM-dd}T23:59:59Z"]"""));
+    }
+
     [Fact]
     public async Task A_step_nobody_reaches_answers_zero_and_errors_name_their_field()
     {

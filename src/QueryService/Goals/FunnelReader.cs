@@ -44,7 +44,11 @@ public sealed class FunnelReader(IColumnStore store, string database)
     /// <summary>The window on scaled times: Δt ≤ w ms ⇔ Δt·scale + Δslot ≤ w·scale + slots − 1,
     /// since |Δslot| &lt; slots and scale − slots = slots (exactly window_seconds still counts,
     /// one millisecond more does not, whatever the slots).</summary>
-    private static long ScaledWindow(long windowMs) => windowMs * TimeScale + SlotsPerMillisecond - 1;
+    internal static long ScaledWindow(long windowMs) => windowMs * TimeScale + SlotsPerMillisecond - 1;
+
+    /// <summary>A row's key in <see cref="SequentialLevels"/> (its SQL is Key there), for FunnelLevels.</summary>
+    internal static ulong Key(ulong t, int rank, int step) =>
+        t * TimeScale + (ulong)Math.Min(rank, SlotsPerMillisecond / 8 - 1) * 8 + 7 - (ulong)step;
 
     /// <summary>
     /// The sequential funnel's level per visitor (column <c>level</c>, 0 for none) over
@@ -118,7 +122,10 @@ public sealed class FunnelReader(IColumnStore store, string database)
     /// come from the numbers <paramref name="engine"/> keeps per day where it can
     /// (QueryEngine.KeptDaysAsync): a visitor id lives one UTC day, so a visitor's steps are all in
     /// one day and the visitors per level of several days are the sums of each day's. The rest is
-    /// one statement, whose sequential form depends on the site's size (QueryEngine.IsLargeSite).</summary>
+    /// one statement, whose sequential form depends on the site's size (QueryEngine.IsLargeSite); a
+    /// large site's one day to read comes from its visitors kept (PreAggregates.KeptFunnelVisitors),
+    /// which after a round reads only the round's events and computes their visitors' levels in
+    /// memory (FunnelLevels).</summary>
     /// <exception cref="QueryEngine.QueryTimeoutException">A statement ran past the engine's MaxExecutionSeconds.</exception>
     public async Task<long[]> VisitorsPerStepAsync(NormalQuery q, IReadOnlyList<Goal> steps, int windowSeconds, string order, QueryEngine engine, CancellationToken ct)
     {
@@ -131,13 +138,22 @@ public sealed class FunnelReader(IColumnStore store, string database)
         var someDay = new DateTimeOffset(2000, 1, 1, 0, 0, 0, TimeSpan.Zero);
         string shape = "funnel:" + Statement(q with { From = someDay, To = someDay.AddDays(1) }, false, true);
         var reachedExactly = new long[n + 1];
-        var kept = await engine.KeptDaysAsync(q, shape, async (days, generations) =>
+        // A large site's one day to read (today, after a round) from its visitors kept: a round's
+        // events are read, not the day's. Not with visit filters (KeptFunnelVisitors).
+        var visitors = largeSite && !NeedsVisits(q) ? engine.KeptFunnelVisitors : null;
+        long windowMs = windowSeconds * 1000L;
+        bool strict = order == FunnelOrders.Strict;
+        var kept = await engine.KeptDaysAsync(q, shape, async (days, generations, started) =>
         {
             // The form for the site's size over the days read, not the range asked: a large site's
             // today alone is read faster ranked by the window function (one day of the largest test
             // merchant, 42,000 events: 40 against 51 ms).
             var (from, to) = PreAggregates.DailyRowsCache.Span(days);
             var span = q with { From = from, To = to };
+            if (visitors is not null && days.Count == 1)
+                return await visitors.ReadAsync(q.MerchantId, q.SiteId, shape, n, days[0], generations.GetValueOrDefault(days[0]), started,
+                    async since => await RunRowBinaryAsync(EventsStatement(span, steps, strict, engine.MaxExecutionSeconds, generations, since), ReadEvents, ct),
+                    events => strict ? FunnelLevels.Strict(events, n, windowMs) : FunnelLevels.Sequential(events, n, windowMs));
             return [.. (await RunAsync(Statement(span, engine.IsLargeSite(span), true, generations), ct)).Select(row => new PreAggregates.DayRow(
                 DateOnly.ParseExact(row[0].GetString()!, "yyyy-MM-dd", CultureInfo.InvariantCulture), ReadLong(row[1]).ToString(CultureInfo.InvariantCulture), [ReadLong(row[2])]))];
         }, ct);
@@ -157,14 +173,54 @@ public sealed class FunnelReader(IColumnStore store, string database)
     {
         int n = steps.Count;
         long windowMs = windowSeconds * 1000L;
-        bool needVisits = QueryParser.Leaves(q.Filter).Any(l => l.Dimension.Kind == DimensionKind.Visit);
-        string selected = QuerySql.SelectedEvents(q, database, bots: false, needVisits, generations);
-        // Every non-engagement event, with the steps it completes as bits.
-        string mask = string.Join(" + ", steps.Select(GoalConditions.Sql).Select((c, i) => $"toUInt16({c}) * {1 << i}"));
-        string events = $"SELECT visitor_id, {(byDay ? "toDate(received_at) AS day, " : "")}toUInt64(toUnixTimestamp64Milli(received_at)) AS t, log_offset, {mask} AS mask FROM sel WHERE name != 'engagement'";
+        var (selected, events) = Events(q, steps, byDay, generations, null);
         string perVisitor = order != FunnelOrders.Strict ? SequentialLevels(events, n, windowMs, largeSite, byDay) : StrictLevels(events, n, windowMs, byDay);
         string group = byDay ? "day, level" : "level";
         return $"{selected}SELECT {group}, count() FROM ({perVisitor}) WHERE level > 0 GROUP BY {group} SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}";
+    }
+
+    /// <summary>The events the level statements read, per visitor (visitor_id, t, log_offset, mask),
+    /// for FunnelLevels: those that complete a step for the sequential order, all for the strict
+    /// one (any event between two steps breaks a chain); with <paramref name="writtenSince"/> only
+    /// those Rollup rounds after that version wrote. Never with visit filters (QuerySql.SelectedEvents).</summary>
+    private string EventsStatement(NormalQuery q, IReadOnlyList<Goal> steps, bool strict, double maxExecutionSeconds,
+        IReadOnlyDictionary<DateOnly, ulong> generations, long? writtenSince)
+    {
+        var (selected, events) = Events(q, steps, false, generations, writtenSince);
+        return $"{selected}SELECT visitor_id, t, log_offset, toUInt16(mask) FROM ({events}){(strict ? "" : " WHERE mask != 0")} " +
+            $"SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}";
+    }
+
+    /// <summary>The <c>WITH … sel</c> part (QuerySql.SelectedEvents) and the events subquery over it:
+    /// every non-engagement event, with the steps it completes as bits.</summary>
+    private (string Selected, string Events) Events(NormalQuery q, IReadOnlyList<Goal> steps, bool byDay, IReadOnlyDictionary<DateOnly, ulong>? generations, long? writtenSince)
+    {
+        string selected = QuerySql.SelectedEvents(q, database, bots: false, NeedsVisits(q), generations, writtenSince);
+        string mask = string.Join(" + ", steps.Select(GoalConditions.Sql).Select((c, i) => $"toUInt16({c}) * {1 << i}"));
+        return (selected, $"SELECT visitor_id, {(byDay ? "toDate(received_at) AS day, " : "")}toUInt64(toUnixTimestamp64Milli(received_at)) AS t, log_offset, {mask} AS mask FROM sel WHERE name != 'engagement'");
+    }
+
+    private static bool NeedsVisits(NormalQuery q) => QueryParser.Leaves(q.Filter).Any(l => l.Dimension.Kind == DimensionKind.Visit);
+
+    private static List<(ulong Visitor, PreAggregates.FunnelEvent Event)> ReadEvents(ReadOnlySpan<byte> data)
+    {
+        var rows = new List<(ulong, PreAggregates.FunnelEvent)>();
+        var reader = new RowBinaryReader(data);
+        while (!reader.End)
+            rows.Add((reader.ReadUInt64(), new PreAggregates.FunnelEvent(reader.ReadUInt64(), reader.ReadUInt64(), reader.ReadUInt16())));
+        return rows;
+    }
+
+    private async Task<T> RunRowBinaryAsync<T>(string sql, RowBinaryRead<T> read, CancellationToken ct)
+    {
+        try
+        {
+            return await store.QueryRowBinaryAsync(sql, read, ct);
+        }
+        catch (Exception e) when (QueryEngine.IsTimeout(e))
+        {
+            throw new QueryEngine.QueryTimeoutException(e);
+        }
     }
 
     private async Task<IReadOnlyList<JsonElement[]>> RunAsync(string sql, CancellationToken ct)

@@ -358,6 +358,13 @@ public sealed class QueryEngine(IColumnStore store, string database)
     public PreAggregates.KeptVisits? KeptVisits => _generations is null || SiteDayWrites is null ? null
         : LazyInitializer.EnsureInitialized(ref _keptVisits, () => new PreAggregates.KeptVisits(database, SiteDayWrites, _generations.Activations));
 
+    private PreAggregates.KeptFunnelVisitors? _keptFunnelVisitors;
+
+    /// <summary>A large site's day of a funnel kept per visitor, under the same conditions as
+    /// <see cref="DailyRows"/>.</summary>
+    public PreAggregates.KeptFunnelVisitors? KeptFunnelVisitors => _generations is null || SiteDayWrites is null ? null
+        : LazyInitializer.EnsureInitialized(ref _keptFunnelVisitors, () => new PreAggregates.KeptFunnelVisitors(database, SiteDayWrites, _generations.Activations));
+
     /// <summary>
     /// The one place a normalised query becomes raw rows (every statement of a query, the
     /// denominators' included, comes through here): the pre-aggregate planner answers where it
@@ -447,9 +454,10 @@ public sealed class QueryEngine(IColumnStore store, string database)
     /// </summary>
     /// <param name="shape">What a day's rows are, whatever the range (the statement over a fixed day).</param>
     /// <param name="read">Given the days and the site's active generations (ActiveGenerationCache: every
-    /// day with a row in generations), which it may write into its statement as constants.</param>
+    /// day with a row in generations), which it may write into its statement as constants, and the
+    /// activations started when they were read (for KeptFunnelVisitors).</param>
     public async Task<PreAggregates.DaySums?> KeptDaysAsync(NormalQuery q, string shape,
-        Func<IReadOnlyList<DateOnly>, IReadOnlyDictionary<DateOnly, ulong>, Task<List<PreAggregates.DayRow>?>> read, CancellationToken ct)
+        Func<IReadOnlyList<DateOnly>, IReadOnlyDictionary<DateOnly, ulong>, long, Task<List<PreAggregates.DayRow>?>> read, CancellationToken ct)
     {
         if (!UsePreAggregates || DailyRows is not { } daily || q.From.UtcTicks % TimeSpan.TicksPerDay != 0 || q.To.UtcTicks % TimeSpan.TicksPerDay != 0
             || q.To <= q.From || (q.To - q.From).TotalDays > PreAggregates.DailyRowsCache.MaxDays
@@ -457,7 +465,7 @@ public sealed class QueryEngine(IColumnStore store, string database)
             || !_generations!.Activations.TryQuiet(out long activations)) return null;
         var known = await _generations.GetAsync(q.MerchantId, q.SiteId, activations, RunAsync, ct);
         return await daily.SumAsync(q.MerchantId, q.SiteId, shape, null, _ => "", DateOnly.FromDateTime(q.From.UtcDateTime),
-            DateOnly.FromDateTime(q.To.UtcDateTime), known, activations, days => read(days, known));
+            DateOnly.FromDateTime(q.To.UtcDateTime), known, activations, days => read(days, known, activations));
     }
 
     private static readonly int VisitsColumn = Array.IndexOf(QuerySql.RawColumns, "visits");

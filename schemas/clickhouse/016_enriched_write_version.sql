@@ -1,0 +1,12 @@
+-- Which events of a day a round wrote, so a busy site's funnel over today, kept per visitor, is
+-- brought up to date by reading those events only (docs/query-performance.md, "Today's funnel
+-- kept per visitor").
+--
+-- write_version: as in rollup_dims_day (014) and rollup_visits_day (015), the version the round
+--   that wrote the row was given when it announced its site-days (SiteDayWrites.Begin). An event
+--   is written once, so its row holds the version of the one round that stored it. A reader that
+--   kept a day's events at version V reads again only the rows of write_version > V.
+-- Rows written before this migration, by reprocessing (a new generation, read whole once active)
+--   or by the data set generator read the default 0: never newer than what was kept.
+-- ADD … IF NOT EXISTS, so the statement can run twice (see SchemaMigrator).
+ALTER TABLE {db}.events_enriched ADD COLUMN IF NOT EXISTS write_version UInt64 DEFAULT 0;
