@@ -17,9 +17,9 @@ namespace Analytics.Store;
 /// good are read again).
 /// </para>
 /// <para>
-/// The version <see cref="Begin"/> returns is also written on the dimension and visit rollups' rows
-/// of the round (schemas/clickhouse/014, 015): a reader that kept a site-day at version V reads
-/// again only the values, or visits, with a row of a higher version. Versions come from one counter over every site-day,
+/// The version <see cref="Begin"/> returns is also written on the round's enriched events and its
+/// dimension and visit rollups' rows (schemas/clickhouse/014, 015, 016): a reader that kept a
+/// site-day at version V reads again only the values, visits or events with a row of a higher version. Versions come from one counter over every site-day,
 /// started at the clock's microseconds when the process starts, so a round beginning after a
 /// reader's <see cref="TryQuiet"/> gets a higher version than the one it read, and rows of earlier
 /// processes are lower unless the clock went back or a process handed out more than one version a
@@ -45,7 +45,7 @@ public sealed class SiteDayWrites
     }
 
     /// <summary>Called before the first insert that writes rows of these site-days is sent.
-    /// Returns the version the round writes on its dimension and visit rollup rows: higher than every
+    /// Returns the version the round writes on its enriched events and rollup rows (write_version): higher than every
     /// version <see cref="TryQuiet"/> returned before this call.</summary>
     public long Begin(string database, IEnumerable<(ulong Merchant, ulong Site, DateOnly Day)> siteDays)
     {

@@ -191,6 +191,37 @@ public class FunnelTests(EngineFixture engine)
         return wire;
     }
 
+    /// <summary>Sends <paramref name="late"/> through ingest (a socket per visitor, the clock at each
+    /// event's second), then waits until Rollup has stored <paramref name="stored"/> events and its
+    /// rounds of <paramref name="days"/> have ended (their last insert comes before the end of the
+    /// announcement). The clock is left at <paramref name="after"/>.</summary>
+    private static async Task SendLateAsync(TestHost host, ManualClock clock, IEnumerable<Sent> late, int stored, DateTimeOffset after, params DateTime[] days)
+    {
+        foreach (var visitor in late.GroupBy(e => e.Visitor))
+        {
+            using var socket = await host.ConnectAsync(TestHost.BrowserUserAgent.Replace("Chrome/131", $"Chrome/131.{visitor.Key[1..]}", StringComparison.Ordinal));
+            foreach (var e in visitor)
+            {
+                clock.Now = T0.AddSeconds(e.Second);
+                Assert.Equal(1u, (await Wire.SendAsync(socket, new EventBatch { SiteKey = host.Site.SiteKey, Events = { ToWire(e) } })).Accepted);
+            }
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, Ct);
+        }
+        clock.Now = after;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await StoredAsync(host) < stored && DateTime.UtcNow < deadline) await Task.Delay(100, Ct);
+        Assert.Equal(stored, await StoredAsync(host));
+        await RoundsEndedAsync(host, days);
+    }
+
+    private static async Task RoundsEndedAsync(TestHost host, params DateTime[] days)
+    {
+        var writes = host.App.Services.GetRequiredService<Analytics.Store.SiteDayWrites>();
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); days.Any(d => !writes.TryQuiet(host.Database,
+            (ulong)host.Site.MerchantId, (ulong)host.Site.SiteId, DateOnly.FromDateTime(d), out _)); await Task.Delay(20, Ct))
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), "Rollup's round never ended");
+    }
+
     /// <summary>The sequential funnel has a statement for small sites and one for large ones
     /// (FunnelReader.SequentialLevels): every site read as one or as the other.</summary>
     private static void ReadAsLargeSite(TestHost host, bool largeSite) =>
@@ -307,16 +338,9 @@ public class FunnelTests(EngineFixture engine)
         long[] Expect(int fromDay, int toDay) => Expected(Steps, strict, day.AddDays(fromDay), day.AddDays(toDay), traffic: Traffic.Concat(late));
         string Dates(int fromDay, int lastDay) => $"""["{day.AddDays(fromDay):yyyy-MM-dd}", "{day.AddDays(lastDay):yyyy-MM-dd}"]""";
 
-        // The events are stored before the round's last insert and the end of its announcement.
         var writes = host.App.Services.GetRequiredService<Analytics.Store.SiteDayWrites>();
-        async Task RoundsEndedAsync()
-        {
-            for (var waited = System.Diagnostics.Stopwatch.StartNew(); Enumerable.Range(-1, 3).Any(d => !writes.TryQuiet(host.Database,
-                (ulong)host.Site.MerchantId, (ulong)host.Site.SiteId, DateOnly.FromDateTime(day.AddDays(d)), out _)); await Task.Delay(20, Ct))
-                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), "Rollup's round never ended");
-        }
-
-        await RoundsEndedAsync();
+        DateTime[] days = [day.AddDays(-1), day, day.AddDays(1)];
+        await RoundsEndedAsync(host, days);
         clock.Now = T0.AddDays(3);
         AssertSteps(Expect(0, 1), await FunnelAsync(host, steps, Dates(0, 0)));
         long read = daily.DaysRead, kept = daily.DaysKept;
@@ -331,21 +355,7 @@ public class FunnelTests(EngineFixture engine)
             new("v20", 3600 * 8, "/"), new("v20", 3600 * 8 + 10, "/product/late"), new("v20", 3600 * 8 + 20, "signup"),
             new("v21", 3600 * 12 - 10, "/"), new("v21", 3600 * 12 + 10, "/product/midnight"), new("v21", 3600 * 12 + 20, "signup"),
         ]);
-        foreach (var visitor in late.GroupBy(e => e.Visitor))
-        {
-            using var socket = await host.ConnectAsync(TestHost.BrowserUserAgent.Replace("Chrome/131", $"Chrome/131.{visitor.Key[1..]}", StringComparison.Ordinal));
-            foreach (var e in visitor)
-            {
-                clock.Now = T0.AddSeconds(e.Second);
-                Assert.Equal(1u, (await Wire.SendAsync(socket, new EventBatch { SiteKey = host.Site.SiteKey, Events = { ToWire(e) } })).Accepted);
-            }
-            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, Ct);
-        }
-        clock.Now = T0.AddDays(3);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (await StoredAsync(host) < Traffic.Length + late.Count && DateTime.UtcNow < deadline) await Task.Delay(100, Ct);
-        Assert.Equal(Traffic.Length + late.Count, await StoredAsync(host));
-        await RoundsEndedAsync();
+        await SendLateAsync(host, clock, late, Traffic.Length + late.Count, T0.AddDays(3), days);
         var withLate = Expect(-1, 2);
         Assert.NotEqual(Expected(Steps, strict, day.AddDays(-1), day.AddDays(2)), withLate);
         // v21's home and product are on two days: two visitors, neither reaching step 2 by it.
@@ -383,34 +393,15 @@ public class FunnelTests(EngineFixture engine)
         await using var owned = host;
         ReadAsLargeSite(host, true);
         var kept = host.App.Services.GetRequiredService<Analytics.QueryService.Query.QueryEngine>().KeptFunnelVisitors!;
-        var writes = host.App.Services.GetRequiredService<Analytics.Store.SiteDayWrites>();
         string steps = $$"""  "steps": ["Home", "Product", "Signup", "Pro purchase"], "window_seconds": {{Window}}{{(strict ? ", \"order\": \"strict\"" : "")}}  """;
         var day = T0.UtcDateTime.Date;
         string today = $"""["{day:yyyy-MM-dd}", "{day:yyyy-MM-dd}"]""";
         var late = new List<Sent>();
         long[] Expect() => Expected(Steps, strict, day, day.AddDays(1), traffic: Traffic.Concat(late));
-
         async Task SendAsync(params Sent[] round)
         {
-            foreach (var visitor in round.GroupBy(e => e.Visitor))
-            {
-                using var socket = await host.ConnectAsync(TestHost.BrowserUserAgent.Replace("Chrome/131", $"Chrome/131.{visitor.Key[1..]}", StringComparison.Ordinal));
-                foreach (var e in visitor)
-                {
-                    clock.Now = T0.AddSeconds(e.Second);
-                    Assert.Equal(1u, (await Wire.SendAsync(socket, new EventBatch { SiteKey = host.Site.SiteKey, Events = { ToWire(e) } })).Accepted);
-                }
-                await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, Ct);
-            }
             late.AddRange(round);
-            clock.Now = T0.AddHours(2);
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (await StoredAsync(host) < Traffic.Length + late.Count && DateTime.UtcNow < deadline) await Task.Delay(100, Ct);
-            Assert.Equal(Traffic.Length + late.Count, await StoredAsync(host));
-            // The events are stored before the round's last insert and the end of its announcement.
-            for (var waited = System.Diagnostics.Stopwatch.StartNew(); !writes.TryQuiet(host.Database, (ulong)host.Site.MerchantId, (ulong)host.Site.SiteId,
-                DateOnly.FromDateTime(day), out _); await Task.Delay(20, Ct))
-                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), "Rollup's round never ended");
+            await SendLateAsync(host, clock, round, Traffic.Length + late.Count, T0.AddHours(2), day);
         }
 
         await SendAsync(new Sent("v30", 300, "/about")); // the traffic's rounds ended, and one more

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -30,13 +29,10 @@ public readonly record struct FunnelEvent(ulong T, ulong LogOffset, ushort Mask)
 /// visitor's events of the day, so those are kept.
 /// </para>
 /// <para>
-/// Exact as KeptVisits is: a day is kept only at a site-day version (SiteDayWrites) read while no
-/// write of it ran and unchanged after the statement, so its events are exactly the rounds up to
-/// that version; a round that began after it has a higher version on every event it writes, and an
-/// event is written once. Days are kept per active generation (reprocessing writes a new one, with
-/// version 0, which is read whole once active); a read during which an activation started is not
-/// used. Only for funnels without visit filters: a visit's attributes come from all of its events,
-/// so a round can change which of the visit's older events pass.
+/// Exact as KeptDays keeps a day (its events are exactly the rounds up to the version kept, and a
+/// later round writes a higher version on every event it writes; an event is written once). Only
+/// for funnels without visit filters: a visit's attributes come from all of its events, so a round
+/// can change which of the visit's older events pass.
 /// </para>
 /// </summary>
 /// <param name="maxEvents">Events kept at most (<see cref="MaxEvents"/>; smaller in tests).</param>
@@ -48,25 +44,20 @@ public sealed class KeptFunnelVisitors(string database, SiteDayWrites writes, Ge
     /// funnel asked: about 2 MB.</summary>
     public const long MaxEvents = 2_000_000;
 
-    private sealed class Day(ulong generation, int steps)
+    private sealed class Day(ulong generation, int steps) : KeptDay(generation)
     {
-        public readonly ulong Generation = generation;
-        public long Version, Used, Events;
+        public long Events;
         public readonly Dictionary<ulong, (FunnelEvent[] Events, int Level)> Visitors = [];
         /// <summary>Visitors per level reached (index 0: none).</summary>
         public readonly long[] Reached = new long[steps + 1];
+        public override long Size => Events;
     }
 
-    /// <summary>A day is taken out while a question brings it up to date, and put back after: two
-    /// questions never change one day at once (the second reads the day whole).</summary>
-    private readonly ConcurrentDictionary<(long Merchant, long Site, UInt128 Shape, DateOnly Date), Day> _days = new();
-    private readonly Lock _evicting = new();
-    private long _events, _clock;
+    private readonly KeptDays<(long Merchant, long Site, UInt128 Shape, DateOnly Date), Day> _days = new(database, writes, activations, maxEvents);
 
     /// <summary>Days read whole, and days brought up to date by the events written since (tests and docs).</summary>
-    public long DaysRead => Interlocked.Read(ref _read);
-    public long DaysUpdated => Interlocked.Read(ref _updated);
-    private long _read, _updated;
+    public long DaysRead => _days.DaysRead;
+    public long DaysUpdated => _days.DaysUpdated;
 
     /// <summary>
     /// The day's visitors per level reached (rows of level ≥ 1 with visitors, as DailyRowsCache
@@ -77,86 +68,32 @@ public sealed class KeptFunnelVisitors(string database, SiteDayWrites writes, Ge
     /// <param name="shape">The funnel's statement over a fixed day (FunnelReader's shape).</param>
     /// <param name="read">Reads the day's events per visitor, or with a version only those written since.</param>
     /// <param name="level">A visitor's level from all of their events of the day, sorted.</param>
-    public async Task<List<DayRow>?> ReadAsync(long merchantId, long siteId, string shape, int steps, DateOnly date, ulong generation, long started,
+    public Task<List<DayRow>?> ReadAsync(long merchantId, long siteId, string shape, int steps, DateOnly date, ulong generation, long started,
         Func<long?, Task<List<(ulong Visitor, FunnelEvent Event)>>> read, Func<FunnelEvent[], int> level)
     {
         var key = (merchantId, siteId, BinaryPrimitives.ReadUInt128LittleEndian(SHA256.HashData(Encoding.UTF8.GetBytes(shape))), date);
-        if (_days.TryRemove(key, out var day) && day.Generation != generation)
+        return _days.UpdateAsync(key, merchantId, siteId, date, _days.Take(key, generation), () => new Day(generation, steps), started, read, (day, events) =>
         {
-            Interlocked.Add(ref _events, -day.Events);
-            day = null;
-        }
-        bool quiet = writes.TryQuiet(database, (ulong)merchantId, (ulong)siteId, date, out long version);
-        long before = day?.Events ?? 0;
-        List<(ulong Visitor, FunnelEvent Event)> events;
-        try
-        {
-            events = await read(day?.Version);
-        }
-        catch
-        {
-            Interlocked.Add(ref _events, -before); // the day taken out is dropped
-            throw;
-        }
-        if (activations.Started != started)
-        {
-            Interlocked.Add(ref _events, -before); // reprocessing may have deleted what it read
-            return null;
-        }
-        Interlocked.Increment(ref day is null ? ref _read : ref _updated);
-        day ??= new Day(generation, steps);
-        foreach (var group in events.GroupBy(e => e.Visitor, e => e.Event))
-        {
-            FunnelEvent[] all;
-            if (day.Visitors.TryGetValue(group.Key, out var kept))
+            foreach (var group in events.GroupBy(e => e.Visitor, e => e.Event))
             {
-                day.Reached[kept.Level]--;
-                all = [.. kept.Events, .. group];
-            }
-            else
-                all = [.. group];
-            Array.Sort(all);
-            int reached = level(all);
-            day.Reached[reached]++;
-            day.Visitors[group.Key] = (all, reached);
-            day.Events += all.Length - (kept.Events?.Length ?? 0);
-        }
-        var rows = new List<DayRow>(steps);
-        for (int k = 1; k <= steps; k++)
-            if (day.Reached[k] > 0) rows.Add(new DayRow(date, k.ToString(CultureInfo.InvariantCulture), [day.Reached[k]]));
-        // Kept only at a version read while no write ran and unchanged after: then the events are
-        // exactly the rounds up to it. Else dropped (the next question reads the day whole).
-        day.Version = version;
-        day.Used = Interlocked.Increment(ref _clock);
-        if (quiet && writes.TryQuiet(database, (ulong)merchantId, (ulong)siteId, date, out long after) && after == version
-            && _days.TryAdd(key, day))
-        {
-            if (Interlocked.Add(ref _events, day.Events - before) > maxEvents) Evict();
-        }
-        else
-            Interlocked.Add(ref _events, -before);
-        return rows;
-    }
-
-    /// <summary>Drops the least recently used days until half of the bound is left.</summary>
-    private void Evict()
-    {
-        lock (_evicting)
-        {
-            if (Interlocked.Read(ref _events) <= maxEvents) return;
-            // The count is lowered by what goes rather than recounted: a day taken out by a
-            // question meanwhile is counted, and its question settles it when done.
-            var entries = _days.ToArray();
-            long left = entries.Sum(e => e.Value.Events);
-            foreach (var entry in entries.OrderBy(e => e.Value.Used))
-            {
-                if (left <= maxEvents / 2) break;
-                if (_days.TryRemove(entry))
+                FunnelEvent[] all;
+                if (day.Visitors.TryGetValue(group.Key, out var kept))
                 {
-                    left -= entry.Value.Events;
-                    Interlocked.Add(ref _events, -entry.Value.Events);
+                    day.Reached[kept.Level]--;
+                    all = [.. kept.Events, .. group];
                 }
+                else
+                    all = [.. group];
+                Array.Sort(all);
+                int reached = level(all);
+                day.Reached[reached]++;
+                day.Visitors[group.Key] = (all, reached);
+                day.Events += all.Length - (kept.Events?.Length ?? 0);
             }
-        }
+            var rows = new List<DayRow>(steps);
+            for (int k = 1; k <= steps; k++)
+                if (day.Reached[k] > 0) rows.Add(new DayRow(date, k.ToString(CultureInfo.InvariantCulture), [day.Reached[k]]));
+            return rows;
+        });
     }
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Analytics.Store;
 
 namespace Analytics.QueryService.PreAggregates;
@@ -50,24 +49,18 @@ public sealed class KeptVisits(string database, SiteDayWrites writes, Generation
         public readonly Dictionary<ulong, int> Visitors = [];
     }
 
-    private sealed class Day(ulong generation)
+    private sealed class Day(ulong generation) : KeptDay(generation)
     {
-        public readonly ulong Generation = generation;
-        public long Version, Used;
         public readonly Dictionary<ulong, VisitRow> Visits = [];
         public readonly Dictionary<string, Sums> Values = new(StringComparer.Ordinal);
+        public override long Size => Visits.Count;
     }
 
-    /// <summary>A day is taken out while a question brings it up to date, and put back after: two
-    /// questions never change one day at once (the second reads the day whole).</summary>
-    private readonly ConcurrentDictionary<(long Merchant, long Site, string Dimension, DateOnly Date), Day> _days = new();
-    private readonly Lock _evicting = new();
-    private long _visits, _clock;
+    private readonly KeptDays<(long Merchant, long Site, string Dimension, DateOnly Date), Day> _days = new(database, writes, activations, maxVisits);
 
     /// <summary>Days read whole, and days brought up to date by the visits written since (tests and docs).</summary>
-    public long DaysRead => Interlocked.Read(ref _read);
-    public long DaysUpdated => Interlocked.Read(ref _updated);
-    private long _read, _updated;
+    public long DaysRead => _days.DaysRead;
+    public long DaysUpdated => _days.DaysUpdated;
 
     /// <summary>
     /// The day's rows per value of <paramref name="dimension"/> (DailyRowsCache's DayRow, the raw
@@ -76,16 +69,11 @@ public sealed class KeptVisits(string database, SiteDayWrites writes, Generation
     /// </summary>
     /// <param name="read">Reads the day's visits (VisitRollupPlanner.VisitsStatement), or with a
     /// version only those written since.</param>
-    public async Task<List<DayRow>?> ReadAsync(long merchantId, long siteId, string dimension, DateOnly date, ulong generation, long started,
+    public Task<List<DayRow>?> ReadAsync(long merchantId, long siteId, string dimension, DateOnly date, ulong generation, long started,
         Func<long?, Task<List<VisitRow>>> read)
     {
         var key = (merchantId, siteId, dimension, date);
-        if (_days.TryRemove(key, out var day) && day.Generation != generation)
-        {
-            Interlocked.Add(ref _visits, -day.Visits.Count);
-            day = null;
-        }
-        return await UpdateAsync(key, day, generation, started, read, whole: true);
+        return UpdateAsync(key, _days.Take(key, generation), generation, started, read, whole: true);
     }
 
     /// <summary>
@@ -97,70 +85,41 @@ public sealed class KeptVisits(string database, SiteDayWrites writes, Generation
         long started, Func<long?, Task<List<VisitRow>>> read)
     {
         var key = (merchantId, siteId, dimension, date);
-        if (!_days.TryRemove(key, out var day)) return null;
-        if (day.Generation != generation || day.Version != since)
+        if (_days.Take(key, generation) is not { } day) return null;
+        if (day.Version != since)
         {
             // Kept at another version (a read whose numbers DailyRowsCache did not keep): left for
             // the whole read, which brings it up to date from there.
-            if (day.Generation != generation || !_days.TryAdd(key, day)) Interlocked.Add(ref _visits, -day.Visits.Count);
+            _days.PutBack(key, day);
             return null;
         }
         return await UpdateAsync(key, day, generation, started, read, whole: false);
     }
 
-    private async Task<List<DayRow>?> UpdateAsync((long Merchant, long Site, string Dimension, DateOnly Date) key, Day? day, ulong generation,
-        long started, Func<long?, Task<List<VisitRow>>> read, bool whole)
-    {
-        bool quiet = writes.TryQuiet(database, (ulong)key.Merchant, (ulong)key.Site, key.Date, out long version);
-        int before = day?.Visits.Count ?? 0;
-        List<VisitRow> visits;
-        try
+    private Task<List<DayRow>?> UpdateAsync((long Merchant, long Site, string Dimension, DateOnly Date) key, Day? day, ulong generation,
+        long started, Func<long?, Task<List<VisitRow>>> read, bool whole) =>
+        _days.UpdateAsync(key, key.Merchant, key.Site, key.Date, day, () => new Day(generation), started, read, (day, visits) =>
         {
-            visits = await read(day?.Version);
-        }
-        catch
-        {
-            Interlocked.Add(ref _visits, -before); // the day taken out is dropped
-            throw;
-        }
-        if (activations.Started != started)
-        {
-            Interlocked.Add(ref _visits, -before); // reprocessing may have deleted what it read
-            return null;
-        }
-        Interlocked.Increment(ref day is null ? ref _read : ref _updated);
-        day ??= new Day(generation);
-        var changed = new HashSet<Sums>();
-        var gone = new List<string>();
-        foreach (var visit in visits)
-        {
-            if (day.Visits.TryGetValue(visit.Id, out var old) && Remove(day, old) is { } left)
+            var changed = new HashSet<Sums>();
+            var gone = new List<string>();
+            foreach (var visit in visits)
             {
-                changed.Add(left);
-                if (left.Visits == 0) gone.Add(left.Value);
+                if (day.Visits.TryGetValue(visit.Id, out var old) && Remove(day, old) is { } left)
+                {
+                    changed.Add(left);
+                    if (left.Visits == 0) gone.Add(left.Value);
+                }
+                changed.Add(Add(day, visit));
             }
-            changed.Add(Add(day, visit));
-        }
-        var rows = new List<DayRow>(whole ? day.Values.Count : changed.Count);
-        foreach (var sums in whole ? day.Values.Values : (IEnumerable<Sums>)changed)
-            if (!whole || sums.Visits > 0)
-                rows.Add(new DayRow(key.Date, sums.Value, sums.Visits == 0 ? new long[11] :
-                    [sums.Visitors.Count, sums.Visits, sums.Pageviews, sums.Events, sums.EngagementMs, 0, sums.Pageviews, sums.Bounces, sums.DurationMs, 0, 0]));
-        foreach (var value in gone)
-            if (day.Values.TryGetValue(value, out var sums) && sums.Visits == 0) day.Values.Remove(value);
-        // Kept only at a version read while no write ran and unchanged after: then the visits are
-        // exactly the rounds up to it. Else dropped (the next question reads the day whole).
-        day.Version = version;
-        day.Used = Interlocked.Increment(ref _clock);
-        if (quiet && writes.TryQuiet(database, (ulong)key.Merchant, (ulong)key.Site, key.Date, out long after) && after == version
-            && _days.TryAdd(key, day))
-        {
-            if (Interlocked.Add(ref _visits, day.Visits.Count - before) > maxVisits) Evict();
-        }
-        else
-            Interlocked.Add(ref _visits, -before);
-        return rows;
-    }
+            var rows = new List<DayRow>(whole ? day.Values.Count : changed.Count);
+            foreach (var sums in whole ? day.Values.Values : (IEnumerable<Sums>)changed)
+                if (!whole || sums.Visits > 0)
+                    rows.Add(new DayRow(key.Date, sums.Value, sums.Visits == 0 ? new long[11] :
+                        [sums.Visitors.Count, sums.Visits, sums.Pageviews, sums.Events, sums.EngagementMs, 0, sums.Pageviews, sums.Bounces, sums.DurationMs, 0, 0]));
+            foreach (var value in gone)
+                if (day.Values.TryGetValue(value, out var sums) && sums.Visits == 0) day.Values.Remove(value);
+            return rows;
+        });
 
     private static Sums Add(Day day, VisitRow visit)
     {
@@ -188,28 +147,6 @@ public sealed class KeptVisits(string database, SiteDayWrites writes, Generation
         if (sums.Visitors[visit.Visitor] == 1) sums.Visitors.Remove(visit.Visitor);
         else sums.Visitors[visit.Visitor]--;
         return sums;
-    }
-
-    /// <summary>Drops the least recently used days until half of the bound is left.</summary>
-    private void Evict()
-    {
-        lock (_evicting)
-        {
-            if (Interlocked.Read(ref _visits) <= maxVisits) return;
-            // The count is lowered by what goes rather than recounted: a day taken out by a
-            // question meanwhile is counted, and its question settles it when done.
-            var entries = _days.ToArray();
-            long left = entries.Sum(e => (long)e.Value.Visits.Count);
-            foreach (var entry in entries.OrderBy(e => e.Value.Used))
-            {
-                if (left <= maxVisits / 2) break;
-                if (_days.TryRemove(entry))
-                {
-                    left -= entry.Value.Visits.Count;
-                    Interlocked.Add(ref _visits, -entry.Value.Visits.Count);
-                }
-            }
-        }
     }
 }
 
