@@ -95,14 +95,14 @@ public static class DerivedRows
         w.WriteUInt64((ulong)e.LogOffset);
     }
 
-    /// <summary>Enriches one event with the given logic version and writes its row; returns false,
-    /// writing nothing and leaving the visits as they were, for an event the logic does not count:
-    /// from version 4 on, a person's `engagement` ping that no open visit takes (see
-    /// <see cref="ProcessingLogic"/>). Such an event stays in events_raw only.</summary>
     /// <summary>Where a row's write_version starts, counted back from the row's end: it is the
     /// last column <see cref="WriteEnriched"/> writes.</summary>
     public const int VersionOffset = sizeof(ulong);
 
+    /// <summary>Enriches one event with the given logic version and writes its row; returns false,
+    /// writing nothing and leaving the visits as they were, for an event the logic does not count:
+    /// from version 4 on, a person's `engagement` ping that no open visit takes (see
+    /// <see cref="ProcessingLogic"/>). Such an event stays in events_raw only.</summary>
     public static bool WriteEnriched(RowBinaryWriter w, RawEvent e, ProcessingLogic logic, Sessionizer sessions, ushort logicVersion, ulong generation,
         bool stampVisitEntry = true)
     {
