@@ -236,20 +236,24 @@ public class WebSocketProtocolTests(EngineFixture engine)
     [Fact]
     public async Task A_silent_connection_is_closed_with_1001_after_the_idle_timeout_and_a_busy_one_is_not()
     {
-        await using var host = await TestHost.StartAsync(engine, limits: new Analytics.FastIngest.Validation.IngestLimits { WebSocketIdleTimeout = TimeSpan.FromSeconds(2) });
+        var timeout = TimeSpan.FromSeconds(3);
+        await using var host = await TestHost.StartAsync(engine, limits: new Analytics.FastIngest.Validation.IngestLimits { WebSocketIdleTimeout = timeout });
         using var busy = await RawWebSocket.ConnectAsync(host);
         using var silent = await RawWebSocket.ConnectAsync(host);
-        // The busy socket sends a batch 250 ms after each ack, for more than 2.5 s: each frame
-        // restarts its idle timer. An ack may take over a second on a loaded CI machine (an fsync
-        // behind other suites' hosts), which the 2 s timeout leaves room for.
-        for (ulong seq = 1; seq <= 11; seq++)
+        // The busy socket sends a batch 100 ms after each ack until the silent one is past its
+        // timeout: each frame restarts its idle timer. Between two frames it may stall for almost
+        // 3 s (an fsync behind other suites' hosts, a collector pause) and still be busy; a CI run
+        // once stalled longer than the 1.75 s that a 2-s timeout and 250-ms gaps left.
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        ulong seq = 0;
+        while (started.Elapsed < timeout + TimeSpan.FromSeconds(0.5))
         {
-            await busy.SendFrameAsync(RawWebSocket.Binary, OneEventBatch(host, seq));
+            await busy.SendFrameAsync(RawWebSocket.Binary, OneEventBatch(host, ++seq));
             Assert.Equal(1u, (await ReceiveAckAsync(busy)).Accepted);
-            await Task.Delay(250, Ct);
+            await Task.Delay(100, Ct);
         }
         Assert.Equal(1001, await silent.ReceiveCloseAsync());
-        await busy.SendFrameAsync(RawWebSocket.Binary, OneEventBatch(host, 12));
+        await busy.SendFrameAsync(RawWebSocket.Binary, OneEventBatch(host, ++seq));
         Assert.Equal(1u, (await ReceiveAckAsync(busy)).Accepted);
     }
 
