@@ -55,7 +55,7 @@ public static class RollupAlone
         var built = new List<(SiteDay, ulong)>();
         while (pending.Count > 0)
         {
-            var step = ReprocessSteps.Next(pending, u => u.Events, new RollupOptions { Database = Db, QuarantineDirectory = "" }.MaxBatchRecords);
+            var step = ReprocessSteps.Next(pending, u => u.Events, u => u.SiteDay.Day, new RollupOptions { Database = Db, QuarantineDirectory = "" }.MaxBatchRecords);
             pending.RemoveRange(0, step.Count);
             var results = await rebuilder.RebuildAsync(step.Select(u => u.SiteDay).ToList(), logicVersion, dryRun: false, _ => { }, ct, deleteNow: false);
             events += results.Sum(r => r.Result.Events);

@@ -576,7 +576,7 @@ public sealed partial class RollupWorker(IEventLog log, IColumnStore store, Roll
                 return;
             }
             // A step: as many site-days as a round's worth of raw events (ReprocessSteps).
-            var step = ReprocessSteps.Next(pending, u => u.RawEvents, options.MaxBatchRecords);
+            var step = ReprocessSteps.Next(pending, u => u.RawEvents, u => u.Day, options.MaxBatchRecords);
             // A unit interrupted by a crash is rebuilt from the start: count only finished ones.
             job.EventsDone = job.Units.Where(u => u.Done).Sum(u => u.RawEvents);
             var results = await _rebuilder!.RebuildAsync(

@@ -431,6 +431,31 @@ public class ReprocessStepTests(EngineFixture engine)
         }
     }
 
+    [Fact]
+    public void A_step_spans_at_most_as_many_days_as_one_insert_may_touch_partitions()
+    {
+        // One site over 150 days, one event each: a round's worth of events would take them all,
+        // but an insert may touch only 100 day partitions, so the job takes two steps.
+        var oneSite = Enumerable.Range(0, 150).Select(d => new ReprocessUnit { SiteId = 1, Day = Days[0].AddDays(d), RawEvents = 1 }).ToList();
+        var first = Step(oneSite);
+        Assert.Equal(oneSite.Take(100), first);
+        Assert.Equal(oneSite.Skip(100), Step(oneSite.Skip(100)));
+
+        // Five sites over the same 100 days (in plan order: site, then day) share those partitions:
+        // one step of all 500 site-days, the most a step takes.
+        var fiveSites = (from site in Enumerable.Range(1, 5) from d in Enumerable.Range(0, 100)
+                         select new ReprocessUnit { SiteId = site, Day = Days[0].AddDays(d), RawEvents = 1 }).ToList();
+        Assert.Equal(fiveSites, Step(fiveSites));
+        Assert.Equal(100, fiveSites.Select(u => u.Day).Distinct().Count());
+        Assert.Equal(SiteDayRebuilder.MaxSiteDays, fiveSites.Count);
+
+        // A day already in the step never ends it: the 101st distinct day does.
+        var back = oneSite.Take(100).Append(new ReprocessUnit { SiteId = 2, Day = Days[0], RawEvents = 1 }).Append(oneSite[100]).ToList();
+        Assert.Equal(back.Take(101), Step(back));
+
+        static List<ReprocessUnit> Step(IEnumerable<ReprocessUnit> pending) => ReprocessSteps.Next(pending, u => u.RawEvents, u => u.Day, maxEvents: 50_000);
+    }
+
     private static void Cleanup(string dir)
     {
         try { Directory.Delete(dir, recursive: true); } catch (IOException) { }

@@ -31,23 +31,28 @@ public sealed record MetricDelta(MetricValues Before, MetricValues After, IReadO
 /// <summary>
 /// How a job is cut into steps: the next site-days in plan order whose raw events fit in
 /// <c>maxEvents</c> (a round's worth, RollupOptions.MaxBatchRecords), one at least, at most
-/// SiteDayRebuilder.MaxSiteDays. Rebuilt together they cost a fixed number of statements (one
-/// read per page, one insert, four rollups, a count, one activation), so many small site-days
-/// cost about what one large one does; and live rounds, which run between steps, wait at most a
-/// round's worth of rebuilding, as they wait behind a catch-up round. The old generations' rows
-/// are deleted once for the whole job, in its last step (SiteDayRebuilder.DeleteSupersededAsync).
+/// SiteDayRebuilder.MaxSiteDays of at most SiteDayRebuilder.MaxDays days. Rebuilt together they
+/// cost a fixed number of statements (one read per page, one insert, four rollups, a count, one
+/// activation), so many small site-days cost about what one large one does; and live rounds,
+/// which run between steps, wait at most a round's worth of rebuilding, as they wait behind a
+/// catch-up round. The old generations' rows are deleted once for the whole job, in its last step
+/// (SiteDayRebuilder.DeleteSupersededAsync).
 /// </summary>
 public static class ReprocessSteps
 {
-    public static List<T> Next<T>(IEnumerable<T> pending, Func<T, long> rawEvents, long maxEvents)
+    public static List<T> Next<T>(IEnumerable<T> pending, Func<T, long> rawEvents, Func<T, DateOnly> dayOf, long maxEvents)
     {
         var step = new List<T>();
+        var days = new HashSet<DateOnly>();
         long events = 0;
         foreach (var unit in pending)
         {
             long n = rawEvents(unit);
-            if (step.Count > 0 && (events + n > maxEvents || step.Count == SiteDayRebuilder.MaxSiteDays)) break;
+            var day = dayOf(unit);
+            if (step.Count > 0 && (events + n > maxEvents || step.Count == SiteDayRebuilder.MaxSiteDays
+                || (days.Count == SiteDayRebuilder.MaxDays && !days.Contains(day)))) break;
             step.Add(unit);
+            days.Add(day);
             events += n;
         }
         return step;

@@ -43,6 +43,11 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
     /// and max_ast_elements (50,000); a call of this many is tested.</summary>
     public const int MaxSiteDays = 500;
 
+    /// <summary>Distinct days per call at most: the event tables and rollup_hour are partitioned
+    /// by day, and the engine refuses an insert that touches more than 100 partitions
+    /// (max_partitions_per_insert_block). A job over a small site's four months once failed so.</summary>
+    public const int MaxDays = 100;
+
     private const string RawSelect =
         "merchant_id, site_id, event_id, toUnixTimestamp64Milli(received_at), toUnixTimestamp64Milli(client_time), name, url, referrer, " +
         "props, revenue_micros, currency, screen_width, engagement_ms, visitor_id, ip_prefix, user_agent, country, log_source, log_offset, " +
@@ -60,7 +65,7 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
     public async Task<Result> RebuildAsync(ulong merchantId, ulong siteId, DateOnly day, ushort logicVersion, bool dryRun, Action<long> progress, CancellationToken ct) =>
         (await RebuildAsync([new SiteDay(merchantId, siteId, day)], logicVersion, dryRun, progress, ct))[0].Result;
 
-    /// <summary>Rebuilds <paramref name="siteDays"/> (distinct, at most <see cref="MaxSiteDays"/>)
+    /// <summary>Rebuilds <paramref name="siteDays"/> (distinct, at most <see cref="MaxSiteDays"/> of at most <see cref="MaxDays"/> days)
     /// as one unit of work; results in the order given. With <paramref name="deleteNow"/> off the
     /// rows to delete (the old generations', or a dry run's own) stay until the caller passes the
     /// results to <see cref="DeleteSupersededAsync"/>: a job deletes once for all its steps.</summary>
@@ -69,6 +74,7 @@ public sealed class SiteDayRebuilder(IColumnStore store, string db, Generations 
     {
         ArgumentOutOfRangeException.ThrowIfZero(siteDays.Count);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(siteDays.Count, MaxSiteDays);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(siteDays.Select(s => s.Day).Distinct().Count(), MaxDays, nameof(siteDays) + " days");
         if (siteDays.Distinct().Count() != siteDays.Count) throw new ArgumentException("Site-days must be distinct.", nameof(siteDays));
         await generations.LoadAsync(siteDays.Select(s => (s.MerchantId, s.SiteId, s.Day)), ct);
         ulong generation = NewGeneration();
