@@ -14,7 +14,8 @@ namespace Analytics.QueryApi.Tests;
 /// the range, each step at most window_seconds after that step-1 event; strict: no other
 /// pageview or custom event between two steps (engagement pings do not count); bots never count.
 /// Each step is another event, later in the log: one event never completes two steps; events of
-/// one batch (one millisecond) follow their order in the batch.
+/// one batch (one millisecond) follow their order in the batch. The same traffic and late rounds
+/// also check a large site's goal conversions kept per goal (POST /v1/query).
 /// </summary>
 public class FunnelTests(EngineFixture engine)
 {
@@ -432,6 +433,99 @@ public class FunnelTests(EngineFixture engine)
         Assert.NotEqual(answers[0], answers[^1]);
         ReadAsLargeSite(host, false);
         AssertSteps(Expect(), await FunnelAsync(host, steps, $"""["{day:yyyy-MM-dd}T00:00:00Z", "{day:yyyy-MM-dd}T23:59:59Z"]"""));
+    }
+
+    // The goals of the goal questions below, written by hand from their documented meaning, as the steps are.
+    private static readonly (string Name, Func<Sent, bool> Completes)[] Goals =
+    [
+        Steps[0], OverlappingSteps[0], Steps[1], Steps[2], ("Never", e => e.Name == "never-sent"),
+    ];
+
+    /// <summary>
+    /// A large site's day of a goal question (on a busy site, today after each round) is kept per
+    /// goal (KeptGoalVisitors): after a Rollup round only the events it wrote are read. Each answer,
+    /// by goal and for a goal filter naming overlapping goals ("/" completes both Home and Any
+    /// page: one conversion), equals the definition's over every event: a visitor's first
+    /// conversion of a goal, a new visitor, a visitor converting again (a conversion, not a
+    /// visitor), a round completing no goal.
+    /// </summary>
+    [Fact]
+    public async Task A_large_sites_goal_conversions_are_kept_per_goal_and_a_round_reads_only_its_events()
+    {
+        var (host, clock) = await StartWithTrafficAsync(engine);
+        await using var owned = host;
+        ReadAsLargeSite(host, true);
+        var kept = host.App.Services.GetRequiredService<Analytics.QueryService.Query.QueryEngine>().KeptGoalVisitors!;
+        // A goal with a property match sends the goal dimension to the scan (the rollup holds no properties).
+        var (_, listed) = await GoalApiTests.SendAsync(host.Http, HttpMethod.Get, $"/v1/sites/{host.Site.PublicId}/goals");
+        long pro = listed.EnumerateArray().Single(g => g.GetProperty("name").GetString() == "Pro purchase").GetProperty("id").GetInt64();
+        Assert.Equal(HttpStatusCode.NoContent, (await GoalApiTests.SendAsync(host.Http, HttpMethod.Delete, $"/v1/sites/{host.Site.PublicId}/goals/{pro}")).Status);
+
+        var day = T0.UtcDateTime.Date;
+        var late = new List<Sent>();
+        string today = $"""["{day:yyyy-MM-dd}", "{day:yyyy-MM-dd}"]""";
+        string byGoal = $$"""{"site_id": "{{host.Site.PublicId}}", "date_range": {{today}}, "metrics": ["visitors", "conversions", "pageviews", "events", "conversion_rate"], "dimensions": ["goal"]}""";
+        string filtered = $$"""{"site_id": "{{host.Site.PublicId}}", "date_range": {{today}}, "metrics": ["visitors", "conversions", "pageviews"], "filters": [["is", "goal", ["Any page", "Home", "Signup"]]]}""";
+        async Task AssertAnswersAsync(string range = "")
+        {
+            // People only, the day's events: per goal its visitors, conversions and pageviews.
+            var events = Traffic.Concat(late).Where(e => e.Visitor != Bot).ToList();
+            long all = events.Select(e => e.Visitor).Distinct().Count();
+            (long Visitors, long Conversions, long Pageviews) Of(Func<Sent, bool> completes) =>
+                (events.Where(completes).Select(e => e.Visitor).Distinct().Count(), events.Count(completes), events.Count(e => completes(e) && e.IsPageview));
+            var expected = Goals.Select(g => (g.Name, Of(g.Completes))).Where(g => g.Item2.Visitors > 0).OrderBy(g => g.Name, StringComparer.Ordinal).ToList();
+            var answer = await QueryAsync(host, range.Length == 0 ? byGoal : byGoal.Replace(today, range, StringComparison.Ordinal));
+            var rows = answer.GetProperty("results").EnumerateArray().Select(r => (Name: r.GetProperty("dimensions")[0].GetString()!, M: r.GetProperty("metrics")))
+                .OrderBy(r => r.Name, StringComparer.Ordinal).ToList();
+            Assert.Equal(expected.Select(g => g.Name), rows.Select(r => r.Name));
+            foreach (var ((_, (visitors, conversions, pageviews)), (name, m)) in expected.Zip(rows))
+            {
+                Assert.True((visitors, conversions, pageviews, conversions) == (m[0].GetInt64(), m[1].GetInt64(), m[2].GetInt64(), m[3].GetInt64()),
+                    $"{name}: expected {(visitors, conversions, pageviews)}, got {m}");
+                Assert.Equal(100.0 * visitors / all, m[4].GetDouble(), 0.05);
+            }
+            var union = Of(e => Goals.Where(g => g.Name is "Any page" or "Home" or "Signup").Any(g => g.Completes(e)));
+            var one = (await QueryAsync(host, range.Length == 0 ? filtered : filtered.Replace(today, range, StringComparison.Ordinal))).GetProperty("results")[0].GetProperty("metrics");
+            Assert.Equal(union, (one[0].GetInt64(), one[1].GetInt64(), one[2].GetInt64()));
+        }
+        async Task SendAsync(params Sent[] round)
+        {
+            late.AddRange(round);
+            await SendLateAsync(host, clock, round, Traffic.Length + late.Count, T0.AddHours(2), day);
+        }
+
+        await SendAsync(new Sent("v30", 300, "/about")); // the traffic's rounds ended, and one more
+        await AssertAnswersAsync();
+        Assert.Equal((2, 0), (kept.DaysRead, kept.DaysUpdated)); // the two questions: a day kept each
+        await AssertAnswersAsync(); // no round since: the days kept
+        Assert.Equal((2, 0), (kept.DaysRead, kept.DaysUpdated));
+
+        Sent[][] rounds =
+        [
+            // v12's first pageview (its first conversion of Home and Any page); a new visitor's home and signup
+            [new("v12", 100, "/"), new("v31", 400, "/"), new("v31", 420, "signup")],
+            // v1 converts again: conversions, not visitors; a product page of v2 (Product, not Any page)
+            [new("v1", 500, "/"), new("v1", 510, "signup"), new("v2", 520, "/product/b")],
+            // completing no goal, and an engagement ping
+            [new("v6", 530, "download"), new("v6", 540, "engagement")],
+        ];
+        foreach (var round in rounds)
+        {
+            await SendAsync(round);
+            await AssertAnswersAsync();
+        }
+        Assert.Equal((2, 2 * rounds.Length), (kept.DaysRead, kept.DaysUpdated));
+        // The day read by the scan (not whole UTC days: no plan) agrees.
+        ReadAsLargeSite(host, false);
+        await AssertAnswersAsync($"""["{day:yyyy-MM-dd}T00:00:00Z", "{day:yyyy-MM-dd}T23:59:59Z"]""");
+        Assert.Equal((2, 2 * rounds.Length), (kept.DaysRead, kept.DaysUpdated));
+    }
+
+    private static async Task<JsonElement> QueryAsync(TestHost host, string json)
+    {
+        var (status, body) = await GoalApiTests.SendAsync(host.Http, HttpMethod.Post, "/v1/query", json);
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        return body;
     }
 
     [Fact]

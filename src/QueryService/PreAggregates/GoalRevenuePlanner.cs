@@ -65,8 +65,7 @@ public static class GoalRevenuePlanner
         if (q.Filters is [{ Operator: not "is" } f]) return No(out reason, $"goal filter {f.Operator}");
         if (goalDimension && q.Filters.Count > 0) return No(out reason, "the goal dimension with a goal filter");
 
-        var goals = goalDimension ? q.Goals : q.Goals.Where(g => q.Filters[0].Values.Any(v =>
-            string.Equals(g.Name, v, q.Filters[0].CaseSensitive ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase))).ToList();
+        var goals = goalDimension ? q.Goals : Named(q.Goals, q.Filters[0].Values, q.Filters[0].CaseSensitive);
         foreach (var g in goals)
         {
             if (g.Property is not null) return No(out reason, $"goal {g.Name} has a property match (the rollup holds no properties)");
@@ -110,6 +109,10 @@ public static class GoalRevenuePlanner
         return $"{PreAggregatePlanner.ActiveGenerations(q, database)}SELECT {string.Join(", ", select)} FROM {database}.{PreAggregatePlanner.Table} " +
             $"WHERE {PreAggregatePlanner.RowsOf(q, rows)}{grouping} SETTINGS max_execution_time = {limit}";
     }
+
+    /// <summary>The goals a goal filter's values name.</summary>
+    internal static List<Goal> Named(IReadOnlyList<Goal> goals, IReadOnlyList<string> values, bool caseSensitive) =>
+        [.. goals.Where(g => values.Any(v => string.Equals(g.Name, v, caseSensitive ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase)))];
 
     private static string? No(out string reason, string why)
     {

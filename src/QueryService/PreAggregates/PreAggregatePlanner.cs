@@ -375,6 +375,24 @@ public static class NormalQueryPlanner
         return new DailyQuestion(rollup, grouped.Count == 1 ? grouped[0].Name : filtered ?? "", values);
     }
 
+    /// <summary>
+    /// The goals of a question the goal plan answers (GoalRevenuePlanner: the goal dimension, or
+    /// one `is` goal filter, optionally by time), for KeptGoalVisitors: every goal of the site, a
+    /// row each, for the goal dimension; those the filter names, as one row, for the filter. Null
+    /// for any other question, one asking revenue (kept per goal are visitors, pageviews and
+    /// conversions), or more goals than KeptGoalVisitors.MaxGoals.
+    /// </summary>
+    public static (IReadOnlyList<ControlPlane.Goal> Goals, bool OneRow)? KeptGoals(Query.NormalQuery q)
+    {
+        var goalFilter = q.Filter as Query.FilterLeaf;
+        if (!(q.HasGoalDimension || goalFilter?.Dimension.Kind == Query.DimensionKind.Goal) || q.Metrics.Any(GoalRevenuePlanner.IsRevenue)
+            || TryPlanDimensions(q, "db", maxExecutionSeconds: 1, out _, knownGenerations: null, largeSite: true) is null)
+            return null;
+        // Planned, so the filter is that one goal filter or none.
+        IReadOnlyList<ControlPlane.Goal> goals = q.HasGoalDimension ? q.Goals : GoalRevenuePlanner.Named(q.Goals, goalFilter!.Values, goalFilter.CaseSensitive);
+        return goals.Count is 0 or > KeptGoalVisitors.MaxGoals ? null : (goals, !q.HasGoalDimension);
+    }
+
     private static string? Uncovered(string table, out string reason)
     {
         reason = PreAggregateCoverage.Reason(table);

@@ -365,6 +365,13 @@ public sealed class QueryEngine(IColumnStore store, string database)
     public PreAggregates.KeptFunnelVisitors? KeptFunnelVisitors => _generations is null || SiteDayWrites is null ? null
         : LazyInitializer.EnsureInitialized(ref _keptFunnelVisitors, () => new PreAggregates.KeptFunnelVisitors(database, SiteDayWrites, _generations.Activations));
 
+    private PreAggregates.KeptGoalVisitors? _keptGoalVisitors;
+
+    /// <summary>A large site's day of a goal question kept per goal, under the same conditions as
+    /// <see cref="DailyRows"/>.</summary>
+    public PreAggregates.KeptGoalVisitors? KeptGoalVisitors => _generations is null || SiteDayWrites is null ? null
+        : LazyInitializer.EnsureInitialized(ref _keptGoalVisitors, () => new PreAggregates.KeptGoalVisitors(database, SiteDayWrites, _generations.Activations));
+
     /// <summary>
     /// The one place a normalised query becomes raw rows (every statement of a query, the
     /// denominators' included, comes through here): the pre-aggregate planner answers where it
@@ -518,6 +525,20 @@ public sealed class QueryEngine(IColumnStore store, string database)
         string? shape = PreAggregates.NormalQueryPlanner.TryPlanRaw(byDay with { From = someDay, To = someDay.AddDays(1) }, database, MaxExecutionSeconds, out _,
             uncovered, s_noGenerations, largeSite: false);
         if (shape is null) return null;
+        // A large site's one day to read of a goal question (today, after a round) from its goals
+        // kept: a round's events are read, not the day's rollup rows (KeptGoalVisitors).
+        var keptGoals = largeSite ? KeptGoalVisitors : null;
+        if (keptGoals is not null && PreAggregates.NormalQueryPlanner.KeptGoals(q) is var (goals, oneRow))
+        {
+            List<string> labels = oneRow ? [""] : [.. goals.Select(g => g.Name)];
+            return ("plan:" + shape, null, async days => days.Count != 1 ? await ReadPlanned(days)
+                : await keptGoals.ReadAsync(q.MerchantId, q.SiteId, shape, labels, days[0], known.GetValueOrDefault(days[0]), activations, async since =>
+                {
+                    var (from, to) = PreAggregates.DailyRowsCache.Span(days);
+                    return await RunRowBinaryAsync(PreAggregates.KeptGoalVisitors.EventsStatement(q with { From = from, To = to }, goals, oneRow, database,
+                        MaxExecutionSeconds, known, since), PreAggregates.KeptGoalVisitors.ReadEvents, ct);
+                }), null);
+        }
         return ("plan:" + shape, null, ReadPlanned, null);
         async Task<List<PreAggregates.DayRow>?> ReadPlanned(IReadOnlyList<DateOnly> days)
         {
