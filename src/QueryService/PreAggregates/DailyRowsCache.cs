@@ -104,9 +104,9 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
         public int Size => Rows.Count + 1;
     }
 
-    /// <summary>Keyed by the shape's SHA-256 (its first 128 bits), not the shape: a planned or
-    /// funnel shape is a whole statement (kilobytes), which each request builds anew, and the
-    /// bound counts values, not keys.</summary>
+    /// <summary>Keyed by the shape's <see cref="ShapeKey"/>, not the shape: a planned or funnel
+    /// shape is a whole statement (kilobytes), which each request builds anew, and the bound counts
+    /// values, not keys.</summary>
     private readonly ConcurrentDictionary<(long Merchant, long Site, UInt128 Shape, DateOnly Day), Day> _days = new();
     private readonly ConcurrentDictionary<(long Merchant, long Site, UInt128 Shape, DateOnly From, DateOnly To), KeptSum> _sums = new();
     private readonly ConcurrentDictionary<(long Merchant, long Site, UInt128 Shape, DateOnly From, DateOnly To), TodaySum> _todaySums = new();
@@ -154,7 +154,7 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
         IReadOnlyDictionary<DateOnly, ulong> generations, long started, Func<IReadOnlyList<DateOnly>, Task<List<DayRow>?>> read,
         Func<DateOnly, long, Task<List<DayRow>?>>? readWritten = null)
     {
-        var shapeKey = BinaryPrimitives.ReadUInt128LittleEndian(SHA256.HashData(Encoding.UTF8.GetBytes(shape)));
+        var shapeKey = ShapeKey(shape);
         var kept = new List<(DateOnly Date, Day Day)>();
         var missing = new List<(DateOnly Day, bool Quiet, long Version)>();
         long now = Interlocked.Increment(ref _clock);
@@ -317,6 +317,10 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
         _todaySums[sumKey] = todaySum;
         if (Interlocked.Add(ref _values, todaySum.Size - replaced) > maxValues) Evict();
     }
+
+    /// <summary>A shape's key where days are kept (here, KeptFunnelVisitors, KeptGoalVisitors):
+    /// the first 128 bits of its SHA-256.</summary>
+    internal static UInt128 ShapeKey(string shape) => BinaryPrimitives.ReadUInt128LittleEndian(SHA256.HashData(Encoding.UTF8.GetBytes(shape)));
 
     /// <summary>A day kept from its rows as read: counts flattened, values interned.</summary>
     private Day NewDay(List<DayRow> rows, ulong generation, long version, long now)

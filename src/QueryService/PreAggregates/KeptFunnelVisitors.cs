@@ -1,7 +1,4 @@
-using System.Buffers.Binary;
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using Analytics.Store;
 
 namespace Analytics.QueryService.PreAggregates;
@@ -71,7 +68,7 @@ public sealed class KeptFunnelVisitors(string database, SiteDayWrites writes, Ge
     public Task<List<DayRow>?> ReadAsync(long merchantId, long siteId, string shape, int steps, DateOnly date, ulong generation, long started,
         Func<long?, Task<List<(ulong Visitor, FunnelEvent Event)>>> read, Func<FunnelEvent[], int> level)
     {
-        var key = (merchantId, siteId, BinaryPrimitives.ReadUInt128LittleEndian(SHA256.HashData(Encoding.UTF8.GetBytes(shape))), date);
+        var key = (merchantId, siteId, DailyRowsCache.ShapeKey(shape), date);
         return _days.UpdateAsync(key, merchantId, siteId, date, _days.Take(key, generation), () => new Day(generation, steps), started, read, (day, events) =>
         {
             foreach (var group in events.GroupBy(e => e.Visitor, e => e.Event))

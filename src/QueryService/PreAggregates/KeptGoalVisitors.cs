@@ -1,6 +1,3 @@
-using System.Buffers.Binary;
-using System.Security.Cryptography;
-using System.Text;
 using Analytics.Store;
 
 namespace Analytics.QueryService.PreAggregates;
@@ -65,7 +62,7 @@ public sealed class KeptGoalVisitors(string database, SiteDayWrites writes, Gene
         Func<long?, Task<List<GoalEvent>>> read)
     {
         if (labels.Count is 0 or > MaxGoals) throw new ArgumentOutOfRangeException(nameof(labels), $"1 to {MaxGoals} goals");
-        var key = (merchantId, siteId, BinaryPrimitives.ReadUInt128LittleEndian(SHA256.HashData(Encoding.UTF8.GetBytes(shape))), date);
+        var key = (merchantId, siteId, DailyRowsCache.ShapeKey(shape), date);
         return _days.UpdateAsync(key, merchantId, siteId, date, _days.Take(key, generation), () => new Day(generation, labels.Count), started, read, (day, events) =>
         {
             foreach (var e in events)
