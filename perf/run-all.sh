@@ -125,7 +125,7 @@ part() {
 
 load_tool=(dotnet perf/LoadTool/bin/Release/net10.0/LoadTool.dll --server "$REPO/src/Host/bin/Release/net10.0/analytics.dll")
 if [[ $smoke -eq 1 ]]; then
-    load=(--smoke)          # 2 connections × 10 events, 2 s per phase after 0.5 s warm-up
+    load=(--smoke)          # 8 connections × 10 events, 2 s per phase after 0.5 s warm-up
     repeats=1
     idle=200
     # 3 s steps, a probe pageview every 25 ms (~100 samples): too short to pass, marked so in RESULTS.md.
