@@ -79,11 +79,14 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
 
     /// <summary>The sum of a range's kept days as one answer added them up: valid while the same
     /// days are kept with the same numbers (<see cref="Days"/>, compared by reference), bucketed
-    /// and filtered the same way.</summary>
+    /// and filtered the same way. Its rows are in an array, with each key's position, so that an
+    /// answer over it says which rows it changed by position (DaySums): enumerating an answer by
+    /// looking each of the largest test merchant's 20,000 top-page rows up in a dictionary keyed
+    /// by two strings cost 15-20 ms a question.</summary>
     private sealed record KeptSum(Day[] Days, Func<DateOnly, string> Bucket, IReadOnlySet<string>? Values,
-        Dictionary<(string Bucket, string Value), DayRow> Rows)
+        (string Bucket, string Value)[] Keys, DayRow[] Rows, Dictionary<(string Bucket, string Value), int> Index)
     {
-        public int Size => Rows.Count + 1;
+        public int Size => Rows.Length + 1;
 
         public bool Answers(List<(DateOnly Date, Day Day)> kept, Func<DateOnly, string> bucket, IReadOnlySet<string>? values)
         {
@@ -96,13 +99,11 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
     }
 
     /// <summary>An answer's rows over a range whose last kept sum is <see cref="Memo"/> and whose
-    /// other day, <see cref="Today"/>, was added on top (<see cref="Rows"/>: the memo's rows that
-    /// day changed, summed, and the day's own): the next answer after a round of that day starts
-    /// from a copy of these rows and adds only the values the round wrote.</summary>
-    private sealed record TodaySum(KeptSum Memo, Day Today, Dictionary<(string Bucket, string Value), DayRow> Rows)
-    {
-        public int Size => Rows.Count + 1;
-    }
+    /// other day, <see cref="Today"/>, was added on top (<see cref="Changed"/>: the memo's rows
+    /// that day changed, summed, at their positions; <see cref="Added"/>: the rows of the day's
+    /// values the memo lacks): the next answer after a round of that day starts from a copy of
+    /// these and adds only the values the round wrote.</summary>
+    private sealed record TodaySum(KeptSum Memo, Day Today, DayRow?[] Changed, Dictionary<(string Bucket, string Value), DayRow> Added, int Size);
 
     /// <summary>Keyed by the shape's <see cref="ShapeKey"/>, not the shape: a planned or funnel
     /// shape is a whole statement (kilobytes), which each request builds anew, and the bound counts
@@ -201,7 +202,7 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
         Interlocked.Add(ref _updated, stale is null ? 0 : 1);
         // The written values' rows are fresh rows of the day; its other values keep their numbers.
         Day? updated = stale is null ? null : Updated(stale, fresh, generations.GetValueOrDefault(missing[0].Day), missing[0].Version, now);
-        Day? keptAnew = null;
+        var anew = new List<(DateOnly Date, Day Day)>(); // the days this answer kept, in order
 
         // A busy site's question reads one day (today): its rows as they are, not grouped anew.
         var byDay = missing.Count == 1 ? new Dictionary<DateOnly, List<DayRow>> { [missing[0].Day] = fresh }
@@ -214,76 +215,70 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
             // second look only saves keeping numbers that could never be used.
             if (!quiet || !writes.TryQuiet(database, (ulong)merchantId, (ulong)siteId, d, out long current) || current != version) continue;
             var day = updated ?? NewDay(byDay.GetValueOrDefault(d) ?? [], generations.GetValueOrDefault(d), version, now);
-            keptAnew = day;
+            anew.Add((d, day));
             var key = (merchantId, siteId, shapeKey, d);
             int replaced = _days.TryGetValue(key, out var previous) ? previous.Size : 0;
             _days[key] = day;
             if (Interlocked.Add(ref _values, day.Size - replaced) > maxValues) Evict();
         }
 
-        // Without a kept sum, every row; with one, the rows fresh rows changed or added to it.
+        // Without a kept sum, every row; with one, the rows of the values it lacks (its own rows
+        // that fresh rows changed are in changed, at their positions).
         var sums = new Dictionary<(string Bucket, string Value), DayRow>();
-        // The kept sum's own rows when it answers: the answer's rows where sums has none.
-        Dictionary<(string Bucket, string Value), DayRow>? shared = null;
-        void Add(DateOnly d, string value, ReadOnlySpan<long> counts, Dictionary<string, long>? revenue, Dictionary<string, long>? revenueEvents)
-        {
-            if (values is not null && !values.Contains(value)) return;
-            var key = (bucket(d), value);
-            if (!sums.TryGetValue(key, out var sum))
-                sums[key] = sum = new DayRow(d, value, new long[counts.Length], revenue is null ? null : new(StringComparer.Ordinal),
-                    revenueEvents is null ? null : new(StringComparer.Ordinal));
-            for (int i = 0; i < counts.Length; i++) sum.Counts[i] += counts[i];
-            AddMap(sum.Revenue, revenue);
-            AddMap(sum.RevenueEvents, revenueEvents);
-        }
         // The kept days' sum as the last answer over this range added it up, if its days are the
         // same kept numbers (the very objects: a day kept anew is a new one): a busy site's top list
         // reads only today, and adding up its ~100,000 kept page-days again cost 8-25 ms a question.
+        // Not a copy: the largest test merchant's top pages hold 20,000 rows, and copying each
+        // cost 16-60 ms a question where today's rows touch a few thousand.
         var sumKey = (merchantId, siteId, shapeKey, from, to);
-        KeptSum? answering = null;
-        if (_sums.TryGetValue(sumKey, out var memo) && memo.Answers(kept, bucket, values))
+        KeptSum? memo = null;
+        DayRow?[]? changed = null;
+        if (_sums.TryGetValue(sumKey, out var keptSum) && keptSum.Answers(kept, bucket, values))
         {
-            // Not a copy: the largest test merchant's top pages hold 20,000 rows, and copying each
-            // cost 16-60 ms a question where today's rows touch a few thousand; a copy of the
-            // dictionary alone was 0.75 MB of garbage a question, on the large-object heap.
             Interlocked.Increment(ref _sumsReused);
-            shared = memo.Rows;
-            answering = memo;
+            memo = keptSum;
             // A day brought up to date from the one the last answer added on top of this sum: its
             // rows, with only the written values added anew (adding the day's 12,261 pages again
             // cost 10-25 ms a question on the largest test merchant).
             if (stale is not null && _todaySums.TryGetValue(sumKey, out var last) && ReferenceEquals(last.Memo, memo) && ReferenceEquals(last.Today, stale))
             {
                 Interlocked.Increment(ref _todaySumsReused);
-                sums = new Dictionary<(string Bucket, string Value), DayRow>(last.Rows);
+                changed = (DayRow?[])last.Changed.Clone();
+                sums = new Dictionary<(string Bucket, string Value), DayRow>(last.Added);
                 foreach (var row in fresh)
                 {
                     if (values is not null && !values.Contains(row.Value)) continue;
                     var key = (bucket(row.Day), row.Value);
-                    sums[key] = shared.TryGetValue(key, out var keptRow) ? Own(row with { Counts = Added(row.Counts, keptRow.Counts) }, keptRow) : Own(row, null);
+                    if (memo.Index.TryGetValue(key, out int at)) changed[at] = Own(row with { Counts = Added(row.Counts, memo.Rows[at].Counts) }, memo.Rows[at]);
+                    else sums[key] = Own(row, null);
                 }
-                Remember(sumKey, memo, keptAnew, sums);
-                return new DaySums(shared, sums);
+                if (anew.Count == 1) Remember(sumKey, memo, anew[0].Day, changed, sums);
+                return new DaySums(memo.Keys, memo.Rows, changed, sums);
             }
+            changed = new DayRow?[memo.Rows.Length];
         }
         // Else a day brought up to date is added whole, from its rows as kept.
         if (updated is not null) fresh = Rows(updated, missing[0].Day);
-        if (shared is not null) sums.EnsureCapacity(fresh.Count); // at most a row each, without growing by doubling
-        else
+        if (memo is null)
         {
-            foreach (var (d, day) in kept)
-                for (int i = 0; i < day.Values.Length; i++)
-                    Add(d, day.Values[i], day.Counts.AsSpan(i * day.Width, day.Width), day.Revenue?[i], day.RevenueEvents?[i]);
-            if (kept.Count > 0 && kept.Sum(k => k.Day.Values.Length) >= sumFromValues)
+            // The sum is of the days kept and of those this answer kept anew but the range's last (a
+            // busy site's today, which the next answer reads again): the next answer finds them
+            // kept, and their sum. Kept from the first answer on, not the second: adding up the
+            // largest test merchant's 29 kept page-days made that answer 150-190 ms.
+            var lastDay = to.AddDays(-1);
+            var summed = anew.Count == 0 ? kept : [.. kept.Concat(anew.Where(a => a.Date != lastDay)).OrderBy(k => k.Date)];
+            if (summed.Count > 0 && summed.Sum(k => k.Day.Values.Length) >= sumFromValues)
             {
-                var keptSum = new KeptSum([.. kept.Select(k => k.Day)], bucket, values, sums.ToDictionary(e => e.Key, e => Copy(e.Value)));
-                int replaced = _sums.TryGetValue(sumKey, out var previous) ? previous.Size : 0;
-                // The last answer's rows over the sum replaced can never be reused (another sum),
-                // and they hold it: both go, and both leave the count.
-                if (_todaySums.TryRemove(sumKey, out var over)) replaced += over.Size;
-                _sums[sumKey] = keptSum;
-                if (Interlocked.Add(ref _values, keptSum.Size - replaced) > maxValues) Evict();
+                memo = KeepSum(sumKey, summed, bucket, values);
+                changed = new DayRow?[memo.Rows.Length];
+                if (summed.Count > kept.Count)
+                {
+                    var inSum = summed.Select(k => k.Date).ToHashSet();
+                    fresh = fresh.FindAll(r => !inSum.Contains(r.Day));
+                }
             }
+            else
+                foreach (var (d, day) in kept) AddDay(sums, d, day, bucket, values);
         }
         // A fresh row becomes its value's sum itself (the day kept above holds copies of its
         // counts, never its arrays): on a busy site's top list, where today's rows touch a few
@@ -292,27 +287,86 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
         {
             if (values is not null && !values.Contains(row.Value)) continue;
             var key = (bucket(row.Day), row.Value);
-            if (sums.ContainsKey(key))
-                Add(row.Day, row.Value, row.Counts, row.Revenue, row.RevenueEvents);
-            else if (shared is not null && shared.TryGetValue(key, out var keptRow))
+            if (memo is not null && memo.Index.TryGetValue(key, out int at))
             {
-                for (int i = 0; i < row.Counts.Length; i++) row.Counts[i] += keptRow.Counts[i];
-                sums[key] = Own(row, keptRow);
+                if (changed![at] is { } sum) AddTo(sum, row.Counts, row.Revenue, row.RevenueEvents);
+                else
+                {
+                    var keptRow = memo.Rows[at];
+                    for (int i = 0; i < row.Counts.Length; i++) row.Counts[i] += keptRow.Counts[i];
+                    changed[at] = Own(row, keptRow);
+                }
             }
+            else if (sums.TryGetValue(key, out var sum))
+                AddTo(sum, row.Counts, row.Revenue, row.RevenueEvents);
             else
                 sums[key] = Own(row, null);
         }
-        if (answering is not null && missing.Count == 1) Remember(sumKey, answering, keptAnew, sums);
-        return new DaySums(shared, sums);
+        if (memo is null) return new DaySums(sums);
+        // The one day outside the sum, if this answer kept it: the next answer after a round of it
+        // starts from these rows.
+        if (to.DayNumber - from.DayNumber - memo.Days.Length == 1 && anew.Count > 0 && !memo.Days.Any(d => ReferenceEquals(d, anew[^1].Day)))
+            Remember(sumKey, memo, anew[^1].Day, changed!, sums);
+        return new DaySums(memo.Keys, memo.Rows, changed!, sums);
+    }
+
+    /// <summary>Adds a row's counts and revenue to a sum's (whose maps, where there are any, are its own).</summary>
+    private static void AddTo(DayRow sum, ReadOnlySpan<long> counts, Dictionary<string, long>? revenue, Dictionary<string, long>? revenueEvents)
+    {
+        for (int i = 0; i < counts.Length; i++) sum.Counts[i] += counts[i];
+        AddMap(sum.Revenue, revenue);
+        AddMap(sum.RevenueEvents, revenueEvents);
+    }
+
+    /// <summary>A kept day's rows added to <paramref name="sums"/> (new rows where it has none).</summary>
+    private static void AddDay(Dictionary<(string Bucket, string Value), DayRow> sums, DateOnly date, Day day, Func<DateOnly, string> bucket, IReadOnlySet<string>? values)
+    {
+        for (int i = 0; i < day.Values.Length; i++)
+        {
+            if (values is not null && !values.Contains(day.Values[i])) continue;
+            var key = (bucket(date), day.Values[i]);
+            var counts = day.Counts.AsSpan(i * day.Width, day.Width);
+            if (!sums.TryGetValue(key, out var sum))
+                sums[key] = sum = new DayRow(date, day.Values[i], new long[counts.Length], day.Revenue?[i] is null ? null : new(StringComparer.Ordinal),
+                    day.RevenueEvents?[i] is null ? null : new(StringComparer.Ordinal));
+            AddTo(sum, counts, day.Revenue?[i], day.RevenueEvents?[i]);
+        }
+    }
+
+    /// <summary>Keeps the sum of <paramref name="days"/> (kept days, in order), which answers use and never change.</summary>
+    private KeptSum KeepSum((long, long, UInt128, DateOnly, DateOnly) sumKey, List<(DateOnly Date, Day Day)> days, Func<DateOnly, string> bucket,
+        IReadOnlySet<string>? values)
+    {
+        var sums = new Dictionary<(string Bucket, string Value), DayRow>();
+        foreach (var (d, day) in days) AddDay(sums, d, day, bucket, values);
+        var keys = new (string Bucket, string Value)[sums.Count];
+        var rows = new DayRow[sums.Count];
+        var index = new Dictionary<(string Bucket, string Value), int>(sums.Count);
+        int n = 0;
+        foreach (var (key, row) in sums)
+        {
+            (keys[n], rows[n]) = (key, row);
+            index[key] = n++;
+        }
+        var keptSum = new KeptSum([.. days.Select(k => k.Day)], bucket, values, keys, rows, index);
+        int replaced = _sums.TryGetValue(sumKey, out var previous) ? previous.Size : 0;
+        // The last answer's rows over the sum replaced can never be reused (another sum),
+        // and they hold it: both go, and both leave the count.
+        if (_todaySums.TryRemove(sumKey, out var over)) replaced += over.Size;
+        _sums[sumKey] = keptSum;
+        if (Interlocked.Add(ref _values, keptSum.Size - replaced) > maxValues) Evict();
+        return keptSum;
     }
 
     /// <summary>Keeps an answer's rows over a kept sum and the one day it added on top, if that
     /// day was kept: the next answer after a round of it starts from them. Never changed after.</summary>
     private void Remember((long, long, UInt128, DateOnly, DateOnly) sumKey, KeptSum memo, Day? today,
-        Dictionary<(string Bucket, string Value), DayRow> rows)
+        DayRow?[] changed, Dictionary<(string Bucket, string Value), DayRow> added)
     {
         if (today is null) return;
-        var todaySum = new TodaySum(memo, today, rows);
+        int size = added.Count + 1;
+        foreach (var row in changed) if (row is not null) size++;
+        var todaySum = new TodaySum(memo, today, changed, added, size);
         int replaced = _todaySums.TryGetValue(sumKey, out var previous) ? previous.Size : 0;
         _todaySums[sumKey] = todaySum;
         if (Interlocked.Add(ref _values, todaySum.Size - replaced) > maxValues) Evict();
@@ -399,9 +453,6 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
         (new DateTimeOffset(days.Min().ToDateTime(TimeOnly.MinValue), TimeSpan.Zero),
          new DateTimeOffset(days.Max().AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero));
 
-    private static DayRow Copy(DayRow row) => new(row.Day, row.Value, [.. row.Counts],
-        row.Revenue is null ? null : new(row.Revenue, StringComparer.Ordinal), row.RevenueEvents is null ? null : new(row.RevenueEvents, StringComparer.Ordinal));
-
     /// <summary>A fresh row as a sum of its own, <paramref name="kept"/>'s revenue added: its
     /// maps may be the kept day's too, so a row with revenue gets new ones, which later rows add to.</summary>
     private static DayRow Own(DayRow row, DayRow? kept) => row.Revenue is null && row.RevenueEvents is null && kept?.Revenue is null && kept?.RevenueEvents is null
@@ -447,21 +498,29 @@ public sealed class DailyRowsCache(string database, SiteDayWrites writes, Genera
 }
 
 /// <summary>
-/// DailyRowsCache.SumAsync's rows, one per (bucket, value): the kept sum's rows (never changed)
-/// where <paramref name="changed"/> has none, then the rows only <paramref name="changed"/> has.
+/// DailyRowsCache.SumAsync's rows, one per (bucket, value): either every row in a dictionary, or a
+/// kept sum's rows (never changed) each replaced by the row at its position in changed where there
+/// is one, then the rows of the values the kept sum lacks.
 /// </summary>
-public sealed class DaySums(IReadOnlyDictionary<(string Bucket, string Value), DayRow>? kept,
-    Dictionary<(string Bucket, string Value), DayRow> changed) : IReadOnlyCollection<KeyValuePair<(string Bucket, string Value), DayRow>>
+public sealed class DaySums : IReadOnlyCollection<KeyValuePair<(string Bucket, string Value), DayRow>>
 {
-    public int Count { get; } = kept is null ? changed.Count : kept.Count + changed.Keys.Count(k => !kept!.ContainsKey(k));
+    private readonly (string Bucket, string Value)[]? _keys;
+    private readonly DayRow[]? _kept;
+    private readonly DayRow?[]? _changed;
+    private readonly Dictionary<(string Bucket, string Value), DayRow> _rows;
+
+    internal DaySums(Dictionary<(string Bucket, string Value), DayRow> rows) => _rows = rows;
+
+    internal DaySums((string Bucket, string Value)[] keys, DayRow[] kept, DayRow?[] changed, Dictionary<(string Bucket, string Value), DayRow> added) =>
+        (_keys, _kept, _changed, _rows) = (keys, kept, changed, added);
+
+    public int Count => (_kept?.Length ?? 0) + _rows.Count;
 
     public IEnumerator<KeyValuePair<(string Bucket, string Value), DayRow>> GetEnumerator()
     {
-        if (kept is not null)
-            foreach (var row in kept)
-                yield return changed.TryGetValue(row.Key, out var sum) ? new(row.Key, sum) : row;
-        foreach (var row in changed)
-            if (kept is null || !kept.ContainsKey(row.Key)) yield return row;
+        if (_kept is not null)
+            for (int i = 0; i < _kept.Length; i++) yield return new(_keys![i], _changed![i] ?? _kept[i]);
+        foreach (var row in _rows) yield return row;
     }
 
     System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
