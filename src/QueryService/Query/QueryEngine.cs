@@ -512,11 +512,25 @@ public sealed class QueryEngine(IColumnStore store, string database)
                 PreAggregates.VisitRollupPlanner.VisitsStatement(q.MerchantId, q.SiteId, dimension, day, known, database, MaxExecutionSeconds, since,
                     merged: PreAggregates.DailyRowsCache.Span([day]) is var (from, to) && IsLargeSite(q with { From = from, To = to })),
                 PreAggregates.VisitRollupPlanner.ReadVisits, ct);
-            return ("visits:" + dimension, question.Values, async days => kept is not null && days.Count == 1
-                ? await kept.ReadAsync(q.MerchantId, q.SiteId, dimension, days[0], known.GetValueOrDefault(days[0]), activations, Visits(days[0]))
-                : await RunRowBinaryAsync(
-                    PreAggregates.VisitRollupPlanner.DailyStatement(q.MerchantId, q.SiteId, dimension, days, known, database, MaxExecutionSeconds, merged: largeSite),
-                    PreAggregates.VisitRollupPlanner.ReadDaily, ct),
+            async Task<List<PreAggregates.DayRow>> ReadDays(IReadOnlyList<DateOnly> days) => await RunRowBinaryAsync(
+                PreAggregates.VisitRollupPlanner.DailyStatement(q.MerchantId, q.SiteId, dimension, days, known, database, MaxExecutionSeconds, merged: largeSite),
+                PreAggregates.VisitRollupPlanner.ReadDaily, ct);
+            Task<List<PreAggregates.DayRow>?> ReadKept(DateOnly day) =>
+                kept!.ReadAsync(q.MerchantId, q.SiteId, dimension, day, known.GetValueOrDefault(day), activations, Visits(day));
+            return ("visits:" + dimension, question.Values, async days =>
+            {
+                if (kept is null) return await ReadDays(days);
+                if (days.Count == 1) return await ReadKept(days[0]);
+                // Today among several days (a first answer) is read as it is kept, beside the others'
+                // statement: else the next answer, after a round, read today's visits whole (the
+                // largest test merchant's entry pages: 150 ms, against 35 once kept).
+                if (days[^1] != DateOnly.FromDateTime(Clock.GetUtcNow().UtcDateTime)) return await ReadDays(days);
+                var today = ReadKept(days[^1]);
+                var rows = await ReadDays([.. days.SkipLast(1)]);
+                if (await today is not { } todays) return null;
+                rows.AddRange(todays);
+                return rows;
+            },
                 kept is null ? null : (day, since) => kept.ReadWrittenAsync(q.MerchantId, q.SiteId, dimension, day, known.GetValueOrDefault(day), since, activations, Visits(day)));
         }
         if (q.TimeDimension is { Argument: not ("day" or "week" or "month") } || q.Dimensions.Count(d => d.Kind != DimensionKind.Time) > 1) return null;
