@@ -73,7 +73,9 @@ public class DailyRowsCacheTests(EngineFixture engine)
         var writes = new SiteDayWrites();
         var activations = new GenerationActivations();
         var held = new HeldStore(engine.Store);
-        var keeping = new QueryEngine(held, db) { LargeSiteFromVisits = 0, GenerationActivations = activations, SiteDayWrites = writes };
+        // Rollup rows written here, without their events: a site not read as a large one, whose
+        // days come from those rows alone (a large one's today from its events, KeptEventValues).
+        var keeping = new QueryEngine(held, db) { LargeSiteFromVisits = long.MaxValue, GenerationActivations = activations, SiteDayWrites = writes };
         var daily = keeping.DailyRows!;
         await RowsAsync("/a", 1, 3, 0);
         await RowsAsync("/b", 1, 2, 0);
@@ -159,9 +161,10 @@ public class DailyRowsCacheTests(EngineFixture engine)
             $"INSERT INTO {db}.rollup_dims_day (merchant_id, site_id, dimension, bucket, value, events, pageviews, visit_starts, bots, visitors, generation) " +
             $"SELECT {Merchant}, {Site}, 'page', toDate('2026-02-10') - number % 2, '/a', 2, 2, 0, 0, arrayReduce('uniqExactState', [toUInt64(number), toUInt64(number) + 100]), 0 FROM numbers(2)", Ct);
         var writes = new SiteDayWrites();
+        // Rollup rows written here, without their events: a site not read as a large one (above).
         var keeping = new QueryEngine(engine.Store, db)
         {
-            LargeSiteFromVisits = 0, GenerationActivations = new GenerationActivations(), SiteDayWrites = writes,
+            LargeSiteFromVisits = long.MaxValue, GenerationActivations = new GenerationActivations(), SiteDayWrites = writes,
             Clock = new ManualClock(Day.AddHours(12)),
         };
         var daily = keeping.DailyRows!;
@@ -387,8 +390,11 @@ public class DailyRowsCacheTests(EngineFixture engine)
     /// the values the rounds since wrote (DaysUpdated, no whole read) and adds them to the last
     /// answer's rows (TodaySumsReused), and is exact every time against LINQ over the events:
     /// rounds bring the same visitor to the same page again (counted once), new visitors to
-    /// pages kept, new pages, engagement pings and custom events (no pageview); a second
-    /// question (the site's totals: one value a day, read whole) follows the same rounds.
+    /// pages kept, new pages, engagement pings and custom events (no pageview), bots (their
+    /// events under bots only); a second question (the site's totals: one value a day, read
+    /// whole) follows the same rounds. Asked of a large site, whose today is kept from its events
+    /// (KeptEventValues: a round's events read), and of one that is not (the rollup's rows of the
+    /// values a round wrote read).
     /// </summary>
     [Fact]
     public async Task A_busy_days_rounds_are_read_by_the_values_they_wrote_and_answers_stay_exact()
@@ -403,11 +409,12 @@ public class DailyRowsCacheTests(EngineFixture engine)
         {
             var rows = round.Select(e => (Day: day, e.Visitor, e.Page, e.Name)).ToList();
             long from = offset;
-            string values = string.Join(", ", rows.Select((e, i) =>
+            string Values(long version) => string.Join(", ", rows.Select((e, i) =>
                 $"({Merchant}, {Site}, '{from + i:D16}', '{e.Day:yyyy-MM-dd} 12:00:00.000', '{e.Name}', '{e.Page}', {e.Visitor}, {e.Visitor}, " +
-                $"{(events.Any(o => o.Day == e.Day && o.Visitor == e.Visitor) || rows.Take(i).Any(o => o.Visitor == e.Visitor) ? 0 : 1)}, 'test', {from + i})"));
+                $"{(Bot(e.Visitor) || events.Any(o => o.Day == e.Day && o.Visitor == e.Visitor) || rows.Take(i).Any(o => o.Visitor == e.Visitor) ? 0 : 1)}, " +
+                $"{(Bot(e.Visitor) ? 1 : 0)}, 'test', {from + i}, {version})"));
             offset += rows.Count;
-            await StoreRoundAsync(writes, db, day, "visit_start", values, version => DerivedRows.DimensionRollUpStatement(db,
+            await StoreRoundAsync(writes, db, day, "visit_start, is_bot", Values, version => DerivedRows.DimensionRollUpStatement(db,
                 $"log_source = 'test' AND log_offset >= {from} AND log_offset < {offset}", $"test:{from}", version));
             events.AddRange(rows);
         }
@@ -422,23 +429,39 @@ public class DailyRowsCacheTests(EngineFixture engine)
             LargeSiteFromVisits = 0, GenerationActivations = new GenerationActivations(), SiteDayWrites = writes,
             Clock = new ManualClock(Day.AddHours(13)),
         };
+        // A site not read as a large one: today brought up to date by the rollup's rows of the
+        // values a round wrote, where a large one's is by the round's events (KeptEventValues).
+        var byRows = new QueryEngine(engine.Store, db)
+        {
+            LargeSiteFromVisits = long.MaxValue, GenerationActivations = new GenerationActivations(), SiteDayWrites = writes,
+            Clock = new ManualClock(Day.AddHours(13)),
+        };
+        QueryEngine[] engines = [keeping, byRows];
         var daily = keeping.DailyRows!;
-        string[] Expected() => [.. events.GroupBy(e => e.Page)
+        var people = events.Where(e => !Bot(e.Visitor));
+        string[] Expected() => [.. people.GroupBy(e => e.Page)
             .Select(g => $"{g.Key} {g.Select(e => (e.Day, e.Visitor)).Distinct().Count()} {g.Count(e => e.Name == "pageview")}").Order(StringComparer.Ordinal)];
-        string Totals() => $"{events.Select(e => (e.Day, e.Visitor)).Distinct().Count()} {events.Count(e => e.Name == "pageview")}";
-        async Task<string> TotalsAsync()
+        string Totals() => $"{people.Select(e => (e.Day, e.Visitor)).Distinct().Count()} {people.Count(e => e.Name == "pageview")}";
+        // Bots' events count per page under bots (a page only bots saw too), never as visitors.
+        string[] ExpectedBots() => [.. events.GroupBy(e => e.Page)
+            .Select(g => $"{g.Key} {g.Where(e => !Bot(e.Visitor)).Select(e => (e.Day, e.Visitor)).Distinct().Count()} {g.Count(e => Bot(e.Visitor))}")
+            .Order(StringComparer.Ordinal)];
+        async Task<string> TotalsAsync(QueryEngine asked)
         {
             var q = new NormalQuery(Merchant, Site, "site", Day.AddDays(-1), Day.AddDays(1), TimeZoneInfo.Utc, ["visitors", "pageviews"],
                 [], null, [], 10, 0, false, null, [], "custom");
-            var metrics = (await keeping.AnswerAsync(q, Ct))["results"]![0]!["metrics"]!.AsArray();
+            var metrics = (await asked.AnswerAsync(q, Ct))["results"]![0]!["metrics"]!.AsArray();
             return $"{metrics[0]} {metrics[1]}";
         }
         for (int asked = 0; asked < 3; asked++) // read, then the past day kept added up, then reused
-        {
-            Assert.Equal(Expected(), await TopPagesAsync(keeping, Day.AddDays(-1), Day.AddDays(1)));
-            Assert.Equal(Totals(), await TotalsAsync());
-        }
+            foreach (var e in engines)
+            {
+                Assert.Equal(Expected(), await TopPagesAsync(e, Day.AddDays(-1), Day.AddDays(1)));
+                Assert.Equal(Totals(), await TotalsAsync(e));
+            }
         Assert.Equal(0, daily.DaysUpdated);
+        // The large site's today read from its events by the first answer, beside yesterday's rows.
+        Assert.Equal((1, 0), (keeping.KeptEventValues!.DaysRead, keeping.KeptEventValues.DaysUpdated));
 
         (int, string, string)[][] rounds =
         [
@@ -447,24 +470,41 @@ public class DailyRowsCacheTests(EngineFixture engine)
             [(6, "/p3", "add_to_cart"), (2, "/new", "pageview")],       // no pageview; a visitor of /p1 on /new
             [],                                                          // a round announced that wrote nothing
             [(7, "/p1199", "pageview"), (7, "/p2", "pageview"), (3, "/p2", "engagement")],
+            [(901, "/p1", "pageview"), (901, "/bot", "pageview"), (902, "/bot", "engagement")], // bots: a kept page, a page only they saw
         ];
         long updated = 0;
         foreach (var round in rounds)
         {
             await RoundAsync(today, round);
-            Assert.Equal(Expected(), await TopPagesAsync(keeping, Day.AddDays(-1), Day.AddDays(1)));
-            Assert.Equal(Totals(), await TotalsAsync());
-            Assert.Equal(++updated, daily.DaysUpdated); // top pages: today brought up to date
+            updated++;
+            foreach (var e in engines)
+            {
+                Assert.Equal(Expected(), await TopPagesAsync(e, Day.AddDays(-1), Day.AddDays(1)));
+                Assert.Equal(Totals(), await TotalsAsync(e));
+                Assert.Equal(updated, e.DailyRows!.DaysUpdated); // top pages: today brought up to date
+            }
         }
-        Assert.Equal(4 + rounds.Length, daily.DaysRead); // each question read each day once, and the totals today after each round
-        // Top pages only (the totals are one value, below the kept sum's threshold): the first
-        // round keeps yesterday added up alone (the sum before held today too) and adds today
-        // whole on top of it, every later one only the values it wrote.
-        Assert.Equal(rounds.Length - 1, daily.TodaySumsReused);
+        foreach (var e in engines)
+        {
+            Assert.Equal(4 + rounds.Length, e.DailyRows!.DaysRead); // each question read each day once, and the totals today after each round
+            // Top pages only (the totals are one value, below the kept sum's threshold): the first
+            // round keeps yesterday added up alone (the sum before held today too) and adds today
+            // whole on top of it, every later one only the values it wrote.
+            Assert.Equal(rounds.Length - 1, e.DailyRows.TodaySumsReused);
+        }
+        foreach (var e in engines) Assert.Equal(ExpectedBots(), await TopPagesAsync(e, Day.AddDays(-1), Day.AddDays(1), "bots"));
+        // The large site: each round's events read, never today's events whole again; the other
+        // site: never its events.
+        Assert.Equal((1, rounds.Length), (keeping.KeptEventValues!.DaysRead, keeping.KeptEventValues.DaysUpdated));
+        Assert.Equal((0, 0), (byRows.KeptEventValues!.DaysRead, byRows.KeptEventValues.DaysUpdated));
         // And the scan says the same.
         var scanning = new QueryEngine(engine.Store, db) { UsePreAggregates = false, Clock = new ManualClock(Day.AddHours(13)) };
         Assert.Equal(Expected(), await TopPagesAsync(scanning, Day.AddDays(-1), Day.AddDays(1)));
+        Assert.Equal(ExpectedBots(), await TopPagesAsync(scanning, Day.AddDays(-1), Day.AddDays(1), "bots"));
     }
+
+    /// <summary>Visitor ids the busy-day test's rounds send as bots'.</summary>
+    private static bool Bot(int visitor) => visitor >= 900 && visitor < 1_000;
 
     /// <summary>
     /// A large site's today for the visit rollup's questions (entry pages, exit pages, the site's
@@ -490,10 +530,10 @@ public class DailyRowsCacheTests(EngineFixture engine)
             var rows = round.Select(e => (e.Visit, e.Visitor, At: new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero) + e.At, Offset: 0L, e.Name, e.Page)).ToList();
             long from = offset;
             for (int i = 0; i < rows.Count; i++) rows[i] = rows[i] with { Offset = offset++ };
-            string values = string.Join(", ", rows.Select(e =>
+            string Values(long version) => string.Join(", ", rows.Select(e =>
                 $"({Merchant}, {Site}, '{e.Offset:D16}', '{e.At.UtcDateTime:yyyy-MM-dd HH:mm:ss.fff}', '{e.Name}', '{e.Page}', {e.Visitor}, {e.Visit}, " +
-                $"{(e.Name == "engagement" ? 1000 : 0)}, 'test', {e.Offset})"));
-            await StoreRoundAsync(writes, db, day, "engagement_ms", values, version => DerivedRows.VisitRollUpStatement(db,
+                $"{(e.Name == "engagement" ? 1000 : 0)}, 'test', {e.Offset}, {version})"));
+            await StoreRoundAsync(writes, db, day, "engagement_ms", Values, version => DerivedRows.VisitRollUpStatement(db,
                 $"log_source = 'test' AND log_offset >= {from} AND log_offset < {offset}", $"test:{from}", version));
             events.AddRange(rows);
         }
@@ -580,18 +620,18 @@ public class DailyRowsCacheTests(EngineFixture engine)
     }
 
     /// <summary>Stores a round of the site's <paramref name="day"/> as Rollup does: announced, its
-    /// enriched rows (<paramref name="values"/>: the site, event id, time, name, path, visitor,
-    /// visit, <paramref name="column"/>, log source and offset of each), then a rollup statement
-    /// under the round's version.</summary>
-    private async Task StoreRoundAsync(SiteDayWrites writes, string db, DateOnly day, string column, string values, Func<long, string> rollUp)
+    /// enriched rows (<paramref name="values"/>, given the round's version: the site, event id,
+    /// time, name, path, visitor, visit, <paramref name="column"/>, log source and offset of each,
+    /// and the version as their write_version), then a rollup statement under that version.</summary>
+    private async Task StoreRoundAsync(SiteDayWrites writes, string db, DateOnly day, string column, Func<long, string> values, Func<long, string> rollUp)
     {
         (ulong, ulong, DateOnly)[] siteDay = [(Merchant, Site, day)];
         long version = writes.Begin(db, siteDay);
         try
         {
-            if (values.Length > 0)
+            if (values(version) is { Length: > 0 } tuples)
                 await engine.Store.ExecuteAsync($"INSERT INTO {db}.events_enriched (merchant_id, site_id, event_id, received_at, name, pathname, visitor_id, " +
-                    $"visit_id, {column}, log_source, log_offset) VALUES {values}", Ct);
+                    $"visit_id, {column}, log_source, log_offset, write_version) VALUES {tuples}", Ct);
             await engine.Store.ExecuteAsync(rollUp(version), Ct);
         }
         finally
@@ -600,9 +640,9 @@ public class DailyRowsCacheTests(EngineFixture engine)
         }
     }
 
-    private static async Task<string[]> TopPagesAsync(QueryEngine engine, DateTimeOffset? from = null, DateTimeOffset? to = null)
+    private static async Task<string[]> TopPagesAsync(QueryEngine engine, DateTimeOffset? from = null, DateTimeOffset? to = null, string second = "pageviews")
     {
-        var q = new NormalQuery(Merchant, Site, "site", from ?? Day, to ?? Day.AddDays(1), TimeZoneInfo.Utc, ["visitors", "pageviews"],
+        var q = new NormalQuery(Merchant, Site, "site", from ?? Day, to ?? Day.AddDays(1), TimeZoneInfo.Utc, ["visitors", second],
             [QueryVocabulary.ParseDimension("page")!], null, [new("visitors", true)], 10_000, 0, false, null, [], "custom");
         var results = (await engine.AnswerAsync(q, Ct))["results"]!.AsArray();
         return [.. results.Select(r => $"{r!["dimensions"]![0]} {r["metrics"]![0]} {r["metrics"]![1]}").Order(StringComparer.Ordinal)];

@@ -45,6 +45,18 @@ internal sealed class KeptDays<TKey, TDay>(string database, SiteDayWrites writes
         return null;
     }
 
+    /// <summary>The day kept under <paramref name="key"/> at version <paramref name="since"/>, taken
+    /// out as by <see cref="Take"/>; null when none is. One kept at another version (by a read
+    /// whose numbers DailyRowsCache did not keep) stays, for the caller's whole read, which brings
+    /// it up to date from there.</summary>
+    public TDay? TakeAt(TKey key, ulong generation, long since)
+    {
+        if (Take(key, generation) is not { } day) return null;
+        if (day.Version == since) return day;
+        PutBack(key, day);
+        return null;
+    }
+
     /// <summary>A day taken out and left as it was (dropped if another was kept meanwhile).</summary>
     public void PutBack(TKey key, TDay day)
     {

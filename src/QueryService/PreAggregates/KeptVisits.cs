@@ -34,6 +34,7 @@ namespace Analytics.QueryService.PreAggregates;
 /// </summary>
 /// <param name="maxVisits">Visits kept at most (<see cref="MaxVisits"/>; smaller in tests).</param>
 public sealed class KeptVisits(string database, SiteDayWrites writes, GenerationActivations activations, int maxVisits = KeptVisits.MaxVisits)
+    : KeptDimensionDays<List<VisitRow>>(database, writes, activations, maxVisits)
 {
     /// <summary>Visits kept at most: past it the least recently used days go until half is left.
     /// A visit costs an estimated 100-250 bytes (its row, its visitor's entry in its value's
@@ -56,70 +57,32 @@ public sealed class KeptVisits(string database, SiteDayWrites writes, Generation
         public override long Size => Visits.Count;
     }
 
-    private readonly KeptDays<(long Merchant, long Site, string Dimension, DateOnly Date), Day> _days = new(database, writes, activations, maxVisits);
+    private protected override KeptDay NewDay(ulong generation) => new Day(generation);
 
-    /// <summary>Days read whole, and days brought up to date by the visits written since (tests and docs).</summary>
-    public long DaysRead => _days.DaysRead;
-    public long DaysUpdated => _days.DaysUpdated;
-
-    /// <summary>
-    /// The day's rows per value of <paramref name="dimension"/> (DailyRowsCache's DayRow, the raw
-    /// columns of VisitRollupPlanner.ReadDaily): from the kept visits brought up to date, or from
-    /// all of the day's visits. Null when an activation started meanwhile.
-    /// </summary>
-    /// <param name="read">Reads the day's visits (VisitRollupPlanner.VisitsStatement), or with a
-    /// version only those written since.</param>
-    public Task<List<DayRow>?> ReadAsync(long merchantId, long siteId, string dimension, DateOnly date, ulong generation, long started,
-        Func<long?, Task<List<VisitRow>>> read)
+    private protected override List<DayRow> Apply(KeptDay kept, List<VisitRow> visits, DateOnly date, bool whole)
     {
-        var key = (merchantId, siteId, dimension, date);
-        return UpdateAsync(key, _days.Take(key, generation), generation, started, read, whole: true);
-    }
-
-    /// <summary>
-    /// The rows of the values that changed since the day was kept at <paramref name="since"/>: each
-    /// value's numbers over the whole day, a row of zeros for a value no visit has any more. Null
-    /// when the day is not kept at that version (the caller reads it whole) or an activation started.
-    /// </summary>
-    public async Task<List<DayRow>?> ReadWrittenAsync(long merchantId, long siteId, string dimension, DateOnly date, ulong generation, long since,
-        long started, Func<long?, Task<List<VisitRow>>> read)
-    {
-        var key = (merchantId, siteId, dimension, date);
-        if (_days.Take(key, generation) is not { } day) return null;
-        if (day.Version != since)
+        var day = (Day)kept;
+        var changed = new HashSet<Sums>();
+        var gone = new List<string>();
+        foreach (var visit in visits)
         {
-            // Kept at another version (a read whose numbers DailyRowsCache did not keep): left for
-            // the whole read, which brings it up to date from there.
-            _days.PutBack(key, day);
-            return null;
-        }
-        return await UpdateAsync(key, day, generation, started, read, whole: false);
-    }
-
-    private Task<List<DayRow>?> UpdateAsync((long Merchant, long Site, string Dimension, DateOnly Date) key, Day? day, ulong generation,
-        long started, Func<long?, Task<List<VisitRow>>> read, bool whole) =>
-        _days.UpdateAsync(key, key.Merchant, key.Site, key.Date, day, () => new Day(generation), started, read, (day, visits) =>
-        {
-            var changed = new HashSet<Sums>();
-            var gone = new List<string>();
-            foreach (var visit in visits)
+            if (day.Visits.TryGetValue(visit.Id, out var old) && Remove(day, old) is { } left)
             {
-                if (day.Visits.TryGetValue(visit.Id, out var old) && Remove(day, old) is { } left)
-                {
-                    changed.Add(left);
-                    if (left.Visits == 0) gone.Add(left.Value);
-                }
-                changed.Add(Add(day, visit));
+                changed.Add(left);
+                if (left.Visits == 0) gone.Add(left.Value);
             }
-            var rows = new List<DayRow>(whole ? day.Values.Count : changed.Count);
-            foreach (var sums in whole ? day.Values.Values : (IEnumerable<Sums>)changed)
-                if (!whole || sums.Visits > 0)
-                    rows.Add(new DayRow(key.Date, sums.Value, sums.Visits == 0 ? new long[11] :
-                        [sums.Visitors.Count, sums.Visits, sums.Pageviews, sums.Events, sums.EngagementMs, 0, sums.Pageviews, sums.Bounces, sums.DurationMs, 0, 0]));
-            foreach (var value in gone)
-                if (day.Values.TryGetValue(value, out var sums) && sums.Visits == 0) day.Values.Remove(value);
-            return rows;
-        });
+            changed.Add(Add(day, visit));
+        }
+        // The raw columns of VisitRollupPlanner.ReadDaily; a row of zeros for a value no visit has any more.
+        var rows = new List<DayRow>(whole ? day.Values.Count : changed.Count);
+        foreach (var sums in whole ? day.Values.Values : (IEnumerable<Sums>)changed)
+            if (!whole || sums.Visits > 0)
+                rows.Add(new DayRow(date, sums.Value, sums.Visits == 0 ? new long[11] :
+                    [sums.Visitors.Count, sums.Visits, sums.Pageviews, sums.Events, sums.EngagementMs, 0, sums.Pageviews, sums.Bounces, sums.DurationMs, 0, 0]));
+        foreach (var value in gone)
+            if (day.Values.TryGetValue(value, out var sums) && sums.Visits == 0) day.Values.Remove(value);
+        return rows;
+    }
 
     private static Sums Add(Day day, VisitRow visit)
     {

@@ -358,6 +358,13 @@ public sealed class QueryEngine(IColumnStore store, string database)
     public PreAggregates.KeptVisits? KeptVisits => _generations is null || SiteDayWrites is null ? null
         : LazyInitializer.EnsureInitialized(ref _keptVisits, () => new PreAggregates.KeptVisits(database, SiteDayWrites, _generations.Activations));
 
+    private PreAggregates.KeptEventValues? _keptEventValues;
+
+    /// <summary>A large site's day kept per value of an event dimension for the dimension rollup's
+    /// questions, under the same conditions as <see cref="DailyRows"/>.</summary>
+    public PreAggregates.KeptEventValues? KeptEventValues => _generations is null || SiteDayWrites is null ? null
+        : LazyInitializer.EnsureInitialized(ref _keptEventValues, () => new PreAggregates.KeptEventValues(database, SiteDayWrites, _generations.Activations));
+
     private PreAggregates.KeptFunnelVisitors? _keptFunnelVisitors;
 
     /// <summary>A large site's day of a funnel kept per visitor, under the same conditions as
@@ -498,12 +505,22 @@ public sealed class QueryEngine(IColumnStore store, string database)
         {
             string dimension = question.Dimension;
             if (question.Rollup == PreAggregates.DailyRollup.Dimensions)
-                return ("dimensions:" + dimension, question.Values, async days => await RunRowBinaryAsync(
-                    PreAggregates.PreAggregatePlanner.DailyStatement(q.MerchantId, q.SiteId, dimension, days, known, database, MaxExecutionSeconds),
-                    PreAggregates.PreAggregatePlanner.ReadDaily, ct),
-                    async (day, since) => await RunRowBinaryAsync(
-                    PreAggregates.PreAggregatePlanner.DailyStatement(q.MerchantId, q.SiteId, dimension, [day], known, database, MaxExecutionSeconds, since),
-                    PreAggregates.PreAggregatePlanner.ReadDaily, ct));
+            {
+                async Task<List<PreAggregates.DayRow>> ReadRows(IReadOnlyList<DateOnly> days, long? since = null) => await RunRowBinaryAsync(
+                    PreAggregates.PreAggregatePlanner.DailyStatement(q.MerchantId, q.SiteId, dimension, days, known, database, MaxExecutionSeconds, since),
+                    PreAggregates.PreAggregatePlanner.ReadDaily, ct);
+                // A large site's today from its events kept per value, for the event dimensions: a
+                // round's events are read, not the rollup's rows of the values it wrote (KeptEventValues).
+                var keptValues = largeSite && PreAggregates.KeptEventValues.Holds(dimension) ? KeptEventValues : null;
+                if (keptValues is null) return ("dimensions:" + dimension, question.Values, async days => await ReadRows(days), async (day, since) => await ReadRows([day], since));
+                Func<long?, Task<List<PreAggregates.ValueEvent>>> Events(DateOnly day) => async since => await RunRowBinaryAsync(
+                    PreAggregates.KeptEventValues.EventsStatement(q.MerchantId, q.SiteId, dimension, day, known, database, MaxExecutionSeconds, since),
+                    PreAggregates.KeptEventValues.ReadEvents, ct);
+                return ("dimensions:" + dimension, question.Values,
+                    days => ReadTodayKept(days, async days => await ReadRows(days),
+                        day => keptValues.ReadAsync(q.MerchantId, q.SiteId, dimension, day, known.GetValueOrDefault(day), activations, Events(day))),
+                    (day, since) => keptValues.ReadWrittenAsync(q.MerchantId, q.SiteId, dimension, day, known.GetValueOrDefault(day), since, activations, Events(day)));
+            }
             // A large site's one day to read (today, after a round) from its visits kept: a small
             // site's days are not worth their memory, and several days are read in one statement.
             var kept = largeSite ? KeptVisits : null;
@@ -515,22 +532,8 @@ public sealed class QueryEngine(IColumnStore store, string database)
             async Task<List<PreAggregates.DayRow>> ReadDays(IReadOnlyList<DateOnly> days) => await RunRowBinaryAsync(
                 PreAggregates.VisitRollupPlanner.DailyStatement(q.MerchantId, q.SiteId, dimension, days, known, database, MaxExecutionSeconds, merged: largeSite),
                 PreAggregates.VisitRollupPlanner.ReadDaily, ct);
-            Task<List<PreAggregates.DayRow>?> ReadKept(DateOnly day) =>
-                kept!.ReadAsync(q.MerchantId, q.SiteId, dimension, day, known.GetValueOrDefault(day), activations, Visits(day));
-            return ("visits:" + dimension, question.Values, async days =>
-            {
-                if (kept is null) return await ReadDays(days);
-                if (days.Count == 1) return await ReadKept(days[0]);
-                // Today among several days (a first answer) is read as it is kept, beside the others'
-                // statement: else the next answer, after a round, read today's visits whole (the
-                // largest test merchant's entry pages: 150 ms, against 35 once kept).
-                if (days[^1] != DateOnly.FromDateTime(Clock.GetUtcNow().UtcDateTime)) return await ReadDays(days);
-                var today = ReadKept(days[^1]);
-                var rows = await ReadDays([.. days.SkipLast(1)]);
-                if (await today is not { } todays) return null;
-                rows.AddRange(todays);
-                return rows;
-            },
+            return ("visits:" + dimension, question.Values, kept is null ? async days => await ReadDays(days)
+                : days => ReadTodayKept(days, ReadDays, day => kept.ReadAsync(q.MerchantId, q.SiteId, dimension, day, known.GetValueOrDefault(day), activations, Visits(day))),
                 kept is null ? null : (day, since) => kept.ReadWrittenAsync(q.MerchantId, q.SiteId, dimension, day, known.GetValueOrDefault(day), since, activations, Visits(day)));
         }
         if (q.TimeDimension is { Argument: not ("day" or "week" or "month") } || q.Dimensions.Count(d => d.Kind != DimensionKind.Time) > 1) return null;
@@ -576,6 +579,26 @@ public sealed class QueryEngine(IColumnStore store, string database)
             }
             return result;
         }
+    }
+
+    /// <summary>
+    /// A large site's days where one of them is kept between rounds (KeptVisits, KeptEventValues):
+    /// one day from <paramref name="readKept"/>; several that end with today (a range's first
+    /// answer) today from <paramref name="readKept"/> too, beside one statement for the others, so
+    /// that it is kept from the first answer on: else the next answer, after a round, read it whole
+    /// (the largest test merchant's entry pages: 150 ms, against 35 once kept). Null when an
+    /// activation started meanwhile.
+    /// </summary>
+    private async Task<List<PreAggregates.DayRow>?> ReadTodayKept(IReadOnlyList<DateOnly> days,
+        Func<IReadOnlyList<DateOnly>, Task<List<PreAggregates.DayRow>>> readDays, Func<DateOnly, Task<List<PreAggregates.DayRow>?>> readKept)
+    {
+        if (days.Count == 1) return await readKept(days[0]);
+        if (days[^1] != DateOnly.FromDateTime(Clock.GetUtcNow().UtcDateTime)) return await readDays(days);
+        var today = readKept(days[^1]);
+        var rows = await readDays([.. days.SkipLast(1)]);
+        if (await today is not { } todays) return null;
+        rows.AddRange(todays);
+        return rows;
     }
 
     private static readonly Dimension s_day = QueryVocabulary.ParseDimension("time:day")!;
