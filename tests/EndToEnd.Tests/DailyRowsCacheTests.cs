@@ -503,6 +503,20 @@ public class DailyRowsCacheTests(EngineFixture engine)
         Assert.Equal(ExpectedBots(), await TopPagesAsync(scanning, Day.AddDays(-1), Day.AddDays(1), "bots"));
     }
 
+    /// <summary>
+    /// A large site's event dimensions are counted by the query side from the events
+    /// (KeptEventValues) with the value expressions of the query vocabulary, and by Rollup into
+    /// rollup_dims_day with its own: the same dimensions and the same expressions, or the two
+    /// would disagree (the busy-day test above compares them through page only).
+    /// </summary>
+    [Fact]
+    public void The_event_dimensions_values_are_computed_as_Rollup_computes_them()
+    {
+        var rollup = DerivedRows.EventDimensions.Where(d => d.Dimension.Length > 0).ToDictionary(d => d.Dimension, d => d.Column);
+        Assert.Equal(rollup.OrderBy(d => d.Key), QueryVocabulary.EventDimensions.OrderBy(d => d.Key));
+        Assert.All(rollup.Keys, d => Assert.True(Analytics.QueryService.PreAggregates.KeptEventValues.Holds(d)));
+    }
+
     /// <summary>Visitor ids the busy-day test's rounds send as bots'.</summary>
     private static bool Bot(int visitor) => visitor >= 900 && visitor < 1_000;
 

@@ -99,8 +99,8 @@ public sealed class KeptEventValues(string database, SiteDayWrites writes, Gener
         return string.Create(inv,
             $"{PreAggregatePlanner.ActiveGenerations(merchantId, siteId, [day], database, generations)}SELECT toString({column}), visitor_id, is_bot != 0, " +
             $"name = 'pageview', name != 'engagement', visit_start != 0 FROM {database}.events_enriched " +
-            $"WHERE merchant_id = {merchantId} AND site_id = {siteId} AND received_at >= fromUnixTimestamp64Milli({from.ToUnixTimeMilliseconds()}, 'UTC') " +
-            $"AND received_at < fromUnixTimestamp64Milli({to.ToUnixTimeMilliseconds()}, 'UTC') AND {PreAggregatePlanner.IsActive("toDate(received_at)", "generation")}{written} " +
+            $"WHERE merchant_id = {merchantId} AND site_id = {siteId} AND received_at >= {Query.QuerySql.Instant(from)} " +
+            $"AND received_at < {Query.QuerySql.Instant(to)} AND {PreAggregatePlanner.IsActive("toDate(received_at)", "generation")}{written} " +
             $"SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", inv)}");
     }
 

@@ -595,8 +595,10 @@ public sealed class QueryEngine(IColumnStore store, string database)
         if (days.Count == 1) return await readKept(days[0]);
         if (days[^1] != DateOnly.FromDateTime(Clock.GetUtcNow().UtcDateTime)) return await readDays(days);
         var today = readKept(days[^1]);
-        var rows = await readDays([.. days.SkipLast(1)]);
-        if (await today is not { } todays) return null;
+        var others = readDays([.. days.SkipLast(1)]);
+        await Task.WhenAll((Task)today, others); // both awaited, so neither's failure goes unobserved
+        if (today.Result is not { } todays) return null;
+        var rows = others.Result;
         rows.AddRange(todays);
         return rows;
     }

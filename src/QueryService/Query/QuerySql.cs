@@ -149,7 +149,8 @@ public static class QuerySql
     public static string FirstEvent(long merchantId, long siteId, string database) => string.Create(CultureInfo.InvariantCulture,
         $"SELECT toUnixTimestamp64Milli(min(received_at)), count() FROM {database}.events_enriched WHERE merchant_id = {merchantId} AND site_id = {siteId}");
 
-    private static string Instant(DateTimeOffset t) => string.Create(CultureInfo.InvariantCulture, $"fromUnixTimestamp64Milli({t.ToUnixTimeMilliseconds()}, 'UTC')");
+    /// <summary>An instant as the engine's UTC DateTime64 literal (milliseconds).</summary>
+    internal static string Instant(DateTimeOffset t) => string.Create(CultureInfo.InvariantCulture, $"fromUnixTimestamp64Milli({t.ToUnixTimeMilliseconds()}, 'UTC')");
 
     private static string Instant(DateTime utc) => Instant(new DateTimeOffset(DateTime.SpecifyKind(utc, DateTimeKind.Utc)));
 
