@@ -391,10 +391,11 @@ public class DailyRowsCacheTests(EngineFixture engine)
     /// answer's rows (TodaySumsReused), and is exact every time against LINQ over the events:
     /// rounds bring the same visitor to the same page again (counted once), new visitors to
     /// pages kept, new pages, engagement pings and custom events (no pageview), bots (their
-    /// events under bots only); a second question (the site's totals: one value a day, read
-    /// whole) follows the same rounds. Asked of a large site, whose today is kept from its events
-    /// (KeptEventValues: a round's events read), and of one that is not (the rollup's rows of the
-    /// values a round wrote read).
+    /// events under bots only); two more questions follow the same rounds, each read whole (few
+    /// values a day): the site's totals, and devices (a visit dimension: people's events only).
+    /// Asked of a large site, whose today is kept from its events (KeptEventValues: a round's
+    /// events read, for each question), and of one that is not (the rollup's rows of the values a
+    /// round wrote read).
     /// </summary>
     [Fact]
     public async Task A_busy_days_rounds_are_read_by_the_values_they_wrote_and_answers_stay_exact()
@@ -412,9 +413,9 @@ public class DailyRowsCacheTests(EngineFixture engine)
             string Values(long version) => string.Join(", ", rows.Select((e, i) =>
                 $"({Merchant}, {Site}, '{from + i:D16}', '{e.Day:yyyy-MM-dd} 12:00:00.000', '{e.Name}', '{e.Page}', {e.Visitor}, {e.Visitor}, " +
                 $"{(Bot(e.Visitor) || events.Any(o => o.Day == e.Day && o.Visitor == e.Visitor) || rows.Take(i).Any(o => o.Visitor == e.Visitor) ? 0 : 1)}, " +
-                $"{(Bot(e.Visitor) ? 1 : 0)}, 'test', {from + i}, {version})"));
+                $"{(Bot(e.Visitor) ? 1 : 0)}, '{Device(e.Visitor)}', '{Device(e.Visitor)}', 'test', {from + i}, {version})"));
             offset += rows.Count;
-            await StoreRoundAsync(writes, db, day, "visit_start, is_bot", Values, version => DerivedRows.DimensionRollUpStatement(db,
+            await StoreRoundAsync(writes, db, day, "visit_start, is_bot, device, visit_device", Values, version => DerivedRows.DimensionRollUpStatement(db,
                 $"log_source = 'test' AND log_offset >= {from} AND log_offset < {offset}", $"test:{from}", version));
             events.AddRange(rows);
         }
@@ -442,6 +443,11 @@ public class DailyRowsCacheTests(EngineFixture engine)
         string[] Expected() => [.. people.GroupBy(e => e.Page)
             .Select(g => $"{g.Key} {g.Select(e => (e.Day, e.Visitor)).Distinct().Count()} {g.Count(e => e.Name == "pageview")}").Order(StringComparer.Ordinal)];
         string Totals() => $"{people.Select(e => (e.Day, e.Visitor)).Distinct().Count()} {people.Count(e => e.Name == "pageview")}";
+        // A visit dimension (the visit's device, stamped on its events): people's visitors and
+        // visits (a visitor's first event of a day begins its one visit); bots' device none.
+        string[] ExpectedDevices() => [.. people.GroupBy(e => Device(e.Visitor))
+            .Select(g => $"{g.Key} {g.Select(e => (e.Day, e.Visitor)).Distinct().Count()} {g.Select(e => (e.Day, e.Visitor)).Distinct().Count()}")
+            .Order(StringComparer.Ordinal)];
         // Bots' events count per page under bots (a page only bots saw too), never as visitors.
         string[] ExpectedBots() => [.. events.GroupBy(e => e.Page)
             .Select(g => $"{g.Key} {g.Where(e => !Bot(e.Visitor)).Select(e => (e.Day, e.Visitor)).Distinct().Count()} {g.Count(e => Bot(e.Visitor))}")
@@ -458,10 +464,11 @@ public class DailyRowsCacheTests(EngineFixture engine)
             {
                 Assert.Equal(Expected(), await TopPagesAsync(e, Day.AddDays(-1), Day.AddDays(1)));
                 Assert.Equal(Totals(), await TotalsAsync(e));
+                Assert.Equal(ExpectedDevices(), await TopPagesAsync(e, Day.AddDays(-1), Day.AddDays(1), "visits", "device"));
             }
         Assert.Equal(0, daily.DaysUpdated);
-        // The large site's today read from its events by the first answer, beside yesterday's rows.
-        Assert.Equal((1, 0), (keeping.KeptEventValues!.DaysRead, keeping.KeptEventValues.DaysUpdated));
+        // The large site's today read from its events by each question's first answer, beside yesterday's rows.
+        Assert.Equal((3, 0), (keeping.KeptEventValues!.DaysRead, keeping.KeptEventValues.DaysUpdated));
 
         (int, string, string)[][] rounds =
         [
@@ -481,44 +488,71 @@ public class DailyRowsCacheTests(EngineFixture engine)
             {
                 Assert.Equal(Expected(), await TopPagesAsync(e, Day.AddDays(-1), Day.AddDays(1)));
                 Assert.Equal(Totals(), await TotalsAsync(e));
+                Assert.Equal(ExpectedDevices(), await TopPagesAsync(e, Day.AddDays(-1), Day.AddDays(1), "visits", "device"));
                 Assert.Equal(updated, e.DailyRows!.DaysUpdated); // top pages: today brought up to date
             }
         }
         foreach (var e in engines)
         {
-            Assert.Equal(4 + rounds.Length, e.DailyRows!.DaysRead); // each question read each day once, and the totals today after each round
+            Assert.Equal(6 + 2 * rounds.Length, e.DailyRows!.DaysRead); // each question read each day once, the totals and devices today after each round
             // Top pages only (the totals are one value, below the kept sum's threshold): the first
             // round keeps yesterday added up alone (the sum before held today too) and adds today
             // whole on top of it, every later one only the values it wrote.
             Assert.Equal(rounds.Length - 1, e.DailyRows.TodaySumsReused);
         }
         foreach (var e in engines) Assert.Equal(ExpectedBots(), await TopPagesAsync(e, Day.AddDays(-1), Day.AddDays(1), "bots"));
-        // The large site: each round's events read, never today's events whole again; the other
-        // site: never its events.
-        Assert.Equal((1, rounds.Length), (keeping.KeptEventValues!.DaysRead, keeping.KeptEventValues.DaysUpdated));
+        // The large site: each round's events read (for each question), never today's events
+        // whole again; the other site: never its events.
+        Assert.Equal((3, 3 * rounds.Length), (keeping.KeptEventValues!.DaysRead, keeping.KeptEventValues.DaysUpdated));
         Assert.Equal((0, 0), (byRows.KeptEventValues!.DaysRead, byRows.KeptEventValues.DaysUpdated));
         // And the scan says the same.
         var scanning = new QueryEngine(engine.Store, db) { UsePreAggregates = false, Clock = new ManualClock(Day.AddHours(13)) };
         Assert.Equal(Expected(), await TopPagesAsync(scanning, Day.AddDays(-1), Day.AddDays(1)));
         Assert.Equal(ExpectedBots(), await TopPagesAsync(scanning, Day.AddDays(-1), Day.AddDays(1), "bots"));
+        Assert.Equal(ExpectedDevices(), await TopPagesAsync(scanning, Day.AddDays(-1), Day.AddDays(1), "visits", "device"));
+
+        // Every dimension of the rollup as the large site keeps today from its events (the three
+        // asked brought up to date round by round, the others read whole now) against the rows
+        // Rollup's own statement wrote: each value's visitors, visit starts, pageviews, events and
+        // bots, and no value Rollup has no row of (bots' events under a visit dimension).
+        var kept = keeping.KeptEventValues!;
+        foreach (var dimension in Analytics.QueryService.PreAggregates.KeptEventValues.Dimensions.Keys)
+        {
+            var rows = await kept.ReadAsync(Merchant, Site, dimension, today, 0, keeping.GenerationActivations!.Started, async since =>
+                await engine.Store.QueryRowBinaryAsync(Analytics.QueryService.PreAggregates.KeptEventValues.EventsStatement(Merchant, Site, dimension, today,
+                    new Dictionary<DateOnly, ulong>(), db, 10, since), Analytics.QueryService.PreAggregates.KeptEventValues.ReadEvents, Ct));
+            var rolledUp = await engine.Store.QueryRowsAsync("SELECT value, uniqExactMerge(visitors), sum(visit_starts), sum(pageviews), sum(events), sum(bots) " +
+                $"FROM {db}.rollup_dims_day WHERE dimension = '{dimension}' AND bucket = '{today:yyyy-MM-dd}' GROUP BY value", Ct);
+            Assert.Equal(rolledUp.Select(r => $"{dimension}:{r[0]} {r[1]} {r[2]} {r[3]} {r[4]} {r[5]}").Order(StringComparer.Ordinal),
+                rows!.Select(r => $"{dimension}:{r.Value} {r.Counts[0]} {r.Counts[1]} {r.Counts[2]} {r.Counts[3]} {r.Counts[5]}").Order(StringComparer.Ordinal));
+        }
+        Assert.Equal((Analytics.QueryService.PreAggregates.KeptEventValues.Dimensions.Count, 3 * rounds.Length + 3), (kept.DaysRead, kept.DaysUpdated));
     }
 
     /// <summary>
-    /// A large site's event dimensions are counted by the query side from the events
-    /// (KeptEventValues) with the value expressions of the query vocabulary, and by Rollup into
-    /// rollup_dims_day with its own: the same dimensions and the same expressions, or the two
-    /// would disagree (the busy-day test above compares them through page only).
+    /// A large site's dimensions are counted by the query side from the events (KeptEventValues)
+    /// with the value expressions of the query vocabulary, and by Rollup into rollup_dims_day with
+    /// its own: the same dimensions and the same expressions, or the two would disagree (the
+    /// busy-day test above compares them through the site's totals, page and device only).
     /// </summary>
     [Fact]
-    public void The_event_dimensions_values_are_computed_as_Rollup_computes_them()
+    public void The_dimensions_values_are_computed_as_Rollup_computes_them()
     {
         var rollup = DerivedRows.EventDimensions.Where(d => d.Dimension.Length > 0).ToDictionary(d => d.Dimension, d => d.Column);
         Assert.Equal(rollup.OrderBy(d => d.Key), QueryVocabulary.EventDimensions.OrderBy(d => d.Key));
-        Assert.All(rollup.Keys, d => Assert.True(Analytics.QueryService.PreAggregates.KeptEventValues.Holds(d)));
+        // Every dimension of the rollup, read from the same column, bots' events left out of the
+        // visit dimensions as Rollup leaves them out.
+        var rolledUp = DerivedRows.EventDimensions.Select(d => (d.Dimension, d.Column, PeopleOnly: false))
+            .Concat(DerivedRows.VisitDimensions.Select(d => (d.Dimension, d.Column, PeopleOnly: true)));
+        Assert.Equal(rolledUp.Select(d => $"{d.Dimension}={d.Column} {d.PeopleOnly}").Order(StringComparer.Ordinal),
+            Analytics.QueryService.PreAggregates.KeptEventValues.Dimensions.Select(d => $"{d.Key}={d.Value.Column} {d.Value.PeopleOnly}").Order(StringComparer.Ordinal));
     }
 
     /// <summary>Visitor ids the busy-day test's rounds send as bots'.</summary>
     private static bool Bot(int visitor) => visitor >= 900 && visitor < 1_000;
+
+    /// <summary>The device of a visitor's visit in the busy-day test (one only bots have).</summary>
+    private static string Device(int visitor) => Bot(visitor) ? "Crawler" : (visitor % 3) switch { 0 => "Desktop", 1 => "Mobile", _ => "Tablet" };
 
     /// <summary>
     /// A large site's today for the visit rollup's questions (entry pages, exit pages, the site's
@@ -654,10 +688,11 @@ public class DailyRowsCacheTests(EngineFixture engine)
         }
     }
 
-    private static async Task<string[]> TopPagesAsync(QueryEngine engine, DateTimeOffset? from = null, DateTimeOffset? to = null, string second = "pageviews")
+    private static async Task<string[]> TopPagesAsync(QueryEngine engine, DateTimeOffset? from = null, DateTimeOffset? to = null, string second = "pageviews",
+        string dimension = "page")
     {
         var q = new NormalQuery(Merchant, Site, "site", from ?? Day, to ?? Day.AddDays(1), TimeZoneInfo.Utc, ["visitors", second],
-            [QueryVocabulary.ParseDimension("page")!], null, [new("visitors", true)], 10_000, 0, false, null, [], "custom");
+            [QueryVocabulary.ParseDimension(dimension)!], null, [new("visitors", true)], 10_000, 0, false, null, [], "custom");
         var results = (await engine.AnswerAsync(q, Ct))["results"]!.AsArray();
         return [.. results.Select(r => $"{r!["dimensions"]![0]} {r["metrics"]![0]} {r["metrics"]![1]}").Order(StringComparer.Ordinal)];
     }

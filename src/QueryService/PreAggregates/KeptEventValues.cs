@@ -9,20 +9,24 @@ namespace Analytics.QueryService.PreAggregates;
 public readonly record struct ValueEvent(string Value, ulong Visitor, bool Bot, bool Pageview, bool Counted, bool VisitStart);
 
 /// <summary>
-/// A large site's day for an event dimension's questions (page, hostname, event: top pages and
-/// the like) kept per value as its visitors' ids and its counts, from the day's events, so that
+/// A large site's day for the dimension rollup's questions (the site's totals, the event
+/// dimensions page, hostname and event, the visit dimensions source, country, device and the
+/// rest: the main graph, top pages, sources, countries, devices, one source's graph) kept per
+/// value as its visitors' ids and its counts, from the day's events, so that
 /// after a Rollup round only the events the round wrote are read (their rows carry the round's
 /// write_version, schemas/clickhouse/016). The dimension rollup's day is brought up to date by
 /// the values a round wrote (DailyRowsCache's readWritten), but each of those values is read over
 /// all of the day's rows, merging their visitor sets: a round of a busy site writes its popular
 /// pages, whose sets are most of the day's (25-30 ms on the largest test merchant's today,
-/// against 6-13 ms for the round's events). DailyRowsCache asks it for the one day it reads of
-/// such a question (KeptDimensionDays).
+/// against 6-13 ms for the round's events); a dimension of few values (the site's totals, its
+/// devices) is read whole, merging all of the day's sets (the main graph's statement: 25 ms on
+/// average over 30 rounds of the largest test merchant). DailyRowsCache asks it for the one day
+/// it reads of such a question (KeptDimensionDays).
 /// <para>
 /// Exact for the reason the rollup's rows are (DerivedRows.DimensionRollUpStatement, which this
 /// repeats per event): a value's visitors are the distinct visitors of people's events with that
 /// value, its visit starts, pageviews and events (engagement pings left out) people's counts, its
-/// bots the count of bots' events; all are unions or sums over events, so a round's events add
+/// bots the count of bots' events (none under a visit dimension, whose rows are people's); all are unions or sums over events, so a round's events add
 /// to them (a set keeps a visitor once), and an event is written once. Kept as KeptDays keeps a
 /// day: its events are exactly the rounds up to the version kept, and a later round writes a
 /// higher version on every event it writes.
@@ -38,9 +42,21 @@ public sealed class KeptEventValues(string database, SiteDayWrites writes, Gener
     /// 60,000 ids (a visitor in each page it saw).</summary>
     public const long MaxSize = 2_000_000;
 
-    /// <summary>The dimension rollup's event dimensions and their value as Rollup writes it
-    /// (DerivedRows.EventDimensions; the same expressions as the query API's, QueryVocabulary).</summary>
-    public static bool Holds(string dimension) => Query.QueryVocabulary.EventDimensions.ContainsKey(dimension);
+    /// <summary>
+    /// The dimension rollup's dimensions ("" for the site's totals), each with the events_enriched
+    /// column its value is read from and whether bots' events are left out, as Rollup rolls them
+    /// up (DerivedRows.EventDimensions and VisitDimensions; a test holds the two equal): the event
+    /// dimensions with the query API's expressions (QueryVocabulary), bots' events counted as
+    /// bots; the visit dimensions from the visit's entry stamped on each event, people's events
+    /// only (bots have no visit).
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, (string Column, bool PeopleOnly)> Dimensions =
+        new Dictionary<string, (string, bool)> { [""] = ("''", false) }
+            .Concat(Query.QueryVocabulary.EventDimensions.Select(d => KeyValuePair.Create(d.Key, (d.Value, false))))
+            .Concat(PreAggregatePlanner.VisitDimensions.Select(d => KeyValuePair.Create(d, ("visit_" + d, true))))
+            .ToDictionary();
+
+    public static bool Holds(string dimension) => Dimensions.ContainsKey(dimension);
 
     private sealed class Sums(string value)
     {
@@ -93,9 +109,9 @@ public sealed class KeptEventValues(string database, SiteDayWrites writes, Gener
         string database, double maxExecutionSeconds, long? writtenSince)
     {
         var inv = CultureInfo.InvariantCulture;
-        string column = Query.QueryVocabulary.EventDimensions[dimension];
+        var (column, peopleOnly) = Dimensions[dimension];
         var (from, to) = DailyRowsCache.Span([day]);
-        string written = writtenSince is { } since ? string.Create(inv, $" AND write_version > {since}") : "";
+        string written = (peopleOnly ? " AND is_bot = 0" : "") + (writtenSince is { } since ? string.Create(inv, $" AND write_version > {since}") : "");
         return string.Create(inv,
             $"{PreAggregatePlanner.ActiveGenerations(merchantId, siteId, [day], database, generations)}SELECT toString({column}), visitor_id, is_bot != 0, " +
             $"name = 'pageview', name != 'engagement', visit_start != 0 FROM {database}.events_enriched " +
