@@ -530,10 +530,11 @@ public class DailyRowsCacheTests(EngineFixture engine)
     }
 
     /// <summary>
-    /// A large site's dimensions are counted by the query side from the events (KeptEventValues)
-    /// with the value expressions of the query vocabulary, and by Rollup into rollup_dims_day with
-    /// its own: the same dimensions and the same expressions, or the two would disagree (the
-    /// busy-day test above compares them through the site's totals, page and device only).
+    /// A large site's dimensions are counted by the query side from the events (KeptEventValues,
+    /// KeptVisits) with the value expressions of the query vocabulary, and by Rollup into
+    /// rollup_dims_day and rollup_visits_day with its own: the same dimensions and the same
+    /// expressions, or the two would disagree (the busy-day and visits tests compare them through
+    /// a few dimensions only).
     /// </summary>
     [Fact]
     public void The_dimensions_values_are_computed_as_Rollup_computes_them()
@@ -546,6 +547,10 @@ public class DailyRowsCacheTests(EngineFixture engine)
             .Concat(DerivedRows.VisitDimensions.Select(d => (d.Dimension, d.Column, PeopleOnly: true)));
         Assert.Equal(rolledUp.Select(d => $"{d.Dimension}={d.Column} {d.PeopleOnly}").Order(StringComparer.Ordinal),
             Analytics.QueryService.PreAggregates.KeptEventValues.Dimensions.Select(d => $"{d.Key}={d.Value.Column} {d.Value.PeopleOnly}").Order(StringComparer.Ordinal));
+        // The visit rollup's entry attributes: one per visit dimension but the entry and exit
+        // page, which KeptVisits reads as visit_{dimension}, as Rollup writes them.
+        Assert.Equal(VisitEntry.Columns.Order(StringComparer.Ordinal), QueryVocabulary.VisitDimensions.Keys.Where(d => d is not ("entry_page" or "exit_page"))
+            .Select(d => "visit_" + d).Order(StringComparer.Ordinal));
     }
 
     /// <summary>Visitor ids the busy-day test's rounds send as bots'.</summary>
@@ -556,13 +561,15 @@ public class DailyRowsCacheTests(EngineFixture engine)
 
     /// <summary>
     /// A large site's today for the visit rollup's questions (entry pages, exit pages, the site's
-    /// totals with bounce rate and duration), written round after round by Rollup's own statement
-    /// under each round's version: after the first read, each answer reads only the visits the
-    /// rounds since wrote (KeptVisits.DaysUpdated) and is exact every time against LINQ over the
-    /// events and the documented definitions: a bounce that stops being one, a visit that began
-    /// without a pageview getting its entry page, a visitor's second visit, an engagement ping
-    /// lengthening a visit, a round that wrote nothing, and exit pages left by every visit of
-    /// them today (gone, and kept from yesterday alone).
+    /// totals with bounce rate and duration, devices), written round after round by Rollup's own
+    /// statement under each round's version: after the first read, each answer reads only the
+    /// events the rounds since wrote (KeptVisits.DaysUpdated) and is exact every time against LINQ
+    /// over the events and the documented definitions, and at the end against the scan: a bounce
+    /// that stops being one, a visit that began without a pageview getting its entry page, a
+    /// visitor's second visit, an engagement ping lengthening a visit, a round that wrote nothing,
+    /// exit pages left by every visit of them today (gone, and kept from yesterday alone), an
+    /// earlier pageview arriving late (a new entry page), two pageviews of one millisecond
+    /// (ordered by the log offset), and bots' events (counted in no visit).
     /// </summary>
     [Fact]
     public async Task A_large_sites_visits_are_kept_one_row_each_and_rounds_bring_them_up_to_date()
@@ -580,8 +587,8 @@ public class DailyRowsCacheTests(EngineFixture engine)
             for (int i = 0; i < rows.Count; i++) rows[i] = rows[i] with { Offset = offset++ };
             string Values(long version) => string.Join(", ", rows.Select(e =>
                 $"({Merchant}, {Site}, '{e.Offset:D16}', '{e.At.UtcDateTime:yyyy-MM-dd HH:mm:ss.fff}', '{e.Name}', '{e.Page}', {e.Visitor}, {e.Visit}, " +
-                $"{(e.Name == "engagement" ? 1000 : 0)}, 'test', {e.Offset}, {version})"));
-            await StoreRoundAsync(writes, db, day, "engagement_ms", Values, version => DerivedRows.VisitRollUpStatement(db,
+                $"{(e.Name == "engagement" ? 1000 : 0)}, {(Bot(e.Visitor) ? 1 : 0)}, '{VisitDevice(e.Visit)}', '{VisitDevice(e.Visit)}', 'test', {e.Offset}, {version})"));
+            await StoreRoundAsync(writes, db, day, "engagement_ms, is_bot, device, visit_device", Values, version => DerivedRows.VisitRollUpStatement(db,
                 $"log_source = 'test' AND log_offset >= {from} AND log_offset < {offset}", $"test:{from}", version));
             events.AddRange(rows);
         }
@@ -603,15 +610,15 @@ public class DailyRowsCacheTests(EngineFixture engine)
         // but pageviews and engagement pings, its duration from its first event to its last.
         string[] Expected(string? dimension, DateTimeOffset? from = null)
         {
-            var visits = events.Where(e => e.At >= (from ?? Day.AddDays(-1))).GroupBy(e => e.Visit).Select(v =>
+            var visits = events.Where(e => e.At >= (from ?? Day.AddDays(-1)) && !Bot(e.Visitor)).GroupBy(e => e.Visit).Select(v =>
             {
                 var ordered = v.OrderBy(e => e.At).ThenBy(e => e.Offset).ToList();
                 var pages = ordered.Where(e => e.Name == "pageview").ToList();
-                return (Visitor: v.First().Visitor, Pageviews: pages.Count, Entry: pages.FirstOrDefault().Page ?? "", Exit: pages.LastOrDefault().Page ?? "",
+                return (Visitor: v.First().Visitor, Device: VisitDevice(v.Key), Pageviews: pages.Count, Entry: pages.FirstOrDefault().Page ?? "", Exit: pages.LastOrDefault().Page ?? "",
                     Bounce: pages.Count <= 1 && !ordered.Any(e => e.Name is not ("pageview" or "engagement")),
                     Ms: (long)(ordered[^1].At - ordered[0].At).TotalMilliseconds);
             }).ToList();
-            return [.. visits.GroupBy(v => dimension switch { "entry_page" => v.Entry, "exit_page" => v.Exit, _ => "" })
+            return [.. visits.GroupBy(v => dimension switch { "entry_page" => v.Entry, "exit_page" => v.Exit, "device" => v.Device, _ => "" })
                 .Select(g => $"{g.Key} => {g.Select(v => v.Visitor).Distinct().Count()}, {g.Count()}, {g.Sum(v => v.Pageviews)}, " +
                     $"{Math.Round(g.Count(v => v.Bounce) * 100m / g.Count(), 1, MidpointRounding.AwayFromZero).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}, " +
                     $"{Math.Round(g.Sum(v => v.Ms) * 0.001m / g.Count(), 0, MidpointRounding.AwayFromZero).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture)}")
@@ -626,7 +633,7 @@ public class DailyRowsCacheTests(EngineFixture engine)
                 string.Join(", ", r!["metrics"]!.AsArray().Select(m => decimal.Parse(m!.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture))))
                 .Order(StringComparer.Ordinal)];
         }
-        string?[] questions = ["entry_page", "exit_page", null];
+        string?[] questions = ["entry_page", "exit_page", null, "device"];
         async Task AllExactAsync(QueryEngine engine)
         {
             foreach (var dimension in questions) Assert.Equal(Expected(dimension), await AskAsync(engine, dimension));
@@ -634,7 +641,7 @@ public class DailyRowsCacheTests(EngineFixture engine)
         for (int asked = 0; asked < 3; asked++) await AllExactAsync(keeping); // read, then kept added up, then reused
         // Yesterday read by a statement, today beside it per visit as kept (each question's first
         // answer), then both kept.
-        Assert.Equal((3, 0), (kept.DaysRead, kept.DaysUpdated));
+        Assert.Equal((4, 0), (kept.DaysRead, kept.DaysUpdated));
 
         (int, int, TimeSpan, string, string)[][] rounds =
         [
@@ -647,14 +654,17 @@ public class DailyRowsCacheTests(EngineFixture engine)
             [],                                                                       // a round announced that wrote nothing
             [(1, 1, At(10, 6), "pageview", "/p7"), (3, 3, At(10, 4), "pageview", "/e")], // visits 1 and 3 leave /b: visitor 1 stays by visit 5
             [(5, 1, At(11, 31), "pageview", "/h"), (1, 1, At(10, 7), "pageview", "/z")], // the last leaves /b; today leaves /p7: yesterday's alone
+            [(6, 6, At(8, 59), "pageview", "/early")],                              // an earlier pageview arrives late: visit 6 enters at /early
+            [(7, 7, At(9), "pageview", "/t1"), (7, 7, At(9), "pageview", "/t2")],   // the same millisecond: the log offset orders them
+            [(900, 900, At(9), "pageview", "/bot"), (4, 900, At(11, 1), "add_to_cart", "")], // bots' events: in no visit (visit 4 stays a bounce)
         ];
         foreach (var round in rounds)
         {
             await RoundAsync(today, round);
             await AllExactAsync(keeping);
         }
-        // Each question read today's visits whole once (its first answer), then only the visits written.
-        Assert.Equal((3, 3 * rounds.Length), (kept.DaysRead, kept.DaysUpdated));
+        // Each question read today's events whole once (its first answer), then only each round's.
+        Assert.Equal((4, 4 * rounds.Length), (kept.DaysRead, kept.DaysUpdated));
         Assert.DoesNotContain(await AskAsync(keeping, "exit_page"), l => l.StartsWith("/b ", StringComparison.Ordinal));
         Assert.Contains("/p7 => 1, 1, 1, 100, 0", await AskAsync(keeping, "exit_page"));
         // Entry and exit pages (a day of 1,000 values or more) added only the values that changed
@@ -666,6 +676,9 @@ public class DailyRowsCacheTests(EngineFixture engine)
         var scanning = new QueryEngine(engine.Store, db) { UsePreAggregates = false, Clock = new ManualClock(Day.AddHours(13)) };
         await AllExactAsync(scanning);
     }
+
+    /// <summary>The device stamped on a visit's events in the visits test (the visit's entry attribute).</summary>
+    private static string VisitDevice(int visit) => visit % 2 == 0 ? "Desktop" : "Mobile";
 
     /// <summary>Stores a round of the site's <paramref name="day"/> as Rollup does: announced, its
     /// enriched rows (<paramref name="values"/>, given the round's version: the site, event id,

@@ -162,10 +162,12 @@ public partial class PreAggregateTests
             Assert.Contains(VisitRollupPlanner.Table, NormalQueryPlanner.TryPlanRaw(q, db, 10, out _), StringComparison.Ordinal);
             // And with each past day's numbers kept (DailyRowsCache), whose statements read the
             // day's visits grouped by value (or, filtered, the planner's by day), read twice (the
-            // second adds up the kept day).
+            // second adds up the kept day). Not kept as a large site's: its day is built from the
+            // events (KeptVisits), which rows written by hand have none of (the visits test in
+            // DailyRowsCacheTests asks that form of a visit stored in several rounds).
             var answers = new List<string[]>();
             foreach (long mergedFrom in new long[] { long.MaxValue, 0 })
-            foreach (bool keep in new[] { false, true })
+            foreach (bool keep in mergedFrom == 0 ? [false] : new[] { false, true })
             {
                 var query = new QueryEngine(engine.Store, db) { LargeSiteFromVisits = mergedFrom };
                 if (keep) query = new QueryEngine(engine.Store, db)

@@ -5,7 +5,7 @@ namespace Analytics.QueryService.PreAggregates;
 /// <summary>
 /// A large site's day of one dimension's questions kept between Rollup rounds (KeptDays) in a
 /// form that rows read again add to: KeptVisits (per visit, for the visit rollup) and
-/// KeptEventValues (per value from the events, for the dimension rollup's event dimensions).
+/// KeptEventValues (per value from the events, for the dimension rollup's).
 /// DailyRowsCache asks it for the one day it reads of such a question, which on a busy site is
 /// today after each round: whole (<see cref="ReadAsync"/>) or only the values that changed since
 /// the version DailyRowsCache kept the day at (<see cref="ReadWrittenAsync"/>).
@@ -50,12 +50,13 @@ public abstract class KeptDimensionDays<TRow>
 
     private Task<List<DayRow>?> UpdateAsync((long Merchant, long Site, string Dimension, DateOnly Date) key, KeptDay? day, ulong generation,
         long started, Func<long?, Task<TRow>> read, bool whole) =>
-        _days.UpdateAsync(key, key.Merchant, key.Site, key.Date, day, () => NewDay(generation), started, read, (day, rows) => Apply(day, rows, key.Date, whole));
+        _days.UpdateAsync(key, key.Merchant, key.Site, key.Date, day, () => NewDay(generation), started, read, (day, rows) => Apply(day, rows, key.Dimension, key.Date, whole));
 
     /// <summary>An empty day of <paramref name="generation"/>.</summary>
     private protected abstract KeptDay NewDay(ulong generation);
 
-    /// <summary>Adds <paramref name="rows"/> to <paramref name="day"/> (one of <see cref="NewDay"/>'s)
-    /// and gives its rows: every value's with <paramref name="whole"/>, else those the rows changed.</summary>
-    private protected abstract List<DayRow> Apply(KeptDay day, TRow rows, DateOnly date, bool whole);
+    /// <summary>Adds <paramref name="rows"/> to <paramref name="day"/> (one of <see cref="NewDay"/>'s,
+    /// of <paramref name="dimension"/>) and gives its rows: every value's with <paramref name="whole"/>,
+    /// else those the rows changed.</summary>
+    private protected abstract List<DayRow> Apply(KeptDay day, TRow rows, string dimension, DateOnly date, bool whole);
 }

@@ -74,7 +74,7 @@ public sealed class KeptEventValues(string database, SiteDayWrites writes, Gener
 
     private protected override KeptDay NewDay(ulong generation) => new Day(generation);
 
-    private protected override List<DayRow> Apply(KeptDay kept, List<ValueEvent> events, DateOnly date, bool whole)
+    private protected override List<DayRow> Apply(KeptDay kept, List<ValueEvent> events, string dimension, DateOnly date, bool whole)
     {
         var day = (Day)kept;
         var changed = new HashSet<Sums>(ReferenceEqualityComparer.Instance);

@@ -134,48 +134,6 @@ public static class VisitRollupPlanner
             """);
     }
 
-    /// <summary>
-    /// One row per visit of <paramref name="day"/> in its active generation: visit id, visitor,
-    /// pageviews, interactions, events, engagement_ms (UInt64), duration in ms (Int64) and the
-    /// value of <paramref name="dimension"/> ("" for the site's visits as one value): the per-visit
-    /// rows <see cref="DailyStatement"/> groups, which KeptVisits groups in memory instead.
-    /// </summary>
-    /// <param name="writtenSince">Only the visits with a row written by a round of a higher version
-    /// (write_version, schemas/clickhouse/015), each over all its rows: what changed in a day kept
-    /// at that version. Found by a read of two light columns of the day's rows, then read by their
-    /// key (visit_id is in the sorting key), grouped rather than FINAL, which costs a statement
-    /// 6-12 ms however few visits it reads. Null: every visit.</param>
-    /// <param name="merged">As in <see cref="TryPlanRaw"/>, for the whole day.</param>
-    internal static string VisitsStatement(long merchantId, long siteId, string dimension, DateOnly day,
-        IReadOnlyDictionary<DateOnly, ulong> generations, string database, double maxExecutionSeconds, long? writtenSince, bool merged)
-    {
-        var inv = CultureInfo.InvariantCulture;
-        string date = day.ToString("yyyy-MM-dd", inv);
-        string range = string.Create(inv, $"v.merchant_id = {merchantId} AND v.site_id = {siteId} AND v.bucket = '{date}' AND {PreAggregatePlanner.IsActive("v.bucket", "v.generation")}");
-        if (writtenSince is { } since)
-            range += string.Create(inv, $" AND v.visit_id IN (SELECT visit_id FROM {database}.{Table} WHERE merchant_id = {merchantId} AND site_id = {siteId} " +
-                $"AND bucket = '{date}' AND generation = {generations.GetValueOrDefault(day)} AND write_version > {since})");
-        string value = dimension == "" ? "''" : "v_" + dimension;
-        return string.Create(inv, $"""
-            SELECT visit_id, visitor_id, toUInt64(pv), toUInt64(ia), toUInt64(ev), toUInt64(eng), toInt64(dur), {value}
-            FROM (
-                {PreAggregatePlanner.ActiveGenerations(merchantId, siteId, [day], database, generations)}
-                {PerVisitRows(database, range, dimension == "" ? [] : [dimension], merged && writtenSince is null)})
-            SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", inv)}
-            """);
-    }
-
-    /// <summary><see cref="VisitsStatement"/>'s rows.</summary>
-    internal static List<VisitRow> ReadVisits(ReadOnlySpan<byte> data)
-    {
-        var rows = new List<VisitRow>();
-        var reader = new RowBinaryReader(data);
-        while (!reader.End)
-            rows.Add(new VisitRow(reader.ReadUInt64(), reader.ReadUInt64(), (long)reader.ReadUInt64(), (long)reader.ReadUInt64(), (long)reader.ReadUInt64(),
-                (long)reader.ReadUInt64(), reader.ReadInt64(), reader.ReadString()));
-        return rows;
-    }
-
     /// <summary><see cref="DailyStatement"/>'s rows as the raw columns of <see cref="TryPlanRaw"/>.</summary>
     internal static List<DayRow> ReadDaily(ReadOnlySpan<byte> data) =>
         PreAggregatePlanner.DayRows(data, 7, c => [c[0], c[1], c[2], c[3], c[4], 0, c[2], c[5], c[6], 0, 0]);

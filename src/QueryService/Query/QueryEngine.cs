@@ -524,11 +524,9 @@ public sealed class QueryEngine(IColumnStore store, string database)
             // A large site's one day to read (today, after a round) from its visits kept: a small
             // site's days are not worth their memory, and several days are read in one statement.
             var kept = largeSite ? KeptVisits : null;
-            // The day whole merged by the engine (FINAL) where the site has that many visits a day.
-            Func<long?, Task<List<PreAggregates.VisitRow>>> Visits(DateOnly day) => async since => await RunRowBinaryAsync(
-                PreAggregates.VisitRollupPlanner.VisitsStatement(q.MerchantId, q.SiteId, dimension, day, known, database, MaxExecutionSeconds, since,
-                    merged: PreAggregates.DailyRowsCache.Span([day]) is var (from, to) && IsLargeSite(q with { From = from, To = to })),
-                PreAggregates.VisitRollupPlanner.ReadVisits, ct);
+            Func<long?, Task<List<PreAggregates.VisitEvent>>> Visits(DateOnly day) => async since => await RunRowBinaryAsync(
+                PreAggregates.KeptVisits.EventsStatement(q.MerchantId, q.SiteId, dimension, day, known, database, MaxExecutionSeconds, since),
+                PreAggregates.KeptVisits.ReadEvents, ct);
             async Task<List<PreAggregates.DayRow>> ReadDays(IReadOnlyList<DateOnly> days) => await RunRowBinaryAsync(
                 PreAggregates.VisitRollupPlanner.DailyStatement(q.MerchantId, q.SiteId, dimension, days, known, database, MaxExecutionSeconds, merged: largeSite),
                 PreAggregates.VisitRollupPlanner.ReadDaily, ct);
