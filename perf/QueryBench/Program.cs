@@ -29,6 +29,14 @@ long events = Option("--events", smoke ? 100_000 : 20_000_000);
 int merchants = (int)Option("--merchants", smoke ? 300 : 100_000);
 int days = (int)Option("--days", smoke ? 31 : 395);
 int iterations = (int)Option("--iterations", smoke ? 3 : 30);
+// Planned answers of each question before its measured runs (each after a round, as they are):
+// the first is the first answer column; the others, not measured, are a server's first minutes
+// rather than its steady state: the JIT optimises a method after 30 calls (tiered compilation;
+// before, an answer's loops ran at tier 0 and a recompilation, 20-40 ms of its thread's CPU, landed
+// in some measured run), and the collector promotes what a question's first answer kept, once
+// (a gen1 collection of 40-100 ms on the largest merchant). The scan warms up once.
+int warmUps = (int)Option("--warm-ups", smoke ? 1 : 30);
+if (warmUps < 1) { Console.Error.WriteLine("--warm-ups must be at least 1"); return 2; }
 const int MinimumRunsForP95 = QueryBenchRuns.MinimumForP95;
 
 // Beside the queries, 2M for ≥ 20 runs per question under catch-up (35-36 on a 4M-event set whose
@@ -54,7 +62,7 @@ long largeSiteFromVisits = Option("--large-site-from-visits", VisitRollupPlanner
 bool dailyRows = OptionText("--daily-rows") != "off";
 if (args.Contains("--help") || args.Contains("-h"))
 {
-    Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--backlog 2000000] [--largest-share 0.1] [--json FILE] [--data DIR]");
+    Console.WriteLine("QueryBench [--smoke] [--events 20000000] [--merchants 100000] [--days 395] [--iterations 30] [--warm-ups 30] [--backlog 2000000] [--largest-share 0.1] [--json FILE] [--data DIR]");
     Console.WriteLine("                                    --largest-share: merchant 1's share of the events (0.5 of 20M: a 10M-event merchant)");
     Console.WriteLine("                                    --data DIR: keep the data set in DIR and reuse it next time (part 3 skipped)");
     Console.WriteLine("                                    --large-site-from-visits N: read a site as a large one from N visits in the range (0: always)");
@@ -144,7 +152,7 @@ try
     // questions (nothing activates a generation in this run), and the planned questions from
     // each past day's kept numbers (nothing writes the data set's days after it is generated; the
     // catch-ups below write databases of their own). The first answer of each question (the
-    // warm-up, not in p50/p95) is where those are read: it is reported on its own.
+    // first warm-up, not in p50/p95) is where those are read: it is reported on its own.
     // The range's last day is the engines' today (their clock at 23:00 UTC of it), as the
     // dashboard's 30d ends with today. Today is kept between Rollup's rounds like any day: the
     // largest merchant is a busy site (tens of thousands of events a day, a round about every
@@ -195,8 +203,10 @@ try
             var paused = new List<double>();
             double first = double.NaN;
             bool? same = null;
-            for (int i = -1; i < iterations; i++)
+            for (int i = -warmUps; i < iterations; i++)
             {
+                bool laterWarmUp = i < 0 && i > -warmUps; // planned answers only, not measured
+                if (laterWarmUp && !question.Planned) continue;
                 string? answer = null;
                 if (question.Planned)
                 {
@@ -206,10 +216,11 @@ try
                     var sw = Stopwatch.StartNew();
                     answer = await AnswerAsync(question, planned, ct);
                     if (i >= 0) pre.Add(sw.Elapsed.TotalMilliseconds);
-                    else first = sw.Elapsed.TotalMilliseconds;
+                    else if (i == -warmUps) first = sw.Elapsed.TotalMilliseconds;
                     if (i >= 0) allocated.Add((GC.GetTotalAllocatedBytes(precise: true) - before) / 1048576.0);
                     if (i >= 0) paused.Add((GC.GetTotalPauseDuration() - pausedBefore).TotalMilliseconds);
                 }
+                if (laterWarmUp) continue;
                 var watch = Stopwatch.StartNew();
                 string scanned = await AnswerAsync(question, scanning, ct);
                 if (i >= 0) scan.Add(watch.Elapsed.TotalMilliseconds);
@@ -279,9 +290,9 @@ try
     var md = new StringBuilder();
     md.AppendLine(CultureInfo.InvariantCulture, $"Data set: {stored:N0} enriched events, {merchants:N0} merchants, {days} days (generated in {genSeconds:F0} s, rolled up in {rollupSeconds:F0} s, then {mergeSeconds:F0} s until no merge ran{(mergesDone ? "" : ", **merges still running when the questions started**")}); ");
     md.AppendLine(CultureInfo.InvariantCulture, $"largest merchant 1: {counts[1].All:N0} events ({counts[1].Last30:N0} in the 30 days asked); typical (events-weighted median) merchant {typical}: {counts[(ulong)typical].All:N0} ({counts[(ulong)typical].Last30:N0}). ");
-    md.Append(CultureInfo.InvariantCulture, $"{iterations} runs per question after one warm-up, with and without the planner alternately (QueryEngine.AnswerAsync, the JSON of POST /v1/query). ");
+    md.Append(CultureInfo.InvariantCulture, $"{iterations} runs per question after {warmUps} planned warm-up answers (the first one's time is the first answer column; the others let the JIT optimise the answer's methods, after 30 calls, and the collector promote what the first kept, as in a server answering for a while) and one of the scan, with and without the planner alternately (QueryEngine.AnswerAsync, the JSON of POST /v1/query). ");
     md.Append(dailyRows
-        ? "The planned questions add up each past day's kept numbers (DailyRowsCache), as the host does: the warm-up reads and keeps them, and its time is the first answer column (it also pays the first run's JIT). " +
+        ? "The planned questions add up each past day's kept numbers (DailyRowsCache), as the host does: the first warm-up answer reads and keeps them, and its time is the first answer column (it also pays the first run's JIT). " +
           "The range's last day is the engines' today (as the dashboard's 30d ends with today), kept between Rollup's rounds like any day: the largest merchant's today is read on every question (a round of it, three events of a new visit, is stored before each and announced as Rollup announces its rounds, as for a busy site), the typical merchant's stays kept (a few events an hour). "
         : "The planned questions read every day's rows each time (`--daily-rows off`). ");
     md.Append(CultureInfo.InvariantCulture, $"The engine's floor, `SELECT 1` through the same store (session, chdb_query_n, JSONCompact parsed): p50 {P(floor, 50):F1} ms, p95 {P(floor, 95):F1} ms. ");
@@ -321,6 +332,7 @@ try
             merchants,
             days,
             iterations,
+            warmUps,
             backlog,
             catchUpEventsPerSecond = new
             {
