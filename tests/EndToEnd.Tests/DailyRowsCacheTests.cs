@@ -511,6 +511,21 @@ public class DailyRowsCacheTests(EngineFixture engine)
         Assert.Equal(ExpectedBots(), await TopPagesAsync(scanning, Day.AddDays(-1), Day.AddDays(1), "bots"));
         Assert.Equal(ExpectedDevices(), await TopPagesAsync(scanning, Day.AddDays(-1), Day.AddDays(1), "visits", "device"));
 
+        // One kept sum asked with its dimensions in both orders, in turn: each answer's rows in its
+        // own order (a sum's raw row is kept with it for the next answer of the same order).
+        async Task<string[]> ByDayAndPageAsync(QueryEngine asked, bool dayFirst)
+        {
+            Dimension day = QueryVocabulary.ParseDimension("time:day")!, page = QueryVocabulary.ParseDimension("page")!;
+            var q = new NormalQuery(Merchant, Site, "site", Day.AddDays(-1), Day.AddDays(1), TimeZoneInfo.Utc, ["visitors"],
+                dayFirst ? [day, page] : [page, day], null, [new("visitors", true)], 10_000, 0, false, null, [], "custom");
+            return [.. (await asked.AnswerAsync(q, Ct))["results"]!.AsArray().Select(r => r!["dimensions"]!.AsArray() is var d
+                ? $"{d[dayFirst ? 0 : 1]} {d[dayFirst ? 1 : 0]} {r["metrics"]![0]}" : "").Order(StringComparer.Ordinal)];
+        }
+        string[] byDayAndPage = [.. people.GroupBy(e => (e.Day, e.Page))
+            .Select(g => $"{g.Key.Day:yyyy-MM-dd} {g.Key.Page} {g.Select(e => e.Visitor).Distinct().Count()}").Order(StringComparer.Ordinal)];
+        foreach (bool dayFirst in new[] { true, false, true, false })
+            Assert.Equal(byDayAndPage, await ByDayAndPageAsync(keeping, dayFirst));
+
         // Every dimension of the rollup as the large site keeps today from its events (the three
         // asked brought up to date round by round, the others read whole now) against the rows
         // Rollup's own statement wrote: each value's visitors, visit starts, pageviews, events and

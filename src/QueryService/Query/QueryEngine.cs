@@ -605,7 +605,8 @@ public sealed class QueryEngine(IColumnStore store, string database)
     private static readonly Dictionary<DateOnly, ulong> s_noGenerations = [];
 
     /// <summary>DailyRowsCache's sums as raw rows: with dimensions a row per (bucket, value) with
-    /// visitors (or bots, when asked), as the plans' HAVING keeps them; without, one row.</summary>
+    /// visitors (or bots, when asked), as the plans' HAVING keeps them; without, one row. Each sum's
+    /// raw row is kept with it (DayRow.Shown) for the next answer of the same dimensions' order.</summary>
     private static List<RawRow> DailyRaw(NormalQuery q, PreAggregates.DaySums sums)
     {
         static RawRow Row(string[] dimensions, PreAggregates.DayRow r) => new(dimensions, r.Counts, r.Revenue ?? NoRevenue, r.RevenueEvents ?? NoRevenue);
@@ -613,16 +614,28 @@ public sealed class QueryEngine(IColumnStore store, string database)
             return [sums.Count == 0 ? Row([], new PreAggregates.DayRow(default, "", new long[QuerySql.RawColumns.Length - 2])) : Row([], sums.Single().Value)];
         bool bots = q.Metrics.Contains("bots");
         var timeAt = q.Dimensions.Select(d => d.Kind == DimensionKind.Time).ToArray();
+        int layout = timeAt.Select((time, i) => time ? 1 << i : 0).Sum() | timeAt.Length << 16;
         var rows = new List<RawRow>(sums.Count);
         foreach (var ((bucket, value), sum) in sums)
         {
             if (!(sum.Counts[0] > 0 || (bots && sum.Counts[BotsColumn] > 0))) continue;
+            if (sum.Shown is Shown shown && shown.Layout == layout && string.Equals(shown.Bucket, bucket, StringComparison.Ordinal))
+            {
+                rows.Add(shown.Row);
+                continue;
+            }
             var dimensions = new string[timeAt.Length];
             for (int i = 0; i < dimensions.Length; i++) dimensions[i] = timeAt[i] ? bucket : value;
-            rows.Add(Row(dimensions, sum));
+            var row = Row(dimensions, sum);
+            sum.Shown = new Shown(layout, bucket, row);
+            rows.Add(row);
         }
         return rows;
     }
+
+    /// <summary>A sum's raw row as <see cref="DailyRaw"/> made it: for the dimensions' order
+    /// <paramref name="Layout"/> (which are time buckets, and how many) and that bucket.</summary>
+    private sealed record Shown(int Layout, string Bucket, RawRow Row);
 
     private static readonly int BotsColumn = Array.IndexOf(QuerySql.RawColumns, "bots");
 
