@@ -12,9 +12,9 @@ public readonly record struct ValueEvent(string Value, ulong Visitor, bool Bot, 
 /// A large site's day for the dimension rollup's questions (the site's totals, the event
 /// dimensions page, hostname and event, the visit dimensions source, country, device and the
 /// rest: the main graph, top pages, sources, countries, devices, one source's graph) kept per
-/// value as its visitors' ids and its counts, from the day's events, so that
-/// after a Rollup round only the events the round wrote are read (their rows carry the round's
-/// write_version, schemas/clickhouse/016). The dimension rollup's day is brought up to date by
+/// value as its visitors' ids and its counts, from the day's events, so that after a Rollup
+/// round only the events the round wrote are read (their rows carry the round's write_version,
+/// schemas/clickhouse/016). The dimension rollup's day is brought up to date by
 /// the values a round wrote (DailyRowsCache's readWritten), but each of those values is read over
 /// all of the day's rows, merging their visitor sets: a round of a busy site writes its popular
 /// pages, whose sets are most of the day's (25-30 ms on the largest test merchant's today,
@@ -26,10 +26,10 @@ public readonly record struct ValueEvent(string Value, ulong Visitor, bool Bot, 
 /// Exact for the reason the rollup's rows are (DerivedRows.DimensionRollUpStatement, which this
 /// repeats per event): a value's visitors are the distinct visitors of people's events with that
 /// value, its visit starts, pageviews and events (engagement pings left out) people's counts, its
-/// bots the count of bots' events (none under a visit dimension, whose rows are people's); all are unions or sums over events, so a round's events add
-/// to them (a set keeps a visitor once), and an event is written once. Kept as KeptDays keeps a
-/// day: its events are exactly the rounds up to the version kept, and a later round writes a
-/// higher version on every event it writes.
+/// bots the count of bots' events (none under a visit dimension, whose rows are people's); all
+/// are unions or sums over events, so a round's events add to them (a set keeps a visitor once),
+/// and an event is written once. Kept as KeptDays keeps a day: its events are exactly the rounds
+/// up to the version kept, and a later round writes a higher version on every event it writes.
 /// </para>
 /// </summary>
 /// <param name="maxSize">Visitor ids and values kept at most (<see cref="MaxSize"/>; smaller in tests).</param>
