@@ -173,7 +173,7 @@ public sealed class FunnelReader(IColumnStore store, string database)
     {
         int n = steps.Count;
         long windowMs = windowSeconds * 1000L;
-        var (selected, events) = Events(q, steps, byDay, generations, null);
+        var (selected, events) = Events(q, steps, byDay, generations);
         string perVisitor = order != FunnelOrders.Strict ? SequentialLevels(events, n, windowMs, largeSite, byDay) : StrictLevels(events, n, windowMs, byDay);
         string group = byDay ? "day, level" : "level";
         return $"{selected}SELECT {group}, count() FROM ({perVisitor}) WHERE level > 0 GROUP BY {group} SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}";
@@ -182,23 +182,26 @@ public sealed class FunnelReader(IColumnStore store, string database)
     /// <summary>The events the level statements read, per visitor (visitor_id, t, log_offset, mask),
     /// for FunnelLevels: those that complete a step for the sequential order, all for the strict
     /// one (any event between two steps breaks a chain); with <paramref name="writtenSince"/> only
-    /// those Rollup rounds after that version wrote. Never with visit filters (QuerySql.SelectedEvents).</summary>
+    /// those Rollup rounds after that version wrote. A plain read (QuerySql.PeoplesEvents), so never
+    /// with visit filters.</summary>
     private string EventsStatement(NormalQuery q, IReadOnlyList<Goal> steps, bool strict, double maxExecutionSeconds,
-        IReadOnlyDictionary<DateOnly, ulong> generations, long? writtenSince)
-    {
-        var (selected, events) = Events(q, steps, false, generations, writtenSince);
-        return $"{selected}SELECT visitor_id, t, log_offset, toUInt16(mask) FROM ({events}){(strict ? "" : " WHERE mask != 0")} " +
-            $"SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}";
-    }
+        IReadOnlyDictionary<DateOnly, ulong> generations, long? writtenSince) =>
+        QuerySql.PeoplesEvents(q, database, generations, writtenSince,
+            $"visitor_id, toUInt64(toUnixTimestamp64Milli(received_at)) AS t, log_offset, toUInt16({Mask(steps)}) AS mask",
+            "name != 'engagement'" + (strict ? "" : " AND mask != 0")) +
+        $" SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}";
 
     /// <summary>The <c>WITH … sel</c> part (QuerySql.SelectedEvents) and the events subquery over it:
     /// every non-engagement event, with the steps it completes as bits.</summary>
-    private (string Selected, string Events) Events(NormalQuery q, IReadOnlyList<Goal> steps, bool byDay, IReadOnlyDictionary<DateOnly, ulong>? generations, long? writtenSince)
+    private (string Selected, string Events) Events(NormalQuery q, IReadOnlyList<Goal> steps, bool byDay, IReadOnlyDictionary<DateOnly, ulong>? generations)
     {
-        string selected = QuerySql.SelectedEvents(q, database, bots: false, NeedsVisits(q), generations, writtenSince);
-        string mask = string.Join(" + ", steps.Select(GoalConditions.Sql).Select((c, i) => $"toUInt16({c}) * {1 << i}"));
-        return (selected, $"SELECT visitor_id, {(byDay ? "toDate(received_at) AS day, " : "")}toUInt64(toUnixTimestamp64Milli(received_at)) AS t, log_offset, {mask} AS mask FROM sel WHERE name != 'engagement'");
+        string selected = QuerySql.SelectedEvents(q, database, bots: false, NeedsVisits(q), generations);
+        return (selected, $"SELECT visitor_id, {(byDay ? "toDate(received_at) AS day, " : "")}toUInt64(toUnixTimestamp64Milli(received_at)) AS t, log_offset, {Mask(steps)} AS mask FROM sel WHERE name != 'engagement'");
     }
+
+    /// <summary>The steps an event completes, as bits (bit k: step k+1).</summary>
+    private static string Mask(IReadOnlyList<Goal> steps) =>
+        string.Join(" + ", steps.Select(GoalConditions.Sql).Select((c, i) => $"toUInt16({c}) * {1 << i}"));
 
     private static bool NeedsVisits(NormalQuery q) => QueryParser.Leaves(q.Filter).Any(l => l.Dimension.Kind == DimensionKind.Visit);
 

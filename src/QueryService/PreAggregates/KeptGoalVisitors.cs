@@ -89,8 +89,8 @@ public sealed class KeptGoalVisitors(string database, SiteDayWrites writes, Gene
 
     /// <summary>
     /// The events of <paramref name="day"/> (a NormalQuery over one UTC day: its site and range)
-    /// that complete one of <paramref name="goals"/>, as QuerySql's <c>sel</c> selects them (each
-    /// day's active generation, people only), each with the goals it completes as bits (bit k:
+    /// that complete one of <paramref name="goals"/>, the events QuerySql's <c>sel</c> holds (each
+    /// day's active generation, people only) read plainly (QuerySql.PeoplesEvents), each with the goals it completes as bits (bit k:
     /// goals[k]; with <paramref name="oneRow"/> bit 0: any of them); with <paramref name="writtenSince"/>
     /// only those Rollup rounds after that version wrote. Read with <see cref="ReadEvents"/>.
     /// </summary>
@@ -100,9 +100,9 @@ public sealed class KeptGoalVisitors(string database, SiteDayWrites writes, Gene
         string mask = oneRow
             ? $"toUInt64({string.Join(" OR ", goals.Select(Goals.GoalConditions.Sql))})"
             : string.Join(" + ", goals.Select((g, k) => $"bitShiftLeft(toUInt64({Goals.GoalConditions.Sql(g)}), {k})"));
-        string selected = Query.QuerySql.SelectedEvents(day with { Filter = null, Dimensions = [] }, database, bots: false, needVisits: false, generations, writtenSince);
-        return $"{selected}SELECT visitor_id, toUInt8(name = 'pageview'), {mask} AS goals FROM sel WHERE goals != 0 " +
-            $"SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", System.Globalization.CultureInfo.InvariantCulture)}";
+        return Query.QuerySql.PeoplesEvents(day with { Filter = null, Dimensions = [] }, database, generations, writtenSince,
+                $"visitor_id, toUInt8(name = 'pageview'), {mask} AS goals", "goals != 0") +
+            $" SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", System.Globalization.CultureInfo.InvariantCulture)}";
     }
 
     public static List<GoalEvent> ReadEvents(ReadOnlySpan<byte> data)
