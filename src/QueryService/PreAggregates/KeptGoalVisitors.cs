@@ -89,10 +89,11 @@ public sealed class KeptGoalVisitors(string database, SiteDayWrites writes, Gene
 
     /// <summary>
     /// The events of <paramref name="day"/> (a NormalQuery over one UTC day: its site and range)
-    /// that complete one of <paramref name="goals"/>, the events QuerySql's <c>sel</c> holds (each
-    /// day's active generation, people only) read plainly (QuerySql.PeoplesEvents), each with the goals it completes as bits (bit k:
-    /// goals[k]; with <paramref name="oneRow"/> bit 0: any of them); with <paramref name="writtenSince"/>
-    /// only those Rollup rounds after that version wrote. Read with <see cref="ReadEvents"/>.
+    /// that complete one of <paramref name="goals"/>, of those QuerySql's <c>sel</c> holds (each
+    /// day's active generation, people only) read plainly (QuerySql.PeoplesEvents), each with the
+    /// goals it completes as bits (bit k: goals[k]; with <paramref name="oneRow"/> bit 0: any of
+    /// them); with <paramref name="writtenSince"/> only those Rollup rounds after that version
+    /// wrote. Read with <see cref="ReadEvents"/>.
     /// </summary>
     public static string EventsStatement(Query.NormalQuery day, IReadOnlyList<ControlPlane.Goal> goals, bool oneRow, string database, double maxExecutionSeconds,
         IReadOnlyDictionary<DateOnly, ulong> generations, long? writtenSince)

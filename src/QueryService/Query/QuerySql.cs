@@ -145,7 +145,6 @@ public static class QuerySql
     public static string FirstEvent(long merchantId, long siteId, string database) => string.Create(CultureInfo.InvariantCulture,
         $"SELECT toUnixTimestamp64Milli(min(received_at)), count() FROM {database}.events_enriched WHERE merchant_id = {merchantId} AND site_id = {siteId}");
 
-    /// <summary>An instant as the engine's UTC DateTime64 literal (milliseconds).</summary>
     /// <summary>
     /// People's events of <paramref name="q"/>'s range passing its filters, each site-day's active
     /// generation only (what <see cref="SelectedEvents"/>' <c>sel</c> holds without bots), as one
@@ -173,6 +172,7 @@ public static class QuerySql
         return sql.Append(" AND (").Append(condition).Append(')').ToString();
     }
 
+    /// <summary>An instant as the engine's UTC DateTime64 literal (milliseconds).</summary>
     internal static string Instant(DateTimeOffset t) => string.Create(CultureInfo.InvariantCulture, $"fromUnixTimestamp64Milli({t.ToUnixTimeMilliseconds()}, 'UTC')");
 
     private static string Instant(DateTime utc) => Instant(new DateTimeOffset(DateTime.SpecifyKind(utc, DateTimeKind.Utc)));
