@@ -108,16 +108,11 @@ public sealed class KeptEventValues(string database, SiteDayWrites writes, Gener
     public static string EventsStatement(long merchantId, long siteId, string dimension, DateOnly day, IReadOnlyDictionary<DateOnly, ulong> generations,
         string database, double maxExecutionSeconds, long? writtenSince)
     {
-        var inv = CultureInfo.InvariantCulture;
         var (column, peopleOnly) = Dimensions[dimension];
         var (from, to) = DailyRowsCache.Span([day]);
-        string written = (peopleOnly ? " AND is_bot = 0" : "") + (writtenSince is { } since ? string.Create(inv, $" AND write_version > {since}") : "");
-        return string.Create(inv,
-            $"{PreAggregatePlanner.ActiveGenerations(merchantId, siteId, [day], database, generations)}SELECT toString({column}), visitor_id, is_bot != 0, " +
-            $"name = 'pageview', name != 'engagement', visit_start != 0 FROM {database}.events_enriched " +
-            $"WHERE merchant_id = {merchantId} AND site_id = {siteId} AND received_at >= {Query.QuerySql.Instant(from)} " +
-            $"AND received_at < {Query.QuerySql.Instant(to)} AND {PreAggregatePlanner.IsActive("toDate(received_at)", "generation")}{written} " +
-            $"SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", inv)}");
+        return Query.QuerySql.SiteEvents(merchantId, siteId, from, to, database, generations, bots: !peopleOnly, writtenSince,
+                $"toString({column}), visitor_id, is_bot != 0, name = 'pageview', name != 'engagement', visit_start != 0") +
+            $" SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}";
     }
 
     public static List<ValueEvent> ReadEvents(ReadOnlySpan<byte> data)

@@ -180,17 +180,13 @@ public sealed class KeptVisits(string database, SiteDayWrites writes, Generation
     public static string EventsStatement(long merchantId, long siteId, string dimension, DateOnly day, IReadOnlyDictionary<DateOnly, ulong> generations,
         string database, double maxExecutionSeconds, long? writtenSince)
     {
-        var inv = CultureInfo.InvariantCulture;
         var (from, to) = DailyRowsCache.Span([day]);
         string page = dimension is "entry_page" or "exit_page" ? "if(name = 'pageview', pathname, '')" : "''";
         string value = dimension is "" or "entry_page" or "exit_page" ? "''" : "toString(visit_" + EntryAttribute(dimension) + ")";
-        string written = writtenSince is { } since ? string.Create(inv, $" AND write_version > {since}") : "";
-        return string.Create(inv,
-            $"{PreAggregatePlanner.ActiveGenerations(merchantId, siteId, [day], database, generations)}SELECT visit_id, visitor_id, " +
-            $"multiIf(name = 'pageview', 0, name = 'engagement', 2, 1), toUnixTimestamp64Milli(received_at), log_offset, toUInt64(engagement_ms), {page}, {value} " +
-            $"FROM {database}.events_enriched WHERE merchant_id = {merchantId} AND site_id = {siteId} AND received_at >= {Query.QuerySql.Instant(from)} " +
-            $"AND received_at < {Query.QuerySql.Instant(to)} AND {PreAggregatePlanner.IsActive("toDate(received_at)", "generation")} AND is_bot = 0{written} " +
-            $"SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", inv)}");
+        return Query.QuerySql.SiteEvents(merchantId, siteId, from, to, database, generations, bots: false, writtenSince,
+                "visit_id, visitor_id, multiIf(name = 'pageview', 0, name = 'engagement', 2, 1), toUnixTimestamp64Milli(received_at), log_offset, " +
+                $"toUInt64(engagement_ms), {page}, {value}") +
+            $" SETTINGS max_execution_time = {maxExecutionSeconds.ToString("0.######", CultureInfo.InvariantCulture)}";
     }
 
     /// <summary>A visit dimension other than the entry and exit page: the visit rollup's column of

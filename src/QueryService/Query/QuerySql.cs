@@ -148,10 +148,7 @@ public static class QuerySql
     /// <summary>
     /// People's events of <paramref name="q"/>'s range passing its filters, each site-day's active
     /// generation only (what <see cref="SelectedEvents"/>' <c>sel</c> holds without bots), as one
-    /// plain statement over events_enriched: <c>SELECT <paramref name="columns"/></c> where
-    /// <paramref name="condition"/> holds too (it may name the columns' aliases), without SETTINGS.
-    /// With <paramref name="writtenSince"/> only the events Rollup rounds after that version wrote
-    /// (write_version, migration 016): what a day kept at that version lacks.
+    /// plain statement (<see cref="SiteEvents"/>) where <paramref name="condition"/> holds too.
     /// For the kept forms of a large site's today, which read a round's events after every round
     /// (KeptFunnelVisitors through FunnelReader, KeptGoalVisitors): the same read through
     /// <c>sel</c>'s common table expressions took the largest test merchant's funnel 14.5-15.8 ms
@@ -163,13 +160,30 @@ public static class QuerySql
     {
         if (QueryParser.Leaves(q.Filter).Any(l => l.Dimension.Kind == DimensionKind.Visit))
             throw new ArgumentException("A visit filter needs all of a visit's events.", nameof(q));
-        var sql = new StringBuilder(PreAggregates.PreAggregatePlanner.ActiveGenerations(q.MerchantId, q.SiteId, q.From, q.To, database, generations));
+        return SiteEvents(q.MerchantId, q.SiteId, q.From, q.To, database, generations, bots: false, writtenSince, columns,
+            q.Filter is null ? condition : $"{FilterSql(q.Filter, q)} AND ({condition})");
+    }
+
+    /// <summary>
+    /// A site's events of [<paramref name="from"/>, <paramref name="to"/>) in each day's active
+    /// generation (<paramref name="generations"/>, written out as constants), bots' only with
+    /// <paramref name="bots"/>, as one plain statement over events_enriched:
+    /// <c>SELECT <paramref name="columns"/></c> where <paramref name="condition"/> holds too (it may
+    /// name the columns' aliases), without SETTINGS. With <paramref name="writtenSince"/> only the
+    /// events Rollup rounds after that version wrote (write_version, migration 016): what a day
+    /// kept at that version lacks. What every kept form of a large site's today reads a round with.
+    /// </summary>
+    internal static string SiteEvents(long merchantId, long siteId, DateTimeOffset from, DateTimeOffset to, string database,
+        IReadOnlyDictionary<DateOnly, ulong> generations, bool bots, long? writtenSince, string columns, string? condition = null)
+    {
+        var sql = new StringBuilder(PreAggregates.PreAggregatePlanner.ActiveGenerations(merchantId, siteId, from, to, database, generations));
         var inv = CultureInfo.InvariantCulture;
-        sql.Append(inv, $"SELECT {columns} FROM {database}.events_enriched WHERE merchant_id = {q.MerchantId} AND site_id = {q.SiteId} ")
-            .Append(inv, $"AND received_at >= {Instant(q.From)} AND received_at < {Instant(q.To)} AND {PreAggregates.PreAggregatePlanner.IsActive("toDate(received_at)", "generation")} AND is_bot = 0");
+        sql.Append(inv, $"SELECT {columns} FROM {database}.events_enriched WHERE merchant_id = {merchantId} AND site_id = {siteId} ")
+            .Append(inv, $"AND received_at >= {Instant(from)} AND received_at < {Instant(to)} AND {PreAggregates.PreAggregatePlanner.IsActive("toDate(received_at)", "generation")}");
+        if (!bots) sql.Append(" AND is_bot = 0");
         if (writtenSince is { } since) sql.Append(inv, $" AND write_version > {since}");
-        if (q.Filter is not null) sql.Append(" AND ").Append(FilterSql(q.Filter, q));
-        return sql.Append(" AND (").Append(condition).Append(')').ToString();
+        if (condition is not null) sql.Append(" AND (").Append(condition).Append(')');
+        return sql.ToString();
     }
 
     /// <summary>An instant as the engine's UTC DateTime64 literal (milliseconds).</summary>
